@@ -1,0 +1,450 @@
+//! The subcommands' output.
+
+use crate::parse::Op;
+use crate::reader::{self, Event, LogInfo, Sink};
+use crate::replay::{Block, Heap};
+use crate::stats::{self, Stats};
+use crate::symbols::{AddrNamer, ModuleMap};
+use crate::{Global, TopBy, plot};
+use std::fmt;
+use std::io::Write;
+use std::time::Instant;
+
+pub enum Error {
+    Io(std::io::Error),
+    Open(String, std::io::Error),
+    Usage(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Error::Io(e) => write!(f, "{e}"),
+            Error::Open(p, e) => write!(f, "cannot read {p}: {e}"),
+            Error::Usage(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+
+pub type Result = std::result::Result<(), Error>;
+type Out<'a> = &'a mut dyn Write;
+
+fn read<S: Sink>(g: &Global, path: &str, sink: &mut S) -> std::result::Result<LogInfo, Error> {
+    let t = Instant::now();
+    let info = reader::read_log(path, sink, &g.opts).map_err(|e| Error::Open(path.to_string(), e))?;
+    if g.speed {
+        let s = t.elapsed().as_secs_f64();
+        eprintln!(
+            "ft-malloc-report: read {} events ({} lines, {:.1} MiB) in {:.3} s: {:.2} M events/s, {:.0} MiB/s",
+            info.events,
+            info.lines,
+            info.bytes as f64 / 1048576.0,
+            s,
+            info.events as f64 / s / 1e6,
+            info.bytes as f64 / 1048576.0 / s
+        );
+    }
+    Ok(info)
+}
+
+/// `1300 bytes` below 10 KiB, else `1.2 MiB (1234567 bytes)`.
+pub fn human(b: u64) -> String {
+    if b < 10 * 1024 {
+        return format!("{b} bytes");
+    }
+    let units = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = b as f64 / 1024.0;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < units.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    format!("{v:.1} {} ({b} bytes)", units[u])
+}
+
+pub fn secs(ns: u64) -> String {
+    format!("{:.6} s", ns as f64 / 1e9)
+}
+
+fn describe(ev: &Event) -> String {
+    let o = ev.op.name();
+    match ev.op {
+        Op::Free | Op::Delete | Op::DeleteArray => {
+            if ev.size == 0 {
+                format!("{o}(0x{:x}) refused", ev.inp)
+            } else {
+                format!("{o}(0x{:x}) of {} bytes", ev.inp, ev.size)
+            }
+        }
+        Op::Realloc | Op::Reallocarray => format!("{o}(0x{:x}, {}) = 0x{:x}", ev.inp, ev.size, ev.out),
+        Op::Memalign | Op::PosixMemalign | Op::AlignedAlloc => {
+            format!("{o}(align {}, {}) = 0x{:x}", ev.align, ev.size, ev.out)
+        }
+        _ => format!("{o}({}) = 0x{:x}", ev.size, ev.out),
+    }
+}
+
+fn print_stack(out: Out, namer: &mut AddrNamer, frames: &[u64], max: usize, indent: &str) -> std::io::Result<()> {
+    for (i, &a) in frames.iter().take(max.max(1)).enumerate() {
+        writeln!(out, "{indent}{} {}", if i == 0 { "at" } else { "by" }, namer.name(a))?;
+    }
+    if frames.len() > max.max(1) {
+        writeln!(out, "{indent}   ({} more frames)", frames.len() - max.max(1))?;
+    }
+    Ok(())
+}
+
+fn program(info: &LogInfo) -> String {
+    let p = info.header("program").unwrap_or("?");
+    match info.header("pid") {
+        Some(pid) => format!("{p} (pid {pid})"),
+        None => p.to_string(),
+    }
+}
+
+fn state_note(out: Out, info: &LogInfo) -> std::io::Result<()> {
+    if info.truncated {
+        writeln!(out, "note: the log ends with a cut record: the program crashed or was killed, or is still running")?;
+    }
+    if info.corrupt > 0 {
+        writeln!(out, "note: {} corrupt records were skipped", info.corrupt)?;
+    }
+    if info.late > 0 {
+        writeln!(out, "note: {} events came too far out of seq order to be put back in place", info.late)?;
+    }
+    Ok(())
+}
+
+pub fn summary(g: &Global, path: &str, brief: bool, out: Out) -> Result {
+    let mut st = Stats::new(false);
+    let info = read(g, path, &mut st)?;
+    st.finish();
+    let live_blocks = st.heap.live.len();
+    if brief {
+        writeln!(
+            out,
+            "{}: peak {} in use at event #{} (t={}); {} allocations, {} in all; {} in {} blocks live at the end{}{}",
+            program(&info),
+            human(st.peak_bytes),
+            st.peak_seq,
+            secs(st.peak_t),
+            st.alloc_blocks,
+            human(st.alloc_bytes),
+            human(st.live_bytes()),
+            live_blocks,
+            if info.truncated { "; log cut short" } else { "" },
+            if info.corrupt > 0 { format!("; {} corrupt lines", info.corrupt) } else { String::new() },
+        )?;
+        return Ok(());
+    }
+    writeln!(out, "log        {} ({} lines, {} events, {} corrupt)", path, info.lines, info.events, info.corrupt)?;
+    writeln!(out, "program    {}", program(&info))?;
+    if let Some(pp) = info.header("ppid") {
+        writeln!(out, "parent     pid {pp}")?;
+    }
+    if let Some(d) = info.header("debug") {
+        writeln!(out, "debug      {d}")?;
+    }
+    writeln!(out, "duration   {} (to the last event; {} threads)", secs(st.duration_ns()), st.threads.len())?;
+    writeln!(out, "modules    {}", info.modules.len())?;
+    writeln!(out, "calls      {} in all", st.total_calls())?;
+    for op in Op::ALL {
+        let n = st.calls[op as usize];
+        if n > 0 {
+            let f = st.failed[op as usize];
+            if f > 0 {
+                writeln!(out, "  {:<16}{:>12}   ({} failed)", op.name(), n, f)?;
+            } else {
+                writeln!(out, "  {:<16}{:>12}", op.name(), n)?;
+            }
+        }
+    }
+    if st.unknown_frees > 0 {
+        writeln!(out, "  ({} frees/reallocs of pointers that were not live blocks)", st.unknown_frees)?;
+    }
+    writeln!(out, "allocated  {} in {} blocks", human(st.alloc_bytes), st.alloc_blocks)?;
+    writeln!(out, "temporary  {} blocks freed before any other allocation", st.temporary)?;
+    writeln!(
+        out,
+        "peak       {} in {} blocks, at event #{} (t={})",
+        human(st.peak_bytes),
+        st.peak_blocks,
+        st.peak_seq,
+        secs(st.peak_t)
+    )?;
+    writeln!(out, "at end     {} in {} blocks still live", human(st.live_bytes()), live_blocks)?;
+    state_note(out, &info)?;
+    writeln!(out, "sizes      (requested sizes of the allocations)")?;
+    let maxc = st.hist.iter().copied().max().unwrap_or(0).max(1);
+    for (b, &n) in st.hist.iter().enumerate() {
+        if n == 0 {
+            continue;
+        }
+        let (lo, hi) = stats::hist_range(b);
+        let range = if lo == hi { format!("{lo}") } else { format!("{lo}-{hi}") };
+        let bar = "#".repeat(((n as f64 / maxc as f64) * 40.0).ceil() as usize);
+        writeln!(out, "  {:>24} {:>12} {:5.1}% {}", range, n, 100.0 * n as f64 / st.alloc_blocks.max(1) as f64, bar)?;
+    }
+    Ok(())
+}
+
+pub fn leaks(g: &Global, path: &str, brief: bool, limit: usize, frames: usize, out: Out) -> Result {
+    let mut st = Stats::new(false);
+    let info = read(g, path, &mut st)?;
+    let sites = stats::leak_sites(&st.heap);
+    let bytes: u64 = sites.iter().map(|s| s.bytes).sum();
+    let blocks: u64 = sites.iter().map(|s| s.blocks).sum();
+    let mut namer = AddrNamer::new(&info.modules, g.symbols);
+    let shown = if limit == 0 { sites.len() } else { limit.min(sites.len()) };
+    if brief {
+        let shown = if limit == 0 { 3.min(sites.len()) } else { shown };
+        writeln!(
+            out,
+            "{} in {} blocks never freed, from {} sites{}",
+            human(bytes),
+            blocks,
+            sites.len(),
+            if info.truncated { " (log cut short: blocks live when it stopped)" } else { "" }
+        )?;
+        for s in &sites[..shown] {
+            let st = info.stacks.get(s.stack);
+            writeln!(out, "  {} in {} blocks at {}", human(s.bytes), s.blocks, namer.name(st[0]))?;
+        }
+        return Ok(());
+    }
+    writeln!(out, "Leaks in {} of {}: {} in {} blocks never freed, from {} sites", path, program(&info), human(bytes), blocks, sites.len())?;
+    state_note(out, &info)?;
+    for s in &sites[..shown] {
+        writeln!(out)?;
+        let each = if s.min_size == s.max_size {
+            format!("{} bytes each", s.min_size)
+        } else {
+            format!("{} to {} bytes", s.min_size, s.max_size)
+        };
+        writeln!(
+            out,
+            "{} in {} blocks ({}), first at event #{}, 0x{:x}",
+            human(s.bytes),
+            s.blocks,
+            each,
+            s.first_seq,
+            s.first_addr
+        )?;
+        print_stack(out, &mut namer, info.stacks.get(s.stack), frames, "    ")?;
+    }
+    if shown < sites.len() {
+        writeln!(out, "\n({} more sites; --limit 0 shows all)", sites.len() - shown)?;
+    }
+    Ok(())
+}
+
+pub fn top(g: &Global, path: &str, limit: usize, by: TopBy, out: Out) -> Result {
+    let mut st = Stats::new(false);
+    let info = read(g, path, &mut st)?;
+    st.finish();
+    let mut namer = AddrNamer::new(&info.modules, g.symbols);
+    writeln!(out, "{} of {}: {} allocations, {} in all, {} sites", path, program(&info), st.alloc_blocks, human(st.alloc_bytes), st.sites.len())?;
+    state_note(out, &info)?;
+    let ids: Vec<u32> = (0..st.sites.len() as u32).filter(|&i| st.sites[i as usize].calls > 0 || st.sites[i as usize].peak_bytes > 0).collect();
+    type Key = fn(&stats::Site) -> u64;
+    let tables: [(TopBy, &str, Key); 4] = [
+        (TopBy::Calls, "most allocation calls", |s| s.calls),
+        (TopBy::Bytes, "most bytes allocated", |s| s.bytes),
+        (TopBy::Temporary, "most temporary allocations (freed before any other allocation)", |s| s.temporary),
+        (TopBy::Peak, "largest at the peak", |s| s.peak_bytes),
+    ];
+    for (which, title, key) in tables {
+        if by != TopBy::All && by != which {
+            continue;
+        }
+        let mut v: Vec<u32> = ids.iter().copied().filter(|&i| key(&st.sites[i as usize]) > 0).collect();
+        v.sort_by(|&a, &b| key(&st.sites[b as usize]).cmp(&key(&st.sites[a as usize])).then(a.cmp(&b)));
+        v.truncate(limit);
+        writeln!(out)?;
+        if which == TopBy::Peak {
+            writeln!(out, "Sites {title} ({} in {} blocks at event #{}, t={}):", human(st.peak_bytes), st.peak_blocks, st.peak_seq, secs(st.peak_t))?;
+            writeln!(out, "  {:>14} {:>10} {:>6}  site", "bytes at peak", "blocks", "%")?;
+            for &i in &v {
+                let s = &st.sites[i as usize];
+                let name = namer.name(info.stacks.get(i)[0]);
+                writeln!(out, "  {:>14} {:>10} {:>5.1}%  {}", s.peak_bytes, s.peak_blocks, 100.0 * s.peak_bytes as f64 / st.peak_bytes.max(1) as f64, name)?;
+            }
+        } else {
+            writeln!(out, "Sites with the {title}:")?;
+            writeln!(out, "  {:>12} {:>16} {:>10}  site", "calls", "bytes", "temporary")?;
+            for &i in &v {
+                let s = &st.sites[i as usize];
+                let name = namer.name(info.stacks.get(i)[0]);
+                writeln!(out, "  {:>12} {:>16} {:>10}  {}", s.calls, s.bytes, s.temporary, name)?;
+            }
+        }
+        if v.is_empty() {
+            writeln!(out, "  (none)")?;
+        }
+    }
+    Ok(())
+}
+
+/// Streams the events that touch the block(s) holding one address.
+struct History<'o> {
+    addr: u64,
+    heap: Heap,
+    /// The live block holding `addr`, if any.
+    cur: Option<(u64, Block)>,
+    /// The last block that held `addr` and ended (to catch double and invalid frees of it).
+    prev: Option<(u64, u64)>,
+    namer: Option<AddrNamer>,
+    nmods: usize,
+    frames: usize,
+    hits: u64,
+    out: &'o mut dyn Write,
+    err: Option<std::io::Error>,
+}
+
+fn contains(start: u64, size: u64, a: u64) -> bool {
+    start <= a && a < start.saturating_add(size.max(1))
+}
+
+impl Sink for History<'_> {
+    fn event(&mut self, ev: &Event, info: &LogInfo) -> bool {
+        let in_hit = ev.inp != 0 && (ev.inp == self.addr || self.cur.is_some_and(|(s, b)| contains(s, b.size, ev.inp)));
+        let c = self.heap.apply(ev);
+        let in_hit = in_hit || (c.unknown_in && self.prev.is_some_and(|(s, size)| contains(s, size, ev.inp)));
+        let out_hit = c.created && contains(ev.out, ev.size, self.addr);
+        let mut note = "";
+        if let Some((a, _)) = c.ended {
+            if let Some((s, b)) = self.cur.filter(|(s, _)| *s == a) {
+                self.prev = Some((s, b.size));
+                self.cur = None;
+                note = if ev.op.is_free() { "block freed" } else { "block moved by realloc" };
+            }
+        } else if in_hit && c.unknown_in {
+            note = "not the start of a live block: invalid or double free";
+        }
+        if out_hit {
+            self.cur = Some((ev.out, *self.heap.live.get(&ev.out).unwrap()));
+            note = if note.is_empty() { "block allocated" } else { "block moved by realloc, still holds the address" };
+        }
+        if !(in_hit || out_hit) {
+            return true;
+        }
+        self.hits += 1;
+        if self.namer.is_none() || self.nmods != info.modules.len() {
+            let mut n = self.namer.take().unwrap_or_else(|| AddrNamer::new(&info.modules, true));
+            n.map = ModuleMap::new(&info.modules);
+            self.namer = Some(n);
+            self.nmods = info.modules.len();
+        }
+        let namer = self.namer.as_mut().unwrap();
+        let r = (|| -> std::io::Result<()> {
+            writeln!(self.out, "#{:<10} t={}  tid {}  {}  [{}]", ev.seq, secs(ev.t_ns), ev.tid, describe(ev), note)?;
+            print_stack(self.out, namer, info.stacks.get(ev.stack), self.frames, "        ")
+        })();
+        if let Err(e) = r {
+            self.err = Some(e);
+            return false;
+        }
+        true
+    }
+}
+
+pub fn history(g: &Global, path: &str, addr: u64, frames: usize, out: Out) -> Result {
+    writeln!(out, "Events that touched 0x{addr:x} in {path}:")?;
+    let mut h = History { addr, heap: Heap::default(), cur: None, prev: None, namer: None, nmods: 0, frames, hits: 0, out, err: None };
+    if !g.symbols {
+        h.namer = Some(AddrNamer::new(&[], false));
+    }
+    let info = read(g, path, &mut h)?;
+    if let Some(e) = h.err.take() {
+        return Err(Error::Io(e));
+    }
+    let (hits, cur) = (h.hits, h.cur);
+    if hits == 0 {
+        writeln!(out, "no event touched 0x{addr:x}")?;
+    } else {
+        match cur {
+            Some((s, b)) => writeln!(out, "at the end of the log 0x{addr:x} is in a live block: 0x{s:x}, {} bytes, allocated at #{}", b.size, b.seq)?,
+            None => writeln!(out, "at the end of the log no live block holds 0x{addr:x}")?,
+        }
+    }
+    state_note(out, &info)?;
+    Ok(())
+}
+
+struct HeapAt {
+    at: u64,
+    heap: Heap,
+    last_seq: u64,
+    last_t: u64,
+}
+
+impl Sink for HeapAt {
+    fn event(&mut self, ev: &Event, _: &LogInfo) -> bool {
+        if ev.seq > self.at {
+            return false;
+        }
+        self.heap.apply(ev);
+        self.last_seq = ev.seq;
+        self.last_t = ev.t_ns;
+        true
+    }
+}
+
+pub fn heap(g: &Global, path: &str, at: Option<u64>, plain: bool, out: Out) -> Result {
+    let mut h = HeapAt { at: at.unwrap_or(u64::MAX), heap: Heap::default(), last_seq: 0, last_t: 0 };
+    let info = read(g, path, &mut h)?;
+    let mut v: Vec<(u64, Block)> = h.heap.live.iter().map(|(a, b)| (*a, *b)).collect();
+    v.sort_by_key(|(a, _)| *a);
+    let total: u64 = v.iter().map(|(_, b)| b.size).sum();
+    if plain {
+        for (a, b) in &v {
+            writeln!(out, "0x{:X} - 0x{:X} : {} bytes", a, a + b.size, b.size)?;
+        }
+        writeln!(out, "Total : {total} bytes")?;
+        return Ok(());
+    }
+    let mut namer = AddrNamer::new(&info.modules, g.symbols);
+    match at {
+        Some(s) if h.last_seq < s && !info.stopped_early => writeln!(
+            out,
+            "The log ends at event #{} (t={}), before #{s}: live blocks at its end:",
+            h.last_seq,
+            secs(h.last_t)
+        )?,
+        _ => writeln!(out, "Live blocks after event #{} (t={}) in {}:", h.last_seq, secs(h.last_t), path)?,
+    }
+    for (a, b) in &v {
+        let caller = namer.name(info.stacks.get(b.stack)[0]);
+        writeln!(out, "0x{:X} - 0x{:X} : {} bytes  #{} t={} {} {}", a, a + b.size, b.size, b.seq, secs(b.t_ns), b.op.name(), caller)?;
+    }
+    writeln!(out, "Total : {total} bytes in {} blocks", v.len())?;
+    if !info.stopped_early {
+        state_note(out, &info)?;
+    }
+    Ok(())
+}
+
+pub fn plot(g: &Global, path: &str, file: &str, x: plot::XAxis, width: u32, height: u32, out: Out) -> Result {
+    let lower = file.to_ascii_lowercase();
+    let png = if lower.ends_with(".png") {
+        true
+    } else if lower.ends_with(".svg") {
+        false
+    } else {
+        return Err(Error::Usage(format!("{file}: the output file must end in .svg or .png")));
+    };
+    let mut st = Stats::new(true);
+    let info = read(g, path, &mut st)?;
+    st.finish();
+    let fig = plot::figure(&st, &info, x, width.clamp(300, 8000), height.clamp(240, 8000));
+    let bytes = if png { plot::to_png(&fig) } else { plot::to_svg(&fig).into_bytes() };
+    std::fs::write(file, bytes).map_err(|e| Error::Open(file.to_string(), e))?;
+    writeln!(out, "wrote {file}: memory in use over {} (peak {} at event #{}) and size histogram", if x == plot::XAxis::Time { "time" } else { "events" }, human(st.peak_bytes), st.peak_seq)?;
+    Ok(())
+}

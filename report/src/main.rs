@@ -1,0 +1,185 @@
+//! ft-malloc-report: reads ft_malloc allocation logs (docs/LOGFORMAT.md).
+//!
+//! Every command reads the log in one streaming pass with bounded memory (O(live blocks +
+//! distinct call stacks)); corrupt lines are reported by number and skipped.
+
+mod commands;
+mod synth;
+mod parse;
+mod plot;
+mod reader;
+mod replay;
+mod stats;
+mod symbolize;
+mod symbols;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::Write;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "ft-malloc-report",
+    version,
+    about = "Read ft_malloc allocation logs: summary, leaks, top sites, block history, heap replay, plots",
+    after_help = "Examples:\n  \
+        ft-malloc-report summary /tmp/app.log\n  \
+        ft-malloc-report leaks /tmp/app.log\n  \
+        ft-malloc-report top /tmp/app.log --limit 5\n  \
+        ft-malloc-report history /tmp/app.log 0x7f3a20000040\n  \
+        ft-malloc-report heap /tmp/app.log --at 1200\n  \
+        ft-malloc-report plot /tmp/app.log memory.svg\n  \
+        prog 2>&1 | ft-malloc-report symbolize"
+)]
+struct Cli {
+    /// Print module+offset instead of reading debug info (faster).
+    #[arg(long, global = true)]
+    no_symbols: bool,
+    /// No progress bar (it is shown only on a terminal, for logs over 64 MiB).
+    #[arg(long, global = true)]
+    no_progress: bool,
+    /// Do not print corrupt lines (they are still counted).
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    /// Print the reading speed on stderr at the end.
+    #[arg(long, global = true, hide = true)]
+    speed: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Program, duration, calls per function, total and peak bytes (and when), size histogram.
+    Summary {
+        /// Log file (`-` = standard input).
+        log: String,
+        /// One line: peak, allocations, live at end (for scripts).
+        #[arg(long)]
+        brief: bool,
+    },
+    /// Blocks never freed, grouped by allocation site, largest first, with symbolized stacks.
+    Leaks {
+        log: String,
+        /// A few lines: totals and the top sites (for scripts).
+        #[arg(long)]
+        brief: bool,
+        /// Sites shown (0 = all).
+        #[arg(long, default_value_t = 0)]
+        limit: usize,
+        /// Frames shown per site.
+        #[arg(long, default_value_t = 16)]
+        frames: usize,
+    },
+    /// The sites that allocate most: calls, bytes, temporary allocations, largest at the peak.
+    Top {
+        log: String,
+        /// Sites shown per table.
+        #[arg(long, short = 'n', default_value_t = 10)]
+        limit: usize,
+        /// Only this table.
+        #[arg(long, value_enum, default_value_t = TopBy::All)]
+        by: TopBy,
+    },
+    /// Every event that touched the block(s) holding ADDR, in order.
+    History {
+        log: String,
+        /// Address (0x... hex or decimal); any address inside a block works.
+        addr: String,
+        /// Frames shown per event.
+        #[arg(long, default_value_t = 4)]
+        frames: usize,
+    },
+    /// The live blocks after event number SEQ (default: the end of the log), by address.
+    Heap {
+        log: String,
+        /// Event number (seq): replay the events up to and including it.
+        #[arg(long)]
+        at: Option<u64>,
+        /// Only `START - END : N bytes` lines and `Total : N bytes`, like show_alloc_mem.
+        #[arg(long)]
+        plain: bool,
+    },
+    /// Memory in use over time and the size histogram, as an SVG or PNG file.
+    Plot {
+        log: String,
+        /// Output file: .svg or .png.
+        out: String,
+        /// Horizontal axis: time, or event number (as memusage without -t).
+        #[arg(long, value_enum, default_value_t = plot::XAxis::Time)]
+        x: plot::XAxis,
+        #[arg(long, default_value_t = 1000)]
+        width: u32,
+        #[arg(long, default_value_t = 640)]
+        height: u32,
+    },
+    /// Filter: copy stdin to stdout, rewriting `/path/module+0xOFF` into `function (file:line)`.
+    Symbolize {
+        /// Write `errors N` and `leaks N` (ft_malloc report lines seen) to this file at the end.
+        #[arg(long)]
+        counts: Option<String>,
+    },
+    /// Write a synthetic log (for benchmarks).
+    #[command(hide = true)]
+    Gen {
+        out: String,
+        #[arg(long, default_value_t = 20_000_000)]
+        events: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum TopBy {
+    All,
+    Calls,
+    Bytes,
+    Temporary,
+    Peak,
+}
+
+pub struct Global {
+    pub symbols: bool,
+    pub opts: reader::Options,
+    pub speed: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let g = Global {
+        symbols: !cli.no_symbols,
+        opts: reader::Options { progress: !cli.no_progress, warn: !cli.quiet },
+        speed: cli.speed,
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let r = match cli.cmd {
+        Cmd::Summary { log, brief } => commands::summary(&g, &log, brief, &mut out),
+        Cmd::Leaks { log, brief, limit, frames } => commands::leaks(&g, &log, brief, limit, frames, &mut out),
+        Cmd::Top { log, limit, by } => commands::top(&g, &log, limit, by, &mut out),
+        Cmd::History { log, addr, frames } => match parse::parse_addr(&addr) {
+            Some(a) => commands::history(&g, &log, a, frames, &mut out),
+            None => Err(commands::Error::Usage(format!("not an address: {addr}"))),
+        },
+        Cmd::Heap { log, at, plain } => commands::heap(&g, &log, at, plain, &mut out),
+        Cmd::Plot { log, out: file, x, width, height } => {
+            commands::plot(&g, &log, &file, x, width, height, &mut out)
+        }
+        Cmd::Symbolize { counts } => symbolize::run(g.symbols, counts.as_deref()).map_err(commands::Error::Io),
+        Cmd::Gen { out: file, events, seed } => synth::generate(&file, events, seed).map_err(commands::Error::Io),
+    };
+    let r = r.and_then(|()| out.flush().map_err(commands::Error::Io));
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(commands::Error::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            drop(out);
+            eprintln!("ft-malloc-report: {e}");
+            ExitCode::from(match e {
+                commands::Error::Usage(_) => 2,
+                _ => 1,
+            })
+        }
+    }
+}

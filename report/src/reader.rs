@@ -1,0 +1,353 @@
+//! Streaming reader: one pass over a log file with bounded memory.
+//!
+//! - reads fixed-size chunks (the buffer only grows for a single line longer than it);
+//! - splits on `\n` and on NUL (a NUL run is the unwritten tail of a crashed run, or a
+//!   reserved-but-never-written record): a non-empty fragment not ended by `\n` is a cut
+//!   record, reported as corrupt;
+//! - reports each corrupt line by number (the first few in full, then a count) and goes on;
+//! - interns call stacks (one id per distinct `<caller>[,<frame>...]` field);
+//! - hands events to the sink in `seq` order through a bounded reorder window (lines of
+//!   several threads may be slightly out of order in the file).
+
+use crate::parse::{self, Op, Record};
+use rustc_hash::FxHashMap;
+use std::collections::BinaryHeap;
+use std::cmp::Reverse;
+use std::fs::File;
+use std::io::{IsTerminal, Read, Write};
+use std::time::{Duration, Instant};
+
+/// Events held back at most to restore `seq` order.
+const REORDER_WINDOW: usize = 1 << 16;
+/// Corrupt lines printed in full; the rest are only counted.
+const CORRUPT_SHOWN: u64 = 10;
+
+/// An event as the sinks see it: the caller field replaced by an interned stack id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub seq: u64,
+    pub t_ns: u64,
+    pub tid: u32,
+    pub op: Op,
+    pub stack: u32,
+    pub inp: u64,
+    pub out: u64,
+    pub size: u64,
+    pub align: u64,
+}
+
+impl Ord for Event {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.seq.cmp(&o.seq)
+    }
+}
+impl PartialOrd for Event {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+/// Interned call stacks: id -> frames (innermost first).
+#[derive(Default)]
+pub struct Stacks {
+    ids: FxHashMap<Box<[u8]>, u32>,
+    pub frames: Vec<Box<[u64]>>,
+}
+
+impl Stacks {
+    #[inline]
+    fn intern(&mut self, field: &[u8]) -> Result<u32, parse::ParseError> {
+        if let Some(&id) = self.ids.get(field) {
+            return Ok(id);
+        }
+        let frames = parse::parse_frames(field)?;
+        let id = self.frames.len() as u32;
+        self.frames.push(frames.into_boxed_slice());
+        self.ids.insert(field.into(), id);
+        Ok(id)
+    }
+
+    pub fn get(&self, id: u32) -> &[u64] {
+        &self.frames[id as usize]
+    }
+}
+
+/// What the reader learnt about the log besides the events.
+#[derive(Default)]
+pub struct LogInfo {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    /// (base, path), in file order.
+    pub modules: Vec<(u64, String)>,
+    pub stacks: Stacks,
+    pub lines: u64,
+    pub events: u64,
+    pub corrupt: u64,
+    /// Events that arrived out of `seq` order and were put back in place.
+    pub reordered: u64,
+    /// Events whose `seq` was not above one already handed on (duplicates or far out of order).
+    pub late: u64,
+    /// The file did not end with a complete record (crash, or still being written).
+    pub truncated: bool,
+    /// The sink asked to stop before the end of the file.
+    pub stopped_early: bool,
+    pub bytes: u64,
+}
+
+impl LogInfo {
+    pub fn header(&self, key: &str) -> Option<&str> {
+        self.headers.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Receives the events in `seq` order. Return false to stop reading.
+pub trait Sink {
+    fn event(&mut self, ev: &Event, info: &LogInfo) -> bool;
+}
+
+pub struct Options {
+    /// Show a progress bar on stderr if it is a terminal.
+    pub progress: bool,
+    /// Print corrupt lines on stderr.
+    pub warn: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { progress: true, warn: true }
+    }
+}
+
+struct Reorder {
+    heap: BinaryHeap<Reverse<Event>>,
+    next: u64,
+    /// Highest seq handed on so far (0 = none).
+    last: u64,
+}
+
+struct State<'s, S: Sink> {
+    info: LogInfo,
+    sink: &'s mut S,
+    ro: Reorder,
+    warn: bool,
+    stop: bool,
+}
+
+impl<S: Sink> State<'_, S> {
+    #[inline]
+    fn emit(&mut self, ev: Event) {
+        if self.stop {
+            return;
+        }
+        if ev.seq <= self.ro.last && self.ro.last != 0 {
+            self.info.late += 1;
+        } else {
+            self.ro.last = ev.seq;
+        }
+        self.info.events += 1;
+        if !self.sink.event(&ev, &self.info) {
+            self.stop = true;
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, ev: Event) {
+        if ev.seq == self.ro.next && self.ro.heap.is_empty() {
+            self.ro.next = ev.seq + 1;
+            self.emit(ev);
+            return;
+        }
+        if ev.seq < self.ro.next {
+            // Older than what was already handed on: too late to put in place.
+            self.emit(ev);
+            return;
+        }
+        self.info.reordered += 1;
+        self.ro.heap.push(Reverse(ev));
+        self.drain(false);
+    }
+
+    fn drain(&mut self, all: bool) {
+        loop {
+            let Some(Reverse(top)) = self.ro.heap.peek() else { break };
+            let top = *top;
+            if top.seq == self.ro.next || all || self.ro.heap.len() > REORDER_WINDOW {
+                self.ro.heap.pop();
+                self.ro.next = top.seq + 1;
+                self.emit(top);
+                if self.stop {
+                    return;
+                }
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn corrupt(&mut self, line_no: u64, why: &str, line: &[u8]) {
+        self.info.corrupt += 1;
+        if !self.warn {
+            return;
+        }
+        if self.info.corrupt <= CORRUPT_SHOWN {
+            clear_progress();
+            let mut shown = String::new();
+            for &b in line.iter().take(80) {
+                if (0x20..0x7f).contains(&b) {
+                    shown.push(b as char);
+                } else {
+                    shown.push_str(&format!("\\x{b:02x}"));
+                }
+            }
+            if line.len() > 80 {
+                shown.push_str("...");
+            }
+            eprintln!("ft-malloc-report: {}:{}: corrupt record skipped ({}): {}", self.info.path, line_no, why, shown);
+        } else if self.info.corrupt == CORRUPT_SHOWN + 1 {
+            eprintln!("ft-malloc-report: {}: more corrupt records; only counting them from now on", self.info.path);
+        }
+    }
+
+    #[inline]
+    fn line(&mut self, line_no: u64, line: &[u8], complete: bool) {
+        if line.is_empty() {
+            return;
+        }
+        if !complete {
+            self.info.truncated = true;
+            self.corrupt(line_no, "record cut short", line);
+            return;
+        }
+        match parse::parse_line(line) {
+            Ok(Record::Event(e)) => match self.info.stacks.intern(e.caller) {
+                Ok(stack) => self.push(Event {
+                    seq: e.seq,
+                    t_ns: e.t_ns,
+                    tid: e.tid,
+                    op: e.op,
+                    stack,
+                    inp: e.inp,
+                    out: e.out,
+                    size: e.size,
+                    align: e.align,
+                }),
+                Err(why) => self.corrupt(line_no, why, line),
+            },
+            Ok(Record::Header(k, v)) => {
+                // Only the first lines of the file are headers; keep memory bounded anyway.
+                if self.info.headers.len() < 1024 {
+                    self.info
+                        .headers
+                        .push((String::from_utf8_lossy(k).into_owned(), String::from_utf8_lossy(v).into_owned()));
+                }
+            }
+            Ok(Record::Module(base, path)) => {
+                let path = String::from_utf8_lossy(path).into_owned();
+                if !self.info.modules.iter().any(|(b, p)| *b == base && *p == path) {
+                    self.info.modules.push((base, path));
+                }
+            }
+            Ok(Record::Skip) => {}
+            Err(why) => self.corrupt(line_no, why, line),
+        }
+    }
+}
+
+static PROGRESS_SHOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn clear_progress() {
+    if PROGRESS_SHOWN.swap(false, std::sync::atomic::Ordering::Relaxed) {
+        eprint!("\r\x1b[K");
+    }
+}
+
+/// Open `path` (`-` = standard input) and stream it into `sink`.
+pub fn read_log<S: Sink>(path: &str, sink: &mut S, opts: &Options) -> std::io::Result<LogInfo> {
+    let (mut input, total): (Box<dyn Read>, u64) = if path == "-" {
+        (Box::new(std::io::stdin().lock()), 0)
+    } else {
+        let f = File::open(path)?;
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        (Box::new(f), len)
+    };
+    let mut st = State {
+        info: LogInfo { path: path.to_string(), ..Default::default() },
+        sink,
+        ro: Reorder { heap: BinaryHeap::new(), next: 1, last: 0 },
+        warn: opts.warn,
+        stop: false,
+    };
+    let progress = opts.progress && total > (64 << 20) && std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let mut last_shown = started;
+
+    let mut buf = vec![0u8; 4 << 20];
+    let mut end = 0usize; // valid bytes in buf
+    let mut line_no = 1u64; // number of the line being read
+    let mut read_total = 0u64;
+    'outer: loop {
+        let n = loop {
+            match input.read(&mut buf[end..]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        };
+        read_total += n as u64;
+        let eof = n == 0;
+        end += n;
+        let mut start = 0usize;
+        while let Some(k) = memchr::memchr2(b'\n', 0, &buf[start..end]) {
+            let term = buf[start + k];
+            st.line(line_no, &buf[start..start + k], term == b'\n');
+            if term == b'\n' {
+                line_no += 1;
+            }
+            start += k + 1;
+            if st.stop {
+                break 'outer;
+            }
+        }
+        if eof {
+            if start < end {
+                st.line(line_no, &buf[start..end], false);
+            }
+            break;
+        }
+        buf.copy_within(start..end, 0);
+        end -= start;
+        if end == buf.len() {
+            // One line longer than the buffer: grow it (bounded by that line).
+            buf.resize(buf.len() * 2, 0);
+        }
+        if progress && last_shown.elapsed() > Duration::from_millis(250) {
+            last_shown = Instant::now();
+            let secs = started.elapsed().as_secs_f64().max(1e-9);
+            let frac = read_total as f64 / total as f64;
+            let width = 30usize;
+            let filled = ((frac * width as f64) as usize).min(width);
+            PROGRESS_SHOWN.store(true, std::sync::atomic::Ordering::Relaxed);
+            eprint!(
+                "\r\x1b[Kreading {} [{}{}] {:3.0}%  {:.1}M events  {:.1}M events/s",
+                st.info.path,
+                "#".repeat(filled),
+                "-".repeat(width - filled),
+                frac * 100.0,
+                st.info.events as f64 / 1e6,
+                st.info.events as f64 / secs / 1e6
+            );
+            let _ = std::io::stderr().flush();
+        }
+    }
+    if !st.stop {
+        st.drain(true);
+    }
+    st.info.stopped_early = st.stop;
+    st.info.lines = line_no - 1 + u64::from(end > 0 && !st.stop);
+    st.info.bytes = read_total;
+    clear_progress();
+    if st.warn && st.info.corrupt > CORRUPT_SHOWN {
+        eprintln!("ft-malloc-report: {}: {} corrupt records skipped in all", st.info.path, st.info.corrupt);
+    }
+    Ok(st.info)
+}

@@ -1,0 +1,195 @@
+//! `symbolize`: a stream filter for the program's stderr.
+//!
+//! Copies stdin to stdout byte for byte, except that tokens `/path/to/module+0xOFFSET` (how the
+//! library prints code addresses in its reports) whose module file exists become
+//! `function (file:line)`. Lines are written as soon as they are complete; a partial line (a
+//! prompt, a progress bar) is written out after 50 ms without more input, so nothing is held
+//! back. Non-UTF-8 bytes pass through unchanged.
+
+use crate::symbols::Symbolizer;
+use rustc_hash::FxHashMap;
+use std::io::{Read, Write};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub struct Rewriter {
+    sym: Symbolizer,
+    exists: FxHashMap<Vec<u8>, bool>,
+    pub errors: u64,
+    pub leaks: u64,
+}
+
+fn is_token_start(line: &[u8], i: usize) -> bool {
+    i == 0 || matches!(line[i - 1], b' ' | b'\t' | b'(' | b'[' | b'{' | b'<' | b'\'' | b'"' | b'=' | b':' | b',')
+}
+
+impl Rewriter {
+    pub fn new(symbols: bool) -> Self {
+        let mut sym = Symbolizer::new();
+        sym.disabled = !symbols;
+        Rewriter { sym, exists: FxHashMap::default(), errors: 0, leaks: 0 }
+    }
+
+    fn file_exists(&mut self, p: &[u8]) -> bool {
+        if let Some(&e) = self.exists.get(p) {
+            return e;
+        }
+        use std::os::unix::ffi::OsStrExt;
+        let e = std::path::Path::new(std::ffi::OsStr::from_bytes(p)).is_file();
+        self.exists.insert(p.to_vec(), e);
+        e
+    }
+
+    fn count(&mut self, line: &[u8]) {
+        // ft_malloc[PID]: ERROR: ...   /   ft_malloc[PID]: LEAK: ...
+        if let Some(rest) = line.strip_prefix(b"ft_malloc[") {
+            if let Some(k) = memchr::memchr(b']', rest) {
+                let r = &rest[k + 1..];
+                if r.starts_with(b": ERROR") {
+                    self.errors += 1;
+                } else if r.starts_with(b": LEAK") {
+                    self.leaks += 1;
+                }
+            }
+        }
+    }
+
+    /// Rewrite one line (any terminator included) into `out`.
+    pub fn line(&mut self, line: &[u8], out: &mut Vec<u8>) {
+        self.count(line);
+        let mut copied = 0;
+        let mut from = 0;
+        while let Some(k) = memchr::memmem::find(&line[from..], b"+0x") {
+            let plus = from + k;
+            let hs = plus + 3;
+            let mut he = hs;
+            while he < line.len() && line[he].is_ascii_hexdigit() && he - hs < 16 {
+                he += 1;
+            }
+            from = plus + 3;
+            if he == hs || (he < line.len() && (line[he].is_ascii_alphanumeric() || line[he] == b'_')) {
+                continue;
+            }
+            // Candidate module paths, nearest first: a '/' at a token start before the '+'.
+            let lo = plus.saturating_sub(4096).max(copied);
+            let mut i = plus;
+            let mut found = None;
+            while i > lo {
+                i -= 1;
+                if line[i] == b'/' && is_token_start(line, i) {
+                    let path = &line[i..plus];
+                    if path.contains(&b'\n') {
+                        break;
+                    }
+                    if self.file_exists(path) {
+                        found = Some(i);
+                        break;
+                    }
+                }
+            }
+            let Some(start) = found else { continue };
+            let Ok(path) = std::str::from_utf8(&line[start..plus]) else { continue };
+            let off = u64::from_str_radix(std::str::from_utf8(&line[hs..he]).unwrap(), 16).unwrap_or(0);
+            if let Some(name) = self.sym.lookup(path, off, true) {
+                out.extend_from_slice(&line[copied..start]);
+                out.extend_from_slice(name.as_bytes());
+                copied = he;
+            }
+            from = he;
+        }
+        out.extend_from_slice(&line[copied..]);
+    }
+}
+
+pub fn run(symbols: bool, counts: Option<&str>) -> std::io::Result<()> {
+    let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(64);
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin().lock();
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            match stdin.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if tx.send(buf[..n].to_vec()).is_err() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+    });
+    let mut rw = Rewriter::new(symbols);
+    let mut pending: Vec<u8> = Vec::new();
+    let mut out: Vec<u8> = Vec::new();
+    let stdout = std::io::stdout();
+    let mut so = stdout.lock();
+    let mut out_ok = true;
+    loop {
+        let msg = if pending.is_empty() {
+            rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected)
+        } else {
+            rx.recv_timeout(Duration::from_millis(50))
+        };
+        match msg {
+            Ok(chunk) => {
+                pending.extend_from_slice(&chunk);
+                let mut start = 0;
+                while let Some(k) = memchr::memchr(b'\n', &pending[start..]) {
+                    rw.line(&pending[start..start + k + 1], &mut out);
+                    start += k + 1;
+                }
+                pending.drain(..start);
+                // A line that never ends (no newline for 1 MiB): pass it on as it is.
+                if pending.len() > 1 << 20 {
+                    rw.line(&pending, &mut out);
+                    pending.clear();
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                rw.line(&pending, &mut out);
+                pending.clear();
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                if !pending.is_empty() {
+                    rw.line(&pending, &mut out);
+                    pending.clear();
+                }
+                if out_ok {
+                    let _ = so.write_all(&out).and_then(|()| so.flush());
+                }
+                break;
+            }
+        }
+        if !out.is_empty() {
+            // Keep draining stdin even if stdout is gone, so the program never gets SIGPIPE.
+            if out_ok && so.write_all(&out).and_then(|()| so.flush()).is_err() {
+                out_ok = false;
+            }
+            out.clear();
+        }
+    }
+    if let Some(p) = counts {
+        std::fs::write(p, format!("errors {}\nleaks {}\n", rw.errors, rw.leaks))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passthrough() {
+        let mut rw = Rewriter::new(true);
+        let mut out = Vec::new();
+        let l = b"x+0x10 /nonexistent/file+0x1169 and \xff bytes\n";
+        rw.line(l, &mut out);
+        assert_eq!(out, l);
+        out.clear();
+        rw.line(b"ft_malloc[42]: ERROR: double free of 0x1\n", &mut out);
+        rw.line(b"ft_malloc[42]:   allocated by malloc()\n", &mut out);
+        rw.line(b"ft_malloc[42]: LEAK: 13 bytes\n", &mut out);
+        assert_eq!((rw.errors, rw.leaks), (1, 1));
+    }
+}
