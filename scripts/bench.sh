@@ -312,7 +312,7 @@ run_one() {
 	rm -rf "$dir"
 }
 
-declare -A T M F ST CK REF
+declare -A T M F ST CK REF REFCOL
 MISMATCH=() FTFAIL=()
 run_row() { # LABEL WORKLOAD SCALE
 	local label=$1 wl=$2 scale=$3 r col key
@@ -326,10 +326,10 @@ run_row() { # LABEL WORKLOAD SCALE
 				T[$key]+="$R_T " M[$key]+="$R_M " F[$key]+="$R_R "
 				ST[$key]=ok
 				if [ -z "${REF[$label]:-}" ]; then
-					REF[$label]=$R_CK
+					REF[$label]=$R_CK REFCOL[$label]=$col
 				elif [ "$R_CK" != "${REF[$label]}" ] && [ -z "${CK[$key]:-}" ]; then
 					CK[$key]=bad
-					MISMATCH+=("$label: $col printed checksum $R_CK, expected ${REF[$label]} (glibc)")
+					MISMATCH+=("$label: $col printed checksum $R_CK, expected ${REF[$label]} (as under ${REFCOL[$label]})")
 					log "!!! CHECKSUM MISMATCH on $label under $col: $R_CK != ${REF[$label]}"
 				fi
 			else
