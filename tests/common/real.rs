@@ -1,0 +1,239 @@
+//! Real programs run under the library, their normal output checked. Each check takes extra
+//! environment variables (e.g. `MALLOC_DEBUG`) so other test files can rerun the suite in a
+//! debugging mode; it returns `None` when the tool is not installed (after printing
+//! `skipped: <tool> not installed`), else the run's output, after asserting the exit status and
+//! the program's own output.
+
+use super::{Output, Run, fresh_dir, require};
+
+/// One real-program check: the extra environment, and returns `None` when skipped.
+pub type Check = fn(&[(&str, &str)]) -> Option<Output>;
+
+/// Every check of this module, by name.
+pub const ALL: &[(&str, Check)] = &[
+    ("bash_string_loop", bash_string_loop),
+    ("python_dicts_lists", python_dicts_lists),
+    ("python_threads", python_threads),
+    ("perl_hash_200k", perl_hash_200k),
+    ("git_init_commit_log", git_init_commit_log),
+    ("gcc_compile_and_run", gcc_compile_and_run),
+    ("sort_100k_lines", sort_100k_lines),
+    ("sqlite3_10k_rows", sqlite3_10k_rows),
+];
+
+/// Runs every check with `MALLOC_DEBUG` set to `debug` (or unset). With debugging off, also
+/// asserts that the library printed nothing (no `ft_malloc[` line on stderr).
+pub fn run_real_suite(debug: Option<&str>) {
+    let envs: Vec<(&str, &str)> = debug.map(|d| ("MALLOC_DEBUG", d)).into_iter().collect();
+    for (name, check) in ALL {
+        println!("== {name} (MALLOC_DEBUG={debug:?})");
+        if let Some(out) = check(&envs) {
+            if debug.is_none() {
+                assert_no_library_output(name, &out);
+            }
+        }
+    }
+}
+
+/// Asserts that stderr holds no line of ours (`ft_malloc[<pid>]...`).
+#[track_caller]
+pub fn assert_no_library_output(name: &str, out: &Output) {
+    let ours: Vec<&str> = out.stderr.lines().filter(|l| l.starts_with(super::WARNING_PREFIX)).collect();
+    assert!(ours.is_empty(), "{name}: the library reported something:\n{}", out.describe());
+}
+
+#[track_caller]
+fn assert_ok(name: &str, out: &Output) {
+    assert!(out.success(), "{name} failed: {}", out.describe());
+}
+
+/// bash: a loop appending numbers to a string, an associative array and a regex match
+/// (`[[ =~ ]]` calls regcomp, which calls malloc(0)).
+pub fn bash_string_loop(envs: &[(&str, &str)]) -> Option<Output> {
+    let bash = require("bash")?;
+    let script = r#"
+        x=
+        for ((i = 1; i <= 20000; i++)); do x="$x$i"; done
+        declare -A h
+        for ((i = 0; i < 5000; i++)); do h[k$i]=$i; done
+        [[ $x =~ ^(12)+3.*20000$ ]] && echo match
+        echo "${#x} ${#h[@]} ${h[k4999]}"
+    "#;
+    let out = Run::new(bash).args(["-c", script]).envs(envs).go();
+    assert_ok("bash", &out);
+    let len: usize = (1..=20000).map(|i: u32| i.to_string().len()).sum();
+    assert_eq!(out.stdout, format!("match\n{len} 5000 4999\n"), "{}", out.describe());
+    Some(out)
+}
+
+/// python3 with PYTHONMALLOC=malloc: dicts, lists, json and sorting.
+pub fn python_dicts_lists(envs: &[(&str, &str)]) -> Option<Output> {
+    let python = require("python3")?;
+    let script = r#"
+import json
+d = {str(i): [i, str(i) * 3, {"v": i}] for i in range(200000)}
+s = json.dumps(d)
+e = json.loads(s)
+words = sorted(str(i * 7919 % 100003) for i in range(100000))
+print(len(e), sum(v[0] for v in e.values()), words[0], words[-1], len(s) > 0)
+"#;
+    let out = Run::new(python).args(["-c", script]).env("PYTHONMALLOC", "malloc").envs(envs).go();
+    assert_ok("python3", &out);
+    let mut words: Vec<String> = (0..100000u64).map(|i| (i * 7919 % 100003).to_string()).collect();
+    words.sort();
+    let want = format!("200000 19999900000 {} {} True\n", words[0], words[words.len() - 1]);
+    assert_eq!(out.stdout, want, "{}", out.describe());
+    Some(out)
+}
+
+/// python3 with PYTHONMALLOC=malloc: 8 threads building and exchanging objects through a queue.
+pub fn python_threads(envs: &[(&str, &str)]) -> Option<Output> {
+    let python = require("python3")?;
+    let script = r#"
+import threading, queue
+q = queue.Queue(maxsize=1000)
+results = []
+lock = threading.Lock()
+def producer(k):
+    for i in range(20000):
+        q.put({"k": k, "i": i, "data": [i] * (i % 50), "s": "x" * (i % 300)})
+def consumer():
+    total = 0
+    while True:
+        item = q.get()
+        if item is None:
+            break
+        total += item["i"] + len(item["data"]) + len(item["s"])
+    with lock:
+        results.append(total)
+ps = [threading.Thread(target=producer, args=(k,)) for k in range(4)]
+cs = [threading.Thread(target=consumer) for _ in range(4)]
+for t in ps + cs: t.start()
+for t in ps: t.join()
+for _ in cs: q.put(None)
+for t in cs: t.join()
+print(sum(results))
+"#;
+    let out = Run::new(python).args(["-c", script]).env("PYTHONMALLOC", "malloc").envs(envs).go();
+    assert_ok("python3 threads", &out);
+    let per_producer: u64 = (0..20000u64).map(|i| i + i % 50 + i % 300).sum();
+    assert_eq!(out.stdout, format!("{}\n", 4 * per_producer), "{}", out.describe());
+    Some(out)
+}
+
+/// perl: a hash of 200k keys.
+pub fn perl_hash_200k(envs: &[(&str, &str)]) -> Option<Output> {
+    let perl = require("perl")?;
+    let script = r#"my %h; $h{"k$_"} = $_ for 1..200000; my $s = 0; $s += $h{"k$_"} for 1..200000;
+        delete $h{"k$_"} for 1..100000; print scalar(keys %h), " $s\n";"#;
+    let out = Run::new(perl).args(["-e", script]).envs(envs).go();
+    assert_ok("perl", &out);
+    assert_eq!(out.stdout, "100000 20000100000\n", "{}", out.describe());
+    Some(out)
+}
+
+/// git: init, add, commit, log in a temporary repository with a temporary HOME.
+pub fn git_init_commit_log(envs: &[(&str, &str)]) -> Option<Output> {
+    let git = require("git")?;
+    let dir = fresh_dir("git");
+    let home = dir.join("home");
+    let repo = dir.join("repo");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(repo.join("sub")).unwrap();
+    for i in 0..200 {
+        std::fs::write(repo.join("sub").join(format!("f{i}.txt")), format!("file {i}\n").repeat(i + 1)).unwrap();
+    }
+    let g = |args: &[&str]| {
+        let out = Run::new(&git)
+            .args(["-c", "user.name=Test", "-c", "user.email=test@example.com", "-c", "init.defaultBranch=main"])
+            .args(args)
+            .cwd(&repo)
+            .env("HOME", &home)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("LC_ALL", "C")
+            .envs(envs)
+            .go();
+        assert_ok(&format!("git {args:?}"), &out);
+        out
+    };
+    g(&["init", "-q"]);
+    g(&["add", "."]);
+    g(&["commit", "-q", "-m", "first commit"]);
+    std::fs::write(repo.join("sub").join("f0.txt"), "changed\n").unwrap();
+    g(&["commit", "-q", "-a", "-m", "second commit"]);
+    let log = g(&["log", "--format=%s"]);
+    assert_eq!(log.stdout, "second commit\nfirst commit\n", "{}", log.describe());
+    let files = g(&["ls-files"]);
+    assert_eq!(files.stdout.lines().count(), 200, "{}", files.describe());
+    let status = g(&["status", "--porcelain"]);
+    assert_eq!(status.stdout, "", "{}", status.describe());
+    let _ = std::fs::remove_dir_all(&dir);
+    Some(log)
+}
+
+/// gcc (cc1, as, ld under the library) compiles a small C file; the program runs without it.
+pub fn gcc_compile_and_run(envs: &[(&str, &str)]) -> Option<Output> {
+    let gcc = require("gcc")?;
+    let dir = fresh_dir("gcc");
+    let src = dir.join("prog.c");
+    std::fs::write(
+        &src,
+        "#include <stdio.h>\n#include <stdlib.h>\nstruct s { int a; double b; };\n\
+         static int cmp(const void *x, const void *y) { return *(const int *)x - *(const int *)y; }\n\
+         int main(void) { int v[100]; for (int i = 0; i < 100; i++) v[i] = (i * 37) % 100;\n\
+         qsort(v, 100, sizeof v[0], cmp); long s = 0; for (int i = 0; i < 100; i++) s += v[i] * i;\n\
+         printf(\"%d %d %ld\\n\", v[0], v[99], s); return 0; }\n",
+    )
+    .unwrap();
+    let exe = dir.join("prog");
+    let out = Run::new(gcc).args(["-O2", "-Wall", "-o"]).arg(&exe).arg(&src).envs(envs).go();
+    assert_ok("gcc", &out);
+    let run = Run::new(&exe).no_preload().go();
+    assert!(run.success(), "compiled program failed: {}", run.describe());
+    let s: i64 = (0..100).map(|i| i * i).sum();
+    assert_eq!(run.stdout, format!("0 99 {s}\n"));
+    let _ = std::fs::remove_dir_all(&dir);
+    Some(out)
+}
+
+/// sort of a 100k-line file: same output as sort without the library.
+pub fn sort_100k_lines(envs: &[(&str, &str)]) -> Option<Output> {
+    let sort = require("sort")?;
+    let dir = fresh_dir("sort");
+    let file = dir.join("lines.txt");
+    let mut x: u64 = 12345;
+    let mut text = String::new();
+    for i in 0..100_000 {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        text.push_str(&format!("{:016x} line {i} {}\n", x, "w".repeat((x >> 58) as usize)));
+    }
+    std::fs::write(&file, text).unwrap();
+    let out = Run::new(&sort).arg(&file).env("LC_ALL", "C").envs(envs).go();
+    assert_ok("sort", &out);
+    let reference = Run::new(&sort).arg(&file).env("LC_ALL", "C").no_preload().go();
+    assert!(reference.success(), "reference sort failed: {}", reference.describe());
+    assert_eq!(out.stdout.lines().count(), 100_000);
+    assert!(out.stdout == reference.stdout, "sort output differs from the one without the library");
+    let _ = std::fs::remove_dir_all(&dir);
+    Some(out)
+}
+
+/// sqlite3: create a table, insert 10k rows in a transaction, aggregate.
+pub fn sqlite3_10k_rows(envs: &[(&str, &str)]) -> Option<Output> {
+    let sqlite = require("sqlite3")?;
+    let dir = fresh_dir("sqlite3");
+    let mut sql = String::from("CREATE TABLE t(a INTEGER PRIMARY KEY, b TEXT);\nCREATE INDEX tb ON t(b);\nBEGIN;\n");
+    for i in 1..=10_000 {
+        sql.push_str(&format!("INSERT INTO t VALUES({i}, 'text {i} {}');\n", "z".repeat(i % 40)));
+    }
+    sql.push_str("COMMIT;\nSELECT count(*), sum(a), sum(length(b)) FROM t;\n");
+    sql.push_str("SELECT count(*) FROM t WHERE b LIKE 'text 99%';\n");
+    let out = Run::new(sqlite).arg(dir.join("test.db")).stdin(sql).envs(envs).go();
+    assert_ok("sqlite3", &out);
+    let len: usize = (1..=10_000).map(|i: usize| format!("text {i} ").len() + i % 40).sum();
+    // 99, 990..999, 9900..9999
+    assert_eq!(out.stdout, format!("10000|50005000|{len}\n111\n"), "{}", out.describe());
+    let _ = std::fs::remove_dir_all(&dir);
+    Some(out)
+}

@@ -1,0 +1,190 @@
+//! The foundation: every entry point of the malloc family with debugging off (`MALLOC_DEBUG`
+//! unset), the show_alloc_mem() format, the classic grading programs, threads, fork and
+//! RLIMIT_AS. One test per C program of `tests/c/`.
+
+mod common;
+
+use common::{dump, mask_addresses, run};
+
+#[test]
+fn malloc_zero_unique() {
+    run("malloc_zero_unique", &[], &[]).assert_ok_clean();
+}
+
+#[test]
+fn realloc_edges() {
+    run("realloc_edges", &[], &[]).assert_ok_clean();
+}
+
+#[test]
+fn calloc_zeroing() {
+    run("calloc_zeroing", &[], &[]).assert_ok_clean();
+}
+
+#[test]
+fn memalign_family() {
+    run("memalign_family", &[], &[]).assert_ok_clean();
+}
+
+#[test]
+fn usable_size() {
+    run("usable_size", &[], &[]).assert_ok_clean();
+}
+
+/// Also checks that nothing is reported on stderr for a failed request with debugging off.
+#[test]
+fn huge_requests() {
+    run("huge_requests", &[], &[]).assert_ok_clean();
+}
+
+/// Splits the dump into its sections (a zone line and its block lines), masked.
+fn masked_sections(dump_text: &str) -> (Vec<String>, String) {
+    let masked = mask_addresses(dump_text);
+    let mut sections: Vec<String> = Vec::new();
+    let mut total = String::new();
+    for line in masked.lines() {
+        if line.starts_with("Total : ") {
+            total = line.to_string();
+        } else if line.ends_with(" : ADDR") {
+            sections.push(format!("{line}\n"));
+        } else if let Some(s) = sections.last_mut() {
+            s.push_str(line);
+            s.push('\n');
+        } else {
+            sections.push(format!("{line}\n"));
+        }
+    }
+    (sections, total)
+}
+
+/// Checks that the blocks of the dump are exactly the program's live blocks (address and size).
+fn assert_blocks_are(d: &dump::Dump, ptrs: &[(u64, u64)], text: &str) {
+    let mut shown: Vec<(u64, u64)> = d.blocks().map(|(_, b)| (b.start, b.size)).collect();
+    let mut want = ptrs.to_vec();
+    shown.sort();
+    want.sort();
+    assert_eq!(shown, want, "blocks listed (address, size) differ from the live blocks:\n{text}");
+}
+
+/// A known sequence of live blocks: the masked output is exact, sections being compared as a
+/// set because their order follows addresses, which the allocator chooses.
+#[test]
+fn show_alloc_mem_output() {
+    let out = run("show_alloc_mem_output", &[], &[]);
+    out.assert_ok_clean();
+    let (text, ptrs) = dump::split_program_output(&out.stdout);
+    let d = dump::parse(&text).unwrap_or_else(|e| panic!("bad show_alloc_mem output: {e}\n{text}"));
+    assert_blocks_are(&d, &ptrs, &text);
+    let (mut sections, total) = masked_sections(&text);
+    sections.sort();
+    let mut want = vec![
+        "TINY : ADDR\nADDR - ADDR : 42 bytes\nADDR - ADDR : 42 bytes\nADDR - ADDR : 42 bytes\n".to_string(),
+        "SMALL : ADDR\nADDR - ADDR : 3725 bytes\nADDR - ADDR : 3725 bytes\n".to_string(),
+        "LARGE : ADDR\nADDR - ADDR : 48847 bytes\n".to_string(),
+        "LARGE : ADDR\nADDR - ADDR : 48847 bytes\n".to_string(),
+    ];
+    want.sort();
+    assert_eq!(sections, want, "masked sections differ; output:\n{text}");
+    assert_eq!(total, "Total : 105270 bytes");
+    assert!(text.ends_with("Total : 105270 bytes\n"), "output must end with the Total line:\n{text}");
+}
+
+#[test]
+fn grade_malloc_1024_times() {
+    run("grade_malloc_1024_times", &[], &[]).assert_ok_clean();
+}
+
+#[test]
+fn grade_malloc_free_1024_times() {
+    run("grade_malloc_free_1024_times", &[], &[]).assert_ok_clean();
+}
+
+#[test]
+fn grade_realloc_16m_to_128m() {
+    let out = run("grade_realloc_16m_to_128m", &[], &[]);
+    out.assert_ok_clean();
+    assert_eq!(out.stdout, "Bonjour\nOK\n");
+}
+
+#[test]
+fn grade_free_interior_pointer() {
+    let out = run("grade_free_interior_pointer", &[], &[]);
+    out.assert_success();
+    assert_eq!(out.stdout, "Bonjour\nOK\n", "{}", out.describe());
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "expected one warning for free(p+5), one for realloc(p+5):\n{}", out.describe());
+    assert!(lines.iter().all(|l| common::is_warning_line(l)), "{}", out.describe());
+}
+
+/// One block of each class and the class boundaries: each listed under the right class.
+#[test]
+fn grade_one_block_each_class() {
+    let out = run("grade_one_block_each_class", &[], &[]);
+    out.assert_ok_clean();
+    let (text, ptrs) = dump::split_program_output(&out.stdout);
+    let d = dump::parse(&text).unwrap_or_else(|e| panic!("bad show_alloc_mem output: {e}\n{text}"));
+    assert_blocks_are(&d, &ptrs, &text);
+    for (kind, b) in d.blocks() {
+        assert_eq!(kind, dump::class_of(b.size), "{} bytes listed under {kind}:\n{text}", b.size);
+    }
+    let sum: u64 = ptrs.iter().map(|p| p.1).sum();
+    assert_eq!(d.total, sum);
+}
+
+/// free and realloc of stack, global, interior, misaligned, freed, foreign and wild pointers:
+/// ignored with exactly one warning line, the program goes on.
+#[test]
+fn bad_pointer_ignored() {
+    let kinds = [
+        "stack",
+        "global",
+        "interior",
+        "interior_aligned",
+        "interior_large",
+        "misaligned",
+        "double_free_tiny",
+        "double_free_small",
+        "double_free_large",
+        "mmap",
+        "wild",
+    ];
+    let mut failures = Vec::new();
+    for kind in kinds {
+        for op in ["free", "realloc"] {
+            let out = run("bad_pointer_ignored", &[kind, op], &[]);
+            let lines: Vec<&str> = out.stderr.lines().collect();
+            let good = out.success()
+                && out.stdout == "OK\n"
+                && lines.len() == 1
+                && common::is_warning_line(lines[0]);
+            if !good {
+                failures.push(format!("{op}({kind}): {}", out.describe()));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} case(s) failed:\n{}", failures.len(), failures.join("\n\n"));
+}
+
+#[test]
+fn threads_cross_free() {
+    run("threads_cross_free", &[], &[]).assert_ok_clean();
+}
+
+#[test]
+fn fork_from_thread() {
+    run("fork_from_thread", &[], &[]).assert_ok_clean();
+}
+
+#[test]
+fn rlimit_as() {
+    run("rlimit_as", &[], &[]).assert_ok_clean();
+}
+
+/// malloc_stats writes to stderr, so only our warnings are ruled out there.
+#[test]
+fn glibc_extras() {
+    let out = run("glibc_extras", &[], &[]);
+    out.assert_success();
+    assert_eq!(out.stdout.lines().last(), Some("OK"), "{}", out.describe());
+    assert!(out.warning_lines().is_empty(), "{}", out.describe());
+}
