@@ -68,6 +68,10 @@ pub fn human(b: u64) -> String {
     format!("{v:.1} {} ({b} bytes)", units[u])
 }
 
+pub fn plural(n: u64, what: &str) -> String {
+    if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") }
+}
+
 pub fn secs(ns: u64) -> String {
     format!("{:.6} s", ns as f64 / 1e9)
 }
@@ -206,10 +210,10 @@ pub fn leaks(g: &Global, path: &str, brief: bool, limit: usize, frames: usize, o
         let shown = if limit == 0 { 3.min(sites.len()) } else { shown };
         writeln!(
             out,
-            "{} in {} blocks never freed, from {} sites{}",
+            "{} in {} blocks never freed, from {}{}",
             human(bytes),
             blocks,
-            sites.len(),
+            plural(sites.len() as u64, "site"),
             if info.truncated { " (log cut short: blocks live when it stopped)" } else { "" }
         )?;
         for s in &sites[..shown] {
@@ -218,7 +222,7 @@ pub fn leaks(g: &Global, path: &str, brief: bool, limit: usize, frames: usize, o
         }
         return Ok(());
     }
-    writeln!(out, "Leaks in {} of {}: {} in {} blocks never freed, from {} sites", path, program(&info), human(bytes), blocks, sites.len())?;
+    writeln!(out, "Leaks in {} of {}: {} in {} never freed, from {}", path, program(&info), human(bytes), plural(blocks, "block"), plural(sites.len() as u64, "site"))?;
     state_note(out, &info)?;
     for s in &sites[..shown] {
         writeln!(out)?;

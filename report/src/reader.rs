@@ -285,6 +285,8 @@ pub fn read_log<S: Sink>(path: &str, sink: &mut S, opts: &Options) -> std::io::R
     let mut end = 0usize; // valid bytes in buf
     let mut line_no = 1u64; // number of the line being read
     let mut read_total = 0u64;
+    // Bytes other than NUL seen since the last `\n` (a last line without its newline).
+    let mut open_line = false;
     'outer: loop {
         let n = loop {
             match input.read(&mut buf[end..]) {
@@ -302,6 +304,9 @@ pub fn read_log<S: Sink>(path: &str, sink: &mut S, opts: &Options) -> std::io::R
             st.line(line_no, &buf[start..start + k], term == b'\n');
             if term == b'\n' {
                 line_no += 1;
+                open_line = false;
+            } else if k > 0 {
+                open_line = true;
             }
             start += k + 1;
             if st.stop {
@@ -310,6 +315,7 @@ pub fn read_log<S: Sink>(path: &str, sink: &mut S, opts: &Options) -> std::io::R
         }
         if eof {
             if start < end {
+                open_line = true;
                 st.line(line_no, &buf[start..end], false);
             }
             break;
@@ -343,7 +349,7 @@ pub fn read_log<S: Sink>(path: &str, sink: &mut S, opts: &Options) -> std::io::R
         st.drain(true);
     }
     st.info.stopped_early = st.stop;
-    st.info.lines = line_no - 1 + u64::from(end > 0 && !st.stop);
+    st.info.lines = line_no - 1 + u64::from(open_line && !st.stop);
     st.info.bytes = read_total;
     clear_progress();
     if st.warn && st.info.corrupt > CORRUPT_SHOWN {

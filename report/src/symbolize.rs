@@ -125,6 +125,7 @@ pub fn run(symbols: bool, counts: Option<&str>) -> std::io::Result<()> {
     let stdout = std::io::stdout();
     let mut so = stdout.lock();
     let mut out_ok = true;
+    let mut ends_with_newline = true;
     loop {
         let msg = if pending.is_empty() {
             rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected)
@@ -155,11 +156,17 @@ pub fn run(symbols: bool, counts: Option<&str>) -> std::io::Result<()> {
                     rw.line(&pending, &mut out);
                     pending.clear();
                 }
+                if let Some(&last) = out.last() {
+                    ends_with_newline = last == b'\n';
+                }
                 if out_ok {
                     let _ = so.write_all(&out).and_then(|()| so.flush());
                 }
                 break;
             }
+        }
+        if let Some(&last) = out.last() {
+            ends_with_newline = last == b'\n';
         }
         if !out.is_empty() {
             // Keep draining stdin even if stdout is gone, so the program never gets SIGPIPE.
@@ -170,7 +177,7 @@ pub fn run(symbols: bool, counts: Option<&str>) -> std::io::Result<()> {
         }
     }
     if let Some(p) = counts {
-        std::fs::write(p, format!("errors {}\nleaks {}\n", rw.errors, rw.leaks))?;
+        std::fs::write(p, format!("errors {}\nleaks {}\nnewline {}\n", rw.errors, rw.leaks, u8::from(ends_with_newline)))?;
     }
     Ok(())
 }
