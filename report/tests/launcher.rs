@@ -1,0 +1,169 @@
+//! scripts/ft-malloc, driven with a stand-in library (tests/c/fake_ftmalloc.c) that writes the
+//! log of docs/LOGFORMAT.md, until the real libft_malloc.so writes logs.
+
+mod common;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+fn launcher() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/ft-malloc")
+}
+
+/// (fake library in a directory whose name has a space, leak program)
+fn fixtures() -> &'static (PathBuf, PathBuf) {
+    static F: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    F.get_or_init(|| {
+        let d = tmpdir("launcher fixtures");
+        let lib = d.join("libfake ft.so");
+        let st = Command::new("cc").args(["-shared", "-fPIC", "-O1", "-o"]).arg(&lib).arg(c_src("fake_ftmalloc.c")).status().unwrap();
+        assert!(st.success());
+        let exe = d.join("leak prog");
+        cc(&c_src("leak.c"), &exe, &[]);
+        (lib, exe)
+    })
+}
+
+fn launch(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let (lib, _) = fixtures();
+    let mut c = Command::new(launcher());
+    c.args(args).current_dir(dir).env("FT_MALLOC_LIB", lib).env("FT_MALLOC_REPORT", BIN).env_remove("MALLOC_DEBUG");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let o = c.output().unwrap();
+    Run {
+        status: o.status,
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn leak_reported_at_file_line_with_summary() {
+    let (_, exe) = fixtures();
+    let d = tmpdir("launch-leak");
+    let r = launch(&d, &["--leaks", "--", exe.to_str().unwrap(), "5", "7"], &[("FAKE_REPORT", "1")]);
+    assert_eq!(r.status.code(), Some(7), "{}", r.stderr);
+    let src = c_src("leak.c");
+    let line = line_of(&src, "LEAK-LINE");
+    // The program's stderr, untouched except for the symbolized report line.
+    assert!(r.stderr.contains("stderr line one\nno newline at the end\n==== ft-malloc summary"), "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("allocated by malloc() at #1 from make_name ({}:{line})", src.display())), "{}", r.stderr);
+    assert!(r.stderr.contains("errors     1 reported"), "{}", r.stderr);
+    assert!(r.stderr.contains("status     exit 7"), "{}", r.stderr);
+    assert!(r.stderr.contains("65 bytes in 5 blocks never freed, from 1 site"), "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("65 bytes in 5 blocks at make_name ({}:{line})", src.display())), "{}", r.stderr);
+    assert!(r.stderr.contains("peak 1065 bytes in use"), "{}", r.stderr);
+    assert!(r.stderr.contains("log        temporary, removed"), "{}", r.stderr);
+}
+
+#[test]
+fn exit_status_signal_and_not_found() {
+    let (_, exe) = fixtures();
+    let d = tmpdir("launch-status");
+    let r = launch(&d, &[exe.to_str().unwrap(), "1", "segv"], &[]);
+    assert_eq!(r.status.code(), Some(128 + 11), "{}", r.stderr);
+    assert!(r.stderr.contains("killed by signal 11 (SEGV)"), "{}", r.stderr);
+    assert!(!r.stderr.contains("Segmentation fault"), "{}", r.stderr);
+    let r = launch(&d, &["--", "no-such-program-ft"], &[]);
+    assert_eq!(r.status.code(), Some(127));
+    assert!(r.stderr.contains("no-such-program-ft: command not found"), "{}", r.stderr);
+    let r = launch(&d, &["./not here/x"], &[]);
+    assert_eq!(r.status.code(), Some(127));
+    let r = launch(&d, &["--bogus-option", "true"], &[]);
+    assert_eq!(r.status.code(), Some(2));
+    // A program from PATH, quiet.
+    let r = launch(&d, &["-q", "sh", "-c", "exit 3"], &[]);
+    assert_eq!(r.status.code(), Some(3));
+    assert!(r.stderr.is_empty(), "{}", r.stderr);
+}
+
+#[test]
+fn trace_with_pid_names_children_apart() {
+    let (_, exe) = fixtures();
+    let d = tmpdir("launch-trace");
+    // A relative path: made absolute, so children that change directory write beside it.
+    let script = format!("cd / && '{}' 2 && '{}' 1", exe.display(), exe.display());
+    let r = launch(&d, &["--trace", "logs dir/run.%p.log", "--", "sh", "-c", &script], &[]);
+    // (the directory does not exist: the library cannot open the log; nothing breaks)
+    assert_eq!(r.status.code(), Some(0), "{}", r.stderr);
+    std::fs::create_dir_all(d.join("logs dir")).unwrap();
+    let r = launch(&d, &["--trace", "logs dir/run.%p.log", "--", "sh", "-c", &script], &[]);
+    assert_eq!(r.status.code(), Some(0), "{}", r.stderr);
+    let logs: Vec<_> = std::fs::read_dir(d.join("logs dir")).unwrap().map(|e| e.unwrap().path()).collect();
+    // sh and the two runs of the program (and whatever sh runs) each wrote a log.
+    assert!(logs.len() >= 3, "{logs:?}");
+    for l in &logs {
+        assert!(r.stderr.contains(&format!("log        {}", l.display())), "{}\n{}", l.display(), r.stderr);
+    }
+    assert!(r.stderr.contains("26 bytes in 2 blocks never freed"), "{}", r.stderr);
+    assert!(r.stderr.contains("13 bytes in 1 block"), "{}", r.stderr);
+    // The kept log is read by `report`.
+    let one = &logs[0];
+    let rep = Command::new(launcher()).env("FT_MALLOC_REPORT", BIN).args(["report", "summary"]).arg(one).output().unwrap();
+    assert!(rep.status.success());
+    assert!(String::from_utf8_lossy(&rep.stdout).contains("program "));
+}
+
+#[test]
+fn modes_set_malloc_debug() {
+    let d = tmpdir("launch-modes");
+    let show = |args: &[&str]| -> String {
+        let mut a: Vec<&str> = args.to_vec();
+        a.extend(["-q", "--no-symbolize", "--", "sh", "-c", "printf '%s' \"$MALLOC_DEBUG\""]);
+        let r = launch(&d, &a, &[]);
+        assert!(r.status.success(), "{}", r.stderr);
+        r.stdout
+    };
+    let tmp_log = |s: &str| s.contains(",log=") && s.contains("/log.%p");
+    let v = show(&[]);
+    assert!(v.starts_with("1,log=") && tmp_log(&v), "{v}");
+    assert!(show(&["--guard"]).starts_with("full,log="));
+    assert!(show(&["--sample", "100"]).starts_with("sample=100,log="));
+    let v = show(&["--debug", "canary=1,quarantine=4m", "--leaks", "--fail", "10", "--no-children"]);
+    assert!(v.starts_with("canary=1,quarantine=4m,log=") && v.ends_with(",leaks,fail=10,nochildren"), "{v}");
+    let v = show(&["--trace", "/tmp/x.%p.log"]);
+    assert_eq!(v, "1,log=/tmp/x.%p.log");
+    let r = launch(&d, &["--trace", "/tmp/a,b.log", "true"], &[]);
+    assert_eq!(r.status.code(), Some(2));
+}
+
+#[test]
+fn help_lists_every_option_with_an_example() {
+    let r = launch(Path::new("/"), &["--help"], &[]);
+    assert!(r.status.success());
+    for opt in ["--check", "--guard", "--sample", "--trace", "--leaks", "--fail", "--debug", "--no-children", "report summary", "report leaks", "report top", "report history", "report heap", "report plot"] {
+        assert!(r.stdout.contains(opt), "{opt} missing from --help:\n{}", r.stdout);
+    }
+    for opt in ["--check", "--guard", "--sample", "--trace", "--leaks", "--fail", "--debug", "--no-children"] {
+        assert!(r.stdout.contains(&format!("ft-malloc {opt}")), "no example for {opt}:\n{}", r.stdout);
+    }
+}
+
+/// End to end with the real library: needs libft_malloc.so to write the log of
+/// docs/LOGFORMAT.md and show_alloc_mem() (not written yet).
+#[test]
+#[ignore = "needs the real libft_malloc.so writing MALLOC_DEBUG=log= logs (not implemented yet)"]
+fn real_library_end_to_end() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let d = tmpdir("launch-real");
+    let exe = d.join("leak");
+    cc(&c_src("leak.c"), &exe, &[]);
+    let log = d.join("real.%p.log");
+    let o = Command::new(launcher())
+        .current_dir(&root)
+        .env("FT_MALLOC_REPORT", BIN)
+        .args(["--leaks", "--trace"])
+        .arg(&log)
+        .arg("--")
+        .arg(&exe)
+        .arg("3")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let line = line_of(&c_src("leak.c"), "LEAK-LINE");
+    assert!(err.contains(&format!("leak.c:{line})")), "{err}");
+}
