@@ -4,7 +4,7 @@ use crate::parse::Op;
 use crate::reader::{self, Event, LogInfo, Sink};
 use crate::replay::{Block, Heap};
 use crate::stats::{self, Stats};
-use crate::symbols::{AddrNamer, ModuleMap};
+use crate::symbols::AddrNamer;
 use crate::{Global, TopBy, plot};
 use std::fmt;
 use std::io::Write;
@@ -295,28 +295,23 @@ pub fn top(g: &Global, path: &str, limit: usize, by: TopBy, out: Out) -> Result 
     Ok(())
 }
 
-/// Streams the events that touch the block(s) holding one address.
-struct History<'o> {
+/// Collects the events that touch the block(s) holding one address.
+struct History {
     addr: u64,
     heap: Heap,
     /// The live block holding `addr`, if any.
     cur: Option<(u64, Block)>,
     /// The last block that held `addr` and ended (to catch double and invalid frees of it).
     prev: Option<(u64, u64)>,
-    namer: Option<AddrNamer>,
-    nmods: usize,
-    frames: usize,
-    hits: u64,
-    out: &'o mut dyn Write,
-    err: Option<std::io::Error>,
+    hits: Vec<(Event, &'static str)>,
 }
 
 fn contains(start: u64, size: u64, a: u64) -> bool {
     start <= a && a < start.saturating_add(size.max(1))
 }
 
-impl Sink for History<'_> {
-    fn event(&mut self, ev: &Event, info: &LogInfo) -> bool {
+impl Sink for History {
+    fn event(&mut self, ev: &Event) -> bool {
         let in_hit = ev.inp != 0 && (ev.inp == self.addr || self.cur.is_some_and(|(s, b)| contains(s, b.size, ev.inp)));
         let c = self.heap.apply(ev);
         let in_hit = in_hit || (c.unknown_in && self.prev.is_some_and(|(s, size)| contains(s, size, ev.inp)));
@@ -335,44 +330,26 @@ impl Sink for History<'_> {
             self.cur = Some((ev.out, *self.heap.live.get(&ev.out).unwrap()));
             note = if note.is_empty() { "block allocated" } else { "block moved by realloc, still holds the address" };
         }
-        if !(in_hit || out_hit) {
-            return true;
-        }
-        self.hits += 1;
-        if self.namer.is_none() || self.nmods != info.modules.len() {
-            let mut n = self.namer.take().unwrap_or_else(|| AddrNamer::new(&info.modules, true));
-            n.map = ModuleMap::new(&info.modules);
-            self.namer = Some(n);
-            self.nmods = info.modules.len();
-        }
-        let namer = self.namer.as_mut().unwrap();
-        let r = (|| -> std::io::Result<()> {
-            writeln!(self.out, "#{:<10} t={}  tid {}  {}  [{}]", ev.seq, secs(ev.t_ns), ev.tid, describe(ev), note)?;
-            print_stack(self.out, namer, info.stacks.get(ev.stack), self.frames, "        ")
-        })();
-        if let Err(e) = r {
-            self.err = Some(e);
-            return false;
+        if in_hit || out_hit {
+            self.hits.push((*ev, note));
         }
         true
     }
 }
 
 pub fn history(g: &Global, path: &str, addr: u64, frames: usize, out: Out) -> Result {
-    writeln!(out, "Events that touched 0x{addr:x} in {path}:")?;
-    let mut h = History { addr, heap: Heap::default(), cur: None, prev: None, namer: None, nmods: 0, frames, hits: 0, out, err: None };
-    if !g.symbols {
-        h.namer = Some(AddrNamer::new(&[], false));
-    }
+    let mut h = History { addr, heap: Heap::default(), cur: None, prev: None, hits: Vec::new() };
     let info = read(g, path, &mut h)?;
-    if let Some(e) = h.err.take() {
-        return Err(Error::Io(e));
+    let mut namer = AddrNamer::new(&info.modules, g.symbols);
+    writeln!(out, "Events that touched 0x{addr:x} in {path}:")?;
+    for (ev, note) in &h.hits {
+        writeln!(out, "#{:<10} t={}  tid {}  {}  [{}]", ev.seq, secs(ev.t_ns), ev.tid, describe(ev), note)?;
+        print_stack(out, &mut namer, info.stacks.get(ev.stack), frames, "        ")?;
     }
-    let (hits, cur) = (h.hits, h.cur);
-    if hits == 0 {
+    if h.hits.is_empty() {
         writeln!(out, "no event touched 0x{addr:x}")?;
     } else {
-        match cur {
+        match h.cur {
             Some((s, b)) => writeln!(out, "at the end of the log 0x{addr:x} is in a live block: 0x{s:x}, {} bytes, allocated at #{}", b.size, b.seq)?,
             None => writeln!(out, "at the end of the log no live block holds 0x{addr:x}")?,
         }
@@ -389,7 +366,7 @@ struct HeapAt {
 }
 
 impl Sink for HeapAt {
-    fn event(&mut self, ev: &Event, _: &LogInfo) -> bool {
+    fn event(&mut self, ev: &Event) -> bool {
         if ev.seq > self.at {
             return false;
         }

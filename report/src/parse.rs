@@ -63,21 +63,51 @@ impl Op {
     }
 
     pub fn from_bytes(b: &[u8]) -> Option<Op> {
-        Some(match b {
-            b"malloc" => Op::Malloc,
-            b"free" => Op::Free,
-            b"calloc" => Op::Calloc,
-            b"realloc" => Op::Realloc,
-            b"reallocarray" => Op::Reallocarray,
-            b"memalign" => Op::Memalign,
-            b"posix_memalign" => Op::PosixMemalign,
-            b"aligned_alloc" => Op::AlignedAlloc,
-            b"valloc" => Op::Valloc,
-            b"pvalloc" => Op::Pvalloc,
-            b"new" => Op::New,
-            b"new[]" => Op::NewArray,
-            b"delete" => Op::Delete,
-            b"delete[]" => Op::DeleteArray,
+        // One integer compare per name instead of a chain of memcmp calls.
+        if b.is_empty() || b.len() > 16 {
+            return None;
+        }
+        let mut k = [0u8; 16];
+        k[..b.len()].copy_from_slice(b);
+        let k = u128::from_le_bytes(k);
+        const fn key(s: &[u8]) -> u128 {
+            let mut k = [0u8; 16];
+            let mut i = 0;
+            while i < s.len() {
+                k[i] = s[i];
+                i += 1;
+            }
+            u128::from_le_bytes(k)
+        }
+        const MALLOC: u128 = key(b"malloc");
+        const FREE: u128 = key(b"free");
+        const CALLOC: u128 = key(b"calloc");
+        const REALLOC: u128 = key(b"realloc");
+        const REALLOCARRAY: u128 = key(b"reallocarray");
+        const MEMALIGN: u128 = key(b"memalign");
+        const POSIX_MEMALIGN: u128 = key(b"posix_memalign");
+        const ALIGNED_ALLOC: u128 = key(b"aligned_alloc");
+        const VALLOC: u128 = key(b"valloc");
+        const PVALLOC: u128 = key(b"pvalloc");
+        const NEW: u128 = key(b"new");
+        const NEW_ARRAY: u128 = key(b"new[]");
+        const DELETE: u128 = key(b"delete");
+        const DELETE_ARRAY: u128 = key(b"delete[]");
+        Some(match k {
+            MALLOC => Op::Malloc,
+            FREE => Op::Free,
+            CALLOC => Op::Calloc,
+            REALLOC => Op::Realloc,
+            REALLOCARRAY => Op::Reallocarray,
+            MEMALIGN => Op::Memalign,
+            POSIX_MEMALIGN => Op::PosixMemalign,
+            ALIGNED_ALLOC => Op::AlignedAlloc,
+            VALLOC => Op::Valloc,
+            PVALLOC => Op::Pvalloc,
+            NEW => Op::New,
+            NEW_ARRAY => Op::NewArray,
+            DELETE => Op::Delete,
+            DELETE_ARRAY => Op::DeleteArray,
             _ => return None,
         })
     }
@@ -122,6 +152,22 @@ pub enum Record<'a> {
 /// Why a line is corrupt.
 pub type ParseError = &'static str;
 
+const HEX: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
 struct Cur<'a> {
     b: &'a [u8],
     i: usize,
@@ -139,14 +185,19 @@ impl<'a> Cur<'a> {
             if d > 9 {
                 break;
             }
-            v = v
-                .checked_mul(10)
-                .and_then(|v| v.checked_add(d as u64))
-                .ok_or(what)?;
+            v = v.wrapping_mul(10).wrapping_add(d as u64);
             i += 1;
         }
         if i == start {
             return Err(what);
+        }
+        // 19 digits always fit in a u64; longer numbers are checked the slow way.
+        if i - start > 19 {
+            let mut c: u64 = 0;
+            for &d in &b[start..i] {
+                c = c.checked_mul(10).and_then(|c| c.checked_add((d - b'0') as u64)).ok_or(what)?;
+            }
+            v = c;
         }
         self.i = i;
         Ok(v)
@@ -155,27 +206,21 @@ impl<'a> Cur<'a> {
     #[inline(always)]
     fn hex(&mut self, what: &'static str) -> Result<u64, ParseError> {
         let b = self.b;
-        if b.len() < self.i + 2 || b[self.i] != b'0' || (b[self.i + 1] | 0x20) != b'x' {
+        if b.len() < self.i + 3 || b[self.i] != b'0' || b[self.i + 1] != b'x' {
             return Err(what);
         }
         let start = self.i + 2;
         let mut i = start;
         let mut v: u64 = 0;
         while i < b.len() {
-            let c = b[i];
-            let d = match c {
-                b'0'..=b'9' => c - b'0',
-                b'a'..=b'f' => c - b'a' + 10,
-                b'A'..=b'F' => c - b'A' + 10,
-                _ => break,
-            };
-            if i - start >= 16 {
-                return Err(what);
+            let d = HEX[b[i] as usize];
+            if d == 0xff {
+                break;
             }
             v = (v << 4) | d as u64;
             i += 1;
         }
-        if i == start {
+        if i == start || i - start > 16 {
             return Err(what);
         }
         self.i = i;
@@ -337,5 +382,14 @@ mod tests {
         assert!(parse_frames(b"0x1,0xzz").is_err());
         assert_eq!(parse_addr("0x10"), Some(16));
         assert_eq!(parse_addr("16"), Some(16));
+        for op in Op::ALL {
+            assert_eq!(Op::from_bytes(op.name().as_bytes()), Some(op));
+        }
+        assert_eq!(Op::from_bytes(b"mallocx"), None);
+        assert_eq!(Op::from_bytes(b""), None);
+        let big = b"E 18446744073709551615 1 2 free 0xffffffffffffffff 0x0 1 0 0x1";
+        assert!(parse_event(big).is_ok());
+        assert!(parse_event(b"E 18446744073709551616 1 2 free 0x1 0x0 1 0 0x1").is_err());
+        assert!(parse_event(b"E 1 1 2 free 0x1ffffffffffffffff 0x0 1 0 0x1").is_err());
     }
 }

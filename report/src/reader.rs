@@ -15,6 +15,7 @@ use std::collections::BinaryHeap;
 use std::cmp::Reverse;
 use std::fs::File;
 use std::io::{IsTerminal, Read, Write};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Events held back at most to restore `seq` order.
@@ -102,8 +103,11 @@ impl LogInfo {
 
 /// Receives the events in `seq` order. Return false to stop reading.
 pub trait Sink {
-    fn event(&mut self, ev: &Event, info: &LogInfo) -> bool;
+    fn event(&mut self, ev: &Event) -> bool;
 }
+
+/// Events handed from the parsing thread to the sink's thread in batches of this many.
+const BATCH: usize = 4096;
 
 pub struct Options {
     /// Show a progress bar on stderr if it is a terminal.
@@ -125,15 +129,17 @@ struct Reorder {
     last: u64,
 }
 
-struct State<'s, S: Sink> {
+struct State {
     info: LogInfo,
-    sink: &'s mut S,
+    batch: Vec<Event>,
+    tx: mpsc::SyncSender<Vec<Event>>,
+    recycle: mpsc::Receiver<Vec<Event>>,
     ro: Reorder,
     warn: bool,
     stop: bool,
 }
 
-impl<S: Sink> State<'_, S> {
+impl State {
     #[inline]
     fn emit(&mut self, ev: Event) {
         if self.stop {
@@ -145,7 +151,20 @@ impl<S: Sink> State<'_, S> {
             self.ro.last = ev.seq;
         }
         self.info.events += 1;
-        if !self.sink.event(&ev, &self.info) {
+        self.batch.push(ev);
+        if self.batch.len() >= BATCH {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.batch.is_empty() || self.stop {
+            return;
+        }
+        let next = self.recycle.try_recv().unwrap_or_else(|_| Vec::with_capacity(BATCH));
+        let full = std::mem::replace(&mut self.batch, next);
+        if self.tx.send(full).is_err() {
+            // The sink has seen enough.
             self.stop = true;
         }
     }
@@ -262,25 +281,52 @@ fn clear_progress() {
 }
 
 /// Open `path` (`-` = standard input) and stream it into `sink`.
+///
+/// Reading and parsing run in a thread of their own; the sink gets the events in batches in
+/// the calling thread (two cores: the replay overlaps the parsing).
 pub fn read_log<S: Sink>(path: &str, sink: &mut S, opts: &Options) -> std::io::Result<LogInfo> {
-    let (mut input, total): (Box<dyn Read>, u64) = if path == "-" {
-        (Box::new(std::io::stdin().lock()), 0)
+    let (input, total): (Box<dyn Read + Send>, u64) = if path == "-" {
+        (Box::new(std::io::stdin()), 0)
     } else {
         let f = File::open(path)?;
         let len = f.metadata().map(|m| m.len()).unwrap_or(0);
         (Box::new(f), len)
     };
-    let mut st = State {
+    let (tx, rx) = mpsc::sync_channel::<Vec<Event>>(16);
+    let (rtx, rrx) = mpsc::channel::<Vec<Event>>();
+    let st = State {
         info: LogInfo { path: path.to_string(), ..Default::default() },
-        sink,
+        batch: Vec::with_capacity(BATCH),
+        tx,
+        recycle: rrx,
         ro: Reorder { heap: BinaryHeap::new(), next: 1, last: 0 },
         warn: opts.warn,
         stop: false,
     };
     let progress = opts.progress && total > (64 << 20) && std::io::stderr().is_terminal();
+    std::thread::scope(|scope| {
+        let parser = scope.spawn(move || parse_all(st, input, total, progress));
+        let mut stopped = false;
+        'recv: for mut batch in rx.iter() {
+            for ev in &batch {
+                if !sink.event(ev) {
+                    stopped = true;
+                    break 'recv;
+                }
+            }
+            batch.clear();
+            let _ = rtx.send(batch);
+        }
+        drop(rx);
+        let mut info = parser.join().expect("log parser thread")?;
+        info.stopped_early = stopped;
+        Ok(info)
+    })
+}
+
+fn parse_all(mut st: State, mut input: Box<dyn Read + Send>, total: u64, progress: bool) -> std::io::Result<LogInfo> {
     let started = Instant::now();
     let mut last_shown = started;
-
     let mut buf = vec![0u8; 4 << 20];
     let mut end = 0usize; // valid bytes in buf
     let mut line_no = 1u64; // number of the line being read
@@ -347,8 +393,8 @@ pub fn read_log<S: Sink>(path: &str, sink: &mut S, opts: &Options) -> std::io::R
     }
     if !st.stop {
         st.drain(true);
+        st.flush();
     }
-    st.info.stopped_early = st.stop;
     st.info.lines = line_no - 1 + u64::from(open_line && !st.stop);
     st.info.bytes = read_total;
     clear_progress();

@@ -3,7 +3,35 @@
 
 use crate::parse::Op;
 use crate::reader::Event;
-use rustc_hash::FxHashMap;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Hasher for block addresses: a splitmix64 finalizer, so that the aligned, clustered
+/// addresses of a heap spread over the whole table.
+#[derive(Default)]
+pub struct AddrHasher(u64);
+
+impl Hasher for AddrHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
+        z ^ (z >> 31)
+    }
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | b as u64;
+        }
+    }
+    #[inline]
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+pub type AddrMap<V> = HashMap<u64, V, BuildHasherDefault<AddrHasher>>;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Block {
@@ -31,17 +59,20 @@ pub struct Change {
 
 #[derive(Default)]
 pub struct Heap {
-    pub live: FxHashMap<u64, Block>,
+    pub live: AddrMap<Block>,
     pub bytes: u64,
 }
 
 impl Heap {
+    #[inline]
     fn end(&mut self, addr: u64, logged_size: u64, c: &mut Change) {
-        match self.live.get(&addr) {
+        match self.live.remove(&addr) {
             // A refused free is logged with size 0: it must not end a live block of another size.
-            Some(b) if logged_size == 0 && b.size != 0 => c.unknown_in = true,
-            Some(_) => {
-                let b = self.live.remove(&addr).unwrap();
+            Some(b) if logged_size == 0 && b.size != 0 => {
+                self.live.insert(addr, b);
+                c.unknown_in = true;
+            }
+            Some(b) => {
                 self.bytes -= b.size;
                 c.ended = Some((addr, b));
             }

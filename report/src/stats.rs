@@ -3,7 +3,7 @@
 //! Memory: O(live blocks + distinct call stacks + threads + plot buckets).
 
 use crate::parse::OP_COUNT;
-use crate::reader::{Event, LogInfo, Sink};
+use crate::reader::{Event, Sink};
 use crate::replay::Heap;
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -111,6 +111,7 @@ pub struct Stats {
     last_alloc_seq: u64,
     pub temporary: u64,
     pub threads: FxHashSet<u32>,
+    last_tid: u32,
     pub first_t: Option<u64>,
     pub last_t: u64,
     pub first_seq: Option<u64>,
@@ -142,6 +143,7 @@ impl Stats {
             last_alloc_seq: 0,
             temporary: 0,
             threads: FxHashSet::default(),
+            last_tid: u32::MAX,
             first_t: None,
             last_t: 0,
             first_seq: None,
@@ -205,7 +207,7 @@ impl Stats {
 
 impl Sink for Stats {
     #[inline]
-    fn event(&mut self, ev: &Event, _info: &LogInfo) -> bool {
+    fn event(&mut self, ev: &Event) -> bool {
         let op = ev.op as usize;
         self.calls[op] += 1;
         if self.first_t.is_none() {
@@ -214,7 +216,10 @@ impl Sink for Stats {
         }
         self.last_t = self.last_t.max(ev.t_ns);
         self.last_seq = self.last_seq.max(ev.seq);
-        self.threads.insert(ev.tid);
+        if ev.tid != self.last_tid {
+            self.last_tid = ev.tid;
+            self.threads.insert(ev.tid);
+        }
         let before = self.heap.bytes;
         let c = self.heap.apply(ev);
         if c.failed {
