@@ -86,11 +86,11 @@ fn fmt_num(v: f64) -> String {
 
 fn size_label(v: u64) -> String {
     const K: u64 = 1024;
-    if v >= K * K * K && v % (K * K * K) == 0 {
+    if v >= K * K * K && v.is_multiple_of(K * K * K) {
         format!("{}G", v / (K * K * K))
-    } else if v >= K * K && v % (K * K) == 0 {
+    } else if v >= K * K && v.is_multiple_of(K * K) {
         format!("{}M", v / (K * K))
-    } else if v >= K && v % K == 0 {
+    } else if v >= K && v.is_multiple_of(K) {
         format!("{}K", v / K)
     } else {
         format!("{v}")
@@ -326,6 +326,7 @@ impl Canvas {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn line(&mut self, x1: f64, y1: f64, x2: f64, y2: f64, c: Rgb, width: f64, dashed: bool) {
         let len = ((x2 - x1).powi(2) + (y2 - y1).powi(2)).sqrt();
         let steps = (len.ceil() as usize).max(1);

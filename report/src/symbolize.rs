@@ -42,8 +42,8 @@ impl Rewriter {
 
     fn count(&mut self, line: &[u8]) {
         // ft_malloc[PID]: ERROR: ...   /   ft_malloc[PID]: LEAK: ...
-        if let Some(rest) = line.strip_prefix(b"ft_malloc[") {
-            if let Some(k) = memchr::memchr(b']', rest) {
+        if let Some(rest) = line.strip_prefix(b"ft_malloc[")
+            && let Some(k) = memchr::memchr(b']', rest) {
                 let r = &rest[k + 1..];
                 if r.starts_with(b": ERROR") {
                     self.errors += 1;
@@ -51,7 +51,6 @@ impl Rewriter {
                     self.leaks += 1;
                 }
             }
-        }
     }
 
     /// Rewrite one line (any terminator included) into `out`.

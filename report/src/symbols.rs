@@ -89,25 +89,21 @@ impl Symbolizer {
             if let Ok(mut frames) = l.find_frames(line_probe) {
                 // Innermost frame first: its function and line are where the call is.
                 if let Ok(Some(fr)) = frames.next() {
-                    if let Some(f) = fr.function.as_ref() {
-                        if let Ok(n) = f.demangle() {
+                    if let Some(f) = fr.function.as_ref()
+                        && let Ok(n) = f.demangle() {
                             func = Some(n.into_owned());
                         }
-                    }
-                    if let Some(l) = fr.location.as_ref() {
-                        if let (Some(file), Some(line)) = (l.file, l.line) {
+                    if let Some(l) = fr.location.as_ref()
+                        && let (Some(file), Some(line)) = (l.file, l.line) {
                             loc = Some(format!("{file}:{line}"));
                         }
-                    }
                 }
             }
-            if loc.is_none() {
-                if let Ok(Some(l)) = l.find_location(line_probe) {
-                    if let (Some(file), Some(line)) = (l.file, l.line) {
+            if loc.is_none()
+                && let Ok(Some(l)) = l.find_location(line_probe)
+                    && let (Some(file), Some(line)) = (l.file, l.line) {
                         loc = Some(format!("{file}:{line}"));
                     }
-                }
-            }
             if func.is_none() {
                 func = l.find_symbol(line_probe).map(|s| addr2line::demangle_auto(s.into(), None).into_owned());
             }

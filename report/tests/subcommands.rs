@@ -213,7 +213,7 @@ fn corrupt_truncated_and_nul_tail() {
     s.push_str("E 5x 1 2 malloc 0x0 0x10 1 0 0x1\n"); // line 14: bad seq
     s.push_str("E 6 6000 100 frobnicate 0x0 0x10 1 0 0x1\n"); // line 15: unknown op
     s.push_str("X a future record type\n"); // skipped, not corrupt
-    s.push_str("\n");
+    s.push('\n');
     s.push_str("\u{1}\u{2}binary garbage\n"); // line 18
     for e in &ev[5..] {
         s.push_str(e);
