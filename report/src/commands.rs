@@ -311,6 +311,10 @@ fn contains(start: u64, size: u64, a: u64) -> bool {
 }
 
 impl Sink for History {
+    fn prefetch(&self, ev: &Event) {
+        self.heap.prefetch(ev);
+    }
+
     fn event(&mut self, ev: &Event) -> bool {
         let in_hit = ev.inp != 0 && (ev.inp == self.addr || self.cur.is_some_and(|(s, b)| contains(s, b.size, ev.inp)));
         let c = self.heap.apply(ev);
@@ -366,6 +370,10 @@ struct HeapAt {
 }
 
 impl Sink for HeapAt {
+    fn prefetch(&self, ev: &Event) {
+        self.heap.prefetch(ev);
+    }
+
     fn event(&mut self, ev: &Event) -> bool {
         if ev.seq > self.at {
             return false;
@@ -427,5 +435,21 @@ pub fn plot(g: &Global, path: &str, file: &str, x: plot::XAxis, width: u32, heig
     let bytes = if png { plot::to_png(&fig) } else { plot::to_svg(&fig).into_bytes() };
     std::fs::write(file, bytes).map_err(|e| Error::Open(file.to_string(), e))?;
     writeln!(out, "wrote {file}: memory in use over {} (peak {} at event #{}) and size histogram", if x == plot::XAxis::Time { "time" } else { "events" }, human(st.peak_bytes), st.peak_seq)?;
+    Ok(())
+}
+
+struct Counter(u64);
+
+impl Sink for Counter {
+    fn event(&mut self, _: &Event) -> bool {
+        self.0 += 1;
+        true
+    }
+}
+
+pub fn count(g: &Global, path: &str, out: Out) -> Result {
+    let mut c = Counter(0);
+    let info = read(g, path, &mut c)?;
+    writeln!(out, "{} events, {} lines, {} corrupt", c.0, info.lines, info.corrupt)?;
     Ok(())
 }

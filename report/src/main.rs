@@ -119,6 +119,9 @@ enum Cmd {
         #[arg(long)]
         counts: Option<String>,
     },
+    /// Read the log and only count its events (to time the parsing alone).
+    #[command(hide = true)]
+    Count { log: String },
     /// Write a synthetic log (for benchmarks).
     #[command(hide = true)]
     Gen {
@@ -167,6 +170,7 @@ fn main() -> ExitCode {
             commands::plot(&g, &log, &file, x, width, height, &mut out)
         }
         Cmd::Symbolize { counts } => symbolize::run(g.symbols, counts.as_deref()).map_err(commands::Error::Io),
+        Cmd::Count { log } => commands::count(&g, &log, &mut out),
         Cmd::Gen { out: file, events, seed } => synth::generate(&file, events, seed).map_err(commands::Error::Io),
     };
     let r = r.and_then(|()| out.flush().map_err(commands::Error::Io));

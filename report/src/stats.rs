@@ -206,6 +206,11 @@ impl Stats {
 }
 
 impl Sink for Stats {
+    #[inline(always)]
+    fn prefetch(&self, ev: &Event) {
+        self.heap.prefetch(ev);
+    }
+
     #[inline]
     fn event(&mut self, ev: &Event) -> bool {
         let op = ev.op as usize;
