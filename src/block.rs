@@ -1,0 +1,134 @@
+//! Per-block metadata, kept out of band (in the zone's metadata area or the LARGE descriptor),
+//! so an overflow of user data cannot corrupt it: the requested size, where the user pointer
+//! sits in its slot, the state and the function that allocated it. With debugging on, a
+//! `DebugMeta` per block adds sequence numbers, callers and threads.
+
+/// Which entry point made or ended a block. Stored as the block's origin and in log events.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub enum Op {
+    Malloc = 0,
+    Calloc,
+    Realloc,
+    Reallocarray,
+    Memalign,
+    PosixMemalign,
+    AlignedAlloc,
+    Valloc,
+    Pvalloc,
+    New,
+    NewArr,
+    Free,
+    Delete,
+    DeleteArr,
+    UsableSize,
+}
+
+/// How a block must be released.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Family {
+    Malloc,
+    New,
+    NewArr,
+}
+
+impl Op {
+    pub fn name(self) -> &'static [u8] {
+        match self {
+            Op::Malloc => b"malloc",
+            Op::Calloc => b"calloc",
+            Op::Realloc => b"realloc",
+            Op::Reallocarray => b"reallocarray",
+            Op::Memalign => b"memalign",
+            Op::PosixMemalign => b"posix_memalign",
+            Op::AlignedAlloc => b"aligned_alloc",
+            Op::Valloc => b"valloc",
+            Op::Pvalloc => b"pvalloc",
+            Op::New => b"new",
+            Op::NewArr => b"new[]",
+            Op::Free => b"free",
+            Op::Delete => b"delete",
+            Op::DeleteArr => b"delete[]",
+            Op::UsableSize => b"malloc_usable_size",
+        }
+    }
+
+    /// Name as a C++ programmer reads it in a report ("operator new").
+    pub fn call_name(self) -> &'static [u8] {
+        match self {
+            Op::New => b"operator new",
+            Op::NewArr => b"operator new[]",
+            Op::Delete => b"operator delete",
+            Op::DeleteArr => b"operator delete[]",
+            _ => self.name(),
+        }
+    }
+
+    pub fn from_u8(v: u8) -> Op {
+        match v {
+            1 => Op::Calloc,
+            2 => Op::Realloc,
+            3 => Op::Reallocarray,
+            4 => Op::Memalign,
+            5 => Op::PosixMemalign,
+            6 => Op::AlignedAlloc,
+            7 => Op::Valloc,
+            8 => Op::Pvalloc,
+            9 => Op::New,
+            10 => Op::NewArr,
+            11 => Op::Free,
+            12 => Op::Delete,
+            13 => Op::DeleteArr,
+            14 => Op::UsableSize,
+            _ => Op::Malloc,
+        }
+    }
+
+    pub fn family(self) -> Family {
+        match self {
+            Op::New | Op::Delete => Family::New,
+            Op::NewArr | Op::DeleteArr => Family::NewArr,
+            _ => Family::Malloc,
+        }
+    }
+}
+
+pub const FREE: u8 = 0;
+pub const USED: u8 = 1;
+pub const QUARANTINED: u8 = 2;
+
+/// Out-of-band metadata of one slot. 8 bytes, so a zone's array stays small.
+#[derive(Clone, Copy, Debug)]
+#[repr(C)]
+pub struct BlockMeta {
+    /// Requested size (zones hold at most 32 KiB).
+    pub size: u32,
+    /// Offset of the user pointer in its slot (front canary or alignment).
+    pub front: u16,
+    pub state: u8,
+    /// `Op` that allocated it.
+    pub origin: u8,
+}
+const _: () = assert!(core::mem::size_of::<BlockMeta>() == 8);
+
+impl BlockMeta {
+    pub const EMPTY: BlockMeta = BlockMeta { size: 0, front: 0, state: FREE, origin: 0 };
+}
+
+/// Debugging history of a block (only when MALLOC_DEBUG is set).
+#[derive(Clone, Copy, Debug)]
+#[repr(C)]
+pub struct DebugMeta {
+    pub alloc_seq: u64,
+    pub free_seq: u64,
+    pub alloc_caller: usize,
+    pub free_caller: usize,
+    pub alloc_tid: u32,
+    pub free_tid: u32,
+}
+const _: () = assert!(core::mem::size_of::<DebugMeta>() == 40);
+
+impl DebugMeta {
+    pub const EMPTY: DebugMeta =
+        DebugMeta { alloc_seq: 0, free_seq: 0, alloc_caller: 0, free_caller: 0, alloc_tid: 0, free_tid: 0 };
+}

@@ -1,0 +1,76 @@
+//! `check_every=N`: every N calls, verify the whole heap (canaries of live blocks, fill of
+//! quarantined ones) and report the first problem.
+
+use crate::block::{QUARANTINED, USED};
+use crate::heap::{self, ARENAS, NARENAS};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+static COUNT: AtomicU64 = AtomicU64::new(0);
+
+pub fn maybe_check_all() {
+    let n = crate::config::get().check_every;
+    if n == 0 || (COUNT.fetch_add(1, Ordering::Relaxed) + 1) % n != 0 {
+        return;
+    }
+    check_all(false);
+}
+
+/// Verifies every block; returns the number of problems (reports them unless `quiet`).
+pub fn check_all(quiet: bool) -> usize {
+    let lay = heap::LAYOUT.get();
+    let fill = lay.fill;
+    let canaries = lay.front > 0 || lay.tail > 0;
+    let mut problems = 0usize;
+    let mut first: Option<(heap::Info, u8, usize)> = None;
+    for a in ARENAS.iter().take(NARENAS.load(Ordering::Relaxed)) {
+        if a.held_by_me() {
+            continue;
+        }
+        let g = a.lock();
+        let mut z = g.all;
+        while !z.is_null() {
+            // SAFETY: zones of this arena, under its lock.
+            let zr = unsafe { &*z };
+            for i in 0..zr.hiwater as usize {
+                let info = heap::zone_info(zr, i);
+                if let Some((kind, at)) = verify(&info, canaries, fill) {
+                    problems += 1;
+                    if first.is_none() {
+                        first = Some((info, kind, at));
+                    }
+                }
+            }
+            z = zr.all_next;
+        }
+    }
+    if let Some((info, kind, at)) = first {
+        if !quiet {
+            match kind {
+                0 => crate::report::bad_block(crate::block::Op::Malloc, info.user, crate::report::Bad::Overflow(at), &info, 0),
+                1 => crate::report::bad_block(crate::block::Op::Malloc, info.user, crate::report::Bad::Underflow(at), &info, 0),
+                _ => crate::report::write_after_free(&info, at),
+            }
+        }
+    }
+    problems
+}
+
+/// (kind, address): 0 overflow, 1 underflow, 2 write after free.
+pub fn verify(info: &heap::Info, canaries: bool, fill: bool) -> Option<(u8, usize)> {
+    // SAFETY: zone slots are always mapped and readable.
+    unsafe {
+        if info.state == USED && canaries {
+            if let Some(a) = crate::canary::check(info.slot, info.user) {
+                return Some((1, a));
+            }
+            if let Some(a) = crate::canary::check(info.user + info.size, info.slot_end) {
+                return Some((0, a));
+            }
+        } else if info.state == QUARANTINED && fill {
+            if let Some(a) = crate::canary::check_fill(info.user, info.user + info.size, crate::canary::FREE_FILL) {
+                return Some((2, a));
+            }
+        }
+    }
+    None
+}

@@ -1,0 +1,888 @@
+//! allocate / deallocate / reallocate / usable_size: picks a zone class or LARGE, applies the
+//! debugging layer (canaries, fill, quarantine, history) when MALLOC_DEBUG asks for it.
+//!
+//! Threads: up to `MAX_ARENAS` arenas, each with its own lock and zones; a thread sticks to the
+//! arena chosen at its first call (round robin). A block is always returned to the arena that
+//! owns its zone (the page-map entry carries the arena index), so cross-thread frees are safe.
+//!
+//! # Invariants
+//! - A zone is on `partial[class]` iff it has room; `empties[class]` counts its zones with no
+//!   used block; at most one empty zone per class is kept, the others are unmapped.
+//! - Reports are written after the arena lock is released (a report may abort, and the
+//!   program's SIGABRT handler may call malloc).
+
+use crate::block::{BlockMeta, DebugMeta, Family, Op, FREE, QUARANTINED, USED};
+use crate::canary::{self, ALLOC_FILL, FREE_FILL};
+use crate::config::{self, Fail};
+use crate::large::{Large, LARGE};
+use crate::lock::Mutex;
+use crate::pagemap;
+use crate::report::{self, Bad};
+use crate::size_class::{class_of, class_size, aligned_class, NCLASSES, SMALL_MAX, MIN_ALIGN};
+use crate::sys;
+use crate::tls;
+use crate::zone::Zone;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+pub const MAX_ARENAS: usize = 16;
+
+pub struct Arena {
+    partial: [*mut Zone; NCLASSES],
+    empties: [u16; NCLASSES],
+    pub all: *mut Zone,
+    pub live_bytes: usize,
+    pub live_blocks: usize,
+    pub zones: usize,
+    pub mapped: usize,
+}
+
+// SAFETY: the raw zone pointers are only followed under the arena's lock.
+unsafe impl Send for Arena {}
+
+impl Arena {
+    const EMPTY: Arena = Arena {
+        partial: [core::ptr::null_mut(); NCLASSES],
+        empties: [0; NCLASSES],
+        all: core::ptr::null_mut(),
+        live_bytes: 0,
+        live_blocks: 0,
+        zones: 0,
+        mapped: 0,
+    };
+}
+
+pub static ARENAS: [Mutex<Arena>; MAX_ARENAS] = [const { Mutex::new(Arena::EMPTY) }; MAX_ARENAS];
+pub static NARENAS: AtomicUsize = AtomicUsize::new(1);
+static NEXT_ARENA: AtomicUsize = AtomicUsize::new(0);
+/// Global event sequence number (debugging and logging only).
+pub static SEQ: AtomicU64 = AtomicU64::new(0);
+static CALLS: AtomicU64 = AtomicU64::new(0);
+
+/// Layout parameters of the debugging layer, fixed at init.
+pub struct Layout {
+    /// Bytes of front canary before each block (0 or 16).
+    pub front: usize,
+    /// Minimum bytes of tail canary (0 or 1).
+    pub tail: usize,
+    pub fill: bool,
+    pub debug_meta: bool,
+    pub zone_guards: bool,
+    pub large_guard: usize,
+}
+
+pub static LAYOUT: crate::config::Once<Layout> = crate::config::Once::new(Layout {
+    front: 0,
+    tail: 0,
+    fill: false,
+    debug_meta: false,
+    zone_guards: false,
+    large_guard: 0,
+});
+
+#[inline]
+fn layout() -> &'static Layout {
+    LAYOUT.get()
+}
+
+/// Sets the number of arenas (init).
+pub fn init_arenas(ncpu: usize) {
+    NARENAS.store((ncpu * 2).clamp(1, MAX_ARENAS), Ordering::Relaxed);
+}
+
+#[inline]
+fn my_arena() -> usize {
+    let st = tls::state();
+    // SAFETY: our own TLS block.
+    unsafe {
+        if (*st).arena == 0 {
+            let n = NARENAS.load(Ordering::Relaxed);
+            (*st).arena = (NEXT_ARENA.fetch_add(1, Ordering::Relaxed) % n) as u32 + 1;
+        }
+        (*st).arena as usize - 1
+    }
+}
+
+/// Picks an arena whose lock this thread does not hold (a signal handler that interrupted
+/// malloc on this thread must not wait for itself).
+fn pick_arena() -> usize {
+    let a = my_arena();
+    if !ARENAS[a].held_by_me() {
+        return a;
+    }
+    let n = NARENAS.load(Ordering::Relaxed);
+    for k in 1..MAX_ARENAS {
+        let b = (a + k) % n.max(1);
+        if !ARENAS[b].held_by_me() {
+            return b;
+        }
+    }
+    a
+}
+
+fn push_partial(a: &mut Arena, z: *mut Zone) {
+    // SAFETY: z is a live zone of this arena, under its lock.
+    unsafe {
+        let c = (*z).class as usize;
+        (*z).prev = core::ptr::null_mut();
+        (*z).next = a.partial[c];
+        if !a.partial[c].is_null() {
+            (*a.partial[c]).prev = z;
+        }
+        a.partial[c] = z;
+        (*z).in_partial = true;
+    }
+}
+
+fn unlink_partial(a: &mut Arena, z: *mut Zone) {
+    // SAFETY: z is on the partial list of its class, under the arena lock.
+    unsafe {
+        let c = (*z).class as usize;
+        if !(*z).prev.is_null() {
+            (*(*z).prev).next = (*z).next;
+        } else {
+            a.partial[c] = (*z).next;
+        }
+        if !(*z).next.is_null() {
+            (*(*z).next).prev = (*z).prev;
+        }
+        (*z).next = core::ptr::null_mut();
+        (*z).prev = core::ptr::null_mut();
+        (*z).in_partial = false;
+    }
+}
+
+fn link_all(a: &mut Arena, z: *mut Zone) {
+    // SAFETY: z is a new zone of this arena, under its lock.
+    unsafe {
+        (*z).all_next = a.all;
+        (*z).all_prev = core::ptr::null_mut();
+        if !a.all.is_null() {
+            (*a.all).all_prev = z;
+        }
+    }
+    a.all = z;
+}
+
+fn unlink_all(a: &mut Arena, z: *mut Zone) {
+    // SAFETY: z is on the arena's list of all zones, under its lock.
+    unsafe {
+        if !(*z).all_prev.is_null() {
+            (*(*z).all_prev).all_next = (*z).all_next;
+        } else {
+            a.all = (*z).all_next;
+        }
+        if !(*z).all_next.is_null() {
+            (*(*z).all_next).all_prev = (*z).all_prev;
+        }
+    }
+}
+
+/// Returns the slot to its zone and applies the zone policy (partial list, one spare).
+/// # Safety
+/// Under the arena lock; `idx` is a used or quarantined slot of `z`, which belongs to `a`.
+unsafe fn release_slot(a: &mut Arena, z: *mut Zone, idx: usize) {
+    // SAFETY: per the caller.
+    unsafe {
+        let size = (*z).meta(idx).size as usize;
+        a.live_bytes -= size;
+        a.live_blocks -= 1;
+        (*z).give(idx);
+        if !(*z).in_partial {
+            push_partial(a, z);
+        }
+        if (*z).nused == 0 {
+            let c = (*z).class as usize;
+            if a.empties[c] >= 1 {
+                unlink_partial(a, z);
+                unlink_all(a, z);
+                a.zones -= 1;
+                a.mapped -= (*z).map_len;
+                Zone::destroy(z);
+            } else {
+                a.empties[c] += 1;
+            }
+        }
+    }
+}
+
+/// Where a valid block lives, and a copy of what we know about it.
+#[derive(Clone, Copy)]
+pub struct Info {
+    pub user: usize,
+    pub size: usize,
+    /// Start and end of the accessible slot (front canary to the end of the tail).
+    pub slot: usize,
+    pub slot_end: usize,
+    pub state: u8,
+    pub origin: Op,
+    /// 0 TINY, 1 SMALL, 2 LARGE.
+    pub kind: u8,
+    pub zone_base: usize,
+    pub dbg: DebugMeta,
+}
+
+pub const TINY: u8 = 0;
+pub const SMALL: u8 = 1;
+pub const LARGE_KIND: u8 = 2;
+
+pub fn zone_info(z: &Zone, idx: usize) -> Info {
+    // SAFETY: idx < nblocks, checked by index_of.
+    let m = unsafe { *z.meta(idx) };
+    // SAFETY: as above.
+    let dbg = unsafe { z.dbg(idx).map(|d| *d).unwrap_or(DebugMeta::EMPTY) };
+    let slot = z.slot_addr(idx);
+    Info {
+        user: slot + m.front as usize,
+        size: m.size as usize,
+        slot,
+        slot_end: slot + z.block_size as usize,
+        state: m.state,
+        origin: Op::from_u8(m.origin),
+        kind: if z.is_tiny() { TINY } else { SMALL },
+        zone_base: z.data,
+        dbg,
+    }
+}
+
+fn large_info(d: &Large) -> Info {
+    Info {
+        user: d.user,
+        size: d.size,
+        slot: d.map_base,
+        slot_end: d.map_base + d.usable_len,
+        state: d.state,
+        origin: Op::from_u8(d.origin),
+        kind: LARGE_KIND,
+        zone_base: d.map_base,
+        dbg: d.dbg,
+    }
+}
+
+/// Classifies `p` against a block `info` that contains it.
+fn classify(p: usize, info: &Info) -> Result<(), Bad> {
+    if p == info.user {
+        return match info.state {
+            USED => Ok(()),
+            _ => Err(Bad::DoubleFree),
+        };
+    }
+    if info.state != USED {
+        return Err(if p % MIN_ALIGN != 0 { Bad::Misaligned } else { Bad::InsideFreed });
+    }
+    if p % MIN_ALIGN != 0 { Err(Bad::Misaligned) } else { Err(Bad::Interior) }
+}
+
+/// Finds the block holding `p` without changing anything (dumps, reports, leak scan).
+/// Caller holds the right lock or accepts a racy read.
+pub fn find(p: usize) -> Option<Info> {
+    let e = pagemap::get(p);
+    if e == 0 || e == pagemap::META {
+        return None;
+    }
+    if e & 1 == 1 {
+        // SAFETY: descriptors are never unmapped.
+        let d = unsafe { &*((e & !1) as *const Large) };
+        if d.user == 0 {
+            return None;
+        }
+        return Some(large_info(d));
+    }
+    let z = (e & !(sys::page_size() - 1)) as *const Zone;
+    // SAFETY: the entry points at a zone header (racy readers accept a stale view).
+    let z = unsafe { &*z };
+    let idx = z.index_of(p)?;
+    Some(zone_info(z, idx))
+}
+
+fn fail_injected(size: usize) -> bool {
+    let c = config::get();
+    match c.fail {
+        Fail::Off => false,
+        Fail::Nth(n) => CALLS.fetch_add(1, Ordering::Relaxed) + 1 == n,
+        Fail::Every(n) => (CALLS.fetch_add(1, Ordering::Relaxed) + 1) % n == 0,
+        Fail::Size(s) => size as u64 >= s,
+    }
+}
+
+#[inline]
+fn next_seq() -> u64 {
+    SEQ.fetch_add(1, Ordering::Relaxed) + 1
+}
+
+fn stamp_alloc(caller: usize) -> DebugMeta {
+    DebugMeta { alloc_seq: next_seq(), free_seq: 0, alloc_caller: caller, free_caller: 0, alloc_tid: tls::tid(), free_tid: 0 }
+}
+
+/// Allocates `size` bytes aligned to `align` (a power of two; <= 16 means the default).
+/// Returns null with errno set on failure.
+pub fn allocate(size: usize, align: usize, op: Op, caller: usize, zero: bool) -> *mut u8 {
+    let cfg = config::get();
+    if size > isize::MAX as usize {
+        if cfg.enabled {
+            report::absurd_size(op, size, caller);
+        }
+        sys::set_errno(libc::ENOMEM);
+        return core::ptr::null_mut();
+    }
+    if cfg.enabled {
+        if cfg.fail != Fail::Off && fail_injected(size) {
+            sys::set_errno(libc::ENOMEM);
+            return core::ptr::null_mut();
+        }
+        if cfg.check_every > 0 {
+            crate::check::maybe_check_all();
+        }
+        if crate::guard::wants(size, align) {
+            if let Some(p) = crate::guard::allocate(size, align, op, caller) {
+                return p as *mut u8;
+            }
+        }
+    }
+    let lay = layout();
+    let align = align.max(MIN_ALIGN);
+    let front = if lay.front > 0 { lay.front.max(align) } else { 0 };
+    let Some(need) = front.checked_add(size).and_then(|n| n.checked_add(lay.tail)) else {
+        sys::set_errno(libc::ENOMEM);
+        return core::ptr::null_mut();
+    };
+    let class = if align <= MIN_ALIGN {
+        if need <= SMALL_MAX { Some(class_of(need)) } else { None }
+    } else if align <= sys::page_size() {
+        aligned_class(need, align)
+    } else {
+        None
+    };
+    let p = match class {
+        Some(c) => zone_alloc(c, size, front, op, caller, zero),
+        None => large_alloc(size, align, front, op, caller, zero),
+    };
+    if p.is_null() {
+        sys::set_errno(libc::ENOMEM);
+    }
+    p
+}
+
+fn zone_alloc(c: usize, size: usize, front: usize, op: Op, caller: usize, zero: bool) -> *mut u8 {
+    let lay = layout();
+    let ai = pick_arena();
+    let mut a = ARENAS[ai].lock();
+    let mut z = a.partial[c];
+    if z.is_null() {
+        let Some(nz) = Zone::create(c, ai, lay.debug_meta, lay.zone_guards) else {
+            return core::ptr::null_mut();
+        };
+        z = nz;
+        link_all(&mut a, z);
+        push_partial(&mut a, z);
+        a.empties[c] += 1;
+        a.zones += 1;
+        // SAFETY: z was just created.
+        a.mapped += unsafe { (*z).map_len };
+    }
+    // SAFETY: z is a live zone of this arena with room, under the lock.
+    let (slot, fresh) = unsafe {
+        let zr = &mut *z;
+        if zr.nused == 0 {
+            a.empties[c] -= 1;
+        }
+        let (i, fresh) = zr.take();
+        if !zr.has_room() {
+            unlink_partial(&mut a, z);
+        }
+        *zr.meta(i) = BlockMeta { size: size as u32, front: front as u16, state: USED, origin: op as u8 };
+        if let Some(d) = zr.dbg(i) {
+            *d = stamp_alloc(caller);
+        }
+        (zr.slot_addr(i), fresh)
+    };
+    a.live_bytes += size;
+    a.live_blocks += 1;
+    drop(a);
+    let user = slot + front;
+    // SAFETY: the slot [slot, slot + class size) is ours and now owned by this call.
+    unsafe {
+        if lay.front > 0 || lay.tail > 0 {
+            canary::write(slot, user);
+            canary::write(user + size, slot + class_size(c));
+        }
+        if zero {
+            if !fresh || lay.fill {
+                core::ptr::write_bytes(user as *mut u8, 0, size);
+            }
+        } else if lay.fill {
+            core::ptr::write_bytes(user as *mut u8, ALLOC_FILL, size);
+        }
+    }
+    user as *mut u8
+}
+
+fn large_alloc(size: usize, align: usize, front: usize, op: Op, caller: usize, zero: bool) -> *mut u8 {
+    let lay = layout();
+    let tail = if lay.tail > 0 { lay.tail.max(8) } else { 0 };
+    let mut l = LARGE.lock();
+    let Some((d, clean)) = l.alloc(size, align, front, tail, lay.large_guard) else {
+        return core::ptr::null_mut();
+    };
+    // SAFETY: d is the fresh descriptor, under the LARGE lock.
+    let (user, slot, slot_end) = unsafe {
+        (*d).origin = op as u8;
+        if lay.debug_meta {
+            (*d).dbg = stamp_alloc(caller);
+        }
+        ((*d).user, (*d).map_base, (*d).map_base + (*d).usable_len)
+    };
+    drop(l);
+    // SAFETY: the mapping is ours and owned by this call now.
+    unsafe {
+        if lay.front > 0 || lay.tail > 0 {
+            canary::write(slot, user);
+            // Canary up to the end of the tail area (bounded: at most one page).
+            canary::write(user + size, slot_end.min(user + size + sys::page_size()));
+        }
+        if zero {
+            if !clean || lay.fill {
+                core::ptr::write_bytes(user as *mut u8, 0, size);
+            }
+        } else if lay.fill {
+            core::ptr::write_bytes(user as *mut u8, ALLOC_FILL, size.min(LARGE_FILL_MAX));
+        }
+    }
+    user as *mut u8
+}
+
+/// Alloc and free fill of LARGE blocks covers at most this many bytes (touching every page of a
+/// 1 GiB block on each call would cost more than it finds).
+pub const LARGE_FILL_MAX: usize = 1 << 20;
+
+/// A validated live block, with its lock still held.
+enum Held<'a> {
+    Zone(crate::lock::Guard<'a, Arena>, *mut Zone, usize, Info),
+    Large(crate::lock::Guard<'a, crate::large::LargeState>, *mut Large, Info),
+}
+
+/// Looks `p` up and validates it under the owning lock.
+fn hold(p: usize) -> Result<Held<'static>, (Bad, Option<Info>)> {
+    let e = pagemap::get(p);
+    if e == 0 || e == pagemap::META {
+        return Err((Bad::NotOurs, None));
+    }
+    if e & 1 == 1 {
+        let l = LARGE.lock();
+        if pagemap::get(p) != e {
+            return Err((Bad::NotOurs, None));
+        }
+        let d = (e & !1) as *mut Large;
+        // SAFETY: the entry is current under the lock, so d is a live descriptor.
+        let info = large_info(unsafe { &*d });
+        return match classify(p, &info) {
+            Ok(()) => Ok(Held::Large(l, d, info)),
+            Err(b) => Err((b, Some(info))),
+        };
+    }
+    let ai = (e >> 1) & 63;
+    if ai >= MAX_ARENAS {
+        return Err((Bad::NotOurs, None));
+    }
+    let a = ARENAS[ai].lock();
+    if pagemap::get(p) != e {
+        return Err((Bad::NotOurs, None));
+    }
+    let z = (e & !(sys::page_size() - 1)) as *mut Zone;
+    // SAFETY: the entry is current under the arena lock, so z is a live zone of that arena.
+    let zr = unsafe { &*z };
+    let Some(idx) = zr.index_of(p) else { return Err((Bad::NotOurs, None)) };
+    let info = zone_info(zr, idx);
+    if info.state == FREE && idx as u32 >= zr.hiwater {
+        return Err((Bad::NotOurs, None));
+    }
+    match classify(p, &info) {
+        Ok(()) => Ok(Held::Zone(a, z, idx, info)),
+        Err(b) => Err((b, Some(info))),
+    }
+}
+
+/// Debug checks on a live block before it is freed or resized: family, sized delete, canaries.
+/// Returns the first problem found.
+fn debug_checks(info: &Info, op: Op, sized: usize) -> Option<Bad> {
+    let cfg = config::get();
+    let lay = layout();
+    if cfg.check {
+        let want = info.origin.family();
+        let have = op.family();
+        let ok = match op {
+            Op::Realloc | Op::Reallocarray | Op::UsableSize => want == Family::Malloc,
+            _ => want == have,
+        };
+        if !ok {
+            return Some(Bad::Mismatch);
+        }
+        if sized != 0 && sized != info.size {
+            return Some(Bad::SizedDelete(sized));
+        }
+    }
+    if lay.front > 0 || lay.tail > 0 {
+        // SAFETY: the slot is ours and readable.
+        unsafe {
+            if let Some(a) = canary::check(info.slot, info.user) {
+                return Some(Bad::Underflow(a));
+            }
+            let end = if info.kind == LARGE_KIND {
+                info.slot_end.min(info.user + info.size + sys::page_size())
+            } else {
+                info.slot_end
+            };
+            if let Some(a) = canary::check(info.user + info.size, end) {
+                return Some(Bad::Overflow(a));
+            }
+        }
+    }
+    None
+}
+
+/// Frees `p` (free, delete, realloc to 0). `sized` is the size a sized delete passed (0: none).
+pub fn deallocate(p: usize, op: Op, caller: usize, sized: usize) -> usize {
+    let cfg = config::get();
+    if cfg.enabled && cfg.check_every > 0 {
+        crate::check::maybe_check_all();
+    }
+    let held = match hold(p) {
+        Ok(h) => h,
+        Err((bad, info)) => {
+            report::bad_pointer(op, p, bad, info.as_ref(), caller);
+            return 0;
+        }
+    };
+    if cfg.enabled {
+        let info = match &held {
+            Held::Zone(_, _, _, i) | Held::Large(_, _, i) => *i,
+        };
+        if let Some(bad) = debug_checks(&info, op, sized) {
+            drop(held);
+            report::bad_block(op, p, bad, &info, caller);
+            // Going on (on_error=continue): a corrupted block is leaked rather than reused.
+            if matches!(bad, Bad::Overflow(_) | Bad::Underflow(_)) {
+                return 0;
+            }
+            return deallocate_unchecked(p, op, caller);
+        }
+    }
+    finish_free(held, op, caller)
+}
+
+/// Frees a block whose debug checks were already reported.
+fn deallocate_unchecked(p: usize, op: Op, caller: usize) -> usize {
+    match hold(p) {
+        Ok(h) => finish_free(h, op, caller),
+        Err(_) => 0,
+    }
+}
+
+fn finish_free(held: Held<'static>, op: Op, caller: usize) -> usize {
+    let lay = layout();
+    let quarantine = config::get().quarantine > 0;
+    match held {
+        Held::Zone(mut a, z, idx, info) => {
+            if quarantine {
+                // SAFETY: idx is a used slot of z, under the arena lock.
+                unsafe {
+                    (*z).meta(idx).state = QUARANTINED;
+                    if let Some(d) = (*z).dbg(idx) {
+                        d.free_seq = next_seq();
+                        d.free_caller = caller;
+                        d.free_tid = tls::tid();
+                    }
+                }
+                a.live_bytes -= info.size;
+                drop(a);
+                if lay.fill {
+                    // SAFETY: the block is ours (quarantined) and no longer the program's.
+                    unsafe { core::ptr::write_bytes(info.user as *mut u8, FREE_FILL, info.size) };
+                }
+                crate::quarantine::push(info.user, info.size);
+            } else {
+                if lay.fill {
+                    // SAFETY: the block is still ours under the lock.
+                    unsafe { core::ptr::write_bytes(info.user as *mut u8, FREE_FILL, info.size) };
+                }
+                // SAFETY: idx is a used slot of z, under the arena lock.
+                unsafe { release_slot(&mut a, z, idx) };
+            }
+            let _ = op;
+            info.size
+        }
+        Held::Large(mut l, d, info) => {
+            if quarantine {
+                // SAFETY: d is a used descriptor under the LARGE lock.
+                unsafe {
+                    (*d).state = QUARANTINED;
+                    if lay.debug_meta {
+                        (*d).dbg.free_seq = next_seq();
+                        (*d).dbg.free_caller = caller;
+                        (*d).dbg.free_tid = tls::tid();
+                    }
+                    // Freed LARGE memory becomes inaccessible and gives its pages back: a later
+                    // access faults instead of reading stale data.
+                    let base = (*d).map_base;
+                    let ul = (*d).usable_len;
+                    libc::madvise(base as *mut libc::c_void, ul, libc::MADV_DONTNEED);
+                    sys::protect(base as *mut u8, ul, false);
+                    (*d).dirty = false;
+                }
+                drop(l);
+                crate::quarantine::push(info.user, info.size);
+            } else {
+                // SAFETY: d is a used descriptor under the LARGE lock.
+                unsafe { l.free(d) };
+            }
+            info.size
+        }
+    }
+}
+
+/// Really releases a block leaving the quarantine; verifies its free fill first.
+pub fn quarantine_release(p: usize) {
+    let e = pagemap::get(p);
+    if e == 0 || e == pagemap::META {
+        return;
+    }
+    let lay = layout();
+    if e & 1 == 1 {
+        let mut l = LARGE.lock();
+        if pagemap::get(p) != e {
+            return;
+        }
+        let d = (e & !1) as *mut Large;
+        // SAFETY: live descriptor under the lock.
+        unsafe {
+            if (*d).state != QUARANTINED || (*d).user != p {
+                return;
+            }
+            sys::protect((*d).map_base as *mut u8, (*d).usable_len, true);
+            l.free(d);
+        }
+        return;
+    }
+    let ai = (e >> 1) & 63;
+    let mut a = ARENAS[ai].lock();
+    if pagemap::get(p) != e {
+        return;
+    }
+    let z = (e & !(sys::page_size() - 1)) as *mut Zone;
+    // SAFETY: live zone under its arena lock.
+    let Some(idx) = (unsafe { (*z).index_of(p) }) else { return };
+    // SAFETY: as above.
+    let info = zone_info(unsafe { &*z }, idx);
+    if info.state != QUARANTINED || info.user != p {
+        return;
+    }
+    let bad = if lay.fill {
+        // SAFETY: the quarantined slot is ours.
+        unsafe { canary::check_fill(info.user, info.user + info.size, FREE_FILL) }
+    } else {
+        None
+    };
+    // SAFETY: quarantined slot of z under the lock.
+    unsafe {
+        a.live_bytes += info.size; // release_slot subtracts it again
+        release_slot(&mut a, z, idx);
+    }
+    drop(a);
+    if let Some(addr) = bad {
+        report::write_after_free(&info, addr);
+    }
+}
+
+/// realloc: `p` may be null (malloc) and `n` may be 0 (free).
+pub fn reallocate(p: usize, n: usize, op: Op, caller: usize) -> *mut u8 {
+    if p == 0 {
+        return allocate(n, 0, op, caller, false);
+    }
+    if n == 0 {
+        deallocate(p, op, caller, 0);
+        return core::ptr::null_mut();
+    }
+    let cfg = config::get();
+    if n > isize::MAX as usize {
+        if cfg.enabled {
+            report::absurd_size(op, n, caller);
+        }
+        sys::set_errno(libc::ENOMEM);
+        return core::ptr::null_mut();
+    }
+    let lay = layout();
+    let held = match hold(p) {
+        Ok(h) => h,
+        Err((bad, info)) => {
+            report::bad_pointer(op, p, bad, info.as_ref(), caller);
+            return core::ptr::null_mut();
+        }
+    };
+    let info = match &held {
+        Held::Zone(_, _, _, i) | Held::Large(_, _, i) => *i,
+    };
+    if cfg.enabled {
+        if let Some(bad) = debug_checks(&info, op, 0) {
+            drop(held);
+            report::bad_block(op, p, bad, &info, caller);
+            return core::ptr::null_mut();
+        }
+        if crate::guard::is_guarded(&info) {
+            drop(held);
+            return move_block(p, &info, n, op, caller);
+        }
+    }
+    match held {
+        Held::Zone(mut a, z, idx, info) => {
+            let room = info.slot_end - info.user - lay.tail;
+            // SAFETY: z is live under the lock.
+            let class = unsafe { (*z).class as usize };
+            let need = (info.user - info.slot) + n + lay.tail;
+            if n <= room && (need > SMALL_MAX || class_of(need) == class || n * 2 > room) {
+                // SAFETY: used slot of z under the lock.
+                unsafe { (*z).meta(idx).size = n as u32 };
+                a.live_bytes = a.live_bytes - info.size + n;
+                drop(a);
+                if lay.tail > 0 {
+                    // SAFETY: the slot is ours; the tail moves with the new size.
+                    unsafe { canary::write(p + n, info.slot_end) };
+                }
+                if lay.fill && n > info.size {
+                    // SAFETY: as above.
+                    unsafe { core::ptr::write_bytes((p + info.size) as *mut u8, ALLOC_FILL, n - info.size) };
+                }
+                return p as *mut u8;
+            }
+            drop(a);
+            move_block(p, &info, n, op, caller)
+        }
+        Held::Large(mut l, d, info) => {
+            if lay.front == 0 && lay.tail == 0 && n > SMALL_MAX / 2 {
+                // SAFETY: d is a used descriptor without front offset or guard.
+                if let Some(q) = unsafe { l.resize(d, n, 0) } {
+                    return q as *mut u8;
+                }
+            }
+            drop(l);
+            move_block(p, &info, n, op, caller)
+        }
+    }
+}
+
+fn move_block(p: usize, info: &Info, n: usize, op: Op, caller: usize) -> *mut u8 {
+    let q = allocate(n, 0, op, caller, false);
+    if q.is_null() {
+        return q;
+    }
+    // SAFETY: both blocks are live and at least min(old, n) bytes long; they do not overlap.
+    unsafe { core::ptr::copy_nonoverlapping(p as *const u8, q, info.size.min(n)) };
+    deallocate(p, op, caller, 0);
+    q
+}
+
+/// malloc_usable_size.
+pub fn usable_size(p: usize, caller: usize) -> usize {
+    if p == 0 {
+        return 0;
+    }
+    let lay = layout();
+    let cfg = config::get();
+    let held = match hold(p) {
+        Ok(h) => h,
+        Err((bad, info)) => {
+            report::bad_pointer(Op::UsableSize, p, bad, info.as_ref(), caller);
+            return 0;
+        }
+    };
+    let info = match &held {
+        Held::Zone(_, _, _, i) | Held::Large(_, _, i) => *i,
+    };
+    drop(held);
+    if cfg.enabled && cfg.check {
+        if let Some(bad) = debug_checks(&info, Op::UsableSize, 0) {
+            report::bad_block(Op::UsableSize, p, bad, &info, caller);
+            return 0;
+        }
+    }
+    if lay.tail > 0 || crate::guard::is_guarded(&info) {
+        return info.size;
+    }
+    info.slot_end - info.user
+}
+
+/// Totals for mallinfo and stats: (live bytes, live blocks, mapped bytes).
+pub fn totals() -> (usize, usize, usize) {
+    let (mut b, mut n, mut m) = (0, 0, 0);
+    for a in ARENAS.iter().take(NARENAS.load(Ordering::Relaxed)) {
+        if let Some(g) = a.try_lock(100) {
+            b += g.live_bytes;
+            n += g.live_blocks;
+            m += g.mapped;
+        }
+    }
+    if let Some(l) = LARGE.try_lock(100) {
+        b += l.live_bytes;
+        n += l.live_count;
+        m += l.mapped_bytes;
+    }
+    (b, n, m)
+}
+
+/// Releases the cached LARGE mappings and the spare empty zones (malloc_trim).
+pub fn trim() -> bool {
+    let mut freed = LARGE.lock().trim() > 0;
+    for a in ARENAS.iter().take(NARENAS.load(Ordering::Relaxed)) {
+        let mut g = a.lock();
+        let mut z = g.all;
+        while !z.is_null() {
+            // SAFETY: zones of this arena under its lock.
+            let next = unsafe { (*z).all_next };
+            // SAFETY: as above.
+            if unsafe { (*z).nused } == 0 {
+                // SAFETY: as above; an empty zone is on the partial list.
+                unsafe {
+                    let c = (*z).class as usize;
+                    unlink_partial(&mut g, z);
+                    unlink_all(&mut g, z);
+                    g.empties[c] -= 1;
+                    g.zones -= 1;
+                    g.mapped -= (*z).map_len;
+                    Zone::destroy(z);
+                }
+                freed = true;
+            }
+            z = next;
+        }
+    }
+    freed
+}
+
+/// Fork: take every allocator lock (prepare), release (parent) or reset (child).
+pub fn lock_all() {
+    crate::quarantine::lock_forever();
+    for a in ARENAS.iter() {
+        a.lock_forever();
+    }
+    LARGE.lock_forever();
+}
+
+pub fn unlock_all() {
+    // SAFETY: lock_all took these locks on this thread.
+    unsafe {
+        LARGE.force_unlock();
+        for a in ARENAS.iter() {
+            a.force_unlock();
+        }
+    }
+    crate::quarantine::unlock_forever();
+}
+
+pub fn reset_all() {
+    // SAFETY: fork child: we are the only thread.
+    unsafe {
+        LARGE.reset();
+        for a in ARENAS.iter() {
+            a.reset();
+        }
+    }
+    crate::quarantine::reset();
+}

@@ -1,0 +1,254 @@
+//! Start-up: Uninit → Initializing → Ready on the first call of any entry point (a constructor
+//! of another library can call malloc before ours runs), then fork handlers; the constructor and
+//! the `.fini_array` destructor do the work that needs a running program (signal handlers,
+//! environment clean-up, exit reports).
+//!
+//! # Invariants
+//! The config and layout are written only by the thread that won the Uninit→Initializing
+//! exchange, before `STATE` becomes Ready; every other thread waits for Ready first.
+
+use crate::config::{self, Guard, OnError};
+use crate::fmt::{prefix, Line};
+use crate::heap::{self, Layout};
+use crate::sys;
+use crate::tls;
+use core::sync::atomic::{AtomicU8, Ordering};
+
+const UNINIT: u8 = 0;
+const INITIALIZING: u8 = 1;
+const READY: u8 = 2;
+
+static STATE: AtomicU8 = AtomicU8::new(UNINIT);
+
+/// Makes sure the allocator is initialised; cheap once Ready.
+#[inline(always)]
+pub fn ensure() {
+    if STATE.load(Ordering::Acquire) != READY {
+        slow();
+    }
+}
+
+#[cold]
+fn slow() {
+    match STATE.compare_exchange(UNINIT, INITIALIZING, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => {
+            // SAFETY: our own TLS block.
+            unsafe { (*tls::state()).initializing = 1 };
+            init();
+            STATE.store(READY, Ordering::Release);
+            // SAFETY: our own TLS block.
+            unsafe { (*tls::state()).initializing = 0 };
+            // Registered once Ready: glibc may allocate (through us) to store the handlers.
+            // SAFETY: the three handlers are valid extern "C" fns for the life of the process.
+            unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
+        }
+        Err(_) => {
+            // SAFETY: our own TLS block.
+            if unsafe { (*tls::state()).initializing } != 0 {
+                // Re-entered from our own init: defaults are in place, go on.
+                return;
+            }
+            while STATE.load(Ordering::Acquire) != READY {
+                sys::sched_yield();
+            }
+        }
+    }
+}
+
+fn init() {
+    sys::page_size();
+    crate::pagemap::init();
+    heap::init_arenas(sys::ncpus());
+    let mut value: &[u8] = sys::getenv_initial(b"MALLOC_DEBUG").unwrap_or(b"");
+    if !value.is_empty() && sys::secure_mode() {
+        value = b"";
+    }
+    let parsed = config::parse(value, &mut |item, why| config::warn_item(item, why));
+    let c = parsed.config;
+    // SAFETY: single-threaded init (module invariant).
+    unsafe { config::set(c) };
+    if !c.enabled {
+        return;
+    }
+    // Reports must survive a program that closes stderr in an atexit handler.
+    // SAFETY: fcntl on fd 2 has no memory effects.
+    let saved = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 200) };
+    sys::SAVED_STDERR.store(saved, Ordering::Relaxed);
+    if c.report.is_set() {
+        let fd = open_output(c.report.as_bytes());
+        if fd >= 0 {
+            sys::REPORT_FD.store(fd, Ordering::Relaxed);
+        }
+    }
+    if parsed.help {
+        config::print_help();
+    }
+    crate::canary::init(sys::random_u64());
+    let page = sys::page_size();
+    let canary = c.canary;
+    let lay = Layout {
+        front: if canary { 16 } else { 0 },
+        tail: if canary { 1 } else { 0 },
+        fill: c.fill,
+        debug_meta: true,
+        zone_guards: true,
+        // Behind every LARGE block, a wide inaccessible region: an access a few KiB past its
+        // end still faults. Address space is cheap; no page is touched.
+        large_guard: (64usize << 10).next_multiple_of(page),
+    };
+    // SAFETY: single-threaded init.
+    unsafe { heap::LAYOUT.set(lay) };
+    crate::guard::init(&c);
+    crate::log::init(&c);
+    let _ = Guard::Off;
+}
+
+/// Opens a report or log file safely: `%p` → pid, O_NOFOLLOW, O_CLOEXEC, mode 0600.
+/// `stderr` and `fd:N` name descriptors. Returns -1 on failure (after a warning).
+pub fn open_output(spec: &[u8]) -> i32 {
+    if spec == b"stderr" {
+        return 2;
+    }
+    if let Some(n) = spec.strip_prefix(b"fd:") {
+        return crate::fmt::parse_num(n).map(|v| v as i32).unwrap_or(-1);
+    }
+    let mut path = [0u8; 512];
+    let mut n = 0;
+    let mut i = 0;
+    while i < spec.len() && n < 480 {
+        if spec[i] == b'%' && i + 1 < spec.len() && spec[i + 1] == b'p' {
+            let mut b = itoa::Buffer::new();
+            for &d in b.format(sys::getpid()).as_bytes() {
+                path[n] = d;
+                n += 1;
+            }
+            i += 2;
+            continue;
+        }
+        path[n] = spec[i];
+        n += 1;
+        i += 1;
+    }
+    path[n] = 0;
+    // SAFETY: path is NUL terminated; O_NOFOLLOW refuses a planted symlink.
+    let fd = unsafe {
+        libc::open(
+            path.as_ptr() as *const libc::c_char,
+            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+            0o600,
+        )
+    };
+    if fd < 0 {
+        let mut l: Line<700> = Line::new();
+        prefix(&mut l).s(b"WARNING: cannot open '").s(&path[..n]).s(b"' (errno ").u(sys::errno() as u64).s(b"); using stderr\n");
+        l.report();
+    }
+    fd
+}
+
+extern "C" fn fork_prepare() {
+    crate::log::lock_for_fork();
+    heap::lock_all();
+}
+
+extern "C" fn fork_parent() {
+    heap::unlock_all();
+    crate::log::unlock_after_fork();
+}
+
+extern "C" fn fork_child() {
+    tls::reset_after_fork();
+    heap::reset_all();
+    crate::log::reset_in_child();
+}
+
+/// Constructor: runs once libc is up. Only an optimisation for init, plus the work that needs
+/// a running program (signal handlers, environment).
+#[ctor::ctor(unsafe, priority = early)]
+fn early_init() {
+    ensure();
+    let c = config::get();
+    if !c.enabled {
+        return;
+    }
+    if c.nochildren {
+        strip_environment();
+    }
+    crate::guard::install_handler();
+    crate::dump::install_signal(c.dump_signal);
+}
+
+unsafe extern "C" {
+    static mut environ: *mut *mut libc::c_char;
+}
+
+/// `nochildren`: removes LD_PRELOAD and MALLOC_DEBUG from `environ` in place (no allocation),
+/// so programs this one execs run without the library.
+fn strip_environment() {
+    // SAFETY: environ is a NULL-terminated array owned by libc; we only move pointers within it,
+    // before the program's main runs (constructor), when no other thread exists.
+    unsafe {
+        let env = environ;
+        if env.is_null() {
+            return;
+        }
+        let mut r = 0;
+        let mut w = 0;
+        while !(*env.add(r)).is_null() {
+            let s = *env.add(r) as *const u8;
+            let drop_it = starts_with(s, b"LD_PRELOAD=") || starts_with(s, b"MALLOC_DEBUG=");
+            if !drop_it {
+                *env.add(w) = *env.add(r);
+                w += 1;
+            }
+            r += 1;
+        }
+        *env.add(w) = core::ptr::null_mut();
+    }
+}
+
+/// # Safety
+/// `s` is a NUL-terminated string.
+unsafe fn starts_with(s: *const u8, pre: &[u8]) -> bool {
+    for (i, &c) in pre.iter().enumerate() {
+        // SAFETY: we stop at the first mismatch, which a NUL byte is, so we never read past it.
+        if unsafe { *s.add(i) } != c {
+            return false;
+        }
+    }
+    true
+}
+
+extern "C" fn fini() {
+    let c = config::get();
+    if !c.enabled {
+        return;
+    }
+    let _e = sys::ErrnoGuard::new();
+    crate::log::flush_at_exit();
+    if c.quarantine > 0 {
+        crate::quarantine::drain();
+    }
+    if c.leaks > 0 {
+        crate::leaks::report_at_exit(c.leaks >= 2);
+    }
+    if c.dump_at_exit {
+        crate::dump::show_alloc_mem_ex();
+    }
+    if c.stats {
+        crate::dump::stats_line();
+    }
+    if c.on_error != OnError::Abort {
+        crate::report::summary_at_exit();
+    }
+    crate::log::close_at_exit();
+    if let OnError::Exit(n) = c.on_error {
+        if crate::report::ERRORS.load(Ordering::Relaxed) > 0 {
+            sys::exit_now(n);
+        }
+    }
+}
+
+#[used]
+#[unsafe(link_section = ".fini_array")]
+static FINI: extern "C" fn() = fini;

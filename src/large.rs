@@ -1,0 +1,313 @@
+//! LARGE blocks: one mapping each, described by a `Large` descriptor kept out of band in a
+//! slab of descriptor pages, plus a small cache of freed mappings so that alloc/free churn of big
+//! blocks does not map, fault and unmap every time.
+//!
+//! ```text
+//!  map_base                     user = map_base + front (page aligned when front == 0)
+//!  | front canary / alignment | user data ... | tail canary | rest of the last page |guard?|
+//! ```
+//!
+//! # Invariants
+//! - Every page of `[map_base, map_base + map_len)` has the page-map entry `desc | 1` while the
+//!   block is used or quarantined; entries are cleared before the mapping is cached or unmapped.
+//! - Descriptors are never unmapped (they are recycled through `free_descs`), so a stale entry
+//!   read without the lock points at readable memory; it is re-checked under `LARGE`.
+//! - Everything here changes only under the `LARGE` lock.
+
+use crate::block::{DebugMeta, FREE};
+use crate::lock::Mutex;
+use crate::pagemap;
+use crate::sys;
+
+#[repr(C, align(64))]
+pub struct Large {
+    pub map_base: usize,
+    pub map_len: usize,
+    /// Bytes of the mapping that are accessible (map_len minus trailing guard region).
+    pub usable_len: usize,
+    pub user: usize,
+    pub size: usize,
+    pub align: usize,
+    pub state: u8,
+    pub origin: u8,
+    pub dirty: bool,
+    pub next: *mut Large,
+    pub prev: *mut Large,
+    pub dbg: DebugMeta,
+}
+
+pub struct LargeState {
+    pub live: *mut Large,
+    free_descs: *mut Large,
+    cache: [(usize, usize); CACHE_SLOTS],
+    cache_bytes: usize,
+    pub live_bytes: usize,
+    pub live_count: usize,
+    pub mapped_bytes: usize,
+}
+
+// SAFETY: the raw pointers are only followed under the LARGE lock.
+unsafe impl Send for LargeState {}
+
+const CACHE_SLOTS: usize = 8;
+/// Upper bound of the bytes kept in the cache of freed large mappings.
+const CACHE_MAX_BYTES: usize = 64 << 20;
+/// Mappings bigger than this are never cached.
+const CACHE_MAX_ONE: usize = 32 << 20;
+
+pub static LARGE: Mutex<LargeState> = Mutex::new(LargeState {
+    live: core::ptr::null_mut(),
+    free_descs: core::ptr::null_mut(),
+    cache: [(0, 0); CACHE_SLOTS],
+    cache_bytes: 0,
+    live_bytes: 0,
+    live_count: 0,
+    mapped_bytes: 0,
+});
+
+impl LargeState {
+    fn new_desc(&mut self) -> Option<*mut Large> {
+        if self.free_descs.is_null() {
+            let page = sys::page_size();
+            let chunk = page.max(64 * core::mem::size_of::<Large>());
+            let chunk = sys::page_round(chunk)?;
+            let base = sys::map(chunk)?;
+            pagemap::set_range(base as usize, chunk, pagemap::META);
+            let n = chunk / core::mem::size_of::<Large>();
+            for i in 0..n {
+                // SAFETY: i < n descriptors fit in the fresh chunk.
+                unsafe {
+                    let d = (base as *mut Large).add(i);
+                    (*d).next = self.free_descs;
+                    (*d).state = FREE;
+                    self.free_descs = d;
+                }
+            }
+        }
+        let d = self.free_descs;
+        // SAFETY: d is a descriptor of the free list.
+        self.free_descs = unsafe { (*d).next };
+        Some(d)
+    }
+
+    /// A mapping of at least `len` bytes: from the cache if one fits (returns dirty=true), else new.
+    fn get_mapping(&mut self, len: usize) -> Option<(usize, usize, bool)> {
+        let mut best = usize::MAX;
+        for (i, &(base, l)) in self.cache.iter().enumerate() {
+            if base != 0 && l >= len && l - len <= len / 4 && (best == usize::MAX || l < self.cache[best].1) {
+                best = i;
+            }
+        }
+        if best != usize::MAX {
+            let (base, l) = self.cache[best];
+            self.cache[best] = (0, 0);
+            self.cache_bytes -= l;
+            return Some((base, l, true));
+        }
+        let base = sys::map(len)? as usize;
+        self.mapped_bytes += len;
+        Some((base, len, false))
+    }
+
+    /// Keeps a freed mapping in the cache, or unmaps it.
+    fn put_mapping(&mut self, base: usize, len: usize, cacheable: bool) {
+        if cacheable && len <= CACHE_MAX_ONE {
+            // Evict older entries until it fits.
+            while self.cache_bytes + len > CACHE_MAX_BYTES {
+                if !self.evict_one() {
+                    break;
+                }
+            }
+            if self.cache_bytes + len <= CACHE_MAX_BYTES {
+                for slot in self.cache.iter_mut() {
+                    if slot.0 == 0 {
+                        *slot = (base, len);
+                        self.cache_bytes += len;
+                        return;
+                    }
+                }
+                // Full: replace the first slot.
+                let (b0, l0) = self.cache[0];
+                self.cache[0] = (base, len);
+                self.cache_bytes = self.cache_bytes + len - l0;
+                self.mapped_bytes -= l0;
+                // SAFETY: a cached mapping is ours and unused.
+                unsafe { sys::unmap(b0 as *mut u8, l0) };
+                return;
+            }
+        }
+        self.mapped_bytes -= len;
+        // SAFETY: the block was freed and unregistered; nobody uses the mapping.
+        unsafe { sys::unmap(base as *mut u8, len) };
+    }
+
+    fn evict_one(&mut self) -> bool {
+        for slot in self.cache.iter_mut() {
+            if slot.0 != 0 {
+                let (b, l) = *slot;
+                *slot = (0, 0);
+                self.cache_bytes -= l;
+                self.mapped_bytes -= l;
+                // SAFETY: a cached mapping is ours and unused.
+                unsafe { sys::unmap(b as *mut u8, l) };
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Empties the cache (malloc_trim).
+    pub fn trim(&mut self) -> usize {
+        let mut n = 0;
+        while self.evict_one() {
+            n += 1;
+        }
+        n
+    }
+
+    /// Allocates a LARGE block of `size` bytes whose user pointer is `front` bytes (rounded up to
+    /// `align`) into the mapping, with `tail` accessible bytes after it and `guard` bytes of
+    /// PROT_NONE after those. Returns the descriptor and whether the memory is zero.
+    pub fn alloc(&mut self, size: usize, align: usize, front: usize, tail: usize, guard: usize) -> Option<(*mut Large, bool)> {
+        let page = sys::page_size();
+        let extra_align = if align > page { align } else { 0 };
+        let need = front.checked_add(size)?.checked_add(tail)?.checked_add(extra_align)?;
+        let usable = sys::page_round(need)?;
+        let map_len = usable.checked_add(guard)?;
+        if map_len > isize::MAX as usize {
+            return None;
+        }
+        let d = self.new_desc()?;
+        let Some((base, got_len, dirty)) = self.get_mapping(map_len) else {
+            self.release_desc(d);
+            return None;
+        };
+        let usable_len = got_len - guard;
+        if guard > 0 {
+            // SAFETY: the guard region is the tail of the mapping we own.
+            unsafe { sys::protect((base + usable_len) as *mut u8, guard, false) };
+        }
+        let a = align.max(16);
+        let user = (base + front + a - 1) & !(a - 1);
+        // SAFETY: d is a fresh descriptor from the slab.
+        unsafe {
+            d.write(Large {
+                map_base: base,
+                map_len: got_len,
+                usable_len,
+                user,
+                size,
+                align,
+                state: crate::block::USED,
+                origin: 0,
+                dirty,
+                next: self.live,
+                prev: core::ptr::null_mut(),
+                dbg: DebugMeta::EMPTY,
+            });
+            if !self.live.is_null() {
+                (*self.live).prev = d;
+            }
+        }
+        self.live = d;
+        if !pagemap::set_range(base, got_len, d as usize | 1) {
+            self.unlink(d);
+            pagemap::clear_range(base, got_len);
+            self.put_mapping(base, got_len, false);
+            self.release_desc(d);
+            return None;
+        }
+        self.live_bytes += size;
+        self.live_count += 1;
+        Some((d, !dirty))
+    }
+
+    fn unlink(&mut self, d: *mut Large) {
+        // SAFETY: d is on the live list (under the lock).
+        unsafe {
+            if !(*d).prev.is_null() {
+                (*(*d).prev).next = (*d).next;
+            } else {
+                self.live = (*d).next;
+            }
+            if !(*d).next.is_null() {
+                (*(*d).next).prev = (*d).prev;
+            }
+            (*d).next = core::ptr::null_mut();
+            (*d).prev = core::ptr::null_mut();
+        }
+    }
+
+    fn release_desc(&mut self, d: *mut Large) {
+        // SAFETY: d is unlinked and unregistered.
+        unsafe {
+            (*d).state = FREE;
+            (*d).user = 0;
+            (*d).next = self.free_descs;
+        }
+        self.free_descs = d;
+    }
+
+    /// Frees a LARGE block for good (after any quarantine).
+    /// # Safety
+    /// `d` is a live descriptor (used or quarantined) of this state.
+    pub unsafe fn free(&mut self, d: *mut Large) {
+        // SAFETY: d is live per the caller.
+        let (base, len, size, guarded) = unsafe { ((*d).map_base, (*d).map_len, (*d).size, (*d).usable_len != (*d).map_len) };
+        pagemap::clear_range(base, len);
+        self.unlink(d);
+        self.release_desc(d);
+        self.live_bytes -= size;
+        self.live_count -= 1;
+        self.put_mapping(base, len, !guarded);
+    }
+
+    /// Changes the size of a LARGE block, in place if the mapping allows (or can be grown in
+    /// place or moved by the kernel without copying). Returns the new user pointer.
+    /// # Safety
+    /// `d` is a used descriptor without a guard region or front offset.
+    pub unsafe fn resize(&mut self, d: *mut Large, new_size: usize, tail: usize) -> Option<usize> {
+        // SAFETY: d is a used descriptor per the caller.
+        unsafe {
+            let off = (*d).user - (*d).map_base;
+            let need = off.checked_add(new_size)?.checked_add(tail)?;
+            if need <= (*d).usable_len {
+                self.live_bytes = self.live_bytes - (*d).size + new_size;
+                (*d).size = new_size;
+                return Some((*d).user);
+            }
+            if (*d).usable_len != (*d).map_len {
+                return None;
+            }
+            let new_len = sys::page_round(need)?;
+            let old_base = (*d).map_base;
+            let old_len = (*d).map_len;
+            let q = match sys::remap(old_base as *mut u8, old_len, new_len, false) {
+                Some(q) => q,
+                None => {
+                    pagemap::clear_range(old_base, old_len);
+                    match sys::remap(old_base as *mut u8, old_len, new_len, true) {
+                        Some(q) => q,
+                        None => {
+                            pagemap::set_range(old_base, old_len, d as usize | 1);
+                            return None;
+                        }
+                    }
+                }
+            } as usize;
+            if !pagemap::set_range(q, new_len, d as usize | 1) {
+                // Keep it consistent: shrink back is not possible after a move; report failure
+                // by leaving the block usable at its new place with the old size.
+                pagemap::clear_range(q, new_len);
+            }
+            self.mapped_bytes = self.mapped_bytes - old_len + new_len;
+            (*d).map_base = q;
+            (*d).map_len = new_len;
+            (*d).usable_len = new_len;
+            (*d).user = q + off;
+            self.live_bytes = self.live_bytes - (*d).size + new_size;
+            (*d).size = new_size;
+            Some((*d).user)
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! ft_malloc: a memory-debugging and tracing malloc for LD_PRELOAD.
+//! See README.md for the design; each module's header states what it owns and its invariants.
+#![cfg_attr(not(test), no_std)]
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
+
+pub mod block;
+pub mod canary;
+pub mod check;
+pub mod cmd;
+pub mod config;
+pub mod dump;
+#[cfg(not(test))]
+pub mod entry;
+pub mod fmt;
+pub mod guard;
+pub mod heap;
+pub mod init;
+pub mod large;
+pub mod leaks;
+pub mod lock;
+pub mod log;
+pub mod maps;
+pub mod pagemap;
+pub mod quarantine;
+pub mod report;
+pub mod size_class;
+pub mod stats;
+pub mod sys;
+pub mod tls;
+pub mod zone;
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    sys::write_all(2, b"ft_malloc: internal error (panic); aborting\n");
+    sys::abort()
+}
+
+/// A no_std cdylib built without unwinding still references this symbol in dev builds.
+#[cfg(not(test))]
+#[unsafe(no_mangle)]
+pub extern "C" fn rust_eh_personality() {}

@@ -1,0 +1,112 @@
+//! The page map: from any address, in two loads, what of ours lives on that page.
+//! A two-level radix tree over page numbers: a static first level (in .bss, pages touched only
+//! where used) and second-level leaves mapped on first use and never unmapped.
+//!
+//! Entry encoding (`usize`, 0 = not ours):
+//! - zone page:  `zone_header_address | arena << 1` (headers are page aligned, arena < 64)
+//! - LARGE page: `descriptor_address | 1` (descriptors are 64-byte aligned)
+//! - `META`:     our own metadata (skipped by the leak scanner)
+//!
+//! # Invariants
+//! An entry is set before the memory it describes is handed out and cleared (under the owner's
+//! lock) before that memory is unmapped. Readers without the lock must re-check under it.
+
+use crate::sys;
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+
+const ADDR_BITS: u32 = 48;
+const L2_BITS: u32 = 18;
+const L1_LEN: usize = 1 << (ADDR_BITS - 12 - L2_BITS);
+const L2_LEN: usize = 1 << L2_BITS;
+
+pub const META: usize = 2;
+
+static L1: [AtomicPtr<AtomicUsize>; L1_LEN] = [const { AtomicPtr::new(core::ptr::null_mut()) }; L1_LEN];
+static SHIFT: AtomicUsize = AtomicUsize::new(12);
+
+pub fn init() {
+    SHIFT.store(sys::page_size().trailing_zeros() as usize, Ordering::Relaxed);
+}
+
+#[inline]
+fn split(addr: usize) -> Option<(usize, usize)> {
+    let pn = addr >> SHIFT.load(Ordering::Relaxed);
+    let i1 = pn >> L2_BITS;
+    if i1 >= L1_LEN {
+        return None;
+    }
+    Some((i1, pn & (L2_LEN - 1)))
+}
+
+/// The entry for the page holding `addr` (0 if none).
+#[inline]
+pub fn get(addr: usize) -> usize {
+    let Some((i1, i2)) = split(addr) else { return 0 };
+    let leaf = L1[i1].load(Ordering::Acquire);
+    if leaf.is_null() {
+        return 0;
+    }
+    // SAFETY: leaves are L2_LEN entries long and never unmapped; i2 < L2_LEN.
+    unsafe { (*leaf.add(i2)).load(Ordering::Acquire) }
+}
+
+fn leaf_for(i1: usize) -> Option<*mut AtomicUsize> {
+    let leaf = L1[i1].load(Ordering::Acquire);
+    if !leaf.is_null() {
+        return Some(leaf);
+    }
+    let bytes = L2_LEN * core::mem::size_of::<AtomicUsize>();
+    let fresh = sys::map(bytes)? as *mut AtomicUsize;
+    match L1[i1].compare_exchange(core::ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => {
+            set_range(fresh as usize, bytes, META);
+            Some(fresh)
+        }
+        Err(other) => {
+            // SAFETY: `fresh` was mapped just above and never published.
+            unsafe { sys::unmap(fresh as *mut u8, bytes) };
+            Some(other)
+        }
+    }
+}
+
+/// Sets the entries of every page of `[addr, addr+len)` to `v`. Returns false if a leaf could
+/// not be mapped (the caller then gives the memory back).
+pub fn set_range(addr: usize, len: usize, v: usize) -> bool {
+    let shift = SHIFT.load(Ordering::Relaxed);
+    let first = addr >> shift;
+    let last = (addr + len.max(1) - 1) >> shift;
+    let mut pn = first;
+    while pn <= last {
+        let i1 = pn >> L2_BITS;
+        if i1 >= L1_LEN {
+            return false;
+        }
+        let Some(leaf) = leaf_for(i1) else { return false };
+        let end = last.min(((i1 + 1) << L2_BITS) - 1);
+        while pn <= end {
+            // SAFETY: the leaf is live and pn & mask < L2_LEN.
+            unsafe { (*leaf.add(pn & (L2_LEN - 1))).store(v, Ordering::Release) };
+            pn += 1;
+        }
+    }
+    true
+}
+
+/// Clears the entries of `[addr, addr+len)`.
+pub fn clear_range(addr: usize, len: usize) {
+    let shift = SHIFT.load(Ordering::Relaxed);
+    let first = addr >> shift;
+    let last = (addr + len.max(1) - 1) >> shift;
+    for pn in first..=last {
+        let i1 = pn >> L2_BITS;
+        if i1 >= L1_LEN {
+            return;
+        }
+        let leaf = L1[i1].load(Ordering::Acquire);
+        if !leaf.is_null() {
+            // SAFETY: as in get().
+            unsafe { (*leaf.add(pn & (L2_LEN - 1))).store(0, Ordering::Release) };
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! Quarantine: freed blocks are held back (FIFO, bounded by bytes and by entries) before their
+//! slot can be reused, so a double free or a write after free is still visible. A block leaving
+//! the quarantine has its free fill verified (`heap::quarantine_release`).
+//!
+//! # Invariants
+//! The ring is mapped once, on first use. Entries are user pointers of blocks whose state is
+//! QUARANTINED. Releases happen after this lock is dropped (they take arena locks).
+
+use crate::lock::Mutex;
+use crate::pagemap;
+use crate::sys;
+
+const CAP: usize = 1 << 16;
+const EVICT_BATCH: usize = 16;
+
+struct Ring {
+    buf: *mut (usize, usize),
+    head: usize,
+    len: usize,
+    bytes: usize,
+}
+// SAFETY: the ring is only touched under its lock.
+unsafe impl Send for Ring {}
+
+static Q: Mutex<Ring> = Mutex::new(Ring { buf: core::ptr::null_mut(), head: 0, len: 0, bytes: 0 });
+
+/// Puts a freed block in quarantine; releases the oldest ones beyond the budget.
+pub fn push(p: usize, size: usize) {
+    let budget = crate::config::get().quarantine as usize;
+    let mut out = [0usize; EVICT_BATCH];
+    let mut n = 0;
+    {
+        let mut q = Q.lock();
+        if q.buf.is_null() {
+            let bytes = CAP * core::mem::size_of::<(usize, usize)>();
+            match sys::map(bytes) {
+                Some(b) => {
+                    pagemap::set_range(b as usize, bytes, pagemap::META);
+                    q.buf = b as *mut (usize, usize);
+                }
+                None => {
+                    drop(q);
+                    crate::heap::quarantine_release(p);
+                    return;
+                }
+            }
+        }
+        let tail = (q.head + q.len) % CAP;
+        // SAFETY: tail < CAP, inside the ring.
+        unsafe { *q.buf.add(tail) = (p, size) };
+        q.len += 1;
+        q.bytes += size.max(16);
+        while (q.bytes > budget || q.len == CAP) && n < EVICT_BATCH && q.len > 0 {
+            // SAFETY: head < CAP.
+            let (ep, es) = unsafe { *q.buf.add(q.head) };
+            q.head = (q.head + 1) % CAP;
+            q.len -= 1;
+            q.bytes -= es.max(16);
+            out[n] = ep;
+            n += 1;
+        }
+    }
+    for &e in &out[..n] {
+        crate::heap::quarantine_release(e);
+    }
+}
+
+/// Releases everything (at exit, so the fills are verified), oldest first.
+pub fn drain() {
+    loop {
+        let e = {
+            let mut q = Q.lock();
+            if q.len == 0 {
+                return;
+            }
+            // SAFETY: head < CAP.
+            let (ep, es) = unsafe { *q.buf.add(q.head) };
+            q.head = (q.head + 1) % CAP;
+            q.len -= 1;
+            q.bytes -= es.max(16);
+            ep
+        };
+        crate::heap::quarantine_release(e);
+    }
+}
+
+/// Calls `f` for every quarantined pointer (check_every, dumps). Takes the lock briefly.
+pub fn for_each(mut f: impl FnMut(usize, usize)) {
+    let Some(q) = Q.try_lock(100) else { return };
+    for i in 0..q.len {
+        // SAFETY: index inside the ring.
+        let (p, s) = unsafe { *q.buf.add((q.head + i) % CAP) };
+        f(p, s);
+    }
+}
+
+pub fn stats() -> (usize, usize) {
+    match Q.try_lock(100) {
+        Some(q) => (q.len, q.bytes),
+        None => (0, 0),
+    }
+}
+
+pub fn lock_forever() {
+    Q.lock_forever();
+}
+pub fn unlock_forever() {
+    // SAFETY: taken by lock_forever on this thread (fork prepare).
+    unsafe { Q.force_unlock() };
+}
+pub fn reset() {
+    // SAFETY: fork child, single thread.
+    unsafe { Q.reset() };
+}

@@ -1,0 +1,408 @@
+//! Error reports: one block per error on stderr (or `report=PATH`), first line stable and
+//! greppable (`ft_malloc[PID]: ERROR: <kind> ...`), then what a person needs: the block, its
+//! zone, the caller as module+offset (for addr2line), when it was allocated and freed. Then the
+//! `on_error` policy. With debugging off (or without `check`) a bad pointer is refused with
+//! one WARNING line and the program goes on.
+//!
+//! # Invariants
+//! Nothing here allocates or takes an allocator lock; callers drop their locks first. A second
+//! error while a report is being written on the same thread aborts at once.
+
+use crate::block::{Op, QUARANTINED, USED};
+use crate::config::{self, OnError};
+use crate::fmt::{prefix, Line};
+use crate::heap::{Info, LARGE_KIND, SMALL, TINY};
+use crate::lock::Mutex;
+use crate::sys;
+use crate::tls;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// What is wrong with a pointer or a block.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Bad {
+    /// Not in any zone or LARGE block of ours: stack, global, foreign, never allocated.
+    NotOurs,
+    /// Inside a live block but not at its start.
+    Interior,
+    /// Not aligned like any block we hand out.
+    Misaligned,
+    /// The start of a block that is already freed (or in quarantine).
+    DoubleFree,
+    /// Inside a freed block.
+    InsideFreed,
+    /// Released by the wrong family (free of new, delete of new[] or of malloc...).
+    Mismatch,
+    /// A sized delete whose size is not the block's.
+    SizedDelete(usize),
+    /// The canary after the block was changed, first at this address.
+    Overflow(usize),
+    /// The canary before the block was changed, first at this address.
+    Underflow(usize),
+}
+
+pub static ERRORS: AtomicU64 = AtomicU64::new(0);
+
+/// Sites already reported (on_error=continue): (kind code, caller, count).
+struct Seen {
+    sites: [(u8, usize, u64); 64],
+    n: usize,
+}
+static SEEN: Mutex<Seen> = Mutex::new(Seen { sites: [(0, 0, 0); 64], n: 0 });
+
+fn kind_name(k: u8) -> &'static [u8] {
+    match k {
+        0 => b"invalid pointer",
+        1 => b"interior pointer",
+        2 => b"misaligned pointer",
+        3 => b"double free",
+        4 => b"pointer into freed block",
+        5 => b"alloc-dealloc mismatch",
+        6 => b"sized delete mismatch",
+        7 => b"heap overflow",
+        8 => b"heap underflow",
+        9 => b"write after free",
+        10 => b"absurd size",
+        11 => b"guard page fault",
+        _ => b"error",
+    }
+}
+
+fn code(b: Bad) -> u8 {
+    match b {
+        Bad::NotOurs => 0,
+        Bad::Interior => 1,
+        Bad::Misaligned => 2,
+        Bad::DoubleFree => 3,
+        Bad::InsideFreed => 4,
+        Bad::Mismatch => 5,
+        Bad::SizedDelete(_) => 6,
+        Bad::Overflow(_) => 7,
+        Bad::Underflow(_) => 8,
+    }
+}
+
+pub fn zone_name(kind: u8) -> &'static [u8] {
+    match kind {
+        TINY => b"TINY",
+        SMALL => b"SMALL",
+        LARGE_KIND => b"LARGE",
+        _ => b"?",
+    }
+}
+
+fn state_name(s: u8) -> &'static [u8] {
+    match s {
+        USED => b"in use",
+        QUARANTINED => b"freed (in quarantine)",
+        _ => b"freed",
+    }
+}
+
+/// Starts a report; false if this site was already reported (counted instead).
+fn begin(kind: u8, caller: usize) -> bool {
+    ERRORS.fetch_add(1, Ordering::Relaxed);
+    let st = tls::state();
+    // SAFETY: our own TLS block.
+    unsafe {
+        if (*st).reporting != 0 {
+            let mut l: Line<128> = Line::new();
+            prefix(&mut l).s(b"ERROR: another error while reporting an error; aborting\n");
+            l.report();
+            sys::abort();
+        }
+    }
+    if config::get().on_error != OnError::Abort {
+        if let Some(mut s) = SEEN.try_lock(1000) {
+            let n = s.n;
+            for e in s.sites[..n].iter_mut() {
+                if e.0 == kind && e.1 == caller {
+                    e.2 += 1;
+                    return false;
+                }
+            }
+            if n < 64 {
+                s.sites[n] = (kind, caller, 1);
+                s.n += 1;
+            }
+        }
+    }
+    // SAFETY: our own TLS block.
+    unsafe { (*st).reporting = 1 };
+    true
+}
+
+/// Ends a report: applies on_error.
+fn end() {
+    let st = tls::state();
+    // SAFETY: our own TLS block.
+    unsafe { (*st).reporting = 0 };
+    match config::get().on_error {
+        OnError::Abort => {
+            let mut l: Line<160> = Line::new();
+            prefix(&mut l).s(b"aborting (MALLOC_DEBUG on_error=abort; on_error=continue goes on)\n");
+            l.report();
+            sys::abort();
+        }
+        OnError::Continue | OnError::Exit(_) => {}
+    }
+}
+
+fn block_desc<const N: usize>(l: &mut Line<N>, info: &Info) {
+    l.s(b" (").s(zone_name(info.kind)).s(b", ").u(info.size as u64).s(b" bytes)");
+}
+
+fn history(info: &Info) {
+    let mut l: Line<1024> = Line::new();
+    prefix(&mut l).s(b"  block ").x(info.user).s(b" - ").x(info.user + info.size).s(b" : ").u(info.size as u64);
+    l.s(b" bytes, ").s(zone_name(info.kind)).s(b" zone ").x(info.zone_base).s(b", ").s(state_name(info.state)).c(b'\n');
+    l.report();
+    let d = &info.dbg;
+    if d.alloc_seq != 0 {
+        l.clear();
+        prefix(&mut l).s(b"  allocated by ").s(info.origin.call_name()).s(b"() at event #").u(d.alloc_seq);
+        l.s(b", thread ").u(d.alloc_tid as u64).s(b", from ");
+        crate::maps::describe(d.alloc_caller, &mut l);
+        l.c(b'\n');
+        l.report();
+    }
+    if d.free_seq != 0 {
+        l.clear();
+        prefix(&mut l).s(b"  freed at event #").u(d.free_seq).s(b", thread ").u(d.free_tid as u64).s(b", from ");
+        crate::maps::describe(d.free_caller, &mut l);
+        l.c(b'\n');
+        l.report();
+    }
+    if d.alloc_seq != 0 {
+        crate::log::report_history(info.user);
+    }
+}
+
+fn called_from(op: Op, caller: usize) {
+    let mut l: Line<600> = Line::new();
+    prefix(&mut l).s(b"  ").s(op.call_name()).s(b"() called from ");
+    crate::maps::describe(caller, &mut l);
+    l.s(b", thread ").u(tls::tid() as u64).c(b'\n');
+    l.report();
+}
+
+/// A pointer that is not a live block of ours was passed to `op`.
+pub fn bad_pointer(op: Op, p: usize, bad: Bad, info: Option<&Info>, caller: usize) {
+    let _e = sys::ErrnoGuard::new();
+    let cfg = config::get();
+    crate::log::event(op, p, 0, 0, 0, caller);
+    if !(cfg.enabled && cfg.check) {
+        let mut l: Line<300> = Line::new();
+        prefix(&mut l).s(b"WARNING: ").s(op.call_name()).s(b"(): ");
+        what(&mut l, p, bad, info);
+        l.s(if matches!(op, Op::Realloc | Op::Reallocarray) { b"; returning NULL\n" } else { b"; ignored\n" });
+        l.report();
+        return;
+    }
+    let k = if op == Op::Realloc && bad == Bad::DoubleFree { 4 } else { code(bad) };
+    if !begin(k, caller) {
+        return;
+    }
+    let mut l: Line<400> = Line::new();
+    prefix(&mut l).s(b"ERROR: ");
+    match (bad, op) {
+        (Bad::DoubleFree, Op::Realloc | Op::Reallocarray) => {
+            l.s(b"realloc of freed block ").x(p);
+            if let Some(i) = info {
+                block_desc(&mut l, i);
+            }
+        }
+        (Bad::DoubleFree, Op::UsableSize) => {
+            l.s(b"malloc_usable_size of freed block ").x(p);
+            if let Some(i) = info {
+                block_desc(&mut l, i);
+            }
+        }
+        (Bad::DoubleFree, _) => {
+            l.s(b"double free of ").x(p);
+            if let Some(i) = info {
+                block_desc(&mut l, i);
+            }
+        }
+        _ => {
+            l.s(b"invalid pointer ");
+            what(&mut l, p, bad, info);
+        }
+    }
+    l.s(b" in ").s(op.call_name()).s(b"()\n");
+    l.report();
+    called_from(op, caller);
+    if let Some(i) = info {
+        history(i);
+    }
+    end();
+}
+
+fn what<const N: usize>(l: &mut Line<N>, p: usize, bad: Bad, info: Option<&Info>) {
+    match bad {
+        Bad::NotOurs => {
+            l.x(p).s(b" (not allocated by ft_malloc: stack, global, foreign or never allocated)");
+        }
+        Bad::DoubleFree => {
+            l.s(b"double free of ").x(p);
+            if let Some(i) = info {
+                block_desc(l, i);
+            }
+        }
+        Bad::Interior | Bad::InsideFreed | Bad::Misaligned => {
+            l.x(p);
+            if let Some(i) = info {
+                l.s(if bad == Bad::Misaligned { b" (misaligned, " as &[u8] } else { b" (" });
+                if p >= i.user {
+                    l.u((p - i.user) as u64).s(b" bytes into the ");
+                } else {
+                    l.u((i.user - p) as u64).s(b" bytes before the ");
+                }
+                l.s(if i.state == USED { b"" as &[u8] } else { b"freed " });
+                l.u(i.size as u64).s(b"-byte ").s(zone_name(i.kind)).s(b" block at ").x(i.user).c(b')');
+            } else {
+                l.s(b" (misaligned)");
+            }
+        }
+        _ => {
+            l.x(p);
+        }
+    }
+}
+
+/// A live block failed a debug check (canary, family, sized delete).
+pub fn bad_block(op: Op, p: usize, bad: Bad, info: &Info, caller: usize) {
+    let _e = sys::ErrnoGuard::new();
+    if !begin(code(bad), caller) {
+        return;
+    }
+    let mut l: Line<400> = Line::new();
+    prefix(&mut l).s(b"ERROR: ");
+    match bad {
+        Bad::Overflow(a) => {
+            l.s(b"heap overflow: ").x(p);
+            block_desc(&mut l, info);
+            l.s(b" written past its end at offset ").u((a - info.user) as u64);
+            l.s(b" (").u((a - info.user - info.size) as u64 + 1).s(b" bytes past the end), found in ");
+        }
+        Bad::Underflow(a) => {
+            l.s(b"heap underflow: ").x(p);
+            block_desc(&mut l, info);
+            l.s(b" written ").u((info.user - a) as u64).s(b" bytes before its start, found in ");
+        }
+        Bad::Mismatch => {
+            l.s(b"alloc-dealloc mismatch: ").x(p);
+            block_desc(&mut l, info);
+            l.s(b" allocated by ").s(info.origin.call_name()).s(b"(), released by ");
+        }
+        Bad::SizedDelete(s) => {
+            l.s(b"sized delete mismatch: ").x(p);
+            block_desc(&mut l, info);
+            l.s(b" released with size ").u(s as u64).s(b" in ");
+        }
+        _ => {
+            l.s(b"corrupted block ").x(p);
+            block_desc(&mut l, info);
+            l.s(b" in ");
+        }
+    }
+    l.s(op.call_name()).s(b"()\n");
+    l.report();
+    match bad {
+        Bad::Overflow(a) => {
+            let end = info.slot_end.min(info.user + info.size + 16);
+            bytes_vs_canary(info.user + info.size, end, a, info.user);
+        }
+        Bad::Underflow(a) => bytes_vs_canary(info.slot, info.user, a, info.user),
+        _ => {}
+    }
+    called_from(op, caller);
+    history(info);
+    end();
+}
+
+/// Shows the bytes of `[from, to)` against the canary expected there.
+fn bytes_vs_canary(from: usize, to: usize, _first: usize, user: usize) {
+    let mut l: Line<400> = Line::new();
+    prefix(&mut l).s(b"  bytes at offset ").i(from as i64 - user as i64).s(b":");
+    for a in from..to {
+        // SAFETY: the slot is ours and readable.
+        let v = unsafe { *(a as *const u8) };
+        l.c(b' ').hx(v as u64, 2);
+    }
+    l.c(b'\n');
+    l.report();
+    l.clear();
+    prefix(&mut l).s(b"  expected canary  :");
+    for a in from..to {
+        l.c(b' ').hx(crate::canary::byte_at(a) as u64, 2);
+    }
+    l.c(b'\n');
+    l.report();
+}
+
+/// A quarantined block's free fill was changed.
+pub fn write_after_free(info: &Info, addr: usize) {
+    let _e = sys::ErrnoGuard::new();
+    if !begin(9, info.dbg.free_caller) {
+        return;
+    }
+    let mut l: Line<400> = Line::new();
+    prefix(&mut l).s(b"ERROR: write after free: ").x(info.user);
+    block_desc(&mut l, info);
+    l.s(b" modified at offset ").u((addr - info.user) as u64).s(b" after it was freed (found when it left quarantine)\n");
+    l.report();
+    l.clear();
+    prefix(&mut l).s(b"  bytes at offset ").u((addr - info.user) as u64).s(b":");
+    let stop = (addr + 16).min(info.user + info.size);
+    for a in addr..stop {
+        // SAFETY: the quarantined block is ours and readable.
+        l.c(b' ').hx(unsafe { *(a as *const u8) } as u64, 2);
+    }
+    l.s(b" (expected ").hx(crate::canary::FREE_FILL as u64, 2).s(b")\n");
+    l.report();
+    history(info);
+    end();
+}
+
+/// A size above PTRDIFF_MAX: a negative length in disguise.
+pub fn absurd_size(op: Op, size: usize, caller: usize) {
+    let _e = sys::ErrnoGuard::new();
+    if !config::get().check || !begin(10, caller) {
+        return;
+    }
+    let mut l: Line<300> = Line::new();
+    prefix(&mut l).s(b"ERROR: absurd size ").u(size as u64).s(b" (").i(size as i64).s(b" as a signed value) in ");
+    l.s(op.call_name()).s(b"()\n");
+    l.report();
+    called_from(op, caller);
+    end();
+}
+
+/// At exit with on_error=continue/exit: one line per distinct error site.
+pub fn summary_at_exit() {
+    let n = ERRORS.load(Ordering::Relaxed);
+    if n == 0 {
+        return;
+    }
+    let mut l: Line<600> = Line::new();
+    prefix(&mut l).s(b"ERROR SUMMARY: ").u(n).s(b" error(s)\n");
+    l.report();
+    if let Some(s) = SEEN.try_lock(100) {
+        for &(k, caller, count) in &s.sites[..s.n] {
+            l.clear();
+            prefix(&mut l).s(b"  ").u(count).s(b" x ").s(kind_name(k)).s(b" from ");
+            crate::maps::describe(caller, &mut l);
+            l.c(b'\n');
+            l.report();
+        }
+    }
+}
+
+/// Generic one-shot error (guard faults and others build their own lines).
+pub fn begin_custom(kind: u8, caller: usize) -> bool {
+    begin(kind, caller)
+}
+
+pub fn end_custom() {
+    end();
+}

@@ -1,0 +1,144 @@
+//! Size classes (pure arithmetic).
+//!
+//! Thresholds, and why:
+//! - TINY: blocks of 16..=512 bytes in 16 classes (16-byte steps to 128, then four classes per
+//!   doubling). Most allocations of C, C++, Python and shells are below 512 bytes. A TINY zone
+//!   holds at least 100 blocks of 512 bytes: `page_round(100 * 512)` (52 KiB with 4 KiB pages).
+//! - SMALL: 513..=32768 bytes in 24 classes, four per doubling (at most 25% internal waste, 12.5%
+//!   on average). A SMALL zone holds at least 100 blocks of 32 KiB: `page_round(100 * 32768)`
+//!   (3.2 MiB). 32 KiB keeps common buffers (stdio's 4 KiB, 8–16 KiB I/O buffers) out of mmap.
+//! - LARGE: above 32 KiB, one mapping per block. mmap+munmap cost about as much as touching the
+//!   pages, and a small cache of freed large mappings absorbs churn.
+//!
+//! Every zone serves one class (a slab), so the block index of a pointer is one multiply
+//! (`div_magic`) and blocks of a power-of-two class are aligned to their size (up to a page),
+//! which serves `memalign` from the zones.
+
+pub const TINY_MAX: usize = 512;
+pub const SMALL_MAX: usize = 32768;
+pub const NCLASSES: usize = 40;
+pub const NTINY: usize = 16;
+/// Blocks per zone of the largest size of the class, as ft_malloc requires.
+pub const MIN_BLOCKS_PER_ZONE: usize = 100;
+pub const MIN_ALIGN: usize = 16;
+
+/// Class index of a request of `n` bytes (`n <= SMALL_MAX`).
+#[inline]
+pub const fn class_of(n: usize) -> usize {
+    if n <= 128 {
+        if n == 0 { 0 } else { (n + 15) / 16 - 1 }
+    } else {
+        let m = n - 1;
+        let k = (usize::BITS - 1 - m.leading_zeros()) as usize; // floor(log2(n-1)) >= 7
+        let idx = (m >> (k - 2)) - 4; // 0..=3
+        8 + (k - 7) * 4 + idx
+    }
+}
+
+/// Block size of class `c`.
+#[inline]
+pub const fn class_size(c: usize) -> usize {
+    if c < 8 {
+        16 * (c + 1)
+    } else {
+        let g = (c - 8) / 4;
+        let i = (c - 8) % 4;
+        let k = g + 7;
+        (1 << k) + (i + 1) * (1 << (k - 2))
+    }
+}
+
+#[inline]
+pub const fn is_tiny(c: usize) -> bool {
+    c < NTINY
+}
+
+/// Zone data size for class `c` with page size `page`.
+#[inline]
+pub const fn zone_size(c: usize, page: usize) -> usize {
+    let max = if is_tiny(c) { TINY_MAX } else { SMALL_MAX };
+    let n = MIN_BLOCKS_PER_ZONE * max;
+    (n + page - 1) & !(page - 1)
+}
+
+pub const MAGIC_SHIFT: u32 = 40;
+
+/// Multiplier so that `(off * m) >> 40 == off / size` for every offset inside a zone.
+#[inline]
+pub const fn div_magic(size: usize) -> u64 {
+    (1u64 << MAGIC_SHIFT).div_ceil(size as u64)
+}
+
+/// The smallest class whose blocks are aligned to `align` (a power of two, `<= page`) and hold
+/// `n` bytes: the power-of-two class `>= max(n, align)`. None if that is above SMALL_MAX.
+pub const fn aligned_class(n: usize, align: usize) -> Option<usize> {
+    let need = if n > align { n } else { align };
+    if need > SMALL_MAX {
+        return None;
+    }
+    let p = need.next_power_of_two();
+    let p = if p < MIN_ALIGN { MIN_ALIGN } else { p };
+    Some(class_of(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_cover_and_round_up() {
+        assert_eq!(class_size(NCLASSES - 1), SMALL_MAX);
+        assert_eq!(class_size(NTINY - 1), TINY_MAX);
+        let mut prev = 0;
+        for c in 0..NCLASSES {
+            assert!(class_size(c) > prev);
+            assert_eq!(class_size(c) % 16, 0);
+            assert_eq!(class_of(class_size(c)), c);
+            prev = class_size(c);
+        }
+        for n in 0..=SMALL_MAX {
+            let c = class_of(n);
+            assert!(c < NCLASSES);
+            assert!(class_size(c) >= n, "n={n}");
+            if c > 0 {
+                assert!(class_size(c - 1) < n, "n={n} not tight");
+            }
+        }
+    }
+
+    #[test]
+    fn zones_hold_100_of_the_largest() {
+        for page in [4096usize, 16384, 65536] {
+            for c in 0..NCLASSES {
+                let max = if is_tiny(c) { TINY_MAX } else { SMALL_MAX };
+                assert!(zone_size(c, page) / max >= 100);
+                assert_eq!(zone_size(c, page) % page, 0);
+            }
+        }
+    }
+
+    #[test]
+    fn magic_division_is_exact() {
+        for c in 0..NCLASSES {
+            let s = class_size(c);
+            let m = div_magic(s);
+            let zs = zone_size(c, 65536);
+            let mut off = 0;
+            while off < zs {
+                for d in [0usize, 1, s / 2, s - 1] {
+                    let o = off + d;
+                    assert_eq!(((o as u64 * m) >> MAGIC_SHIFT) as usize, o / s, "s={s} o={o}");
+                }
+                off += s;
+            }
+        }
+    }
+
+    #[test]
+    fn aligned_classes() {
+        assert_eq!(class_size(aligned_class(10, 64).unwrap()), 64);
+        assert_eq!(class_size(aligned_class(100, 64).unwrap()), 128);
+        assert_eq!(class_size(aligned_class(1, 4096).unwrap()), 4096);
+        assert!(aligned_class(40000, 16).is_none());
+    }
+}
