@@ -118,12 +118,18 @@ pub fn mask_addresses(s: &str) -> String {
     out
 }
 
-/// Path of the built library: `target/<profile>/deps/libft_malloc.so` (left there by
-/// `cargo test`) or `target/<profile>/libft_malloc.so` (left by `cargo build`). When neither exists
-/// (a test binary built by other means) it runs `cargo build --lib` for the test's profile once.
+/// Path of the built library: `$FT_MALLOC_LIB` when set (to test another build), else
+/// `target/<profile>/deps/libft_malloc.so` (left there by `cargo test`) or
+/// `target/<profile>/libft_malloc.so` (left by `cargo build`). When neither exists (a test binary
+/// built by other means) it runs `cargo build --lib` for the test's profile once.
 pub fn lib() -> &'static Path {
     static LIB: OnceLock<PathBuf> = OnceLock::new();
     LIB.get_or_init(|| {
+        if let Some(p) = std::env::var_os("FT_MALLOC_LIB") {
+            let p = PathBuf::from(p);
+            assert!(p.is_file(), "FT_MALLOC_LIB={} is not a file", p.display());
+            return std::fs::canonicalize(&p).unwrap();
+        }
         let exe = std::env::current_exe().expect("current_exe");
         let deps = exe.parent().expect("test exe has a parent").to_path_buf();
         let candidates = [deps.join("libft_malloc.so"), deps.parent().unwrap().join("libft_malloc.so")];
