@@ -63,51 +63,32 @@ impl Op {
     }
 
     pub fn from_bytes(b: &[u8]) -> Option<Op> {
-        // One integer compare per name instead of a chain of memcmp calls.
-        if b.is_empty() || b.len() > 16 {
-            return None;
-        }
-        let mut k = [0u8; 16];
-        k[..b.len()].copy_from_slice(b);
-        let k = u128::from_le_bytes(k);
-        const fn key(s: &[u8]) -> u128 {
-            let mut k = [0u8; 16];
-            let mut i = 0;
-            while i < s.len() {
-                k[i] = s[i];
-                i += 1;
-            }
-            u128::from_le_bytes(k)
-        }
-        const MALLOC: u128 = key(b"malloc");
-        const FREE: u128 = key(b"free");
-        const CALLOC: u128 = key(b"calloc");
-        const REALLOC: u128 = key(b"realloc");
-        const REALLOCARRAY: u128 = key(b"reallocarray");
-        const MEMALIGN: u128 = key(b"memalign");
-        const POSIX_MEMALIGN: u128 = key(b"posix_memalign");
-        const ALIGNED_ALLOC: u128 = key(b"aligned_alloc");
-        const VALLOC: u128 = key(b"valloc");
-        const PVALLOC: u128 = key(b"pvalloc");
-        const NEW: u128 = key(b"new");
-        const NEW_ARRAY: u128 = key(b"new[]");
-        const DELETE: u128 = key(b"delete");
-        const DELETE_ARRAY: u128 = key(b"delete[]");
-        Some(match k {
-            MALLOC => Op::Malloc,
-            FREE => Op::Free,
-            CALLOC => Op::Calloc,
-            REALLOC => Op::Realloc,
-            REALLOCARRAY => Op::Reallocarray,
-            MEMALIGN => Op::Memalign,
-            POSIX_MEMALIGN => Op::PosixMemalign,
-            ALIGNED_ALLOC => Op::AlignedAlloc,
-            VALLOC => Op::Valloc,
-            PVALLOC => Op::Pvalloc,
-            NEW => Op::New,
-            NEW_ARRAY => Op::NewArray,
-            DELETE => Op::Delete,
-            DELETE_ARRAY => Op::DeleteArray,
+        // Dispatch on the length, then compare with constants of that length (compiled to a
+        // couple of integer compares, no memcmp call).
+        Some(match b.len() {
+            3 if b == b"new" => Op::New,
+            4 if b == b"free" => Op::Free,
+            5 if b == b"new[]" => Op::NewArray,
+            6 => match b {
+                b"malloc" => Op::Malloc,
+                b"calloc" => Op::Calloc,
+                b"valloc" => Op::Valloc,
+                b"delete" => Op::Delete,
+                _ => return None,
+            },
+            7 => match b {
+                b"realloc" => Op::Realloc,
+                b"pvalloc" => Op::Pvalloc,
+                _ => return None,
+            },
+            8 => match b {
+                b"memalign" => Op::Memalign,
+                b"delete[]" => Op::DeleteArray,
+                _ => return None,
+            },
+            12 if b == b"reallocarray" => Op::Reallocarray,
+            13 if b == b"aligned_alloc" => Op::AlignedAlloc,
+            14 if b == b"posix_memalign" => Op::PosixMemalign,
             _ => return None,
         })
     }
@@ -237,13 +218,18 @@ impl<'a> Cur<'a> {
         }
     }
 
+    /// A short word (the op): up to the next space, at most 16 bytes looked at.
     #[inline(always)]
     fn word(&mut self) -> &'a [u8] {
         let b = self.b;
         let start = self.i;
-        let end = memchr::memchr(b' ', &b[start..]).map_or(b.len(), |n| start + n);
-        self.i = end;
-        &b[start..end]
+        let lim = b.len().min(start + 16);
+        let mut i = start;
+        while i < lim && b[i] != b' ' {
+            i += 1;
+        }
+        self.i = i;
+        &b[start..i]
     }
 }
 

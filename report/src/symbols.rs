@@ -16,6 +16,8 @@ struct Module {
     loader: Option<addr2line::Loader>,
     /// p_vaddr of the first PT_LOAD segment (0 for PIE and most shared objects).
     first_vaddr: u64,
+    /// End of the last PT_LOAD segment (p_vaddr + p_memsz); 0 if unknown.
+    end_vaddr: u64,
 }
 
 #[derive(Default)]
@@ -26,13 +28,14 @@ pub struct Symbolizer {
     pub disabled: bool,
 }
 
-/// Address of the first PT_LOAD of a 64-bit little-endian ELF file, if it is one.
-fn first_load_vaddr(path: &Path) -> u64 {
+/// (p_vaddr of the first PT_LOAD, end of the last PT_LOAD) of a 64-bit little-endian ELF file;
+/// (0, 0) if it is not one.
+fn load_range(path: &Path) -> (u64, u64) {
     use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut f) = std::fs::File::open(path) else { return 0 };
+    let Ok(mut f) = std::fs::File::open(path) else { return (0, 0) };
     let mut h = [0u8; 64];
     if f.read_exact(&mut h).is_err() || &h[..4] != b"\x7fELF" || h[4] != 2 || h[5] != 1 {
-        return 0;
+        return (0, 0);
     }
     let u16at = |b: &[u8], o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as u64;
     let u64at = |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
@@ -40,18 +43,21 @@ fn first_load_vaddr(path: &Path) -> u64 {
     let phentsize = u16at(&h, 54);
     let phnum = u16at(&h, 56).min(256);
     if phentsize < 56 {
-        return 0;
+        return (0, 0);
     }
+    let (mut first, mut end) = (None, 0u64);
     for i in 0..phnum {
         let mut ph = [0u8; 56];
         if f.seek(SeekFrom::Start(phoff + i * phentsize)).is_err() || f.read_exact(&mut ph).is_err() {
-            return 0;
+            return (0, 0);
         }
         if u32::from_le_bytes(ph[..4].try_into().unwrap()) == 1 {
-            return u64at(&ph, 16);
+            let (vaddr, memsz) = (u64at(&ph, 16), u64at(&ph, 40));
+            first.get_or_insert(vaddr);
+            end = end.max(vaddr.saturating_add(memsz));
         }
     }
-    0
+    (first.unwrap_or(0), end)
 }
 
 impl Symbolizer {
@@ -62,8 +68,17 @@ impl Symbolizer {
     fn module(&mut self, path: &str) -> &Module {
         self.modules.entry(path.to_string()).or_insert_with(|| {
             let p = Path::new(path);
-            Module { loader: addr2line::Loader::new(p).ok(), first_vaddr: first_load_vaddr(p) }
+            let (first_vaddr, end_vaddr) = load_range(p);
+            Module { loader: addr2line::Loader::new(p).ok(), first_vaddr, end_vaddr }
         })
+    }
+
+    /// False when `offset` is past the end of the module's loaded segments (the address belongs
+    /// to a module the log does not name). True when unknown.
+    pub fn in_module(&mut self, module: &str, offset: u64) -> bool {
+        let m = self.module(module);
+        let probe = if m.first_vaddr != 0 && offset < m.first_vaddr { offset + m.first_vaddr } else { offset };
+        m.end_vaddr == 0 || probe < m.end_vaddr
     }
 
     /// `function (file:line)` for the code at `offset` in `module`, `function (module+0xoff)`
@@ -172,6 +187,7 @@ impl AddrNamer {
             return s.clone();
         }
         let s = match self.map.find(addr) {
+            Some((m, off)) if !self.sym.disabled && !self.sym.in_module(&m.to_string(), off) => format!("0x{addr:x}"),
             Some((m, off)) => {
                 let m = m.to_string();
                 self.sym.lookup(&m, off, true).unwrap_or_else(|| format!("{m}+0x{off:x}"))

@@ -100,6 +100,14 @@ fn trace_with_pid_names_children_apart() {
     }
     assert!(r.stderr.contains("26 bytes in 2 blocks never freed"), "{}", r.stderr);
     assert!(r.stderr.contains("13 bytes in 1 block"), "{}", r.stderr);
+    // A third run in the same directory: its summary lists only its own logs.
+    let r3 = launch(&d, &["--trace", "logs dir/run.%p.log", "--", "sh", "-c", &script], &[]);
+    assert_eq!(r3.status.code(), Some(0), "{}", r3.stderr);
+    let listed = r3.stderr.lines().filter(|l| l.starts_with("log        ")).count();
+    assert_eq!(listed, logs.len(), "{}", r3.stderr);
+    for l in &logs {
+        assert!(!r3.stderr.contains(&format!("log        {}", l.display())), "old log listed: {}", r3.stderr);
+    }
     // The kept log is read by `report`.
     let one = &logs[0];
     let rep = Command::new(launcher()).env("FT_MALLOC_REPORT", BIN).args(["report", "summary"]).arg(one).output().unwrap();
@@ -140,6 +148,32 @@ fn help_lists_every_option_with_an_example() {
     for opt in ["--check", "--guard", "--sample", "--trace", "--leaks", "--fail", "--debug", "--no-children"] {
         assert!(r.stdout.contains(&format!("ft-malloc {opt}")), "no example for {opt}:\n{}", r.stdout);
     }
+}
+
+/// Ctrl-C (SIGINT to the foreground process group) ends the program, not the launcher: the
+/// summary is printed and the status is 128+2.
+#[test]
+fn interrupt_reaches_the_program_and_the_summary_is_printed() {
+    use std::os::unix::process::CommandExt;
+    let (lib, _) = fixtures();
+    let d = tmpdir("launch-int");
+    let child = Command::new(launcher())
+        .args(["--", "sleep", "20"])
+        .current_dir(&d)
+        .env("FT_MALLOC_LIB", lib)
+        .env("FT_MALLOC_REPORT", BIN)
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let st = Command::new("kill").args(["-INT", "--", &format!("-{}", child.id())]).status().unwrap();
+    assert!(st.success());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains("killed by signal 2 (INT)"), "{err}");
+    assert!(err.contains("process    /usr/bin/sleep") || err.contains("process    /bin/sleep"), "{err}");
 }
 
 /// End to end with the real library: needs libft_malloc.so to write the log of
