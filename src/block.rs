@@ -101,18 +101,23 @@ pub const QUARANTINED: u8 = 2;
 #[derive(Clone, Copy, Debug)]
 #[repr(C)]
 pub struct BlockMeta {
-    /// Requested size (zones hold at most 32 KiB).
-    pub size: u32,
+    /// Requested size (zones hold at most 32 KiB, so 16 bits suffice).
+    pub size: u16,
     /// Offset of the user pointer in its slot (front canary or alignment).
     pub front: u16,
     pub state: u8,
     /// `Op` that allocated it.
     pub origin: u8,
+    /// Next slot on the zone's free list (`NO_LINK` ends it); kept here so a zone's
+    /// metadata is one array and the first page holds the header and the first slots.
+    pub link: u16,
 }
+
+pub const NO_LINK: u16 = u16::MAX;
 const _: () = assert!(core::mem::size_of::<BlockMeta>() == 8);
 
 impl BlockMeta {
-    pub const EMPTY: BlockMeta = BlockMeta { size: 0, front: 0, state: FREE, origin: 0 };
+    pub const EMPTY: BlockMeta = BlockMeta { size: 0, front: 0, state: FREE, origin: 0, link: NO_LINK };
 }
 
 /// Debugging history of a block (only when MALLOC_DEBUG is set).

@@ -63,7 +63,7 @@ pub fn verify(info: &heap::Info, canaries: bool, fill: bool) -> Option<(u8, usiz
             if let Some(a) = crate::canary::check(info.slot, info.user) {
                 return Some((1, a));
             }
-            if let Some(a) = crate::canary::check(info.user + info.size, info.slot_end) {
+            if let Some(a) = crate::canary::check(info.user + info.size, info.check_end) {
                 return Some((0, a));
             }
         } else if info.state == QUARANTINED && fill {

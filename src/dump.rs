@@ -266,6 +266,7 @@ pub extern "C" fn show_alloc_mem_ex() {
                 size: d.size,
                 slot: d.map_base,
                 slot_end: d.map_base + d.usable_len,
+                check_end: d.map_base + d.usable_len,
                 state: d.state,
                 origin: crate::block::Op::from_u8(d.origin),
                 kind: heap::LARGE_KIND,

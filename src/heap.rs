@@ -213,6 +213,9 @@ pub struct Info {
     /// Start and end of the accessible slot (front canary to the end of the tail).
     pub slot: usize,
     pub slot_end: usize,
+    /// End of the canary region checked after the block: the slot's end plus the next slot's
+    /// front canary when there is a next slot in the zone (catches overflows that run into it).
+    pub check_end: usize,
     pub state: u8,
     pub origin: Op,
     /// 0 TINY, 1 SMALL, 2 LARGE.
@@ -236,6 +239,11 @@ pub fn zone_info(z: &Zone, idx: usize) -> Info {
         size: m.size as usize,
         slot,
         slot_end: slot + z.block_size as usize,
+        check_end: if idx + 1 < z.nblocks as usize && layout().front > 0 {
+            slot + z.block_size as usize + layout().front
+        } else {
+            slot + z.block_size as usize
+        },
         state: m.state,
         origin: Op::from_u8(m.origin),
         kind: if z.is_tiny() { TINY } else { SMALL },
@@ -250,6 +258,7 @@ fn large_info(d: &Large) -> Info {
         size: d.size,
         slot: d.map_base,
         slot_end: d.map_base + d.usable_len,
+        check_end: (d.map_base + d.usable_len).min(d.user + d.size + sys::page_size()),
         state: d.state,
         origin: Op::from_u8(d.origin),
         kind: LARGE_KIND,
@@ -380,20 +389,25 @@ fn zone_alloc(c: usize, size: usize, front: usize, op: Op, caller: usize, zero: 
         a.mapped += unsafe { (*z).map_len };
     }
     // SAFETY: z is a live zone of this arena with room, under the lock.
-    let (slot, fresh) = unsafe {
+    let (slot, fresh, next_exists) = unsafe {
         let zr = &mut *z;
         if zr.nused == 0 {
             a.empties[c] -= 1;
         }
-        let (i, fresh) = zr.take();
+        let Some((i, fresh)) = zr.take() else {
+            if zr.nused == 0 {
+                a.empties[c] += 1;
+            }
+            return core::ptr::null_mut();
+        };
         if !zr.has_room() {
             unlink_partial(&mut a, z);
         }
-        *zr.meta(i) = BlockMeta { size: size as u32, front: front as u16, state: USED, origin: op as u8 };
+        *zr.meta(i) = BlockMeta { size: size as u16, front: front as u16, state: USED, origin: op as u8, link: crate::block::NO_LINK };
         if let Some(d) = zr.dbg(i) {
             *d = stamp_alloc(caller);
         }
-        (zr.slot_addr(i), fresh)
+        (zr.slot_addr(i), fresh, i + 1 < zr.nblocks as usize)
     };
     a.live_bytes += size;
     a.live_blocks += 1;
@@ -404,6 +418,11 @@ fn zone_alloc(c: usize, size: usize, front: usize, op: Op, caller: usize, zero: 
         if lay.front > 0 || lay.tail > 0 {
             canary::write(slot, user);
             canary::write(user + size, slot + class_size(c));
+            if fresh && lay.front > 0 && next_exists {
+                // The next slot was never used: give it its front canary now, so an overflow
+                // that runs past this slot is seen when this block is checked.
+                canary::write(slot + class_size(c), slot + class_size(c) + lay.front);
+            }
         }
         if zero {
             if !fresh || lay.fill {
@@ -526,12 +545,7 @@ fn debug_checks(info: &Info, op: Op, sized: usize) -> Option<Bad> {
             if let Some(a) = canary::check(info.slot, info.user) {
                 return Some(Bad::Underflow(a));
             }
-            let end = if info.kind == LARGE_KIND {
-                info.slot_end.min(info.user + info.size + sys::page_size())
-            } else {
-                info.slot_end
-            };
-            if let Some(a) = canary::check(info.user + info.size, end) {
+            if let Some(a) = canary::check(info.user + info.size, info.check_end) {
                 return Some(Bad::Overflow(a));
             }
         }
@@ -739,7 +753,7 @@ pub fn reallocate(p: usize, n: usize, op: Op, caller: usize) -> *mut u8 {
             let need = (info.user - info.slot) + n + lay.tail;
             if n <= room && (need > SMALL_MAX || class_of(need) == class || n * 2 > room) {
                 // SAFETY: used slot of z under the lock.
-                unsafe { (*z).meta(idx).size = n as u32 };
+                unsafe { (*z).meta(idx).size = n as u16 };
                 a.live_bytes = a.live_bytes - info.size + n;
                 drop(a);
                 if lay.tail > 0 {

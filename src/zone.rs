@@ -1,18 +1,21 @@
 //! TINY and SMALL zones: one mapping per zone, each serving one size class (a slab).
 //!
 //! ```text
-//!  map_base                                    data (page aligned)
-//!  | Zone header | BlockMeta[n] | u16 free[n] | DebugMeta[n]? |guard?| slot 0 | slot 1 | ... |guard?|
-//!  '---------------- metadata, out of the blocks' way ---------'
+//!  map_base                             data (page aligned)
+//!  | Zone header | BlockMeta[n] | DebugMeta[n]? |guard?| slot 0 | slot 1 | ... |guard?|
+//!  '------------ metadata, out of the blocks' way ---'
 //! ```
 //! Guard pages (PROT_NONE) sit between the metadata and the data and after the data when
 //! debugging is on, so no overflow runs silently into metadata or the next zone.
-//! Slots are handed out from a LIFO stack of freed indices, else by bumping `bump`; indices
-//! at or above `hiwater` were never used, so their memory is still zero from mmap.
+//! Slots are handed out from a LIFO list of freed slots (linked through `BlockMeta::link`),
+//! else by bumping `bump`; indices at or above `hiwater` were never used, so their memory is
+//! still zero from mmap. Data pages are entered in the page map as `bump` reaches them
+//! (`reg_end`), so a zone costs the pages its blocks use plus one metadata page to start.
 //!
 //! # Invariants
 //! - `meta[i].state == USED` exactly for the slots that are handed out; `nused` counts them.
-//! - `free[0..nfree]` holds distinct indices `< bump` whose state is FREE.
+//! - The free list from `free_head` holds `nfree` distinct indices `< bump` whose state is FREE.
+//! - Data pages below `reg_end` are in the page map; the header page is `META`.
 //! - Every data page's page-map entry points at this header (with the arena index) while the
 //!   zone is mapped; the metadata pages' entries are `META`.
 //! - All fields are changed only under the owning arena's lock.
@@ -39,7 +42,9 @@ pub struct Zone {
     pub arena: u8,
     pub in_partial: bool,
     pub meta: *mut BlockMeta,
-    pub free: *mut u16,
+    pub free_head: u16,
+    /// Data below this address is entered in the page map.
+    pub reg_end: usize,
     pub dbg: *mut DebugMeta,
     /// Links in the arena's list of zones with free slots of this class.
     pub next: *mut Zone,
@@ -59,8 +64,6 @@ impl Zone {
         let mut meta_len = core::mem::size_of::<Zone>().next_multiple_of(16);
         let meta_off = meta_len;
         meta_len += n * core::mem::size_of::<BlockMeta>();
-        let free_off = meta_len;
-        meta_len += (n * 2).next_multiple_of(16);
         let dbg_off = meta_len;
         if debug_meta {
             meta_len += n * core::mem::size_of::<DebugMeta>();
@@ -96,7 +99,8 @@ impl Zone {
                 arena: arena as u8,
                 in_partial: false,
                 meta: (base + meta_off) as *mut BlockMeta,
-                free: (base + free_off) as *mut u16,
+                free_head: crate::block::NO_LINK,
+                reg_end: data,
                 dbg: if debug_meta { (base + dbg_off) as *mut DebugMeta } else { core::ptr::null_mut() },
                 next: core::ptr::null_mut(),
                 prev: core::ptr::null_mut(),
@@ -104,10 +108,8 @@ impl Zone {
                 all_prev: core::ptr::null_mut(),
             });
         }
-        if !pagemap::set_range(base, meta_len + guard, pagemap::META)
-            || !pagemap::set_range(data, data_len, base | (arena << 1))
-        {
-            pagemap::clear_range(base, map_len);
+        if !pagemap::set_range(base, page, pagemap::META) {
+            pagemap::clear_range(base, page);
             // SAFETY: nothing was handed out from this zone.
             unsafe { sys::unmap(base as *mut u8, map_len) };
             return None;
@@ -122,7 +124,10 @@ impl Zone {
         // SAFETY: the caller guarantees z is a live, empty, unlinked zone.
         unsafe {
             let (base, len) = ((*z).map_base, (*z).map_len);
-            pagemap::clear_range(base, len);
+            pagemap::clear_range(base, sys::page_size());
+            if (*z).reg_end > (*z).data {
+                pagemap::clear_range((*z).data, (*z).reg_end - (*z).data);
+            }
             sys::unmap(base as *mut u8, len);
         }
     }
@@ -167,16 +172,27 @@ impl Zone {
     }
 
     /// Takes a slot: returns (index, fresh) where fresh means never used (zero memory).
+    /// None if the page map could not be extended (out of memory).
     /// # Safety
     /// Under the arena lock; the zone has room (`has_room`).
     #[inline]
-    pub unsafe fn take(&mut self) -> (usize, bool) {
+    pub unsafe fn take(&mut self) -> Option<(usize, bool)> {
         let i = if self.nfree > 0 {
             self.nfree -= 1;
-            // SAFETY: nfree < nblocks, inside the free array.
-            unsafe { *self.free.add(self.nfree as usize) as usize }
+            let i = self.free_head as usize;
+            // SAFETY: the free list holds indices < nblocks.
+            self.free_head = unsafe { (*self.meta.add(i)).link };
+            i
         } else {
             let i = self.bump as usize;
+            let end = self.slot_addr(i) + self.block_size as usize;
+            if end > self.reg_end {
+                let new_end = sys::page_round(end)?;
+                if !pagemap::set_range(self.reg_end, new_end - self.reg_end, self.map_base | ((self.arena as usize) << 1)) {
+                    return None;
+                }
+                self.reg_end = new_end;
+            }
             self.bump += 1;
             i
         };
@@ -185,7 +201,7 @@ impl Zone {
             self.hiwater = i as u32 + 1;
         }
         self.nused += 1;
-        (i, fresh)
+        Some((i, fresh))
     }
 
     /// Gives slot `i` back.
@@ -196,13 +212,15 @@ impl Zone {
         // SAFETY: i < nblocks.
         unsafe {
             (*self.meta.add(i)).state = crate::block::FREE;
-            *self.free.add(self.nfree as usize) = i as u16;
+            (*self.meta.add(i)).link = self.free_head;
         }
+        self.free_head = i as u16;
         self.nfree += 1;
         self.nused -= 1;
         if self.nused == 0 {
             // Start again from the bottom: better locality, and the free stack is empty.
             self.nfree = 0;
+            self.free_head = crate::block::NO_LINK;
             self.bump = 0;
         }
     }
