@@ -22,7 +22,8 @@
 #                       efence,duma,valgrind,jemalloc,mimalloc,heaptrack
 #                       (a peer that is not installed is noted and skipped;
 #                       valgrind runs only the C workloads, at reduced scale,
-#                       in extra rows named NAME@small)
+#                       in extra rows named NAME@small; efence runs with
+#                       EF_ALLOW_MALLOC_0=1, as real programs call malloc(0))
 #   --workloads LIST    subset, comma-separated, of: churn,mixed,xthread,
 #                       bigblock,realloc,grade,bash,python,perl,sort,git,gcc,
 #                       sqlite (default: all)
@@ -36,7 +37,7 @@
 # peak RSS (%M) and minor faults (%R) come from GNU time (/usr/bin/time).
 # Each workload prints a "checksum=" line; it must be the same under every
 # allocator, and a difference is reported loudly (exit status 1), as is an ft
-# column whose run fails. Workloads are bench/*.c (built with cc -O2 into
+# column whose run fails (a timeout is shown as ">S" but is not a failure). Workloads are bench/*.c (built with cc -O2 into
 # target/bench-bin/) and the scripts beside them.
 set -u -o pipefail
 export LC_ALL=C
@@ -102,8 +103,8 @@ fi
 
 # ------------------------------------------------------------------ columns
 # kind: none (glibc), preload, valgrind, heaptrack
-COLS=() ; declare -A C_KIND C_LIB C_DBG C_FT
-add_col() { COLS+=("$1"); C_KIND[$1]=$2; C_LIB[$1]=${3:-}; C_DBG[$1]=${4:-}; C_FT[$1]=${5:-0}; }
+COLS=() ; declare -A C_KIND C_LIB C_DBG C_FT C_ENV
+add_col() { COLS+=("$1"); C_KIND[$1]=$2; C_LIB[$1]=${3:-}; C_DBG[$1]=${4:-}; C_FT[$1]=${5:-0}; C_ENV[$1]=${6:-}; }
 add_col glibc none
 if [ "$NOLIB" = 0 ]; then
 	add_col ft preload "$LIB" "" 1
@@ -121,7 +122,8 @@ for p in "${PEER_LIST[@]}"; do
 	"") ;;
 	efence)
 		f=$(firstfile /usr/lib/libefence.so "$(ldlib libefence.so.0)" "$(ldlib libefence.so)")
-		[ -n "$f" ] && add_col efence preload "$f" || note "efence: not installed, skipped (apt-get install electric-fence)" ;;
+		# real programs call malloc(0), which efence otherwise aborts on
+		[ -n "$f" ] && { add_col efence preload "$f" "" 0 EF_ALLOW_MALLOC_0=1; note "efence runs with EF_ALLOW_MALLOC_0=1"; } || note "efence: not installed, skipped (apt-get install electric-fence)" ;;
 	duma)
 		f=$(firstfile "$(ldlib libduma.so.0)" /usr/lib/libduma.so.0 "$(ldlib libduma.so)" /usr/lib/libduma.so)
 		[ -n "$f" ] && add_col duma preload "$f" || note "duma: not installed, skipped (apt-get install duma)" ;;
@@ -274,6 +276,7 @@ run_one() {
 		pre+=("LD_PRELOAD=${C_LIB[$col]}")
 		[ -n "${C_DBG[$col]}" ] && pre+=("MALLOC_DEBUG=${C_DBG[$col]}")
 	fi
+	[ -n "${C_ENV[$col]}" ] && pre+=(${C_ENV[$col]})
 	pre+=(--)
 	case ${C_KIND[$col]} in
 	valgrind) pre+=(valgrind --quiet --leak-check=no) ;;
@@ -336,7 +339,7 @@ run_row() { # LABEL WORKLOAD SCALE
 				fi
 			else
 				ST[$key]=$R_ST
-				[ "${C_FT[$col]}" = 1 ] && FTFAIL+=("$label: $col ${R_ST/fail:/failed, status }")
+				[ "${C_FT[$col]}" = 1 ] && [ "$R_ST" != timeout ] && FTFAIL+=("$label: $col failed, status ${R_ST#fail:}")
 			fi
 		done
 	done
