@@ -118,10 +118,12 @@ pub fn mask_addresses(s: &str) -> String {
     out
 }
 
-/// Path of the built library: `$FT_MALLOC_LIB` when set (to test another build), else
-/// `target/<profile>/deps/libft_malloc.so` (left there by `cargo test`) or
-/// `target/<profile>/libft_malloc.so` (left by `cargo build`). When neither exists (a test binary
-/// built by other means) it runs `cargo build --lib` for the test's profile once.
+/// Path of the library under test: `$FT_MALLOC_LIB` when set (to test another build). Else it
+/// runs `cargo build --lib` for the test's profile once per process (a no-op when up to date; it
+/// also covers `crate-type = ["cdylib"]` alone, where `cargo test` builds no .so, and a .so left
+/// stale by an earlier build) and returns `target/<profile>/libft_malloc.so`, or
+/// `target/<profile>/deps/libft_malloc.so` (PITFALLS (i)), the target directory being the test
+/// executable's.
 pub fn lib() -> &'static Path {
     static LIB: OnceLock<PathBuf> = OnceLock::new();
     LIB.get_or_init(|| {
@@ -131,19 +133,25 @@ pub fn lib() -> &'static Path {
             return std::fs::canonicalize(&p).unwrap();
         }
         let exe = std::env::current_exe().expect("current_exe");
-        let deps = exe.parent().expect("test exe has a parent").to_path_buf();
-        let candidates = [deps.join("libft_malloc.so"), deps.parent().unwrap().join("libft_malloc.so")];
-        if let Some(p) = candidates.iter().find(|p| p.exists()) {
-            return p.clone();
-        }
+        let deps = exe.parent().expect("test exe has a parent").to_path_buf(); // target/<profile>/deps
+        let profile_dir = deps.parent().expect("deps has a parent").to_path_buf();
         let mut cargo = Command::new(env!("CARGO"));
-        cargo.args(["build", "--lib"]).current_dir(env!("CARGO_MANIFEST_DIR"));
+        cargo
+            .args(["build", "--lib", "-p", env!("CARGO_PKG_NAME")])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env_remove("LD_PRELOAD");
+        if let Some(target_dir) = profile_dir.parent() {
+            cargo.arg("--target-dir").arg(target_dir);
+        }
         if !cfg!(debug_assertions) {
             cargo.arg("--release");
         }
-        let st = cargo.status().expect("running cargo build --lib");
-        assert!(st.success(), "cargo build --lib failed");
-        candidates.into_iter().find(|p| p.exists()).expect("libft_malloc.so not built")
+        let o = cargo.output().expect("running cargo build --lib");
+        assert!(o.status.success(), "cargo build --lib failed:\n{}", String::from_utf8_lossy(&o.stderr));
+        [profile_dir.join("libft_malloc.so"), deps.join("libft_malloc.so")]
+            .into_iter()
+            .find(|p| p.exists())
+            .expect("libft_malloc.so not built")
     })
 }
 
