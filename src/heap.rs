@@ -313,8 +313,28 @@ fn fail_injected(size: usize) -> bool {
     }
 }
 
+/// A new event sequence number, remembered in this thread's state for the log record of the
+/// same call (`take_seq`).
 #[inline]
-fn next_seq() -> u64 {
+pub fn next_seq() -> u64 {
+    let s = SEQ.fetch_add(1, Ordering::Relaxed) + 1;
+    // SAFETY: our own TLS block.
+    unsafe { (*tls::state()).last_seq = s };
+    s
+}
+
+/// The sequence number the heap gave to this thread's current event, or a new one.
+#[inline]
+pub fn take_seq() -> u64 {
+    let st = tls::state();
+    // SAFETY: our own TLS block.
+    unsafe {
+        let s = (*st).last_seq;
+        if s != 0 {
+            (*st).last_seq = 0;
+            return s;
+        }
+    }
     SEQ.fetch_add(1, Ordering::Relaxed) + 1
 }
 

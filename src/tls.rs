@@ -20,7 +20,12 @@ pub struct ThreadState {
     pub initializing: u32,
     /// Set while this thread is writing a report (a second error aborts at once).
     pub reporting: u32,
-    pub _pad: [u32; 11],
+    /// Sequence number the heap gave to this thread's current event (0: none yet); the log
+    /// takes it so that log records and block histories use the same numbers.
+    pub last_seq: u64,
+    /// Free for the log and other layers (per-thread buffers, flags).
+    pub scratch: [u64; 3],
+    pub _pad: [u32; 2],
 }
 const _: () = assert!(core::mem::size_of::<ThreadState>() == 64);
 
