@@ -47,7 +47,7 @@ impl Rewriter {
                 let r = &rest[k + 1..];
                 if r.starts_with(b": ERROR") {
                     self.errors += 1;
-                } else if r.starts_with(b": LEAK") {
+                } else if r.starts_with(b": LEAK:") {
                     self.leaks += 1;
                 }
             }
@@ -196,6 +196,7 @@ mod tests {
         rw.line(b"ft_malloc[42]: ERROR: double free of 0x1\n", &mut out);
         rw.line(b"ft_malloc[42]:   allocated by malloc()\n", &mut out);
         rw.line(b"ft_malloc[42]: LEAK: 13 bytes\n", &mut out);
+        rw.line(b"ft_malloc[42]: LEAK SUMMARY: 13 bytes\n", &mut out);
         assert_eq!((rw.errors, rw.leaks), (1, 1));
     }
 }

@@ -176,6 +176,33 @@ fn interrupt_reaches_the_program_and_the_summary_is_printed() {
     assert!(err.contains("process    /usr/bin/sleep") || err.contains("process    /bin/sleep"), "{err}");
 }
 
+/// The real library's reports, through the launcher: `module+0xOFF` callers become
+/// `function (file:line)`, the abort is 128+6, the summary counts the error.
+#[test]
+fn real_library_reports_are_symbolized() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let d = tmpdir("launch-real-df");
+    let exe = d.join("double free");
+    cc(&c_src("double_free.c"), &exe, &[]);
+    let o = Command::new(launcher())
+        .current_dir(&d)
+        .env("FT_MALLOC_REPORT", BIN)
+        .env_remove("FT_MALLOC_LIB")
+        .env_remove("MALLOC_DEBUG")
+        .arg(&exe)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(root.join("target/release/libft_malloc.so").exists() || std::env::var_os("CARGO_TARGET_DIR").is_some(), "{err}");
+    assert_eq!(o.status.code(), Some(128 + 6), "{err}");
+    assert!(err.contains("ERROR: double free"), "{err}");
+    let src = c_src("double_free.c");
+    let free_line = line_of(&src, "FREE-LINE");
+    assert!(err.contains(&format!("release ({}:{free_line})", src.display())), "{err}");
+    assert!(err.contains("errors     1 reported"), "{err}");
+    assert!(err.contains("killed by signal 6 (ABRT)"), "{err}");
+}
+
 /// End to end with the real library: needs libft_malloc.so to write the log of
 /// docs/LOGFORMAT.md and show_alloc_mem() (not written yet).
 #[test]
