@@ -66,6 +66,9 @@ extern "C" fn free_impl(p: *mut c_void, caller: usize) {
         return;
     }
     init::ensure();
+    if !crate::config::get().enabled && heap::free_fast(p as usize) {
+        return;
+    }
     let _keep = sys::ErrnoGuard::new();
     let size = heap::deallocate(p as usize, Op::Free, caller, 0);
     if size != 0 {

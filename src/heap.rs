@@ -345,6 +345,11 @@ fn stamp_alloc(caller: usize) -> DebugMeta {
 /// Allocates `size` bytes aligned to `align` (a power of two; <= 16 means the default).
 /// Returns null with errno set on failure.
 pub fn allocate(size: usize, align: usize, op: Op, caller: usize, zero: bool) -> *mut u8 {
+    allocate_cap(size, size, align, op, caller, zero)
+}
+
+/// `allocate` choosing the zone class for `cap >= size` bytes (realloc growth headroom).
+fn allocate_cap(size: usize, cap: usize, align: usize, op: Op, caller: usize, zero: bool) -> *mut u8 {
     let cfg = config::get();
     if size > isize::MAX as usize {
         if cfg.enabled {
@@ -375,7 +380,8 @@ pub fn allocate(size: usize, align: usize, op: Op, caller: usize, zero: bool) ->
         return core::ptr::null_mut();
     };
     let class = if align <= MIN_ALIGN {
-        if need <= SMALL_MAX { Some(class_of(need)) } else { None }
+        let want = need + (cap - size);
+        if need <= SMALL_MAX { Some(class_of(want.min(SMALL_MAX))) } else { None }
     } else if align <= sys::page_size() {
         aligned_class(need, align)
     } else {
@@ -571,6 +577,36 @@ fn debug_checks(info: &Info, op: Op, sized: usize) -> Option<Bad> {
         }
     }
     None
+}
+
+/// The common case of free with debugging off: a live zone block, released under its arena
+/// lock with no copy of its metadata. False sends the call to `deallocate` (LARGE blocks,
+/// anything suspicious), which re-checks everything.
+#[inline]
+pub fn free_fast(p: usize) -> bool {
+    let e = pagemap::get(p);
+    if e == 0 || e == pagemap::META || e & 1 == 1 {
+        return false;
+    }
+    let ai = (e >> 1) & 63;
+    if ai >= MAX_ARENAS || ARENAS[ai].held_by_me() {
+        return false;
+    }
+    let mut a = ARENAS[ai].lock();
+    if pagemap::get(p) != e {
+        return false;
+    }
+    let z = (e & !(sys::page_size() - 1)) as *mut Zone;
+    // SAFETY: the entry is current under the arena lock, so z is a live zone of this arena.
+    unsafe {
+        let Some(idx) = (*z).index_of(p) else { return false };
+        let m = *(*z).meta(idx);
+        if m.state != USED || (*z).slot_addr(idx) + m.front as usize != p {
+            return false;
+        }
+        release_slot(&mut a, z, idx);
+    }
+    true
 }
 
 /// Frees `p` (free, delete, realloc to 0). `sized` is the size a sized delete passed (0: none).
@@ -803,7 +839,9 @@ pub fn reallocate(p: usize, n: usize, op: Op, caller: usize) -> *mut u8 {
 }
 
 fn move_block(p: usize, info: &Info, n: usize, op: Op, caller: usize) -> *mut u8 {
-    let q = allocate(n, 0, op, caller, false);
+    // A block that grows by realloc gets headroom, so the next few reallocs stay in place.
+    let cap = if n > info.size { n + n / 2 } else { n };
+    let q = allocate_cap(n, cap, 0, op, caller, false);
     if q.is_null() {
         return q;
     }

@@ -49,11 +49,11 @@ pub struct LargeState {
 // SAFETY: the raw pointers are only followed under the LARGE lock.
 unsafe impl Send for LargeState {}
 
-const CACHE_SLOTS: usize = 8;
-/// Upper bound of the bytes kept in the cache of freed large mappings.
-const CACHE_MAX_BYTES: usize = 64 << 20;
-/// Mappings bigger than this are never cached.
-const CACHE_MAX_ONE: usize = 32 << 20;
+const CACHE_SLOTS: usize = 32;
+const CACHE_MIN_BYTES: usize = 4 << 20;
+const CACHE_MAX_BYTES: usize = 256 << 20;
+/// A cached range is split when the rest is at least this big (and a quarter of the request).
+const SPLIT_MIN: usize = 64 << 10;
 
 pub static LARGE: Mutex<LargeState> = Mutex::new(LargeState {
     live: core::ptr::null_mut(),
@@ -90,16 +90,28 @@ impl LargeState {
         Some(d)
     }
 
-    /// A mapping of at least `len` bytes: from the cache if one fits (returns dirty=true), else new.
+    /// Bytes the cache may hold: twice the live LARGE bytes, at least 4 MiB, at most
+    /// 256 MiB (freed memory kept for reuse, as glibc keeps its heap).
+    fn cache_limit(&self) -> usize {
+        self.live_bytes.saturating_mul(2).clamp(CACHE_MIN_BYTES, CACHE_MAX_BYTES)
+    }
+
+    /// A mapping of at least `len` bytes: the best fitting cached range (split when much
+    /// larger; returns dirty=true), else a new mapping.
     fn get_mapping(&mut self, len: usize) -> Option<(usize, usize, bool)> {
         let mut best = usize::MAX;
         for (i, &(base, l)) in self.cache.iter().enumerate() {
-            if base != 0 && l >= len && l - len <= len / 4 && (best == usize::MAX || l < self.cache[best].1) {
+            if base != 0 && l >= len && (best == usize::MAX || l < self.cache[best].1) {
                 best = i;
             }
         }
         if best != usize::MAX {
             let (base, l) = self.cache[best];
+            if l - len >= (len / 4).max(SPLIT_MIN) {
+                self.cache[best] = (base + len, l - len);
+                self.cache_bytes -= len;
+                return Some((base, len, true));
+            }
             self.cache[best] = (0, 0);
             self.cache_bytes -= l;
             return Some((base, l, true));
@@ -109,51 +121,64 @@ impl LargeState {
         Some((base, len, false))
     }
 
-    /// Keeps a freed mapping in the cache, or unmaps it.
-    fn put_mapping(&mut self, base: usize, len: usize, cacheable: bool) {
-        if cacheable && len <= CACHE_MAX_ONE {
-            // Evict older entries until it fits.
-            while self.cache_bytes + len > CACHE_MAX_BYTES {
-                if !self.evict_one() {
-                    break;
-                }
+    /// Keeps a freed range in the cache (merged with adjacent cached ranges), or unmaps it.
+    fn put_mapping(&mut self, mut base: usize, mut len: usize, cacheable: bool) {
+        let limit = self.cache_limit();
+        if !cacheable || len > limit {
+            self.mapped_bytes -= len;
+            // SAFETY: the block was freed and unregistered; nobody uses the range.
+            unsafe { sys::unmap(base as *mut u8, len) };
+            return;
+        }
+        for slot in self.cache.iter_mut() {
+            if slot.0 == 0 {
+                continue;
             }
-            if self.cache_bytes + len <= CACHE_MAX_BYTES {
-                for slot in self.cache.iter_mut() {
-                    if slot.0 == 0 {
-                        *slot = (base, len);
-                        self.cache_bytes += len;
-                        return;
-                    }
-                }
-                // Full: replace the first slot.
-                let (b0, l0) = self.cache[0];
-                self.cache[0] = (base, len);
-                self.cache_bytes = self.cache_bytes + len - l0;
-                self.mapped_bytes -= l0;
-                // SAFETY: a cached mapping is ours and unused.
-                unsafe { sys::unmap(b0 as *mut u8, l0) };
-                return;
+            if slot.0 + slot.1 == base || base + len == slot.0 {
+                base = base.min(slot.0);
+                len += slot.1;
+                self.cache_bytes -= slot.1;
+                *slot = (0, 0);
             }
         }
-        self.mapped_bytes -= len;
-        // SAFETY: the block was freed and unregistered; nobody uses the mapping.
-        unsafe { sys::unmap(base as *mut u8, len) };
+        while self.cache_bytes + len > limit && self.evict_one() {}
+        if self.cache_bytes + len > limit {
+            self.mapped_bytes -= len;
+            // SAFETY: as above.
+            unsafe { sys::unmap(base as *mut u8, len) };
+            return;
+        }
+        if !self.cache.iter().any(|e| e.0 == 0) {
+            self.evict_one();
+        }
+        if let Some(free) = self.cache.iter().position(|e| e.0 == 0) {
+            self.cache[free] = (base, len);
+            self.cache_bytes += len;
+        } else {
+            self.mapped_bytes -= len;
+            // SAFETY: as above.
+            unsafe { sys::unmap(base as *mut u8, len) };
+        }
     }
 
+    /// Unmaps the largest cached range.
     fn evict_one(&mut self) -> bool {
-        for slot in self.cache.iter_mut() {
-            if slot.0 != 0 {
-                let (b, l) = *slot;
-                *slot = (0, 0);
-                self.cache_bytes -= l;
-                self.mapped_bytes -= l;
-                // SAFETY: a cached mapping is ours and unused.
-                unsafe { sys::unmap(b as *mut u8, l) };
-                return true;
+        let mut best = usize::MAX;
+        for (i, e) in self.cache.iter().enumerate() {
+            if e.0 != 0 && (best == usize::MAX || e.1 > self.cache[best].1) {
+                best = i;
             }
         }
-        false
+        if best == usize::MAX {
+            return false;
+        }
+        let (b, l) = self.cache[best];
+        self.cache[best] = (0, 0);
+        self.cache_bytes -= l;
+        self.mapped_bytes -= l;
+        // SAFETY: a cached range is ours and unused.
+        unsafe { sys::unmap(b as *mut u8, l) };
+        true
     }
 
     /// Empties the cache (malloc_trim).

@@ -4,19 +4,22 @@
 //! - TINY: blocks of 16..=512 bytes in 16 classes (16-byte steps to 128, then four classes per
 //!   doubling). Most allocations of C, C++, Python and shells are below 512 bytes. A TINY zone
 //!   holds at least 100 blocks of 512 bytes: `page_round(100 * 512)` (52 KiB with 4 KiB pages).
-//! - SMALL: 513..=32768 bytes in 24 classes, four per doubling (at most 25% internal waste, 12.5%
-//!   on average). A SMALL zone holds at least 100 blocks of 32 KiB: `page_round(100 * 32768)`
-//!   (3.2 MiB). 32 KiB keeps common buffers (stdio's 4 KiB, 8–16 KiB I/O buffers) out of mmap.
-//! - LARGE: above 32 KiB, one mapping per block. mmap+munmap cost about as much as touching the
-//!   pages, and a small cache of freed large mappings absorbs churn.
+//! - SMALL: 513..=16384 bytes in 20 classes, four per doubling (at most 25% internal waste, 12.5%
+//!   on average). A SMALL zone holds at least 100 blocks of 16 KiB: `page_round(100 * 16384)`
+//!   (1.6 MiB). 16 KiB keeps common buffers (stdio's 4 KiB, 8–16 KiB I/O buffers) in zones;
+//!   above that, slab classes cost memory: a buffer grown by realloc leaves a dirty slot in every
+//!   class it passes through, where the LARGE ranges below are reused for any size.
+//! - LARGE: above 16 KiB, one mapping per block, page granular. Freed ranges go to a cache that
+//!   merges neighbours and splits big ranges (best fit), bounded by twice the live LARGE
+//!   bytes (4–256 MiB), so churn of big blocks does not map, fault and unmap every time.
 //!
 //! Every zone serves one class (a slab), so the block index of a pointer is one multiply
 //! (`div_magic`) and blocks of a power-of-two class are aligned to their size (up to a page),
 //! which serves `memalign` from the zones.
 
 pub const TINY_MAX: usize = 512;
-pub const SMALL_MAX: usize = 32768;
-pub const NCLASSES: usize = 40;
+pub const SMALL_MAX: usize = 16384;
+pub const NCLASSES: usize = 36;
 pub const NTINY: usize = 16;
 /// Blocks per zone of the largest size of the class, as ft_malloc requires.
 pub const MIN_BLOCKS_PER_ZONE: usize = 100;
