@@ -7,7 +7,7 @@
 
 int main(void) {
     static const size_t sizes[] = {1024, 1024 * 32, 1024 * 1024, 1024 * 1024 * 16,
-                                   1024 * 1024 * 128, 1, 512, 513, 32768, 32769};
+                                   1024 * 1024 * 128, 1, 512, 513, 16384, 16385, 32768, 32769};
     enum { N = sizeof sizes / sizeof sizes[0] };
     void *p[N];
     for (int i = 0; i < N; i++) {

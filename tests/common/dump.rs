@@ -10,7 +10,7 @@
 /// Largest request of the TINY class.
 pub const TINY_MAX: u64 = 512;
 /// Largest request of the SMALL class.
-pub const SMALL_MAX: u64 = 32768;
+pub const SMALL_MAX: u64 = 16384;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Block {
