@@ -59,8 +59,9 @@ pub fn check_all(quiet: bool) -> usize {
 pub fn verify(info: &heap::Info, canaries: bool, fill: bool) -> Option<(u8, usize)> {
     // SAFETY: zone slots are always mapped and readable.
     unsafe {
-        if info.state == USED && canaries {
-            if let Some(a) = crate::canary::check(info.slot, info.user) {
+        if info.state == USED && (canaries || info.guarded != 0) {
+            let front_from = if info.guarded != 0 { info.slot.max(info.user.saturating_sub(16)) } else { info.slot };
+            if let Some(a) = crate::canary::check(front_from, info.user) {
                 return Some((1, a));
             }
             if let Some(a) = crate::canary::check(info.user + info.size, info.check_end) {

@@ -261,18 +261,7 @@ pub extern "C" fn show_alloc_mem_ex() {
         Item::Large(d) => {
             l.s(b"LARGE : ").xu(d.map_base).c(b'\n');
             out(&mut l);
-            let info = heap::Info {
-                user: d.user,
-                size: d.size,
-                slot: d.map_base,
-                slot_end: d.map_base + d.usable_len,
-                check_end: d.map_base + d.usable_len,
-                state: d.state,
-                origin: crate::block::Op::from_u8(d.origin),
-                kind: heap::LARGE_KIND,
-                zone_base: d.map_base,
-                dbg: d.dbg,
-            };
+            let info = heap::large_info(d);
             if d.state == USED {
                 total += d.size as u64;
                 blocks += 1;

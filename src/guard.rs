@@ -1,22 +1,206 @@
-//! Guard pages (MALLOC_DEBUG=guard, sample=N): placeholder until the guard-pages work lands.
-//! `wants` says whether an allocation takes the guarded path; with guards off it is false.
+//! Guard pages: `MALLOC_DEBUG=guard` (or `guard=below`, `guard=exact`, `sample=N`) gives an
+//! allocation a mapping of its own whose last byte touches a PROT_NONE page (or whose first
+//! byte follows one), so an overflow faults at the faulting instruction (`segv.rs` explains it).
+//! The gap left by 16-byte alignment is closed with canary bytes, checked on free.
+//!
+//! Freed guarded blocks become PROT_NONE, give their pages back, and stay mapped in a bounded
+//! FIFO (address-space quarantine), so a use after free faults too.
+//!
+//! Mappings are counted against `vm.max_map_count`: each guarded block costs two (data and
+//! guard). When the budget is spent we say so once and further allocations use the zones.
+//!
+//! # Invariants
+//! The ring holds user pointers of QUARANTINED guarded LARGE descriptors; they are released
+//! (unmapped) only through `heap::quarantine_release`, after this lock is dropped.
 
 use crate::block::Op;
+use crate::config::{self, Guard};
+use crate::fmt::{prefix, Line};
 use crate::heap::Info;
+use crate::large::LARGE;
+use crate::lock::Mutex;
+use crate::sys;
+use crate::tls;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+/// Mappings (VMAs) our guarded blocks use now.
+static VMAS: AtomicUsize = AtomicUsize::new(0);
+/// How many we allow ourselves (set at init from vm.max_map_count).
+static BUDGET: AtomicUsize = AtomicUsize::new(0);
+static WARNED: AtomicBool = AtomicBool::new(false);
+static ON: AtomicBool = AtomicBool::new(false);
+
+const RING_CAP: usize = 32768;
+/// Address space held by freed guarded blocks before the oldest is unmapped.
+const RING_MAX_BYTES: usize = 512 << 20;
+
+struct Ring {
+    buf: [(usize, usize); RING_CAP],
+    head: usize,
+    len: usize,
+    bytes: usize,
+}
+static RING: Mutex<Ring> = Mutex::new(Ring { buf: [(0, 0); RING_CAP], head: 0, len: 0, bytes: 0 });
+
+/// Reads vm.max_map_count and sets the budget (init).
+pub fn init(c: &config::Config) {
+    if c.guard == Guard::Off && c.sample == 0 {
+        return;
+    }
+    let max = read_max_map_count().unwrap_or(65530);
+    let mut used = 0usize;
+    crate::maps::for_each(|_| {
+        used += 1;
+        true
+    });
+    // Keep a quarter of the limit (and 1000 more) for the program and for our zones.
+    let budget = (max - max / 4).saturating_sub(used + 1000);
+    BUDGET.store(budget, Ordering::Relaxed);
+    ON.store(true, Ordering::Relaxed);
+}
+
+fn read_max_map_count() -> Option<usize> {
+    // SAFETY: constant NUL-terminated path.
+    let fd = unsafe { libc::open(c"/proc/sys/vm/max_map_count".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return None;
+    }
+    let mut buf = [0u8; 32];
+    // SAFETY: reading into buf.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
+    // SAFETY: fd was opened above.
+    unsafe { libc::close(fd) };
+    if n <= 0 {
+        return None;
+    }
+    let s = &buf[..n as usize];
+    let end = s.iter().position(|b| !b.is_ascii_digit()).unwrap_or(s.len());
+    crate::fmt::parse_num(&s[..end]).map(|v| v as usize).filter(|&v| v > 1000)
+}
+
+/// Does this allocation take the guarded path?
 #[inline]
 pub fn wants(_size: usize, _align: usize) -> bool {
-    false
+    if !ON.load(Ordering::Relaxed) {
+        return false;
+    }
+    let c = config::get();
+    if c.sample > 0 {
+        let st = tls::state();
+        // SAFETY: our own TLS block.
+        unsafe {
+            if (*st).sample_left > 0 {
+                (*st).sample_left -= 1;
+                return false;
+            }
+            // Next one in about N: a cheap per-thread pseudo-random spread around N.
+            let r = (sys::now_ns() ^ (st as u64)).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40;
+            (*st).sample_left = (c.sample / 2 + r % c.sample.max(1)) as u32;
+        }
+    }
+    if VMAS.load(Ordering::Relaxed) + 2 > BUDGET.load(Ordering::Relaxed) {
+        if !WARNED.swap(true, Ordering::Relaxed) {
+            let mut l: Line<256> = Line::new();
+            prefix(&mut l).s(b"WARNING: guard: mapping budget spent (").u(VMAS.load(Ordering::Relaxed) as u64);
+            l.s(b" mappings, vm.max_map_count leaves no more); further blocks get canaries instead of guard pages\n");
+            l.report();
+        }
+        return false;
+    }
+    true
 }
 
-pub fn allocate(_size: usize, _align: usize, _op: Op, _caller: usize) -> Option<usize> {
-    None
+/// Allocates a guarded block; None falls back to the ordinary path.
+pub fn allocate(size: usize, align: usize, op: Op, caller: usize, zero: bool) -> Option<usize> {
+    let c = config::get();
+    let (below, exact) = match c.guard {
+        Guard::Below => (true, false),
+        Guard::Exact => (false, true),
+        _ => (false, false),
+    };
+    let mut l = LARGE.lock();
+    let d = l.alloc_guarded(size, align, below, exact)?;
+    // SAFETY: d is the fresh descriptor, under the LARGE lock.
+    let (user, lo, hi) = unsafe {
+        (*d).origin = op as u8;
+        (*d).dbg = crate::heap::stamp_alloc(caller);
+        ((*d).user, (*d).lo, (*d).map_base + (*d).usable_len)
+    };
+    drop(l);
+    VMAS.fetch_add(2, Ordering::Relaxed);
+    // SAFETY: the accessible part of the new mapping is ours.
+    unsafe {
+        crate::canary::write(user + size, hi);
+        crate::canary::write(lo.max(user.saturating_sub(16)), user);
+        if c.fill && !zero {
+            core::ptr::write_bytes(user as *mut u8, crate::canary::ALLOC_FILL, size.min(crate::heap::LARGE_FILL_MAX));
+        }
+    }
+    Some(user)
 }
 
 #[inline]
-pub fn is_guarded(_info: &Info) -> bool {
-    false
+pub fn is_guarded(info: &Info) -> bool {
+    info.guarded != 0
 }
 
-pub fn init(_c: &crate::config::Config) {}
-pub fn install_handler() {}
+/// A freed guarded block (already PROT_NONE and QUARANTINED) enters the address-space
+/// quarantine; the oldest ones beyond the bounds are released.
+pub fn retire(p: usize, size: usize) {
+    // All PROT_NONE now: the data and guard mappings merged into one.
+    VMAS.fetch_sub(1, Ordering::Relaxed);
+    let page = sys::page_size();
+    let cost = size.next_multiple_of(page) + page;
+    let mut out = [0usize; 8];
+    let mut n = 0;
+    {
+        let mut r = RING.lock();
+        if r.len == RING_CAP {
+            let h = r.head;
+            out[n] = r.buf[h].0;
+            n += 1;
+            r.bytes -= r.buf[h].1;
+            r.head = (h + 1) % RING_CAP;
+            r.len -= 1;
+        }
+        let t = (r.head + r.len) % RING_CAP;
+        r.buf[t] = (p, cost);
+        r.len += 1;
+        r.bytes += cost;
+        while r.bytes > RING_MAX_BYTES && r.len > 1 && n < out.len() {
+            let h = r.head;
+            out[n] = r.buf[h].0;
+            n += 1;
+            r.bytes -= r.buf[h].1;
+            r.head = (h + 1) % RING_CAP;
+            r.len -= 1;
+        }
+    }
+    for &q in &out[..n] {
+        crate::heap::quarantine_release(q);
+    }
+}
+
+/// A guarded block was unmapped for good.
+pub fn unmapped() {
+    VMAS.fetch_sub(1, Ordering::Relaxed);
+}
+
+pub fn lock_forever() {
+    RING.lock_forever();
+}
+pub fn unlock_forever() {
+    // SAFETY: taken by lock_forever on this thread (fork prepare).
+    unsafe { RING.force_unlock() };
+}
+pub fn reset() {
+    // SAFETY: fork child, single thread.
+    unsafe { RING.reset() };
+}
+
+/// Installs the SIGSEGV/SIGBUS explainer when guards (or debugging, which guards LARGE blocks
+/// and zones) are on.
+pub fn install_handler() {
+    #[cfg(not(test))]
+    crate::segv::install();
+}

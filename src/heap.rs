@@ -222,6 +222,8 @@ pub struct Info {
     pub kind: u8,
     pub zone_base: usize,
     pub dbg: DebugMeta,
+    /// 0 plain; 1 guard page after the block; 2 guard page before it.
+    pub guarded: u8,
 }
 
 pub const TINY: u8 = 0;
@@ -249,21 +251,24 @@ pub fn zone_info(z: &Zone, idx: usize) -> Info {
         kind: if z.is_tiny() { TINY } else { SMALL },
         zone_base: z.data,
         dbg,
+        guarded: 0,
     }
 }
 
-fn large_info(d: &Large) -> Info {
+pub fn large_info(d: &Large) -> Info {
+    let end = d.map_base + d.usable_len;
     Info {
         user: d.user,
         size: d.size,
-        slot: d.map_base,
-        slot_end: d.map_base + d.usable_len,
-        check_end: (d.map_base + d.usable_len).min(d.user + d.size + sys::page_size()),
+        slot: d.lo,
+        slot_end: end,
+        check_end: if d.guarded != 0 { end } else { end.min(d.user + d.size + sys::page_size()) },
         state: d.state,
         origin: Op::from_u8(d.origin),
         kind: LARGE_KIND,
         zone_base: d.map_base,
         dbg: d.dbg,
+        guarded: d.guarded,
     }
 }
 
@@ -338,7 +343,7 @@ pub fn take_seq() -> u64 {
     SEQ.fetch_add(1, Ordering::Relaxed) + 1
 }
 
-fn stamp_alloc(caller: usize) -> DebugMeta {
+pub fn stamp_alloc(caller: usize) -> DebugMeta {
     DebugMeta { alloc_seq: next_seq(), free_seq: 0, alloc_caller: caller, free_caller: 0, alloc_tid: tls::tid(), free_tid: 0 }
 }
 
@@ -367,7 +372,7 @@ fn allocate_cap(size: usize, cap: usize, align: usize, op: Op, caller: usize, ze
             crate::check::maybe_check_all();
         }
         if crate::guard::wants(size, align) {
-            if let Some(p) = crate::guard::allocate(size, align, op, caller) {
+            if let Some(p) = crate::guard::allocate(size, align, op, caller, zero) {
                 return p as *mut u8;
             }
         }
@@ -565,10 +570,13 @@ fn debug_checks(info: &Info, op: Op, sized: usize) -> Option<Bad> {
             return Some(Bad::SizedDelete(sized));
         }
     }
-    if lay.front > 0 || lay.tail > 0 {
+    if lay.front > 0 || lay.tail > 0 || info.guarded != 0 {
+        // A guarded block has canary bytes only in the 16 bytes before it (the rest of its
+        // first page is unused) and in the alignment gap up to its guard page.
+        let front_from = if info.guarded != 0 { info.slot.max(info.user.saturating_sub(16)) } else { info.slot };
         // SAFETY: the slot is ours and readable.
         unsafe {
-            if let Some(a) = canary::check(info.slot, info.user) {
+            if let Some(a) = canary::check(front_from, info.user) {
                 return Some(Bad::Underflow(a));
             }
             if let Some(a) = canary::check(info.user + info.size, info.check_end) {
@@ -681,7 +689,8 @@ fn finish_free(held: Held<'static>, op: Op, caller: usize) -> usize {
             info.size
         }
         Held::Large(mut l, d, info) => {
-            if quarantine {
+            let guarded = info.guarded != 0;
+            if quarantine || guarded {
                 // SAFETY: d is a used descriptor under the LARGE lock.
                 unsafe {
                     (*d).state = QUARANTINED;
@@ -699,7 +708,11 @@ fn finish_free(held: Held<'static>, op: Op, caller: usize) -> usize {
                     (*d).dirty = false;
                 }
                 drop(l);
-                crate::quarantine::push(info.user, info.size);
+                if guarded {
+                    crate::guard::retire(info.user, info.size);
+                } else {
+                    crate::quarantine::push(info.user, info.size);
+                }
             } else {
                 // SAFETY: d is a used descriptor under the LARGE lock.
                 unsafe { l.free(d) };
@@ -727,8 +740,13 @@ pub fn quarantine_release(p: usize) {
             if (*d).state != QUARANTINED || (*d).user != p {
                 return;
             }
-            sys::protect((*d).map_base as *mut u8, (*d).usable_len, true);
-            l.free(d);
+            if (*d).guarded != 0 {
+                l.free(d);
+                crate::guard::unmapped();
+            } else {
+                sys::protect((*d).map_base as *mut u8, (*d).usable_len, true);
+                l.free(d);
+            }
         }
         return;
     }
@@ -930,6 +948,7 @@ pub fn trim() -> bool {
 
 /// Fork: take every allocator lock (prepare), release (parent) or reset (child).
 pub fn lock_all() {
+    crate::guard::lock_forever();
     crate::quarantine::lock_forever();
     for a in ARENAS.iter() {
         a.lock_forever();
@@ -946,6 +965,7 @@ pub fn unlock_all() {
         }
     }
     crate::quarantine::unlock_forever();
+    crate::guard::unlock_forever();
 }
 
 pub fn reset_all() {
@@ -957,4 +977,5 @@ pub fn reset_all() {
         }
     }
     crate::quarantine::reset();
+    crate::guard::reset();
 }

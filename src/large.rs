@@ -23,8 +23,12 @@ use crate::sys;
 pub struct Large {
     pub map_base: usize,
     pub map_len: usize,
-    /// Bytes of the mapping that are accessible (map_len minus trailing guard region).
+    /// Bytes of the mapping that are accessible, from map_base (map_len minus trailing guard).
     pub usable_len: usize,
+    /// Start of the accessible part (map_base, or map_base + page with a guard below).
+    pub lo: usize,
+    /// 0: plain LARGE block; 1: guarded, guard page after; 2: guarded, guard page before.
+    pub guarded: u8,
     pub user: usize,
     pub size: usize,
     pub align: usize,
@@ -220,6 +224,8 @@ impl LargeState {
                 map_base: base,
                 map_len: got_len,
                 usable_len,
+                lo: base,
+                guarded: 0,
                 user,
                 size,
                 align,
@@ -245,6 +251,86 @@ impl LargeState {
         self.live_bytes += size;
         self.live_count += 1;
         Some((d, !dirty))
+    }
+
+    /// A guarded block (MALLOC_DEBUG=guard): its own mapping with a PROT_NONE page right after
+    /// the block's last byte (or right before its first with `below`).
+    ///
+    /// Alignment: an object of `size` bytes cannot need more alignment than the largest power
+    /// of two dividing `size` (sizeof is a multiple of alignof), so a default-aligned block gets
+    /// that, between 8 and 16 bytes: sizes that are multiples of 8 end exactly at the guard, and
+    /// the 1–7 bytes of gap of other sizes are canary. `exact` drops alignment entirely (1 byte),
+    /// so every block ends at its guard — some programs assume 8- or 16-byte aligned results.
+    pub fn alloc_guarded(&mut self, size: usize, align: usize, below: bool, exact: bool) -> Option<*mut Large> {
+        let page = sys::page_size();
+        let natural = if size == 0 { 16 } else { (1usize << size.trailing_zeros()).clamp(8, 16) };
+        let a = if align > 16 {
+            align
+        } else if exact {
+            1
+        } else {
+            natural.max(align)
+        };
+        let data_len = if a > page {
+            sys::page_round(size.max(1))?.checked_add(a)?
+        } else {
+            sys::page_round(size.max(1).checked_add(a - 1)?)?
+        };
+        let map_len = data_len.checked_add(page)?;
+        if map_len > isize::MAX as usize {
+            return None;
+        }
+        let d = self.new_desc()?;
+        let Some(base) = sys::map(map_len) else {
+            self.release_desc(d);
+            return None;
+        };
+        let base = base as usize;
+        self.mapped_bytes += map_len;
+        let (lo, hi, user) = if below {
+            // SAFETY: the first page of the mapping we just created.
+            unsafe { sys::protect(base as *mut u8, page, false) };
+            let lo = base + page;
+            (lo, base + map_len, (lo + a - 1) & !(a - 1))
+        } else {
+            // SAFETY: the last page of the mapping we just created.
+            unsafe { sys::protect((base + data_len) as *mut u8, page, false) };
+            let hi = base + data_len;
+            (base, hi, (hi - size) & !(a - 1))
+        };
+        // SAFETY: d is a fresh descriptor from the slab.
+        unsafe {
+            d.write(Large {
+                map_base: base,
+                map_len,
+                usable_len: hi - base,
+                lo,
+                guarded: if below { 2 } else { 1 },
+                user,
+                size,
+                align,
+                state: crate::block::USED,
+                origin: 0,
+                dirty: false,
+                next: self.live,
+                prev: core::ptr::null_mut(),
+                dbg: DebugMeta::EMPTY,
+            });
+            if !self.live.is_null() {
+                (*self.live).prev = d;
+            }
+        }
+        self.live = d;
+        if !pagemap::set_range(base, map_len, d as usize | 1) {
+            self.unlink(d);
+            pagemap::clear_range(base, map_len);
+            self.put_mapping(base, map_len, false);
+            self.release_desc(d);
+            return None;
+        }
+        self.live_bytes += size;
+        self.live_count += 1;
+        Some(d)
     }
 
     fn unlink(&mut self, d: *mut Large) {
@@ -278,7 +364,8 @@ impl LargeState {
     /// `d` is a live descriptor (used or quarantined) of this state.
     pub unsafe fn free(&mut self, d: *mut Large) {
         // SAFETY: d is live per the caller.
-        let (base, len, size, guarded) = unsafe { ((*d).map_base, (*d).map_len, (*d).size, (*d).usable_len != (*d).map_len) };
+        let (base, len, size, guarded) =
+            unsafe { ((*d).map_base, (*d).map_len, (*d).size, (*d).usable_len != (*d).map_len || (*d).guarded != 0) };
         pagemap::clear_range(base, len);
         self.unlink(d);
         self.release_desc(d);

@@ -23,6 +23,8 @@ pub mod maps;
 pub mod pagemap;
 pub mod quarantine;
 pub mod report;
+#[cfg(not(test))]
+pub mod segv;
 pub mod size_class;
 pub mod stats;
 pub mod sys;

@@ -398,6 +398,18 @@ pub fn summary_at_exit() {
     }
 }
 
+/// The block's history lines (for reports built elsewhere, such as guard faults).
+pub fn history_pub(info: &Info) {
+    history(info);
+}
+
+/// Ends a fault report: the process is about to die of the fault itself, so no policy.
+pub fn end_fault() {
+    let st = tls::state();
+    // SAFETY: our own TLS block.
+    unsafe { (*st).reporting = 0 };
+}
+
 /// Generic one-shot error (guard faults and others build their own lines).
 pub fn begin_custom(kind: u8, caller: usize) -> bool {
     begin(kind, caller)

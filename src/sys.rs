@@ -58,6 +58,15 @@ pub fn map(len: usize) -> Option<*mut u8> {
     }
 }
 
+/// `map` for the allocator's own bookkeeping (rings, tables, scratch): the pages are entered in
+/// the page map as `META`, so the leak scanner does not take the pointers stored there for
+/// references from the program.
+pub fn map_internal(len: usize) -> Option<*mut u8> {
+    let p = map(len)?;
+    crate::pagemap::set_range(p as usize, len, crate::pagemap::META);
+    Some(p)
+}
+
 /// Maps a shared view of `fd` (for the log file).
 pub fn map_shared_fd(len: usize, fd: c_int, off: i64) -> Option<*mut u8> {
     // SAFETY: a new shared mapping of a file we opened; it overlaps nothing of ours.

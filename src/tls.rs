@@ -25,7 +25,9 @@ pub struct ThreadState {
     pub last_seq: u64,
     /// Free for the log and other layers (per-thread buffers, flags).
     pub scratch: [u64; 3],
-    pub _pad: [u32; 2],
+    /// Allocations left before the next sampled (guarded) one, `sample=N`.
+    pub sample_left: u32,
+    pub _pad: [u32; 1],
 }
 const _: () = assert!(core::mem::size_of::<ThreadState>() == 64);
 
