@@ -1,0 +1,91 @@
+/* One memory bug in a guarded block, selected by argv[1]; the program prints the block's address
+ * then commits the bug, and is expected to die of SIGSEGV (or SIGABRT at free for a canary):
+ *   over16        read 1 byte just past a 16-byte block
+ *   over13        read 1 byte just past a 13-byte block (for guard=exact)
+ *   under16       write 1 byte just before a 16-byte block (for guard=below)
+ *   over1000_word read 8 bytes (one uint64_t) just past a 1000-byte block
+ *   over1000_7    read the byte 7 bytes past the end of a 1000-byte block
+ *   gap13         write into the 3-byte alignment gap after a 13-byte block, then free it
+ *   uaf_read      free a 16-byte block, then read its byte 3
+ *   uaf_write     free a 16-byte block, then write its byte 3
+ *   uaf_read_late / uaf_write_late   the same after 10,000 other allocations (of other sizes)
+ *   large_over    write 4 KiB past the end of a 20000-byte (LARGE) block
+ * If the bug does not fault, the program prints "NOT CAUGHT" and exits 3. */
+#include <stdint.h>
+#include <string.h>
+#include "check.h"
+
+static volatile char sink;
+
+static char *block(size_t n) {
+    char *p = malloc(n);
+    CHECK(p != NULL);
+    memset(p, 'x', n);
+    printf("block %p %zu\n", (void *)p, n);
+    fflush(stdout);
+    return p;
+}
+
+/* 10,000 other allocations, half of them kept live, none of 16 bytes. */
+void *others_keep[5000];
+
+static void others(void) {
+    for (int i = 0; i < 10000; i++) {
+        size_t n = 24 + (size_t)(i % 7) * 8;
+        void *q = malloc(n);
+        CHECK(q != NULL);
+        memset(q, 'o', n);
+        if (i % 2)
+            free(q);
+        else
+            others_keep[i / 2] = q;
+    }
+    printf("others done\n");
+    fflush(stdout);
+}
+
+int main(int argc, char **argv) {
+    CHECK(argc == 2);
+    const char *m = argv[1];
+    if (!strcmp(m, "over16")) {
+        char *p = block(16);
+        sink = ((volatile char *)p)[16];
+    } else if (!strcmp(m, "over13")) {
+        char *p = block(13);
+        sink = ((volatile char *)p)[13];
+    } else if (!strcmp(m, "under16")) {
+        char *p = block(16);
+        ((volatile char *)p)[-1] = 'u';
+    } else if (!strcmp(m, "over1000_word")) {
+        char *p = block(1000);
+        volatile uint64_t *w = (volatile uint64_t *)(p + 1000);
+        sink = (char)*w;
+    } else if (!strcmp(m, "over1000_7")) {
+        char *p = block(1000);
+        sink = ((volatile char *)p)[1007];
+    } else if (!strcmp(m, "gap13")) {
+        char *p = block(13);
+        ((volatile char *)p)[13] = 'g';
+        printf("gap written\n");
+        fflush(stdout);
+        free(p);
+    } else if (!strncmp(m, "uaf_", 4)) {
+        char *p = block(16);
+        /* Kept as an integer, so the compiler does not warn about the (deliberate) bug. */
+        uintptr_t a = (uintptr_t)p;
+        free(p);
+        if (strstr(m, "_late"))
+            others();
+        if (!strncmp(m, "uaf_read", 8))
+            sink = ((volatile char *)a)[3];
+        else
+            ((volatile char *)a)[3] = 'w';
+    } else if (!strcmp(m, "large_over")) {
+        char *p = block(20000);
+        ((volatile char *)p)[20000 + 4096] = 'L';
+    } else {
+        CHECK(!"unknown mode");
+    }
+    printf("NOT CAUGHT\n");
+    return 3;
+}
