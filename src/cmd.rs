@@ -1,90 +1,220 @@
 //! `show_alloc_mem_ex_cmd`: one command of the dump, for when the whole heap is too much.
-//! A bad command or address prints one error line, never a crash.
+//! A bad command or address prints one error line, never a crash. Like the dump, commands take
+//! the allocator locks only a bounded number of times and read memory only inside blocks found
+//! under those locks.
 
+use crate::block::USED;
+use crate::dump::{self, HeapView};
 use crate::fmt::{parse_num, Line};
-use crate::heap;
+use crate::sys;
 
-const HELP: &[u8] = b"show_alloc_mem_ex_cmd commands:\n\
-  hexdump ADDR [LEN]  hexdump of the block holding ADDR, from ADDR (default: to the block's end)\n\
-  block ADDR          the block holding ADDR and its history from the log\n\
-  log [N]             the last N events of the in-memory log (default 20)\n\
-  leaks               unreachable blocks now\n\
-  check               verify every canary and free fill now\n\
-  stats               live bytes and blocks, peak, calls\n\
-  help                this list\n";
+const HELP: &[u8] = concat!(
+    "show_alloc_mem_ex_cmd commands:\n",
+    "  hexdump ADDR [LEN]  hexdump -C of the block holding ADDR, from ADDR (default: to the block's end)\n",
+    "  block ADDR          the block holding ADDR and its history from the log\n",
+    "  log [N]             the last N events of the in-memory log (default 20)\n",
+    "  leaks               blocks no pointer in memory reaches now\n",
+    "  check               verify every canary and free fill now\n",
+    "  stats               live bytes and blocks, peak, calls per function, size histogram\n",
+    "  help                this list\n",
+)
+.as_bytes();
+
+const FD: i32 = 1;
 
 fn say(t: &[u8]) {
-    crate::sys::write_all(1, t);
+    sys::write_all(FD, t);
 }
 
+fn error(l: &mut Line<256>) {
+    l.c(b'\n');
+    say(l.as_bytes());
+}
+
+/// Runs one command line.
 pub fn run(c: &[u8]) {
-    let mut words = c.split(|&b| b == b' ').filter(|w| !w.is_empty());
+    let mut words = c.split(|&b| b == b' ' || b == b'\t' || b == b'\n').filter(|w| !w.is_empty());
     let verb = words.next().unwrap_or(b"");
     let a1 = words.next();
     let a2 = words.next();
+    let extra = words.next();
     let mut l: Line<256> = Line::new();
     match verb {
-        b"help" | b"" => say(HELP),
+        b"help" => say(HELP),
+        b"" => {
+            l.s(b"error: empty command (try \"help\")");
+            error(&mut l);
+        }
         b"hexdump" | b"block" => {
-            let Some(addr) = a1.and_then(parse_num) else {
-                l.s(b"error: ").s(verb).s(b" needs an address (0x...)\n");
-                return say(l.as_bytes());
+            let Some(w) = a1 else {
+                l.s(b"error: ").s(verb).s(b" needs an address (0x...)");
+                return error(&mut l);
             };
+            let Some(addr) = parse_num(w) else {
+                l.s(b"error: bad address '").s(w).s(b"'");
+                return error(&mut l);
+            };
+            let len_arg = match (verb, a2) {
+                (b"hexdump", Some(w)) => match parse_num(w) {
+                    Some(n) => Some(n),
+                    None => {
+                        l.s(b"error: bad length '").s(w).s(b"'");
+                        return error(&mut l);
+                    }
+                },
+                (_, Some(w)) => {
+                    l.s(b"error: unexpected argument '").s(w).s(b"'");
+                    return error(&mut l);
+                }
+                _ => None,
+            };
+            if extra.is_some() {
+                l.s(b"error: too many arguments");
+                return error(&mut l);
+            }
             let addr = addr as usize;
-            let v = crate::dump::HeapView::take();
-            let Some(info) = heap::find(addr) else {
+            let v = HeapView::take();
+            let Some(info) = v.find(addr) else {
+                let complete = v.complete;
                 drop(v);
-                l.s(b"error: ").x(addr).s(b" is not inside a block of ft_malloc\n");
-                return say(l.as_bytes());
+                if complete {
+                    l.s(b"error: ").x(addr).s(b" is not inside a block of ft_malloc");
+                } else {
+                    l.s(b"error: ").x(addr).s(b" not found; heap busy (a thread is inside malloc), try again");
+                }
+                return error(&mut l);
             };
-            if info.state != crate::block::USED || addr < info.user || addr >= info.user + info.size.max(1) {
-                drop(v);
-                l.s(b"error: ").x(addr).s(b" is not inside a live block (state ").u(info.state as u64).s(b")\n");
-                return say(l.as_bytes());
-            }
-            l.s(b"block ").x(info.user).s(b" - ").x(info.user + info.size).s(b" : ").u(info.size as u64);
-            l.s(b" bytes, ").s(crate::report::zone_name(info.kind)).s(b", allocated by ").s(info.origin.call_name());
-            if info.dbg.alloc_seq != 0 {
-                l.s(b"() at #").u(info.dbg.alloc_seq).s(b" tid ").u(info.dbg.alloc_tid as u64).s(b" caller ").x(info.dbg.alloc_caller);
-            } else {
-                l.s(b"()");
-            }
-            l.c(b'\n');
+            l.s(b"block ").x(info.user).s(b" - ").x(info.user + info.size).s(b" : ").u(info.size as u64).s(b" bytes, ");
+            l.s(crate::report::zone_name(info.kind)).c(b'\n');
             say(l.as_bytes());
+            dump::block_detail(&mut l, &info, FD);
             if verb == b"hexdump" {
-                let end = info.user + info.size;
-                let len = a2.and_then(parse_num).map(|n| n as usize).unwrap_or(end - addr).min(end - addr);
-                crate::dump::hexdump(addr, len, 1);
+                if !dump::readable(&info) {
+                    drop(v);
+                    l.s(b"error: the block at ").x(info.user).s(b" is inaccessible (freed and protected)");
+                    return error(&mut l);
+                }
+                // By default up to the requested end; an explicit LEN may go on into the rest of
+                // the slot (tail canary, slack), never past it.
+                let req_end = info.user + info.size;
+                let avail = info.slot_end.saturating_sub(addr);
+                let len = match len_arg {
+                    Some(n) => (n as usize).min(avail),
+                    None => req_end.saturating_sub(addr),
+                };
+                if addr < info.slot || avail == 0 {
+                    drop(v);
+                    l.s(b"error: ").x(addr).s(b" is outside the readable part of the block");
+                    return error(&mut l);
+                }
+                // Offsets count from the block's first byte (from the slot's start for an
+                // address in the front canary).
+                let base = if addr >= info.user { info.user } else { info.slot };
+                if base != info.user {
+                    l.clear();
+                    l.s(b"(offsets from the slot start ").x(base).s(b", before the block)\n");
+                    say(l.as_bytes());
+                }
+                dump::hexdump(addr, len, FD, addr - base);
                 drop(v);
             } else {
                 drop(v);
-                crate::log::block_history(info.user, 1);
+                crate::log::block_history(info.user, FD);
             }
         }
         b"log" => {
-            let n = a1.and_then(parse_num).unwrap_or(20) as usize;
-            crate::log::dump_recent(1, n);
+            let n = match a1 {
+                None => 20,
+                Some(w) => match parse_num(w) {
+                    Some(n) => n as usize,
+                    None => {
+                        l.s(b"error: bad count '").s(w).s(b"'");
+                        return error(&mut l);
+                    }
+                },
+            };
+            crate::log::dump_recent(FD, n);
         }
         b"leaks" => {
-            crate::leaks::report_at_exit(false);
+            let n = crate::leaks::report_at_exit(false);
+            l.s(b"leaks: ").u(n as u64).s(b" unreachable block(s) (details on the report output)\n");
+            say(l.as_bytes());
         }
         b"check" => {
-            let n = crate::check::check_all(true);
-            l.s(b"check: ").u(n as u64).s(if n == 0 { b" problems\n" as &[u8] } else { b" problem(s) found\n" });
-            say(l.as_bytes());
-            if n > 0 {
-                crate::check::check_all(false);
+            let (checked, bad, complete) = check_now();
+            l.s(b"check: ").u(checked).s(b" blocks verified, ").u(bad).s(if bad == 1 { b" problem" as &[u8] } else { b" problems" });
+            if !complete {
+                l.s(b" (heap busy: some arenas skipped)");
             }
+            l.c(b'\n');
+            say(l.as_bytes());
         }
         b"stats" => {
-            let (live, blocks, mapped) = heap::totals();
-            l.s(b"live ").u(live as u64).s(b" bytes in ").u(blocks as u64).s(b" blocks, mapped ").u(mapped as u64);
-            l.s(b" bytes, peak ").u(crate::stats::PEAK.load(core::sync::atomic::Ordering::Relaxed) as u64).s(b" bytes\n");
-            say(l.as_bytes());
+            let v = HeapView::take();
+            let (mut live, mut blocks) = (0u64, 0u64);
+            v.in_order(|item| match item {
+                dump::Item::Zone(z) => {
+                    for i in 0..z.hiwater as usize {
+                        let info = crate::heap::zone_info(z, i);
+                        if info.state == USED {
+                            live += info.size as u64;
+                            blocks += 1;
+                        }
+                    }
+                }
+                dump::Item::Large(d) => {
+                    if d.state == USED {
+                        live += d.size as u64;
+                        blocks += 1;
+                    }
+                }
+            });
+            let complete = v.complete;
+            drop(v);
+            dump::print_stats(FD, live, blocks, complete);
         }
         _ => {
-            l.s(b"error: unknown command '").s(verb).s(b"' (try \"help\")\n");
-            say(l.as_bytes());
+            l.s(b"error: unknown command '").s(verb).s(b"' (try \"help\")");
+            error(&mut l);
         }
     }
+}
+
+/// Verifies every canary and free fill of the blocks we can lock now; prints one line per
+/// problem. Returns (blocks checked, problems, all arenas seen).
+fn check_now() -> (u64, u64, bool) {
+    let lay = crate::heap::LAYOUT.get();
+    let v = HeapView::take();
+    let (mut n, mut bad) = (0u64, 0u64);
+    let mut l: Line<256> = Line::new();
+    let mut one = |info: &crate::heap::Info| {
+        if !dump::readable(info) {
+            return;
+        }
+        n += 1;
+        let canaries = lay.front > 0 || lay.tail > 0 || crate::guard::is_guarded(info);
+        if let Some((kind, at)) = crate::check::verify(info, canaries, lay.fill) {
+            bad += 1;
+            l.clear();
+            l.s(b"check: ").s(match kind {
+                0 => b"overflow" as &[u8],
+                1 => b"underflow",
+                _ => b"write after free",
+            });
+            l.s(b" of block ").x(info.user).s(b" (").u(info.size as u64).s(b" bytes) at ").x(at).c(b'\n');
+            say(l.as_bytes());
+        }
+    };
+    v.in_order(|item| match item {
+        dump::Item::Zone(z) => {
+            for i in 0..z.hiwater as usize {
+                let info = crate::heap::zone_info(z, i);
+                if info.state != crate::block::FREE {
+                    one(&info);
+                }
+            }
+        }
+        dump::Item::Large(d) => one(&crate::heap::large_info(d)),
+    });
+    (n, bad, v.complete)
 }

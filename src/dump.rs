@@ -77,6 +77,29 @@ impl HeapView {
         }
     }
 
+    /// The block (used or quarantined) that holds `addr`, among the arenas this view holds.
+    pub fn find(&self, addr: usize) -> Option<heap::Info> {
+        let mut found = None;
+        self.zones(|z| {
+            if found.is_none() && addr >= z.data && addr < z.data + z.data_len {
+                if let Some(i) = z.index_of(addr) {
+                    if i < z.hiwater as usize {
+                        let info = heap::zone_info(z, i);
+                        if info.state != crate::block::FREE && addr >= info.slot && addr < info.slot_end {
+                            found = Some(info);
+                        }
+                    }
+                }
+            }
+        });
+        self.larges(|d| {
+            if found.is_none() && addr >= d.lo && addr < d.map_base + d.usable_len {
+                found = Some(heap::large_info(d));
+            }
+        });
+        found
+    }
+
     /// Visits zones and LARGE blocks in increasing address order.
     pub fn in_order(&self, mut f: impl FnMut(Item)) {
         let mut last = 0usize;
@@ -164,47 +187,177 @@ pub extern "C" fn show_alloc_mem() {
     }
 }
 
-fn state_name(s: u8) -> &'static [u8] {
-    match s {
+fn state_name(info: &heap::Info) -> &'static [u8] {
+    match info.state {
+        USED if crate::guard::is_guarded(info) => b"guarded",
         USED => b"used",
         QUARANTINED => b"quarantined",
         _ => b"free",
     }
 }
 
-/// Canonical `hexdump -C` lines of `[from, from+len)`, offsets relative to `from`.
-pub fn hexdump(from: usize, len: usize, fd: i32) {
+/// True if the bytes of the block can be read (a freed LARGE or guarded block is PROT_NONE).
+pub fn readable(info: &heap::Info) -> bool {
+    info.state == USED || (info.state == QUARANTINED && info.kind != heap::LARGE_KIND && !crate::guard::is_guarded(info))
+}
+
+/// One `hexdump -C` line: offset, 16 bytes in two groups of 8, `|ascii|`.
+fn hex_line(l: &mut Line<128>, off: usize, b: &[u8]) {
+    l.clear();
+    l.hx(off as u64, 8).s(b"  ");
+    for i in 0..16 {
+        match b.get(i) {
+            Some(&x) => l.hx(x as u64, 2).c(b' '),
+            None => l.s(b"   "),
+        };
+        if i == 7 {
+            l.c(b' ');
+        }
+    }
+    l.s(b" |");
+    for &x in b {
+        l.c(if (0x20..0x7f).contains(&x) { x } else { b'.' });
+    }
+    l.s(b"|\n");
+}
+
+/// Canonical `hexdump -C` lines of `[from, from+len)` (a repeated line becomes `*`, as
+/// hexdump does), offsets starting at `off0`, then the end offset.
+pub fn hexdump(from: usize, len: usize, fd: i32, off0: usize) {
     let mut off = 0usize;
     let mut l: Line<128> = Line::new();
+    let mut prev = [0u8; 16];
+    let mut have_prev = false;
+    let mut starred = false;
     while off < len {
         let n = (len - off).min(16);
-        l.clear();
-        l.hx(off as u64, 8).s(b"  ");
-        for i in 0..16 {
-            if i < n {
-                // SAFETY: the caller passes readable memory of ours.
-                let b = unsafe { *((from + off + i) as *const u8) };
-                l.hx(b as u64, 2).c(b' ');
-            } else {
-                l.s(b"   ");
-            }
-            if i == 7 {
-                l.c(b' ');
-            }
+        let mut cur = [0u8; 16];
+        for (i, c) in cur.iter_mut().enumerate().take(n) {
+            // SAFETY: the caller passes memory of ours that is readable (`readable`).
+            *c = unsafe { core::ptr::read_volatile((from + off + i) as *const u8) };
         }
-        l.s(b" |");
-        for i in 0..n {
-            // SAFETY: as above.
-            let b = unsafe { *((from + off + i) as *const u8) };
-            l.c(if (0x20..0x7f).contains(&b) { b } else { b'.' });
+        if n == 16 && have_prev && cur == prev {
+            if !starred {
+                sys::write_all(fd, b"*\n");
+                starred = true;
+            }
+        } else {
+            hex_line(&mut l, off0 + off, &cur[..n]);
+            l.write_fd(fd);
+            starred = false;
         }
-        l.s(b"|\n");
-        l.write_fd(fd);
+        prev = cur;
+        have_prev = n == 16;
         off += n;
     }
     let mut e: Line<32> = Line::new();
-    e.hx(len as u64, 8).c(b'\n');
+    e.hx((off0 + len) as u64, 8).c(b'\n');
     e.write_fd(fd);
+}
+
+/// The detail line of a block: state, requested and usable size, allocation (and free) event,
+/// thread and caller, canary or fill status.
+pub fn block_detail(l: &mut Line<256>, info: &heap::Info, fd: i32) {
+    let lay = heap::LAYOUT.get();
+    l.clear();
+    l.s(b"  ").s(state_name(info)).s(b", ").u(info.size as u64).s(b" bytes requested, ");
+    l.u(info.slot_end.saturating_sub(info.user) as u64).s(b" usable");
+    let d = &info.dbg;
+    if d.alloc_seq != 0 {
+        l.s(b", #").u(d.alloc_seq).s(b" ").s(info.origin.call_name()).s(b"() thread ").u(d.alloc_tid as u64);
+        l.s(b" from ").x(d.alloc_caller);
+    } else {
+        l.s(b", by ").s(info.origin.call_name()).s(b"()");
+    }
+    if info.state == QUARANTINED && d.free_seq != 0 {
+        l.s(b", freed #").u(d.free_seq).s(b" thread ").u(d.free_tid as u64).s(b" from ").x(d.free_caller);
+    }
+    let canaries = lay.front > 0 || lay.tail > 0 || crate::guard::is_guarded(info);
+    if readable(info) {
+        match crate::check::verify(info, canaries, lay.fill) {
+            None if info.state == USED && canaries => {
+                l.s(b", canary ok");
+            }
+            None if info.state == QUARANTINED && lay.fill => {
+                l.s(b", fill ok");
+            }
+            None => {
+                l.s(b", no canary");
+            }
+            Some((0, at)) => {
+                l.s(b", canary OVERFLOW at +").u(at.wrapping_sub(info.user) as u64);
+            }
+            Some((1, at)) => {
+                l.s(b", canary UNDERFLOW at -").u(info.user.wrapping_sub(at) as u64);
+            }
+            Some((_, at)) => {
+                l.s(b", fill CHANGED at +").u(at.wrapping_sub(info.user) as u64);
+            }
+        }
+    } else {
+        l.s(b", inaccessible");
+    }
+    l.c(b'\n');
+    l.write_fd(fd);
+    l.clear();
+}
+
+/// Heap statistics: live bytes and blocks, peak, calls per function, size histogram.
+pub fn print_stats(fd: i32, live: u64, blocks: u64, complete: bool) {
+    let mut l: Line<256> = Line::new();
+    let peak = (crate::stats::PEAK.load(Ordering::Relaxed) as u64).max(live);
+    l.s(b"Stats : live ").u(live).s(b" bytes in ").u(blocks).s(b" blocks, peak ").u(peak).s(b" bytes, ");
+    l.u(crate::stats::MAPS.load(Ordering::Relaxed) as u64).s(b" mappings");
+    if !complete {
+        l.s(b" (heap busy: partial)");
+    }
+    l.c(b'\n');
+    l.write_fd(fd);
+    if !crate::log::enabled() {
+        sys::write_all(fd, b"Calls : not counted (MALLOC_DEBUG is not set)\n");
+        return;
+    }
+    l.clear();
+    l.s(b"Calls :");
+    let mut any = false;
+    for i in 0..15u8 {
+        let op = crate::block::Op::from_u8(i);
+        if op == crate::block::Op::UsableSize {
+            continue;
+        }
+        let n = crate::log::calls(op);
+        if n > 0 {
+            if l.room() < 40 {
+                l.c(b'\n');
+                l.write_fd(fd);
+                l.clear();
+                l.s(b"       ");
+            }
+            l.c(b' ').s(op.name()).c(b' ').u(n);
+            any = true;
+        }
+    }
+    if !any {
+        l.s(b" none");
+    }
+    l.s(b", failed ").u(crate::log::failures()).c(b'\n');
+    l.write_fd(fd);
+    sys::write_all(fd, b"Sizes : requested bytes -> allocations\n");
+    for k in 0..crate::log::HIST_BUCKETS {
+        let n = crate::log::hist(k);
+        if n == 0 {
+            continue;
+        }
+        l.clear();
+        if k == 0 {
+            l.s(b"  0");
+        } else {
+            let lo = 1u64 << (k - 1);
+            l.s(b"  ").u(lo).s(b" - ").u(if k >= 64 { u64::MAX } else { (1u64 << k) - 1 });
+        }
+        l.s(b" : ").u(n).c(b'\n');
+        l.write_fd(fd);
+    }
 }
 
 /// Everything show_alloc_mem prints, plus every block's state, history, canary status and a
@@ -214,70 +367,64 @@ pub extern "C" fn show_alloc_mem_ex() {
     crate::init::ensure();
     let _e = sys::ErrnoGuard::new();
     let cfg = crate::config::get();
-    let lay = heap::LAYOUT.get();
     let hex = cfg.hexdump;
+    let fd = 1;
     let v = HeapView::take();
     let mut l: Line<256> = Line::new();
     let mut total: u64 = 0;
     let mut blocks: u64 = 0;
-    let block_line = |l: &mut Line<256>, info: &heap::Info| {
-        l.s(b"  ").s(state_name(info.state)).s(b" ");
-        l.xu(info.user).s(b" - ").xu(info.user + info.size).s(b" : ").u(info.size as u64).s(b" bytes");
-        l.s(b" (usable ").u((info.slot_end - info.user) as u64).s(b")");
-        if info.dbg.alloc_seq != 0 {
-            l.s(b" #").u(info.dbg.alloc_seq).s(b" tid ").u(info.dbg.alloc_tid as u64).s(b" caller ").x(info.dbg.alloc_caller);
+    let mut show = |l: &mut Line<256>, info: &heap::Info| {
+        if info.state == USED {
+            // The classic line, then the details.
+            l.xu(info.user).s(b" - ").xu(info.user + info.size).s(b" : ").u(info.size as u64).s(b" bytes\n");
+            out(l);
+            total += info.size as u64;
+            blocks += 1;
+        } else {
+            l.s(b"(").xu(info.user).s(b" - ").xu(info.user + info.size).s(b" : ").u(info.size as u64).s(b" bytes)\n");
+            out(l);
         }
-        if lay.front > 0 || lay.tail > 0 {
-            let c = crate::check::verify(info, true, lay.fill);
-            l.s(match c {
-                None => b" canary ok" as &[u8],
-                Some((0, _)) => b" canary OVERFLOW",
-                Some((1, _)) => b" canary UNDERFLOW",
-                _ => b" fill CHANGED",
-            });
-        }
-        l.c(b'\n');
-        out(l);
-        if info.state == USED && hex > 0 {
-            hexdump(info.user, (info.size as u64).min(hex) as usize, 1);
+        block_detail(l, info, fd);
+        if hex > 0 && info.state == USED && readable(info) {
+            hexdump(info.user, (info.size as u64).min(hex) as usize, fd, 0);
         }
     };
     v.in_order(|item| match item {
         Item::Zone(z) => {
-            l.s(if z.is_tiny() { b"TINY : " as &[u8] } else { b"SMALL : " }).xu(z.data);
-            l.s(b" (class ").u(z.block_size as u64).s(b" bytes, ").u(z.nused as u64).s(b"/").u(z.nblocks as u64).s(b" slots used)\n");
-            out(&mut l);
+            let mut header = false;
             for i in 0..z.hiwater as usize {
                 let info = heap::zone_info(z, i);
-                if info.state == USED {
-                    total += info.size as u64;
-                    blocks += 1;
+                if info.state == crate::block::FREE {
+                    continue;
                 }
-                if info.state != crate::block::FREE {
-                    block_line(&mut l, &info);
+                if !header {
+                    l.s(if z.is_tiny() { b"TINY : " as &[u8] } else { b"SMALL : " }).xu(z.data).c(b'\n');
+                    out(&mut l);
+                    l.s(b"  zone of ").u(z.block_size as u64).s(b"-byte slots, ").u(z.nused as u64).s(b"/").u(z.nblocks as u64);
+                    l.s(b" used\n");
+                    out(&mut l);
+                    header = true;
                 }
+                show(&mut l, &info);
             }
         }
         Item::Large(d) => {
             l.s(b"LARGE : ").xu(d.map_base).c(b'\n');
             out(&mut l);
-            let info = heap::large_info(d);
-            if d.state == USED {
-                total += d.size as u64;
-                blocks += 1;
-                block_line(&mut l, &info);
-            } else {
-                l.s(b"  quarantined ").xu(d.user).s(b" : ").u(d.size as u64).s(b" bytes (inaccessible)\n");
-                out(&mut l);
-            }
+            show(&mut l, &heap::large_info(d));
         }
     });
     l.s(b"Total : ").u(total).s(b" bytes\n");
     out(&mut l);
+    let complete = v.complete;
     drop(v);
-    l.s(b"Stats : ").u(blocks).s(b" live blocks, peak ").u(crate::stats::PEAK.load(Ordering::Relaxed) as u64).s(b" bytes\n");
-    out(&mut l);
-    crate::log::dump_recent(1, 20);
+    if !complete {
+        let mut w: Line<128> = Line::new();
+        prefix(&mut w).s(b"WARNING: heap busy (a thread is inside malloc); part of the heap was not shown\n");
+        w.write_fd(fd);
+    }
+    print_stats(fd, total, blocks, complete);
+    crate::log::dump_recent(fd, 20);
 }
 
 /// One command of the dump (see `help`).
