@@ -1,0 +1,428 @@
+//! Guard pages (issue 4): `MALLOC_DEBUG=guard` (`guard=exact`, `guard=below`, `sample=N`, and
+//! `full`, which includes `guard`). Each memory bug of `tests/c/guard_fault.c` must fault at the
+//! faulting instruction with our report (its first line checked exactly, addresses masked, and
+//! the report's addresses checked against the block the program printed), the process dying of
+//! the real SIGSEGV; correct programs (aligned allocations, realloc, calloc, threads, a million
+//! live blocks, sampling, real programs) must run as usual.
+
+mod common;
+
+use common::{Output, real, run};
+
+const SIGSEGV: i32 = 11;
+const SIGABRT: i32 = 6;
+
+/// Masks what changes from run to run in a report line: `ft_malloc[<pid>]` becomes
+/// `ft_malloc[PID]` and every `0x<hex digits>` (either case) becomes `ADDR`.
+/// (`common::mask_addresses` only knows the uppercase addresses of show_alloc_mem.)
+fn mask(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix("ft_malloc[") {
+            let n = r.bytes().take_while(u8::is_ascii_digit).count();
+            if n > 0 && r[n..].starts_with(']') {
+                out.push_str("ft_malloc[PID]");
+                rest = &r[n + 1..];
+                continue;
+            }
+        }
+        if let Some(r) = rest.strip_prefix("0x") {
+            let n = r.bytes().take_while(u8::is_ascii_hexdigit).count();
+            if n > 0 {
+                out.push_str("ADDR");
+                rest = &r[n..];
+                continue;
+            }
+        }
+        let ch = rest.chars().next().unwrap();
+        out.push(ch);
+        rest = &rest[ch.len_utf8()..];
+    }
+    out
+}
+
+/// Every `0x<hex>` of `line`, in order.
+fn hex_numbers(line: &str) -> Vec<u64> {
+    line.match_indices("0x")
+        .filter_map(|(i, _)| {
+            let r = &line[i + 2..];
+            let n = r.bytes().take_while(u8::is_ascii_hexdigit).count();
+            u64::from_str_radix(&r[..n], 16).ok()
+        })
+        .collect()
+}
+
+/// The address of the last `block 0x... N` line the program printed on stdout.
+fn program_block(out: &Output) -> u64 {
+    let line = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("block 0x") || l.starts_with("try "))
+        .last()
+        .unwrap_or_else(|| panic!("the program printed no block line: {}", out.describe()));
+    hex_numbers(line)[0]
+}
+
+/// Asserts the process died of SIGSEGV with a report whose first line is `want` once masked,
+/// whose fault address is `offset` bytes from the block the program printed, whose block
+/// address is that block, and which ends with the "dies of this fault" line.
+#[track_caller]
+fn assert_fault(out: &Output, want: &str, offset: i64) {
+    assert_eq!(out.signal, Some(SIGSEGV), "expected death by SIGSEGV: {}", out.describe());
+    assert!(!out.stdout.contains("NOT CAUGHT"), "{}", out.describe());
+    let first = out.stderr.lines().next().unwrap_or("");
+    assert_eq!(mask(first), want, "first report line: {}", out.describe());
+    let block = program_block(out);
+    let nums = hex_numbers(first);
+    assert_eq!(nums.len(), 2, "{first}");
+    assert_eq!(nums[0] as i64 - block as i64, offset, "fault address vs block {block:#x}: {first}");
+    assert_eq!(nums[1], block, "the report names another block than the program's: {first}");
+    let last = out.stderr.lines().filter(|l| l.starts_with("ft_malloc[")).last().unwrap_or("");
+    assert_eq!(mask(last), "ft_malloc[PID]:   the process now dies of this fault", "{}", out.describe());
+}
+
+fn fault(mode: &str, debug: &str) -> Output {
+    run("guard_fault", &[mode], &[("MALLOC_DEBUG", debug)])
+}
+
+const OVER16: &str =
+    "ft_malloc[PID]: ERROR: heap overflow (read) at ADDR: 0 bytes after the 16-byte block at ADDR (guard page)";
+
+#[test]
+fn overflow_read_past_16_byte_block() {
+    assert_fault(&fault("over16", "guard"), OVER16, 16);
+}
+
+#[test]
+fn overflow_read_past_16_byte_block_full() {
+    assert_fault(&fault("over16", "full"), OVER16, 16);
+}
+
+/// 13 bytes with guard=exact: alignment 1, the block ends at the guard page.
+#[test]
+fn overflow_read_past_13_byte_block_exact() {
+    assert_fault(
+        &fault("over13", "guard=exact"),
+        "ft_malloc[PID]: ERROR: heap overflow (read) at ADDR: 0 bytes after the 13-byte block at ADDR (guard page)",
+        13,
+    );
+}
+
+#[test]
+fn underflow_write_before_block_below() {
+    assert_fault(
+        &fault("under16", "guard=below"),
+        "ft_malloc[PID]: ERROR: heap underflow (write) at ADDR: 1 bytes before the 16-byte block at ADDR (guard page)",
+        -1,
+    );
+}
+
+/// 1000 is a multiple of 8: the block ends exactly at the guard page, so an 8-byte read just
+/// past it faults on its first byte.
+#[test]
+fn overflow_read_8_bytes_past_1000_byte_block() {
+    assert_fault(
+        &fault("over1000_word", "guard"),
+        "ft_malloc[PID]: ERROR: heap overflow (read) at ADDR: 0 bytes after the 1000-byte block at ADDR (guard page)",
+        1000,
+    );
+}
+
+#[test]
+fn overflow_read_7_bytes_past_1000_byte_block() {
+    assert_fault(
+        &fault("over1000_7", "guard"),
+        "ft_malloc[PID]: ERROR: heap overflow (read) at ADDR: 7 bytes after the 1000-byte block at ADDR (guard page)",
+        1007,
+    );
+}
+
+/// A write into the 3-byte alignment gap of a 13-byte block (default alignment 8) does not
+/// fault: the canary there reports it at free, and the process aborts.
+#[test]
+fn write_into_alignment_gap_caught_at_free() {
+    let out = fault("gap13", "guard");
+    assert_eq!(out.signal, Some(SIGABRT), "expected death by SIGABRT: {}", out.describe());
+    assert!(out.stdout.contains("gap written\n"), "{}", out.describe());
+    let first = out.stderr.lines().next().unwrap_or("");
+    assert_eq!(
+        mask(first),
+        "ft_malloc[PID]: ERROR: heap overflow: ADDR (LARGE, 13 bytes) written past its end at offset 13 \
+         (1 bytes past the end), found in free()",
+        "{}",
+        out.describe()
+    );
+    assert_eq!(hex_numbers(first), vec![program_block(&out)], "{first}");
+}
+
+fn uaf_line(access: &str) -> String {
+    format!(
+        "ft_malloc[PID]: ERROR: use after free ({access}) at ADDR: 3 bytes into the freed 16-byte block at ADDR \
+         (guard page)"
+    )
+}
+
+#[test]
+fn use_after_free_read() {
+    assert_fault(&fault("uaf_read", "guard"), &uaf_line("read"), 3);
+}
+
+#[test]
+fn use_after_free_write() {
+    assert_fault(&fault("uaf_write", "guard"), &uaf_line("write"), 3);
+}
+
+/// After 10,000 other allocations (half of them freed into the address-space quarantine too),
+/// the freed block is still PROT_NONE and the report names it, with its size.
+#[test]
+fn use_after_free_read_after_10000_allocations() {
+    let out = fault("uaf_read_late", "guard");
+    assert!(out.stdout.contains("others done\n"), "{}", out.describe());
+    assert_fault(&out, &uaf_line("read"), 3);
+}
+
+#[test]
+fn use_after_free_write_after_10000_allocations() {
+    let out = fault("uaf_write_late", "guard");
+    assert!(out.stdout.contains("others done\n"), "{}", out.describe());
+    assert_fault(&out, &uaf_line("write"), 3);
+}
+
+#[test]
+fn use_after_free_after_10000_allocations_full() {
+    for (mode, access) in [("uaf_read_late", "read"), ("uaf_write_late", "write")] {
+        let out = fault(mode, "full");
+        assert!(out.stdout.contains("others done\n"), "{}", out.describe());
+        assert_fault(&out, &uaf_line(access), 3);
+    }
+}
+
+/// MALLOC_DEBUG=1: a LARGE block (20000 bytes) has a 64 KiB PROT_NONE region after it; a write
+/// 4 KiB past its end lands there.
+#[test]
+fn large_block_overflow_4k_guard_region() {
+    assert_fault(
+        &fault("large_over", "1"),
+        "ft_malloc[PID]: ERROR: heap overflow (write) at ADDR: 4096 bytes after the 20000-byte block at ADDR \
+         (LARGE block guard region)",
+        20000 + 4096,
+    );
+}
+
+/// The same overflow in guard mode (debugging on, so LARGE blocks have their 64 KiB region):
+/// it must fault too, whichever PROT_NONE area it hits, never write into another mapping.
+#[test]
+#[ignore = "library bug: in guard/full mode a guarded LARGE block has a single 4 KiB guard page; a write 4 KiB \
+            past its end silently lands in the next (writable) mapping"]
+fn large_block_overflow_4k_guard_mode() {
+    for debug in ["guard", "full"] {
+        let out = fault("large_over", debug);
+        assert_eq!(out.signal, Some(SIGSEGV), "MALLOC_DEBUG={debug}: {}", out.describe());
+        let first = mask(out.stderr.lines().next().unwrap_or(""));
+        assert!(
+            first.starts_with(
+                "ft_malloc[PID]: ERROR: heap overflow (write) at ADDR: 4096 bytes after the 20000-byte block at ADDR ("
+            ),
+            "MALLOC_DEBUG={debug}: {}",
+            out.describe()
+        );
+    }
+}
+
+/// posix_memalign 8..65536, aligned_alloc, memalign, valloc keep their alignment, and their
+/// whole content is usable, in each guard placement.
+#[test]
+fn aligned_allocations_keep_alignment() {
+    for debug in ["guard", "guard=below", "full", "sample=2"] {
+        let out = run("guard_aligned", &[], &[("MALLOC_DEBUG", debug)]);
+        assert!(out.success() && out.stdout == "OK\n" && out.stderr.is_empty(), "MALLOC_DEBUG={debug}: {}", out.describe());
+    }
+}
+
+/// guard=exact gives plain malloc alignment 1, but an explicit alignment (16 and below
+/// included) is still a promise.
+#[test]
+#[ignore = "library bug: guard=exact ignores explicit alignments <= 16 (memalign(16, 24), posix_memalign(8, 13), \
+            aligned_alloc(16, 40) return misaligned pointers)"]
+fn aligned_allocations_keep_alignment_exact() {
+    run("guard_aligned", &[], &[("MALLOC_DEBUG", "guard=exact")]).assert_ok_clean();
+}
+
+/// A page-aligned 4096-byte block ends at its guard page.
+#[test]
+fn aligned_block_overflow() {
+    assert_fault(
+        &run("guard_aligned", &["overflow"], &[("MALLOC_DEBUG", "guard")]),
+        "ft_malloc[PID]: ERROR: heap overflow (read) at ADDR: 0 bytes after the 4096-byte block at ADDR (guard page)",
+        4096,
+    );
+}
+
+/// The program's own SIGSEGV handler (installed after ours) gets its own faults, twice, and
+/// sigaction reports it as installed; debugging off, on without guards, and in guard mode.
+#[test]
+fn own_sigsegv_handler_called_for_own_faults() {
+    for how in ["sigaction", "signal"] {
+        for debug in [None, Some("1"), Some("guard"), Some("full")] {
+            let envs: Vec<(&str, &str)> = debug.map(|d| ("MALLOC_DEBUG", d)).into_iter().collect();
+            let out = run("guard_own_handler", &[how], &envs);
+            assert!(
+                out.success() && out.stdout == "own fault 1 handled\nown fault 2 handled\nOK\n" && out.stderr.is_empty(),
+                "{how}, MALLOC_DEBUG={debug:?}: {}",
+                out.describe()
+            );
+        }
+    }
+}
+
+/// ... and an overflow of a guarded block after that is still ours: reported, SIGSEGV (the
+/// program's handler is not called: it would exit 4).
+#[test]
+fn own_sigsegv_handler_then_guarded_overflow() {
+    for how in ["sigaction", "signal"] {
+        let out = run("guard_own_handler", &[how, "overflow"], &[("MALLOC_DEBUG", "guard")]);
+        assert!(out.stdout.starts_with("own fault 1 handled\nown fault 2 handled\n"), "{how}: {}", out.describe());
+        assert_fault(&out, OVER16, 16);
+    }
+}
+
+/// The budget warning line.
+fn is_budget_warning(line: &str) -> bool {
+    mask(line).starts_with("ft_malloc[PID]: WARNING: guard: mapping budget spent ")
+}
+
+fn max_map_count() -> Option<u64> {
+    std::fs::read_to_string("/proc/sys/vm/max_map_count").ok()?.trim().parse().ok()
+}
+
+/// A million live small blocks: two mappings each would exceed vm.max_map_count, so the budget
+/// warning comes once and the rest are not guarded; the program completes.
+#[test]
+fn million_live_allocations_complete() {
+    for debug in ["guard", "full"] {
+        let out = run("guard_million", &[], &[("MALLOC_DEBUG", debug)]);
+        assert!(out.success() && out.stdout == "OK\n", "MALLOC_DEBUG={debug}: {}", out.describe());
+        let lines: Vec<&str> = out.stderr.lines().collect();
+        assert!(lines.iter().all(|l| is_budget_warning(l)), "MALLOC_DEBUG={debug}: {}", out.describe());
+        assert!(lines.len() <= 1, "more than one budget warning: {}", out.describe());
+        if max_map_count().is_some_and(|m| m < 2_000_000) {
+            assert_eq!(lines.len(), 1, "the budget must be spent (and said once): {}", out.describe());
+        }
+    }
+}
+
+#[test]
+fn realloc_keeps_content() {
+    for debug in ["guard", "guard=below", "guard=exact", "full", "sample=3"] {
+        let out = run("guard_realloc", &[], &[("MALLOC_DEBUG", debug)]);
+        assert!(out.success() && out.stdout == "OK\n" && out.stderr.is_empty(), "MALLOC_DEBUG={debug}: {}", out.describe());
+    }
+}
+
+/// The block realloc returns is guarded too.
+#[test]
+fn realloc_result_is_guarded() {
+    assert_fault(
+        &run("guard_realloc", &["overflow"], &[("MALLOC_DEBUG", "guard")]),
+        "ft_malloc[PID]: ERROR: heap overflow (read) at ADDR: 0 bytes after the 24-byte block at ADDR (guard page)",
+        24,
+    );
+}
+
+#[test]
+fn calloc_zeroes() {
+    for debug in ["guard", "guard=below", "guard=exact", "full", "sample=3"] {
+        let out = run("guard_calloc", &[], &[("MALLOC_DEBUG", debug)]);
+        assert!(out.success() && out.stdout == "OK\n" && out.stderr.is_empty(), "MALLOC_DEBUG={debug}: {}", out.describe());
+    }
+}
+
+#[test]
+fn threads_allocate_and_free() {
+    for debug in ["guard", "full", "sample=10"] {
+        let out = run("guard_threads", &[], &[("MALLOC_DEBUG", debug)]);
+        assert!(out.success() && out.stdout == "OK\n", "MALLOC_DEBUG={debug}: {}", out.describe());
+        assert!(out.stderr.lines().all(is_budget_warning), "MALLOC_DEBUG={debug}: {}", out.describe());
+    }
+}
+
+/// sample=100: 100,000 allocations of mixed sizes run as usual.
+#[test]
+fn sample_100_runs() {
+    run("guard_sample", &["run"], &[("MALLOC_DEBUG", "sample=100")]).assert_ok_clean();
+}
+
+/// sample=100: an overflow read repeated on 2,000 fresh blocks is caught sometimes (on one of the
+/// sampled blocks, whichever that is): each run either dies with the report naming the block it
+/// was reading, or completes; over 5 runs at least one is caught.
+#[test]
+fn sample_100_catches_a_bug_sometimes() {
+    let mut caught = 0;
+    for _ in 0..5 {
+        let out = run("guard_sample", &["bug"], &[("MALLOC_DEBUG", "sample=100")]);
+        if out.status == Some(3) {
+            assert!(out.stdout.ends_with("NOT CAUGHT\n") && out.stderr.is_empty(), "{}", out.describe());
+        } else {
+            assert_fault(&out, OVER16, 16);
+            caught += 1;
+        }
+    }
+    assert!(caught > 0, "no run out of 5 caught the bug");
+}
+
+/// A real program under a guard mode: its normal output (checked by `common::real`), and no
+/// line of ours but the budget warning.
+fn real_check(name: &str, debug: &str) {
+    let (_, check) = real::ALL.iter().find(|(n, _)| *n == name).expect("known real check");
+    if let Some(out) = check(&[("MALLOC_DEBUG", debug)]) {
+        let ours: Vec<&str> =
+            out.stderr.lines().filter(|l| l.starts_with("ft_malloc[") && !is_budget_warning(l)).collect();
+        assert!(ours.is_empty(), "{name} with MALLOC_DEBUG={debug}: the library reported:\n{}", out.describe());
+        assert!(
+            out.stderr.lines().filter(|l| is_budget_warning(l)).count() <= 1,
+            "{name}: budget warning repeated:\n{}",
+            out.describe()
+        );
+    }
+}
+
+macro_rules! real_tests {
+    ($($name:ident),* $(,)?) => {
+        mod real_guard {
+            $( #[test] fn $name() { super::real_check(stringify!($name), "guard"); } )*
+        }
+        mod real_sample_100 {
+            $( #[test] fn $name() { super::real_check(stringify!($name), "sample=100"); } )*
+        }
+    };
+}
+
+real_tests!(
+    bash_string_loop,
+    python_dicts_lists,
+    python_threads,
+    perl_hash_200k,
+    git_init_commit_log,
+    gcc_compile_and_run,
+    sort_100k_lines,
+    sqlite3_10k_rows,
+);
+
+/// Every real check of `common::real` is covered by `real_tests!`.
+#[test]
+fn real_tests_cover_all_checks() {
+    let covered = [
+        "bash_string_loop",
+        "python_dicts_lists",
+        "python_threads",
+        "perl_hash_200k",
+        "git_init_commit_log",
+        "gcc_compile_and_run",
+        "sort_100k_lines",
+        "sqlite3_10k_rows",
+    ];
+    for (name, _) in real::ALL {
+        assert!(covered.contains(name), "real check {name} is not run in guard mode");
+    }
+}
