@@ -377,6 +377,35 @@ fn leak_planted() {
     assert!(!lines.iter().any(|l| l.starts_with("ft_malloc[PID]: REACHABLE: ")), "{}", out.describe());
 }
 
+/// The leaked block is the live block at the lowest address (dropped from a global array of 20,
+/// the others kept): found like any other.
+#[test]
+fn leak_of_lowest_block() {
+    let out = run("leak_of_lowest_block", &["lowest"], DEBUG);
+    assert_one_5000_byte_leak(&out);
+}
+
+/// Control for the test above: the highest block dropped instead.
+#[test]
+fn leak_of_highest_block() {
+    let out = run("leak_of_lowest_block", &["highest"], DEBUG);
+    assert_one_5000_byte_leak(&out);
+}
+
+#[track_caller]
+fn assert_one_5000_byte_leak(out: &Output) {
+    out.assert_success();
+    assert_eq!(out.stdout, "", "{}", out.describe());
+    let lines = masked_stderr(out);
+    let want = format!(
+        "ft_malloc[PID]: LEAK: 5000 bytes in 1 block(s) allocated by malloc() from {}+ADDR",
+        exe("leak_of_lowest_block")
+    );
+    assert_eq!(lines.first(), Some(&want), "{}", out.describe());
+    let summary = "ft_malloc[PID]: LEAK SUMMARY: 5000 bytes in 1 unreachable block(s); 95000 bytes in 19 block(s) still reachable";
+    assert!(lines.iter().any(|l| l == summary), "{}", out.describe());
+}
+
 /// Blocks still held at exit but reachable (stdio buffers, globals, an interior pointer, the
 /// environment): nothing printed at all.
 #[test]
