@@ -81,14 +81,13 @@ impl HeapView {
     pub fn find(&self, addr: usize) -> Option<heap::Info> {
         let mut found = None;
         self.zones(|z| {
-            if found.is_none() && addr >= z.data && addr < z.data + z.data_len {
-                if let Some(i) = z.index_of(addr) {
-                    if i < z.hiwater as usize {
-                        let info = heap::zone_info(z, i);
-                        if info.state != crate::block::FREE && addr >= info.slot && addr < info.slot_end {
-                            found = Some(info);
-                        }
-                    }
+            if found.is_some() {
+                return;
+            }
+            if let Some(i) = z.index_of(addr).filter(|&i| i < z.hiwater as usize) {
+                let info = heap::zone_info(z, i);
+                if info.state != crate::block::FREE && addr >= info.slot && addr < info.slot_end {
+                    found = Some(info);
                 }
             }
         });

@@ -267,7 +267,7 @@ fn backtrace(caller: usize, out: &mut [usize; 16], want: usize) -> usize {
     let mut steps = 0;
     while n < want && steps < 64 {
         steps += 1;
-        if fp == 0 || fp % core::mem::size_of::<usize>() != 0 || fp.checked_add(16).is_none_or(|e| e > limit) {
+        if fp == 0 || !fp.is_multiple_of(core::mem::size_of::<usize>()) || fp.checked_add(16).is_none_or(|e| e > limit) {
             break;
         }
         // SAFETY: [fp, fp+16) lies between the current stack pointer and the top of this
@@ -453,6 +453,9 @@ struct FileState {
     fd: i32,
     /// File offset where the next chunk starts (= the file's size while open).
     off: u64,
+    /// End of the content when the last chunk was given back (its page-rounded end is `off`);
+    /// equal to `off` otherwise. The file is trimmed to it at exit.
+    exact: u64,
     closed: bool,
     /// Global cursor for log_format=mtrace: write position, chunk end, chunk end offset.
     g_pos: usize,
@@ -461,7 +464,7 @@ struct FileState {
 }
 
 static FILE: Mutex<FileState> =
-    Mutex::new(FileState { fd: -1, off: 0, closed: false, g_pos: 0, g_end: 0, g_end_off: 0 });
+    Mutex::new(FileState { fd: -1, off: 0, exact: 0, closed: false, g_pos: 0, g_end: 0, g_end_off: 0 });
 /// The log spec (path with %p, kept for the fork child).
 static SPEC: crate::config::Once<crate::config::Path> = crate::config::Once::new(crate::config::Path::NONE);
 static KEY: AtomicU64 = AtomicU64::new(u64::MAX);
@@ -537,6 +540,7 @@ fn new_chunk(f: &mut FileState) -> Option<(usize, usize, u64)> {
     // SAFETY: advice on our own fresh mapping; failure (older kernel) only costs speed.
     unsafe { libc::madvise(p as *mut libc::c_void, CHUNK as usize, 23 /* MADV_POPULATE_WRITE */) };
     f.off = end;
+    f.exact = end;
     Some((p as usize, p as usize + CHUNK as usize, end))
 }
 
@@ -551,9 +555,7 @@ fn release_chunk(f: &mut FileState, pos: usize, end: usize, end_off: u64, unmap:
         // Chunks start page aligned.
         let page = sys::page_size() as u64;
         f.off = used_off.next_multiple_of(page).min(end_off);
-        if f.closed {
-            f.off = used_off;
-        }
+        f.exact = used_off;
     }
     if unmap {
         // SAFETY: the chunk [end-CHUNK, end) was mapped by new_chunk and nobody else uses it.
@@ -570,6 +572,7 @@ fn append_slow(f: &mut FileState, line: &[u8]) {
     let n = unsafe { libc::pwrite(f.fd, line.as_ptr() as *const libc::c_void, line.len(), f.off as libc::off_t) };
     if n > 0 {
         f.off += n as u64;
+        f.exact = f.off;
     }
 }
 
@@ -607,7 +610,7 @@ unsafe fn put(c: &mut [u64; 3], line: &[u8], f: Option<&mut FileState>) -> bool 
         if per_thread && KEY.load(Ordering::Relaxed) != u64::MAX {
             // Ask for a call at thread exit (keys < 32 do not allocate, PITFALLS 4).
             // SAFETY: a key we created; any non-NULL value makes the destructor run.
-            unsafe { libc::pthread_setspecific(KEY.load(Ordering::Relaxed) as libc::pthread_key_t, 1 as *const libc::c_void) };
+            unsafe { libc::pthread_setspecific(KEY.load(Ordering::Relaxed) as libc::pthread_key_t, core::ptr::dangling::<libc::c_void>()) };
         }
         c[0] = p as u64;
         c[1] = e as u64;
@@ -923,6 +926,7 @@ fn open_sink(spec: &[u8], ppid: u32) {
             let mut f = FILE.lock();
             f.fd = fd;
             f.off = 0;
+            f.exact = 0;
             f.closed = false;
             f.g_pos = 0;
             f.g_end = 0;
@@ -1243,7 +1247,10 @@ pub fn close_at_exit() {
     *c = [0; 3];
     f.g_end = 0;
     f.g_pos = 0;
-    // SAFETY: our descriptor; every chunk still in use by another thread ends at or below `off`.
+    // Chunks still used by other threads end at or below `exact` (only the last chunk, given
+    // back, lies between `exact` and `off`).
+    f.off = f.exact;
+    // SAFETY: our descriptor; no chunk in use extends past `off`.
     unsafe { libc::ftruncate(f.fd, f.off as libc::off_t) };
 }
 
