@@ -643,13 +643,6 @@ fn real_check(name: &str, f: real::Check) -> Option<Output> {
     Some(out)
 }
 
-/// Asserts that `out` holds no LEAK line: the program frees or keeps reachable all it allocates.
-#[track_caller]
-fn assert_no_leak(name: &str, out: &Output) {
-    let leaks: Vec<&str> = out.stderr.lines().filter(|l| l.contains("]: LEAK")).collect();
-    assert!(leaks.is_empty(), "{name}: LEAK reported: {}", out.describe());
-}
-
 #[test]
 fn real_bash_string_loop() {
     real_check("bash", real::bash_string_loop);
@@ -688,4 +681,82 @@ fn real_sort_100k_lines() {
 #[test]
 fn real_sqlite3_10k_rows() {
     real_check("sqlite3", real::sqlite3_10k_rows);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Leaks of real programs against valgrind: the unreachable bytes and blocks of our LEAK SUMMARY
+// equal valgrind's "definitely lost" + "indirectly lost" for the same command.
+
+/// (bytes, blocks) lost according to valgrind's leak summary on `stderr`.
+fn valgrind_lost(stderr: &str) -> (u64, u64) {
+    let num = |s: &str| s.replace(',', "").parse::<u64>().unwrap();
+    let mut bytes = 0;
+    let mut blocks = 0;
+    for l in stderr.lines() {
+        for kind in ["definitely lost: ", "indirectly lost: "] {
+            if let Some(i) = l.find(kind) {
+                // "definitely lost: 8,325 bytes in 30 blocks"
+                let w: Vec<&str> = l[i + kind.len()..].split_whitespace().collect();
+                bytes += num(w[0]);
+                blocks += num(w[3]);
+            }
+        }
+    }
+    (bytes, blocks)
+}
+
+/// (bytes, blocks) unreachable according to our `LEAK SUMMARY` line; (0, 0) without one.
+fn ft_malloc_lost(out: &Output) -> (u64, u64) {
+    let Some(l) = masked_stderr(out).into_iter().find(|l| l.starts_with("ft_malloc[PID]: LEAK SUMMARY: ")) else {
+        return (0, 0);
+    };
+    let w: Vec<&str> = l["ft_malloc[PID]: LEAK SUMMARY: ".len()..].split_whitespace().collect();
+    (w[0].parse().unwrap(), w[3].parse().unwrap())
+}
+
+/// Runs `program args` under MALLOC_DEBUG=1 and under valgrind, returns both outputs after
+/// checking both succeed with the same stdout and that we reported no ERROR.
+fn leaks_vs_valgrind(program: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) -> Option<(Output, Output)> {
+    let valgrind = common::require("valgrind")?;
+    let ours = common::Run::new(program).args(args).envs(envs).envs(DEBUG).go();
+    ours.assert_success();
+    assert!(error_lines(&ours).is_empty(), "{}", ours.describe());
+    let vg = common::Run::new(valgrind)
+        .args(["--leak-check=full", "--show-leak-kinds=definite,indirect"])
+        .arg(program)
+        .args(args)
+        .envs(envs)
+        .no_preload()
+        .go();
+    assert!(vg.success(), "valgrind run failed: {}", vg.describe());
+    assert!(ours.stdout == vg.stdout, "stdout differs under valgrind");
+    Some((ours, vg))
+}
+
+#[test]
+fn real_sort_leaks_match_valgrind() {
+    let Some(sort) = common::require("sort") else { return };
+    let dir = fresh_dir("sort_leaks");
+    let file = dir.join("lines.txt");
+    let mut x: u64 = 99;
+    let mut text = String::new();
+    for i in 0..20_000 {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        text.push_str(&format!("{:016x} line {i}\n", x));
+    }
+    std::fs::write(&file, text).unwrap();
+    let file = file.display().to_string();
+    let Some((ours, vg)) = leaks_vs_valgrind(&sort, &[&file], &[("LC_ALL", "C")]) else { return };
+    assert_eq!(ft_malloc_lost(&ours), valgrind_lost(&vg.stderr), "ours:\n{}\nvalgrind:\n{}", ours.stderr, vg.stderr);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn real_perl_leaks_match_valgrind() {
+    let Some(perl) = common::require("perl") else { return };
+    let script = r#"my %h; $h{"k$_"} = $_ for 1..20000; my $s = 0; $s += $h{"k$_"} for 1..20000;
+        delete $h{"k$_"} for 1..10000; print scalar(keys %h), " $s\n";"#;
+    let Some((ours, vg)) = leaks_vs_valgrind(&perl, &["-e", script], &[]) else { return };
+    assert_eq!(ours.stdout, "10000 200010000\n");
+    assert_eq!(ft_malloc_lost(&ours), valgrind_lost(&vg.stderr), "ours:\n{}\nvalgrind:\n{}", ours.stderr, vg.stderr);
 }
