@@ -1,15 +1,15 @@
 /* With fill on (MALLOC_DEBUG=1): every byte of a fresh block from malloc, realloc's grown part,
  * memalign and a block reused after free is 0xCE; calloc still returns zeroes; with canaries
  * malloc_usable_size returns the requested size. The fill of a LARGE block covers its first
- * MiB only (heap::LARGE_FILL_MAX: filling every page of a huge block on each call would cost
- * more than it finds): bytes past the first MiB of a block, and the grown part of a realloc
- * beyond it, are not checked. */
+ * bytes only (heap::LARGE_FILL_MAX, 64 KiB: filling every page of a huge block on each call
+ * would cost more than it finds): bytes past the first 64 KiB of a block, and the grown part of
+ * a realloc beyond them, are not checked. */
 #include <malloc.h>
 #include <stdint.h>
 #include <string.h>
 #include "check.h"
 
-#define FILL_MAX ((size_t)1 << 20)
+#define FILL_MAX ((size_t)64 << 10)
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 
 static void check_fill(const unsigned char *p, size_t from, size_t to) {
