@@ -231,10 +231,18 @@ pub const SMALL: u8 = 1;
 pub const LARGE_KIND: u8 = 2;
 
 pub fn zone_info(z: &Zone, idx: usize) -> Info {
+    let mut i = zone_info_lean(z, idx);
+    // SAFETY: idx < nblocks, checked by the caller (index_of).
+    i.dbg = unsafe { z.dbg(idx).map(|d| *d).unwrap_or(DebugMeta::EMPTY) };
+    i
+}
+
+/// `zone_info` without the debugging history (one cache line less on the hot paths; reports
+/// fetch the history again with `with_history`).
+fn zone_info_lean(z: &Zone, idx: usize) -> Info {
     // SAFETY: idx < nblocks, checked by index_of.
     let m = unsafe { *z.meta(idx) };
-    // SAFETY: as above.
-    let dbg = unsafe { z.dbg(idx).map(|d| *d).unwrap_or(DebugMeta::EMPTY) };
+    let dbg = DebugMeta::EMPTY;
     let slot = z.slot_addr(idx);
     Info {
         user: slot + m.front as usize,
@@ -394,7 +402,7 @@ fn allocate_cap(size: usize, cap: usize, align: usize, op: Op, caller: usize, ze
     };
     let p = match class {
         Some(c) => zone_alloc(c, size, front, op, caller, zero),
-        None => large_alloc(size, align, front, op, caller, zero),
+        None => large_alloc(size, cap.max(size), align, front, op, caller, zero),
     };
     if p.is_null() {
         sys::set_errno(libc::ENOMEM);
@@ -466,9 +474,10 @@ fn zone_alloc(c: usize, size: usize, front: usize, op: Op, caller: usize, zero: 
     user as *mut u8
 }
 
-fn large_alloc(size: usize, align: usize, front: usize, op: Op, caller: usize, zero: bool) -> *mut u8 {
+fn large_alloc(size: usize, cap: usize, align: usize, front: usize, op: Op, caller: usize, zero: bool) -> *mut u8 {
     let lay = layout();
-    let tail = if lay.tail > 0 { lay.tail.max(8) } else { 0 };
+    // Headroom for a block that grows by realloc is mapped as spare tail (pages untouched).
+    let tail = if lay.tail > 0 { lay.tail.max(8) } else { 0 } + (cap - size);
     let mut l = LARGE.lock();
     let Some((d, clean)) = l.alloc(size, align, front, tail, lay.large_guard) else {
         return core::ptr::null_mut();
@@ -500,14 +509,23 @@ fn large_alloc(size: usize, align: usize, front: usize, op: Op, caller: usize, z
     user as *mut u8
 }
 
-/// Alloc and free fill of LARGE blocks covers at most this many bytes (touching every page of a
-/// 1 GiB block on each call would cost more than it finds).
-pub const LARGE_FILL_MAX: usize = 1 << 20;
+/// Alloc fill of LARGE blocks covers at most this many bytes: touching every page of a big block
+/// on each call would cost more than it finds (fresh LARGE pages read as zero, and freed ones
+/// become inaccessible).
+pub const LARGE_FILL_MAX: usize = 64 << 10;
 
 /// A validated live block, with its lock still held.
 enum Held<'a> {
     Zone(crate::lock::Guard<'a, Arena>, *mut Zone, usize, Info),
     Large(crate::lock::Guard<'a, crate::large::LargeState>, *mut Large, Info),
+}
+
+/// `info` with the block's debugging history, read again (for a report).
+pub fn with_history(info: Info) -> Info {
+    match find(info.user) {
+        Some(full) if full.user == info.user => Info { dbg: full.dbg, ..info },
+        _ => info,
+    }
 }
 
 /// Looks `p` up and validates it under the owning lock.
@@ -541,7 +559,7 @@ fn hold(p: usize) -> Result<Held<'static>, (Bad, Option<Info>)> {
     // SAFETY: the entry is current under the arena lock, so z is a live zone of that arena.
     let zr = unsafe { &*z };
     let Some(idx) = zr.index_of(p) else { return Err((Bad::NotOurs, None)) };
-    let info = zone_info(zr, idx);
+    let info = zone_info_lean(zr, idx);
     if info.state == FREE && idx as u32 >= zr.hiwater {
         return Err((Bad::NotOurs, None));
     }
@@ -626,7 +644,7 @@ pub fn deallocate(p: usize, op: Op, caller: usize, sized: usize) -> usize {
     let held = match hold(p) {
         Ok(h) => h,
         Err((bad, info)) => {
-            report::bad_pointer(op, p, bad, info.as_ref(), caller);
+            report::bad_pointer(op, p, bad, info.map(with_history).as_ref(), caller);
             return 0;
         }
     };
@@ -636,7 +654,7 @@ pub fn deallocate(p: usize, op: Op, caller: usize, sized: usize) -> usize {
         };
         if let Some(bad) = debug_checks(&info, op, sized) {
             drop(held);
-            report::bad_block(op, p, bad, &info, caller);
+            report::bad_block(op, p, bad, &with_history(info), caller);
             // Going on (on_error=continue): a corrupted block is leaked rather than reused.
             if matches!(bad, Bad::Overflow(_) | Bad::Underflow(_)) {
                 return 0;
@@ -759,7 +777,7 @@ pub fn quarantine_release(p: usize) {
     // SAFETY: live zone under its arena lock.
     let Some(idx) = (unsafe { (*z).index_of(p) }) else { return };
     // SAFETY: as above.
-    let info = zone_info(unsafe { &*z }, idx);
+    let info = zone_info_lean(unsafe { &*z }, idx);
     if info.state != QUARANTINED || info.user != p {
         return;
     }
@@ -776,7 +794,7 @@ pub fn quarantine_release(p: usize) {
     }
     drop(a);
     if let Some(addr) = bad {
-        report::write_after_free(&info, addr);
+        report::write_after_free(&with_history(info), addr);
     }
 }
 
@@ -801,7 +819,7 @@ pub fn reallocate(p: usize, n: usize, op: Op, caller: usize) -> *mut u8 {
     let held = match hold(p) {
         Ok(h) => h,
         Err((bad, info)) => {
-            report::bad_pointer(op, p, bad, info.as_ref(), caller);
+            report::bad_pointer(op, p, bad, info.map(with_history).as_ref(), caller);
             return core::ptr::null_mut();
         }
     };
@@ -811,7 +829,7 @@ pub fn reallocate(p: usize, n: usize, op: Op, caller: usize) -> *mut u8 {
     if cfg.enabled {
         if let Some(bad) = debug_checks(&info, op, 0) {
             drop(held);
-            report::bad_block(op, p, bad, &info, caller);
+            report::bad_block(op, p, bad, &with_history(info), caller);
             return core::ptr::null_mut();
         }
         if crate::guard::is_guarded(&info) {
@@ -849,6 +867,23 @@ pub fn reallocate(p: usize, n: usize, op: Op, caller: usize) -> *mut u8 {
                 if let Some(q) = unsafe { l.resize(d, n, 0) } {
                     return q as *mut u8;
                 }
+            } else if n > SMALL_MAX / 2 && n + lay.tail.max(8) <= info.slot_end - info.user {
+                // Debugging on: the block still fits its mapping (before the guard region).
+                // SAFETY: d is a used descriptor under the LARGE lock.
+                unsafe { (*d).size = n };
+                l.live_bytes = l.live_bytes - info.size + n;
+                drop(l);
+                // SAFETY: the mapping up to slot_end is ours and accessible.
+                unsafe {
+                    if n > info.size && lay.fill {
+                        let f = (n - info.size).min(LARGE_FILL_MAX);
+                        core::ptr::write_bytes((p + info.size) as *mut u8, ALLOC_FILL, f);
+                    }
+                    if lay.tail > 0 {
+                        canary::write(p + n, info.slot_end.min(p + n + sys::page_size()));
+                    }
+                }
+                return p as *mut u8;
             }
             drop(l);
             move_block(p, &info, n, op, caller)
@@ -879,7 +914,7 @@ pub fn usable_size(p: usize, caller: usize) -> usize {
     let held = match hold(p) {
         Ok(h) => h,
         Err((bad, info)) => {
-            report::bad_pointer(Op::UsableSize, p, bad, info.as_ref(), caller);
+            report::bad_pointer(Op::UsableSize, p, bad, info.map(with_history).as_ref(), caller);
             return 0;
         }
     };
@@ -889,7 +924,7 @@ pub fn usable_size(p: usize, caller: usize) -> usize {
     drop(held);
     if cfg.enabled && cfg.check {
         if let Some(bad) = debug_checks(&info, Op::UsableSize, 0) {
-            report::bad_block(Op::UsableSize, p, bad, &info, caller);
+            report::bad_block(Op::UsableSize, p, bad, &with_history(info), caller);
             return 0;
         }
     }

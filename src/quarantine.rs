@@ -2,15 +2,18 @@
 //! slot can be reused, so a double free or a write after free is still visible. A block leaving
 //! the quarantine has its free fill verified (`heap::quarantine_release`).
 //!
+//! The quarantine is split in `SHARDS` rings (picked by the freeing thread's arena), each with
+//! its share of the budget, so threads that free at the same time do not queue on one lock.
+//!
 //! # Invariants
-//! The ring is mapped once, on first use. Entries are user pointers of blocks whose state is
+//! A ring is mapped once, on first use. Entries are user pointers of blocks whose state is
 //! QUARANTINED. Releases happen after this lock is dropped (they take arena locks).
 
 use crate::lock::Mutex;
-use crate::pagemap;
 use crate::sys;
 
-const CAP: usize = 1 << 16;
+const SHARDS: usize = 4;
+const CAP: usize = 1 << 14;
 const EVICT_BATCH: usize = 16;
 
 struct Ring {
@@ -22,20 +25,25 @@ struct Ring {
 // SAFETY: the ring is only touched under its lock.
 unsafe impl Send for Ring {}
 
-static Q: Mutex<Ring> = Mutex::new(Ring { buf: core::ptr::null_mut(), head: 0, len: 0, bytes: 0 });
+static QS: [Mutex<Ring>; SHARDS] = [const { Mutex::new(Ring { buf: core::ptr::null_mut(), head: 0, len: 0, bytes: 0 }) }; SHARDS];
+
+fn shard() -> &'static Mutex<Ring> {
+    // SAFETY: our own TLS block.
+    let a = unsafe { (*crate::tls::state()).arena } as usize;
+    &QS[a % SHARDS]
+}
 
 /// Puts a freed block in quarantine; releases the oldest ones beyond the budget.
 pub fn push(p: usize, size: usize) {
-    let budget = crate::config::get().quarantine as usize;
+    let budget = crate::config::get().quarantine as usize / SHARDS;
     let mut out = [0usize; EVICT_BATCH];
     let mut n = 0;
     {
-        let mut q = Q.lock();
+        let mut q = shard().lock();
         if q.buf.is_null() {
             let bytes = CAP * core::mem::size_of::<(usize, usize)>();
-            match sys::map(bytes) {
+            match sys::map_internal(bytes) {
                 Some(b) => {
-                    pagemap::set_range(b as usize, bytes, pagemap::META);
                     q.buf = b as *mut (usize, usize);
                 }
                 None => {
@@ -67,9 +75,15 @@ pub fn push(p: usize, size: usize) {
 
 /// Releases everything (at exit, so the fills are verified), oldest first.
 pub fn drain() {
+    for q in QS.iter() {
+        drain_one(q);
+    }
+}
+
+fn drain_one(q: &Mutex<Ring>) {
     loop {
         let e = {
-            let mut q = Q.lock();
+            let mut q = q.lock();
             if q.len == 0 {
                 return;
             }
@@ -86,29 +100,41 @@ pub fn drain() {
 
 /// Calls `f` for every quarantined pointer (check_every, dumps). Takes the lock briefly.
 pub fn for_each(mut f: impl FnMut(usize, usize)) {
-    let Some(q) = Q.try_lock(100) else { return };
-    for i in 0..q.len {
-        // SAFETY: index inside the ring.
-        let (p, s) = unsafe { *q.buf.add((q.head + i) % CAP) };
-        f(p, s);
+    for q in QS.iter() {
+        let Some(q) = q.try_lock(100) else { continue };
+        for i in 0..q.len {
+            // SAFETY: index inside the ring.
+            let (p, s) = unsafe { *q.buf.add((q.head + i) % CAP) };
+            f(p, s);
+        }
     }
 }
 
 pub fn stats() -> (usize, usize) {
-    match Q.try_lock(100) {
-        Some(q) => (q.len, q.bytes),
-        None => (0, 0),
+    let (mut n, mut b) = (0, 0);
+    for q in QS.iter() {
+        if let Some(q) = q.try_lock(100) {
+            n += q.len;
+            b += q.bytes;
+        }
     }
+    (n, b)
 }
 
 pub fn lock_forever() {
-    Q.lock_forever();
+    for q in QS.iter() {
+        q.lock_forever();
+    }
 }
 pub fn unlock_forever() {
-    // SAFETY: taken by lock_forever on this thread (fork prepare).
-    unsafe { Q.force_unlock() };
+    for q in QS.iter() {
+        // SAFETY: taken by lock_forever on this thread (fork prepare).
+        unsafe { q.force_unlock() };
+    }
 }
 pub fn reset() {
-    // SAFETY: fork child, single thread.
-    unsafe { Q.reset() };
+    for q in QS.iter() {
+        // SAFETY: fork child, single thread.
+        unsafe { q.reset() };
+    }
 }
