@@ -66,7 +66,7 @@ fn block_of(w: usize) -> Option<(*mut u8, usize, usize)> {
 
 impl Scan {
     fn visit(&mut self, w: usize) {
-        if w < self.lo || w >= self.hi {
+        if w <= self.lo || w >= self.hi {
             return;
         }
         if let Some((st, user, size)) = block_of(w) {
@@ -210,9 +210,10 @@ fn scan_and_report(all: bool) -> usize {
         pagemap::set_range(stack as usize, stack_bytes, pagemap::META);
     }
     let mut s = Scan { stack, len: 0, overflow: false, lo: usize::MAX, hi: 0 };
-    // Bounds of our blocks (a cheap filter before the page map).
+    // Bounds of our blocks (a cheap filter before the page map). `lo` is kept one below the
+    // lowest block: this frame is scanned too, and must not hold a block's own address.
     for_each_used(|_, user, size, _, _, _, _| {
-        s.lo = s.lo.min(user);
+        s.lo = s.lo.min(user - 1);
         s.hi = s.hi.max(user + size.max(1));
     });
     let sp = {

@@ -380,7 +380,6 @@ fn leak_planted() {
 /// The leaked block is the live block at the lowest address (dropped from a global array of 20,
 /// the others kept): found like any other.
 #[test]
-#[ignore = "library bug: the leak scan reads its own stack frame, whose Scan.lo holds the lowest live block's address: that block is never reported"]
 fn leak_of_lowest_block() {
     let out = run("leak_of_lowest_block", &["lowest"], DEBUG);
     assert_one_5000_byte_leak(&out);
@@ -461,7 +460,6 @@ fn on_error_continue_dedupes() {
 }
 
 #[test]
-#[ignore = "library bug: on_error=exit:N calls _exit from the library's fini, before stdio is flushed: the program's buffered stdout is lost"]
 fn on_error_exit_3() {
     let out = run("double_free_tiny", &[], &[("MALLOC_DEBUG", "1,on_error=exit:3")]);
     assert_eq!(out.status, Some(3), "{}", out.describe());
@@ -736,7 +734,6 @@ fn leaks_vs_valgrind(program: &std::path::Path, args: &[&str], envs: &[(&str, &s
 }
 
 #[test]
-#[ignore = "library bug: sort's 16-byte leak is missed whenever it is the lowest live block (see leak_of_lowest_block), in about 1 run of 3"]
 fn real_sort_leaks_match_valgrind() {
     let Some(sort) = common::require("sort") else { return };
     let dir = fresh_dir("sort_leaks");
