@@ -468,6 +468,8 @@ static FILE: Mutex<FileState> =
 /// The log spec (path with %p, kept for the fork child).
 static SPEC: crate::config::Once<crate::config::Path> = crate::config::Once::new(crate::config::Path::NONE);
 static KEY: AtomicU64 = AtomicU64::new(u64::MAX);
+/// CHUNK bytes of an anonymous mapping never written: the source of the zeros of a new chunk.
+static ZERO: AtomicPtr<u8> = AtomicPtr::new(core::ptr::null_mut());
 
 /// Expands `%p` to the pid into `out` (NUL terminated); returns the length.
 fn expand(spec: &[u8], out: &mut [u8; 512]) -> usize {
@@ -531,8 +533,14 @@ fn new_chunk(f: &mut FileState) -> Option<(usize, usize, u64)> {
     }
     let start = f.off;
     let end = start.checked_add(CHUNK)?;
+    // Create the chunk's pages in the page cache with one write of zeros (from an untouched
+    // anonymous mapping): much cheaper than letting every first store fault a page of a hole
+    // in (measured: 250 -> 185 ns of CPU per event). It also extends the file.
+    let z = ZERO.load(Ordering::Relaxed);
+    // SAFETY: z is CHUNK readable bytes (or null, then skipped); pwrite on our descriptor.
+    let written = !z.is_null() && unsafe { libc::pwrite(f.fd, z as *const libc::c_void, CHUNK as usize, start as libc::off_t) } == CHUNK as isize;
     // SAFETY: ftruncate on our own descriptor.
-    if unsafe { libc::fallocate(f.fd, 0, start as libc::off_t, CHUNK as libc::off_t) } != 0 && unsafe { libc::ftruncate(f.fd, end as libc::off_t) } != 0 {
+    if !written && unsafe { libc::ftruncate(f.fd, end as libc::off_t) } != 0 {
         return None;
     }
     let p = sys::map_shared_fd(CHUNK as usize, f.fd, start as i64)?;
@@ -896,6 +904,9 @@ pub fn init(c: &Config) {
     }
     // SAFETY: single-threaded init.
     unsafe { SPEC.set(c.log) };
+    if let Some(z) = sys::map_internal(CHUNK as usize) {
+        ZERO.store(z, Ordering::Relaxed);
+    }
     let mut key: libc::pthread_key_t = 0;
     // SAFETY: key is a valid out-parameter; thread_exit is a valid destructor for the process's life.
     if unsafe { libc::pthread_key_create(&mut key, Some(thread_exit)) } == 0 {
