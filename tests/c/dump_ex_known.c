@@ -55,6 +55,7 @@ int main(int argc, char **argv) {
     cmd("frobnicate");
     cmd("hexdump");
     cmd("hexdump nothex");
+    fprintf(stderr, "ADDR stack %p\n", (void *)&buf);
     snprintf(buf, sizeof buf, "hexdump %p", (void *)&buf);
     cmd(buf);
     cmd("hexdump 0x0");
