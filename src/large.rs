@@ -218,39 +218,49 @@ impl LargeState {
         }
         let a = align.max(16);
         let user = (base + front + a - 1) & !(a - 1);
-        // SAFETY: d is a fresh descriptor from the slab.
+        let desc = Large {
+            map_base: base,
+            map_len: got_len,
+            usable_len,
+            lo: base,
+            guarded: 0,
+            user,
+            size,
+            align,
+            state: crate::block::USED,
+            origin: 0,
+            dirty,
+            next: core::ptr::null_mut(),
+            prev: core::ptr::null_mut(),
+            dbg: DebugMeta::EMPTY,
+        };
+        self.publish(d, desc)?;
+        Some((d, !dirty))
+    }
+
+    /// Writes a fresh descriptor, links it and enters its pages in the page map; on failure
+    /// gives everything back (the mapping is unmapped).
+    fn publish(&mut self, d: *mut Large, desc: Large) -> Option<()> {
+        let (base, len, size) = (desc.map_base, desc.map_len, desc.size);
+        // SAFETY: d is a fresh descriptor from the slab, under the LARGE lock.
         unsafe {
-            d.write(Large {
-                map_base: base,
-                map_len: got_len,
-                usable_len,
-                lo: base,
-                guarded: 0,
-                user,
-                size,
-                align,
-                state: crate::block::USED,
-                origin: 0,
-                dirty,
-                next: self.live,
-                prev: core::ptr::null_mut(),
-                dbg: DebugMeta::EMPTY,
-            });
+            d.write(desc);
+            (*d).next = self.live;
             if !self.live.is_null() {
                 (*self.live).prev = d;
             }
         }
         self.live = d;
-        if !pagemap::set_range(base, got_len, d as usize | 1) {
+        if !pagemap::set_range(base, len, d as usize | 1) {
             self.unlink(d);
-            pagemap::clear_range(base, got_len);
-            self.put_mapping(base, got_len, false);
+            pagemap::clear_range(base, len);
+            self.put_mapping(base, len, false);
             self.release_desc(d);
             return None;
         }
         self.live_bytes += size;
         self.live_count += 1;
-        Some((d, !dirty))
+        Some(())
     }
 
     /// A guarded block (MALLOC_DEBUG=guard): its own mapping with a PROT_NONE page right after
@@ -298,38 +308,23 @@ impl LargeState {
             let hi = base + data_len;
             (base, hi, (hi - size) & !(a - 1))
         };
-        // SAFETY: d is a fresh descriptor from the slab.
-        unsafe {
-            d.write(Large {
-                map_base: base,
-                map_len,
-                usable_len: hi - base,
-                lo,
-                guarded: if below { 2 } else { 1 },
-                user,
-                size,
-                align,
-                state: crate::block::USED,
-                origin: 0,
-                dirty: false,
-                next: self.live,
-                prev: core::ptr::null_mut(),
-                dbg: DebugMeta::EMPTY,
-            });
-            if !self.live.is_null() {
-                (*self.live).prev = d;
-            }
-        }
-        self.live = d;
-        if !pagemap::set_range(base, map_len, d as usize | 1) {
-            self.unlink(d);
-            pagemap::clear_range(base, map_len);
-            self.put_mapping(base, map_len, false);
-            self.release_desc(d);
-            return None;
-        }
-        self.live_bytes += size;
-        self.live_count += 1;
+        let desc = Large {
+            map_base: base,
+            map_len,
+            usable_len: hi - base,
+            lo,
+            guarded: if below { 2 } else { 1 },
+            user,
+            size,
+            align,
+            state: crate::block::USED,
+            origin: 0,
+            dirty: false,
+            next: core::ptr::null_mut(),
+            prev: core::ptr::null_mut(),
+            dbg: DebugMeta::EMPTY,
+        };
+        self.publish(d, desc)?;
         Some(d)
     }
 

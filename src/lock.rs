@@ -106,6 +106,7 @@ impl<T> Mutex<T> {
     /// Access without the lock.
     /// # Safety
     /// The caller guarantees exclusive access (init before Ready, or a read-only best-effort dump).
+    #[allow(clippy::mut_from_ref)] // the caller guarantees exclusivity (see # Safety)
     pub unsafe fn get_unlocked(&self) -> &mut T {
         // SAFETY: the caller guarantees exclusivity.
         unsafe { &mut *self.data.get() }

@@ -155,6 +155,7 @@ impl Zone {
     /// # Safety
     /// `i < nblocks`.
     #[inline]
+    #[allow(clippy::mut_from_ref)] // the metadata lives outside `Zone`; callers hold the arena lock
     pub unsafe fn meta(&self, i: usize) -> &mut BlockMeta {
         // SAFETY: i < nblocks and the meta array has nblocks entries.
         unsafe { &mut *self.meta.add(i) }
@@ -163,6 +164,7 @@ impl Zone {
     /// # Safety
     /// `i < nblocks`; the zone has debug metadata.
     #[inline]
+    #[allow(clippy::mut_from_ref)] // as for `meta`
     pub unsafe fn dbg(&self, i: usize) -> Option<&mut DebugMeta> {
         if self.dbg.is_null() {
             return None;
