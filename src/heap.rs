@@ -87,6 +87,9 @@ fn layout() -> &'static Layout {
 /// Sets the number of arenas (init).
 pub fn init_arenas(ncpu: usize) {
     NARENAS.store((ncpu * 2).clamp(1, MAX_ARENAS), Ordering::Relaxed);
+    // Warm the first arena's page at start (every program allocates): the first malloc then
+    // faults only on its zone.
+    drop(ARENAS[0].lock());
 }
 
 #[inline]

@@ -68,6 +68,11 @@ fn init() {
     // SAFETY: single-threaded init (module invariant).
     unsafe { config::set(c) };
     if !c.enabled {
+        // The plain layout, written now so that the first malloc finds its page present.
+        // SAFETY: single-threaded init.
+        unsafe {
+            heap::LAYOUT.set(Layout { front: 0, tail: 0, fill: false, debug_meta: false, zone_guards: false, large_guard: 0 })
+        };
         return;
     }
     // Reports must survive a program that closes stderr in an atexit handler.

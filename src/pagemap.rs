@@ -26,6 +26,12 @@ static SHIFT: AtomicUsize = AtomicUsize::new(12);
 
 pub fn init() {
     SHIFT.store(sys::page_size().trailing_zeros() as usize, Ordering::Relaxed);
+    // Warm the first-level slot of the region where the kernel places mappings (next to this
+    // library's own code): the first zone's entry almost surely shares its page, so the first
+    // malloc does not fault on our table. Init is single-threaded, so the store races nothing.
+    if let Some((i1, _)) = split(init as *const () as usize) {
+        L1[i1].store(L1[i1].load(Ordering::Relaxed), Ordering::Relaxed);
+    }
 }
 
 #[inline]
@@ -58,10 +64,9 @@ fn leaf_for(i1: usize) -> Option<*mut AtomicUsize> {
     let bytes = L2_LEN * core::mem::size_of::<AtomicUsize>();
     let fresh = sys::map(bytes)? as *mut AtomicUsize;
     match L1[i1].compare_exchange(core::ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
-        Ok(_) => {
-            set_range(fresh as usize, bytes, META);
-            Some(fresh)
-        }
+        // Not entered as META: a leaf holds only addresses of zone headers and descriptors,
+        // never of blocks, and writing 512 entries would touch pages for nothing.
+        Ok(_) => Some(fresh),
         Err(other) => {
             // SAFETY: `fresh` was mapped just above and never published.
             unsafe { sys::unmap(fresh as *mut u8, bytes) };
