@@ -384,6 +384,7 @@ fn allocate_cap(size: usize, cap: usize, align: usize, op: Op, caller: usize, ze
         }
         if crate::guard::wants(size, align) {
             if let Some(p) = crate::guard::allocate(size, align, op, caller, zero) {
+                crate::stats::add_live(size);
                 return p as *mut u8;
             }
         }
@@ -409,6 +410,8 @@ fn allocate_cap(size: usize, cap: usize, align: usize, op: Op, caller: usize, ze
     };
     if p.is_null() {
         sys::set_errno(libc::ENOMEM);
+    } else if cfg.enabled {
+        crate::stats::add_live(size);
     }
     p
 }
@@ -665,13 +668,21 @@ pub fn deallocate(p: usize, op: Op, caller: usize, sized: usize) -> usize {
             return deallocate_unchecked(p, op, caller);
         }
     }
-    finish_free(held, op, caller)
+    let size = finish_free(held, op, caller);
+    if cfg.enabled {
+        crate::stats::sub_live(size);
+    }
+    size
 }
 
 /// Frees a block whose debug checks were already reported.
 fn deallocate_unchecked(p: usize, op: Op, caller: usize) -> usize {
     match hold(p) {
-        Ok(h) => finish_free(h, op, caller),
+        Ok(h) => {
+            let size = finish_free(h, op, caller);
+            crate::stats::sub_live(size);
+            size
+        }
         Err(_) => 0,
     }
 }
@@ -851,6 +862,10 @@ pub fn reallocate(p: usize, n: usize, op: Op, caller: usize) -> *mut u8 {
                 unsafe { (*z).meta(idx).size = n as u16 };
                 a.live_bytes = a.live_bytes - info.size + n;
                 drop(a);
+                if cfg.enabled {
+                    crate::stats::sub_live(info.size);
+                    crate::stats::add_live(n);
+                }
                 if lay.tail > 0 {
                     // SAFETY: the slot is ours; the tail moves with the new size.
                     unsafe { canary::write(p + n, info.slot_end) };
@@ -868,6 +883,10 @@ pub fn reallocate(p: usize, n: usize, op: Op, caller: usize) -> *mut u8 {
             if lay.front == 0 && lay.tail == 0 && n > SMALL_MAX / 2 {
                 // SAFETY: d is a used descriptor without front offset or guard.
                 if let Some(q) = unsafe { l.resize(d, n, 0) } {
+                    if cfg.enabled {
+                        crate::stats::sub_live(info.size);
+                        crate::stats::add_live(n);
+                    }
                     return q as *mut u8;
                 }
             } else if n > SMALL_MAX / 2 && n + lay.tail.max(8) <= info.slot_end - info.user {
@@ -876,6 +895,8 @@ pub fn reallocate(p: usize, n: usize, op: Op, caller: usize) -> *mut u8 {
                 unsafe { (*d).size = n };
                 l.live_bytes = l.live_bytes - info.size + n;
                 drop(l);
+                crate::stats::sub_live(info.size);
+                crate::stats::add_live(n);
                 // SAFETY: the mapping up to slot_end is ours and accessible.
                 unsafe {
                     if n > info.size && lay.fill {
