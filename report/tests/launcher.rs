@@ -1,5 +1,6 @@
 //! scripts/ft-malloc, driven with a stand-in library (tests/c/fake_ftmalloc.c) that writes the
-//! log of docs/LOGFORMAT.md, until the real libft_malloc.so writes logs.
+//! log of docs/LOGFORMAT.md (its reports and failures can be planted), and with the real
+//! libft_malloc.so (`real_library_*`).
 
 mod common;
 use common::*;
@@ -203,10 +204,10 @@ fn real_library_reports_are_symbolized() {
     assert!(err.contains("killed by signal 6 (ABRT)"), "{err}");
 }
 
-/// End to end with the real library: needs libft_malloc.so to write the log of
-/// docs/LOGFORMAT.md and show_alloc_mem() (not written yet).
+/// End to end with the real library: the launcher runs the program with libft_malloc.so writing
+/// its log (`--trace`), the library's LEAK report and the reader's summary (from the log) both
+/// name the leak's file:line, and the kept log is read by `report leaks`.
 #[test]
-#[ignore = "needs the real libft_malloc.so writing MALLOC_DEBUG=log= logs (not implemented yet)"]
 fn real_library_end_to_end() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let d = tmpdir("launch-real");
@@ -216,6 +217,8 @@ fn real_library_end_to_end() {
     let o = Command::new(launcher())
         .current_dir(&root)
         .env("FT_MALLOC_REPORT", BIN)
+        .env("FT_MALLOC_LIB", real_lib())
+        .env_remove("MALLOC_DEBUG")
         .args(["--leaks", "--trace"])
         .arg(&log)
         .arg("--")
@@ -225,6 +228,34 @@ fn real_library_end_to_end() {
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "{err}");
-    let line = line_of(&c_src("leak.c"), "LEAK-LINE");
-    assert!(err.contains(&format!("leak.c:{line})")), "{err}");
+    let src = c_src("leak.c");
+    let line = line_of(&src, "LEAK-LINE");
+    let at = format!("make_name ({}:{line})", src.display());
+    // The program's own stderr, passed through.
+    assert!(err.contains("stderr line one\nno newline at the end"), "{err}");
+    // The library's report at exit (MALLOC_DEBUG=1,log=...,leaks).
+    assert!(err.contains(&format!("LEAK: 39 bytes in 3 block(s) allocated by malloc() from {at}")), "{err}");
+    // The summary, from the log.
+    assert!(err.contains("errors     0 reported"), "{err}");
+    assert!(err.contains("status     exit 0"), "{err}");
+    assert!(err.contains("4 allocations, 1039 bytes in all; 39 bytes in 3 blocks live at the end"), "{err}");
+    assert!(err.contains("leaks      39 bytes in 3 blocks never freed, from 1 site"), "{err}");
+    assert!(err.contains(&format!("39 bytes in 3 blocks at {at}")), "{err}");
+    let logs: Vec<PathBuf> = std::fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("real."))
+        .collect();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    assert!(err.contains(&format!("log        {}", logs[0].display())), "{err}");
+    let text = std::fs::read_to_string(&logs[0]).unwrap();
+    assert!(text.starts_with("# ft_malloc log v1\n"), "{text}");
+    assert!(text.contains(&format!("# debug 1,log={},leaks\n", log.display())), "{text}");
+    assert_eq!(text.lines().filter(|l| l.starts_with("E ")).count(), 5, "{text}");
+    // The kept log, through `ft-malloc report`.
+    let rep = Command::new(launcher()).env("FT_MALLOC_REPORT", BIN).args(["report", "leaks"]).arg(&logs[0]).output().unwrap();
+    let out = String::from_utf8_lossy(&rep.stdout);
+    assert!(rep.status.success(), "{out}");
+    assert!(out.contains("39 bytes in 3 blocks (13 bytes each)"), "{out}");
+    assert!(out.contains(&format!("at {at}")), "{out}");
 }

@@ -91,3 +91,51 @@ pub fn nm(file: &Path, sym: &str) -> u64 {
 }
 
 pub const HEADER: &str = "# ft_malloc log v1\n# program /tmp/a.out\n# pid 31337\n# ppid 1\n# page_size 4096\n# start_ns 5123456789\n";
+
+/// The real libft_malloc.so: `$FT_MALLOC_LIB` when set, else `target/release/libft_malloc.so`
+/// of the target directory these tests were built in (`$CARGO_TARGET_DIR` or the workspace's
+/// `target/`), after `cargo build --release -p ft_malloc` (once per test process: a no-op when
+/// it is up to date, and it builds the library when it is missing or stale; `cargo test`
+/// alone does not build a cdylib).
+pub fn real_lib() -> &'static Path {
+    static LIB: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    LIB.get_or_init(|| {
+        if let Some(p) = std::env::var_os("FT_MALLOC_LIB") {
+            let p = PathBuf::from(p);
+            assert!(p.is_file(), "FT_MALLOC_LIB={} is not a file", p.display());
+            return std::fs::canonicalize(&p).unwrap();
+        }
+        // target/<profile>/deps/<test exe>
+        let exe = std::env::current_exe().unwrap();
+        let target = exe.parent().and_then(Path::parent).and_then(Path::parent).expect("target dir").to_path_buf();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let o = Command::new(env!("CARGO"))
+            .args(["build", "--release", "--quiet", "-p", "ft_malloc", "--target-dir"])
+            .arg(&target)
+            .current_dir(&root)
+            .env_remove("LD_PRELOAD")
+            .env_remove("MALLOC_DEBUG")
+            .output()
+            .expect("cargo build --release -p ft_malloc");
+        assert!(o.status.success(), "cargo build --release -p ft_malloc failed:\n{}", String::from_utf8_lossy(&o.stderr));
+        let lib = target.join("release/libft_malloc.so");
+        assert!(lib.is_file(), "{} not built", lib.display());
+        lib
+    })
+}
+
+/// Runs `exe args` with the real library preloaded and `MALLOC_DEBUG=debug`.
+pub fn run_preloaded(exe: &Path, args: &[&str], debug: &str) -> Run {
+    let o = Command::new(exe)
+        .args(args)
+        .env("LD_PRELOAD", real_lib())
+        .env("MALLOC_DEBUG", debug)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    Run {
+        status: o.status,
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
