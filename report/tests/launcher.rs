@@ -182,6 +182,8 @@ fn interrupt_reaches_the_program_and_the_summary_is_printed() {
 #[test]
 fn real_library_reports_are_symbolized() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    // Built (and up to date) before the launcher looks for it by itself (FT_MALLOC_LIB unset).
+    real_lib();
     let d = tmpdir("launch-real-df");
     let exe = d.join("double free");
     cc(&c_src("double_free.c"), &exe, &[]);
