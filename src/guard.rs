@@ -53,8 +53,9 @@ pub fn init(c: &config::Config) {
         used += 1;
         true
     });
-    // Keep a quarter of the limit (and 1000 more) for the program and for our zones.
-    let budget = (max - max / 4).saturating_sub(used + 1000);
+    // Keep half of the limit (and 1000 more) for the program and for our zones and LARGE
+    // blocks, whose guard regions split mappings too.
+    let budget = (max / 2).saturating_sub(used + 1000);
     BUDGET.store(budget, Ordering::Relaxed);
     ON.store(true, Ordering::Relaxed);
 }
@@ -99,9 +100,17 @@ pub fn wants(_size: usize, _align: usize) -> bool {
         }
     }
     if VMAS.load(Ordering::Relaxed) + 2 > BUDGET.load(Ordering::Relaxed) {
+        // Freed blocks give way first: the oldest leave the address-space quarantine.
+        while VMAS.load(Ordering::Relaxed) + 2 > BUDGET.load(Ordering::Relaxed) {
+            if !release_oldest() {
+                break;
+            }
+        }
+    }
+    if VMAS.load(Ordering::Relaxed) + 2 > BUDGET.load(Ordering::Relaxed) {
         if !WARNED.swap(true, Ordering::Relaxed) {
             let mut l: Line<256> = Line::new();
-            prefix(&mut l).s(b"WARNING: guard: mapping budget spent (").u(VMAS.load(Ordering::Relaxed) as u64);
+            prefix(&mut l).s(b"WARNING: guard: mapping budget spent by live blocks (").u(VMAS.load(Ordering::Relaxed) as u64);
             l.s(b" mappings, vm.max_map_count leaves no more); further blocks get canaries instead of guard pages\n");
             l.report();
         }
@@ -111,7 +120,7 @@ pub fn wants(_size: usize, _align: usize) -> bool {
 }
 
 /// Allocates a guarded block; None falls back to the ordinary path.
-pub fn allocate(size: usize, align: usize, op: Op, caller: usize, zero: bool) -> Option<usize> {
+pub fn allocate(size: usize, cap: usize, align: usize, op: Op, caller: usize, zero: bool) -> Option<usize> {
     let c = config::get();
     let (below, exact) = match c.guard {
         Guard::Below => (true, false),
@@ -119,7 +128,7 @@ pub fn allocate(size: usize, align: usize, op: Op, caller: usize, zero: bool) ->
         _ => (false, false),
     };
     let mut l = LARGE.lock();
-    let d = l.alloc_guarded(size, align, below, exact)?;
+    let d = l.alloc_guarded(size, cap, align, below, exact)?;
     // SAFETY: d is the fresh descriptor, under the LARGE lock.
     let (user, lo, hi) = unsafe {
         (*d).origin = op as u8;
@@ -147,8 +156,6 @@ pub fn is_guarded(info: &Info) -> bool {
 /// A freed guarded block (already PROT_NONE and QUARANTINED) enters the address-space
 /// quarantine; the oldest ones beyond the bounds are released.
 pub fn retire(p: usize, size: usize) {
-    // All PROT_NONE now: the data and guard mappings merged into one.
-    VMAS.fetch_sub(1, Ordering::Relaxed);
     let page = sys::page_size();
     let cost = size.next_multiple_of(page) + page;
     let mut out = [0usize; 8];
@@ -181,9 +188,27 @@ pub fn retire(p: usize, size: usize) {
     }
 }
 
+/// Unmaps the oldest freed guarded block; false if there is none.
+fn release_oldest() -> bool {
+    let p = {
+        let mut r = RING.lock();
+        if r.len == 0 {
+            return false;
+        }
+        let h = r.head;
+        let (p, cost) = r.buf[h];
+        r.bytes -= cost;
+        r.head = (h + 1) % RING_CAP;
+        r.len -= 1;
+        p
+    };
+    crate::heap::quarantine_release(p);
+    true
+}
+
 /// A guarded block was unmapped for good.
 pub fn unmapped() {
-    VMAS.fetch_sub(1, Ordering::Relaxed);
+    VMAS.fetch_sub(2, Ordering::Relaxed);
 }
 
 pub fn lock_forever() {

@@ -383,7 +383,7 @@ fn allocate_cap(size: usize, cap: usize, align: usize, op: Op, caller: usize, ze
             crate::check::maybe_check_all();
         }
         if crate::guard::wants(size, align) {
-            if let Some(p) = crate::guard::allocate(size, align, op, caller, zero) {
+            if let Some(p) = crate::guard::allocate(size, cap, align, op, caller, zero) {
                 crate::stats::add_live(size);
                 return p as *mut u8;
             }
@@ -847,7 +847,25 @@ pub fn reallocate(p: usize, n: usize, op: Op, caller: usize) -> *mut u8 {
             return core::ptr::null_mut();
         }
         if crate::guard::is_guarded(&info) {
-            drop(held);
+            if let Held::Large(mut l, d, _) = held {
+                // SAFETY: d is a used guarded descriptor under the LARGE lock.
+                if let Some(q) = unsafe { l.resize_guarded(d, n) } {
+                    // SAFETY: as above.
+                    let (lo, hi) = unsafe { ((*d).lo, (*d).map_base + (*d).usable_len) };
+                    drop(l);
+                    // SAFETY: [lo, hi) is the accessible part of the block's own mapping.
+                    unsafe {
+                        canary::write(q + n, hi);
+                        canary::write(lo.max(q.saturating_sub(16)), q);
+                        if lay.fill && n > info.size {
+                            core::ptr::write_bytes((q + info.size) as *mut u8, ALLOC_FILL, (n - info.size).min(LARGE_FILL_MAX));
+                        }
+                    }
+                    crate::stats::sub_live(info.size);
+                    crate::stats::add_live(n);
+                    return q as *mut u8;
+                }
+            }
             return move_block(p, &info, n, op, caller);
         }
     }

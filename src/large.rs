@@ -53,6 +53,19 @@ pub struct LargeState {
 // SAFETY: the raw pointers are only followed under the LARGE lock.
 unsafe impl Send for LargeState {}
 
+/// Alignment of a guarded block: an explicit one is kept; otherwise the natural alignment of
+/// the size between 8 and 16 (an object of N bytes cannot need more than the largest power of
+/// two dividing N), or 1 with `guard=exact`.
+fn guarded_align(size: usize, align: usize, exact: bool) -> usize {
+    if align > 0 {
+        return align.max(if exact { 1 } else { 8 }).next_power_of_two();
+    }
+    if exact {
+        return 1;
+    }
+    if size == 0 { 16 } else { (1usize << size.trailing_zeros()).clamp(8, 16) }
+}
+
 const CACHE_SLOTS: usize = 32;
 const CACHE_MIN_BYTES: usize = 4 << 20;
 const CACHE_MAX_BYTES: usize = 256 << 20;
@@ -271,22 +284,18 @@ impl LargeState {
     /// that, between 8 and 16 bytes: sizes that are multiples of 8 end exactly at the guard, and
     /// the 1–7 bytes of gap of other sizes are canary. `exact` drops alignment entirely (1 byte),
     /// so every block ends at its guard — some programs assume 8- or 16-byte aligned results.
-    pub fn alloc_guarded(&mut self, size: usize, align: usize, below: bool, exact: bool) -> Option<*mut Large> {
+    pub fn alloc_guarded(&mut self, size: usize, cap: usize, align: usize, below: bool, exact: bool) -> Option<*mut Large> {
         let page = sys::page_size();
-        let natural = if size == 0 { 16 } else { (1usize << size.trailing_zeros()).clamp(8, 16) };
-        let a = if align > 16 {
-            align
-        } else if exact {
-            1
-        } else {
-            natural.max(align)
-        };
+        let a = guarded_align(size, align, exact);
+        // Big blocks get a wide inaccessible region (an access a few KiB off still faults).
+        let guard = if size > crate::size_class::SMALL_MAX { (64usize << 10).next_multiple_of(page) } else { page };
+        let room = cap.max(size).max(1);
         let data_len = if a > page {
-            sys::page_round(size.max(1))?.checked_add(a)?
+            sys::page_round(room)?.checked_add(a)?
         } else {
-            sys::page_round(size.max(1).checked_add(a - 1)?)?
+            sys::page_round(room.checked_add(a - 1)?)?
         };
-        let map_len = data_len.checked_add(page)?;
+        let map_len = data_len.checked_add(guard)?;
         if map_len > isize::MAX as usize {
             return None;
         }
@@ -298,13 +307,13 @@ impl LargeState {
         let base = base as usize;
         self.mapped_bytes += map_len;
         let (lo, hi, user) = if below {
-            // SAFETY: the first page of the mapping we just created.
-            unsafe { sys::protect(base as *mut u8, page, false) };
-            let lo = base + page;
+            // SAFETY: the first `guard` bytes of the mapping we just created.
+            unsafe { sys::protect(base as *mut u8, guard, false) };
+            let lo = base + guard;
             (lo, base + map_len, (lo + a - 1) & !(a - 1))
         } else {
-            // SAFETY: the last page of the mapping we just created.
-            unsafe { sys::protect((base + data_len) as *mut u8, page, false) };
+            // SAFETY: the last `guard` bytes of the mapping we just created.
+            unsafe { sys::protect((base + data_len) as *mut u8, guard, false) };
             let hi = base + data_len;
             (base, hi, (hi - size) & !(a - 1))
         };
@@ -313,7 +322,7 @@ impl LargeState {
             map_len,
             usable_len: hi - base,
             lo,
-            guarded: if below { 2 } else { 1 },
+            guarded: if below { 2 } else if exact { 3 } else { 1 },
             user,
             size,
             align,
@@ -326,6 +335,39 @@ impl LargeState {
         };
         self.publish(d, desc)?;
         Some(d)
+    }
+
+    /// Resizes a guarded block inside its mapping: with the guard after it, the block moves
+    /// down so its end still meets the guard (the content is moved); with the guard before
+    /// it, it just grows. Returns the (possibly new) user pointer, None if it does not fit.
+    /// # Safety
+    /// `d` is a used guarded descriptor, under the LARGE lock.
+    pub unsafe fn resize_guarded(&mut self, d: *mut Large, n: usize) -> Option<usize> {
+        // SAFETY: d is a used guarded descriptor per the caller; the moved bytes stay inside
+        // its accessible part [lo, hi).
+        unsafe {
+            let hi = (*d).map_base + (*d).usable_len;
+            let lo = (*d).lo;
+            let (user, old) = ((*d).user, (*d).size);
+            let new_user = if (*d).guarded == 2 {
+                if user.checked_add(n)? > hi {
+                    return None;
+                }
+                user
+            } else {
+                let a = guarded_align(n, (*d).align, (*d).guarded == 3);
+                let u = hi.checked_sub(n)? & !(a - 1);
+                if u < lo {
+                    return None;
+                }
+                core::ptr::copy(user as *const u8, u as *mut u8, old.min(n));
+                u
+            };
+            (*d).user = new_user;
+            (*d).size = n;
+            self.live_bytes = self.live_bytes - old + n;
+            Some(new_user)
+        }
     }
 
     fn unlink(&mut self, d: *mut Large) {

@@ -213,8 +213,6 @@ fn large_block_overflow_4k_guard_region() {
 /// The same overflow in guard mode (debugging on, so LARGE blocks have their 64 KiB region):
 /// it must fault too, whichever PROT_NONE area it hits, never write into another mapping.
 #[test]
-#[ignore = "library bug: in guard/full mode a guarded LARGE block has a single 4 KiB guard page; a write 4 KiB \
-            past its end silently lands in the next (writable) mapping"]
 fn large_block_overflow_4k_guard_mode() {
     for debug in ["guard", "full"] {
         let out = fault("large_over", debug);
@@ -243,8 +241,6 @@ fn aligned_allocations_keep_alignment() {
 /// guard=exact gives plain malloc alignment 1, but an explicit alignment (16 and below
 /// included) is still a promise.
 #[test]
-#[ignore = "library bug: guard=exact ignores explicit alignments <= 16 (memalign(16, 24), posix_memalign(8, 13), \
-            aligned_alloc(16, 40) return misaligned pointers)"]
 fn aligned_allocations_keep_alignment_exact() {
     run("guard_aligned", &[], &[("MALLOC_DEBUG", "guard=exact")]).assert_ok_clean();
 }
@@ -327,16 +323,11 @@ fn churn_with_frees_completes() {
 }
 
 #[test]
-#[ignore = "library bug: with guard + quarantine=N (so MALLOC_DEBUG=full) the process reaches vm.max_map_count \
-            and malloc returns NULL (the budget does not account for the mappings really used)"]
 fn churn_with_frees_completes_full() {
     churn("full");
 }
 
 #[test]
-#[ignore = "library bug: with guard=below freed blocks use more mappings than counted (the kernel does not merge \
-            a freed block's guard page with its data): vm.max_map_count is reached before the budget warning and \
-            malloc returns NULL"]
 fn churn_with_frees_completes_below() {
     churn("guard=below");
 }
