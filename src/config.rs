@@ -74,10 +74,14 @@ macro_rules! options {
         pub struct Config {
             /// Any debugging at all (MALLOC_DEBUG set to something).
             pub enabled: bool,
+            /// Only options that leave ordinary blocks alone (guard, sample, fail, on_error,
+            /// report, dump_signal, nochildren): ordinary blocks then take the plain fast paths
+            /// (no history, no event ring), so `sample=N` costs next to nothing.
+            pub light: bool,
             $( pub $name: options!(@ty $ty), )*
         }
         impl Config {
-            pub const DEFAULT: Config = Config { enabled: false, $( $name: $default, )* };
+            pub const DEFAULT: Config = Config { enabled: false, light: false, $( $name: $default, )* };
         }
         /// (name, type, default, description) for `help` and for warnings.
         pub const TABLE: &[(&str, &str, &str, &str)] = &[
@@ -336,6 +340,18 @@ pub fn parse(value: &[u8], warn: &mut dyn FnMut(&[u8], &str)) -> Parsed {
     if c.backtrace > 16 {
         c.backtrace = 16;
     }
+    c.light = c.enabled
+        && !c.check
+        && !c.canary
+        && !c.fill
+        && c.quarantine == 0
+        && c.leaks == 0
+        && c.check_every == 0
+        && !c.log.is_set()
+        && c.ring == 0
+        && c.backtrace == 0
+        && !c.dump_at_exit
+        && !c.stats;
     Parsed { config: c, help }
 }
 
@@ -409,6 +425,9 @@ mod tests {
         let (c, _) = p("guard=below,sample=100");
         assert_eq!(c.guard, Guard::Below);
         assert_eq!(c.sample, 100);
+        assert!(c.light);
+        let (c, _) = p("sample=100,leaks");
+        assert!(!c.light);
     }
 
     #[test]

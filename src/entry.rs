@@ -66,7 +66,8 @@ extern "C" fn free_impl(p: *mut c_void, caller: usize) {
         return;
     }
     init::ensure();
-    if !crate::config::get().enabled && heap::free_fast(p as usize) {
+    let c = crate::config::get();
+    if (!c.enabled || c.light) && heap::free_fast(p as usize) {
         return;
     }
     let _keep = sys::ErrnoGuard::new();

@@ -91,20 +91,24 @@ fn init() {
     crate::canary::init(sys::random_u64());
     let page = sys::page_size();
     let canary = c.canary;
+    let heavy = !c.light;
     let lay = Layout {
         front: if canary { 16 } else { 0 },
         tail: if canary { 1 } else { 0 },
         fill: c.fill,
-        debug_meta: true,
-        zone_guards: true,
+        debug_meta: heavy,
+        zone_guards: heavy,
         // Behind every LARGE block, a wide inaccessible region: an access a few KiB past its
         // end still faults. Address space is cheap; no page is touched.
-        large_guard: (64usize << 10).next_multiple_of(page),
+        large_guard: if heavy { (64usize << 10).next_multiple_of(page) } else { 0 },
     };
     // SAFETY: single-threaded init.
     unsafe { heap::LAYOUT.set(lay) };
     crate::guard::init(&c);
-    crate::log::init(&c);
+    if heavy {
+        crate::stats::TRACK.store(true, Ordering::Relaxed);
+        crate::log::init(&c);
+    }
     let _ = Guard::Off;
 }
 

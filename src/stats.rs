@@ -15,11 +15,20 @@ pub fn count(op: crate::block::Op) {
     CALLS[op as usize].fetch_add(1, Ordering::Relaxed);
 }
 
+/// Live and peak bytes are tracked only with debugging on (set at init; atomics cost).
+pub static TRACK: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
 pub fn add_live(n: usize) {
+    if !TRACK.load(Ordering::Relaxed) {
+        return;
+    }
     let v = LIVE.fetch_add(n, Ordering::Relaxed) + n;
     PEAK.fetch_max(v, Ordering::Relaxed);
 }
 
 pub fn sub_live(n: usize) {
+    if !TRACK.load(Ordering::Relaxed) {
+        return;
+    }
     LIVE.fetch_sub(n, Ordering::Relaxed);
 }
