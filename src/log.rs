@@ -1084,7 +1084,8 @@ fn human<const N: usize>(l: &mut Line<N>, e: &Event) {
             l.s(b") = ").x(e.out);
         }
     }
-    l.s(b" from ").x(e.caller);
+    l.s(b" from ");
+    crate::maps::describe(e.caller, l);
     if e.caller2 != 0 {
         l.s(b" <- ").x(e.caller2);
     }

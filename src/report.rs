@@ -148,13 +148,22 @@ fn end() {
 }
 
 fn block_desc<const N: usize>(l: &mut Line<N>, info: &Info) {
-    l.s(b" (").s(zone_name(info.kind)).s(b", ").u(info.size as u64).s(b" bytes)");
+    l.s(b" (").s(kind_of(info)).s(b", ").u(info.size as u64).s(b" bytes)");
+}
+
+/// TINY, SMALL, LARGE, or GUARDED for a block on its own guarded pages.
+fn kind_of(info: &Info) -> &'static [u8] {
+    if info.guarded != 0 { b"GUARDED" } else { zone_name(info.kind) }
 }
 
 fn history(info: &Info) {
     let mut l: Line<1024> = Line::new();
     prefix(&mut l).s(b"  block ").x(info.user).s(b" - ").x(info.user + info.size).s(b" : ").u(info.size as u64);
-    l.s(b" bytes, ").s(zone_name(info.kind)).s(b" zone ").x(info.zone_base).s(b", ").s(state_name(info.state)).c(b'\n');
+    if info.guarded != 0 {
+        l.s(b" bytes, own guarded mapping ").x(info.zone_base).s(b", ").s(state_name(info.state)).c(b'\n');
+    } else {
+        l.s(b" bytes, ").s(zone_name(info.kind)).s(b" zone ").x(info.zone_base).s(b", ").s(state_name(info.state)).c(b'\n');
+    }
     l.report();
     let d = &info.dbg;
     if d.alloc_seq != 0 {
@@ -282,7 +291,8 @@ pub fn bad_block(op: Op, p: usize, bad: Bad, info: &Info, caller: usize) {
             l.s(b"heap overflow: ").x(p);
             block_desc(&mut l, info);
             l.s(b" written past its end at offset ").u((a - info.user) as u64);
-            l.s(b" (").u((a - info.user - info.size) as u64 + 1).s(b" bytes past the end), found in ");
+            let n = (a - info.user - info.size) as u64 + 1;
+            l.s(b" (").u(n).s(if n == 1 { b" byte past the end), found in " as &[u8] } else { b" bytes past the end), found in " });
         }
         Bad::Underflow(a) => {
             l.s(b"heap underflow: ").x(p);

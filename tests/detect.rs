@@ -193,7 +193,7 @@ fn expect_overflow(prog: &str, first: &str, offset: i64) {
 fn overflow_1_byte_slack() {
     expect_overflow(
         "overflow_1_byte_slack",
-        "ft_malloc[PID]: ERROR: heap overflow: ADDR (TINY, 13 bytes) written past its end at offset 13 (1 bytes past the end), found in free()",
+        "ft_malloc[PID]: ERROR: heap overflow: ADDR (TINY, 13 bytes) written past its end at offset 13 (1 byte past the end), found in free()",
         13,
     );
 }
@@ -202,7 +202,7 @@ fn overflow_1_byte_slack() {
 fn overflow_1_byte_exact() {
     expect_overflow(
         "overflow_1_byte_exact",
-        "ft_malloc[PID]: ERROR: heap overflow: ADDR (TINY, 24 bytes) written past its end at offset 24 (1 bytes past the end), found in free()",
+        "ft_malloc[PID]: ERROR: heap overflow: ADDR (TINY, 24 bytes) written past its end at offset 24 (1 byte past the end), found in free()",
         24,
     );
 }
@@ -211,7 +211,7 @@ fn overflow_1_byte_exact() {
 fn overflow_small() {
     expect_overflow(
         "overflow_small",
-        "ft_malloc[PID]: ERROR: heap overflow: ADDR (SMALL, 3000 bytes) written past its end at offset 3000 (1 bytes past the end), found in free()",
+        "ft_malloc[PID]: ERROR: heap overflow: ADDR (SMALL, 3000 bytes) written past its end at offset 3000 (1 byte past the end), found in free()",
         3000,
     );
 }
@@ -220,7 +220,7 @@ fn overflow_small() {
 fn overflow_large() {
     expect_overflow(
         "overflow_large",
-        "ft_malloc[PID]: ERROR: heap overflow: ADDR (LARGE, 200000 bytes) written past its end at offset 200000 (1 bytes past the end), found in free()",
+        "ft_malloc[PID]: ERROR: heap overflow: ADDR (LARGE, 200000 bytes) written past its end at offset 200000 (1 byte past the end), found in free()",
         200000,
     );
 }
@@ -503,7 +503,7 @@ fn check_every_1_finds_overflow_before_free() {
     let out = run("check_every_overflow", &[], &[("MALLOC_DEBUG", "1,check_every=1")]);
     assert_abort_report(
         &out,
-        "ft_malloc[PID]: ERROR: heap overflow: ADDR (TINY, 13 bytes) written past its end at offset 13 (1 bytes past the end), found in malloc()",
+        "ft_malloc[PID]: ERROR: heap overflow: ADDR (TINY, 13 bytes) written past its end at offset 13 (1 byte past the end), found in malloc()",
     );
     assert_eq!(out.stdout, "", "{}", out.describe());
 }
@@ -514,7 +514,7 @@ fn check_every_off_finds_overflow_in_free() {
     let out = run("check_every_overflow", &[], DEBUG);
     assert_abort_report(
         &out,
-        "ft_malloc[PID]: ERROR: heap overflow: ADDR (TINY, 13 bytes) written past its end at offset 13 (1 bytes past the end), found in free()",
+        "ft_malloc[PID]: ERROR: heap overflow: ADDR (TINY, 13 bytes) written past its end at offset 13 (1 byte past the end), found in free()",
     );
     assert_eq!(out.stdout, "not caught before free\n", "{}", out.describe());
 }

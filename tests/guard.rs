@@ -148,8 +148,8 @@ fn write_into_alignment_gap_caught_at_free() {
     let first = out.stderr.lines().next().unwrap_or("");
     assert_eq!(
         mask(first),
-        "ft_malloc[PID]: ERROR: heap overflow: ADDR (LARGE, 13 bytes) written past its end at offset 13 \
-         (1 bytes past the end), found in free()",
+        "ft_malloc[PID]: ERROR: heap overflow: ADDR (GUARDED, 13 bytes) written past its end at offset 13 \
+         (1 byte past the end), found in free()",
         "{}",
         out.describe()
     );
