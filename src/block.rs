@@ -117,7 +117,13 @@ pub const NO_LINK: u16 = u16::MAX;
 const _: () = assert!(core::mem::size_of::<BlockMeta>() == 8);
 
 impl BlockMeta {
-    pub const EMPTY: BlockMeta = BlockMeta { size: 0, front: 0, state: FREE, origin: 0, link: NO_LINK };
+    pub const EMPTY: BlockMeta = BlockMeta {
+        size: 0,
+        front: 0,
+        state: FREE,
+        origin: 0,
+        link: NO_LINK,
+    };
 }
 
 /// Debugging history of a block (only when MALLOC_DEBUG is set).
@@ -134,6 +140,12 @@ pub struct DebugMeta {
 const _: () = assert!(core::mem::size_of::<DebugMeta>() == 40);
 
 impl DebugMeta {
-    pub const EMPTY: DebugMeta =
-        DebugMeta { alloc_seq: 0, free_seq: 0, alloc_caller: 0, free_caller: 0, alloc_tid: 0, free_tid: 0 };
+    pub const EMPTY: DebugMeta = DebugMeta {
+        alloc_seq: 0,
+        free_seq: 0,
+        alloc_caller: 0,
+        free_caller: 0,
+        alloc_tid: 0,
+        free_tid: 0,
+    };
 }

@@ -19,7 +19,9 @@ pub fn init(seed: u64) {
     let mut s = seed;
     for b in p.iter_mut() {
         loop {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let v = 0x80 + ((s >> 33) % 0x7F) as u8; // 0x80..=0xFE
             if v != ALLOC_FILL && v != FREE_FILL {
                 *b = v;
@@ -112,7 +114,10 @@ mod tests {
     fn detects_change() {
         init(7);
         let mut buf = [0u8; 40];
-        let (f, t) = (buf.as_mut_ptr() as usize + 3, buf.as_mut_ptr() as usize + 37);
+        let (f, t) = (
+            buf.as_mut_ptr() as usize + 3,
+            buf.as_mut_ptr() as usize + 37,
+        );
         // SAFETY: inside buf.
         unsafe {
             write(f, t);

@@ -46,8 +46,20 @@ pub fn check_all(quiet: bool) -> usize {
     if let Some((info, kind, at)) = first {
         if !quiet {
             match kind {
-                0 => crate::report::bad_block(crate::block::Op::Malloc, info.user, crate::report::Bad::Overflow(at), &info, 0),
-                1 => crate::report::bad_block(crate::block::Op::Malloc, info.user, crate::report::Bad::Underflow(at), &info, 0),
+                0 => crate::report::bad_block(
+                    crate::block::Op::Malloc,
+                    info.user,
+                    crate::report::Bad::Overflow(at),
+                    &info,
+                    0,
+                ),
+                1 => crate::report::bad_block(
+                    crate::block::Op::Malloc,
+                    info.user,
+                    crate::report::Bad::Underflow(at),
+                    &info,
+                    0,
+                ),
                 _ => crate::report::write_after_free(&info, at),
             }
         }
@@ -60,7 +72,11 @@ pub fn verify(info: &heap::Info, canaries: bool, fill: bool) -> Option<(u8, usiz
     // SAFETY: zone slots are always mapped and readable.
     unsafe {
         if info.state == USED && (canaries || info.guarded != 0) {
-            let front_from = if info.guarded != 0 { info.slot.max(info.user.saturating_sub(16)) } else { info.slot };
+            let front_from = if info.guarded != 0 {
+                info.slot.max(info.user.saturating_sub(16))
+            } else {
+                info.slot
+            };
             if let Some(a) = crate::canary::check(front_from, info.user) {
                 return Some((1, a));
             }
@@ -68,7 +84,11 @@ pub fn verify(info: &heap::Info, canaries: bool, fill: bool) -> Option<(u8, usiz
                 return Some((0, a));
             }
         } else if info.state == QUARANTINED && fill {
-            if let Some(a) = crate::canary::check_fill(info.user, info.user + info.size, crate::canary::FREE_FILL) {
+            if let Some(a) = crate::canary::check_fill(
+                info.user,
+                info.user + info.size,
+                crate::canary::FREE_FILL,
+            ) {
                 return Some((2, a));
             }
         }

@@ -5,7 +5,7 @@
 
 use crate::block::USED;
 use crate::dump::{self, HeapView};
-use crate::fmt::{parse_num, Line};
+use crate::fmt::{Line, parse_num};
 use crate::sys;
 
 const HELP: &[u8] = concat!(
@@ -33,7 +33,9 @@ fn error(l: &mut Line<256>) {
 
 /// Runs one command line.
 pub fn run(c: &[u8]) {
-    let mut words = c.split(|&b| b == b' ' || b == b'\t' || b == b'\n').filter(|w| !w.is_empty());
+    let mut words = c
+        .split(|&b| b == b' ' || b == b'\t' || b == b'\n')
+        .filter(|w| !w.is_empty());
     let verb = words.next().unwrap_or(b"");
     let a1 = words.next();
     let a2 = words.next();
@@ -78,20 +80,32 @@ pub fn run(c: &[u8]) {
                 let complete = v.complete;
                 drop(v);
                 if complete {
-                    l.s(b"error: ").x(addr).s(b" is not inside a block of ft_malloc");
+                    l.s(b"error: ")
+                        .x(addr)
+                        .s(b" is not inside a block of ft_malloc");
                 } else {
-                    l.s(b"error: ").x(addr).s(b" not found; heap busy (a thread is inside malloc), try again");
+                    l.s(b"error: ")
+                        .x(addr)
+                        .s(b" not found; heap busy (a thread is inside malloc), try again");
                 }
                 return error(&mut l);
             };
-            l.s(b"block ").x(info.user).s(b" - ").x(info.user + info.size).s(b" : ").u(info.size as u64).s(b" bytes, ");
+            l.s(b"block ")
+                .x(info.user)
+                .s(b" - ")
+                .x(info.user + info.size)
+                .s(b" : ")
+                .u(info.size as u64)
+                .s(b" bytes, ");
             l.s(crate::report::zone_name(info.kind)).c(b'\n');
             say(l.as_bytes());
             dump::block_detail(&mut l, &info, FD);
             if verb == b"hexdump" {
                 if !dump::readable(&info) {
                     drop(v);
-                    l.s(b"error: the block at ").x(info.user).s(b" is inaccessible (freed and protected)");
+                    l.s(b"error: the block at ")
+                        .x(info.user)
+                        .s(b" is inaccessible (freed and protected)");
                     return error(&mut l);
                 }
                 // By default up to the requested end; an explicit LEN may go on into the rest of
@@ -104,15 +118,23 @@ pub fn run(c: &[u8]) {
                 };
                 if addr < info.slot || avail == 0 {
                     drop(v);
-                    l.s(b"error: ").x(addr).s(b" is outside the readable part of the block");
+                    l.s(b"error: ")
+                        .x(addr)
+                        .s(b" is outside the readable part of the block");
                     return error(&mut l);
                 }
                 // Offsets count from the block's first byte (from the slot's start for an
                 // address in the front canary).
-                let base = if addr >= info.user { info.user } else { info.slot };
+                let base = if addr >= info.user {
+                    info.user
+                } else {
+                    info.slot
+                };
                 if base != info.user {
                     l.clear();
-                    l.s(b"(offsets from the slot start ").x(base).s(b", before the block)\n");
+                    l.s(b"(offsets from the slot start ")
+                        .x(base)
+                        .s(b", before the block)\n");
                     say(l.as_bytes());
                 }
                 dump::hexdump(addr, len, FD, addr - base);
@@ -137,12 +159,22 @@ pub fn run(c: &[u8]) {
         }
         b"leaks" => {
             let n = crate::leaks::report_at_exit(false);
-            l.s(b"leaks: ").u(n as u64).s(b" unreachable block(s) (details on the report output)\n");
+            l.s(b"leaks: ")
+                .u(n as u64)
+                .s(b" unreachable block(s) (details on the report output)\n");
             say(l.as_bytes());
         }
         b"check" => {
             let (checked, bad, complete) = check_now();
-            l.s(b"check: ").u(checked).s(b" blocks verified, ").u(bad).s(if bad == 1 { b" problem" as &[u8] } else { b" problems" });
+            l.s(b"check: ")
+                .u(checked)
+                .s(b" blocks verified, ")
+                .u(bad)
+                .s(if bad == 1 {
+                    b" problem" as &[u8]
+                } else {
+                    b" problems"
+                });
             if !complete {
                 l.s(b" (heap busy: some arenas skipped)");
             }
@@ -174,7 +206,9 @@ pub fn run(c: &[u8]) {
             dump::print_stats(FD, live, blocks, complete);
         }
         _ => {
-            l.s(b"error: unknown command '").s(verb).s(b"' (try \"help\")");
+            l.s(b"error: unknown command '")
+                .s(verb)
+                .s(b"' (try \"help\")");
             error(&mut l);
         }
     }
@@ -201,7 +235,13 @@ fn check_now() -> (u64, u64, bool) {
                 1 => b"underflow",
                 _ => b"write after free",
             });
-            l.s(b" of block ").x(info.user).s(b" (").u(info.size as u64).s(b" bytes) at ").x(at).c(b'\n');
+            l.s(b" of block ")
+                .x(info.user)
+                .s(b" (")
+                .u(info.size as u64)
+                .s(b" bytes) at ")
+                .x(at)
+                .c(b'\n');
             say(l.as_bytes());
         }
     };

@@ -45,7 +45,10 @@ pub struct Path {
     pub len: usize,
 }
 impl Path {
-    pub const NONE: Path = Path { buf: [0; 256], len: 0 };
+    pub const NONE: Path = Path {
+        buf: [0; 256],
+        len: 0,
+    };
     pub fn is_set(&self) -> bool {
         self.len > 0
     }
@@ -185,7 +188,9 @@ pub fn parse_size(v: Option<&[u8]>) -> Result<u64, &'static str> {
         b'g' | b'G' => (&v[..v.len() - 1], 1u64 << 30),
         _ => (v, 1),
     };
-    crate::fmt::parse_num(num).and_then(|n| n.checked_mul(mult)).ok_or(E)
+    crate::fmt::parse_num(num)
+        .and_then(|n| n.checked_mul(mult))
+        .ok_or(E)
 }
 
 fn parse_count(v: Option<&[u8]>) -> Result<u64, &'static str> {
@@ -206,9 +211,10 @@ fn parse_onerror(v: Option<&[u8]>) -> Result<OnError, &'static str> {
     match v {
         Some(b"abort") => Ok(OnError::Abort),
         Some(b"continue") => Ok(OnError::Continue),
-        Some(x) if x.starts_with(b"exit:") => {
-            crate::fmt::parse_num(&x[5..]).filter(|n| *n <= 255).map(|n| OnError::Exit(n as i32)).ok_or(E)
-        }
+        Some(x) if x.starts_with(b"exit:") => crate::fmt::parse_num(&x[5..])
+            .filter(|n| *n <= 255)
+            .map(|n| OnError::Exit(n as i32))
+            .ok_or(E),
         _ => Err(E),
     }
 }
@@ -227,10 +233,16 @@ fn parse_fail(v: Option<&[u8]>) -> Result<Fail, &'static str> {
     const E: &str = "expects nth:N, every:N or size:SIZE";
     let v = v.ok_or(E)?;
     if let Some(r) = v.strip_prefix(b"nth:") {
-        return crate::fmt::parse_num(r).filter(|n| *n > 0).map(Fail::Nth).ok_or(E);
+        return crate::fmt::parse_num(r)
+            .filter(|n| *n > 0)
+            .map(Fail::Nth)
+            .ok_or(E);
     }
     if let Some(r) = v.strip_prefix(b"every:") {
-        return crate::fmt::parse_num(r).filter(|n| *n > 0).map(Fail::Every).ok_or(E);
+        return crate::fmt::parse_num(r)
+            .filter(|n| *n > 0)
+            .map(Fail::Every)
+            .ok_or(E);
     }
     if let Some(r) = v.strip_prefix(b"size:") {
         return parse_size(Some(r)).map(Fail::Size).map_err(|_| E);
@@ -257,7 +269,11 @@ fn parse_signal(v: Option<&[u8]>) -> Result<i32, &'static str> {
     const E: &str = "expects a signal name (SIGUSR2, USR1, ...) or number";
     let v = v.ok_or(E)?;
     if let Some(n) = crate::fmt::parse_num(v) {
-        return if (1..=64).contains(&n) { Ok(n as i32) } else { Err(E) };
+        return if (1..=64).contains(&n) {
+            Ok(n as i32)
+        } else {
+            Err(E)
+        };
     }
     let name = v.strip_prefix(b"SIG").unwrap_or(v);
     let sig = match name {
@@ -370,7 +386,11 @@ fn trim(s: &[u8]) -> &[u8] {
 /// One WARNING line for a bad MALLOC_DEBUG item; unknown names list the valid ones.
 pub fn warn_item(item: &[u8], reason: &str) {
     let mut l: Line<2048> = Line::new();
-    prefix(&mut l).s(b"WARNING: MALLOC_DEBUG: ignoring '").s(item).s(b"': ").s(reason.as_bytes());
+    prefix(&mut l)
+        .s(b"WARNING: MALLOC_DEBUG: ignoring '")
+        .s(item)
+        .s(b"': ")
+        .s(reason.as_bytes());
     if reason == "unknown option" {
         l.s(b"; valid: 1, default, full, help");
         for (name, _, _, _) in TABLE {
@@ -392,7 +412,13 @@ pub fn print_help() {
         for _ in name.len()..14 {
             l.c(b' ');
         }
-        l.s(b"[").s(ty.as_bytes()).s(b", default ").s(def.as_bytes()).s(b"] ").s(desc.as_bytes()).c(b'\n');
+        l.s(b"[")
+            .s(ty.as_bytes())
+            .s(b", default ")
+            .s(def.as_bytes())
+            .s(b"] ")
+            .s(desc.as_bytes())
+            .c(b'\n');
         l.report();
     }
     l.clear();

@@ -6,9 +6,9 @@
 //! or stopped thread holds it) we say so instead of blocking.
 
 use crate::block::{QUARANTINED, USED};
-use crate::fmt::{prefix, Line};
+use crate::fmt::{Line, prefix};
 use crate::heap::{self, ARENAS, NARENAS};
-use crate::large::{Large, LARGE};
+use crate::large::{LARGE, Large};
 use crate::lock::Guard;
 use crate::sys;
 use crate::zone::Zone;
@@ -31,7 +31,11 @@ pub struct HeapView {
 
 impl HeapView {
     pub fn take() -> HeapView {
-        let mut v = HeapView { arenas: [const { None }; heap::MAX_ARENAS], large: None, complete: true };
+        let mut v = HeapView {
+            arenas: [const { None }; heap::MAX_ARENAS],
+            large: None,
+            complete: true,
+        };
         let n = NARENAS.load(Ordering::Relaxed);
         for (i, a) in ARENAS.iter().enumerate().take(n) {
             if a.held_by_me() {
@@ -157,12 +161,23 @@ pub extern "C" fn show_alloc_mem() {
                     continue;
                 }
                 if !header {
-                    l.s(if z.is_tiny() { b"TINY : " as &[u8] } else { b"SMALL : " }).xu(z.data).c(b'\n');
+                    l.s(if z.is_tiny() {
+                        b"TINY : " as &[u8]
+                    } else {
+                        b"SMALL : "
+                    })
+                    .xu(z.data)
+                    .c(b'\n');
                     out(&mut l);
                     header = true;
                 }
                 let start = z.slot_addr(i) + m.front as usize;
-                l.xu(start).s(b" - ").xu(start + m.size as usize).s(b" : ").u(m.size as u64).s(b" bytes\n");
+                l.xu(start)
+                    .s(b" - ")
+                    .xu(start + m.size as usize)
+                    .s(b" : ")
+                    .u(m.size as u64)
+                    .s(b" bytes\n");
                 out(&mut l);
                 total += m.size as u64;
             }
@@ -172,7 +187,12 @@ pub extern "C" fn show_alloc_mem() {
                 return;
             }
             l.s(b"LARGE : ").xu(d.map_base).c(b'\n');
-            l.xu(d.user).s(b" - ").xu(d.user + d.size).s(b" : ").u(d.size as u64).s(b" bytes\n");
+            l.xu(d.user)
+                .s(b" - ")
+                .xu(d.user + d.size)
+                .s(b" : ")
+                .u(d.size as u64)
+                .s(b" bytes\n");
             out(&mut l);
             total += d.size as u64;
         }
@@ -181,7 +201,8 @@ pub extern "C" fn show_alloc_mem() {
     out(&mut l);
     if !v.complete {
         let mut w: Line<128> = Line::new();
-        prefix(&mut w).s(b"WARNING: heap busy (a thread is inside malloc); part of the heap was not shown\n");
+        prefix(&mut w)
+            .s(b"WARNING: heap busy (a thread is inside malloc); part of the heap was not shown\n");
         w.report();
     }
 }
@@ -197,7 +218,10 @@ fn state_name(info: &heap::Info) -> &'static [u8] {
 
 /// True if the bytes of the block can be read (a freed LARGE or guarded block is PROT_NONE).
 pub fn readable(info: &heap::Info) -> bool {
-    info.state == USED || (info.state == QUARANTINED && info.kind != heap::LARGE_KIND && !crate::guard::is_guarded(info))
+    info.state == USED
+        || (info.state == QUARANTINED
+            && info.kind != heap::LARGE_KIND
+            && !crate::guard::is_guarded(info))
 }
 
 /// One `hexdump -C` line: offset, 16 bytes in two groups of 8, `|ascii|`.
@@ -259,17 +283,32 @@ pub fn hexdump(from: usize, len: usize, fd: i32, off0: usize) {
 pub fn block_detail(l: &mut Line<256>, info: &heap::Info, fd: i32) {
     let lay = heap::LAYOUT.get();
     l.clear();
-    l.s(b"  ").s(state_name(info)).s(b", ").u(info.size as u64).s(b" bytes requested, ");
-    l.u(info.slot_end.saturating_sub(info.user) as u64).s(b" usable");
+    l.s(b"  ")
+        .s(state_name(info))
+        .s(b", ")
+        .u(info.size as u64)
+        .s(b" bytes requested, ");
+    l.u(info.slot_end.saturating_sub(info.user) as u64)
+        .s(b" usable");
     let d = &info.dbg;
     if d.alloc_seq != 0 {
-        l.s(b", #").u(d.alloc_seq).s(b" ").s(info.origin.call_name()).s(b"() thread ").u(d.alloc_tid as u64);
+        l.s(b", #")
+            .u(d.alloc_seq)
+            .s(b" ")
+            .s(info.origin.call_name())
+            .s(b"() thread ")
+            .u(d.alloc_tid as u64);
         l.s(b" from ").x(d.alloc_caller);
     } else {
         l.s(b", by ").s(info.origin.call_name()).s(b"()");
     }
     if info.state == QUARANTINED && d.free_seq != 0 {
-        l.s(b", freed #").u(d.free_seq).s(b" thread ").u(d.free_tid as u64).s(b" from ").x(d.free_caller);
+        l.s(b", freed #")
+            .u(d.free_seq)
+            .s(b" thread ")
+            .u(d.free_tid as u64)
+            .s(b" from ")
+            .x(d.free_caller);
     }
     let canaries = lay.front > 0 || lay.tail > 0 || crate::guard::is_guarded(info);
     if readable(info) {
@@ -284,13 +323,16 @@ pub fn block_detail(l: &mut Line<256>, info: &heap::Info, fd: i32) {
                 l.s(b", no canary");
             }
             Some((0, at)) => {
-                l.s(b", canary OVERFLOW at +").u(at.wrapping_sub(info.user) as u64);
+                l.s(b", canary OVERFLOW at +")
+                    .u(at.wrapping_sub(info.user) as u64);
             }
             Some((1, at)) => {
-                l.s(b", canary UNDERFLOW at -").u(info.user.wrapping_sub(at) as u64);
+                l.s(b", canary UNDERFLOW at -")
+                    .u(info.user.wrapping_sub(at) as u64);
             }
             Some((_, at)) => {
-                l.s(b", fill CHANGED at +").u(at.wrapping_sub(info.user) as u64);
+                l.s(b", fill CHANGED at +")
+                    .u(at.wrapping_sub(info.user) as u64);
             }
         }
     } else {
@@ -305,8 +347,15 @@ pub fn block_detail(l: &mut Line<256>, info: &heap::Info, fd: i32) {
 pub fn print_stats(fd: i32, live: u64, blocks: u64, complete: bool) {
     let mut l: Line<256> = Line::new();
     let peak = (crate::stats::PEAK.load(Ordering::Relaxed) as u64).max(live);
-    l.s(b"Stats : live ").u(live).s(b" bytes in ").u(blocks).s(b" blocks, peak ").u(peak).s(b" bytes, ");
-    l.u(crate::stats::MAPS.load(Ordering::Relaxed) as u64).s(b" mappings");
+    l.s(b"Stats : live ")
+        .u(live)
+        .s(b" bytes in ")
+        .u(blocks)
+        .s(b" blocks, peak ")
+        .u(peak)
+        .s(b" bytes, ");
+    l.u(crate::stats::MAPS.load(Ordering::Relaxed) as u64)
+        .s(b" mappings");
     if !complete {
         l.s(b" (heap busy: partial)");
     }
@@ -352,7 +401,10 @@ pub fn print_stats(fd: i32, live: u64, blocks: u64, complete: bool) {
             l.s(b"  0");
         } else {
             let lo = 1u64 << (k - 1);
-            l.s(b"  ").u(lo).s(b" - ").u(if k >= 64 { u64::MAX } else { (1u64 << k) - 1 });
+            l.s(b"  ")
+                .u(lo)
+                .s(b" - ")
+                .u(if k >= 64 { u64::MAX } else { (1u64 << k) - 1 });
         }
         l.s(b" : ").u(n).c(b'\n');
         l.write_fd(fd);
@@ -375,12 +427,23 @@ pub extern "C" fn show_alloc_mem_ex() {
     let mut show = |l: &mut Line<256>, info: &heap::Info| {
         if info.state == USED {
             // The classic line, then the details.
-            l.xu(info.user).s(b" - ").xu(info.user + info.size).s(b" : ").u(info.size as u64).s(b" bytes\n");
+            l.xu(info.user)
+                .s(b" - ")
+                .xu(info.user + info.size)
+                .s(b" : ")
+                .u(info.size as u64)
+                .s(b" bytes\n");
             out(l);
             total += info.size as u64;
             blocks += 1;
         } else {
-            l.s(b"(").xu(info.user).s(b" - ").xu(info.user + info.size).s(b" : ").u(info.size as u64).s(b" bytes)\n");
+            l.s(b"(")
+                .xu(info.user)
+                .s(b" - ")
+                .xu(info.user + info.size)
+                .s(b" : ")
+                .u(info.size as u64)
+                .s(b" bytes)\n");
             out(l);
         }
         block_detail(l, info, fd);
@@ -397,9 +460,20 @@ pub extern "C" fn show_alloc_mem_ex() {
                     continue;
                 }
                 if !header {
-                    l.s(if z.is_tiny() { b"TINY : " as &[u8] } else { b"SMALL : " }).xu(z.data).c(b'\n');
+                    l.s(if z.is_tiny() {
+                        b"TINY : " as &[u8]
+                    } else {
+                        b"SMALL : "
+                    })
+                    .xu(z.data)
+                    .c(b'\n');
                     out(&mut l);
-                    l.s(b"  zone of ").u(z.block_size as u64).s(b"-byte slots, ").u(z.nused as u64).s(b"/").u(z.nblocks as u64);
+                    l.s(b"  zone of ")
+                        .u(z.block_size as u64)
+                        .s(b"-byte slots, ")
+                        .u(z.nused as u64)
+                        .s(b"/")
+                        .u(z.nblocks as u64);
                     l.s(b" used\n");
                     out(&mut l);
                     header = true;
@@ -419,7 +493,8 @@ pub extern "C" fn show_alloc_mem_ex() {
     drop(v);
     if !complete {
         let mut w: Line<128> = Line::new();
-        prefix(&mut w).s(b"WARNING: heap busy (a thread is inside malloc); part of the heap was not shown\n");
+        prefix(&mut w)
+            .s(b"WARNING: heap busy (a thread is inside malloc); part of the heap was not shown\n");
         w.write_fd(fd);
     }
     print_stats(fd, total, blocks, complete);
@@ -452,8 +527,12 @@ pub unsafe extern "C" fn show_alloc_mem_ex_cmd(cmd: *const libc::c_char) {
 /// The `stats` option: one line at exit.
 pub fn stats_line() {
     let mut l: Line<256> = Line::new();
-    prefix(&mut l).s(b"stats: peak ").u(crate::stats::PEAK.load(Ordering::Relaxed) as u64).s(b" bytes, ");
-    l.u(crate::stats::MAPS.load(Ordering::Relaxed) as u64).s(b" mappings\n");
+    prefix(&mut l)
+        .s(b"stats: peak ")
+        .u(crate::stats::PEAK.load(Ordering::Relaxed) as u64)
+        .s(b" bytes, ");
+    l.u(crate::stats::MAPS.load(Ordering::Relaxed) as u64)
+        .s(b" mappings\n");
     l.report();
 }
 

@@ -97,7 +97,14 @@ extern "C" fn reallocarray_impl(p: *mut c_void, n: usize, s: usize, caller: usiz
     init::ensure();
     let Some(total) = n.checked_mul(s) else {
         sys::set_errno(libc::ENOMEM);
-        return done(Op::Reallocarray, p as usize, core::ptr::null_mut(), usize::MAX, 0, caller);
+        return done(
+            Op::Reallocarray,
+            p as usize,
+            core::ptr::null_mut(),
+            usize::MAX,
+            0,
+            caller,
+        );
     };
     let q = heap::reallocate(p as usize, total, Op::Reallocarray, caller);
     done(Op::Reallocarray, p as usize, q, total, 0, caller)
@@ -110,7 +117,12 @@ fn aligned(a: usize, n: usize, op: Op, caller: usize) -> *mut u8 {
     p
 }
 
-extern "C" fn posix_memalign_impl(pp: *mut *mut c_void, a: usize, n: usize, caller: usize) -> c_int {
+extern "C" fn posix_memalign_impl(
+    pp: *mut *mut c_void,
+    a: usize,
+    n: usize,
+    caller: usize,
+) -> c_int {
     if !a.is_power_of_two() || a % core::mem::size_of::<usize>() != 0 {
         return libc::EINVAL;
     }
@@ -253,9 +265,16 @@ pub extern "C" fn mallopt(_param: c_int, _value: c_int) -> c_int {
 pub extern "C" fn malloc_stats() {
     let m = info2();
     let mut l: crate::fmt::Line<512> = crate::fmt::Line::new();
-    l.s(b"Arena 0:\nsystem bytes     = ").u(m.arena as u64).s(b"\nin use bytes     = ").u((m.uordblks) as u64);
-    l.s(b"\nTotal (incl. mmap):\nsystem bytes     = ").u((m.arena + m.hblkhd) as u64);
-    l.s(b"\nin use bytes     = ").u(m.uordblks as u64).s(b"\nmax mmap regions = ").u(m.hblks as u64);
+    l.s(b"Arena 0:\nsystem bytes     = ")
+        .u(m.arena as u64)
+        .s(b"\nin use bytes     = ")
+        .u((m.uordblks) as u64);
+    l.s(b"\nTotal (incl. mmap):\nsystem bytes     = ")
+        .u((m.arena + m.hblkhd) as u64);
+    l.s(b"\nin use bytes     = ")
+        .u(m.uordblks as u64)
+        .s(b"\nmax mmap regions = ")
+        .u(m.hblks as u64);
     l.s(b"\nmax mmap bytes   = ").u(m.hblkhd as u64).c(b'\n');
     l.write_fd(2);
 }
@@ -281,9 +300,15 @@ pub unsafe extern "C" fn malloc_info(options: c_int, fp: *mut c_void) -> c_int {
         fileno(fp)
     };
     let mut l: crate::fmt::Line<512> = crate::fmt::Line::new();
-    l.s(b"<malloc version=\"ft_malloc-1\">\n<system type=\"current\" size=\"").u((m.arena + m.hblkhd) as u64);
-    l.s(b"\"/>\n<total type=\"mmap\" count=\"").u(m.hblks as u64).s(b"\" size=\"").u(m.hblkhd as u64);
-    l.s(b"\"/>\n<inuse size=\"").u(m.uordblks as u64).s(b"\"/>\n</malloc>\n");
+    l.s(b"<malloc version=\"ft_malloc-1\">\n<system type=\"current\" size=\"")
+        .u((m.arena + m.hblkhd) as u64);
+    l.s(b"\"/>\n<total type=\"mmap\" count=\"")
+        .u(m.hblks as u64)
+        .s(b"\" size=\"")
+        .u(m.hblkhd as u64);
+    l.s(b"\"/>\n<inuse size=\"")
+        .u(m.uordblks as u64)
+        .s(b"\"/>\n</malloc>\n");
     if fd >= 0 {
         l.write_fd(fd);
     }
@@ -293,21 +318,28 @@ pub unsafe extern "C" fn malloc_info(options: c_int, fp: *mut c_void) -> c_int {
 // ---------------------------------------------------------------- C++
 
 #[cfg(target_arch = "x86_64")]
-core::arch::global_asm!(".weak _ZSt17__throw_bad_allocv", ".weak _ZSt15get_new_handlerv");
+core::arch::global_asm!(
+    ".weak _ZSt17__throw_bad_allocv",
+    ".weak _ZSt15get_new_handlerv"
+);
 
 /// Address of a weak symbol (0 when libstdc++ is not loaded).
 #[cfg(target_arch = "x86_64")]
 fn weak_throw() -> usize {
     let f: usize;
     // SAFETY: loads a GOT entry; no memory is written.
-    unsafe { core::arch::asm!("mov {}, qword ptr [rip + _ZSt17__throw_bad_allocv@GOTPCREL]", out(reg) f, options(nostack, readonly)) };
+    unsafe {
+        core::arch::asm!("mov {}, qword ptr [rip + _ZSt17__throw_bad_allocv@GOTPCREL]", out(reg) f, options(nostack, readonly))
+    };
     f
 }
 #[cfg(target_arch = "x86_64")]
 fn weak_get_handler() -> usize {
     let f: usize;
     // SAFETY: loads a GOT entry; no memory is written.
-    unsafe { core::arch::asm!("mov {}, qword ptr [rip + _ZSt15get_new_handlerv@GOTPCREL]", out(reg) f, options(nostack, readonly)) };
+    unsafe {
+        core::arch::asm!("mov {}, qword ptr [rip + _ZSt15get_new_handlerv@GOTPCREL]", out(reg) f, options(nostack, readonly))
+    };
     f
 }
 #[cfg(not(target_arch = "x86_64"))]
@@ -347,7 +379,8 @@ fn cpp_new(n: usize, align: usize, op: Op, caller: usize, nothrow: bool) -> *mut
             unsafe { core::mem::transmute::<usize, extern "C-unwind" fn() -> !>(t)() };
         }
         let mut l: crate::fmt::Line<128> = crate::fmt::Line::new();
-        crate::fmt::prefix(&mut l).s(b"ERROR: operator new failed and std::bad_alloc cannot be thrown; aborting\n");
+        crate::fmt::prefix(&mut l)
+            .s(b"ERROR: operator new failed and std::bad_alloc cannot be thrown; aborting\n");
         l.report();
         sys::abort();
     }
@@ -383,7 +416,12 @@ extern "C-unwind" fn new_arr_al_impl(n: usize, a: usize, caller: usize) -> *mut 
 extern "C" fn new_al_nt_impl(n: usize, a: usize, _t: *const c_void, caller: usize) -> *mut c_void {
     cpp_new(n, a, Op::New, caller, true)
 }
-extern "C" fn new_arr_al_nt_impl(n: usize, a: usize, _t: *const c_void, caller: usize) -> *mut c_void {
+extern "C" fn new_arr_al_nt_impl(
+    n: usize,
+    a: usize,
+    _t: *const c_void,
+    caller: usize,
+) -> *mut c_void {
     cpp_new(n, a, Op::NewArr, caller, true)
 }
 

@@ -22,7 +22,10 @@ impl<const N: usize> Default for Line<N> {
 
 impl<const N: usize> Line<N> {
     pub const fn new() -> Self {
-        Line { buf: [0; N], len: 0 }
+        Line {
+            buf: [0; N],
+            len: 0,
+        }
     }
 
     pub fn as_bytes(&self) -> &[u8] {
@@ -170,7 +173,14 @@ mod tests {
     #[test]
     fn formats() {
         let mut l: Line<64> = Line::new();
-        l.s(b"a ").u(42).c(b' ').x(0xabc).c(b' ').xu(0xabc).c(b' ').hx(5, 4);
+        l.s(b"a ")
+            .u(42)
+            .c(b' ')
+            .x(0xabc)
+            .c(b' ')
+            .xu(0xabc)
+            .c(b' ')
+            .hx(5, 4);
         assert_eq!(l.as_bytes(), b"a 42 0xabc 0xABC 0005");
         let mut t: Line<4> = Line::new();
         t.s(b"123456");

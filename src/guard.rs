@@ -15,7 +15,7 @@
 
 use crate::block::Op;
 use crate::config::{self, Guard};
-use crate::fmt::{prefix, Line};
+use crate::fmt::{Line, prefix};
 use crate::heap::Info;
 use crate::large::LARGE;
 use crate::lock::Mutex;
@@ -40,7 +40,12 @@ struct Ring {
     len: usize,
     bytes: usize,
 }
-static RING: Mutex<Ring> = Mutex::new(Ring { buf: [(0, 0); RING_CAP], head: 0, len: 0, bytes: 0 });
+static RING: Mutex<Ring> = Mutex::new(Ring {
+    buf: [(0, 0); RING_CAP],
+    head: 0,
+    len: 0,
+    bytes: 0,
+});
 
 /// Reads vm.max_map_count and sets the budget (init).
 pub fn init(c: &config::Config) {
@@ -62,7 +67,12 @@ pub fn init(c: &config::Config) {
 
 fn read_max_map_count() -> Option<usize> {
     // SAFETY: constant NUL-terminated path.
-    let fd = unsafe { libc::open(c"/proc/sys/vm/max_map_count".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    let fd = unsafe {
+        libc::open(
+            c"/proc/sys/vm/max_map_count".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
     if fd < 0 {
         return None;
     }
@@ -75,8 +85,13 @@ fn read_max_map_count() -> Option<usize> {
         return None;
     }
     let s = &buf[..n as usize];
-    let end = s.iter().position(|b| !b.is_ascii_digit()).unwrap_or(s.len());
-    crate::fmt::parse_num(&s[..end]).map(|v| v as usize).filter(|&v| v > 1000)
+    let end = s
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(s.len());
+    crate::fmt::parse_num(&s[..end])
+        .map(|v| v as usize)
+        .filter(|&v| v > 1000)
 }
 
 /// Does this allocation take the guarded path?
@@ -110,7 +125,9 @@ pub fn wants(_size: usize, _align: usize) -> bool {
     if VMAS.load(Ordering::Relaxed) + 2 > BUDGET.load(Ordering::Relaxed) {
         if !WARNED.swap(true, Ordering::Relaxed) {
             let mut l: Line<256> = Line::new();
-            prefix(&mut l).s(b"WARNING: guard: mapping budget spent by live blocks (").u(VMAS.load(Ordering::Relaxed) as u64);
+            prefix(&mut l)
+                .s(b"WARNING: guard: mapping budget spent by live blocks (")
+                .u(VMAS.load(Ordering::Relaxed) as u64);
             l.s(b" mappings, vm.max_map_count leaves no more); further blocks get canaries instead of guard pages\n");
             l.report();
         }
@@ -120,7 +137,14 @@ pub fn wants(_size: usize, _align: usize) -> bool {
 }
 
 /// Allocates a guarded block; None falls back to the ordinary path.
-pub fn allocate(size: usize, cap: usize, align: usize, op: Op, caller: usize, zero: bool) -> Option<usize> {
+pub fn allocate(
+    size: usize,
+    cap: usize,
+    align: usize,
+    op: Op,
+    caller: usize,
+    zero: bool,
+) -> Option<usize> {
     let c = config::get();
     let (below, exact) = match c.guard {
         Guard::Below => (true, false),
@@ -142,7 +166,11 @@ pub fn allocate(size: usize, cap: usize, align: usize, op: Op, caller: usize, ze
         crate::canary::write(user + size, hi);
         crate::canary::write(lo.max(user.saturating_sub(16)), user);
         if c.fill && !zero {
-            core::ptr::write_bytes(user as *mut u8, crate::canary::ALLOC_FILL, size.min(crate::heap::LARGE_FILL_MAX));
+            core::ptr::write_bytes(
+                user as *mut u8,
+                crate::canary::ALLOC_FILL,
+                size.min(crate::heap::LARGE_FILL_MAX),
+            );
         }
     }
     Some(user)

@@ -11,14 +11,14 @@
 //! - Reports are written after the arena lock is released (a report may abort, and the
 //!   program's SIGABRT handler may call malloc).
 
-use crate::block::{BlockMeta, DebugMeta, Family, Op, FREE, QUARANTINED, USED};
+use crate::block::{BlockMeta, DebugMeta, FREE, Family, Op, QUARANTINED, USED};
 use crate::canary::{self, ALLOC_FILL, FREE_FILL};
 use crate::config::{self, Fail};
-use crate::large::{Large, LARGE};
+use crate::large::{LARGE, Large};
 use crate::lock::Mutex;
 use crate::pagemap;
 use crate::report::{self, Bad};
-use crate::size_class::{class_of, class_size, aligned_class, NCLASSES, SMALL_MAX, MIN_ALIGN};
+use crate::size_class::{MIN_ALIGN, NCLASSES, SMALL_MAX, aligned_class, class_of, class_size};
 use crate::sys;
 use crate::tls;
 use crate::zone::Zone;
@@ -273,7 +273,11 @@ pub fn large_info(d: &Large) -> Info {
         size: d.size,
         slot: d.lo,
         slot_end: end,
-        check_end: if d.guarded != 0 { end } else { end.min(d.user + d.size + sys::page_size()) },
+        check_end: if d.guarded != 0 {
+            end
+        } else {
+            end.min(d.user + d.size + sys::page_size())
+        },
         state: d.state,
         origin: Op::from_u8(d.origin),
         kind: LARGE_KIND,
@@ -292,9 +296,17 @@ fn classify(p: usize, info: &Info) -> Result<(), Bad> {
         };
     }
     if info.state != USED {
-        return Err(if p % MIN_ALIGN != 0 { Bad::Misaligned } else { Bad::InsideFreed });
+        return Err(if p % MIN_ALIGN != 0 {
+            Bad::Misaligned
+        } else {
+            Bad::InsideFreed
+        });
     }
-    if p % MIN_ALIGN != 0 { Err(Bad::Misaligned) } else { Err(Bad::Interior) }
+    if p % MIN_ALIGN != 0 {
+        Err(Bad::Misaligned)
+    } else {
+        Err(Bad::Interior)
+    }
 }
 
 /// Finds the block holding `p` without changing anything (dumps, reports, leak scan).
@@ -355,7 +367,14 @@ pub fn take_seq() -> u64 {
 }
 
 pub fn stamp_alloc(caller: usize) -> DebugMeta {
-    DebugMeta { alloc_seq: next_seq(), free_seq: 0, alloc_caller: caller, free_caller: 0, alloc_tid: tls::tid(), free_tid: 0 }
+    DebugMeta {
+        alloc_seq: next_seq(),
+        free_seq: 0,
+        alloc_caller: caller,
+        free_caller: 0,
+        alloc_tid: tls::tid(),
+        free_tid: 0,
+    }
 }
 
 /// Allocates `size` bytes aligned to `align` (a power of two; <= 16 means the default).
@@ -365,7 +384,14 @@ pub fn allocate(size: usize, align: usize, op: Op, caller: usize, zero: bool) ->
 }
 
 /// `allocate` choosing the zone class for `cap >= size` bytes (realloc growth headroom).
-fn allocate_cap(size: usize, cap: usize, align: usize, op: Op, caller: usize, zero: bool) -> *mut u8 {
+fn allocate_cap(
+    size: usize,
+    cap: usize,
+    align: usize,
+    op: Op,
+    caller: usize,
+    zero: bool,
+) -> *mut u8 {
     let cfg = config::get();
     if size > isize::MAX as usize {
         if cfg.enabled {
@@ -391,14 +417,25 @@ fn allocate_cap(size: usize, cap: usize, align: usize, op: Op, caller: usize, ze
     }
     let lay = layout();
     let align = align.max(MIN_ALIGN);
-    let front = if lay.front > 0 { lay.front.max(align) } else { 0 };
-    let Some(need) = front.checked_add(size).and_then(|n| n.checked_add(lay.tail)) else {
+    let front = if lay.front > 0 {
+        lay.front.max(align)
+    } else {
+        0
+    };
+    let Some(need) = front
+        .checked_add(size)
+        .and_then(|n| n.checked_add(lay.tail))
+    else {
         sys::set_errno(libc::ENOMEM);
         return core::ptr::null_mut();
     };
     let class = if align <= MIN_ALIGN {
         let want = need + (cap - size);
-        if need <= SMALL_MAX { Some(class_of(want.min(SMALL_MAX))) } else { None }
+        if need <= SMALL_MAX {
+            Some(class_of(want.min(SMALL_MAX)))
+        } else {
+            None
+        }
     } else if align <= sys::page_size() {
         aligned_class(need, align)
     } else {
@@ -448,7 +485,13 @@ fn zone_alloc(c: usize, size: usize, front: usize, op: Op, caller: usize, zero: 
         if !zr.has_room() {
             unlink_partial(&mut a, z);
         }
-        *zr.meta(i) = BlockMeta { size: size as u16, front: front as u16, state: USED, origin: op as u8, link: crate::block::NO_LINK };
+        *zr.meta(i) = BlockMeta {
+            size: size as u16,
+            front: front as u16,
+            state: USED,
+            origin: op as u8,
+            link: crate::block::NO_LINK,
+        };
         if let Some(d) = zr.dbg(i) {
             *d = stamp_alloc(caller);
         }
@@ -480,7 +523,15 @@ fn zone_alloc(c: usize, size: usize, front: usize, op: Op, caller: usize, zero: 
     user as *mut u8
 }
 
-fn large_alloc(size: usize, cap: usize, align: usize, front: usize, op: Op, caller: usize, zero: bool) -> *mut u8 {
+fn large_alloc(
+    size: usize,
+    cap: usize,
+    align: usize,
+    front: usize,
+    op: Op,
+    caller: usize,
+    zero: bool,
+) -> *mut u8 {
     let lay = layout();
     // Headroom for a block that grows by realloc is mapped as spare tail (pages untouched).
     let tail = if lay.tail > 0 { lay.tail.max(8) } else { 0 } + (cap - size);
@@ -523,13 +574,20 @@ pub const LARGE_FILL_MAX: usize = 64 << 10;
 /// A validated live block, with its lock still held.
 enum Held<'a> {
     Zone(crate::lock::Guard<'a, Arena>, *mut Zone, usize, Info),
-    Large(crate::lock::Guard<'a, crate::large::LargeState>, *mut Large, Info),
+    Large(
+        crate::lock::Guard<'a, crate::large::LargeState>,
+        *mut Large,
+        Info,
+    ),
 }
 
 /// `info` with the block's debugging history, read again (for a report).
 pub fn with_history(info: Info) -> Info {
     match find(info.user) {
-        Some(full) if full.user == info.user => Info { dbg: full.dbg, ..info },
+        Some(full) if full.user == info.user => Info {
+            dbg: full.dbg,
+            ..info
+        },
         _ => info,
     }
 }
@@ -564,7 +622,9 @@ fn hold(p: usize) -> Result<Held<'static>, (Bad, Option<Info>)> {
     let z = (e & !(sys::page_size() - 1)) as *mut Zone;
     // SAFETY: the entry is current under the arena lock, so z is a live zone of that arena.
     let zr = unsafe { &*z };
-    let Some(idx) = zr.index_of(p) else { return Err((Bad::NotOurs, None)) };
+    let Some(idx) = zr.index_of(p) else {
+        return Err((Bad::NotOurs, None));
+    };
     let info = zone_info_lean(zr, idx);
     if info.state == FREE && idx as u32 >= zr.hiwater {
         return Err((Bad::NotOurs, None));
@@ -597,7 +657,11 @@ fn debug_checks(info: &Info, op: Op, sized: usize) -> Option<Bad> {
     if lay.front > 0 || lay.tail > 0 || info.guarded != 0 {
         // A guarded block has canary bytes only in the 16 bytes before it (the rest of its
         // first page is unused) and in the alignment gap up to its guard page.
-        let front_from = if info.guarded != 0 { info.slot.max(info.user.saturating_sub(16)) } else { info.slot };
+        let front_from = if info.guarded != 0 {
+            info.slot.max(info.user.saturating_sub(16))
+        } else {
+            info.slot
+        };
         // SAFETY: the slot is ours and readable.
         unsafe {
             if let Some(a) = canary::check(front_from, info.user) {
@@ -631,7 +695,9 @@ pub fn free_fast(p: usize) -> bool {
     let z = (e & !(sys::page_size() - 1)) as *mut Zone;
     // SAFETY: the entry is current under the arena lock, so z is a live zone of this arena.
     unsafe {
-        let Some(idx) = (*z).index_of(p) else { return false };
+        let Some(idx) = (*z).index_of(p) else {
+            return false;
+        };
         let m = *(*z).meta(idx);
         if m.state != USED || (*z).slot_addr(idx) + m.front as usize != p {
             return false;
@@ -789,7 +855,9 @@ pub fn quarantine_release(p: usize) {
     }
     let z = (e & !(sys::page_size() - 1)) as *mut Zone;
     // SAFETY: live zone under its arena lock.
-    let Some(idx) = (unsafe { (*z).index_of(p) }) else { return };
+    let Some(idx) = (unsafe { (*z).index_of(p) }) else {
+        return;
+    };
     // SAFETY: as above.
     let info = zone_info_lean(unsafe { &*z }, idx);
     if info.state != QUARANTINED || info.user != p {
@@ -858,7 +926,11 @@ pub fn reallocate(p: usize, n: usize, op: Op, caller: usize) -> *mut u8 {
                         canary::write(q + n, hi);
                         canary::write(lo.max(q.saturating_sub(16)), q);
                         if lay.fill && n > info.size {
-                            core::ptr::write_bytes((q + info.size) as *mut u8, ALLOC_FILL, (n - info.size).min(LARGE_FILL_MAX));
+                            core::ptr::write_bytes(
+                                (q + info.size) as *mut u8,
+                                ALLOC_FILL,
+                                (n - info.size).min(LARGE_FILL_MAX),
+                            );
                         }
                     }
                     crate::stats::sub_live(info.size);
@@ -890,7 +962,13 @@ pub fn reallocate(p: usize, n: usize, op: Op, caller: usize) -> *mut u8 {
                 }
                 if lay.fill && n > info.size {
                     // SAFETY: as above.
-                    unsafe { core::ptr::write_bytes((p + info.size) as *mut u8, ALLOC_FILL, n - info.size) };
+                    unsafe {
+                        core::ptr::write_bytes(
+                            (p + info.size) as *mut u8,
+                            ALLOC_FILL,
+                            n - info.size,
+                        )
+                    };
                 }
                 return p as *mut u8;
             }
@@ -956,7 +1034,13 @@ pub fn usable_size(p: usize, caller: usize) -> usize {
     let held = match hold(p) {
         Ok(h) => h,
         Err((bad, info)) => {
-            report::bad_pointer(Op::UsableSize, p, bad, info.map(with_history).as_ref(), caller);
+            report::bad_pointer(
+                Op::UsableSize,
+                p,
+                bad,
+                info.map(with_history).as_ref(),
+                caller,
+            );
             return 0;
         }
     };

@@ -8,7 +8,7 @@
 //! exchange, before `STATE` becomes Ready; every other thread waits for Ready first.
 
 use crate::config::{self, Guard, OnError};
-use crate::fmt::{prefix, Line};
+use crate::fmt::{Line, prefix};
 use crate::heap::{self, Layout};
 use crate::sys;
 use crate::tls;
@@ -40,7 +40,9 @@ fn slow() {
             unsafe { (*tls::state()).initializing = 0 };
             // Registered once Ready: glibc may allocate (through us) to store the handlers.
             // SAFETY: the three handlers are valid extern "C" fns for the life of the process.
-            unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child)) };
+            unsafe {
+                libc::pthread_atfork(Some(fork_prepare), Some(fork_parent), Some(fork_child))
+            };
         }
         Err(_) => {
             // SAFETY: our own TLS block.
@@ -71,7 +73,14 @@ fn init() {
         // The plain layout, written now so that the first malloc finds its page present.
         // SAFETY: single-threaded init.
         unsafe {
-            heap::LAYOUT.set(Layout { front: 0, tail: 0, fill: false, debug_meta: false, zone_guards: false, large_guard: 0 })
+            heap::LAYOUT.set(Layout {
+                front: 0,
+                tail: 0,
+                fill: false,
+                debug_meta: false,
+                zone_guards: false,
+                large_guard: 0,
+            })
         };
         return;
     }
@@ -100,7 +109,11 @@ fn init() {
         zone_guards: heavy,
         // Behind every LARGE block, a wide inaccessible region: an access a few KiB past its
         // end still faults. Address space is cheap; no page is touched.
-        large_guard: if heavy { (64usize << 10).next_multiple_of(page) } else { 0 },
+        large_guard: if heavy {
+            (64usize << 10).next_multiple_of(page)
+        } else {
+            0
+        },
     };
     // SAFETY: single-threaded init.
     unsafe { heap::LAYOUT.set(lay) };
@@ -122,23 +135,7 @@ pub fn open_output(spec: &[u8]) -> i32 {
         return crate::fmt::parse_num(n).map(|v| v as i32).unwrap_or(-1);
     }
     let mut path = [0u8; 512];
-    let mut n = 0;
-    let mut i = 0;
-    while i < spec.len() && n < 480 {
-        if spec[i] == b'%' && i + 1 < spec.len() && spec[i + 1] == b'p' {
-            let mut b = itoa::Buffer::new();
-            for &d in b.format(sys::getpid()).as_bytes() {
-                path[n] = d;
-                n += 1;
-            }
-            i += 2;
-            continue;
-        }
-        path[n] = spec[i];
-        n += 1;
-        i += 1;
-    }
-    path[n] = 0;
+    let n = crate::log::expand(spec, &mut path);
     // SAFETY: path is NUL terminated; O_NOFOLLOW refuses a planted symlink.
     let fd = unsafe {
         libc::open(
@@ -149,7 +146,12 @@ pub fn open_output(spec: &[u8]) -> i32 {
     };
     if fd < 0 {
         let mut l: Line<700> = Line::new();
-        prefix(&mut l).s(b"WARNING: cannot open '").s(&path[..n]).s(b"' (errno ").u(sys::errno() as u64).s(b"); using stderr\n");
+        prefix(&mut l)
+            .s(b"WARNING: cannot open '")
+            .s(&path[..n])
+            .s(b"' (errno ")
+            .u(sys::errno() as u64)
+            .s(b"); using stderr\n");
         l.report();
     }
     fd

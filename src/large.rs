@@ -63,7 +63,11 @@ fn guarded_align(size: usize, align: usize, exact: bool) -> usize {
     if exact {
         return 1;
     }
-    if size == 0 { 16 } else { (1usize << size.trailing_zeros()).clamp(8, 16) }
+    if size == 0 {
+        16
+    } else {
+        (1usize << size.trailing_zeros()).clamp(8, 16)
+    }
 }
 
 const CACHE_SLOTS: usize = 32;
@@ -110,7 +114,9 @@ impl LargeState {
     /// Bytes the cache may hold: twice the live LARGE bytes, at least 4 MiB, at most
     /// 256 MiB (freed memory kept for reuse, as glibc keeps its heap).
     fn cache_limit(&self) -> usize {
-        self.live_bytes.saturating_mul(2).clamp(CACHE_MIN_BYTES, CACHE_MAX_BYTES)
+        self.live_bytes
+            .saturating_mul(2)
+            .clamp(CACHE_MIN_BYTES, CACHE_MAX_BYTES)
     }
 
     /// A mapping of at least `len` bytes: the best fitting cached range (split when much
@@ -210,10 +216,20 @@ impl LargeState {
     /// Allocates a LARGE block of `size` bytes whose user pointer is `front` bytes (rounded up to
     /// `align`) into the mapping, with `tail` accessible bytes after it and `guard` bytes of
     /// PROT_NONE after those. Returns the descriptor and whether the memory is zero.
-    pub fn alloc(&mut self, size: usize, align: usize, front: usize, tail: usize, guard: usize) -> Option<(*mut Large, bool)> {
+    pub fn alloc(
+        &mut self,
+        size: usize,
+        align: usize,
+        front: usize,
+        tail: usize,
+        guard: usize,
+    ) -> Option<(*mut Large, bool)> {
         let page = sys::page_size();
         let extra_align = if align > page { align } else { 0 };
-        let need = front.checked_add(size)?.checked_add(tail)?.checked_add(extra_align)?;
+        let need = front
+            .checked_add(size)?
+            .checked_add(tail)?
+            .checked_add(extra_align)?;
         let usable = sys::page_round(need)?;
         let map_len = usable.checked_add(guard)?;
         if map_len > isize::MAX as usize {
@@ -284,11 +300,22 @@ impl LargeState {
     /// that, between 8 and 16 bytes: sizes that are multiples of 8 end exactly at the guard, and
     /// the 1–7 bytes of gap of other sizes are canary. `exact` drops alignment entirely (1 byte),
     /// so every block ends at its guard — some programs assume 8- or 16-byte aligned results.
-    pub fn alloc_guarded(&mut self, size: usize, cap: usize, align: usize, below: bool, exact: bool) -> Option<*mut Large> {
+    pub fn alloc_guarded(
+        &mut self,
+        size: usize,
+        cap: usize,
+        align: usize,
+        below: bool,
+        exact: bool,
+    ) -> Option<*mut Large> {
         let page = sys::page_size();
         let a = guarded_align(size, align, exact);
         // Big blocks get a wide inaccessible region (an access a few KiB off still faults).
-        let guard = if size > crate::size_class::SMALL_MAX { (64usize << 10).next_multiple_of(page) } else { page };
+        let guard = if size > crate::size_class::SMALL_MAX {
+            (64usize << 10).next_multiple_of(page)
+        } else {
+            page
+        };
         let room = cap.max(size).max(1);
         let data_len = if a > page {
             sys::page_round(room)?.checked_add(a)?
@@ -322,7 +349,13 @@ impl LargeState {
             map_len,
             usable_len: hi - base,
             lo,
-            guarded: if below { 2 } else if exact { 3 } else { 1 },
+            guarded: if below {
+                2
+            } else if exact {
+                3
+            } else {
+                1
+            },
             user,
             size,
             align,
@@ -401,8 +434,14 @@ impl LargeState {
     /// `d` is a live descriptor (used or quarantined) of this state.
     pub unsafe fn free(&mut self, d: *mut Large) {
         // SAFETY: d is live per the caller.
-        let (base, len, size, guarded) =
-            unsafe { ((*d).map_base, (*d).map_len, (*d).size, (*d).usable_len != (*d).map_len || (*d).guarded != 0) };
+        let (base, len, size, guarded) = unsafe {
+            (
+                (*d).map_base,
+                (*d).map_len,
+                (*d).size,
+                (*d).usable_len != (*d).map_len || (*d).guarded != 0,
+            )
+        };
         pagemap::clear_range(base, len);
         self.unlink(d);
         self.release_desc(d);

@@ -9,9 +9,9 @@
 //! and is cleared before the locks are released.
 
 use crate::block::USED;
-use crate::fmt::{prefix, Line};
+use crate::fmt::{Line, prefix};
 use crate::heap::{ARENAS, MAX_ARENAS, NARENAS};
-use crate::large::{Large, LARGE};
+use crate::large::{LARGE, Large};
 use crate::pagemap;
 use crate::sys;
 use crate::zone::Zone;
@@ -123,9 +123,20 @@ fn for_each_used(mut f: impl FnMut(*mut u8, usize, usize, usize, u8, u64, u32)) 
                 for i in 0..(*z).hiwater as usize {
                     let m = (*z).meta(i);
                     if m.state & !MARK == USED {
-                        let d = (*z).dbg(i).map(|d| (d.alloc_caller, d.alloc_seq, d.alloc_tid)).unwrap_or((0, 0, 0));
+                        let d = (*z)
+                            .dbg(i)
+                            .map(|d| (d.alloc_caller, d.alloc_seq, d.alloc_tid))
+                            .unwrap_or((0, 0, 0));
                         let user = (*z).slot_addr(i) + m.front as usize;
-                        f(&raw mut m.state, user, m.size as usize, d.0, m.origin, d.1, d.2);
+                        f(
+                            &raw mut m.state,
+                            user,
+                            m.size as usize,
+                            d.0,
+                            m.origin,
+                            d.1,
+                            d.2,
+                        );
                     }
                 }
                 z = (*z).all_next;
@@ -139,7 +150,15 @@ fn for_each_used(mut f: impl FnMut(*mut u8, usize, usize, usize, u8, u64, u32)) 
         // SAFETY: live descriptors (lock held).
         unsafe {
             if (*d).state & !MARK == USED {
-                f(&raw mut (*d).state, (*d).user, (*d).size, (*d).dbg.alloc_caller, (*d).origin, (*d).dbg.alloc_seq, (*d).dbg.alloc_tid);
+                f(
+                    &raw mut (*d).state,
+                    (*d).user,
+                    (*d).size,
+                    (*d).dbg.alloc_caller,
+                    (*d).origin,
+                    (*d).dbg.alloc_seq,
+                    (*d).dbg.alloc_tid,
+                );
             }
             d = (*d).next;
         }
@@ -209,11 +228,19 @@ pub fn report_at_exit(all: bool) -> usize {
 
 fn scan_and_report(all: bool, sp: usize) -> usize {
     let stack_bytes = STACK_CAP * 8;
-    let stack = sys::map(stack_bytes).map(|p| p as *mut usize).unwrap_or(core::ptr::null_mut());
+    let stack = sys::map(stack_bytes)
+        .map(|p| p as *mut usize)
+        .unwrap_or(core::ptr::null_mut());
     if !stack.is_null() {
         pagemap::set_range(stack as usize, stack_bytes, pagemap::META);
     }
-    let mut s = Scan { stack, len: 0, overflow: false, lo: usize::MAX, hi: 0 };
+    let mut s = Scan {
+        stack,
+        len: 0,
+        overflow: false,
+        lo: usize::MAX,
+        hi: 0,
+    };
     // Bounds of our blocks (a cheap filter before the page map). `lo` is kept one below the
     // lowest block: this frame is scanned too, and must not hold a block's own address.
     for_each_used(|_, user, size, _, _, _, _| {
@@ -224,7 +251,10 @@ fn scan_and_report(all: bool, sp: usize) -> usize {
         if !m.readable || !m.writable || m.shared {
             return true;
         }
-        if m.path.starts_with(b"/dev/") || m.path.starts_with(b"[vvar") || m.path.starts_with(b"[vsyscall") {
+        if m.path.starts_with(b"/dev/")
+            || m.path.starts_with(b"[vvar")
+            || m.path.starts_with(b"[vsyscall")
+        {
             return true;
         }
         if m.path.windows(12).any(|w| w == b"libft_malloc") {
@@ -256,7 +286,16 @@ fn scan_and_report(all: bool, sp: usize) -> usize {
         });
     }
     // Group the unmarked (leaked) and, with `all`, the marked (reachable) blocks by site.
-    let mut sites = [Site { caller: 0, origin: 0, bytes: 0, count: 0, example: 0, example_size: 0, seq: 0, tid: 0 }; MAX_SITES];
+    let mut sites = [Site {
+        caller: 0,
+        origin: 0,
+        bytes: 0,
+        count: 0,
+        example: 0,
+        example_size: 0,
+        seq: 0,
+        tid: 0,
+    }; MAX_SITES];
     let mut nsites;
     let mut leaked = 0usize;
     let mut leaked_bytes = 0usize;
@@ -291,30 +330,62 @@ fn scan_and_report(all: bool, sp: usize) -> usize {
                 }
             }
             if !found && nsites < MAX_SITES {
-                sites[nsites] = Site { caller, origin, bytes: size, count: 1, example: user, example_size: size, seq, tid };
+                sites[nsites] = Site {
+                    caller,
+                    origin,
+                    bytes: size,
+                    count: 1,
+                    example: user,
+                    example_size: size,
+                    seq,
+                    tid,
+                };
                 nsites += 1;
             }
         });
         sites[..nsites].sort_unstable_by(|a, b| b.bytes.cmp(&a.bytes));
         for site in &sites[..nsites] {
             let mut l: Line<700> = Line::new();
-            prefix(&mut l).s(if pass == 0 { b"LEAK: " as &[u8] } else { b"REACHABLE: " });
-            l.u(site.bytes as u64).s(b" bytes in ").u(site.count as u64).s(b" block(s) allocated by ");
-            l.s(crate::block::Op::from_u8(site.origin).call_name()).s(b"() from ");
+            prefix(&mut l).s(if pass == 0 {
+                b"LEAK: " as &[u8]
+            } else {
+                b"REACHABLE: "
+            });
+            l.u(site.bytes as u64)
+                .s(b" bytes in ")
+                .u(site.count as u64)
+                .s(b" block(s) allocated by ");
+            l.s(crate::block::Op::from_u8(site.origin).call_name())
+                .s(b"() from ");
             crate::maps::describe(site.caller, &mut l);
             l.c(b'\n');
             l.report();
             l.clear();
-            prefix(&mut l).s(b"  e.g. ").x(site.example).s(b" (").u(site.example_size as u64).s(b" bytes), allocated at event #");
+            prefix(&mut l)
+                .s(b"  e.g. ")
+                .x(site.example)
+                .s(b" (")
+                .u(site.example_size as u64)
+                .s(b" bytes), allocated at event #");
             l.u(site.seq).s(b", thread ").u(site.tid as u64).c(b'\n');
             l.report();
         }
     }
     if leaked > 0 || all {
         let mut l: Line<300> = Line::new();
-        prefix(&mut l).s(if leaked > 0 { b"LEAK SUMMARY: " as &[u8] } else { b"leak summary: " });
-        l.u(leaked_bytes as u64).s(b" bytes in ").u(leaked as u64).s(b" unreachable block(s); ");
-        l.u(reach_bytes as u64).s(b" bytes in ").u(reach as u64).s(b" block(s) still reachable\n");
+        prefix(&mut l).s(if leaked > 0 {
+            b"LEAK SUMMARY: " as &[u8]
+        } else {
+            b"leak summary: "
+        });
+        l.u(leaked_bytes as u64)
+            .s(b" bytes in ")
+            .u(leaked as u64)
+            .s(b" unreachable block(s); ");
+        l.u(reach_bytes as u64)
+            .s(b" bytes in ")
+            .u(reach as u64)
+            .s(b" block(s) still reachable\n");
         l.report();
     }
     // Clear the marks.

@@ -1,7 +1,11 @@
 //! ft_malloc: a memory-debugging and tracing malloc for LD_PRELOAD.
 //! See README.md for the design; each module's header states what it owns and its invariants.
 #![cfg_attr(not(test), no_std)]
-#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
+#![deny(
+    unsafe_op_in_unsafe_fn,
+    clippy::undocumented_unsafe_blocks,
+    clippy::missing_safety_doc
+)]
 
 pub mod block;
 pub mod canary;

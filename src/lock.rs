@@ -27,15 +27,24 @@ pub struct Guard<'a, T> {
 
 impl<T> Mutex<T> {
     pub const fn new(v: T) -> Self {
-        Mutex { state: AtomicI32::new(0), owner: AtomicUsize::new(0), data: UnsafeCell::new(v) }
+        Mutex {
+            state: AtomicI32::new(0),
+            owner: AtomicUsize::new(0),
+            data: UnsafeCell::new(v),
+        }
     }
 
     #[inline]
     pub fn lock(&self) -> Guard<'_, T> {
-        if self.state.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        if self
+            .state
+            .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
             self.lock_slow();
         }
-        self.owner.store(crate::tls::thread_tag(), Ordering::Relaxed);
+        self.owner
+            .store(crate::tls::thread_tag(), Ordering::Relaxed);
         Guard { m: self }
     }
 
@@ -44,7 +53,10 @@ impl<T> Mutex<T> {
         for _ in 0..100 {
             core::hint::spin_loop();
             if self.state.load(Ordering::Relaxed) == 0
-                && self.state.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_ok()
+                && self
+                    .state
+                    .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
             {
                 return;
             }
@@ -59,8 +71,13 @@ impl<T> Mutex<T> {
     /// Tries `attempts` times (yielding between tries); None if the lock stays busy.
     pub fn try_lock(&self, attempts: u32) -> Option<Guard<'_, T>> {
         for i in 0..attempts.max(1) {
-            if self.state.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_ok() {
-                self.owner.store(crate::tls::thread_tag(), Ordering::Relaxed);
+            if self
+                .state
+                .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                self.owner
+                    .store(crate::tls::thread_tag(), Ordering::Relaxed);
                 return Some(Guard { m: self });
             }
             if i + 1 < attempts {
@@ -73,7 +90,8 @@ impl<T> Mutex<T> {
     /// True if the calling thread holds this lock (re-entry from a signal handler).
     #[inline]
     pub fn held_by_me(&self) -> bool {
-        self.state.load(Ordering::Relaxed) != 0 && self.owner.load(Ordering::Relaxed) == crate::tls::thread_tag()
+        self.state.load(Ordering::Relaxed) != 0
+            && self.owner.load(Ordering::Relaxed) == crate::tls::thread_tag()
     }
 
     #[inline]

@@ -27,11 +27,13 @@
 
 use crate::block::Op;
 use crate::config::{Config, LogFormat};
-use crate::fmt::{prefix, Line};
+use crate::fmt::{Line, prefix};
 use crate::lock::Mutex;
 use crate::sys;
 use crate::tls;
-use core::sync::atomic::{fence, AtomicBool, AtomicI32, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering, fence,
+};
 
 /// Debugging is on: events are counted, kept in the ring and (maybe) written.
 static ON: AtomicBool = AtomicBool::new(false);
@@ -63,7 +65,11 @@ struct Stripe {
 const HIST: usize = 48;
 const STRIPES: usize = 8;
 static STATS: [Stripe; STRIPES] = [const {
-    Stripe { calls: [const { AtomicU64::new(0) }; 15], fails: AtomicU64::new(0), hist: [const { AtomicU64::new(0) }; HIST] }
+    Stripe {
+        calls: [const { AtomicU64::new(0) }; 15],
+        fails: AtomicU64::new(0),
+        hist: [const { AtomicU64::new(0) }; HIST],
+    }
 }; STRIPES];
 
 /// Histogram bucket of a requested size: 0 for 0, k for [2^(k-1), 2^k).
@@ -73,7 +79,10 @@ fn bucket(size: usize) -> usize {
 
 /// Calls of `op` counted since start (all threads).
 pub fn calls(op: Op) -> u64 {
-    STATS.iter().map(|s| s.calls[op as usize].load(Ordering::Relaxed)).sum()
+    STATS
+        .iter()
+        .map(|s| s.calls[op as usize].load(Ordering::Relaxed))
+        .sum()
 }
 
 /// Failed allocations (NULL returned) since start.
@@ -83,7 +92,15 @@ pub fn failures() -> u64 {
 
 /// Allocations whose requested size fell in bucket `k` (see `bucket`).
 pub fn hist(k: usize) -> u64 {
-    STATS.iter().map(|s| s.hist.get(k).map(|h| h.load(Ordering::Relaxed)).unwrap_or(0)).sum()
+    STATS
+        .iter()
+        .map(|s| {
+            s.hist
+                .get(k)
+                .map(|h| h.load(Ordering::Relaxed))
+                .unwrap_or(0)
+        })
+        .sum()
 }
 
 pub const HIST_BUCKETS: usize = HIST;
@@ -139,11 +156,18 @@ fn ring_put(e: &Event) {
     let mask = RING_MASK.load(Ordering::Relaxed);
     // SAFETY: the ring has mask+1 records and is never unmapped.
     let rec = unsafe { &*r.add((e.seq & mask) as usize) };
-    let alog = if e.align == 0 { 0 } else { e.align.trailing_zeros() as u64 + 1 };
+    let alog = if e.align == 0 {
+        0
+    } else {
+        e.align.trailing_zeros() as u64 + 1
+    };
     rec.stamp.store(0, Ordering::Relaxed);
     fence(Ordering::Release);
     rec.t.store(e.t, Ordering::Relaxed);
-    rec.tidop.store(e.tid as u64 | (e.op as u64) << 32 | alog << 40, Ordering::Relaxed);
+    rec.tidop.store(
+        e.tid as u64 | (e.op as u64) << 32 | alog << 40,
+        Ordering::Relaxed,
+    );
     rec.inp.store(e.inp as u64, Ordering::Relaxed);
     rec.out.store(e.out as u64, Ordering::Relaxed);
     rec.size.store(e.size as u64, Ordering::Relaxed);
@@ -182,7 +206,11 @@ fn ring_get(seq: u64) -> Option<Event> {
         t,
         tid: tidop as u32,
         op: Op::from_u8((tidop >> 32) as u8),
-        align: if alog == 0 { 0 } else { 1usize.checked_shl(alog as u32 - 1).unwrap_or(0) },
+        align: if alog == 0 {
+            0
+        } else {
+            1usize.checked_shl(alog as u32 - 1).unwrap_or(0)
+        },
         inp,
         out,
         size,
@@ -267,7 +295,10 @@ fn backtrace(caller: usize, out: &mut [usize; 16], want: usize) -> usize {
     let mut steps = 0;
     while n < want && steps < 64 {
         steps += 1;
-        if fp == 0 || !fp.is_multiple_of(core::mem::size_of::<usize>()) || fp.checked_add(16).is_none_or(|e| e > limit) {
+        if fp == 0
+            || !fp.is_multiple_of(core::mem::size_of::<usize>())
+            || fp.checked_add(16).is_none_or(|e| e > limit)
+        {
             break;
         }
         // SAFETY: [fp, fp+16) lies between the current stack pointer and the top of this
@@ -324,7 +355,11 @@ static MISS_I: AtomicUsize = AtomicUsize::new(0);
 fn mods() -> Option<&'static Mods> {
     let m = MODS.load(Ordering::Acquire);
     // SAFETY: the table is mapped once and never unmapped; entries below `n` are immutable.
-    if m.is_null() { None } else { Some(unsafe { &*m }) }
+    if m.is_null() {
+        None
+    } else {
+        Some(unsafe { &*m })
+    }
 }
 
 fn mod_path(m: &Mods, e: &Module) -> &'static [u8] {
@@ -367,7 +402,12 @@ fn scan_modules(emit_records: bool) -> bool {
     }
     // A candidate: the first mapping (offset 0) of a file, extended by the mappings of the same
     // path that follow; kept only if one of them is executable.
-    let mut cand = Module { base: 0, end: 0, path_off: 0, path_len: 0 };
+    let mut cand = Module {
+        base: 0,
+        end: 0,
+        path_off: 0,
+        path_len: 0,
+    };
     let mut cpath = [0u8; 256];
     let mut cexec = false;
     let commit = |cand: &Module, path: &[u8], exec: bool| {
@@ -387,7 +427,12 @@ fn scan_modules(emit_records: bool) -> bool {
             return;
         }
         m.paths[m.plen..m.plen + path.len()].copy_from_slice(path);
-        m.ent[n] = Module { base: cand.base, end: cand.end, path_off: m.plen as u32, path_len: path.len() as u32 };
+        m.ent[n] = Module {
+            base: cand.base,
+            end: cand.end,
+            path_off: m.plen as u32,
+            path_len: path.len() as u32,
+        };
         m.plen += path.len();
         m.n.store(n + 1, Ordering::Release);
         if emit_records && !MTRACE.load(Ordering::Relaxed) {
@@ -410,7 +455,12 @@ fn scan_modules(emit_records: bool) -> bool {
             cand.base = 0;
         }
         if m.offset == 0 && !m.shared && plen > 0 && path[0] == b'/' {
-            cand = Module { base: m.start, end: m.end, path_off: 0, path_len: plen as u32 };
+            cand = Module {
+                base: m.start,
+                end: m.end,
+                path_off: 0,
+                path_len: plen as u32,
+            };
             cpath[..plen].copy_from_slice(path);
             cexec = m.executable;
         }
@@ -463,16 +513,25 @@ struct FileState {
     g_end_off: u64,
 }
 
-static FILE: Mutex<FileState> =
-    Mutex::new(FileState { fd: -1, off: 0, exact: 0, closed: false, g_pos: 0, g_end: 0, g_end_off: 0 });
+static FILE: Mutex<FileState> = Mutex::new(FileState {
+    fd: -1,
+    off: 0,
+    exact: 0,
+    closed: false,
+    g_pos: 0,
+    g_end: 0,
+    g_end_off: 0,
+});
 /// The log spec (path with %p, kept for the fork child).
-static SPEC: crate::config::Once<crate::config::Path> = crate::config::Once::new(crate::config::Path::NONE);
+static SPEC: crate::config::Once<crate::config::Path> =
+    crate::config::Once::new(crate::config::Path::NONE);
 static KEY: AtomicU64 = AtomicU64::new(u64::MAX);
 /// CHUNK bytes of an anonymous mapping never written: the source of the zeros of a new chunk.
 static ZERO: AtomicPtr<u8> = AtomicPtr::new(core::ptr::null_mut());
 
-/// Expands `%p` to the pid into `out` (NUL terminated); returns the length.
-fn expand(spec: &[u8], out: &mut [u8; 512]) -> usize {
+/// Expands `%p` to the pid into `out` (NUL terminated); returns the length. Used for the log
+/// and for `report=PATH`.
+pub fn expand(spec: &[u8], out: &mut [u8; 512]) -> usize {
     let mut n = 0;
     let mut i = 0;
     while i < spec.len() && n < 480 {
@@ -511,7 +570,12 @@ fn open_log(spec: &[u8]) -> i32 {
     };
     if fd < 0 {
         let mut l: Line<700> = Line::new();
-        prefix(&mut l).s(b"WARNING: cannot open log '").s(&path[..n]).s(b"' (errno ").u(sys::errno() as u64).s(b"); no log file\n");
+        prefix(&mut l)
+            .s(b"WARNING: cannot open log '")
+            .s(&path[..n])
+            .s(b"' (errno ")
+            .u(sys::errno() as u64)
+            .s(b"); no log file\n");
         l.report();
     }
     fd
@@ -538,7 +602,15 @@ fn new_chunk(f: &mut FileState) -> Option<(usize, usize, u64)> {
     // in (measured: 250 -> 185 ns of CPU per event). It also extends the file.
     let z = ZERO.load(Ordering::Relaxed);
     // SAFETY: z is CHUNK readable bytes (or null, then skipped); pwrite on our descriptor.
-    let written = !z.is_null() && unsafe { libc::pwrite(f.fd, z as *const libc::c_void, CHUNK as usize, start as libc::off_t) } == CHUNK as isize;
+    let written = !z.is_null()
+        && unsafe {
+            libc::pwrite(
+                f.fd,
+                z as *const libc::c_void,
+                CHUNK as usize,
+                start as libc::off_t,
+            )
+        } == CHUNK as isize;
     // SAFETY: ftruncate on our own descriptor.
     if !written && unsafe { libc::ftruncate(f.fd, end as libc::off_t) } != 0 {
         return None;
@@ -546,7 +618,13 @@ fn new_chunk(f: &mut FileState) -> Option<(usize, usize, u64)> {
     let p = sys::map_shared_fd(CHUNK as usize, f.fd, start as i64)?;
     // Fault the pages in now, writable, in one call (much cheaper than one fault per page).
     // SAFETY: advice on our own fresh mapping; failure (older kernel) only costs speed.
-    unsafe { libc::madvise(p as *mut libc::c_void, CHUNK as usize, 23 /* MADV_POPULATE_WRITE */) };
+    unsafe {
+        libc::madvise(
+            p as *mut libc::c_void,
+            CHUNK as usize,
+            23, /* MADV_POPULATE_WRITE */
+        )
+    };
     f.off = end;
     f.exact = end;
     Some((p as usize, p as usize + CHUNK as usize, end))
@@ -577,7 +655,14 @@ fn append_slow(f: &mut FileState, line: &[u8]) {
         return;
     }
     // SAFETY: line is a live slice; pwrite reads at most its length.
-    let n = unsafe { libc::pwrite(f.fd, line.as_ptr() as *const libc::c_void, line.len(), f.off as libc::off_t) };
+    let n = unsafe {
+        libc::pwrite(
+            f.fd,
+            line.as_ptr() as *const libc::c_void,
+            line.len(),
+            f.off as libc::off_t,
+        )
+    };
     if n > 0 {
         f.off += n as u64;
         f.exact = f.off;
@@ -618,7 +703,12 @@ unsafe fn put(c: &mut [u64; 3], line: &[u8], f: Option<&mut FileState>) -> bool 
         if per_thread && KEY.load(Ordering::Relaxed) != u64::MAX {
             // Ask for a call at thread exit (keys < 32 do not allocate, PITFALLS 4).
             // SAFETY: a key we created; any non-NULL value makes the destructor run.
-            unsafe { libc::pthread_setspecific(KEY.load(Ordering::Relaxed) as libc::pthread_key_t, core::ptr::dangling::<libc::c_void>()) };
+            unsafe {
+                libc::pthread_setspecific(
+                    KEY.load(Ordering::Relaxed) as libc::pthread_key_t,
+                    core::ptr::dangling::<libc::c_void>(),
+                )
+            };
         }
         c[0] = p as u64;
         c[1] = e as u64;
@@ -742,7 +832,10 @@ struct Fast {
 impl Fast {
     #[inline(always)]
     fn new() -> Self {
-        Fast { b: [const { core::mem::MaybeUninit::uninit() }; MAX_LINE + SLACK], n: 0 }
+        Fast {
+            b: [const { core::mem::MaybeUninit::uninit() }; MAX_LINE + SLACK],
+            n: 0,
+        }
     }
     #[inline(always)]
     fn room(&self, k: usize) -> bool {
@@ -760,7 +853,13 @@ impl Fast {
     fn s(&mut self, t: &[u8]) -> &mut Self {
         if self.room(t.len()) {
             // SAFETY: n + len <= MAX_LINE < b.len(), and t does not overlap our buffer.
-            unsafe { core::ptr::copy_nonoverlapping(t.as_ptr(), self.b.as_mut_ptr().add(self.n) as *mut u8, t.len()) };
+            unsafe {
+                core::ptr::copy_nonoverlapping(
+                    t.as_ptr(),
+                    self.b.as_mut_ptr().add(self.n) as *mut u8,
+                    t.len(),
+                )
+            };
             self.n += t.len();
         }
         self
@@ -799,7 +898,11 @@ impl Fast {
     #[inline(always)]
     fn x(&mut self, v: usize) -> &mut Self {
         let v = v as u64;
-        let digits = if v == 0 { 1 } else { (67 - v.leading_zeros() as usize) / 4 };
+        let digits = if v == 0 {
+            1
+        } else {
+            (67 - v.leading_zeros() as usize) / 4
+        };
         if !self.room(2 + digits) {
             return self;
         }
@@ -808,7 +911,10 @@ impl Fast {
         // SAFETY: the stores cover [n, n+18), and n + 18 <= MAX_LINE + SLACK = b.len().
         unsafe {
             core::ptr::write_unaligned(base.add(self.n) as *mut [u8; 2], *b"0x");
-            core::ptr::write_unaligned(base.add(self.n + 2) as *mut u64, hex8((top >> 32) as u32).to_be());
+            core::ptr::write_unaligned(
+                base.add(self.n + 2) as *mut u64,
+                hex8((top >> 32) as u32).to_be(),
+            );
             core::ptr::write_unaligned(base.add(self.n + 10) as *mut u64, hex8(top as u32).to_be());
         }
         self.n += 2 + digits;
@@ -821,8 +927,23 @@ impl Fast {
 }
 
 fn text_line(l: &mut Fast, e: &Event, frames: &[usize]) {
-    l.s(b"E ").u(e.seq).c(b' ').u(e.t).c(b' ').u(e.tid as u64).c(b' ').s(op_text(e.op)).c(b' ');
-    l.x(e.inp).c(b' ').x(e.out).c(b' ').u(e.size as u64).c(b' ').u(e.align as u64).c(b' ');
+    l.s(b"E ")
+        .u(e.seq)
+        .c(b' ')
+        .u(e.t)
+        .c(b' ')
+        .u(e.tid as u64)
+        .c(b' ')
+        .s(op_text(e.op))
+        .c(b' ');
+    l.x(e.inp)
+        .c(b' ')
+        .x(e.out)
+        .c(b' ')
+        .u(e.size as u64)
+        .c(b' ')
+        .u(e.align as u64)
+        .c(b' ');
     l.x(frames[0]);
     for &f in &frames[1..] {
         l.c(b',').x(f);
@@ -889,7 +1010,11 @@ pub fn init(c: &Config) {
     START_NS.store(sys::now_ns(), Ordering::Relaxed);
     FRAMES.store((c.backtrace as usize).clamp(1, 16), Ordering::Relaxed);
     MTRACE.store(c.log_format == LogFormat::Mtrace, Ordering::Relaxed);
-    let n = if c.ring == 0 { crate::config::DEFAULT_RING } else { c.ring.min(1 << 24) };
+    let n = if c.ring == 0 {
+        crate::config::DEFAULT_RING
+    } else {
+        c.ring.min(1 << 24)
+    };
     let n = n.next_power_of_two();
     if let Some(p) = sys::map_internal(n as usize * core::mem::size_of::<Rec>()) {
         RING_MASK.store(n - 1, Ordering::Relaxed);
@@ -963,7 +1088,13 @@ fn header(ppid: u32) {
     l.s(b"# ft_malloc log v1\n# program ");
     let mut exe = [0u8; 256];
     // SAFETY: exe is a writable buffer of the size given; readlink does not allocate.
-    let n = unsafe { libc::readlink(c"/proc/self/exe".as_ptr(), exe.as_mut_ptr() as *mut libc::c_char, exe.len()) };
+    let n = unsafe {
+        libc::readlink(
+            c"/proc/self/exe".as_ptr(),
+            exe.as_mut_ptr() as *mut libc::c_char,
+            exe.len(),
+        )
+    };
     if n > 0 {
         l.s(&exe[..n as usize]);
     } else {
@@ -971,14 +1102,20 @@ fn header(ppid: u32) {
     }
     l.s(b"\n# pid ").u(sys::getpid() as u64);
     // SAFETY: getppid has no preconditions.
-    let pp = if ppid != 0 { ppid } else { unsafe { libc::getppid() as u32 } };
+    let pp = if ppid != 0 {
+        ppid
+    } else {
+        unsafe { libc::getppid() as u32 }
+    };
     l.s(b"\n# ppid ").u(pp as u64);
     if ppid != 0 {
         l.s(b"\n# forked_from ").u(ppid as u64);
     }
     l.s(b"\n# page_size ").u(sys::page_size() as u64);
     l.s(b"\n# start_ns ").u(START_NS.load(Ordering::Relaxed));
-    l.s(b"\n# debug ").s(sys::getenv_initial(b"MALLOC_DEBUG").unwrap_or(b"")).c(b'\n');
+    l.s(b"\n# debug ")
+        .s(sys::getenv_initial(b"MALLOC_DEBUG").unwrap_or(b""))
+        .c(b'\n');
     emit(l.as_bytes());
     if ppid != 0 {
         // The child knows the modules already: log them all again in its own file.
@@ -1018,7 +1155,9 @@ fn event_slow(op: Op, inp: usize, out: usize, size: usize, align: usize, caller:
     }
     let mut frames = [0usize; 16];
     let want = FRAMES.load(Ordering::Relaxed);
-    let nf = if want > 1 { backtrace(caller, &mut frames, want) } else {
+    let nf = if want > 1 {
+        backtrace(caller, &mut frames, want)
+    } else {
         frames[0] = caller;
         1
     };
@@ -1054,7 +1193,13 @@ fn event_slow(op: Op, inp: usize, out: usize, size: usize, align: usize, caller:
 
 /// One event as a human line: `#seq +t tid N malloc(24) = 0x... from 0x...`.
 fn human<const N: usize>(l: &mut Line<N>, e: &Event) {
-    l.s(b"#").u(e.seq).s(b" t=").u(e.t / 1000).s(b"us tid ").u(e.tid as u64).c(b' ');
+    l.s(b"#")
+        .u(e.seq)
+        .s(b" t=")
+        .u(e.t / 1000)
+        .s(b"us tid ")
+        .u(e.tid as u64)
+        .c(b' ');
     let name = e.op.call_name();
     match e.op {
         Op::Free | Op::Delete | Op::DeleteArr => {
@@ -1066,10 +1211,22 @@ fn human<const N: usize>(l: &mut Line<N>, e: &Event) {
             }
         }
         Op::Realloc | Op::Reallocarray => {
-            l.s(name).c(b'(').x(e.inp).s(b", ").u(e.size as u64).s(b") = ").x(e.out);
+            l.s(name)
+                .c(b'(')
+                .x(e.inp)
+                .s(b", ")
+                .u(e.size as u64)
+                .s(b") = ")
+                .x(e.out);
         }
         Op::Memalign | Op::PosixMemalign | Op::AlignedAlloc => {
-            l.s(name).c(b'(').u(e.align as u64).s(b", ").u(e.size as u64).s(b") = ").x(e.out);
+            l.s(name)
+                .c(b'(')
+                .u(e.align as u64)
+                .s(b", ")
+                .u(e.size as u64)
+                .s(b") = ")
+                .x(e.out);
         }
         _ => {
             l.s(name).c(b'(');
@@ -1112,7 +1269,12 @@ pub fn report_history(p: usize) {
     if count == 0 {
         return;
     }
-    prefix(&mut l).s(b"  history of ").x(p).s(b" in the last ").u(RING_MASK.load(Ordering::Relaxed) + 1).s(b" events:\n");
+    prefix(&mut l)
+        .s(b"  history of ")
+        .x(p)
+        .s(b" in the last ")
+        .u(RING_MASK.load(Ordering::Relaxed) + 1)
+        .s(b" events:\n");
     l.report();
     // The last 16 events on this address.
     let mut skip = count.saturating_sub(16);
@@ -1143,7 +1305,9 @@ pub fn block_history(p: usize, fd: i32) {
         if touches(e, p) {
             if !any {
                 l.clear();
-                l.s(b"history of ").x(p).s(b" (events still in the ring):\n");
+                l.s(b"history of ")
+                    .x(p)
+                    .s(b" (events still in the ring):\n");
                 l.write_fd(fd);
                 any = true;
             }
@@ -1171,7 +1335,11 @@ pub fn dump_recent(fd: i32, n: usize) {
     let top = RING_TOP.load(Ordering::Relaxed);
     let cap = RING_MASK.load(Ordering::Relaxed) + 1;
     let n = (n as u64).min(cap);
-    l.s(b"Last events (").u(n.min(top)).s(b" of ").u(top).s(b"):\n");
+    l.s(b"Last events (")
+        .u(n.min(top))
+        .s(b" of ")
+        .u(top)
+        .s(b"):\n");
     l.write_fd(fd);
     ring_each(n, |e| {
         l.clear();
@@ -1209,13 +1377,23 @@ pub fn reset_in_child() {
     if c[1] != 0 {
         // SAFETY: the forking thread's own chunk, inherited by the child; unmapping it here does
         // not touch the parent's mapping.
-        unsafe { libc::munmap((c[1] as usize - CHUNK as usize) as *mut libc::c_void, CHUNK as usize) };
+        unsafe {
+            libc::munmap(
+                (c[1] as usize - CHUNK as usize) as *mut libc::c_void,
+                CHUNK as usize,
+            )
+        };
     }
     *c = [0; 3];
     let mut f = FILE.lock();
     if f.g_end != 0 {
         // SAFETY: the global (mtrace) chunk inherited from the parent.
-        unsafe { libc::munmap((f.g_end - CHUNK as usize) as *mut libc::c_void, CHUNK as usize) };
+        unsafe {
+            libc::munmap(
+                (f.g_end - CHUNK as usize) as *mut libc::c_void,
+                CHUNK as usize,
+            )
+        };
     }
     // SAFETY: the child's copy of the descriptor.
     unsafe { libc::close(f.fd) };
@@ -1279,9 +1457,23 @@ mod tests {
     #[test]
     fn text_record() {
         let mut l = Fast::new();
-        let e = Event { seq: 3, t: 2500, tid: 31337, op: Op::Free, align: 0, inp: 0x7f3a20000040, out: 0, size: 100, caller: 0x55d0c000118f, caller2: 0 };
+        let e = Event {
+            seq: 3,
+            t: 2500,
+            tid: 31337,
+            op: Op::Free,
+            align: 0,
+            inp: 0x7f3a20000040,
+            out: 0,
+            size: 100,
+            caller: 0x55d0c000118f,
+            caller2: 0,
+        };
         text_line(&mut l, &e, &[0x55d0c000118f, 0x55d0c0001200]);
-        assert_eq!(l.as_bytes(), b"E 3 2500 31337 free 0x7f3a20000040 0x0 100 0 0x55d0c000118f,0x55d0c0001200\n");
+        assert_eq!(
+            l.as_bytes(),
+            b"E 3 2500 31337 free 0x7f3a20000040 0x0 100 0 0x55d0c000118f,0x55d0c0001200\n"
+        );
         for v in [0u64, 1, 9, 10, 99, 100, 12345678901234567890, u64::MAX] {
             let mut f = Fast::new();
             f.u(v).c(b' ').x(v as usize);

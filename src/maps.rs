@@ -62,7 +62,12 @@ fn parse(line: &[u8]) -> Option<Mapping<'_>> {
 /// Calls `f` for every mapping until it returns false. Returns false if /proc is unreadable.
 pub fn for_each(mut f: impl FnMut(&Mapping) -> bool) -> bool {
     // SAFETY: a constant NUL-terminated path; O_CLOEXEC so a fork+exec does not inherit it.
-    let fd = unsafe { libc::open(c"/proc/self/maps".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    let fd = unsafe {
+        libc::open(
+            c"/proc/self/maps".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
     if fd < 0 {
         return false;
     }
@@ -71,7 +76,13 @@ pub fn for_each(mut f: impl FnMut(&Mapping) -> bool) -> bool {
     let mut go = true;
     while go {
         // SAFETY: reading into the unused tail of buf.
-        let n = unsafe { libc::read(fd, buf[have..].as_mut_ptr() as *mut libc::c_void, buf.len() - have) };
+        let n = unsafe {
+            libc::read(
+                fd,
+                buf[have..].as_mut_ptr() as *mut libc::c_void,
+                buf.len() - have,
+            )
+        };
         if n < 0 && crate::sys::errno() == libc::EINTR {
             continue;
         }
@@ -125,7 +136,11 @@ pub fn describe<const N: usize>(addr: usize, l: &mut Line<N>) {
         }
         if addr >= m.start && addr < m.end {
             if !m.path.is_empty() {
-                let b = if base_len > 0 && &base_path[..base_len] == m.path { base } else { m.start - m.offset };
+                let b = if base_len > 0 && &base_path[..base_len] == m.path {
+                    base
+                } else {
+                    m.start - m.offset
+                };
                 l.s(m.path).s(b"+").x(addr - b);
                 done = true;
             }

@@ -21,11 +21,15 @@ const L2_LEN: usize = 1 << L2_BITS;
 
 pub const META: usize = 2;
 
-static L1: [AtomicPtr<AtomicUsize>; L1_LEN] = [const { AtomicPtr::new(core::ptr::null_mut()) }; L1_LEN];
+static L1: [AtomicPtr<AtomicUsize>; L1_LEN] =
+    [const { AtomicPtr::new(core::ptr::null_mut()) }; L1_LEN];
 static SHIFT: AtomicUsize = AtomicUsize::new(12);
 
 pub fn init() {
-    SHIFT.store(sys::page_size().trailing_zeros() as usize, Ordering::Relaxed);
+    SHIFT.store(
+        sys::page_size().trailing_zeros() as usize,
+        Ordering::Relaxed,
+    );
     // Warm the first-level slot of the region where the kernel places mappings (next to this
     // library's own code): the first zone's entry almost surely shares its page, so the first
     // malloc does not fault on our table. Init is single-threaded, so the store races nothing.
@@ -47,7 +51,9 @@ fn split(addr: usize) -> Option<(usize, usize)> {
 /// The entry for the page holding `addr` (0 if none).
 #[inline]
 pub fn get(addr: usize) -> usize {
-    let Some((i1, i2)) = split(addr) else { return 0 };
+    let Some((i1, i2)) = split(addr) else {
+        return 0;
+    };
     let leaf = L1[i1].load(Ordering::Acquire);
     if leaf.is_null() {
         return 0;
@@ -63,7 +69,12 @@ fn leaf_for(i1: usize) -> Option<*mut AtomicUsize> {
     }
     let bytes = L2_LEN * core::mem::size_of::<AtomicUsize>();
     let fresh = sys::map(bytes)? as *mut AtomicUsize;
-    match L1[i1].compare_exchange(core::ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
+    match L1[i1].compare_exchange(
+        core::ptr::null_mut(),
+        fresh,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
         // Not entered as META: a leaf holds only addresses of zone headers and descriptors,
         // never of blocks, and writing 512 entries would touch pages for nothing.
         Ok(_) => Some(fresh),
@@ -87,7 +98,9 @@ pub fn set_range(addr: usize, len: usize, v: usize) -> bool {
         if i1 >= L1_LEN {
             return false;
         }
-        let Some(leaf) = leaf_for(i1) else { return false };
+        let Some(leaf) = leaf_for(i1) else {
+            return false;
+        };
         let end = last.min(((i1 + 1) << L2_BITS) - 1);
         while pn <= end {
             // SAFETY: the leaf is live and pn & mask < L2_LEN.

@@ -25,7 +25,14 @@ struct Ring {
 // SAFETY: the ring is only touched under its lock.
 unsafe impl Send for Ring {}
 
-static QS: [Mutex<Ring>; SHARDS] = [const { Mutex::new(Ring { buf: core::ptr::null_mut(), head: 0, len: 0, bytes: 0 }) }; SHARDS];
+static QS: [Mutex<Ring>; SHARDS] = [const {
+    Mutex::new(Ring {
+        buf: core::ptr::null_mut(),
+        head: 0,
+        len: 0,
+        bytes: 0,
+    })
+}; SHARDS];
 
 fn shard() -> &'static Mutex<Ring> {
     // SAFETY: our own TLS block.

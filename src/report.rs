@@ -10,7 +10,7 @@
 
 use crate::block::{Op, QUARANTINED, USED};
 use crate::config::{self, OnError};
-use crate::fmt::{prefix, Line};
+use crate::fmt::{Line, prefix};
 use crate::heap::{Info, LARGE_KIND, SMALL, TINY};
 use crate::lock::Mutex;
 use crate::sys;
@@ -47,7 +47,10 @@ struct Seen {
     sites: [(u8, usize, u64); 64],
     n: usize,
 }
-static SEEN: Mutex<Seen> = Mutex::new(Seen { sites: [(0, 0, 0); 64], n: 0 });
+static SEEN: Mutex<Seen> = Mutex::new(Seen {
+    sites: [(0, 0, 0); 64],
+    n: 0,
+});
 
 fn kind_name(k: u8) -> &'static [u8] {
     match k {
@@ -139,7 +142,8 @@ fn end() {
     match config::get().on_error {
         OnError::Abort => {
             let mut l: Line<160> = Line::new();
-            prefix(&mut l).s(b"aborting (MALLOC_DEBUG on_error=abort; on_error=continue goes on)\n");
+            prefix(&mut l)
+                .s(b"aborting (MALLOC_DEBUG on_error=abort; on_error=continue goes on)\n");
             l.report();
             sys::abort();
         }
@@ -148,27 +152,55 @@ fn end() {
 }
 
 fn block_desc<const N: usize>(l: &mut Line<N>, info: &Info) {
-    l.s(b" (").s(kind_of(info)).s(b", ").u(info.size as u64).s(b" bytes)");
+    l.s(b" (")
+        .s(kind_of(info))
+        .s(b", ")
+        .u(info.size as u64)
+        .s(b" bytes)");
 }
 
 /// TINY, SMALL, LARGE, or GUARDED for a block on its own guarded pages.
 fn kind_of(info: &Info) -> &'static [u8] {
-    if info.guarded != 0 { b"GUARDED" } else { zone_name(info.kind) }
+    if info.guarded != 0 {
+        b"GUARDED"
+    } else {
+        zone_name(info.kind)
+    }
 }
 
 fn history(info: &Info) {
     let mut l: Line<1024> = Line::new();
-    prefix(&mut l).s(b"  block ").x(info.user).s(b" - ").x(info.user + info.size).s(b" : ").u(info.size as u64);
+    prefix(&mut l)
+        .s(b"  block ")
+        .x(info.user)
+        .s(b" - ")
+        .x(info.user + info.size)
+        .s(b" : ")
+        .u(info.size as u64);
     if info.guarded != 0 {
-        l.s(b" bytes, own guarded mapping ").x(info.zone_base).s(b", ").s(state_name(info.state)).c(b'\n');
+        l.s(b" bytes, own guarded mapping ")
+            .x(info.zone_base)
+            .s(b", ")
+            .s(state_name(info.state))
+            .c(b'\n');
     } else {
-        l.s(b" bytes, ").s(zone_name(info.kind)).s(b" zone ").x(info.zone_base).s(b", ").s(state_name(info.state)).c(b'\n');
+        l.s(b" bytes, ")
+            .s(zone_name(info.kind))
+            .s(b" zone ")
+            .x(info.zone_base)
+            .s(b", ")
+            .s(state_name(info.state))
+            .c(b'\n');
     }
     l.report();
     let d = &info.dbg;
     if d.alloc_seq != 0 {
         l.clear();
-        prefix(&mut l).s(b"  allocated by ").s(info.origin.call_name()).s(b"() at event #").u(d.alloc_seq);
+        prefix(&mut l)
+            .s(b"  allocated by ")
+            .s(info.origin.call_name())
+            .s(b"() at event #")
+            .u(d.alloc_seq);
         l.s(b", thread ").u(d.alloc_tid as u64).s(b", from ");
         crate::maps::describe(d.alloc_caller, &mut l);
         l.c(b'\n');
@@ -176,7 +208,12 @@ fn history(info: &Info) {
     }
     if d.free_seq != 0 {
         l.clear();
-        prefix(&mut l).s(b"  freed at event #").u(d.free_seq).s(b", thread ").u(d.free_tid as u64).s(b", from ");
+        prefix(&mut l)
+            .s(b"  freed at event #")
+            .u(d.free_seq)
+            .s(b", thread ")
+            .u(d.free_tid as u64)
+            .s(b", from ");
         crate::maps::describe(d.free_caller, &mut l);
         l.c(b'\n');
         l.report();
@@ -188,7 +225,10 @@ fn history(info: &Info) {
 
 fn called_from(op: Op, caller: usize) {
     let mut l: Line<600> = Line::new();
-    prefix(&mut l).s(b"  ").s(op.call_name()).s(b"() called from ");
+    prefix(&mut l)
+        .s(b"  ")
+        .s(op.call_name())
+        .s(b"() called from ");
     crate::maps::describe(caller, &mut l);
     l.s(b", thread ").u(tls::tid() as u64).c(b'\n');
     l.report();
@@ -203,11 +243,19 @@ pub fn bad_pointer(op: Op, p: usize, bad: Bad, info: Option<&Info>, caller: usiz
         let mut l: Line<300> = Line::new();
         prefix(&mut l).s(b"WARNING: ").s(op.call_name()).s(b"(): ");
         what(&mut l, p, bad, info);
-        l.s(if matches!(op, Op::Realloc | Op::Reallocarray) { b"; returning NULL\n" } else { b"; ignored\n" });
+        l.s(if matches!(op, Op::Realloc | Op::Reallocarray) {
+            b"; returning NULL\n"
+        } else {
+            b"; ignored\n"
+        });
         l.report();
         return;
     }
-    let k = if op == Op::Realloc && bad == Bad::DoubleFree { 4 } else { code(bad) };
+    let k = if op == Op::Realloc && bad == Bad::DoubleFree {
+        4
+    } else {
+        code(bad)
+    };
     if !begin(k, caller) {
         return;
     }
@@ -249,7 +297,8 @@ pub fn bad_pointer(op: Op, p: usize, bad: Bad, info: Option<&Info>, caller: usiz
 fn what<const N: usize>(l: &mut Line<N>, p: usize, bad: Bad, info: Option<&Info>) {
     match bad {
         Bad::NotOurs => {
-            l.x(p).s(b" (not allocated by ft_malloc: stack, global, foreign or never allocated)");
+            l.x(p)
+                .s(b" (not allocated by ft_malloc: stack, global, foreign or never allocated)");
         }
         Bad::DoubleFree => {
             l.s(b"double free of ").x(p);
@@ -260,14 +309,27 @@ fn what<const N: usize>(l: &mut Line<N>, p: usize, bad: Bad, info: Option<&Info>
         Bad::Interior | Bad::InsideFreed | Bad::Misaligned => {
             l.x(p);
             if let Some(i) = info {
-                l.s(if bad == Bad::Misaligned { b" (misaligned, " as &[u8] } else { b" (" });
+                l.s(if bad == Bad::Misaligned {
+                    b" (misaligned, " as &[u8]
+                } else {
+                    b" ("
+                });
                 if p >= i.user {
                     l.u((p - i.user) as u64).s(b" bytes into the ");
                 } else {
                     l.u((i.user - p) as u64).s(b" bytes before the ");
                 }
-                l.s(if i.state == USED { b"" as &[u8] } else { b"freed " });
-                l.u(i.size as u64).s(b"-byte ").s(zone_name(i.kind)).s(b" block at ").x(i.user).c(b')');
+                l.s(if i.state == USED {
+                    b"" as &[u8]
+                } else {
+                    b"freed "
+                });
+                l.u(i.size as u64)
+                    .s(b"-byte ")
+                    .s(zone_name(i.kind))
+                    .s(b" block at ")
+                    .x(i.user)
+                    .c(b')');
             } else {
                 l.s(b" (misaligned)");
             }
@@ -290,19 +352,28 @@ pub fn bad_block(op: Op, p: usize, bad: Bad, info: &Info, caller: usize) {
         Bad::Overflow(a) => {
             l.s(b"heap overflow: ").x(p);
             block_desc(&mut l, info);
-            l.s(b" written past its end at offset ").u((a - info.user) as u64);
+            l.s(b" written past its end at offset ")
+                .u((a - info.user) as u64);
             let n = (a - info.user - info.size) as u64 + 1;
-            l.s(b" (").u(n).s(if n == 1 { b" byte past the end), found in " as &[u8] } else { b" bytes past the end), found in " });
+            l.s(b" (").u(n).s(if n == 1 {
+                b" byte past the end), found in " as &[u8]
+            } else {
+                b" bytes past the end), found in "
+            });
         }
         Bad::Underflow(a) => {
             l.s(b"heap underflow: ").x(p);
             block_desc(&mut l, info);
-            l.s(b" written ").u((info.user - a) as u64).s(b" bytes before its start, found in ");
+            l.s(b" written ")
+                .u((info.user - a) as u64)
+                .s(b" bytes before its start, found in ");
         }
         Bad::Mismatch => {
             l.s(b"alloc-dealloc mismatch: ").x(p);
             block_desc(&mut l, info);
-            l.s(b" allocated by ").s(info.origin.call_name()).s(b"(), released by ");
+            l.s(b" allocated by ")
+                .s(info.origin.call_name())
+                .s(b"(), released by ");
         }
         Bad::SizedDelete(s) => {
             l.s(b"sized delete mismatch: ").x(p);
@@ -333,7 +404,10 @@ pub fn bad_block(op: Op, p: usize, bad: Bad, info: &Info, caller: usize) {
 /// Shows the bytes of `[from, to)` against the canary expected there.
 fn bytes_vs_canary(from: usize, to: usize, _first: usize, user: usize) {
     let mut l: Line<400> = Line::new();
-    prefix(&mut l).s(b"  bytes at offset ").i(from as i64 - user as i64).s(b":");
+    prefix(&mut l)
+        .s(b"  bytes at offset ")
+        .i(from as i64 - user as i64)
+        .s(b":");
     for a in from..to {
         // SAFETY: the slot is ours and readable.
         let v = unsafe { *(a as *const u8) };
@@ -359,16 +433,23 @@ pub fn write_after_free(info: &Info, addr: usize) {
     let mut l: Line<400> = Line::new();
     prefix(&mut l).s(b"ERROR: write after free: ").x(info.user);
     block_desc(&mut l, info);
-    l.s(b" modified at offset ").u((addr - info.user) as u64).s(b" after it was freed (found when it left quarantine)\n");
+    l.s(b" modified at offset ")
+        .u((addr - info.user) as u64)
+        .s(b" after it was freed (found when it left quarantine)\n");
     l.report();
     l.clear();
-    prefix(&mut l).s(b"  bytes at offset ").u((addr - info.user) as u64).s(b":");
+    prefix(&mut l)
+        .s(b"  bytes at offset ")
+        .u((addr - info.user) as u64)
+        .s(b":");
     let stop = (addr + 16).min(info.user + info.size);
     for a in addr..stop {
         // SAFETY: the quarantined block is ours and readable.
         l.c(b' ').hx(unsafe { *(a as *const u8) } as u64, 2);
     }
-    l.s(b" (expected ").hx(crate::canary::FREE_FILL as u64, 2).s(b")\n");
+    l.s(b" (expected ")
+        .hx(crate::canary::FREE_FILL as u64, 2)
+        .s(b")\n");
     l.report();
     history(info);
     end();
@@ -381,7 +462,12 @@ pub fn absurd_size(op: Op, size: usize, caller: usize) {
         return;
     }
     let mut l: Line<300> = Line::new();
-    prefix(&mut l).s(b"ERROR: absurd size ").u(size as u64).s(b" (").i(size as i64).s(b" as a signed value) in ");
+    prefix(&mut l)
+        .s(b"ERROR: absurd size ")
+        .u(size as u64)
+        .s(b" (")
+        .i(size as i64)
+        .s(b" as a signed value) in ");
     l.s(op.call_name()).s(b"()\n");
     l.report();
     called_from(op, caller);
@@ -400,7 +486,12 @@ pub fn summary_at_exit() {
     if let Some(s) = SEEN.try_lock(100) {
         for &(k, caller, count) in &s.sites[..s.n] {
             l.clear();
-            prefix(&mut l).s(b"  ").u(count).s(b" x ").s(kind_name(k)).s(b" from ");
+            prefix(&mut l)
+                .s(b"  ")
+                .u(count)
+                .s(b" x ")
+                .s(kind_name(k))
+                .s(b" from ");
             crate::maps::describe(caller, &mut l);
             l.c(b'\n');
             l.report();

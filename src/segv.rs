@@ -15,7 +15,7 @@
 //! by the handler; a torn read would need a fault during the program's own sigaction call.
 
 use crate::block::QUARANTINED;
-use crate::fmt::{prefix, Line};
+use crate::fmt::{Line, prefix};
 use crate::large::Large;
 use crate::pagemap;
 use crate::sys;
@@ -60,7 +60,8 @@ pub fn install() {
         // handler can run (it is installed by the same call).
         unsafe {
             let mut sa: libc::sigaction = core::mem::zeroed();
-            sa.sa_sigaction = handler as extern "C" fn(c_int, *mut libc::siginfo_t, *mut c_void) as usize;
+            sa.sa_sigaction =
+                handler as extern "C" fn(c_int, *mut libc::siginfo_t, *mut c_void) as usize;
             sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_NODEFER;
             libc::sigemptyset(&mut sa.sa_mask);
             let old = &mut (*PROGRAM.0.get())[i];
@@ -110,7 +111,8 @@ fn forward(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut c_void) {
     // SAFETY: the program installed this handler for this signal; we call it as the kernel would.
     unsafe {
         if p.sa_flags & libc::SA_SIGINFO != 0 {
-            let f: extern "C" fn(c_int, *mut libc::siginfo_t, *mut c_void) = core::mem::transmute(h);
+            let f: extern "C" fn(c_int, *mut libc::siginfo_t, *mut c_void) =
+                core::mem::transmute(h);
             f(sig, info, ctx);
         } else {
             let f: extern "C" fn(c_int) = core::mem::transmute(h);
@@ -184,13 +186,28 @@ fn explain(sig: c_int, addr: usize, ctx: *mut c_void) -> bool {
     } else {
         l.u((addr - d.user) as u64).s(b" bytes into");
     }
-    l.s(if freed { b" the freed " as &[u8] } else { b" the " }).u(d.size as u64).s(b"-byte block at ").x(d.user);
-    l.s(if d.guarded != 0 { b" (guard page)\n" as &[u8] } else { b" (LARGE block guard region)\n" });
+    l.s(if freed {
+        b" the freed " as &[u8]
+    } else {
+        b" the "
+    })
+    .u(d.size as u64)
+    .s(b"-byte block at ")
+    .x(d.user);
+    l.s(if d.guarded != 0 {
+        b" (guard page)\n" as &[u8]
+    } else {
+        b" (LARGE block guard region)\n"
+    });
     l.report();
     l.clear();
     prefix(&mut l).s(b"  faulting instruction ");
     crate::maps::describe(pc, &mut l);
-    l.s(b", thread ").u(crate::tls::tid() as u64).s(b", signal ").u(sig as u64).c(b'\n');
+    l.s(b", thread ")
+        .u(crate::tls::tid() as u64)
+        .s(b", signal ")
+        .u(sig as u64)
+        .c(b'\n');
     l.report();
     crate::report::history_pub(&info);
     l.clear();
@@ -206,7 +223,11 @@ fn explain(sig: c_int, addr: usize, ctx: *mut c_void) -> bool {
 /// # Safety
 /// The C contract of sigaction.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int {
+pub unsafe extern "C" fn sigaction(
+    sig: c_int,
+    act: *const libc::sigaction,
+    old: *mut libc::sigaction,
+) -> c_int {
     if let Some(i) = slot(sig) {
         if INSTALLED.load(Ordering::Acquire) {
             // SAFETY: the caller's pointers are valid or null per sigaction's contract.

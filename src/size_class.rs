@@ -130,7 +130,11 @@ mod tests {
             while off < zs {
                 for d in [0usize, 1, s / 2, s - 1] {
                     let o = off + d;
-                    assert_eq!(((o as u64 * m) >> MAGIC_SHIFT) as usize, o / s, "s={s} o={o}");
+                    assert_eq!(
+                        ((o as u64 * m) >> MAGIC_SHIFT) as usize,
+                        o / s,
+                        "s={s} o={o}"
+                    );
                 }
                 off += s;
             }

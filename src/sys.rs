@@ -80,7 +80,11 @@ pub fn map_shared_fd(len: usize, fd: c_int, off: i64) -> Option<*mut u8> {
             off,
         )
     };
-    if p == libc::MAP_FAILED { None } else { Some(p as *mut u8) }
+    if p == libc::MAP_FAILED {
+        None
+    } else {
+        Some(p as *mut u8)
+    }
 }
 
 /// # Safety
@@ -94,7 +98,11 @@ pub unsafe fn unmap(p: *mut u8, len: usize) {
 /// # Safety
 /// `[p, p+len)` must be page aligned and ours.
 pub unsafe fn protect(p: *mut u8, len: usize, rw: bool) -> bool {
-    let prot = if rw { libc::PROT_READ | libc::PROT_WRITE } else { libc::PROT_NONE };
+    let prot = if rw {
+        libc::PROT_READ | libc::PROT_WRITE
+    } else {
+        libc::PROT_NONE
+    };
     // SAFETY: the caller owns the range.
     unsafe { libc::mprotect(p as *mut c_void, len, prot) == 0 }
 }
@@ -106,7 +114,11 @@ pub unsafe fn remap(p: *mut u8, old: usize, new: usize, may_move: bool) -> Optio
     let flags = if may_move { libc::MREMAP_MAYMOVE } else { 0 };
     // SAFETY: the caller owns the mapping; without MAYMOVE the kernel only extends in place.
     let q = unsafe { libc::mremap(p as *mut c_void, old, new, flags) };
-    if q == libc::MAP_FAILED { None } else { Some(q as *mut u8) }
+    if q == libc::MAP_FAILED {
+        None
+    } else {
+        Some(q as *mut u8)
+    }
 }
 
 /// Writes all of `buf` to `fd`, retrying on EINTR and short writes. Returns false on error.
@@ -183,10 +195,15 @@ pub fn gettid() -> u32 {
 
 /// CLOCK_MONOTONIC in nanoseconds (vDSO, no syscall on x86_64).
 pub fn now_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: ts is a valid out-parameter.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (ts.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as u64)
+    (ts.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(ts.tv_nsec as u64)
 }
 
 /// 8 random bytes from the kernel (getrandom), or from AT_RANDOM if that fails.
@@ -194,7 +211,12 @@ pub fn random_u64() -> u64 {
     let mut v: u64 = 0;
     // SAFETY: v is 8 writable bytes; GRND_NONBLOCK never blocks.
     let n = unsafe {
-        libc::syscall(libc::SYS_getrandom, &mut v as *mut u64 as *mut c_void, 8usize, libc::GRND_NONBLOCK)
+        libc::syscall(
+            libc::SYS_getrandom,
+            &mut v as *mut u64 as *mut c_void,
+            8usize,
+            libc::GRND_NONBLOCK,
+        )
     };
     if n == 8 {
         return v;
@@ -272,7 +294,8 @@ pub fn argv0() -> &'static [u8] {
 pub fn ncpus() -> usize {
     let mut set: libc::cpu_set_t = unsafe_zeroed_cpuset();
     // SAFETY: set is a valid cpu_set_t out-parameter of the size given.
-    let r = unsafe { libc::sched_getaffinity(0, core::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    let r =
+        unsafe { libc::sched_getaffinity(0, core::mem::size_of::<libc::cpu_set_t>(), &mut set) };
     if r != 0 {
         return 1;
     }
@@ -303,7 +326,14 @@ pub fn futex_wait(addr: &AtomicI32, val: i32) {
 /// Wakes one waiter on `addr`.
 pub fn futex_wake(addr: &AtomicI32) {
     // SAFETY: addr is a live aligned i32.
-    unsafe { libc::syscall(libc::SYS_futex, addr as *const AtomicI32, libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, 1) };
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            addr as *const AtomicI32,
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            1,
+        )
+    };
 }
 
 pub fn sched_yield() {
@@ -325,9 +355,14 @@ pub fn exit_now(code: i32) -> ! {
 
 /// RLIMIT_AS soft limit in bytes (usize::MAX when unlimited).
 pub fn rlimit_as() -> usize {
-    let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: rl is a valid out-parameter.
-    if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut rl) } != 0 || rl.rlim_cur == libc::RLIM_INFINITY {
+    if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut rl) } != 0
+        || rl.rlim_cur == libc::RLIM_INFINITY
+    {
         return usize::MAX;
     }
     rl.rlim_cur as usize

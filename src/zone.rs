@@ -22,7 +22,7 @@
 
 use crate::block::{BlockMeta, DebugMeta};
 use crate::pagemap;
-use crate::size_class::{class_size, div_magic, is_tiny, zone_size, MAGIC_SHIFT};
+use crate::size_class::{MAGIC_SHIFT, class_size, div_magic, is_tiny, zone_size};
 use crate::sys;
 
 #[repr(C)]
@@ -101,7 +101,11 @@ impl Zone {
                 meta: (base + meta_off) as *mut BlockMeta,
                 free_head: crate::block::NO_LINK,
                 reg_end: data,
-                dbg: if debug_meta { (base + dbg_off) as *mut DebugMeta } else { core::ptr::null_mut() },
+                dbg: if debug_meta {
+                    (base + dbg_off) as *mut DebugMeta
+                } else {
+                    core::ptr::null_mut()
+                },
                 next: core::ptr::null_mut(),
                 prev: core::ptr::null_mut(),
                 all_next: core::ptr::null_mut(),
@@ -144,7 +148,11 @@ impl Zone {
         }
         let off = (p - self.data) as u64;
         let i = ((off * self.magic) >> MAGIC_SHIFT) as usize;
-        if i < self.nblocks as usize { Some(i) } else { None }
+        if i < self.nblocks as usize {
+            Some(i)
+        } else {
+            None
+        }
     }
 
     #[inline]
@@ -190,7 +198,11 @@ impl Zone {
             let end = self.slot_addr(i) + self.block_size as usize;
             if end > self.reg_end {
                 let new_end = sys::page_round(end)?;
-                if !pagemap::set_range(self.reg_end, new_end - self.reg_end, self.map_base | ((self.arena as usize) << 1)) {
+                if !pagemap::set_range(
+                    self.reg_end,
+                    new_end - self.reg_end,
+                    self.map_base | ((self.arena as usize) << 1),
+                ) {
                     return None;
                 }
                 self.reg_end = new_end;

@@ -10,7 +10,8 @@ mod common;
 use common::{Output, compile, fresh_dir, real, run};
 
 const SIGABRT: i32 = 6;
-const ABORTING: &str = "ft_malloc[PID]: aborting (MALLOC_DEBUG on_error=abort; on_error=continue goes on)";
+const ABORTING: &str =
+    "ft_malloc[PID]: aborting (MALLOC_DEBUG on_error=abort; on_error=continue goes on)";
 
 /// `MALLOC_DEBUG=1`, the environment of most tests here.
 const DEBUG: &[(&str, &str)] = &[("MALLOC_DEBUG", "1")];
@@ -24,7 +25,10 @@ fn mask(s: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         if s[i..].starts_with("ft_malloc[") {
-            let digits = b[i + 10..].iter().take_while(|c| c.is_ascii_digit()).count();
+            let digits = b[i + 10..]
+                .iter()
+                .take_while(|c| c.is_ascii_digit())
+                .count();
             if digits > 0 && b.get(i + 10 + digits) == Some(&b']') {
                 out.push_str("ft_malloc[PID]");
                 i += 10 + digits + 1;
@@ -32,7 +36,10 @@ fn mask(s: &str) -> String {
             }
         }
         if b[i] == b'0' && b.get(i + 1) == Some(&b'x') {
-            let n = b[i + 2..].iter().take_while(|c| c.is_ascii_hexdigit()).count();
+            let n = b[i + 2..]
+                .iter()
+                .take_while(|c| c.is_ascii_hexdigit())
+                .count();
             if n > 0 {
                 out.push_str("ADDR");
                 i += 2 + n;
@@ -53,7 +60,10 @@ fn masked_stderr(out: &Output) -> Vec<String> {
 
 /// The masked `ft_malloc[PID]: ERROR: ...` lines of stderr (not the ERROR SUMMARY).
 fn error_lines(out: &Output) -> Vec<String> {
-    masked_stderr(out).into_iter().filter(|l| l.starts_with("ft_malloc[PID]: ERROR: ")).collect()
+    masked_stderr(out)
+        .into_iter()
+        .filter(|l| l.starts_with("ft_malloc[PID]: ERROR: "))
+        .collect()
 }
 
 /// The pid of the first `ft_malloc[<pid>]` line of `text`.
@@ -67,12 +77,39 @@ fn pid_of(text: &str) -> Option<u32> {
 #[track_caller]
 fn assert_abort_report(out: &Output, first: &str) {
     let lines = masked_stderr(out);
-    assert_eq!(out.signal, Some(SIGABRT), "expected SIGABRT: {}", out.describe());
-    assert_eq!(lines.first().map(String::as_str), Some(first), "first report line: {}", out.describe());
-    assert_eq!(error_lines(out).len(), 1, "one ERROR report expected: {}", out.describe());
-    let ours: Vec<&String> = lines.iter().filter(|l| l.starts_with("ft_malloc[PID]")).collect();
-    assert_eq!(ours.last().map(|s| s.as_str()), Some(ABORTING), "{}", out.describe());
-    assert!(!out.stdout.contains("continued"), "the program went on: {}", out.describe());
+    assert_eq!(
+        out.signal,
+        Some(SIGABRT),
+        "expected SIGABRT: {}",
+        out.describe()
+    );
+    assert_eq!(
+        lines.first().map(String::as_str),
+        Some(first),
+        "first report line: {}",
+        out.describe()
+    );
+    assert_eq!(
+        error_lines(out).len(),
+        1,
+        "one ERROR report expected: {}",
+        out.describe()
+    );
+    let ours: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("ft_malloc[PID]"))
+        .collect();
+    assert_eq!(
+        ours.last().map(|s| s.as_str()),
+        Some(ABORTING),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        !out.stdout.contains("continued"),
+        "the program went on: {}",
+        out.describe()
+    );
     assert!(
         out.stderr.lines().all(|l| l.starts_with("ft_malloc[")),
         "stderr holds lines that are not ours: {}",
@@ -98,46 +135,82 @@ fn exe(prog: &str) -> String {
 
 #[test]
 fn double_free_tiny() {
-    expect_abort("double_free_tiny", "ft_malloc[PID]: ERROR: double free of ADDR (TINY, 24 bytes) in free()");
+    expect_abort(
+        "double_free_tiny",
+        "ft_malloc[PID]: ERROR: double free of ADDR (TINY, 24 bytes) in free()",
+    );
 }
 
 #[test]
 fn double_free_small() {
-    expect_abort("double_free_small", "ft_malloc[PID]: ERROR: double free of ADDR (SMALL, 3000 bytes) in free()");
+    expect_abort(
+        "double_free_small",
+        "ft_malloc[PID]: ERROR: double free of ADDR (SMALL, 3000 bytes) in free()",
+    );
 }
 
 #[test]
 fn double_free_large() {
-    expect_abort("double_free_large", "ft_malloc[PID]: ERROR: double free of ADDR (LARGE, 200000 bytes) in free()");
+    expect_abort(
+        "double_free_large",
+        "ft_malloc[PID]: ERROR: double free of ADDR (LARGE, 200000 bytes) in free()",
+    );
 }
 
 /// The report also names the call site and the block's history (allocated, freed).
 #[test]
 fn double_free_report_names_call_sites() {
-    let out = expect_abort("double_free_tiny", "ft_malloc[PID]: ERROR: double free of ADDR (TINY, 24 bytes) in free()");
+    let out = expect_abort(
+        "double_free_tiny",
+        "ft_malloc[PID]: ERROR: double free of ADDR (TINY, 24 bytes) in free()",
+    );
     let lines = masked_stderr(&out);
     let path = exe("double_free_tiny");
-    assert!(lines[1].starts_with(&format!("ft_malloc[PID]:   free() called from {path}+ADDR, thread ")), "{}", out.describe());
+    assert!(
+        lines[1].starts_with(&format!(
+            "ft_malloc[PID]:   free() called from {path}+ADDR, thread "
+        )),
+        "{}",
+        out.describe()
+    );
     let has = |prefix: &str| lines.iter().any(|l| l.starts_with(prefix));
-    assert!(has("ft_malloc[PID]:   allocated by malloc() at event #"), "{}", out.describe());
-    assert!(has("ft_malloc[PID]:   freed at event #"), "{}", out.describe());
+    assert!(
+        has("ft_malloc[PID]:   allocated by malloc() at event #"),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        has("ft_malloc[PID]:   freed at event #"),
+        "{}",
+        out.describe()
+    );
 }
 
-const NOT_OURS: &str = "(not allocated by ft_malloc: stack, global, foreign or never allocated) in free()";
+const NOT_OURS: &str =
+    "(not allocated by ft_malloc: stack, global, foreign or never allocated) in free()";
 
 #[test]
 fn free_stack_pointer() {
-    expect_abort("free_stack_pointer", &format!("ft_malloc[PID]: ERROR: invalid pointer ADDR {NOT_OURS}"));
+    expect_abort(
+        "free_stack_pointer",
+        &format!("ft_malloc[PID]: ERROR: invalid pointer ADDR {NOT_OURS}"),
+    );
 }
 
 #[test]
 fn free_global_pointer() {
-    expect_abort("free_global_pointer", &format!("ft_malloc[PID]: ERROR: invalid pointer ADDR {NOT_OURS}"));
+    expect_abort(
+        "free_global_pointer",
+        &format!("ft_malloc[PID]: ERROR: invalid pointer ADDR {NOT_OURS}"),
+    );
 }
 
 #[test]
 fn free_never_allocated() {
-    expect_abort("free_never_allocated", &format!("ft_malloc[PID]: ERROR: invalid pointer ADDR {NOT_OURS}"));
+    expect_abort(
+        "free_never_allocated",
+        &format!("ft_malloc[PID]: ERROR: invalid pointer ADDR {NOT_OURS}"),
+    );
 }
 
 #[test]
@@ -158,7 +231,10 @@ fn free_misaligned_pointer() {
 
 #[test]
 fn realloc_freed_block() {
-    expect_abort("realloc_freed_block", "ft_malloc[PID]: ERROR: realloc of freed block ADDR (TINY, 24 bytes) in realloc()");
+    expect_abort(
+        "realloc_freed_block",
+        "ft_malloc[PID]: ERROR: realloc of freed block ADDR (TINY, 24 bytes) in realloc()",
+    );
 }
 
 #[test]
@@ -180,10 +256,23 @@ fn expect_overflow(prog: &str, first: &str, offset: i64) {
     assert!(lines.len() >= 3, "{}", out.describe());
     let found = format!("ft_malloc[PID]:   bytes at offset {offset}: ");
     let expected = "ft_malloc[PID]:   expected canary  : ";
-    assert!(lines[1].starts_with(&found), "second line should start with {found:?}: {}", out.describe());
-    assert!(lines[2].starts_with(expected), "third line should start with {expected:?}: {}", out.describe());
+    assert!(
+        lines[1].starts_with(&found),
+        "second line should start with {found:?}: {}",
+        out.describe()
+    );
+    assert!(
+        lines[2].starts_with(expected),
+        "third line should start with {expected:?}: {}",
+        out.describe()
+    );
     // The same number of bytes shown on both lines, and they differ.
-    let bytes = |l: &str, p: &str| l[p.len()..].split_whitespace().map(str::to_string).collect::<Vec<_>>();
+    let bytes = |l: &str, p: &str| {
+        l[p.len()..]
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
     let (got, want) = (bytes(&lines[1], &found), bytes(&lines[2], expected));
     assert_eq!(got.len(), want.len(), "{}", out.describe());
     assert_ne!(got, want, "{}", out.describe());
@@ -259,7 +348,12 @@ fn write_after_free_after_1000_tiny_allocs() {
 fn write_after_free_after_1000_big_allocs() {
     let out = run("write_after_free_after_1000_allocs", &["big"], DEBUG);
     assert_abort_report(&out, WRITE_AFTER_FREE);
-    assert_eq!(out.stdout, "", "the write should be found before the loop ends: {}", out.describe());
+    assert_eq!(
+        out.stdout,
+        "",
+        "the write should be found before the loop ends: {}",
+        out.describe()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -272,7 +366,10 @@ fn fill_uninitialised() {
 
 #[test]
 fn absurd_size() {
-    expect_abort("absurd_size", "ft_malloc[PID]: ERROR: absurd size 18446744073709551600 (-16 as a signed value) in malloc()");
+    expect_abort(
+        "absurd_size",
+        "ft_malloc[PID]: ERROR: absurd size 18446744073709551600 (-16 as a signed value) in malloc()",
+    );
 }
 
 /// Not a bug of the program: NULL and ENOMEM, no report, under debugging as without it.
@@ -366,15 +463,35 @@ fn leak_planted() {
     out.assert_success();
     assert_eq!(out.stdout, "OK\n", "{}", out.describe());
     let lines = masked_stderr(&out);
-    let leaks: Vec<&String> = lines.iter().filter(|l| l.starts_with("ft_malloc[PID]: LEAK: ")).collect();
-    let want = format!("ft_malloc[PID]: LEAK: 1300 bytes in 100 block(s) allocated by malloc() from {}+ADDR", exe("leak_planted"));
+    let leaks: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("ft_malloc[PID]: LEAK: "))
+        .collect();
+    let want = format!(
+        "ft_malloc[PID]: LEAK: 1300 bytes in 100 block(s) allocated by malloc() from {}+ADDR",
+        exe("leak_planted")
+    );
     assert_eq!(leaks, vec![&want], "{}", out.describe());
     assert_eq!(lines.first(), Some(&want), "{}", out.describe());
-    let summary: Vec<&String> = lines.iter().filter(|l| l.starts_with("ft_malloc[PID]: LEAK SUMMARY: ")).collect();
+    let summary: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("ft_malloc[PID]: LEAK SUMMARY: "))
+        .collect();
     assert_eq!(summary.len(), 1, "{}", out.describe());
-    assert!(summary[0].starts_with("ft_malloc[PID]: LEAK SUMMARY: 1300 bytes in 100 unreachable block(s)"), "{}", out.describe());
+    assert!(
+        summary[0]
+            .starts_with("ft_malloc[PID]: LEAK SUMMARY: 1300 bytes in 100 unreachable block(s)"),
+        "{}",
+        out.describe()
+    );
     assert!(error_lines(&out).is_empty(), "{}", out.describe());
-    assert!(!lines.iter().any(|l| l.starts_with("ft_malloc[PID]: REACHABLE: ")), "{}", out.describe());
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.starts_with("ft_malloc[PID]: REACHABLE: ")),
+        "{}",
+        out.describe()
+    );
 }
 
 /// The leaked block is the live block at the lowest address (dropped from a global array of 20,
@@ -422,12 +539,22 @@ fn leak_free_program_leaks_all() {
     out.assert_success();
     assert_eq!(out.stdout, "node 9 some value\nOK\n", "{}", out.describe());
     let lines = masked_stderr(&out);
-    assert!(!lines.iter().any(|l| l.contains(": LEAK: ")), "{}", out.describe());
+    assert!(
+        !lines.iter().any(|l| l.contains(": LEAK: ")),
+        "{}",
+        out.describe()
+    );
     assert!(error_lines(&out).is_empty(), "{}", out.describe());
     let path = exe("leak_free_program");
     for (bytes, blocks) in [(300000, 1), (1000, 1), (560, 10)] {
-        let want = format!("ft_malloc[PID]: REACHABLE: {bytes} bytes in {blocks} block(s) allocated by malloc() from {path}+ADDR");
-        assert!(lines.contains(&want), "no line {want:?}: {}", out.describe());
+        let want = format!(
+            "ft_malloc[PID]: REACHABLE: {bytes} bytes in {blocks} block(s) allocated by malloc() from {path}+ADDR"
+        );
+        assert!(
+            lines.contains(&want),
+            "no line {want:?}: {}",
+            out.describe()
+        );
     }
 }
 
@@ -438,7 +565,11 @@ fn leak_free_program_leaks_all() {
 /// and the summary at exit counts all 4 with one line per site.
 #[test]
 fn on_error_continue_dedupes() {
-    let out = run("on_error_continue", &[], &[("MALLOC_DEBUG", "1,on_error=continue")]);
+    let out = run(
+        "on_error_continue",
+        &[],
+        &[("MALLOC_DEBUG", "1,on_error=continue")],
+    );
     out.assert_success();
     assert_eq!(out.stdout, "OK\n", "{}", out.describe());
     assert_eq!(
@@ -451,28 +582,64 @@ fn on_error_continue_dedupes() {
         out.describe()
     );
     let lines = masked_stderr(&out);
-    let at = lines.iter().position(|l| l == "ft_malloc[PID]: ERROR SUMMARY: 4 error(s)");
-    let Some(at) = at else { panic!("no ERROR SUMMARY line: {}", out.describe()) };
+    let at = lines
+        .iter()
+        .position(|l| l == "ft_malloc[PID]: ERROR SUMMARY: 4 error(s)");
+    let Some(at) = at else {
+        panic!("no ERROR SUMMARY line: {}", out.describe())
+    };
     let path = exe("on_error_continue");
-    assert_eq!(lines[at + 1], format!("ft_malloc[PID]:   3 x double free from {path}+ADDR"), "{}", out.describe());
-    assert_eq!(lines[at + 2], format!("ft_malloc[PID]:   1 x double free from {path}+ADDR"), "{}", out.describe());
-    assert!(!lines.iter().any(|l| l.contains("aborting")), "{}", out.describe());
+    assert_eq!(
+        lines[at + 1],
+        format!("ft_malloc[PID]:   3 x double free from {path}+ADDR"),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(
+        lines[at + 2],
+        format!("ft_malloc[PID]:   1 x double free from {path}+ADDR"),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("aborting")),
+        "{}",
+        out.describe()
+    );
 }
 
 #[test]
 fn on_error_exit_3() {
-    let out = run("double_free_tiny", &[], &[("MALLOC_DEBUG", "1,on_error=exit:3")]);
+    let out = run(
+        "double_free_tiny",
+        &[],
+        &[("MALLOC_DEBUG", "1,on_error=exit:3")],
+    );
     assert_eq!(out.status, Some(3), "{}", out.describe());
     assert_eq!(out.stdout, "continued\n", "{}", out.describe());
     let errors = error_lines(&out);
-    assert_eq!(errors, vec!["ft_malloc[PID]: ERROR: double free of ADDR (TINY, 24 bytes) in free()"], "{}", out.describe());
-    assert!(masked_stderr(&out).contains(&"ft_malloc[PID]: ERROR SUMMARY: 1 error(s)".to_string()), "{}", out.describe());
+    assert_eq!(
+        errors,
+        vec!["ft_malloc[PID]: ERROR: double free of ADDR (TINY, 24 bytes) in free()"],
+        "{}",
+        out.describe()
+    );
+    assert!(
+        masked_stderr(&out).contains(&"ft_malloc[PID]: ERROR SUMMARY: 1 error(s)".to_string()),
+        "{}",
+        out.describe()
+    );
 }
 
 /// exit:N changes the status only when there was an error.
 #[test]
 fn on_error_exit_3_clean_program() {
-    run("leak_free_program", &[], &[("MALLOC_DEBUG", "1,on_error=exit:3")]).assert_ok_clean();
+    run(
+        "leak_free_program",
+        &[],
+        &[("MALLOC_DEBUG", "1,on_error=exit:3")],
+    )
+    .assert_ok_clean();
 }
 
 /// report=PATH with %p: the whole report goes to that file (named with the reporting pid),
@@ -484,14 +651,24 @@ fn report_to_file() {
     let out = run("double_free_tiny", &[], &[("MALLOC_DEBUG", &debug)]);
     assert_eq!(out.signal, Some(SIGABRT), "{}", out.describe());
     assert_eq!(out.stderr, "", "{}", out.describe());
-    let files: Vec<String> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     assert_eq!(files.len(), 1, "{files:?}");
     let text = std::fs::read_to_string(dir.join(&files[0])).unwrap();
     let pid = pid_of(&text).unwrap_or_else(|| panic!("no report line in {}:\n{text}", files[0]));
-    assert_eq!(files[0], format!("r.{pid}.txt"), "the file is not named after the reporting pid:\n{text}");
+    assert_eq!(
+        files[0],
+        format!("r.{pid}.txt"),
+        "the file is not named after the reporting pid:\n{text}"
+    );
     let masked = mask(&text);
     let lines: Vec<&str> = masked.lines().collect();
-    assert_eq!(lines[0], "ft_malloc[PID]: ERROR: double free of ADDR (TINY, 24 bytes) in free()", "{text}");
+    assert_eq!(
+        lines[0], "ft_malloc[PID]: ERROR: double free of ADDR (TINY, 24 bytes) in free()",
+        "{text}"
+    );
     assert_eq!(lines.last(), Some(&ABORTING), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -500,7 +677,11 @@ fn report_to_file() {
 /// the program reaches free().
 #[test]
 fn check_every_1_finds_overflow_before_free() {
-    let out = run("check_every_overflow", &[], &[("MALLOC_DEBUG", "1,check_every=1")]);
+    let out = run(
+        "check_every_overflow",
+        &[],
+        &[("MALLOC_DEBUG", "1,check_every=1")],
+    );
     assert_abort_report(
         &out,
         "ft_malloc[PID]: ERROR: heap overflow: ADDR (TINY, 13 bytes) written past its end at offset 13 (1 byte past the end), found in malloc()",
@@ -565,19 +746,36 @@ fn help_prints_options() {
     let out = run("leak_free_program", &[], &[("MALLOC_DEBUG", "help")]);
     out.assert_success();
     assert_eq!(out.stdout, "node 9 some value\nOK\n", "{}", out.describe());
-    for opt in ["check", "canary", "fill", "quarantine", "leaks", "on_error", "check_every", "report", "fail"] {
+    for opt in [
+        "check",
+        "canary",
+        "fill",
+        "quarantine",
+        "leaks",
+        "on_error",
+        "check_every",
+        "report",
+        "fail",
+    ] {
         let prefix = format!("  {opt} ");
-        assert!(out.stderr.lines().any(|l| l.starts_with(&prefix)), "option {opt} not listed: {}", out.describe());
+        assert!(
+            out.stderr.lines().any(|l| l.starts_with(&prefix)),
+            "option {opt} not listed: {}",
+            out.describe()
+        );
     }
     assert!(out.stderr.contains("MALLOC_DEBUG"), "{}", out.describe());
     let reports = masked_stderr(&out)
         .into_iter()
-        .filter(|l| l.starts_with("ft_malloc[PID]: WARNING") || l.starts_with("ft_malloc[PID]: ERROR"))
+        .filter(|l| {
+            l.starts_with("ft_malloc[PID]: WARNING") || l.starts_with("ft_malloc[PID]: ERROR")
+        })
         .count();
     assert_eq!(reports, 0, "{}", out.describe());
 }
 
-const BOGUS: &str = "ft_malloc[PID]: WARNING: MALLOC_DEBUG: ignoring 'bogus': unknown option; valid: ";
+const BOGUS: &str =
+    "ft_malloc[PID]: WARNING: MALLOC_DEBUG: ignoring 'bogus': unknown option; valid: ";
 
 /// One warning for the unknown item; the rest of the value still applies (the double free is
 /// an ERROR and aborts).
@@ -587,7 +785,11 @@ fn unknown_option_warns_rest_applies() {
     let lines = masked_stderr(&out);
     assert!(lines[0].starts_with(BOGUS), "{}", out.describe());
     for opt in ["check", "canary", "quarantine", "on_error"] {
-        assert!(lines[0][BOGUS.len()..].split(", ").any(|o| o == opt), "{opt} not in the valid list: {}", out.describe());
+        assert!(
+            lines[0][BOGUS.len()..].split(", ").any(|o| o == opt),
+            "{opt} not in the valid list: {}",
+            out.describe()
+        );
     }
     assert_eq!(out.warning_lines().len(), 1, "{}", out.describe());
     assert_eq!(out.signal, Some(SIGABRT), "{}", out.describe());
@@ -597,7 +799,12 @@ fn unknown_option_warns_rest_applies() {
         "{}",
         out.describe()
     );
-    assert_eq!(lines[1], "ft_malloc[PID]: ERROR: double free of ADDR (TINY, 24 bytes) in free()", "{}", out.describe());
+    assert_eq!(
+        lines[1],
+        "ft_malloc[PID]: ERROR: double free of ADDR (TINY, 24 bytes) in free()",
+        "{}",
+        out.describe()
+    );
 }
 
 /// An unknown item alone: one warning line and nothing else.
@@ -637,9 +844,21 @@ fn empty_malloc_debug_is_unset() {
 #[track_caller]
 fn real_check(name: &str, f: real::Check) -> Option<Output> {
     let out = f(DEBUG)?;
-    let errors: Vec<&str> = out.stderr.lines().filter(|l| l.starts_with("ft_malloc[") && l.contains("]: ERROR")).collect();
-    assert!(errors.is_empty(), "{name} under MALLOC_DEBUG=1 reported errors: {}", out.describe());
-    assert!(!out.stderr.contains("aborting"), "{name}: {}", out.describe());
+    let errors: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("ft_malloc[") && l.contains("]: ERROR"))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{name} under MALLOC_DEBUG=1 reported errors: {}",
+        out.describe()
+    );
+    assert!(
+        !out.stderr.contains("aborting"),
+        "{name}: {}",
+        out.describe()
+    );
     Some(out)
 }
 
@@ -707,18 +926,31 @@ fn valgrind_lost(stderr: &str) -> (u64, u64) {
 
 /// (bytes, blocks) unreachable according to our `LEAK SUMMARY` line; (0, 0) without one.
 fn ft_malloc_lost(out: &Output) -> (u64, u64) {
-    let Some(l) = masked_stderr(out).into_iter().find(|l| l.starts_with("ft_malloc[PID]: LEAK SUMMARY: ")) else {
+    let Some(l) = masked_stderr(out)
+        .into_iter()
+        .find(|l| l.starts_with("ft_malloc[PID]: LEAK SUMMARY: "))
+    else {
         return (0, 0);
     };
-    let w: Vec<&str> = l["ft_malloc[PID]: LEAK SUMMARY: ".len()..].split_whitespace().collect();
+    let w: Vec<&str> = l["ft_malloc[PID]: LEAK SUMMARY: ".len()..]
+        .split_whitespace()
+        .collect();
     (w[0].parse().unwrap(), w[3].parse().unwrap())
 }
 
 /// Runs `program args` under MALLOC_DEBUG=1 and under valgrind, returns both outputs after
 /// checking both succeed with the same stdout and that we reported no ERROR.
-fn leaks_vs_valgrind(program: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) -> Option<(Output, Output)> {
+fn leaks_vs_valgrind(
+    program: &std::path::Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> Option<(Output, Output)> {
     let valgrind = common::require("valgrind")?;
-    let ours = common::Run::new(program).args(args).envs(envs).envs(DEBUG).go();
+    let ours = common::Run::new(program)
+        .args(args)
+        .envs(envs)
+        .envs(DEBUG)
+        .go();
     ours.assert_success();
     assert!(error_lines(&ours).is_empty(), "{}", ours.describe());
     let vg = common::Run::new(valgrind)
@@ -735,28 +967,50 @@ fn leaks_vs_valgrind(program: &std::path::Path, args: &[&str], envs: &[(&str, &s
 
 #[test]
 fn real_sort_leaks_match_valgrind() {
-    let Some(sort) = common::require("sort") else { return };
+    let Some(sort) = common::require("sort") else {
+        return;
+    };
     let dir = fresh_dir("sort_leaks");
     let file = dir.join("lines.txt");
     let mut x: u64 = 99;
     let mut text = String::new();
     for i in 0..20_000 {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         text.push_str(&format!("{:016x} line {i}\n", x));
     }
     std::fs::write(&file, text).unwrap();
     let file = file.display().to_string();
-    let Some((ours, vg)) = leaks_vs_valgrind(&sort, &[&file], &[("LC_ALL", "C")]) else { return };
-    assert_eq!(ft_malloc_lost(&ours), valgrind_lost(&vg.stderr), "ours:\n{}\nvalgrind:\n{}", ours.stderr, vg.stderr);
+    let Some((ours, vg)) = leaks_vs_valgrind(&sort, &[&file], &[("LC_ALL", "C")]) else {
+        return;
+    };
+    assert_eq!(
+        ft_malloc_lost(&ours),
+        valgrind_lost(&vg.stderr),
+        "ours:\n{}\nvalgrind:\n{}",
+        ours.stderr,
+        vg.stderr
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn real_perl_leaks_match_valgrind() {
-    let Some(perl) = common::require("perl") else { return };
+    let Some(perl) = common::require("perl") else {
+        return;
+    };
     let script = r#"my %h; $h{"k$_"} = $_ for 1..20000; my $s = 0; $s += $h{"k$_"} for 1..20000;
         delete $h{"k$_"} for 1..10000; print scalar(keys %h), " $s\n";"#;
-    let Some((ours, vg)) = leaks_vs_valgrind(&perl, &["-e", script], &[]) else { return };
+    let Some((ours, vg)) = leaks_vs_valgrind(&perl, &["-e", script], &[]) else {
+        return;
+    };
     assert_eq!(ours.stdout, "10000 200010000\n");
-    assert_eq!(ft_malloc_lost(&ours), valgrind_lost(&vg.stderr), "ours:\n{}\nvalgrind:\n{}", ours.stderr, vg.stderr);
+    assert_eq!(
+        ft_malloc_lost(&ours),
+        valgrind_lost(&vg.stderr),
+        "ours:\n{}\nvalgrind:\n{}",
+        ours.stderr,
+        vg.stderr
+    );
 }

@@ -3,7 +3,7 @@
 //! handler while threads allocate, gdb calling both on a stopped program.
 mod common;
 
-use common::{compile, fresh_dir, lib, require, run, Run};
+use common::{Run, compile, fresh_dir, lib, require, run};
 use std::time::Duration;
 
 /// The blocks printed by dump_ex_known on stderr: name -> address.
@@ -48,7 +48,13 @@ fn hexdump_c(bytes: &[u8]) -> String {
             }
         }
         s += " |";
-        s.extend(c.iter().map(|&b| if (0x20..0x7f).contains(&b) { b as char } else { '.' }));
+        s.extend(c.iter().map(|&b| {
+            if (0x20..0x7f).contains(&b) {
+                b as char
+            } else {
+                '.'
+            }
+        }));
         s += "|\n";
     }
     s + &format!("{:08x}\n", bytes.len())
@@ -57,7 +63,10 @@ fn hexdump_c(bytes: &[u8]) -> String {
 /// Lines of `out` after the line equal to `first`, `n` of them.
 fn after<'a>(out: &'a str, first: &str, n: usize) -> Vec<&'a str> {
     let v: Vec<&str> = out.lines().collect();
-    let i = v.iter().position(|l| *l == first).unwrap_or_else(|| panic!("no line {first:?} in\n{out}"));
+    let i = v
+        .iter()
+        .position(|l| *l == first)
+        .unwrap_or_else(|| panic!("no line {first:?} in\n{out}"));
     v[i + 1..(i + 1 + n).min(v.len())].to_vec()
 }
 
@@ -76,37 +85,82 @@ fn show_alloc_mem_ex_known_blocks() {
     let classic = format!("{} - 0x{:X} : 48 bytes", upper(&a["tiny"]), t + 48);
     let lines = after(out, &classic, 5);
     let d = lines[0];
-    assert!(d.starts_with("  used, 48 bytes requested, ") && d.contains(" usable, #1 malloc() thread "), "{d}");
+    assert!(
+        d.starts_with("  used, 48 bytes requested, ") && d.contains(" usable, #1 malloc() thread "),
+        "{d}"
+    );
     assert!(d.ends_with(", canary ok"), "{d}");
     let want = hexdump_c(&tiny_bytes());
-    assert_eq!(lines[1..].join("\n") + "\n", want, "hexdump -C layout\n{out}");
+    assert_eq!(
+        lines[1..].join("\n") + "\n",
+        want,
+        "hexdump -C layout\n{out}"
+    );
     // SMALL: 1000 bytes of 0xAB, first 64 shown (hexdump=64 default), repeated lines starred.
     let s = u64::from_str_radix(a["small"].trim_start_matches("0x"), 16).unwrap();
-    let lines = after(out, &format!("{} - 0x{:X} : 1000 bytes", upper(&a["small"]), s + 1000), 4);
-    assert_eq!(lines[1], "00000000  ab ab ab ab ab ab ab ab  ab ab ab ab ab ab ab ab  |................|");
+    let lines = after(
+        out,
+        &format!("{} - 0x{:X} : 1000 bytes", upper(&a["small"]), s + 1000),
+        4,
+    );
+    assert_eq!(
+        lines[1],
+        "00000000  ab ab ab ab ab ab ab ab  ab ab ab ab ab ab ab ab  |................|"
+    );
     assert_eq!(lines[2], "*");
     assert_eq!(lines[3], "00000040");
     // The freed block is quarantined (MALLOC_DEBUG=1), shown in parentheses with its free.
     let f = u64::from_str_radix(a["freed"].trim_start_matches("0x"), 16).unwrap();
-    let lines = after(out, &format!("({} - 0x{:X} : 64 bytes)", upper(&a["freed"]), f + 64), 1);
-    assert!(lines[0].starts_with("  quarantined, 64 bytes requested") && lines[0].contains(", freed #5 thread "), "{}", lines[0]);
+    let lines = after(
+        out,
+        &format!("({} - 0x{:X} : 64 bytes)", upper(&a["freed"]), f + 64),
+        1,
+    );
+    assert!(
+        lines[0].starts_with("  quarantined, 64 bytes requested")
+            && lines[0].contains(", freed #5 thread "),
+        "{}",
+        lines[0]
+    );
     assert!(lines[0].ends_with(", fill ok"), "{}", lines[0]);
     assert!(out.contains("LARGE : 0x"), "{out}");
     assert!(out.lines().any(|l| l == "Total : 201048 bytes"), "{out}");
-    assert!(out.lines().any(|l| l.starts_with("Stats : live 201048 bytes in 3 blocks, peak ")), "{out}");
-    assert!(out.lines().any(|l| l == "Calls : malloc 4 free 1, failed 0"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("Stats : live 201048 bytes in 3 blocks, peak ")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l == "Calls : malloc 4 free 1, failed 0"),
+        "{out}"
+    );
     assert!(out.lines().any(|l| l == "  131072 - 262143 : 1"), "{out}");
     let ev = after(out, "Last events (5 of 5):", 5);
-    assert!(ev[0].starts_with("  #1 ") && ev[0].contains(" malloc(48) = "), "{ev:?}");
-    assert!(ev[4].starts_with("  #5 ") && ev[4].contains(&format!(" free({}) [64 bytes]", a["freed"])), "{ev:?}");
+    assert!(
+        ev[0].starts_with("  #1 ") && ev[0].contains(" malloc(48) = "),
+        "{ev:?}"
+    );
+    assert!(
+        ev[4].starts_with("  #5 ") && ev[4].contains(&format!(" free({}) [64 bytes]", a["freed"])),
+        "{ev:?}"
+    );
     assert!(!out.contains("heap busy"));
 }
 
 #[test]
 fn hexdump_all_shows_whole_blocks() {
-    let o = run("dump_ex_known", &["ex"], &[("MALLOC_DEBUG", "canary,hexdump=all")]);
+    let o = run(
+        "dump_ex_known",
+        &["ex"],
+        &[("MALLOC_DEBUG", "canary,hexdump=all")],
+    );
     o.assert_success();
-    assert!(o.stdout.lines().any(|l| l == "00030d40"), "the 200000-byte block entirely:\n{}", o.stdout);
+    assert!(
+        o.stdout.lines().any(|l| l == "00030d40"),
+        "the 200000-byte block entirely:\n{}",
+        o.stdout
+    );
 }
 
 #[test]
@@ -124,44 +178,93 @@ fn every_command_and_bad_ones() {
             last.1.push(l.to_string());
         }
     }
-    let get = |c: &str| -> &Vec<String> { &sec.iter().find(|(k, _)| k == c).unwrap_or_else(|| panic!("no section {c:?}:\n{out}")).1 };
-    assert!(get("help")[0].starts_with("show_alloc_mem_ex_cmd commands:") && get("help").len() == 8);
+    let get = |c: &str| -> &Vec<String> {
+        &sec.iter()
+            .find(|(k, _)| k == c)
+            .unwrap_or_else(|| panic!("no section {c:?}:\n{out}"))
+            .1
+    };
+    assert!(
+        get("help")[0].starts_with("show_alloc_mem_ex_cmd commands:") && get("help").len() == 8
+    );
     let h = get(&format!("hexdump {}", a["tiny"]));
-    assert!(h[0].starts_with(&format!("block {} - ", a["tiny"])) && h[0].ends_with(": 48 bytes, TINY"), "{h:?}");
+    assert!(
+        h[0].starts_with(&format!("block {} - ", a["tiny"])) && h[0].ends_with(": 48 bytes, TINY"),
+        "{h:?}"
+    );
     assert_eq!(h[2..].join("\n") + "\n", hexdump_c(&tiny_bytes()));
     let t = u64::from_str_radix(a["tiny"].trim_start_matches("0x"), 16).unwrap();
     let h = get(&format!("hexdump 0x{:x} 8", t + 7));
-    assert_eq!(h[2], "00000007  66 74 5f 6d 61 6c 6c 6f                           |ft_mallo|");
+    assert_eq!(
+        h[2],
+        "00000007  66 74 5f 6d 61 6c 6c 6f                           |ft_mallo|"
+    );
     assert_eq!(h[3], "0000000f");
     let b = get(&format!("block 0x{:x}", t + 3));
-    assert_eq!(b[2], format!("history of {} (events still in the ring):", a["tiny"]));
-    assert!(b[3].starts_with("  #1 ") && b[3].contains(&format!("malloc(48) = {}", a["tiny"])), "{b:?}");
+    assert_eq!(
+        b[2],
+        format!("history of {} (events still in the ring):", a["tiny"])
+    );
+    assert!(
+        b[3].starts_with("  #1 ") && b[3].contains(&format!("malloc(48) = {}", a["tiny"])),
+        "{b:?}"
+    );
     let l = u64::from_str_radix(a["large"].trim_start_matches("0x"), 16).unwrap();
     let h = get(&format!("hexdump 0x{:x} 40", l + 100000));
-    assert_eq!(h[2], "000186a0  4c 4c 4c 4c 4c 4c 4c 4c  4c 4c 4c 4c 4c 4c 4c 4c  |LLLLLLLLLLLLLLLL|");
+    assert_eq!(
+        h[2],
+        "000186a0  4c 4c 4c 4c 4c 4c 4c 4c  4c 4c 4c 4c 4c 4c 4c 4c  |LLLLLLLLLLLLLLLL|"
+    );
     assert_eq!(h.last().unwrap(), "000186c8");
     let lg = get("log 5");
-    assert!(lg[0].starts_with("Last events (5 of ") && lg.len() == 6, "{lg:?}");
+    assert!(
+        lg[0].starts_with("Last events (5 of ") && lg.len() == 6,
+        "{lg:?}"
+    );
     assert!(get("stats")[0].starts_with("Stats : live "));
     assert!(get("stats")[1].starts_with("Calls : malloc "));
-    assert_eq!(get("check"), &vec!["check: 5 blocks verified, 0 problems".to_string()]);
+    assert_eq!(
+        get("check"),
+        &vec!["check: 5 blocks verified, 0 problems".to_string()]
+    );
     assert!(get("leaks")[0].starts_with("leaks: "));
     // Bad commands and addresses: one error line each.
     for (c, e) in [
-        ("frobnicate", "error: unknown command 'frobnicate' (try \"help\")"),
+        (
+            "frobnicate",
+            "error: unknown command 'frobnicate' (try \"help\")",
+        ),
         ("hexdump", "error: hexdump needs an address (0x...)"),
         ("hexdump nothex", "error: bad address 'nothex'"),
-        ("hexdump 0x0", "error: 0x0 is not inside a block of ft_malloc"),
-        ("hexdump 0xffffffffffffffff", "error: 0xffffffffffffffff is not inside a block of ft_malloc"),
-        ("hexdump 0x99999999999999999999", "error: bad address '0x99999999999999999999'"),
-        ("block 0x10", "error: 0x10 is not inside a block of ft_malloc"),
+        (
+            "hexdump 0x0",
+            "error: 0x0 is not inside a block of ft_malloc",
+        ),
+        (
+            "hexdump 0xffffffffffffffff",
+            "error: 0xffffffffffffffff is not inside a block of ft_malloc",
+        ),
+        (
+            "hexdump 0x99999999999999999999",
+            "error: bad address '0x99999999999999999999'",
+        ),
+        (
+            "block 0x10",
+            "error: 0x10 is not inside a block of ft_malloc",
+        ),
         ("log x", "error: bad count 'x'"),
     ] {
         assert_eq!(get(c), &vec![e.to_string()], "command {c:?}");
     }
     assert_eq!(get("")[0], "error: empty command (try \"help\")");
     let stack = get(&format!("hexdump {}", a["stack"]));
-    assert_eq!(stack, &vec![format!("error: {} is not inside a block of ft_malloc", a["stack"])]);
+    assert_eq!(
+        stack,
+        &vec![format!(
+            "error: {} is not inside a block of ft_malloc",
+            a["stack"]
+        )]
+    );
     let bad_len = get(&format!("hexdump {} zz", a["tiny"]));
     assert_eq!(bad_len, &vec!["error: bad length 'zz'".to_string()]);
     assert!(out.contains("show_alloc_mem_ex_cmd: no command (try \"help\")\n"));
@@ -176,9 +279,19 @@ fn dump_from_signal_handler_100_times_while_threads_allocate() {
         .go();
     o.assert_success();
     assert!(o.stderr.contains("DONE"), "{}", o.describe());
-    let dumps = o.stdout.lines().filter(|l| l.starts_with("Total : ")).count();
+    let dumps = o
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("Total : "))
+        .count();
     assert_eq!(dumps, 100, "one dump per signal");
-    assert_eq!(o.stdout.lines().filter(|l| l.starts_with("Last events (")).count(), 100);
+    assert_eq!(
+        o.stdout
+            .lines()
+            .filter(|l| l.starts_with("Last events ("))
+            .count(),
+        100
+    );
 }
 
 #[test]
@@ -190,19 +303,41 @@ fn gdb_calls_the_dump_on_a_stopped_program() {
         .args(["-batch", "-nx", "-ex", "set startup-with-shell off"])
         .arg("-ex")
         .arg(format!("set environment LD_PRELOAD={}", lib().display()))
-        .args(["-ex", "set environment MALLOC_DEBUG=1,noleaks", "-ex", "break stop_here", "-ex", "run"])
-        .args(["-ex", "call show_alloc_mem_ex()", "-ex", "call show_alloc_mem_ex_cmd(dump_cmd)"])
-        .args(["-ex", "call show_alloc_mem_ex_cmd(log_cmd)", "-ex", "continue"])
+        .args([
+            "-ex",
+            "set environment MALLOC_DEBUG=1,noleaks",
+            "-ex",
+            "break stop_here",
+            "-ex",
+            "run",
+        ])
+        .args([
+            "-ex",
+            "call show_alloc_mem_ex()",
+            "-ex",
+            "call show_alloc_mem_ex_cmd(dump_cmd)",
+        ])
+        .args([
+            "-ex",
+            "call show_alloc_mem_ex_cmd(log_cmd)",
+            "-ex",
+            "continue",
+        ])
         .arg(&exe)
         .timeout(Duration::from_secs(120))
         .go();
     let out = &o.stdout;
-    if out.contains("ptrace: Operation not permitted") || o.stderr.contains("ptrace: Operation not permitted") {
+    if out.contains("ptrace: Operation not permitted")
+        || o.stderr.contains("ptrace: Operation not permitted")
+    {
         println!("skipped: ptrace not permitted");
         return;
     }
     assert!(out.contains("Total : "), "{}", o.describe());
-    assert!(out.contains("|gdb sees this bl|"), "hexdump of the block named by dump_cmd:\n{out}");
+    assert!(
+        out.contains("|gdb sees this bl|"),
+        "hexdump of the block named by dump_cmd:\n{out}"
+    );
     assert!(out.contains("Last events (3 of "), "{out}");
     assert!(out.contains("exited normally"), "{}", o.describe());
 }
@@ -212,6 +347,16 @@ fn dump_without_debugging() {
     let dir = fresh_dir("dump_plain");
     let o = Run::new(compile("dump_ex_known")).arg("cmd").cwd(&dir).go();
     o.assert_success();
-    assert!(o.stdout.contains("log: no event ring (MALLOC_DEBUG is not set)"), "{}", o.stdout);
-    assert!(o.stdout.contains("Calls : not counted (MALLOC_DEBUG is not set)"), "{}", o.stdout);
+    assert!(
+        o.stdout
+            .contains("log: no event ring (MALLOC_DEBUG is not set)"),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        o.stdout
+            .contains("Calls : not counted (MALLOC_DEBUG is not set)"),
+        "{}",
+        o.stdout
+    );
 }

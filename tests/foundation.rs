@@ -63,7 +63,10 @@ fn assert_blocks_are(d: &dump::Dump, ptrs: &[(u64, u64)], text: &str) {
     let mut want = ptrs.to_vec();
     shown.sort();
     want.sort();
-    assert_eq!(shown, want, "blocks listed (address, size) differ from the live blocks:\n{text}");
+    assert_eq!(
+        shown, want,
+        "blocks listed (address, size) differ from the live blocks:\n{text}"
+    );
 }
 
 /// A known sequence of live blocks: the masked output is exact, sections being compared as a
@@ -78,7 +81,8 @@ fn show_alloc_mem_output() {
     let (mut sections, total) = masked_sections(&text);
     sections.sort();
     let mut want = vec![
-        "TINY : ADDR\nADDR - ADDR : 42 bytes\nADDR - ADDR : 42 bytes\nADDR - ADDR : 42 bytes\n".to_string(),
+        "TINY : ADDR\nADDR - ADDR : 42 bytes\nADDR - ADDR : 42 bytes\nADDR - ADDR : 42 bytes\n"
+            .to_string(),
         "SMALL : ADDR\nADDR - ADDR : 3725 bytes\nADDR - ADDR : 3725 bytes\n".to_string(),
         "LARGE : ADDR\nADDR - ADDR : 48847 bytes\n".to_string(),
         "LARGE : ADDR\nADDR - ADDR : 48847 bytes\n".to_string(),
@@ -86,7 +90,10 @@ fn show_alloc_mem_output() {
     want.sort();
     assert_eq!(sections, want, "masked sections differ; output:\n{text}");
     assert_eq!(total, "Total : 105270 bytes");
-    assert!(text.ends_with("Total : 105270 bytes\n"), "output must end with the Total line:\n{text}");
+    assert!(
+        text.ends_with("Total : 105270 bytes\n"),
+        "output must end with the Total line:\n{text}"
+    );
 }
 
 #[test]
@@ -112,8 +119,17 @@ fn grade_free_interior_pointer() {
     out.assert_success();
     assert_eq!(out.stdout, "Bonjour\nOK\n", "{}", out.describe());
     let lines: Vec<&str> = out.stderr.lines().collect();
-    assert_eq!(lines.len(), 2, "expected one warning for free(p+5), one for realloc(p+5):\n{}", out.describe());
-    assert!(lines.iter().all(|l| common::is_warning_line(l)), "{}", out.describe());
+    assert_eq!(
+        lines.len(),
+        2,
+        "expected one warning for free(p+5), one for realloc(p+5):\n{}",
+        out.describe()
+    );
+    assert!(
+        lines.iter().all(|l| common::is_warning_line(l)),
+        "{}",
+        out.describe()
+    );
 }
 
 /// One block of each class and the class boundaries: each listed under the right class.
@@ -125,7 +141,12 @@ fn grade_one_block_each_class() {
     let d = dump::parse(&text).unwrap_or_else(|e| panic!("bad show_alloc_mem output: {e}\n{text}"));
     assert_blocks_are(&d, &ptrs, &text);
     for (kind, b) in d.blocks() {
-        assert_eq!(kind, dump::class_of(b.size), "{} bytes listed under {kind}:\n{text}", b.size);
+        assert_eq!(
+            kind,
+            dump::class_of(b.size),
+            "{} bytes listed under {kind}:\n{text}",
+            b.size
+        );
     }
     let sum: u64 = ptrs.iter().map(|p| p.1).sum();
     assert_eq!(d.total, sum);
@@ -162,7 +183,12 @@ fn bad_pointer_ignored() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} case(s) failed:\n{}", failures.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} case(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 }
 
 #[test]

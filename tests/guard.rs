@@ -69,25 +69,46 @@ fn program_block(out: &Output) -> u64 {
 /// address is that block, and which ends with the "dies of this fault" line.
 #[track_caller]
 fn assert_fault(out: &Output, want: &str, offset: i64) {
-    assert_eq!(out.signal, Some(SIGSEGV), "expected death by SIGSEGV: {}", out.describe());
+    assert_eq!(
+        out.signal,
+        Some(SIGSEGV),
+        "expected death by SIGSEGV: {}",
+        out.describe()
+    );
     assert!(!out.stdout.contains("NOT CAUGHT"), "{}", out.describe());
     let first = out.stderr.lines().next().unwrap_or("");
     assert_eq!(mask(first), want, "first report line: {}", out.describe());
     let block = program_block(out);
     let nums = hex_numbers(first);
     assert_eq!(nums.len(), 2, "{first}");
-    assert_eq!(nums[0] as i64 - block as i64, offset, "fault address vs block {block:#x}: {first}");
-    assert_eq!(nums[1], block, "the report names another block than the program's: {first}");
-    let last = out.stderr.lines().filter(|l| l.starts_with("ft_malloc[")).last().unwrap_or("");
-    assert_eq!(mask(last), "ft_malloc[PID]:   the process now dies of this fault", "{}", out.describe());
+    assert_eq!(
+        nums[0] as i64 - block as i64,
+        offset,
+        "fault address vs block {block:#x}: {first}"
+    );
+    assert_eq!(
+        nums[1], block,
+        "the report names another block than the program's: {first}"
+    );
+    let last = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("ft_malloc["))
+        .last()
+        .unwrap_or("");
+    assert_eq!(
+        mask(last),
+        "ft_malloc[PID]:   the process now dies of this fault",
+        "{}",
+        out.describe()
+    );
 }
 
 fn fault(mode: &str, debug: &str) -> Output {
     run("guard_fault", &[mode], &[("MALLOC_DEBUG", debug)])
 }
 
-const OVER16: &str =
-    "ft_malloc[PID]: ERROR: heap overflow (read) at ADDR: 0 bytes after the 16-byte block at ADDR (guard page)";
+const OVER16: &str = "ft_malloc[PID]: ERROR: heap overflow (read) at ADDR: 0 bytes after the 16-byte block at ADDR (guard page)";
 
 #[test]
 fn overflow_read_past_16_byte_block() {
@@ -143,7 +164,12 @@ fn overflow_read_7_bytes_past_1000_byte_block() {
 #[test]
 fn write_into_alignment_gap_caught_at_free() {
     let out = fault("gap13", "guard");
-    assert_eq!(out.signal, Some(SIGABRT), "expected death by SIGABRT: {}", out.describe());
+    assert_eq!(
+        out.signal,
+        Some(SIGABRT),
+        "expected death by SIGABRT: {}",
+        out.describe()
+    );
     assert!(out.stdout.contains("gap written\n"), "{}", out.describe());
     let first = out.stderr.lines().next().unwrap_or("");
     assert_eq!(
@@ -216,7 +242,12 @@ fn large_block_overflow_4k_guard_region() {
 fn large_block_overflow_4k_guard_mode() {
     for debug in ["guard", "full"] {
         let out = fault("large_over", debug);
-        assert_eq!(out.signal, Some(SIGSEGV), "MALLOC_DEBUG={debug}: {}", out.describe());
+        assert_eq!(
+            out.signal,
+            Some(SIGSEGV),
+            "MALLOC_DEBUG={debug}: {}",
+            out.describe()
+        );
         let first = mask(out.stderr.lines().next().unwrap_or(""));
         assert!(
             first.starts_with(
@@ -234,7 +265,11 @@ fn large_block_overflow_4k_guard_mode() {
 fn aligned_allocations_keep_alignment() {
     for debug in ["guard", "guard=below", "full", "sample=2"] {
         let out = run("guard_aligned", &[], &[("MALLOC_DEBUG", debug)]);
-        assert!(out.success() && out.stdout == "OK\n" && out.stderr.is_empty(), "MALLOC_DEBUG={debug}: {}", out.describe());
+        assert!(
+            out.success() && out.stdout == "OK\n" && out.stderr.is_empty(),
+            "MALLOC_DEBUG={debug}: {}",
+            out.describe()
+        );
     }
 }
 
@@ -264,7 +299,9 @@ fn own_sigsegv_handler_called_for_own_faults() {
             let envs: Vec<(&str, &str)> = debug.map(|d| ("MALLOC_DEBUG", d)).into_iter().collect();
             let out = run("guard_own_handler", &[how], &envs);
             assert!(
-                out.success() && out.stdout == "own fault 1 handled\nown fault 2 handled\nOK\n" && out.stderr.is_empty(),
+                out.success()
+                    && out.stdout == "own fault 1 handled\nown fault 2 handled\nOK\n"
+                    && out.stderr.is_empty(),
                 "{how}, MALLOC_DEBUG={debug:?}: {}",
                 out.describe()
             );
@@ -277,8 +314,17 @@ fn own_sigsegv_handler_called_for_own_faults() {
 #[test]
 fn own_sigsegv_handler_then_guarded_overflow() {
     for how in ["sigaction", "signal"] {
-        let out = run("guard_own_handler", &[how, "overflow"], &[("MALLOC_DEBUG", "guard")]);
-        assert!(out.stdout.starts_with("own fault 1 handled\nown fault 2 handled\n"), "{how}: {}", out.describe());
+        let out = run(
+            "guard_own_handler",
+            &[how, "overflow"],
+            &[("MALLOC_DEBUG", "guard")],
+        );
+        assert!(
+            out.stdout
+                .starts_with("own fault 1 handled\nown fault 2 handled\n"),
+            "{how}: {}",
+            out.describe()
+        );
         assert_fault(&out, OVER16, 16);
     }
 }
@@ -289,7 +335,11 @@ fn is_budget_warning(line: &str) -> bool {
 }
 
 fn max_map_count() -> Option<u64> {
-    std::fs::read_to_string("/proc/sys/vm/max_map_count").ok()?.trim().parse().ok()
+    std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// A million live small blocks: two mappings each would exceed vm.max_map_count, so the budget
@@ -298,12 +348,29 @@ fn max_map_count() -> Option<u64> {
 fn million_live_allocations_complete() {
     for debug in ["guard", "full"] {
         let out = run("guard_million", &[], &[("MALLOC_DEBUG", debug)]);
-        assert!(out.success() && out.stdout == "OK\n", "MALLOC_DEBUG={debug}: {}", out.describe());
+        assert!(
+            out.success() && out.stdout == "OK\n",
+            "MALLOC_DEBUG={debug}: {}",
+            out.describe()
+        );
         let lines: Vec<&str> = out.stderr.lines().collect();
-        assert!(lines.iter().all(|l| is_budget_warning(l)), "MALLOC_DEBUG={debug}: {}", out.describe());
-        assert!(lines.len() <= 1, "more than one budget warning: {}", out.describe());
+        assert!(
+            lines.iter().all(|l| is_budget_warning(l)),
+            "MALLOC_DEBUG={debug}: {}",
+            out.describe()
+        );
+        assert!(
+            lines.len() <= 1,
+            "more than one budget warning: {}",
+            out.describe()
+        );
         if max_map_count().is_some_and(|m| m < 2_000_000) {
-            assert_eq!(lines.len(), 1, "the budget must be spent (and said once): {}", out.describe());
+            assert_eq!(
+                lines.len(),
+                1,
+                "the budget must be spent (and said once): {}",
+                out.describe()
+            );
         }
     }
 }
@@ -312,9 +379,17 @@ fn million_live_allocations_complete() {
 /// the budget is spent, allocations go on (unguarded) and never fail.
 fn churn(debug: &str) {
     let out = run("guard_churn", &[], &[("MALLOC_DEBUG", debug)]);
-    assert!(out.success() && out.stdout == "OK\n", "MALLOC_DEBUG={debug}: {}", out.describe());
+    assert!(
+        out.success() && out.stdout == "OK\n",
+        "MALLOC_DEBUG={debug}: {}",
+        out.describe()
+    );
     let lines: Vec<&str> = out.stderr.lines().collect();
-    assert!(lines.len() <= 1 && lines.iter().all(|l| is_budget_warning(l)), "MALLOC_DEBUG={debug}: {}", out.describe());
+    assert!(
+        lines.len() <= 1 && lines.iter().all(|l| is_budget_warning(l)),
+        "MALLOC_DEBUG={debug}: {}",
+        out.describe()
+    );
 }
 
 #[test]
@@ -336,7 +411,11 @@ fn churn_with_frees_completes_below() {
 fn realloc_keeps_content() {
     for debug in ["guard", "guard=below", "guard=exact", "full", "sample=3"] {
         let out = run("guard_realloc", &[], &[("MALLOC_DEBUG", debug)]);
-        assert!(out.success() && out.stdout == "OK\n" && out.stderr.is_empty(), "MALLOC_DEBUG={debug}: {}", out.describe());
+        assert!(
+            out.success() && out.stdout == "OK\n" && out.stderr.is_empty(),
+            "MALLOC_DEBUG={debug}: {}",
+            out.describe()
+        );
     }
 }
 
@@ -354,7 +433,11 @@ fn realloc_result_is_guarded() {
 fn calloc_zeroes() {
     for debug in ["guard", "guard=below", "guard=exact", "full", "sample=3"] {
         let out = run("guard_calloc", &[], &[("MALLOC_DEBUG", debug)]);
-        assert!(out.success() && out.stdout == "OK\n" && out.stderr.is_empty(), "MALLOC_DEBUG={debug}: {}", out.describe());
+        assert!(
+            out.success() && out.stdout == "OK\n" && out.stderr.is_empty(),
+            "MALLOC_DEBUG={debug}: {}",
+            out.describe()
+        );
     }
 }
 
@@ -362,8 +445,16 @@ fn calloc_zeroes() {
 fn threads_allocate_and_free() {
     for debug in ["guard", "full", "sample=10"] {
         let out = run("guard_threads", &[], &[("MALLOC_DEBUG", debug)]);
-        assert!(out.success() && out.stdout == "OK\n", "MALLOC_DEBUG={debug}: {}", out.describe());
-        assert!(out.stderr.lines().all(is_budget_warning), "MALLOC_DEBUG={debug}: {}", out.describe());
+        assert!(
+            out.success() && out.stdout == "OK\n",
+            "MALLOC_DEBUG={debug}: {}",
+            out.describe()
+        );
+        assert!(
+            out.stderr.lines().all(is_budget_warning),
+            "MALLOC_DEBUG={debug}: {}",
+            out.describe()
+        );
     }
 }
 
@@ -382,7 +473,11 @@ fn sample_100_catches_a_bug_sometimes() {
     for _ in 0..5 {
         let out = run("guard_sample", &["bug"], &[("MALLOC_DEBUG", "sample=100")]);
         if out.status == Some(3) {
-            assert!(out.stdout.ends_with("NOT CAUGHT\n") && out.stderr.is_empty(), "{}", out.describe());
+            assert!(
+                out.stdout.ends_with("NOT CAUGHT\n") && out.stderr.is_empty(),
+                "{}",
+                out.describe()
+            );
         } else {
             assert_fault(&out, OVER16, 16);
             caught += 1;
@@ -394,11 +489,21 @@ fn sample_100_catches_a_bug_sometimes() {
 /// A real program under a guard mode: its normal output (checked by `common::real`), and no
 /// line of ours but the budget warning.
 fn real_check(name: &str, debug: &str) {
-    let (_, check) = real::ALL.iter().find(|(n, _)| *n == name).expect("known real check");
+    let (_, check) = real::ALL
+        .iter()
+        .find(|(n, _)| *n == name)
+        .expect("known real check");
     if let Some(out) = check(&[("MALLOC_DEBUG", debug)]) {
-        let ours: Vec<&str> =
-            out.stderr.lines().filter(|l| l.starts_with("ft_malloc[") && !is_budget_warning(l)).collect();
-        assert!(ours.is_empty(), "{name} with MALLOC_DEBUG={debug}: the library reported:\n{}", out.describe());
+        let ours: Vec<&str> = out
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("ft_malloc[") && !is_budget_warning(l))
+            .collect();
+        assert!(
+            ours.is_empty(),
+            "{name} with MALLOC_DEBUG={debug}: the library reported:\n{}",
+            out.describe()
+        );
         assert!(
             out.stderr.lines().filter(|l| is_budget_warning(l)).count() <= 1,
             "{name}: budget warning repeated:\n{}",
@@ -443,6 +548,9 @@ fn real_tests_cover_all_checks() {
         "sqlite3_10k_rows",
     ];
     for (name, _) in real::ALL {
-        assert!(covered.contains(name), "real check {name} is not run in guard mode");
+        assert!(
+            covered.contains(name),
+            "real check {name} is not run in guard mode"
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! a forked child's own file, glibc's mtrace script on log_format=mtrace.
 mod common;
 
-use common::{compile, fresh_dir, require, run, Run};
+use common::{Run, compile, fresh_dir, require, run};
 use std::path::{Path, PathBuf};
 
 /// One `E` record.
@@ -20,7 +20,12 @@ struct Ev {
 }
 
 fn hex(s: &str) -> u64 {
-    u64::from_str_radix(s.strip_prefix("0x").unwrap_or_else(|| panic!("not 0x hex: {s}")), 16).unwrap()
+    u64::from_str_radix(
+        s.strip_prefix("0x")
+            .unwrap_or_else(|| panic!("not 0x hex: {s}")),
+        16,
+    )
+    .unwrap()
 }
 
 /// Header keys, modules (base, path) and events of a log; NUL bytes are skipped, every other
@@ -64,11 +69,18 @@ fn read_log(p: &Path) -> Vec<u8> {
 /// Base of the module whose path ends with `name`.
 fn module_base(mods: &[(u64, String)], exe: &Path) -> u64 {
     let name = exe.file_name().unwrap().to_str().unwrap();
-    mods.iter().find(|(_, p)| p.ends_with(name)).unwrap_or_else(|| panic!("no M record for {name}: {mods:?}")).0
+    mods.iter()
+        .find(|(_, p)| p.ends_with(name))
+        .unwrap_or_else(|| panic!("no M record for {name}: {mods:?}"))
+        .0
 }
 
 fn logs_in(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "log")).collect();
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
     v.sort();
     v
 }
@@ -81,7 +93,11 @@ fn known_sequence_event_for_event() {
     o.assert_success();
     let p: Vec<u64> = (0..10)
         .map(|i| {
-            let l = o.stdout.lines().find(|l| l.starts_with(&format!("P{i} "))).unwrap();
+            let l = o
+                .stdout
+                .lines()
+                .find(|l| l.starts_with(&format!("P{i} ")))
+                .unwrap();
             let v = l.split(' ').nth(1).unwrap();
             if v == "(nil)" { 0 } else { hex(v) }
         })
@@ -89,9 +105,17 @@ fn known_sequence_event_for_event() {
     let logs = logs_in(&dir);
     assert_eq!(logs.len(), 1, "{logs:?}");
     let bytes = read_log(&logs[0]);
-    assert!(!bytes.contains(&0), "a normal exit trims the file to its content");
+    assert!(
+        !bytes.contains(&0),
+        "a normal exit trims the file to its content"
+    );
     let (hdr, mods, evs) = parse(&bytes);
-    let key = |k: &str| hdr.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone()).unwrap_or_else(|| panic!("no # {k}"));
+    let key = |k: &str| {
+        hdr.iter()
+            .find(|(a, _)| a == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("no # {k}"))
+    };
     assert_eq!(hdr[0], ("ft_malloc".to_string(), "log v1".to_string()));
     assert!(key("program").contains("log_sequence"), "{hdr:?}");
     let pid: u64 = key("pid").parse().unwrap();
@@ -100,7 +124,10 @@ fn known_sequence_event_for_event() {
     let exe = compile("log_sequence");
     let base = module_base(&mods, &exe);
     let size = std::fs::metadata(&exe).unwrap().len();
-    let ours: Vec<&Ev> = evs.iter().filter(|e| e.frames[0] >= base && e.frames[0] < base + size).collect();
+    let ours: Vec<&Ev> = evs
+        .iter()
+        .filter(|e| e.frames[0] >= base && e.frames[0] < base + size)
+        .collect();
     // (op, in, out, size, align)
     let want: Vec<(&str, u64, u64, u64, u64)> = vec![
         ("malloc", 0, p[0], 24, 0),
@@ -124,14 +151,20 @@ fn known_sequence_event_for_event() {
     for (e, w) in ours.iter().zip(&want) {
         // realloc(NULL, n) may be logged as the malloc it is.
         let op_ok = e.op == w.0 || (w.0 == "realloc" && w.1 == 0 && e.op == "malloc");
-        assert!(op_ok && (e.inp, e.out, e.size) == (w.1, w.2, w.3), "event {e:?}, expected {w:?}");
+        assert!(
+            op_ok && (e.inp, e.out, e.size) == (w.1, w.2, w.3),
+            "event {e:?}, expected {w:?}"
+        );
         if w.0 != "valloc" {
             assert_eq!(e.align, w.4, "{e:?}");
         } else {
             assert!(e.align >= 4096);
         }
         assert_eq!(e.tid, pid, "single-threaded: tid = pid");
-        assert!(e.frames.len() >= 2, "backtrace=4 gives main's caller too: {e:?}");
+        assert!(
+            e.frames.len() >= 2,
+            "backtrace=4 gives main's caller too: {e:?}"
+        );
     }
     for w in evs.windows(2) {
         assert!(w[1].seq > w[0].seq, "seq increases: {:?} {:?}", w[0], w[1]);
@@ -149,14 +182,24 @@ fn sigkill_after_n_allocations_loses_nothing() {
         let dir = fresh_dir(&format!("dir_log_sigkill_{threads}"));
         let path = dir.join("kill.log");
         let spec = format!("log={}", path.display());
-        let o = run("log_sigkill", &[&n.to_string(), &threads.to_string()], &[("MALLOC_DEBUG", &spec)]);
+        let o = run(
+            "log_sigkill",
+            &[&n.to_string(), &threads.to_string()],
+            &[("MALLOC_DEBUG", &spec)],
+        );
         assert_eq!(o.signal, Some(9), "{}", o.describe());
         let (_, mods, evs) = parse(&read_log(&path));
         let exe = compile("log_sigkill");
         let base = module_base(&mods, &exe);
         let size = std::fs::metadata(&exe).unwrap().len();
-        let mallocs = evs.iter().filter(|e| e.op == "malloc" && e.frames[0] >= base && e.frames[0] < base + size).count();
-        assert_eq!(mallocs as u64, n, "all {n} malloc events ({threads} threads) are in the log");
+        let mallocs = evs
+            .iter()
+            .filter(|e| e.op == "malloc" && e.frames[0] >= base && e.frames[0] < base + size)
+            .count();
+        assert_eq!(
+            mallocs as u64, n,
+            "all {n} malloc events ({threads} threads) are in the log"
+        );
         let mut seqs: Vec<u64> = evs.iter().map(|e| e.seq).collect();
         seqs.sort();
         seqs.dedup();
@@ -176,10 +219,20 @@ fn forked_child_writes_its_own_file() {
     let mut seen = 0;
     for l in &logs {
         let (hdr, mods, evs) = parse(&read_log(l));
-        let pid: u64 = hdr.iter().find(|(k, _)| k == "pid").unwrap().1.parse().unwrap();
+        let pid: u64 = hdr
+            .iter()
+            .find(|(k, _)| k == "pid")
+            .unwrap()
+            .1
+            .parse()
+            .unwrap();
         assert!(l.to_str().unwrap().ends_with(&format!("fork.{pid}.log")));
         assert!(!mods.is_empty(), "each file names its modules");
-        let sizes: Vec<u64> = evs.iter().filter(|e| e.op == "malloc").map(|e| e.size).collect();
+        let sizes: Vec<u64> = evs
+            .iter()
+            .filter(|e| e.op == "malloc")
+            .map(|e| e.size)
+            .collect();
         if pid == child {
             assert!(hdr.iter().any(|(k, _)| k == "forked_from"));
             assert!(sizes.contains(&22) && sizes.contains(&44), "{sizes:?}");
@@ -198,15 +251,26 @@ fn log_to_stderr_and_fd() {
     let o = run("log_sequence", &[], &[("MALLOC_DEBUG", "log=stderr")]);
     o.assert_success();
     let (_, _, evs) = parse(o.stderr.as_bytes());
-    assert!(evs.iter().any(|e| e.op == "posix_memalign" && e.align == 64));
+    assert!(
+        evs.iter()
+            .any(|e| e.op == "posix_memalign" && e.align == 64)
+    );
     let o = run("log_sequence", &[], &[("MALLOC_DEBUG", "log=fd:1")]);
     o.assert_success();
-    assert!(o.stdout.lines().any(|l| l.starts_with("E ") && l.contains(" calloc 0x0 ")), "{}", o.describe());
+    assert!(
+        o.stdout
+            .lines()
+            .any(|l| l.starts_with("E ") && l.contains(" calloc 0x0 ")),
+        "{}",
+        o.describe()
+    );
 }
 
 #[test]
 fn mtrace_format_read_by_glibc_mtrace() {
-    let Some(mtrace) = require("mtrace") else { return };
+    let Some(mtrace) = require("mtrace") else {
+        return;
+    };
     let dir = fresh_dir("dir_log_mtrace");
     let path = dir.join("mt.log");
     let spec = format!("log={},log_format=mtrace", path.display());
@@ -216,8 +280,16 @@ fn mtrace_format_read_by_glibc_mtrace() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.first(), Some(&"= Start"));
     assert_eq!(lines.last(), Some(&"= End"));
-    assert!(lines.iter().any(|l| l.contains("mtrace_leak") && l.contains(":[0x") && l.ends_with(" 0x4d")), "{text}");
-    assert!(lines.iter().any(|l| l.contains(" < 0x")) && lines.iter().any(|l| l.contains(" > 0x")), "{text}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("mtrace_leak") && l.contains(":[0x") && l.ends_with(" 0x4d")),
+        "{text}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains(" < 0x")) && lines.iter().any(|l| l.contains(" > 0x")),
+        "{text}"
+    );
     let exe = compile("mtrace_leak");
     let r = Run::new(mtrace).no_preload().arg(&exe).arg(&path).go();
     // mtrace exits 1 when it finds memory not freed.
@@ -230,5 +302,9 @@ fn mtrace_format_read_by_glibc_mtrace() {
         + 1;
     let leaks: Vec<&str> = r.stdout.lines().filter(|l| l.starts_with("0x")).collect();
     assert_eq!(leaks.len(), 1, "exactly the planted leak: {}", r.stdout);
-    assert!(leaks[0].contains("0x4d") && leaks[0].ends_with(&format!("mtrace_leak.c:{leak_line}")), "{}", r.stdout);
+    assert!(
+        leaks[0].contains("0x4d") && leaks[0].ends_with(&format!("mtrace_leak.c:{leak_line}")),
+        "{}",
+        r.stdout
+    );
 }

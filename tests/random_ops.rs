@@ -8,7 +8,12 @@ use std::time::Duration;
 
 /// Operations per thread: fewer with an unoptimised (debug profile) library.
 fn ops(release: u64) -> String {
-    if cfg!(debug_assertions) { release / 4 } else { release }.to_string()
+    if cfg!(debug_assertions) {
+        release / 4
+    } else {
+        release
+    }
+    .to_string()
 }
 
 fn random_ops(seed: &str, ops_per_thread: &str, threads: &str) {

@@ -37,7 +37,8 @@ type Out<'a> = &'a mut dyn Write;
 
 fn read<S: Sink>(g: &Global, path: &str, sink: &mut S) -> std::result::Result<LogInfo, Error> {
     let t = Instant::now();
-    let info = reader::read_log(path, sink, &g.opts).map_err(|e| Error::Open(path.to_string(), e))?;
+    let info =
+        reader::read_log(path, sink, &g.opts).map_err(|e| Error::Open(path.to_string(), e))?;
     if g.speed {
         let s = t.elapsed().as_secs_f64();
         eprintln!(
@@ -69,7 +70,11 @@ pub fn human(b: u64) -> String {
 }
 
 pub fn plural(n: u64, what: &str) -> String {
-    if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") }
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
 }
 
 pub fn secs(ns: u64) -> String {
@@ -86,7 +91,9 @@ fn describe(ev: &Event) -> String {
                 format!("{o}(0x{:x}) of {} bytes", ev.inp, ev.size)
             }
         }
-        Op::Realloc | Op::Reallocarray => format!("{o}(0x{:x}, {}) = 0x{:x}", ev.inp, ev.size, ev.out),
+        Op::Realloc | Op::Reallocarray => {
+            format!("{o}(0x{:x}, {}) = 0x{:x}", ev.inp, ev.size, ev.out)
+        }
         Op::Memalign | Op::PosixMemalign | Op::AlignedAlloc => {
             format!("{o}(align {}, {}) = 0x{:x}", ev.align, ev.size, ev.out)
         }
@@ -94,12 +101,27 @@ fn describe(ev: &Event) -> String {
     }
 }
 
-fn print_stack(out: Out, namer: &mut AddrNamer, frames: &[u64], max: usize, indent: &str) -> std::io::Result<()> {
+fn print_stack(
+    out: Out,
+    namer: &mut AddrNamer,
+    frames: &[u64],
+    max: usize,
+    indent: &str,
+) -> std::io::Result<()> {
     for (i, &a) in frames.iter().take(max.max(1)).enumerate() {
-        writeln!(out, "{indent}{} {}", if i == 0 { "at" } else { "by" }, namer.name(a))?;
+        writeln!(
+            out,
+            "{indent}{} {}",
+            if i == 0 { "at" } else { "by" },
+            namer.name(a)
+        )?;
     }
     if frames.len() > max.max(1) {
-        writeln!(out, "{indent}   ({} more frames)", frames.len() - max.max(1))?;
+        writeln!(
+            out,
+            "{indent}   ({} more frames)",
+            frames.len() - max.max(1)
+        )?;
     }
     Ok(())
 }
@@ -114,13 +136,20 @@ fn program(info: &LogInfo) -> String {
 
 fn state_note(out: Out, info: &LogInfo) -> std::io::Result<()> {
     if info.truncated {
-        writeln!(out, "note: the log ends with a cut record: the program crashed or was killed, or is still running")?;
+        writeln!(
+            out,
+            "note: the log ends with a cut record: the program crashed or was killed, or is still running"
+        )?;
     }
     if info.corrupt > 0 {
         writeln!(out, "note: {} corrupt records were skipped", info.corrupt)?;
     }
     if info.late > 0 {
-        writeln!(out, "note: {} events came too far out of seq order to be put back in place", info.late)?;
+        writeln!(
+            out,
+            "note: {} events came too far out of seq order to be put back in place",
+            info.late
+        )?;
     }
     Ok(())
 }
@@ -142,12 +171,24 @@ pub fn summary(g: &Global, path: &str, brief: bool, out: Out) -> Result {
             human(st.alloc_bytes),
             human(st.live_bytes()),
             live_blocks,
-            if info.truncated { "; log cut short" } else { "" },
-            if info.corrupt > 0 { format!("; {} corrupt lines", info.corrupt) } else { String::new() },
+            if info.truncated {
+                "; log cut short"
+            } else {
+                ""
+            },
+            if info.corrupt > 0 {
+                format!("; {} corrupt lines", info.corrupt)
+            } else {
+                String::new()
+            },
         )?;
         return Ok(());
     }
-    writeln!(out, "log        {} ({} lines, {} events, {} corrupt)", path, info.lines, info.events, info.corrupt)?;
+    writeln!(
+        out,
+        "log        {} ({} lines, {} events, {} corrupt)",
+        path, info.lines, info.events, info.corrupt
+    )?;
     writeln!(out, "program    {}", program(&info))?;
     if let Some(pp) = info.header("ppid") {
         writeln!(out, "parent     pid {pp}")?;
@@ -155,7 +196,12 @@ pub fn summary(g: &Global, path: &str, brief: bool, out: Out) -> Result {
     if let Some(d) = info.header("debug") {
         writeln!(out, "debug      {d}")?;
     }
-    writeln!(out, "duration   {} (to the last event; {} threads)", secs(st.duration_ns()), st.threads.len())?;
+    writeln!(
+        out,
+        "duration   {} (to the last event; {} threads)",
+        secs(st.duration_ns()),
+        st.threads.len()
+    )?;
     writeln!(out, "modules    {}", info.modules.len())?;
     writeln!(out, "calls      {} in all", st.total_calls())?;
     for op in Op::ALL {
@@ -170,10 +216,23 @@ pub fn summary(g: &Global, path: &str, brief: bool, out: Out) -> Result {
         }
     }
     if st.unknown_frees > 0 {
-        writeln!(out, "  ({} frees/reallocs of pointers that were not live blocks)", st.unknown_frees)?;
+        writeln!(
+            out,
+            "  ({} frees/reallocs of pointers that were not live blocks)",
+            st.unknown_frees
+        )?;
     }
-    writeln!(out, "allocated  {} in {} blocks", human(st.alloc_bytes), st.alloc_blocks)?;
-    writeln!(out, "temporary  {} blocks freed before any other allocation", st.temporary)?;
+    writeln!(
+        out,
+        "allocated  {} in {} blocks",
+        human(st.alloc_bytes),
+        st.alloc_blocks
+    )?;
+    writeln!(
+        out,
+        "temporary  {} blocks freed before any other allocation",
+        st.temporary
+    )?;
     writeln!(
         out,
         "peak       {} in {} blocks, at event #{} (t={})",
@@ -182,7 +241,12 @@ pub fn summary(g: &Global, path: &str, brief: bool, out: Out) -> Result {
         st.peak_seq,
         secs(st.peak_t)
     )?;
-    writeln!(out, "at end     {} in {} blocks still live", human(st.live_bytes()), live_blocks)?;
+    writeln!(
+        out,
+        "at end     {} in {} blocks still live",
+        human(st.live_bytes()),
+        live_blocks
+    )?;
     state_note(out, &info)?;
     writeln!(out, "sizes      (requested sizes of the allocations)")?;
     let maxc = st.hist.iter().copied().max().unwrap_or(0).max(1);
@@ -191,9 +255,20 @@ pub fn summary(g: &Global, path: &str, brief: bool, out: Out) -> Result {
             continue;
         }
         let (lo, hi) = stats::hist_range(b);
-        let range = if lo == hi { format!("{lo}") } else { format!("{lo}-{hi}") };
+        let range = if lo == hi {
+            format!("{lo}")
+        } else {
+            format!("{lo}-{hi}")
+        };
         let bar = "#".repeat(((n as f64 / maxc as f64) * 40.0).ceil() as usize);
-        writeln!(out, "  {:>24} {:>12} {:5.1}% {}", range, n, 100.0 * n as f64 / st.alloc_blocks.max(1) as f64, bar)?;
+        writeln!(
+            out,
+            "  {:>24} {:>12} {:5.1}% {}",
+            range,
+            n,
+            100.0 * n as f64 / st.alloc_blocks.max(1) as f64,
+            bar
+        )?;
     }
     Ok(())
 }
@@ -205,24 +280,50 @@ pub fn leaks(g: &Global, path: &str, brief: bool, limit: usize, frames: usize, o
     let bytes: u64 = sites.iter().map(|s| s.bytes).sum();
     let blocks: u64 = sites.iter().map(|s| s.blocks).sum();
     let mut namer = AddrNamer::new(&info.modules, g.symbols);
-    let shown = if limit == 0 { sites.len() } else { limit.min(sites.len()) };
+    let shown = if limit == 0 {
+        sites.len()
+    } else {
+        limit.min(sites.len())
+    };
     if brief {
-        let shown = if limit == 0 { 3.min(sites.len()) } else { shown };
+        let shown = if limit == 0 {
+            3.min(sites.len())
+        } else {
+            shown
+        };
         writeln!(
             out,
             "{} in {} blocks never freed, from {}{}",
             human(bytes),
             blocks,
             plural(sites.len() as u64, "site"),
-            if info.truncated { " (log cut short: blocks live when it stopped)" } else { "" }
+            if info.truncated {
+                " (log cut short: blocks live when it stopped)"
+            } else {
+                ""
+            }
         )?;
         for s in &sites[..shown] {
             let st = info.stacks.get(s.stack);
-            writeln!(out, "  {} in {} blocks at {}", human(s.bytes), s.blocks, namer.name(st[0]))?;
+            writeln!(
+                out,
+                "  {} in {} blocks at {}",
+                human(s.bytes),
+                s.blocks,
+                namer.name(st[0])
+            )?;
         }
         return Ok(());
     }
-    writeln!(out, "Leaks in {} of {}: {} in {} never freed, from {}", path, program(&info), human(bytes), plural(blocks, "block"), plural(sites.len() as u64, "site"))?;
+    writeln!(
+        out,
+        "Leaks in {} of {}: {} in {} never freed, from {}",
+        path,
+        program(&info),
+        human(bytes),
+        plural(blocks, "block"),
+        plural(sites.len() as u64, "site")
+    )?;
     state_note(out, &info)?;
     for s in &sites[..shown] {
         writeln!(out)?;
@@ -243,7 +344,11 @@ pub fn leaks(g: &Global, path: &str, brief: bool, limit: usize, frames: usize, o
         print_stack(out, &mut namer, info.stacks.get(s.stack), frames, "    ")?;
     }
     if shown < sites.len() {
-        writeln!(out, "\n({} more sites; --limit 0 shows all)", sites.len() - shown)?;
+        writeln!(
+            out,
+            "\n({} more sites; --limit 0 shows all)",
+            sites.len() - shown
+        )?;
     }
     Ok(())
 }
@@ -253,39 +358,87 @@ pub fn top(g: &Global, path: &str, limit: usize, by: TopBy, out: Out) -> Result 
     let info = read(g, path, &mut st)?;
     st.finish();
     let mut namer = AddrNamer::new(&info.modules, g.symbols);
-    writeln!(out, "{} of {}: {} allocations, {} in all, {} sites", path, program(&info), st.alloc_blocks, human(st.alloc_bytes), st.sites.len())?;
+    writeln!(
+        out,
+        "{} of {}: {} allocations, {} in all, {} sites",
+        path,
+        program(&info),
+        st.alloc_blocks,
+        human(st.alloc_bytes),
+        st.sites.len()
+    )?;
     state_note(out, &info)?;
-    let ids: Vec<u32> = (0..st.sites.len() as u32).filter(|&i| st.sites[i as usize].calls > 0 || st.sites[i as usize].peak_bytes > 0).collect();
+    let ids: Vec<u32> = (0..st.sites.len() as u32)
+        .filter(|&i| st.sites[i as usize].calls > 0 || st.sites[i as usize].peak_bytes > 0)
+        .collect();
     type Key = fn(&stats::Site) -> u64;
     let tables: [(TopBy, &str, Key); 4] = [
         (TopBy::Calls, "most allocation calls", |s| s.calls),
         (TopBy::Bytes, "most bytes allocated", |s| s.bytes),
-        (TopBy::Temporary, "most temporary allocations (freed before any other allocation)", |s| s.temporary),
+        (
+            TopBy::Temporary,
+            "most temporary allocations (freed before any other allocation)",
+            |s| s.temporary,
+        ),
         (TopBy::Peak, "largest at the peak", |s| s.peak_bytes),
     ];
     for (which, title, key) in tables {
         if by != TopBy::All && by != which {
             continue;
         }
-        let mut v: Vec<u32> = ids.iter().copied().filter(|&i| key(&st.sites[i as usize]) > 0).collect();
-        v.sort_by(|&a, &b| key(&st.sites[b as usize]).cmp(&key(&st.sites[a as usize])).then(a.cmp(&b)));
+        let mut v: Vec<u32> = ids
+            .iter()
+            .copied()
+            .filter(|&i| key(&st.sites[i as usize]) > 0)
+            .collect();
+        v.sort_by(|&a, &b| {
+            key(&st.sites[b as usize])
+                .cmp(&key(&st.sites[a as usize]))
+                .then(a.cmp(&b))
+        });
         v.truncate(limit);
         writeln!(out)?;
         if which == TopBy::Peak {
-            writeln!(out, "Sites {title} ({} in {} blocks at event #{}, t={}):", human(st.peak_bytes), st.peak_blocks, st.peak_seq, secs(st.peak_t))?;
-            writeln!(out, "  {:>14} {:>10} {:>6}  site", "bytes at peak", "blocks", "%")?;
+            writeln!(
+                out,
+                "Sites {title} ({} in {} blocks at event #{}, t={}):",
+                human(st.peak_bytes),
+                st.peak_blocks,
+                st.peak_seq,
+                secs(st.peak_t)
+            )?;
+            writeln!(
+                out,
+                "  {:>14} {:>10} {:>6}  site",
+                "bytes at peak", "blocks", "%"
+            )?;
             for &i in &v {
                 let s = &st.sites[i as usize];
                 let name = namer.name(info.stacks.get(i)[0]);
-                writeln!(out, "  {:>14} {:>10} {:>5.1}%  {}", s.peak_bytes, s.peak_blocks, 100.0 * s.peak_bytes as f64 / st.peak_bytes.max(1) as f64, name)?;
+                writeln!(
+                    out,
+                    "  {:>14} {:>10} {:>5.1}%  {}",
+                    s.peak_bytes,
+                    s.peak_blocks,
+                    100.0 * s.peak_bytes as f64 / st.peak_bytes.max(1) as f64,
+                    name
+                )?;
             }
         } else {
             writeln!(out, "Sites with the {title}:")?;
-            writeln!(out, "  {:>12} {:>16} {:>10}  site", "calls", "bytes", "temporary")?;
+            writeln!(
+                out,
+                "  {:>12} {:>16} {:>10}  site",
+                "calls", "bytes", "temporary"
+            )?;
             for &i in &v {
                 let s = &st.sites[i as usize];
                 let name = namer.name(info.stacks.get(i)[0]);
-                writeln!(out, "  {:>12} {:>16} {:>10}  {}", s.calls, s.bytes, s.temporary, name)?;
+                writeln!(
+                    out,
+                    "  {:>12} {:>16} {:>10}  {}",
+                    s.calls, s.bytes, s.temporary, name
+                )?;
             }
         }
         if v.is_empty() {
@@ -316,23 +469,33 @@ impl Sink for History {
     }
 
     fn event(&mut self, ev: &Event) -> bool {
-        let in_hit = ev.inp != 0 && (ev.inp == self.addr || self.cur.is_some_and(|(s, b)| contains(s, b.size, ev.inp)));
+        let in_hit = ev.inp != 0
+            && (ev.inp == self.addr || self.cur.is_some_and(|(s, b)| contains(s, b.size, ev.inp)));
         let c = self.heap.apply(ev);
-        let in_hit = in_hit || (c.unknown_in && self.prev.is_some_and(|(s, size)| contains(s, size, ev.inp)));
+        let in_hit = in_hit
+            || (c.unknown_in && self.prev.is_some_and(|(s, size)| contains(s, size, ev.inp)));
         let out_hit = c.created && contains(ev.out, ev.size, self.addr);
         let mut note = "";
         if let Some((a, _)) = c.ended {
             if let Some((s, b)) = self.cur.filter(|(s, _)| *s == a) {
                 self.prev = Some((s, b.size));
                 self.cur = None;
-                note = if ev.op.is_free() { "block freed" } else { "block moved by realloc" };
+                note = if ev.op.is_free() {
+                    "block freed"
+                } else {
+                    "block moved by realloc"
+                };
             }
         } else if in_hit && c.unknown_in {
             note = "not the start of a live block: invalid or double free";
         }
         if out_hit {
             self.cur = Some((ev.out, *self.heap.live.get(&ev.out).unwrap()));
-            note = if note.is_empty() { "block allocated" } else { "block moved by realloc, still holds the address" };
+            note = if note.is_empty() {
+                "block allocated"
+            } else {
+                "block moved by realloc, still holds the address"
+            };
         }
         if in_hit || out_hit {
             self.hits.push((*ev, note));
@@ -342,19 +505,43 @@ impl Sink for History {
 }
 
 pub fn history(g: &Global, path: &str, addr: u64, frames: usize, out: Out) -> Result {
-    let mut h = History { addr, heap: Heap::default(), cur: None, prev: None, hits: Vec::new() };
+    let mut h = History {
+        addr,
+        heap: Heap::default(),
+        cur: None,
+        prev: None,
+        hits: Vec::new(),
+    };
     let info = read(g, path, &mut h)?;
     let mut namer = AddrNamer::new(&info.modules, g.symbols);
     writeln!(out, "Events that touched 0x{addr:x} in {path}:")?;
     for (ev, note) in &h.hits {
-        writeln!(out, "#{:<10} t={}  tid {}  {}  [{}]", ev.seq, secs(ev.t_ns), ev.tid, describe(ev), note)?;
-        print_stack(out, &mut namer, info.stacks.get(ev.stack), frames, "        ")?;
+        writeln!(
+            out,
+            "#{:<10} t={}  tid {}  {}  [{}]",
+            ev.seq,
+            secs(ev.t_ns),
+            ev.tid,
+            describe(ev),
+            note
+        )?;
+        print_stack(
+            out,
+            &mut namer,
+            info.stacks.get(ev.stack),
+            frames,
+            "        ",
+        )?;
     }
     if h.hits.is_empty() {
         writeln!(out, "no event touched 0x{addr:x}")?;
     } else {
         match h.cur {
-            Some((s, b)) => writeln!(out, "at the end of the log 0x{addr:x} is in a live block: 0x{s:x}, {} bytes, allocated at #{}", b.size, b.seq)?,
+            Some((s, b)) => writeln!(
+                out,
+                "at the end of the log 0x{addr:x} is in a live block: 0x{s:x}, {} bytes, allocated at #{}",
+                b.size, b.seq
+            )?,
             None => writeln!(out, "at the end of the log no live block holds 0x{addr:x}")?,
         }
     }
@@ -386,7 +573,12 @@ impl Sink for HeapAt {
 }
 
 pub fn heap(g: &Global, path: &str, at: Option<u64>, plain: bool, out: Out) -> Result {
-    let mut h = HeapAt { at: at.unwrap_or(u64::MAX), heap: Heap::default(), last_seq: 0, last_t: 0 };
+    let mut h = HeapAt {
+        at: at.unwrap_or(u64::MAX),
+        heap: Heap::default(),
+        last_seq: 0,
+        last_t: 0,
+    };
     let info = read(g, path, &mut h)?;
     let mut v: Vec<(u64, Block)> = h.heap.live.iter().map(|(a, b)| (*a, *b)).collect();
     v.sort_by_key(|(a, _)| *a);
@@ -406,11 +598,27 @@ pub fn heap(g: &Global, path: &str, at: Option<u64>, plain: bool, out: Out) -> R
             h.last_seq,
             secs(h.last_t)
         )?,
-        _ => writeln!(out, "Live blocks after event #{} (t={}) in {}:", h.last_seq, secs(h.last_t), path)?,
+        _ => writeln!(
+            out,
+            "Live blocks after event #{} (t={}) in {}:",
+            h.last_seq,
+            secs(h.last_t),
+            path
+        )?,
     }
     for (a, b) in &v {
         let caller = namer.name(info.stacks.get(b.stack)[0]);
-        writeln!(out, "0x{:X} - 0x{:X} : {} bytes  #{} t={} {} {}", a, a + b.size, b.size, b.seq, secs(b.t_ns), b.op.name(), caller)?;
+        writeln!(
+            out,
+            "0x{:X} - 0x{:X} : {} bytes  #{} t={} {} {}",
+            a,
+            a + b.size,
+            b.size,
+            b.seq,
+            secs(b.t_ns),
+            b.op.name(),
+            caller
+        )?;
     }
     writeln!(out, "Total : {total} bytes in {} blocks", v.len())?;
     if !info.stopped_early {
@@ -419,22 +627,52 @@ pub fn heap(g: &Global, path: &str, at: Option<u64>, plain: bool, out: Out) -> R
     Ok(())
 }
 
-pub fn plot(g: &Global, path: &str, file: &str, x: plot::XAxis, width: u32, height: u32, out: Out) -> Result {
+pub fn plot(
+    g: &Global,
+    path: &str,
+    file: &str,
+    x: plot::XAxis,
+    width: u32,
+    height: u32,
+    out: Out,
+) -> Result {
     let lower = file.to_ascii_lowercase();
     let png = if lower.ends_with(".png") {
         true
     } else if lower.ends_with(".svg") {
         false
     } else {
-        return Err(Error::Usage(format!("{file}: the output file must end in .svg or .png")));
+        return Err(Error::Usage(format!(
+            "{file}: the output file must end in .svg or .png"
+        )));
     };
     let mut st = Stats::new(true);
     let info = read(g, path, &mut st)?;
     st.finish();
-    let fig = plot::figure(&st, &info, x, width.clamp(300, 8000), height.clamp(240, 8000));
-    let bytes = if png { plot::to_png(&fig) } else { plot::to_svg(&fig).into_bytes() };
+    let fig = plot::figure(
+        &st,
+        &info,
+        x,
+        width.clamp(300, 8000),
+        height.clamp(240, 8000),
+    );
+    let bytes = if png {
+        plot::to_png(&fig)
+    } else {
+        plot::to_svg(&fig).into_bytes()
+    };
     std::fs::write(file, bytes).map_err(|e| Error::Open(file.to_string(), e))?;
-    writeln!(out, "wrote {file}: memory in use over {} (peak {} at event #{}) and size histogram", if x == plot::XAxis::Time { "time" } else { "events" }, human(st.peak_bytes), st.peak_seq)?;
+    writeln!(
+        out,
+        "wrote {file}: memory in use over {} (peak {} at event #{}) and size histogram",
+        if x == plot::XAxis::Time {
+            "time"
+        } else {
+            "events"
+        },
+        human(st.peak_bytes),
+        st.peak_seq
+    )?;
     Ok(())
 }
 
@@ -450,6 +688,10 @@ impl Sink for Counter {
 pub fn count(g: &Global, path: &str, out: Out) -> Result {
     let mut c = Counter(0);
     let info = read(g, path, &mut c)?;
-    writeln!(out, "{} events, {} lines, {} corrupt", c.0, info.lines, info.corrupt)?;
+    writeln!(
+        out,
+        "{} events, {} lines, {} corrupt",
+        c.0, info.lines, info.corrupt
+    )?;
     Ok(())
 }

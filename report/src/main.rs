@@ -4,7 +4,6 @@
 //! distinct call stacks)); corrupt lines are reported by number and skipped.
 
 mod commands;
-mod synth;
 mod parse;
 mod plot;
 mod reader;
@@ -12,6 +11,7 @@ mod replay;
 mod stats;
 mod symbolize;
 mod symbols;
+mod synth;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::Write;
@@ -152,31 +152,51 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let g = Global {
         symbols: !cli.no_symbols,
-        opts: reader::Options { progress: !cli.no_progress, warn: !cli.quiet },
+        opts: reader::Options {
+            progress: !cli.no_progress,
+            warn: !cli.quiet,
+        },
         speed: cli.speed,
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let r = match cli.cmd {
         Cmd::Summary { log, brief } => commands::summary(&g, &log, brief, &mut out),
-        Cmd::Leaks { log, brief, limit, frames } => commands::leaks(&g, &log, brief, limit, frames, &mut out),
+        Cmd::Leaks {
+            log,
+            brief,
+            limit,
+            frames,
+        } => commands::leaks(&g, &log, brief, limit, frames, &mut out),
         Cmd::Top { log, limit, by } => commands::top(&g, &log, limit, by, &mut out),
         Cmd::History { log, addr, frames } => match parse::parse_addr(&addr) {
             Some(a) => commands::history(&g, &log, a, frames, &mut out),
             None => Err(commands::Error::Usage(format!("not an address: {addr}"))),
         },
         Cmd::Heap { log, at, plain } => commands::heap(&g, &log, at, plain, &mut out),
-        Cmd::Plot { log, out: file, x, width, height } => {
-            commands::plot(&g, &log, &file, x, width, height, &mut out)
+        Cmd::Plot {
+            log,
+            out: file,
+            x,
+            width,
+            height,
+        } => commands::plot(&g, &log, &file, x, width, height, &mut out),
+        Cmd::Symbolize { counts } => {
+            symbolize::run(g.symbols, counts.as_deref()).map_err(commands::Error::Io)
         }
-        Cmd::Symbolize { counts } => symbolize::run(g.symbols, counts.as_deref()).map_err(commands::Error::Io),
         Cmd::Count { log } => commands::count(&g, &log, &mut out),
-        Cmd::Gen { out: file, events, seed } => synth::generate(&file, events, seed).map_err(commands::Error::Io),
+        Cmd::Gen {
+            out: file,
+            events,
+            seed,
+        } => synth::generate(&file, events, seed).map_err(commands::Error::Io),
     };
     let r = r.and_then(|()| out.flush().map_err(commands::Error::Io));
     match r {
         Ok(()) => ExitCode::SUCCESS,
-        Err(commands::Error::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(commands::Error::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             drop(out);
             eprintln!("ft-malloc-report: {e}");

@@ -176,7 +176,10 @@ impl<'a> Cur<'a> {
         if i - start > 19 {
             let mut c: u64 = 0;
             for &d in &b[start..i] {
-                c = c.checked_mul(10).and_then(|c| c.checked_add((d - b'0') as u64)).ok_or(what)?;
+                c = c
+                    .checked_mul(10)
+                    .and_then(|c| c.checked_add((d - b'0') as u64))
+                    .ok_or(what)?;
             }
             v = c;
         }
@@ -306,7 +309,17 @@ pub fn parse_event(line: &[u8]) -> Result<RawEvent<'_>, ParseError> {
     if caller.len() < 3 {
         return Err("event: bad caller");
     }
-    Ok(RawEvent { seq, t_ns, tid: tid as u32, op, inp, out, size, align, caller })
+    Ok(RawEvent {
+        seq,
+        t_ns,
+        tid: tid as u32,
+        op,
+        inp,
+        out,
+        size,
+        align,
+        caller,
+    })
 }
 
 /// Parse a `<caller>[,<frame>...]` field into addresses.
@@ -339,7 +352,10 @@ mod tests {
 
     #[test]
     fn event() {
-        let r = parse_line(b"E 2 1900 31337 realloc 0x7f3a20000000 0x7f3a20000040 100 0 0x55d0c0001183,0x10").unwrap();
+        let r = parse_line(
+            b"E 2 1900 31337 realloc 0x7f3a20000000 0x7f3a20000040 100 0 0x55d0c0001183,0x10",
+        )
+        .unwrap();
         let Record::Event(e) = r else { panic!() };
         assert_eq!(e.seq, 2);
         assert_eq!(e.t_ns, 1900);
@@ -354,7 +370,10 @@ mod tests {
 
     #[test]
     fn others() {
-        assert_eq!(parse_line(b"# program /tmp/a b").unwrap(), Record::Header(b"program", b"/tmp/a b"));
+        assert_eq!(
+            parse_line(b"# program /tmp/a b").unwrap(),
+            Record::Header(b"program", b"/tmp/a b")
+        );
         assert_eq!(
             parse_line(b"M 0x55d0c0000000 /tmp/my dir/a.out").unwrap(),
             Record::Module(0x55d0c0000000, b"/tmp/my dir/a.out")

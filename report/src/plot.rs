@@ -26,13 +26,38 @@ pub enum Anchor {
 type Rgb = (u8, u8, u8);
 
 pub enum Shape {
-    Rect { x: f64, y: f64, w: f64, h: f64, fill: Rgb },
-    Line { x1: f64, y1: f64, x2: f64, y2: f64, color: Rgb, width: f64, dashed: bool },
+    Rect {
+        x: f64,
+        y: f64,
+        w: f64,
+        h: f64,
+        fill: Rgb,
+    },
+    Line {
+        x1: f64,
+        y1: f64,
+        x2: f64,
+        y2: f64,
+        color: Rgb,
+        width: f64,
+        dashed: bool,
+    },
     /// Closed, filled polygon.
     Area { pts: Vec<(f64, f64)>, fill: Rgb },
-    Polyline { pts: Vec<(f64, f64)>, color: Rgb, width: f64 },
+    Polyline {
+        pts: Vec<(f64, f64)>,
+        color: Rgb,
+        width: f64,
+    },
     /// `y` is the text's baseline; `size` its height in pixels.
-    Text { x: f64, y: f64, size: f64, anchor: Anchor, text: String, color: Rgb },
+    Text {
+        x: f64,
+        y: f64,
+        size: f64,
+        anchor: Anchor,
+        text: String,
+        color: Rgb,
+    },
 }
 
 pub struct Figure {
@@ -55,7 +80,12 @@ fn ticks(max: f64, n: usize, unit: f64) -> Vec<f64> {
     }
     let raw = max / unit / n as f64;
     let mag = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * mag).find(|s| *s >= raw).unwrap_or(10.0 * mag) * unit;
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * mag)
+        * unit;
     let mut v = Vec::new();
     let mut t = 0.0;
     while t <= max * 1.0000001 {
@@ -66,7 +96,12 @@ fn ticks(max: f64, n: usize, unit: f64) -> Vec<f64> {
 }
 
 fn byte_unit(max: u64) -> (f64, &'static str) {
-    let units = [(1u64 << 40, "TiB"), (1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+    let units = [
+        (1u64 << 40, "TiB"),
+        (1 << 30, "GiB"),
+        (1 << 20, "MiB"),
+        (1 << 10, "KiB"),
+    ];
     for (u, n) in units {
         if max >= u * 2 {
             return (u as f64, n);
@@ -100,9 +135,18 @@ fn size_label(v: u64) -> String {
 pub fn figure(st: &Stats, info: &LogInfo, xaxis: XAxis, w: u32, h: u32) -> Figure {
     let mut s: Vec<Shape> = Vec::new();
     let (wf, hf) = (w as f64, h as f64);
-    s.push(Shape::Rect { x: 0.0, y: 0.0, w: wf, h: hf, fill: (255, 255, 255) });
+    s.push(Shape::Rect {
+        x: 0.0,
+        y: 0.0,
+        w: wf,
+        h: hf,
+        fill: (255, 255, 255),
+    });
     let prog = info.header("program").unwrap_or("?");
-    let pid = info.header("pid").map(|p| format!(" (pid {p})")).unwrap_or_default();
+    let pid = info
+        .header("pid")
+        .map(|p| format!(" (pid {p})"))
+        .unwrap_or_default();
     s.push(Shape::Text {
         x: wf / 2.0,
         y: 22.0,
@@ -137,7 +181,14 @@ pub fn figure(st: &Stats, info: &LogInfo, xaxis: XAxis, w: u32, h: u32) -> Figur
     };
     let origin = tl.origin.unwrap_or(0) as f64;
     let x_end = origin + (tl.buckets.len() as f64) * tl.width as f64;
-    let (x0, x1) = (if xaxis == XAxis::Time { 0.0 } else { origin.min(1.0) }, x_end.max(origin + 1.0));
+    let (x0, x1) = (
+        if xaxis == XAxis::Time {
+            0.0
+        } else {
+            origin.min(1.0)
+        },
+        x_end.max(origin + 1.0),
+    );
     let ymax_bytes = st.peak_bytes.max(1);
     let (unit, uname) = byte_unit(ymax_bytes);
     let yt = ticks(ymax_bytes as f64 * 1.05, 5, unit);
@@ -145,8 +196,23 @@ pub fn figure(st: &Stats, info: &LogInfo, xaxis: XAxis, w: u32, h: u32) -> Figur
     let px = |x: f64| left + (x - x0) / (x1 - x0) * (right - left);
     let py = |y: f64| bottom - y / ymax * (bottom - top);
     for &t in &yt {
-        s.push(Shape::Line { x1: left, y1: py(t), x2: right, y2: py(t), color: GRID, width: 1.0, dashed: false });
-        s.push(Shape::Text { x: left - 6.0, y: py(t) + 4.0, size: 11.0, anchor: Anchor::End, text: fmt_num(t / unit), color: INK });
+        s.push(Shape::Line {
+            x1: left,
+            y1: py(t),
+            x2: right,
+            y2: py(t),
+            color: GRID,
+            width: 1.0,
+            dashed: false,
+        });
+        s.push(Shape::Text {
+            x: left - 6.0,
+            y: py(t) + 4.0,
+            size: 11.0,
+            anchor: Anchor::End,
+            text: fmt_num(t / unit),
+            color: INK,
+        });
     }
     let (xunit, xname) = match xaxis {
         XAxis::Time => {
@@ -165,11 +231,40 @@ pub fn figure(st: &Stats, info: &LogInfo, xaxis: XAxis, w: u32, h: u32) -> Figur
     };
     for t in ticks(x1 - x0, 8, xunit) {
         let x = px(x0 + t);
-        s.push(Shape::Line { x1: x, y1: top, x2: x, y2: bottom, color: GRID, width: 1.0, dashed: false });
-        s.push(Shape::Text { x, y: bottom + 16.0, size: 11.0, anchor: Anchor::Middle, text: fmt_num((x0 + t) / xunit), color: INK });
+        s.push(Shape::Line {
+            x1: x,
+            y1: top,
+            x2: x,
+            y2: bottom,
+            color: GRID,
+            width: 1.0,
+            dashed: false,
+        });
+        s.push(Shape::Text {
+            x,
+            y: bottom + 16.0,
+            size: 11.0,
+            anchor: Anchor::Middle,
+            text: fmt_num((x0 + t) / xunit),
+            color: INK,
+        });
     }
-    s.push(Shape::Text { x: (left + right) / 2.0, y: bottom + 32.0, size: 12.0, anchor: Anchor::Middle, text: xname.to_string(), color: INK });
-    s.push(Shape::Text { x: 8.0, y: top - 8.0, size: 12.0, anchor: Anchor::Start, text: format!("in use ({uname})"), color: INK });
+    s.push(Shape::Text {
+        x: (left + right) / 2.0,
+        y: bottom + 32.0,
+        size: 12.0,
+        anchor: Anchor::Middle,
+        text: xname.to_string(),
+        color: INK,
+    });
+    s.push(Shape::Text {
+        x: 8.0,
+        y: top - 8.0,
+        size: 12.0,
+        anchor: Anchor::Start,
+        text: format!("in use ({uname})"),
+        color: INK,
+    });
     if !tl.buckets.is_empty() {
         let bw = tl.width as f64;
         let mut area = vec![(px(origin), py(0.0))];
@@ -183,11 +278,26 @@ pub fn figure(st: &Stats, info: &LogInfo, xaxis: XAxis, w: u32, h: u32) -> Figur
             line.push((xb, py(b.max as f64)));
         }
         area.push((px(origin + tl.buckets.len() as f64 * bw), py(0.0)));
-        s.push(Shape::Area { pts: area, fill: HEAP_FILL });
-        s.push(Shape::Polyline { pts: line, color: HEAP, width: 1.5 });
+        s.push(Shape::Area {
+            pts: area,
+            fill: HEAP_FILL,
+        });
+        s.push(Shape::Polyline {
+            pts: line,
+            color: HEAP,
+            width: 1.5,
+        });
     }
     let peak_y = py(st.peak_bytes as f64);
-    s.push(Shape::Line { x1: left, y1: peak_y, x2: right, y2: peak_y, color: PEAK, width: 1.0, dashed: true });
+    s.push(Shape::Line {
+        x1: left,
+        y1: peak_y,
+        x2: right,
+        y2: peak_y,
+        color: PEAK,
+        width: 1.0,
+        dashed: true,
+    });
     let peak_x = match xaxis {
         XAxis::Time => st.peak_t as f64,
         XAxis::Events => st.peak_seq as f64,
@@ -200,14 +310,39 @@ pub fn figure(st: &Stats, info: &LogInfo, xaxis: XAxis, w: u32, h: u32) -> Figur
         text: format!("peak {}", human(st.peak_bytes)),
         color: PEAK,
     });
-    s.push(Shape::Line { x1: left, y1: bottom, x2: right, y2: bottom, color: INK, width: 1.0, dashed: false });
-    s.push(Shape::Line { x1: left, y1: top, x2: left, y2: bottom, color: INK, width: 1.0, dashed: false });
+    s.push(Shape::Line {
+        x1: left,
+        y1: bottom,
+        x2: right,
+        y2: bottom,
+        color: INK,
+        width: 1.0,
+        dashed: false,
+    });
+    s.push(Shape::Line {
+        x1: left,
+        y1: top,
+        x2: left,
+        y2: bottom,
+        color: INK,
+        width: 1.0,
+        dashed: false,
+    });
 
     // ---- bottom panel: size histogram
     let htop = bottom + 62.0;
     let hbottom = hf - 40.0;
-    let nz: Vec<usize> = (0..stats::HIST_BUCKETS).filter(|&b| st.hist[b] > 0).collect();
-    s.push(Shape::Text { x: 8.0, y: htop - 10.0, size: 12.0, anchor: Anchor::Start, text: "allocations by requested size (bytes)".to_string(), color: INK });
+    let nz: Vec<usize> = (0..stats::HIST_BUCKETS)
+        .filter(|&b| st.hist[b] > 0)
+        .collect();
+    s.push(Shape::Text {
+        x: 8.0,
+        y: htop - 10.0,
+        size: 12.0,
+        anchor: Anchor::Start,
+        text: "allocations by requested size (bytes)".to_string(),
+        color: INK,
+    });
     if let (Some(&first), Some(&last)) = (nz.first(), nz.last()) {
         let n = last - first + 1;
         let maxc = st.hist.iter().copied().max().unwrap_or(1).max(1) as f64;
@@ -217,17 +352,56 @@ pub fn figure(st: &Stats, info: &LogInfo, xaxis: XAxis, w: u32, h: u32) -> Figur
             let bh = c / maxc * (hbottom - htop - 14.0);
             let x = left + k as f64 * slot;
             if c > 0.0 {
-                s.push(Shape::Rect { x: x + slot * 0.1, y: hbottom - bh, w: slot * 0.8, h: bh, fill: BAR });
-                s.push(Shape::Text { x: x + slot / 2.0, y: hbottom - bh - 3.0, size: 10.0, anchor: Anchor::Middle, text: format!("{}", st.hist[b]), color: INK });
+                s.push(Shape::Rect {
+                    x: x + slot * 0.1,
+                    y: hbottom - bh,
+                    w: slot * 0.8,
+                    h: bh,
+                    fill: BAR,
+                });
+                s.push(Shape::Text {
+                    x: x + slot / 2.0,
+                    y: hbottom - bh - 3.0,
+                    size: 10.0,
+                    anchor: Anchor::Middle,
+                    text: format!("{}", st.hist[b]),
+                    color: INK,
+                });
             }
             let (_, hi) = stats::hist_range(b);
-            let label = if b == 0 { "0".to_string() } else { format!("<={}", size_label(hi)) };
-            s.push(Shape::Text { x: x + slot / 2.0, y: hbottom + 14.0, size: 10.0, anchor: Anchor::Middle, text: label, color: INK });
+            let label = if b == 0 {
+                "0".to_string()
+            } else {
+                format!("<={}", size_label(hi))
+            };
+            s.push(Shape::Text {
+                x: x + slot / 2.0,
+                y: hbottom + 14.0,
+                size: 10.0,
+                anchor: Anchor::Middle,
+                text: label,
+                color: INK,
+            });
         }
     } else {
-        s.push(Shape::Text { x: (left + right) / 2.0, y: (htop + hbottom) / 2.0, size: 12.0, anchor: Anchor::Middle, text: "no allocations".to_string(), color: INK });
+        s.push(Shape::Text {
+            x: (left + right) / 2.0,
+            y: (htop + hbottom) / 2.0,
+            size: 12.0,
+            anchor: Anchor::Middle,
+            text: "no allocations".to_string(),
+            color: INK,
+        });
     }
-    s.push(Shape::Line { x1: left, y1: hbottom, x2: right, y2: hbottom, color: INK, width: 1.0, dashed: false });
+    s.push(Shape::Line {
+        x1: left,
+        y1: hbottom,
+        x2: right,
+        y2: hbottom,
+        color: INK,
+        width: 1.0,
+        dashed: false,
+    });
     Figure { w, h, shapes: s }
 }
 
@@ -259,27 +433,64 @@ pub fn to_svg(f: &Figure) -> String {
         w = f.w,
         h = f.h
     );
-    let pts = |p: &[(f64, f64)]| p.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect::<Vec<_>>().join(" ");
+    let pts = |p: &[(f64, f64)]| {
+        p.iter()
+            .map(|(x, y)| format!("{x:.1},{y:.1}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     for s in &f.shapes {
         match s {
             Shape::Rect { x, y, w, h, fill } => {
-                let _ = writeln!(o, r#"<rect x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{h:.1}" fill="{}"/>"#, rgb(*fill));
+                let _ = writeln!(
+                    o,
+                    r#"<rect x="{x:.1}" y="{y:.1}" width="{w:.1}" height="{h:.1}" fill="{}"/>"#,
+                    rgb(*fill)
+                );
             }
-            Shape::Line { x1, y1, x2, y2, color, width, dashed } => {
+            Shape::Line {
+                x1,
+                y1,
+                x2,
+                y2,
+                color,
+                width,
+                dashed,
+            } => {
                 let _ = writeln!(
                     o,
                     r#"<line x1="{x1:.1}" y1="{y1:.1}" x2="{x2:.1}" y2="{y2:.1}" stroke="{}" stroke-width="{width}"{}/>"#,
                     rgb(*color),
-                    if *dashed { r#" stroke-dasharray="6,4""# } else { "" }
+                    if *dashed {
+                        r#" stroke-dasharray="6,4""#
+                    } else {
+                        ""
+                    }
                 );
             }
             Shape::Area { pts: p, fill } => {
                 let _ = writeln!(o, r#"<polygon points="{}" fill="{}"/>"#, pts(p), rgb(*fill));
             }
-            Shape::Polyline { pts: p, color, width } => {
-                let _ = writeln!(o, r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="{width}"/>"#, pts(p), rgb(*color));
+            Shape::Polyline {
+                pts: p,
+                color,
+                width,
+            } => {
+                let _ = writeln!(
+                    o,
+                    r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="{width}"/>"#,
+                    pts(p),
+                    rgb(*color)
+                );
             }
-            Shape::Text { x, y, size, anchor, text, color } => {
+            Shape::Text {
+                x,
+                y,
+                size,
+                anchor,
+                text,
+                color,
+            } => {
                 let a = match anchor {
                     Anchor::Start => "start",
                     Anchor::Middle => "middle",
@@ -336,7 +547,10 @@ impl Canvas {
                 continue;
             }
             let t = i as f64 / steps as f64;
-            let (x, y) = ((x1 + (x2 - x1) * t).round() as i64, (y1 + (y2 - y1) * t).round() as i64);
+            let (x, y) = (
+                (x1 + (x2 - x1) * t).round() as i64,
+                (y1 + (y2 - y1) * t).round() as i64,
+            );
             for dy in -r..=r {
                 for dx in -r..=r {
                     self.set(x + dx, y + dy, c);
@@ -350,8 +564,18 @@ impl Canvas {
         if pts.len() < 3 {
             return;
         }
-        let ymin = pts.iter().map(|p| p.1).fold(f64::INFINITY, f64::min).max(0.0).floor() as i64;
-        let ymax = pts.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max).min(self.h as f64 - 1.0).ceil() as i64;
+        let ymin = pts
+            .iter()
+            .map(|p| p.1)
+            .fold(f64::INFINITY, f64::min)
+            .max(0.0)
+            .floor() as i64;
+        let ymax = pts
+            .iter()
+            .map(|p| p.1)
+            .fold(f64::NEG_INFINITY, f64::max)
+            .min(self.h as f64 - 1.0)
+            .ceil() as i64;
         let mut xs: Vec<f64> = Vec::new();
         for y in ymin..=ymax {
             let yc = y as f64 + 0.5;
@@ -402,18 +626,37 @@ impl Canvas {
 }
 
 pub fn to_png(f: &Figure) -> Vec<u8> {
-    let mut cv = Canvas { w: f.w as usize, h: f.h as usize, px: vec![255; f.w as usize * f.h as usize * 3] };
+    let mut cv = Canvas {
+        w: f.w as usize,
+        h: f.h as usize,
+        px: vec![255; f.w as usize * f.h as usize * 3],
+    };
     for s in &f.shapes {
         match s {
             Shape::Rect { x, y, w, h, fill } => cv.rect(*x, *y, *w, *h, *fill),
-            Shape::Line { x1, y1, x2, y2, color, width, dashed } => cv.line(*x1, *y1, *x2, *y2, *color, *width, *dashed),
+            Shape::Line {
+                x1,
+                y1,
+                x2,
+                y2,
+                color,
+                width,
+                dashed,
+            } => cv.line(*x1, *y1, *x2, *y2, *color, *width, *dashed),
             Shape::Area { pts, fill } => cv.polygon(pts, *fill),
             Shape::Polyline { pts, color, width } => {
                 for w in pts.windows(2) {
                     cv.line(w[0].0, w[0].1, w[1].0, w[1].1, *color, *width, false);
                 }
             }
-            Shape::Text { x, y, size, anchor, text, color } => cv.text(*x, *y, *size, *anchor, text, *color),
+            Shape::Text {
+                x,
+                y,
+                size,
+                anchor,
+                text,
+                color,
+            } => cv.text(*x, *y, *size, *anchor, text, *color),
         }
     }
     let mut out = Vec::new();

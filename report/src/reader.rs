@@ -11,8 +11,8 @@
 
 use crate::parse::{self, Op, Record};
 use rustc_hash::FxHashMap;
-use std::collections::BinaryHeap;
 use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::fs::File;
 use std::io::{IsTerminal, Read, Write};
 use std::sync::mpsc;
@@ -97,7 +97,11 @@ pub struct LogInfo {
 
 impl LogInfo {
     pub fn header(&self, key: &str) -> Option<&str> {
-        self.headers.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -124,7 +128,10 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { progress: true, warn: true }
+        Options {
+            progress: true,
+            warn: true,
+        }
     }
 }
 
@@ -167,7 +174,10 @@ impl State {
         if self.batch.is_empty() || self.stop {
             return;
         }
-        let next = self.recycle.try_recv().unwrap_or_else(|_| Vec::with_capacity(BATCH));
+        let next = self
+            .recycle
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(BATCH));
         let full = std::mem::replace(&mut self.batch, next);
         if self.tx.send(full).is_err() {
             // The sink has seen enough.
@@ -194,7 +204,9 @@ impl State {
 
     fn drain(&mut self, all: bool) {
         loop {
-            let Some(Reverse(top)) = self.ro.heap.peek() else { break };
+            let Some(Reverse(top)) = self.ro.heap.peek() else {
+                break;
+            };
             let top = *top;
             if top.seq == self.ro.next || all || self.ro.heap.len() > REORDER_WINDOW {
                 self.ro.heap.pop();
@@ -227,9 +239,15 @@ impl State {
             if line.len() > 80 {
                 shown.push_str("...");
             }
-            eprintln!("ft-malloc-report: {}:{}: corrupt record skipped ({}): {}", self.info.path, line_no, why, shown);
+            eprintln!(
+                "ft-malloc-report: {}:{}: corrupt record skipped ({}): {}",
+                self.info.path, line_no, why, shown
+            );
         } else if self.info.corrupt == CORRUPT_SHOWN + 1 {
-            eprintln!("ft-malloc-report: {}: more corrupt records; only counting them from now on", self.info.path);
+            eprintln!(
+                "ft-malloc-report: {}: more corrupt records; only counting them from now on",
+                self.info.path
+            );
         }
     }
 
@@ -261,14 +279,20 @@ impl State {
             Ok(Record::Header(k, v)) => {
                 // Only the first lines of the file are headers; keep memory bounded anyway.
                 if self.info.headers.len() < 1024 {
-                    self.info
-                        .headers
-                        .push((String::from_utf8_lossy(k).into_owned(), String::from_utf8_lossy(v).into_owned()));
+                    self.info.headers.push((
+                        String::from_utf8_lossy(k).into_owned(),
+                        String::from_utf8_lossy(v).into_owned(),
+                    ));
                 }
             }
             Ok(Record::Module(base, path)) => {
                 let path = String::from_utf8_lossy(path).into_owned();
-                if !self.info.modules.iter().any(|(b, p)| *b == base && *p == path) {
+                if !self
+                    .info
+                    .modules
+                    .iter()
+                    .any(|(b, p)| *b == base && *p == path)
+                {
                     self.info.modules.push((base, path));
                 }
             }
@@ -301,11 +325,18 @@ pub fn read_log<S: Sink>(path: &str, sink: &mut S, opts: &Options) -> std::io::R
     let (tx, rx) = mpsc::sync_channel::<Vec<Event>>(16);
     let (rtx, rrx) = mpsc::channel::<Vec<Event>>();
     let st = State {
-        info: LogInfo { path: path.to_string(), ..Default::default() },
+        info: LogInfo {
+            path: path.to_string(),
+            ..Default::default()
+        },
         batch: Vec::with_capacity(BATCH),
         tx,
         recycle: rrx,
-        ro: Reorder { heap: BinaryHeap::new(), next: 1, last: 0 },
+        ro: Reorder {
+            heap: BinaryHeap::new(),
+            next: 1,
+            last: 0,
+        },
         warn: opts.warn,
         stop: false,
     };
@@ -333,7 +364,12 @@ pub fn read_log<S: Sink>(path: &str, sink: &mut S, opts: &Options) -> std::io::R
     })
 }
 
-fn parse_all(mut st: State, mut input: Box<dyn Read + Send>, total: u64, progress: bool) -> std::io::Result<LogInfo> {
+fn parse_all(
+    mut st: State,
+    mut input: Box<dyn Read + Send>,
+    total: u64,
+    progress: bool,
+) -> std::io::Result<LogInfo> {
     let started = Instant::now();
     let mut last_shown = started;
     let mut buf = vec![0u8; 4 << 20];
@@ -408,7 +444,10 @@ fn parse_all(mut st: State, mut input: Box<dyn Read + Send>, total: u64, progres
     st.info.bytes = read_total;
     clear_progress();
     if st.warn && st.info.corrupt > CORRUPT_SHOWN {
-        eprintln!("ft-malloc-report: {}: {} corrupt records skipped in all", st.info.path, st.info.corrupt);
+        eprintln!(
+            "ft-malloc-report: {}: {} corrupt records skipped in all",
+            st.info.path, st.info.corrupt
+        );
     }
     Ok(st.info)
 }

@@ -26,7 +26,12 @@ pub struct LiveMap {
 
 impl Default for LiveMap {
     fn default() -> Self {
-        LiveMap { keys: vec![0; 1024], vals: vec![Block::EMPTY; 1024], len: 0, shift: 64 - 10 }
+        LiveMap {
+            keys: vec![0; 1024],
+            vals: vec![Block::EMPTY; 1024],
+            len: 0,
+            shift: 64 - 10,
+        }
     }
 }
 
@@ -129,7 +134,11 @@ impl LiveMap {
                 break;
             }
             let home = self.slot(kj);
-            let stays = if i <= j { i < home && home <= j } else { i < home || home <= j };
+            let stays = if i <= j {
+                i < home && home <= j
+            } else {
+                i < home || home <= j
+            };
             if !stays {
                 self.keys[i] = kj;
                 self.vals[i] = self.vals[j];
@@ -155,7 +164,10 @@ impl LiveMap {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&u64, &Block)> {
-        self.keys.iter().zip(self.vals.iter()).filter(|(k, _)| **k != 0)
+        self.keys
+            .iter()
+            .zip(self.vals.iter())
+            .filter(|(k, _)| **k != 0)
     }
 }
 
@@ -177,7 +189,13 @@ pub struct Block {
 }
 
 impl Block {
-    const EMPTY: Block = Block { size: 0, stack: 0, op: Op::Malloc, seq: 0, t_ns: 0 };
+    const EMPTY: Block = Block {
+        size: 0,
+        stack: 0,
+        op: Op::Malloc,
+        seq: 0,
+        t_ns: 0,
+    };
 }
 
 /// What one event did to the heap.
@@ -205,7 +223,8 @@ impl Heap {
     /// Prefetch what `apply(ev)` will touch.
     #[inline(always)]
     pub fn prefetch(&self, ev: &Event) {
-        self.live.prefetch(if ev.inp != 0 { ev.inp } else { ev.out });
+        self.live
+            .prefetch(if ev.inp != 0 { ev.inp } else { ev.out });
     }
 
     #[inline]
@@ -225,7 +244,13 @@ impl Heap {
     }
 
     fn create(&mut self, ev: &Event, c: &mut Change) {
-        let b = Block { size: ev.size, stack: ev.stack, op: ev.op, seq: ev.seq, t_ns: ev.t_ns };
+        let b = Block {
+            size: ev.size,
+            stack: ev.stack,
+            op: ev.op,
+            seq: ev.seq,
+            t_ns: ev.t_ns,
+        };
         if let Some(old) = self.live.insert(ev.out, b) {
             self.bytes -= old.size;
             c.replaced = Some(old);
@@ -280,7 +305,10 @@ mod tests {
     use super::*;
 
     fn b(size: u64) -> Block {
-        Block { size, ..Block::EMPTY }
+        Block {
+            size,
+            ..Block::EMPTY
+        }
     }
 
     #[test]

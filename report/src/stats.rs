@@ -11,7 +11,11 @@ use rustc_hash::{FxHashMap, FxHashSet};
 pub const HIST_BUCKETS: usize = 66;
 
 pub fn hist_bucket(size: u64) -> usize {
-    if size == 0 { 0 } else { 65 - (size - 1).leading_zeros() as usize }
+    if size == 0 {
+        0
+    } else {
+        65 - (size - 1).leading_zeros() as usize
+    }
 }
 
 /// Inclusive size range of a histogram bucket.
@@ -19,7 +23,10 @@ pub fn hist_range(b: usize) -> (u64, u64) {
     match b {
         0 => (0, 0),
         1 => (1, 1),
-        _ => ((1u64 << (b - 2)) + 1, if b >= 65 { u64::MAX } else { 1u64 << (b - 1) }),
+        _ => (
+            (1u64 << (b - 2)) + 1,
+            if b >= 65 { u64::MAX } else { 1u64 << (b - 1) },
+        ),
     }
 }
 
@@ -57,7 +64,12 @@ pub struct Timeline {
 
 impl Timeline {
     pub fn new(cap: usize) -> Self {
-        Timeline { origin: None, width: 1, buckets: Vec::new(), cap: cap.max(2) & !1 }
+        Timeline {
+            origin: None,
+            width: 1,
+            buckets: Vec::new(),
+            cap: cap.max(2) & !1,
+        }
     }
 
     #[inline]
@@ -70,7 +82,11 @@ impl Timeline {
                 .buckets
                 .chunks(2)
                 .map(|c| match c {
-                    [a, b] => Bucket { min: a.min.min(b.min), max: a.max.max(b.max), last: b.last },
+                    [a, b] => Bucket {
+                        min: a.min.min(b.min),
+                        max: a.max.max(b.max),
+                        last: b.last,
+                    },
                     [a] => *a,
                     _ => unreachable!(),
                 })
@@ -81,7 +97,14 @@ impl Timeline {
         }
         if idx >= self.buckets.len() {
             let prev = self.buckets.last().map_or(0, |b| b.last);
-            self.buckets.resize(idx + 1, Bucket { min: prev, max: prev, last: prev });
+            self.buckets.resize(
+                idx + 1,
+                Bucket {
+                    min: prev,
+                    max: prev,
+                    last: prev,
+                },
+            );
         }
         let b = &mut self.buckets[idx];
         b.min = b.min.min(live);
@@ -320,7 +343,12 @@ pub fn leak_sites(heap: &Heap) -> Vec<LeakSite> {
         }
     }
     let mut v: Vec<LeakSite> = m.into_values().collect();
-    v.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(b.blocks.cmp(&a.blocks)).then(a.first_seq.cmp(&b.first_seq)));
+    v.sort_by(|a, b| {
+        b.bytes
+            .cmp(&a.bytes)
+            .then(b.blocks.cmp(&a.blocks))
+            .then(a.first_seq.cmp(&b.first_seq))
+    });
     v
 }
 

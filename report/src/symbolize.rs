@@ -20,14 +20,23 @@ pub struct Rewriter {
 }
 
 fn is_token_start(line: &[u8], i: usize) -> bool {
-    i == 0 || matches!(line[i - 1], b' ' | b'\t' | b'(' | b'[' | b'{' | b'<' | b'\'' | b'"' | b'=' | b':' | b',')
+    i == 0
+        || matches!(
+            line[i - 1],
+            b' ' | b'\t' | b'(' | b'[' | b'{' | b'<' | b'\'' | b'"' | b'=' | b':' | b','
+        )
 }
 
 impl Rewriter {
     pub fn new(symbols: bool) -> Self {
         let mut sym = Symbolizer::new();
         sym.disabled = !symbols;
-        Rewriter { sym, exists: FxHashMap::default(), errors: 0, leaks: 0 }
+        Rewriter {
+            sym,
+            exists: FxHashMap::default(),
+            errors: 0,
+            leaks: 0,
+        }
     }
 
     fn file_exists(&mut self, p: &[u8]) -> bool {
@@ -43,14 +52,15 @@ impl Rewriter {
     fn count(&mut self, line: &[u8]) {
         // ft_malloc[PID]: ERROR: ...   /   ft_malloc[PID]: LEAK: ...
         if let Some(rest) = line.strip_prefix(b"ft_malloc[")
-            && let Some(k) = memchr::memchr(b']', rest) {
-                let r = &rest[k + 1..];
-                if r.starts_with(b": ERROR") {
-                    self.errors += 1;
-                } else if r.starts_with(b": LEAK:") {
-                    self.leaks += 1;
-                }
+            && let Some(k) = memchr::memchr(b']', rest)
+        {
+            let r = &rest[k + 1..];
+            if r.starts_with(b": ERROR") {
+                self.errors += 1;
+            } else if r.starts_with(b": LEAK:") {
+                self.leaks += 1;
             }
+        }
     }
 
     /// Rewrite one line (any terminator included) into `out`.
@@ -66,7 +76,9 @@ impl Rewriter {
                 he += 1;
             }
             from = plus + 3;
-            if he == hs || (he < line.len() && (line[he].is_ascii_alphanumeric() || line[he] == b'_')) {
+            if he == hs
+                || (he < line.len() && (line[he].is_ascii_alphanumeric() || line[he] == b'_'))
+            {
                 continue;
             }
             // Candidate module paths, nearest first: a '/' at a token start before the '+'.
@@ -87,8 +99,11 @@ impl Rewriter {
                 }
             }
             let Some(start) = found else { continue };
-            let Ok(path) = std::str::from_utf8(&line[start..plus]) else { continue };
-            let off = u64::from_str_radix(std::str::from_utf8(&line[hs..he]).unwrap(), 16).unwrap_or(0);
+            let Ok(path) = std::str::from_utf8(&line[start..plus]) else {
+                continue;
+            };
+            let off =
+                u64::from_str_radix(std::str::from_utf8(&line[hs..he]).unwrap(), 16).unwrap_or(0);
             if let Some(name) = self.sym.lookup(path, off, true) {
                 out.extend_from_slice(&line[copied..start]);
                 out.extend_from_slice(name.as_bytes());
@@ -176,7 +191,15 @@ pub fn run(symbols: bool, counts: Option<&str>) -> std::io::Result<()> {
         }
     }
     if let Some(p) = counts {
-        std::fs::write(p, format!("errors {}\nleaks {}\nnewline {}\n", rw.errors, rw.leaks, u8::from(ends_with_newline)))?;
+        std::fs::write(
+            p,
+            format!(
+                "errors {}\nleaks {}\nnewline {}\n",
+                rw.errors,
+                rw.leaks,
+                u8::from(ends_with_newline)
+            ),
+        )?;
     }
     Ok(())
 }

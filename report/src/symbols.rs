@@ -32,7 +32,9 @@ pub struct Symbolizer {
 /// (0, 0) if it is not one.
 fn load_range(path: &Path) -> (u64, u64) {
     use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut f) = std::fs::File::open(path) else { return (0, 0) };
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return (0, 0);
+    };
     let mut h = [0u8; 64];
     if f.read_exact(&mut h).is_err() || &h[..4] != b"\x7fELF" || h[4] != 2 || h[5] != 1 {
         return (0, 0);
@@ -48,7 +50,8 @@ fn load_range(path: &Path) -> (u64, u64) {
     let (mut first, mut end) = (None, 0u64);
     for i in 0..phnum {
         let mut ph = [0u8; 56];
-        if f.seek(SeekFrom::Start(phoff + i * phentsize)).is_err() || f.read_exact(&mut ph).is_err() {
+        if f.seek(SeekFrom::Start(phoff + i * phentsize)).is_err() || f.read_exact(&mut ph).is_err()
+        {
             return (0, 0);
         }
         if u32::from_le_bytes(ph[..4].try_into().unwrap()) == 1 {
@@ -69,7 +72,11 @@ impl Symbolizer {
         self.modules.entry(path.to_string()).or_insert_with(|| {
             let p = Path::new(path);
             let (first_vaddr, end_vaddr) = load_range(p);
-            Module { loader: addr2line::Loader::new(p).ok(), first_vaddr, end_vaddr }
+            Module {
+                loader: addr2line::Loader::new(p).ok(),
+                first_vaddr,
+                end_vaddr,
+            }
         })
     }
 
@@ -77,7 +84,11 @@ impl Symbolizer {
     /// to a module the log does not name). True when unknown.
     pub fn in_module(&mut self, module: &str, offset: u64) -> bool {
         let m = self.module(module);
-        let probe = if m.first_vaddr != 0 && offset < m.first_vaddr { offset + m.first_vaddr } else { offset };
+        let probe = if m.first_vaddr != 0 && offset < m.first_vaddr {
+            offset + m.first_vaddr
+        } else {
+            offset
+        };
         m.end_vaddr == 0 || probe < m.end_vaddr
     }
 
@@ -105,22 +116,27 @@ impl Symbolizer {
                 // Innermost frame first: its function and line are where the call is.
                 if let Ok(Some(fr)) = frames.next() {
                     if let Some(f) = fr.function.as_ref()
-                        && let Ok(n) = f.demangle() {
-                            func = Some(n.into_owned());
-                        }
+                        && let Ok(n) = f.demangle()
+                    {
+                        func = Some(n.into_owned());
+                    }
                     if let Some(l) = fr.location.as_ref()
-                        && let (Some(file), Some(line)) = (l.file, l.line) {
-                            loc = Some(format!("{file}:{line}"));
-                        }
+                        && let (Some(file), Some(line)) = (l.file, l.line)
+                    {
+                        loc = Some(format!("{file}:{line}"));
+                    }
                 }
             }
             if loc.is_none()
                 && let Ok(Some(l)) = l.find_location(line_probe)
-                    && let (Some(file), Some(line)) = (l.file, l.line) {
-                        loc = Some(format!("{file}:{line}"));
-                    }
+                && let (Some(file), Some(line)) = (l.file, l.line)
+            {
+                loc = Some(format!("{file}:{line}"));
+            }
             if func.is_none() {
-                func = l.find_symbol(line_probe).map(|s| addr2line::demangle_auto(s.into(), None).into_owned());
+                func = l
+                    .find_symbol(line_probe)
+                    .map(|s| addr2line::demangle_auto(s.into(), None).into_owned());
             }
             match (func, loc) {
                 (Some(f), Some(l)) => Some(format!("{f} ({l})")),
@@ -178,7 +194,11 @@ impl AddrNamer {
     pub fn new(mods: &[(u64, String)], symbols: bool) -> Self {
         let mut sym = Symbolizer::new();
         sym.disabled = !symbols;
-        AddrNamer { map: ModuleMap::new(mods), sym, cache: FxHashMap::default() }
+        AddrNamer {
+            map: ModuleMap::new(mods),
+            sym,
+            cache: FxHashMap::default(),
+        }
     }
 
     /// `function (file:line)`, `function (module+0xoff)`, `module+0xoff` or `0xaddr`.
@@ -187,10 +207,14 @@ impl AddrNamer {
             return s.clone();
         }
         let s = match self.map.find(addr) {
-            Some((m, off)) if !self.sym.disabled && !self.sym.in_module(&m.to_string(), off) => format!("0x{addr:x}"),
+            Some((m, off)) if !self.sym.disabled && !self.sym.in_module(&m.to_string(), off) => {
+                format!("0x{addr:x}")
+            }
             Some((m, off)) => {
                 let m = m.to_string();
-                self.sym.lookup(&m, off, true).unwrap_or_else(|| format!("{m}+0x{off:x}"))
+                self.sym
+                    .lookup(&m, off, true)
+                    .unwrap_or_else(|| format!("{m}+0x{off:x}"))
             }
             None => format!("0x{addr:x}"),
         };

@@ -37,7 +37,11 @@ fn put_dec(o: &mut Vec<u8>, mut v: u64) {
 fn put_hex(o: &mut Vec<u8>, v: u64) {
     const H: &[u8; 16] = b"0123456789abcdef";
     o.extend_from_slice(b"0x");
-    let digits = if v == 0 { 1 } else { (64 - v.leading_zeros()).div_ceil(4) };
+    let digits = if v == 0 {
+        1
+    } else {
+        (64 - v.leading_zeros()).div_ceil(4)
+    };
     for k in (0..digits).rev() {
         o.push(H[((v >> (k * 4)) & 15) as usize]);
     }
@@ -46,9 +50,15 @@ fn put_hex(o: &mut Vec<u8>, v: u64) {
 pub fn generate(path: &str, events: u64, seed: u64) -> std::io::Result<()> {
     let f = std::fs::File::create(path)?;
     let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
-    writeln!(w, "# ft_malloc log v1\n# program /usr/bin/synthetic\n# pid 4242\n# ppid 1\n# page_size 4096\n# start_ns 1000000000\n# debug log={path}")?;
+    writeln!(
+        w,
+        "# ft_malloc log v1\n# program /usr/bin/synthetic\n# pid 4242\n# ppid 1\n# page_size 4096\n# start_ns 1000000000\n# debug log={path}"
+    )?;
     let exe = 0x55d0_c000_0000u64;
-    writeln!(w, "M 0x{exe:x} /usr/bin/synthetic\nM 0x7f3a10000000 /usr/lib/x86_64-linux-gnu/libc.so.6")?;
+    writeln!(
+        w,
+        "M 0x{exe:x} /usr/bin/synthetic\nM 0x7f3a10000000 /usr/lib/x86_64-linux-gnu/libc.so.6"
+    )?;
     let mut rng = Rng(seed.max(1).wrapping_mul(0x9E3779B97F4A7C15) | 1);
     let sites: Vec<u64> = (0..64).map(|i| exe + 0x1100 + i * 0x37).collect();
     let mut live: Vec<(u64, u64)> = Vec::with_capacity(20000);

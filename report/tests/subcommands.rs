@@ -6,25 +6,27 @@ use common::*;
 /// Known log (see the comments for what each event does to the heap).
 fn known_events() -> Vec<&'static str> {
     vec![
-        "E 1 1000 100 malloc 0x0 0x1000 24 0 0x55d0c0001169",      // A
-        "E 2 2000 100 malloc 0x0 0x2000 100 0 0x55d0c0001200",     // B, leaked
-        "E 3 3000 101 calloc 0x0 0x3000 50 0 0x55d0c0001300",      // C
-        "E 4 4000 100 free 0x1000 0x0 24 0 0x55d0c0001400",        // A freed
-        "E 5 5000 100 malloc 0x0 0x4000 1000 0 0x55d0c0001500",    // D: peak 1150 here
-        "E 6 6000 100 free 0x4000 0x0 1000 0 0x55d0c0001510",      // D freed right away: temporary
-        "E 7 7000 100 realloc 0x3000 0x5000 80 0 0x55d0c0001600",  // C moved to E, leaked
-        "E 8 8000 100 malloc 0x0 0x0 999999999 0 0x55d0c0001700",  // failed
+        "E 1 1000 100 malloc 0x0 0x1000 24 0 0x55d0c0001169", // A
+        "E 2 2000 100 malloc 0x0 0x2000 100 0 0x55d0c0001200", // B, leaked
+        "E 3 3000 101 calloc 0x0 0x3000 50 0 0x55d0c0001300", // C
+        "E 4 4000 100 free 0x1000 0x0 24 0 0x55d0c0001400",   // A freed
+        "E 5 5000 100 malloc 0x0 0x4000 1000 0 0x55d0c0001500", // D: peak 1150 here
+        "E 6 6000 100 free 0x4000 0x0 1000 0 0x55d0c0001510", // D freed right away: temporary
+        "E 7 7000 100 realloc 0x3000 0x5000 80 0 0x55d0c0001600", // C moved to E, leaked
+        "E 8 8000 100 malloc 0x0 0x0 999999999 0 0x55d0c0001700", // failed
         "E 9 9000 100 malloc 0x0 0x6000 7 0 0x55d0c0001800,0x55d0c0001900", // F, leaked
         "E 10 10000 100 malloc 0x0 0x6010 7 0 0x55d0c0001800,0x55d0c0001900", // F, leaked
-        "E 11 11000 100 free 0x1000 0x0 0 0 0x55d0c0001a00",       // refused (double free of A)
-        "E 12 12000 100 malloc 0x0 0x7000 5 0 0x55d0c0001b00",     // G
-        "E 13 13000 100 realloc 0x7000 0x0 0 0 0x55d0c0001c00",    // realloc(G, 0): G freed
+        "E 11 11000 100 free 0x1000 0x0 0 0 0x55d0c0001a00",  // refused (double free of A)
+        "E 12 12000 100 malloc 0x0 0x7000 5 0 0x55d0c0001b00", // G
+        "E 13 13000 100 realloc 0x7000 0x0 0 0 0x55d0c0001c00", // realloc(G, 0): G freed
     ]
 }
 
 fn known_log(events: &[&str]) -> String {
     let mut s = String::from(HEADER);
-    s.push_str("M 0x55d0c0000000 /tmp/a.out\nM 0x7f3a10000000 /usr/lib/x86_64-linux-gnu/libc.so.6\n");
+    s.push_str(
+        "M 0x55d0c0000000 /tmp/a.out\nM 0x7f3a10000000 /usr/lib/x86_64-linux-gnu/libc.so.6\n",
+    );
     for e in events {
         s.push_str(e);
         s.push('\n');
@@ -37,13 +39,35 @@ fn check_summary(out: &str) {
     assert!(out.contains("duration   0.000013 s"), "{out}");
     assert!(out.contains("2 threads"), "{out}");
     assert!(out.contains("calls      13 in all"), "{out}");
-    assert!(out.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["malloc", "7", "(1", "failed)"]), "{out}");
-    assert!(out.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["calloc", "1"]), "{out}");
-    assert!(out.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["realloc", "2"]), "{out}");
-    assert!(out.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["free", "3"]), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["malloc", "7", "(1", "failed)"]),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["calloc", "1"]),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["realloc", "2"]),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["free", "3"]),
+        "{out}"
+    );
     assert!(out.contains("allocated  1273 bytes in 8 blocks"), "{out}");
-    assert!(out.contains("peak       1150 bytes in 3 blocks, at event #5 (t=0.000005 s)"), "{out}");
-    assert!(out.contains("at end     194 bytes in 4 blocks still live"), "{out}");
+    assert!(
+        out.contains("peak       1150 bytes in 3 blocks, at event #5 (t=0.000005 s)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("at end     194 bytes in 4 blocks still live"),
+        "{out}"
+    );
     assert!(out.contains("temporary  1 blocks"), "{out}");
     // histogram: 5,7,7 in 5-8; 24 in 17-32; 50 in 33-64; 80,100 in 65-128; 1000 in 513-1024
     let hist = |range: &str| -> u64 {
@@ -70,8 +94,16 @@ fn summary() {
     assert!(r.stderr.is_empty(), "{}", r.stderr);
     let b = ok(&["summary", "--brief", log.to_str().unwrap()]);
     assert_eq!(b.stdout.lines().count(), 1);
-    assert!(b.stdout.contains("peak 1150 bytes in use at event #5"), "{}", b.stdout);
-    assert!(b.stdout.contains("194 bytes in 4 blocks live at the end"), "{}", b.stdout);
+    assert!(
+        b.stdout.contains("peak 1150 bytes in use at event #5"),
+        "{}",
+        b.stdout
+    );
+    assert!(
+        b.stdout.contains("194 bytes in 4 blocks live at the end"),
+        "{}",
+        b.stdout
+    );
 }
 
 #[test]
@@ -83,7 +115,11 @@ fn out_of_order_lines_are_sorted_by_seq() {
     let log = write(&d, "shuffled.log", known_log(&ev).as_bytes());
     check_summary(&ok(&["summary", log.to_str().unwrap()]).stdout);
     let h = ok(&["history", log.to_str().unwrap(), "0x4000"]).stdout;
-    let seqs: Vec<&str> = h.lines().filter(|l| l.starts_with('#')).map(|l| l.split_whitespace().next().unwrap()).collect();
+    let seqs: Vec<&str> = h
+        .lines()
+        .filter(|l| l.starts_with('#'))
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
     assert_eq!(seqs, ["#5", "#6"], "{h}");
 }
 
@@ -105,18 +141,43 @@ fn leaks_grouped_by_site_sorted_by_bytes() {
     let d = tmpdir("leaks");
     let log = write(&d, "known.log", known_log(&known_events()).as_bytes());
     let out = ok(&["leaks", log.to_str().unwrap()]).stdout;
-    assert!(out.contains("194 bytes in 4 blocks never freed, from 3 sites"), "{out}");
-    let heads: Vec<&str> = out.lines().filter(|l| l.contains(" blocks (") || l.contains(" block (")).collect();
+    assert!(
+        out.contains("194 bytes in 4 blocks never freed, from 3 sites"),
+        "{out}"
+    );
+    let heads: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains(" blocks (") || l.contains(" block ("))
+        .collect();
     assert_eq!(heads.len(), 3, "{out}");
-    assert!(heads[0].starts_with("100 bytes in 1 blocks (100 bytes each), first at event #2, 0x2000"), "{out}");
-    assert!(heads[1].starts_with("80 bytes in 1 blocks (80 bytes each), first at event #7, 0x5000"), "{out}");
-    assert!(heads[2].starts_with("14 bytes in 2 blocks (7 bytes each), first at event #9, 0x6000"), "{out}");
+    assert!(
+        heads[0].starts_with("100 bytes in 1 blocks (100 bytes each), first at event #2, 0x2000"),
+        "{out}"
+    );
+    assert!(
+        heads[1].starts_with("80 bytes in 1 blocks (80 bytes each), first at event #7, 0x5000"),
+        "{out}"
+    );
+    assert!(
+        heads[2].starts_with("14 bytes in 2 blocks (7 bytes each), first at event #9, 0x6000"),
+        "{out}"
+    );
     // No debug info for /tmp/a.out: module+offset; full stack for F.
     assert!(out.contains("    at /tmp/a.out+0x1200"), "{out}");
-    assert!(out.contains("    at /tmp/a.out+0x1800\n    by /tmp/a.out+0x1900"), "{out}");
+    assert!(
+        out.contains("    at /tmp/a.out+0x1800\n    by /tmp/a.out+0x1900"),
+        "{out}"
+    );
     let brief = ok(&["leaks", "--brief", log.to_str().unwrap()]).stdout;
     assert_eq!(brief.lines().count(), 4, "{brief}");
-    assert!(brief.lines().nth(1).unwrap().contains("100 bytes in 1 blocks at /tmp/a.out+0x1200"), "{brief}");
+    assert!(
+        brief
+            .lines()
+            .nth(1)
+            .unwrap()
+            .contains("100 bytes in 1 blocks at /tmp/a.out+0x1200"),
+        "{brief}"
+    );
     let one = ok(&["leaks", "--limit", "1", log.to_str().unwrap()]).stdout;
     assert!(one.contains("(2 more sites"), "{one}");
 }
@@ -136,9 +197,15 @@ fn top_sites() {
             .collect()
     };
     let calls = section("most allocation calls");
-    assert!(calls[0].contains("/tmp/a.out+0x1800") && calls[0].split_whitespace().next() == Some("2"), "{out}");
+    assert!(
+        calls[0].contains("/tmp/a.out+0x1800") && calls[0].split_whitespace().next() == Some("2"),
+        "{out}"
+    );
     let bytes = section("most bytes allocated");
-    assert!(bytes[0].contains("1000") && bytes[0].contains("/tmp/a.out+0x1500"), "{out}");
+    assert!(
+        bytes[0].contains("1000") && bytes[0].contains("/tmp/a.out+0x1500"),
+        "{out}"
+    );
     let temp = section("most temporary");
     assert_eq!(temp.len(), 1, "{out}");
     assert!(temp[0].contains("/tmp/a.out+0x1500"), "{out}");
@@ -151,7 +218,10 @@ fn top_sites() {
     assert_eq!(cols(&peak[2])[..2], ["50", "1"]);
     assert_eq!(peak.len(), 3, "{out}");
     let only = ok(&["top", "--by", "peak", "-n", "1", log.to_str().unwrap()]).stdout;
-    assert!(!only.contains("most allocation calls") && only.contains("largest at the peak"), "{only}");
+    assert!(
+        !only.contains("most allocation calls") && only.contains("largest at the peak"),
+        "{only}"
+    );
 }
 
 #[test]
@@ -162,18 +232,35 @@ fn history_of_a_freed_block() {
     let out = ok(&["history", log.to_str().unwrap(), "0x4010"]).stdout;
     let ev: Vec<&str> = out.lines().filter(|l| l.starts_with('#')).collect();
     assert_eq!(ev.len(), 2, "{out}");
-    assert!(ev[0].starts_with("#5 ") && ev[0].contains("malloc(1000) = 0x4000"), "{out}");
-    assert!(ev[1].starts_with("#6 ") && ev[1].contains("free(0x4000) of 1000 bytes") && ev[1].contains("block freed"), "{out}");
-    assert!(out.contains("at /tmp/a.out+0x1500") && out.contains("at /tmp/a.out+0x1510"), "{out}");
+    assert!(
+        ev[0].starts_with("#5 ") && ev[0].contains("malloc(1000) = 0x4000"),
+        "{out}"
+    );
+    assert!(
+        ev[1].starts_with("#6 ")
+            && ev[1].contains("free(0x4000) of 1000 bytes")
+            && ev[1].contains("block freed"),
+        "{out}"
+    );
+    assert!(
+        out.contains("at /tmp/a.out+0x1500") && out.contains("at /tmp/a.out+0x1510"),
+        "{out}"
+    );
     assert!(out.contains("no live block holds 0x4010"), "{out}");
     // Block A: malloc, free, then a refused double free.
     let out = ok(&["history", log.to_str().unwrap(), "0x1000"]).stdout;
     let ev: Vec<&str> = out.lines().filter(|l| l.starts_with('#')).collect();
     assert_eq!(ev.len(), 3, "{out}");
-    assert!(ev[2].starts_with("#11 ") && ev[2].contains("refused") && ev[2].contains("double free"), "{out}");
+    assert!(
+        ev[2].starts_with("#11 ") && ev[2].contains("refused") && ev[2].contains("double free"),
+        "{out}"
+    );
     // Block C moved by realloc; the address of E is live at the end.
     let out = ok(&["history", log.to_str().unwrap(), "0x5004"]).stdout;
-    assert!(out.contains("#7 ") && out.contains("is in a live block: 0x5000, 80 bytes"), "{out}");
+    assert!(
+        out.contains("#7 ") && out.contains("is in a live block: 0x5000, 80 bytes"),
+        "{out}"
+    );
     let out = ok(&["history", log.to_str().unwrap(), "123"]).stdout;
     assert!(out.contains("no event touched 0x7b"), "{out}");
     let bad = run(&["history", log.to_str().unwrap(), "zzz"]);
@@ -192,7 +279,10 @@ fn heap_at_any_event() {
     );
     let at5 = ok(&["heap", l, "--at", "5"]).stdout;
     assert!(at5.contains("Live blocks after event #5"), "{at5}");
-    assert!(at5.contains("0x4000 - 0x43E8 : 1000 bytes  #5 t=0.000005 s malloc /tmp/a.out+0x1500"), "{at5}");
+    assert!(
+        at5.contains("0x4000 - 0x43E8 : 1000 bytes  #5 t=0.000005 s malloc /tmp/a.out+0x1500"),
+        "{at5}"
+    );
     assert!(at5.contains("Total : 1150 bytes in 3 blocks"), "{at5}");
     let end = ok(&["heap", l, "--plain"]).stdout;
     assert_eq!(
@@ -225,18 +315,48 @@ fn corrupt_truncated_and_nul_tail() {
     let log = write(&d, "crashed.log", &bytes);
     let r = ok(&["summary", log.to_str().unwrap()]);
     // Same result as the clean log; the cut record is not counted.
-    assert!(r.stdout.contains("at end     194 bytes in 4 blocks still live"), "{}", r.stdout);
-    assert!(r.stdout.contains("log cut short") || r.stdout.contains("cut record"), "{}", r.stdout);
-    assert!(r.stdout.contains("(27 lines, 13 events, 4 corrupt)"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("at end     194 bytes in 4 blocks still live"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("log cut short") || r.stdout.contains("cut record"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("(27 lines, 13 events, 4 corrupt)"),
+        "{}",
+        r.stdout
+    );
     for n in [14, 15, 18, 27] {
-        assert!(r.stderr.contains(&format!("crashed.log:{n}: corrupt record skipped")), "line {n}: {}", r.stderr);
+        assert!(
+            r.stderr
+                .contains(&format!("crashed.log:{n}: corrupt record skipped")),
+            "line {n}: {}",
+            r.stderr
+        );
     }
-    assert!(!r.stderr.contains(":16:") && !r.stderr.contains(":17:"), "{}", r.stderr);
+    assert!(
+        !r.stderr.contains(":16:") && !r.stderr.contains(":17:"),
+        "{}",
+        r.stderr
+    );
     // --quiet: counted, not printed.
     let q = ok(&["--quiet", "leaks", log.to_str().unwrap()]);
     assert!(q.stderr.is_empty(), "{}", q.stderr);
-    assert!(q.stdout.contains("194 bytes in 4 blocks never freed"), "{}", q.stdout);
-    assert!(q.stdout.contains("note: 4 corrupt records were skipped"), "{}", q.stdout);
+    assert!(
+        q.stdout.contains("194 bytes in 4 blocks never freed"),
+        "{}",
+        q.stdout
+    );
+    assert!(
+        q.stdout.contains("note: 4 corrupt records were skipped"),
+        "{}",
+        q.stdout
+    );
     // A partial record followed by NULs, then records again (a reserved slot never written).
     let mut b2 = known_log(&ev[..3]).into_bytes();
     b2.extend_from_slice(b"E 4 4000 100 fr");
@@ -248,8 +368,17 @@ fn corrupt_truncated_and_nul_tail() {
     let log2 = write(&d, "hole.log", &b2);
     let r2 = ok(&["heap", "--plain", log2.to_str().unwrap()]);
     // The free of A (seq 4) was lost: A stays live.
-    assert!(r2.stdout.starts_with("0x1000 - 0x1018 : 24 bytes\n"), "{}", r2.stdout);
-    assert!(r2.stderr.contains("hole.log:12: corrupt record skipped (record cut short)"), "{}", r2.stderr);
+    assert!(
+        r2.stdout.starts_with("0x1000 - 0x1018 : 24 bytes\n"),
+        "{}",
+        r2.stdout
+    );
+    assert!(
+        r2.stderr
+            .contains("hole.log:12: corrupt record skipped (record cut short)"),
+        "{}",
+        r2.stderr
+    );
 }
 
 #[test]
@@ -258,7 +387,12 @@ fn every_prefix_of_a_log_is_read_without_panic() {
     let full = known_log(&known_events()).into_bytes();
     for cut in (0..full.len()).step_by(7) {
         let p = write(&d, "cut.log", &full[..cut]);
-        for cmd in [&["summary"][..], &["leaks"], &["top"], &["heap", "--at", "4"]] {
+        for cmd in [
+            &["summary"][..],
+            &["leaks"],
+            &["top"],
+            &["heap", "--at", "4"],
+        ] {
             let mut args: Vec<&str> = cmd.to_vec();
             args.insert(1, p.to_str().unwrap());
             let r = run(&args);
@@ -271,7 +405,11 @@ fn every_prefix_of_a_log_is_read_without_panic() {
 fn missing_file_is_an_error_not_a_panic() {
     let r = run(&["summary", "/nonexistent/x.log"]);
     assert_eq!(r.status.code(), Some(1));
-    assert!(r.stderr.contains("cannot read /nonexistent/x.log"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("cannot read /nonexistent/x.log"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -281,17 +419,41 @@ fn plot_svg_and_png() {
     let svg = d.join("mem.svg");
     ok(&["plot", log.to_str().unwrap(), svg.to_str().unwrap()]);
     let s = std::fs::read_to_string(&svg).unwrap();
-    assert!(s.starts_with("<?xml") && s.contains("<svg xmlns=\"http://www.w3.org/2000/svg\""), "{s}");
+    assert!(
+        s.starts_with("<?xml") && s.contains("<svg xmlns=\"http://www.w3.org/2000/svg\""),
+        "{s}"
+    );
     assert!(s.trim_end().ends_with("</svg>"));
-    assert!(s.contains("<polygon") && s.contains("peak 1150 bytes"), "{s}");
+    assert!(
+        s.contains("<polygon") && s.contains("peak 1150 bytes"),
+        "{s}"
+    );
     // Well-formed enough: every element opened is closed.
     assert_eq!(s.matches("<text").count(), s.matches("</text>").count());
     let svg2 = d.join("events.svg");
-    ok(&["plot", "--x", "events", log.to_str().unwrap(), svg2.to_str().unwrap()]);
-    assert!(std::fs::read_to_string(&svg2).unwrap().contains("events (seq)"));
+    ok(&[
+        "plot",
+        "--x",
+        "events",
+        log.to_str().unwrap(),
+        svg2.to_str().unwrap(),
+    ]);
+    assert!(
+        std::fs::read_to_string(&svg2)
+            .unwrap()
+            .contains("events (seq)")
+    );
 
     let png = d.join("mem.png");
-    ok(&["plot", "--width", "800", "--height", "500", log.to_str().unwrap(), png.to_str().unwrap()]);
+    ok(&[
+        "plot",
+        "--width",
+        "800",
+        "--height",
+        "500",
+        log.to_str().unwrap(),
+        png.to_str().unwrap(),
+    ]);
     let b = std::fs::read(&png).unwrap();
     assert_eq!(&b[..8], b"\x89PNG\r\n\x1a\n");
     assert_eq!(&b[12..16], b"IHDR");
@@ -299,20 +461,40 @@ fn plot_svg_and_png() {
     assert_eq!(u32::from_be_bytes(b[20..24].try_into().unwrap()), 500);
     assert!(b.ends_with(b"IEND\xaeB`\x82"));
 
-    let bad = run(&["plot", log.to_str().unwrap(), d.join("x.gif").to_str().unwrap()]);
+    let bad = run(&[
+        "plot",
+        log.to_str().unwrap(),
+        d.join("x.gif").to_str().unwrap(),
+    ]);
     assert_eq!(bad.status.code(), Some(2));
     // An empty log still gives a figure.
     let empty = write(&d, "empty.log", HEADER.as_bytes());
-    ok(&["plot", empty.to_str().unwrap(), d.join("empty.svg").to_str().unwrap()]);
+    ok(&[
+        "plot",
+        empty.to_str().unwrap(),
+        d.join("empty.svg").to_str().unwrap(),
+    ]);
 }
 
 #[test]
 fn generated_log_reads_consistently() {
     let d = tmpdir("gen");
     let log = d.join("synthetic.log");
-    ok(&["gen", log.to_str().unwrap(), "--events", "200000", "--seed", "7"]);
+    ok(&[
+        "gen",
+        log.to_str().unwrap(),
+        "--events",
+        "200000",
+        "--seed",
+        "7",
+    ]);
     let r = ok(&["--speed", "summary", log.to_str().unwrap()]);
-    assert!(r.stdout.contains("(200009 lines, 200000 events, 0 corrupt)"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("(200009 lines, 200000 events, 0 corrupt)"),
+        "{}",
+        r.stdout
+    );
     assert!(r.stderr.contains("M events/s"), "{}", r.stderr);
     // leaks' total equals the live bytes of the summary and of heap's replay.
     let live: u64 = ok(&["heap", "--plain", log.to_str().unwrap()])
@@ -324,5 +506,10 @@ fn generated_log_reads_consistently() {
         .trim_end_matches(" bytes")
         .parse()
         .unwrap();
-    assert!(r.stdout.contains(&format!("({live} bytes) in")) || r.stdout.contains(&format!("{live} bytes in")), "{live}\n{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!("({live} bytes) in"))
+            || r.stdout.contains(&format!("{live} bytes in")),
+        "{live}\n{}",
+        r.stdout
+    );
 }

@@ -35,7 +35,9 @@ pub struct Dump {
 
 impl Dump {
     pub fn blocks(&self) -> impl Iterator<Item = (&str, &Block)> {
-        self.zones.iter().flat_map(|z| z.blocks.iter().map(move |b| (z.kind.as_str(), b)))
+        self.zones
+            .iter()
+            .flat_map(|z| z.blocks.iter().map(move |b| (z.kind.as_str(), b)))
     }
 }
 
@@ -52,15 +54,23 @@ pub fn class_of(size: u64) -> &'static str {
 
 /// `0x` followed by uppercase hex digits only.
 fn hex(s: &str) -> Result<u64, String> {
-    let digits = s.strip_prefix("0x").ok_or_else(|| format!("{s:?}: no 0x prefix"))?;
-    if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(&c)) {
+    let digits = s
+        .strip_prefix("0x")
+        .ok_or_else(|| format!("{s:?}: no 0x prefix"))?;
+    if digits.is_empty()
+        || !digits
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(&c))
+    {
         return Err(format!("{s:?}: not uppercase hex"));
     }
     u64::from_str_radix(digits, 16).map_err(|e| format!("{s:?}: {e}"))
 }
 
 fn bytes(s: &str) -> Result<u64, String> {
-    let n = s.strip_suffix(" bytes").ok_or_else(|| format!("{s:?}: no ' bytes' suffix"))?;
+    let n = s
+        .strip_suffix(" bytes")
+        .ok_or_else(|| format!("{s:?}: no ' bytes' suffix"))?;
     if n.is_empty() || !n.bytes().all(|c| c.is_ascii_digit()) {
         return Err(format!("{s:?}: not a decimal size"));
     }
@@ -81,12 +91,27 @@ pub fn parse(text: &str) -> Result<Dump, String> {
         }
         if let Some(rest) = line.strip_prefix("Total : ") {
             total = Some(bytes(rest).map_err(err)?);
-        } else if let Some((kind, addr)) = line.split_once(" : ").filter(|(k, _)| ["TINY", "SMALL", "LARGE"].contains(k)) {
-            zones.push(Zone { kind: kind.to_string(), addr: hex(addr).map_err(err)?, blocks: Vec::new() });
+        } else if let Some((kind, addr)) = line
+            .split_once(" : ")
+            .filter(|(k, _)| ["TINY", "SMALL", "LARGE"].contains(k))
+        {
+            zones.push(Zone {
+                kind: kind.to_string(),
+                addr: hex(addr).map_err(err)?,
+                blocks: Vec::new(),
+            });
         } else if let Some((range, size)) = line.split_once(" : ") {
-            let (start, end) = range.split_once(" - ").ok_or_else(|| err("no ' - ' in block line".into()))?;
-            let b = Block { start: hex(start).map_err(err)?, end: hex(end).map_err(err)?, size: bytes(size).map_err(err)? };
-            let z = zones.last_mut().ok_or_else(|| err("block line before any zone line".into()))?;
+            let (start, end) = range
+                .split_once(" - ")
+                .ok_or_else(|| err("no ' - ' in block line".into()))?;
+            let b = Block {
+                start: hex(start).map_err(err)?,
+                end: hex(end).map_err(err)?,
+                size: bytes(size).map_err(err)?,
+            };
+            let z = zones
+                .last_mut()
+                .ok_or_else(|| err("block line before any zone line".into()))?;
             if b.end.checked_sub(b.start) != Some(b.size) {
                 return Err(err("end - start != size".into()));
             }
@@ -106,17 +131,27 @@ pub fn parse(text: &str) -> Result<Dump, String> {
     let total = total.ok_or("no Total line")?;
     for w in zones.windows(2) {
         if w[1].addr <= w[0].addr {
-            return Err(format!("zones not in increasing address order: {:X} then {:X}", w[0].addr, w[1].addr));
+            return Err(format!(
+                "zones not in increasing address order: {:X} then {:X}",
+                w[0].addr, w[1].addr
+            ));
         }
         if let Some(last) = w[0].blocks.last() {
             if last.end > w[1].addr {
-                return Err(format!("block {:X}-{:X} runs into the next zone {:X}", last.start, last.end, w[1].addr));
+                return Err(format!(
+                    "block {:X}-{:X} runs into the next zone {:X}",
+                    last.start, last.end, w[1].addr
+                ));
             }
         }
     }
     for z in &zones {
         if z.kind == "LARGE" && z.blocks.len() != 1 {
-            return Err(format!("LARGE : {:X} has {} blocks, expected 1", z.addr, z.blocks.len()));
+            return Err(format!(
+                "LARGE : {:X} has {} blocks, expected 1",
+                z.addr,
+                z.blocks.len()
+            ));
         }
     }
     let sum: u64 = zones.iter().flat_map(|z| &z.blocks).map(|b| b.size).sum();
@@ -141,7 +176,10 @@ pub fn split_program_output(stdout: &str) -> (String, Vec<(u64, u64)>) {
             }
         } else if let Some(rest) = line.strip_prefix("P ") {
             let (a, n) = rest.split_once(' ').expect("P line");
-            ptrs.push((u64::from_str_radix(a, 16).expect("P address"), n.parse().expect("P size")));
+            ptrs.push((
+                u64::from_str_radix(a, 16).expect("P address"),
+                n.parse().expect("P size"),
+            ));
         }
     }
     (dump, ptrs)

@@ -53,7 +53,12 @@ impl Output {
     #[track_caller]
     pub fn assert_ok_clean(&self) -> &Self {
         self.assert_success();
-        assert_eq!(self.stdout.lines().last(), Some("OK"), "no OK line: {}", self.describe());
+        assert_eq!(
+            self.stdout.lines().last(),
+            Some("OK"),
+            "no OK line: {}",
+            self.describe()
+        );
         assert_eq!(self.stderr, "", "unexpected stderr: {}", self.describe());
         self
     }
@@ -79,7 +84,9 @@ impl Output {
 
 /// True for a line of the form `ft_malloc[<digits>]: WARNING:...`.
 pub fn is_warning_line(line: &str) -> bool {
-    let Some(rest) = line.strip_prefix(WARNING_PREFIX) else { return false };
+    let Some(rest) = line.strip_prefix(WARNING_PREFIX) else {
+        return false;
+    };
     let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
     digits > 0 && rest[digits..].starts_with("]: WARNING:")
 }
@@ -103,7 +110,10 @@ pub fn mask_addresses(s: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'0' && i + 1 < b.len() && b[i + 1] == b'x' {
-            let n = b[i + 2..].iter().take_while(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(c)).count();
+            let n = b[i + 2..]
+                .iter()
+                .take_while(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(c))
+                .count();
             if n > 0 {
                 out.push_str("ADDR");
                 i += 2 + n;
@@ -147,17 +157,26 @@ pub fn lib() -> &'static Path {
             cargo.arg("--release");
         }
         let o = cargo.output().expect("running cargo build --lib");
-        assert!(o.status.success(), "cargo build --lib failed:\n{}", String::from_utf8_lossy(&o.stderr));
-        [profile_dir.join("libft_malloc.so"), deps.join("libft_malloc.so")]
-            .into_iter()
-            .find(|p| p.exists())
-            .expect("libft_malloc.so not built")
+        assert!(
+            o.status.success(),
+            "cargo build --lib failed:\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        [
+            profile_dir.join("libft_malloc.so"),
+            deps.join("libft_malloc.so"),
+        ]
+        .into_iter()
+        .find(|p| p.exists())
+        .expect("libft_malloc.so not built")
     })
 }
 
 /// Directory of the C sources.
 pub fn c_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("c")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("c")
 }
 
 /// A scratch directory of the integration tests (created on first use).
@@ -181,7 +200,10 @@ pub fn fresh_dir(name: &str) -> PathBuf {
 pub fn compile(name: &str) -> PathBuf {
     static CACHE: OnceLock<Mutex<HashMap<String, Arc<OnceLock<PathBuf>>>>> = OnceLock::new();
     let cell = {
-        let mut map = CACHE.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = CACHE
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         map.entry(name.to_string()).or_default().clone()
     };
     cell.get_or_init(|| {
@@ -220,10 +242,14 @@ pub fn compile(name: &str) -> PathBuf {
 /// Full path of `tool` found in `PATH`, if any.
 pub fn which(tool: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(tool)).find(|p| {
-        use std::os::unix::fs::PermissionsExt;
-        p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
-    })
+    std::env::split_paths(&path)
+        .map(|d| d.join(tool))
+        .find(|p| {
+            use std::os::unix::fs::PermissionsExt;
+            p.metadata()
+                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+        })
 }
 
 /// `which(tool)`, printing `skipped: <tool> not installed` when it is missing. Use as
@@ -266,13 +292,15 @@ impl Run {
     }
 
     pub fn args<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(mut self, a: I) -> Self {
-        self.args.extend(a.into_iter().map(|s| s.as_ref().to_owned()));
+        self.args
+            .extend(a.into_iter().map(|s| s.as_ref().to_owned()));
         self
     }
 
     /// Sets a variable (`MALLOC_DEBUG` included: the last setting wins).
     pub fn env(mut self, k: impl AsRef<OsStr>, v: impl AsRef<OsStr>) -> Self {
-        self.envs.push((k.as_ref().to_owned(), Some(v.as_ref().to_owned())));
+        self.envs
+            .push((k.as_ref().to_owned(), Some(v.as_ref().to_owned())));
         self
     }
 
@@ -318,7 +346,11 @@ impl Run {
             .env_remove("LD_PRELOAD")
             // A panic backtrace of a Rust program under test must not symbolize inside malloc.
             .env_remove("RUST_BACKTRACE")
-            .stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if self.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             // Own process group, so a timeout kills grandchildren too.
@@ -336,7 +368,9 @@ impl Run {
             cmd.current_dir(d);
         }
         let shown = format!("{:?} {:?}", self.program, self.args);
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {shown}: {e}"));
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {shown}: {e}"));
         let pgid = child.id() as i32;
         let writer = self.stdin.map(|data| {
             let mut w = child.stdin.take().unwrap();

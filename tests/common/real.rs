@@ -38,8 +38,16 @@ pub fn run_real_suite(debug: Option<&str>) {
 /// Asserts that stderr holds no line of ours (`ft_malloc[<pid>]...`).
 #[track_caller]
 pub fn assert_no_library_output(name: &str, out: &Output) {
-    let ours: Vec<&str> = out.stderr.lines().filter(|l| l.starts_with(super::WARNING_PREFIX)).collect();
-    assert!(ours.is_empty(), "{name}: the library reported something:\n{}", out.describe());
+    let ours: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with(super::WARNING_PREFIX))
+        .collect();
+    assert!(
+        ours.is_empty(),
+        "{name}: the library reported something:\n{}",
+        out.describe()
+    );
 }
 
 #[track_caller]
@@ -62,7 +70,12 @@ pub fn bash_string_loop(envs: &[(&str, &str)]) -> Option<Output> {
     let out = Run::new(bash).args(["-c", script]).envs(envs).go();
     assert_ok("bash", &out);
     let len: usize = (1..=20000).map(|i: u32| i.to_string().len()).sum();
-    assert_eq!(out.stdout, format!("match\n{len} 5000 4999\n"), "{}", out.describe());
+    assert_eq!(
+        out.stdout,
+        format!("match\n{len} 5000 4999\n"),
+        "{}",
+        out.describe()
+    );
     Some(out)
 }
 
@@ -77,11 +90,21 @@ e = json.loads(s)
 words = sorted(str(i * 7919 % 100003) for i in range(100000))
 print(len(e), sum(v[0] for v in e.values()), words[0], words[-1], len(s) > 0)
 "#;
-    let out = Run::new(python).args(["-c", script]).env("PYTHONMALLOC", "malloc").envs(envs).go();
+    let out = Run::new(python)
+        .args(["-c", script])
+        .env("PYTHONMALLOC", "malloc")
+        .envs(envs)
+        .go();
     assert_ok("python3", &out);
-    let mut words: Vec<String> = (0..100000u64).map(|i| (i * 7919 % 100003).to_string()).collect();
+    let mut words: Vec<String> = (0..100000u64)
+        .map(|i| (i * 7919 % 100003).to_string())
+        .collect();
     words.sort();
-    let want = format!("200000 19999900000 {} {} True\n", words[0], words[words.len() - 1]);
+    let want = format!(
+        "200000 19999900000 {} {} True\n",
+        words[0],
+        words[words.len() - 1]
+    );
     assert_eq!(out.stdout, want, "{}", out.describe());
     Some(out)
 }
@@ -114,10 +137,19 @@ for _ in cs: q.put(None)
 for t in cs: t.join()
 print(sum(results))
 "#;
-    let out = Run::new(python).args(["-c", script]).env("PYTHONMALLOC", "malloc").envs(envs).go();
+    let out = Run::new(python)
+        .args(["-c", script])
+        .env("PYTHONMALLOC", "malloc")
+        .envs(envs)
+        .go();
     assert_ok("python3 threads", &out);
     let per_producer: u64 = (0..20000u64).map(|i| i + i % 50 + i % 300).sum();
-    assert_eq!(out.stdout, format!("{}\n", 4 * per_producer), "{}", out.describe());
+    assert_eq!(
+        out.stdout,
+        format!("{}\n", 4 * per_producer),
+        "{}",
+        out.describe()
+    );
     Some(out)
 }
 
@@ -141,11 +173,22 @@ pub fn git_init_commit_log(envs: &[(&str, &str)]) -> Option<Output> {
     std::fs::create_dir_all(&home).unwrap();
     std::fs::create_dir_all(repo.join("sub")).unwrap();
     for i in 0..200 {
-        std::fs::write(repo.join("sub").join(format!("f{i}.txt")), format!("file {i}\n").repeat(i + 1)).unwrap();
+        std::fs::write(
+            repo.join("sub").join(format!("f{i}.txt")),
+            format!("file {i}\n").repeat(i + 1),
+        )
+        .unwrap();
     }
     let g = |args: &[&str]| {
         let out = Run::new(&git)
-            .args(["-c", "user.name=Test", "-c", "user.email=test@example.com", "-c", "init.defaultBranch=main"])
+            .args([
+                "-c",
+                "user.name=Test",
+                "-c",
+                "user.email=test@example.com",
+                "-c",
+                "init.defaultBranch=main",
+            ])
             .args(args)
             .cwd(&repo)
             .env("HOME", &home)
@@ -163,7 +206,12 @@ pub fn git_init_commit_log(envs: &[(&str, &str)]) -> Option<Output> {
     std::fs::write(repo.join("sub").join("f0.txt"), "changed\n").unwrap();
     g(&["commit", "-q", "-a", "-m", "second commit"]);
     let log = g(&["log", "--format=%s"]);
-    assert_eq!(log.stdout, "second commit\nfirst commit\n", "{}", log.describe());
+    assert_eq!(
+        log.stdout,
+        "second commit\nfirst commit\n",
+        "{}",
+        log.describe()
+    );
     let files = g(&["ls-files"]);
     assert_eq!(files.stdout.lines().count(), 200, "{}", files.describe());
     let status = g(&["status", "--porcelain"]);
@@ -187,7 +235,12 @@ pub fn gcc_compile_and_run(envs: &[(&str, &str)]) -> Option<Output> {
     )
     .unwrap();
     let exe = dir.join("prog");
-    let out = Run::new(gcc).args(["-O2", "-Wall", "-o"]).arg(&exe).arg(&src).envs(envs).go();
+    let out = Run::new(gcc)
+        .args(["-O2", "-Wall", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .envs(envs)
+        .go();
     assert_ok("gcc", &out);
     let run = Run::new(&exe).no_preload().go();
     assert!(run.success(), "compiled program failed: {}", run.describe());
@@ -205,16 +258,37 @@ pub fn sort_100k_lines(envs: &[(&str, &str)]) -> Option<Output> {
     let mut x: u64 = 12345;
     let mut text = String::new();
     for i in 0..100_000 {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        text.push_str(&format!("{:016x} line {i} {}\n", x, "w".repeat((x >> 58) as usize)));
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        text.push_str(&format!(
+            "{:016x} line {i} {}\n",
+            x,
+            "w".repeat((x >> 58) as usize)
+        ));
     }
     std::fs::write(&file, text).unwrap();
-    let out = Run::new(&sort).arg(&file).env("LC_ALL", "C").envs(envs).go();
+    let out = Run::new(&sort)
+        .arg(&file)
+        .env("LC_ALL", "C")
+        .envs(envs)
+        .go();
     assert_ok("sort", &out);
-    let reference = Run::new(&sort).arg(&file).env("LC_ALL", "C").no_preload().go();
-    assert!(reference.success(), "reference sort failed: {}", reference.describe());
+    let reference = Run::new(&sort)
+        .arg(&file)
+        .env("LC_ALL", "C")
+        .no_preload()
+        .go();
+    assert!(
+        reference.success(),
+        "reference sort failed: {}",
+        reference.describe()
+    );
     assert_eq!(out.stdout.lines().count(), 100_000);
-    assert!(out.stdout == reference.stdout, "sort output differs from the one without the library");
+    assert!(
+        out.stdout == reference.stdout,
+        "sort output differs from the one without the library"
+    );
     let _ = std::fs::remove_dir_all(&dir);
     Some(out)
 }
@@ -223,17 +297,33 @@ pub fn sort_100k_lines(envs: &[(&str, &str)]) -> Option<Output> {
 pub fn sqlite3_10k_rows(envs: &[(&str, &str)]) -> Option<Output> {
     let sqlite = require("sqlite3")?;
     let dir = fresh_dir("sqlite3");
-    let mut sql = String::from("CREATE TABLE t(a INTEGER PRIMARY KEY, b TEXT);\nCREATE INDEX tb ON t(b);\nBEGIN;\n");
+    let mut sql = String::from(
+        "CREATE TABLE t(a INTEGER PRIMARY KEY, b TEXT);\nCREATE INDEX tb ON t(b);\nBEGIN;\n",
+    );
     for i in 1..=10_000 {
-        sql.push_str(&format!("INSERT INTO t VALUES({i}, 'text {i} {}');\n", "z".repeat(i % 40)));
+        sql.push_str(&format!(
+            "INSERT INTO t VALUES({i}, 'text {i} {}');\n",
+            "z".repeat(i % 40)
+        ));
     }
     sql.push_str("COMMIT;\nSELECT count(*), sum(a), sum(length(b)) FROM t;\n");
     sql.push_str("SELECT count(*) FROM t WHERE b LIKE 'text 99%';\n");
-    let out = Run::new(sqlite).arg(dir.join("test.db")).stdin(sql).envs(envs).go();
+    let out = Run::new(sqlite)
+        .arg(dir.join("test.db"))
+        .stdin(sql)
+        .envs(envs)
+        .go();
     assert_ok("sqlite3", &out);
-    let len: usize = (1..=10_000).map(|i: usize| format!("text {i} ").len() + i % 40).sum();
+    let len: usize = (1..=10_000)
+        .map(|i: usize| format!("text {i} ").len() + i % 40)
+        .sum();
     // 99, 990..999, 9900..9999
-    assert_eq!(out.stdout, format!("10000|50005000|{len}\n111\n"), "{}", out.describe());
+    assert_eq!(
+        out.stdout,
+        format!("10000|50005000|{len}\n111\n"),
+        "{}",
+        out.describe()
+    );
     let _ = std::fs::remove_dir_all(&dir);
     Some(out)
 }

@@ -27,7 +27,11 @@ pub struct Run {
 }
 
 pub fn run(args: &[&str]) -> Run {
-    let o: Output = Command::new(BIN).args(args).stdin(Stdio::null()).output().unwrap();
+    let o: Output = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
     let r = Run {
         status: o.status,
         stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -45,7 +49,12 @@ pub fn run(args: &[&str]) -> Run {
 /// Run and expect success.
 pub fn ok(args: &[&str]) -> Run {
     let r = run(args);
-    assert!(r.status.success(), "{args:?} failed: {}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.status.success(),
+        "{args:?} failed: {}\n{}",
+        r.stdout,
+        r.stderr
+    );
     r
 }
 
@@ -64,7 +73,9 @@ pub fn cc(src: &Path, out: &Path, extra: &[&str]) {
 
 /// The C sources shipped with the tests.
 pub fn c_src(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/c")
+        .join(name)
 }
 
 /// Line number (1-based) of the first line of `file` containing `marker`.
@@ -107,17 +118,33 @@ pub fn real_lib() -> &'static Path {
         }
         // target/<profile>/deps/<test exe>
         let exe = std::env::current_exe().unwrap();
-        let target = exe.parent().and_then(Path::parent).and_then(Path::parent).expect("target dir").to_path_buf();
+        let target = exe
+            .parent()
+            .and_then(Path::parent)
+            .and_then(Path::parent)
+            .expect("target dir")
+            .to_path_buf();
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let o = Command::new(env!("CARGO"))
-            .args(["build", "--release", "--quiet", "-p", "ft_malloc", "--target-dir"])
+            .args([
+                "build",
+                "--release",
+                "--quiet",
+                "-p",
+                "ft_malloc",
+                "--target-dir",
+            ])
             .arg(&target)
             .current_dir(&root)
             .env_remove("LD_PRELOAD")
             .env_remove("MALLOC_DEBUG")
             .output()
             .expect("cargo build --release -p ft_malloc");
-        assert!(o.status.success(), "cargo build --release -p ft_malloc failed:\n{}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "cargo build --release -p ft_malloc failed:\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         let lib = target.join("release/libft_malloc.so");
         assert!(lib.is_file(), "{} not built", lib.display());
         lib
