@@ -354,10 +354,10 @@ static MISS_I: AtomicUsize = AtomicUsize::new(0);
 
 fn mods() -> Option<&'static Mods> {
     let m = MODS.load(Ordering::Acquire);
-    // SAFETY: the table is mapped once and never unmapped; entries below `n` are immutable.
     if m.is_null() {
         None
     } else {
+        // SAFETY: the table is mapped once and never unmapped; entries below `n` are immutable.
         Some(unsafe { &*m })
     }
 }
@@ -1101,10 +1101,10 @@ fn header(ppid: u32) {
         l.s(sys::argv0());
     }
     l.s(b"\n# pid ").u(sys::getpid() as u64);
-    // SAFETY: getppid has no preconditions.
     let pp = if ppid != 0 {
         ppid
     } else {
+        // SAFETY: getppid has no preconditions.
         unsafe { libc::getppid() as u32 }
     };
     l.s(b"\n# ppid ").u(pp as u64);
