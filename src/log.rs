@@ -1005,8 +1005,66 @@ fn mtrace_line(l: &mut Fast, e: &Event) {
 
 // ------------------------------------------------------------------ hooks
 
+/// TSC clock for event times (x86_64 with an invariant TSC, calibrated against
+/// CLOCK_MONOTONIC at init when a log file is written): `rdtsc` costs ~11 ns where the vDSO
+/// clock costs ~29 ns here, a tenth of an event's cost. 0 in `TSC_MULT`: use clock_gettime.
+static TSC0: AtomicU64 = AtomicU64::new(0);
+static TSC_NS0: AtomicU64 = AtomicU64::new(0);
+/// Nanoseconds per TSC tick, 32.32 fixed point.
+static TSC_MULT: AtomicU64 = AtomicU64::new(0);
+
+#[cfg(target_arch = "x86_64")]
+fn rdtsc() -> u64 {
+    // SAFETY: rdtsc has no memory effects and is available on every x86_64 CPU.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// Calibrates the TSC over about 2 ms if the CPU says it is invariant.
+#[cfg(target_arch = "x86_64")]
+fn calibrate_tsc() {
+    // cpuid is available on every x86_64 CPU; leaf 0x80000007 is checked before it is read.
+    let invariant = core::arch::x86_64::__cpuid(0x8000_0000).eax >= 0x8000_0007
+        && core::arch::x86_64::__cpuid(0x8000_0007).edx & (1 << 8) != 0;
+    if !invariant {
+        return;
+    }
+    let (t0, c0) = (sys::now_ns(), rdtsc());
+    let mut t1 = t0;
+    while t1.wrapping_sub(t0) < 2_000_000 {
+        t1 = sys::now_ns();
+    }
+    let c1 = rdtsc();
+    if c1 <= c0 {
+        return;
+    }
+    let mult = (((t1 - t0) as u128) << 32) / (c1 - c0) as u128;
+    TSC0.store(c1, Ordering::Relaxed);
+    TSC_NS0.store(t1, Ordering::Relaxed);
+    TSC_MULT.store(mult as u64, Ordering::Relaxed);
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn calibrate_tsc() {}
+
+/// Monotonic nanoseconds for event records.
+#[inline]
+fn clock_ns() -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let m = TSC_MULT.load(Ordering::Relaxed);
+        if m != 0 {
+            let d = rdtsc().wrapping_sub(TSC0.load(Ordering::Relaxed));
+            return TSC_NS0.load(Ordering::Relaxed) + ((d as u128 * m as u128) >> 32) as u64;
+        }
+    }
+    sys::now_ns()
+}
+
 /// Called once during init (single-threaded) when MALLOC_DEBUG is set.
 pub fn init(c: &Config) {
+    if c.log.is_set() {
+        calibrate_tsc();
+    }
     START_NS.store(sys::now_ns(), Ordering::Relaxed);
     FRAMES.store((c.backtrace as usize).clamp(1, 16), Ordering::Relaxed);
     MTRACE.store(c.log_format == LogFormat::Mtrace, Ordering::Relaxed);
@@ -1163,7 +1221,7 @@ fn event_slow(op: Op, inp: usize, out: usize, size: usize, align: usize, caller:
     };
     let e = Event {
         seq,
-        t: sys::now_ns().wrapping_sub(START_NS.load(Ordering::Relaxed)),
+        t: clock_ns().saturating_sub(START_NS.load(Ordering::Relaxed)),
         tid,
         op,
         align,
