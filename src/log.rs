@@ -1005,13 +1005,15 @@ fn mtrace_line(l: &mut Fast, e: &Event) {
 
 // ------------------------------------------------------------------ hooks
 
-/// TSC clock for event times (x86_64 with an invariant TSC, calibrated against
-/// CLOCK_MONOTONIC at init when a log file is written): `rdtsc` costs ~11 ns where the vDSO
-/// clock costs ~29 ns here, a tenth of an event's cost. 0 in `TSC_MULT`: use clock_gettime.
+/// TSC clock for event times (x86_64 with an invariant TSC): `rdtsc` costs ~11 ns where the
+/// vDSO clock costs ~29 ns here. Calibrated lazily against CLOCK_MONOTONIC: events use the vDSO
+/// clock until 10 ms have passed since init, then the TSC scaled by the rate measured over
+/// that span (no start-up delay). 0 in `TSC_MULT`: not calibrated (yet).
 static TSC0: AtomicU64 = AtomicU64::new(0);
 static TSC_NS0: AtomicU64 = AtomicU64::new(0);
 /// Nanoseconds per TSC tick, 32.32 fixed point.
 static TSC_MULT: AtomicU64 = AtomicU64::new(0);
+static TSC_OK: AtomicBool = AtomicBool::new(false);
 
 #[cfg(target_arch = "x86_64")]
 fn rdtsc() -> u64 {
@@ -1019,32 +1021,21 @@ fn rdtsc() -> u64 {
     unsafe { core::arch::x86_64::_rdtsc() }
 }
 
-/// Calibrates the TSC over about 2 ms if the CPU says it is invariant.
+/// Records the calibration start if the CPU says its TSC is invariant.
 #[cfg(target_arch = "x86_64")]
-fn calibrate_tsc() {
+fn start_tsc() {
     // cpuid is available on every x86_64 CPU; leaf 0x80000007 is checked before it is read.
     let invariant = core::arch::x86_64::__cpuid(0x8000_0000).eax >= 0x8000_0007
         && core::arch::x86_64::__cpuid(0x8000_0007).edx & (1 << 8) != 0;
-    if !invariant {
-        return;
+    if invariant {
+        TSC_NS0.store(sys::now_ns(), Ordering::Relaxed);
+        TSC0.store(rdtsc(), Ordering::Relaxed);
+        TSC_OK.store(true, Ordering::Release);
     }
-    let (t0, c0) = (sys::now_ns(), rdtsc());
-    let mut t1 = t0;
-    while t1.wrapping_sub(t0) < 2_000_000 {
-        t1 = sys::now_ns();
-    }
-    let c1 = rdtsc();
-    if c1 <= c0 {
-        return;
-    }
-    let mult = (((t1 - t0) as u128) << 32) / (c1 - c0) as u128;
-    TSC0.store(c1, Ordering::Relaxed);
-    TSC_NS0.store(t1, Ordering::Relaxed);
-    TSC_MULT.store(mult as u64, Ordering::Relaxed);
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn calibrate_tsc() {}
+fn start_tsc() {}
 
 /// Monotonic nanoseconds for event records.
 #[inline]
@@ -1056,15 +1047,27 @@ fn clock_ns() -> u64 {
             let d = rdtsc().wrapping_sub(TSC0.load(Ordering::Relaxed));
             return TSC_NS0.load(Ordering::Relaxed) + ((d as u128 * m as u128) >> 32) as u64;
         }
+        let now = sys::now_ns();
+        if TSC_OK.load(Ordering::Acquire) {
+            let ns0 = TSC_NS0.load(Ordering::Relaxed);
+            let c0 = TSC0.load(Ordering::Relaxed);
+            if now.wrapping_sub(ns0) >= 10_000_000 {
+                let c = rdtsc();
+                if c > c0 {
+                    let mult = (((now - ns0) as u128) << 32) / (c - c0) as u128;
+                    TSC_MULT.store(mult as u64, Ordering::Relaxed);
+                }
+            }
+        }
+        now
     }
+    #[cfg(not(target_arch = "x86_64"))]
     sys::now_ns()
 }
 
 /// Called once during init (single-threaded) when MALLOC_DEBUG is set.
 pub fn init(c: &Config) {
-    if c.log.is_set() {
-        calibrate_tsc();
-    }
+    start_tsc();
     START_NS.store(sys::now_ns(), Ordering::Relaxed);
     FRAMES.store((c.backtrace as usize).clamp(1, 16), Ordering::Relaxed);
     MTRACE.store(c.log_format == LogFormat::Mtrace, Ordering::Relaxed);
