@@ -247,6 +247,17 @@ fn scan_and_report(all: bool, sp: usize) -> usize {
         s.lo = s.lo.min(user - 1);
         s.hi = s.hi.max(user + size.max(1));
     });
+    // Our own big tables hold no block addresses: not roots.
+    let mut skip = [(0usize, 0usize); 64];
+    let mut nskip = 0;
+    skip[0] = crate::guard::ring_range();
+    nskip += 1;
+    pagemap::for_each_table(|b, l| {
+        if nskip < skip.len() {
+            skip[nskip] = (b, l);
+            nskip += 1;
+        }
+    });
     crate::maps::for_each(|m| {
         if !m.readable || !m.writable || m.shared {
             return true;
@@ -267,7 +278,7 @@ fn scan_and_report(all: bool, sp: usize) -> usize {
         }
         while a < m.end {
             let pg_end = ((a & !(page - 1)) + page).min(m.end);
-            if pagemap::get(a) == 0 {
+            if pagemap::get(a) == 0 && !skip[..nskip].iter().any(|&(b, l)| a >= b && a < b + l) {
                 s.range(a, pg_end);
             }
             a = pg_end;

@@ -128,3 +128,17 @@ pub fn clear_range(addr: usize, len: usize) {
         }
     }
 }
+
+/// Calls `f(start, len)` for the page map's own memory: the first level and every leaf (the
+/// leak scanner skips them; they hold no block addresses, and reading their untouched pages
+/// would only fault them in).
+pub fn for_each_table(mut f: impl FnMut(usize, usize)) {
+    f(L1.as_ptr() as usize, core::mem::size_of_val(&L1));
+    let leaf = L2_LEN * core::mem::size_of::<AtomicUsize>();
+    for e in L1.iter() {
+        let p = e.load(Ordering::Acquire);
+        if !p.is_null() {
+            f(p as usize, leaf);
+        }
+    }
+}
