@@ -100,8 +100,12 @@ pub unsafe fn check_fill(from: usize, to: usize, byte: u8) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    /// Both tests change the process-wide pattern: they must not run at the same time.
+    static PATTERN_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     #[test]
     fn pattern_avoids_common_bytes() {
+        let _g = PATTERN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         for seed in 0..2000u64 {
             init(seed);
             for a in 0..8 {
@@ -112,6 +116,7 @@ mod tests {
     }
     #[test]
     fn detects_change() {
+        let _g = PATTERN_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         init(7);
         let mut buf = [0u8; 40];
         let (f, t) = (
