@@ -312,23 +312,34 @@ fn classify(p: usize, info: &Info) -> Result<(), Bad> {
 /// Finds the block holding `p` without changing anything (dumps, reports, leak scan).
 /// Caller holds the right lock or accepts a racy read.
 pub fn find(p: usize) -> Option<Info> {
-    let e = pagemap::get(p);
-    if e == 0 || e == pagemap::META {
-        return None;
-    }
-    if e & 1 == 1 {
-        // SAFETY: descriptors are never unmapped.
-        let d = unsafe { &*((e & !1) as *const Large) };
-        if d.user == 0 {
-            return None;
+    match pagemap::decode(pagemap::get(p)) {
+        pagemap::Owner::None => None,
+        pagemap::Owner::Large(d) => {
+            // SAFETY: descriptors are never unmapped.
+            let d = unsafe { &*(d as *const Large) };
+            if d.user == 0 {
+                return None;
+            }
+            Some(large_info(d))
         }
-        return Some(large_info(d));
+        pagemap::Owner::Zone { zone, .. } => {
+            // SAFETY: the entry points at a zone header (racy readers accept a stale view).
+            let z = unsafe { &*(zone as *const Zone) };
+            let idx = z.index_of(p)?;
+            Some(zone_info(z, idx))
+        }
     }
-    let z = (e & !(sys::page_size() - 1)) as *const Zone;
-    // SAFETY: the entry points at a zone header (racy readers accept a stale view).
-    let z = unsafe { &*z };
-    let idx = z.index_of(p)?;
-    Some(zone_info(z, idx))
+}
+
+/// The arena and zone a page-map entry names, if it names a zone of a valid arena.
+#[inline]
+fn zone_of(e: usize) -> Option<(usize, *mut Zone)> {
+    match pagemap::decode(e) {
+        pagemap::Owner::Zone { arena, zone } if arena < MAX_ARENAS => {
+            Some((arena, zone as *mut Zone))
+        }
+        _ => None,
+    }
 }
 
 fn fail_injected(size: usize) -> bool {
@@ -595,15 +606,12 @@ pub fn with_history(info: Info) -> Info {
 /// Looks `p` up and validates it under the owning lock.
 fn hold(p: usize) -> Result<Held<'static>, (Bad, Option<Info>)> {
     let e = pagemap::get(p);
-    if e == 0 || e == pagemap::META {
-        return Err((Bad::NotOurs, None));
-    }
-    if e & 1 == 1 {
+    if let pagemap::Owner::Large(d) = pagemap::decode(e) {
         let l = LARGE.lock();
         if pagemap::get(p) != e {
             return Err((Bad::NotOurs, None));
         }
-        let d = (e & !1) as *mut Large;
+        let d = d as *mut Large;
         // SAFETY: the entry is current under the lock, so d is a live descriptor.
         let info = large_info(unsafe { &*d });
         return match classify(p, &info) {
@@ -611,15 +619,13 @@ fn hold(p: usize) -> Result<Held<'static>, (Bad, Option<Info>)> {
             Err(b) => Err((b, Some(info))),
         };
     }
-    let ai = (e >> 1) & 63;
-    if ai >= MAX_ARENAS {
+    let Some((ai, z)) = zone_of(e) else {
         return Err((Bad::NotOurs, None));
-    }
+    };
     let a = ARENAS[ai].lock();
     if pagemap::get(p) != e {
         return Err((Bad::NotOurs, None));
     }
-    let z = (e & !(sys::page_size() - 1)) as *mut Zone;
     // SAFETY: the entry is current under the arena lock, so z is a live zone of that arena.
     let zr = unsafe { &*z };
     let Some(idx) = zr.index_of(p) else {
@@ -681,18 +687,16 @@ fn debug_checks(info: &Info, op: Op, sized: usize) -> Option<Bad> {
 #[inline]
 pub fn free_fast(p: usize) -> bool {
     let e = pagemap::get(p);
-    if e == 0 || e == pagemap::META || e & 1 == 1 {
+    let Some((ai, z)) = zone_of(e) else {
         return false;
-    }
-    let ai = (e >> 1) & 63;
-    if ai >= MAX_ARENAS || ARENAS[ai].held_by_me() {
+    };
+    if ARENAS[ai].held_by_me() {
         return false;
     }
     let mut a = ARENAS[ai].lock();
     if pagemap::get(p) != e {
         return false;
     }
-    let z = (e & !(sys::page_size() - 1)) as *mut Zone;
     // SAFETY: the entry is current under the arena lock, so z is a live zone of this arena.
     unsafe {
         let Some(idx) = (*z).index_of(p) else {
@@ -823,16 +827,13 @@ fn finish_free(held: Held<'static>, op: Op, caller: usize) -> usize {
 /// Really releases a block leaving the quarantine; verifies its free fill first.
 pub fn quarantine_release(p: usize) {
     let e = pagemap::get(p);
-    if e == 0 || e == pagemap::META {
-        return;
-    }
     let lay = layout();
-    if e & 1 == 1 {
+    if let pagemap::Owner::Large(d) = pagemap::decode(e) {
         let mut l = LARGE.lock();
         if pagemap::get(p) != e {
             return;
         }
-        let d = (e & !1) as *mut Large;
+        let d = d as *mut Large;
         // SAFETY: live descriptor under the lock.
         unsafe {
             if (*d).state != QUARANTINED || (*d).user != p {
@@ -848,12 +849,13 @@ pub fn quarantine_release(p: usize) {
         }
         return;
     }
-    let ai = (e >> 1) & 63;
+    let Some((ai, z)) = zone_of(e) else {
+        return;
+    };
     let mut a = ARENAS[ai].lock();
     if pagemap::get(p) != e {
         return;
     }
-    let z = (e & !(sys::page_size() - 1)) as *mut Zone;
     // SAFETY: live zone under its arena lock.
     let Some(idx) = (unsafe { (*z).index_of(p) }) else {
         return;

@@ -280,7 +280,7 @@ impl LargeState {
             }
         }
         self.live = d;
-        if !pagemap::set_range(base, len, d as usize | 1) {
+        if !pagemap::set_range(base, len, pagemap::large_entry(d as usize)) {
             self.unlink(d);
             pagemap::clear_range(base, len);
             self.put_mapping(base, len, false);
@@ -477,13 +477,13 @@ impl LargeState {
                     match sys::remap(old_base as *mut u8, old_len, new_len, true) {
                         Some(q) => q,
                         None => {
-                            pagemap::set_range(old_base, old_len, d as usize | 1);
+                            pagemap::set_range(old_base, old_len, pagemap::large_entry(d as usize));
                             return None;
                         }
                     }
                 }
             } as usize;
-            if !pagemap::set_range(q, new_len, d as usize | 1) {
+            if !pagemap::set_range(q, new_len, pagemap::large_entry(d as usize)) {
                 // Keep it consistent: shrink back is not possible after a move; report failure
                 // by leaving the block usable at its new place with the old size.
                 pagemap::clear_range(q, new_len);

@@ -31,24 +31,23 @@ struct Scan {
 
 /// State byte of the block holding `w`, with its extent, if `w` points into a used block.
 fn block_of(w: usize) -> Option<(*mut u8, usize, usize)> {
-    let e = pagemap::get(w);
-    if e == 0 || e == pagemap::META {
-        return None;
-    }
-    if e & 1 == 1 {
-        let d = (e & !1) as *mut Large;
-        // SAFETY: descriptors are never unmapped; all locks are held.
-        unsafe {
-            if (*d).user == 0 || (*d).state & !MARK != USED {
-                return None;
+    let z = match pagemap::decode(pagemap::get(w)) {
+        pagemap::Owner::None => return None,
+        pagemap::Owner::Zone { zone, .. } => zone as *mut Zone,
+        pagemap::Owner::Large(d) => {
+            let d = d as *mut Large;
+            // SAFETY: descriptors are never unmapped; all locks are held.
+            unsafe {
+                if (*d).user == 0 || (*d).state & !MARK != USED {
+                    return None;
+                }
+                if w < (*d).user || w >= (*d).user + (*d).size.max(1) {
+                    return None;
+                }
+                return Some((&raw mut (*d).state, (*d).user, (*d).size));
             }
-            if w < (*d).user || w >= (*d).user + (*d).size.max(1) {
-                return None;
-            }
-            return Some((&raw mut (*d).state, (*d).user, (*d).size));
         }
-    }
-    let z = (e & !(sys::page_size() - 1)) as *mut Zone;
+    };
     // SAFETY: the entry is current (locks held), so z is a live zone.
     unsafe {
         let i = (*z).index_of(w)?;

@@ -21,6 +21,44 @@ const L2_LEN: usize = 1 << L2_BITS;
 
 pub const META: usize = 2;
 
+/// What a page-map entry names (the one place that knows the encoding above).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Owner {
+    /// Not ours, or our own metadata.
+    None,
+    /// A zone data page: the owning arena and the zone header's address.
+    Zone { arena: usize, zone: usize },
+    /// A LARGE (or guarded) block: its descriptor's address.
+    Large(usize),
+}
+
+/// The entry for a data page of the zone whose header is at `header` (page aligned).
+#[inline]
+pub fn zone_entry(header: usize, arena: usize) -> usize {
+    header | (arena << 1)
+}
+
+/// The entry for a page of the LARGE block described at `desc` (64-byte aligned).
+#[inline]
+pub fn large_entry(desc: usize) -> usize {
+    desc | 1
+}
+
+/// Decodes an entry.
+#[inline]
+pub fn decode(e: usize) -> Owner {
+    if e == 0 || e == META {
+        Owner::None
+    } else if e & 1 == 1 {
+        Owner::Large(e & !1)
+    } else {
+        Owner::Zone {
+            arena: (e >> 1) & 63,
+            zone: e & !(sys::page_size() - 1),
+        }
+    }
+}
+
 static L1: [AtomicPtr<AtomicUsize>; L1_LEN] =
     [const { AtomicPtr::new(core::ptr::null_mut()) }; L1_LEN];
 static SHIFT: AtomicUsize = AtomicUsize::new(12);

@@ -146,12 +146,11 @@ fn fault_details(_ctx: *mut c_void) -> (usize, Option<bool>) {
 
 /// Reports a fault at `addr` if it hit one of our protected pages. Returns false if not ours.
 fn explain(sig: c_int, addr: usize, ctx: *mut c_void) -> bool {
-    let e = pagemap::get(addr);
-    if e == 0 || e == pagemap::META || e & 1 == 0 {
+    let pagemap::Owner::Large(d) = pagemap::decode(pagemap::get(addr)) else {
         return false;
-    }
+    };
     // SAFETY: LARGE descriptors are never unmapped; a racy read is acceptable in a fault report.
-    let d = unsafe { &*((e & !1) as *const Large) };
+    let d = unsafe { &*(d as *const Large) };
     if d.user == 0 || addr < d.map_base || addr >= d.map_base + d.map_len {
         return false;
     }

@@ -201,7 +201,7 @@ impl Zone {
                 if !pagemap::set_range(
                     self.reg_end,
                     new_end - self.reg_end,
-                    self.map_base | ((self.arena as usize) << 1),
+                    pagemap::zone_entry(self.map_base, self.arena as usize),
                 ) {
                     return None;
                 }
