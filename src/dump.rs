@@ -143,6 +143,29 @@ fn out(l: &mut Line<256>) {
     l.flush_fd(1);
 }
 
+/// The classic `TINY : 0x...` / `SMALL : 0x...` zone line.
+fn zone_title(l: &mut Line<256>, z: &Zone) {
+    l.s(if z.is_tiny() {
+        b"TINY : " as &[u8]
+    } else {
+        b"SMALL : "
+    })
+    .xu(z.data)
+    .c(b'\n');
+    out(l);
+}
+
+/// The classic `0xSTART - 0xEND : N bytes` block line.
+fn block_title(l: &mut Line<256>, user: usize, size: usize) {
+    l.xu(user)
+        .s(b" - ")
+        .xu(user + size)
+        .s(b" : ")
+        .u(size as u64)
+        .s(b" bytes\n");
+    out(l);
+}
+
 /// The classic ft_malloc dump on standard output.
 #[unsafe(no_mangle)]
 pub extern "C" fn show_alloc_mem() {
@@ -161,24 +184,10 @@ pub extern "C" fn show_alloc_mem() {
                     continue;
                 }
                 if !header {
-                    l.s(if z.is_tiny() {
-                        b"TINY : " as &[u8]
-                    } else {
-                        b"SMALL : "
-                    })
-                    .xu(z.data)
-                    .c(b'\n');
-                    out(&mut l);
+                    zone_title(&mut l, z);
                     header = true;
                 }
-                let start = z.slot_addr(i) + m.front as usize;
-                l.xu(start)
-                    .s(b" - ")
-                    .xu(start + m.size as usize)
-                    .s(b" : ")
-                    .u(m.size as u64)
-                    .s(b" bytes\n");
-                out(&mut l);
+                block_title(&mut l, z.slot_addr(i) + m.front as usize, m.size as usize);
                 total += m.size as u64;
             }
         }
@@ -187,13 +196,7 @@ pub extern "C" fn show_alloc_mem() {
                 return;
             }
             l.s(b"LARGE : ").xu(d.map_base).c(b'\n');
-            l.xu(d.user)
-                .s(b" - ")
-                .xu(d.user + d.size)
-                .s(b" : ")
-                .u(d.size as u64)
-                .s(b" bytes\n");
-            out(&mut l);
+            block_title(&mut l, d.user, d.size);
             total += d.size as u64;
         }
     });
@@ -427,13 +430,7 @@ pub extern "C" fn show_alloc_mem_ex() {
     let mut show = |l: &mut Line<256>, info: &heap::Info| {
         if info.state == USED {
             // The classic line, then the details.
-            l.xu(info.user)
-                .s(b" - ")
-                .xu(info.user + info.size)
-                .s(b" : ")
-                .u(info.size as u64)
-                .s(b" bytes\n");
-            out(l);
+            block_title(l, info.user, info.size);
             total += info.size as u64;
             blocks += 1;
         } else {
@@ -460,14 +457,7 @@ pub extern "C" fn show_alloc_mem_ex() {
                     continue;
                 }
                 if !header {
-                    l.s(if z.is_tiny() {
-                        b"TINY : " as &[u8]
-                    } else {
-                        b"SMALL : "
-                    })
-                    .xu(z.data)
-                    .c(b'\n');
-                    out(&mut l);
+                    zone_title(&mut l, z);
                     l.s(b"  zone of ")
                         .u(z.block_size as u64)
                         .s(b"-byte slots, ")
