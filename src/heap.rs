@@ -482,7 +482,7 @@ fn zone_alloc(c: usize, size: usize, front: usize, op: Op, caller: usize, zero: 
         a.mapped += unsafe { (*z).map_len };
     }
     // SAFETY: z is a live zone of this arena with room, under the lock.
-    let (slot, fresh, next_exists) = unsafe {
+    let (slot, fresh, next_exists, dbg) = unsafe {
         let zr = &mut *z;
         if zr.nused == 0 {
             a.empties[c] -= 1;
@@ -503,14 +503,22 @@ fn zone_alloc(c: usize, size: usize, front: usize, op: Op, caller: usize, zero: 
             origin: op as u8,
             link: crate::block::NO_LINK,
         };
-        if let Some(d) = zr.dbg(i) {
-            *d = stamp_alloc(caller);
-        }
-        (zr.slot_addr(i), fresh, i + 1 < zr.nblocks as usize)
+        let dbg = zr
+            .dbg(i)
+            .map_or(core::ptr::null_mut(), |d| d as *mut DebugMeta);
+        (zr.slot_addr(i), fresh, i + 1 < zr.nblocks as usize, dbg)
     };
     a.live_bytes += size;
     a.live_blocks += 1;
     drop(a);
+    if !dbg.is_null() {
+        // The history is written after the unlock: its line is often cold, and a store miss
+        // inside the lock would stall the unlock. The slot is ours alone until we return it.
+        // Its sequence number is taken now, after the slot left the free list, so it is higher
+        // than that of the free that put the slot there.
+        // SAFETY: the slot's history entry, owned by this call like the slot.
+        unsafe { *dbg = stamp_alloc(caller) };
+    }
     let user = slot + front;
     // SAFETY: the slot [slot, slot + class size) is ours and now owned by this call.
     unsafe {
@@ -717,6 +725,9 @@ pub fn deallocate(p: usize, op: Op, caller: usize, sized: usize) -> usize {
     if cfg.enabled && cfg.check_every > 0 {
         crate::check::maybe_check_all();
     }
+    // The free's sequence number is taken before the block can be released, so it is lower
+    // than that of any allocation that reuses the slot.
+    let seq = if layout().debug_meta { next_seq() } else { 0 };
     let held = match hold(p) {
         Ok(h) => h,
         Err((bad, info)) => {
@@ -735,10 +746,10 @@ pub fn deallocate(p: usize, op: Op, caller: usize, sized: usize) -> usize {
             if matches!(bad, Bad::Overflow(_) | Bad::Underflow(_)) {
                 return 0;
             }
-            return deallocate_unchecked(p, op, caller);
+            return deallocate_unchecked(p, op, caller, seq);
         }
     }
-    let size = finish_free(held, op, caller);
+    let size = finish_free(held, op, caller, seq);
     if cfg.enabled {
         crate::stats::sub_live(size);
     }
@@ -746,10 +757,10 @@ pub fn deallocate(p: usize, op: Op, caller: usize, sized: usize) -> usize {
 }
 
 /// Frees a block whose debug checks were already reported.
-fn deallocate_unchecked(p: usize, op: Op, caller: usize) -> usize {
+fn deallocate_unchecked(p: usize, op: Op, caller: usize, seq: u64) -> usize {
     match hold(p) {
         Ok(h) => {
-            let size = finish_free(h, op, caller);
+            let size = finish_free(h, op, caller, seq);
             crate::stats::sub_live(size);
             size
         }
@@ -757,29 +768,46 @@ fn deallocate_unchecked(p: usize, op: Op, caller: usize) -> usize {
     }
 }
 
-fn finish_free(held: Held<'static>, op: Op, caller: usize) -> usize {
+/// Releases or quarantines a validated block; `seq` is the free's sequence number (0 without
+/// debugging history).
+fn finish_free(held: Held<'static>, op: Op, caller: usize, seq: u64) -> usize {
     let lay = layout();
     let quarantine = config::get().quarantine > 0;
     match held {
         Held::Zone(mut a, z, idx, info) => {
             if quarantine {
                 // SAFETY: idx is a used slot of z, under the arena lock.
-                unsafe {
+                let dbg = unsafe {
                     (*z).meta(idx).state = QUARANTINED;
-                    if let Some(d) = (*z).dbg(idx) {
-                        d.free_seq = next_seq();
-                        d.free_caller = caller;
-                        d.free_tid = tls::tid();
-                    }
-                }
+                    (*z).dbg(idx)
+                        .map_or(core::ptr::null_mut(), |d| d as *mut DebugMeta)
+                };
                 a.live_bytes -= info.size;
                 drop(a);
+                if !dbg.is_null() {
+                    // Written after the unlock (a cold line): the quarantined slot stays ours
+                    // until we push it.
+                    // SAFETY: the history entry of a slot only this call can release.
+                    unsafe {
+                        (*dbg).free_seq = seq;
+                        (*dbg).free_caller = caller;
+                        (*dbg).free_tid = tls::tid();
+                    }
+                }
                 if lay.fill {
                     // SAFETY: the block is ours (quarantined) and no longer the program's.
                     unsafe { core::ptr::write_bytes(info.user as *mut u8, FREE_FILL, info.size) };
                 }
                 crate::quarantine::push(info.user, info.size);
             } else {
+                // SAFETY: idx is a used slot of z, under the arena lock.
+                unsafe {
+                    if let Some(d) = (*z).dbg(idx) {
+                        d.free_seq = seq;
+                        d.free_caller = caller;
+                        d.free_tid = tls::tid();
+                    }
+                }
                 if lay.fill {
                     // SAFETY: the block is still ours under the lock.
                     unsafe { core::ptr::write_bytes(info.user as *mut u8, FREE_FILL, info.size) };
@@ -792,22 +820,30 @@ fn finish_free(held: Held<'static>, op: Op, caller: usize) -> usize {
         }
         Held::Large(mut l, d, info) => {
             let guarded = info.guarded != 0;
+            // A LARGE block bigger than a quarantine shard would leave it at once: it goes
+            // back to the cache like any other.
+            let quarantine = quarantine && info.size <= crate::quarantine::shard_budget();
             if quarantine || guarded {
                 // SAFETY: d is a used descriptor under the LARGE lock.
                 unsafe {
                     (*d).state = QUARANTINED;
                     if lay.debug_meta {
-                        (*d).dbg.free_seq = next_seq();
+                        (*d).dbg.free_seq = seq;
                         (*d).dbg.free_caller = caller;
                         (*d).dbg.free_tid = tls::tid();
                     }
-                    // Freed LARGE memory becomes inaccessible and gives its pages back: a later
-                    // access faults instead of reading stale data.
                     let base = (*d).map_base;
                     let ul = (*d).usable_len;
-                    libc::madvise(base as *mut libc::c_void, ul, libc::MADV_DONTNEED);
+                    if guarded {
+                        // A guarded block's pages go back to the system now (its range is
+                        // never reused while it sits in the guard ring).
+                        libc::madvise(base as *mut libc::c_void, ul, libc::MADV_DONTNEED);
+                        (*d).dirty = false;
+                    }
+                    // Freed LARGE memory becomes inaccessible: a later access faults instead
+                    // of reading stale data. A quarantined block keeps its pages (bounded by the
+                    // quarantine budget), so its reuse costs no page faults.
                     sys::protect(base as *mut u8, ul, false);
-                    (*d).dirty = false;
                 }
                 drop(l);
                 if guarded {
@@ -827,7 +863,6 @@ fn finish_free(held: Held<'static>, op: Op, caller: usize) -> usize {
 /// Really releases a block leaving the quarantine; verifies its free fill first.
 pub fn quarantine_release(p: usize) {
     let e = pagemap::get(p);
-    let lay = layout();
     if let pagemap::Owner::Large(d) = pagemap::decode(e) {
         let mut l = LARGE.lock();
         if pagemap::get(p) != e {
@@ -849,21 +884,73 @@ pub fn quarantine_release(p: usize) {
         }
         return;
     }
-    let Some((ai, z)) = zone_of(e) else {
+    let Some((ai, _)) = zone_of(e) else {
         return;
     };
     let mut a = ARENAS[ai].lock();
-    if pagemap::get(p) != e {
-        return;
+    let bad = release_quarantined_zone(&mut a, ai, p);
+    drop(a);
+    if let Some((info, addr)) = bad {
+        report::write_after_free(&with_history(info), addr);
     }
-    // SAFETY: live zone under its arena lock.
-    let Some(idx) = (unsafe { (*z).index_of(p) }) else {
-        return;
+}
+
+/// `quarantine_release` of many blocks (a batch leaving the quarantine, oldest first): one
+/// arena lock for a run of blocks of the same arena, their memory prefetched first.
+pub fn quarantine_release_many(ps: &[usize]) {
+    for &p in ps {
+        prefetch(p);
+    }
+    let mut i = 0;
+    while i < ps.len() {
+        let e = pagemap::get(ps[i]);
+        let Some((ai, _)) = zone_of(e) else {
+            quarantine_release(ps[i]);
+            i += 1;
+            continue;
+        };
+        let mut a = ARENAS[ai].lock();
+        let mut bad = None;
+        while i < ps.len() && bad.is_none() {
+            match zone_of(pagemap::get(ps[i])) {
+                Some((bi, _)) if bi == ai => {}
+                _ => break,
+            }
+            bad = release_quarantined_zone(&mut a, ai, ps[i]);
+            i += 1;
+        }
+        drop(a);
+        if let Some((info, addr)) = bad {
+            report::write_after_free(&with_history(info), addr);
+        }
+    }
+}
+
+#[inline(always)]
+fn prefetch(p: usize) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults, whatever the address.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch(p as *const i8, core::arch::x86_64::_MM_HINT_T0)
     };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// Releases the quarantined zone block `p` of arena `ai` (whose lock the caller holds) after
+/// verifying its free fill; returns the block and the first changed byte if it was written.
+fn release_quarantined_zone(a: &mut Arena, ai: usize, p: usize) -> Option<(Info, usize)> {
+    let lay = layout();
+    let (bi, z) = zone_of(pagemap::get(p))?;
+    if bi != ai {
+        return None;
+    }
+    // SAFETY: the entry is current under the arena lock, so z is a live zone of this arena.
+    let idx = unsafe { (*z).index_of(p) }?;
     // SAFETY: as above.
     let info = zone_info_lean(unsafe { &*z }, idx);
     if info.state != QUARANTINED || info.user != p {
-        return;
+        return None;
     }
     let bad = if lay.fill {
         // SAFETY: the quarantined slot is ours.
@@ -874,12 +961,9 @@ pub fn quarantine_release(p: usize) {
     // SAFETY: quarantined slot of z under the lock.
     unsafe {
         a.live_bytes += info.size; // release_slot subtracts it again
-        release_slot(&mut a, z, idx);
+        release_slot(a, z, idx);
     }
-    drop(a);
-    if let Some(addr) = bad {
-        report::write_after_free(&with_history(info), addr);
-    }
+    bad.map(|addr| (info, addr))
 }
 
 /// realloc: `p` may be null (malloc) and `n` may be 0 (free).

@@ -32,7 +32,7 @@ use crate::lock::Mutex;
 use crate::sys;
 use crate::tls;
 use core::sync::atomic::{
-    AtomicBool, AtomicI32, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering, fence,
+    AtomicBool, AtomicI32, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence,
 };
 
 /// Debugging is on: events are counted, kept in the ring and (maybe) written.
@@ -55,7 +55,9 @@ pub const CHUNK: u64 = 1 << 20;
 // ------------------------------------------------------------------ statistics
 
 /// Calls per entry point and a power-of-two histogram of requested sizes, striped by thread
-/// so that counting does not bounce one cache line between cores.
+/// so that counting does not bounce one cache line between cores. The first `STRIPES - 1`
+/// threads each own a stripe and count with plain load/store (no locked instruction); later
+/// threads share the last stripe and count with atomic adds.
 #[repr(C, align(128))]
 struct Stripe {
     calls: [AtomicU64; 15],
@@ -63,7 +65,8 @@ struct Stripe {
     hist: [AtomicU64; HIST],
 }
 const HIST: usize = 48;
-const STRIPES: usize = 8;
+const STRIPES: usize = 32;
+static NEXT_STRIPE: AtomicU32 = AtomicU32::new(0);
 static STATS: [Stripe; STRIPES] = [const {
     Stripe {
         calls: [const { AtomicU64::new(0) }; 15],
@@ -71,6 +74,32 @@ static STATS: [Stripe; STRIPES] = [const {
         hist: [const { AtomicU64::new(0) }; HIST],
     }
 }; STRIPES];
+
+/// This thread's stripe, and whether it owns it alone.
+#[inline]
+fn stripe() -> (&'static Stripe, bool) {
+    let st = tls::state();
+    // SAFETY: our own TLS block.
+    let mut k = unsafe { (*st).stripe };
+    if k == 0 {
+        k = (NEXT_STRIPE.fetch_add(1, Ordering::Relaxed) as usize).min(STRIPES - 1) as u32 + 1;
+        // SAFETY: as above.
+        unsafe { (*st).stripe = k };
+    }
+    let i = k as usize - 1;
+    (&STATS[i], i < STRIPES - 1)
+}
+
+/// Adds one to a counter of a stripe: a plain read-modify-write on an owned stripe (only this
+/// thread writes it; readers may see a count one behind), an atomic add on the shared one.
+#[inline]
+fn bump(c: &AtomicU64, owned: bool) {
+    if owned {
+        c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    } else {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 /// Histogram bucket of a requested size: 0 for 0, k for [2^(k-1), 2^k).
 fn bucket(size: usize) -> usize {
@@ -130,8 +159,6 @@ const _: () = assert!(core::mem::size_of::<Rec>() == 64);
 
 static RING: AtomicPtr<Rec> = AtomicPtr::new(core::ptr::null_mut());
 static RING_MASK: AtomicU64 = AtomicU64::new(0);
-/// Highest seq written to the ring.
-static RING_TOP: AtomicU64 = AtomicU64::new(0);
 
 /// A decoded ring record.
 #[derive(Clone, Copy)]
@@ -174,7 +201,6 @@ fn ring_put(e: &Event) {
     rec.caller.store(e.caller as u64, Ordering::Relaxed);
     rec.caller2.store(e.caller2 as u64, Ordering::Relaxed);
     rec.stamp.store(e.seq, Ordering::Release);
-    RING_TOP.fetch_max(e.seq, Ordering::Relaxed);
 }
 
 /// The record of event `seq`, if the ring still holds it intact.
@@ -221,7 +247,7 @@ fn ring_get(seq: u64) -> Option<Event> {
 
 /// Calls `f` for the events of the ring, oldest first, among the last `n` sequence numbers.
 fn ring_each(n: u64, mut f: impl FnMut(&Event)) {
-    let top = RING_TOP.load(Ordering::Relaxed);
+    let top = crate::heap::SEQ.load(Ordering::Relaxed);
     let cap = RING_MASK.load(Ordering::Relaxed) + 1;
     if RING.load(Ordering::Relaxed).is_null() {
         return;
@@ -1205,14 +1231,14 @@ pub fn event(op: Op, inp: usize, out: usize, size: usize, align: usize, caller: 
 fn event_slow(op: Op, inp: usize, out: usize, size: usize, align: usize, caller: usize) {
     let seq = crate::heap::take_seq();
     let tid = tls::tid();
-    let st = &STATS[tid as usize % STRIPES];
-    st.calls[op as usize].fetch_add(1, Ordering::Relaxed);
+    let (st, owned) = stripe();
+    bump(&st.calls[op as usize], owned);
     let alloc_like = !matches!(op, Op::Free | Op::Delete | Op::DeleteArr | Op::UsableSize);
     if alloc_like && size != usize::MAX {
-        st.hist[bucket(size)].fetch_add(1, Ordering::Relaxed);
+        bump(&st.hist[bucket(size)], owned);
     }
     if alloc_like && out == 0 && size != 0 {
-        st.fails.fetch_add(1, Ordering::Relaxed);
+        bump(&st.fails, owned);
     }
     let mut frames = [0usize; 16];
     let want = FRAMES.load(Ordering::Relaxed);
@@ -1393,7 +1419,7 @@ pub fn dump_recent(fd: i32, n: usize) {
         l.write_fd(fd);
         return;
     }
-    let top = RING_TOP.load(Ordering::Relaxed);
+    let top = crate::heap::SEQ.load(Ordering::Relaxed);
     let cap = RING_MASK.load(Ordering::Relaxed) + 1;
     let n = (n as u64).min(cap);
     l.s(b"Last events (")

@@ -14,7 +14,9 @@ use crate::sys;
 
 const SHARDS: usize = 4;
 const CAP: usize = 1 << 14;
-const EVICT_BATCH: usize = 16;
+/// Blocks leave the quarantine in batches: once it is over budget, the oldest are released
+/// until it is 1/16 under budget (at most this many at a time), one arena lock per batch.
+const EVICT_BATCH: usize = 64;
 
 struct Ring {
     buf: *mut (usize, usize),
@@ -40,9 +42,14 @@ fn shard() -> &'static Mutex<Ring> {
     &QS[a % SHARDS]
 }
 
+/// Bytes of quarantine each shard holds.
+pub fn shard_budget() -> usize {
+    crate::config::get().quarantine as usize / SHARDS
+}
+
 /// Puts a freed block in quarantine; releases the oldest ones beyond the budget.
 pub fn push(p: usize, size: usize) {
-    let budget = crate::config::get().quarantine as usize / SHARDS;
+    let budget = shard_budget();
     let mut out = [0usize; EVICT_BATCH];
     let mut n = 0;
     {
@@ -65,19 +72,20 @@ pub fn push(p: usize, size: usize) {
         unsafe { *q.buf.add(tail) = (p, size) };
         q.len += 1;
         q.bytes += size.max(16);
-        while (q.bytes > budget || q.len == CAP) && n < EVICT_BATCH && q.len > 0 {
-            // SAFETY: head < CAP.
-            let (ep, es) = unsafe { *q.buf.add(q.head) };
-            q.head = (q.head + 1) % CAP;
-            q.len -= 1;
-            q.bytes -= es.max(16);
-            out[n] = ep;
-            n += 1;
+        if q.bytes > budget || q.len == CAP {
+            let low = budget - budget / 16;
+            while (q.bytes > low || q.len + EVICT_BATCH > CAP) && n < EVICT_BATCH && q.len > 0 {
+                // SAFETY: head < CAP.
+                let (ep, es) = unsafe { *q.buf.add(q.head) };
+                q.head = (q.head + 1) % CAP;
+                q.len -= 1;
+                q.bytes -= es.max(16);
+                out[n] = ep;
+                n += 1;
+            }
         }
     }
-    for &e in &out[..n] {
-        crate::heap::quarantine_release(e);
-    }
+    crate::heap::quarantine_release_many(&out[..n]);
 }
 
 /// Releases everything (at exit, so the fills are verified), oldest first.

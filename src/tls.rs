@@ -7,7 +7,7 @@
 //! The block is zero-initialised for every new thread by the loader. Only the owning thread
 //! touches its block (the fork child resets the forking thread's cached tid).
 
-/// Per-thread state of the allocator (fits the 64-byte block declared below).
+/// Per-thread state of the allocator (fits the 128-byte block declared below).
 #[repr(C)]
 pub struct ThreadState {
     /// Arena index + 1 (0 = not chosen yet).
@@ -27,9 +27,13 @@ pub struct ThreadState {
     pub scratch: [u64; 3],
     /// Allocations left before the next sampled (guarded) one, `sample=N`.
     pub sample_left: u32,
-    pub _pad: [u32; 1],
+    /// Statistics stripe of this thread + 1 (0: not chosen yet), see `log::stripe`.
+    pub stripe: u32,
+    /// Live bytes allocated minus freed by this thread not yet added to `stats::LIVE`.
+    pub live_delta: i64,
+    pub _pad: [u64; 7],
 }
-const _: () = assert!(core::mem::size_of::<ThreadState>() == 64);
+const _: () = assert!(core::mem::size_of::<ThreadState>() == 128);
 
 #[cfg(target_arch = "x86_64")]
 core::arch::global_asm!(
@@ -37,7 +41,7 @@ core::arch::global_asm!(
     ".p2align 6",
     ".globl ft_malloc_tls_block",
     ".hidden ft_malloc_tls_block",
-    "ft_malloc_tls_block: .zero 64",
+    "ft_malloc_tls_block: .zero 128",
     ".popsection"
 );
 
@@ -47,7 +51,7 @@ core::arch::global_asm!(
     ".p2align 6",
     ".globl ft_malloc_tls_block",
     ".hidden ft_malloc_tls_block",
-    "ft_malloc_tls_block: .zero 64",
+    "ft_malloc_tls_block: .zero 128",
     ".popsection"
 );
 
