@@ -139,6 +139,54 @@ pub struct DebugMeta {
 }
 const _: () = assert!(core::mem::size_of::<DebugMeta>() == 40);
 
+/// `DebugMeta` as zones store it, one per slot: 32 bytes (two per cache line, none across
+/// two), sequence numbers and thread ids packed together — a sequence number keeps its low
+/// 40 bits (10^12 events), a thread id 24 bits (`pid_max` is at most 2^22).
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub struct PackedDebug {
+    alloc: u64,
+    free: u64,
+    alloc_caller: usize,
+    free_caller: usize,
+}
+const _: () = assert!(core::mem::size_of::<PackedDebug>() == 32);
+
+const SEQ_BITS: u32 = 40;
+const SEQ_MASK: u64 = (1 << SEQ_BITS) - 1;
+
+#[inline]
+fn pack(seq: u64, tid: u32) -> u64 {
+    (seq & SEQ_MASK) | (tid as u64) << SEQ_BITS
+}
+
+impl PackedDebug {
+    #[inline]
+    pub fn get(&self) -> DebugMeta {
+        DebugMeta {
+            alloc_seq: self.alloc & SEQ_MASK,
+            free_seq: self.free & SEQ_MASK,
+            alloc_caller: self.alloc_caller,
+            free_caller: self.free_caller,
+            alloc_tid: (self.alloc >> SEQ_BITS) as u32,
+            free_tid: (self.free >> SEQ_BITS) as u32,
+        }
+    }
+    /// A new allocation: its stamp, and no free yet.
+    #[inline]
+    pub fn set_alloc(&mut self, seq: u64, caller: usize, tid: u32) {
+        self.alloc = pack(seq, tid);
+        self.alloc_caller = caller;
+        self.free = 0;
+        self.free_caller = 0;
+    }
+    #[inline]
+    pub fn set_free(&mut self, seq: u64, caller: usize, tid: u32) {
+        self.free = pack(seq, tid);
+        self.free_caller = caller;
+    }
+}
+
 impl DebugMeta {
     pub const EMPTY: DebugMeta = DebugMeta {
         alloc_seq: 0,

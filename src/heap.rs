@@ -11,7 +11,7 @@
 //! - Reports are written after the arena lock is released (a report may abort, and the
 //!   program's SIGABRT handler may call malloc).
 
-use crate::block::{BlockMeta, DebugMeta, FREE, Family, Op, QUARANTINED, USED};
+use crate::block::{BlockMeta, DebugMeta, FREE, Family, Op, PackedDebug, QUARANTINED, USED};
 use crate::canary::{self, ALLOC_FILL, FREE_FILL};
 use crate::config::{self, Fail};
 use crate::large::{LARGE, Large};
@@ -236,7 +236,7 @@ pub const LARGE_KIND: u8 = 2;
 pub fn zone_info(z: &Zone, idx: usize) -> Info {
     let mut i = zone_info_lean(z, idx);
     // SAFETY: idx < nblocks, checked by the caller (index_of).
-    i.dbg = unsafe { z.dbg(idx).map(|d| *d).unwrap_or(DebugMeta::EMPTY) };
+    i.dbg = unsafe { z.dbg(idx).map(|d| d.get()).unwrap_or(DebugMeta::EMPTY) };
     i
 }
 
@@ -505,7 +505,7 @@ fn zone_alloc(c: usize, size: usize, front: usize, op: Op, caller: usize, zero: 
         };
         let dbg = zr
             .dbg(i)
-            .map_or(core::ptr::null_mut(), |d| d as *mut DebugMeta);
+            .map_or(core::ptr::null_mut(), |d| d as *mut PackedDebug);
         (zr.slot_addr(i), fresh, i + 1 < zr.nblocks as usize, dbg)
     };
     a.live_bytes += size;
@@ -517,7 +517,7 @@ fn zone_alloc(c: usize, size: usize, front: usize, op: Op, caller: usize, zero: 
         // Its sequence number is taken now, after the slot left the free list, so it is higher
         // than that of the free that put the slot there.
         // SAFETY: the slot's history entry, owned by this call like the slot.
-        unsafe { *dbg = stamp_alloc(caller) };
+        unsafe { (*dbg).set_alloc(next_seq(), caller, tls::tid()) };
     }
     let user = slot + front;
     // SAFETY: the slot [slot, slot + class size) is ours and now owned by this call.
@@ -780,7 +780,7 @@ fn finish_free(held: Held<'static>, op: Op, caller: usize, seq: u64) -> usize {
                 let dbg = unsafe {
                     (*z).meta(idx).state = QUARANTINED;
                     (*z).dbg(idx)
-                        .map_or(core::ptr::null_mut(), |d| d as *mut DebugMeta)
+                        .map_or(core::ptr::null_mut(), |d| d as *mut PackedDebug)
                 };
                 a.live_bytes -= info.size;
                 drop(a);
@@ -788,11 +788,7 @@ fn finish_free(held: Held<'static>, op: Op, caller: usize, seq: u64) -> usize {
                     // Written after the unlock (a cold line): the quarantined slot stays ours
                     // until we push it.
                     // SAFETY: the history entry of a slot only this call can release.
-                    unsafe {
-                        (*dbg).free_seq = seq;
-                        (*dbg).free_caller = caller;
-                        (*dbg).free_tid = tls::tid();
-                    }
+                    unsafe { (*dbg).set_free(seq, caller, tls::tid()) };
                 }
                 if lay.fill {
                     // SAFETY: the block is ours (quarantined) and no longer the program's.
@@ -803,9 +799,7 @@ fn finish_free(held: Held<'static>, op: Op, caller: usize, seq: u64) -> usize {
                 // SAFETY: idx is a used slot of z, under the arena lock.
                 unsafe {
                     if let Some(d) = (*z).dbg(idx) {
-                        d.free_seq = seq;
-                        d.free_caller = caller;
-                        d.free_tid = tls::tid();
+                        d.set_free(seq, caller, tls::tid());
                     }
                 }
                 if lay.fill {

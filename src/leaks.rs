@@ -124,6 +124,7 @@ fn for_each_used(mut f: impl FnMut(*mut u8, usize, usize, usize, u8, u64, u32)) 
                     if m.state & !MARK == USED {
                         let d = (*z)
                             .dbg(i)
+                            .map(|d| d.get())
                             .map(|d| (d.alloc_caller, d.alloc_seq, d.alloc_tid))
                             .unwrap_or((0, 0, 0));
                         let user = (*z).slot_addr(i) + m.front as usize;

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  map_base                             data (page aligned)
-//!  | Zone header | BlockMeta[n] | DebugMeta[n]? |guard?| slot 0 | slot 1 | ... |guard?|
+//!  | Zone header | BlockMeta[n] | PackedDebug[n]? |guard?| slot 0 | slot 1 | ... |guard?|
 //!  '------------ metadata, out of the blocks' way ---'
 //! ```
 //! Guard pages (PROT_NONE) sit between the metadata and the data and after the data when
@@ -20,7 +20,7 @@
 //!   zone is mapped; the metadata pages' entries are `META`.
 //! - All fields are changed only under the owning arena's lock.
 
-use crate::block::{BlockMeta, DebugMeta};
+use crate::block::{BlockMeta, PackedDebug};
 use crate::pagemap;
 use crate::size_class::{MAGIC_SHIFT, class_size, div_magic, is_tiny, zone_size};
 use crate::sys;
@@ -45,7 +45,7 @@ pub struct Zone {
     pub free_head: u16,
     /// Data below this address is entered in the page map.
     pub reg_end: usize,
-    pub dbg: *mut DebugMeta,
+    pub dbg: *mut PackedDebug,
     /// Links in the arena's list of zones with free slots of this class.
     pub next: *mut Zone,
     pub prev: *mut Zone,
@@ -64,9 +64,11 @@ impl Zone {
         let mut meta_len = core::mem::size_of::<Zone>().next_multiple_of(16);
         let meta_off = meta_len;
         meta_len += n * core::mem::size_of::<BlockMeta>();
-        let dbg_off = meta_len;
+        // Histories start on a cache line: a 32-byte record never straddles two.
+        let dbg_off = meta_len.next_multiple_of(64);
         if debug_meta {
-            meta_len += n * core::mem::size_of::<DebugMeta>();
+            meta_len = dbg_off;
+            meta_len += n * core::mem::size_of::<PackedDebug>();
         }
         let meta_len = sys::page_round(meta_len)?;
         let guard = if guards { page } else { 0 };
@@ -102,7 +104,7 @@ impl Zone {
                 free_head: crate::block::NO_LINK,
                 reg_end: data,
                 dbg: if debug_meta {
-                    (base + dbg_off) as *mut DebugMeta
+                    (base + dbg_off) as *mut PackedDebug
                 } else {
                     core::ptr::null_mut()
                 },
@@ -173,7 +175,7 @@ impl Zone {
     /// `i < nblocks`; the zone has debug metadata.
     #[inline]
     #[allow(clippy::mut_from_ref)] // as for `meta`
-    pub unsafe fn dbg(&self, i: usize) -> Option<&mut DebugMeta> {
+    pub unsafe fn dbg(&self, i: usize) -> Option<&mut PackedDebug> {
         if self.dbg.is_null() {
             return None;
         }
