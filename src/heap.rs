@@ -834,12 +834,18 @@ fn finish_free(held: Held<'static>, op: Op, caller: usize, seq: u64) -> usize {
                         libc::madvise(base as *mut libc::c_void, ul, libc::MADV_DONTNEED);
                         (*d).dirty = false;
                     }
-                    // Freed LARGE memory becomes inaccessible: a later access faults instead
-                    // of reading stale data. A quarantined block keeps its pages (bounded by the
-                    // quarantine budget), so its reuse costs no page faults.
-                    sys::protect(base as *mut u8, ul, false);
+                    if guarded || !large_fill_quarantine(info.size) {
+                        // Freed LARGE memory becomes inaccessible: a later access faults
+                        // instead of reading stale data. A quarantined block keeps its pages
+                        // (bounded by the quarantine budget), so its reuse costs no page fault.
+                        sys::protect(base as *mut u8, ul, false);
+                    }
                 }
                 drop(l);
+                if !guarded && large_fill_quarantine(info.size) {
+                    // SAFETY: the quarantined block is ours; nobody else touches it.
+                    unsafe { core::ptr::write_bytes(info.user as *mut u8, FREE_FILL, info.size) };
+                }
                 if guarded {
                     crate::guard::retire(info.user, info.size);
                 } else {
@@ -852,6 +858,14 @@ fn finish_free(held: Held<'static>, op: Op, caller: usize, seq: u64) -> usize {
             info.size
         }
     }
+}
+
+/// A quarantined LARGE block of this size is filled and checked like a zone block instead of
+/// being made inaccessible: up to `LARGE_FILL_MAX` bytes a fill costs less than the two
+/// mprotect calls (and the split mappings) it replaces.
+#[inline]
+fn large_fill_quarantine(size: usize) -> bool {
+    layout().fill && size <= LARGE_FILL_MAX
 }
 
 /// Really releases a block leaving the quarantine; verifies its free fill first.
@@ -871,6 +885,21 @@ pub fn quarantine_release(p: usize) {
             if (*d).guarded != 0 {
                 l.free(d);
                 crate::guard::unmapped();
+            } else if large_fill_quarantine((*d).size) {
+                let info = large_info(&*d);
+                let bad = canary::check_fill(info.user, info.user + info.size, FREE_FILL);
+                if let Some(addr) = bad {
+                    // Reported with the block still quarantined (its history intact); the
+                    // block is leaked rather than reused.
+                    let info = Info {
+                        dbg: (*d).dbg,
+                        ..info
+                    };
+                    drop(l);
+                    report::write_after_free(&info, addr);
+                    return;
+                }
+                l.free(d);
             } else {
                 sys::protect((*d).map_base as *mut u8, (*d).usable_len, true);
                 l.free(d);

@@ -434,12 +434,13 @@ impl LargeState {
     /// `d` is a live descriptor (used or quarantined) of this state.
     pub unsafe fn free(&mut self, d: *mut Large) {
         // SAFETY: d is live per the caller.
-        let (base, len, size, guarded) = unsafe {
+        let (base, len, usable, size, guard_mode) = unsafe {
             (
                 (*d).map_base,
                 (*d).map_len,
+                (*d).usable_len,
                 (*d).size,
-                (*d).usable_len != (*d).map_len || (*d).guarded != 0,
+                (*d).guarded != 0,
             )
         };
         pagemap::clear_range(base, len);
@@ -447,7 +448,20 @@ impl LargeState {
         self.release_desc(d);
         self.live_bytes -= size;
         self.live_count -= 1;
-        self.put_mapping(base, len, !guarded);
+        if guard_mode {
+            // Guard-mode blocks leave their range to the guard ring's accounting: unmapped.
+            self.put_mapping(base, len, false);
+        } else if usable < len {
+            // The inaccessible region behind the block (debugging) becomes accessible again
+            // (its pages were never touched, so they cost nothing) and the whole range is
+            // cached: reusing its pages costs no page fault, and the next block carved from it
+            // gets its own region behind it.
+            // SAFETY: the region behind the freed block is ours and holds no block.
+            unsafe { sys::protect((base + usable) as *mut u8, len - usable, true) };
+            self.put_mapping(base, len, true);
+        } else {
+            self.put_mapping(base, len, true);
+        }
     }
 
     /// Changes the size of a LARGE block, in place if the mapping allows (or can be grown in

@@ -334,6 +334,16 @@ fn write_after_free_immediate() {
     assert_eq!(out.stdout, "end\n", "{}", out.describe());
 }
 
+/// A LARGE block up to 64 KiB is quarantined with a fill too: the write is found at exit.
+#[test]
+fn write_after_free_large() {
+    let out = expect_abort(
+        "write_after_free_large",
+        "ft_malloc[PID]: ERROR: write after free: ADDR (LARGE, 40000 bytes) modified at offset 30000 after it was freed (found when it left quarantine)",
+    );
+    assert_eq!(out.stdout, "end\n", "{}", out.describe());
+}
+
 /// 1000 blocks of the same class allocated and freed meanwhile: none reuses the freed block
 /// (the program checks), and the write is still found at exit.
 #[test]
