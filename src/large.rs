@@ -73,6 +73,16 @@ fn guarded_align(size: usize, align: usize, exact: bool) -> usize {
 const CACHE_SLOTS: usize = 32;
 const CACHE_MIN_BYTES: usize = 4 << 20;
 const CACHE_MAX_BYTES: usize = 256 << 20;
+/// Flag in a cache entry's length (lengths are page multiples): its last `cached_guard()` bytes
+/// are PROT_NONE.
+const GUARDED_TAIL: usize = 1;
+
+/// Size of the inaccessible region behind LARGE blocks (0 without debugging).
+#[inline]
+fn cached_guard() -> usize {
+    crate::heap::LAYOUT.get().large_guard
+}
+
 /// A cached range is split when the rest is at least this big (and a quarter of the request).
 const SPLIT_MIN: usize = 64 << 10;
 
@@ -120,32 +130,75 @@ impl LargeState {
     }
 
     /// A mapping of at least `len` bytes: the best fitting cached range (split when much
-    /// larger; returns dirty=true), else a new mapping.
-    fn get_mapping(&mut self, len: usize) -> Option<(usize, usize, bool)> {
+    /// larger; returns dirty=true), else a new mapping. With `guard > 0` the caller wants the
+    /// last `guard` bytes inaccessible: the last value says they already are (a cached range
+    /// that kept the region behind its previous block, see `put_mapping`).
+    fn get_mapping(&mut self, len: usize, guard: usize) -> Option<(usize, usize, bool, bool)> {
         let mut best = usize::MAX;
-        for (i, &(base, l)) in self.cache.iter().enumerate() {
-            if base != 0 && l >= len && (best == usize::MAX || l < self.cache[best].1) {
+        let mut best_len = usize::MAX;
+        for (i, &(base, lf)) in self.cache.iter().enumerate() {
+            let l = lf & !GUARDED_TAIL;
+            if base != 0 && l >= len && l < best_len {
                 best = i;
+                best_len = l;
             }
         }
         if best != usize::MAX {
-            let (base, l) = self.cache[best];
-            if l - len >= (len / 4).max(SPLIT_MIN) {
+            let (base, lf) = self.cache[best];
+            let l = lf & !GUARDED_TAIL;
+            let tail_guard = lf & GUARDED_TAIL != 0 && guard == cached_guard();
+            // A block with a region behind it must end right at that region: its range is cut
+            // to the exact length, never handed out with slack.
+            let split = if guard > 0 {
+                l > len
+            } else {
+                l - len >= (len / 4).max(SPLIT_MIN)
+            };
+            if tail_guard {
+                // Carve from the top: the block ends where the range's guard region starts.
+                if split {
+                    self.cache[best] = (base, l - len);
+                    self.cache_bytes -= len;
+                    return Some((base + l - len, len, true, true));
+                }
+                self.cache[best] = (0, 0);
+                self.cache_bytes -= l;
+                return Some((base, l, true, true));
+            }
+            if lf & GUARDED_TAIL != 0 {
+                // A guard region the caller does not want: make it accessible first.
+                let g = cached_guard();
+                // SAFETY: the cached range is ours and unused.
+                unsafe { sys::protect((base + l - g) as *mut u8, g, true) };
+            }
+            if split {
                 self.cache[best] = (base + len, l - len);
                 self.cache_bytes -= len;
-                return Some((base, len, true));
+                return Some((base, len, true, false));
             }
             self.cache[best] = (0, 0);
             self.cache_bytes -= l;
-            return Some((base, l, true));
+            return Some((base, l, true, false));
         }
         let base = sys::map(len)? as usize;
         self.mapped_bytes += len;
-        Some((base, len, false))
+        Some((base, len, false, false))
     }
 
     /// Keeps a freed range in the cache (merged with adjacent cached ranges), or unmaps it.
-    fn put_mapping(&mut self, mut base: usize, mut len: usize, cacheable: bool) {
+    /// `guarded_tail`: its last `cached_guard()` bytes are PROT_NONE (the region behind a
+    /// debugging-mode block), kept so that the next block carved from it needs no mprotect.
+    fn put_mapping(&mut self, base: usize, len: usize, cacheable: bool) {
+        self.put_mapping_tail(base, len, cacheable, false);
+    }
+
+    fn put_mapping_tail(
+        &mut self,
+        mut base: usize,
+        mut len: usize,
+        cacheable: bool,
+        guarded_tail: bool,
+    ) {
         let limit = self.cache_limit();
         if !cacheable || len > limit {
             self.mapped_bytes -= len;
@@ -153,16 +206,33 @@ impl LargeState {
             unsafe { sys::unmap(base as *mut u8, len) };
             return;
         }
+        let mut flag = if guarded_tail { GUARDED_TAIL } else { 0 };
+        if flag != 0 && self.cache.iter().any(|e| e.0 != 0 && e.0 == base + len) {
+            // A cached range starts right behind: merging beats keeping the guard region (a
+            // fragmented cache maps and faults more than one mprotect costs).
+            let g = cached_guard();
+            // SAFETY: the guard region of a freed block is ours and unused.
+            unsafe { sys::protect((base + len - g) as *mut u8, g, true) };
+            flag = 0;
+        }
         for slot in self.cache.iter_mut() {
             if slot.0 == 0 {
                 continue;
             }
-            if slot.0 + slot.1 == base || base + len == slot.0 {
-                base = base.min(slot.0);
-                len += slot.1;
-                self.cache_bytes -= slot.1;
-                *slot = (0, 0);
+            let sl = slot.1 & !GUARDED_TAIL;
+            let sg = slot.1 & GUARDED_TAIL;
+            // Ranges merge only where no guard region would end up inside the result.
+            if slot.0 + sl == base && sg == 0 {
+                base = slot.0;
+                len += sl;
+            } else if base + len == slot.0 && flag == 0 {
+                len += sl;
+                flag = sg;
+            } else {
+                continue;
             }
+            self.cache_bytes -= sl;
+            *slot = (0, 0);
         }
         while self.cache_bytes + len > limit && self.evict_one() {}
         if self.cache_bytes + len > limit {
@@ -175,7 +245,7 @@ impl LargeState {
             self.evict_one();
         }
         if let Some(free) = self.cache.iter().position(|e| e.0 == 0) {
-            self.cache[free] = (base, len);
+            self.cache[free] = (base, len | flag);
             self.cache_bytes += len;
         } else {
             self.mapped_bytes -= len;
@@ -187,20 +257,23 @@ impl LargeState {
     /// Unmaps the largest cached range.
     fn evict_one(&mut self) -> bool {
         let mut best = usize::MAX;
+        let mut best_len = 0;
         for (i, e) in self.cache.iter().enumerate() {
-            if e.0 != 0 && (best == usize::MAX || e.1 > self.cache[best].1) {
+            let l = e.1 & !GUARDED_TAIL;
+            if e.0 != 0 && (best == usize::MAX || l > best_len) {
                 best = i;
+                best_len = l;
             }
         }
         if best == usize::MAX {
             return false;
         }
-        let (b, l) = self.cache[best];
+        let b = self.cache[best].0;
         self.cache[best] = (0, 0);
-        self.cache_bytes -= l;
-        self.mapped_bytes -= l;
+        self.cache_bytes -= best_len;
+        self.mapped_bytes -= best_len;
         // SAFETY: a cached range is ours and unused.
-        unsafe { sys::unmap(b as *mut u8, l) };
+        unsafe { sys::unmap(b as *mut u8, best_len) };
         true
     }
 
@@ -236,12 +309,12 @@ impl LargeState {
             return None;
         }
         let d = self.new_desc()?;
-        let Some((base, got_len, dirty)) = self.get_mapping(map_len) else {
+        let Some((base, got_len, dirty, guard_ready)) = self.get_mapping(map_len, guard) else {
             self.release_desc(d);
             return None;
         };
         let usable_len = got_len - guard;
-        if guard > 0 {
+        if guard > 0 && !guard_ready {
             // SAFETY: the guard region is the tail of the mapping we own.
             unsafe { sys::protect((base + usable_len) as *mut u8, guard, false) };
         }
@@ -452,13 +525,16 @@ impl LargeState {
             // Guard-mode blocks leave their range to the guard ring's accounting: unmapped.
             self.put_mapping(base, len, false);
         } else if usable < len {
-            // The inaccessible region behind the block (debugging) becomes accessible again
-            // (its pages were never touched, so they cost nothing) and the whole range is
-            // cached: reusing its pages costs no page fault, and the next block carved from it
-            // gets its own region behind it.
-            // SAFETY: the region behind the freed block is ours and holds no block.
-            unsafe { sys::protect((base + usable) as *mut u8, len - usable, true) };
-            self.put_mapping(base, len, true);
+            // The whole range is cached with the inaccessible region behind the block
+            // (debugging) still in place: reusing its pages costs no page fault, and the next
+            // block carved from its top needs no mprotect.
+            if len - usable == cached_guard() {
+                self.put_mapping_tail(base, len, true, true);
+            } else {
+                // SAFETY: the region behind the freed block is ours and holds no block.
+                unsafe { sys::protect((base + usable) as *mut u8, len - usable, true) };
+                self.put_mapping(base, len, true);
+            }
         } else {
             self.put_mapping(base, len, true);
         }

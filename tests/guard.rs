@@ -236,6 +236,18 @@ fn large_block_overflow_4k_guard_region() {
     );
 }
 
+/// The same after the LARGE cache was churned by 400 blocks of many sizes: a block carved from a
+/// cached range still has its region behind it.
+#[test]
+fn large_block_overflow_4k_guard_region_reused() {
+    assert_fault(
+        &fault("large_over_reused", "1"),
+        "ft_malloc[PID]: ERROR: heap overflow (write) at ADDR: 4096 bytes after the 20000-byte block at ADDR \
+         (LARGE block guard region)",
+        20000 + 4096,
+    );
+}
+
 /// The same overflow in guard mode (debugging on, so LARGE blocks have their 64 KiB region):
 /// it must fault too, whichever PROT_NONE area it hits, never write into another mapping.
 #[test]

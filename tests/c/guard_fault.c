@@ -10,6 +10,8 @@
  *   uaf_write     free a 16-byte block, then write its byte 3
  *   uaf_read_late / uaf_write_late   the same after 10,000 other allocations (of other sizes)
  *   large_over    write 4 KiB past the end of a 20000-byte (LARGE) block
+ *   large_over_reused  the same after 400 LARGE blocks of many sizes were freed (the block is
+ *                 carved from cached ranges whose regions behind were kept or merged)
  * If the bug does not fault, the program prints "NOT CAUGHT" and exits 3. */
 #include <stdint.h>
 #include <string.h>
@@ -81,6 +83,23 @@ int main(int argc, char **argv) {
         else
             ((volatile char *)a)[3] = 'w';
     } else if (!strcmp(m, "large_over")) {
+        char *p = block(20000);
+        ((volatile char *)p)[20000 + 4096] = 'L';
+    } else if (!strcmp(m, "large_over_reused")) {
+        static char *keep[8];
+        unsigned s = 12345;
+        for (int i = 0; i < 400; i++) {
+            s = s * 1103515245u + 12345u;
+            size_t n = 20000 + (size_t)(s >> 8) % 300000;
+            char *q = malloc(n);
+            CHECK(q != NULL);
+            memset(q, 'r', n);
+            int k = (int)((s >> 4) % 8);
+            free(keep[k]);
+            keep[k] = q;
+        }
+        for (int k = 0; k < 8; k++)
+            free(keep[k]);
         char *p = block(20000);
         ((volatile char *)p)[20000 + 4096] = 'L';
     } else {
