@@ -127,7 +127,7 @@ options! {
     check:        bool    = false, "off", "verify every pointer and its block metadata on each call; bad pointers become ERROR reports";
     canary:       bool    = false, "off", "canary bytes right after the requested size and before the block, checked on free/realloc";
     fill:         bool    = false, "off", "fill new blocks with 0xCE and freed blocks with 0xDE (freed fill rechecked on reuse)";
-    quarantine:   size    = 0,     "0", "bytes of freed blocks held back before reuse (FIFO), e.g. quarantine=64m";
+    quarantine:   size    = 0,     "0", "bytes of freed blocks held back before reuse (FIFO), e.g. quarantine=64m (preset 1's 4m shrinks for small heaps)";
     leaks:        leaks   = 0,     "off", "report unreachable blocks at exit (leaks=all also lists reachable ones)";
     on_error:     onerror = OnError::Abort, "abort", "after an ERROR report: abort, continue, or exit:N";
     check_every:  count   = 0,     "0", "verify the whole heap (canaries, freed fill) every N calls";

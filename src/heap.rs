@@ -918,34 +918,50 @@ pub fn quarantine_release(p: usize) {
     }
 }
 
-/// `quarantine_release` of many blocks (a batch leaving the quarantine, oldest first): one
-/// arena lock for a run of blocks of the same arena, their memory prefetched first.
-pub fn quarantine_release_many(ps: &[usize]) {
-    for &p in ps {
-        prefetch(p);
+/// `quarantine_release` of many blocks (a batch leaving the quarantine, oldest first, with
+/// their sizes): one arena lock for a run of blocks of the same arena; the memory of the block
+/// a few places ahead is prefetched while one is checked.
+pub fn quarantine_release_many(ps: &[(usize, usize)]) {
+    const AHEAD: usize = 4;
+    for &(p, n) in ps.iter().take(AHEAD) {
+        prefetch_block(p, n);
     }
     let mut i = 0;
     while i < ps.len() {
-        let e = pagemap::get(ps[i]);
+        let e = pagemap::get(ps[i].0);
         let Some((ai, _)) = zone_of(e) else {
-            quarantine_release(ps[i]);
+            quarantine_release(ps[i].0);
             i += 1;
             continue;
         };
         let mut a = ARENAS[ai].lock();
         let mut bad = None;
         while i < ps.len() && bad.is_none() {
-            match zone_of(pagemap::get(ps[i])) {
+            match zone_of(pagemap::get(ps[i].0)) {
                 Some((bi, _)) if bi == ai => {}
                 _ => break,
             }
-            bad = release_quarantined_zone(&mut a, ai, ps[i]);
+            if let Some(&(p, n)) = ps.get(i + AHEAD) {
+                prefetch_block(p, n);
+            }
+            bad = release_quarantined_zone(&mut a, ai, ps[i].0);
             i += 1;
         }
         drop(a);
         if let Some((info, addr)) = bad {
             report::write_after_free(&with_history(info), addr);
         }
+    }
+}
+
+/// Prefetches the cache lines of a zone-sized block (at most 1 KiB of it).
+#[inline(always)]
+fn prefetch_block(p: usize, n: usize) {
+    let end = p + n.min(1024);
+    let mut a = p & !63;
+    while a < end {
+        prefetch(a);
+        a += 64;
     }
 }
 

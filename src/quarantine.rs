@@ -42,15 +42,29 @@ fn shard() -> &'static Mutex<Ring> {
     &QS[a % SHARDS]
 }
 
-/// Bytes of quarantine each shard holds.
+/// Smallest budget of a shard when the quarantine adapts to the heap.
+const MIN_SHARD: usize = 256 << 10;
+
+/// Bytes of quarantine each shard holds. A set size is fixed; the default (4 MiB, from the
+/// `1` preset) is a ceiling that scales with the heap: a shard holds at most an eighth of the
+/// live bytes, never less than 256 KiB, so a small program does not pay several times its heap
+/// in cache misses and memory for blocks it freed long ago.
 pub fn shard_budget() -> usize {
-    crate::config::get().quarantine as usize / SHARDS
+    let q = crate::config::get().quarantine;
+    let fixed = q as usize / SHARDS;
+    if q != crate::config::DEFAULT_QUARANTINE {
+        return fixed;
+    }
+    let live = crate::stats::LIVE
+        .load(core::sync::atomic::Ordering::Relaxed)
+        .max(0) as usize;
+    fixed.min((live / 8).max(MIN_SHARD))
 }
 
 /// Puts a freed block in quarantine; releases the oldest ones beyond the budget.
 pub fn push(p: usize, size: usize) {
     let budget = shard_budget();
-    let mut out = [0usize; EVICT_BATCH];
+    let mut out = [(0usize, 0usize); EVICT_BATCH];
     let mut n = 0;
     {
         let mut q = shard().lock();
@@ -80,7 +94,7 @@ pub fn push(p: usize, size: usize) {
                 q.head = (q.head + 1) % CAP;
                 q.len -= 1;
                 q.bytes -= es.max(16);
-                out[n] = ep;
+                out[n] = (ep, es);
                 n += 1;
             }
         }

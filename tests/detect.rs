@@ -353,6 +353,27 @@ fn write_after_free_after_1000_tiny_allocs() {
     assert_eq!(out.stdout, "loop done\n", "{}", out.describe());
 }
 
+/// The default quarantine scales with the heap: in a small program 512 KB freed after the block
+/// push it out during the loop (found then); with a set `quarantine=64m` it stays until exit.
+#[test]
+fn write_after_free_quarantine_scales_with_heap() {
+    let out = run("write_after_free_after_1000_allocs", &["mid"], DEBUG);
+    assert_abort_report(&out, WRITE_AFTER_FREE);
+    assert_eq!(out.stdout, "", "found during the loop: {}", out.describe());
+    let out = run(
+        "write_after_free_after_1000_allocs",
+        &["mid"],
+        &[("MALLOC_DEBUG", "1,quarantine=64m")],
+    );
+    assert_abort_report(&out, WRITE_AFTER_FREE);
+    assert_eq!(
+        out.stdout,
+        "loop done\n",
+        "found at exit: {}",
+        out.describe()
+    );
+}
+
 /// 8 MiB freed after the block pushes it out of the 4 MiB quarantine during the loop: found then.
 #[test]
 fn write_after_free_after_1000_big_allocs() {
