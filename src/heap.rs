@@ -1137,8 +1137,16 @@ pub fn reallocate(p: usize, n: usize, op: Op, caller: usize) -> *mut u8 {
 }
 
 fn move_block(p: usize, info: &Info, n: usize, op: Op, caller: usize) -> *mut u8 {
-    // A block that grows by realloc gets headroom, so the next few reallocs stay in place.
-    let cap = if n > info.size { n + n / 2 } else { n };
+    // A block that grows by realloc gets headroom, so the next few reallocs stay in place. A
+    // LARGE one gets room to double (buffers often grow by doubling; the headroom is address
+    // space whose pages are only touched when the block grows into them).
+    let cap = if n <= info.size {
+        n
+    } else if n > SMALL_MAX {
+        n.saturating_mul(2)
+    } else {
+        n + n / 2
+    };
     let q = allocate_cap(n, cap, 0, op, caller, false);
     if q.is_null() {
         return q;

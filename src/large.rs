@@ -277,6 +277,15 @@ impl LargeState {
         true
     }
 
+    /// Calls `f` for every cached (freed, unused) range.
+    pub fn for_each_cached(&self, mut f: impl FnMut(usize, usize)) {
+        for &(b, lf) in self.cache.iter() {
+            if b != 0 {
+                f(b, lf & !GUARDED_TAIL);
+            }
+        }
+    }
+
     /// Empties the cache (malloc_trim).
     pub fn trim(&mut self) -> usize {
         let mut n = 0;

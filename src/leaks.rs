@@ -248,11 +248,20 @@ fn scan_and_report(all: bool, sp: usize) -> usize {
         s.hi = s.hi.max(user + size.max(1));
     });
     // Our own big tables hold no block addresses: not roots.
-    let mut skip = [(0usize, 0usize); 64];
+    let mut skip = [(0usize, 0usize); 128];
     let mut nskip = 0;
     skip[0] = crate::guard::ring_range();
     nskip += 1;
     pagemap::for_each_table(|b, l| {
+        if nskip < skip.len() {
+            skip[nskip] = (b, l);
+            nskip += 1;
+        }
+    });
+    // Nor do the freed LARGE ranges kept for reuse (their stale contents would hide leaks, and
+    // reading their never-touched pages would fault them in).
+    // SAFETY: the LARGE lock is held by report_at_exit.
+    unsafe { LARGE.get_unlocked() }.for_each_cached(|b, l| {
         if nskip < skip.len() {
             skip[nskip] = (b, l);
             nskip += 1;
