@@ -6,22 +6,84 @@
 //! Freed guarded blocks become PROT_NONE, give their pages back, and stay mapped in a bounded
 //! FIFO (address-space quarantine), so a use after free faults too.
 //!
-//! Mappings are counted against `vm.max_map_count`: each guarded block costs two (data and
-//! guard). When the budget is spent we say so once and further allocations use the zones.
+//! Blocks of up to `POOL_MAX_PAGES` data pages live in slots of per-size pools: chunks of
+//! `guard | data | guard | data | ... | guard` reserved PROT_NONE, one pool per data page count
+//! and guard size. A slot is made accessible when handed out (one mprotect), made PROT_NONE
+//! with its pages given back when freed, and goes back to its pool (no system call) when it
+//! leaves the address-space quarantine; bigger blocks get a mapping of their own, unmapped then.
+//!
+//! Mappings are counted against `vm.max_map_count`: a live guarded block costs two (its data
+//! and the inaccessible run it splits), a freed pooled one at most one (it merges with the
+//! guards around it, unless the kernel keeps it apart), a freed own mapping two, a pooled free
+//! slot none. When the budget is spent we say so once and further allocations use the zones.
 //!
 //! # Invariants
-//! The ring holds user pointers of QUARANTINED guarded LARGE descriptors; they are released
-//! (unmapped) only through `heap::quarantine_release`, after this lock is dropped.
+//! - The ring holds user pointers of QUARANTINED guarded LARGE descriptors; they are released
+//!   (returned to their pool or unmapped) only through `release`, after this lock is dropped.
+//! - `POOLS` is only touched under the `LARGE` lock (`pools` takes the locked state as proof).
+//!   A free slot is PROT_NONE, holds no pages, has no page-map entries, and its descriptor
+//!   (state FREE, user 0, data address in `lo`) is on its class's free list.
 
 use crate::block::Op;
 use crate::config::{self, Guard};
 use crate::fmt::{Line, prefix};
 use crate::heap::Info;
-use crate::large::LARGE;
+use crate::large::{LARGE, Large, LargeState};
 use crate::lock::Mutex;
 use crate::sys;
 use crate::tls;
+use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// Guarded blocks of at most this many data pages take a pool slot (larger ones get a
+/// mapping of their own).
+pub const POOL_MAX_PAGES: usize = 64;
+/// Address space reserved at a time for a pool (at least 8 slots).
+pub const POOL_CHUNK: usize = 4 << 20;
+
+/// One pool: free slots (their descriptors) and the never used rest of the newest chunk.
+#[derive(Clone, Copy)]
+pub struct PoolClass {
+    pub free: *mut Large,
+    pub next: usize,
+    pub end: usize,
+}
+
+impl PoolClass {
+    const EMPTY: PoolClass = PoolClass {
+        free: core::ptr::null_mut(),
+        next: 0,
+        end: 0,
+    };
+}
+
+/// A pool slot taken for a new block, still inaccessible (`LargeState::pool_take`).
+pub struct PoolSlot {
+    pub d: *mut Large,
+    pub data: usize,
+    pub data_len: usize,
+    pub guard: usize,
+    pub a: usize,
+}
+
+/// Pools by guard size (0: one page, 1: the wide region of big blocks) and data pages - 1.
+pub struct Pools {
+    pub cls: [[PoolClass; POOL_MAX_PAGES]; 2],
+}
+
+struct PoolCell(UnsafeCell<Pools>);
+// SAFETY: only reached through `pools`, whose argument proves the LARGE lock is held.
+unsafe impl Sync for PoolCell {}
+
+static POOLS: PoolCell = PoolCell(UnsafeCell::new(Pools {
+    cls: [[PoolClass::EMPTY; POOL_MAX_PAGES]; 2],
+}));
+
+/// The slot pools; the `LargeState` borrow proves the LARGE lock is held (fork keeps them
+/// consistent because the forking thread holds that lock).
+pub fn pools(_locked: &mut LargeState) -> *mut Pools {
+    POOLS.0.get()
+}
 
 /// Mappings (VMAs) our guarded blocks use now.
 static VMAS: AtomicUsize = AtomicUsize::new(0);
@@ -114,15 +176,13 @@ pub fn wants(_size: usize, _align: usize) -> bool {
             (*st).sample_left = (c.sample / 2 + r % c.sample.max(1)) as u32;
         }
     }
-    if VMAS.load(Ordering::Relaxed) + 2 > BUDGET.load(Ordering::Relaxed) {
-        // Freed blocks give way first: the oldest leave the address-space quarantine.
-        while VMAS.load(Ordering::Relaxed) + 2 > BUDGET.load(Ordering::Relaxed) {
-            if !release_oldest() {
-                break;
-            }
+    // Freed blocks give way first: the oldest leave the address-space quarantine. The budget
+    // is only declared spent when none is left (another thread may allocate between a release
+    // and the next check: the check is repeated, not trusted).
+    while VMAS.load(Ordering::Relaxed) + 2 > BUDGET.load(Ordering::Relaxed) {
+        if release_oldest() {
+            continue;
         }
-    }
-    if VMAS.load(Ordering::Relaxed) + 2 > BUDGET.load(Ordering::Relaxed) {
         if !WARNED.swap(true, Ordering::Relaxed) {
             let mut l: Line<256> = Line::new();
             prefix(&mut l)
@@ -152,7 +212,17 @@ pub fn allocate(
         _ => (false, false),
     };
     let mut l = LARGE.lock();
-    let d = l.alloc_guarded(size, cap, align, below, exact)?;
+    let d = match l.pool_take(size, cap, align, exact) {
+        Some(s) => {
+            // The system call runs without the lock (the slot is nobody's yet).
+            drop(l);
+            // SAFETY: the data of a pool slot that only this call holds.
+            let ok = unsafe { sys::protect(s.data as *mut u8, s.data_len, true) };
+            l = LARGE.lock();
+            l.pool_open(s, size, align, below, exact, ok)?
+        }
+        None => l.alloc_guarded(size, cap, align, below, exact)?,
+    };
     // SAFETY: d is the fresh descriptor, under the LARGE lock.
     let (user, lo, hi) = unsafe {
         (*d).origin = op as u8;
@@ -181,11 +251,27 @@ pub fn is_guarded(info: &Info) -> bool {
     info.guarded != 0
 }
 
+/// Flag in a ring entry's cost (a multiple of the page size): the block is in a pool slot.
+const POOLED: usize = 1;
+
 /// A freed guarded block (already PROT_NONE and QUARANTINED) enters the address-space
 /// quarantine; the oldest ones beyond the bounds are released.
 pub fn retire(p: usize, size: usize) {
     let page = sys::page_size();
     let cost = size.next_multiple_of(page) + page;
+    let pooled = match crate::pagemap::decode(crate::pagemap::get(p)) {
+        // SAFETY: descriptors are never unmapped, and this quarantined one stays ours until
+        // it leaves the ring we are about to put it in.
+        crate::pagemap::Owner::Large(d) => unsafe {
+            LargeState::guarded_pooled(&*(d as *const Large))
+        },
+        _ => false,
+    };
+    if pooled {
+        // Its data merged with the guards around it.
+        VMAS.fetch_sub(1, Ordering::Relaxed);
+    }
+    let cost = cost | if pooled { POOLED } else { 0 };
     let mut out = [0usize; 8];
     let mut n = 0;
     {
@@ -194,29 +280,41 @@ pub fn retire(p: usize, size: usize) {
             let h = r.head;
             out[n] = r.buf[h].0;
             n += 1;
-            r.bytes -= r.buf[h].1;
+            r.bytes -= r.buf[h].1 & !POOLED;
             r.head = (h + 1) % RING_CAP;
             r.len -= 1;
         }
         let t = (r.head + r.len) % RING_CAP;
         r.buf[t] = (p, cost);
         r.len += 1;
-        r.bytes += cost;
+        r.bytes += cost & !POOLED;
         while r.bytes > RING_MAX_BYTES && r.len > 1 && n < out.len() {
             let h = r.head;
             out[n] = r.buf[h].0;
             n += 1;
-            r.bytes -= r.buf[h].1;
+            r.bytes -= r.buf[h].1 & !POOLED;
             r.head = (h + 1) % RING_CAP;
             r.len -= 1;
         }
     }
     for &q in &out[..n] {
-        crate::heap::quarantine_release(q);
+        release(q);
     }
 }
 
-/// Unmaps the oldest freed guarded block; false if there is none.
+/// A block leaves the address-space quarantine: back to its pool, or unmapped.
+fn release(p: usize) {
+    let r = LARGE.lock().release_guarded(p);
+    match r {
+        Some(true) => {
+            VMAS.fetch_sub(1, Ordering::Relaxed);
+        }
+        Some(false) => unmapped(),
+        None => {}
+    }
+}
+
+/// Releases the oldest freed guarded block; false if there is none.
 fn release_oldest() -> bool {
     let p = {
         let mut r = RING.lock();
@@ -225,12 +323,12 @@ fn release_oldest() -> bool {
         }
         let h = r.head;
         let (p, cost) = r.buf[h];
-        r.bytes -= cost;
+        r.bytes -= cost & !POOLED;
         r.head = (h + 1) % RING_CAP;
         r.len -= 1;
         p
     };
-    crate::heap::quarantine_release(p);
+    release(p);
     true
 }
 

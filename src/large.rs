@@ -374,8 +374,39 @@ impl LargeState {
         Some(())
     }
 
-    /// A guarded block (MALLOC_DEBUG=guard): its own mapping with a PROT_NONE page right after
-    /// the block's last byte (or right before its first with `below`).
+    /// Alignment, guard size and data length (page multiple, the block's room plus alignment
+    /// slack) of a guarded block; None on overflow.
+    fn guarded_geometry(
+        size: usize,
+        cap: usize,
+        align: usize,
+        exact: bool,
+    ) -> Option<(usize, usize, usize)> {
+        let page = sys::page_size();
+        let a = guarded_align(size, align, exact);
+        // Big blocks get a wide inaccessible region (an access a few KiB off still faults).
+        let guard = if size > crate::size_class::SMALL_MAX {
+            (64usize << 10).next_multiple_of(page)
+        } else {
+            page
+        };
+        let room = cap.max(size).max(1);
+        let data_len = if a > page {
+            sys::page_round(room)?.checked_add(a)?
+        } else {
+            sys::page_round(room.checked_add(a - 1)?)?
+        };
+        if data_len.checked_add(guard)? > isize::MAX as usize {
+            return None;
+        }
+        Some((a, guard, data_len))
+    }
+
+    /// A guarded block (MALLOC_DEBUG=guard): a PROT_NONE page right after the block's last
+    /// byte (or right before its first with `below`). Blocks of at most
+    /// `guard::POOL_MAX_PAGES` data pages take a slot of a pool (`pool_take`/`pool_open`,
+    /// which `guard::allocate` calls directly to make the slot accessible without the lock);
+    /// bigger ones get a mapping of their own.
     ///
     /// Alignment: an object of `size` bytes cannot need more alignment than the largest power
     /// of two dividing `size` (sizeof is a multiple of alignof), so a default-aligned block gets
@@ -391,22 +422,13 @@ impl LargeState {
         exact: bool,
     ) -> Option<*mut Large> {
         let page = sys::page_size();
-        let a = guarded_align(size, align, exact);
-        // Big blocks get a wide inaccessible region (an access a few KiB off still faults).
-        let guard = if size > crate::size_class::SMALL_MAX {
-            (64usize << 10).next_multiple_of(page)
-        } else {
-            page
-        };
-        let room = cap.max(size).max(1);
-        let data_len = if a > page {
-            sys::page_round(room)?.checked_add(a)?
-        } else {
-            sys::page_round(room.checked_add(a - 1)?)?
-        };
-        let map_len = data_len.checked_add(guard)?;
-        if map_len > isize::MAX as usize {
-            return None;
+        let (a, guard, data_len) = Self::guarded_geometry(size, cap, align, exact)?;
+        let map_len = data_len + guard;
+        if data_len / page <= crate::guard::POOL_MAX_PAGES {
+            let s = self.pool_take(size, cap, align, exact)?;
+            // SAFETY: the data of a slot of our pool that no block uses.
+            let ok = unsafe { sys::protect(s.data as *mut u8, s.data_len, true) };
+            return self.pool_open(s, size, align, below, exact, ok);
         }
         let d = self.new_desc()?;
         let Some(base) = sys::map(map_len) else {
@@ -483,6 +505,224 @@ impl LargeState {
             self.live_bytes = self.live_bytes - old + n;
             Some(new_user)
         }
+    }
+
+    /// The slot-pool path of `alloc_guarded` (blocks of at most `guard::POOL_MAX_PAGES` data
+    /// pages), first half: a slot of the pool of the block's data page count and guard size,
+    /// still inaccessible. The caller makes its data accessible (one mprotect, which needs no
+    /// lock: the slot is nobody's) and finishes with `pool_open`. A recycled slot already has
+    /// its guard pages, and its pages were given back when it was freed, so it reads as zero.
+    /// None if the block does not take a pool slot, or the pool cannot grow.
+    ///
+    /// ```text
+    ///  chunk: | guard | data 0 | guard | data 1 | guard | ... | data n-1 | guard |
+    ///  guard after:  slot i = data i + the guard behind it  (map_base = data)
+    ///  guard before: slot i = the guard in front + data i   (map_base = data - guard)
+    /// ```
+    /// Neighbouring guards and freed (PROT_NONE) slots merge into one kernel mapping, so a
+    /// pooled free slot costs no mapping of its own.
+    pub fn pool_take(
+        &mut self,
+        size: usize,
+        cap: usize,
+        align: usize,
+        exact: bool,
+    ) -> Option<crate::guard::PoolSlot> {
+        let page = sys::page_size();
+        let (a, guard, data_len) = Self::guarded_geometry(size, cap, align, exact)?;
+        if data_len / page > crate::guard::POOL_MAX_PAGES {
+            return None;
+        }
+        let pools = crate::guard::pools(self);
+        // SAFETY: the pools are only touched under the LARGE lock, which `self` proves held;
+        // the class index is below POOL_MAX_PAGES (checked above; data_len >= page).
+        let cls = unsafe { &mut (*pools).cls[(guard > page) as usize][data_len / page - 1] };
+        let slot = data_len + guard;
+        let (d, data) = if !cls.free.is_null() {
+            let d = cls.free;
+            // SAFETY: a pooled descriptor keeps the start of its slot's data in `lo`.
+            unsafe {
+                cls.free = (*d).next;
+                (d, (*d).lo)
+            }
+        } else {
+            if cls.next.checked_add(slot)? > cls.end {
+                self.pool_chunk(cls, slot, guard)?;
+            }
+            let d = self.new_desc()?;
+            let data = cls.next;
+            cls.next += slot;
+            (d, data)
+        };
+        Some(crate::guard::PoolSlot {
+            d,
+            data,
+            data_len,
+            guard,
+            a,
+        })
+    }
+
+    /// Second half of the pool path: publishes the block in slot `s` (whose data the caller
+    /// made accessible when `ok`; otherwise the slot goes back to its pool).
+    pub fn pool_open(
+        &mut self,
+        s: crate::guard::PoolSlot,
+        size: usize,
+        align: usize,
+        below: bool,
+        exact: bool,
+        ok: bool,
+    ) -> Option<*mut Large> {
+        let page = sys::page_size();
+        let crate::guard::PoolSlot {
+            d,
+            data,
+            data_len,
+            guard,
+            a,
+        } = s;
+        let pools = crate::guard::pools(self);
+        // SAFETY: as in pool_take (same class).
+        let cls = unsafe { &mut (*pools).cls[(guard > page) as usize][data_len / page - 1] };
+        if !ok {
+            Self::pool_put(cls, d, data);
+            return None;
+        }
+        let hi = data + data_len;
+        let (map_base, user) = if below {
+            (data - guard, (data + a - 1) & !(a - 1))
+        } else {
+            (data, (hi - size) & !(a - 1))
+        };
+        let desc = Large {
+            map_base,
+            map_len: data_len + guard,
+            usable_len: hi - map_base,
+            lo: data,
+            guarded: if below {
+                2
+            } else if exact {
+                3
+            } else {
+                1
+            },
+            user,
+            size,
+            align,
+            state: crate::block::USED,
+            origin: 0,
+            dirty: false,
+            next: core::ptr::null_mut(),
+            prev: core::ptr::null_mut(),
+            dbg: DebugMeta::EMPTY,
+        };
+        // SAFETY: d is a descriptor of no block (fresh from the slab or taken from the pool).
+        unsafe {
+            d.write(desc);
+            (*d).next = self.live;
+            if !self.live.is_null() {
+                (*self.live).prev = d;
+            }
+        }
+        self.live = d;
+        if !pagemap::set_range(map_base, data_len + guard, pagemap::large_entry(d as usize)) {
+            self.unlink(d);
+            pagemap::clear_range(map_base, data_len + guard);
+            // SAFETY: the slot's data, made accessible by the caller and holding no block.
+            unsafe { sys::protect(data as *mut u8, data_len, false) };
+            Self::pool_put(cls, d, data);
+            return None;
+        }
+        self.live_bytes += size;
+        self.live_count += 1;
+        Some(d)
+    }
+
+    /// Reserves a new chunk of PROT_NONE slots for a pool class (no memory is committed: the
+    /// pages are MAP_NORESERVE and inaccessible until a slot is handed out).
+    fn pool_chunk(
+        &mut self,
+        cls: &mut crate::guard::PoolClass,
+        slot: usize,
+        guard: usize,
+    ) -> Option<()> {
+        let n = (crate::guard::POOL_CHUNK / slot).max(8);
+        let len = n.checked_mul(slot)?.checked_add(guard)?;
+        // SAFETY: a new anonymous mapping at an address the kernel chooses overlaps nothing.
+        let p = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                len,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return None;
+        }
+        crate::stats::MAPS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        self.mapped_bytes += len;
+        cls.next = p as usize + guard;
+        cls.end = p as usize + len;
+        Some(())
+    }
+
+    /// Puts the descriptor of a free slot (inaccessible, not in the page map) on its class's
+    /// free list; the descriptor keeps the slot's data address in `lo`.
+    fn pool_put(cls: &mut crate::guard::PoolClass, d: *mut Large, data: usize) {
+        // SAFETY: d is unlinked and unregistered; it now only describes the free slot.
+        unsafe {
+            (*d).state = FREE;
+            (*d).user = 0;
+            (*d).lo = data;
+            (*d).next = cls.free;
+        }
+        cls.free = d;
+    }
+
+    /// Whether a guarded block lives in a pool slot (rather than a mapping of its own): pool
+    /// slots are exactly the blocks of at most `guard::POOL_MAX_PAGES` data pages.
+    pub fn guarded_pooled(d: &Large) -> bool {
+        let data = d.map_base + d.usable_len - d.lo;
+        d.guarded != 0 && data / sys::page_size() <= crate::guard::POOL_MAX_PAGES
+    }
+
+    /// A guarded block `p` leaves the address-space quarantine: a pool slot goes back to its
+    /// pool (already PROT_NONE with its pages given back, so no system call), a block with a
+    /// mapping of its own is unmapped. None if `p` is not a quarantined guarded block, else
+    /// whether it was pooled.
+    pub fn release_guarded(&mut self, p: usize) -> Option<bool> {
+        let pagemap::Owner::Large(d) = pagemap::decode(pagemap::get(p)) else {
+            return None;
+        };
+        let d = d as *mut Large;
+        // SAFETY: descriptors are never unmapped; under the lock a page-map entry names a
+        // live one.
+        let dr = unsafe { &*d };
+        if dr.state != crate::block::QUARANTINED || dr.user != p || dr.guarded == 0 {
+            return None;
+        }
+        if !Self::guarded_pooled(dr) {
+            // SAFETY: a quarantined descriptor of this state.
+            unsafe { self.free(d) };
+            return Some(false);
+        }
+        let page = sys::page_size();
+        let (map_base, map_len, data, size) = (dr.map_base, dr.map_len, dr.lo, dr.size);
+        let data_len = map_base + dr.usable_len - data;
+        let guard = map_len - data_len;
+        pagemap::clear_range(map_base, map_len);
+        self.unlink(d);
+        self.live_bytes -= size;
+        self.live_count -= 1;
+        let pools = crate::guard::pools(self);
+        // SAFETY: under the LARGE lock (self); the class index is in range (pooled).
+        let cls = unsafe { &mut (*pools).cls[(guard > page) as usize][data_len / page - 1] };
+        Self::pool_put(cls, d, data);
+        Some(true)
     }
 
     fn unlink(&mut self, d: *mut Large) {

@@ -566,3 +566,60 @@ fn real_tests_cover_all_checks() {
         );
     }
 }
+
+/// Pool slots are reused once their freed block has left the address-space quarantine: after
+/// 50,000 blocks of the size went through, a recycled slot still ends at its guard page (and
+/// starts right after one with guard=below), a freed one still faults, and one of a big block
+/// (with its 64 KiB region) too.
+#[test]
+fn recycled_pool_slots_keep_their_guards() {
+    let over = |debug: &str| run("guard_pool_reuse", &["over"], &[("MALLOC_DEBUG", debug)]);
+    assert_fault(&over("guard"), OVER16, 16);
+    assert_fault(&over("full"), OVER16, 16);
+    assert_fault(
+        &run(
+            "guard_pool_reuse",
+            &["under"],
+            &[("MALLOC_DEBUG", "guard=below")],
+        ),
+        "ft_malloc[PID]: ERROR: heap underflow (write) at ADDR: 1 bytes before the 16-byte block at ADDR (guard page)",
+        -1,
+    );
+    for debug in ["guard", "full"] {
+        assert_fault(
+            &run("guard_pool_reuse", &["uaf"], &[("MALLOC_DEBUG", debug)]),
+            &uaf_line("read"),
+            3,
+        );
+    }
+    assert_fault(
+        &run(
+            "guard_pool_reuse",
+            &["big", "100000"],
+            &[("MALLOC_DEBUG", "guard")],
+        ),
+        "ft_malloc[PID]: ERROR: heap overflow (read) at ADDR: 0 bytes after the 100000-byte block at ADDR (guard page)",
+        100000,
+    );
+}
+
+/// Recycled slots read as zero (their pages were given back when freed) and keep what is
+/// written to them through realloc, for sizes across the pools.
+#[test]
+fn recycled_pool_slots_are_zeroed() {
+    for debug in ["guard", "full", "guard=below", "guard=exact"] {
+        for size in ["16", "5000"] {
+            let out = run(
+                "guard_pool_reuse",
+                &["zero", size],
+                &[("MALLOC_DEBUG", debug)],
+            );
+            assert!(
+                out.stdout.contains(&format!("churn {size} done")),
+                "MALLOC_DEBUG={debug}: {}",
+                out.describe()
+            );
+            out.assert_ok_clean();
+        }
+    }
+}
