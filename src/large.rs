@@ -374,6 +374,9 @@ impl LargeState {
         Some(())
     }
 
+    /// Guarded blocks with at least this much data get MADV_HUGEPAGE.
+    const THP_MIN: usize = 4 << 20;
+
     /// Alignment, guard size and data length (page multiple, the block's room plus alignment
     /// slack) of a guarded block; None on overflow.
     fn guarded_geometry(
@@ -437,6 +440,13 @@ impl LargeState {
         };
         let base = base as usize;
         self.mapped_bytes += map_len;
+        if data_len >= Self::THP_MIN {
+            // Transparent huge pages for the 2 MiB-aligned parts of a big block: one fault (and
+            // one clear) per 2 MiB instead of 512. Only for blocks of 4 MiB and more, which are
+            // nearly all touched; smaller ones would mostly pay resident memory for it.
+            // SAFETY: advice on the mapping we just created.
+            unsafe { libc::madvise(base as *mut libc::c_void, map_len, libc::MADV_HUGEPAGE) };
+        }
         let (lo, hi, user) = if below {
             // SAFETY: the first `guard` bytes of the mapping we just created.
             unsafe { sys::protect(base as *mut u8, guard, false) };
