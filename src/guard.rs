@@ -303,7 +303,7 @@ pub fn retire(p: usize, size: usize) {
 }
 
 /// A block leaves the address-space quarantine: back to its pool, or unmapped.
-fn release(p: usize) {
+pub fn release(p: usize) {
     let r = LARGE.lock().release_guarded(p);
     match r {
         Some(true) => {

@@ -817,6 +817,7 @@ fn finish_free(held: Held<'static>, op: Op, caller: usize, seq: u64) -> usize {
             // A LARGE block bigger than a quarantine shard would leave it at once: it goes
             // back to the cache like any other.
             let quarantine = quarantine && info.size <= crate::quarantine::shard_budget();
+            let mut gone = (0, 0);
             if quarantine || guarded {
                 // SAFETY: d is a used descriptor under the LARGE lock.
                 unsafe {
@@ -829,12 +830,9 @@ fn finish_free(held: Held<'static>, op: Op, caller: usize, seq: u64) -> usize {
                     let base = (*d).map_base;
                     let ul = (*d).usable_len;
                     if guarded {
-                        // A guarded block's pages go back to the system now (its range is
-                        // never reused while it sits in the guard ring).
-                        libc::madvise(base as *mut libc::c_void, ul, libc::MADV_DONTNEED);
                         (*d).dirty = false;
-                    }
-                    if guarded || !large_fill_quarantine(info.size) {
+                        gone = (base, ul);
+                    } else if !large_fill_quarantine(info.size) {
                         // Freed LARGE memory becomes inaccessible: a later access faults
                         // instead of reading stale data. A quarantined block keeps its pages
                         // (bounded by the quarantine budget), so its reuse costs no page fault.
@@ -842,6 +840,19 @@ fn finish_free(held: Held<'static>, op: Op, caller: usize, seq: u64) -> usize {
                     }
                 }
                 drop(l);
+                if guarded {
+                    // A guarded block's pages go back to the system and its range becomes
+                    // inaccessible, without the LARGE lock held: the block is
+                    // QUARANTINED and only the guard ring releases it, and its range is not
+                    // reused while it sits there. (One mmap(MAP_FIXED, PROT_NONE) instead of
+                    // the two calls measured slower: it unmaps and maps.)
+                    let (base, len) = gone;
+                    // SAFETY: the block's range is ours and the program gave it up.
+                    unsafe {
+                        libc::madvise(base as *mut libc::c_void, len, libc::MADV_DONTNEED);
+                        sys::protect(base as *mut u8, len, false);
+                    }
+                }
                 if !guarded && large_fill_quarantine(info.size) {
                     // SAFETY: the quarantined block is ours; nobody else touches it.
                     unsafe { core::ptr::write_bytes(info.user as *mut u8, FREE_FILL, info.size) };
@@ -883,8 +894,11 @@ pub fn quarantine_release(p: usize) {
                 return;
             }
             if (*d).guarded != 0 {
-                l.free(d);
-                crate::guard::unmapped();
+                // Guarded blocks leave through the guard ring (a pool slot must never reach
+                // `LargeState::free`, which would unmap part of its pool).
+                drop(l);
+                crate::guard::release(p);
+                return;
             } else if large_fill_quarantine((*d).size) {
                 let info = large_info(&*d);
                 let bad = canary::check_fill(info.user, info.user + info.size, FREE_FILL);
