@@ -440,13 +440,6 @@ impl LargeState {
         };
         let base = base as usize;
         self.mapped_bytes += map_len;
-        if data_len >= Self::THP_MIN {
-            // Transparent huge pages for the 2 MiB-aligned parts of a big block: one fault (and
-            // one clear) per 2 MiB instead of 512. Only for blocks of 4 MiB and more, which are
-            // nearly all touched; smaller ones would mostly pay resident memory for it.
-            // SAFETY: advice on the mapping we just created.
-            unsafe { libc::madvise(base as *mut libc::c_void, map_len, libc::MADV_HUGEPAGE) };
-        }
         let (lo, hi, user) = if below {
             // SAFETY: the first `guard` bytes of the mapping we just created.
             unsafe { sys::protect(base as *mut u8, guard, false) };
@@ -458,6 +451,15 @@ impl LargeState {
             let hi = base + data_len;
             (base, hi, (hi - size) & !(a - 1))
         };
+        if size >= Self::THP_MIN {
+            // Transparent huge pages for the huge-page-aligned parts of a big block: one fault
+            // (and one clear) per 2 MiB instead of 512. Only over the block itself (not the
+            // realloc headroom, which a huge page would make resident) and only for blocks of
+            // 4 MiB and more, which are nearly all touched.
+            let from = user & !(page - 1);
+            // SAFETY: advice on part of the mapping we just created.
+            unsafe { libc::madvise(from as *mut libc::c_void, hi - from, libc::MADV_HUGEPAGE) };
+        }
         let desc = Large {
             map_base: base,
             map_len,
