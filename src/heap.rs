@@ -1143,6 +1143,30 @@ pub fn reallocate(p: usize, n: usize, op: Op, caller: usize) -> *mut u8 {
                     }
                 }
                 return p as *mut u8;
+            } else if n > info.size && n > SMALL_MAX / 2 && info.guarded == 0 {
+                // Debugging on, the block must grow past its mapping: move its pages with
+                // mremap (no copy, no new page faults). No headroom: the region behind must
+                // start right after the block's last page.
+                let tail = lay.tail.max(8);
+                // SAFETY: d is a used unguarded descriptor under the LARGE lock.
+                if let Some(q) = unsafe { l.grow_with_region(d, n, tail) } {
+                    // SAFETY: as above.
+                    let end = unsafe { (*d).map_base + (*d).usable_len };
+                    drop(l);
+                    crate::stats::sub_live(info.size);
+                    crate::stats::add_live(n);
+                    // SAFETY: the block's accessible range [q, end) is ours.
+                    unsafe {
+                        if lay.fill {
+                            let f = (n - info.size).min(LARGE_FILL_MAX);
+                            core::ptr::write_bytes((q + info.size) as *mut u8, ALLOC_FILL, f);
+                        }
+                        if lay.tail > 0 {
+                            canary::write(q + n, end.min(q + n + sys::page_size()));
+                        }
+                    }
+                    return q as *mut u8;
+                }
             }
             drop(l);
             move_block(p, &info, n, op, caller)
@@ -1153,8 +1177,14 @@ pub fn reallocate(p: usize, n: usize, op: Op, caller: usize) -> *mut u8 {
 fn move_block(p: usize, info: &Info, n: usize, op: Op, caller: usize) -> *mut u8 {
     // A block that grows by realloc gets headroom, so the next few reallocs stay in place. A
     // LARGE one gets room to double (buffers often grow by doubling; the headroom is address
-    // space whose pages are only touched when the block grows into them).
+    // space whose pages are only touched when the block grows into them), except with
+    // debugging on.
+    let lay = layout();
     let cap = if n <= info.size {
+        n
+    } else if n > SMALL_MAX && (lay.front > 0 || lay.tail > 0) {
+        // Debugging: no headroom for LARGE blocks, whose inaccessible region must follow the
+        // block's last page (they grow by mremap instead, see `reallocate`).
         n
     } else if n > SMALL_MAX {
         n.saturating_mul(2)

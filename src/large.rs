@@ -805,6 +805,62 @@ impl LargeState {
     /// place or moved by the kernel without copying). Returns the new user pointer.
     /// # Safety
     /// `d` is a used descriptor without a guard region or front offset.
+    /// Grows a debugging-mode LARGE block (front canary, inaccessible region behind it) with
+    /// `mremap`: its pages move without a copy, the region behind is re-created after the new
+    /// end and the old one given back. Returns the new user pointer, None when the kernel
+    /// refuses (the caller then moves the block by copying).
+    /// # Safety
+    /// `d` is a used, unguarded descriptor whose mapping ends with its region, under the lock.
+    pub unsafe fn grow_with_region(
+        &mut self,
+        d: *mut Large,
+        new_size: usize,
+        tail: usize,
+    ) -> Option<usize> {
+        // SAFETY: d is a used descriptor per the caller; every range below is part of its
+        // mapping (or the new one the kernel gives back).
+        unsafe {
+            if (*d).guarded != 0 || (*d).usable_len == (*d).map_len {
+                return None;
+            }
+            let old_base = (*d).map_base;
+            let old_usable = (*d).usable_len;
+            let old_len = (*d).map_len;
+            let region = old_len - old_usable;
+            let off = (*d).user - old_base;
+            let new_usable = sys::page_round(off.checked_add(new_size)?.checked_add(tail)?)?;
+            let new_len = new_usable.checked_add(region)?;
+            if new_usable <= old_usable || new_len > isize::MAX as usize {
+                return None;
+            }
+            pagemap::clear_range(old_base, old_len);
+            let Some(q) = sys::remap(old_base as *mut u8, old_usable, new_len, true) else {
+                pagemap::set_range(old_base, old_len, pagemap::large_entry(d as usize));
+                return None;
+            };
+            let q = q as usize;
+            sys::protect((q + new_usable) as *mut u8, region, false);
+            if q != old_base {
+                // The old region behind stayed where it was (not counted as a mapping of its
+                // own: the moved block keeps the count).
+                libc::munmap((old_base + old_usable) as *mut libc::c_void, region);
+            }
+            if !pagemap::set_range(q, new_len, pagemap::large_entry(d as usize)) {
+                // As in `resize`: the block stays usable at its new place.
+                pagemap::clear_range(q, new_len);
+            }
+            self.mapped_bytes = self.mapped_bytes - old_len + new_len;
+            (*d).map_base = q;
+            (*d).map_len = new_len;
+            (*d).usable_len = new_usable;
+            (*d).lo = q;
+            (*d).user = q + off;
+            self.live_bytes = self.live_bytes - (*d).size + new_size;
+            (*d).size = new_size;
+            Some((*d).user)
+        }
+    }
+
     pub unsafe fn resize(&mut self, d: *mut Large, new_size: usize, tail: usize) -> Option<usize> {
         // SAFETY: d is a used descriptor per the caller.
         unsafe {

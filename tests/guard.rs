@@ -236,6 +236,20 @@ fn large_block_overflow_4k_guard_region() {
     );
 }
 
+/// The same past a block grown by realloc (its pages moved by mremap, content kept, the region
+/// behind it re-created at its new end).
+#[test]
+fn large_block_overflow_4k_after_realloc_growth() {
+    let out = fault("large_over_grown", "1");
+    assert!(out.stdout.contains("(grown)"), "{}", out.describe());
+    assert_fault(
+        &out,
+        "ft_malloc[PID]: ERROR: heap overflow (write) at ADDR: 4096 bytes after the 300000-byte block at ADDR \
+         (LARGE block guard region)",
+        300000 + 4096,
+    );
+}
+
 /// The same after the LARGE cache was churned by 400 blocks of many sizes: a block carved from a
 /// cached range still has its region behind it.
 #[test]

@@ -10,6 +10,8 @@
  *   uaf_write     free a 16-byte block, then write its byte 3
  *   uaf_read_late / uaf_write_late   the same after 10,000 other allocations (of other sizes)
  *   large_over    write 4 KiB past the end of a 20000-byte (LARGE) block
+ *   large_over_grown  the same past a block grown by realloc from 20000 to 300000 bytes (with
+ *                 debugging on its pages move by mremap and the region behind is re-created)
  *   large_over_reused  the same after 400 LARGE blocks of many sizes were freed (the block is
  *                 carved from cached ranges whose regions behind were kept or merged)
  * If the bug does not fault, the program prints "NOT CAUGHT" and exits 3. */
@@ -85,6 +87,21 @@ int main(int argc, char **argv) {
     } else if (!strcmp(m, "large_over")) {
         char *p = block(20000);
         ((volatile char *)p)[20000 + 4096] = 'L';
+    } else if (!strcmp(m, "large_over_grown")) {
+        char *p = block(20000);
+        static const size_t steps[] = {40000, 100000, 300000};
+        size_t had = 20000;
+        for (int i = 0; i < 3; i++) {
+            p = realloc(p, steps[i]);
+            CHECK(p != NULL);
+            for (size_t j = 0; j < had; j++)
+                CHECK(p[j] == (j < 20000 ? 'x' : 'g'));
+            memset(p + had, 'g', steps[i] - had);
+            had = steps[i];
+        }
+        printf("block %p %zu (grown)\n", (void *)p, had);
+        fflush(stdout);
+        ((volatile char *)p)[300000 + 4096] = 'L';
     } else if (!strcmp(m, "large_over_reused")) {
         static char *keep[8];
         unsigned s = 12345;
