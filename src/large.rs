@@ -40,6 +40,46 @@ pub struct Large {
     pub dbg: DebugMeta,
 }
 
+impl Large {
+    /// The descriptor of a new guarded block: its mapping (or pool slot) `[map_base,
+    /// map_base + map_len)`, accessible part `[lo, hi)`, guard below or after it.
+    #[allow(clippy::too_many_arguments)]
+    fn guarded_block(
+        map_base: usize,
+        map_len: usize,
+        hi: usize,
+        lo: usize,
+        user: usize,
+        size: usize,
+        align: usize,
+        below: bool,
+        exact: bool,
+    ) -> Large {
+        Large {
+            map_base,
+            map_len,
+            usable_len: hi - map_base,
+            lo,
+            guarded: if below {
+                2
+            } else if exact {
+                3
+            } else {
+                1
+            },
+            user,
+            size,
+            align,
+            state: crate::block::USED,
+            origin: 0,
+            dirty: false,
+            next: core::ptr::null_mut(),
+            prev: core::ptr::null_mut(),
+            dbg: DebugMeta::EMPTY,
+        }
+    }
+}
+
 pub struct LargeState {
     pub live: *mut Large,
     free_descs: *mut Large,
@@ -460,28 +500,7 @@ impl LargeState {
             // SAFETY: advice on part of the mapping we just created.
             unsafe { libc::madvise(from as *mut libc::c_void, hi - from, libc::MADV_HUGEPAGE) };
         }
-        let desc = Large {
-            map_base: base,
-            map_len,
-            usable_len: hi - base,
-            lo,
-            guarded: if below {
-                2
-            } else if exact {
-                3
-            } else {
-                1
-            },
-            user,
-            size,
-            align,
-            state: crate::block::USED,
-            origin: 0,
-            dirty: false,
-            next: core::ptr::null_mut(),
-            prev: core::ptr::null_mut(),
-            dbg: DebugMeta::EMPTY,
-        };
+        let desc = Large::guarded_block(base, map_len, hi, lo, user, size, align, below, exact);
         self.publish(d, desc)?;
         Some(d)
     }
@@ -607,28 +626,17 @@ impl LargeState {
         } else {
             (data, (hi - size) & !(a - 1))
         };
-        let desc = Large {
+        let desc = Large::guarded_block(
             map_base,
-            map_len: data_len + guard,
-            usable_len: hi - map_base,
-            lo: data,
-            guarded: if below {
-                2
-            } else if exact {
-                3
-            } else {
-                1
-            },
+            data_len + guard,
+            hi,
+            data,
             user,
             size,
             align,
-            state: crate::block::USED,
-            origin: 0,
-            dirty: false,
-            next: core::ptr::null_mut(),
-            prev: core::ptr::null_mut(),
-            dbg: DebugMeta::EMPTY,
-        };
+            below,
+            exact,
+        );
         // SAFETY: d is a descriptor of no block (fresh from the slab or taken from the pool).
         unsafe {
             d.write(desc);
