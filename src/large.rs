@@ -809,10 +809,6 @@ impl LargeState {
         }
     }
 
-    /// Changes the size of a LARGE block, in place if the mapping allows (or can be grown in
-    /// place or moved by the kernel without copying). Returns the new user pointer.
-    /// # Safety
-    /// `d` is a used descriptor without a guard region or front offset.
     /// Grows a debugging-mode LARGE block (front canary, inaccessible region behind it) with
     /// `mremap`: its pages move without a copy, the region behind is re-created after the new
     /// end and the old one given back. Returns the new user pointer, None when the kernel
@@ -869,6 +865,10 @@ impl LargeState {
         }
     }
 
+    /// Changes the size of a LARGE block, in place if the mapping allows (or can be grown in
+    /// place or moved by the kernel without copying). Returns the new user pointer.
+    /// # Safety
+    /// `d` is a used descriptor without a guard region or front offset.
     pub unsafe fn resize(&mut self, d: *mut Large, new_size: usize, tail: usize) -> Option<usize> {
         // SAFETY: d is a used descriptor per the caller.
         unsafe {
