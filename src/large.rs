@@ -849,19 +849,42 @@ impl LargeState {
                 // own: the moved block keeps the count).
                 libc::munmap((old_base + old_usable) as *mut libc::c_void, region);
             }
-            if !pagemap::set_range(q, new_len, pagemap::large_entry(d as usize)) {
-                // As in `resize`: the block stays usable at its new place.
-                pagemap::clear_range(q, new_len);
-            }
-            self.mapped_bytes = self.mapped_bytes - old_len + new_len;
+            Some(self.moved(d, old_len, q, new_len, new_usable, off, new_size))
+        }
+    }
+
+    /// Records that block `d` (mapping of `old_len` bytes) now lives in the mapping
+    /// `[q, q + new_len)`, accessible up to `q + usable`, its user pointer `off` bytes in, and
+    /// holds `new_size` bytes. Returns the new user pointer.
+    /// # Safety
+    /// `d` is a used descriptor whose old range was taken out of the page map, under the lock.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn moved(
+        &mut self,
+        d: *mut Large,
+        old_len: usize,
+        q: usize,
+        new_len: usize,
+        usable: usize,
+        off: usize,
+        new_size: usize,
+    ) -> usize {
+        if !pagemap::set_range(q, new_len, pagemap::large_entry(d as usize)) {
+            // Out of memory for the page map: a move cannot be undone, so the block stays
+            // usable at its new place, unknown to free (which then refuses it).
+            pagemap::clear_range(q, new_len);
+        }
+        self.mapped_bytes = self.mapped_bytes - old_len + new_len;
+        // SAFETY: d is a used descriptor per the caller.
+        unsafe {
             (*d).map_base = q;
             (*d).map_len = new_len;
-            (*d).usable_len = new_usable;
+            (*d).usable_len = usable;
             (*d).lo = q;
             (*d).user = q + off;
             self.live_bytes = self.live_bytes - (*d).size + new_size;
             (*d).size = new_size;
-            Some((*d).user)
+            (*d).user
         }
     }
 
@@ -898,19 +921,7 @@ impl LargeState {
                     }
                 }
             } as usize;
-            if !pagemap::set_range(q, new_len, pagemap::large_entry(d as usize)) {
-                // Keep it consistent: shrink back is not possible after a move; report failure
-                // by leaving the block usable at its new place with the old size.
-                pagemap::clear_range(q, new_len);
-            }
-            self.mapped_bytes = self.mapped_bytes - old_len + new_len;
-            (*d).map_base = q;
-            (*d).map_len = new_len;
-            (*d).usable_len = new_len;
-            (*d).user = q + off;
-            self.live_bytes = self.live_bytes - (*d).size + new_size;
-            (*d).size = new_size;
-            Some((*d).user)
+            Some(self.moved(d, old_len, q, new_len, new_len, off, new_size))
         }
     }
 }

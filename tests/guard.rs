@@ -433,16 +433,21 @@ fn churn_with_frees_completes_below() {
     churn("guard=below");
 }
 
-#[test]
-fn realloc_keeps_content() {
+/// Runs `prog` under every guard mode: it must print OK and nothing else.
+fn assert_clean_in_guard_modes(prog: &str) {
     for debug in ["guard", "guard=below", "guard=exact", "full", "sample=3"] {
-        let out = run("guard_realloc", &[], &[("MALLOC_DEBUG", debug)]);
+        let out = run(prog, &[], &[("MALLOC_DEBUG", debug)]);
         assert!(
             out.success() && out.stdout == "OK\n" && out.stderr.is_empty(),
             "MALLOC_DEBUG={debug}: {}",
             out.describe()
         );
     }
+}
+
+#[test]
+fn realloc_keeps_content() {
+    assert_clean_in_guard_modes("guard_realloc");
 }
 
 /// The block realloc returns is guarded too.
@@ -457,14 +462,7 @@ fn realloc_result_is_guarded() {
 
 #[test]
 fn calloc_zeroes() {
-    for debug in ["guard", "guard=below", "guard=exact", "full", "sample=3"] {
-        let out = run("guard_calloc", &[], &[("MALLOC_DEBUG", debug)]);
-        assert!(
-            out.success() && out.stdout == "OK\n" && out.stderr.is_empty(),
-            "MALLOC_DEBUG={debug}: {}",
-            out.describe()
-        );
-    }
+    assert_clean_in_guard_modes("guard_calloc");
 }
 
 #[test]
