@@ -179,7 +179,7 @@ pub fn wants(_size: usize, _align: usize) -> bool {
     // Freed blocks give way first: the oldest leave the address-space quarantine. The budget
     // is only declared spent when none is left (another thread may allocate between a release
     // and the next check: the check is repeated, not trusted).
-    while VMAS.load(Ordering::Relaxed) + 2 > BUDGET.load(Ordering::Relaxed) {
+    while VMAS.load(Ordering::Relaxed) + OWN_VMAS > BUDGET.load(Ordering::Relaxed) {
         if release_oldest() {
             continue;
         }
@@ -221,16 +221,17 @@ pub fn allocate(
             l = LARGE.lock();
             l.pool_open(s, size, align, below, exact, ok)?
         }
-        None => l.alloc_guarded(size, cap, align, below, exact)?,
+        None => l.alloc_guarded(size, cap, align, below, exact, zero)?,
     };
     // SAFETY: d is the fresh descriptor, under the LARGE lock.
-    let (user, lo, hi) = unsafe {
+    let (user, lo, hi, own) = unsafe {
         (*d).origin = op as u8;
         (*d).dbg = crate::heap::stamp_alloc(caller);
-        ((*d).user, (*d).lo, (*d).map_base + (*d).usable_len)
+        let own = !LargeState::guarded_pooled(&*d);
+        ((*d).user, (*d).lo, (*d).map_base + (*d).usable_len, own)
     };
     drop(l);
-    VMAS.fetch_add(2, Ordering::Relaxed);
+    VMAS.fetch_add(if own { OWN_VMAS } else { 2 }, Ordering::Relaxed);
     // SAFETY: the accessible part of the new mapping is ours.
     unsafe {
         crate::canary::write(user + size, hi);
@@ -332,9 +333,15 @@ fn release_oldest() -> bool {
     true
 }
 
-/// A guarded block was unmapped for good.
+/// Kernel mappings counted for a guarded block with a mapping of its own: its data and its
+/// guard, plus one when its data was built on part of a freed block's pages (see
+/// `LargeState::bank_put`: the moved pages and the rest do not merge), or, once freed, when
+/// a later block took part of its pages (the emptied part splits off).
+const OWN_VMAS: usize = 3;
+
+/// A guarded block with a mapping of its own was unmapped for good.
 pub fn unmapped() {
-    VMAS.fetch_sub(2, Ordering::Relaxed);
+    VMAS.fetch_sub(OWN_VMAS, Ordering::Relaxed);
 }
 
 pub fn lock_forever() {

@@ -14,7 +14,7 @@
 use crate::block::{BlockMeta, DebugMeta, FREE, Family, Op, PackedDebug, QUARANTINED, USED};
 use crate::canary::{self, ALLOC_FILL, FREE_FILL};
 use crate::config::{self, Fail};
-use crate::large::{LARGE, Large};
+use crate::large::{LARGE, Large, LargeState};
 use crate::lock::Mutex;
 use crate::pagemap;
 use crate::report::{self, Bad};
@@ -841,16 +841,23 @@ fn finish_free(held: Held<'static>, op: Op, caller: usize, seq: u64) -> usize {
                 }
                 drop(l);
                 if guarded {
-                    // A guarded block's pages go back to the system and its range becomes
-                    // inaccessible, without the LARGE lock held: the block is
-                    // QUARANTINED and only the guard ring releases it, and its range is not
-                    // reused while it sits there. (One mmap(MAP_FIXED, PROT_NONE) instead of
-                    // the two calls measured slower: it unmaps and maps.)
+                    // A guarded block's range becomes inaccessible and its pages go back to
+                    // the system (unless the bank keeps them for the next big guarded block),
+                    // without the LARGE lock held: the block is QUARANTINED and only the guard
+                    // ring releases it, and its range is not reused while it sits there. (One
+                    // mmap(MAP_FIXED, PROT_NONE) instead of the two calls measured slower: it
+                    // unmaps and maps.) It is banked only once inaccessible: the pages a new
+                    // block takes from it arrive PROT_NONE, and that block opens its data only.
                     let (base, len) = gone;
                     // SAFETY: the block's range is ours and the program gave it up.
-                    unsafe {
-                        libc::madvise(base as *mut libc::c_void, len, libc::MADV_DONTNEED);
-                        sys::protect(base as *mut u8, len, false);
+                    unsafe { sys::protect(base as *mut u8, len, false) };
+                    // SAFETY: d stays QUARANTINED and ours until the ring releases it, which
+                    // `guard::retire` below has not given it to yet.
+                    let dr = unsafe { &*d };
+                    let banked = LargeState::bankable(dr) && LARGE.lock().bank_put(dr);
+                    if !banked {
+                        // SAFETY: as above.
+                        unsafe { sys::discard(base as *mut u8, len) };
                     }
                 }
                 if !guarded && large_fill_quarantine(info.size) {

@@ -85,6 +85,10 @@ pub struct LargeState {
     free_descs: *mut Large,
     cache: [(usize, usize); CACHE_SLOTS],
     cache_bytes: usize,
+    /// Freed guarded blocks (still in the address-space quarantine, PROT_NONE) whose pages were
+    /// kept for the next big guarded block: `[data, data + len)` (see `bank_put`).
+    bank: [(usize, usize); BANK_SLOTS],
+    bank_bytes: usize,
     pub live_bytes: usize,
     pub live_count: usize,
     pub mapped_bytes: usize,
@@ -113,6 +117,11 @@ fn guarded_align(size: usize, align: usize, exact: bool) -> usize {
 const CACHE_SLOTS: usize = 32;
 const CACHE_MIN_BYTES: usize = 4 << 20;
 const CACHE_MAX_BYTES: usize = 256 << 20;
+/// Freed guarded blocks whose pages wait for reuse, at most.
+const BANK_SLOTS: usize = 8;
+/// Bytes of pages the bank may hold: half the live LARGE bytes, between these bounds.
+const BANK_MIN_BYTES: usize = 8 << 20;
+const BANK_MAX_BYTES: usize = 64 << 20;
 /// Flag in a cache entry's length (lengths are page multiples): its last `cached_guard()` bytes
 /// are PROT_NONE.
 const GUARDED_TAIL: usize = 1;
@@ -131,6 +140,8 @@ pub static LARGE: Mutex<LargeState> = Mutex::new(LargeState {
     free_descs: core::ptr::null_mut(),
     cache: [(0, 0); CACHE_SLOTS],
     cache_bytes: 0,
+    bank: [(0, 0); BANK_SLOTS],
+    bank_bytes: 0,
     live_bytes: 0,
     live_count: 0,
     mapped_bytes: 0,
@@ -326,8 +337,108 @@ impl LargeState {
         }
     }
 
+    /// Page recycling for big guarded blocks. A freed guarded block that has a mapping of its
+    /// own (more than `guard::POOL_MAX_PAGES` data pages, guard after it) may keep its pages
+    /// while its address range sits in the address-space quarantine (PROT_NONE, so an access
+    /// still faults): the next big guarded block then takes them with `mremap` instead of
+    /// faulting in (and clearing) fresh ones, as Electric Fence reuses its freed pages, but
+    /// at a new address. Bounded by `BANK_SLOTS` blocks and half the live LARGE bytes (8 to
+    /// 64 MiB); a block that does not fit gives its pages back as before. Returns whether `d`
+    /// (a `bankable` guarded block being freed, already PROT_NONE) keeps its pages.
+    pub fn bank_put(&mut self, d: &Large) -> bool {
+        let (base, len) = (d.map_base, d.usable_len);
+        let budget = (self.live_bytes / 2).clamp(BANK_MIN_BYTES, BANK_MAX_BYTES);
+        if self.bank_bytes + len > budget {
+            return false;
+        }
+        let Some(slot) = self.bank.iter_mut().find(|e| e.0 == 0) else {
+            return false;
+        };
+        *slot = (base, len);
+        self.bank_bytes += len;
+        true
+    }
+
+    /// Whether a freed guarded block may keep its pages in the bank: a mapping of its own with
+    /// the guard after it.
+    pub fn bankable(d: &Large) -> bool {
+        d.guarded != 2 && !Self::guarded_pooled(d)
+    }
+
+    /// Takes the banked pages that best serve a block of `data_len` bytes: the smallest range
+    /// at least that big, else the biggest. Pages beyond `data_len` are given back. Returns the
+    /// range's start and how many bytes to move.
+    fn bank_take(&mut self, data_len: usize) -> Option<(usize, usize)> {
+        let mut best = usize::MAX;
+        for (i, e) in self.bank.iter().enumerate() {
+            if e.0 == 0 {
+                continue;
+            }
+            let better = match self.bank.get(best) {
+                None => true,
+                Some(b) if b.1 >= data_len => e.1 >= data_len && e.1 < b.1,
+                Some(b) => e.1 > b.1,
+            };
+            if better {
+                best = i;
+            }
+        }
+        let (src, len) = *self.bank.get(best)?;
+        self.bank[best] = (0, 0);
+        self.bank_bytes -= len;
+        let k = len.min(data_len);
+        if len > k {
+            // SAFETY: the rest of a banked range: a freed block's pages, which stay ours (in
+            // the address-space quarantine) while we hold the lock.
+            unsafe { sys::discard((src + k) as *mut u8, len - k) };
+        }
+        Some((src, k))
+    }
+
+    /// A new guarded mapping of `map_len` bytes whose first `data_len` are accessible, built on
+    /// banked pages; None when the bank is empty or the kernel refuses.
+    fn map_recycled(&mut self, data_len: usize, map_len: usize) -> Option<usize> {
+        let (src, k) = self.bank_take(data_len)?;
+        let p = sys::map_none(map_len);
+        if let Some(p) = p {
+            // The moved pages arrive PROT_NONE like their source, and the rest of the
+            // reservation is PROT_NONE: one call opens the data and leaves the guard behind it.
+            // SAFETY: a banked range is a freed block's, ours while we hold the lock; p is the
+            // reservation the kernel just made for us.
+            if unsafe { sys::move_pages(src as *mut u8, k, p) && sys::protect(p, data_len, true) } {
+                return Some(p as usize);
+            }
+        }
+        // SAFETY: as above (the pages are dropped, wherever they are).
+        unsafe {
+            sys::discard(src as *mut u8, k);
+            if let Some(p) = p {
+                sys::unmap(p, map_len);
+            }
+        }
+        None
+    }
+
+    /// Forgets the banked ranges inside `[base, base + len)` (about to be unmapped).
+    fn bank_drop(&mut self, base: usize, len: usize) {
+        for e in self.bank.iter_mut() {
+            if e.0 >= base && e.0 < base + len {
+                self.bank_bytes -= e.1;
+                *e = (0, 0);
+            }
+        }
+    }
+
     /// Empties the cache (malloc_trim).
     pub fn trim(&mut self) -> usize {
+        for e in self.bank.iter_mut() {
+            if e.0 != 0 {
+                // SAFETY: a banked range is a freed block's, ours while we hold the lock.
+                unsafe { sys::discard(e.0 as *mut u8, e.1) };
+                *e = (0, 0);
+            }
+        }
+        self.bank_bytes = 0;
         let mut n = 0;
         while self.evict_one() {
             n += 1;
@@ -449,7 +560,10 @@ impl LargeState {
     /// byte (or right before its first with `below`). Blocks of at most
     /// `guard::POOL_MAX_PAGES` data pages take a slot of a pool (`pool_take`/`pool_open`,
     /// which `guard::allocate` calls directly to make the slot accessible without the lock);
-    /// bigger ones get a mapping of their own.
+    /// bigger ones get a mapping of their own, built on the pages of a freed big block when
+    /// the bank has some (`bank_put`; not for `zero` requests, which need cleared pages, nor
+    /// with the guard below). Beyond the first `heap::LARGE_FILL_MAX` bytes, which are filled
+    /// when filling is on, such a block holds what the freed block held.
     ///
     /// Alignment: an object of `size` bytes cannot need more alignment than the largest power
     /// of two dividing `size` (sizeof is a multiple of alignof), so a default-aligned block gets
@@ -463,6 +577,7 @@ impl LargeState {
         align: usize,
         below: bool,
         exact: bool,
+        zero: bool,
     ) -> Option<*mut Large> {
         let page = sys::page_size();
         let (a, guard, data_len) = Self::guarded_geometry(size, cap, align, exact)?;
@@ -474,11 +589,27 @@ impl LargeState {
             return self.pool_open(s, size, align, below, exact, ok);
         }
         let d = self.new_desc()?;
-        let Some(base) = sys::map(map_len) else {
-            self.release_desc(d);
-            return None;
+        let recycled = if below || zero {
+            None
+        } else {
+            self.map_recycled(data_len, map_len)
         };
-        let base = base as usize;
+        let base = match recycled {
+            Some(b) => b,
+            None => match sys::map(map_len) {
+                Some(b) => {
+                    if !below {
+                        // SAFETY: the last `guard` bytes of the mapping we just created.
+                        unsafe { sys::protect(b.add(data_len), guard, false) };
+                    }
+                    b as usize
+                }
+                None => {
+                    self.release_desc(d);
+                    return None;
+                }
+            },
+        };
         self.mapped_bytes += map_len;
         let (lo, hi, user) = if below {
             // SAFETY: the first `guard` bytes of the mapping we just created.
@@ -486,8 +617,6 @@ impl LargeState {
             let lo = base + guard;
             (lo, base + map_len, (lo + a - 1) & !(a - 1))
         } else {
-            // SAFETY: the last `guard` bytes of the mapping we just created.
-            unsafe { sys::protect((base + data_len) as *mut u8, guard, false) };
             let hi = base + data_len;
             (base, hi, (hi - size) & !(a - 1))
         };
@@ -792,6 +921,7 @@ impl LargeState {
         self.live_count -= 1;
         if guard_mode {
             // Guard-mode blocks leave their range to the guard ring's accounting: unmapped.
+            self.bank_drop(base, len);
             self.put_mapping(base, len, false);
         } else if usable < len {
             // The whole range is cached with the inaccessible region behind the block

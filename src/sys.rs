@@ -121,6 +121,51 @@ pub unsafe fn remap(p: *mut u8, old: usize, new: usize, may_move: bool) -> Optio
     }
 }
 
+/// Anonymous private PROT_NONE mapping of `len` bytes (address space only: the kernel charges
+/// commit when a part is made writable); None when the kernel refuses.
+pub fn map_none(len: usize) -> Option<*mut u8> {
+    // SAFETY: an anonymous mapping at an address the kernel chooses touches no existing memory.
+    let p = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            len,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        None
+    } else {
+        crate::stats::MAPS.fetch_add(1, Ordering::Relaxed);
+        Some(p as *mut u8)
+    }
+}
+
+/// Moves the pages of `[src, src + len)` over `[dst, dst + len)` (`mremap` with
+/// `MREMAP_FIXED | MREMAP_DONTUNMAP`): they keep their content and protection and cost no page
+/// fault there, and `[src, src + len)` stays mapped, empty, with its protection (a later
+/// access to a PROT_NONE source still faults). False when the kernel refuses (before Linux
+/// 5.7, or a limit); both ranges are then unchanged.
+/// # Safety
+/// Both ranges are page-aligned private anonymous ranges of ours that nobody uses, and they
+/// do not overlap.
+pub unsafe fn move_pages(src: *mut u8, len: usize, dst: *mut u8) -> bool {
+    let flags = libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED | libc::MREMAP_DONTUNMAP;
+    // SAFETY: the caller owns both ranges; the kernel replaces the destination's mapping.
+    let q = unsafe { libc::mremap(src as *mut c_void, len, len, flags, dst as *mut c_void) };
+    q != libc::MAP_FAILED
+}
+
+/// Gives the pages of `[p, p + len)` back to the system (they read as zero afterwards).
+/// # Safety
+/// `[p, p + len)` is page aligned, ours and holds nothing anybody needs.
+pub unsafe fn discard(p: *mut u8, len: usize) {
+    // SAFETY: the caller owns the range and gives up its content.
+    unsafe { libc::madvise(p as *mut c_void, len, libc::MADV_DONTNEED) };
+}
+
 /// Writes all of `buf` to `fd`, retrying on EINTR and short writes. Returns false on error.
 pub fn write_all(fd: c_int, mut buf: &[u8]) -> bool {
     while !buf.is_empty() {

@@ -635,3 +635,32 @@ fn recycled_pool_slots_are_zeroed() {
         }
     }
 }
+
+/// A big guarded block built on the pages of a freed one (page recycling) costs few page
+/// faults, still ends at its guard, leaves the freed block's range faulting, and calloc still
+/// reads as zero; threads recycling each other's pages keep their contents.
+#[test]
+fn recycled_big_block_pages() {
+    for debug in ["guard", "full", "guard=exact"] {
+        let out = run("guard_bank", &["reuse"], &[("MALLOC_DEBUG", debug)]);
+        assert!(out.stdout.contains("faults "), "{}", out.describe());
+        out.assert_ok_clean();
+        assert_fault(
+            &run("guard_bank", &["over"], &[("MALLOC_DEBUG", debug)]),
+            "ft_malloc[PID]: ERROR: heap overflow (read) at ADDR: 0 bytes after the 1500000-byte block at ADDR (guard page)",
+            1500000,
+        );
+    }
+    for debug in ["guard", "full"] {
+        assert_fault(
+            &run("guard_bank", &["uaf"], &[("MALLOC_DEBUG", debug)]),
+            "ft_malloc[PID]: ERROR: use after free (read) at ADDR: 3 bytes into the freed 1048576-byte block at ADDR (guard page)",
+            3,
+        );
+    }
+    for mode in ["calloc", "threads"] {
+        for debug in ["guard", "full", "guard=below"] {
+            run("guard_bank", &[mode], &[("MALLOC_DEBUG", debug)]).assert_ok_clean();
+        }
+    }
+}
