@@ -3,8 +3,9 @@
 //! byte follows one), so an overflow faults at the faulting instruction (`segv.rs` explains it).
 //! The gap left by 16-byte alignment is closed with canary bytes, checked on free.
 //!
-//! Freed guarded blocks become PROT_NONE, give their pages back, and stay mapped in a bounded
-//! FIFO (address-space quarantine), so a use after free faults too.
+//! Freed guarded blocks become PROT_NONE, give their pages back (or lend them to the next big
+//! guarded block), and stay mapped in a bounded FIFO (address-space quarantine), so a use after
+//! free faults too.
 //!
 //! Blocks of up to `POOL_MAX_PAGES` data pages live in slots of per-size pools: chunks of
 //! `guard | data | guard | data | ... | guard` reserved PROT_NONE, one pool per data page count
@@ -12,10 +13,14 @@
 //! with its pages given back when freed, and goes back to its pool (no system call) when it
 //! leaves the address-space quarantine; bigger blocks get a mapping of their own, unmapped then.
 //!
-//! Mappings are counted against `vm.max_map_count`: a live guarded block costs two (its data
+//! Mappings are counted against `vm.max_map_count`: a live pooled block costs two (its data
 //! and the inaccessible run it splits), a freed pooled one at most one (it merges with the
-//! guards around it, unless the kernel keeps it apart), a freed own mapping two, a pooled free
-//! slot none. When the budget is spent we say so once and further allocations use the zones.
+//! guards around it, unless the kernel keeps it apart), a pooled free slot none; a block with a
+//! mapping of its own costs what its descriptor counts (`Large::vmas`: two, more when built on
+//! recycled pages or when a later block took part of its pages) until it is unmapped. When the
+//! budget is spent we say so once and further allocations use the zones.
+//!
+//! Big blocks recycle pages: see `LargeState::bank_put`.
 //!
 //! # Invariants
 //! - The ring holds user pointers of QUARANTINED guarded LARGE descriptors; they are released
@@ -28,7 +33,7 @@ use crate::block::Op;
 use crate::config::{self, Guard};
 use crate::fmt::{Line, prefix};
 use crate::heap::Info;
-use crate::large::{LARGE, Large, LargeState};
+use crate::large::{LARGE, Large, LargeState, Released};
 use crate::lock::Mutex;
 use crate::sys;
 use crate::tls;
@@ -224,14 +229,18 @@ pub fn allocate(
         None => l.alloc_guarded(size, cap, align, below, exact, zero)?,
     };
     // SAFETY: d is the fresh descriptor, under the LARGE lock.
-    let (user, lo, hi, own) = unsafe {
+    let (user, lo, hi, vmas) = unsafe {
         (*d).origin = op as u8;
         (*d).dbg = crate::heap::stamp_alloc(caller);
-        let own = !LargeState::guarded_pooled(&*d);
-        ((*d).user, (*d).lo, (*d).map_base + (*d).usable_len, own)
+        let vmas = if LargeState::guarded_pooled(&*d) {
+            2
+        } else {
+            (*d).vmas as usize
+        };
+        ((*d).user, (*d).lo, (*d).map_base + (*d).usable_len, vmas)
     };
     drop(l);
-    VMAS.fetch_add(if own { OWN_VMAS } else { 2 }, Ordering::Relaxed);
+    VMAS.fetch_add(vmas, Ordering::Relaxed);
     // SAFETY: the accessible part of the new mapping is ours.
     unsafe {
         crate::canary::write(user + size, hi);
@@ -305,12 +314,13 @@ pub fn retire(p: usize, size: usize) {
 
 /// A block leaves the address-space quarantine: back to its pool, or unmapped.
 pub fn release(p: usize) {
-    let r = LARGE.lock().release_guarded(p);
-    match r {
-        Some(true) => {
+    match LARGE.lock().release_guarded(p) {
+        Some(Released::Pooled) => {
             VMAS.fetch_sub(1, Ordering::Relaxed);
         }
-        Some(false) => unmapped(),
+        Some(Released::Unmapped(n)) => {
+            VMAS.fetch_sub(n, Ordering::Relaxed);
+        }
         None => {}
     }
 }
@@ -333,15 +343,14 @@ fn release_oldest() -> bool {
     true
 }
 
-/// Kernel mappings counted for a guarded block with a mapping of its own: its data and its
-/// guard, plus one when its data was built on part of a freed block's pages (see
-/// `LargeState::bank_put`: the moved pages and the rest do not merge), or, once freed, when
-/// a later block took part of its pages (the emptied part splits off).
-const OWN_VMAS: usize = 3;
+/// Kernel mappings a new guarded block with a mapping of its own may cost: its guard and its
+/// data, which is up to four mappings when built on recycled pages (`Large::vmas` counts the
+/// real number).
+const OWN_VMAS: usize = 5;
 
-/// A guarded block with a mapping of its own was unmapped for good.
-pub fn unmapped() {
-    VMAS.fetch_sub(OWN_VMAS, Ordering::Relaxed);
+/// Counts kernel mappings made by splitting a freed block's banked pages.
+pub fn count_vmas(n: usize) {
+    VMAS.fetch_add(n, Ordering::Relaxed);
 }
 
 pub fn lock_forever() {

@@ -29,12 +29,19 @@ pub struct Large {
     pub lo: usize,
     /// 0: plain LARGE block; 1: guarded, guard page after; 2: guarded, guard page before.
     pub guarded: u8,
+    /// Guarded block with a mapping of its own built on banked pages: its data is several
+    /// kernel mappings, split these many pages from `map_base` (increasing, 0 = unused; see
+    /// `LargeState::bank_put`).
+    pub seams: [u16; MAX_PIECES],
     pub user: usize,
     pub size: usize,
     pub align: usize,
     pub state: u8,
     pub origin: u8,
     pub dirty: bool,
+    /// Guarded block with a mapping of its own: the kernel mappings it is counted for in the
+    /// guard budget (2 or 3 when made, one more each time a later block splits its pages).
+    pub vmas: u8,
     pub next: *mut Large,
     pub prev: *mut Large,
     pub dbg: DebugMeta,
@@ -73,6 +80,8 @@ impl Large {
             state: crate::block::USED,
             origin: 0,
             dirty: false,
+            seams: [0; MAX_PIECES],
+            vmas: 2,
             next: core::ptr::null_mut(),
             prev: core::ptr::null_mut(),
             dbg: DebugMeta::EMPTY,
@@ -85,9 +94,9 @@ pub struct LargeState {
     free_descs: *mut Large,
     cache: [(usize, usize); CACHE_SLOTS],
     cache_bytes: usize,
-    /// Freed guarded blocks (still in the address-space quarantine, PROT_NONE) whose pages were
-    /// kept for the next big guarded block: `[data, data + len)` (see `bank_put`).
-    bank: [(usize, usize); BANK_SLOTS],
+    /// Pages of freed guarded blocks (still in the address-space quarantine, PROT_NONE) kept
+    /// for the next big guarded blocks (see `bank_put`).
+    bank: [Banked; BANK_SLOTS],
     bank_bytes: usize,
     pub live_bytes: usize,
     pub live_count: usize,
@@ -117,8 +126,35 @@ fn guarded_align(size: usize, align: usize, exact: bool) -> usize {
 const CACHE_SLOTS: usize = 32;
 const CACHE_MIN_BYTES: usize = 4 << 20;
 const CACHE_MAX_BYTES: usize = 256 << 20;
-/// Freed guarded blocks whose pages wait for reuse, at most.
-const BANK_SLOTS: usize = 8;
+/// Banked ranges, at most (a freed block gives one per kernel mapping of its data).
+const BANK_SLOTS: usize = 16;
+/// Banked ranges a new block is built on, at most (each one kernel mapping).
+const MAX_PIECES: usize = 3;
+
+/// Banked pages: `[addr, addr + len)`, one kernel mapping, part of the data of the freed
+/// guarded block `desc`.
+#[derive(Clone, Copy)]
+struct Banked {
+    addr: usize,
+    len: usize,
+    desc: *mut Large,
+}
+
+/// What `LargeState::release_guarded` did with a block.
+pub enum Released {
+    /// Its slot went back to its pool.
+    Pooled,
+    /// Its mapping, counted for this many kernel mappings, was unmapped.
+    Unmapped(usize),
+}
+
+impl Banked {
+    const EMPTY: Banked = Banked {
+        addr: 0,
+        len: 0,
+        desc: core::ptr::null_mut(),
+    };
+}
 /// Bytes of pages the bank may hold: half the live LARGE bytes, between these bounds.
 const BANK_MIN_BYTES: usize = 8 << 20;
 const BANK_MAX_BYTES: usize = 64 << 20;
@@ -140,7 +176,7 @@ pub static LARGE: Mutex<LargeState> = Mutex::new(LargeState {
     free_descs: core::ptr::null_mut(),
     cache: [(0, 0); CACHE_SLOTS],
     cache_bytes: 0,
-    bank: [(0, 0); BANK_SLOTS],
+    bank: [Banked::EMPTY; BANK_SLOTS],
     bank_bytes: 0,
     live_bytes: 0,
     live_count: 0,
@@ -340,91 +376,155 @@ impl LargeState {
     /// Page recycling for big guarded blocks. A freed guarded block that has a mapping of its
     /// own (more than `guard::POOL_MAX_PAGES` data pages, guard after it) may keep its pages
     /// while its address range sits in the address-space quarantine (PROT_NONE, so an access
-    /// still faults): the next big guarded block then takes them with `mremap` instead of
-    /// faulting in (and clearing) fresh ones, as Electric Fence reuses its freed pages, but
-    /// at a new address. Bounded by `BANK_SLOTS` blocks and half the live LARGE bytes (8 to
-    /// 64 MiB); a block that does not fit gives its pages back as before. Returns whether `d`
-    /// (a `bankable` guarded block being freed, already PROT_NONE) keeps its pages.
+    /// still faults): later big guarded blocks take them with `mremap` instead of faulting in
+    /// (and clearing) fresh ones, as Electric Fence reuses its freed pages, but at a new
+    /// address. A block is built on up to `MAX_PIECES` banked ranges, so the bank drains into
+    /// new blocks rather than holding pages while fresh ones are faulted in. Each range is one
+    /// kernel mapping (older kernels move one at a time): a block built on pieces gives one
+    /// range per piece (`seams`). Bounded by `BANK_SLOTS` ranges and 8 to 64 MiB (half the
+    /// LARGE bytes); the smallest ranges are given back to make room. Returns whether `d` (a
+    /// `bankable` guarded block being freed, already PROT_NONE) keeps its pages.
     pub fn bank_put(&mut self, d: &Large) -> bool {
         let (base, len) = (d.map_base, d.usable_len);
         let budget = (self.live_bytes / 2).clamp(BANK_MIN_BYTES, BANK_MAX_BYTES);
-        if self.bank_bytes + len > budget {
+        let page = sys::page_size();
+        let mut cuts = [0usize; MAX_PIECES + 2];
+        let mut n = 1;
+        for &s in d.seams.iter().filter(|&&s| s != 0) {
+            cuts[n] = s as usize * page;
+            n += 1;
+        }
+        cuts[n] = len;
+        if len > budget {
             return false;
         }
-        let Some(slot) = self.bank.iter_mut().find(|e| e.0 == 0) else {
-            return false;
-        };
-        *slot = (base, len);
+        while self.bank_bytes + len > budget || self.bank.iter().filter(|e| e.addr == 0).count() < n
+        {
+            self.bank_evict_smallest();
+        }
+        for w in cuts[..=n].windows(2) {
+            if let Some(e) = self.bank.iter_mut().find(|e| e.addr == 0) {
+                *e = Banked {
+                    addr: base + w[0],
+                    len: w[1] - w[0],
+                    desc: d as *const Large as *mut Large,
+                };
+            }
+        }
         self.bank_bytes += len;
         true
     }
 
     /// Whether a freed guarded block may keep its pages in the bank: a mapping of its own with
-    /// the guard after it.
+    /// the guard after it, and data small enough for `seams` to locate its mappings.
     pub fn bankable(d: &Large) -> bool {
-        d.guarded != 2 && !Self::guarded_pooled(d)
+        d.guarded != 2
+            && !Self::guarded_pooled(d)
+            && d.usable_len / sys::page_size() <= u16::MAX as usize
     }
 
-    /// Takes the banked pages that best serve a block of `data_len` bytes: the smallest range
-    /// at least that big, else the biggest. Pages beyond `data_len` are given back. Returns the
-    /// range's start and how many bytes to move.
-    fn bank_take(&mut self, data_len: usize) -> Option<(usize, usize)> {
-        let mut best = usize::MAX;
+    /// Takes a banked range for (the rest of) a block, `need` bytes: the smallest at least
+    /// that big, else the biggest. Pages beyond `need` are given back (a range is taken once,
+    /// which bounds the mappings a freed block splits into). Returns the pages' start and
+    /// length (at most `need`).
+    fn bank_take(&mut self, need: usize) -> Option<(usize, usize)> {
+        let mut fit = usize::MAX;
+        let mut big = usize::MAX;
         for (i, e) in self.bank.iter().enumerate() {
-            if e.0 == 0 {
+            if e.addr == 0 {
                 continue;
             }
-            let better = match self.bank.get(best) {
-                None => true,
-                Some(b) if b.1 >= data_len => e.1 >= data_len && e.1 < b.1,
-                Some(b) => e.1 > b.1,
-            };
-            if better {
-                best = i;
+            if e.len >= need {
+                if self.bank.get(fit).is_none_or(|f| e.len < f.len) {
+                    fit = i;
+                }
+            } else if self.bank.get(big).is_none_or(|b| e.len > b.len) {
+                big = i;
             }
         }
-        let (src, len) = *self.bank.get(best)?;
-        self.bank[best] = (0, 0);
-        self.bank_bytes -= len;
-        let k = len.min(data_len);
-        if len > k {
+        let i = if fit != usize::MAX { fit } else { big };
+        let e = *self.bank.get(i)?;
+        self.bank[i] = Banked::EMPTY;
+        self.bank_bytes -= e.len;
+        let k = e.len.min(need);
+        if e.len > k {
             // SAFETY: the rest of a banked range: a freed block's pages, which stay ours (in
             // the address-space quarantine) while we hold the lock.
-            unsafe { sys::discard((src + k) as *mut u8, len - k) };
+            unsafe { sys::discard((e.addr + k) as *mut u8, e.len - k) };
+            // Moving part of its mapping splits it in two.
+            // SAFETY: a banked range's descriptor is QUARANTINED and stays so while its range
+            // is banked (under the lock).
+            unsafe { (*e.desc).vmas += 1 };
+            crate::guard::count_vmas(1);
         }
-        Some((src, k))
+        Some((e.addr, k))
     }
 
     /// A new guarded mapping of `map_len` bytes whose first `data_len` are accessible, built on
-    /// banked pages; None when the bank is empty or the kernel refuses.
-    fn map_recycled(&mut self, data_len: usize, map_len: usize) -> Option<usize> {
-        let (src, k) = self.bank_take(data_len)?;
-        let p = sys::map_none(map_len);
-        if let Some(p) = p {
-            // The moved pages arrive PROT_NONE like their source, and the rest of the
-            // reservation is PROT_NONE: one call opens the data and leaves the guard behind it.
-            // SAFETY: a banked range is a freed block's, ours while we hold the lock; p is the
-            // reservation the kernel just made for us.
-            if unsafe { sys::move_pages(src as *mut u8, k, p) && sys::protect(p, data_len, true) } {
-                return Some(p as usize);
-            }
+    /// banked pages; None when the bank is empty or the kernel refuses. Returns the mapping
+    /// and where its data mappings meet (page counts from its start, 0 = unused).
+    fn map_recycled(
+        &mut self,
+        data_len: usize,
+        map_len: usize,
+    ) -> Option<(usize, [u16; MAX_PIECES])> {
+        let page = sys::page_size();
+        if data_len / page > u16::MAX as usize || self.bank_bytes == 0 {
+            return None;
         }
-        // SAFETY: as above (the pages are dropped, wherever they are).
-        unsafe {
-            sys::discard(src as *mut u8, k);
-            if let Some(p) = p {
-                sys::unmap(p, map_len);
+        let p = sys::map_none(map_len)?;
+        let mut seams = [0u16; MAX_PIECES];
+        let mut done = 0;
+        let mut pieces = 0;
+        while done < data_len && pieces < MAX_PIECES {
+            let Some((src, k)) = self.bank_take(data_len - done) else {
+                break;
+            };
+            // SAFETY: a banked range is a freed block's, ours while we hold the lock; the
+            // destination is inside the reservation the kernel just made for us.
+            if !unsafe { sys::move_pages(src as *mut u8, k, (p as usize + done) as *mut u8) } {
+                // SAFETY: as above; the pages are dropped.
+                unsafe { sys::discard(src as *mut u8, k) };
+                break;
             }
+            done += k;
+            if done < data_len {
+                seams[pieces] = (done / page) as u16;
+            }
+            pieces += 1;
         }
+        // The moved pages arrive PROT_NONE like their source, and the rest of the reservation
+        // is PROT_NONE: one call opens the data (recycled and fresh) and leaves the guard.
+        // SAFETY: the reservation made above.
+        if done > 0 && unsafe { sys::protect(p, data_len, true) } {
+            return Some((p as usize, seams));
+        }
+        // SAFETY: as above (moved pages, if any, are dropped with it).
+        unsafe { sys::unmap(p, map_len) };
         None
     }
 
-    /// Forgets the banked ranges inside `[base, base + len)` (about to be unmapped).
-    fn bank_drop(&mut self, base: usize, len: usize) {
+    fn bank_evict_smallest(&mut self) {
+        let mut small = usize::MAX;
+        for (i, e) in self.bank.iter().enumerate() {
+            if e.addr != 0 && self.bank.get(small).is_none_or(|s| e.len < s.len) {
+                small = i;
+            }
+        }
+        if let Some(e) = self.bank.get_mut(small) {
+            // SAFETY: a banked range is a freed block's, ours while we hold the lock.
+            unsafe { sys::discard(e.addr as *mut u8, e.len) };
+            self.bank_bytes -= e.len;
+            *e = Banked::EMPTY;
+        }
+    }
+
+    /// Forgets the banked ranges of `d` (about to be unmapped).
+    fn bank_drop(&mut self, d: *mut Large) {
         for e in self.bank.iter_mut() {
-            if e.0 >= base && e.0 < base + len {
-                self.bank_bytes -= e.1;
-                *e = (0, 0);
+            if e.addr != 0 && e.desc == d {
+                self.bank_bytes -= e.len;
+                *e = Banked::EMPTY;
             }
         }
     }
@@ -432,10 +532,10 @@ impl LargeState {
     /// Empties the cache (malloc_trim).
     pub fn trim(&mut self) -> usize {
         for e in self.bank.iter_mut() {
-            if e.0 != 0 {
+            if e.addr != 0 {
                 // SAFETY: a banked range is a freed block's, ours while we hold the lock.
-                unsafe { sys::discard(e.0 as *mut u8, e.1) };
-                *e = (0, 0);
+                unsafe { sys::discard(e.addr as *mut u8, e.len) };
+                *e = Banked::EMPTY;
             }
         }
         self.bank_bytes = 0;
@@ -492,6 +592,8 @@ impl LargeState {
             state: crate::block::USED,
             origin: 0,
             dirty,
+            seams: [0; MAX_PIECES],
+            vmas: 0,
             next: core::ptr::null_mut(),
             prev: core::ptr::null_mut(),
             dbg: DebugMeta::EMPTY,
@@ -594,15 +696,15 @@ impl LargeState {
         } else {
             self.map_recycled(data_len, map_len)
         };
-        let base = match recycled {
-            Some(b) => b,
+        let (base, seams) = match recycled {
+            Some(r) => r,
             None => match sys::map(map_len) {
                 Some(b) => {
                     if !below {
                         // SAFETY: the last `guard` bytes of the mapping we just created.
                         unsafe { sys::protect(b.add(data_len), guard, false) };
                     }
-                    b as usize
+                    (b as usize, [0; MAX_PIECES])
                 }
                 None => {
                     self.release_desc(d);
@@ -629,7 +731,10 @@ impl LargeState {
             // SAFETY: advice on part of the mapping we just created.
             unsafe { libc::madvise(from as *mut libc::c_void, hi - from, libc::MADV_HUGEPAGE) };
         }
-        let desc = Large::guarded_block(base, map_len, hi, lo, user, size, align, below, exact);
+        let mut desc = Large::guarded_block(base, map_len, hi, lo, user, size, align, below, exact);
+        // Data in several mappings (recycled pieces, maybe fresh pages after them).
+        desc.seams = seams;
+        desc.vmas = 2 + seams.iter().filter(|&&s| s != 0).count() as u8;
         self.publish(d, desc)?;
         Some(d)
     }
@@ -842,8 +947,8 @@ impl LargeState {
     /// A guarded block `p` leaves the address-space quarantine: a pool slot goes back to its
     /// pool (already PROT_NONE with its pages given back, so no system call), a block with a
     /// mapping of its own is unmapped. None if `p` is not a quarantined guarded block, else
-    /// whether it was pooled.
-    pub fn release_guarded(&mut self, p: usize) -> Option<bool> {
+    /// `Pooled` or the kernel mappings an unmapped one was counted for.
+    pub fn release_guarded(&mut self, p: usize) -> Option<Released> {
         let pagemap::Owner::Large(d) = pagemap::decode(pagemap::get(p)) else {
             return None;
         };
@@ -855,9 +960,10 @@ impl LargeState {
             return None;
         }
         if !Self::guarded_pooled(dr) {
+            let vmas = dr.vmas as usize;
             // SAFETY: a quarantined descriptor of this state.
             unsafe { self.free(d) };
-            return Some(false);
+            return Some(Released::Unmapped(vmas));
         }
         let page = sys::page_size();
         let (map_base, map_len, data, size) = (dr.map_base, dr.map_len, dr.lo, dr.size);
@@ -871,7 +977,7 @@ impl LargeState {
         // SAFETY: under the LARGE lock (self); the class index is in range (pooled).
         let cls = unsafe { &mut (*pools).cls[(guard > page) as usize][data_len / page - 1] };
         Self::pool_put(cls, d, data);
-        Some(true)
+        Some(Released::Pooled)
     }
 
     fn unlink(&mut self, d: *mut Large) {
@@ -921,7 +1027,7 @@ impl LargeState {
         self.live_count -= 1;
         if guard_mode {
             // Guard-mode blocks leave their range to the guard ring's accounting: unmapped.
-            self.bank_drop(base, len);
+            self.bank_drop(d);
             self.put_mapping(base, len, false);
         } else if usable < len {
             // The whole range is cached with the inaccessible region behind the block
@@ -1055,3 +1161,6 @@ impl LargeState {
         }
     }
 }
+
+// A descriptor stays two cache lines (the slab holds a million of them in guard mode).
+const _: () = assert!(core::mem::size_of::<Large>() == 128);

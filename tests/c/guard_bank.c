@@ -11,6 +11,9 @@
  *   calloc  calloc of a big block after a big free reads as zero; exits 0
  *   threads 2 threads allocate, fill, check and free big blocks of varied sizes (recycling
  *           each other's pages); exits 0
+ *   maps    3000 blocks of varied big sizes cycle through 8 slots; each live block then spans
+ *           at most 4 kernel mappings (recycled pieces do not fragment without bound);
+ *           prints the most seen, exits 0
  * If the bug does not fault, the program prints "NOT CAUGHT" and exits 3. */
 #include <pthread.h>
 #include <stdint.h>
@@ -59,6 +62,21 @@ static void *worker(void *arg) {
     return NULL;
 }
 
+/* Kernel mappings of /proc/self/maps that overlap [p, p + n). */
+static int mappings_over(const char *p, size_t n) {
+    FILE *f = fopen("/proc/self/maps", "r");
+    CHECK(f != NULL);
+    char line[512];
+    int c = 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && lo < (uintptr_t)p + n && hi > (uintptr_t)p)
+            c++;
+    }
+    fclose(f);
+    return c;
+}
+
 int main(int argc, char **argv) {
     CHECK(argc >= 2);
     const char *m = argv[1];
@@ -93,6 +111,31 @@ int main(int argc, char **argv) {
         for (size_t j = 0; j < (1 << 20); j++)
             CHECK(z[j] == 0);
         free(z);
+        printf("OK\n");
+        return 0;
+    } else if (!strcmp(m, "maps")) {
+        char *keep[8] = {0};
+        size_t len[8] = {0};
+        uint64_t s = 12345;
+        for (int i = 0; i < 3000; i++) {
+            s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+            int k = (int)(s % 8);
+            free(keep[k]);
+            len[k] = 300000 + (size_t)(s >> 20) % 3000000;
+            keep[k] = malloc(len[k]);
+            CHECK(keep[k] != NULL);
+            for (size_t j = 0; j < len[k]; j += 4096)
+                keep[k][j] = 'm';
+            keep[k][len[k] - 1] = 'm';
+        }
+        int most = 0;
+        for (int k = 0; k < 8; k++) {
+            int c = mappings_over(keep[k], len[k]);
+            most = c > most ? c : most;
+            free(keep[k]);
+        }
+        printf("most mappings per block %d\n", most);
+        CHECK(most <= 4);
         printf("OK\n");
         return 0;
     } else if (!strcmp(m, "threads")) {
