@@ -853,8 +853,7 @@ fn finish_free(held: Held<'static>, op: Op, caller: usize, seq: u64) -> usize {
                     unsafe { sys::protect(base as *mut u8, len, false) };
                     // SAFETY: d stays QUARANTINED and ours until the ring releases it, which
                     // `guard::retire` below has not given it to yet.
-                    let dr = unsafe { &*d };
-                    let banked = LargeState::bankable(dr) && LARGE.lock().bank_put(dr);
+                    let banked = unsafe { LargeState::bankable(d) && LARGE.lock().bank_put(d) };
                     if !banked {
                         // SAFETY: as above.
                         unsafe { sys::discard(base as *mut u8, len) };

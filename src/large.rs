@@ -384,7 +384,12 @@ impl LargeState {
     /// range per piece (`seams`). Bounded by `BANK_SLOTS` ranges and 8 to 64 MiB (half the
     /// LARGE bytes); the smallest ranges are given back to make room. Returns whether `d` (a
     /// `bankable` guarded block being freed, already PROT_NONE) keeps its pages.
-    pub fn bank_put(&mut self, d: &Large) -> bool {
+    /// # Safety
+    /// `d` is a QUARANTINED guarded descriptor that the address-space quarantine has not
+    /// released.
+    pub unsafe fn bank_put(&mut self, d: *mut Large) -> bool {
+        // SAFETY: d is live per the caller, and we hold the lock.
+        let d = unsafe { &*d };
         let (base, len) = (d.map_base, d.usable_len);
         let budget = (self.live_bytes / 2).clamp(BANK_MIN_BYTES, BANK_MAX_BYTES);
         let page = sys::page_size();
@@ -416,11 +421,19 @@ impl LargeState {
     }
 
     /// Whether a freed guarded block may keep its pages in the bank: a mapping of its own with
-    /// the guard after it, and data small enough for `seams` to locate its mappings.
-    pub fn bankable(d: &Large) -> bool {
-        d.guarded != 2
-            && !Self::guarded_pooled(d)
-            && d.usable_len / sys::page_size() <= u16::MAX as usize
+    /// the guard after it, and data small enough for `seams` to locate its mappings. Reads only
+    /// fields that do not change while the block is quarantined, so no lock is needed.
+    /// # Safety
+    /// `d` is a QUARANTINED guarded descriptor that the address-space quarantine has not
+    /// released.
+    pub unsafe fn bankable(d: *const Large) -> bool {
+        // SAFETY: per the caller, these fields are stable.
+        let (guarded, base, usable, lo) =
+            unsafe { ((*d).guarded, (*d).map_base, (*d).usable_len, (*d).lo) };
+        let pages = (base + usable - lo) / sys::page_size();
+        (guarded == 1 || guarded == 3)
+            && pages > crate::guard::POOL_MAX_PAGES
+            && pages <= u16::MAX as usize
     }
 
     /// Takes a banked range for (the rest of) a block, `need` bytes: the smallest at least
