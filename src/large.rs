@@ -98,6 +98,8 @@ pub struct LargeState {
     /// for the next big guarded blocks (see `bank_put`).
     bank: [Banked; BANK_SLOTS],
     bank_bytes: usize,
+    /// The kernel cannot move pages that way: nothing is banked.
+    bank_off: bool,
     pub live_bytes: usize,
     pub live_count: usize,
     pub mapped_bytes: usize,
@@ -178,6 +180,7 @@ pub static LARGE: Mutex<LargeState> = Mutex::new(LargeState {
     cache_bytes: 0,
     bank: [Banked::EMPTY; BANK_SLOTS],
     bank_bytes: 0,
+    bank_off: false,
     live_bytes: 0,
     live_count: 0,
     mapped_bytes: 0,
@@ -388,6 +391,9 @@ impl LargeState {
     /// `d` is a QUARANTINED guarded descriptor that the address-space quarantine has not
     /// released.
     pub unsafe fn bank_put(&mut self, d: *mut Large) -> bool {
+        if self.bank_off {
+            return false;
+        }
         // SAFETY: d is live per the caller, and we hold the lock.
         let d = unsafe { &*d };
         let (base, len) = (d.map_base, d.usable_len);
@@ -496,6 +502,10 @@ impl LargeState {
             // SAFETY: a banked range is a freed block's, ours while we hold the lock; the
             // destination is inside the reservation the kernel just made for us.
             if !unsafe { sys::move_pages(src as *mut u8, k, (p as usize + done) as *mut u8) } {
+                if sys::errno() == libc::EINVAL {
+                    // A kernel without MREMAP_DONTUNMAP (before Linux 5.7): no recycling.
+                    self.bank_off = true;
+                }
                 // SAFETY: as above; the pages are dropped.
                 unsafe { sys::discard(src as *mut u8, k) };
                 break;
