@@ -8,17 +8,23 @@
 //! free faults too.
 //!
 //! Blocks of up to `POOL_MAX_PAGES` data pages live in slots of per-size pools: chunks of
-//! `guard | data | guard | data | ... | guard` reserved PROT_NONE, one pool per data page count
-//! and guard size. A slot is made accessible when handed out (one mprotect), made PROT_NONE
-//! with its pages given back when freed, and goes back to its pool (no system call) when it
-//! leaves the address-space quarantine; bigger blocks get a mapping of their own, unmapped then.
+//! `guard | data | guard | data | ... | guard`, inaccessible until a slot is handed out, one
+//! pool per data page count and guard size. Where the kernel has guard markers
+//! (`MADV_GUARD_INSTALL`, Linux 6.13) a chunk is one read-write mapping covered by markers: a
+//! slot is opened by removing its markers and closed (pages given back) by installing them,
+//! one call each, with no kernel mapping split, so pooled blocks cost nothing against
+//! `vm.max_map_count`. Elsewhere slots are opened and closed with mprotect (and madvise). A
+//! slot goes back to its pool (no system call) when it leaves the address-space quarantine;
+//! bigger blocks get a mapping of their own, unmapped then.
 //!
-//! Mappings are counted against `vm.max_map_count`: a live pooled block costs two (its data
-//! and the inaccessible run it splits), a freed pooled one at most one (it merges with the
-//! guards around it, unless the kernel keeps it apart), a pooled free slot none; a block with a
-//! mapping of its own costs what its descriptor counts (`Large::vmas`: two, more when built on
-//! recycled pages or when a later block took part of its pages) until it is unmapped. When the
-//! budget is spent we say so once and further allocations use the zones.
+//! Mappings are counted against `vm.max_map_count`: with mprotect a live pooled block costs
+//! two (its data and the inaccessible run it splits), a freed pooled one at most one (it merges
+//! with the guards around it, unless the kernel keeps it apart), a pooled free slot none; with
+//! markers pooled blocks cost none. A block with a mapping of its own costs what its descriptor
+//! counts (`Large::vmas`: two, more when built on recycled pages or when a later block took
+//! part of its pages) until it is unmapped. The pages of live guarded blocks are bounded too
+//! (`guard_budget`). When a budget is spent we say so once and further allocations use the
+//! zones until live guarded blocks are freed.
 //!
 //! Big blocks recycle pages: see `LargeState::bank_put`.
 //!
@@ -26,8 +32,9 @@
 //! - The ring holds user pointers of QUARANTINED guarded LARGE descriptors; they are released
 //!   (returned to their pool or unmapped) only through `release`, after this lock is dropped.
 //! - `POOLS` is only touched under the `LARGE` lock (`pools` takes the locked state as proof).
-//!   A free slot is PROT_NONE, holds no pages, has no page-map entries, and its descriptor
-//!   (state FREE, user 0, data address in `lo`) is on its class's free list.
+//!   A free slot is inaccessible (PROT_NONE or guard markers), holds no pages, is `META` in the
+//!   page map (so is all of a chunk but its used slots), and its descriptor (state FREE, user
+//!   0, data address in `lo`) is on its class's free list.
 
 use crate::block::Op;
 use crate::config::{self, Guard};
@@ -38,13 +45,81 @@ use crate::lock::Mutex;
 use crate::sys;
 use crate::tls;
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 
 /// Guarded blocks of at most this many data pages take a pool slot (larger ones get a
 /// mapping of their own).
 pub const POOL_MAX_PAGES: usize = 64;
 /// Address space reserved at a time for a pool (at least 8 slots).
 pub const POOL_CHUNK: usize = 4 << 20;
+
+/// `madvise` advice of Linux 6.13: page-table guard markers (a fault like PROT_NONE), which
+/// replace a range's pages and split no kernel mapping.
+const MADV_GUARD_INSTALL: libc::c_int = 102;
+const MADV_GUARD_REMOVE: libc::c_int = 103;
+
+/// How pool slots are opened and closed, fixed by the first pool chunk: 0 not known yet,
+/// `MARKERS` (guard markers: a chunk is one kernel mapping whatever its slots do) or `PROTECT`
+/// (mprotect, on older kernels: each used slot splits the chunk's mapping).
+static SLOTS: AtomicU8 = AtomicU8::new(0);
+const MARKERS: u8 = 1;
+const PROTECT: u8 = 2;
+
+/// Whether pool slots use guard markers (none decided yet: false).
+#[inline]
+pub fn markers() -> bool {
+    SLOTS.load(Ordering::Relaxed) == MARKERS
+}
+
+/// Makes a new pool chunk inaccessible, deciding at the first one between guard markers and
+/// mprotect. False if neither works.
+/// # Safety
+/// `[p, p + len)` is a new private anonymous read-write mapping of ours.
+pub unsafe fn close_chunk(p: usize, len: usize) -> bool {
+    if SLOTS.load(Ordering::Relaxed) != PROTECT {
+        // SAFETY: the caller's new mapping.
+        let r = unsafe { libc::madvise(p as *mut libc::c_void, len, MADV_GUARD_INSTALL) };
+        if r == 0 {
+            SLOTS.store(MARKERS, Ordering::Relaxed);
+            // No huge page may cover slots (a huge page has no guard markers inside).
+            // SAFETY: as above.
+            unsafe { libc::madvise(p as *mut libc::c_void, len, libc::MADV_NOHUGEPAGE) };
+            return true;
+        }
+        SLOTS.store(PROTECT, Ordering::Relaxed);
+    }
+    // SAFETY: as above.
+    unsafe { sys::protect(p as *mut u8, len, false) }
+}
+
+/// Makes a pool slot's data accessible (its pages read as zero). False if the kernel refuses.
+/// # Safety
+/// `[data, data + len)` is the data of a free pool slot that only the caller holds.
+pub unsafe fn open_slot(data: usize, len: usize) -> bool {
+    if markers() {
+        // SAFETY: per the caller.
+        unsafe { libc::madvise(data as *mut libc::c_void, len, MADV_GUARD_REMOVE) == 0 }
+    } else {
+        // SAFETY: per the caller.
+        unsafe { sys::protect(data as *mut u8, len, true) }
+    }
+}
+
+/// Makes a pool slot's range inaccessible and gives its pages back (one call with markers).
+/// # Safety
+/// `[p, p + len)` is (part of) a pool slot that holds no block the program may use.
+pub unsafe fn close_slot(p: usize, len: usize) {
+    if markers() {
+        // SAFETY: per the caller.
+        unsafe { libc::madvise(p as *mut libc::c_void, len, MADV_GUARD_INSTALL) };
+    } else {
+        // SAFETY: per the caller.
+        unsafe {
+            sys::protect(p as *mut u8, len, false);
+            sys::discard(p as *mut u8, len);
+        }
+    }
+}
 
 /// One pool: free slots (their descriptors) and the never used rest of the newest chunk.
 #[derive(Clone, Copy)]
@@ -95,6 +170,15 @@ static VMAS: AtomicUsize = AtomicUsize::new(0);
 /// How many we allow ourselves (set at init from vm.max_map_count).
 static BUDGET: AtomicUsize = AtomicUsize::new(0);
 static WARNED: AtomicBool = AtomicBool::new(false);
+/// Data pages of the live guarded blocks (each holds at least one of its own: two blocks never
+/// share a page), and their bound: `guard_budget`, by default 256 MiB (65,536 small blocks
+/// with 4 KiB pages) or an eighth of the machine's RAM if less. With guard markers the mapping
+/// budget no longer stops a program with millions of small blocks (python's alloc-heavy run
+/// would keep 6 GiB of guarded pages, four times slower); this does.
+static PAGES: AtomicUsize = AtomicUsize::new(0);
+static PAGE_BUDGET: AtomicUsize = AtomicUsize::new(usize::MAX);
+static PAGES_WARNED: AtomicBool = AtomicBool::new(false);
+const DEFAULT_PAGE_BUDGET: usize = 256 << 20;
 static ON: AtomicBool = AtomicBool::new(false);
 
 const RING_CAP: usize = 32768;
@@ -129,6 +213,20 @@ pub fn init(c: &config::Config) {
     // blocks, whose guard regions split mappings too.
     let budget = (max / 2).saturating_sub(used + 1000);
     BUDGET.store(budget, Ordering::Relaxed);
+    // SAFETY: sysconf has no memory effects.
+    let ram = unsafe { libc::sysconf(libc::_SC_PHYS_PAGES) };
+    let page = sys::page_size();
+    let pages = if c.guard_budget > 0 {
+        c.guard_budget as usize / page
+    } else {
+        let cap = DEFAULT_PAGE_BUDGET / page;
+        if ram > 0 {
+            (ram as usize / 8).min(cap)
+        } else {
+            cap
+        }
+    };
+    PAGE_BUDGET.store(pages.max(1), Ordering::Relaxed);
     ON.store(true, Ordering::Relaxed);
 }
 
@@ -163,7 +261,7 @@ fn read_max_map_count() -> Option<usize> {
 
 /// Does this allocation take the guarded path?
 #[inline]
-pub fn wants(_size: usize, _align: usize) -> bool {
+pub fn wants(size: usize, _align: usize) -> bool {
     if !ON.load(Ordering::Relaxed) {
         return false;
     }
@@ -198,7 +296,27 @@ pub fn wants(_size: usize, _align: usize) -> bool {
         }
         return false;
     }
+    let pages = size / sys::page_size() + 1;
+    if PAGES.load(Ordering::Relaxed) + pages > PAGE_BUDGET.load(Ordering::Relaxed) {
+        if !PAGES_WARNED.swap(true, Ordering::Relaxed) {
+            let mut l: Line<256> = Line::new();
+            prefix(&mut l)
+                .s(b"WARNING: guard: memory budget spent by live blocks (")
+                .u(((PAGES.load(Ordering::Relaxed) * sys::page_size()) >> 20) as u64);
+            l.s(b" MiB in guarded pages, see guard_budget); further blocks get canaries instead of guard pages\n");
+            l.report();
+        }
+        return false;
+    }
     true
+}
+
+/// A guarded block's data pages, `[lo, hi)` of its descriptor.
+/// # Safety
+/// `d` is a used or quarantined guarded descriptor.
+unsafe fn data_pages(d: *const Large) -> usize {
+    // SAFETY: per the caller; these fields do not change while the block lives.
+    unsafe { ((*d).map_base + (*d).usable_len - (*d).lo) / sys::page_size() }
 }
 
 /// Allocates a guarded block; None falls back to the ordinary path.
@@ -222,7 +340,7 @@ pub fn allocate(
             // The system call runs without the lock (the slot is nobody's yet).
             drop(l);
             // SAFETY: the data of a pool slot that only this call holds.
-            let ok = unsafe { sys::protect(s.data as *mut u8, s.data_len, true) };
+            let ok = unsafe { open_slot(s.data, s.data_len) };
             l = LARGE.lock();
             l.pool_open(s, size, align, below, exact, ok)?
         }
@@ -233,14 +351,17 @@ pub fn allocate(
         (*d).origin = op as u8;
         (*d).dbg = crate::heap::stamp_alloc(caller);
         let vmas = if LargeState::guarded_pooled(&*d) {
-            2
+            if markers() { 0 } else { 2 }
         } else {
             (*d).vmas as usize
         };
         ((*d).user, (*d).lo, (*d).map_base + (*d).usable_len, vmas)
     };
+    // SAFETY: as above.
+    let pages = unsafe { data_pages(d) };
     drop(l);
     VMAS.fetch_add(vmas, Ordering::Relaxed);
+    PAGES.fetch_add(pages, Ordering::Relaxed);
     // SAFETY: the accessible part of the new mapping is ours.
     unsafe {
         crate::canary::write(user + size, hi);
@@ -269,15 +390,18 @@ const POOLED: usize = 1;
 pub fn retire(p: usize, size: usize) {
     let page = sys::page_size();
     let cost = size.next_multiple_of(page) + page;
-    let pooled = match crate::pagemap::decode(crate::pagemap::get(p)) {
+    let (pooled, pages) = match crate::pagemap::decode(crate::pagemap::get(p)) {
         // SAFETY: descriptors are never unmapped, and this quarantined one stays ours until
         // it leaves the ring we are about to put it in.
         crate::pagemap::Owner::Large(d) => unsafe {
-            LargeState::guarded_pooled(&*(d as *const Large))
+            let d = d as *const Large;
+            (LargeState::guarded_pooled(&*d), data_pages(d))
         },
-        _ => false,
+        _ => (false, 0),
     };
-    if pooled {
+    // Its pages were given back (or banked, which is bounded).
+    PAGES.fetch_sub(pages, Ordering::Relaxed);
+    if pooled && !markers() {
         // Its data merged with the guards around it.
         VMAS.fetch_sub(1, Ordering::Relaxed);
     }
@@ -315,13 +439,13 @@ pub fn retire(p: usize, size: usize) {
 /// A block leaves the address-space quarantine: back to its pool, or unmapped.
 pub fn release(p: usize) {
     match LARGE.lock().release_guarded(p) {
-        Some(Released::Pooled) => {
+        Some(Released::Pooled) if !markers() => {
             VMAS.fetch_sub(1, Ordering::Relaxed);
         }
         Some(Released::Unmapped(n)) => {
             VMAS.fetch_sub(n, Ordering::Relaxed);
         }
-        None => {}
+        _ => {}
     }
 }
 

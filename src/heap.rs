@@ -846,17 +846,22 @@ fn finish_free(held: Held<'static>, op: Op, caller: usize, seq: u64) -> usize {
                     // without the LARGE lock held: the block is QUARANTINED and only the guard
                     // ring releases it, and its range is not reused while it sits there. (One
                     // mmap(MAP_FIXED, PROT_NONE) instead of the two calls measured slower: it
-                    // unmaps and maps.) It is banked only once inaccessible: the pages a new
-                    // block takes from it arrive PROT_NONE, and that block opens its data only.
+                    // unmaps and maps.) A pool slot takes one call with guard markers. A big
+                    // block is banked only once inaccessible: the pages a new block takes from
+                    // it arrive PROT_NONE, and that block opens its data only.
                     let (base, len) = gone;
-                    // SAFETY: the block's range is ours and the program gave it up.
-                    unsafe { sys::protect(base as *mut u8, len, false) };
                     // SAFETY: d stays QUARANTINED and ours until the ring releases it, which
-                    // `guard::retire` below has not given it to yet.
-                    let banked = unsafe { LargeState::bankable(d) && LARGE.lock().bank_put(d) };
-                    if !banked {
-                        // SAFETY: as above.
-                        unsafe { sys::discard(base as *mut u8, len) };
+                    // `guard::retire` below has not given it to yet; its range is ours and
+                    // the program gave it up.
+                    unsafe {
+                        if LargeState::guarded_pooled(&*d) {
+                            crate::guard::close_slot(base, len);
+                        } else {
+                            sys::protect(base as *mut u8, len, false);
+                            if !(LargeState::bankable(d) && LARGE.lock().bank_put(d)) {
+                                sys::discard(base as *mut u8, len);
+                            }
+                        }
                     }
                 }
                 if !guarded && large_fill_quarantine(info.size) {

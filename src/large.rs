@@ -710,7 +710,7 @@ impl LargeState {
         if data_len / page <= crate::guard::POOL_MAX_PAGES {
             let s = self.pool_take(size, cap, align, exact)?;
             // SAFETY: the data of a slot of our pool that no block uses.
-            let ok = unsafe { sys::protect(s.data as *mut u8, s.data_len, true) };
+            let ok = unsafe { crate::guard::open_slot(s.data, s.data_len) };
             return self.pool_open(s, size, align, below, exact, ok);
         }
         let d = self.new_desc()?;
@@ -905,9 +905,9 @@ impl LargeState {
         self.live = d;
         if !pagemap::set_range(map_base, data_len + guard, pagemap::large_entry(d as usize)) {
             self.unlink(d);
-            pagemap::clear_range(map_base, data_len + guard);
+            pagemap::set_range(map_base, data_len + guard, pagemap::META);
             // SAFETY: the slot's data, made accessible by the caller and holding no block.
-            unsafe { sys::protect(data as *mut u8, data_len, false) };
+            unsafe { crate::guard::close_slot(data, data_len) };
             Self::pool_put(cls, d, data);
             return None;
         }
@@ -916,8 +916,11 @@ impl LargeState {
         Some(d)
     }
 
-    /// Reserves a new chunk of PROT_NONE slots for a pool class (no memory is committed: the
-    /// pages are MAP_NORESERVE and inaccessible until a slot is handed out).
+    /// Reserves a new chunk of inaccessible slots for a pool class (no memory is committed:
+    /// the pages are MAP_NORESERVE and inaccessible until a slot is handed out; see
+    /// `guard::close_chunk`). The whole chunk is `META` in the page map but for its used
+    /// slots, so the leak scanner does not read it (with guard markers it is a read-write
+    /// mapping).
     fn pool_chunk(
         &mut self,
         cls: &mut crate::guard::PoolClass,
@@ -931,7 +934,7 @@ impl LargeState {
             libc::mmap(
                 core::ptr::null_mut(),
                 len,
-                libc::PROT_NONE,
+                libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
                 -1,
                 0,
@@ -941,6 +944,14 @@ impl LargeState {
             return None;
         }
         crate::stats::MAPS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        // SAFETY: the mapping just made.
+        let closed = unsafe { crate::guard::close_chunk(p as usize, len) };
+        if !closed || !pagemap::set_range(p as usize, len, pagemap::META) {
+            pagemap::clear_range(p as usize, len);
+            // SAFETY: as above; nothing uses it.
+            unsafe { sys::unmap(p as *mut u8, len) };
+            return None;
+        }
         self.mapped_bytes += len;
         cls.next = p as usize + guard;
         cls.end = p as usize + len;
@@ -992,7 +1003,7 @@ impl LargeState {
         let (map_base, map_len, data, size) = (dr.map_base, dr.map_len, dr.lo, dr.size);
         let data_len = map_base + dr.usable_len - data;
         let guard = map_len - data_len;
-        pagemap::clear_range(map_base, map_len);
+        pagemap::set_range(map_base, map_len, pagemap::META);
         self.unlink(d);
         self.live_bytes -= size;
         self.live_count -= 1;
