@@ -136,6 +136,7 @@ options! {
     guard:        guard   = Guard::Off, "off", "PROT_NONE guard page after each block (guard=below: before; guard=exact: no alignment slack)";
     sample:       count   = 0,     "0", "guard only about one allocation in N (like GWP-ASan)";
     guard_budget: size    = 0,     "256m (RAM/8 if less)", "pages of live guarded blocks at most; past it new blocks get canaries (said once)";
+    markers:      bool    = true,  "on", "small guarded blocks use page-table guard markers where the kernel has them (Linux 6.13); nomarkers: mprotect";
     log:          path    = Path::NONE, "off", "allocation log: a file (%p = pid), stderr or fd:N";
     log_format:   logfmt  = LogFormat::Text, "text", "log format: text (ft_malloc v1) or mtrace (glibc mtrace)";
     ring:         count   = 0,     "0 (4096 when debugging)", "events kept in the in-memory ring for reports and dumps";

@@ -76,7 +76,7 @@ pub fn markers() -> bool {
 /// # Safety
 /// `[p, p + len)` is a new private anonymous read-write mapping of ours.
 pub unsafe fn close_chunk(p: usize, len: usize) -> bool {
-    if SLOTS.load(Ordering::Relaxed) != PROTECT {
+    if SLOTS.load(Ordering::Relaxed) != PROTECT && config::get().markers {
         // SAFETY: the caller's new mapping.
         let r = unsafe { libc::madvise(p as *mut libc::c_void, len, MADV_GUARD_INSTALL) };
         if r == 0 {

@@ -734,3 +734,46 @@ fn guard_budget_bounds_guarded_pages() {
     // The default budget (256 MiB) holds the same program without a word.
     run("guard_budget", &[], &[("MALLOC_DEBUG", "guard")]).assert_ok_clean();
 }
+
+/// The mprotect path for small blocks (`nomarkers`, what kernels before 6.13 get): overflows,
+/// underflows and uses after free still fault with the report, recycled pool slots keep their
+/// guards, churn completes, and a million live blocks spend the mapping budget (said once).
+#[test]
+fn mprotect_slots_without_markers() {
+    assert_fault(&fault("over16", "guard,nomarkers"), OVER16, 16);
+    assert_fault(&fault("over16", "full,nomarkers"), OVER16, 16);
+    assert_fault(
+        &fault("under16", "guard=below,nomarkers"),
+        "ft_malloc[PID]: ERROR: heap underflow (write) at ADDR: 1 bytes before the 16-byte block at ADDR (guard page)",
+        -1,
+    );
+    let out = fault("uaf_read_late", "guard,nomarkers");
+    assert!(out.stdout.contains("others done\n"), "{}", out.describe());
+    assert_fault(&out, &uaf_line("read"), 3);
+    assert_fault(
+        &run(
+            "guard_pool_reuse",
+            &["over"],
+            &[("MALLOC_DEBUG", "guard,nomarkers")],
+        ),
+        OVER16,
+        16,
+    );
+    churn("guard,nomarkers");
+    let out = run("guard_million", &[], &[("MALLOC_DEBUG", "guard,nomarkers")]);
+    assert!(
+        out.success() && out.stdout.ends_with("OK\n"),
+        "{}",
+        out.describe()
+    );
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    if max_map_count().is_some_and(|m| m < 2_000_000) {
+        assert!(
+            lines.len() == 1
+                && mask(lines[0])
+                    .starts_with("ft_malloc[PID]: WARNING: guard: mapping budget spent "),
+            "{}",
+            out.describe()
+        );
+    }
+}
