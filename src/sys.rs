@@ -146,8 +146,9 @@ pub fn map_none(len: usize) -> Option<*mut u8> {
 /// Moves the pages of `[src, src + len)` over `[dst, dst + len)` (`mremap` with
 /// `MREMAP_FIXED | MREMAP_DONTUNMAP`): they keep their content and protection and cost no page
 /// fault there, and `[src, src + len)` stays mapped, empty, with its protection (a later
-/// access to a PROT_NONE source still faults). False when the kernel refuses (before Linux
-/// 5.7, or a limit); both ranges are then unchanged.
+/// access to a PROT_NONE source still faults). False when the kernel refuses (EINVAL before
+/// Linux 5.7, or a limit); the caller then gives up the pages of both ranges (a kernel that
+/// moves several mappings at once may have moved some).
 /// # Safety
 /// Both ranges are page-aligned private anonymous ranges of ours that nobody uses, and they
 /// do not overlap.
