@@ -777,3 +777,24 @@ fn mprotect_slots_without_markers() {
         );
     }
 }
+
+/// fork: the child inherits guarded blocks with their guards (markers or PROT_NONE), can
+/// allocate and free, and an overflow in it faults with the report; the parent goes on.
+#[test]
+fn fork_keeps_guards() {
+    for debug in ["guard", "full", "guard,nomarkers"] {
+        let out = run("guard_fork", &[], &[("MALLOC_DEBUG", debug)]);
+        assert!(
+            out.success() && out.stdout == "child killed by signal 11\nOK\n",
+            "MALLOC_DEBUG={debug}: {}",
+            out.describe()
+        );
+        let first = out.stderr.lines().next().unwrap_or("");
+        assert_eq!(
+            mask(first),
+            "ft_malloc[PID]: ERROR: heap overflow (read) at ADDR: 0 bytes after the 24-byte block at ADDR (guard page)",
+            "MALLOC_DEBUG={debug}: {}",
+            out.describe()
+        );
+    }
+}
