@@ -4,6 +4,7 @@
 #define CHECK_H
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define CHECK(cond)                                                                    \
     do {                                                                               \
@@ -12,6 +13,17 @@
             exit(1);                                                                   \
         }                                                                              \
     } while (0)
+
+/* The guard tests' block: n bytes from malloc, every byte written, announced on stdout as
+ * "block ADDR N" (the tests check that a report names this block). */
+static inline char *announced_block(size_t n) {
+    char *p = (char *)malloc(n);
+    CHECK(p != NULL);
+    memset(p, 'x', n);
+    printf("block %p %zu\n", (void *)p, n);
+    fflush(stdout);
+    return p;
+}
 
 /* Exported by libft_malloc.so; weak so the programs also link (and report it) without it. */
 extern void show_alloc_mem(void) __attribute__((weak));

@@ -49,15 +49,6 @@ static long minflt(void) {
     return u.ru_minflt;
 }
 
-static char *block(size_t n) {
-    char *p = malloc(n);
-    CHECK(p != NULL);
-    memset(p, 'x', n);
-    printf("block %p %zu\n", (void *)p, n);
-    fflush(stdout);
-    return p;
-}
-
 static void *worker(void *arg) {
     uint64_t s = (uintptr_t)arg * 0x9e3779b97f4a7c15ULL + 1;
     char *keep[4] = {0};
@@ -100,7 +91,7 @@ static int mappings_over(const char *p, size_t n) {
 int main(int argc, char **argv) {
     CHECK(argc >= 2);
     const char *m = argv[1];
-    char *a = block(1 << 20);
+    char *a = announced_block(1 << 20);
     uintptr_t fa = (uintptr_t)a;
     free(a);
     if (!strcmp(m, "reuse")) {
@@ -120,7 +111,7 @@ int main(int argc, char **argv) {
         printf("OK\n");
         return 0;
     } else if (!strcmp(m, "over")) {
-        char *p = block(1500000);
+        char *p = announced_block(1500000);
         sink = ((volatile char *)p)[1500000];
     } else if (!strcmp(m, "uaf")) {
         char *p = malloc(800000);

@@ -21,15 +21,6 @@
 
 static volatile char sink;
 
-static char *block(size_t n) {
-    char *p = malloc(n);
-    CHECK(p != NULL);
-    memset(p, 'x', n);
-    printf("block %p %zu\n", (void *)p, n);
-    fflush(stdout);
-    return p;
-}
-
 /* 10,000 other allocations, half of them kept live, none of 16 bytes. */
 void *others_keep[5000];
 
@@ -52,29 +43,29 @@ int main(int argc, char **argv) {
     CHECK(argc == 2);
     const char *m = argv[1];
     if (!strcmp(m, "over16")) {
-        char *p = block(16);
+        char *p = announced_block(16);
         sink = ((volatile char *)p)[16];
     } else if (!strcmp(m, "over13")) {
-        char *p = block(13);
+        char *p = announced_block(13);
         sink = ((volatile char *)p)[13];
     } else if (!strcmp(m, "under16")) {
-        char *p = block(16);
+        char *p = announced_block(16);
         ((volatile char *)p)[-1] = 'u';
     } else if (!strcmp(m, "over1000_word")) {
-        char *p = block(1000);
+        char *p = announced_block(1000);
         volatile uint64_t *w = (volatile uint64_t *)(p + 1000);
         sink = (char)*w;
     } else if (!strcmp(m, "over1000_7")) {
-        char *p = block(1000);
+        char *p = announced_block(1000);
         sink = ((volatile char *)p)[1007];
     } else if (!strcmp(m, "gap13")) {
-        char *p = block(13);
+        char *p = announced_block(13);
         ((volatile char *)p)[13] = 'g';
         printf("gap written\n");
         fflush(stdout);
         free(p);
     } else if (!strncmp(m, "uaf_", 4)) {
-        char *p = block(16);
+        char *p = announced_block(16);
         /* Kept as an integer, so the compiler does not warn about the (deliberate) bug. */
         uintptr_t a = (uintptr_t)p;
         free(p);
@@ -85,10 +76,10 @@ int main(int argc, char **argv) {
         else
             ((volatile char *)a)[3] = 'w';
     } else if (!strcmp(m, "large_over")) {
-        char *p = block(20000);
+        char *p = announced_block(20000);
         ((volatile char *)p)[20000 + 4096] = 'L';
     } else if (!strcmp(m, "large_over_grown")) {
-        char *p = block(20000);
+        char *p = announced_block(20000);
         static const size_t steps[] = {40000, 100000, 300000};
         size_t had = 20000;
         for (int i = 0; i < 3; i++) {
@@ -117,7 +108,7 @@ int main(int argc, char **argv) {
         }
         for (int k = 0; k < 8; k++)
             free(keep[k]);
-        char *p = block(20000);
+        char *p = announced_block(20000);
         ((volatile char *)p)[20000 + 4096] = 'L';
     } else {
         CHECK(!"unknown mode");

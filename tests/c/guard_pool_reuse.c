@@ -29,15 +29,6 @@ static void churn(size_t n) {
     fflush(stdout);
 }
 
-static char *block(size_t n) {
-    char *p = malloc(n);
-    CHECK(p != NULL);
-    memset(p, 'x', n);
-    printf("block %p %zu\n", (void *)p, n);
-    fflush(stdout);
-    return p;
-}
-
 int main(int argc, char **argv) {
     CHECK(argc >= 2);
     const char *m = argv[1];
@@ -59,18 +50,18 @@ int main(int argc, char **argv) {
         printf("OK\n");
         return 0;
     } else if (!strcmp(m, "over")) {
-        char *p = block(16);
+        char *p = announced_block(16);
         sink = ((volatile char *)p)[16];
     } else if (!strcmp(m, "under")) {
-        char *p = block(16);
+        char *p = announced_block(16);
         ((volatile char *)p)[-1] = 'u';
     } else if (!strcmp(m, "uaf")) {
-        char *p = block(16);
+        char *p = announced_block(16);
         uintptr_t a = (uintptr_t)p;
         free(p);
         sink = ((volatile char *)a)[3];
     } else if (!strcmp(m, "big")) {
-        char *p = block(100000);
+        char *p = announced_block(100000);
         sink = ((volatile char *)p)[100000];
     }
     printf("NOT CAUGHT\n");
