@@ -1,5 +1,6 @@
 //! Long seeded random sequences of the whole malloc family, single-threaded and with 4 threads
 //! freeing each other's blocks; every block's content is checked before it is freed or resized.
+//! Also under the guard modes (pool slots, page recycling of big blocks, their quarantine).
 
 mod common;
 
@@ -32,4 +33,25 @@ fn random_ops_single_thread() {
 #[test]
 fn random_ops_four_threads() {
     random_ops("2", &ops(500_000), "4");
+}
+
+/// The guard modes under 4 threads: aligned allocations keep their alignment, and every block
+/// keeps its content through realloc and cross-thread frees (malloc's own results follow the
+/// guard modes' alignment, hence ALIGN 1).
+#[test]
+fn random_ops_four_threads_guard_modes() {
+    for debug in [
+        "guard",
+        "full",
+        "guard=exact",
+        "full,nomarkers",
+        "sample=10",
+    ] {
+        Run::new(compile("random_ops"))
+            .args(["3", &ops(20_000), "4", "1"])
+            .env("MALLOC_DEBUG", debug)
+            .timeout(Duration::from_secs(600))
+            .go()
+            .assert_ok_clean();
+    }
 }

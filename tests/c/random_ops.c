@@ -3,13 +3,17 @@
  * Every block carries a pattern derived from its address and size, checked before it is freed
  * or resized (calloc memory is checked for zeros first). With several threads, some blocks are
  * handed to another thread's inbox and freed (or resized) there.
- *   usage: random_ops SEED OPS_PER_THREAD THREADS */
+ * Results of malloc, calloc and realloc must be 16-byte aligned, or ALIGN-byte aligned when a
+ * fourth argument is given (1 for the guard modes, whose blocks end at their guard page).
+ *   usage: random_ops SEED OPS_PER_THREAD THREADS [ALIGN] */
 #define _GNU_SOURCE
 #include <malloc.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 #include "check.h"
+
+static uintptr_t min_align = 16;
 
 #define SLOTS 1024
 #define INBOX 512
@@ -113,7 +117,7 @@ static void new_block(struct block *b, uint64_t *s) {
         break;
     }
     CHECK(p != NULL);
-    CHECK((uintptr_t)p % 16 == 0);
+    CHECK((uintptr_t)p % min_align == 0);
     CHECK(malloc_usable_size(p) >= n);
     if (zeroed)
         zero_check(p, n);
@@ -141,7 +145,7 @@ static void resize(struct block *b, uint64_t *s) {
         return;
     }
     CHECK(q != NULL);
-    CHECK((uintptr_t)q % 16 == 0);
+    CHECK((uintptr_t)q % min_align == 0);
     walk(q, old, b->n, b->n < m ? b->n : m, 0);
     b->p = q;
     b->n = m;
@@ -215,7 +219,10 @@ static void *worker(void *arg) {
 }
 
 int main(int argc, char **argv) {
-    CHECK(argc == 4);
+    CHECK(argc == 4 || argc == 5);
+    if (argc == 5)
+        min_align = strtoul(argv[4], NULL, 10);
+    CHECK(min_align > 0);
     base_seed = strtoull(argv[1], NULL, 10);
     ops_per_thread = strtol(argv[2], NULL, 10);
     nthreads = atoi(argv[3]);
