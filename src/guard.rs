@@ -344,10 +344,10 @@ pub fn allocate(
             l = LARGE.lock();
             l.pool_open(s, size, align, below, exact, ok)?
         }
-        None => l.alloc_guarded(size, cap, align, below, exact, zero)?,
+        None => l.alloc_guarded(size, cap, align, below, exact)?,
     };
     // SAFETY: d is the fresh descriptor, under the LARGE lock.
-    let (user, lo, hi, vmas) = unsafe {
+    let (user, lo, hi, vmas, dirty) = unsafe {
         (*d).origin = op as u8;
         (*d).dbg = crate::heap::stamp_alloc(caller);
         let vmas = if LargeState::guarded_pooled(&*d) {
@@ -355,7 +355,8 @@ pub fn allocate(
         } else {
             (*d).vmas as usize
         };
-        ((*d).user, (*d).lo, (*d).map_base + (*d).usable_len, vmas)
+        let dirty = (*d).dirty;
+        ((*d).user, (*d).lo, (*d).map_base + (*d).usable_len, vmas, dirty)
     };
     // SAFETY: as above.
     let pages = unsafe { data_pages(d) };
@@ -366,6 +367,10 @@ pub fn allocate(
     unsafe {
         crate::canary::write(user + size, hi);
         crate::canary::write(lo.max(user.saturating_sub(16)), user);
+        if zero && dirty {
+            // Recycled pages: calloc clears them (outside the lock).
+            core::ptr::write_bytes(user as *mut u8, 0, size);
+        }
         if c.fill && !zero {
             core::ptr::write_bytes(
                 user as *mut u8,

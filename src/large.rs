@@ -686,9 +686,10 @@ impl LargeState {
     /// `guard::POOL_MAX_PAGES` data pages take a slot of a pool (`pool_take`/`pool_open`,
     /// which `guard::allocate` calls directly to make the slot accessible without the lock);
     /// bigger ones get a mapping of their own, built on the pages of a freed big block when
-    /// the bank has some (`bank_put`; not for `zero` requests, which need cleared pages, nor
-    /// with the guard below). Beyond the first `heap::LARGE_FILL_MAX` bytes, which are filled
-    /// when filling is on, such a block holds what the freed block held.
+    /// the bank has some (`bank_put`; not with the guard below). Such a block is `dirty`: beyond
+    /// the first `heap::LARGE_FILL_MAX` bytes, which are filled when filling is on, it holds
+    /// what the freed block held, and `guard::allocate` clears it for calloc (a memset costs
+    /// far less than the page faults it saves).
     ///
     /// Alignment: an object of `size` bytes cannot need more alignment than the largest power
     /// of two dividing `size` (sizeof is a multiple of alignof), so a default-aligned block gets
@@ -702,7 +703,6 @@ impl LargeState {
         align: usize,
         below: bool,
         exact: bool,
-        zero: bool,
     ) -> Option<*mut Large> {
         let page = sys::page_size();
         let (a, guard, data_len) = Self::guarded_geometry(size, cap, align, exact)?;
@@ -714,11 +714,12 @@ impl LargeState {
             return self.pool_open(s, size, align, below, exact, ok);
         }
         let d = self.new_desc()?;
-        let recycled = if below || zero {
+        let recycled = if below {
             None
         } else {
             self.map_recycled(data_len, map_len)
         };
+        let dirty = recycled.is_some();
         let (base, seams) = match recycled {
             Some(r) => r,
             None => match sys::map(map_len) {
@@ -757,6 +758,7 @@ impl LargeState {
         let mut desc = Large::guarded_block(base, map_len, hi, lo, user, size, align, below, exact);
         // Data in several mappings (recycled pieces, maybe fresh pages after them).
         desc.seams = seams;
+        desc.dirty = dirty;
         desc.vmas = 2 + seams.iter().filter(|&&s| s != 0).count() as u8;
         self.publish(d, desc)?;
         Some(d)
