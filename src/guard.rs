@@ -356,7 +356,13 @@ pub fn allocate(
             (*d).vmas as usize
         };
         let dirty = (*d).dirty;
-        ((*d).user, (*d).lo, (*d).map_base + (*d).usable_len, vmas, dirty)
+        (
+            (*d).user,
+            (*d).lo,
+            (*d).map_base + (*d).usable_len,
+            vmas,
+            dirty,
+        )
     };
     // SAFETY: as above.
     let pages = unsafe { data_pages(d) };

@@ -931,21 +931,7 @@ impl LargeState {
     ) -> Option<()> {
         let n = (crate::guard::POOL_CHUNK / slot).max(8);
         let len = n.checked_mul(slot)?.checked_add(guard)?;
-        // SAFETY: a new anonymous mapping at an address the kernel chooses overlaps nothing.
-        let p = unsafe {
-            libc::mmap(
-                core::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return None;
-        }
-        crate::stats::MAPS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        let p = sys::map_anon(len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_NORESERVE)?;
         // SAFETY: the mapping just made.
         let closed = unsafe { crate::guard::close_chunk(p as usize, len) };
         if !closed || !pagemap::set_range(p as usize, len, pagemap::META) {

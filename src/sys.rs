@@ -39,13 +39,19 @@ pub fn page_round(n: usize) -> Option<usize> {
 /// Anonymous private read-write mapping of `len` bytes; None when the kernel refuses
 /// (RLIMIT_AS, out of memory, map count).
 pub fn map(len: usize) -> Option<*mut u8> {
+    map_anon(len, libc::PROT_READ | libc::PROT_WRITE, 0)
+}
+
+/// Anonymous private mapping of `len` bytes with protection `prot` and extra `flags`
+/// (e.g. MAP_NORESERVE), at an address the kernel chooses; None when the kernel refuses.
+pub fn map_anon(len: usize, prot: c_int, flags: c_int) -> Option<*mut u8> {
     // SAFETY: an anonymous mapping at an address the kernel chooses touches no existing memory.
     let p = unsafe {
         libc::mmap(
             core::ptr::null_mut(),
             len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            prot,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | flags,
             -1,
             0,
         )
@@ -124,23 +130,7 @@ pub unsafe fn remap(p: *mut u8, old: usize, new: usize, may_move: bool) -> Optio
 /// Anonymous private PROT_NONE mapping of `len` bytes (address space only: the kernel charges
 /// commit when a part is made writable); None when the kernel refuses.
 pub fn map_none(len: usize) -> Option<*mut u8> {
-    // SAFETY: an anonymous mapping at an address the kernel chooses touches no existing memory.
-    let p = unsafe {
-        libc::mmap(
-            core::ptr::null_mut(),
-            len,
-            libc::PROT_NONE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        None
-    } else {
-        crate::stats::MAPS.fetch_add(1, Ordering::Relaxed);
-        Some(p as *mut u8)
-    }
+    map_anon(len, libc::PROT_NONE, 0)
 }
 
 /// Moves the pages of `[src, src + len)` over `[dst, dst + len)` (`mremap` with
