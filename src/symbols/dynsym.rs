@@ -2,7 +2,8 @@
 //! through the object's dynamic section (`DT_SYMTAB`, `DT_STRTAB`, `DT_STRSZ`, the symbol
 //! count from `DT_GNU_HASH` or `DT_HASH`). No system call, no lock, no allocation: usable from
 //! a signal handler. It names exported functions only (static ones need `.symtab`). A linear
-//! scan of the table: cheap enough for a report, never for the malloc path.
+//! scan of the table: cheap enough for a report, never for the malloc path. `find` goes the
+//! other way (a versioned name to its address), to find `_dl_find_object` in libc.
 //!
 //! # Invariants
 //! Every table is read through `Module::mem`, inside the object's span; counts come from the
@@ -22,6 +23,10 @@ pub struct DynSyms<'a> {
     pub syms: Bytes<'a>,
     pub count: u64,
     pub strings: Bytes<'a>,
+    /// Version index of each symbol (`DT_VERSYM`), and the version definitions (`DT_VERDEF`:
+    /// run-time address, count), when the object has them.
+    versym: Option<Bytes<'a>>,
+    verdef: (usize, u64),
 }
 
 /// A dynamic-section pointer as a run-time address. glibc relocates these entries in place
@@ -84,6 +89,7 @@ pub fn table(m: &Module) -> Option<DynSyms<'_>> {
         return None;
     }
     let (mut symtab, mut strtab, mut strsz, mut hash, mut gnu_hash) = (0, 0, 0, 0, 0);
+    let (mut versym, mut verdef, mut verdefnum) = (0, 0, 0);
     for i in 0..MAX_DYN {
         let e = m.mem(m.dynamic.checked_add(i * 16)?, 16)?;
         let (tag, val) = (e.u64(0)?, e.u64(8)?);
@@ -94,6 +100,9 @@ pub fn table(m: &Module) -> Option<DynSyms<'_>> {
             elf::DT_STRSZ => strsz = val,
             elf::DT_HASH => hash = val,
             elf::DT_GNU_HASH => gnu_hash = val,
+            elf::DT_VERSYM => versym = val,
+            elf::DT_VERDEF => verdef = val,
+            elf::DT_VERDEFNUM => verdefnum = val,
             elf::DT_SYMENT if val != elf::SYM_SIZE => return None,
             _ => {}
         }
@@ -112,6 +121,44 @@ pub fn table(m: &Module) -> Option<DynSyms<'_>> {
         syms: m.mem(to_addr(m, symtab)?, (count * elf::SYM_SIZE) as usize)?,
         count,
         strings: m.mem(to_addr(m, strtab)?, strsz as usize)?,
+        versym: to_addr(m, versym).and_then(|a| m.mem(a, (count * 2) as usize)),
+        verdef: (to_addr(m, verdef).unwrap_or(0), verdefnum),
+    })
+}
+
+/// The name of the version symbol `i` is defined at (`GLIBC_2.35`), from `DT_VERSYM` and the
+/// `DT_VERDEF` chain.
+fn version_of<'a>(m: &'a Module, t: &DynSyms<'a>, i: u64) -> Option<&'a [u8]> {
+    let ndx = t.versym?.u16(i * 2)? & 0x7fff;
+    let mut at = t.verdef.0;
+    for _ in 0..t.verdef.1.min(1024) {
+        // Elf64_Verdef: vd_ndx at 4, vd_aux at 12, vd_next at 16; Elf64_Verdaux: vda_name at 0.
+        let d = m.mem(at, 20)?;
+        if d.u16(4)? == ndx {
+            let aux = m.mem(at.checked_add(d.u32(12)? as usize)?, 8)?;
+            return t.strings.cstr(aux.u32(0)? as u64);
+        }
+        match d.u32(16)? {
+            0 => return None,
+            next => at = at.checked_add(next as usize)?,
+        }
+    }
+    None
+}
+
+/// The run-time address of the function `name` defined at version `version` in `m`.
+pub fn find(m: &Module, name: &[u8], version: &[u8]) -> Option<usize> {
+    let t = table(m)?;
+    (0..t.count).find_map(|i| {
+        let s = t.syms.sub(i * elf::SYM_SIZE, elf::SYM_SIZE)?;
+        let defined = s.u16(6)? != 0 && s.u8(4)? & 0xf == elf::STT_FUNC;
+        if !defined || t.strings.cstr(s.u32(0)? as u64)? != name {
+            return None;
+        }
+        if version_of(m, &t, i)? != version {
+            return None;
+        }
+        Some(m.bias.wrapping_add(s.u64(8)? as usize))
     })
 }
 

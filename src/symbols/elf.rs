@@ -30,8 +30,11 @@ pub const DT_SYMTAB: u64 = 6;
 pub const DT_STRSZ: u64 = 10;
 pub const DT_SYMENT: u64 = 11;
 pub const DT_GNU_HASH: u64 = 0x6fff_fef5;
+pub const DT_VERSYM: u64 = 0x6fff_fff0;
+pub const DT_VERDEF: u64 = 0x6fff_fffc;
+pub const DT_VERDEFNUM: u64 = 0x6fff_fffd;
 
-const STT_FUNC: u8 = 2;
+pub const STT_FUNC: u8 = 2;
 const STT_GNU_IFUNC: u8 = 10;
 const STB_GLOBAL: u8 = 1;
 const STB_WEAK: u8 = 2;
@@ -157,6 +160,8 @@ pub fn phdr(phdrs: Bytes, i: u64) -> Option<Phdr> {
 pub struct Shdr {
     pub name: u32,
     pub kind: u32,
+    /// Link-time address of the section in memory (0 if not loaded).
+    pub addr: u64,
     pub offset: u64,
     pub size: u64,
     pub link: u32,
@@ -171,6 +176,7 @@ pub fn shdr(b: Bytes, h: &Header, i: u64) -> Option<Shdr> {
     Some(Shdr {
         name: s.u32(0)?,
         kind: s.u32(4)?,
+        addr: s.u64(16)?,
         offset: s.u64(24)?,
         size: s.u64(32)?,
         link: s.u32(40)?,
@@ -226,11 +232,14 @@ pub fn build_id_note(notes: Bytes) -> Option<BuildId> {
     None
 }
 
-/// The function symbol picked for an address: its value and the offset of its name.
+/// The function symbol picked for an address: its value, the offset of its name, and for a
+/// symbol without a size its section (the caller may check that the address is inside it).
 #[derive(Clone, Copy)]
 pub struct Found {
     pub value: u64,
     pub name: u32,
+    /// None when the symbol's size covers the address.
+    pub sizeless_in: Option<u16>,
 }
 
 /// A candidate symbol.
@@ -239,6 +248,7 @@ struct Cand {
     value: u64,
     name: u32,
     info: u8,
+    shndx: u16,
 }
 
 /// Between aliases at one address, higher is preferred: the public spelling (fewer leading
@@ -270,7 +280,9 @@ fn better(strings: Bytes, a: &Cand, b: &Option<Cand>) -> bool {
 /// symbol values are): the one whose `[value, value + size)` covers it, else the nearest
 /// preceding one without a size (hand-written assembly) when no sized function starts at or
 /// after it. An address past the end of a sized symbol gets no name: the function it is in is
-/// not in the table, and the previous function's name would be a wrong answer.
+/// not in the table, and the previous function's name would be a wrong answer. For a sizeless
+/// symbol the caller that has section headers checks the address is in its section (else
+/// `_init` would name the PLT stubs that follow `.init`).
 pub fn pick(syms: Bytes, count: u64, strings: Bytes, off: u64) -> Option<Found> {
     let mut covering: Option<Cand> = None;
     let mut sizeless: Option<Cand> = None;
@@ -288,7 +300,12 @@ pub fn pick(syms: Bytes, count: u64, strings: Bytes, off: u64) -> Option<Found> 
         if (kind != STT_FUNC && kind != STT_GNU_IFUNC) || shndx == 0 || value == 0 || value > off {
             continue;
         }
-        let c = Cand { value, name, info };
+        let c = Cand {
+            value,
+            name,
+            info,
+            shndx,
+        };
         if size == 0 {
             if better(strings, &c, &sizeless) {
                 sizeless = Some(c);
@@ -300,13 +317,14 @@ pub fn pick(syms: Bytes, count: u64, strings: Bytes, off: u64) -> Option<Found> 
             covering = Some(c);
         }
     }
-    let c = match (covering, sizeless) {
-        (Some(c), _) => c,
-        (None, Some(u)) if u.value > sized_start => u,
+    let (c, sizeless_in) = match (covering, sizeless) {
+        (Some(c), _) => (c, None),
+        (None, Some(u)) if u.value > sized_start => (u, Some(u.shndx)),
         _ => return None,
     };
     Some(Found {
         value: c.value,
         name: c.name,
+        sizeless_in,
     })
 }

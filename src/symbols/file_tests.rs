@@ -60,6 +60,21 @@ fn static_functions_of_pie_and_non_pie_programs() {
                 Some("next_token")
             );
         }
+        // Symbols without a size name addresses of their own section only: crtbegin's
+        // `register_tm_clones` is named, the PLT stubs after `.init` are not `_init`'s.
+        let (rtc, rtc_size) = symbol(&bytes, b"register_tm_clones");
+        assert_eq!(rtc_size, 0);
+        let n = f.lookup(rtc as usize + 2).map(|n| text(n.as_bytes()));
+        assert_eq!(n.as_deref(), Some("register_tm_clones"));
+        let b = Bytes(&bytes);
+        let plt = (0..h.shnum)
+            .filter_map(|i| elf::shdr(b, &h, i))
+            .find(|s| section_name(&bytes, s.name) == Some(".plt"))
+            .expect(".plt");
+        for at in [plt.addr, plt.addr + 16, plt.addr + plt.size - 1] {
+            let n = f.lookup(at as usize).map(|n| text(n.as_bytes()));
+            assert_eq!(n, None, "{name}: PLT {at:#x} named");
+        }
         // Stripped: no .symtab, no debug file: nothing (the caller then uses .dynsym).
         let stripped = dir.join(format!("{name}.stripped"));
         if Command::new("strip")
@@ -73,6 +88,14 @@ fn static_functions_of_pie_and_non_pie_programs() {
         }
     }
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The name of a section, from the section-name string table.
+fn section_name(file: &[u8], name: u32) -> Option<&str> {
+    let b = Bytes(file);
+    let h = elf::header(b)?;
+    let names = elf::section(b, &elf::shdr(b, &h, h.shstrndx)?)?;
+    std::str::from_utf8(names.cstr(name as u64)?).ok()
 }
 
 #[test]

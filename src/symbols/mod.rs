@@ -59,9 +59,11 @@ pub fn dynsym_name(m: &Module, addr: usize) -> Option<Name> {
     dynsym::lookup(m, addr)
 }
 
-/// Reads what later lookups reuse: the executable's path and our own span. Call once at
-/// start-up, outside any lock, so that a first report from a signal handler finds them ready.
+/// Reads what later lookups reuse: where `_dl_find_object` is (through `dl_iterate_phdr`: no
+/// /proc needed), the executable's path and our own span. Call once at start-up, outside any
+/// lock, so that a first report from a signal handler finds them ready.
 pub fn init() {
+    module::has_find_object(Lookup::MayTakeLoaderLock);
     os::exe_path();
     is_own(0);
 }

@@ -17,6 +17,7 @@
 //! - A borrowed path is the loader's `l_name` (or the cached executable path), valid until the
 //!   object is unloaded: symbolize addresses of objects that stay loaded during the call.
 
+use super::dynsym;
 use super::elf::{self, Bytes};
 use super::os;
 use core::ffi::c_char;
@@ -149,9 +150,17 @@ fn borrowed(name: *const c_char) -> Path {
 }
 
 /// The path of an object the loader names `name` ("" is the main program).
-fn loader_path(name: *const c_char) -> (Path, bool) {
+/// `addr` is an address of that object.
+fn loader_path(name: *const c_char, addr: usize) -> (Path, bool) {
     // SAFETY: as in `borrowed`: a NUL-terminated loader string; reading its first byte.
     if name.is_null() || unsafe { *name } == 0 {
+        if os::exe_is_loader() {
+            // Started as `ld.so ./prog`: /proc/self/exe is ld.so; the kernel's map knows the
+            // program's file.
+            if let Some(m) = by_maps(addr) {
+                return (m.path, true);
+            }
+        }
         let exe = os::exe_path();
         // `exe_path` keeps a NUL after its bytes.
         return (Path::Borrowed(exe.as_ptr(), exe.len()), true);
@@ -159,10 +168,60 @@ fn loader_path(name: *const c_char) -> (Path, bool) {
     (borrowed(name), false)
 }
 
+/// `_dl_find_object`'s address: 0 not looked up yet, 1 absent (glibc < 2.35), else the
+/// function. Written once; racing threads find the same value.
+static DL_FIND_OBJECT: AtomicUsize = AtomicUsize::new(0);
+
+/// `_dl_find_object@GLIBC_2.35`, looked up on first use in libc's `.dynsym` (where glibc 2.36
+/// defines it), then in the loader's. Libc's module is found with the sources below, as
+/// `lookup` allows; when that fails (no /proc in a signal handler), the next call tries again.
+fn dl_find_object(lookup: Lookup) -> Option<usize> {
+    match DL_FIND_OBJECT.load(Ordering::Acquire) {
+        0 => {}
+        1 => return None,
+        f => return Some(f),
+    }
+    let probe = os::libc_probe();
+    let libc = match lookup {
+        Lookup::MayTakeLoaderLock => by_phdr(probe),
+        Lookup::SignalSafe => by_maps(probe),
+    }?;
+    let want = (b"_dl_find_object".as_slice(), b"GLIBC_2.35".as_slice());
+    let f = dynsym::find(&libc, want.0, want.1).or_else(|| {
+        let ld = at_base(os::loader_base())?;
+        dynsym::find(&ld, want.0, want.1)
+    });
+    DL_FIND_OBJECT.store(f.unwrap_or(1), Ordering::Release);
+    f
+}
+
+/// The object whose ELF header is mapped at `base` (the loader, from `AT_BASE`).
+fn at_base(base: usize) -> Option<Module> {
+    let mut m = Module {
+        start: base,
+        end: base.checked_add(crate::sys::page_size())?,
+        bias: base,
+        dynamic: 0,
+        is_main: false,
+        path: borrowed(core::ptr::null()),
+    };
+    if base == 0 {
+        return None;
+    }
+    let l = m.phdrs().and_then(|(ph, n)| layout(ph, n, base))?;
+    (m.bias, m.end, m.dynamic) = (l.bias, l.end, l.dynamic);
+    Some(m)
+}
+
+/// True when this glibc has `_dl_find_object` (looked up as `lookup` allows).
+pub fn has_find_object(lookup: Lookup) -> bool {
+    dl_find_object(lookup).is_some()
+}
+
 /// The module that holds `addr`, or None (anonymous memory, JIT code, a gap).
 pub fn find(addr: usize, lookup: Lookup) -> Option<Module> {
-    if os::has_find_object() {
-        return by_find_object(addr);
+    if let Some(f) = dl_find_object(lookup) {
+        return by_find_object_at(f, addr);
     }
     if lookup == Lookup::MayTakeLoaderLock {
         return by_phdr(addr);
@@ -170,10 +229,16 @@ pub fn find(addr: usize, lookup: Lookup) -> Option<Module> {
     by_maps(addr)
 }
 
-/// Through `_dl_find_object`.
+/// Through `_dl_find_object`, None if this glibc lacks it.
+#[cfg(test)]
 pub fn by_find_object(addr: usize) -> Option<Module> {
-    let o = os::find_object(addr)?;
-    let (path, is_main) = loader_path(o.name);
+    by_find_object_at(dl_find_object(Lookup::SignalSafe)?, addr)
+}
+
+fn by_find_object_at(f: usize, addr: usize) -> Option<Module> {
+    // SAFETY: `f` was found as `_dl_find_object@GLIBC_2.35` in glibc's dynamic symbols.
+    let o = unsafe { os::find_object(f, addr) }?;
+    let (path, is_main) = loader_path(o.name, addr);
     // Started as `ld.so ./prog`, the program has a name: it is the object of the entry point.
     let is_main = is_main || (o.map_start..o.map_end).contains(&os::entry_point());
     Some(Module {
@@ -218,7 +283,7 @@ pub fn by_phdr(addr: usize) -> Option<Module> {
         }
         // The first object reported is the main program (its name is "" unless it was
         // started as `ld.so ./prog`).
-        let (path, is_main) = loader_path(name);
+        let (path, is_main) = loader_path(name, addr);
         let is_main = is_main || is_first;
         found = Some(Module {
             start: lo,
@@ -273,7 +338,8 @@ pub fn by_maps(addr: usize) -> Option<Module> {
         len: len as u16,
         truncated,
     };
-    let is_main = !truncated && &buf[..len] == os::exe_path();
+    let is_main = (mstart..mend).contains(&os::entry_point())
+        || (!truncated && !os::exe_is_loader() && &buf[..len] == os::exe_path());
     // Without the headers: the mapping alone, bias as if the file were linked at 0.
     let mut m = Module {
         start: mstart,
@@ -295,6 +361,7 @@ pub fn by_maps(addr: usize) -> Option<Module> {
         return Some(m);
     };
     (m.bias, m.end, m.dynamic) = (l.bias, l.end.max(mend), l.dynamic);
+    m.is_main |= m.contains(os::entry_point());
     Some(m)
 }
 

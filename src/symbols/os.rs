@@ -1,6 +1,6 @@
-//! The symbolizer's calls into the loader and the kernel: `_dl_find_object` (bound weakly, so
-//! the library still loads on a glibc older than 2.35), `dl_iterate_phdr`, the executable's
-//! path, and read-only mappings of object files. Nothing here allocates.
+//! The symbolizer's calls into the loader and the kernel: `_dl_find_object` (through an
+//! address `module` finds at run time), `dl_iterate_phdr`, the auxiliary vector, the
+//! executable's path, and read-only mappings of object files. Nothing here allocates.
 //!
 //! # Invariants
 //! - `find_object` never takes a lock (glibc documents `_dl_find_object` as lock-free and
@@ -35,47 +35,8 @@ struct LinkMap {
     l_prev: *const LinkMap,
 }
 
-// `_dl_find_object` appeared in glibc 2.35. Stable Rust has no weak linkage attribute, so the
-// weak undefined reference is made in assembly: a pointer-sized word that the loader fills
-// with the function's address, or 0 when no loaded object defines it. The word sits in
-// `.data.rel.ro`, read-only once relocated.
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-core::arch::global_asm!(
-    ".weak _dl_find_object",
-    ".pushsection .data.rel.ro.ft_malloc_dl_find_object,\"aw\"",
-    ".p2align 3",
-    ".globl ft_malloc_dl_find_object",
-    ".hidden ft_malloc_dl_find_object",
-    "ft_malloc_dl_find_object:",
-    ".quad _dl_find_object",
-    ".popsection",
-);
-
+/// Signature of glibc's `_dl_find_object` (glibc 2.35+).
 type FindObjectFn = unsafe extern "C" fn(*mut c_void, *mut DlFindObject) -> c_int;
-
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-unsafe extern "C" {
-    /// Address of glibc's `_dl_find_object`, None when the loader lacks it.
-    static ft_malloc_dl_find_object: Option<FindObjectFn>;
-}
-
-fn find_object_fn() -> Option<FindObjectFn> {
-    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-    {
-        // SAFETY: the word is defined above and written only by the loader's relocation,
-        // before any code of ours runs.
-        unsafe { ft_malloc_dl_find_object }
-    }
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    {
-        None
-    }
-}
-
-/// True when this glibc has `_dl_find_object`.
-pub fn has_find_object() -> bool {
-    find_object_fn().is_some()
-}
 
 /// What the loader knows of the object that holds an address.
 pub struct Object {
@@ -90,10 +51,14 @@ pub struct Object {
     pub dynamic: usize,
 }
 
-/// `_dl_find_object(addr)`: lock-free, async-signal-safe. None when glibc lacks it or no
-/// object contains `addr`.
-pub fn find_object(addr: usize) -> Option<Object> {
-    let f = find_object_fn()?;
+/// `_dl_find_object(addr)` through `f`, the function's address (found by `module`): lock-free,
+/// async-signal-safe. None when no object contains `addr`.
+///
+/// # Safety
+/// `f` is the address of glibc's `_dl_find_object@GLIBC_2.35`.
+pub unsafe fn find_object(f: usize, addr: usize) -> Option<Object> {
+    // SAFETY: the caller passes the address of a function of this signature.
+    let f = unsafe { core::mem::transmute::<usize, FindObjectFn>(f) };
     // SAFETY: all-zero is a valid value of this plain-data struct.
     let mut r: DlFindObject = unsafe { core::mem::zeroed() };
     // SAFETY: `f` is glibc's `_dl_find_object`; `r` is larger than its `struct dl_find_object`.
@@ -149,6 +114,24 @@ pub fn for_each_object(f: &mut dyn FnMut(usize, *const c_char, *const u8, usize)
 pub fn entry_point() -> usize {
     // SAFETY: getauxval only reads the auxiliary vector saved at start-up.
     unsafe { libc::getauxval(libc::AT_ENTRY) as usize }
+}
+
+/// Where the loader (ld.so) is mapped (`AT_BASE`), 0 if unknown.
+pub fn loader_base() -> usize {
+    // SAFETY: as in `entry_point`.
+    unsafe { libc::getauxval(libc::AT_BASE) as usize }
+}
+
+/// True when the program was started as `ld.so ./prog` (the kernel then ran ld.so itself,
+/// which has no interpreter: `AT_BASE` is 0, and /proc/self/exe names ld.so).
+pub fn exe_is_loader() -> bool {
+    loader_base() == 0
+}
+
+/// The address of a libc function that no program takes the address of (a non-PIE program
+/// that takes a function's address makes its own stub the function's address): it lies in libc.
+pub fn libc_probe() -> usize {
+    libc::gnu_get_libc_version as *const () as usize
 }
 
 /// Capacity of the cached executable path (PATH_MAX).

@@ -122,10 +122,10 @@ impl Symbolizer {
 }
 
 /// Maps the file of `m` (the running executable itself through /proc/self/exe, which still
-/// works when its path was deleted or replaced).
+/// works when its path was deleted or replaced, unless /proc/self/exe is ld.so).
 fn open(m: &Module) -> Option<SymFile> {
     let id = m.build_id();
-    if m.is_main {
+    if m.is_main && !super::os::exe_is_loader() {
         let name = m.path_cstr().unwrap_or(b"/proc/self/exe\0");
         if let Some(f) = SymFile::open(b"/proc/self/exe\0", name, id.as_ref()) {
             return Some(f);

@@ -116,6 +116,14 @@ impl SymFile {
         let syms = b.sub(self.syms.0, self.syms.1)?;
         let strings = b.sub(self.strings.0, self.strings.1)?;
         let f = elf::pick(syms, syms.len() / elf::SYM_SIZE, strings, off as u64)?;
+        if let Some(shndx) = f.sizeless_in {
+            // A symbol without a size names only addresses of its own section.
+            let h = elf::header(b)?;
+            let s = elf::shdr(b, &h, shndx as u64)?;
+            if (off as u64).wrapping_sub(s.addr) >= s.size {
+                return None;
+            }
+        }
         Name::copy(
             strings,
             f.name,

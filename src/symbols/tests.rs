@@ -46,7 +46,12 @@ pub(super) fn have(tool: &str) -> bool {
 
 #[test]
 fn test_binary_function_from_symtab() {
-    let exe = std::fs::canonicalize(std::env::current_exe().unwrap()).unwrap();
+    // Started through ld.so, /proc/self/exe (current_exe) is ld.so; argv[0] is the program.
+    let exe = match super::os::exe_is_loader() {
+        true => PathBuf::from(std::env::args().next().unwrap()),
+        false => std::env::current_exe().unwrap(),
+    };
+    let exe = std::fs::canonicalize(exe).unwrap();
     let mut s = Symbolizer::new(Lookup::SignalSafe);
     let f = s.frame(probe_addr() + 4, Pc::Exact);
     let m = f.module.as_ref().expect("module of the test binary");
@@ -61,6 +66,38 @@ fn test_binary_function_from_symtab() {
         "the test binary is the library's own module here"
     );
     assert!(!f.is_runtime());
+}
+
+/// Run by `program_started_through_the_loader` in a child started as `ld.so <test binary>`.
+#[test]
+#[ignore]
+fn child_started_through_the_loader() {
+    assert!(super::os::exe_is_loader(), "not started through ld.so");
+    test_binary_function_from_symtab();
+    println!("CHILD-OK");
+}
+
+#[test]
+fn program_started_through_the_loader() {
+    // /proc/self/exe is ld.so then: the program's path and symbols must still be its own.
+    // SAFETY: getauxval only reads the auxiliary vector.
+    let base = unsafe { libc::getauxval(libc::AT_BASE) } as usize;
+    let ld = module::by_maps(base).expect("the loader's mapping");
+    let out = Command::new(text(ld.path()))
+        .arg(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "symbols::tests::child_started_through_the_loader",
+        ])
+        .args(["--ignored", "--nocapture", "--test-threads=1"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("CHILD-OK"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -156,6 +193,40 @@ fn module_offset_is_what_addr2line_takes() {
         text(m.path())
     );
     assert_eq!(text(l.as_bytes()), want);
+}
+
+#[test]
+fn dl_find_object_is_found_by_name_and_version() {
+    // SAFETY: dlsym of a name with a NUL-terminated literal; std is available in tests.
+    let linked = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"_dl_find_object".as_ptr()) } as usize;
+    let ours = module::has_find_object(Lookup::SignalSafe);
+    assert_eq!(
+        ours,
+        linked != 0,
+        "found by name iff the loader resolves it"
+    );
+    if linked == 0 {
+        eprintln!("skipped: glibc < 2.35 has no _dl_find_object");
+        return;
+    }
+    let libc_mod = module::by_maps(libc::malloc as *const () as usize).unwrap();
+    assert_eq!(
+        dynsym::find(&libc_mod, b"_dl_find_object", b"GLIBC_2.35"),
+        Some(linked)
+    );
+    assert_eq!(
+        dynsym::find(&libc_mod, b"_dl_find_object", b"GLIBC_2.2.5"),
+        None
+    );
+    let malloc = libc::malloc as *const () as usize;
+    assert_eq!(
+        dynsym::find(&libc_mod, b"malloc", b"GLIBC_2.2.5"),
+        Some(malloc)
+    );
+    assert_eq!(
+        dynsym::find(&libc_mod, b"no_such_function", b"GLIBC_2.2.5"),
+        None
+    );
 }
 
 #[test]
