@@ -49,7 +49,9 @@ pub use runtime::{Runtime, is_runtime, runtime};
 pub use symbolizer::{Pc, Symbolizer};
 
 /// The module that holds `addr`, if any (see `Lookup` for what it may call).
+/// The program's `errno` is kept.
 pub fn module_of(addr: usize, lookup: Lookup) -> Option<Module> {
+    let _keep = crate::sys::ErrnoGuard::new();
     module::find(addr, lookup)
 }
 
@@ -63,6 +65,7 @@ pub fn dynsym_name(m: &Module, addr: usize) -> Option<Name> {
 /// /proc needed), the executable's path and our own span. Call once at start-up, outside any
 /// lock, so that a first report from a signal handler finds them ready.
 pub fn init() {
+    let _keep = crate::sys::ErrnoGuard::new();
     module::has_find_object(Lookup::MayTakeLoaderLock);
     os::exe_path();
     is_own(0);

@@ -1,7 +1,11 @@
 //! The module (executable, shared object, vDSO) that holds a code address: its path, mapped
 //! range and load bias, so that `module+0xOFF` is exactly the address `addr2line -e module`
 //! takes. Three sources, first that applies:
-//! 1. `_dl_find_object` (glibc 2.35+): lock-free, async-signal-safe, no system call;
+//! 1. `_dl_find_object` (glibc 2.35+): lock-free, async-signal-safe, no system call. It is
+//!    looked up once by name and version in libc's (or the loader's) `.dynsym`, not linked: a
+//!    weak link-time reference still gets a `GLIBC_2.35` version need from lld (not marked
+//!    weak), and ld.so refuses a library whose version need is missing, so the library would
+//!    no longer load on an older glibc;
 //! 2. `dl_iterate_phdr`, only for `Lookup::MayTakeLoaderLock` (it takes the loader's lock);
 //! 3. a raw read of `/proc/self/maps` (no stdio), plus the ELF headers mapped in memory.
 //!
@@ -176,6 +180,10 @@ static DL_FIND_OBJECT: AtomicUsize = AtomicUsize::new(0);
 /// defines it), then in the loader's. Libc's module is found with the sources below, as
 /// `lookup` allows; when that fails (no /proc in a signal handler), the next call tries again.
 fn dl_find_object(lookup: Lookup) -> Option<usize> {
+    // `os::DlFindObject` has the layout of these two (others add `dlfo_eh_dbase`/`_count`).
+    if !cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
+        return None;
+    }
     match DL_FIND_OBJECT.load(Ordering::Acquire) {
         0 => {}
         1 => return None,
@@ -414,6 +422,7 @@ static OWN_END: AtomicUsize = AtomicUsize::new(0);
 pub fn is_own(addr: usize) -> bool {
     let mut end = OWN_END.load(Ordering::Acquire);
     if end == 0 {
+        let _keep = crate::sys::ErrnoGuard::new();
         let Some(m) = find(is_own as *const () as usize, Lookup::SignalSafe) else {
             return false;
         };

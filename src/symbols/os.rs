@@ -8,6 +8,8 @@
 //!   lookups that allow it (`Lookup::MayTakeLoaderLock`).
 //! - A `FileMap` is a private read-only mapping of a regular file, exactly `len` bytes long as
 //!   `fstat` saw it, unmapped when dropped; its descriptor is closed before `map_file` returns.
+//!   (A file that another process truncates while it is mapped raises SIGBUS on a read past
+//!   the new end; reports accept that window.)
 
 use core::ffi::{c_char, c_int, c_void};
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
@@ -76,10 +78,13 @@ pub unsafe fn find_object(f: usize, addr: usize) -> Option<Object> {
     })
 }
 
-/// Calls `f(bias, name, phdrs, phnum)` for each loaded object until it returns true.
+/// What `for_each_object` calls: `(bias, name, program headers, their count)`; true stops.
+pub type ObjectFn<'a> = dyn FnMut(usize, *const c_char, *const u8, usize) -> bool + 'a;
+
+/// Calls `f` for each loaded object until it returns true.
 /// Takes the loader's lock: never call it while holding a lock that a thread inside the
 /// loader may wait for (any allocator lock: `dlopen` calls malloc).
-pub fn for_each_object(f: &mut dyn FnMut(usize, *const c_char, *const u8, usize) -> bool) {
+pub fn for_each_object(f: &mut ObjectFn) {
     unsafe extern "C" fn cb(
         info: *mut libc::dl_phdr_info,
         _size: usize,
@@ -88,8 +93,7 @@ pub fn for_each_object(f: &mut dyn FnMut(usize, *const c_char, *const u8, usize)
         // SAFETY: `data` is the `&mut dyn FnMut` passed below, alive for the whole iteration;
         // `info` is valid during the callback.
         unsafe {
-            let f =
-                &mut *(data as *mut &mut dyn FnMut(usize, *const c_char, *const u8, usize) -> bool);
+            let f = &mut *(data as *mut &mut ObjectFn);
             let i = &*info;
             f(
                 i.dlpi_addr as usize,
@@ -101,13 +105,7 @@ pub fn for_each_object(f: &mut dyn FnMut(usize, *const c_char, *const u8, usize)
     }
     let mut f = f;
     // SAFETY: the callback only runs during this call and gets a pointer to `f`.
-    unsafe {
-        libc::dl_iterate_phdr(
-            Some(cb),
-            &mut f as *mut &mut dyn FnMut(usize, *const c_char, *const u8, usize) -> bool
-                as *mut c_void,
-        )
-    };
+    unsafe { libc::dl_iterate_phdr(Some(cb), &mut f as *mut &mut ObjectFn as *mut c_void) };
 }
 
 /// The main program's entry point (`AT_ENTRY`), 0 if unknown.
