@@ -26,7 +26,8 @@
 //!
 //! # Invariants
 //! Nothing here allocates, takes an allocator lock, or is meant for the malloc path; the only
-//! lock ever taken is the loader's, by `Lookup::MayTakeLoaderLock` lookups on glibc < 2.35.
+//! lock ever taken is the loader's, by `Lookup::MayTakeLoaderLock` lookups (on glibc < 2.35,
+//! and once to find `_dl_find_object`, as `init` does).
 
 mod dynsym;
 mod elf;
