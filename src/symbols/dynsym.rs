@@ -10,7 +10,7 @@
 //! hash tables the loader itself uses, and are capped; a name must end inside `DT_STRSZ`.
 
 use super::elf::{self, Bytes};
-use super::module::Module;
+use super::image::Module;
 use super::name::{Name, Source};
 
 /// Most dynamic entries read before giving up on a missing `DT_NULL`.

@@ -4,7 +4,7 @@
 //! name and never a fault.
 
 use super::elf::{self, Bytes};
-use super::module;
+use super::image;
 use super::symtab::SymFile;
 use super::tests::{compile_c, cstr, have, scratch, symbol, text};
 use super::*;
@@ -39,7 +39,7 @@ fn static_functions_of_pie_and_non_pie_programs() {
         } else {
             0x5555_5555_4000
         };
-        let l = module::layout(ph, h.phnum, base).unwrap();
+        let l = image::layout(ph, h.phnum, base).unwrap();
         assert_eq!(l.bias, if name == "nopie" { 0 } else { base }, "{name}");
         assert!(l.dynamic > base && l.end > l.dynamic);
         let f = SymFile::open(&cstr(&exe), &cstr(&exe), None).expect(".symtab");

@@ -10,7 +10,8 @@
 //! A `Frame` is plain data: formatting reads no memory outside it (the module's path excepted,
 //! which the loader keeps while the object is loaded) and makes no system call.
 
-use super::module::{self, Module};
+use super::image::Module;
+use super::module;
 use super::name::Name;
 use super::runtime;
 use crate::fmt::Line;

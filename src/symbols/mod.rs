@@ -1,8 +1,9 @@
 //! Symbolizer: names a code address as `module+0xOFF function+0xOFF` from inside the process,
 //! without allocating, so that a plain `LD_PRELOAD` user reads function names in reports with
 //! no tool. One concept per file:
-//! - `module`: which loaded object holds an address, its path, span and load bias
-//!   (`_dl_find_object`, else `dl_iterate_phdr`, else `/proc/self/maps`); `is_own`;
+//! - `image`: a loaded object in memory (`Module`: path, span, load bias), read with bounds;
+//! - `module`: which loaded object holds an address (`_dl_find_object`, else
+//!   `dl_iterate_phdr`, else `/proc/self/maps`); `is_own`;
 //! - `dynsym`: exported names from the dynamic symbol table in memory (signal-safe, no I/O);
 //! - `symtab`: all names from `.symtab` of the object's file or its separate debug file;
 //! - `symbolizer`: one report's lookups (`Symbolizer::frame`), with its mapped files;
@@ -34,6 +35,7 @@ mod elf;
 #[cfg(test)]
 mod file_tests;
 mod frame;
+mod image;
 mod module;
 mod name;
 mod os;
@@ -44,7 +46,8 @@ mod symtab;
 mod tests;
 
 pub use frame::{Frame, write_frame};
-pub use module::{Lookup, Module, is_own};
+pub use image::Module;
+pub use module::{Lookup, is_own};
 pub use name::{NAME_CAP, Name, Source};
 pub use runtime::{Runtime, is_runtime, runtime};
 pub use symbolizer::{Pc, Symbolizer};

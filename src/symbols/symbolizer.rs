@@ -22,7 +22,8 @@
 
 use super::dynsym;
 use super::frame::Frame;
-use super::module::{self, Lookup, Module};
+use super::image::Module;
+use super::module::{self, Lookup};
 use super::name::Name;
 use super::symtab::SymFile;
 
