@@ -31,6 +31,7 @@ pub mod report;
 pub mod segv;
 pub mod size_class;
 pub mod stats;
+pub mod symbols;
 pub mod sys;
 pub mod tls;
 pub mod zone;
