@@ -3,7 +3,7 @@
 //! the program) into the next argument register and jumps to the `_impl` function, so every
 //! event knows its call site at no cost. The impls are thin: validate, `init::ensure()`,
 //! forward to `heap`, log. operator new jumps instead to an assembly routine that a C++ exception
-//! can cross (see the C++ section).
+//! can cross (see the C++ section), and `__register_atfork` puts our fork handlers first.
 
 use crate::block::Op;
 use crate::heap;
@@ -170,6 +170,24 @@ extern "C" fn pvalloc_impl(n: usize, caller: usize) -> *mut c_void {
 extern "C" fn usable_size_impl(p: *mut c_void, caller: usize) -> usize {
     init::ensure();
     heap::usable_size(p as usize, caller)
+}
+
+// ---------------------------------------------------------------- fork handlers
+
+/// glibc's registration function behind `pthread_atfork` (libc_nonshared's `pthread_atfork`
+/// calls it with the caller's `__dso_handle`). Interposed so that our fork handlers are
+/// registered before anyone else's: see init.rs.
+/// # Safety
+/// The contract of pthread_atfork; `dso` identifies the registering object.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __register_atfork(
+    prepare: Option<extern "C" fn()>,
+    parent: Option<extern "C" fn()>,
+    child: Option<extern "C" fn()>,
+    dso: *mut c_void,
+) -> c_int {
+    // SAFETY: the caller's contract is register_atfork's.
+    unsafe { init::register_atfork(prepare, parent, child, dso) }
 }
 
 // ---------------------------------------------------------------- glibc extras
