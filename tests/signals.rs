@@ -1,10 +1,11 @@
-//! Signals around the fault explainer: a SIGSEGV/SIGBUS that was sent, or a fault that is not
-//! ours, gets the program's own disposition exactly as without the library (ignored, its handler
-//! with its mask and flags, or the default action).
+//! Signals around the fault explainer and the dump signal: a SIGSEGV/SIGBUS that was sent, or a
+//! fault that is not ours, gets the program's own disposition exactly as without the library
+//! (ignored, its handler with its mask and flags, or the default action); `dump_signal` refuses
+//! the signals a dump handler must not take, with one warning, and the program runs as usual.
 
 mod common;
 
-use common::{Output, Run, compile};
+use common::{Output, Run, compile, run};
 use std::time::Duration;
 
 const SIGSEGV: i32 = 11;
@@ -75,5 +76,60 @@ fn foreign_fault_kills_even_under_sig_ign() {
             assert_eq!(o.stdout, "faulting\n", "{arg} {mode:?}: {}", o.describe());
             assert_eq!(o.stderr, "", "{arg} {mode:?}: {}", o.describe());
         }
+    }
+}
+
+/// The refused dump signals, by number and by name.
+const REFUSED: &[&str] = &[
+    "11", "SEGV", "SIGSEGV", "7", "SIGBUS", "4", "ILL", "8", "SIGFPE", "9", "KILL", "19", "STOP",
+    "32", "33",
+];
+
+#[test]
+fn dump_signal_refuses_fault_and_uncatchable_signals() {
+    for v in REFUSED {
+        let o = run(
+            "leak_free_program",
+            &[],
+            &[("MALLOC_DEBUG", &format!("1,dump_signal={v}"))],
+        );
+        o.assert_success();
+        assert_eq!(o.stdout, "node 9 some value\nOK\n", "{v}: {}", o.describe());
+        let lines: Vec<&str> = o.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{v}: {}", o.describe());
+        assert!(common::is_warning_line(lines[0]), "{v}: {}", o.describe());
+        assert!(
+            lines[0].ends_with(&format!(
+                "WARNING: MALLOC_DEBUG: ignoring 'dump_signal={v}': a fault signal, KILL, STOP \
+                 or glibc's own cannot be the dump signal; valid: USR1, USR2, HUP, INT, QUIT, \
+                 TERM, ALRM, PROF, WINCH, TRAP (SIG prefix optional) or a number 1-64 other \
+                 than 4 (ILL), 7 (BUS), 8 (FPE), 9 (KILL), 11 (SEGV), 19 (STOP), 32, 33 \
+                 (glibc's)"
+            )),
+            "{v}: {}",
+            o.describe()
+        );
+    }
+}
+
+/// With dump_signal=11, a fault that is not ours (a write to a read-only page) kills the process
+/// at once: a dump handler on SIGSEGV would return to the faulting instruction and dump again,
+/// forever.
+#[test]
+fn dump_signal_segv_does_not_turn_a_fault_into_endless_dumps() {
+    for mode in [
+        "1,dump_signal=11",
+        "full,dump_signal=SIGSEGV",
+        "1,dump_signal=BUS",
+    ] {
+        let o = Run::new(compile("segv_disposition"))
+            .arg("fault")
+            .env("MALLOC_DEBUG", mode)
+            .timeout(Duration::from_secs(10))
+            .go();
+        assert_eq!(o.signal, Some(SIGSEGV), "{mode}: {}", o.describe());
+        assert_eq!(o.stdout, "faulting\n", "{mode}: {}", o.describe());
+        assert_eq!(o.stderr.lines().count(), 1, "{mode}: {}", o.describe());
+        assert_eq!(o.warning_lines().len(), 1, "{mode}: {}", o.describe());
     }
 }
