@@ -267,30 +267,65 @@ fn parse_hexdump(v: Option<&[u8]>) -> Result<u64, &'static str> {
     }
 }
 
-fn parse_signal(v: Option<&[u8]>) -> Result<i32, &'static str> {
-    const E: &str = "expects a signal name (SIGUSR2, USR1, ...) or number";
-    let v = v.ok_or(E)?;
-    if let Some(n) = crate::fmt::parse_num(v) {
-        return if (1..=64).contains(&n) {
-            Ok(n as i32)
-        } else {
-            Err(E)
-        };
-    }
-    let name = v.strip_prefix(b"SIG").unwrap_or(v);
-    let sig = match name {
-        b"USR1" => libc::SIGUSR1,
-        b"USR2" => libc::SIGUSR2,
-        b"HUP" => libc::SIGHUP,
-        b"INT" => libc::SIGINT,
-        b"QUIT" => libc::SIGQUIT,
-        b"TERM" => libc::SIGTERM,
-        b"ALRM" => libc::SIGALRM,
-        b"PROF" => libc::SIGPROF,
-        b"WINCH" => libc::SIGWINCH,
-        b"TRAP" => libc::SIGTRAP,
-        _ => return Err(E),
+/// The signals a dump handler must not take: the fault signals (a fault's handler returns to the
+/// faulting instruction, so a dump there would repeat forever, and our fault explainer owns
+/// SIGSEGV/SIGBUS), the two that cannot be caught, and glibc's two internal signals.
+const REFUSED_SIGNALS: [i32; 8] = [
+    libc::SIGSEGV,
+    libc::SIGBUS,
+    libc::SIGILL,
+    libc::SIGFPE,
+    libc::SIGKILL,
+    libc::SIGSTOP,
+    32,
+    33,
+];
+
+macro_rules! valid_signals {
+    () => {
+        "valid: USR1, USR2, HUP, INT, QUIT, TERM, ALRM, PROF, WINCH, TRAP (SIG prefix optional) \
+         or a number 1-64 other than 4 (ILL), 7 (BUS), 8 (FPE), 9 (KILL), 11 (SEGV), 19 (STOP), \
+         32, 33 (glibc's)"
     };
+}
+
+fn parse_signal(v: Option<&[u8]>) -> Result<i32, &'static str> {
+    const E: &str = concat!("expects a signal name or number; ", valid_signals!());
+    const REFUSED: &str = concat!(
+        "a fault signal, KILL, STOP or glibc's own cannot be the dump signal; ",
+        valid_signals!()
+    );
+    let v = v.ok_or(E)?;
+    let sig = if let Some(n) = crate::fmt::parse_num(v) {
+        if !(1..=64).contains(&n) {
+            return Err(E);
+        }
+        n as i32
+    } else {
+        let name = v.strip_prefix(b"SIG").unwrap_or(v);
+        match name {
+            b"USR1" => libc::SIGUSR1,
+            b"USR2" => libc::SIGUSR2,
+            b"HUP" => libc::SIGHUP,
+            b"INT" => libc::SIGINT,
+            b"QUIT" => libc::SIGQUIT,
+            b"TERM" => libc::SIGTERM,
+            b"ALRM" => libc::SIGALRM,
+            b"PROF" => libc::SIGPROF,
+            b"WINCH" => libc::SIGWINCH,
+            b"TRAP" => libc::SIGTRAP,
+            b"SEGV" => libc::SIGSEGV,
+            b"BUS" => libc::SIGBUS,
+            b"ILL" => libc::SIGILL,
+            b"FPE" => libc::SIGFPE,
+            b"KILL" => libc::SIGKILL,
+            b"STOP" => libc::SIGSTOP,
+            _ => return Err(E),
+        }
+    };
+    if REFUSED_SIGNALS.contains(&sig) {
+        return Err(REFUSED);
+    }
     Ok(sig)
 }
 
@@ -478,6 +513,28 @@ mod tests {
         assert_eq!(parse_fail(Some(b"size:1m")), Ok(Fail::Size(1 << 20)));
         assert_eq!(parse_signal(Some(b"SIGUSR2")), Ok(libc::SIGUSR2));
         assert_eq!(parse_signal(Some(b"12")), Ok(12));
+    }
+
+    #[test]
+    fn dump_signal_refuses_faults_and_uncatchable() {
+        for v in [
+            "11", "SEGV", "SIGSEGV", "7", "SIGBUS", "4", "ILL", "8", "FPE", "9", "KILL", "19",
+            "STOP", "32", "33",
+        ] {
+            let e = parse_signal(Some(v.as_bytes())).unwrap_err();
+            assert!(e.starts_with("a fault signal"), "{v}: {e}");
+        }
+        for v in ["0", "65", "SIGNOPE", ""] {
+            let e = parse_signal(Some(v.as_bytes())).unwrap_err();
+            assert!(e.starts_with("expects a signal"), "{v}: {e}");
+        }
+        assert_eq!(parse_signal(Some(b"1")), Ok(1));
+        assert_eq!(parse_signal(Some(b"34")), Ok(34));
+        assert_eq!(parse_signal(Some(b"64")), Ok(64));
+        let (c, w) = p("dump_signal=11");
+        assert_eq!((c.dump_signal, w), (0, 1));
+        let (c, w) = p("dump_signal=USR1,dump_signal=KILL");
+        assert_eq!((c.dump_signal, w), (libc::SIGUSR1, 1));
     }
 }
 

@@ -530,17 +530,28 @@ extern "C" fn on_dump_signal(_sig: libc::c_int) {
     show_alloc_mem_ex();
 }
 
-/// `dump_signal=SIG`: installs a handler that runs show_alloc_mem_ex.
+/// `dump_signal=SIG`: installs a handler that runs show_alloc_mem_ex. The option parser has
+/// refused the signals that cannot take one; a refusal by the kernel is still said.
 pub fn install_signal(sig: i32) {
     if sig <= 0 {
         return;
     }
     // SAFETY: a zeroed sigaction with a valid handler and SA_RESTART is a valid argument.
-    unsafe {
+    let r = unsafe {
         let mut sa: libc::sigaction = core::mem::zeroed();
         sa.sa_sigaction = on_dump_signal as extern "C" fn(libc::c_int) as usize;
         sa.sa_flags = libc::SA_RESTART;
         libc::sigemptyset(&mut sa.sa_mask);
-        libc::sigaction(sig, &sa, core::ptr::null_mut());
+        libc::sigaction(sig, &sa, core::ptr::null_mut())
+    };
+    if r != 0 {
+        let mut l: Line<160> = Line::new();
+        prefix(&mut l)
+            .s(b"WARNING: dump_signal=")
+            .u(sig as u64)
+            .s(b": sigaction failed (errno ")
+            .u(sys::errno() as u64)
+            .s(b"); no dump signal\n");
+        l.report();
     }
 }

@@ -3,8 +3,8 @@
 //! or write, "N bytes after/before/into the S-byte block at 0x...", the block's history, the
 //! faulting instruction and thread — then the default action is restored and the handler
 //! returns: the instruction faults again and the process dies of the real fault (core dumps and
-//! debuggers see the original si_code and address). A fault that is not ours goes to the
-//! handler the program installed, or to the default action.
+//! debuggers see the original si_code and address). A fault that is not ours, and a signal that
+//! was sent rather than raised by a fault, get the program's own disposition (`forward`).
 //!
 //! The kernel keeps one handler per signal, so `sigaction` and `signal` are interposed: while
 //! ours is installed, the program's SIGSEGV/SIGBUS handlers are recorded (and reported back as
@@ -92,24 +92,46 @@ extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut c_void) 
     forward(sig, info, ctx);
 }
 
-/// Passes a fault that is not ours to the program's handler (or the default action).
+/// Gives a signal that is not ours — a fault elsewhere, or a SIGSEGV/SIGBUS sent with kill,
+/// sigqueue, raise — the program's own disposition, as the kernel would have:
+/// - SIG_IGN: a sent signal is ignored; a fault cannot be (the kernel kills the process), so the
+///   default action is restored and the instruction re-runs;
+/// - SIG_DFL: the default action (re-run the fault, or re-raise a sent signal);
+/// - a handler: SA_RESETHAND resets the disposition before the call, sa_mask (and the signal
+///   itself unless SA_NODEFER) is blocked during it, the previous mask is restored after it (a
+///   handler that longjmps away keeps them blocked, as under the kernel).
 fn forward(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut c_void) {
     let Some(i) = slot(sig) else { return };
     // SAFETY: see the module invariant; a copy is taken.
     let p = unsafe { (*PROGRAM.0.get())[i] };
     let h = p.sa_sigaction;
-    if h == libc::SIG_IGN || h == libc::SIG_DFL {
-        // A synchronous fault cannot be ignored: die of it.
-        restore_default(sig);
-        // SAFETY: sending a signal to ourselves; for a fault, returning re-runs the instruction.
-        if unsafe { (*info).si_code } <= 0 {
-            // SAFETY: raise has no memory effects.
-            unsafe { libc::raise(sig) };
-        }
+    // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
+    let sent = unsafe { (*info).si_code } <= 0;
+    if h == libc::SIG_IGN && sent {
         return;
     }
-    // SAFETY: the program installed this handler for this signal; we call it as the kernel would.
+    if h == libc::SIG_IGN || h == libc::SIG_DFL {
+        restore_default(sig);
+        if sent {
+            // SAFETY: raise has no memory effects; the default action ends the process.
+            unsafe { libc::raise(sig) };
+        }
+        // A fault: returning re-runs the instruction, which now meets the default action.
+        return;
+    }
+    // SAFETY: the program installed this handler for this signal; it is called as the kernel
+    // would call it, with the mask the kernel would set (pthread_sigmask is a system call).
     unsafe {
+        if p.sa_flags & libc::SA_RESETHAND as c_int != 0 {
+            // Only the handler, as Linux does (the flags stay).
+            (*PROGRAM.0.get())[i].sa_sigaction = libc::SIG_DFL;
+        }
+        let mut block = p.sa_mask;
+        if p.sa_flags & libc::SA_NODEFER as c_int == 0 {
+            libc::sigaddset(&mut block, sig);
+        }
+        let mut old: libc::sigset_t = core::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, &block, &mut old);
         if p.sa_flags & libc::SA_SIGINFO != 0 {
             let f: extern "C" fn(c_int, *mut libc::siginfo_t, *mut c_void) =
                 core::mem::transmute(h);
@@ -118,9 +140,7 @@ fn forward(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut c_void) {
             let f: extern "C" fn(c_int) = core::mem::transmute(h);
             f(sig);
         }
-        if p.sa_flags & libc::SA_RESETHAND as c_int != 0 {
-            (*PROGRAM.0.get())[i].sa_sigaction = libc::SIG_DFL;
-        }
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, core::ptr::null_mut());
     }
 }
 
