@@ -297,7 +297,14 @@ pub fn wants(size: usize, _align: usize) -> bool {
         return false;
     }
     let pages = size / sys::page_size() + 1;
-    if PAGES.load(Ordering::Relaxed) + pages > PAGE_BUDGET.load(Ordering::Relaxed) {
+    let budget = PAGE_BUDGET.load(Ordering::Relaxed);
+    if pages > budget {
+        // One request bigger than the whole budget: no live block spent it, and such a request
+        // is often unsatisfiable (NULL and ENOMEM, which is no report). It gets canaries, and
+        // the budget stays open for the blocks that fit.
+        return false;
+    }
+    if PAGES.load(Ordering::Relaxed) + pages > budget {
         if !PAGES_WARNED.swap(true, Ordering::Relaxed) {
             let mut l: Line<256> = Line::new();
             prefix(&mut l)
