@@ -230,7 +230,8 @@ pub fn init(c: &config::Config) {
     ON.store(true, Ordering::Relaxed);
 }
 
-fn read_max_map_count() -> Option<usize> {
+/// vm.max_map_count, if readable (and sane).
+pub fn read_max_map_count() -> Option<usize> {
     // SAFETY: constant NUL-terminated path.
     let fd = unsafe {
         libc::open(

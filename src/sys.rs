@@ -59,7 +59,6 @@ pub fn map_anon(len: usize, prot: c_int, flags: c_int) -> Option<*mut u8> {
     if p == libc::MAP_FAILED {
         None
     } else {
-        crate::stats::MAPS.fetch_add(1, Ordering::Relaxed);
         Some(p as *mut u8)
     }
 }
@@ -98,7 +97,6 @@ pub fn map_shared_fd(len: usize, fd: c_int, off: i64) -> Option<*mut u8> {
 pub unsafe fn unmap(p: *mut u8, len: usize) {
     // SAFETY: the caller gives up the range.
     unsafe { libc::munmap(p as *mut c_void, len) };
-    crate::stats::MAPS.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// # Safety
