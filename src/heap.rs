@@ -742,9 +742,9 @@ pub fn deallocate(p: usize, op: Op, caller: usize, sized: usize) -> usize {
         if let Some(bad) = debug_checks(&info, op, sized) {
             drop(held);
             report::bad_block(op, p, bad, &with_history(info), caller);
-            // Going on (on_error=continue): a corrupted block is leaked rather than reused.
+            // Going on (on_error=continue): a corrupted block is kept rather than reused.
             if matches!(bad, Bad::Overflow(_) | Bad::Underflow(_)) {
-                return 0;
+                return keep_freed(p, caller, seq);
             }
             return deallocate_unchecked(p, op, caller, seq);
         }
@@ -753,6 +753,46 @@ pub fn deallocate(p: usize, op: Op, caller: usize, sized: usize) -> usize {
     if cfg.enabled {
         crate::stats::sub_live(size);
     }
+    size
+}
+
+/// A block freed by the program whose canaries were found overwritten (and reported): the
+/// allocator keeps it for good instead of reusing memory whose neighbourhood was written. It
+/// becomes QUARANTINED without entering a quarantine ring, so nothing ever releases it; it is
+/// freed as far as the program is concerned (not a leak, and a second free is a double free).
+/// A zone block is filled with the free fill when filling is on, like any quarantined zone
+/// block (`check_every` and the dumps verify it); LARGE ones are not read back. Returns its size.
+fn keep_freed(p: usize, caller: usize, seq: u64) -> usize {
+    let (size, zone) = match hold(p) {
+        Ok(Held::Zone(mut a, z, idx, info)) => {
+            // SAFETY: idx is a used slot of z, under the arena lock.
+            unsafe {
+                (*z).meta(idx).state = QUARANTINED;
+                if let Some(d) = (*z).dbg(idx) {
+                    d.set_free(seq, caller, tls::tid());
+                }
+            }
+            a.live_bytes -= info.size;
+            (info.size, true)
+        }
+        Ok(Held::Large(mut l, d, info)) => {
+            // SAFETY: d is a used descriptor under the LARGE lock.
+            unsafe {
+                (*d).state = QUARANTINED;
+                (*d).dbg.free_seq = seq;
+                (*d).dbg.free_caller = caller;
+                (*d).dbg.free_tid = tls::tid();
+            }
+            l.live_bytes -= info.size;
+            (info.size, false)
+        }
+        Err(_) => return 0,
+    };
+    if zone && layout().fill {
+        // SAFETY: the slot is ours for good now (kept, no longer the program's).
+        unsafe { core::ptr::write_bytes(p as *mut u8, FREE_FILL, size) };
+    }
+    crate::stats::sub_live(size);
     size
 }
 
