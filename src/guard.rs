@@ -262,8 +262,10 @@ pub fn read_max_map_count() -> Option<usize> {
 
 /// Does this allocation take the guarded path?
 #[inline]
-pub fn wants(size: usize, _align: usize) -> bool {
-    if !ON.load(Ordering::Relaxed) {
+pub fn wants(size: usize, align: usize) -> bool {
+    // A block aligned beyond a page cannot both start on its alignment and end at a guard page
+    // (nor follow one) without a gap of up to the alignment: it gets canaries instead.
+    if !ON.load(Ordering::Relaxed) || align > sys::page_size() {
         return false;
     }
     let c = config::get();

@@ -428,10 +428,14 @@ fn allocate_cap(
     }
     let lay = layout();
     let align = align.max(MIN_ALIGN);
-    let front = if lay.front > 0 {
+    // Zone slots of an aligned class are aligned, so there the front canary of an aligned block
+    // fills a whole alignment unit (at most a page). A LARGE block keeps the usual front canary:
+    // its range is placed so that the user pointer is aligned (`LargeState::alloc`), and the
+    // canary never grows with the alignment.
+    let front = if lay.front > 0 && align <= sys::page_size() {
         lay.front.max(align)
     } else {
-        0
+        lay.front
     };
     let Some(need) = front
         .checked_add(size)
@@ -454,7 +458,7 @@ fn allocate_cap(
     };
     let p = match class {
         Some(c) => zone_alloc(c, size, front, op, caller, zero),
-        None => large_alloc(size, cap.max(size), align, front, op, caller, zero),
+        None => large_alloc(size, cap.max(size), align, lay.front, op, caller, zero),
     };
     if p.is_null() {
         sys::set_errno(libc::ENOMEM);
