@@ -488,6 +488,21 @@ fn release_oldest() -> bool {
     true
 }
 
+/// Empties the address-space quarantine (a mapping failed and its address space is wanted:
+/// `heap::reclaim`). Returns whether it held anything.
+pub fn release_all() -> bool {
+    let mut any = false;
+    while release_oldest() {
+        any = true;
+    }
+    any
+}
+
+/// Whether this thread holds the address-space quarantine's lock.
+pub fn held_by_me() -> bool {
+    RING.held_by_me()
+}
+
 /// Kernel mappings a new guarded block with a mapping of its own may cost: its guard and its
 /// data, which is up to four mappings when built on recycled pages (`Large::vmas` counts the
 /// real number).

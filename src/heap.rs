@@ -419,11 +419,25 @@ fn allocate_cap(
         if cfg.check_every > 0 {
             crate::check::maybe_check_all();
         }
-        if crate::guard::wants(size, align) {
-            if let Some(p) = crate::guard::allocate(size, cap, align, op, caller, zero) {
-                crate::stats::add_live(size);
-                return p as *mut u8;
-            }
+    }
+    let mut p = place(size, cap, align, op, caller, zero);
+    if p.is_null() && reclaim(size) {
+        p = place(size, cap, align, op, caller, zero);
+    }
+    if p.is_null() {
+        sys::set_errno(libc::ENOMEM);
+    } else if cfg.enabled {
+        crate::stats::add_live(size);
+    }
+    p
+}
+
+/// Places a checked request: a guarded block when the guard modes want one, else a zone slot
+/// or a LARGE block. Null when a mapping failed.
+fn place(size: usize, cap: usize, align: usize, op: Op, caller: usize, zero: bool) -> *mut u8 {
+    if config::get().enabled && crate::guard::wants(size, align) {
+        if let Some(p) = crate::guard::allocate(size, cap, align, op, caller, zero) {
+            return p as *mut u8;
         }
     }
     let lay = layout();
@@ -441,7 +455,6 @@ fn allocate_cap(
         .checked_add(size)
         .and_then(|n| n.checked_add(lay.tail))
     else {
-        sys::set_errno(libc::ENOMEM);
         return core::ptr::null_mut();
     };
     let class = if align <= MIN_ALIGN {
@@ -456,16 +469,37 @@ fn allocate_cap(
     } else {
         None
     };
-    let p = match class {
+    match class {
         Some(c) => zone_alloc(c, size, front, op, caller, zero),
         None => large_alloc(size, cap.max(size), align, lay.front, op, caller, zero),
-    };
-    if p.is_null() {
-        sys::set_errno(libc::ENOMEM);
-    } else if cfg.enabled {
-        crate::stats::add_live(size);
     }
-    p
+}
+
+/// A mapping failed for a request of `size` bytes: gives back the address space that freed
+/// blocks still hold — the address-space quarantine of guarded blocks (up to 512 MiB of
+/// inaccessible ranges), the ordinary quarantine, the LARGE cache and bank, spare empty zones
+/// — so that the request can be tried once more before the answer is ENOMEM. Returns whether
+/// it is worth a retry. Nothing is done for a request that nothing could make fit (beyond
+/// RLIMIT_AS, or RAM and swap together: the kernel refuses such a mapping whatever we hold),
+/// so probing huge sizes does not flush the quarantines, nor from inside one of our own locks
+/// (a signal handler that interrupted the allocator on this thread).
+fn reclaim(size: usize) -> bool {
+    if size > sys::rlimit_as() || size > sys::ram_and_swap() {
+        return false;
+    }
+    if LARGE.held_by_me()
+        || ARENAS.iter().any(|a| a.held_by_me())
+        || crate::guard::held_by_me()
+        || crate::quarantine::held_by_me()
+    {
+        return false;
+    }
+    let mut any = crate::guard::release_all();
+    if crate::quarantine::stats().0 > 0 {
+        crate::quarantine::drain();
+        any = true;
+    }
+    trim() || any
 }
 
 fn zone_alloc(c: usize, size: usize, front: usize, op: Op, caller: usize, zero: bool) -> *mut u8 {

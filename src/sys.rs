@@ -401,3 +401,18 @@ pub fn rlimit_as() -> usize {
     }
     rl.rlim_cur as usize
 }
+
+/// Physical memory plus swap in bytes (`sysinfo`; usize::MAX if unknown): no single mapping
+/// larger than this is granted under the kernel's default overcommit policy.
+pub fn ram_and_swap() -> usize {
+    // SAFETY: sysinfo is plain data; all-zero is a valid value.
+    let mut si: libc::sysinfo = unsafe { core::mem::zeroed() };
+    // SAFETY: si is a valid out-parameter.
+    if unsafe { libc::sysinfo(&mut si) } != 0 {
+        return usize::MAX;
+    }
+    let unit = (si.mem_unit as usize).max(1);
+    (si.totalram as usize)
+        .saturating_add(si.totalswap as usize)
+        .saturating_mul(unit)
+}
