@@ -1375,6 +1375,7 @@ pub fn trim() -> bool {
 
 /// Fork: take every allocator lock (prepare), release (parent) or reset (child).
 pub fn lock_all() {
+    crate::leaks::before_fork();
     crate::guard::lock_forever();
     crate::quarantine::lock_forever();
     for a in ARENAS.iter() {
@@ -1405,4 +1406,5 @@ pub fn reset_all() {
     }
     crate::quarantine::reset();
     crate::guard::reset();
+    crate::leaks::after_fork_child();
 }

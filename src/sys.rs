@@ -416,3 +416,23 @@ pub fn ram_and_swap() -> usize {
         .saturating_add(si.totalswap as usize)
         .saturating_mul(unit)
 }
+
+/// Copies `len` bytes of this process's memory at `addr` into `buf` with `process_vm_readv`,
+/// which fails with EFAULT where a plain read would fault (a file mapping past the end of its
+/// file raises SIGBUS, a page unmapped meanwhile or under a guard marker SIGSEGV). Returns the
+/// bytes copied (fewer than asked when a page on the way could not be read: the copy stops
+/// there), or the errno when nothing was copied.
+pub fn read_own(addr: usize, len: usize, buf: &mut [u8]) -> Result<usize, c_int> {
+    let len = len.min(buf.len());
+    let local = libc::iovec {
+        iov_base: buf.as_mut_ptr() as *mut c_void,
+        iov_len: len,
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut c_void,
+        iov_len: len,
+    };
+    // SAFETY: `local` is our own writable buffer of `len` bytes; the kernel checks `remote`.
+    let r = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+    if r < 0 { Err(errno()) } else { Ok(r as usize) }
+}
