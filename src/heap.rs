@@ -34,6 +34,8 @@ pub struct Arena {
     pub live_blocks: usize,
     pub zones: usize,
     pub mapped: usize,
+    /// Metadata of this arena's zones (kept out of the data's way, see `zone.rs`).
+    pub meta: crate::zone::MetaCache,
 }
 
 // SAFETY: the raw zone pointers are only followed under the arena's lock.
@@ -48,6 +50,7 @@ impl Arena {
         live_blocks: 0,
         zones: 0,
         mapped: 0,
+        meta: crate::zone::MetaCache::EMPTY,
     };
 }
 
@@ -200,7 +203,7 @@ unsafe fn release_slot(a: &mut Arena, z: *mut Zone, idx: usize) {
                 unlink_all(a, z);
                 a.zones -= 1;
                 a.mapped -= (*z).map_len;
-                Zone::destroy(z);
+                Zone::destroy(z, &mut a.meta);
             } else {
                 a.empties[c] += 1;
             }
@@ -508,7 +511,7 @@ fn zone_alloc(c: usize, size: usize, front: usize, op: Op, caller: usize, zero: 
     let mut a = ARENAS[ai].lock();
     let mut z = a.partial[c];
     if z.is_null() {
-        let Some(nz) = Zone::create(c, ai, lay.debug_meta, lay.zone_guards) else {
+        let Some(nz) = Zone::create(c, ai, lay.debug_meta, lay.zone_guards, &mut a.meta) else {
             return core::ptr::null_mut();
         };
         z = nz;
@@ -1363,7 +1366,7 @@ pub fn trim() -> bool {
                     g.empties[c] -= 1;
                     g.zones -= 1;
                     g.mapped -= (*z).map_len;
-                    Zone::destroy(z);
+                    Zone::destroy(z, &mut g.meta);
                 }
                 freed = true;
             }

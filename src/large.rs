@@ -92,6 +92,9 @@ impl Large {
 pub struct LargeState {
     pub live: *mut Large,
     free_descs: *mut Large,
+    /// The unused rest of the newest descriptor slab.
+    slab_next: usize,
+    slab_end: usize,
     cache: [(usize, usize); CACHE_SLOTS],
     cache_bytes: usize,
     /// Pages of freed guarded blocks (still in the address-space quarantine, PROT_NONE) kept
@@ -125,7 +128,9 @@ fn guarded_align(size: usize, align: usize, exact: bool) -> usize {
     }
 }
 
-const CACHE_SLOTS: usize = 32;
+/// Bytes of a descriptor slab (2,048 descriptors).
+const DESC_SLAB: usize = 256 << 10;
+pub const CACHE_SLOTS: usize = 32;
 const CACHE_MIN_BYTES: usize = 4 << 20;
 const CACHE_MAX_BYTES: usize = 256 << 20;
 /// Banked ranges, at most (a freed block gives one per kernel mapping of its data).
@@ -176,6 +181,8 @@ const SPLIT_MIN: usize = 64 << 10;
 pub static LARGE: Mutex<LargeState> = Mutex::new(LargeState {
     live: core::ptr::null_mut(),
     free_descs: core::ptr::null_mut(),
+    slab_next: 0,
+    slab_end: 0,
     cache: [(0, 0); CACHE_SLOTS],
     cache_bytes: 0,
     bank: [Banked::EMPTY; BANK_SLOTS],
@@ -187,23 +194,19 @@ pub static LARGE: Mutex<LargeState> = Mutex::new(LargeState {
 });
 
 impl LargeState {
+    /// A descriptor: a recycled one, else the next of the current slab. Slabs are mapped
+    /// with a guard page on each side (`sys::map_internal`), out of reach of an overflow of
+    /// user data, and carved as needed (their pages are touched only when used).
     fn new_desc(&mut self) -> Option<*mut Large> {
         if self.free_descs.is_null() {
-            let page = sys::page_size();
-            let chunk = page.max(64 * core::mem::size_of::<Large>());
-            let chunk = sys::page_round(chunk)?;
-            let base = sys::map(chunk)?;
-            pagemap::set_range(base as usize, chunk, pagemap::META);
-            let n = chunk / core::mem::size_of::<Large>();
-            for i in 0..n {
-                // SAFETY: i < n descriptors fit in the fresh chunk.
-                unsafe {
-                    let d = (base as *mut Large).add(i);
-                    (*d).next = self.free_descs;
-                    (*d).state = FREE;
-                    self.free_descs = d;
-                }
+            if self.slab_next == self.slab_end {
+                let p = sys::map_internal(DESC_SLAB)? as usize;
+                self.slab_next = p;
+                self.slab_end = p + DESC_SLAB;
             }
+            let d = self.slab_next as *mut Large;
+            self.slab_next += core::mem::size_of::<Large>();
+            return Some(d);
         }
         let d = self.free_descs;
         // SAFETY: d is a descriptor of the free list.

@@ -364,14 +364,27 @@ fn path_hash(p: &[u8]) -> u64 {
 }
 
 fn scan_and_report(all: bool, sp: usize) -> usize {
-    let stack_bytes = STACK_CAP * 8;
-    let scratch_len = stack_bytes + SCRATCH;
-    let stack = sys::map(scratch_len)
-        .map(|p| p as *mut usize)
-        .unwrap_or(core::ptr::null_mut());
-    if !stack.is_null() {
-        pagemap::set_range(stack as usize, scratch_len, pagemap::META);
+    let narenas = NARENAS.load(Ordering::Relaxed);
+    // Our own memory that the page map does not mark (META marks the rest): it holds no
+    // reference of the program's, and its guards fault. Counted first, to size the scratch.
+    let mut nchunks = 0;
+    for a in ARENAS.iter().take(narenas) {
+        // SAFETY: all locks are held by report_at_exit.
+        nchunks += unsafe { a.get_unlocked() }.meta.chunk_count();
     }
+    let mut nleaves = 0;
+    pagemap::for_each_table(|_, _| nleaves += 1);
+    let skip_cap = 1 + nleaves + crate::large::CACHE_SLOTS + nchunks;
+    let stack_bytes = STACK_CAP * 8;
+    let skip_off = stack_bytes + SCRATCH;
+    let scratch_len = skip_off + skip_cap * core::mem::size_of::<(usize, usize)>();
+    let Some(base) = sys::map_internal(scratch_len) else {
+        let mut l: Line<160> = Line::new();
+        prefix(&mut l).s(b"WARNING: leak check skipped: no memory for its scratch space\n");
+        l.report();
+        return 0;
+    };
+    let stack = base as *mut usize;
     let mut s = Scan {
         stack,
         len: 0,
@@ -385,26 +398,35 @@ fn scan_and_report(all: bool, sp: usize) -> usize {
         s.lo = s.lo.min(user - 1);
         s.hi = s.hi.max(user + size.max(1));
     });
-    // Our own big tables hold no block addresses: not roots.
-    let mut skip = [(0usize, 0usize); 128];
+    // SAFETY: the end of the scratch mapping, room for skip_cap ranges, used by nothing else.
+    let skip = unsafe {
+        core::slice::from_raw_parts_mut((base as usize + skip_off) as *mut (usize, usize), skip_cap)
+    };
     let mut nskip = 0;
-    skip[0] = crate::guard::ring_range();
-    nskip += 1;
-    pagemap::for_each_table(|b, l| {
-        if nskip < skip.len() {
+    let mut add = |b: usize, l: usize| {
+        if nskip < skip_cap {
             skip[nskip] = (b, l);
             nskip += 1;
         }
-    });
+    };
+    // The address-space quarantine's ring, the page map's tables, the zones' metadata.
+    let (b, l) = crate::guard::ring_range();
+    add(b, l);
+    pagemap::for_each_table(&mut add);
+    for a in ARENAS.iter().take(narenas) {
+        // SAFETY: all locks are held by report_at_exit.
+        unsafe { a.get_unlocked() }.meta.for_each_chunk(&mut add);
+    }
     // Nor do the freed LARGE ranges kept for reuse (their stale contents would hide leaks, and
     // reading their never-touched pages would fault them in).
     // SAFETY: the LARGE lock is held by report_at_exit.
-    unsafe { LARGE.get_unlocked() }.for_each_cached(|b, l| {
-        if nskip < skip.len() {
-            skip[nskip] = (b, l);
-            nskip += 1;
-        }
-    });
+    unsafe { LARGE.get_unlocked() }.for_each_cached(&mut add);
+    let skip = &mut skip[..nskip];
+    skip.sort_unstable_by_key(|r| r.0);
+    let skipped = |x: usize| {
+        let i = skip.partition_point(|r| r.0 <= x);
+        i > 0 && x < skip[i - 1].0 + skip[i - 1].1
+    };
     let mut reader = Reader::Copy;
     // Files with an executable mapping: loaded modules (for the direct reader only).
     let mut modules = [0u64; MAX_MODULES];
@@ -416,18 +438,11 @@ fn scan_and_report(all: bool, sp: usize) -> usize {
         }
         true
     });
-    let scratch = if stack.is_null() {
-        &mut [][..]
-    } else {
-        // SAFETY: the SCRATCH bytes after the mark stack, in the mapping made above and used
-        // by nothing else.
-        unsafe {
-            core::slice::from_raw_parts_mut((stack as usize + stack_bytes) as *mut u8, SCRATCH)
-        }
+    // SAFETY: the SCRATCH bytes after the mark stack, in the mapping made above and used by
+    // nothing else.
+    let scratch = unsafe {
+        core::slice::from_raw_parts_mut((base as usize + stack_bytes) as *mut u8, SCRATCH)
     };
-    if scratch.is_empty() {
-        reader = Reader::Direct;
-    }
     let page = sys::page_size();
     crate::maps::for_each(|m| {
         if !m.readable || !m.writable || m.shared {
@@ -449,9 +464,7 @@ fn scan_and_report(all: bool, sp: usize) -> usize {
         }
         while a < m.end {
             // A run of pages to read: not ours, not skipped, at most SCRATCH bytes.
-            let eligible = |x: usize| {
-                pagemap::get(x) == 0 && !skip[..nskip].iter().any(|&(b, l)| x >= b && x < b + l)
-            };
+            let eligible = |x: usize| pagemap::get(x) == 0 && !skipped(x);
             if !eligible(a) {
                 a = ((a & !(page - 1)) + page).min(m.end);
                 continue;
@@ -627,10 +640,7 @@ fn scan_and_report(all: bool, sp: usize) -> usize {
         // SAFETY: as above.
         unsafe { *st &= !MARK };
     });
-    if !stack.is_null() {
-        pagemap::clear_range(stack as usize, scratch_len);
-        // SAFETY: mapped above, no longer used.
-        unsafe { sys::unmap(stack as *mut u8, scratch_len) };
-    }
+    // SAFETY: mapped above, no longer used.
+    unsafe { sys::unmap_internal(base, scratch_len) };
     leaked
 }

@@ -63,13 +63,86 @@ pub fn map_anon(len: usize, prot: c_int, flags: c_int) -> Option<*mut u8> {
     }
 }
 
-/// `map` for the allocator's own bookkeeping (rings, tables, scratch): the pages are entered in
-/// the page map as `META`, so the leak scanner does not take the pointers stored there for
-/// references from the program.
+/// `madvise` advice of Linux 6.13: page-table guard markers (an access faults as on a
+/// PROT_NONE page), which split no kernel mapping.
+pub const MADV_GUARD_INSTALL: c_int = 102;
+pub const MADV_GUARD_REMOVE: c_int = 103;
+/// Set once the kernel refused guard markers for an internal mapping (older kernel, or a
+/// locked mapping): `guard_pages` goes straight to mprotect.
+static NO_MARKERS: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Makes `[p, p + len)` inaccessible: guard markers where the kernel has them, else mprotect.
+/// # Safety
+/// `[p, p + len)` is page aligned, part of a private anonymous mapping of ours, and holds
+/// nothing anybody needs.
+pub unsafe fn guard_pages(p: *mut u8, len: usize) -> bool {
+    if !NO_MARKERS.load(Ordering::Relaxed) {
+        // SAFETY: per the caller.
+        if unsafe { libc::madvise(p as *mut c_void, len, MADV_GUARD_INSTALL) } == 0 {
+            return true;
+        }
+        NO_MARKERS.store(true, Ordering::Relaxed);
+    }
+    // SAFETY: per the caller.
+    unsafe { protect(p, len, false) }
+}
+
+/// A read-write mapping of `len` bytes (page rounded) with a guard page on each side, for the
+/// allocator's own metadata: a linear overflow or underflow of a neighbouring mapping (user
+/// data, or the program's own) faults on the guard instead of rewriting it. Returns the start
+/// of the accessible part. None when the kernel refuses.
+pub fn map_guarded(len: usize) -> Option<*mut u8> {
+    let page = page_size();
+    let len = page_round(len)?;
+    let total = len.checked_add(2 * page)?;
+    let p = map(total)?;
+    // SAFETY: the first and last page of the mapping just made, which nothing uses.
+    let ok = unsafe { guard_pages(p, page) && guard_pages(p.add(page + len), page) };
+    if !ok {
+        // SAFETY: as above.
+        unsafe { unmap(p, total) };
+        return None;
+    }
+    // SAFETY: inside the mapping.
+    Some(unsafe { p.add(page) })
+}
+
+/// Unmaps what `map_guarded(len)` returned, guards included.
+/// # Safety
+/// `p` came from `map_guarded(len)` and nothing uses it any more.
+pub unsafe fn unmap_guarded(p: *mut u8, len: usize) {
+    let page = page_size();
+    let len = page_round(len).unwrap_or(len);
+    // SAFETY: per the caller: the guards and the range between them are ours.
+    unsafe { unmap(p.sub(page), len + 2 * page) };
+}
+
+/// `map_guarded` for the allocator's own bookkeeping (rings, tables, scratch, zone metadata,
+/// descriptors): the pages, guards included, are entered in the page map as `META`, so the
+/// leak scanner neither takes the pointers stored there for references from the program nor
+/// reads the guards.
 pub fn map_internal(len: usize) -> Option<*mut u8> {
-    let p = map(len)?;
-    crate::pagemap::set_range(p as usize, len, crate::pagemap::META);
+    let p = map_guarded(len)?;
+    let page = page_size();
+    let span = page_round(len)? + 2 * page;
+    if !crate::pagemap::set_range(p as usize - page, span, crate::pagemap::META) {
+        crate::pagemap::clear_range(p as usize - page, span);
+        // SAFETY: mapped just above, never handed out.
+        unsafe { unmap_guarded(p, len) };
+        return None;
+    }
     Some(p)
+}
+
+/// Gives back what `map_internal(len)` returned.
+/// # Safety
+/// `p` came from `map_internal(len)` and nothing uses it any more.
+pub unsafe fn unmap_internal(p: *mut u8, len: usize) {
+    let page = page_size();
+    let span = page_round(len).unwrap_or(len) + 2 * page;
+    crate::pagemap::clear_range(p as usize - page, span);
+    // SAFETY: per the caller.
+    unsafe { unmap_guarded(p, len) };
 }
 
 /// Maps a shared view of `fd` (for the log file).
