@@ -77,12 +77,47 @@ pub fn init() {
         sys::page_size().trailing_zeros() as usize,
         Ordering::Relaxed,
     );
+    guard_statics();
     // Warm the first-level slot of the region where the kernel places mappings (next to this
     // library's own code): the first zone's entry almost surely shares its page, so the first
     // malloc does not fault on our table. Init is single-threaded, so the store races nothing.
     if let Some((i1, _)) = split(init as *const () as usize) {
         L1[i1].store(L1[i1].load(Ordering::Relaxed), Ordering::Relaxed);
     }
+}
+
+unsafe extern "C" {
+    /// This library's ELF header, placed by the linker at the start of its first segment.
+    static __ehdr_start: u8;
+}
+
+/// Puts a guard page right after this library's static data, where the kernel may later place
+/// a mapping of user data: an underflow off such a mapping would otherwise rewrite the first
+/// level of this table, the arenas' lists or the saved signal handler (they live in `.bss`).
+/// Below the library is its read-only ELF header, which already faults. Nothing is done when
+/// the page is taken.
+fn guard_statics() {
+    let base = &raw const __ehdr_start as usize;
+    let mut end = 0usize;
+    // SAFETY: the ELF header and program headers of this library, mapped read-only with its
+    // first segment for as long as it is loaded.
+    unsafe {
+        let eh = base as *const libc::Elf64_Ehdr;
+        let ph = (base + (*eh).e_phoff as usize) as *const libc::Elf64_Phdr;
+        for i in 0..(*eh).e_phnum as usize {
+            let p = &*ph.add(i);
+            if p.p_type == libc::PT_LOAD {
+                end = end.max((p.p_vaddr + p.p_memsz) as usize);
+            }
+        }
+    }
+    if end == 0 {
+        return;
+    }
+    let Some(end) = sys::page_round(base + end) else {
+        return;
+    };
+    sys::guard_at(end, sys::page_size());
 }
 
 #[inline]

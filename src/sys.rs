@@ -145,6 +145,32 @@ pub unsafe fn unmap_internal(p: *mut u8, len: usize) {
     unsafe { unmap_guarded(p, len) };
 }
 
+/// Maps one inaccessible page range at exactly `addr` if nothing is mapped there (a guard
+/// page after our static data). False if the range is taken or the kernel refuses.
+pub fn guard_at(addr: usize, len: usize) -> bool {
+    // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping; a kernel that does not
+    // know the flag takes the address as a hint, and a mapping made elsewhere is undone.
+    let p = unsafe {
+        libc::mmap(
+            addr as *mut c_void,
+            len,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return false;
+    }
+    if p as usize != addr {
+        // SAFETY: the mapping just made elsewhere, unused.
+        unsafe { libc::munmap(p, len) };
+        return false;
+    }
+    true
+}
+
 /// Maps a shared view of `fd` (for the log file).
 pub fn map_shared_fd(len: usize, fd: c_int, off: i64) -> Option<*mut u8> {
     // SAFETY: a new shared mapping of a file we opened; it overlaps nothing of ours.
