@@ -620,7 +620,7 @@ impl LargeState {
             unsafe { sys::protect((base + usable_len) as *mut u8, guard, false) };
         }
         let user = base + off;
-        debug_assert!(user % a == 0);
+        debug_assert!(user.is_multiple_of(a));
         let desc = Large {
             map_base: base,
             map_len: got_len,

@@ -43,7 +43,7 @@ const _: () = assert!(crate::heap::MAX_ARENAS <= ARENA_MASK + 1);
 /// The entry for a data page of the zone whose header is at `header` (`HEADER_ALIGN` aligned).
 #[inline]
 pub fn zone_entry(header: usize, arena: usize) -> usize {
-    debug_assert!(header % HEADER_ALIGN == 0 && arena <= ARENA_MASK);
+    debug_assert!(header.is_multiple_of(HEADER_ALIGN) && arena <= ARENA_MASK);
     header | (arena << 1)
 }
 
