@@ -102,6 +102,39 @@ fn leak_scan_file_mapped_past_eof() {
     }
 }
 
+/// The same where the kernel refuses process_vm_readv (a seccomp filter the program installs
+/// before exit): the scan reads roots in place, skips file mappings that are no loaded module
+/// (so the block pointed to from the private mapping is reported too), and exits 0.
+#[test]
+fn leak_scan_without_process_vm_readv() {
+    let dir = fresh_dir("leak_scan_file_past_eof_noreadv");
+    let out = run(
+        "leak_scan_file_past_eof",
+        &[dir.to_str().unwrap(), "noreadv"],
+        &[("MALLOC_DEBUG", "1")],
+    );
+    assert_eq!(out.signal, None, "{}", out.describe());
+    out.assert_success();
+    assert_eq!(out.stdout, "OK\n", "{}", out.describe());
+    let path = exe("leak_scan_file_past_eof");
+    let mut leaks = lines_of(&out, "LEAK: ");
+    leaks.sort();
+    assert_eq!(
+        leaks,
+        vec![
+            format!(
+                "ft_malloc[PID]: LEAK: 1234 bytes in 1 block(s) allocated by malloc() from {path}+ADDR"
+            ),
+            format!(
+                "ft_malloc[PID]: LEAK: 4321 bytes in 1 block(s) allocated by malloc() from {path}+ADDR"
+            ),
+        ],
+        "{}",
+        out.describe()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 // ---------------------------------------------------------------------------------------------
 // 2. Spurious LEAK lines.
 
