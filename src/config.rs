@@ -420,14 +420,28 @@ fn trim(s: &[u8]) -> &[u8] {
     &s[a..b]
 }
 
+/// Bytes of a bad item echoed in its warning; a longer item is cut there and its length said.
+const ECHO_MAX: usize = 128;
+
 /// One WARNING line for a bad MALLOC_DEBUG item; unknown names list the valid ones.
 pub fn warn_item(item: &[u8], reason: &str) {
     let mut l: Line<2048> = Line::new();
-    prefix(&mut l)
-        .s(b"WARNING: MALLOC_DEBUG: ignoring '")
-        .s(item)
-        .s(b"': ")
-        .s(reason.as_bytes());
+    warning_line(&mut l, item, reason);
+    l.report();
+}
+
+/// The text of `warn_item`. It always ends with its newline: a long item is echoed in part
+/// (`…(N bytes)`) and control bytes as `?`, so the line is bounded (well under the buffer with
+/// every option name listed) and the next message starts a line of its own.
+fn warning_line<const N: usize>(l: &mut Line<N>, item: &[u8], reason: &str) {
+    prefix(l).s(b"WARNING: MALLOC_DEBUG: ignoring '");
+    for &b in item.iter().take(ECHO_MAX) {
+        l.c(if b < b' ' || b == 0x7f { b'?' } else { b });
+    }
+    if item.len() > ECHO_MAX {
+        l.s("…(".as_bytes()).u(item.len() as u64).s(b" bytes)");
+    }
+    l.s(b"': ").s(reason.as_bytes());
     if reason == "unknown option" {
         l.s(b"; valid: 1, default, full, help");
         for (name, _, _, _) in TABLE {
@@ -435,7 +449,6 @@ pub fn warn_item(item: &[u8], reason: &str) {
         }
     }
     l.c(b'\n');
-    l.report();
 }
 
 /// `MALLOC_DEBUG=help`: the table, on stderr.
@@ -503,6 +516,26 @@ mod tests {
         let (c, w) = p("");
         assert_eq!(w, 0);
         assert!(!c.enabled);
+    }
+
+    #[test]
+    fn long_item_warning_is_one_bounded_line() {
+        let item = [b'x'; 10_000];
+        let mut l: Line<2048> = Line::new();
+        warning_line(&mut l, &item, "unknown option");
+        let t = l.as_bytes();
+        assert!(t.len() < 1024, "{} bytes", t.len());
+        assert_eq!(t.last(), Some(&b'\n'));
+        assert_eq!(t.iter().filter(|&&b| b == b'\n').count(), 1);
+        let s = core::str::from_utf8(t).unwrap();
+        assert!(s.contains("…(10000 bytes)': unknown option; valid: 1, default"));
+        l.clear();
+        warning_line(&mut l, b"a\nb=1", "expects 0/1/yes/no");
+        assert!(
+            core::str::from_utf8(l.as_bytes())
+                .unwrap()
+                .contains("'a?b=1': expects")
+        );
     }
 
     #[test]

@@ -357,8 +357,7 @@ pub fn print_stats(fd: i32, live: u64, blocks: u64, complete: bool) {
         .s(b" blocks, peak ")
         .u(peak)
         .s(b" bytes, ");
-    l.u(crate::stats::MAPS.load(Ordering::Relaxed) as u64)
-        .s(b" mappings");
+    crate::stats::write_kernel_mappings(&mut l);
     if !complete {
         l.s(b" (heap busy: partial)");
     }
@@ -521,8 +520,8 @@ pub fn stats_line() {
         .s(b"stats: peak ")
         .u(crate::stats::PEAK.load(Ordering::Relaxed) as u64)
         .s(b" bytes, ");
-    l.u(crate::stats::MAPS.load(Ordering::Relaxed) as u64)
-        .s(b" mappings\n");
+    crate::stats::write_kernel_mappings(&mut l);
+    l.c(b'\n');
     l.report();
 }
 

@@ -230,7 +230,8 @@ pub fn init(c: &config::Config) {
     ON.store(true, Ordering::Relaxed);
 }
 
-fn read_max_map_count() -> Option<usize> {
+/// vm.max_map_count, if readable (and sane).
+pub fn read_max_map_count() -> Option<usize> {
     // SAFETY: constant NUL-terminated path.
     let fd = unsafe {
         libc::open(
@@ -261,8 +262,10 @@ fn read_max_map_count() -> Option<usize> {
 
 /// Does this allocation take the guarded path?
 #[inline]
-pub fn wants(size: usize, _align: usize) -> bool {
-    if !ON.load(Ordering::Relaxed) {
+pub fn wants(size: usize, align: usize) -> bool {
+    // A block aligned beyond a page cannot both start on its alignment and end at a guard page
+    // (nor follow one) without a gap of up to the alignment: it gets canaries instead.
+    if !ON.load(Ordering::Relaxed) || align > sys::page_size() {
         return false;
     }
     let c = config::get();
@@ -297,7 +300,14 @@ pub fn wants(size: usize, _align: usize) -> bool {
         return false;
     }
     let pages = size / sys::page_size() + 1;
-    if PAGES.load(Ordering::Relaxed) + pages > PAGE_BUDGET.load(Ordering::Relaxed) {
+    let budget = PAGE_BUDGET.load(Ordering::Relaxed);
+    if pages > budget {
+        // One request bigger than the whole budget: no live block spent it, and such a request
+        // is often unsatisfiable (NULL and ENOMEM, which is no report). It gets canaries, and
+        // the budget stays open for the blocks that fit.
+        return false;
+    }
+    if PAGES.load(Ordering::Relaxed) + pages > budget {
         if !PAGES_WARNED.swap(true, Ordering::Relaxed) {
             let mut l: Line<256> = Line::new();
             prefix(&mut l)
@@ -476,6 +486,21 @@ fn release_oldest() -> bool {
     };
     release(p);
     true
+}
+
+/// Empties the address-space quarantine (a mapping failed and its address space is wanted:
+/// `heap::reclaim`). Returns whether it held anything.
+pub fn release_all() -> bool {
+    let mut any = false;
+    while release_oldest() {
+        any = true;
+    }
+    any
+}
+
+/// Whether this thread holds the address-space quarantine's lock.
+pub fn held_by_me() -> bool {
+    RING.held_by_me()
 }
 
 /// Kernel mappings a new guarded block with a mapping of its own may cost: its guard and its

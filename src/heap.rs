@@ -34,6 +34,8 @@ pub struct Arena {
     pub live_blocks: usize,
     pub zones: usize,
     pub mapped: usize,
+    /// Metadata of this arena's zones (kept out of the data's way, see `zone.rs`).
+    pub meta: crate::zone::MetaCache,
 }
 
 // SAFETY: the raw zone pointers are only followed under the arena's lock.
@@ -48,6 +50,7 @@ impl Arena {
         live_blocks: 0,
         zones: 0,
         mapped: 0,
+        meta: crate::zone::MetaCache::EMPTY,
     };
 }
 
@@ -200,7 +203,7 @@ unsafe fn release_slot(a: &mut Arena, z: *mut Zone, idx: usize) {
                 unlink_all(a, z);
                 a.zones -= 1;
                 a.mapped -= (*z).map_len;
-                Zone::destroy(z);
+                Zone::destroy(z, &mut a.meta);
             } else {
                 a.empties[c] += 1;
             }
@@ -419,25 +422,42 @@ fn allocate_cap(
         if cfg.check_every > 0 {
             crate::check::maybe_check_all();
         }
-        if crate::guard::wants(size, align) {
-            if let Some(p) = crate::guard::allocate(size, cap, align, op, caller, zero) {
-                crate::stats::add_live(size);
-                return p as *mut u8;
-            }
+    }
+    let mut p = place(size, cap, align, op, caller, zero);
+    if p.is_null() && reclaim(size) {
+        p = place(size, cap, align, op, caller, zero);
+    }
+    if p.is_null() {
+        sys::set_errno(libc::ENOMEM);
+    } else if cfg.enabled {
+        crate::stats::add_live(size);
+    }
+    p
+}
+
+/// Places a checked request: a guarded block when the guard modes want one, else a zone slot
+/// or a LARGE block. Null when a mapping failed.
+fn place(size: usize, cap: usize, align: usize, op: Op, caller: usize, zero: bool) -> *mut u8 {
+    if config::get().enabled && crate::guard::wants(size, align) {
+        if let Some(p) = crate::guard::allocate(size, cap, align, op, caller, zero) {
+            return p as *mut u8;
         }
     }
     let lay = layout();
     let align = align.max(MIN_ALIGN);
-    let front = if lay.front > 0 {
+    // Zone slots of an aligned class are aligned, so there the front canary of an aligned block
+    // fills a whole alignment unit (at most a page). A LARGE block keeps the usual front canary:
+    // its range is placed so that the user pointer is aligned (`LargeState::alloc`), and the
+    // canary never grows with the alignment.
+    let front = if lay.front > 0 && align <= sys::page_size() {
         lay.front.max(align)
     } else {
-        0
+        lay.front
     };
     let Some(need) = front
         .checked_add(size)
         .and_then(|n| n.checked_add(lay.tail))
     else {
-        sys::set_errno(libc::ENOMEM);
         return core::ptr::null_mut();
     };
     let class = if align <= MIN_ALIGN {
@@ -452,16 +472,37 @@ fn allocate_cap(
     } else {
         None
     };
-    let p = match class {
+    match class {
         Some(c) => zone_alloc(c, size, front, op, caller, zero),
-        None => large_alloc(size, cap.max(size), align, front, op, caller, zero),
-    };
-    if p.is_null() {
-        sys::set_errno(libc::ENOMEM);
-    } else if cfg.enabled {
-        crate::stats::add_live(size);
+        None => large_alloc(size, cap.max(size), align, lay.front, op, caller, zero),
     }
-    p
+}
+
+/// A mapping failed for a request of `size` bytes: gives back the address space that freed
+/// blocks still hold — the address-space quarantine of guarded blocks (up to 512 MiB of
+/// inaccessible ranges), the ordinary quarantine, the LARGE cache and bank, spare empty zones
+/// — so that the request can be tried once more before the answer is ENOMEM. Returns whether
+/// it is worth a retry. Nothing is done for a request that nothing could make fit (beyond
+/// RLIMIT_AS, or RAM and swap together: the kernel refuses such a mapping whatever we hold),
+/// so probing huge sizes does not flush the quarantines, nor from inside one of our own locks
+/// (a signal handler that interrupted the allocator on this thread).
+fn reclaim(size: usize) -> bool {
+    if size > sys::rlimit_as() || size > sys::ram_and_swap() {
+        return false;
+    }
+    if LARGE.held_by_me()
+        || ARENAS.iter().any(|a| a.held_by_me())
+        || crate::guard::held_by_me()
+        || crate::quarantine::held_by_me()
+    {
+        return false;
+    }
+    let mut any = crate::guard::release_all();
+    if crate::quarantine::stats().0 > 0 {
+        crate::quarantine::drain();
+        any = true;
+    }
+    trim() || any
 }
 
 fn zone_alloc(c: usize, size: usize, front: usize, op: Op, caller: usize, zero: bool) -> *mut u8 {
@@ -470,7 +511,7 @@ fn zone_alloc(c: usize, size: usize, front: usize, op: Op, caller: usize, zero: 
     let mut a = ARENAS[ai].lock();
     let mut z = a.partial[c];
     if z.is_null() {
-        let Some(nz) = Zone::create(c, ai, lay.debug_meta, lay.zone_guards) else {
+        let Some(nz) = Zone::create(c, ai, lay.debug_meta, lay.zone_guards, &mut a.meta) else {
             return core::ptr::null_mut();
         };
         z = nz;
@@ -742,9 +783,9 @@ pub fn deallocate(p: usize, op: Op, caller: usize, sized: usize) -> usize {
         if let Some(bad) = debug_checks(&info, op, sized) {
             drop(held);
             report::bad_block(op, p, bad, &with_history(info), caller);
-            // Going on (on_error=continue): a corrupted block is leaked rather than reused.
+            // Going on (on_error=continue): a corrupted block is kept rather than reused.
             if matches!(bad, Bad::Overflow(_) | Bad::Underflow(_)) {
-                return 0;
+                return keep_freed(p, caller, seq);
             }
             return deallocate_unchecked(p, op, caller, seq);
         }
@@ -753,6 +794,46 @@ pub fn deallocate(p: usize, op: Op, caller: usize, sized: usize) -> usize {
     if cfg.enabled {
         crate::stats::sub_live(size);
     }
+    size
+}
+
+/// A block freed by the program whose canaries were found overwritten (and reported): the
+/// allocator keeps it for good instead of reusing memory whose neighbourhood was written. It
+/// becomes QUARANTINED without entering a quarantine ring, so nothing ever releases it; it is
+/// freed as far as the program is concerned (not a leak, and a second free is a double free).
+/// A zone block is filled with the free fill when filling is on, like any quarantined zone
+/// block (`check_every` and the dumps verify it); LARGE ones are not read back. Returns its size.
+fn keep_freed(p: usize, caller: usize, seq: u64) -> usize {
+    let (size, zone) = match hold(p) {
+        Ok(Held::Zone(mut a, z, idx, info)) => {
+            // SAFETY: idx is a used slot of z, under the arena lock.
+            unsafe {
+                (*z).meta(idx).state = QUARANTINED;
+                if let Some(d) = (*z).dbg(idx) {
+                    d.set_free(seq, caller, tls::tid());
+                }
+            }
+            a.live_bytes -= info.size;
+            (info.size, true)
+        }
+        Ok(Held::Large(mut l, d, info)) => {
+            // SAFETY: d is a used descriptor under the LARGE lock.
+            unsafe {
+                (*d).state = QUARANTINED;
+                (*d).dbg.free_seq = seq;
+                (*d).dbg.free_caller = caller;
+                (*d).dbg.free_tid = tls::tid();
+            }
+            l.live_bytes -= info.size;
+            (info.size, false)
+        }
+        Err(_) => return 0,
+    };
+    if zone && layout().fill {
+        // SAFETY: the slot is ours for good now (kept, no longer the program's).
+        unsafe { core::ptr::write_bytes(p as *mut u8, FREE_FILL, size) };
+    }
+    crate::stats::sub_live(size);
     size
 }
 
@@ -1285,7 +1366,7 @@ pub fn trim() -> bool {
                     g.empties[c] -= 1;
                     g.zones -= 1;
                     g.mapped -= (*z).map_len;
-                    Zone::destroy(z);
+                    Zone::destroy(z, &mut g.meta);
                 }
                 freed = true;
             }
@@ -1297,6 +1378,7 @@ pub fn trim() -> bool {
 
 /// Fork: take every allocator lock (prepare), release (parent) or reset (child).
 pub fn lock_all() {
+    crate::leaks::before_fork();
     crate::guard::lock_forever();
     crate::quarantine::lock_forever();
     for a in ARENAS.iter() {
@@ -1327,4 +1409,5 @@ pub fn reset_all() {
     }
     crate::quarantine::reset();
     crate::guard::reset();
+    crate::leaks::after_fork_child();
 }

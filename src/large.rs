@@ -92,6 +92,9 @@ impl Large {
 pub struct LargeState {
     pub live: *mut Large,
     free_descs: *mut Large,
+    /// The unused rest of the newest descriptor slab.
+    slab_next: usize,
+    slab_end: usize,
     cache: [(usize, usize); CACHE_SLOTS],
     cache_bytes: usize,
     /// Pages of freed guarded blocks (still in the address-space quarantine, PROT_NONE) kept
@@ -125,7 +128,9 @@ fn guarded_align(size: usize, align: usize, exact: bool) -> usize {
     }
 }
 
-const CACHE_SLOTS: usize = 32;
+/// Bytes of a descriptor slab (2,048 descriptors).
+const DESC_SLAB: usize = 256 << 10;
+pub const CACHE_SLOTS: usize = 32;
 const CACHE_MIN_BYTES: usize = 4 << 20;
 const CACHE_MAX_BYTES: usize = 256 << 20;
 /// Banked ranges, at most (a freed block gives one per kernel mapping of its data).
@@ -176,6 +181,8 @@ const SPLIT_MIN: usize = 64 << 10;
 pub static LARGE: Mutex<LargeState> = Mutex::new(LargeState {
     live: core::ptr::null_mut(),
     free_descs: core::ptr::null_mut(),
+    slab_next: 0,
+    slab_end: 0,
     cache: [(0, 0); CACHE_SLOTS],
     cache_bytes: 0,
     bank: [Banked::EMPTY; BANK_SLOTS],
@@ -187,23 +194,19 @@ pub static LARGE: Mutex<LargeState> = Mutex::new(LargeState {
 });
 
 impl LargeState {
+    /// A descriptor: a recycled one, else the next of the current slab. Slabs are mapped
+    /// with a guard page on each side (`sys::map_internal`), out of reach of an overflow of
+    /// user data, and carved as needed (their pages are touched only when used).
     fn new_desc(&mut self) -> Option<*mut Large> {
         if self.free_descs.is_null() {
-            let page = sys::page_size();
-            let chunk = page.max(64 * core::mem::size_of::<Large>());
-            let chunk = sys::page_round(chunk)?;
-            let base = sys::map(chunk)?;
-            pagemap::set_range(base as usize, chunk, pagemap::META);
-            let n = chunk / core::mem::size_of::<Large>();
-            for i in 0..n {
-                // SAFETY: i < n descriptors fit in the fresh chunk.
-                unsafe {
-                    let d = (base as *mut Large).add(i);
-                    (*d).next = self.free_descs;
-                    (*d).state = FREE;
-                    self.free_descs = d;
-                }
+            if self.slab_next == self.slab_end {
+                let p = sys::map_internal(DESC_SLAB)? as usize;
+                self.slab_next = p;
+                self.slab_end = p + DESC_SLAB;
             }
+            let d = self.slab_next as *mut Large;
+            self.slab_next += core::mem::size_of::<Large>();
+            return Some(d);
         }
         let d = self.free_descs;
         // SAFETY: d is a descriptor of the free list.
@@ -572,6 +575,10 @@ impl LargeState {
     /// Allocates a LARGE block of `size` bytes whose user pointer is `front` bytes (rounded up to
     /// `align`) into the mapping, with `tail` accessible bytes after it and `guard` bytes of
     /// PROT_NONE after those. Returns the descriptor and whether the memory is zero.
+    ///
+    /// An alignment above a page is met by placing the range, not by a gap inside it: a
+    /// reservation one alignment unit larger is trimmed to the block (`map_aligned`), so the
+    /// block costs its own size in address space and pages, whatever the alignment.
     pub fn alloc(
         &mut self,
         size: usize,
@@ -581,18 +588,29 @@ impl LargeState {
         guard: usize,
     ) -> Option<(*mut Large, bool)> {
         let page = sys::page_size();
-        let extra_align = if align > page { align } else { 0 };
-        let need = front
-            .checked_add(size)?
-            .checked_add(tail)?
-            .checked_add(extra_align)?;
-        let usable = sys::page_round(need)?;
+        let a = align.max(16);
+        // Offset of the user pointer from the start of the range.
+        let off = if a > page {
+            sys::page_round(front)?
+        } else {
+            front.checked_next_multiple_of(a)?
+        };
+        // At least a page: a block of 0 bytes (aligned beyond a page) still owns its address.
+        let usable = sys::page_round(off.checked_add(size)?.checked_add(tail)?.max(1))?;
         let map_len = usable.checked_add(guard)?;
         if map_len > isize::MAX as usize {
             return None;
         }
         let d = self.new_desc()?;
-        let Some((base, got_len, dirty, guard_ready)) = self.get_mapping(map_len, guard) else {
+        let got = if a > page {
+            Self::map_aligned(map_len, usable, off, a).map(|base| {
+                self.mapped_bytes += map_len;
+                (base, map_len, false, true)
+            })
+        } else {
+            self.get_mapping(map_len, guard)
+        };
+        let Some((base, got_len, dirty, guard_ready)) = got else {
             self.release_desc(d);
             return None;
         };
@@ -601,8 +619,8 @@ impl LargeState {
             // SAFETY: the guard region is the tail of the mapping we own.
             unsafe { sys::protect((base + usable_len) as *mut u8, guard, false) };
         }
-        let a = align.max(16);
-        let user = (base + front + a - 1) & !(a - 1);
+        let user = base + off;
+        debug_assert!(user.is_multiple_of(a));
         let desc = Large {
             map_base: base,
             map_len: got_len,
@@ -623,6 +641,35 @@ impl LargeState {
         };
         self.publish(d, desc)?;
         Some((d, !dirty))
+    }
+
+    /// A new range of `map_len` bytes, its first `usable` read-write and the rest PROT_NONE,
+    /// placed so that `base + off` is a multiple of `align` (above a page). The reservation is
+    /// inaccessible address space (no commit charge); what lies outside the block is unmapped
+    /// at once.
+    fn map_aligned(map_len: usize, usable: usize, off: usize, align: usize) -> Option<usize> {
+        let page = sys::page_size();
+        let reserve = map_len.checked_add(align - page)?;
+        let raw = sys::map_none(reserve)? as usize;
+        let user = (raw + off).next_multiple_of(align);
+        let base = user - off;
+        // SAFETY: both trimmed pieces lie inside the reservation just made, outside the block.
+        unsafe {
+            if base > raw {
+                sys::unmap(raw as *mut u8, base - raw);
+            }
+            let end = base + map_len;
+            if raw + reserve > end {
+                sys::unmap(end as *mut u8, raw + reserve - end);
+            }
+        }
+        // SAFETY: the block's accessible part, inside what is left of the reservation.
+        if unsafe { sys::protect(base as *mut u8, usable, true) } {
+            return Some(base);
+        }
+        // SAFETY: the block's range, never handed out.
+        unsafe { sys::unmap(base as *mut u8, map_len) };
+        None
     }
 
     /// Writes a fresh descriptor, links it and enters its pages in the page map; on failure

@@ -4,9 +4,27 @@
 //! a live block (interior pointers count), transitively. Live blocks nothing reaches are
 //! reported, grouped by allocation site, largest first.
 //!
+//! Roots are read through `process_vm_readv` into a scratch buffer, never directly: a page that
+//! cannot be read (a file mapped past the end of its file raises SIGBUS, a range unmapped by
+//! another thread meanwhile or under a guard marker SIGSEGV) is skipped, and every readable
+//! byte is still scanned, file-backed private mappings included (a module's `.data`, or a
+//! program's private file mapping holding pointers). Where the kernel refuses that call
+//! (seccomp, a kernel without it) roots are read directly, and the only file-backed mappings
+//! read are those of a file that also has an executable mapping (a loaded module's data).
+//!
+//! A forked child that has not exec'd inherits the blocks of every thread of its parent, but
+//! only the forking thread lives on in it: blocks that other threads held in their registers
+//! (or that the program drops in an atfork handler) look unreachable there. The scan leaves out
+//! the unreachable blocks allocated, before a fork this process descends from, by a thread
+//! that does not continue in it, and says how many; the parent's own report covers them. The
+//! child's own leaks (blocks it allocated, or its forking thread's blocks it dropped) are
+//! reported. (LeakSanitizer reports in a child forked without exec too, and valgrind reports
+//! per process; both count the vanished threads' blocks, as this scan did.)
+//!
 //! # Invariants
 //! Runs with every arena lock and the LARGE lock held; the mark is bit 7 of a block's state
-//! and is cleared before the locks are released.
+//! and is cleared before the locks are released. `FORKS` changes only in the fork handlers,
+//! when a single thread runs in the process (child) or every lock of ours is held (prepare).
 
 use crate::block::USED;
 use crate::fmt::{Line, prefix};
@@ -15,11 +33,96 @@ use crate::large::{LARGE, Large};
 use crate::pagemap;
 use crate::sys;
 use crate::zone::Zone;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 const MARK: u8 = 0x80;
 const STACK_CAP: usize = 1 << 20;
 const MAX_SITES: usize = 512;
+/// Bytes of roots copied at a time.
+const SCRATCH: usize = 64 << 10;
+/// Paths (hashed) of files with an executable mapping, for the direct-read fallback.
+const MAX_MODULES: usize = 512;
+
+/// Forks this process descends from, oldest first (`MAX_FORKS` kept, the oldest dropped): the
+/// event sequence number reached at the fork, the forking thread's tid in the parent, and the
+/// child's pid, which is that thread's tid in the child.
+const MAX_FORKS: usize = 8;
+struct ForkRec {
+    seq: AtomicU64,
+    parent_tid: AtomicU32,
+    child_pid: AtomicU32,
+}
+static FORKS: [ForkRec; MAX_FORKS] = [const {
+    ForkRec {
+        seq: AtomicU64::new(0),
+        parent_tid: AtomicU32::new(0),
+        child_pid: AtomicU32::new(0),
+    }
+}; MAX_FORKS];
+static NFORKS: AtomicUsize = AtomicUsize::new(0);
+/// The forking thread's tid, noted in the prepare handler (the child's thread has a new one).
+static FORKING_TID: AtomicU32 = AtomicU32::new(0);
+
+/// Fork prepare: notes the forking thread.
+pub fn before_fork() {
+    FORKING_TID.store(crate::tls::tid(), Ordering::Relaxed);
+}
+
+/// Fork child (the only thread): records the fork in the lineage. The sequence number is read
+/// here, in the child's copy of the parent's memory: every block allocated in the parent has a
+/// number at most this one, every block of the child a greater one.
+pub fn after_fork_child() {
+    let mut n = NFORKS.load(Ordering::Relaxed);
+    if n == MAX_FORKS {
+        for i in 1..MAX_FORKS {
+            let (a, b) = (&FORKS[i - 1], &FORKS[i]);
+            a.seq
+                .store(b.seq.load(Ordering::Relaxed), Ordering::Relaxed);
+            a.parent_tid
+                .store(b.parent_tid.load(Ordering::Relaxed), Ordering::Relaxed);
+            a.child_pid
+                .store(b.child_pid.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        n -= 1;
+    }
+    let f = &FORKS[n];
+    f.seq
+        .store(crate::heap::SEQ.load(Ordering::Relaxed), Ordering::Relaxed);
+    f.parent_tid
+        .store(FORKING_TID.load(Ordering::Relaxed), Ordering::Relaxed);
+    f.child_pid.store(sys::getpid(), Ordering::Relaxed);
+    NFORKS.store(n + 1, Ordering::Relaxed);
+}
+
+/// The sequence number `for_each_used` gives a zone block whose history its allocating thread
+/// has not written yet (it does so after dropping the arena lock): that thread holds the block
+/// in its registers, so it is no leak. In a forked child the thread is another thread of the
+/// parent (the forking thread is inside fork()), which does not exist there.
+const IN_FLIGHT: u64 = u64::MAX;
+
+/// Whether a block allocated at event `seq` by thread `tid` belongs to a thread that does not
+/// continue in this process: it was allocated before a fork of the lineage, by a thread other
+/// than that fork's forking thread, or the thread it became in the child did not fork the
+/// next generation. False for blocks of this process and for blocks without history.
+fn of_vanished_thread(seq: u64, tid: u32) -> bool {
+    let n = NFORKS.load(Ordering::Relaxed);
+    if seq == IN_FLIGHT {
+        return n > 0;
+    }
+    if seq == 0 {
+        return false;
+    }
+    let Some(k) = (0..n).find(|&k| seq <= FORKS[k].seq.load(Ordering::Relaxed)) else {
+        return false;
+    };
+    if tid != FORKS[k].parent_tid.load(Ordering::Relaxed) {
+        return true;
+    }
+    (k + 1..n).any(|j| {
+        FORKS[j].parent_tid.load(Ordering::Relaxed)
+            != FORKS[j - 1].child_pid.load(Ordering::Relaxed)
+    })
+}
 
 struct Scan {
     stack: *mut usize,
@@ -87,7 +190,16 @@ impl Scan {
         }
     }
 
-    /// Scans the words of `[from, to)`.
+    /// Scans the words of a copy of memory (8-byte aligned in the original).
+    fn words(&mut self, bytes: &[u8]) {
+        for w in bytes.chunks_exact(8) {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(w);
+            self.visit(usize::from_ne_bytes(b));
+        }
+    }
+
+    /// Scans the words of `[from, to)`, our own memory (a live block).
     fn range(&mut self, from: usize, to: usize) {
         let mut a = (from + 7) & !7;
         while a + 8 <= to {
@@ -125,7 +237,16 @@ fn for_each_used(mut f: impl FnMut(*mut u8, usize, usize, usize, u8, u64, u32)) 
                         let d = (*z)
                             .dbg(i)
                             .map(|d| d.get())
-                            .map(|d| (d.alloc_caller, d.alloc_seq, d.alloc_tid))
+                            .map(|d| {
+                                // A history not written yet (a fresh slot's zeros, or the last
+                                // user's, freed): the block is being allocated right now.
+                                let seq = if d.alloc_seq == 0 || d.free_seq != 0 {
+                                    IN_FLIGHT
+                                } else {
+                                    d.alloc_seq
+                                };
+                                (d.alloc_caller, seq, d.alloc_tid)
+                            })
                             .unwrap_or((0, 0, 0));
                         let user = (*z).slot_addr(i) + m.front as usize;
                         f(
@@ -226,14 +347,44 @@ pub fn report_at_exit(all: bool) -> usize {
     leaked
 }
 
+/// How roots are read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reader {
+    /// Copied with `process_vm_readv`: unreadable pages are skipped.
+    Copy,
+    /// Read in place (the copy was refused): only mappings known to be readable.
+    Direct,
+}
+
+/// FNV-1a of a mapping's path.
+fn path_hash(p: &[u8]) -> u64 {
+    p.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
 fn scan_and_report(all: bool, sp: usize) -> usize {
-    let stack_bytes = STACK_CAP * 8;
-    let stack = sys::map(stack_bytes)
-        .map(|p| p as *mut usize)
-        .unwrap_or(core::ptr::null_mut());
-    if !stack.is_null() {
-        pagemap::set_range(stack as usize, stack_bytes, pagemap::META);
+    let narenas = NARENAS.load(Ordering::Relaxed);
+    // Our own memory that the page map does not mark (META marks the rest): it holds no
+    // reference of the program's, and its guards fault. Counted first, to size the scratch.
+    let mut nchunks = 0;
+    for a in ARENAS.iter().take(narenas) {
+        // SAFETY: all locks are held by report_at_exit.
+        nchunks += unsafe { a.get_unlocked() }.meta.chunk_count();
     }
+    let mut nleaves = 0;
+    pagemap::for_each_table(|_, _| nleaves += 1);
+    let skip_cap = 1 + nleaves + crate::large::CACHE_SLOTS + nchunks;
+    let stack_bytes = STACK_CAP * 8;
+    let skip_off = stack_bytes + SCRATCH;
+    let scratch_len = skip_off + skip_cap * core::mem::size_of::<(usize, usize)>();
+    let Some(base) = sys::map_internal(scratch_len) else {
+        let mut l: Line<160> = Line::new();
+        prefix(&mut l).s(b"WARNING: leak check skipped: no memory for its scratch space\n");
+        l.report();
+        return 0;
+    };
+    let stack = base as *mut usize;
     let mut s = Scan {
         stack,
         len: 0,
@@ -247,26 +398,52 @@ fn scan_and_report(all: bool, sp: usize) -> usize {
         s.lo = s.lo.min(user - 1);
         s.hi = s.hi.max(user + size.max(1));
     });
-    // Our own big tables hold no block addresses: not roots.
-    let mut skip = [(0usize, 0usize); 128];
+    // SAFETY: the end of the scratch mapping, room for skip_cap ranges, used by nothing else.
+    let skip = unsafe {
+        core::slice::from_raw_parts_mut((base as usize + skip_off) as *mut (usize, usize), skip_cap)
+    };
     let mut nskip = 0;
-    skip[0] = crate::guard::ring_range();
-    nskip += 1;
-    pagemap::for_each_table(|b, l| {
-        if nskip < skip.len() {
+    let mut add = |b: usize, l: usize| {
+        if nskip < skip_cap {
             skip[nskip] = (b, l);
             nskip += 1;
         }
-    });
+    };
+    // The address-space quarantine's ring, the page map's tables, the zones' metadata.
+    let (b, l) = crate::guard::ring_range();
+    add(b, l);
+    pagemap::for_each_table(&mut add);
+    for a in ARENAS.iter().take(narenas) {
+        // SAFETY: all locks are held by report_at_exit.
+        unsafe { a.get_unlocked() }.meta.for_each_chunk(&mut add);
+    }
     // Nor do the freed LARGE ranges kept for reuse (their stale contents would hide leaks, and
     // reading their never-touched pages would fault them in).
     // SAFETY: the LARGE lock is held by report_at_exit.
-    unsafe { LARGE.get_unlocked() }.for_each_cached(|b, l| {
-        if nskip < skip.len() {
-            skip[nskip] = (b, l);
-            nskip += 1;
+    unsafe { LARGE.get_unlocked() }.for_each_cached(&mut add);
+    let skip = &mut skip[..nskip];
+    skip.sort_unstable_by_key(|r| r.0);
+    let skipped = |x: usize| {
+        let i = skip.partition_point(|r| r.0 <= x);
+        i > 0 && x < skip[i - 1].0 + skip[i - 1].1
+    };
+    let mut reader = Reader::Copy;
+    // Files with an executable mapping: loaded modules (for the direct reader only).
+    let mut modules = [0u64; MAX_MODULES];
+    let mut nmodules = 0;
+    crate::maps::for_each(|m| {
+        if m.executable && m.path.first() == Some(&b'/') && nmodules < MAX_MODULES {
+            modules[nmodules] = path_hash(m.path);
+            nmodules += 1;
         }
+        true
     });
+    // SAFETY: the SCRATCH bytes after the mark stack, in the mapping made above and used by
+    // nothing else.
+    let scratch = unsafe {
+        core::slice::from_raw_parts_mut((base as usize + stack_bytes) as *mut u8, SCRATCH)
+    };
+    let page = sys::page_size();
     crate::maps::for_each(|m| {
         if !m.readable || !m.writable || m.shared {
             return true;
@@ -280,17 +457,48 @@ fn scan_and_report(all: bool, sp: usize) -> usize {
         if m.path.windows(12).any(|w| w == b"libft_malloc") {
             return true;
         }
-        let page = sys::page_size();
+        let file = m.path.first() == Some(&b'/');
         let mut a = m.start;
         if sp >= m.start && sp < m.end {
             a = sp & !7;
         }
         while a < m.end {
-            let pg_end = ((a & !(page - 1)) + page).min(m.end);
-            if pagemap::get(a) == 0 && !skip[..nskip].iter().any(|&(b, l)| a >= b && a < b + l) {
-                s.range(a, pg_end);
+            // A run of pages to read: not ours, not skipped, at most SCRATCH bytes.
+            let eligible = |x: usize| pagemap::get(x) == 0 && !skipped(x);
+            if !eligible(a) {
+                a = ((a & !(page - 1)) + page).min(m.end);
+                continue;
             }
-            a = pg_end;
+            let mut end = ((a & !(page - 1)) + page).min(m.end);
+            while end < m.end && end - a < SCRATCH && eligible(end) {
+                end = (end + page).min(m.end);
+            }
+            let end = end.min(a + SCRATCH);
+            if reader == Reader::Copy {
+                match sys::read_own(a, end - a, scratch) {
+                    Ok(n) => {
+                        s.words(&scratch[..n & !7]);
+                        if n < end - a {
+                            // The page at a + n cannot be read: skip it.
+                            a = (((a + n) & !(page - 1)) + page).min(m.end);
+                            continue;
+                        }
+                    }
+                    Err(libc::EFAULT) => {
+                        a = ((a & !(page - 1)) + page).min(m.end);
+                        continue;
+                    }
+                    Err(_) => reader = Reader::Direct,
+                }
+            }
+            if reader == Reader::Direct {
+                if file && !modules[..nmodules].contains(&path_hash(m.path)) {
+                    // Possibly past the end of its file: reading it could raise SIGBUS.
+                    return true;
+                }
+                s.range(a, end);
+            }
+            a = end;
         }
         true
     });
@@ -321,6 +529,8 @@ fn scan_and_report(all: bool, sp: usize) -> usize {
     let mut leaked_bytes = 0usize;
     let mut reach = 0usize;
     let mut reach_bytes = 0usize;
+    let mut vanished = 0usize;
+    let mut vanished_bytes = 0usize;
     for pass in 0..2 {
         if pass == 1 && !all {
             break;
@@ -333,6 +543,15 @@ fn scan_and_report(all: bool, sp: usize) -> usize {
                 if marked {
                     reach += 1;
                     reach_bytes += size;
+                    return;
+                }
+                if of_vanished_thread(seq, tid) {
+                    vanished += 1;
+                    vanished_bytes += size;
+                    return;
+                }
+                if seq == IN_FLIGHT {
+                    // Being allocated by a thread still running at exit.
                     return;
                 }
                 leaked += 1;
@@ -357,7 +576,7 @@ fn scan_and_report(all: bool, sp: usize) -> usize {
                     count: 1,
                     example: user,
                     example_size: size,
-                    seq,
+                    seq: if seq == IN_FLIGHT { 0 } else { seq },
                     tid,
                 };
                 nsites += 1;
@@ -405,7 +624,15 @@ fn scan_and_report(all: bool, sp: usize) -> usize {
         l.u(reach_bytes as u64)
             .s(b" bytes in ")
             .u(reach as u64)
-            .s(b" block(s) still reachable\n");
+            .s(b" block(s) still reachable");
+        if vanished > 0 {
+            l.s(b"; ")
+                .u(vanished_bytes as u64)
+                .s(b" bytes in ")
+                .u(vanished as u64)
+                .s(b" unreachable block(s) of threads that fork() left behind, not counted");
+        }
+        l.c(b'\n');
         l.report();
     }
     // Clear the marks.
@@ -413,10 +640,7 @@ fn scan_and_report(all: bool, sp: usize) -> usize {
         // SAFETY: as above.
         unsafe { *st &= !MARK };
     });
-    if !stack.is_null() {
-        pagemap::clear_range(stack as usize, stack_bytes);
-        // SAFETY: mapped above, no longer used.
-        unsafe { sys::unmap(stack as *mut u8, stack_bytes) };
-    }
+    // SAFETY: mapped above, no longer used.
+    unsafe { sys::unmap_internal(base, scratch_len) };
     leaked
 }

@@ -1,9 +1,11 @@
 //! The page map: from any address, in two loads, what of ours lives on that page.
 //! A two-level radix tree over page numbers: a static first level (in .bss, pages touched only
-//! where used) and second-level leaves mapped on first use and never unmapped.
+//! where used) and second-level leaves mapped on first use and never unmapped. A leaf has a
+//! guard page on each side (`sys::map_guarded`): entries name headers and descriptors, and an
+//! overflow of a neighbouring mapping must not forge them.
 //!
 //! Entry encoding (`usize`, 0 = not ours):
-//! - zone page:  `zone_header_address | arena << 1` (headers are page aligned, arena < 64)
+//! - zone page:  `zone_header_address | arena << 1` (headers are 64-byte aligned, arena < 32)
 //! - LARGE page: `descriptor_address | 1` (descriptors are 64-byte aligned)
 //! - `META`:     our own metadata (skipped by the leak scanner)
 //!
@@ -32,9 +34,16 @@ pub enum Owner {
     Large(usize),
 }
 
-/// The entry for a data page of the zone whose header is at `header` (page aligned).
+/// Alignment of zone headers, which leaves the low bits of an entry for the LARGE flag and
+/// the arena index.
+pub const HEADER_ALIGN: usize = 64;
+const ARENA_MASK: usize = HEADER_ALIGN / 2 - 1;
+const _: () = assert!(crate::heap::MAX_ARENAS <= ARENA_MASK + 1);
+
+/// The entry for a data page of the zone whose header is at `header` (`HEADER_ALIGN` aligned).
 #[inline]
 pub fn zone_entry(header: usize, arena: usize) -> usize {
+    debug_assert!(header.is_multiple_of(HEADER_ALIGN) && arena <= ARENA_MASK);
     header | (arena << 1)
 }
 
@@ -53,8 +62,8 @@ pub fn decode(e: usize) -> Owner {
         Owner::Large(e & !1)
     } else {
         Owner::Zone {
-            arena: (e >> 1) & 63,
-            zone: e & !(sys::page_size() - 1),
+            arena: (e >> 1) & ARENA_MASK,
+            zone: e & !(HEADER_ALIGN - 1),
         }
     }
 }
@@ -68,12 +77,47 @@ pub fn init() {
         sys::page_size().trailing_zeros() as usize,
         Ordering::Relaxed,
     );
+    guard_statics();
     // Warm the first-level slot of the region where the kernel places mappings (next to this
     // library's own code): the first zone's entry almost surely shares its page, so the first
     // malloc does not fault on our table. Init is single-threaded, so the store races nothing.
     if let Some((i1, _)) = split(init as *const () as usize) {
         L1[i1].store(L1[i1].load(Ordering::Relaxed), Ordering::Relaxed);
     }
+}
+
+unsafe extern "C" {
+    /// This library's ELF header, placed by the linker at the start of its first segment.
+    static __ehdr_start: u8;
+}
+
+/// Puts a guard page right after this library's static data, where the kernel may later place
+/// a mapping of user data: an underflow off such a mapping would otherwise rewrite the first
+/// level of this table, the arenas' lists or the saved signal handler (they live in `.bss`).
+/// Below the library is its read-only ELF header, which already faults. Nothing is done when
+/// the page is taken.
+fn guard_statics() {
+    let base = &raw const __ehdr_start as usize;
+    let mut end = 0usize;
+    // SAFETY: the ELF header and program headers of this library, mapped read-only with its
+    // first segment for as long as it is loaded.
+    unsafe {
+        let eh = base as *const libc::Elf64_Ehdr;
+        let ph = (base + (*eh).e_phoff as usize) as *const libc::Elf64_Phdr;
+        for i in 0..(*eh).e_phnum as usize {
+            let p = &*ph.add(i);
+            if p.p_type == libc::PT_LOAD {
+                end = end.max((p.p_vaddr + p.p_memsz) as usize);
+            }
+        }
+    }
+    if end == 0 {
+        return;
+    }
+    let Some(end) = sys::page_round(base + end) else {
+        return;
+    };
+    sys::guard_at(end, sys::page_size());
 }
 
 #[inline]
@@ -106,7 +150,7 @@ fn leaf_for(i1: usize) -> Option<*mut AtomicUsize> {
         return Some(leaf);
     }
     let bytes = L2_LEN * core::mem::size_of::<AtomicUsize>();
-    let fresh = sys::map(bytes)? as *mut AtomicUsize;
+    let fresh = sys::map_guarded(bytes)? as *mut AtomicUsize;
     match L1[i1].compare_exchange(
         core::ptr::null_mut(),
         fresh,
@@ -118,7 +162,7 @@ fn leaf_for(i1: usize) -> Option<*mut AtomicUsize> {
         Ok(_) => Some(fresh),
         Err(other) => {
             // SAFETY: `fresh` was mapped just above and never published.
-            unsafe { sys::unmap(fresh as *mut u8, bytes) };
+            unsafe { sys::unmap_guarded(fresh as *mut u8, bytes) };
             Some(other)
         }
     }
@@ -167,16 +211,17 @@ pub fn clear_range(addr: usize, len: usize) {
     }
 }
 
-/// Calls `f(start, len)` for the page map's own memory: the first level and every leaf (the
-/// leak scanner skips them; they hold no block addresses, and reading their untouched pages
-/// would only fault them in).
+/// Calls `f(start, len)` for the page map's own memory: the first level and every leaf with
+/// its guard pages (the leak scanner skips them; they hold no block addresses, reading their
+/// untouched pages would only fault them in, and the guards fault).
 pub fn for_each_table(mut f: impl FnMut(usize, usize)) {
     f(L1.as_ptr() as usize, core::mem::size_of_val(&L1));
+    let page = sys::page_size();
     let leaf = L2_LEN * core::mem::size_of::<AtomicUsize>();
     for e in L1.iter() {
         let p = e.load(Ordering::Acquire);
         if !p.is_null() {
-            f(p as usize, leaf);
+            f(p as usize - page, leaf + 2 * page);
         }
     }
 }

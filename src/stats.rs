@@ -1,10 +1,7 @@
-//! Process-wide counters that cost nothing on the fast path (mapping count; call counts only
-//! when debugging is on).
+//! Process-wide counters that cost nothing on the fast path (live and peak bytes, only when
+//! debugging is on), and the process's count of kernel mappings for the dumps.
 
 use core::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
-
-/// Mappings we created and have not unmapped (for the vm.max_map_count budget).
-pub static MAPS: AtomicUsize = AtomicUsize::new(0);
 /// Peak of live bytes (debug/log only).
 pub static PEAK: AtomicUsize = AtomicUsize::new(0);
 /// Live bytes as far as the threads' batches have reached it (may dip below zero for a while
@@ -49,4 +46,33 @@ pub fn sub_live(n: usize) {
         return;
     }
     live_move(-(n as i64));
+}
+
+/// The kernel mappings (VMAs) of the process now, counted in /proc/self/maps (None without
+/// /proc), and vm.max_map_count (None if unreadable). A count kept by our own mmap and munmap
+/// calls could not be exact: a partial munmap, an mprotect or a guard region splits mappings,
+/// mremap moves them and the kernel merges neighbours. Raw open/read only: dumps call this
+/// from signal handlers.
+pub fn kernel_mappings() -> (Option<usize>, Option<usize>) {
+    let mut n = 0usize;
+    let ok = crate::maps::for_each(|_| {
+        n += 1;
+        true
+    });
+    (ok.then_some(n), crate::guard::read_max_map_count())
+}
+
+/// Writes `N kernel mappings (vm.max_map_count M)`, or what of it is known.
+pub fn write_kernel_mappings<const N: usize>(l: &mut crate::fmt::Line<N>) {
+    match kernel_mappings() {
+        (Some(n), max) => {
+            l.u(n as u64).s(b" kernel mappings");
+            if let Some(m) = max {
+                l.s(b" (vm.max_map_count ").u(m as u64).c(b')');
+            }
+        }
+        (None, _) => {
+            l.s(b"kernel mappings unknown (no /proc)");
+        }
+    }
 }

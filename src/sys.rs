@@ -59,18 +59,116 @@ pub fn map_anon(len: usize, prot: c_int, flags: c_int) -> Option<*mut u8> {
     if p == libc::MAP_FAILED {
         None
     } else {
-        crate::stats::MAPS.fetch_add(1, Ordering::Relaxed);
         Some(p as *mut u8)
     }
 }
 
-/// `map` for the allocator's own bookkeeping (rings, tables, scratch): the pages are entered in
-/// the page map as `META`, so the leak scanner does not take the pointers stored there for
-/// references from the program.
+/// `madvise` advice of Linux 6.13: page-table guard markers (an access faults as on a
+/// PROT_NONE page), which split no kernel mapping.
+pub const MADV_GUARD_INSTALL: c_int = 102;
+pub const MADV_GUARD_REMOVE: c_int = 103;
+/// Set once the kernel refused guard markers for an internal mapping (older kernel, or a
+/// locked mapping): `guard_pages` goes straight to mprotect.
+static NO_MARKERS: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Makes `[p, p + len)` inaccessible: guard markers where the kernel has them, else mprotect.
+/// # Safety
+/// `[p, p + len)` is page aligned, part of a private anonymous mapping of ours, and holds
+/// nothing anybody needs.
+pub unsafe fn guard_pages(p: *mut u8, len: usize) -> bool {
+    if !NO_MARKERS.load(Ordering::Relaxed) {
+        // SAFETY: per the caller.
+        if unsafe { libc::madvise(p as *mut c_void, len, MADV_GUARD_INSTALL) } == 0 {
+            return true;
+        }
+        NO_MARKERS.store(true, Ordering::Relaxed);
+    }
+    // SAFETY: per the caller.
+    unsafe { protect(p, len, false) }
+}
+
+/// A read-write mapping of `len` bytes (page rounded) with a guard page on each side, for the
+/// allocator's own metadata: a linear overflow or underflow of a neighbouring mapping (user
+/// data, or the program's own) faults on the guard instead of rewriting it. Returns the start
+/// of the accessible part. None when the kernel refuses.
+pub fn map_guarded(len: usize) -> Option<*mut u8> {
+    let page = page_size();
+    let len = page_round(len)?;
+    let total = len.checked_add(2 * page)?;
+    let p = map(total)?;
+    // SAFETY: the first and last page of the mapping just made, which nothing uses.
+    let ok = unsafe { guard_pages(p, page) && guard_pages(p.add(page + len), page) };
+    if !ok {
+        // SAFETY: as above.
+        unsafe { unmap(p, total) };
+        return None;
+    }
+    // SAFETY: inside the mapping.
+    Some(unsafe { p.add(page) })
+}
+
+/// Unmaps what `map_guarded(len)` returned, guards included.
+/// # Safety
+/// `p` came from `map_guarded(len)` and nothing uses it any more.
+pub unsafe fn unmap_guarded(p: *mut u8, len: usize) {
+    let page = page_size();
+    let len = page_round(len).unwrap_or(len);
+    // SAFETY: per the caller: the guards and the range between them are ours.
+    unsafe { unmap(p.sub(page), len + 2 * page) };
+}
+
+/// `map_guarded` for the allocator's own bookkeeping (rings, tables, scratch, zone metadata,
+/// descriptors): the pages, guards included, are entered in the page map as `META`, so the
+/// leak scanner neither takes the pointers stored there for references from the program nor
+/// reads the guards.
 pub fn map_internal(len: usize) -> Option<*mut u8> {
-    let p = map(len)?;
-    crate::pagemap::set_range(p as usize, len, crate::pagemap::META);
+    let p = map_guarded(len)?;
+    let page = page_size();
+    let span = page_round(len)? + 2 * page;
+    if !crate::pagemap::set_range(p as usize - page, span, crate::pagemap::META) {
+        crate::pagemap::clear_range(p as usize - page, span);
+        // SAFETY: mapped just above, never handed out.
+        unsafe { unmap_guarded(p, len) };
+        return None;
+    }
     Some(p)
+}
+
+/// Gives back what `map_internal(len)` returned.
+/// # Safety
+/// `p` came from `map_internal(len)` and nothing uses it any more.
+pub unsafe fn unmap_internal(p: *mut u8, len: usize) {
+    let page = page_size();
+    let span = page_round(len).unwrap_or(len) + 2 * page;
+    crate::pagemap::clear_range(p as usize - page, span);
+    // SAFETY: per the caller.
+    unsafe { unmap_guarded(p, len) };
+}
+
+/// Maps one inaccessible page range at exactly `addr` if nothing is mapped there (a guard
+/// page after our static data). False if the range is taken or the kernel refuses.
+pub fn guard_at(addr: usize, len: usize) -> bool {
+    // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping; a kernel that does not
+    // know the flag takes the address as a hint, and a mapping made elsewhere is undone.
+    let p = unsafe {
+        libc::mmap(
+            addr as *mut c_void,
+            len,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return false;
+    }
+    if p as usize != addr {
+        // SAFETY: the mapping just made elsewhere, unused.
+        unsafe { libc::munmap(p, len) };
+        return false;
+    }
+    true
 }
 
 /// Maps a shared view of `fd` (for the log file).
@@ -98,7 +196,6 @@ pub fn map_shared_fd(len: usize, fd: c_int, off: i64) -> Option<*mut u8> {
 pub unsafe fn unmap(p: *mut u8, len: usize) {
     // SAFETY: the caller gives up the range.
     unsafe { libc::munmap(p as *mut c_void, len) };
-    crate::stats::MAPS.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// # Safety
@@ -402,4 +499,39 @@ pub fn rlimit_as() -> usize {
         return usize::MAX;
     }
     rl.rlim_cur as usize
+}
+
+/// Physical memory plus swap in bytes (`sysinfo`; usize::MAX if unknown): no single mapping
+/// larger than this is granted under the kernel's default overcommit policy.
+pub fn ram_and_swap() -> usize {
+    // SAFETY: sysinfo is plain data; all-zero is a valid value.
+    let mut si: libc::sysinfo = unsafe { core::mem::zeroed() };
+    // SAFETY: si is a valid out-parameter.
+    if unsafe { libc::sysinfo(&mut si) } != 0 {
+        return usize::MAX;
+    }
+    let unit = (si.mem_unit as usize).max(1);
+    (si.totalram as usize)
+        .saturating_add(si.totalswap as usize)
+        .saturating_mul(unit)
+}
+
+/// Copies `len` bytes of this process's memory at `addr` into `buf` with `process_vm_readv`,
+/// which fails with EFAULT where a plain read would fault (a file mapping past the end of its
+/// file raises SIGBUS, a page unmapped meanwhile or under a guard marker SIGSEGV). Returns the
+/// bytes copied (fewer than asked when a page on the way could not be read: the copy stops
+/// there), or the errno when nothing was copied.
+pub fn read_own(addr: usize, len: usize, buf: &mut [u8]) -> Result<usize, c_int> {
+    let len = len.min(buf.len());
+    let local = libc::iovec {
+        iov_base: buf.as_mut_ptr() as *mut c_void,
+        iov_len: len,
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut c_void,
+        iov_len: len,
+    };
+    // SAFETY: `local` is our own writable buffer of `len` bytes; the kernel checks `remote`.
+    let r = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+    if r < 0 { Err(errno()) } else { Ok(r as usize) }
 }

@@ -1,34 +1,46 @@
-//! TINY and SMALL zones: one mapping per zone, each serving one size class (a slab).
+//! TINY and SMALL zones: one mapping per zone that holds its blocks and nothing else, each zone
+//! serving one size class (a slab). A zone's metadata — its header (`Zone`), one `BlockMeta`
+//! per slot and, with debugging, one `PackedDebug` per slot — lives apart, in metadata chunks
+//! with a guard page at each end (`sys::map_guarded`), so no overflow or underflow of user
+//! data can reach it, whatever the kernel places next to a zone.
 //!
 //! ```text
-//!  map_base                             data (page aligned)
-//!  | Zone header | BlockMeta[n] | PackedDebug[n]? |guard?| slot 0 | slot 1 | ... |guard?|
-//!  '------------ metadata, out of the blocks' way ---'
+//!  data mapping (map_base):   |guard?| slot 0 | slot 1 | ... | slot n-1 |guard?|
+//!  metadata chunk:      |guard| head | Zone | BlockMeta[n] | PackedDebug[n]? | Zone | ... |guard|
 //! ```
-//! Guard pages (PROT_NONE) sit between the metadata and the data and after the data when
-//! debugging is on, so no overflow runs silently into metadata or the next zone.
+//! With debugging on, guard pages (PROT_NONE) also sit before and after the data, so an
+//! overflow faults at once instead of running into the next zone's blocks.
+//!
 //! Slots are handed out from a LIFO list of freed slots (linked through `BlockMeta::link`),
-//! else by bumping `bump`; indices at or above `hiwater` were never used, so their memory is
-//! still zero from mmap. Data pages are entered in the page map as `bump` reaches them
-//! (`reg_end`), so a zone costs the pages its blocks use plus one metadata page to start.
+//! else by bumping `bump`; indices at or above `hiwater` were never used, so their metadata is
+//! still zero. Data pages are entered in the page map as `bump` reaches them (`reg_end`), so
+//! a zone costs the pages its blocks use plus its share of a metadata page.
+//!
+//! Metadata blocks are carved from chunks kept per arena (`MetaCache`, under the arena lock):
+//! a freed zone's block is cleared (what its slots used, up to `hiwater`) and kept for the next
+//! zone of its class, so metadata needs no lock of its own and no system call per zone.
+//! (A chunk is `map_guarded`, not `map_internal`: the leak scanner finds chunks through
+//! `MetaCache::for_each_chunk` rather than the page map.)
 //!
 //! # Invariants
 //! - `meta[i].state == USED` exactly for the slots that are handed out; `nused` counts them.
 //! - The free list from `free_head` holds `nfree` distinct indices `< bump` whose state is FREE.
-//! - Data pages below `reg_end` are in the page map; the header page is `META`.
-//! - Every data page's page-map entry points at this header (with the arena index) while the
-//!   zone is mapped; the metadata pages' entries are `META`.
+//! - Data pages below `reg_end` are in the page map; their entries name this header (with the
+//!   arena index) while the zone is mapped. The header is `HEADER_ALIGN` aligned.
+//! - Metadata entries at or above `hiwater` are zero; a cached metadata block is all zero but
+//!   its header's `next` link.
 //! - All fields are changed only under the owning arena's lock.
 
 use crate::block::{BlockMeta, PackedDebug};
 use crate::pagemap;
-use crate::size_class::{MAGIC_SHIFT, class_size, div_magic, is_tiny, zone_size};
+use crate::size_class::{MAGIC_SHIFT, NCLASSES, class_size, div_magic, is_tiny, zone_size};
 use crate::sys;
 
-#[repr(C)]
+#[repr(C, align(64))]
 pub struct Zone {
     pub data: usize,
     pub data_len: usize,
+    /// The data mapping (with its guard pages, if any).
     pub map_base: usize,
     pub map_len: usize,
     pub magic: u64,
@@ -41,12 +53,13 @@ pub struct Zone {
     pub class: u8,
     pub arena: u8,
     pub in_partial: bool,
-    pub meta: *mut BlockMeta,
     pub free_head: u16,
+    pub meta: *mut BlockMeta,
     /// Data below this address is entered in the page map.
     pub reg_end: usize,
     pub dbg: *mut PackedDebug,
-    /// Links in the arena's list of zones with free slots of this class.
+    /// Links in the arena's list of zones with free slots of this class (`next` also links
+    /// cached metadata blocks).
     pub next: *mut Zone,
     pub prev: *mut Zone,
     /// Links in the arena's list of all zones.
@@ -54,36 +67,187 @@ pub struct Zone {
     pub all_prev: *mut Zone,
 }
 
+const _: () = assert!(core::mem::size_of::<Zone>() == 128);
+const _: () = assert!(core::mem::align_of::<Zone>() == pagemap::HEADER_ALIGN);
+
+/// Where the arrays of a zone's metadata block start, and its size: (meta, dbg, len) offsets
+/// from the header. Histories start on a cache line: a 32-byte record never straddles two.
+fn meta_layout(n: usize, debug_meta: bool) -> (usize, usize, usize) {
+    let meta = core::mem::size_of::<Zone>();
+    let end = meta + n * core::mem::size_of::<BlockMeta>();
+    let dbg = end.next_multiple_of(64);
+    let len = if debug_meta {
+        dbg + n * core::mem::size_of::<PackedDebug>()
+    } else {
+        end
+    };
+    (meta, dbg, len.next_multiple_of(pagemap::HEADER_ALIGN))
+}
+
+/// Bytes of a metadata chunk (more when one zone's metadata needs more).
+const META_CHUNK: usize = 256 << 10;
+
+/// The first bytes of a metadata chunk: the arena's chunks are linked through it, so the leak
+/// scanner can skip them (they hold zone addresses, never references from the program). Chunks
+/// are not entered in the page map: for the first zone of a program that would cost a page of
+/// page-map leaf of its own, since the kernel may place the chunk far from the zone.
+#[repr(C, align(64))]
+struct ChunkHead {
+    next: *mut ChunkHead,
+    /// Bytes of the chunk (page multiple), this head included, its guard pages not.
+    len: usize,
+}
+
+/// An arena's zone metadata: freed blocks by class, the unused rest of its newest chunk, and
+/// all its chunks. Chunks are never unmapped (the pages of big freed blocks are given back).
+pub struct MetaCache {
+    free: [*mut Zone; NCLASSES],
+    next: usize,
+    end: usize,
+    chunks: *mut ChunkHead,
+}
+
+impl MetaCache {
+    pub const EMPTY: MetaCache = MetaCache {
+        free: [core::ptr::null_mut(); NCLASSES],
+        next: 0,
+        end: 0,
+        chunks: core::ptr::null_mut(),
+    };
+
+    /// A zeroed metadata block of `len` bytes for class `class`; None when out of memory.
+    fn take(&mut self, class: usize, len: usize) -> Option<*mut Zone> {
+        let z = self.free[class];
+        if !z.is_null() {
+            // SAFETY: a cached block: its header's `next` links the class's list.
+            unsafe {
+                self.free[class] = (*z).next;
+                (*z).next = core::ptr::null_mut();
+            }
+            return Some(z);
+        }
+        if self.end - self.next < len {
+            let head = core::mem::size_of::<ChunkHead>();
+            let chunk = sys::page_round((len + head).max(META_CHUNK))?;
+            let p = sys::map_guarded(chunk)? as usize;
+            // SAFETY: the start of the chunk just mapped.
+            unsafe {
+                (p as *mut ChunkHead).write(ChunkHead {
+                    next: self.chunks,
+                    len: chunk,
+                })
+            };
+            self.chunks = p as *mut ChunkHead;
+            self.next = p + head;
+            self.end = p + chunk;
+        }
+        let z = self.next as *mut Zone;
+        self.next += len;
+        Some(z)
+    }
+
+    /// Calls `f(start, len)` for each of the arena's metadata chunks, guard pages included.
+    pub fn for_each_chunk(&self, mut f: impl FnMut(usize, usize)) {
+        let page = sys::page_size();
+        let mut c = self.chunks;
+        while !c.is_null() {
+            // SAFETY: chunks are never unmapped; the list changes only under the arena lock,
+            // which the caller holds.
+            unsafe {
+                f(c as usize - page, (*c).len + 2 * page);
+                c = (*c).next;
+            }
+        }
+    }
+
+    /// How many chunks `for_each_chunk` visits.
+    pub fn chunk_count(&self) -> usize {
+        let mut n = 0;
+        self.for_each_chunk(|_, _| n += 1);
+        n
+    }
+
+    /// Keeps the metadata block of a zone being destroyed, cleared, for the next zone of its
+    /// class.
+    /// # Safety
+    /// `z` is the header of a destroyed zone of this arena (its data unmapped, nothing refers to
+    /// it any more).
+    unsafe fn put(&mut self, z: *mut Zone, debug_meta: bool) {
+        // SAFETY: per the caller; the cleared ranges lie inside its metadata block.
+        unsafe {
+            let class = (*z).class as usize;
+            let used = (*z).hiwater as usize;
+            let (_, dbg_off, _) = meta_layout((*z).nblocks as usize, debug_meta);
+            if debug_meta {
+                clear(
+                    z as usize + dbg_off,
+                    used * core::mem::size_of::<PackedDebug>(),
+                );
+            }
+            clear(
+                z as usize,
+                core::mem::size_of::<Zone>() + used * core::mem::size_of::<BlockMeta>(),
+            );
+            (*z).next = self.free[class];
+            self.free[class] = z;
+        }
+    }
+}
+
+/// Zeroes `[p, p + len)`; whole pages in the middle of a long range are given back instead
+/// (they read as zero afterwards).
+/// # Safety
+/// The range is ours and holds nothing anybody needs.
+unsafe fn clear(p: usize, len: usize) {
+    let page = sys::page_size();
+    let end = p + len;
+    let lo = p.next_multiple_of(page);
+    let hi = end & !(page - 1);
+    // SAFETY: per the caller; every piece lies inside the range.
+    unsafe {
+        if len >= 4 * page && hi > lo {
+            core::ptr::write_bytes(p as *mut u8, 0, lo - p);
+            sys::discard(lo as *mut u8, hi - lo);
+            core::ptr::write_bytes(hi as *mut u8, 0, end - hi);
+        } else {
+            core::ptr::write_bytes(p as *mut u8, 0, len);
+        }
+    }
+}
+
 impl Zone {
-    /// Maps and registers a new zone for `class`. None when the kernel refuses.
-    pub fn create(class: usize, arena: usize, debug_meta: bool, guards: bool) -> Option<*mut Zone> {
+    /// Maps and sets up a new zone for `class`, its metadata from `cache`. None when the kernel
+    /// refuses.
+    pub fn create(
+        class: usize,
+        arena: usize,
+        debug_meta: bool,
+        guards: bool,
+        cache: &mut MetaCache,
+    ) -> Option<*mut Zone> {
         let page = sys::page_size();
         let bs = class_size(class);
         let data_len = zone_size(class, page);
         let n = data_len / bs;
-        let mut meta_len = core::mem::size_of::<Zone>().next_multiple_of(16);
-        let meta_off = meta_len;
-        meta_len += n * core::mem::size_of::<BlockMeta>();
-        // Histories start on a cache line: a 32-byte record never straddles two.
-        let dbg_off = meta_len.next_multiple_of(64);
-        if debug_meta {
-            meta_len = dbg_off;
-            meta_len += n * core::mem::size_of::<PackedDebug>();
-        }
-        let meta_len = sys::page_round(meta_len)?;
+        let (meta_off, dbg_off, meta_len) = meta_layout(n, debug_meta);
         let guard = if guards { page } else { 0 };
-        let map_len = meta_len + guard + data_len + guard;
+        let map_len = guard + data_len + guard;
         let base = sys::map(map_len)? as usize;
-        let data = base + meta_len + guard;
+        let data = base + guard;
         if guards {
             // SAFETY: both guard pages lie inside the mapping just created.
             unsafe {
-                sys::protect((base + meta_len) as *mut u8, page, false);
+                sys::protect(base as *mut u8, page, false);
                 sys::protect((data + data_len) as *mut u8, page, false);
             }
         }
-        let z = base as *mut Zone;
-        // SAFETY: the mapping is fresh, writable and large enough for the header and arrays.
+        let Some(z) = cache.take(class, meta_len) else {
+            // SAFETY: nothing was handed out from this mapping.
+            unsafe { sys::unmap(base as *mut u8, map_len) };
+            return None;
+        };
+        let h = z as usize;
+        // SAFETY: a zeroed metadata block of `meta_len` bytes, ours under the arena lock.
         unsafe {
             z.write(Zone {
                 data,
@@ -100,11 +264,11 @@ impl Zone {
                 class: class as u8,
                 arena: arena as u8,
                 in_partial: false,
-                meta: (base + meta_off) as *mut BlockMeta,
                 free_head: crate::block::NO_LINK,
+                meta: (h + meta_off) as *mut BlockMeta,
                 reg_end: data,
                 dbg: if debug_meta {
-                    (base + dbg_off) as *mut PackedDebug
+                    (h + dbg_off) as *mut PackedDebug
                 } else {
                     core::ptr::null_mut()
                 },
@@ -114,27 +278,22 @@ impl Zone {
                 all_prev: core::ptr::null_mut(),
             });
         }
-        if !pagemap::set_range(base, page, pagemap::META) {
-            pagemap::clear_range(base, page);
-            // SAFETY: nothing was handed out from this zone.
-            unsafe { sys::unmap(base as *mut u8, map_len) };
-            return None;
-        }
         Some(z)
     }
 
-    /// Unregisters and unmaps an empty zone.
+    /// Unregisters and unmaps an empty zone; its metadata goes back to `cache`.
     /// # Safety
-    /// `z` is a zone with no used block, unlinked from every list, under its arena's lock.
-    pub unsafe fn destroy(z: *mut Zone) {
+    /// `z` is a zone of the arena owning `cache`, with no used block, unlinked from every list,
+    /// under that arena's lock.
+    pub unsafe fn destroy(z: *mut Zone, cache: &mut MetaCache) {
         // SAFETY: the caller guarantees z is a live, empty, unlinked zone.
         unsafe {
             let (base, len) = ((*z).map_base, (*z).map_len);
-            pagemap::clear_range(base, sys::page_size());
             if (*z).reg_end > (*z).data {
                 pagemap::clear_range((*z).data, (*z).reg_end - (*z).data);
             }
             sys::unmap(base as *mut u8, len);
+            cache.put(z, !(*z).dbg.is_null());
         }
     }
 
@@ -200,10 +359,11 @@ impl Zone {
             let end = self.slot_addr(i) + self.block_size as usize;
             if end > self.reg_end {
                 let new_end = sys::page_round(end)?;
+                let header = self as *mut Zone as usize;
                 if !pagemap::set_range(
                     self.reg_end,
                     new_end - self.reg_end,
-                    pagemap::zone_entry(self.map_base, self.arena as usize),
+                    pagemap::zone_entry(header, self.arena as usize),
                 ) {
                     return None;
                 }
@@ -244,5 +404,29 @@ impl Zone {
     #[inline]
     pub fn has_room(&self) -> bool {
         self.nfree > 0 || self.bump < self.nblocks
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_blocks_keep_headers_aligned() {
+        for page in [4096usize, 16384, 65536] {
+            for c in 0..NCLASSES {
+                let n = zone_size(c, page) / class_size(c);
+                for debug in [false, true] {
+                    let (meta, dbg, len) = meta_layout(n, debug);
+                    assert_eq!(meta, 128);
+                    assert_eq!(len % pagemap::HEADER_ALIGN, 0);
+                    assert!(len >= meta + n * 8);
+                    if debug {
+                        assert_eq!(dbg % 64, 0);
+                        assert!(dbg >= meta + n * 8 && len >= dbg + n * 32);
+                    }
+                }
+            }
+        }
     }
 }
