@@ -242,7 +242,7 @@ pub mod log {
 pub mod mtrace {
     /// First line.
     pub const START: &str = "= Start";
-    /// Last line (written by glibc at muntrace; the library writes none).
+    /// Last line (glibc writes it at muntrace, the library at exit).
     pub const END: &str = "= End";
     /// `@ <where> <record>`: the caller, then the record.
     pub const AT: u8 = b'@';

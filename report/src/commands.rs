@@ -219,7 +219,8 @@ pub fn summary(g: &Global, path: &str, brief: bool, out: Out) -> Result {
     if info.format == Format::Mtrace {
         writeln!(
             out,
-            "format     mtrace (glibc's records: no pid, times, threads or sizes of freed blocks)"
+            "format     mtrace (no pid, times, threads or sizes of freed blocks; {} reads it too)",
+            ft_format::mtrace::READER
         )?;
     } else {
         writeln!(
