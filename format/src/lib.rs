@@ -258,9 +258,8 @@ pub mod mtrace {
     pub const REALLOC_FAILED: u8 = b'!';
     /// How a failed allocation's address is written.
     pub const NIL: &str = "(nil)";
-    /// The tool that reads these logs.
-    pub const READER: &str =
-        "mtrace PROGRAM LOG (glibc's mtrace script, Debian package libc-devtools)";
+    /// The other tool that reads these logs.
+    pub const READER: &str = "glibc's `mtrace PROGRAM LOG` (Debian package libc-devtools)";
 }
 
 // ------------------------------------------------------------------ the announce file
