@@ -528,6 +528,7 @@ extern "C" fn fini() {
     if c.on_error != OnError::Abort {
         crate::report::summary_at_exit();
     }
+    crate::announce::at_exit();
     crate::log::close_at_exit();
     if let OnError::Exit(n) = c.on_error {
         if crate::report::ERRORS.load(Ordering::Relaxed) > 0 {

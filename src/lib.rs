@@ -7,6 +7,7 @@
     clippy::missing_safety_doc
 )]
 
+pub mod announce;
 pub mod block;
 pub mod canary;
 pub mod check;

@@ -1,7 +1,7 @@
 //! Error reports: one block per error on stderr (or `report=PATH`), first line stable and
 //! greppable (`ft_malloc[PID]: ERROR: <kind> ...`), then what a person needs: the block, its
 //! zone, the caller as module+offset (for addr2line), when it was allocated and freed. Then the
-//! `on_error` policy. With debugging off (or without `check`) a bad pointer is refused with
+//! `on_error` policy. With debugging off (`MALLOC_DEBUG` unset) a bad pointer is refused with
 //! one WARNING line and the program goes on.
 //!
 //! # Invariants
@@ -239,7 +239,9 @@ pub fn bad_pointer(op: Op, p: usize, bad: Bad, info: Option<&Info>, caller: usiz
     let _e = sys::ErrnoGuard::new();
     let cfg = config::get();
     crate::log::event(op, p, 0, 0, 0, caller);
-    if !(cfg.enabled && cfg.check) {
+    // With any debugging on (check, guard, sample...) a bad free is a bug to report in full;
+    // only the plain allocator refuses it with one WARNING line and goes on.
+    if !cfg.enabled {
         let mut l: Line<300> = Line::new();
         prefix(&mut l).s(b"WARNING: ").s(op.call_name()).s(b"(): ");
         what(&mut l, p, bad, info);

@@ -1,7 +1,7 @@
 //! The subcommands' output.
 
 use crate::parse::Op;
-use crate::reader::{self, Event, LogInfo, Sink};
+use crate::reader::{self, Event, FREED_SIZE_UNKNOWN, Format, LogInfo, Sink};
 use crate::replay::{Block, Heap};
 use crate::stats::{self, Stats};
 use crate::symbols::AddrNamer;
@@ -13,6 +13,10 @@ use std::time::Instant;
 pub enum Error {
     Io(std::io::Error),
     Open(String, std::io::Error),
+    /// An output file could not be written.
+    Write(String, std::io::Error),
+    /// The input is not a log this reader knows (the message names the file and says why).
+    NotALog(String),
     Usage(String),
 }
 
@@ -21,6 +25,8 @@ impl fmt::Display for Error {
         match self {
             Error::Io(e) => write!(f, "{e}"),
             Error::Open(p, e) => write!(f, "cannot read {p}: {e}"),
+            Error::Write(p, e) => write!(f, "cannot write {p}: {e}"),
+            Error::NotALog(why) => write!(f, "{why}"),
             Error::Usage(s) => write!(f, "{s}"),
         }
     }
@@ -37,8 +43,13 @@ type Out<'a> = &'a mut dyn Write;
 
 fn read<S: Sink>(g: &Global, path: &str, sink: &mut S) -> std::result::Result<LogInfo, Error> {
     let t = Instant::now();
-    let info =
-        reader::read_log(path, sink, &g.opts).map_err(|e| Error::Open(path.to_string(), e))?;
+    let info = reader::read_log(path, sink, &g.opts).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::InvalidData {
+            Error::NotALog(e.to_string())
+        } else {
+            Error::Open(path.to_string(), e)
+        }
+    })?;
     if g.speed {
         let s = t.elapsed().as_secs_f64();
         eprintln!(
@@ -83,10 +94,13 @@ pub fn secs(ns: u64) -> String {
 
 fn describe(ev: &Event) -> String {
     let o = ev.op.name();
+    // Every operation by name (no wildcard): one added to the format crate must be placed here.
     match ev.op {
-        Op::Free | Op::Delete | Op::DeleteArray => {
+        Op::Free | Op::Delete | Op::DeleteArr => {
             if ev.size == 0 {
                 format!("{o}(0x{:x}) refused", ev.inp)
+            } else if ev.size == FREED_SIZE_UNKNOWN {
+                format!("{o}(0x{:x})", ev.inp)
             } else {
                 format!("{o}(0x{:x}) of {} bytes", ev.inp, ev.size)
             }
@@ -97,7 +111,10 @@ fn describe(ev: &Event) -> String {
         Op::Memalign | Op::PosixMemalign | Op::AlignedAlloc => {
             format!("{o}(align {}, {}) = 0x{:x}", ev.align, ev.size, ev.out)
         }
-        _ => format!("{o}({}) = 0x{:x}", ev.size, ev.out),
+        Op::Malloc | Op::Calloc | Op::Valloc | Op::Pvalloc | Op::New | Op::NewArr => {
+            format!("{o}({}) = 0x{:x}", ev.size, ev.out)
+        }
+        Op::UsableSize => format!("{o}(0x{:x})", ev.inp),
     }
 }
 
@@ -127,6 +144,9 @@ fn print_stack(
 }
 
 fn program(info: &LogInfo) -> String {
+    if info.format == Format::Mtrace {
+        return "? (an mtrace log names no program)".to_string();
+    }
     let p = info.header("program").unwrap_or("?");
     match info.header("pid") {
         Some(pid) => format!("{p} (pid {pid})"),
@@ -196,12 +216,20 @@ pub fn summary(g: &Global, path: &str, brief: bool, out: Out) -> Result {
     if let Some(d) = info.header("debug") {
         writeln!(out, "debug      {d}")?;
     }
-    writeln!(
-        out,
-        "duration   {} (to the last event; {} threads)",
-        secs(st.duration_ns()),
-        st.threads.len()
-    )?;
+    if info.format == Format::Mtrace {
+        writeln!(
+            out,
+            "format     mtrace (no pid, times, threads or sizes of freed blocks; {} reads it too)",
+            ft_format::mtrace::READER
+        )?;
+    } else {
+        writeln!(
+            out,
+            "duration   {} (to the last event; {} threads)",
+            secs(st.duration_ns()),
+            st.threads.len()
+        )?;
+    }
     writeln!(out, "modules    {}", info.modules.len())?;
     writeln!(out, "calls      {} in all", st.total_calls())?;
     for op in Op::ALL {
@@ -233,14 +261,18 @@ pub fn summary(g: &Global, path: &str, brief: bool, out: Out) -> Result {
         "temporary  {} blocks freed before any other allocation",
         st.temporary
     )?;
-    writeln!(
+    write!(
         out,
-        "peak       {} in {} blocks, at event #{} (t={})",
+        "peak       {} in {} blocks, at event #{}",
         human(st.peak_bytes),
         st.peak_blocks,
         st.peak_seq,
-        secs(st.peak_t)
     )?;
+    if info.format == Format::Mtrace {
+        writeln!(out)?;
+    } else {
+        writeln!(out, " (t={})", secs(st.peak_t))?;
+    }
     writeln!(
         out,
         "at end     {} in {} blocks still live",
@@ -271,6 +303,18 @@ pub fn summary(g: &Global, path: &str, brief: bool, out: Out) -> Result {
         )?;
     }
     Ok(())
+}
+
+/// The one-line summary of a log (`summary --brief`) and the pid its header names.
+pub fn brief(g: &Global, path: &str) -> std::result::Result<(Option<u32>, String), Error> {
+    let mut buf: Vec<u8> = Vec::new();
+    summary(g, path, true, &mut buf)?;
+    let line = String::from_utf8_lossy(&buf).trim_end().to_string();
+    let pid = line
+        .split_once("(pid ")
+        .and_then(|(_, r)| r.split(')').next())
+        .and_then(|p| p.parse().ok());
+    Ok((pid, line))
 }
 
 pub fn leaks(g: &Global, path: &str, brief: bool, limit: usize, frames: usize, out: Out) -> Result {
@@ -646,9 +690,24 @@ pub fn plot(
             "{file}: the output file must end in .svg or .png"
         )));
     };
+    // The output is opened first: a path that cannot be written fails before a long read.
+    let mut f = std::fs::File::create(file).map_err(|e| Error::Write(file.to_string(), e))?;
     let mut st = Stats::new(true);
-    let info = read(g, path, &mut st)?;
+    let info = match read(g, path, &mut st) {
+        Ok(i) => i,
+        Err(e) => {
+            drop(f);
+            let _ = std::fs::remove_file(file);
+            return Err(e);
+        }
+    };
     st.finish();
+    // An mtrace log has no times: its events are the time axis.
+    let x = if info.format == Format::Mtrace {
+        plot::XAxis::Events
+    } else {
+        x
+    };
     let fig = plot::figure(
         &st,
         &info,
@@ -661,7 +720,9 @@ pub fn plot(
     } else {
         plot::to_svg(&fig).into_bytes()
     };
-    std::fs::write(file, bytes).map_err(|e| Error::Open(file.to_string(), e))?;
+    f.write_all(&bytes)
+        .and_then(|()| f.sync_data())
+        .map_err(|e| Error::Write(file.to_string(), e))?;
     writeln!(
         out,
         "wrote {file}: memory in use over {} (peak {} at event #{}) and size histogram",

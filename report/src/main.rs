@@ -4,6 +4,7 @@
 //! distinct call stacks)); corrupt lines are reported by number and skipped.
 
 mod commands;
+mod launch;
 mod parse;
 mod plot;
 mod reader;
@@ -84,7 +85,7 @@ enum Cmd {
     /// Every event that touched the block(s) holding ADDR, in order.
     History {
         log: String,
-        /// Address (0x... hex or decimal); any address inside a block works.
+        /// Address in hex, with or without 0x; any address inside a block works.
         addr: String,
         /// Frames shown per event.
         #[arg(long, default_value_t = 4)]
@@ -118,6 +119,49 @@ enum Cmd {
         /// Write `errors N` and `leaks N` (ft_malloc report lines seen) to this file at the end.
         #[arg(long)]
         counts: Option<String>,
+    },
+    /// The end of a run of scripts/ft-malloc: what the library announced, its verdict, the
+    /// children; exit status 3 when it reported errors, 4 when it was not loaded at all.
+    #[command(hide = true)]
+    RunSummary {
+        /// The announce file (FT_MALLOC_ANNOUNCE).
+        #[arg(long)]
+        announce: String,
+        /// What `symbolize --counts` noted on the program's stderr.
+        #[arg(long)]
+        counts: Option<String>,
+        /// The program's status as the shell has it (128+N: signal N).
+        #[arg(long, allow_hyphen_values = true)]
+        status: i32,
+        /// The launcher's pid (the program's parent).
+        #[arg(long)]
+        launcher_pid: u32,
+        /// The program, as found in PATH (to tell why the library was not loaded into it).
+        #[arg(long)]
+        program: String,
+        /// The program as the command line names it.
+        #[arg(long, default_value = "")]
+        name: String,
+        #[arg(long)]
+        library: String,
+        /// check, guard, sample or debug (for the advice after a crash).
+        #[arg(long, default_value = "check")]
+        mode: String,
+        /// Every process in detail.
+        #[arg(long)]
+        full: bool,
+        /// Only say so when the library was not loaded.
+        #[arg(long)]
+        brief_only: bool,
+        /// The command line, as shown in the heading.
+        #[arg(long, default_value = "")]
+        command: String,
+        /// The run was traced (--trace): the logs are listed, or said missing.
+        #[arg(long)]
+        traced: bool,
+        /// Logs kept with --trace.
+        #[arg(long)]
+        log: Vec<String>,
     },
     /// Read the log and only count its events (to time the parsing alone).
     #[command(hide = true)]
@@ -183,6 +227,63 @@ fn main() -> ExitCode {
         } => commands::plot(&g, &log, &file, x, width, height, &mut out),
         Cmd::Symbolize { counts } => {
             symbolize::run(g.symbols, counts.as_deref()).map_err(commands::Error::Io)
+        }
+        Cmd::RunSummary {
+            announce,
+            counts,
+            status,
+            launcher_pid,
+            program,
+            name,
+            library,
+            mode,
+            full,
+            brief_only,
+            command,
+            traced,
+            log,
+        } => {
+            let quiet = Global {
+                symbols: g.symbols,
+                opts: reader::Options {
+                    progress: false,
+                    warn: false,
+                },
+                speed: false,
+            };
+            let logs = log
+                .into_iter()
+                .map(|l| match commands::brief(&quiet, &l) {
+                    Ok((pid, line)) => (l, pid, line),
+                    Err(e) => (l.clone(), None, format!("{l}: {e}")),
+                })
+                .collect();
+            let o = launch::Options {
+                announce: announce.into(),
+                counts: counts.map(Into::into),
+                status,
+                launcher_pid,
+                name: if name.is_empty() {
+                    program.clone()
+                } else {
+                    name
+                },
+                program: program.into(),
+                library: library.into(),
+                mode,
+                full,
+                quiet: brief_only,
+                command,
+                traced,
+                logs,
+            };
+            match launch::run_summary(&o) {
+                Ok((text, code)) => {
+                    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+                    return ExitCode::from(code);
+                }
+                Err(e) => Err(commands::Error::Io(e)),
+            }
         }
         Cmd::Count { log } => commands::count(&g, &log, &mut out),
         Cmd::Gen {

@@ -3,106 +3,9 @@
 //! Hand-written for speed: no regex, no allocation, one pass over the bytes of the line.
 //! A line is given without its terminating `\n`.
 
-/// The operations of the malloc family, as written in the `op` field.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum Op {
-    Malloc,
-    Calloc,
-    Realloc,
-    Reallocarray,
-    Free,
-    Memalign,
-    PosixMemalign,
-    AlignedAlloc,
-    Valloc,
-    Pvalloc,
-    New,
-    NewArray,
-    Delete,
-    DeleteArray,
-}
-
-pub const OP_COUNT: usize = 14;
-
-impl Op {
-    pub const ALL: [Op; OP_COUNT] = [
-        Op::Malloc,
-        Op::Calloc,
-        Op::Realloc,
-        Op::Reallocarray,
-        Op::Free,
-        Op::Memalign,
-        Op::PosixMemalign,
-        Op::AlignedAlloc,
-        Op::Valloc,
-        Op::Pvalloc,
-        Op::New,
-        Op::NewArray,
-        Op::Delete,
-        Op::DeleteArray,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Op::Malloc => "malloc",
-            Op::Calloc => "calloc",
-            Op::Realloc => "realloc",
-            Op::Reallocarray => "reallocarray",
-            Op::Free => "free",
-            Op::Memalign => "memalign",
-            Op::PosixMemalign => "posix_memalign",
-            Op::AlignedAlloc => "aligned_alloc",
-            Op::Valloc => "valloc",
-            Op::Pvalloc => "pvalloc",
-            Op::New => "new",
-            Op::NewArray => "new[]",
-            Op::Delete => "delete",
-            Op::DeleteArray => "delete[]",
-        }
-    }
-
-    pub fn from_bytes(b: &[u8]) -> Option<Op> {
-        // Dispatch on the length, then compare with constants of that length (compiled to a
-        // couple of integer compares, no memcmp call).
-        Some(match b.len() {
-            3 if b == b"new" => Op::New,
-            4 if b == b"free" => Op::Free,
-            5 if b == b"new[]" => Op::NewArray,
-            6 => match b {
-                b"malloc" => Op::Malloc,
-                b"calloc" => Op::Calloc,
-                b"valloc" => Op::Valloc,
-                b"delete" => Op::Delete,
-                _ => return None,
-            },
-            7 => match b {
-                b"realloc" => Op::Realloc,
-                b"pvalloc" => Op::Pvalloc,
-                _ => return None,
-            },
-            8 => match b {
-                b"memalign" => Op::Memalign,
-                b"delete[]" => Op::DeleteArray,
-                _ => return None,
-            },
-            12 if b == b"reallocarray" => Op::Reallocarray,
-            13 if b == b"aligned_alloc" => Op::AlignedAlloc,
-            14 if b == b"posix_memalign" => Op::PosixMemalign,
-            _ => return None,
-        })
-    }
-
-    /// free, delete, delete[]: end the block at `in`.
-    pub fn is_free(self) -> bool {
-        matches!(self, Op::Free | Op::Delete | Op::DeleteArray)
-    }
-
-    /// realloc, reallocarray.
-    pub fn is_realloc(self) -> bool {
-        matches!(self, Op::Realloc | Op::Reallocarray)
-    }
-}
+/// The operations of the malloc family, as written in the `op` field: the library's numbering
+/// and names, from the format crate both sides share.
+pub use ft_format::{OP_COUNT, Op};
 
 /// One `E` record. `caller` is the raw `<caller>[,<frame>...]` field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -294,7 +197,7 @@ pub fn parse_event(line: &[u8]) -> Result<RawEvent<'_>, ParseError> {
         return Err("event: bad tid");
     }
     c.space("event: missing op")?;
-    let op = Op::from_bytes(c.word()).ok_or("event: unknown op")?;
+    let op = Op::from_name(c.word()).ok_or("event: unknown op")?;
     c.space("event: missing in")?;
     let inp = c.hex("event: bad in pointer")?;
     c.space("event: missing out")?;
@@ -322,6 +225,140 @@ pub fn parse_event(line: &[u8]) -> Result<RawEvent<'_>, ParseError> {
     })
 }
 
+/// One record of an mtrace log (glibc's malloc/mtrace-impl.c, or ft_malloc's
+/// `log_format=mtrace`), with its caller field still raw.
+#[derive(Debug, PartialEq, Eq)]
+pub enum MtraceRecord<'a> {
+    /// `= Start`, `= End`, an empty line.
+    Skip,
+    /// `+ ADDR SIZE` (ADDR 0 for `(nil)`).
+    Alloc {
+        caller: &'a [u8],
+        addr: u64,
+        size: u64,
+    },
+    /// `- ADDR`.
+    Free { caller: &'a [u8], addr: u64 },
+    /// `< OLD`: the first half of a realloc that returned a block.
+    ReallocOld { caller: &'a [u8], addr: u64 },
+    /// `> NEW SIZE`: its second half.
+    ReallocNew {
+        caller: &'a [u8],
+        addr: u64,
+        size: u64,
+    },
+    /// `! OLD SIZE`: a realloc that failed.
+    ReallocFailed {
+        caller: &'a [u8],
+        addr: u64,
+        size: u64,
+    },
+}
+
+/// `0x...` (or glibc's `(nil)`) as a pointer.
+fn mtrace_ptr(t: &[u8]) -> Result<u64, ParseError> {
+    if t == ft_format::mtrace::NIL.as_bytes() {
+        return Ok(0);
+    }
+    let mut c = Cur { b: t, i: 0 };
+    let v = c.hex("mtrace record: bad address")?;
+    if c.i != t.len() {
+        return Err("mtrace record: bad address");
+    }
+    Ok(v)
+}
+
+/// Parse one line of an mtrace log: `[@ WHERE ]TAG ADDR[ SIZE]`.
+pub fn parse_mtrace_line(line: &[u8]) -> Result<MtraceRecord<'_>, ParseError> {
+    use ft_format::mtrace as m;
+    if line.is_empty() || line.starts_with(b"= ") || line == b"\r" {
+        return Ok(MtraceRecord::Skip);
+    }
+    // The caller field (`@ path:[0x..] `, `@ [0x..] `) ends with `] `; a path may hold spaces,
+    // so the record is what follows the last `] `.
+    let (caller, rec): (&[u8], &[u8]) = if line[0] == m::AT {
+        let Some(k) = memchr::memmem::rfind(line, b"] ") else {
+            return Err("mtrace record: no caller address after @");
+        };
+        let caller = line[1..k + 1].strip_prefix(b" ").unwrap_or(&line[1..k + 1]);
+        (caller, &line[k + 2..])
+    } else {
+        (&line[..0], line)
+    };
+    let mut it = rec.split(|&b| b == b' ').filter(|t| !t.is_empty());
+    let tag = it.next().ok_or("mtrace record: empty")?;
+    let a = it.next().ok_or("mtrace record: no address")?;
+    let size_tok = it.next();
+    if it.next().is_some() {
+        return Err("mtrace record: too many fields");
+    }
+    let size = || -> Result<u64, ParseError> {
+        let s = size_tok.ok_or("mtrace record: no size")?;
+        let mut c = Cur { b: s, i: 0 };
+        let v = c.hex("mtrace record: bad size")?;
+        if c.i != s.len() {
+            return Err("mtrace record: bad size");
+        }
+        Ok(v)
+    };
+    let addr = mtrace_ptr(a)?;
+    Ok(match tag {
+        [t] if *t == m::ALLOC => MtraceRecord::Alloc {
+            caller,
+            addr,
+            size: size()?,
+        },
+        [t] if *t == m::FREE => MtraceRecord::Free { caller, addr },
+        [t] if *t == m::REALLOC_OLD => MtraceRecord::ReallocOld { caller, addr },
+        [t] if *t == m::REALLOC_NEW => MtraceRecord::ReallocNew {
+            caller,
+            addr,
+            size: size()?,
+        },
+        [t] if *t == m::REALLOC_FAILED => MtraceRecord::ReallocFailed {
+            caller,
+            addr,
+            size: size()?,
+        },
+        _ => return Err("mtrace record: unknown tag"),
+    })
+}
+
+/// Where an mtrace caller field points.
+#[derive(Debug, PartialEq, Eq)]
+pub enum MtraceWhere<'a> {
+    /// No caller written.
+    None,
+    /// An absolute address (`[0x7f..]`, glibc's `path:(sym+0x10)[0x7f..]`).
+    Addr(u64),
+    /// An offset in a module (ft_malloc's `path:[0xoffset]`).
+    Offset(&'a [u8], u64),
+}
+
+/// The bracketed value of a caller field below this is a module offset (ft_malloc writes
+/// offsets); above, an absolute address (glibc writes those).
+const MTRACE_OFFSET_LIMIT: u64 = 1 << 32;
+
+pub fn parse_mtrace_where(w: &[u8]) -> Result<MtraceWhere<'_>, ParseError> {
+    if w.is_empty() {
+        return Ok(MtraceWhere::None);
+    }
+    let bad = "mtrace record: bad caller";
+    let open = memchr::memrchr(b'[', w).ok_or(bad)?;
+    if w.last() != Some(&b']') {
+        return Err(bad);
+    }
+    let v = mtrace_ptr(&w[open + 1..w.len() - 1]).map_err(|_| bad)?;
+    let before = &w[..open];
+    if let Some(path) = before.strip_suffix(b":")
+        && !path.is_empty()
+        && v < MTRACE_OFFSET_LIMIT
+    {
+        return Ok(MtraceWhere::Offset(path, v));
+    }
+    Ok(MtraceWhere::Addr(v))
+}
+
 /// Parse a `<caller>[,<frame>...]` field into addresses.
 pub fn parse_frames(field: &[u8]) -> Result<Vec<u64>, ParseError> {
     let mut v = Vec::with_capacity(1 + memchr::memchr_iter(b',', field).count());
@@ -336,14 +373,18 @@ pub fn parse_frames(field: &[u8]) -> Result<Vec<u64>, ParseError> {
     Ok(v)
 }
 
-/// Parse an address given on the command line: `0x...` hex, or decimal.
+/// Parse an address given on the command line: hex, with or without `0x` (every address this
+/// project prints, and /proc/PID/maps, gdb or a core dump show, is hex).
 pub fn parse_addr(s: &str) -> Option<u64> {
     let s = s.trim();
-    if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        u64::from_str_radix(h, 16).ok()
-    } else {
-        s.parse().ok()
+    let h = s
+        .strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .unwrap_or(s);
+    if h.is_empty() || h.len() > 16 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
     }
+    u64::from_str_radix(h, 16).ok()
 }
 
 #[cfg(test)]
@@ -386,12 +427,13 @@ mod tests {
         assert!(parse_line(b"\x01garbage").is_err());
         assert!(parse_frames(b"0x1,0xzz").is_err());
         assert_eq!(parse_addr("0x10"), Some(16));
-        assert_eq!(parse_addr("16"), Some(16));
-        for op in Op::ALL {
-            assert_eq!(Op::from_bytes(op.name().as_bytes()), Some(op));
-        }
-        assert_eq!(Op::from_bytes(b"mallocx"), None);
-        assert_eq!(Op::from_bytes(b""), None);
+        assert_eq!(parse_addr("10"), Some(16));
+        assert_eq!(parse_addr("7fc61a46f010"), Some(0x7fc61a46f010));
+        assert_eq!(parse_addr("0X7FC61A46F010"), Some(0x7fc61a46f010));
+        assert_eq!(parse_addr("0x"), None);
+        assert_eq!(parse_addr("zzz"), None);
+        assert_eq!(parse_addr("-1"), None);
+        assert_eq!(parse_addr("0x10000000000000000"), None);
         let big = b"E 18446744073709551615 1 2 free 0xffffffffffffffff 0x0 1 0 0x1";
         assert!(parse_event(big).is_ok());
         assert!(parse_event(b"E 18446744073709551616 1 2 free 0x1 0x0 1 0 0x1").is_err());

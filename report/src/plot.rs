@@ -132,6 +132,78 @@ fn size_label(v: u64) -> String {
     }
 }
 
+/// `1300 bytes`, `23.2 MiB`: as `human` without the exact count.
+fn short_bytes(b: u64) -> String {
+    let h = human(b);
+    match h.find(" (") {
+        Some(i) => h[..i].to_string(),
+        None => h,
+    }
+}
+
+/// A count in at most 4 characters or so: `999`, `1.2K`, `12K`, `3.4M`.
+fn compact(n: u64) -> String {
+    let units = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")];
+    for (u, name) in units {
+        let v = n as f64 / u;
+        if v >= 1.0 {
+            return if v < 9.95 {
+                format!("{v:.1}{name}")
+            } else {
+                format!("{v:.0}{name}")
+            };
+        }
+    }
+    format!("{n}")
+}
+
+/// Width and height above the baseline of `text` drawn at `size`: the larger of the PNG's
+/// bitmap font (a 6-pixel advance and 7 rows per scale step) and an SVG viewer's DejaVu Sans
+/// (about 0.66 em per character, 0.76 em above the baseline).
+pub fn text_extent(size: f64, text: &str) -> (f64, f64) {
+    let scale = (size / 10.0).round().max(1.0);
+    let n = text.chars().count() as f64;
+    (
+        (6.0 * scale * n).max(0.66 * size * n),
+        (7.0 * scale).max(0.76 * size),
+    )
+}
+
+/// The box `[x0, y0, x1, y1]` a text shape covers (None for other shapes).
+#[cfg(test)]
+pub fn text_box(s: &Shape) -> Option<[f64; 4]> {
+    let Shape::Text {
+        x,
+        y,
+        size,
+        anchor,
+        text,
+        ..
+    } = s
+    else {
+        return None;
+    };
+    let (w, h) = text_extent(*size, text);
+    let x0 = match anchor {
+        Anchor::Start => *x,
+        Anchor::Middle => x - w / 2.0,
+        Anchor::End => x - w,
+    };
+    Some([x0, y - h, x0 + w, *y])
+}
+
+/// `text`, cut with `...` to fit in `width` pixels at `size`.
+fn fit(text: &str, size: f64, width: f64) -> String {
+    if text_extent(size, text).0 <= width {
+        return text.to_string();
+    }
+    let per = text_extent(size, "x").0;
+    let keep = ((width / per) as usize).saturating_sub(3);
+    let mut t: String = text.chars().take(keep).collect();
+    t.push_str("...");
+    t
+}
+
 pub fn figure(st: &Stats, info: &LogInfo, xaxis: XAxis, w: u32, h: u32) -> Figure {
     let mut s: Vec<Shape> = Vec::new();
     let (wf, hf) = (w as f64, h as f64);
@@ -152,7 +224,7 @@ pub fn figure(st: &Stats, info: &LogInfo, xaxis: XAxis, w: u32, h: u32) -> Figur
         y: 22.0,
         size: 15.0,
         anchor: Anchor::Middle,
-        text: format!("Memory usage of {prog}{pid}"),
+        text: fit(&format!("Memory usage of {prog}{pid}"), 15.0, wf - 16.0),
         color: INK,
     });
     s.push(Shape::Text {
@@ -160,14 +232,18 @@ pub fn figure(st: &Stats, info: &LogInfo, xaxis: XAxis, w: u32, h: u32) -> Figur
         y: 40.0,
         size: 11.0,
         anchor: Anchor::Middle,
-        text: format!(
-            "peak {} at event #{} (t={}); {} allocations, {} in all; {} live at the end",
-            human(st.peak_bytes),
-            st.peak_seq,
-            secs(st.peak_t),
-            st.alloc_blocks,
-            human(st.alloc_bytes),
-            human(st.live_bytes())
+        text: fit(
+            &format!(
+                "peak {} at event #{} (t={}); {} allocations, {} in all; {} live at the end",
+                short_bytes(st.peak_bytes),
+                st.peak_seq,
+                secs(st.peak_t),
+                st.alloc_blocks,
+                short_bytes(st.alloc_bytes),
+                short_bytes(st.live_bytes())
+            ),
+            11.0,
+            wf - 16.0,
         ),
         color: INK,
     });
@@ -302,12 +378,15 @@ pub fn figure(st: &Stats, info: &LogInfo, xaxis: XAxis, w: u32, h: u32) -> Figur
         XAxis::Time => st.peak_t as f64,
         XAxis::Events => st.peak_seq as f64,
     };
+    let peak_label = format!("peak {}", human(st.peak_bytes));
+    // Inside the plot area, clear of the axis labels on its left.
+    let half = text_extent(11.0, &peak_label).0 / 2.0 + 4.0;
     s.push(Shape::Text {
-        x: px(peak_x).clamp(left + 60.0, right - 60.0),
+        x: px(peak_x).clamp(left + half, (right - half).max(left + half)),
         y: peak_y - 5.0,
         size: 11.0,
         anchor: Anchor::Middle,
-        text: format!("peak {}", human(st.peak_bytes)),
+        text: peak_label,
         color: PEAK,
     });
     s.push(Shape::Line {
@@ -329,7 +408,7 @@ pub fn figure(st: &Stats, info: &LogInfo, xaxis: XAxis, w: u32, h: u32) -> Figur
         dashed: false,
     });
 
-    // ---- bottom panel: size histogram
+    // ---- bottom panel: size histogram (the library's buckets: 0, then [2^(k-1), 2^k))
     let htop = bottom + 62.0;
     let hbottom = hf - 40.0;
     let nz: Vec<usize> = (0..stats::HIST_BUCKETS)
@@ -340,16 +419,50 @@ pub fn figure(st: &Stats, info: &LogInfo, xaxis: XAxis, w: u32, h: u32) -> Figur
         y: htop - 10.0,
         size: 12.0,
         anchor: Anchor::Start,
-        text: "allocations by requested size (bytes)".to_string(),
+        text: fit(
+            "allocations by requested size in bytes (a bar counts the sizes from its left edge up to its right edge)",
+            12.0,
+            wf - 16.0,
+        ),
         color: INK,
     });
     if let (Some(&first), Some(&last)) = (nz.first(), nz.last()) {
         let n = last - first + 1;
         let maxc = st.hist.iter().copied().max().unwrap_or(1).max(1) as f64;
         let slot = (right - left) / n as f64;
+        // Room for the count above each bar: all of them, or none (the axis then tells).
+        let counts: Vec<String> = (first..=last).map(|b| compact(st.hist[b])).collect();
+        let widest = counts
+            .iter()
+            .map(|c| text_extent(10.0, c).0)
+            .fold(0.0, f64::max);
+        let show_counts = widest + 4.0 <= slot;
+        let bar_room = hbottom - htop - if show_counts { 14.0 } else { 4.0 };
+        let ct = ticks(maxc, 3, 1.0);
+        let cmax = ct.last().copied().unwrap_or(1.0).max(maxc);
+        for &t in &ct {
+            let y = hbottom - t / cmax * bar_room;
+            s.push(Shape::Line {
+                x1: left,
+                y1: y,
+                x2: right,
+                y2: y,
+                color: GRID,
+                width: 1.0,
+                dashed: false,
+            });
+            s.push(Shape::Text {
+                x: left - 6.0,
+                y: y + 4.0,
+                size: 10.0,
+                anchor: Anchor::End,
+                text: compact(t as u64),
+                color: INK,
+            });
+        }
         for (k, b) in (first..=last).enumerate() {
             let c = st.hist[b] as f64;
-            let bh = c / maxc * (hbottom - htop - 14.0);
+            let bh = c / cmax * bar_room;
             let x = left + k as f64 * slot;
             if c > 0.0 {
                 s.push(Shape::Rect {
@@ -359,24 +472,54 @@ pub fn figure(st: &Stats, info: &LogInfo, xaxis: XAxis, w: u32, h: u32) -> Figur
                     h: bh,
                     fill: BAR,
                 });
-                s.push(Shape::Text {
-                    x: x + slot / 2.0,
-                    y: hbottom - bh - 3.0,
-                    size: 10.0,
-                    anchor: Anchor::Middle,
-                    text: format!("{}", st.hist[b]),
-                    color: INK,
-                });
+                if show_counts {
+                    s.push(Shape::Text {
+                        x: x + slot / 2.0,
+                        y: hbottom - bh - 3.0,
+                        size: 10.0,
+                        anchor: Anchor::Middle,
+                        text: counts[k].clone(),
+                        color: INK,
+                    });
+                }
             }
-            let (_, hi) = stats::hist_range(b);
-            let label = if b == 0 {
-                "0".to_string()
-            } else {
-                format!("<={}", size_label(hi))
-            };
+        }
+        // The edges of the bars, labelled with the size where a bar starts: every edge, or every
+        // 2nd, 4th... when the labels would not fit side by side.
+        let edges: Vec<(f64, String)> = (0..=n)
+            .filter_map(|j| {
+                let v = if j < n {
+                    stats::hist_range(first + j).0
+                } else {
+                    stats::hist_range(last).1.checked_add(1)?
+                };
+                Some((left + j as f64 * slot, size_label(v)))
+            })
+            .collect();
+        let widest = edges
+            .iter()
+            .map(|(_, t)| text_extent(10.0, t).0)
+            .fold(0.0, f64::max);
+        let mut step = 1;
+        while (step as f64) * slot < widest + 8.0 && step < edges.len() {
+            step *= 2;
+        }
+        for (j, (x, label)) in edges.into_iter().enumerate() {
+            if j % step != 0 {
+                continue;
+            }
+            s.push(Shape::Line {
+                x1: x,
+                y1: hbottom,
+                x2: x,
+                y2: hbottom + 4.0,
+                color: INK,
+                width: 1.0,
+                dashed: false,
+            });
             s.push(Shape::Text {
-                x: x + slot / 2.0,
-                y: hbottom + 14.0,
+                x,
+                y: hbottom + 15.0,
                 size: 10.0,
                 anchor: Anchor::Middle,
                 text: label,
@@ -738,5 +881,95 @@ fn glyph(c: char) -> [u8; 7] {
         '~' => [0x00, 0x00, 0x08, 0x15, 0x02, 0x00, 0x00],
         ' ' => [0; 7],
         _ => [0x1F, 0x11, 0x11, 0x11, 0x11, 0x11, 0x1F],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reader::LogInfo;
+
+    fn overlap(a: &[f64; 4], b: &[f64; 4]) -> bool {
+        a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3]
+    }
+
+    /// Every text of the figure lies inside it and no two overlap, with the PNG's font and with
+    /// an SVG viewer's.
+    fn assert_legible(f: &Figure, what: &str) {
+        let boxes: Vec<([f64; 4], &str)> = f
+            .shapes
+            .iter()
+            .filter_map(|s| {
+                let b = text_box(s)?;
+                let Shape::Text { text, .. } = s else {
+                    return None;
+                };
+                Some((b, text.as_str()))
+            })
+            .collect();
+        for (b, t) in &boxes {
+            assert!(
+                b[0] >= 0.0 && b[1] >= 0.0 && b[2] <= f.w as f64 && b[3] <= f.h as f64,
+                "{what}: {t:?} leaves the {}x{} figure: {b:?}",
+                f.w,
+                f.h
+            );
+        }
+        for (i, (a, ta)) in boxes.iter().enumerate() {
+            for (b, tb) in &boxes[i + 1..] {
+                assert!(!overlap(a, b), "{what}: {ta:?} {a:?} overlaps {tb:?} {b:?}");
+            }
+        }
+    }
+
+    fn stats(hist: &[(usize, u64)], peak: u64) -> Stats {
+        let mut st = Stats::new(true);
+        for &(k, n) in hist {
+            st.hist[k] = n;
+            st.alloc_blocks += n;
+        }
+        st.peak_bytes = peak;
+        st.peak_seq = 1234567;
+        st.peak_t = 1_500_000_000;
+        for i in 0..2000u64 {
+            st.by_time.record(i * 1_000_000, (i * 7919) % peak.max(1));
+            st.by_seq.record(i * 1000, (i * 7919) % peak.max(1));
+        }
+        st
+    }
+
+    #[test]
+    fn labels_are_legible() {
+        let info = LogInfo {
+            headers: vec![
+                (
+                    "program".into(),
+                    "/usr/lib/jvm/java-17-openjdk-amd64/bin/java-with-a-rather-long-name-indeed/and/more/of/it"
+                        .into(),
+                ),
+                ("pid".into(), "4194304".into()),
+            ],
+            ..Default::default()
+        };
+        // Sizes from 0 bytes to 1 GiB, counts from 1 to over a million: the labels that ran
+        // together (`<=256K<=512K`) in the first version of the plot.
+        let wide: Vec<(usize, u64)> = (0..=31)
+            .map(|k| (k, 1 + (k as u64 * 7919 * 13) % 1_234_567))
+            .collect();
+        let narrow = [(5, 12), (6, 1_000_000), (7, 3)];
+        let one = [(0, 1)];
+        for (w, h) in [(1000, 640), (800, 500), (1600, 900), (640, 480)] {
+            for (name, hist) in [
+                ("wide", &wide[..]),
+                ("narrow", &narrow[..]),
+                ("one", &one[..]),
+            ] {
+                for x in [XAxis::Time, XAxis::Events] {
+                    let st = stats(hist, 3 << 30);
+                    let f = figure(&st, &info, x, w, h);
+                    assert_legible(&f, &format!("{name} {w}x{h} {x:?}"));
+                }
+            }
+        }
     }
 }

@@ -9,7 +9,7 @@
 //! - hands events to the sink in `seq` order through a bounded reorder window (lines of
 //!   several threads may be slightly out of order in the file).
 
-use crate::parse::{self, Op, Record};
+use crate::parse::{self, MtraceRecord, MtraceWhere, Op, Record};
 use rustc_hash::FxHashMap;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -68,15 +68,44 @@ impl Stacks {
         Ok(id)
     }
 
+    /// Interns a stack given by a key other than a `caller` field (an mtrace caller).
+    fn intern_with(&mut self, key: &[u8], frames: impl FnOnce() -> Vec<u64>) -> u32 {
+        if let Some(&id) = self.ids.get(key) {
+            return id;
+        }
+        let id = self.frames.len() as u32;
+        self.frames.push(frames().into_boxed_slice());
+        self.ids.insert(key.into(), id);
+        id
+    }
+
     pub fn get(&self, id: u32) -> &[u64] {
         &self.frames[id as usize]
     }
 }
 
+/// The two formats the library writes (`log_format=text|mtrace`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Format {
+    /// docs/LOGFORMAT.md, first line `# ft_malloc log v1`.
+    #[default]
+    Text,
+    /// glibc's mtrace records, first line `= Start`: no pid, times or threads; sizes of freed
+    /// blocks come from the replay.
+    Mtrace,
+}
+
+/// Synthetic load base of the n-th module named in an mtrace log (whose callers are
+/// `path:[0xoffset]`): far above any user-space address, so an absolute caller never falls in
+/// one of them.
+const MTRACE_BASE: u64 = 1 << 56;
+const MTRACE_STRIDE: u64 = 1 << 40;
+
 /// What the reader learnt about the log besides the events.
 #[derive(Default)]
 pub struct LogInfo {
     pub path: String,
+    pub format: Format,
     pub headers: Vec<(String, String)>,
     /// (base, path), in file order.
     pub modules: Vec<(u64, String)>,
@@ -150,6 +179,35 @@ struct State {
     ro: Reorder,
     warn: bool,
     stop: bool,
+    /// The first line said which format this is (None before it).
+    format: Option<Format>,
+    /// Why the file is not a log (stops the reading).
+    fatal: Option<String>,
+    mtrace: MtraceState,
+}
+
+#[derive(Default)]
+struct MtraceState {
+    seq: u64,
+    /// A `< OLD` waiting for its `> NEW SIZE`: (old, stack).
+    pending: Option<(u64, u32)>,
+    bases: FxHashMap<Vec<u8>, u64>,
+}
+
+/// `text`, shown safely in a message: at most 60 characters, control bytes escaped.
+fn excerpt(line: &[u8]) -> String {
+    let mut shown = String::new();
+    for &b in line.iter().take(60) {
+        if (0x20..0x7f).contains(&b) {
+            shown.push(b as char);
+        } else {
+            shown.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    if line.len() > 60 {
+        shown.push_str("...");
+    }
+    shown
 }
 
 impl State {
@@ -251,9 +309,65 @@ impl State {
         }
     }
 
+    /// The first line says what the file is: an ft_malloc log (`# ft_malloc log v1`), an
+    /// mtrace log (`= Start`), or something else, which stops the reading.
+    #[cold]
+    fn first_line(&mut self, line: &[u8], complete: bool) {
+        use ft_format::{log, mtrace};
+        if line == log::MAGIC.as_bytes() {
+            self.format = Some(Format::Text);
+        } else if line == mtrace::START.as_bytes() {
+            self.format = Some(Format::Mtrace);
+            self.info.format = Format::Mtrace;
+        } else if !complete
+            && (log::MAGIC.as_bytes().starts_with(line)
+                || mtrace::START.as_bytes().starts_with(line))
+        {
+            self.fatal = Some(format!(
+                "{} ends inside its first line (`{}`): the program wrote nothing more",
+                self.info.path,
+                excerpt(line)
+            ));
+        } else if let Some(v) = line.strip_prefix(log::MAGIC_PREFIX.as_bytes()) {
+            self.fatal = Some(format!(
+                "{} is a log of format v{} (its first line is `{}`); this reader knows `{}`",
+                self.info.path,
+                excerpt(v),
+                excerpt(line),
+                log::MAGIC
+            ));
+        } else {
+            self.fatal = Some(format!(
+                "{} is not an ft_malloc log: its first line is `{}`, where a log starts with `{}` (or `{}` for log_format=mtrace)",
+                self.info.path,
+                excerpt(line),
+                log::MAGIC,
+                mtrace::START
+            ));
+        }
+        if self.fatal.is_some() {
+            self.stop = true;
+        }
+    }
+
     #[inline]
     fn line(&mut self, line_no: u64, line: &[u8], complete: bool) {
         if line.is_empty() {
+            return;
+        }
+        if self.format.is_none() {
+            self.first_line(line, complete);
+            if self.stop {
+                return;
+            }
+        }
+        if self.format == Some(Format::Mtrace) {
+            if complete {
+                self.mtrace_line(line_no, line);
+            } else {
+                self.info.truncated = true;
+                self.corrupt(line_no, "record cut short", line);
+            }
             return;
         }
         if !complete {
@@ -302,6 +416,100 @@ impl State {
     }
 }
 
+impl State {
+    /// The stack id of an mtrace caller field (one frame).
+    fn mtrace_stack(&mut self, caller: &[u8]) -> Result<u32, parse::ParseError> {
+        let frame = match parse::parse_mtrace_where(caller)? {
+            MtraceWhere::None => 0,
+            MtraceWhere::Addr(a) => a,
+            MtraceWhere::Offset(path, off) => {
+                let n = self.mtrace.bases.len() as u64;
+                let base = *self
+                    .mtrace
+                    .bases
+                    .entry(path.to_vec())
+                    .or_insert_with(|| MTRACE_BASE + n * MTRACE_STRIDE);
+                if base == MTRACE_BASE + n * MTRACE_STRIDE
+                    && !self.info.modules.iter().any(|(b, _)| *b == base)
+                {
+                    self.info
+                        .modules
+                        .push((base, String::from_utf8_lossy(path).into_owned()));
+                }
+                base + off
+            }
+        };
+        Ok(self.info.stacks.intern_with(caller, || vec![frame]))
+    }
+
+    fn mtrace_event(&mut self, op: Op, stack: u32, inp: u64, out: u64, size: u64) {
+        self.mtrace.seq += 1;
+        let seq = self.mtrace.seq;
+        self.push(Event {
+            seq,
+            t_ns: 0,
+            tid: 0,
+            op,
+            stack,
+            inp,
+            out,
+            size,
+            align: 0,
+        });
+    }
+
+    /// A `< OLD` never completed by `> NEW SIZE`: OLD was released.
+    fn mtrace_flush_pending(&mut self) {
+        if let Some((old, stack)) = self.mtrace.pending.take() {
+            self.mtrace_event(Op::Free, stack, old, 0, FREED_SIZE_UNKNOWN);
+        }
+    }
+
+    fn mtrace_line(&mut self, line_no: u64, line: &[u8]) {
+        let rec = match parse::parse_mtrace_line(line) {
+            Ok(MtraceRecord::Skip) => return,
+            Ok(r) => r,
+            Err(why) => return self.corrupt(line_no, why, line),
+        };
+        let caller = match &rec {
+            MtraceRecord::Alloc { caller, .. }
+            | MtraceRecord::Free { caller, .. }
+            | MtraceRecord::ReallocOld { caller, .. }
+            | MtraceRecord::ReallocNew { caller, .. }
+            | MtraceRecord::ReallocFailed { caller, .. } => *caller,
+            MtraceRecord::Skip => return,
+        };
+        let stack = match self.mtrace_stack(caller) {
+            Ok(s) => s,
+            Err(why) => return self.corrupt(line_no, why, line),
+        };
+        if !matches!(rec, MtraceRecord::ReallocNew { .. }) {
+            self.mtrace_flush_pending();
+        }
+        match rec {
+            MtraceRecord::Alloc { addr, size, .. } => {
+                self.mtrace_event(Op::Malloc, stack, 0, addr, size)
+            }
+            MtraceRecord::Free { addr, .. } => {
+                self.mtrace_event(Op::Free, stack, addr, 0, FREED_SIZE_UNKNOWN)
+            }
+            MtraceRecord::ReallocOld { addr, .. } => self.mtrace.pending = Some((addr, stack)),
+            MtraceRecord::ReallocNew { addr, size, .. } => {
+                let old = self.mtrace.pending.take().map_or(0, |(o, _)| o);
+                self.mtrace_event(Op::Realloc, stack, old, addr, size)
+            }
+            MtraceRecord::ReallocFailed { addr, size, .. } => {
+                self.mtrace_event(Op::Realloc, stack, addr, 0, size)
+            }
+            MtraceRecord::Skip => {}
+        }
+    }
+}
+
+/// The `size` of a free read from an mtrace log, which does not say it (any non-zero size ends
+/// the block; zero would mean a refused free).
+pub const FREED_SIZE_UNKNOWN: u64 = u64::MAX;
+
 static PROGRESS_SHOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 fn clear_progress() {
@@ -339,6 +547,9 @@ pub fn read_log<S: Sink>(path: &str, sink: &mut S, opts: &Options) -> std::io::R
         },
         warn: opts.warn,
         stop: false,
+        format: None,
+        fatal: None,
+        mtrace: MtraceState::default(),
     };
     let progress = opts.progress && total > (64 << 20) && std::io::stderr().is_terminal();
     std::thread::scope(|scope| {
@@ -436,7 +647,21 @@ fn parse_all(
             let _ = std::io::stderr().flush();
         }
     }
+    if let Some(why) = st.fatal.take() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, why));
+    }
+    if st.format.is_none() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "{} is empty: not an ft_malloc log (a log starts with `{}`; the program may have ended before the library wrote it)",
+                st.info.path,
+                ft_format::log::MAGIC
+            ),
+        ));
+    }
     if !st.stop {
+        st.mtrace_flush_pending();
         st.drain(true);
         st.flush();
     }

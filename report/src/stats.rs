@@ -7,28 +7,9 @@ use crate::reader::{Event, Sink};
 use crate::replay::Heap;
 use rustc_hash::{FxHashMap, FxHashSet};
 
-/// Number of size-histogram buckets: [0], [1], [2], (2,4], (4,8], ... (2^63, 2^64).
-pub const HIST_BUCKETS: usize = 66;
-
-pub fn hist_bucket(size: u64) -> usize {
-    if size == 0 {
-        0
-    } else {
-        65 - (size - 1).leading_zeros() as usize
-    }
-}
-
-/// Inclusive size range of a histogram bucket.
-pub fn hist_range(b: usize) -> (u64, u64) {
-    match b {
-        0 => (0, 0),
-        1 => (1, 1),
-        _ => (
-            (1u64 << (b - 2)) + 1,
-            if b >= 65 { u64::MAX } else { 1u64 << (b - 1) },
-        ),
-    }
-}
+/// The size histogram's buckets are the library's (0, then `[2^(k-1), 2^k)`), from the format
+/// crate both sides share.
+pub use ft_format::{HIST_BUCKETS, bucket as hist_bucket, bucket_range as hist_range};
 
 #[derive(Clone, Copy, Default, Debug)]
 pub struct Site {
@@ -361,10 +342,10 @@ mod tests {
         assert_eq!(hist_bucket(0), 0);
         assert_eq!(hist_bucket(1), 1);
         assert_eq!(hist_bucket(2), 2);
-        assert_eq!(hist_bucket(3), 3);
+        assert_eq!(hist_bucket(3), 2);
         assert_eq!(hist_bucket(4), 3);
-        assert_eq!(hist_bucket(5), 4);
-        assert_eq!(hist_bucket(u64::MAX), 65);
+        assert_eq!(hist_bucket(5), 3);
+        assert_eq!(hist_bucket(u64::MAX), HIST_BUCKETS - 1);
         for b in 0..HIST_BUCKETS {
             let (lo, hi) = hist_range(b);
             assert_eq!(hist_bucket(lo), b);

@@ -15,9 +15,17 @@ use std::time::Duration;
 pub struct Rewriter {
     sym: Symbolizer,
     exists: FxHashMap<Vec<u8>, bool>,
+    /// ERROR reports seen (their first lines; `ERROR SUMMARY` lines are not reports).
     pub errors: u64,
+    /// LEAK lines seen (one per leaking site).
     pub leaks: u64,
+    /// What the launcher's summary needs, per process (see `notes`).
+    notes: Vec<String>,
+    leak_lines: FxHashMap<u32, usize>,
 }
+
+/// LEAK lines kept per process for the launcher's summary (the rest are only counted).
+const LEAK_LINES_KEPT: usize = 10;
 
 fn is_token_start(line: &[u8], i: usize) -> bool {
     i == 0
@@ -36,6 +44,8 @@ impl Rewriter {
             exists: FxHashMap::default(),
             errors: 0,
             leaks: 0,
+            notes: Vec::new(),
+            leak_lines: FxHashMap::default(),
         }
     }
 
@@ -49,23 +59,68 @@ impl Rewriter {
         e
     }
 
+    /// Notes what the launcher's summary takes from the program's stderr, one record a line:
+    /// `error PID` (an ERROR report's first line), `error_summary PID N`, `leak PID TEXT`,
+    /// `leak_summary PID TEXT`, `leak_skipped PID`, `abort PID` (the library aborted after a
+    /// report), `ldso TEXT` (the dynamic loader refused to preload a library).
     fn count(&mut self, line: &[u8]) {
-        // ft_malloc[PID]: ERROR: ...   /   ft_malloc[PID]: LEAK: ...
-        if let Some(rest) = line.strip_prefix(b"ft_malloc[")
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        // ft_malloc[PID]: ERROR: ...   /   ft_malloc[PID]: LEAK: ...  (after whatever the
+        // program left on the line without ending it)
+        let at = memchr::memmem::find(line, b"ft_malloc[").unwrap_or(0);
+        if let Some(rest) = line[at..].strip_prefix(b"ft_malloc[")
             && let Some(k) = memchr::memchr(b']', rest)
+            && let Ok(pid) = std::str::from_utf8(&rest[..k]).unwrap_or("").parse::<u32>()
         {
             let r = &rest[k + 1..];
-            if r.starts_with(b": ERROR") {
+            let text = |p: &[u8]| String::from_utf8_lossy(&r[p.len()..]).into_owned();
+            if let Some(n) = r.strip_prefix(b": ERROR SUMMARY: ") {
+                let n: String = n
+                    .iter()
+                    .take_while(|b| b.is_ascii_digit())
+                    .map(|&b| b as char)
+                    .collect();
+                self.notes.push(format!("error_summary {pid} {n}"));
+            } else if r.starts_with(b": ERROR") {
                 self.errors += 1;
-            } else if r.starts_with(b": LEAK:") {
+                self.notes.push(format!("error {pid}"));
+            } else if r.starts_with(b": LEAK: ") {
                 self.leaks += 1;
+                let kept = self.leak_lines.entry(pid).or_insert(0);
+                if *kept < LEAK_LINES_KEPT {
+                    *kept += 1;
+                    self.notes.push(format!("leak {pid} {}", text(b": LEAK: ")));
+                }
+            } else if r.starts_with(b": LEAK SUMMARY: ") {
+                self.notes
+                    .push(format!("leak_summary {pid} {}", text(b": LEAK SUMMARY: ")));
+            } else if r.starts_with(b": leak summary: ") {
+                self.notes
+                    .push(format!("leak_summary {pid} {}", text(b": leak summary: ")));
+            } else if r.starts_with(b": WARNING: leak check skipped") {
+                self.notes.push(format!("leak_skipped {pid}"));
+            } else if r.starts_with(b": aborting") {
+                self.notes.push(format!("abort {pid}"));
             }
+        } else if memchr::memmem::find(line, b"ld.so: object '").is_some()
+            && memchr::memmem::find(line, b"LD_PRELOAD").is_some()
+        {
+            self.notes
+                .push(format!("ldso {}", String::from_utf8_lossy(line)));
         }
     }
 
     /// Rewrite one line (any terminator included) into `out`.
     pub fn line(&mut self, line: &[u8], out: &mut Vec<u8>) {
-        self.count(line);
+        let start = out.len();
+        self.rewrite(line, out);
+        // Counted as shown: LEAK lines keep their `function (file:line)`.
+        let shown = out[start..].to_vec();
+        self.count(&shown);
+    }
+
+    fn rewrite(&mut self, line: &[u8], out: &mut Vec<u8>) {
         let mut copied = 0;
         let mut from = 0;
         while let Some(k) = memchr::memmem::find(&line[from..], b"+0x") {
@@ -191,15 +246,17 @@ pub fn run(symbols: bool, counts: Option<&str>) -> std::io::Result<()> {
         }
     }
     if let Some(p) = counts {
-        std::fs::write(
-            p,
-            format!(
-                "errors {}\nleaks {}\nnewline {}\n",
-                rw.errors,
-                rw.leaks,
-                u8::from(ends_with_newline)
-            ),
-        )?;
+        let mut text = format!(
+            "errors {}\nleaks {}\nnewline {}\n",
+            rw.errors,
+            rw.leaks,
+            u8::from(ends_with_newline)
+        );
+        for n in &rw.notes {
+            text.push_str(n);
+            text.push('\n');
+        }
+        std::fs::write(p, text)?;
     }
     Ok(())
 }
@@ -218,8 +275,26 @@ mod tests {
         out.clear();
         rw.line(b"ft_malloc[42]: ERROR: double free of 0x1\n", &mut out);
         rw.line(b"ft_malloc[42]:   allocated by malloc()\n", &mut out);
-        rw.line(b"ft_malloc[42]: LEAK: 13 bytes\n", &mut out);
+        rw.line(
+            b"no newline at the endft_malloc[42]: LEAK: 13 bytes\n",
+            &mut out,
+        );
         rw.line(b"ft_malloc[42]: LEAK SUMMARY: 13 bytes\n", &mut out);
+        rw.line(b"ft_malloc[42]: ERROR SUMMARY: 3 error(s)\n", &mut out);
+        rw.line(
+            b"ERROR: ld.so: object '/x/lib.so' from LD_PRELOAD cannot be preloaded (wrong ELF class: ELFCLASS64): ignored.\n",
+            &mut out,
+        );
         assert_eq!((rw.errors, rw.leaks), (1, 1));
+        assert_eq!(
+            rw.notes,
+            [
+                "error 42",
+                "leak 42 13 bytes",
+                "leak_summary 42 13 bytes",
+                "error_summary 42 3",
+                "ldso ERROR: ld.so: object '/x/lib.so' from LD_PRELOAD cannot be preloaded (wrong ELF class: ELFCLASS64): ignored."
+            ]
+        );
     }
 }

@@ -57,7 +57,7 @@ fn leak_reported_at_file_line_with_summary() {
     let r = launch(
         &d,
         &["--leaks", "--", exe.to_str().unwrap(), "5", "7"],
-        &[("FAKE_REPORT", "1")],
+        &[("FAKE_REPORT", "1"), ("FAKE_REACHABLE", "4096/1")],
     );
     assert_eq!(r.status.code(), Some(7), "{}", r.stderr);
     let src = c_src("leak.c");
@@ -77,28 +77,50 @@ fn leak_reported_at_file_line_with_summary() {
         "{}",
         r.stderr
     );
-    assert!(r.stderr.contains("errors     1 reported"), "{}", r.stderr);
+    // The library's count and LEAK verdict, from its exit announcement.
+    assert!(
+        r.stderr.contains("errors     1 (ft_malloc's count)"),
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.contains("status     exit 7"), "{}", r.stderr);
     assert!(
-        r.stderr
-            .contains("65 bytes in 5 blocks never freed, from 1 site"),
+        r.stderr.contains(
+            "leaks      65 bytes in 5 blocks unreachable (4096 bytes in 1 block still reachable at exit)"
+        ),
         "{}",
         r.stderr
     );
     assert!(
-        r.stderr.contains(&format!(
-            "65 bytes in 5 blocks at make_name ({}:{line})",
-            src.display()
-        )),
+        r.stderr
+            .contains("log        none (--trace FILE writes one)"),
         "{}",
         r.stderr
     );
-    assert!(r.stderr.contains("peak 1065 bytes in use"), "{}", r.stderr);
-    assert!(
-        r.stderr.contains("log        temporary, removed"),
-        "{}",
-        r.stderr
+    // --error-exitcode: the errors decide the exit status.
+    let r = launch(
+        &d,
+        &[
+            "--error-exitcode",
+            "99",
+            "--",
+            exe.to_str().unwrap(),
+            "5",
+            "7",
+        ],
+        &[("FAKE_REPORT", "1")],
     );
+    assert_eq!(r.status.code(), Some(99), "{}", r.stderr);
+    let r = launch(
+        &d,
+        &["--error-exitcode=99", "--", exe.to_str().unwrap(), "5", "7"],
+        &[],
+    );
+    assert_eq!(r.status.code(), Some(7), "{}", r.stderr);
+    for bad in ["0", "256", "x", ""] {
+        let r = launch(&d, &["--error-exitcode", bad, "true"], &[]);
+        assert_eq!(r.status.code(), Some(2), "{bad}: {}", r.stderr);
+    }
 }
 
 #[test]
@@ -113,6 +135,31 @@ fn exit_status_signal_and_not_found() {
         r.stderr
     );
     assert!(!r.stderr.contains("Segmentation fault"), "{}", r.stderr);
+    // A crash without a report is not a clean run.
+    assert!(
+        r.stderr.contains(
+            "errors     none reported, but the program died of SIGSEGV: a crash ft_malloc did not explain, so this run is not clean"
+        ) && r.stderr.contains("rerun with --guard"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("errors     0"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("leaks      not checked: the process did not run its exit handlers"),
+        "{}",
+        r.stderr
+    );
+    // Nor is a failure: no verdict on memory.
+    let r = launch(&d, &[exe.to_str().unwrap(), "1", "3"], &[]);
+    assert_eq!(r.status.code(), Some(3), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "errors     none reported, but the program failed (exit 3), which is no verdict on its memory"
+        ) && r.stderr.contains("if it should have succeeded, rerun with --guard"),
+        "{}",
+        r.stderr
+    );
     let r = launch(&d, &["--", "no-such-program-ft"], &[]);
     assert_eq!(r.status.code(), Some(127));
     assert!(
@@ -141,8 +188,17 @@ fn trace_with_pid_names_children_apart() {
         &["--trace", "logs dir/run.%p.log", "--", "sh", "-c", &script],
         &[],
     );
-    // (the directory does not exist: the library cannot open the log; nothing breaks)
-    assert_eq!(r.status.code(), Some(0), "{}", r.stderr);
+    // The directory does not exist: refused before the program runs.
+    assert_eq!(r.status.code(), Some(2), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "--trace {}: directory {} does not exist",
+            d.join("logs dir/run.%p.log").display(),
+            d.join("logs dir").display()
+        )),
+        "{}",
+        r.stderr
+    );
     std::fs::create_dir_all(d.join("logs dir")).unwrap();
     let r = launch(
         &d,
@@ -164,12 +220,18 @@ fn trace_with_pid_names_children_apart() {
             r.stderr
         );
     }
+    // The two runs of the program: one line each, with their LEAK verdict.
     assert!(
-        r.stderr.contains("26 bytes in 2 blocks never freed"),
+        r.stderr
+            .contains(": leaks 26 bytes in 2 blocks unreachable"),
         "{}",
         r.stderr
     );
-    assert!(r.stderr.contains("13 bytes in 1 block"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(": leaks 13 bytes in 1 block unreachable"),
+        "{}",
+        r.stderr
+    );
     // A third run in the same directory: its summary lists only its own logs.
     let r3 = launch(
         &d,
@@ -219,11 +281,10 @@ fn modes_set_malloc_debug() {
         assert!(r.status.success(), "{}", r.stderr);
         r.stdout
     };
-    let tmp_log = |s: &str| s.contains(",log=") && s.contains("/log.%p");
-    let v = show(&[]);
-    assert!(v.starts_with("1,log=") && tmp_log(&v), "{v}");
-    assert!(show(&["--guard"]).starts_with("full,log="));
-    assert!(show(&["--sample", "100"]).starts_with("sample=100,log="));
+    // No log without --trace: the run costs what MALLOC_DEBUG alone costs.
+    assert_eq!(show(&[]), "1");
+    assert_eq!(show(&["--guard"]), "full");
+    assert_eq!(show(&["--sample", "100"]), "sample=100");
     let v = show(&[
         "--debug",
         "canary=1,quarantine=4m",
@@ -232,10 +293,7 @@ fn modes_set_malloc_debug() {
         "10",
         "--no-children",
     ]);
-    assert!(
-        v.starts_with("canary=1,quarantine=4m,log=") && v.ends_with(",leaks,fail=10,nochildren"),
-        "{v}"
-    );
+    assert_eq!(v, "canary=1,quarantine=4m,leaks,fail=10,nochildren");
     let v = show(&["--trace", "/tmp/x.%p.log"]);
     assert_eq!(v, "1,log=/tmp/x.%p.log");
     let r = launch(&d, &["--trace", "/tmp/a,b.log", "true"], &[]);
@@ -255,6 +313,10 @@ fn help_lists_every_option_with_an_example() {
         "--fail",
         "--debug",
         "--no-children",
+        "--error-exitcode",
+        "--children=full",
+        "FT_MALLOC_ANNOUNCE",
+        "125",
         "report summary",
         "report leaks",
         "report top",
@@ -277,6 +339,8 @@ fn help_lists_every_option_with_an_example() {
         "--fail",
         "--debug",
         "--no-children",
+        "--error-exitcode",
+        "--children=full",
     ] {
         assert!(
             r.stdout.contains(&format!("ft-malloc {opt}")),
@@ -313,7 +377,9 @@ fn interrupt_reaches_the_program_and_the_summary_is_printed() {
     assert_eq!(o.status.code(), Some(130), "{err}");
     assert!(err.contains("killed by signal 2 (INT)"), "{err}");
     assert!(
-        err.contains("process    /usr/bin/sleep") || err.contains("process    /bin/sleep"),
+        err.contains(
+            "errors     none found before the program was stopped by SIGINT (the run did not finish)"
+        ),
         "{err}"
     );
 }
@@ -350,7 +416,11 @@ fn real_library_reports_are_symbolized() {
         err.contains(&format!("release ({}:{free_line})", src.display())),
         "{err}"
     );
-    assert!(err.contains("errors     1 reported"), "{err}");
+    assert!(
+        err.contains("errors     1 (reported on stderr before the program ended)")
+            && err.contains("ft_malloc aborted the program after the first report"),
+        "{err}"
+    );
     assert!(err.contains("killed by signal 6 (ABRT)"), "{err}");
 }
 
@@ -393,19 +463,21 @@ fn real_library_end_to_end() {
         )),
         "{err}"
     );
-    // The summary, from the log.
-    assert!(err.contains("errors     0 reported"), "{err}");
+    // The summary: the library's verdict, and the log's figures.
+    assert!(err.contains("errors     0\n"), "{err}");
     assert!(err.contains("status     exit 0"), "{err}");
     assert!(
         err.contains("4 allocations, 1039 bytes in all; 39 bytes in 3 blocks live at the end"),
         "{err}"
     );
     assert!(
-        err.contains("leaks      39 bytes in 3 blocks never freed, from 1 site"),
+        err.contains("leaks      39 bytes in 3 blocks unreachable\n"),
         "{err}"
     );
     assert!(
-        err.contains(&format!("39 bytes in 3 blocks at {at}")),
+        err.contains(&format!(
+            "             39 bytes in 3 block(s) allocated by malloc() from {at}"
+        )),
         "{err}"
     );
     let logs: Vec<PathBuf> = std::fs::read_dir(&d)
@@ -448,4 +520,347 @@ fn real_library_end_to_end() {
         "{out}"
     );
     assert!(out.contains(&format!("at {at}")), "{out}");
+}
+
+/// `cc -g -O0 tests/c/NAME.c` into `dir` (plus extra flags); None when the compiler refuses
+/// the flags (a static link without a static libc).
+fn program(dir: &Path, name: &str, out: &str, extra: &[&str]) -> Option<PathBuf> {
+    let exe = dir.join(out);
+    let st = Command::new("cc")
+        .args(["-g", "-O0", "-fno-omit-frame-pointer"])
+        .args(extra)
+        .arg(c_src(&format!("{name}.c")))
+        .arg("-o")
+        .arg(&exe)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    st.success().then_some(exe)
+}
+
+/// The launcher with the real library.
+fn launch_real(dir: &Path, args: &[&std::ffi::OsStr]) -> Run {
+    let o = Command::new(launcher())
+        .args(args)
+        .current_dir(dir)
+        .env("FT_MALLOC_LIB", real_lib())
+        .env("FT_MALLOC_REPORT", BIN)
+        .env_remove("MALLOC_DEBUG")
+        .output()
+        .unwrap();
+    Run {
+        status: o.status,
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+fn os<'a>(v: &'a [&'a str]) -> Vec<&'a std::ffi::OsStr> {
+    v.iter().map(std::ffi::OsStr::new).collect()
+}
+
+/// What the launcher printed after the program's own output.
+fn summary_of(r: &Run) -> &str {
+    let at = r
+        .stderr
+        .find("==== ft-malloc summary")
+        .unwrap_or_else(|| panic!("no summary:\n{}", r.stderr));
+    &r.stderr[at..]
+}
+
+/// A program that deletes list nodes while walking them dies of SIGSEGV under --check: the
+/// summary says the run is not clean and suggests --guard, under which the library stops the
+/// read of the freed node and reports it.
+#[test]
+fn real_library_crash_under_check_is_not_clean() {
+    let d = tmpdir("launch-crash");
+    let exe = program(&d, "list_delete", "list delete", &[]).unwrap();
+    let r = launch_real(&d, &os(&["--check", "--", exe.to_str().unwrap()]));
+    assert_eq!(r.status.code(), Some(128 + 11), "{}", r.stderr);
+    let s = summary_of(&r);
+    assert!(!s.contains("errors     0"), "{s}");
+    assert!(
+        s.contains("errors     none reported, but the program died of SIGSEGV: a crash ft_malloc did not explain, so this run is not clean\n           rerun with --guard"),
+        "{s}"
+    );
+    assert!(!s.contains("never freed"), "{s}");
+    let r = launch_real(&d, &os(&["--guard", "--", exe.to_str().unwrap()]));
+    assert_eq!(r.status.code(), Some(128 + 11), "{}", r.stderr);
+    let line = line_of(&c_src("list_delete.c"), "USE-AFTER-FREE");
+    assert!(
+        r.stderr.contains("ERROR: use after free (read)")
+            && r.stderr.contains(&format!("list_delete.c:{line})")),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        summary_of(&r).contains("errors     1 (reported on stderr before the program ended)"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// One count, the library's: with on_error=continue the same double free three times is one
+/// report and `ERROR SUMMARY: 3 error(s)`, and the summary says 3 (the ERROR SUMMARY line is not
+/// an error of its own); --error-exitcode turns errors into the exit status.
+#[test]
+fn real_library_error_count_is_the_librarys() {
+    let d = tmpdir("launch-count");
+    let exe = program(&d, "double_frees", "double frees", &[]).unwrap();
+    let e = exe.to_str().unwrap();
+    for n in [3, 1] {
+        let r = launch_real(
+            &d,
+            &os(&["--debug", "1,on_error=continue", "--", e, &n.to_string()]),
+        );
+        assert_eq!(r.status.code(), Some(0), "{}", r.stderr);
+        assert!(
+            r.stderr.contains(&format!("ERROR SUMMARY: {n} error(s)")),
+            "{}",
+            r.stderr
+        );
+        assert!(
+            summary_of(&r).contains(&format!("errors     {n} (ft_malloc's count)\n")),
+            "{}",
+            r.stderr
+        );
+    }
+    let r = launch_real(
+        &d,
+        &os(&[
+            "--debug",
+            "1,on_error=continue",
+            "--error-exitcode",
+            "42",
+            "--",
+            e,
+            "2",
+        ]),
+    );
+    assert_eq!(r.status.code(), Some(42), "{}", r.stderr);
+    let r = launch_real(&d, &os(&["--error-exitcode", "42", "--", e, "0"]));
+    assert_eq!(r.status.code(), Some(0), "{}", r.stderr);
+    assert!(summary_of(&r).contains("errors     0\n"), "{}", r.stderr);
+}
+
+/// The leaks of the summary are the library's LEAK verdict (unreachable blocks), not every block
+/// a log shows unfreed: stdio's buffer is still reachable, said apart. After a crash, no leak
+/// list at all.
+#[test]
+fn real_library_leak_verdict_is_the_librarys() {
+    let d = tmpdir("launch-leaks");
+    let exe = program(&d, "leak_and_print", "leak and print", &[]).unwrap();
+    let e = exe.to_str().unwrap();
+    let line = line_of(&c_src("leak_and_print.c"), "LEAK-LINE");
+    let log = d.join("trace.%p.log");
+    for args in [
+        vec!["--", e],
+        vec!["--trace", log.to_str().unwrap(), "--", e],
+    ] {
+        let r = launch_real(&d, &os(&args));
+        assert_eq!(r.status.code(), Some(0), "{}", r.stderr);
+        let s = summary_of(&r);
+        assert!(
+            s.contains("leaks      80 bytes in 2 blocks unreachable (4096 bytes in 1 block still reachable at exit)\n"),
+            "{s}"
+        );
+        assert!(
+            s.contains(&format!(
+                "             80 bytes in 2 block(s) allocated by malloc() from lose ({}:{line})",
+                c_src("leak_and_print.c").display()
+            )),
+            "{s}"
+        );
+        assert!(
+            !s.contains("_IO_file_doallocate") && !s.contains("never freed"),
+            "{s}"
+        );
+    }
+    let r = launch_real(&d, &os(&["--", e, "segv"]));
+    assert_eq!(r.status.code(), Some(128 + 11), "{}", r.stderr);
+    let s = summary_of(&r);
+    assert!(
+        s.contains("leaks      not checked: the process did not run its exit handlers"),
+        "{s}"
+    );
+    assert!(!s.contains("bytes in"), "{s}");
+}
+
+/// --sample N: a double free is an ERROR with its call site (debugging is on), not a WARNING.
+#[test]
+fn real_library_sample_mode_reports_a_double_free() {
+    let d = tmpdir("launch-sample");
+    let exe = program(&d, "double_free", "double free", &[]).unwrap();
+    let r = launch_real(&d, &os(&["--sample", "10", "--", exe.to_str().unwrap()]));
+    assert_eq!(r.status.code(), Some(128 + 6), "{}", r.stderr);
+    let src = c_src("double_free.c");
+    let line = line_of(&src, "FREE-LINE");
+    assert!(
+        r.stderr.contains("]: ERROR: double free of 0x")
+            && r.stderr.contains(&format!(
+                "free() called from release ({}:{line})",
+                src.display()
+            )),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("WARNING"), "{}", r.stderr);
+    assert!(summary_of(&r).contains("errors     1 "), "{}", r.stderr);
+}
+
+/// A statically linked program runs without the library: the launcher says so and why, and
+/// exits with 125, also with -q.
+#[test]
+fn static_program_is_not_checked() {
+    let d = tmpdir("launch-static");
+    let Some(exe) = program(&d, "leak_and_print", "static prog", &["-static"]) else {
+        eprintln!("skipped: cc -static does not link here (no static libc)");
+        return;
+    };
+    let want = "ft-malloc: ft_malloc was not loaded into ./static prog: it is statically linked: no dynamic loader runs, so LD_PRELOAD is never read. Nothing was checked in it.\n";
+    let r = launch_real(&d, &os(&["--", "./static prog"]));
+    assert_eq!(r.status.code(), Some(125), "{}", r.stderr);
+    assert!(r.stderr.contains(want), "{}", r.stderr);
+    let s = summary_of(&r);
+    assert!(
+        s.contains("errors     not checked: ft_malloc was not loaded into the program"),
+        "{s}"
+    );
+    assert!(!s.contains("errors     0"), "{s}");
+    let r = launch_real(&d, &os(&["-q", "--", "./static prog"]));
+    assert_eq!(r.status.code(), Some(125), "{}", r.stderr);
+    assert!(r.stderr.ends_with(want), "{}", r.stderr);
+    let _ = exe;
+}
+
+/// A set-user-ID program (owned by another user) runs in secure-execution mode, where the
+/// loader ignores our LD_PRELOAD: 125 and why. Needs root to give the file away.
+#[test]
+fn setuid_program_is_not_checked() {
+    let d = tmpdir("launch-setuid");
+    let exe = program(&d, "leak_and_print", "suid prog", &[]).unwrap();
+    let given = Command::new("chown")
+        .args(["nobody"])
+        .arg(&exe)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    use std::os::unix::fs::PermissionsExt;
+    if !given || std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o4755)).is_err() {
+        eprintln!("skipped: cannot make a set-user-ID program of another user (not root)");
+        return;
+    }
+    let r = launch_real(&d, &os(&["--", "./suid prog"]));
+    if r.stdout != "printed\n" {
+        eprintln!("skipped: the set-user-ID program did not run (nosuid mount?)");
+        return;
+    }
+    assert_eq!(r.status.code(), Some(125), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("ft-malloc: ft_malloc was not loaded into ./suid prog: it is set-user-ID: it runs in secure-execution mode"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// A child the library was not loaded into (a static program between two dynamic ones) is
+/// listed, and does not fail the run; the dynamic grandchild is checked as usual.
+#[test]
+fn child_without_the_library_is_listed() {
+    let d = tmpdir("launch-without");
+    let Some(stat) = program(&d, "run_child", "run child static", &["-static"]) else {
+        eprintln!("skipped: cc -static does not link here (no static libc)");
+        return;
+    };
+    let dynamic = program(&d, "run_child", "run child", &[]).unwrap();
+    let leaky = program(&d, "leak_and_print", "leak and print", &[]).unwrap();
+    let r = launch_real(
+        &d,
+        &[dynamic.as_os_str(), stat.as_os_str(), leaky.as_os_str()],
+    );
+    assert_eq!(r.status.code(), Some(0), "{}", r.stderr);
+    let s = summary_of(&r);
+    assert!(
+        s.contains(&format!(
+            "{} (executed by {}): ft_malloc was not loaded into it",
+            stat.display(),
+            dynamic.display()
+        )) && s.contains("\nwithout    pid "),
+        "{s}"
+    );
+    assert!(
+        s.contains(&format!(
+            "{}: leaks 80 bytes in 2 blocks unreachable",
+            leaky.display()
+        )),
+        "{s}"
+    );
+    assert!(s.contains("errors     0\n"), "{s}");
+}
+
+/// Children: one line each for those with something to say, the clean ones together by program;
+/// --children=full lists every one.
+#[test]
+fn children_are_summarised() {
+    let (_, exe) = fixtures();
+    let d = tmpdir("launch-children");
+    let script = format!("for i in 1 2 3; do '{0}' 0; done; '{0}' 2", exe.display());
+    let r = launch(&d, &["--", "sh", "-c", &script], &[]);
+    assert_eq!(r.status.code(), Some(0), "{}", r.stderr);
+    let s = summary_of(&r);
+    assert!(
+        s.contains("children   4 processes with ft_malloc, 1 with errors or leaks\n"),
+        "{s}"
+    );
+    assert!(
+        s.contains(&format!(
+            "  clean: 3 processes (3 x {}; --children=full lists each)\n",
+            exe.display()
+        )),
+        "{s}"
+    );
+    assert_eq!(s.matches("  pid ").count(), 1, "{s}");
+    assert!(
+        s.contains(&format!(
+            "{}: leaks 26 bytes in 2 blocks unreachable",
+            exe.display()
+        )),
+        "{s}"
+    );
+    assert!(!s.contains("process    "), "{s}");
+    let r = launch(&d, &["--children=full", "--", "sh", "-c", &script], &[]);
+    let s = summary_of(&r);
+    assert_eq!(
+        s.matches(&format!("{}: clean\n", exe.display())).count(),
+        3,
+        "{s}"
+    );
+    assert_eq!(s.matches("  pid ").count(), 4, "{s}");
+}
+
+/// --trace into a directory that does not exist is refused before the program runs.
+#[test]
+fn trace_into_a_missing_directory_is_refused_before_running() {
+    let d = tmpdir("launch-trace-missing");
+    let marker = d.join("ran");
+    let r = launch(
+        &d,
+        &[
+            "--trace",
+            "/nonexistent dir/x.log",
+            "--",
+            "sh",
+            "-c",
+            &format!("touch '{}'", marker.display()),
+        ],
+        &[],
+    );
+    assert_eq!(r.status.code(), Some(2), "{}", r.stderr);
+    assert_eq!(
+        r.stderr,
+        "ft-malloc: --trace /nonexistent dir/x.log: directory /nonexistent dir does not exist\n"
+    );
+    assert!(!marker.exists());
+    let r = launch(&d, &["--trace", "/x/%p/y.log", "true"], &[]);
+    assert_eq!(r.status.code(), Some(2), "{}", r.stderr);
 }

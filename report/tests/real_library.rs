@@ -120,7 +120,7 @@ fn history_of_a_block_used_after_free() {
     for probe in [
         format!("0x{a:x}"),
         format!("0x{:x}", a + 20),
-        format!("{}", a + 35),
+        format!("{:x}", a + 35),
     ] {
         let h = ok(&["history", log.to_str().unwrap(), &probe]).stdout;
         let m = h.find(&format!("malloc(36) = 0x{a:x}  [block allocated]"));

@@ -194,6 +194,6 @@ fn symbolize_filter() {
     assert!(all.ends_with(b"\xff\xfe raw bytes\n"));
     assert_eq!(
         std::fs::read_to_string(d.join("counts")).unwrap(),
-        "errors 1\nleaks 0\nnewline 1\n"
+        "errors 1\nleaks 0\nnewline 1\nerror 7\n"
     );
 }

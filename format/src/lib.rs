@@ -1,0 +1,370 @@
+//! What ft_malloc (the preloaded library) and the programs that read its output (the log
+//! reader `ft-malloc-report`, the launcher `scripts/ft-malloc`) must agree on, in one place:
+//!
+//! - the operations of the malloc family: their numbering, names and count ([`Op`]);
+//! - the size histogram: the bucket of a requested size and the range of a bucket ([`bucket`]);
+//! - the record tags of the text log and of its mtrace variant ([`log`], [`mtrace`],
+//!   docs/LOGFORMAT.md);
+//! - the announce file through which the library tells the launcher which processes it was
+//!   loaded into and its verdict at exit ([`announce`]).
+//!
+//! `no_std`, no dependencies, nothing allocates: the library links it as it is. A change here
+//! changes both sides at once; a reader that matches on [`Op`] without a wildcard stops
+//! compiling when an operation is added.
+#![cfg_attr(not(test), no_std)]
+
+/// An entry point of the malloc family: stored as a block's origin, counted per call, named in
+/// log events. The numbering is the library's (`Op as u8` indexes its per-call counters).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Op {
+    Malloc = 0,
+    Calloc,
+    Realloc,
+    Reallocarray,
+    Memalign,
+    PosixMemalign,
+    AlignedAlloc,
+    Valloc,
+    Pvalloc,
+    New,
+    NewArr,
+    Free,
+    Delete,
+    DeleteArr,
+    /// `malloc_usable_size`: counted by the library, never written to a log.
+    UsableSize,
+}
+
+/// Number of operations (`Op as usize < OP_COUNT`).
+pub const OP_COUNT: usize = 15;
+
+/// Operation names, indexed by `Op as usize`: the `op` field of a log's `E` record.
+pub const OP_NAMES: [&str; OP_COUNT] = [
+    "malloc",
+    "calloc",
+    "realloc",
+    "reallocarray",
+    "memalign",
+    "posix_memalign",
+    "aligned_alloc",
+    "valloc",
+    "pvalloc",
+    "new",
+    "new[]",
+    "free",
+    "delete",
+    "delete[]",
+    "malloc_usable_size",
+];
+
+/// Longest name in [`OP_NAMES`] (the library pads names to a fixed block).
+pub const OP_NAME_MAX: usize = 18;
+
+const _: () = {
+    let mut i = 0;
+    while i < OP_COUNT {
+        assert!(OP_NAMES[i].len() <= OP_NAME_MAX);
+        assert!(Op::ALL[i] as usize == i);
+        i += 1;
+    }
+};
+
+impl Op {
+    /// Every operation, in numbering order.
+    pub const ALL: [Op; OP_COUNT] = [
+        Op::Malloc,
+        Op::Calloc,
+        Op::Realloc,
+        Op::Reallocarray,
+        Op::Memalign,
+        Op::PosixMemalign,
+        Op::AlignedAlloc,
+        Op::Valloc,
+        Op::Pvalloc,
+        Op::New,
+        Op::NewArr,
+        Op::Free,
+        Op::Delete,
+        Op::DeleteArr,
+        Op::UsableSize,
+    ];
+
+    /// The name in the log (`malloc`, `new[]`, ...).
+    pub const fn name(self) -> &'static str {
+        OP_NAMES[self as usize]
+    }
+
+    /// The name as a C++ programmer reads it in a report (`operator new`).
+    pub const fn call_name(self) -> &'static str {
+        match self {
+            Op::New => "operator new",
+            Op::NewArr => "operator new[]",
+            Op::Delete => "operator delete",
+            Op::DeleteArr => "operator delete[]",
+            _ => self.name(),
+        }
+    }
+
+    /// The operation numbered `v`, if any.
+    pub const fn from_u8(v: u8) -> Option<Op> {
+        if (v as usize) < OP_COUNT {
+            Some(Op::ALL[v as usize])
+        } else {
+            None
+        }
+    }
+
+    /// The operation named `b` in a log record, if any. Only the logged operations are
+    /// recognised (`malloc_usable_size` is never logged).
+    #[inline]
+    pub fn from_name(b: &[u8]) -> Option<Op> {
+        // Dispatch on the length, then compare with constants of that length (a couple of
+        // integer compares, no memcmp call): the reader calls this once per event.
+        Some(match b.len() {
+            3 if b == b"new" => Op::New,
+            4 if b == b"free" => Op::Free,
+            5 if b == b"new[]" => Op::NewArr,
+            6 => match b {
+                b"malloc" => Op::Malloc,
+                b"calloc" => Op::Calloc,
+                b"valloc" => Op::Valloc,
+                b"delete" => Op::Delete,
+                _ => return None,
+            },
+            7 => match b {
+                b"realloc" => Op::Realloc,
+                b"pvalloc" => Op::Pvalloc,
+                _ => return None,
+            },
+            8 => match b {
+                b"memalign" => Op::Memalign,
+                b"delete[]" => Op::DeleteArr,
+                _ => return None,
+            },
+            12 if b == b"reallocarray" => Op::Reallocarray,
+            13 if b == b"aligned_alloc" => Op::AlignedAlloc,
+            14 if b == b"posix_memalign" => Op::PosixMemalign,
+            _ => return None,
+        })
+    }
+
+    /// Written to the log as an `E` record (every operation but `malloc_usable_size`).
+    pub const fn logged(self) -> bool {
+        !matches!(self, Op::UsableSize)
+    }
+
+    /// free, delete, delete[]: end the block passed in.
+    pub const fn is_free(self) -> bool {
+        matches!(self, Op::Free | Op::Delete | Op::DeleteArr)
+    }
+
+    /// realloc, reallocarray: end the block passed in (if any) and return another.
+    pub const fn is_realloc(self) -> bool {
+        matches!(self, Op::Realloc | Op::Reallocarray)
+    }
+
+    /// Takes an alignment (the `align` field of its records is meaningful).
+    pub const fn is_aligned(self) -> bool {
+        matches!(
+            self,
+            Op::Memalign | Op::PosixMemalign | Op::AlignedAlloc | Op::Valloc | Op::Pvalloc
+        )
+    }
+
+    /// Returns a new block (counted in the size histogram): every operation but the frees and
+    /// `malloc_usable_size`.
+    pub const fn allocates(self) -> bool {
+        !self.is_free() && self.logged()
+    }
+}
+
+// ------------------------------------------------------------------ size histogram
+
+/// Buckets of the size histogram: 0 for size 0, `k` for sizes in `[2^(k-1), 2^k)`, the last
+/// one open-ended.
+pub const HIST_BUCKETS: usize = 48;
+
+/// The histogram bucket of a requested size.
+#[inline]
+pub const fn bucket(size: u64) -> usize {
+    let k = (u64::BITS - size.leading_zeros()) as usize;
+    if k < HIST_BUCKETS {
+        k
+    } else {
+        HIST_BUCKETS - 1
+    }
+}
+
+/// The sizes of bucket `k`, both ends included (the last bucket ends at `u64::MAX`).
+pub const fn bucket_range(k: usize) -> (u64, u64) {
+    if k == 0 {
+        (0, 0)
+    } else if k >= HIST_BUCKETS - 1 {
+        (1 << (HIST_BUCKETS - 2), u64::MAX)
+    } else {
+        (1 << (k - 1), (1 << k) - 1)
+    }
+}
+
+// ------------------------------------------------------------------ the text log
+
+/// The text log (docs/LOGFORMAT.md): one record per line, the first byte says which.
+pub mod log {
+    /// First line of every log.
+    pub const MAGIC: &str = "# ft_malloc log v1";
+    /// The start of [`MAGIC`] common to every version (`# ft_malloc log v2` would be a
+    /// version this reader does not know).
+    pub const MAGIC_PREFIX: &str = "# ft_malloc log v";
+    /// `# key value`: a header line.
+    pub const HEADER: u8 = b'#';
+    /// `M <base> <path>`: a loaded module.
+    pub const MODULE: u8 = b'M';
+    /// `E <seq> <t_ns> <tid> <op> <in> <out> <size> <align> <caller>[,<frame>...]`.
+    pub const EVENT: u8 = b'E';
+    /// Fields of an `E` record after the tag.
+    pub const EVENT_FIELDS: usize = 9;
+
+    /// Header keys (`# key value`).
+    pub mod key {
+        pub const PROGRAM: &str = "program";
+        pub const PID: &str = "pid";
+        pub const PPID: &str = "ppid";
+        pub const FORKED_FROM: &str = "forked_from";
+        pub const PAGE_SIZE: &str = "page_size";
+        pub const START_NS: &str = "start_ns";
+        pub const DEBUG: &str = "debug";
+    }
+}
+
+/// glibc's mtrace records, which the library writes with `log_format=mtrace` (glibc's
+/// malloc/mtrace-impl.c; read by glibc's `mtrace` script).
+pub mod mtrace {
+    /// First line.
+    pub const START: &str = "= Start";
+    /// Last line (glibc writes it at muntrace, the library at exit).
+    pub const END: &str = "= End";
+    /// `@ <where> <record>`: the caller, then the record.
+    pub const AT: u8 = b'@';
+    /// `+ ADDR SIZE`: an allocation (`+ (nil) SIZE` when it failed).
+    pub const ALLOC: u8 = b'+';
+    /// `- ADDR`: a free.
+    pub const FREE: u8 = b'-';
+    /// `< OLD`: a realloc releases OLD ...
+    pub const REALLOC_OLD: u8 = b'<';
+    /// `> NEW SIZE`: ... and returns NEW.
+    pub const REALLOC_NEW: u8 = b'>';
+    /// `! OLD SIZE`: a failed realloc (OLD stays).
+    pub const REALLOC_FAILED: u8 = b'!';
+    /// How a failed allocation's address is written.
+    pub const NIL: &str = "(nil)";
+    /// The other tool that reads these logs.
+    pub const READER: &str = "glibc's `mtrace PROGRAM LOG` (Debian package libc-devtools)";
+}
+
+// ------------------------------------------------------------------ the announce file
+
+/// The announce file: how the library tells the launcher which processes it was loaded into
+/// and, at exit, its verdict.
+///
+/// The launcher creates the file (first line [`MAGIC`]) and puts its absolute path in the
+/// environment variable [`ENV`]. A process that loads the library, outside secure-execution
+/// mode, appends one line at start, one in a forked child, and one at a normal exit. Each line
+/// is one `write(2)` on a descriptor opened with `O_WRONLY|O_APPEND|O_CLOEXEC|O_NOFOLLOW`
+/// (never `O_CREAT`) and closed right after, so lines of different processes never mix and no
+/// descriptor stays open for the program to close or inherit. Fields are `key=value` tokens
+/// separated by one space; paths escape the bytes `\`, space and every byte below 0x21 or
+/// equal to 0x7f as `\xHH`.
+///
+/// ```text
+/// # ft_malloc announce v1
+/// start pid=4242 ppid=4200 debug=1 exe=/usr/bin/python3.11 parent=/usr/bin/bash
+/// fork pid=4243 ppid=4242
+/// exit pid=4243 errors=0 leak_check=on peak=1048576
+/// exit pid=4242 errors=3 leak_check=on leaked=48/2 reachable=4096/1 peak=2097152
+/// ```
+///
+/// - `start`: the library was initialised in this process image (after an `exec`, the same pid
+///   starts again with its new `exe`). `debug` is 1 when `MALLOC_DEBUG` turned debugging on;
+///   `parent` is the parent's executable as seen at start (empty when unreadable).
+/// - `fork`: a child forked by a process that has the library (`fork(2)`; `vfork` and
+///   `posix_spawn` children write nothing until they `exec`).
+/// - `exit`: the process ended through `exit()` (not `_exit`, a signal or `abort`): `errors`
+///   is the number of errors the library detected in this process (since the fork, for a
+///   forked child), as its `ERROR SUMMARY` counts them; `leak_check` is `off` (not asked
+///   for), `on` or `skipped` (asked for, but the heap stayed busy); `leaked` and `reachable`
+///   are `bytes/blocks` of the leak check's unreachable and still-reachable blocks, when the
+///   check has handed its totals over; `peak` is the peak of live bytes when debugging
+///   tracked it. Readers ignore keys they do not know.
+pub mod announce {
+    /// The environment variable holding the announce file's absolute path.
+    pub const ENV: &str = "FT_MALLOC_ANNOUNCE";
+    /// First line of the file (written by the launcher).
+    pub const MAGIC: &str = "# ft_malloc announce v1";
+    pub const START: &str = "start";
+    pub const FORK: &str = "fork";
+    pub const EXIT: &str = "exit";
+    /// Keys of the `key=value` fields.
+    pub mod key {
+        pub const PID: &str = "pid";
+        pub const PPID: &str = "ppid";
+        pub const DEBUG: &str = "debug";
+        pub const EXE: &str = "exe";
+        pub const PARENT: &str = "parent";
+        pub const ERRORS: &str = "errors";
+        pub const LEAK_CHECK: &str = "leak_check";
+        pub const LEAKED: &str = "leaked";
+        pub const REACHABLE: &str = "reachable";
+        pub const PEAK: &str = "peak";
+    }
+    /// Values of `leak_check`.
+    pub const LEAK_CHECK_OFF: &str = "off";
+    pub const LEAK_CHECK_ON: &str = "on";
+    pub const LEAK_CHECK_SKIPPED: &str = "skipped";
+    /// Longest line the library writes (paths are cut to fit).
+    pub const MAX_LINE: usize = 1024;
+
+    /// Whether byte `b` of a path is written as `\xHH`.
+    pub const fn escaped(b: u8) -> bool {
+        b <= b' ' || b == 0x7f || b == b'\\'
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for op in Op::ALL {
+            assert_eq!(Op::from_u8(op as u8), Some(op));
+            if op.logged() {
+                assert_eq!(Op::from_name(op.name().as_bytes()), Some(op));
+            } else {
+                assert_eq!(Op::from_name(op.name().as_bytes()), None);
+            }
+        }
+        assert_eq!(Op::from_u8(OP_COUNT as u8), None);
+        assert_eq!(Op::from_name(b"mallocx"), None);
+        assert_eq!(Op::from_name(b""), None);
+        assert_eq!(OP_NAMES.iter().map(|n| n.len()).max(), Some(OP_NAME_MAX));
+    }
+
+    #[test]
+    fn buckets_cover_every_size_once() {
+        assert_eq!(bucket(0), 0);
+        assert_eq!(bucket(1), 1);
+        assert_eq!(bucket(24), 5);
+        assert_eq!(bucket(u64::MAX), HIST_BUCKETS - 1);
+        let mut next = 0u64;
+        for k in 0..HIST_BUCKETS {
+            let (lo, hi) = bucket_range(k);
+            assert_eq!(lo, next, "bucket {k}");
+            assert!(hi >= lo);
+            assert_eq!(bucket(lo), k);
+            assert_eq!(bucket(hi), k);
+            next = hi.wrapping_add(1);
+        }
+        assert_eq!(next, 0, "the last bucket ends at u64::MAX");
+    }
+}
