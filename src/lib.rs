@@ -12,6 +12,7 @@ pub mod canary;
 pub mod check;
 pub mod cmd;
 pub mod config;
+pub mod depot;
 pub mod dump;
 #[cfg(not(test))]
 pub mod entry;
@@ -33,6 +34,7 @@ pub mod size_class;
 pub mod stats;
 pub mod sys;
 pub mod tls;
+pub mod unwind;
 pub mod zone;
 
 #[cfg(not(test))]

@@ -1,0 +1,276 @@
+//! Call stacks from the DWARF call-frame information every module carries, without
+//! allocating, safe in a signal handler.
+//!
+//! API: `capture(out, skip_until_ra)` from the current context (the malloc path passes the
+//! caller its entry trampoline saw, so our own frames are not reported) and
+//! `capture_from_ucontext(uc, out)` for a signal handler (the interrupted pc, then its callers);
+//! `stats()` for the statistics. Frames are return addresses (the first of
+//! `capture_from_ucontext` is the exact pc); symbolize them offline.
+//!
+//! How a frame is unwound (x86-64):
+//! 1. the module of the address: `module` (`_dl_find_object`, once per run of frames in the
+//!    same object, so `dlopen`/`dlclose` are seen at every walk);
+//! 2. its rule: `rule::get` (a lock-free cache, a few ns), else `cfi::row_at` parses
+//!    `.eh_frame_hdr`/`.eh_frame` and the row is packed into the cache when it fits;
+//! 3. the caller's registers: rsp/rbp/pc from the compact rule, or the full row (any register,
+//!    DWARF expressions through `expr`) for the rest, e.g. glibc's signal trampoline
+//!    `__restore_rt`; a trampoline without CFI is recognised by its bytes
+//!    (`mov rax, 15; syscall`) and the registers read from its `ucontext`.
+//!
+//! Other architectures compile and report the given caller only.
+//!
+//! # Invariants
+//! - Never faults: stack words are read through `stack::Mem` (bounded by the thread's probed
+//!   stack or probed page by page), module bytes through `module::Segments`.
+//! - Stops cleanly, without a guess, at: an address in no module (JIT code) or without CFI, an
+//!   undefined return address (`clone`, `_start`), a caller's stack pointer that does not move
+//!   up (except across a signal frame), a return address below 4096, `MAX_STEPS` frames.
+//! - Allocation-free: everything lives on the walker's stack (about 2 KiB on a cold frame).
+
+#[cfg(target_arch = "x86_64")]
+mod cfi;
+#[cfg(target_arch = "x86_64")]
+mod expr;
+#[cfg(target_arch = "x86_64")]
+mod module;
+#[cfg(target_arch = "x86_64")]
+mod regs;
+#[cfg(target_arch = "x86_64")]
+mod rule;
+#[cfg(target_arch = "x86_64")]
+mod stack;
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// Frames a walk visits at most (skipped ones included).
+pub const MAX_STEPS: usize = 512;
+/// Frames of our own searched for the caller before giving up on the walk.
+const SKIP_LIMIT: usize = 32;
+
+/// Rows parsed from the tables (first sight of an address, or a row that is never cached).
+static COLD: AtomicU64 = AtomicU64::new(0);
+/// Frames unwound with a full row (signal frames, expressions).
+static SLOW: AtomicU64 = AtomicU64::new(0);
+
+/// Unwinder statistics.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    pub cold_rows: u64,
+    pub full_rows: u64,
+    pub cached_rules: usize,
+}
+
+pub fn stats() -> Stats {
+    Stats {
+        cold_rows: COLD.load(Ordering::Relaxed),
+        full_rows: SLOW.load(Ordering::Relaxed),
+        #[cfg(target_arch = "x86_64")]
+        cached_rules: rule::used(),
+        #[cfg(not(target_arch = "x86_64"))]
+        cached_rules: 0,
+    }
+}
+
+/// Fills `out` with the call stack of the current thread, innermost first, and returns the
+/// number of frames. With `skip_until_ra != 0` the frames before that return address (our
+/// own) are dropped, so `out[0] == skip_until_ra`; if it is not found among the first frames,
+/// `out` gets it alone (1). With 0, `out[0]` is the return address of `capture`'s caller.
+#[inline(never)]
+pub fn capture(out: &mut [usize], skip_until_ra: usize) -> usize {
+    if out.is_empty() {
+        return 0;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        let n = walk(regs::Regs::current(), false, out, skip_until_ra, true);
+        if n > 0 || skip_until_ra == 0 {
+            return n;
+        }
+    }
+    out[0] = skip_until_ra;
+    (skip_until_ra != 0) as usize
+}
+
+/// Fills `out` with the stack of the context a signal interrupted: `out[0]` is its pc, then the
+/// callers. Returns the number of frames.
+///
+/// # Safety
+/// `uc` is null or points to a readable `ucontext_t` (a signal handler's third argument).
+pub unsafe fn capture_from_ucontext(uc: *const core::ffi::c_void, out: &mut [usize]) -> usize {
+    if out.is_empty() || uc.is_null() {
+        return 0;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: the caller's contract.
+        let r = unsafe { regs::Regs::from_ucontext(uc as *const libc::ucontext_t) };
+        out[0] = r.pc();
+        1 + walk(r, true, &mut out[1..], 0, false)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        // SAFETY: the caller's contract.
+        let uc = unsafe { &*(uc as *const libc::ucontext_t) };
+        #[cfg(target_arch = "aarch64")]
+        {
+            out[0] = uc.uc_mcontext.pc as usize;
+        }
+        #[cfg(not(target_arch = "aarch64"))]
+        {
+            let _ = uc;
+            out[0] = 0;
+        }
+        1
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+use {
+    cfi::{NREGS, RA, RBP, RSP, Rule as Reg},
+    module::{Module, Segments},
+    regs::Regs,
+    rule::{Base, Rule},
+    stack::Mem,
+};
+
+/// Unwinds from `r` (`exact`: its pc is not a return address), storing each caller's pc.
+#[cfg(target_arch = "x86_64")]
+fn walk(mut r: Regs, mut exact: bool, out: &mut [usize], skip: usize, may_lock: bool) -> usize {
+    let mut mem = Mem::new(r.sp());
+    let mut cur: Option<Module> = None;
+    let mut n = 0usize;
+    let mut skipping = skip != 0;
+    for step in 0..MAX_STEPS {
+        if n == out.len() || (skipping && step > SKIP_LIMIT) {
+            break;
+        }
+        let pc = r.pc();
+        let key = if exact { pc } else { pc - 1 };
+        let m = match cur {
+            Some(m) if key >= m.start && key < m.end => m,
+            _ => match module::find(key, may_lock) {
+                Some(m) => {
+                    cur = Some(m);
+                    m
+                }
+                None => break,
+            },
+        };
+        let next = match rule::get(key, m.stamp) {
+            Some(rule) => apply(rule, &r, &mut mem).map(|c| (c, false)),
+            None => cold(key, &m, &r, &mut mem, exact),
+        };
+        let Some((c, signal)) = next else { break };
+        if (!signal && c.sp() <= r.sp()) || c.pc() < 4096 {
+            break;
+        }
+        r = c;
+        exact = signal;
+        if signal {
+            mem.adopt(r.sp()); // the interrupted code may run on another stack
+        }
+        if skipping {
+            if r.pc() != skip {
+                continue;
+            }
+            skipping = false;
+        }
+        out[n] = r.pc();
+        n += 1;
+    }
+    if skipping { 0 } else { n }
+}
+
+/// The caller's registers by a compact rule (rsp, rbp, pc; the others become unknown).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn apply(rule: Rule, r: &Regs, mem: &mut Mem) -> Option<Regs> {
+    let Rule::Frame { base, off, ra, rbp } = rule else {
+        return None;
+    };
+    let off = off as isize;
+    let cfa = match base {
+        Base::Rsp => r.sp().wrapping_add_signed(off),
+        Base::Rbp => r.get(RBP)?.wrapping_add_signed(off),
+        Base::RbpDeref => mem.read(r.get(RBP)?.wrapping_add_signed(off))?,
+    };
+    let mut c = *r;
+    c.keep_frame_only();
+    c.set(RA, mem.read(cfa.wrapping_add_signed(ra as isize * 8))?);
+    if rbp != 0 {
+        c.set(RBP, mem.read(cfa.wrapping_add_signed(rbp as isize * 8))?);
+    }
+    c.set(RSP, cfa);
+    Some(c)
+}
+
+/// First sight of `key` (or a row that is never cached): parse the tables, cache the compact
+/// rule when there is one, else unwind by the full row. Returns the caller's registers and
+/// whether they come from a signal frame.
+#[cfg(target_arch = "x86_64")]
+#[inline(never)]
+fn cold(key: usize, m: &Module, r: &Regs, mem: &mut Mem, exact: bool) -> Option<(Regs, bool)> {
+    COLD.fetch_add(1, Ordering::Relaxed);
+    let segs = Segments::of(m);
+    let Some(row) = cfi::row_at(m, &segs, key) else {
+        if !exact && is_sigreturn(key + 1, &segs) {
+            let c = Regs::from_saved_ucontext(r.sp(), |a| mem.read(a))?;
+            return Some((c, true));
+        }
+        rule::put(key, m.stamp, Rule::End);
+        return None;
+    };
+    if let Some(rule) = Rule::from_row(&row) {
+        rule::put(key, m.stamp, rule);
+        return apply(rule, r, mem).map(|c| (c, false));
+    }
+    SLOW.fetch_add(1, Ordering::Relaxed);
+    full(&row, r, mem).map(|c| (c, row.signal))
+}
+
+/// glibc's x86-64 `__restore_rt`: `mov rax, 15 (rt_sigreturn); syscall`.
+#[cfg(target_arch = "x86_64")]
+fn is_sigreturn(pc: usize, segs: &Segments) -> bool {
+    const CODE: [u8; 9] = [0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05];
+    segs.from(pc).is_some_and(|b| b.starts_with(&CODE))
+}
+
+/// The caller's registers by a full row: every register rule, expressions included.
+#[cfg(target_arch = "x86_64")]
+fn full(row: &cfi::Row, r: &Regs, mem: &mut Mem) -> Option<Regs> {
+    let cfa = match row.cfa {
+        cfi::Cfa::RegOff(reg, off) => r.get(reg as usize)?.wrapping_add_signed(off as isize),
+        cfi::Cfa::Expr(at, len) => expr::eval(row.expr(at, len), r, Some(mem), None)?,
+    };
+    let mut c = Regs::empty();
+    for (reg, &rule) in row.regs.iter().enumerate().take(NREGS) {
+        let v = match rule {
+            Reg::Unspecified | Reg::Same => {
+                if reg == RA {
+                    return None;
+                }
+                r.get(reg)
+            }
+            Reg::Undefined => None,
+            Reg::Offset(o) => mem.read(cfa.wrapping_add_signed(o as isize)),
+            Reg::ValOffset(o) => Some(cfa.wrapping_add_signed(o as isize)),
+            Reg::Register(from) => r.get(from as usize),
+            Reg::Expr(at, len) => {
+                expr::eval(row.expr(at, len), r, Some(mem), Some(cfa)).and_then(|a| mem.read(a))
+            }
+            Reg::ValExpr(at, len) => expr::eval(row.expr(at, len), r, Some(mem), Some(cfa)),
+        };
+        if let Some(v) = v {
+            c.set(reg, v);
+        }
+    }
+    if matches!(row.regs[RSP], Reg::Unspecified | Reg::Same) {
+        c.set(RSP, cfa);
+    }
+    c.get(RA)?;
+    c.get(RSP)?;
+    Some(c)
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests;

@@ -1,0 +1,246 @@
+//! Which loaded object holds a code address, where its unwind tables are, and which of its
+//! bytes may be read.
+//!
+//! `_dl_find_object` (glibc 2.35+) answers without locks and is async-signal-safe; it is
+//! referenced weakly (an undefined weak symbol, version need marked weak by the linker), so the
+//! library still loads on an older glibc, where `dl_iterate_phdr` (which takes the loader's
+//! lock) answers instead, and only outside signal handlers. Both see objects loaded and
+//! unloaded later (`dlopen`/`dlclose`) at every call.
+//!
+//! # Invariants
+//! - A `Module` describes an object that was loaded when it was found; its `stamp` (a hash of
+//!   its range, tables and link map) changes when another object takes the same addresses, so
+//!   rules cached under the old stamp are not used for the new object.
+//! - `Segments` lists only the readable `PT_LOAD` ranges of the object's program headers: the
+//!   table readers build their slices inside one of them and never read the gaps between.
+
+use core::ffi::{c_int, c_void};
+
+/// One loaded object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Module {
+    /// `[start, end)`: the object's whole mapping (may contain unreadable gaps).
+    pub start: usize,
+    pub end: usize,
+    /// Its `.eh_frame_hdr` (0 when it has none).
+    pub eh_hdr: usize,
+    /// Load bias (`l_addr`): virtual addresses of its headers plus this.
+    pub bias: usize,
+    /// Identity of this load of this object (see the invariants).
+    pub stamp: u16,
+}
+
+/// `struct dl_find_object` of glibc 2.35 (`<dlfcn.h>`).
+#[repr(C)]
+struct DlFindObject {
+    flags: u64,
+    map_start: usize,
+    map_end: usize,
+    link_map: *const usize,
+    eh_frame: usize,
+    reserved: [u64; 7],
+}
+
+type FindObject = unsafe extern "C" fn(*mut c_void, *mut DlFindObject) -> c_int;
+
+/// `_dl_find_object` when the running glibc has it.
+#[inline(always)]
+fn find_object_fn() -> Option<FindObject> {
+    let p: usize;
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: loads a GOT entry (0 for an absent weak symbol); writes nothing.
+    unsafe {
+        core::arch::asm!(
+            ".weak _dl_find_object",
+            "mov {}, qword ptr [rip + _dl_find_object@GOTPCREL]",
+            out(reg) p,
+            options(nostack, readonly, preserves_flags)
+        );
+    }
+    if p == 0 {
+        return None;
+    }
+    // SAFETY: a non-null address of the symbol of that name, whose C signature this is.
+    Some(unsafe { core::mem::transmute::<usize, FindObject>(p) })
+}
+
+fn stamp(a: usize, b: usize, c: usize, d: usize) -> u16 {
+    let mut h = (a as u64) ^ 0x9e37_79b9_7f4a_7c15;
+    for x in [b, c, d] {
+        h = (h ^ x as u64).wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 29;
+    }
+    ((h >> 32) as u16).max(1)
+}
+
+/// The object holding `pc`. `may_lock`: the caller is not a signal handler, so the
+/// `dl_iterate_phdr` fallback (loader lock) may run on a glibc without `_dl_find_object`.
+pub fn find(pc: usize, may_lock: bool) -> Option<Module> {
+    if let Some(f) = find_object_fn() {
+        // SAFETY: zeroed is a valid value of this plain C struct.
+        let mut r: DlFindObject = unsafe { core::mem::zeroed() };
+        // SAFETY: r is a valid out-parameter; the function only reads pc as an address.
+        if unsafe { f(pc as *mut c_void, &mut r) } != 0 || r.link_map.is_null() {
+            return None;
+        }
+        // SAFETY: a live link map (the object holding pc is loaded); l_addr is its first field
+        // in the public `struct link_map` of <link.h>.
+        let bias = unsafe { *r.link_map };
+        return Some(Module {
+            start: r.map_start,
+            end: r.map_end,
+            eh_hdr: r.eh_frame,
+            bias,
+            stamp: stamp(r.map_start, r.map_end, r.eh_frame, r.link_map as usize),
+        });
+    }
+    if may_lock { iterate(pc) } else { None }
+}
+
+/// The `dl_iterate_phdr` answer (loader lock; not for signal handlers).
+pub fn iterate(pc: usize) -> Option<Module> {
+    struct Search {
+        pc: usize,
+        found: Option<Module>,
+    }
+    unsafe extern "C" fn each(
+        info: *mut libc::dl_phdr_info,
+        _size: usize,
+        data: *mut c_void,
+    ) -> c_int {
+        // SAFETY: data is the Search passed below; info is valid during the callback.
+        let (s, info) = unsafe { (&mut *(data as *mut Search), &*info) };
+        let bias = info.dlpi_addr as usize;
+        let (mut lo, mut hi, mut eh, mut hit) = (usize::MAX, 0usize, 0usize, false);
+        for i in 0..info.dlpi_phnum as usize {
+            // SAFETY: dlpi_phdr has dlpi_phnum entries.
+            let ph = unsafe { &*info.dlpi_phdr.add(i) };
+            let va = bias.wrapping_add(ph.p_vaddr as usize);
+            if ph.p_type == libc::PT_LOAD {
+                lo = lo.min(va & !4095);
+                hi = hi.max(va + ph.p_memsz as usize);
+                hit |= s.pc >= va && s.pc < va + ph.p_memsz as usize;
+            } else if ph.p_type == libc::PT_GNU_EH_FRAME {
+                eh = va;
+            }
+        }
+        if !hit {
+            return 0;
+        }
+        s.found = Some(Module {
+            start: lo,
+            end: hi,
+            eh_hdr: eh,
+            bias,
+            stamp: stamp(lo, hi, eh, info.dlpi_name as usize),
+        });
+        1
+    }
+    let mut s = Search { pc, found: None };
+    // SAFETY: the callback matches the prototype and only touches `s` during the call.
+    unsafe { libc::dl_iterate_phdr(Some(each), &mut s as *mut Search as *mut c_void) };
+    s.found
+}
+
+/// The readable `PT_LOAD` ranges of a module.
+pub struct Segments {
+    ranges: [(usize, usize); 12],
+    n: usize,
+}
+
+impl Segments {
+    /// Reads the program headers through the ELF header mapped at `m.start` (the first page of
+    /// the first segment); an object whose first page is not an ELF header gets no segments.
+    pub fn of(m: &Module) -> Segments {
+        let mut s = Segments {
+            ranges: [(0, 0); 12],
+            n: 0,
+        };
+        if m.start == 0 || m.start & 4095 != 0 {
+            return s;
+        }
+        // SAFETY: the first page of a loaded object is mapped and readable (its first PT_LOAD
+        // starts there, and every object's first segment is readable); 4096 is the least page.
+        let page = unsafe { core::slice::from_raw_parts(m.start as *const u8, 4096) };
+        if page[..4] != *b"\x7fELF" || page[4] != 2 {
+            return s;
+        }
+        let phoff = u64::from_le_bytes(page[32..40].try_into().unwrap_or([0; 8])) as usize;
+        let phentsize = u16::from_le_bytes([page[54], page[55]]) as usize;
+        let phnum = u16::from_le_bytes([page[56], page[57]]) as usize;
+        if phentsize < 56
+            || phoff
+                .checked_add(phnum * phentsize)
+                .is_none_or(|e| e > 4096)
+        {
+            return s;
+        }
+        for i in 0..phnum {
+            let ph = &page[phoff + i * phentsize..phoff + i * phentsize + 56];
+            let word = |o: usize| u64::from_le_bytes(ph[o..o + 8].try_into().unwrap_or([0; 8]));
+            let ptype = u32::from_le_bytes([ph[0], ph[1], ph[2], ph[3]]);
+            let flags = u32::from_le_bytes([ph[4], ph[5], ph[6], ph[7]]);
+            if ptype != libc::PT_LOAD || flags & libc::PF_R == 0 || s.n == s.ranges.len() {
+                continue;
+            }
+            let lo = m.bias.wrapping_add(word(16) as usize);
+            let Some(hi) = lo.checked_add(word(40) as usize) else {
+                continue;
+            };
+            if lo >= m.start && hi <= m.end && lo < hi {
+                s.ranges[s.n] = (lo, hi);
+                s.n += 1;
+            }
+        }
+        s
+    }
+
+    /// The bytes from `addr` to the end of the readable segment holding it.
+    pub fn from(&self, addr: usize) -> Option<&'static [u8]> {
+        let &(_, hi) = self.ranges[..self.n]
+            .iter()
+            .find(|&&(lo, hi)| addr >= lo && addr < hi)?;
+        // SAFETY: [addr, hi) lies in a readable PT_LOAD segment of a loaded object (type
+        // invariant); the object's tables are not written after loading.
+        Some(unsafe { core::slice::from_raw_parts(addr as *const u8, hi - addr) })
+    }
+
+    /// True when `[addr, addr + len)` lies in one readable segment.
+    #[cfg(test)]
+    pub fn contains(&self, addr: usize, len: usize) -> bool {
+        self.from(addr).is_some_and(|b| b.len() >= len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[inline(never)]
+    fn here() -> usize {
+        here as fn() -> usize as usize
+    }
+
+    #[test]
+    fn finds_the_test_binary_and_libc() {
+        let pc = here();
+        let m = find(pc, false).expect("_dl_find_object knows the test binary");
+        assert!(m.start <= pc && pc < m.end);
+        assert!(m.eh_hdr > m.start && m.eh_hdr < m.end, "{m:x?}");
+        let segs = Segments::of(&m);
+        assert!(
+            segs.contains(m.eh_hdr, 4),
+            "eh_frame_hdr is in a readable segment"
+        );
+        assert!(segs.contains(pc, 1));
+        // The dl_iterate_phdr fallback agrees on the range and the tables.
+        let it = iterate(pc).expect("dl_iterate_phdr");
+        assert_eq!((it.start, it.eh_hdr, it.bias), (m.start, m.eh_hdr, m.bias));
+        let libc_pc = libc::getpid as unsafe extern "C" fn() -> i32 as usize;
+        let l = find(libc_pc, false).unwrap();
+        assert_ne!(l.stamp, m.stamp);
+        assert!(find(0x10, false).is_none());
+        let stack = 0usize;
+        assert!(find(&stack as *const usize as usize, false).is_none());
+    }
+}

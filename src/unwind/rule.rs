@@ -1,0 +1,296 @@
+//! Compact unwind rules and their cache.
+//!
+//! Most rows compilers emit for x86-64 say: CFA = rsp or rbp + offset (or, after gcc's stack
+//! realignment, CFA = *(rbp + k)), the return address at CFA + r, rbp saved at CFA + s or
+//! unchanged; or the return address is undefined (a thread's first frame). Such a row packs
+//! into one `u64`. The cache maps a lookup address (a return address minus one, or an exact pc)
+//! to that word in a fixed, direct-mapped table, so a frame seen before costs one hashed load.
+//! Rows that do not fit (signal frames, other expressions, other registers) are not cached.
+//!
+//! # Invariants
+//! - A slot is a seqlock whose sequence word is the key itself: a writer swaps the key to
+//!   `BUSY` (one writer wins, the others skip caching), stores the value, then publishes the
+//!   key (Release). A reader that loads the same key before and after its value load (Acquire
+//!   fence between) holds that key's value. Readers and writers never wait.
+//! - A value carries the stamp of the module it was derived from and 4 bits of its key's hash:
+//!   after `dlclose` and a new object at the same address, the stamp differs and the rule is
+//!   recomputed.
+//! - The table is bounded (`SLOTS` entries, 16 bytes each, in .bss); a collision overwrites.
+
+use super::cfi::{Cfa, RA, RBP, RSP, Row, Rule as Reg};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
+
+/// Where the CFA comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Base {
+    /// rsp + off
+    Rsp,
+    /// rbp + off
+    Rbp,
+    /// *(rbp + off): gcc's rule after realigning the stack through a DRAP register.
+    RbpDeref,
+}
+
+/// A compact row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rule {
+    /// The return address is at CFA + 8·ra; rbp is saved at CFA + 8·rbp (0: unchanged); the
+    /// caller's rsp is the CFA.
+    Frame {
+        base: Base,
+        off: i32,
+        ra: i8,
+        rbp: i8,
+    },
+    /// The return address is undefined: the outermost frame (or no CFI covers the address).
+    End,
+}
+
+const OFF_BITS: u32 = 24;
+
+impl Rule {
+    /// The compact form of a row, if it has one.
+    pub fn from_row(row: &Row) -> Option<Rule> {
+        if row.signal {
+            return None;
+        }
+        let ra = match row.regs[RA] {
+            Reg::Undefined | Reg::Unspecified => return Some(Rule::End),
+            Reg::Offset(o) => eighths(o)?,
+            _ => return None,
+        };
+        let rbp = match row.regs[RBP] {
+            Reg::Unspecified | Reg::Same => 0,
+            Reg::Offset(o) => eighths(o)?,
+            _ => return None,
+        };
+        if !matches!(row.regs[RSP], Reg::Unspecified | Reg::Same) {
+            return None;
+        }
+        let (base, off) = match row.cfa {
+            Cfa::RegOff(r, off) if r as usize == RSP => (Base::Rsp, off),
+            Cfa::RegOff(r, off) if r as usize == RBP => (Base::Rbp, off),
+            Cfa::Expr(at, len) => (Base::RbpDeref, drap(row.expr(at, len))?),
+            Cfa::RegOff(..) => return None,
+        };
+        let lim = 1i32 << (OFF_BITS - 1);
+        if off < -lim || off >= lim {
+            return None;
+        }
+        Some(Rule::Frame { base, off, ra, rbp })
+    }
+
+    fn pack(self, stamp: u16, check: u64) -> u64 {
+        let body = match self {
+            Rule::End => 2,
+            Rule::Frame { base, off, ra, rbp } => {
+                1 | (base as u64) << 2
+                    | ((off as u64) & ((1 << OFF_BITS) - 1)) << 20
+                    | (ra as u8 as u64) << 44
+                    | (rbp as u8 as u64) << 52
+            }
+        };
+        body | (stamp as u64) << 4 | check << 60
+    }
+
+    fn unpack(v: u64, stamp: u16, check: u64) -> Option<Rule> {
+        if (v >> 4) as u16 != stamp || v >> 60 != check {
+            return None;
+        }
+        match v & 3 {
+            2 => Some(Rule::End),
+            1 => {
+                let base = match (v >> 2) & 3 {
+                    0 => Base::Rsp,
+                    1 => Base::Rbp,
+                    2 => Base::RbpDeref,
+                    _ => return None,
+                };
+                let raw = ((v >> 20) & ((1 << OFF_BITS) - 1)) as i64;
+                let off = ((raw << (64 - OFF_BITS)) >> (64 - OFF_BITS)) as i32;
+                Some(Rule::Frame {
+                    base,
+                    off,
+                    ra: (v >> 44) as u8 as i8,
+                    rbp: (v >> 52) as u8 as i8,
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// An offset in 8-byte units fitting an `i8`, not 0.
+fn eighths(o: i32) -> Option<i8> {
+    if o == 0 || o % 8 != 0 {
+        return None;
+    }
+    i8::try_from(o / 8).ok()
+}
+
+/// `DW_OP_breg6 k; DW_OP_deref` (gcc's CFA after stack realignment): k.
+fn drap(code: &[u8]) -> Option<i32> {
+    let (&op, rest) = code.split_first()?;
+    let (&last, leb) = rest.split_last()?;
+    if op != 0x76 || last != 0x06 {
+        return None;
+    }
+    let mut c = super::cfi::Cursor::new(leb, 0);
+    let k = i32::try_from(c.sleb()?).ok()?;
+    c.done().then_some(k)
+}
+
+const BITS: u32 = 14;
+pub const SLOTS: usize = 1 << BITS;
+const BUSY: usize = 1;
+
+struct Slot {
+    key: AtomicUsize,
+    val: AtomicU64,
+}
+
+static TABLE: [Slot; SLOTS] = [const {
+    Slot {
+        key: AtomicUsize::new(0),
+        val: AtomicU64::new(0),
+    }
+}; SLOTS];
+
+#[inline(always)]
+fn hash(key: usize) -> u64 {
+    (key as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// The cached rule of `key` for the module with `stamp`.
+#[inline]
+pub fn get(key: usize, stamp: u16) -> Option<Rule> {
+    let h = hash(key);
+    let s = &TABLE[(h >> (64 - BITS)) as usize];
+    if s.key.load(Ordering::Acquire) != key {
+        return None;
+    }
+    let v = s.val.load(Ordering::Relaxed);
+    fence(Ordering::Acquire);
+    if s.key.load(Ordering::Relaxed) != key {
+        return None;
+    }
+    Rule::unpack(v, stamp, h & 15)
+}
+
+/// Caches `rule` for `key` (skipped when another thread is writing the slot).
+pub fn put(key: usize, stamp: u16, rule: Rule) {
+    let h = hash(key);
+    let s = &TABLE[(h >> (64 - BITS)) as usize];
+    let cur = s.key.load(Ordering::Relaxed);
+    if cur == BUSY
+        || s.key
+            .compare_exchange(cur, BUSY, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+    {
+        return;
+    }
+    fence(Ordering::Release);
+    s.val.store(rule.pack(stamp, h & 15), Ordering::Relaxed);
+    s.key.store(key, Ordering::Release);
+}
+
+/// Slots in use (for statistics; a racy count).
+pub fn used() -> usize {
+    TABLE
+        .iter()
+        .filter(|s| s.key.load(Ordering::Relaxed) > BUSY)
+        .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pack_round_trips_and_checks_the_stamp() {
+        let rules = [
+            Rule::End,
+            Rule::Frame {
+                base: Base::Rsp,
+                off: 8,
+                ra: -1,
+                rbp: 0,
+            },
+            Rule::Frame {
+                base: Base::Rbp,
+                off: 16,
+                ra: -1,
+                rbp: -2,
+            },
+            Rule::Frame {
+                base: Base::RbpDeref,
+                off: -8,
+                ra: -1,
+                rbp: -2,
+            },
+            Rule::Frame {
+                base: Base::Rsp,
+                off: (1 << 23) - 8,
+                ra: -128,
+                rbp: 127,
+            },
+            Rule::Frame {
+                base: Base::Rsp,
+                off: -(1 << 23),
+                ra: 5,
+                rbp: -128,
+            },
+        ];
+        for r in rules {
+            let v = r.pack(0xbeef, 9);
+            assert_eq!(Rule::unpack(v, 0xbeef, 9), Some(r));
+            assert_eq!(Rule::unpack(v, 0xbeee, 9), None, "another module");
+            assert_eq!(Rule::unpack(v, 0xbeef, 8), None, "another key");
+        }
+    }
+
+    #[test]
+    fn cache_get_put_and_overwrite() {
+        let key = 0x5555_0000_1234;
+        assert_eq!(get(key, 7), None);
+        let r = Rule::Frame {
+            base: Base::Rsp,
+            off: 40,
+            ra: -1,
+            rbp: 0,
+        };
+        put(key, 7, r);
+        assert_eq!(get(key, 7), Some(r));
+        assert_eq!(get(key, 8), None, "stamp of another object");
+        put(key, 8, Rule::End);
+        assert_eq!(get(key, 8), Some(Rule::End));
+        assert_eq!(get(key, 7), None);
+        assert!(used() >= 1);
+    }
+
+    #[test]
+    fn cache_from_threads() {
+        let hs: Vec<_> = (0..4)
+            .map(|t| {
+                std::thread::spawn(move || {
+                    for i in 0..20_000usize {
+                        let key = 0x7000_0000 + (i % 3000) * 16 + t;
+                        let r = Rule::Frame {
+                            base: Base::Rsp,
+                            off: (i % 3000) as i32 * 8,
+                            ra: -1,
+                            rbp: 0,
+                        };
+                        put(key, 3, r);
+                        if let Some(g) = get(key, 3) {
+                            assert_eq!(g, r, "a reader never sees another key's rule");
+                        }
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+    }
+}
