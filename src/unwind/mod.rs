@@ -39,6 +39,8 @@ mod regs;
 mod rule;
 #[cfg(target_arch = "x86_64")]
 mod stack;
+#[cfg(target_arch = "x86_64")]
+mod symbol;
 
 use core::sync::atomic::{AtomicU64, Ordering};
 

@@ -2,7 +2,7 @@
 //! bytes may be read.
 //!
 //! `_dl_find_object` (glibc 2.35+) answers without locks and is async-signal-safe; it is
-//! referenced weakly (an undefined weak symbol, version need marked weak by the linker), so the
+//! looked up at run time (`symbol`, no link-time reference, so no version need), and the
 //! library still loads on an older glibc, where `dl_iterate_phdr` (which takes the loader's
 //! lock) answers instead, and only outside signal handlers. Both see objects loaded and
 //! unloaded later (`dlopen`/`dlclose`) at every call.
@@ -15,6 +15,7 @@
 //!   table readers build their slices inside one of them and never read the gaps between.
 
 use core::ffi::{c_int, c_void};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// One loaded object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,24 +44,21 @@ struct DlFindObject {
 
 type FindObject = unsafe extern "C" fn(*mut c_void, *mut DlFindObject) -> c_int;
 
-/// `_dl_find_object` when the running glibc has it.
+/// `_dl_find_object`'s address: 0 not looked up yet, 1 absent.
+static FIND_OBJECT: AtomicUsize = AtomicUsize::new(0);
+
+/// `_dl_find_object` when the running glibc has it (looked up once).
 #[inline(always)]
 fn find_object_fn() -> Option<FindObject> {
-    let p: usize;
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: loads a GOT entry (0 for an absent weak symbol); writes nothing.
-    unsafe {
-        core::arch::asm!(
-            ".weak _dl_find_object",
-            "mov {}, qword ptr [rip + _dl_find_object@GOTPCREL]",
-            out(reg) p,
-            options(nostack, readonly, preserves_flags)
-        );
-    }
+    let mut p = FIND_OBJECT.load(Ordering::Relaxed);
     if p == 0 {
+        p = super::symbol::lookup(b"_dl_find_object").max(1);
+        FIND_OBJECT.store(p, Ordering::Relaxed);
+    }
+    if p == 1 {
         return None;
     }
-    // SAFETY: a non-null address of the symbol of that name, whose C signature this is.
+    // SAFETY: the address of the function of that name, whose C signature this is.
     Some(unsafe { core::mem::transmute::<usize, FindObject>(p) })
 }
 
