@@ -84,7 +84,13 @@ pub fn capture(out: &mut [usize], skip_until_ra: usize) -> usize {
     }
     #[cfg(target_arch = "x86_64")]
     {
-        let n = walk(regs::Regs::current(), false, out, skip_until_ra, true);
+        let [pc, sp, fp] = regs::current();
+        let f = Frame {
+            pc,
+            sp,
+            fp: Some(fp),
+        };
+        let n = walk(f, None, false, out, skip_until_ra, true);
         if n > 0 || skip_until_ra == 0 {
             return n;
         }
@@ -107,7 +113,7 @@ pub unsafe fn capture_from_ucontext(uc: *const core::ffi::c_void, out: &mut [usi
         // SAFETY: the caller's contract.
         let r = unsafe { regs::Regs::from_ucontext(uc as *const libc::ucontext_t) };
         out[0] = r.pc();
-        1 + walk(r, true, &mut out[1..], 0, false)
+        1 + walk(Frame::of(&r), Some(r), true, &mut out[1..], 0, false)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -131,103 +137,161 @@ use {
     cfi::{NREGS, RA, RBP, RSP, Rule as Reg},
     module::{Module, Segments},
     regs::Regs,
-    rule::{Base, Rule},
+    rule::{Packed, Rule},
     stack::Mem,
 };
 
-/// Unwinds from `r` (`exact`: its pc is not a return address), storing each caller's pc.
+/// The registers the compact rules track: pc, stack pointer, frame pointer (if known).
 #[cfg(target_arch = "x86_64")]
-fn walk(mut r: Regs, mut exact: bool, out: &mut [usize], skip: usize, may_lock: bool) -> usize {
-    let mut mem = Mem::new(r.sp());
-    let mut cur: Option<Module> = None;
+#[derive(Clone, Copy)]
+struct Frame {
+    pc: usize,
+    sp: usize,
+    fp: Option<usize>,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Frame {
+    fn of(r: &Regs) -> Frame {
+        Frame {
+            pc: r.pc(),
+            sp: r.sp(),
+            fp: r.get(RBP),
+        }
+    }
+}
+
+/// Unwinds from `f` (`exact`: its pc is not a return address; `full`: every register of `f`
+/// when known, from a `ucontext`), storing each caller's pc.
+#[cfg(target_arch = "x86_64")]
+fn walk(
+    mut f: Frame,
+    mut full: Option<Regs>,
+    mut exact: bool,
+    out: &mut [usize],
+    skip: usize,
+    may_lock: bool,
+) -> usize {
+    let mut mem = Mem::new(f.sp);
+    // The module of the last frame: its range and stamp stay in registers.
+    let mut m = Module {
+        start: 0,
+        end: 0,
+        eh_hdr: 0,
+        bias: 0,
+        stamp: 0,
+    };
     let mut n = 0usize;
     let mut skipping = skip != 0;
     for step in 0..MAX_STEPS {
         if n == out.len() || (skipping && step > SKIP_LIMIT) {
             break;
         }
-        let pc = r.pc();
-        let key = if exact { pc } else { pc - 1 };
-        let m = match cur {
-            Some(m) if key >= m.start && key < m.end => m,
-            _ => match module::find(key, may_lock) {
-                Some(m) => {
-                    cur = Some(m);
-                    m
-                }
+        let key = if exact { f.pc } else { f.pc - 1 };
+        if key < m.start || key >= m.end {
+            match module::find(key, may_lock) {
+                Some(found) => m = found,
                 None => break,
-            },
-        };
-        let next = match rule::get(key, m.stamp) {
-            Some(rule) => apply(rule, &r, &mut mem).map(|c| (c, false)),
-            None => cold(key, &m, &r, &mut mem, exact),
-        };
-        let Some((c, signal)) = next else { break };
-        if (!signal && c.sp() <= r.sp()) || c.pc() < 4096 {
-            break;
+            }
         }
-        r = c;
-        exact = signal;
-        if signal {
-            mem.adopt(r.sp()); // the interrupted code may run on another stack
+        if let Some(p) = rule::get_packed(key, m.stamp) {
+            let Some(c) = apply(p, &f, &mut mem) else {
+                break;
+            };
+            if c.sp <= f.sp || c.pc < 4096 {
+                break;
+            }
+            f = c;
+            if exact || full.is_some() {
+                (exact, full) = (false, None);
+            }
+        } else {
+            let Some((c, regs, signal)) = cold(key, &m, &f, full.as_ref(), &mut mem, exact) else {
+                break;
+            };
+            if (!signal && c.sp <= f.sp) || c.pc < 4096 {
+                break;
+            }
+            (f, full, exact) = (c, regs, signal);
+            if signal {
+                mem.adopt(f.sp); // the interrupted code may run on another stack
+            }
         }
         if skipping {
-            if r.pc() != skip {
+            if f.pc != skip {
                 continue;
             }
             skipping = false;
         }
-        out[n] = r.pc();
+        out[n] = f.pc;
         n += 1;
     }
     if skipping { 0 } else { n }
 }
 
-/// The caller's registers by a compact rule (rsp, rbp, pc; the others become unknown).
+/// The caller's frame by a compact rule.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn apply(rule: Rule, r: &Regs, mem: &mut Mem) -> Option<Regs> {
-    let Rule::Frame { base, off, ra, rbp } = rule else {
+fn apply(p: Packed, f: &Frame, mem: &mut Mem) -> Option<Frame> {
+    if !p.is_frame() {
         return None;
-    };
-    let off = off as isize;
-    let cfa = match base {
-        Base::Rsp => r.sp().wrapping_add_signed(off),
-        Base::Rbp => r.get(RBP)?.wrapping_add_signed(off),
-        Base::RbpDeref => mem.read(r.get(RBP)?.wrapping_add_signed(off))?,
-    };
-    let mut c = *r;
-    c.keep_frame_only();
-    c.set(RA, mem.read(cfa.wrapping_add_signed(ra as isize * 8))?);
-    if rbp != 0 {
-        c.set(RBP, mem.read(cfa.wrapping_add_signed(rbp as isize * 8))?);
     }
-    c.set(RSP, cfa);
-    Some(c)
+    let cfa = match p.base() {
+        0 => f.sp.wrapping_add_signed(p.off()),
+        1 => f.fp?.wrapping_add_signed(p.off()),
+        _ => mem.read(f.fp?.wrapping_add_signed(p.off()))?,
+    };
+    let pc = mem.read(cfa.wrapping_add_signed(p.ra()))?;
+    let fp = if p.rbp() != 0 {
+        Some(mem.read(cfa.wrapping_add_signed(p.rbp()))?)
+    } else {
+        f.fp
+    };
+    Some(Frame { pc, sp: cfa, fp })
 }
 
 /// First sight of `key` (or a row that is never cached): parse the tables, cache the compact
-/// rule when there is one, else unwind by the full row. Returns the caller's registers and
-/// whether they come from a signal frame.
+/// rule when there is one, else unwind by the full row. Returns the caller's frame, its full
+/// registers when a full row gave them, and whether it comes from a signal frame.
 #[cfg(target_arch = "x86_64")]
 #[inline(never)]
-fn cold(key: usize, m: &Module, r: &Regs, mem: &mut Mem, exact: bool) -> Option<(Regs, bool)> {
+fn cold(
+    key: usize,
+    m: &Module,
+    f: &Frame,
+    full_regs: Option<&Regs>,
+    mem: &mut Mem,
+    exact: bool,
+) -> Option<(Frame, Option<Regs>, bool)> {
     COLD.fetch_add(1, Ordering::Relaxed);
     let segs = Segments::of(m);
     let Some(row) = cfi::row_at(m, &segs, key) else {
         if !exact && is_sigreturn(key + 1, &segs) {
-            let c = Regs::from_saved_ucontext(r.sp(), |a| mem.read(a))?;
-            return Some((c, true));
+            let c = Regs::from_saved_ucontext(f.sp, |a| mem.read(a))?;
+            return Some((Frame::of(&c), Some(c), true));
         }
         rule::put(key, m.stamp, Rule::End);
         return None;
     };
     if let Some(rule) = Rule::from_row(&row) {
         rule::put(key, m.stamp, rule);
-        return apply(rule, r, mem).map(|c| (c, false));
+        return apply(Packed::of(rule), f, mem).map(|c| (c, None, false));
     }
     SLOW.fetch_add(1, Ordering::Relaxed);
-    full(&row, r, mem).map(|c| (c, row.signal))
+    let r = match full_regs {
+        Some(r) => *r,
+        None => {
+            let mut r = Regs::empty();
+            r.set(RA, f.pc);
+            r.set(RSP, f.sp);
+            if let Some(fp) = f.fp {
+                r.set(RBP, fp);
+            }
+            r
+        }
+    };
+    let c = full(&row, &r, mem)?;
+    Some((Frame::of(&c), Some(c), row.signal))
 }
 
 /// glibc's x86-64 `__restore_rt`: `mov rax, 15 (rt_sigreturn); syscall`.

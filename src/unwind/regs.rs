@@ -7,7 +7,7 @@
 //!   needs an unknown register fails instead of guessing.
 //! - Numbering is DWARF x86-64: 0..=15 the general registers, 16 the pc (return address column).
 
-use super::cfi::{NREGS, RA, RBP, RSP};
+use super::cfi::{NREGS, RA, RSP};
 
 /// DWARF register number → index in `mcontext_t.gregs` (`REG_RAX` = 13, ...).
 const GREG: [usize; NREGS] = [13, 12, 14, 11, 9, 8, 10, 15, 0, 1, 2, 3, 4, 5, 6, 7, 16];
@@ -46,12 +46,6 @@ impl Regs {
         }
     }
 
-    /// Keeps only the pc, stack pointer and frame pointer (what compact rules track).
-    #[inline]
-    pub fn keep_frame_only(&mut self) {
-        self.known &= (1 << RA) | (1 << RSP) | (1 << RBP);
-    }
-
     #[inline]
     pub fn pc(&self) -> usize {
         self.v[RA]
@@ -88,20 +82,16 @@ impl Regs {
         }
         Some(r)
     }
+}
 
-    /// The context of the caller of this function, as it is right after the call returns: pc
-    /// = the return address, stack pointer above it, frame pointer unchanged.
-    #[inline(always)]
-    pub fn current() -> Regs {
-        let mut w = [0usize; 3];
-        // SAFETY: `here` writes three words to the array it is given and touches nothing else.
-        unsafe { here(&mut w) };
-        let mut r = Regs::empty();
-        r.set(RA, w[0]);
-        r.set(RSP, w[1]);
-        r.set(RBP, w[2]);
-        r
-    }
+/// The context of the caller of this function, as it is right after the call returns: `[pc =
+/// the return address, stack pointer above it, frame pointer unchanged]`.
+#[inline(always)]
+pub fn current() -> [usize; 3] {
+    let mut w = [0usize; 3];
+    // SAFETY: `here` writes three words to the array it is given and touches nothing else.
+    unsafe { here(&mut w) };
+    w
 }
 
 /// Stores its return address, the stack pointer its caller has after the return, and rbp.

@@ -93,6 +93,7 @@ impl Rule {
         body | (stamp as u64) << 4 | check << 60
     }
 
+    #[cfg(test)]
     fn unpack(v: u64, stamp: u16, check: u64) -> Option<Rule> {
         if (v >> 4) as u16 != stamp || v >> 60 != check {
             return None;
@@ -161,8 +162,61 @@ fn hash(key: usize) -> u64 {
     (key as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
+/// A rule as packed in the cache, decoded in place by the walker's fast path.
+#[derive(Clone, Copy, Debug)]
+pub struct Packed(u64);
+
+impl Packed {
+    /// The packed form of a rule (no stamp).
+    #[inline(always)]
+    pub fn of(rule: Rule) -> Packed {
+        Packed(rule.pack(0, 0))
+    }
+    /// A `Frame` rule (else `End`).
+    #[inline(always)]
+    pub fn is_frame(self) -> bool {
+        self.0 & 3 == 1
+    }
+    /// `Base` as 0 (rsp), 1 (rbp), 2 (*(rbp + off)).
+    #[inline(always)]
+    pub fn base(self) -> u64 {
+        (self.0 >> 2) & 3
+    }
+    #[inline(always)]
+    pub fn off(self) -> isize {
+        ((self.0 << (64 - 20 - OFF_BITS)) as i64 >> (64 - OFF_BITS)) as isize
+    }
+    /// Where the return address is, from the CFA, in bytes.
+    #[inline(always)]
+    pub fn ra(self) -> isize {
+        (self.0 >> 44) as u8 as i8 as isize * 8
+    }
+    /// Where rbp is saved, from the CFA, in bytes (0: unchanged).
+    #[inline(always)]
+    pub fn rbp(self) -> isize {
+        (self.0 >> 52) as u8 as i8 as isize * 8
+    }
+}
+
 /// The cached rule of `key` for the module with `stamp`.
-#[inline]
+#[inline(always)]
+pub fn get_packed(key: usize, stamp: u16) -> Option<Packed> {
+    let h = hash(key);
+    let s = &TABLE[(h >> (64 - BITS)) as usize];
+    if s.key.load(Ordering::Acquire) != key {
+        return None;
+    }
+    let v = s.val.load(Ordering::Relaxed);
+    fence(Ordering::Acquire);
+    if s.key.load(Ordering::Relaxed) != key {
+        return None;
+    }
+    let want = (stamp as u64) << 4 | (h & 15) << 60;
+    ((v ^ want) & (0xffff << 4 | 0xf << 60) == 0).then_some(Packed(v))
+}
+
+/// The cached rule of `key` for the module with `stamp`.
+#[cfg(test)]
 pub fn get(key: usize, stamp: u16) -> Option<Rule> {
     let h = hash(key);
     let s = &TABLE[(h >> (64 - BITS)) as usize];
@@ -246,6 +300,17 @@ mod tests {
             assert_eq!(Rule::unpack(v, 0xbeef, 9), Some(r));
             assert_eq!(Rule::unpack(v, 0xbeee, 9), None, "another module");
             assert_eq!(Rule::unpack(v, 0xbeef, 8), None, "another key");
+            let p = Packed::of(r);
+            match r {
+                Rule::End => assert!(!p.is_frame()),
+                Rule::Frame { base, off, ra, rbp } => {
+                    assert!(p.is_frame());
+                    assert_eq!(p.base(), base as u64);
+                    assert_eq!(p.off(), off as isize);
+                    assert_eq!(p.ra(), ra as isize * 8);
+                    assert_eq!(p.rbp(), rbp as isize * 8);
+                }
+            }
         }
     }
 

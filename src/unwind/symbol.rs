@@ -107,11 +107,11 @@ unsafe fn in_object(lm: &LinkMap, name: &[u8], h: u32) -> usize {
     }
     let buckets = gnu + 16 + bloom_size as usize * 8;
     let chain = buckets + nbuckets as usize * 4;
-    let mut i = word(buckets + (h % nbuckets) as usize * 4);
-    if i < symoffset {
+    let first = word(buckets + (h % nbuckets) as usize * 4);
+    if first < symoffset {
         return 0;
     }
-    for _ in 0..4096 {
+    for i in (first..).take(4096) {
         let ch = word(chain + (i - symoffset) as usize * 4);
         if ch | 1 == h | 1 {
             let sym = symtab + i as usize * 24;
@@ -130,7 +130,6 @@ unsafe fn in_object(lm: &LinkMap, name: &[u8], h: u32) -> usize {
         if ch & 1 != 0 {
             break;
         }
-        i += 1;
     }
     0
 }
