@@ -42,7 +42,7 @@ pub fn eval(
     if let Some(v) = push {
         push!(v);
     }
-    let mut c = super::cfi::Cursor::new(code, 0);
+    let mut c = super::reader::Cursor::new(code, 0);
     let mut ops = 0;
     while !c.done() {
         ops += 1;
@@ -159,7 +159,7 @@ pub fn eval(
                     if to < 0 || to as usize > code.len() {
                         return None;
                     }
-                    c = super::cfi::Cursor::new(code, 0);
+                    c = super::reader::Cursor::new(code, 0);
                     c.skip(to as usize)?;
                 }
             }

@@ -32,7 +32,11 @@ mod cfi;
 #[cfg(target_arch = "x86_64")]
 mod expr;
 #[cfg(target_arch = "x86_64")]
+mod fde;
+#[cfg(target_arch = "x86_64")]
 mod module;
+#[cfg(target_arch = "x86_64")]
+mod reader;
 #[cfg(target_arch = "x86_64")]
 mod regs;
 #[cfg(target_arch = "x86_64")]
@@ -179,6 +183,7 @@ fn walk(
         end: 0,
         eh_hdr: 0,
         bias: 0,
+        link_map: 0,
         stamp: 0,
     };
     let mut n = 0usize;

@@ -13,6 +13,9 @@
 //!   rules cached under the old stamp are not used for the new object.
 //! - `Segments` lists only the readable `PT_LOAD` ranges of the object's program headers: the
 //!   table readers build their slices inside one of them and never read the gaps between.
+//!   The headers are found through the auxiliary vector for the main program (whose
+//!   `dlfo_map_start` may be its text segment, not its ELF header) and through the ELF header
+//!   at the start of the first mapping for the others (glibc maps every object from offset 0).
 
 use core::ffi::{c_int, c_void};
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -27,6 +30,8 @@ pub struct Module {
     pub eh_hdr: usize,
     /// Load bias (`l_addr`): virtual addresses of its headers plus this.
     pub bias: usize,
+    /// Its `struct link_map` (0 when unknown).
+    pub link_map: usize,
     /// Identity of this load of this object (see the invariants).
     pub stamp: u16,
 }
@@ -89,6 +94,7 @@ pub fn find(pc: usize, may_lock: bool) -> Option<Module> {
             end: r.map_end,
             eh_hdr: r.eh_frame,
             bias,
+            link_map: r.link_map as usize,
             stamp: stamp(r.map_start, r.map_end, r.eh_frame, r.link_map as usize),
         });
     }
@@ -130,6 +136,7 @@ pub fn iterate(pc: usize) -> Option<Module> {
             end: hi,
             eh_hdr: eh,
             bias,
+            link_map: 0,
             stamp: stamp(lo, hi, eh, info.dlpi_name as usize),
         });
         1
@@ -147,18 +154,34 @@ pub struct Segments {
 }
 
 impl Segments {
-    /// Reads the program headers through the ELF header mapped at `m.start` (the first page of
-    /// the first segment); an object whose first page is not an ELF header gets no segments.
+    /// Reads the module's program headers (see the module invariants); an object whose headers
+    /// cannot be found gets no segments.
     pub fn of(m: &Module) -> Segments {
-        let mut s = Segments {
+        let s = Segments {
             ranges: [(0, 0); 12],
             n: 0,
         };
+        if m.link_map != 0 && m.link_map == super::symbol::main_map() {
+            // SAFETY: getauxval reads the auxiliary vector, set before any code runs.
+            let (at, n) = unsafe {
+                (
+                    libc::getauxval(libc::AT_PHDR),
+                    libc::getauxval(libc::AT_PHNUM),
+                )
+            };
+            if at == 0 || n == 0 || n > 64 {
+                return s;
+            }
+            // SAFETY: the kernel put AT_PHDR at the main program's program headers, which are
+            // mapped (in its first segment) for the life of the process.
+            let phdrs = unsafe { core::slice::from_raw_parts(at as *const u8, n as usize * 56) };
+            return s.with(m.bias, phdrs, 56);
+        }
         if m.start == 0 || m.start & 4095 != 0 {
             return s;
         }
-        // SAFETY: the first page of a loaded object is mapped and readable (its first PT_LOAD
-        // starts there, and every object's first segment is readable); 4096 is the least page.
+        // SAFETY: the first page of a loaded object other than the main program is mapped and
+        // readable (its first PT_LOAD starts there, at file offset 0); 4096 is the least page.
         let page = unsafe { core::slice::from_raw_parts(m.start as *const u8, 4096) };
         if page[..4] != *b"\x7fELF" || page[4] != 2 {
             return s;
@@ -166,31 +189,31 @@ impl Segments {
         let phoff = u64::from_le_bytes(page[32..40].try_into().unwrap_or([0; 8])) as usize;
         let phentsize = u16::from_le_bytes([page[54], page[55]]) as usize;
         let phnum = u16::from_le_bytes([page[56], page[57]]) as usize;
-        if phentsize < 56
-            || phoff
-                .checked_add(phnum * phentsize)
-                .is_none_or(|e| e > 4096)
-        {
-            return s;
+        match phoff.checked_add(phnum * phentsize) {
+            Some(e) if e <= 4096 && phentsize >= 56 => s.with(m.bias, &page[phoff..e], phentsize),
+            _ => s,
         }
-        for i in 0..phnum {
-            let ph = &page[phoff + i * phentsize..phoff + i * phentsize + 56];
+    }
+
+    /// Adds the readable PT_LOAD segments of program headers `phdrs` (entries of `size` bytes).
+    fn with(mut self, bias: usize, phdrs: &[u8], size: usize) -> Segments {
+        for ph in phdrs.chunks_exact(size) {
             let word = |o: usize| u64::from_le_bytes(ph[o..o + 8].try_into().unwrap_or([0; 8]));
             let ptype = u32::from_le_bytes([ph[0], ph[1], ph[2], ph[3]]);
             let flags = u32::from_le_bytes([ph[4], ph[5], ph[6], ph[7]]);
-            if ptype != libc::PT_LOAD || flags & libc::PF_R == 0 || s.n == s.ranges.len() {
+            if ptype != libc::PT_LOAD || flags & libc::PF_R == 0 || self.n == self.ranges.len() {
                 continue;
             }
-            let lo = m.bias.wrapping_add(word(16) as usize);
+            let lo = bias.wrapping_add(word(16) as usize);
             let Some(hi) = lo.checked_add(word(40) as usize) else {
                 continue;
             };
-            if lo >= m.start && hi <= m.end && lo < hi {
-                s.ranges[s.n] = (lo, hi);
-                s.n += 1;
+            if lo < hi {
+                self.ranges[self.n] = (lo, hi);
+                self.n += 1;
             }
         }
-        s
+        self
     }
 
     /// The bytes from `addr` to the end of the readable segment holding it.
@@ -224,16 +247,30 @@ mod tests {
         let pc = here();
         let m = find(pc, false).expect("_dl_find_object knows the test binary");
         assert!(m.start <= pc && pc < m.end);
-        assert!(m.eh_hdr > m.start && m.eh_hdr < m.end, "{m:x?}");
+        // (For a main program whose segments are not contiguous, glibc reports the segment
+        // holding pc, so the tables may lie below `start`.)
+        assert!(
+            m.eh_hdr != 0 && m.link_map == super::super::symbol::main_map(),
+            "{m:x?}"
+        );
         let segs = Segments::of(&m);
         assert!(
             segs.contains(m.eh_hdr, 4),
             "eh_frame_hdr is in a readable segment"
         );
         assert!(segs.contains(pc, 1));
-        // The dl_iterate_phdr fallback agrees on the range and the tables.
+        // The dl_iterate_phdr fallback agrees on the tables, and its module's first page holds
+        // the ELF header, which gives the same segments.
         let it = iterate(pc).expect("dl_iterate_phdr");
-        assert_eq!((it.start, it.eh_hdr, it.bias), (m.start, m.eh_hdr, m.bias));
+        assert!(it.start <= m.start && m.end <= it.end);
+        assert_eq!((it.eh_hdr, it.bias), (m.eh_hdr, m.bias));
+        assert_eq!(Segments::of(&it).ranges, segs.ranges);
+        // A main program reported by segment (start not at its ELF header) gets the same.
+        let by_segment = Module {
+            start: m.start | 0x10,
+            ..m
+        };
+        assert_eq!(Segments::of(&by_segment).ranges, segs.ranges);
         let libc_pc = libc::getpid as unsafe extern "C" fn() -> i32 as usize;
         let l = find(libc_pc, false).unwrap();
         assert_ne!(l.stamp, m.stamp);

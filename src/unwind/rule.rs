@@ -136,7 +136,7 @@ fn drap(code: &[u8]) -> Option<i32> {
     if op != 0x76 || last != 0x06 {
         return None;
     }
-    let mut c = super::cfi::Cursor::new(leb, 0);
+    let mut c = super::reader::Cursor::new(leb, 0);
     let k = i32::try_from(c.sleb()?).ok()?;
     c.done().then_some(k)
 }

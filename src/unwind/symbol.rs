@@ -42,6 +42,12 @@ unsafe extern "C" {
     static _r_debug: RDebug;
 }
 
+/// The main program's link map (the list's head).
+pub fn main_map() -> usize {
+    // SAFETY: as in `lookup`.
+    unsafe { core::ptr::addr_of!(_r_debug.r_map).read_volatile() as usize }
+}
+
 fn gnu_hash(name: &[u8]) -> u32 {
     name.iter()
         .fold(5381u32, |h, &c| h.wrapping_mul(33).wrapping_add(c as u32))

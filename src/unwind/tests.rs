@@ -14,8 +14,8 @@ static SIGNALS: Mutex<()> = Mutex::new(());
 fn inside(ra: usize, f: usize) -> bool {
     let m = module::find(f, false).unwrap();
     let segs = module::Segments::of(&m);
-    let fde = cfi::find_fde(&segs, m.eh_hdr, f).unwrap();
-    let (_, begin, end, _) = cfi::parse_fde(&segs, fde, Some(f)).unwrap();
+    let fde = fde::find_fde(&segs, m.eh_hdr, f).unwrap();
+    let (_, begin, end, _) = fde::parse_fde(&segs, fde, Some(f)).unwrap();
     assert_eq!(begin, f);
     ra > begin && ra <= end
 }
