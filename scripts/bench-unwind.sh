@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# bench-unwind.sh - cost of whole call stacks, per frame: ft_malloc's unwinder against glibc's
+# backtrace() and libgcc's _Unwind_Backtrace, warm (every return address seen before) and cold
+# (a return address seen for the first time). bench/unwind.c is built -O2 -fomit-frame-pointer.
+#
+# usage: scripts/bench-unwind.sh [--reps N] [--depth D] [--calls N] [--lib PATH]
+#   --reps N    runs of each measurement; the minimum is reported (default 5)
+#   --depth D   recursion depth below main where the calls are made (default 32)
+#   --calls N   operations per warm run (default 200000)
+#   --lib PATH  the library (default target/release/libft_malloc.so, built if missing)
+#
+# ft_malloc: MALLOC_DEBUG=ring=4096,backtrace=16 against backtrace=1; one operation is
+# malloc(32) + free, two events of 16 frames each, so
+#   warm ns/frame = (t[bt=16] - t[bt=1]) / 32
+#   cold ns/frame = warm ns/frame + the first pass's extra cost over the second, per operation
+#                   (each of 4096 distinct functions calls the operation once per pass; its
+#                   call site is the one frame of the stack not seen before), less the same
+#                   difference at bt=1 (first-touch costs that are not the unwinder's)
+# glibc/libgcc: one operation is one 16-frame backtrace, ns/frame = t / 16.
+set -u -o pipefail
+export LC_ALL=C
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BIN=$ROOT/target/bench-bin
+REPS=5 DEPTH=32 CALLS=200000 LIB=""
+
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--reps) REPS=$2; shift ;;
+	--depth) DEPTH=$2; shift ;;
+	--calls) CALLS=$2; shift ;;
+	--lib) LIB=$2; shift ;;
+	-h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+	*) echo "bench-unwind.sh: unknown option $1" >&2; exit 2 ;;
+	esac
+	shift
+done
+if [ -z "$LIB" ]; then
+	LIB=$ROOT/target/release/libft_malloc.so
+	[ -f "$LIB" ] || (cd "$ROOT" && cargo build --release --lib -q) || exit 1
+fi
+mkdir -p "$BIN"
+cc -O2 -fomit-frame-pointer -g -o "$BIN/unwind" "$ROOT/bench/unwind.c" || exit 1
+B=$BIN/unwind
+
+# min over REPS of field NAME= in the output of a command
+minof() {
+	local name=$1; shift
+	for _ in $(seq "$REPS"); do "$@" | tr ' ' '\n' | sed -n "s/^$name=//p"; done | sort -g | head -1
+}
+ft() { LD_PRELOAD=$LIB MALLOC_DEBUG=ring=4096,backtrace=$1 "${@:2}"; }
+
+w1=$(minof ns_per_op ft 1 "$B" warm malloc "$DEPTH" "$CALLS")
+w16=$(minof ns_per_op ft 16 "$B" warm malloc "$DEPTH" "$CALLS")
+c1a=$(minof pass1_ns_per_op ft 1 "$B" cold malloc "$DEPTH")
+c1b=$(minof pass2_ns_per_op ft 1 "$B" cold malloc "$DEPTH")
+c16a=$(minof pass1_ns_per_op ft 16 "$B" cold malloc "$DEPTH")
+c16b=$(minof pass2_ns_per_op ft 16 "$B" cold malloc "$DEPTH")
+gw=$(minof ns_per_op "$B" warm glibc "$DEPTH" $((CALLS / 10)))
+lw=$(minof ns_per_op "$B" warm libgcc "$DEPTH" $((CALLS / 10)))
+ga=$(minof pass1_ns_per_op "$B" cold glibc "$DEPTH")
+la=$(minof pass1_ns_per_op "$B" cold libgcc "$DEPTH")
+
+awk -v w1="$w1" -v w16="$w16" -v c1a="$c1a" -v c1b="$c1b" -v c16a="$c16a" -v c16b="$c16b" \
+	-v gw="$gw" -v lw="$lw" -v ga="$ga" -v la="$la" -v d="$DEPTH" -v r="$REPS" 'BEGIN {
+	warm = (w16 - w1) / 32
+	cold = warm + ((c16a - c16b) - (c1a - c1b))
+	printf "depth %d, min of %d runs; ns per frame (16-frame stacks)\n\n", d, r
+	printf "| unwinder | warm ns/frame | cold ns/frame | ns per 16-frame stack (warm) |\n"
+	printf "|---|---|---|---|\n"
+	printf "| ft_malloc (bt=16 %.0f vs bt=1 %.0f ns per malloc+free) | %.1f | %.1f | %.0f |\n", w16, w1, warm, cold, warm * 16
+	printf "| glibc backtrace() | %.1f | %.1f | %.0f |\n", gw / 16, ga / 16, gw
+	printf "| libgcc _Unwind_Backtrace | %.1f | %.1f | %.0f |\n", lw / 16, la / 16, lw
+}'
