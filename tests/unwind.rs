@@ -8,10 +8,17 @@ use std::process::Command;
 
 /// Compiles `tests/c/<name>.c` with `-O2 -fomit-frame-pointer` (the harness builds `-O0`).
 fn compile_optimised(name: &str) -> PathBuf {
+    compile_with(name, "", &[])
+}
+
+/// `compile_optimised` with extra flags, into `<name><suffix>`.
+fn compile_with(name: &str, suffix: &str, flags: &[&str]) -> PathBuf {
     let src = common::c_dir().join(format!("{name}.c"));
-    let out = tmp_dir().join(format!("{name}.O2.{}", std::process::id()));
+    let out = tmp_dir().join(format!("{name}{suffix}.O2.{}", std::process::id()));
     let o = Command::new("cc")
-        .args(["-O2", "-fomit-frame-pointer", "-g", "-Wall", "-o"])
+        .args(["-O2", "-fomit-frame-pointer", "-g", "-Wall"])
+        .args(flags)
+        .arg("-o")
         .arg(&out)
         .arg(&src)
         .env_remove("LD_PRELOAD")
@@ -101,6 +108,7 @@ fn whole_stack_through_libc_without_frame_pointers() {
     let evs = events(&log);
     let stack = |out: u64| -> Vec<u64> {
         evs.iter()
+            .rev()
             .find(|(o, _)| *o == out)
             .unwrap_or_else(|| panic!("no event for {out:#x}"))
             .1
@@ -128,6 +136,63 @@ fn whole_stack_through_libc_without_frame_pointers() {
         "libc, the handler, the signal frame, raise: {s:x?}"
     );
     assert_eq!(named[at + 1], Some("main"), "{s:x?}");
+}
+
+#[test]
+fn dlclose_then_another_library_at_the_same_place() {
+    let a = compile_with(
+        "unwind_dlopen_lib",
+        ".a.so",
+        &["-shared", "-fPIC", "-DVARIANT=1"],
+    );
+    let b = compile_with(
+        "unwind_dlopen_lib",
+        ".b.so",
+        &["-shared", "-fPIC", "-DVARIANT=2"],
+    );
+    let exe = compile_with("unwind_dlopen_dlclose", "", &["-ldl"]);
+    let dir = fresh_dir("dir_unwind_dlopen");
+    let log = dir.join("dlopen.log");
+    let spec = format!("log={},backtrace=16", log.display());
+    let o = Run::new(&exe)
+        .arg(&a)
+        .arg(&b)
+        .env("MALLOC_DEBUG", &spec)
+        .go();
+    o.assert_ok_clean();
+    let run_at = o
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("F run "))
+        .map(hex)
+        .unwrap();
+    let run = ranges(&exe, &[("run".to_string(), run_at)]);
+    let evs = events(&log);
+    let mut seen = 0;
+    for l in o.stdout.lines().filter(|l| l.starts_with("P ")) {
+        let f: Vec<&str> = l.split(' ').collect();
+        let (name, p, plugin) = (f[1], hex(f[2]), hex(f[3]));
+        let lib = if name == "second" { &b } else { &a };
+        let plugin = ranges(lib, &[("plugin_alloc".to_string(), plugin)]);
+        // The last allocation at that address (dlopen's freed blocks may have been there).
+        let s = &evs
+            .iter()
+            .rev()
+            .find(|(o, _)| *o == p)
+            .unwrap_or_else(|| panic!("no event for {name}"))
+            .1;
+        let at = s
+            .iter()
+            .position(|&x| which(&plugin, x).is_some())
+            .unwrap_or_else(|| panic!("{name}: plugin_alloc not in {s:x?} {plugin:x?}"));
+        assert_eq!(
+            which(&run, s[at + 1]),
+            Some("run"),
+            "{name}: the library's caller follows: {s:x?}"
+        );
+        seen += 1;
+    }
+    assert_eq!(seen, 3);
 }
 
 #[test]

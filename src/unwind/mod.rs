@@ -51,6 +51,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 /// Frames a walk visits at most (skipped ones included).
 pub const MAX_STEPS: usize = 512;
 /// Frames of our own searched for the caller before giving up on the walk.
+#[cfg(target_arch = "x86_64")]
 const SKIP_LIMIT: usize = 32;
 
 /// Rows parsed from the tables (first sight of an address, or a row that is never cached).
@@ -177,6 +178,11 @@ fn walk(
     may_lock: bool,
 ) -> usize {
     let mut mem = Mem::new(f.sp);
+    // Objects being unloaded: forget every cached rule, and cache nothing during this walk.
+    let cache = !symbol::unloading();
+    if !cache {
+        module::forget_all();
+    }
     // The module of the last frame: its range and stamp stay in registers.
     let mut m = Module {
         start: 0,
@@ -211,7 +217,8 @@ fn walk(
                 (exact, full) = (false, None);
             }
         } else {
-            let Some((c, regs, signal)) = cold(key, &m, &f, full.as_ref(), &mut mem, exact) else {
+            let Some((c, regs, signal)) = cold(key, &m, &f, full.as_ref(), &mut mem, exact, cache)
+            else {
                 break;
             };
             if (!signal && c.sp <= f.sp) || c.pc < 4096 {
@@ -267,6 +274,7 @@ fn cold(
     full_regs: Option<&Regs>,
     mem: &mut Mem,
     exact: bool,
+    cache: bool,
 ) -> Option<(Frame, Option<Regs>, bool)> {
     COLD.fetch_add(1, Ordering::Relaxed);
     let segs = Segments::of(m);
@@ -275,11 +283,15 @@ fn cold(
             let c = Regs::from_saved_ucontext(f.sp, |a| mem.read(a))?;
             return Some((Frame::of(&c), Some(c), true));
         }
-        rule::put(key, m.stamp, Rule::End);
+        if cache {
+            rule::put(key, m.stamp, Rule::End);
+        }
         return None;
     };
     if let Some(rule) = Rule::from_row(&row) {
-        rule::put(key, m.stamp, rule);
+        if cache {
+            rule::put(key, m.stamp, rule);
+        }
         return apply(Packed::of(rule), f, mem).map(|c| (c, None, false));
     }
     SLOW.fetch_add(1, Ordering::Relaxed);

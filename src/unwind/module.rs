@@ -9,8 +9,12 @@
 //!
 //! # Invariants
 //! - A `Module` describes an object that was loaded when it was found; its `stamp` (a hash of
-//!   its range, tables and link map) changes when another object takes the same addresses, so
-//!   rules cached under the old stamp are not used for the new object.
+//!   its range, tables, link map and the unload epoch) changes when another object takes the
+//!   same addresses, so rules cached under the old stamp are not used for the new object. The
+//!   range, tables and even the link map's address may be the same for another library (a
+//!   rebuilt plugin; our allocator hands the freed link map's block out again), so the epoch
+//!   moves on whenever a walk sees the loader unloading (`forget_all`): `dlclose` frees its
+//!   link maps after unmapping them, and with stacks on every free walks its stack.
 //! - `Segments` lists only the readable `PT_LOAD` ranges of the object's program headers: the
 //!   table readers build their slices inside one of them and never read the gaps between.
 //!   The headers are found through the auxiliary vector for the main program (whose
@@ -67,9 +71,18 @@ fn find_object_fn() -> Option<FindObject> {
     Some(unsafe { core::mem::transmute::<usize, FindObject>(p) })
 }
 
+/// Moves on when objects may have been unloaded (see the module invariants).
+static EPOCH: AtomicUsize = AtomicUsize::new(0);
+
+/// Makes every rule cached so far unusable: an object may have been unloaded and another
+/// loaded at its addresses. Cheap (one atomic add); call it from an interposed `dlclose` too.
+pub fn forget_all() {
+    EPOCH.fetch_add(1, Ordering::Relaxed);
+}
+
 fn stamp(a: usize, b: usize, c: usize, d: usize) -> u16 {
     let mut h = (a as u64) ^ 0x9e37_79b9_7f4a_7c15;
-    for x in [b, c, d] {
+    for x in [b, c, d, EPOCH.load(Ordering::Relaxed)] {
         h = (h ^ x as u64).wrapping_mul(0xff51_afd7_ed55_8ccd);
         h ^= h >> 29;
     }
@@ -275,6 +288,10 @@ mod tests {
         let l = find(libc_pc, false).unwrap();
         assert_ne!(l.stamp, m.stamp);
         assert!(find(0x10, false).is_none());
+        // After a possible unload, the same object gets another stamp (its cached rules are
+        // not trusted any more).
+        forget_all();
+        assert_ne!(find(pc, false).unwrap().stamp, m.stamp);
         let stack = 0usize;
         assert!(find(&stack as *const usize as usize, false).is_none());
     }

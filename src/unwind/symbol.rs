@@ -35,11 +35,25 @@ struct LinkMap {
 struct RDebug {
     r_version: i32,
     r_map: *const LinkMap,
+    r_brk: usize,
+    /// `RT_CONSISTENT` (0), `RT_ADD` (1) or `RT_DELETE` (2).
+    r_state: i32,
 }
+
+/// `r_state` while objects are being unloaded.
+const RT_DELETE: i32 = 2;
 
 unsafe extern "C" {
     /// ld.so's debugger interface: the head of the main namespace's link maps.
     static _r_debug: RDebug;
+}
+
+/// True while the loader is unloading objects of the main namespace (`dlclose` between its
+/// two `_dl_debug_state` calls: the objects' mappings and link maps go away in that window).
+#[inline]
+pub fn unloading() -> bool {
+    // SAFETY: as in `lookup`; the loader writes r_state, a plain int, under its lock.
+    unsafe { core::ptr::addr_of!(_r_debug.r_state).read_volatile() == RT_DELETE }
 }
 
 /// The main program's link map (the list's head).
