@@ -1,5 +1,6 @@
-//! Whole call stacks in the log (`backtrace=N`) through code built without frame pointers, and
-//! what the unwinder must leave alone: C++ exceptions, the JVM, the library's exported symbols.
+//! Whole call stacks in the log (`backtrace=N`) through code built without frame pointers and
+//! across dlclose/dlopen, and what the unwinder must leave alone: C++ exceptions, the JVM, the
+//! library's exported symbols.
 mod common;
 
 use common::{Run, compile, fresh_dir, require, tmp_dir};

@@ -15,7 +15,8 @@
 //! - A value carries the stamp of the module it was derived from and 4 bits of its key's hash:
 //!   after `dlclose` and a new object at the same address, the stamp differs and the rule is
 //!   recomputed.
-//! - The table is bounded (`SLOTS` entries, 16 bytes each, in .bss); a collision overwrites.
+//! - The table is bounded (`SLOTS` entries of 16 bytes in .bss, two-way buckets); a third key
+//!   in a bucket overwrites one of the two.
 
 use super::cfi::{Cfa, RA, RBP, RSP, Row, Rule as Reg};
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
@@ -141,8 +142,9 @@ fn drap(code: &[u8]) -> Option<i32> {
     c.done().then_some(k)
 }
 
-const BITS: u32 = 14;
-pub const SLOTS: usize = 1 << BITS;
+/// Buckets of two slots: 2^15 buckets, 65536 slots, 1 MiB of .bss (touched where used).
+const BITS: u32 = 15;
+pub const SLOTS: usize = 2 << BITS;
 const BUSY: usize = 1;
 
 struct Slot {
@@ -157,9 +159,30 @@ static TABLE: [Slot; SLOTS] = [const {
     }
 }; SLOTS];
 
+/// A full 64-bit mix: return addresses come in strides (one per function), which a bare
+/// multiplicative hash folds onto few buckets.
 #[inline(always)]
 fn hash(key: usize) -> u64 {
-    (key as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    let h = (key as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (h ^ (h >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9)
+}
+
+/// The two slots of `key`'s bucket.
+#[inline(always)]
+fn bucket(h: u64) -> &'static [Slot] {
+    let b = (h >> (64 - BITS)) as usize * 2;
+    &TABLE[b..b + 2]
+}
+
+/// The value of `key` in `s`, if `s` holds it (seqlock read, module invariants).
+#[inline(always)]
+fn read(s: &Slot, key: usize) -> Option<u64> {
+    if s.key.load(Ordering::Acquire) != key {
+        return None;
+    }
+    let v = s.val.load(Ordering::Relaxed);
+    fence(Ordering::Acquire);
+    (s.key.load(Ordering::Relaxed) == key).then_some(v)
 }
 
 /// A rule as packed in the cache, decoded in place by the walker's fast path.
@@ -202,15 +225,8 @@ impl Packed {
 #[inline(always)]
 pub fn get_packed(key: usize, stamp: u16) -> Option<Packed> {
     let h = hash(key);
-    let s = &TABLE[(h >> (64 - BITS)) as usize];
-    if s.key.load(Ordering::Acquire) != key {
-        return None;
-    }
-    let v = s.val.load(Ordering::Relaxed);
-    fence(Ordering::Acquire);
-    if s.key.load(Ordering::Relaxed) != key {
-        return None;
-    }
+    let b = bucket(h);
+    let v = read(&b[0], key).or_else(|| read(&b[1], key))?;
     let want = (stamp as u64) << 4 | (h & 15) << 60;
     ((v ^ want) & (0xffff << 4 | 0xf << 60) == 0).then_some(Packed(v))
 }
@@ -219,23 +235,29 @@ pub fn get_packed(key: usize, stamp: u16) -> Option<Packed> {
 #[cfg(test)]
 pub fn get(key: usize, stamp: u16) -> Option<Rule> {
     let h = hash(key);
-    let s = &TABLE[(h >> (64 - BITS)) as usize];
-    if s.key.load(Ordering::Acquire) != key {
-        return None;
-    }
-    let v = s.val.load(Ordering::Relaxed);
-    fence(Ordering::Acquire);
-    if s.key.load(Ordering::Relaxed) != key {
-        return None;
-    }
+    let b = bucket(h);
+    let v = read(&b[0], key).or_else(|| read(&b[1], key))?;
     Rule::unpack(v, stamp, h & 15)
 }
 
-/// Caches `rule` for `key` (skipped when another thread is writing the slot).
+/// Caches `rule` for `key`: in the slot already holding `key`, else an empty one, else the
+/// one a bit of the hash picks (skipped when another thread is writing the slot).
 pub fn put(key: usize, stamp: u16, rule: Rule) {
     let h = hash(key);
-    let s = &TABLE[(h >> (64 - BITS)) as usize];
-    let cur = s.key.load(Ordering::Relaxed);
+    let b = bucket(h);
+    let (k0, k1) = (
+        b[0].key.load(Ordering::Relaxed),
+        b[1].key.load(Ordering::Relaxed),
+    );
+    let i = if k0 == key || k0 == 0 {
+        0
+    } else if k1 == key || k1 == 0 {
+        1
+    } else {
+        (h >> 8) as usize & 1
+    };
+    let s = &b[i];
+    let cur = if i == 0 { k0 } else { k1 };
     if cur == BUSY
         || s.key
             .compare_exchange(cur, BUSY, Ordering::Acquire, Ordering::Relaxed)
@@ -331,6 +353,27 @@ mod tests {
         assert_eq!(get(key, 8), Some(Rule::End));
         assert_eq!(get(key, 7), None);
         assert!(used() >= 1);
+    }
+
+    #[test]
+    fn strided_keys_stay_cached() {
+        // 4096 return addresses one function apart, as a program's call sites are.
+        let r = Rule::Frame {
+            base: Base::Rsp,
+            off: 16,
+            ra: -1,
+            rbp: 0,
+        };
+        for stride in [16usize, 32, 48, 64] {
+            let keys: Vec<usize> = (0..4096)
+                .map(|j| 0x5566_7788_0000 + stride * j + 7)
+                .collect();
+            for &k in &keys {
+                put(k, 9, r);
+            }
+            let hits = keys.iter().filter(|&&k| get(k, 9).is_some()).count();
+            assert!(hits > 4000, "stride {stride}: {hits} of 4096 kept");
+        }
     }
 
     #[test]
