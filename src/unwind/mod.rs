@@ -90,11 +90,7 @@ pub fn capture(out: &mut [usize], skip_until_ra: usize) -> usize {
     #[cfg(target_arch = "x86_64")]
     {
         let [pc, sp, fp] = regs::current();
-        let f = Frame {
-            pc,
-            sp,
-            fp: Some(fp),
-        };
+        let f = Frame { pc, sp, fp };
         let n = walk(f, None, false, out, skip_until_ra, true);
         if n > 0 || skip_until_ra == 0 {
             return n;
@@ -146,13 +142,18 @@ use {
     stack::Mem,
 };
 
+/// An unknown frame pointer: rule offsets (at most 8 MiB) keep it above every user address.
+#[cfg(target_arch = "x86_64")]
+const NO_FP: usize = 1 << 63;
+
 /// The registers the compact rules track: pc, stack pointer, frame pointer (if known).
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
 struct Frame {
     pc: usize,
     sp: usize,
-    fp: Option<usize>,
+    /// `NO_FP` when unknown (an address no read accepts, even moved by a rule's offset).
+    fp: usize,
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -161,7 +162,7 @@ impl Frame {
         Frame {
             pc: r.pc(),
             sp: r.sp(),
-            fp: r.get(RBP),
+            fp: r.get(RBP).unwrap_or(NO_FP),
         }
     }
 }
@@ -250,12 +251,12 @@ fn apply(p: Packed, f: &Frame, mem: &mut Mem) -> Option<Frame> {
     }
     let cfa = match p.base() {
         0 => f.sp.wrapping_add_signed(p.off()),
-        1 => f.fp?.wrapping_add_signed(p.off()),
-        _ => mem.read(f.fp?.wrapping_add_signed(p.off()))?,
+        1 => f.fp.wrapping_add_signed(p.off()),
+        _ => mem.read(f.fp.wrapping_add_signed(p.off()))?,
     };
     let pc = mem.read(cfa.wrapping_add_signed(p.ra()))?;
     let fp = if p.rbp() != 0 {
-        Some(mem.read(cfa.wrapping_add_signed(p.rbp()))?)
+        mem.read(cfa.wrapping_add_signed(p.rbp()))?
     } else {
         f.fp
     };
@@ -301,8 +302,8 @@ fn cold(
             let mut r = Regs::empty();
             r.set(RA, f.pc);
             r.set(RSP, f.sp);
-            if let Some(fp) = f.fp {
-                r.set(RBP, fp);
+            if f.fp != NO_FP {
+                r.set(RBP, f.fp);
             }
             r
         }

@@ -12,9 +12,8 @@
 //!   `BUSY` (one writer wins, the others skip caching), stores the value, then publishes the
 //!   key (Release). A reader that loads the same key before and after its value load (Acquire
 //!   fence between) holds that key's value. Readers and writers never wait.
-//! - A value carries the stamp of the module it was derived from and 4 bits of its key's hash:
-//!   after `dlclose` and a new object at the same address, the stamp differs and the rule is
-//!   recomputed.
+//! - A value carries the stamp of the module it was derived from: after `dlclose` and a new
+//!   object at the same address, the stamp differs and the rule is recomputed.
 //! - The table is bounded (`SLOTS` entries of 16 bytes in .bss, two-way buckets); a third key
 //!   in a bucket overwrites one of the two.
 
@@ -81,7 +80,7 @@ impl Rule {
         Some(Rule::Frame { base, off, ra, rbp })
     }
 
-    fn pack(self, stamp: u16, check: u64) -> u64 {
+    fn pack(self, stamp: u16) -> u64 {
         let body = match self {
             Rule::End => 2,
             Rule::Frame { base, off, ra, rbp } => {
@@ -91,12 +90,12 @@ impl Rule {
                     | (rbp as u8 as u64) << 52
             }
         };
-        body | (stamp as u64) << 4 | check << 60
+        body | (stamp as u64) << 4
     }
 
     #[cfg(test)]
-    fn unpack(v: u64, stamp: u16, check: u64) -> Option<Rule> {
-        if (v >> 4) as u16 != stamp || v >> 60 != check {
+    fn unpack(v: u64, stamp: u16) -> Option<Rule> {
+        if (v >> 4) as u16 != stamp {
             return None;
         }
         match v & 3 {
@@ -193,7 +192,7 @@ impl Packed {
     /// The packed form of a rule (no stamp).
     #[inline(always)]
     pub fn of(rule: Rule) -> Packed {
-        Packed(rule.pack(0, 0))
+        Packed(rule.pack(0))
     }
     /// A `Frame` rule (else `End`).
     #[inline(always)]
@@ -227,8 +226,7 @@ pub fn get_packed(key: usize, stamp: u16) -> Option<Packed> {
     let h = hash(key);
     let b = bucket(h);
     let v = read(&b[0], key).or_else(|| read(&b[1], key))?;
-    let want = (stamp as u64) << 4 | (h & 15) << 60;
-    ((v ^ want) & (0xffff << 4 | 0xf << 60) == 0).then_some(Packed(v))
+    ((v >> 4) as u16 == stamp).then_some(Packed(v))
 }
 
 /// The cached rule of `key` for the module with `stamp`.
@@ -237,7 +235,7 @@ pub fn get(key: usize, stamp: u16) -> Option<Rule> {
     let h = hash(key);
     let b = bucket(h);
     let v = read(&b[0], key).or_else(|| read(&b[1], key))?;
-    Rule::unpack(v, stamp, h & 15)
+    Rule::unpack(v, stamp)
 }
 
 /// Caches `rule` for `key`: in the slot already holding `key`, else an empty one, else the
@@ -266,7 +264,7 @@ pub fn put(key: usize, stamp: u16, rule: Rule) {
         return;
     }
     fence(Ordering::Release);
-    s.val.store(rule.pack(stamp, h & 15), Ordering::Relaxed);
+    s.val.store(rule.pack(stamp), Ordering::Relaxed);
     s.key.store(key, Ordering::Release);
 }
 
@@ -318,10 +316,9 @@ mod tests {
             },
         ];
         for r in rules {
-            let v = r.pack(0xbeef, 9);
-            assert_eq!(Rule::unpack(v, 0xbeef, 9), Some(r));
-            assert_eq!(Rule::unpack(v, 0xbeee, 9), None, "another module");
-            assert_eq!(Rule::unpack(v, 0xbeef, 8), None, "another key");
+            let v = r.pack(0xbeef);
+            assert_eq!(Rule::unpack(v, 0xbeef), Some(r));
+            assert_eq!(Rule::unpack(v, 0xbeee), None, "another module");
             let p = Packed::of(r);
             match r {
                 Rule::End => assert!(!p.is_frame()),

@@ -120,9 +120,11 @@ fn probe(from: usize, to: usize) -> bool {
 
 /// The reader of stack words of one walk.
 pub struct Mem {
-    /// The thread's cached readable range.
+    /// The thread's cached readable range (`lo` page aligned).
     lo: usize,
     hi: usize,
+    /// `(hi - lo) / 8`: words in the range.
+    words: usize,
     /// Pages outside it found readable during this walk.
     pages: [usize; 8],
     npages: usize,
@@ -137,6 +139,7 @@ impl Mem {
         let mut m = Mem {
             lo,
             hi,
+            words: (hi - lo) / 8,
             pages: [0; 8],
             npages: 0,
             probes: 0,
@@ -167,6 +170,7 @@ impl Mem {
         }
         self.lo = from;
         self.hi = top;
+        self.words = (top - from) / 8;
         // SAFETY: our own TLS block; the range was just probed readable.
         unsafe { *cached() = [from, top] };
     }
@@ -174,10 +178,9 @@ impl Mem {
     /// The 8-byte word at `addr`, or None when it is misaligned or not known readable.
     #[inline]
     pub fn read(&mut self, addr: usize) -> Option<usize> {
-        if addr & 7 != 0 {
-            return None;
-        }
-        if addr >= self.lo && addr < self.hi {
+        // One compare for "aligned and inside": a misaligned offset rotates its low bits to the
+        // top (lo is page aligned), an address below lo wraps around.
+        if addr.wrapping_sub(self.lo).rotate_right(3) < self.words {
             // SAFETY: [lo, hi) is this thread's stack, probed readable (module invariants);
             // addr is 8-aligned below hi (8-aligned), so the whole word lies inside.
             return Some(unsafe { core::ptr::read_volatile(addr as *const usize) });
@@ -187,7 +190,8 @@ impl Mem {
 
     #[inline(never)]
     fn read_slow(&mut self, addr: usize) -> Option<usize> {
-        if addr < GRAIN {
+        // Misaligned, the null page, or above any user address (57-bit at most).
+        if addr & 7 != 0 || addr < GRAIN || addr >= 1 << 56 {
             return None;
         }
         let page = addr & !(GRAIN - 1);
