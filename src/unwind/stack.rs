@@ -191,7 +191,7 @@ impl Mem {
     #[inline(never)]
     fn read_slow(&mut self, addr: usize) -> Option<usize> {
         // Misaligned, the null page, or above any user address (57-bit at most).
-        if addr & 7 != 0 || addr < GRAIN || addr >= 1 << 56 {
+        if addr & 7 != 0 || !(GRAIN..1 << 56).contains(&addr) {
             return None;
         }
         let page = addr & !(GRAIN - 1);
