@@ -3,11 +3,14 @@
 # backtrace() and libgcc's _Unwind_Backtrace, warm (every return address seen before) and cold
 # (a return address seen for the first time). bench/unwind.c is built -O2 -fomit-frame-pointer.
 #
-# usage: scripts/bench-unwind.sh [--reps N] [--depth D] [--calls N] [--lib PATH]
+# usage: scripts/bench-unwind.sh [--reps N] [--depth D] [--calls N] [--lib PATH] [--gimli]
 #   --reps N    runs of each measurement; the minimum is reported (default 5)
 #   --depth D   recursion depth below main where the calls are made (default 32)
 #   --calls N   operations per warm run (default 200000)
 #   --lib PATH  the library (default target/release/libft_malloc.so, built if missing)
+#   --gimli     also compare the library's CFI reader with gimli's (bench/cfi-cmp): rows of
+#               ~4300 addresses of libc and of the comparison binary must agree; ns per row
+#               from scratch; .text of a no_std cdylib holding either reader
 #
 # ft_malloc: MALLOC_DEBUG=ring=4096,backtrace=16 against backtrace=1; one operation is
 # malloc(32) + free, two events of 16 frames each, so
@@ -22,7 +25,7 @@ export LC_ALL=C
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=$ROOT/target/bench-bin
-REPS=5 DEPTH=32 CALLS=200000 LIB=""
+REPS=5 DEPTH=32 CALLS=200000 LIB="" GIMLI=0
 
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -30,7 +33,8 @@ while [ $# -gt 0 ]; do
 	--depth) DEPTH=$2; shift ;;
 	--calls) CALLS=$2; shift ;;
 	--lib) LIB=$2; shift ;;
-	-h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+	--gimli) GIMLI=1 ;;
+	-h|--help) sed -n '2,25p' "$0"; exit 0 ;;
 	*) echo "bench-unwind.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -72,3 +76,19 @@ awk -v w1="$w1" -v w16="$w16" -v c1a="$c1a" -v c1b="$c1b" -v c16a="$c16a" -v c16
 	printf "| glibc backtrace() | %.1f | %.1f | %.0f |\n", gw / 16, ga / 16, gw
 	printf "| libgcc _Unwind_Backtrace | %.1f | %.1f | %.0f |\n", lw / 16, la / 16, lw
 }'
+
+if [ "$GIMLI" = 1 ]; then
+	CMP=$ROOT/bench/cfi-cmp
+	export CARGO_TARGET_DIR=$ROOT/target/cfi-cmp
+	echo
+	(cd "$CMP" && cargo build --release -q --example bench --features mine,gimli) || exit 1
+	"$CARGO_TARGET_DIR/release/examples/bench"
+	echo
+	echo "| no_std cdylib | .text bytes |"
+	echo "|---|---|"
+	for f in nostd nostd,mine nostd,gimli; do
+		(cd "$CMP" && cargo build --release -q --lib --features "$f") || exit 1
+		t=$(size -A "$CARGO_TARGET_DIR/release/libcmp.so" | awk '$1 == ".text" { print $2 }')
+		echo "| $f | $t |"
+	done
+fi
