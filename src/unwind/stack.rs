@@ -17,8 +17,9 @@
 //!   lives (a fork child keeps it too). A thread that runs with a guard size of 0 on a stack
 //!   whose neighbour below is a mapping later unmapped breaks this; glibc's default guard page
 //!   stops the probe at the stack's end.
-//! - Only the owning thread reads or writes its cached range (TLS), so a signal handler that
-//!   interrupts an update sees either the old or the new range, both valid.
+//! - Only the owning thread reads or writes its cached range (TLS); an update stores an empty
+//!   range first, so a signal handler that interrupts it sees the old range, no range, or the
+//!   new one.
 //! - The raw system calls of the unwinder live here (`process_vm_readv`, `getpid`): they are
 //!   async-signal-safe and allocate nothing.
 
@@ -136,6 +137,12 @@ impl Mem {
     pub fn new(sp: usize) -> Mem {
         // SAFETY: our own TLS block, touched only by this thread.
         let [lo, hi] = unsafe { *cached() };
+        // A signal handler may run between `adopt`'s stores: those leave hi <= lo (empty).
+        let (lo, hi) = if lo < hi && hi - lo <= MAX_STACK {
+            (lo, hi)
+        } else {
+            (0, 0)
+        };
         let mut m = Mem {
             lo,
             hi,
@@ -171,8 +178,15 @@ impl Mem {
         self.lo = from;
         self.hi = top;
         self.words = (top - from) / 8;
-        // SAFETY: our own TLS block; the range was just probed readable.
-        unsafe { *cached() = [from, top] };
+        // SAFETY: our own TLS block; the range was just probed readable. A signal handler
+        // of this thread may read the block between the stores: hi goes to 0 first, so it sees
+        // the old range, an empty one (hi <= lo), or the new one; never a mix.
+        unsafe {
+            let c = cached() as *mut usize;
+            core::ptr::write_volatile(c.add(1), 0);
+            core::ptr::write_volatile(c, from);
+            core::ptr::write_volatile(c.add(1), top);
+        }
     }
 
     /// The 8-byte word at `addr`, or None when it is misaligned or not known readable.
