@@ -331,3 +331,81 @@ fn code_without_cfi_ends_the_walk() {
     // SAFETY: no longer used.
     unsafe { libc::munmap(jit as *mut _, 4096) };
 }
+
+// A signal restorer without CFI (as a program issuing rt_sigaction itself may have): the
+// walker must recognise `mov rax, 15; syscall` and read the registers from the ucontext.
+core::arch::global_asm!(
+    ".pushsection .text.ft_malloc_test_restorer,\"ax\",@progbits",
+    "nop",
+    "ft_malloc_test_restorer:",
+    "mov rax, 15",
+    "syscall",
+    ".popsection"
+);
+
+unsafe extern "C" {
+    fn ft_malloc_test_restorer();
+}
+
+static BARE: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+extern "C" fn on_signal_bare(_sig: i32, _info: *mut libc::siginfo_t, _uc: *mut libc::c_void) {
+    let mut a = [0usize; 64];
+    let n = capture(&mut a, 0);
+    *BARE.lock().unwrap() = a[..n].to_vec();
+}
+
+#[test]
+fn through_a_signal_frame_whose_restorer_has_no_cfi() {
+    let _g = SIGNALS.lock().unwrap_or_else(|e| e.into_inner());
+    let sig = libc::SIGUSR2;
+    /// The kernel's `struct sigaction` for rt_sigaction.
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: u64,
+        restorer: usize,
+        mask: u64,
+    }
+    const SA_RESTORER: u64 = 0x0400_0000;
+    let sa = KernelSigaction {
+        handler: on_signal_bare as extern "C" fn(i32, *mut libc::siginfo_t, *mut libc::c_void)
+            as usize,
+        flags: libc::SA_SIGINFO as u64 | SA_RESTORER,
+        restorer: ft_malloc_test_restorer as unsafe extern "C" fn() as usize,
+        mask: 0,
+    };
+    // SAFETY: a valid kernel sigaction for SIGUSR2; glibc's sigaction would put its own
+    // restorer (with CFI) in place of ours.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig,
+            &sa as *const KernelSigaction,
+            0usize,
+            8usize,
+        )
+    };
+    assert_eq!(r, 0);
+    raise_outer(sig);
+    // SAFETY: back to the default action.
+    unsafe { libc::signal(sig, libc::SIG_DFL) };
+    let a = BARE.lock().unwrap().clone();
+    let restorer = ft_malloc_test_restorer as unsafe extern "C" fn() as usize;
+    let at = a.iter().position(|&x| x == restorer);
+    assert!(
+        at.is_some(),
+        "the handler returns to the bare restorer: {a:x?}"
+    );
+    let pos = a
+        .iter()
+        .position(|&x| inside(x, raise_it as fn(i32) -> usize as usize));
+    assert!(
+        pos.is_some_and(|p| p > at.unwrap()),
+        "through the signal frame: {a:x?}"
+    );
+    assert!(inside(
+        a[pos.unwrap() + 1],
+        raise_outer as fn(i32) -> usize as usize
+    ));
+}
