@@ -409,3 +409,40 @@ fn through_a_signal_frame_whose_restorer_has_no_cfi() {
         raise_outer as fn(i32) -> usize as usize
     ));
 }
+
+static CORO: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+extern "C" fn coroutine_body() {
+    let mut out = [0usize; 64];
+    let n = chain_a(&mut out, 0);
+    *CORO.lock().unwrap() = out[..n].to_vec();
+}
+
+#[test]
+fn on_a_makecontext_stack() {
+    // A coroutine on a mapped stack that is not the thread's: its words are read after a
+    // probe, and the walk ends at the coroutine's first frame or on the unwritten words above.
+    let size = 256 << 10;
+    let stack = crate::sys::map(size).unwrap();
+    // SAFETY: contexts for getcontext/makecontext/swapcontext; the stack outlives the switch.
+    unsafe {
+        let mut main_ctx: libc::ucontext_t = core::mem::zeroed();
+        let mut co: libc::ucontext_t = core::mem::zeroed();
+        assert_eq!(libc::getcontext(&mut co), 0);
+        co.uc_stack.ss_sp = stack as *mut libc::c_void;
+        co.uc_stack.ss_size = size;
+        co.uc_link = &mut main_ctx;
+        libc::makecontext(&mut co, coroutine_body, 0);
+        assert_eq!(libc::swapcontext(&mut main_ctx, &co), 0);
+        crate::sys::unmap(stack, size);
+    }
+    let a = CORO.lock().unwrap().clone();
+    assert!(a.len() >= 4 && a.len() < 64, "{a:x?}");
+    assert!(inside(a[0], addr_of(chain_c)), "{a:x?}");
+    assert!(inside(a[2], addr_of(chain_a)), "{a:x?}");
+    assert!(
+        inside(a[3], coroutine_body as extern "C" fn() as usize),
+        "{a:x?}"
+    );
+    ends_in_libc(&a); // __start_context
+}
