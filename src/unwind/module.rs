@@ -160,6 +160,25 @@ pub fn iterate(pc: usize) -> Option<Module> {
     s.found
 }
 
+/// The main program's program headers and their count (`AT_PHDR`, `AT_PHNUM`), read once.
+fn main_phdrs() -> (usize, usize) {
+    static PHDRS: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
+    let n = PHDRS[1].load(Ordering::Acquire);
+    if n != 0 {
+        return (PHDRS[0].load(Ordering::Relaxed), n);
+    }
+    // SAFETY: getauxval reads the auxiliary vector, set before any code runs.
+    let (at, n) = unsafe {
+        (
+            libc::getauxval(libc::AT_PHDR),
+            libc::getauxval(libc::AT_PHNUM),
+        )
+    };
+    PHDRS[0].store(at as usize, Ordering::Relaxed);
+    PHDRS[1].store(n as usize, Ordering::Release);
+    (at as usize, n as usize)
+}
+
 /// The readable `PT_LOAD` ranges of a module.
 pub struct Segments {
     ranges: [(usize, usize); 12],
@@ -175,19 +194,13 @@ impl Segments {
             n: 0,
         };
         if m.link_map != 0 && m.link_map == super::symbol::main_map() {
-            // SAFETY: getauxval reads the auxiliary vector, set before any code runs.
-            let (at, n) = unsafe {
-                (
-                    libc::getauxval(libc::AT_PHDR),
-                    libc::getauxval(libc::AT_PHNUM),
-                )
-            };
+            let (at, n) = main_phdrs();
             if at == 0 || n == 0 || n > 64 {
                 return s;
             }
             // SAFETY: the kernel put AT_PHDR at the main program's program headers, which are
             // mapped (in its first segment) for the life of the process.
-            let phdrs = unsafe { core::slice::from_raw_parts(at as *const u8, n as usize * 56) };
+            let phdrs = unsafe { core::slice::from_raw_parts(at as *const u8, n * 56) };
             return s.with(m.bias, phdrs, 56);
         }
         if m.start == 0 || m.start & 4095 != 0 {
