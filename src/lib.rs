@@ -13,6 +13,7 @@ pub mod canary;
 pub mod check;
 pub mod cmd;
 pub mod config;
+pub mod depot;
 pub mod dump;
 #[cfg(not(test))]
 pub mod entry;
@@ -35,6 +36,7 @@ pub mod stats;
 pub mod symbols;
 pub mod sys;
 pub mod tls;
+pub mod unwind;
 pub mod zone;
 
 #[cfg(not(test))]

@@ -1,0 +1,364 @@
+//! Call stacks from the DWARF call-frame information every module carries, without
+//! allocating, safe in a signal handler.
+//!
+//! API: `capture(out, skip_until_ra)` from the current context (the malloc path passes the
+//! caller its entry trampoline saw, so our own frames are not reported) and
+//! `capture_from_ucontext(uc, out)` for a signal handler (the interrupted pc, then its callers);
+//! `stats()` for the statistics. Frames are return addresses (the first of
+//! `capture_from_ucontext` is the exact pc); symbolize them offline.
+//!
+//! How a frame is unwound (x86-64):
+//! 1. the module of the address: `module` (`_dl_find_object`, once per run of frames in the
+//!    same object, so `dlopen` is seen at every walk; `dlclose` moves the stamps on);
+//! 2. its rule: `rule::get_packed` (a lock-free cache: about 100 instructions per frame in
+//!    all), else `cfi::row_at` parses `.eh_frame_hdr`/`.eh_frame` (about 2300 instructions)
+//!    and the row is packed into the cache when it fits;
+//! 3. the caller's registers: rsp/rbp/pc from the compact rule, or the full row (any register,
+//!    DWARF expressions through `expr`) for the rest, e.g. glibc's signal trampoline
+//!    `__restore_rt`; a trampoline without CFI is recognised by its bytes
+//!    (`mov rax, 15; syscall`) and the registers read from its `ucontext`.
+//!
+//! Other architectures compile and report the given caller only.
+//!
+//! # Invariants
+//! - Never faults: stack words are read through `stack::Mem` (bounded by the thread's probed
+//!   stack or probed page by page), module bytes through `module::Segments`.
+//! - Stops cleanly, without a guess, at: an address in no module (JIT code) or without CFI, an
+//!   undefined return address (`clone`, `_start`), a caller's stack pointer that does not move
+//!   up (except across a signal frame), a return address below 4096, `MAX_STEPS` frames.
+//! - Allocation-free: everything lives on the walker's stack (at most about 3.5 KiB, on a
+//!   cold frame), so a handler on a `SIGSTKSZ` sigaltstack can call it.
+//! - Not protected against a module unmapped *during* a walk by another thread's `dlclose`
+//!   (as libgcc's unwinder is not): the program would be running code that is going away.
+
+#[cfg(target_arch = "x86_64")]
+mod cfi;
+#[cfg(target_arch = "x86_64")]
+mod expr;
+#[cfg(target_arch = "x86_64")]
+mod fde;
+#[cfg(target_arch = "x86_64")]
+mod module;
+#[cfg(target_arch = "x86_64")]
+mod reader;
+#[cfg(target_arch = "x86_64")]
+mod regs;
+#[cfg(target_arch = "x86_64")]
+mod rule;
+#[cfg(target_arch = "x86_64")]
+mod stack;
+#[cfg(target_arch = "x86_64")]
+mod symbol;
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// Frames a walk visits at most (skipped ones included).
+pub const MAX_STEPS: usize = 512;
+/// Frames of our own searched for the caller before giving up on the walk.
+#[cfg(target_arch = "x86_64")]
+const SKIP_LIMIT: usize = 32;
+
+/// Rows parsed from the tables (first sight of an address, or a row that is never cached).
+static COLD: AtomicU64 = AtomicU64::new(0);
+/// Frames unwound with a full row (signal frames, expressions).
+static SLOW: AtomicU64 = AtomicU64::new(0);
+
+/// Unwinder statistics.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    pub cold_rows: u64,
+    pub full_rows: u64,
+    pub cached_rules: usize,
+}
+
+pub fn stats() -> Stats {
+    Stats {
+        cold_rows: COLD.load(Ordering::Relaxed),
+        full_rows: SLOW.load(Ordering::Relaxed),
+        #[cfg(target_arch = "x86_64")]
+        cached_rules: rule::used(),
+        #[cfg(not(target_arch = "x86_64"))]
+        cached_rules: 0,
+    }
+}
+
+/// Fills `out` with the call stack of the current thread, innermost first, and returns the
+/// number of frames. With `skip_until_ra != 0` the frames before that return address (our
+/// own) are dropped, so `out[0] == skip_until_ra`; if it is not found among the first frames,
+/// `out` gets it alone (1). With 0, `out[0]` is the return address of `capture`'s caller.
+#[inline(never)]
+pub fn capture(out: &mut [usize], skip_until_ra: usize) -> usize {
+    if out.is_empty() {
+        return 0;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        let [pc, sp, fp] = regs::current();
+        let f = Frame { pc, sp, fp };
+        let n = walk(f, None, false, out, skip_until_ra, true);
+        if n > 0 || skip_until_ra == 0 {
+            return n;
+        }
+    }
+    out[0] = skip_until_ra;
+    (skip_until_ra != 0) as usize
+}
+
+/// Fills `out` with the stack of the context a signal interrupted: `out[0]` is its pc, then the
+/// callers. Returns the number of frames.
+///
+/// # Safety
+/// `uc` is null or points to a readable `ucontext_t` (a signal handler's third argument).
+pub unsafe fn capture_from_ucontext(uc: *const core::ffi::c_void, out: &mut [usize]) -> usize {
+    if out.is_empty() || uc.is_null() {
+        return 0;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: the caller's contract.
+        let r = unsafe { regs::Regs::from_ucontext(uc as *const libc::ucontext_t) };
+        out[0] = r.pc();
+        1 + walk(Frame::of(&r), Some(r), true, &mut out[1..], 0, false)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        // SAFETY: the caller's contract.
+        let uc = unsafe { &*(uc as *const libc::ucontext_t) };
+        #[cfg(target_arch = "aarch64")]
+        {
+            out[0] = uc.uc_mcontext.pc as usize;
+        }
+        #[cfg(not(target_arch = "aarch64"))]
+        {
+            let _ = uc;
+            out[0] = 0;
+        }
+        1
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+use {
+    cfi::{NREGS, RA, RBP, RSP, Rule as Reg},
+    module::{Module, Segments},
+    regs::Regs,
+    rule::{Packed, Rule},
+    stack::Mem,
+};
+
+/// An unknown frame pointer: rule offsets (at most 8 MiB) keep it above every user address.
+#[cfg(target_arch = "x86_64")]
+const NO_FP: usize = 1 << 63;
+
+/// The registers the compact rules track: pc, stack pointer, frame pointer (if known).
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+struct Frame {
+    pc: usize,
+    sp: usize,
+    /// `NO_FP` when unknown (an address no read accepts, even moved by a rule's offset).
+    fp: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Frame {
+    fn of(r: &Regs) -> Frame {
+        Frame {
+            pc: r.pc(),
+            sp: r.sp(),
+            fp: r.get(RBP).unwrap_or(NO_FP),
+        }
+    }
+}
+
+/// Unwinds from `f` (`exact`: its pc is not a return address; `full`: every register of `f`
+/// when known, from a `ucontext`), storing each caller's pc.
+#[cfg(target_arch = "x86_64")]
+fn walk(
+    mut f: Frame,
+    mut full: Option<Regs>,
+    mut exact: bool,
+    out: &mut [usize],
+    skip: usize,
+    may_lock: bool,
+) -> usize {
+    let mut mem = Mem::new(f.sp);
+    // Objects being unloaded: forget every cached rule, and cache nothing during this walk.
+    let cache = !symbol::unloading();
+    if !cache {
+        module::forget_all();
+    }
+    // The module of the last frame: its range and stamp stay in registers.
+    let mut m = Module {
+        start: 0,
+        end: 0,
+        eh_hdr: 0,
+        bias: 0,
+        link_map: 0,
+        stamp: 0,
+    };
+    let mut n = 0usize;
+    let mut skipping = skip != 0;
+    for step in 0..MAX_STEPS {
+        if n == out.len() || (skipping && step > SKIP_LIMIT) {
+            break;
+        }
+        let key = if exact { f.pc } else { f.pc - 1 };
+        if key < m.start || key >= m.end {
+            match module::find(key, may_lock) {
+                Some(found) => m = found,
+                None => break,
+            }
+        }
+        if let Some(p) = rule::get_packed(key, m.stamp) {
+            let Some(c) = apply(p, &f, &mut mem) else {
+                break;
+            };
+            if c.sp <= f.sp || c.pc < 4096 {
+                break;
+            }
+            f = c;
+            if exact || full.is_some() {
+                (exact, full) = (false, None);
+            }
+        } else {
+            let Some((c, regs, signal)) = cold(key, &m, &f, full.as_ref(), &mut mem, exact, cache)
+            else {
+                break;
+            };
+            if (!signal && c.sp <= f.sp) || c.pc < 4096 {
+                break;
+            }
+            (f, full, exact) = (c, regs, signal);
+            if signal {
+                mem.adopt(f.sp); // the interrupted code may run on another stack
+            }
+        }
+        if skipping {
+            if f.pc != skip {
+                continue;
+            }
+            skipping = false;
+        }
+        out[n] = f.pc;
+        n += 1;
+    }
+    if skipping { 0 } else { n }
+}
+
+/// The caller's frame by a compact rule.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn apply(p: Packed, f: &Frame, mem: &mut Mem) -> Option<Frame> {
+    if !p.is_frame() {
+        return None;
+    }
+    let cfa = match p.base() {
+        0 => f.sp.wrapping_add_signed(p.off()),
+        1 => f.fp.wrapping_add_signed(p.off()),
+        _ => mem.read(f.fp.wrapping_add_signed(p.off()))?,
+    };
+    let pc = mem.read(cfa.wrapping_add_signed(p.ra()))?;
+    let fp = if p.rbp() != 0 {
+        mem.read(cfa.wrapping_add_signed(p.rbp()))?
+    } else {
+        f.fp
+    };
+    Some(Frame { pc, sp: cfa, fp })
+}
+
+/// First sight of `key` (or a row that is never cached): parse the tables, cache the compact
+/// rule when there is one, else unwind by the full row. Returns the caller's frame, its full
+/// registers when a full row gave them, and whether it comes from a signal frame.
+#[cfg(target_arch = "x86_64")]
+#[inline(never)]
+fn cold(
+    key: usize,
+    m: &Module,
+    f: &Frame,
+    full_regs: Option<&Regs>,
+    mem: &mut Mem,
+    exact: bool,
+    cache: bool,
+) -> Option<(Frame, Option<Regs>, bool)> {
+    COLD.fetch_add(1, Ordering::Relaxed);
+    let segs = Segments::of(m);
+    let Some(row) = cfi::row_at(m, &segs, key) else {
+        if !exact && is_sigreturn(key + 1, &segs) {
+            let c = Regs::from_saved_ucontext(f.sp, |a| mem.read(a))?;
+            return Some((Frame::of(&c), Some(c), true));
+        }
+        if cache {
+            rule::put(key, m.stamp, Rule::End);
+        }
+        return None;
+    };
+    if let Some(rule) = Rule::from_row(&row) {
+        if cache {
+            rule::put(key, m.stamp, rule);
+        }
+        return apply(Packed::of(rule), f, mem).map(|c| (c, None, false));
+    }
+    SLOW.fetch_add(1, Ordering::Relaxed);
+    let r = match full_regs {
+        Some(r) => *r,
+        None => {
+            let mut r = Regs::empty();
+            r.set(RA, f.pc);
+            r.set(RSP, f.sp);
+            if f.fp != NO_FP {
+                r.set(RBP, f.fp);
+            }
+            r
+        }
+    };
+    let c = full(&row, &r, mem)?;
+    Some((Frame::of(&c), Some(c), row.signal))
+}
+
+/// glibc's x86-64 `__restore_rt`: `mov rax, 15 (rt_sigreturn); syscall`.
+#[cfg(target_arch = "x86_64")]
+fn is_sigreturn(pc: usize, segs: &Segments) -> bool {
+    const CODE: [u8; 9] = [0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05];
+    segs.from(pc).is_some_and(|b| b.starts_with(&CODE))
+}
+
+/// The caller's registers by a full row: every register rule, expressions included.
+#[cfg(target_arch = "x86_64")]
+fn full(row: &cfi::Row, r: &Regs, mem: &mut Mem) -> Option<Regs> {
+    let cfa = match row.cfa {
+        cfi::Cfa::RegOff(reg, off) => r.get(reg as usize)?.wrapping_add_signed(off as isize),
+        cfi::Cfa::Expr(at, len) => expr::eval(row.expr(at, len), r, Some(mem), None)?,
+    };
+    let mut c = Regs::empty();
+    for (reg, &rule) in row.regs.iter().enumerate().take(NREGS) {
+        let v = match rule {
+            Reg::Unspecified | Reg::Same => {
+                if reg == RA {
+                    return None;
+                }
+                r.get(reg)
+            }
+            Reg::Undefined => None,
+            Reg::Offset(o) => mem.read(cfa.wrapping_add_signed(o as isize)),
+            Reg::ValOffset(o) => Some(cfa.wrapping_add_signed(o as isize)),
+            Reg::Register(from) => r.get(from as usize),
+            Reg::Expr(at, len) => {
+                expr::eval(row.expr(at, len), r, Some(mem), Some(cfa)).and_then(|a| mem.read(a))
+            }
+            Reg::ValExpr(at, len) => expr::eval(row.expr(at, len), r, Some(mem), Some(cfa)),
+        };
+        if let Some(v) = v {
+            c.set(reg, v);
+        }
+    }
+    if matches!(row.regs[RSP], Reg::Unspecified | Reg::Same) {
+        c.set(RSP, cfa);
+    }
+    c.get(RA)?;
+    c.get(RSP)?;
+    Some(c)
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests;
