@@ -530,9 +530,12 @@ fn check_caller(caller: usize) {
 
 /// Largest chunk a cursor maps at a time.
 pub const CHUNK: u64 = 1 << 20;
-/// A cursor's first chunk; each next one is twice as large, up to `CHUNK`, so a thread that
-/// logs little reserves little.
-const CHUNK_MIN: u64 = 64 << 10;
+/// The shared cursor's first chunk; each next one is twice as large, up to `CHUNK`, so a
+/// process that logs little reserves little (one that ends with `_exit`, as shells do, leaves
+/// its last chunk's unused rest as blank lines).
+const CHUNK_MIN: u64 = 16 << 10;
+/// Generation of a thread's first own chunk (64 KiB).
+const GEN_OWN: u64 = 2;
 /// A thread writes its first bytes through the shared cursor (under the lock), so that
 /// short-lived threads do not each reserve a chunk; it maps a chunk of its own once it has
 /// written this many.
@@ -541,7 +544,7 @@ const SHARED_BYTES: u64 = 16 << 10;
 /// generation (bits 1-3; its length is `chunk_len(generation)`).
 const LOW: u64 = 0xfff;
 const GEN_SHIFT: u32 = 1;
-const GEN_MAX: u64 = 4;
+const GEN_MAX: u64 = 6;
 
 fn gen_of(c2: u64) -> u64 {
     (c2 >> GEN_SHIFT) & 7
@@ -774,18 +777,20 @@ fn shared_put(f: &mut FileState, line: &[u8]) {
 }
 
 /// Gives this thread (cursor `c`, out of room) a chunk of its own and writes `line` there.
-/// Its first chunk is the shared cursor's, if that has room (in a single-threaded program the
-/// records then follow each other without a gap); later ones are new, each twice as large.
-/// Caller holds `FILE`.
+/// Its first chunk is the shared cursor's when that has some room but not much more than a
+/// first chunk (in a single-threaded program the records then follow each other without a gap;
+/// a thread that soon stops logging leaves little unused); later ones are new, each twice as
+/// large. Caller holds `FILE`.
 fn own_put(f: &mut FileState, c: &mut [u64; 3], line: &[u8]) {
-    if c[1] == 0 && f.g[1].saturating_sub(f.g[0]) >= 4 * (MAX_LINE + SLACK) as u64 {
+    let room = f.g[1].saturating_sub(f.g[0]);
+    if c[1] == 0 && room >= 4 * (MAX_LINE + SLACK) as u64 && room <= 2 * chunk_len(GEN_OWN) {
         *c = f.g;
         f.g = [0; 3];
     } else {
         let generation = if c[1] != 0 {
-            (gen_of(c[2]) + 1).min(GEN_MAX)
+            (gen_of(c[2]) + 1).clamp(GEN_OWN, GEN_MAX)
         } else {
-            0
+            GEN_OWN
         };
         release(f, c, true);
         *c = [0; 3];

@@ -274,7 +274,8 @@ fn writer_alive(w: &Ident, st: &Stat, me: &Ident) -> bool {
         Ok(t) if w.start != 0 => t == w.start && w.same_boot(me),
         // A process with that pid that started after the file's last change did not write it.
         Ok(t) => start_realtime(t) <= st.mtime_ns.saturating_add(TIME_SLACK_NS),
-        Err(libc::ENOENT) | Err(libc::ESRCH) => false,
+        // No /proc entry, while ours exists: no such process.
+        Err(libc::ENOENT) | Err(libc::ESRCH) if me.start != 0 => false,
         Err(_) => sys::process_exists(w.pid),
     }
 }
@@ -289,7 +290,7 @@ fn refusal<const N: usize>(st: &Stat, l: &mut Line<N>) -> bool {
             .s(b", not by this process's uid ")
             .u(sys::geteuid() as u64);
     } else if st.mode & 0o022 != 0 {
-        l.s(b"writable by group or others (mode 0")
+        l.s(b"writable by group or others (mode ")
             .s(&octal(st.mode & 0o7777))
             .s(b")");
     } else if st.nlink != 1 {
