@@ -186,7 +186,8 @@ pub fn open_output() {
     let n = crate::log::expand(spec, &mut path);
     match crate::outfile::claim(&path[..n], crate::outfile::Kind::Report, b"") {
         Some(c) if sys::REPORT_FILE.set(c.fd) => {
-            if c.base >= 0 && !REPORT_BASE.set(c.base) {
+            // (Opened again after the program closed ours: an earlier hold may still be open.)
+            if c.base >= 0 && (REPORT_BASE.get().is_some() || !REPORT_BASE.set(c.base)) {
                 sys::close(c.base);
             }
             sys::REPORT_FD.store(c.fd, Ordering::Release);
@@ -206,6 +207,8 @@ extern "C" fn fork_parent() {
 }
 
 extern "C" fn fork_child() {
+    // fork() returned 0 in the child: the files opened here must not change its errno.
+    let _e = sys::ErrnoGuard::new();
     tls::reset_after_fork();
     heap::reset_all();
     crate::log::reset_in_child();

@@ -4,14 +4,16 @@
 //! - the in-memory ring: `ring=N` fixed 64-byte binary records mapped once, slot `seq % N`,
 //!   written lock-free (a seqlock stamp per record: a reader that races a writer drops it);
 //!   reports and dumps read a block's history from it;
-//! - the log file (`log=PATH|stderr|fd:N`). A file is written through shared mappings: each
-//!   thread reserves a chunk of the file (`CHUNK` bytes, under the small `FILE` lock, which also
-//!   `ftruncate`s the file to the new end), maps it `MAP_SHARED` and formats its lines straight
-//!   into it with plain stores. The pages belong to the file, so every event is in it even if
-//!   the process dies by SIGKILL right after. A line never straddles two chunks; an unused chunk
-//!   tail stays NUL (readers skip NULs). `stderr`/`fd:N` get one `write(2)` per event.
-//!   `log_format=mtrace` writes glibc's mtrace records through one global cursor (under the
-//!   lock), so the records keep the order in which the calls returned.
+//! - the log file (`log=PATH|stderr|fd:N`), claimed by `outfile` (PATH or PATH.PID, never a file
+//!   another process writes). It is written through shared mappings: a thread's first lines go
+//!   through the shared cursor (under the small `FILE` lock), then the thread reserves chunks
+//!   of its own (64 KiB doubling to `CHUNK`), maps each `MAP_SHARED` and formats its lines
+//!   straight into it with plain stores. The pages belong to the file, so every event is in it
+//!   even if the process dies by SIGKILL right after. A chunk is filled with newlines (and so
+//!   allocated by the file system) before it is mapped; a line never straddles two chunks; an
+//!   unused chunk rest stays blank lines. `stderr`/`fd:N` get one `write(2)` per event.
+//!   `log_format=mtrace` writes glibc's mtrace records through the shared cursor only (under
+//!   the lock), so the records keep the order in which the calls returned.
 //!
 //! Modules: the header lists every loaded object with its base; a caller outside every known
 //! module triggers a rescan of /proc/self/maps (rate-limited, never while a lock of the
@@ -20,9 +22,11 @@
 //! # Invariants
 //! - `ON` is set once during init (single-threaded) and never cleared in this process, except
 //!   that the fork child may switch its file sink off; with it clear, `event` is one branch.
-//! - A thread's cursor (TLS `scratch`: write position, chunk end, chunk end's file offset)
-//!   always describes a chunk it mapped itself and that lies entirely below `FileState::off`,
-//!   so the file never gets truncated under it; the fork child and `close_at_exit` clear it.
+//! - A thread's cursor (TLS `scratch`: write position, chunk end, chunk end's file offset with
+//!   the chunk's generation and `BUSY` in its low bits) always describes a chunk it mapped (or
+//!   took over from the shared cursor) that lies entirely below `FileState::off`, so the file
+//!   never gets trimmed under it; without a chunk, the position counts the bytes the thread
+//!   wrote through the shared cursor. The fork child and `close_at_exit` clear it.
 //! - The module table only grows; an entry is complete before `n` publishes it (Release).
 
 use crate::block::Op;
@@ -1464,8 +1468,10 @@ fn header_text<const N: usize>(l: &mut Line<N>, ppid: u32) {
     }
     l.s(b"\n# page_size ").u(sys::page_size() as u64);
     l.s(b"\n# start_ns ").u(START_NS.load(Ordering::Relaxed));
+    let debug = sys::getenv_initial(b"MALLOC_DEBUG").unwrap_or(b"");
+    // (Cut so that the block always ends with its newline.)
     l.s(b"\n# debug ")
-        .s(sys::getenv_initial(b"MALLOC_DEBUG").unwrap_or(b""))
+        .s(&debug[..debug.len().min(600)])
         .c(b'\n');
 }
 

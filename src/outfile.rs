@@ -52,12 +52,13 @@ impl Name {
         len: 0,
     };
 
-    /// `path` made absolute (the program may change directory before we reopen it); None if
-    /// it does not fit.
+    /// `path` made absolute (the program may change directory before we reopen it; a relative
+    /// path stays relative if the current directory cannot be had); None if it does not fit.
     pub fn absolute(path: &[u8]) -> Option<Name> {
         let mut n = Name::EMPTY;
-        if path.first() != Some(&b'/') {
-            let cwd = sys::getcwd(&mut n.buf[..NAME_MAX])?;
+        if path.first() != Some(&b'/')
+            && let Some(cwd) = sys::getcwd(&mut n.buf[..NAME_MAX])
+        {
             n.len = cwd;
             if n.len > 1 || n.buf[0] != b'/' {
                 n.push(b"/")?;
@@ -100,15 +101,16 @@ impl Name {
         &self.buf[..self.len + 1]
     }
 
-    /// The directory part, NUL terminated (`/` for a file at the root).
+    /// The directory part, NUL terminated (`/` for a file at the root, `.` for a bare name).
     fn dir(&self) -> Name {
         let mut d = *self;
-        let cut = self
-            .as_bytes()
-            .iter()
-            .rposition(|&b| b == b'/')
-            .unwrap_or(0);
-        d.len = cut.max(1);
+        match self.as_bytes().iter().rposition(|&b| b == b'/') {
+            Some(cut) => d.len = cut.max(1),
+            None => {
+                d.buf[0] = b'.';
+                d.len = 1;
+            }
+        }
         d.buf[d.len] = 0;
         d
     }
@@ -687,6 +689,9 @@ mod tests {
         assert_eq!(n.suffixed(42, 3).as_bytes(), b"/tmp/x.log.42.3");
         assert_eq!(n.dir().c(), b"/tmp\0");
         assert_eq!(Name::absolute(b"/x").unwrap().dir().c(), b"/\0");
+        let mut bare = Name::EMPTY;
+        bare.push(b"x.log").unwrap();
+        assert_eq!(bare.dir().c(), b".\0");
         let rel = Name::absolute(b"a.log").unwrap();
         assert!(rel.as_bytes().starts_with(b"/") && rel.as_bytes().ends_with(b"/a.log"));
         assert_eq!(octal(0o666), *b"0666");

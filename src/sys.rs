@@ -301,6 +301,7 @@ fn report_fd() -> c_int {
                 } else {
                     // SAFETY: the only value stored is a `fn()` (set_report_opener).
                     let f: fn() = unsafe { core::mem::transmute::<usize, fn()>(f) };
+                    let _e = ErrnoGuard::new();
                     f();
                     if REPORT_FD.load(Ordering::Acquire) == REPORT_PENDING {
                         REPORT_FD.store(REPORT_STDERR, Ordering::Release);
