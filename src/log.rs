@@ -1774,6 +1774,57 @@ pub fn reset_in_child() {
     open_sink(SPEC.get().as_bytes(), parent);
 }
 
+/// Set when the file was cut under our mappings (`bus_fault`): its end is no longer ours to trim.
+static CUT: AtomicBool = AtomicBool::new(false);
+
+/// SIGBUS hook (called by the fault handler before anything else, with the faulting address):
+/// a fault inside a chunk of the log that the faulting thread was writing means the file was
+/// truncated by somebody else (the library never cuts a file a live process maps). The chunk is
+/// replaced with anonymous memory, so the store, run again, succeeds (its record is lost),
+/// logging stops with one warning, and the program goes on. False if `addr` is not in a chunk of
+/// ours. Async-signal-safe: no lock is taken (the shared cursor is looked at only when this thread
+/// holds the lock, i.e. when the fault is in it).
+pub fn bus_fault(addr: usize) -> bool {
+    if !FILE_SINK.load(Ordering::Relaxed) {
+        return false;
+    }
+    let a = addr as u64;
+    let within = |c: &[u64; 3]| {
+        let len = chunk_len(gen_of(c[2]));
+        c[1] != 0 && a < c[1] && a >= c[1] - len
+    };
+    let own = *tls_cursor();
+    let chunk = if within(&own) {
+        own
+    } else if FILE.held_by_me() {
+        // SAFETY: this thread holds the lock (the fault interrupted it inside): nobody else
+        // touches the state, and the interrupted code is suspended.
+        let g = unsafe { FILE.get_unlocked() }.g;
+        if !within(&g) {
+            return false;
+        }
+        g
+    } else {
+        return false;
+    };
+    let len = chunk_len(gen_of(chunk[2]));
+    // SAFETY: the chunk [end-len, end) was mapped by new_chunk for this cursor; its content is
+    // lost already (the file under it is gone).
+    if !unsafe { sys::replace_with_anon((chunk[1] - len) as *mut u8, len as usize) } {
+        return false;
+    }
+    SINK.store(SINK_NONE, Ordering::Release);
+    if !CUT.swap(true, Ordering::AcqRel) {
+        let mut l: Line<300> = Line::new();
+        prefix(&mut l).s(
+            b"WARNING: log: the log file was truncated by another program while in use; \
+              logging stops, the program goes on\n",
+        );
+        l.report();
+    }
+    true
+}
+
 /// Exit, before the leak report and dumps: nothing is buffered (mapped pages belong to the
 /// file, fd sinks are written as events come).
 pub fn flush_at_exit() {}
@@ -1800,7 +1851,9 @@ pub fn close_at_exit() {
     release(f, &shared, false);
     f.g = [0; 3];
     let off = f.off;
-    if let Some(fd) = file_fd(f) {
+    if !CUT.load(Ordering::Acquire)
+        && let Some(fd) = file_fd(f)
+    {
         let _ = sys::ftruncate(fd, off);
     }
 }

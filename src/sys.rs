@@ -777,6 +777,25 @@ pub fn map_shared_aligned(fd: c_int, off: u64, len: usize, align: usize) -> Opti
     Some(p as *mut u8)
 }
 
+/// Replaces `[p, p+len)` with fresh anonymous read-write memory, in place (from a signal
+/// handler: mmap is async-signal-safe in practice and allocates nothing).
+/// # Safety
+/// `[p, p+len)` is a page-aligned mapping of ours whose content may be thrown away.
+pub unsafe fn replace_with_anon(p: *mut u8, len: usize) -> bool {
+    // SAFETY: the caller owns the range; MAP_FIXED replaces only it.
+    let q = unsafe {
+        libc::mmap(
+            p as *mut c_void,
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+            -1,
+            0,
+        )
+    };
+    q == p as *mut c_void
+}
+
 /// Unmaps a shared file mapping of ours.
 /// # Safety
 /// `[p, p+len)` is a mapping made by `map_shared_aligned`/`map_shared_fd` that nobody uses.

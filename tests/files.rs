@@ -891,3 +891,24 @@ fn unusable_destinations_get_one_clear_warning() {
         w[0]
     );
 }
+
+/// Somebody else truncates the log while it is mapped (a user's `> file`): the library must not
+/// die of SIGBUS. Needs the fault handler to call `log::bus_fault` first for SIGBUS.
+#[test]
+#[ignore = "needs the one-line SIGBUS hook in segv.rs (log::bus_fault)"]
+fn log_truncated_by_another_program() {
+    let dir = fresh_dir("files_truncated");
+    let path = dir.join("t.log");
+    let spec = format!("1,log={}", path.display());
+    let o = run(
+        "log_truncated_under_us",
+        &[path.to_str().unwrap()],
+        &[("MALLOC_DEBUG", &spec)],
+    );
+    o.assert_success();
+    assert_eq!(o.stdout, "OK\n");
+    let w = warnings(&o);
+    assert_eq!(w.len(), 1, "{}", o.describe());
+    assert!(w[0].contains("the log file was truncated by another program"));
+    assert!(!std::fs::read(&path).unwrap().contains(&0));
+}
