@@ -51,12 +51,27 @@ static MTRACE: AtomicBool = AtomicBool::new(false);
 const SINK_NONE: u8 = 0;
 const SINK_FD: u8 = 1;
 const SINK_MAP: u8 = 2;
+/// The file after exit (`close_at_exit`): every line is appended whole with pwrite under the
+/// lock, none is formatted in place, so the exit cannot cut one.
+const SINK_LATE: u8 = 3;
 static SINK: AtomicU8 = AtomicU8::new(SINK_NONE);
 static SINK_FD_NO: AtomicI32 = AtomicI32::new(-1);
 
 /// Flag in a thread cursor's end offset (`scratch[2]`, a multiple of the page size otherwise):
-/// a record is being formatted in place in the chunk (`text_in_place`).
+/// a record is being written in place in the chunk (`text_in_place`, `emit`).
 const BUSY: u64 = 1;
+
+/// Stores a thread's cursor word `c[2]` (BUSY and the chunk end) as one relaxed atomic store:
+/// `close_at_exit` reads it from another thread. The compiler fences keep the record's stores
+/// between the setting and the clearing of BUSY.
+#[inline(always)]
+fn set_flags(c: &mut [u64; 3], v: u64) {
+    core::sync::atomic::compiler_fence(Ordering::SeqCst);
+    // SAFETY: c[2] is an aligned u64 of this thread's TLS block; other threads only load it
+    // atomically (`close_at_exit`).
+    unsafe { AtomicU64::from_ptr(&mut c[2]) }.store(v, Ordering::Relaxed);
+    core::sync::atomic::compiler_fence(Ordering::SeqCst);
+}
 
 // ------------------------------------------------------------------ statistics
 
@@ -583,7 +598,13 @@ struct FileState {
     stopped: bool,
     /// The shared cursor: threads' first lines, mtrace records, a leftover chunk tail.
     g: [u64; 3],
+    /// TLS blocks of the live threads that write a chunk of their own (`close_at_exit` waits
+    /// for the record each is writing); threads past the table's size are not waited for.
+    writers: [usize; WRITERS],
+    nwriters: usize,
 }
+
+const WRITERS: usize = 128;
 
 static FILE: Mutex<FileState> = Mutex::new(FileState {
     fd: -1,
@@ -595,6 +616,8 @@ static FILE: Mutex<FileState> = Mutex::new(FileState {
     closed: false,
     stopped: false,
     g: [0; 3],
+    writers: [0; WRITERS],
+    nwriters: 0,
 });
 /// A log file was claimed by this process (set once at open, cleared only in a fork child).
 static FILE_SINK: AtomicBool = AtomicBool::new(false);
@@ -786,6 +809,11 @@ fn shared_put(f: &mut FileState, line: &[u8]) {
 /// a thread that soon stops logging leaves little unused); later ones are new, each twice as
 /// large. Caller holds `FILE`.
 fn own_put(f: &mut FileState, c: &mut [u64; 3], line: &[u8]) {
+    let me = tls::state() as usize;
+    if c[1] == 0 && !f.writers[..f.nwriters].contains(&me) && f.nwriters < WRITERS {
+        f.writers[f.nwriters] = me;
+        f.nwriters += 1;
+    }
     let room = f.g[1].saturating_sub(f.g[0]);
     if c[1] == 0 && room >= 4 * (MAX_LINE + SLACK) as u64 && room <= 2 * chunk_len(GEN_OWN) {
         *c = f.g;
@@ -862,10 +890,17 @@ fn fd_warn(what: &[u8], e: i32) {
 fn emit(line: &[u8]) {
     match SINK.load(Ordering::Relaxed) {
         SINK_FD => fd_put(line),
-        SINK_MAP => {
+        sink @ (SINK_MAP | SINK_LATE) => {
             let mtrace = MTRACE.load(Ordering::Relaxed);
-            if !mtrace && put_at(tls_cursor(), line) {
-                return;
+            if !mtrace && sink == SINK_MAP {
+                let c = tls_cursor();
+                let was = c[2];
+                set_flags(c, was | BUSY);
+                let done = put_at(c, line);
+                set_flags(c, was);
+                if done {
+                    return;
+                }
             }
             if FILE.held_by_me() {
                 return; // a signal handler interrupted this thread inside the lock
@@ -904,6 +939,11 @@ extern "C" fn thread_exit(_v: *mut libc::c_void) {
     }
     let mut g = FILE.lock();
     let f = &mut *g;
+    let me = tls::state() as usize;
+    if let Some(i) = f.writers[..f.nwriters].iter().position(|&t| t == me) {
+        f.nwriters -= 1;
+        f.writers[i] = f.writers[f.nwriters];
+    }
     let room = |x: &[u64; 3]| x[1].saturating_sub(x[0]);
     if !f.closed && room(c) > room(&f.g) {
         let old = f.g;
@@ -1060,7 +1100,9 @@ const OP_PAD: [[u8; 32]; 15] = {
         b"delete[]",
         b"malloc_usable_size",
     ];
-    let mut t = [[0u8; 32]; 15];
+    // Padded with newlines: a record cut right after the block (a thread killed at exit)
+    // leaves no NUL byte.
+    let mut t = [[b'\n'; 32]; 15];
     let mut i = 0;
     while i < 15 {
         let mut j = 0;
@@ -1200,7 +1242,7 @@ fn text_in_place(e: &Event, frames: &[usize]) -> bool {
     // The chunk is in use until the record is complete: an event logged meanwhile by a signal
     // handler must not give it back (see `put`).
     let was = c[2];
-    c[2] = was | BUSY;
+    set_flags(c, was | BUSY);
     // SAFETY: [pos, pos + MAX_LINE + SLACK) lies in this thread's mapped chunk (checked above)
     // and was just reserved for this record; the record and its SLACK bytes of stray digits stay
     // inside it.
@@ -1214,7 +1256,7 @@ fn text_in_place(e: &Event, frames: &[usize]) -> bool {
     if c[0] == pos + RESERVE {
         c[0] = pos + len as u64;
     }
-    c[2] = was;
+    set_flags(c, was);
     true
 }
 
@@ -1765,6 +1807,8 @@ pub fn reset_in_child() {
     f.closed = false;
     f.stopped = false;
     f.name = outfile::Name::EMPTY;
+    // Only this thread survives the fork.
+    f.nwriters = 0;
     drop(f);
     FILE_SINK.store(false, Ordering::Release);
     SINK.store(SINK_NONE, Ordering::Release);
@@ -1839,10 +1883,26 @@ pub fn close_at_exit() {
     if MTRACE.load(Ordering::Relaxed) {
         emit(b"= End\n");
     }
+    // Threads still running log on, but from now on with whole-line pwrites under the lock:
+    // wait for the records they are writing in place, so that the exit does not cut one.
+    let _ = SINK.compare_exchange(SINK_MAP, SINK_LATE, Ordering::AcqRel, Ordering::Relaxed);
     let c = tls_cursor();
     let mut g = FILE.lock();
     let f = &mut *g;
     f.closed = true;
+    let me = tls::state() as usize;
+    let deadline = sys::now_ns() + 50_000_000;
+    for &t in &f.writers[..f.nwriters] {
+        if t == me {
+            continue;
+        }
+        // SAFETY: a registered thread is alive (it unregisters under the lock we hold, before
+        // its TLS block goes away); its flags word is only stored atomically.
+        let flags = unsafe { AtomicU64::from_ptr(&mut (*(t as *mut tls::ThreadState)).scratch[2]) };
+        while flags.load(Ordering::Relaxed) & BUSY != 0 && sys::now_ns() < deadline {
+            sys::sched_yield();
+        }
+    }
     // This thread's chunk may now lie past the end of the file: forget it (no more stores).
     let own = [c[0], c[1], c[2] & !BUSY];
     release(f, &own, false);
@@ -1875,7 +1935,7 @@ mod tests {
             assert_eq!(op as u8, i);
             let n = OP_LEN[i as usize] as usize;
             assert_eq!(&OP_PAD[i as usize][..n], op.name());
-            assert!(OP_PAD[i as usize][n..].iter().all(|&b| b == 0));
+            assert!(OP_PAD[i as usize][n..].iter().all(|&b| b == b'\n'));
         }
     }
     #[test]
