@@ -919,3 +919,63 @@ fn log_truncated_by_another_program() {
     assert!(w[0].contains("the log file was truncated by another program"));
     assert!(!std::fs::read(&path).unwrap().contains(&0));
 }
+
+/// The real programs of the suite (bash, python3 with threads, perl, git, gcc with its
+/// cc1/as/ld children, sort, sqlite3) under `log=` without `%p`: each runs as usual, and every
+/// process's file (the first process's PATH, the others' PATH.PID) parses whole.
+#[test]
+fn real_programs_keep_every_process_log() {
+    for (name, check) in common::real::ALL {
+        let dir = fresh_dir(&format!("files_real_{name}"));
+        let spec = format!("log={}/r.log", dir.display());
+        let Some(o) = check(&[("MALLOC_DEBUG", &spec)]) else {
+            continue;
+        };
+        assert!(warnings(&o).is_empty(), "{name}: {}", o.describe());
+        let logs = check_run_logs(&dir, "r.log");
+        assert!(!logs.is_empty(), "{name}: no log");
+        assert_eq!(
+            logs.len(),
+            files_in(&dir).len(),
+            "{name}: files not named PATH or PATH.PID: {:?}",
+            files_in(&dir)
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// python3: threads, a child started with subprocess (vfork + exec: no fork handler runs) and
+/// one with os.fork: every process has its file.
+#[test]
+fn python_children_keep_their_logs() {
+    let Some(python) = require("python3") else {
+        return;
+    };
+    let dir = fresh_dir("files_python");
+    let spec = format!("log={}/py.log", dir.display());
+    let script = "import os, subprocess, threading\n\
+        def work():\n    x = [str(i) for i in range(20000)]\n\
+        ts = [threading.Thread(target=work) for _ in range(4)]\n\
+        [t.start() for t in ts]\n[t.join() for t in ts]\n\
+        subprocess.run(['true'], check=True)\n\
+        pid = os.fork()\n\
+        if pid == 0:\n    x = [str(i) for i in range(1000)]\n    os._exit(0)\n\
+        os.waitpid(pid, 0)\nprint('OK')\n";
+    let o = Run::new(python)
+        .args(["-c", script])
+        .env("MALLOC_DEBUG", &spec)
+        .go();
+    o.assert_success();
+    assert_eq!(o.stdout, "OK\n", "{}", o.describe());
+    let logs = check_run_logs(&dir, "py.log");
+    let programs: Vec<&str> = logs.values().flatten().map(|i| i.key("program")).collect();
+    assert!(
+        programs.iter().any(|p| p.ends_with("/true")),
+        "{programs:?}"
+    );
+    assert!(
+        logs.values()
+            .any(|imgs| imgs[0].header.contains_key("forked_from")),
+        "the os.fork child's file"
+    );
+}
