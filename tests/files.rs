@@ -323,6 +323,26 @@ fn reports_of_an_exec_child_stay_whole() {
     assert_eq!(errors(&child_text), ["40 bytes) in free()"]);
 }
 
+/// report=PATH and an exec in place: the new image appends its reports to the file its former
+/// image wrote (same pid, changed since the process started).
+#[test]
+fn reports_of_an_exec_in_place_are_appended() {
+    let dir = fresh_dir("files_report_exec_self");
+    let spec = format!("1,on_error=continue,report={}/r.txt", dir.display());
+    let o = run("report_exec_self", &[], &[("MALLOC_DEBUG", &spec)]);
+    o.assert_success();
+    assert_eq!(o.stdout, "OK\n", "{}", o.describe());
+    assert_eq!(files_in(&dir).len(), 1, "{:?}", files_in(&dir));
+    let text = std::fs::read_to_string(dir.join("r.txt")).unwrap();
+    let errors: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("]: ERROR: double free"))
+        .collect();
+    assert_eq!(errors.len(), 2, "{text}");
+    assert!(errors[0].ends_with("(TINY, 24 bytes) in free()"), "{text}");
+    assert!(errors[1].ends_with("(TINY, 40 bytes) in free()"), "{text}");
+}
+
 // ------------------------------------------------------------------ which file
 
 /// Our process's start time (clock ticks since boot) and the boot id, as the library writes
