@@ -559,6 +559,8 @@ const GEN_OWN: u64 = 2;
 /// short-lived threads do not each reserve a chunk; it maps a chunk of its own once it has
 /// written this many.
 const SHARED_BYTES: u64 = 16 << 10;
+/// A thread cursor's position after the thread's exit destructor ran (no chunk again).
+const EXITED: u64 = u64::MAX;
 /// Low bits of a cursor's end offset, which is page aligned: BUSY (bit 0) and the chunk's
 /// generation (bits 1-3; its length is `chunk_len(generation)`).
 const LOW: u64 = 0xfff;
@@ -809,11 +811,6 @@ fn shared_put(f: &mut FileState, line: &[u8]) {
 /// a thread that soon stops logging leaves little unused); later ones are new, each twice as
 /// large. Caller holds `FILE`.
 fn own_put(f: &mut FileState, c: &mut [u64; 3], line: &[u8]) {
-    let me = tls::state() as usize;
-    if c[1] == 0 && !f.writers[..f.nwriters].contains(&me) && f.nwriters < WRITERS {
-        f.writers[f.nwriters] = me;
-        f.nwriters += 1;
-    }
     let room = f.g[1].saturating_sub(f.g[0]);
     if c[1] == 0 && room >= 4 * (MAX_LINE + SLACK) as u64 && room <= 2 * chunk_len(GEN_OWN) {
         *c = f.g;
@@ -831,6 +828,14 @@ fn own_put(f: &mut FileState, c: &mut [u64; 3], line: &[u8]) {
             return;
         };
         *c = n;
+    }
+    // A writer in place from now on: `close_at_exit` waits for its records, and its exit
+    // unregisters it (the key's destructor runs only once the key has a value).
+    let me = tls::state() as usize;
+    let known = f.writers[..f.nwriters].contains(&me);
+    if !known && f.nwriters < WRITERS && KEY.load(Ordering::Relaxed) != u64::MAX {
+        f.writers[f.nwriters] = me;
+        f.nwriters += 1;
     }
     if KEY.load(Ordering::Relaxed) != u64::MAX {
         // Ask for a call at thread exit (keys < 32 do not allocate, PITFALLS 4).
@@ -915,6 +920,10 @@ fn emit(line: &[u8]) {
                 // (BUSY: this thread was interrupted while formatting a record in place: its
                 // chunk stays.)
                 shared_put(f, line);
+            } else if c[1] == 0 && c[0] == EXITED {
+                // Events after this thread's exit destructor (other destructors that free):
+                // no chunk again, nobody would give it back.
+                shared_put(f, line);
             } else if c[1] == 0 && c[0] < SHARED_BYTES {
                 // Without a chunk, c[0] counts the bytes this thread wrote through the shared
                 // cursor.
@@ -933,16 +942,21 @@ fn emit(line: &[u8]) {
 /// holds records rather than reserved space; otherwise it is given back.
 extern "C" fn thread_exit(_v: *mut libc::c_void) {
     let c = tls_cursor();
-    if c[1] == 0 || FILE.held_by_me() {
-        *c = [0; 3];
+    if FILE.held_by_me() {
         return;
     }
     let mut g = FILE.lock();
     let f = &mut *g;
+    // Unregistered even if the thread lost its chunk since (`close_at_exit` must not look at
+    // a TLS block that is about to go away).
     let me = tls::state() as usize;
     if let Some(i) = f.writers[..f.nwriters].iter().position(|&t| t == me) {
         f.nwriters -= 1;
         f.writers[i] = f.writers[f.nwriters];
+    }
+    if c[1] == 0 {
+        *c = [EXITED, 0, 0];
+        return;
     }
     let room = |x: &[u64; 3]| x[1].saturating_sub(x[0]);
     if !f.closed && room(c) > room(&f.g) {
@@ -952,7 +966,7 @@ extern "C" fn thread_exit(_v: *mut libc::c_void) {
     } else {
         release(f, c, true);
     }
-    *c = [0; 3];
+    *c = [EXITED, 0, 0];
 }
 
 // ------------------------------------------------------------------ formatting
