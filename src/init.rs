@@ -184,7 +184,8 @@ pub fn open_output() {
     }
     let mut path = [0u8; 512];
     let n = crate::log::expand(spec, &mut path);
-    match crate::outfile::claim(&path[..n], crate::outfile::Kind::Report, b"") {
+    let log = crate::log::file_id();
+    match crate::outfile::claim(&path[..n], crate::outfile::Kind::Report, b"", log) {
         Some(c) if sys::REPORT_FILE.set(c.fd) => {
             // (Opened again after the program closed ours: an earlier hold may still be open.)
             if c.base >= 0 && (REPORT_BASE.get().is_some() || !REPORT_BASE.set(c.base)) {

@@ -1458,7 +1458,8 @@ fn open_sink(spec: &[u8], ppid: u32) {
         }
         let mut path = [0u8; 512];
         let n = expand(spec, &mut path);
-        let Some(c) = outfile::claim(&path[..n], outfile::Kind::Log, h.as_bytes()) else {
+        let none = sys::FileId::default();
+        let Some(c) = outfile::claim(&path[..n], outfile::Kind::Log, h.as_bytes(), none) else {
             return;
         };
         let mut f = FILE.lock();
@@ -1773,6 +1774,14 @@ pub fn dump_recent(fd: i32, n: usize) {
         human(&mut l, e);
         l.write_fd(fd);
     });
+}
+
+/// The log file's identity (zero without a log file): `report=` must not claim it too.
+pub fn file_id() -> sys::FileId {
+    if !FILE_SINK.load(Ordering::Acquire) || FILE.held_by_me() {
+        return sys::FileId::default();
+    }
+    FILE.lock().id
 }
 
 /// Fork prepare: no thread may be inside the file lock while the process is copied.

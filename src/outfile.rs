@@ -132,6 +132,8 @@ pub struct Ident {
     pub start: u64,
     pub boot: [u8; 40],
     pub boot_len: usize,
+    /// Read from a report file (its first line), not from a log header.
+    pub report: bool,
 }
 
 impl Ident {
@@ -176,6 +178,7 @@ pub fn me() -> Ident {
         start: proc_start(pid).unwrap_or(0),
         boot: [0; 40],
         boot_len: 0,
+        report: false,
     };
     let mut b = [0u8; 64];
     if let Ok(n) = sys::read_small_file(b"/proc/sys/kernel/random/boot_id\0", &mut b) {
@@ -203,6 +206,7 @@ fn read_writer(fd: i32) -> Ident {
         start: 0,
         boot: [0; 40],
         boot_len: 0,
+        report: false,
     };
     let mut buf = [0u8; 4096];
     let n = sys::pread(fd, &mut buf, 0).unwrap_or(0);
@@ -212,6 +216,7 @@ fn read_writer(fd: i32) -> Ident {
             // A report file: its first line names the reporting process.
             let end = r.iter().position(|&b| b == b']').unwrap_or(0);
             w.pid = crate::fmt::parse_num(&r[..end]).unwrap_or(0) as u32;
+            w.report = true;
             break;
         }
         first = false;
@@ -253,10 +258,10 @@ fn started(w: &mut Ident, v: &[u8]) {
     }
 }
 
-/// Whether the file (writer `w`, status `st`) was written by this very process, maybe by an
-/// earlier image of it (exec keeps the pid and the start time).
-fn written_by_me(w: &Ident, st: &Stat, me: &Ident) -> bool {
-    if w.pid == 0 || w.pid != me.pid {
+/// Whether the file (writer `w`, status `st`) was written by this very process as a file of
+/// this kind, maybe by an earlier image of it (exec keeps the pid and the start time).
+fn written_by_me(w: &Ident, st: &Stat, me: &Ident, kind: Kind) -> bool {
+    if w.pid == 0 || w.pid != me.pid || w.report != (kind == Kind::Report) {
         return false;
     }
     if w.start != 0 && me.start != 0 {
@@ -282,7 +287,7 @@ fn writer_alive(w: &Ident, st: &Stat, me: &Ident) -> bool {
     }
 }
 
-/// Why an existing file must not be used (None: it may be).
+/// Whether an existing file must not be used; if so, why (in `l`).
 fn refusal<const N: usize>(st: &Stat, l: &mut Line<N>) -> bool {
     if !st.is_regular() {
         l.s(st.kind()).s(b", not a regular file");
@@ -372,8 +377,9 @@ fn warn(kind: Kind, head: &[u8], name: &[u8], why: impl FnOnce(&mut Line<1400>))
 }
 
 /// Claims the file for `path` (`%p` already expanded), writing `header` at the start of a new
-/// file or after the content of an earlier image's. None after a warning.
-pub fn claim(path: &[u8], kind: Kind, header: &[u8]) -> Option<Claimed> {
+/// file or after the content of an earlier image's. `avoid`: a file this process writes
+/// already (the log, when reports are claimed), taken as in use. None after a warning.
+pub fn claim(path: &[u8], kind: Kind, header: &[u8], avoid: sys::FileId) -> Option<Claimed> {
     let Some(base) = Name::absolute(path) else {
         warn(kind, b"cannot use", path, |l| {
             l.s(b"(the path is too long)");
@@ -382,7 +388,7 @@ pub fn claim(path: &[u8], kind: Kind, header: &[u8]) -> Option<Claimed> {
     };
     let me = me();
     // An earlier image of this process may have written PATH.PID (PATH was in use then).
-    if let Some(mut c) = take_mine(&base.suffixed(me.pid, 0), kind, header, &me) {
+    if let Some(mut c) = take_mine(&base.suffixed(me.pid, 0), kind, header, &me, avoid) {
         c.base = hold(&base);
         return Some(c);
     }
@@ -392,7 +398,7 @@ pub fn claim(path: &[u8], kind: Kind, header: &[u8]) -> Option<Claimed> {
         } else {
             base.suffixed(me.pid, k)
         };
-        match take(&name, kind, header, &me) {
+        match take(&name, kind, header, &me, avoid) {
             Outcome::Taken(mut c) => {
                 if k > 0 {
                     c.base = hold(&base);
@@ -503,9 +509,15 @@ fn open_existing(name: &Name, kind: Kind, warn_unsafe: bool) -> Result<Option<(i
 }
 
 /// `name` if an earlier image of this process wrote it: appended to.
-fn take_mine(name: &Name, kind: Kind, header: &[u8], me: &Ident) -> Option<Claimed> {
+fn take_mine(
+    name: &Name,
+    kind: Kind,
+    header: &[u8],
+    me: &Ident,
+    avoid: sys::FileId,
+) -> Option<Claimed> {
     let (fd, st) = open_existing(name, kind, false).ok()??;
-    if !written_by_me(&read_writer(fd), &st, me) || !lock_shared(fd) {
+    if st.id == avoid || !written_by_me(&read_writer(fd), &st, me, kind) || !lock_shared(fd) {
         sys::close(fd);
         return None;
     }
@@ -577,7 +589,7 @@ fn content_end(fd: i32, size: u64) -> (u64, bool) {
 
 /// Takes `name`: creates it, replaces a stale file, appends to an earlier image's; InUse when
 /// another process holds it or its writer lives.
-fn take(name: &Name, kind: Kind, header: &[u8], me: &Ident) -> Outcome {
+fn take(name: &Name, kind: Kind, header: &[u8], me: &Ident, avoid: sys::FileId) -> Outcome {
     for _ in 0..8 {
         let (fd, st) = match open_existing(name, kind, true) {
             Err(()) => return Outcome::Failed,
@@ -593,6 +605,10 @@ fn take(name: &Name, kind: Kind, header: &[u8], me: &Ident) -> Outcome {
                 }
             },
         };
+        if st.id == avoid {
+            sys::close(fd);
+            return Outcome::InUse;
+        }
         let exclusive = sys::flock(fd, libc::LOCK_EX | libc::LOCK_NB).is_ok();
         // Under LOCK_EX, the path must still name this file (nobody replaced it meanwhile).
         if exclusive && sys::lstat(name.c()).map(|s| s.id) != Ok(st.id) {
@@ -600,7 +616,7 @@ fn take(name: &Name, kind: Kind, header: &[u8], me: &Ident) -> Outcome {
             continue;
         }
         let w = read_writer(fd);
-        if written_by_me(&w, &st, me) {
+        if written_by_me(&w, &st, me, kind) {
             if (exclusive && sys::flock(fd, libc::LOCK_SH).is_ok()) || lock_shared(fd) {
                 return match append(fd, &st, kind, header, *name) {
                     Some(c) => Outcome::Taken(c),

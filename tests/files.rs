@@ -343,6 +343,27 @@ fn reports_of_an_exec_in_place_are_appended() {
     assert!(errors[1].ends_with("(TINY, 40 bytes) in free()"), "{text}");
 }
 
+/// log= and report= naming the same path (and an exec in place): the log keeps PATH, the reports
+/// go to PATH.PID, neither is written into the other.
+#[test]
+fn log_and_report_on_one_path_stay_apart() {
+    let dir = fresh_dir("files_same_path");
+    let path = dir.join("same");
+    let spec = format!("1,on_error=continue,log={p},report={p}", p = path.display());
+    let o = run("report_exec_self", &[], &[("MALLOC_DEBUG", &spec)]);
+    o.assert_success();
+    let images = parse_log(&path);
+    assert_eq!(images.len(), 2, "both images' log blocks");
+    let pid = images[0].pid();
+    let reports = std::fs::read_to_string(dir.join(format!("same.{pid}"))).unwrap();
+    let errors = reports
+        .lines()
+        .filter(|l| l.contains("]: ERROR: double free"))
+        .count();
+    assert_eq!(errors, 2, "{reports}");
+    assert_eq!(files_in(&dir).len(), 2, "{:?}", files_in(&dir));
+}
+
 // ------------------------------------------------------------------ which file
 
 /// Our process's start time (clock ticks since boot) and the boot id, as the library writes
