@@ -823,6 +823,11 @@ impl ErrnoGuard {
         ErrnoGuard(errno())
     }
 }
+impl Default for ErrnoGuard {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 impl Drop for ErrnoGuard {
     fn drop(&mut self) {
         set_errno(self.0);
