@@ -138,6 +138,8 @@ fn init() {
 static REPORT_SPEC: config::Once<config::Path> = config::Once::new(config::Path::NONE);
 /// LOCK_SH on the base name when this process writes its reports to PATH.PID.
 static REPORT_BASE: sys::OwnedFd = sys::OwnedFd::none();
+/// In a fork child: the parent's report file, kept open (it holds the parent's lock).
+static REPORT_PARENT: sys::OwnedFd = sys::OwnedFd::none();
 
 /// Opens the report destination (`sys::write_report` calls it with reports pending: at the
 /// first report, and again if the program closed our descriptor). `stderr` is fd 2; `fd:N`
@@ -213,12 +215,19 @@ extern "C" fn fork_child() {
     tls::reset_after_fork();
     heap::reset_all();
     crate::log::reset_in_child();
-    // The report file is the parent's: this process claims its own at its first report.
+    // The report file is the parent's: this process claims its own at its first report. Its
+    // descriptors stay open as holds (their open files carry the parent's locks), so that the
+    // parent's files count as in use even after the parent exits.
     if sys::REPORT_FD.load(Ordering::Acquire) != sys::REPORT_STDERR
         && !REPORT_SPEC.get().as_bytes().starts_with(b"fd:")
     {
-        sys::REPORT_FILE.close();
-        REPORT_BASE.close();
+        if let Some(fd) = sys::REPORT_FILE.get() {
+            REPORT_PARENT.close();
+            if !REPORT_PARENT.set(fd) {
+                sys::close(fd);
+            }
+        }
+        sys::REPORT_FILE.forget();
         sys::REPORT_FD.store(sys::REPORT_PENDING, Ordering::Release);
     }
 }

@@ -590,6 +590,7 @@ struct FileState {
     /// LOCK_SH on the base name when this process writes PATH.PID (-1 otherwise).
     base: i32,
     base_id: sys::FileId,
+    base_name: outfile::Name,
     /// The file's absolute name, to open it again if the program closes our descriptor.
     name: outfile::Name,
     /// File offset where the next chunk or appended line starts.
@@ -613,6 +614,7 @@ static FILE: Mutex<FileState> = Mutex::new(FileState {
     id: sys::FileId { dev: 0, ino: 0 },
     base: -1,
     base_id: sys::FileId { dev: 0, ino: 0 },
+    base_name: outfile::Name::EMPTY,
     name: outfile::Name::EMPTY,
     off: 0,
     closed: false,
@@ -656,6 +658,11 @@ pub fn expand(spec: &[u8], out: &mut [u8; 512]) -> usize {
 /// Our descriptor of the file, opened again by name if the program closed it (or reused its
 /// number); None (after one warning, logging stopped) if the file cannot be had again.
 fn file_fd(f: &mut FileState) -> Option<i32> {
+    if f.base >= 0 && !sys::fd_names(f.base, f.base_id) {
+        // The hold on PATH went with the program's close loop (a daemon): take it again, so
+        // that PATH stays in use while this process lives.
+        f.base = outfile::hold_again(&f.base_name, f.base_id);
+    }
     if f.fd >= 0 && sys::fd_names(f.fd, f.id) {
         return Some(f.fd);
     }
@@ -1467,6 +1474,7 @@ fn open_sink(spec: &[u8], ppid: u32) {
         f.id = sys::fstat(c.fd).map(|st| st.id).unwrap_or_default();
         f.base = c.base;
         f.base_id = sys::fstat(c.base).map(|st| st.id).unwrap_or_default();
+        f.base_name = c.base_name;
         f.name = c.name;
         f.off = c.end;
         f.closed = false;
@@ -1784,8 +1792,13 @@ pub fn file_id() -> sys::FileId {
     FILE.lock().id
 }
 
+/// The forking process's pid (set in the fork prepare handler): the child's `forked_from`, even
+/// if the parent is gone by the time the child writes its header.
+static FORK_PARENT: AtomicU32 = AtomicU32::new(0);
+
 /// Fork prepare: no thread may be inside the file lock while the process is copied.
 pub fn lock_for_fork() {
+    FORK_PARENT.store(sys::getpid(), Ordering::Relaxed);
     if FILE_SINK.load(Ordering::Relaxed) {
         FILE.lock_forever();
     }
@@ -1818,14 +1831,13 @@ pub fn reset_in_child() {
     let shared = f.g;
     release(&mut f, &shared, true);
     f.g = [0; 3];
-    for (fd, id) in [(f.fd, f.id), (f.base, f.base_id)] {
-        // Closing our copy leaves the parent's lock in place (the parent's copy keeps it).
-        if fd >= 0 && sys::fd_names(fd, id) {
-            sys::close(fd);
-        }
-    }
+    // The parent's descriptors (their open files hold the parent's locks) stay open until this
+    // process has claimed its own file: the parent may exit meanwhile (a daemon's fork), and its
+    // file must still count as in use.
+    let inherited = [(f.fd, f.id), (f.base, f.base_id)];
     f.fd = -1;
     f.base = -1;
+    f.base_name = outfile::Name::EMPTY;
     f.off = 0;
     f.closed = false;
     f.stopped = false;
@@ -1836,9 +1848,13 @@ pub fn reset_in_child() {
     FILE_SINK.store(false, Ordering::Release);
     SINK.store(SINK_NONE, Ordering::Release);
     START_NS.store(sys::now_ns(), Ordering::Relaxed);
-    // SAFETY: getppid has no preconditions.
-    let parent = unsafe { libc::getppid() } as u32;
-    open_sink(SPEC.get().as_bytes(), parent);
+    open_sink(SPEC.get().as_bytes(), FORK_PARENT.load(Ordering::Relaxed));
+    for (fd, id) in inherited {
+        // Our copy: closing it leaves the parent's lock in place while the parent lives.
+        if fd >= 0 && sys::fd_names(fd, id) {
+            sys::close(fd);
+        }
+    }
 }
 
 /// Set when the file was cut under our mappings (`bus_fault`): its end is no longer ours to trim.

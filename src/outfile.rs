@@ -287,6 +287,69 @@ fn writer_alive(w: &Ident, st: &Stat, me: &Ident) -> bool {
     }
 }
 
+/// Whether a process of the run that wrote `base` lives on: a `base.PID[.K]` file beside it
+/// whose writer is alive (a daemon whose hold on `base` went with its close loop, while the
+/// process that wrote `base` has ended). Looks at 4096 names at most.
+fn run_alive(base: &Name, me: &Ident) -> bool {
+    let Ok(dir) = sys::open(
+        base.dir().c(),
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        0,
+    ) else {
+        return false;
+    };
+    let file = {
+        let b = base.as_bytes();
+        let cut = b.iter().rposition(|&c| c == b'/').map_or(0, |i| i + 1);
+        &b[cut..]
+    };
+    let mut buf = [0u8; 2048];
+    let mut seen = 0;
+    let mut alive = false;
+    'scan: while seen < 4096 {
+        let Ok(n) = sys::getdents(dir, &mut buf) else {
+            break;
+        };
+        if n == 0 {
+            break;
+        }
+        // linux_dirent64: u64 inode, i64 offset, u16 record length, u8 type, name.
+        let mut at = 0;
+        while at + 19 < n {
+            let reclen = u16::from_ne_bytes([buf[at + 16], buf[at + 17]]) as usize;
+            if reclen == 0 || at + reclen > n {
+                break 'scan;
+            }
+            let name = &buf[at + 19..at + reclen];
+            let name = &name[..name.iter().position(|&c| c == 0).unwrap_or(name.len())];
+            at += reclen;
+            seen += 1;
+            let Some(rest) = name.strip_prefix(file).and_then(|r| r.strip_prefix(b".")) else {
+                continue;
+            };
+            if rest.is_empty() || !rest.iter().all(|&c| c.is_ascii_digit() || c == b'.') {
+                continue;
+            }
+            let mut other = *base;
+            other.len = base.len - file.len();
+            if other.push(name).is_none() {
+                continue;
+            }
+            let Ok(Some((fd, st))) = open_existing(&other, Kind::Log, false) else {
+                continue;
+            };
+            let w = read_writer(fd);
+            sys::close(fd);
+            if w.pid != me.pid && !w.report && writer_alive(&w, &st, me) {
+                alive = true;
+                break 'scan;
+            }
+        }
+    }
+    sys::close(dir);
+    alive
+}
+
 /// Whether an existing file must not be used; if so, why (in `l`).
 fn refusal<const N: usize>(st: &Stat, l: &mut Line<N>) -> bool {
     if !st.is_regular() {
@@ -343,6 +406,8 @@ pub struct Claimed {
     pub fd: i32,
     /// LOCK_SH on the base name when the file is PATH.PID (-1 otherwise).
     pub base: i32,
+    /// The base name (PATH).
+    pub base_name: Name,
     pub name: Name,
     /// Where writing goes on: after the header this call wrote (log), or the size (report).
     pub end: u64,
@@ -390,6 +455,7 @@ pub fn claim(path: &[u8], kind: Kind, header: &[u8], avoid: sys::FileId) -> Opti
     // An earlier image of this process may have written PATH.PID (PATH was in use then).
     if let Some(mut c) = take_mine(&base.suffixed(me.pid, 0), kind, header, &me, avoid) {
         c.base = hold(&base);
+        c.base_name = base;
         return Some(c);
     }
     for k in 0..=9 {
@@ -402,6 +468,7 @@ pub fn claim(path: &[u8], kind: Kind, header: &[u8], avoid: sys::FileId) -> Opti
             Outcome::Taken(mut c) => {
                 if k > 0 {
                     c.base = hold(&base);
+                    c.base_name = base;
                 }
                 return Some(c);
             }
@@ -429,6 +496,17 @@ pub fn reopen(name: &Name, id: sys::FileId, kind: Kind) -> Option<i32> {
         return None;
     }
     Some(sys::move_high(fd))
+}
+
+/// LOCK_SH on the base name (the run's file) again, after the program closed our descriptor
+/// (daemons close every descriptor): only if the name still is the file `id`. -1 if not.
+pub fn hold_again(base: &Name, id: sys::FileId) -> i32 {
+    let fd = hold(base);
+    if fd >= 0 && sys::fstat(fd).map(|st| st.id) != Ok(id) {
+        sys::close(fd);
+        return -1;
+    }
+    fd
 }
 
 /// LOCK_SH on the base name (the run's file), as a high close-on-exec descriptor; -1 if that
@@ -552,6 +630,7 @@ fn append(fd: i32, st: &Stat, kind: Kind, header: &[u8], name: Name) -> Option<C
     Some(Claimed {
         fd: sys::move_high(fd),
         base: -1,
+        base_name: Name::EMPTY,
         name,
         end,
         appended: true,
@@ -628,7 +707,8 @@ fn take(name: &Name, kind: Kind, header: &[u8], me: &Ident, avoid: sys::FileId) 
         }
         let busy = !exclusive
             || (w.pid == 0 && sys::clock_ns(libc::CLOCK_REALTIME) < st.mtime_ns + CREATING_NS)
-            || writer_alive(&w, &st, me);
+            || writer_alive(&w, &st, me)
+            || (kind == Kind::Log && run_alive(name, me));
         if busy {
             sys::close(fd);
             return Outcome::InUse;
@@ -646,6 +726,7 @@ fn take(name: &Name, kind: Kind, header: &[u8], me: &Ident, avoid: sys::FileId) 
         return Outcome::Taken(Claimed {
             fd: sys::move_high(fd),
             base: -1,
+            base_name: Name::EMPTY,
             name: *name,
             end: header.len() as u64,
             appended: false,
@@ -660,6 +741,7 @@ fn create(name: &Name, kind: Kind, header: &[u8]) -> Result<Claimed, i32> {
     let done = |fd: i32| Claimed {
         fd: sys::move_high(fd),
         base: -1,
+        base_name: Name::EMPTY,
         name: *name,
         end: header.len() as u64,
         appended: false,

@@ -659,6 +659,21 @@ pub fn link_fd(fd: c_int, path: &[u8]) -> Result<(), c_int> {
     }
 }
 
+/// Reads directory entries of `fd` into `buf` (`getdents64`: records of inode, offset, length,
+/// type and NUL-terminated name); the count read, 0 at the end.
+pub fn getdents(fd: c_int, buf: &mut [u8]) -> Result<usize, c_int> {
+    // SAFETY: buf is writable for its length; the kernel writes at most that many bytes.
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_getdents64,
+            fd,
+            buf.as_mut_ptr() as *mut c_void,
+            buf.len(),
+        )
+    };
+    if n < 0 { Err(errno()) } else { Ok(n as usize) }
+}
+
 /// Reads a small file (a /proc entry) into `buf`; the count read.
 pub fn read_small_file(path: &[u8], buf: &mut [u8]) -> Result<usize, c_int> {
     let fd = open(path, libc::O_RDONLY | libc::O_CLOEXEC, 0)?;

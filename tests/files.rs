@@ -443,6 +443,54 @@ fn log_of_a_live_process_is_left_alone() {
     }
 }
 
+/// A daemon (fork, the first process exits, the child closes every descriptor) runs a program
+/// after its parent is gone: PATH, written by the exited first process, is still the run's (the
+/// daemon lives) and must not be taken as stale, neither by the fork child (which may claim
+/// its file after its parent has exited) nor by the grandchild. A few rounds: the first race
+/// depends on timing.
+#[test]
+fn daemon_children_leave_the_first_log_alone() {
+    for round in 0..8 {
+        daemon_round(round);
+    }
+}
+
+fn daemon_round(round: u32) {
+    let Some(bash) = require("bash") else { return };
+    let dir = fresh_dir(&format!("files_daemon_{round}"));
+    let logs = dir.join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let script = format!(
+        "LD_PRELOAD={lib} {prog} {dir}; for i in $(seq 500); do [ -e {dir}/done ] && exit 0; sleep 0.02; done; exit 1",
+        lib = lib().display(),
+        prog = compile("log_daemon_children").display(),
+        dir = dir.display(),
+    );
+    let o = Run::new(bash)
+        .no_preload()
+        .args(["-c", &script])
+        .env("MALLOC_DEBUG", format!("log={}/d.log", logs.display()))
+        .go();
+    o.assert_success();
+    let done = std::fs::read_to_string(dir.join("done")).unwrap();
+    let pids: Vec<u64> = done
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    let by_pid = check_run_logs(&logs, "d.log");
+    assert_eq!(by_pid.len(), 3, "{:?}", files_in(&logs));
+    let first = &parse_log(&logs.join("d.log"))[0];
+    assert_eq!(first.pid(), pids[0]);
+    assert!(
+        first.has("malloc", 11),
+        "the first process's records are intact"
+    );
+    let child = &by_pid[&pids[1]][0];
+    assert!(child.has("malloc", 22));
+    assert_eq!(child.key("forked_from"), pids[0].to_string());
+    assert!(by_pid[&pids[2]].iter().any(|i| i.has("malloc", 33)));
+}
+
 // ------------------------------------------------------------------ the program's descriptors
 
 /// A program closes every descriptor above 2 (a close loop; close_range) and opens its data
