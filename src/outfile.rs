@@ -705,9 +705,14 @@ fn take(name: &Name, kind: Kind, header: &[u8], me: &Ident, avoid: sys::FileId) 
             sys::close(fd);
             return Outcome::InUse;
         }
+        // Stale only if nobody holds it, nobody is creating it, its writer is gone, it was not
+        // changed since this process started (a writer that lived on after that, as a parent
+        // that spawned us and exited, was of this run), and no process of its run lives on.
         let busy = !exclusive
             || (w.pid == 0 && sys::clock_ns(libc::CLOCK_REALTIME) < st.mtime_ns + CREATING_NS)
             || writer_alive(&w, &st, me)
+            || (me.start != 0
+                && st.mtime_ns.saturating_add(TIME_SLACK_NS) >= start_realtime(me.start))
             || (kind == Kind::Log && run_alive(name, me));
         if busy {
             sys::close(fd);

@@ -393,6 +393,14 @@ fn stale_log_is_replaced() {
     )
     .unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // Last changed an hour ago: before the program started.
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(hour_ago)
+        .unwrap();
     let spec = format!("log={}", path.display());
     let o = run("log_sequence", &[], &[("MALLOC_DEBUG", &spec)]);
     o.assert_success();
