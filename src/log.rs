@@ -729,12 +729,12 @@ fn new_chunk(f: &mut FileState, generation: u64) -> Option<[u64; 3]> {
     let page = sys::page_size() as u64;
     let mut len = chunk_len(generation);
     let floor = f.off & !(page - 1);
-    let base = if floor % len == 0 {
+    let base = if floor.is_multiple_of(len) {
         floor
     } else {
         f.off.checked_next_multiple_of(page)?
     };
-    while len > chunk_len(0) && base % len != 0 {
+    while len > chunk_len(0) && !base.is_multiple_of(len) {
         len /= 2;
     }
     let generation = (0..=GEN_MAX).find(|&g| chunk_len(g) == len).unwrap_or(0);
