@@ -1,4 +1,4 @@
-//! The allocation log (issue 5): a known sequence event for event, SIGKILL after N allocations,
+//! The allocation log: a known sequence event for event, SIGKILL after N allocations,
 //! a forked child's own file, glibc's mtrace script on log_format=mtrace.
 mod common;
 
