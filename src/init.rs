@@ -90,14 +90,23 @@ fn init() {
         };
         return;
     }
-    // Reports must survive a program that closes stderr in an atexit handler.
-    // SAFETY: fcntl on fd 2 has no memory effects.
-    let saved = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 200) };
-    sys::SAVED_STDERR.store(saved, Ordering::Relaxed);
+    // Reports must survive a program that closes stderr in an atexit handler: a copy of fd 2,
+    // high and close-on-exec, used only while it still names the file it was made from.
+    if let Ok(fd) = sys::dup_high(2)
+        && !sys::SAVED_STDERR.set(fd)
+    {
+        sys::close(fd);
+    }
     if c.report.is_set() {
-        let fd = open_output(c.report.as_bytes());
-        if fd >= 0 {
-            sys::REPORT_FD.store(fd, Ordering::Relaxed);
+        // SAFETY: single-threaded init (module invariant).
+        unsafe { REPORT_SPEC.set(c.report) };
+        sys::set_report_opener(open_output);
+        if c.report.as_bytes().starts_with(b"fd:") {
+            // Checked now (a closed descriptor gets its warning at start); a file is created
+            // at the first report, so that runs without errors leave no empty report files.
+            open_output();
+        } else if c.report.as_bytes() != b"stderr" {
+            sys::REPORT_FD.store(sys::REPORT_PENDING, Ordering::Release);
         }
     }
     if parsed.help {
@@ -131,36 +140,69 @@ fn init() {
     let _ = Guard::Off;
 }
 
-/// Opens a report or log file safely: `%p` → pid, O_NOFOLLOW, O_CLOEXEC, mode 0600.
-/// `stderr` and `fd:N` name descriptors. Returns -1 on failure (after a warning).
-pub fn open_output(spec: &[u8]) -> i32 {
+/// The `report=` value, kept for the opener (first report, fork child, reopening).
+static REPORT_SPEC: config::Once<config::Path> = config::Once::new(config::Path::NONE);
+/// LOCK_SH on the base name when this process writes its reports to PATH.PID.
+static REPORT_BASE: sys::OwnedFd = sys::OwnedFd::none();
+/// In a fork child: the parent's report file, kept open (it holds the parent's lock).
+static REPORT_PARENT: sys::OwnedFd = sys::OwnedFd::none();
+
+/// Opens the report destination (`sys::write_report` calls it with reports pending: at the
+/// first report, and again if the program closed our descriptor). `stderr` is fd 2; `fd:N`
+/// gets our own high close-on-exec duplicate of N (again only while N still names the same
+/// file); a path is claimed like the log (`outfile`: PATH or PATH.PID, never a file another
+/// process writes or one planted by somebody else) and appended to. Leaves `REPORT_FD` at
+/// fd 2 after one warning when that fails.
+pub fn open_output() {
+    let spec = REPORT_SPEC.get().as_bytes();
+    let stderr = || sys::REPORT_FD.store(sys::REPORT_STDERR, Ordering::Release);
     if spec == b"stderr" {
-        return 2;
+        stderr();
+        return;
     }
     if let Some(n) = spec.strip_prefix(b"fd:") {
-        return crate::fmt::parse_num(n).map(|v| v as i32).unwrap_or(-1);
+        let v = crate::fmt::parse_num(n)
+            .filter(|&v| v <= i32::MAX as u64)
+            .map(|v| v as i32);
+        let before = sys::REPORT_FILE.id();
+        let same = v.is_some_and(|v| {
+            before == sys::FileId::default() || sys::fstat(v).map(|st| st.id) == Ok(before)
+        });
+        let dup = match v {
+            Some(v) if same => sys::dup_high(v),
+            _ => Err(libc::EBADF),
+        };
+        match dup {
+            Ok(fd) if sys::REPORT_FILE.set(fd) => {
+                sys::REPORT_FD.store(fd, Ordering::Release);
+            }
+            r => {
+                stderr();
+                let mut l: Line<300> = Line::new();
+                prefix(&mut l)
+                    .s(b"WARNING: report: cannot use ")
+                    .s(spec)
+                    .c(b' ');
+                crate::outfile::errno_text(&mut l, r.err().unwrap_or(libc::EBADF));
+                l.s(b"; reports go to stderr\n");
+                l.report();
+            }
+        }
+        return;
     }
     let mut path = [0u8; 512];
     let n = crate::log::expand(spec, &mut path);
-    // SAFETY: path is NUL terminated; O_NOFOLLOW refuses a planted symlink.
-    let fd = unsafe {
-        libc::open(
-            path.as_ptr() as *const libc::c_char,
-            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC | libc::O_NOFOLLOW,
-            0o600,
-        )
-    };
-    if fd < 0 {
-        let mut l: Line<700> = Line::new();
-        prefix(&mut l)
-            .s(b"WARNING: cannot open '")
-            .s(&path[..n])
-            .s(b"' (errno ")
-            .u(sys::errno() as u64)
-            .s(b"); using stderr\n");
-        l.report();
+    let log = crate::log::file_id();
+    match crate::outfile::claim(&path[..n], crate::outfile::Kind::Report, b"", log) {
+        Some(c) if sys::REPORT_FILE.set(c.fd) => {
+            // (Opened again after the program closed ours: an earlier hold may still be open.)
+            if c.base >= 0 && (REPORT_BASE.get().is_some() || !REPORT_BASE.set(c.base)) {
+                sys::close(c.base);
+            }
+            sys::REPORT_FD.store(c.fd, Ordering::Release);
+        }
+        _ => stderr(),
     }
-    fd
 }
 
 // ---------------------------------------------------------------- fork handlers
@@ -442,9 +484,26 @@ extern "C" fn fork_parent() {
 }
 
 extern "C" fn fork_child() {
+    // fork() returned 0 in the child: the files opened here must not change its errno.
+    let _e = sys::ErrnoGuard::new();
     tls::reset_after_fork();
     heap::reset_all();
     crate::log::reset_in_child();
+    // The report file is the parent's: this process claims its own at its first report. Its
+    // descriptors stay open as holds (their open files carry the parent's locks), so that the
+    // parent's files count as in use even after the parent exits.
+    if sys::REPORT_FD.load(Ordering::Acquire) != sys::REPORT_STDERR
+        && !REPORT_SPEC.get().as_bytes().starts_with(b"fd:")
+    {
+        if let Some(fd) = sys::REPORT_FILE.get() {
+            REPORT_PARENT.close();
+            if !REPORT_PARENT.set(fd) {
+                sys::close(fd);
+            }
+        }
+        sys::REPORT_FILE.forget();
+        sys::REPORT_FD.store(sys::REPORT_PENDING, Ordering::Release);
+    }
 }
 
 /// Constructor: runs once libc is up. Registers our fork handlers if no registration came first

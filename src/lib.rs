@@ -26,6 +26,7 @@ pub mod leaks;
 pub mod lock;
 pub mod log;
 pub mod maps;
+pub mod outfile;
 pub mod pagemap;
 pub mod quarantine;
 pub mod report;

@@ -4,14 +4,16 @@
 //! - the in-memory ring: `ring=N` fixed 64-byte binary records mapped once, slot `seq % N`,
 //!   written lock-free (a seqlock stamp per record: a reader that races a writer drops it);
 //!   reports and dumps read a block's history from it;
-//! - the log file (`log=PATH|stderr|fd:N`). A file is written through shared mappings: each
-//!   thread reserves a chunk of the file (`CHUNK` bytes, under the small `FILE` lock, which also
-//!   `ftruncate`s the file to the new end), maps it `MAP_SHARED` and formats its lines straight
-//!   into it with plain stores. The pages belong to the file, so every event is in it even if
-//!   the process dies by SIGKILL right after. A line never straddles two chunks; an unused chunk
-//!   tail stays NUL (readers skip NULs). `stderr`/`fd:N` get one `write(2)` per event.
-//!   `log_format=mtrace` writes glibc's mtrace records through one global cursor (under the
-//!   lock), so the records keep the order in which the calls returned.
+//! - the log file (`log=PATH|stderr|fd:N`), claimed by `outfile` (PATH or PATH.PID, never a file
+//!   another process writes). It is written through shared mappings: a thread's first lines go
+//!   through the shared cursor (under the small `FILE` lock), then the thread reserves chunks
+//!   of its own (64 KiB doubling to `CHUNK`), maps each `MAP_SHARED` and formats its lines
+//!   straight into it with plain stores. The pages belong to the file, so every event is in it
+//!   even if the process dies by SIGKILL right after. A chunk is filled with newlines (and so
+//!   allocated by the file system) before it is mapped; a line never straddles two chunks; an
+//!   unused chunk rest stays blank lines. `stderr`/`fd:N` get one `write(2)` per event.
+//!   `log_format=mtrace` writes glibc's mtrace records through the shared cursor only (under
+//!   the lock), so the records keep the order in which the calls returned.
 //!
 //! Modules: the header lists every loaded object with its base; a caller outside every known
 //! module triggers a rescan of /proc/self/maps (rate-limited, never while a lock of the
@@ -20,15 +22,18 @@
 //! # Invariants
 //! - `ON` is set once during init (single-threaded) and never cleared in this process, except
 //!   that the fork child may switch its file sink off; with it clear, `event` is one branch.
-//! - A thread's cursor (TLS `scratch`: write position, chunk end, chunk end's file offset)
-//!   always describes a chunk it mapped itself and that lies entirely below `FileState::off`,
-//!   so the file never gets truncated under it; the fork child and `close_at_exit` clear it.
+//! - A thread's cursor (TLS `scratch`: write position, chunk end, chunk end's file offset with
+//!   the chunk's generation and `BUSY` in its low bits) always describes a chunk it mapped (or
+//!   took over from the shared cursor) that lies entirely below `FileState::off`, so the file
+//!   never gets trimmed under it; without a chunk, the position counts the bytes the thread
+//!   wrote through the shared cursor. The fork child and `close_at_exit` clear it.
 //! - The module table only grows; an entry is complete before `n` publishes it (Release).
 
 use crate::block::Op;
 use crate::config::{Config, LogFormat};
 use crate::fmt::{Line, prefix};
 use crate::lock::Mutex;
+use crate::outfile;
 use crate::sys;
 use crate::tls;
 use core::sync::atomic::{
@@ -46,14 +51,27 @@ static MTRACE: AtomicBool = AtomicBool::new(false);
 const SINK_NONE: u8 = 0;
 const SINK_FD: u8 = 1;
 const SINK_MAP: u8 = 2;
+/// The file after exit (`close_at_exit`): every line is appended whole with pwrite under the
+/// lock, none is formatted in place, so the exit cannot cut one.
+const SINK_LATE: u8 = 3;
 static SINK: AtomicU8 = AtomicU8::new(SINK_NONE);
 static SINK_FD_NO: AtomicI32 = AtomicI32::new(-1);
 
-/// Bytes of the file a thread reserves at a time (a multiple of every page size we run on).
-pub const CHUNK: u64 = 1 << 20;
 /// Flag in a thread cursor's end offset (`scratch[2]`, a multiple of the page size otherwise):
-/// a record is being formatted in place in the chunk (`text_in_place`).
+/// a record is being written in place in the chunk (`text_in_place`, `emit`).
 const BUSY: u64 = 1;
+
+/// Stores a thread's cursor word `c[2]` (BUSY and the chunk end) as one relaxed atomic store:
+/// `close_at_exit` reads it from another thread. The compiler fences keep the record's stores
+/// between the setting and the clearing of BUSY.
+#[inline(always)]
+fn set_flags(c: &mut [u64; 3], v: u64) {
+    core::sync::atomic::compiler_fence(Ordering::SeqCst);
+    // SAFETY: c[2] is an aligned u64 of this thread's TLS block; other threads only load it
+    // atomically (`close_at_exit`).
+    unsafe { AtomicU64::from_ptr(&mut c[2]) }.store(v, Ordering::Relaxed);
+    core::sync::atomic::compiler_fence(Ordering::SeqCst);
+}
 
 // ------------------------------------------------------------------ statistics
 
@@ -532,36 +550,90 @@ fn check_caller(caller: usize) {
 
 // ------------------------------------------------------------------ file sink
 
-/// The log file: its descriptor, the end of the reserved part, and (mtrace) the global cursor.
+/// Largest chunk a cursor maps at a time.
+pub const CHUNK: u64 = 1 << 20;
+/// The shared cursor's first chunk; each next one is twice as large, up to `CHUNK`, so a
+/// process that logs little reserves little (one that ends with `_exit`, as shells do, leaves
+/// its last chunk's unused rest as blank lines).
+const CHUNK_MIN: u64 = 16 << 10;
+/// Generation of a thread's first own chunk (64 KiB).
+const GEN_OWN: u64 = 2;
+/// A thread writes its first bytes through the shared cursor (under the lock), so that
+/// short-lived threads do not each reserve a chunk; it maps a chunk of its own once it has
+/// written this many.
+const SHARED_BYTES: u64 = 16 << 10;
+/// A thread cursor's position after the thread's exit destructor ran (no chunk again).
+const EXITED: u64 = u64::MAX;
+/// Low bits of a cursor's end offset, which is page aligned: BUSY (bit 0) and the chunk's
+/// generation (bits 1-3; its length is `chunk_len(generation)`).
+const LOW: u64 = 0xfff;
+const GEN_SHIFT: u32 = 1;
+const GEN_MAX: u64 = 6;
+
+fn gen_of(c2: u64) -> u64 {
+    (c2 >> GEN_SHIFT) & 7
+}
+
+/// Bytes of a chunk of that generation (a multiple of the page size, at least 4 pages).
+fn chunk_len(generation: u64) -> u64 {
+    let page = sys::page_size() as u64;
+    (CHUNK_MIN << generation.min(GEN_MAX)).clamp(4 * page, CHUNK.max(4 * page))
+}
+
+/// The log file: its descriptor, the end of the reserved part, and the shared cursor.
+///
+/// # Invariants
+/// Every chunk mapped by a cursor in use lies entirely below `off`, so trimming the file to
+/// `off` never cuts a mapped page. Bytes below `off` are records, header lines, or filler
+/// newlines (never NUL): a chunk is filled with newlines (and so backed by the file system)
+/// before it is mapped. `fd` is checked against `id` before every use.
 struct FileState {
     fd: i32,
-    /// File offset where the next chunk starts (= the file's size while open).
+    id: sys::FileId,
+    /// LOCK_SH on the base name when this process writes PATH.PID (-1 otherwise).
+    base: i32,
+    base_id: sys::FileId,
+    base_name: outfile::Name,
+    /// The file's absolute name, to open it again if the program closes our descriptor.
+    name: outfile::Name,
+    /// File offset where the next chunk or appended line starts.
     off: u64,
-    /// End of the content when the last chunk was given back (its page-rounded end is `off`);
-    /// equal to `off` otherwise. The file is trimmed to it at exit.
-    exact: u64,
+    /// At exit: no new chunks; later lines are appended with pwrite.
     closed: bool,
-    /// Global cursor for log_format=mtrace: write position, chunk end, chunk end offset.
-    g_pos: usize,
-    g_end: usize,
-    g_end_off: u64,
+    /// Out of space, or the file is gone: nothing more is written (said once).
+    stopped: bool,
+    /// The shared cursor: threads' first lines, mtrace records, a leftover chunk tail.
+    g: [u64; 3],
+    /// TLS blocks of the live threads that write a chunk of their own (`close_at_exit` waits
+    /// for the record each is writing); threads past the table's size are not waited for.
+    writers: [usize; WRITERS],
+    nwriters: usize,
 }
+
+const WRITERS: usize = 128;
 
 static FILE: Mutex<FileState> = Mutex::new(FileState {
     fd: -1,
+    id: sys::FileId { dev: 0, ino: 0 },
+    base: -1,
+    base_id: sys::FileId { dev: 0, ino: 0 },
+    base_name: outfile::Name::EMPTY,
+    name: outfile::Name::EMPTY,
     off: 0,
-    exact: 0,
     closed: false,
-    g_pos: 0,
-    g_end: 0,
-    g_end_off: 0,
+    stopped: false,
+    g: [0; 3],
+    writers: [0; WRITERS],
+    nwriters: 0,
 });
+/// A log file was claimed by this process (set once at open, cleared only in a fork child).
+static FILE_SINK: AtomicBool = AtomicBool::new(false);
 /// The log spec (path with %p, kept for the fork child).
 static SPEC: crate::config::Once<crate::config::Path> =
     crate::config::Once::new(crate::config::Path::NONE);
 static KEY: AtomicU64 = AtomicU64::new(u64::MAX);
-/// CHUNK bytes of an anonymous mapping never written: the source of the zeros of a new chunk.
-static ZERO: AtomicPtr<u8> = AtomicPtr::new(core::ptr::null_mut());
+/// `log=fd:N`: our duplicate of N, checked before every write.
+static SINK_FD_FILE: sys::OwnedFd = sys::OwnedFd::none();
 
 /// Expands `%p` to the pid into `out` (NUL terminated); returns the length. Used for the log
 /// and for `report=PATH`.
@@ -586,225 +658,227 @@ pub fn expand(spec: &[u8], out: &mut [u8; 512]) -> usize {
     n
 }
 
-/// Opens the log file read-write (for a shared mapping): O_CREAT|O_TRUNC, O_NOFOLLOW (no
-/// symlink planted in a shared directory), O_CLOEXEC, mode 0600. -1 after a warning.
-fn open_log(spec: &[u8]) -> i32 {
-    if sys::secure_mode() {
-        return -1;
+/// Our descriptor of the file, opened again by name if the program closed it (or reused its
+/// number); None (after one warning, logging stopped) if the file cannot be had again.
+fn file_fd(f: &mut FileState) -> Option<i32> {
+    if f.base >= 0 && !sys::fd_names(f.base, f.base_id) {
+        // The hold on PATH went with the program's close loop (a daemon): take it again, so
+        // that PATH stays in use while this process lives.
+        f.base = outfile::hold_again(&f.base_name, f.base_id);
     }
-    let mut path = [0u8; 512];
-    let n = expand(spec, &mut path);
-    // SAFETY: path is NUL terminated.
-    let fd = unsafe {
-        libc::open(
-            path.as_ptr() as *const libc::c_char,
-            libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC | libc::O_NOFOLLOW,
-            0o600,
-        )
-    };
-    if fd < 0 {
-        let mut l: Line<700> = Line::new();
-        prefix(&mut l)
-            .s(b"WARNING: cannot open log '")
-            .s(&path[..n])
-            .s(b"' (errno ")
-            .u(sys::errno() as u64)
-            .s(b"); no log file\n");
-        l.report();
+    if f.fd >= 0 && sys::fd_names(f.fd, f.id) {
+        return Some(f.fd);
     }
-    fd
-}
-
-fn is_regular(fd: i32) -> bool {
-    // SAFETY: st is a valid out-parameter.
-    unsafe {
-        let mut st: libc::stat = core::mem::zeroed();
-        libc::fstat(fd, &mut st) == 0 && (st.st_mode & libc::S_IFMT) == libc::S_IFREG
-    }
-}
-
-/// Reserves a new chunk for a cursor: extends the file, maps the chunk. Returns (pos, end,
-/// end_off) or None (closed, disk full, no address space). Caller holds `FILE`.
-fn new_chunk(f: &mut FileState) -> Option<(usize, usize, u64)> {
-    if f.closed || f.fd < 0 {
+    // Never close the old number: it may be the program's now.
+    f.fd = -1;
+    if f.stopped {
         return None;
     }
-    let start = f.off;
-    let end = start.checked_add(CHUNK)?;
-    // Create the chunk's pages in the page cache with one write of zeros (from an untouched
-    // anonymous mapping): much cheaper than letting every first store fault a page of a hole
-    // in (measured: 250 -> 185 ns of CPU per event). It also extends the file.
-    let z = ZERO.load(Ordering::Relaxed);
-    // SAFETY: z is CHUNK readable bytes (or null, then skipped); pwrite on our descriptor.
-    let written = !z.is_null()
-        && unsafe {
-            libc::pwrite(
-                f.fd,
-                z as *const libc::c_void,
-                CHUNK as usize,
-                start as libc::off_t,
-            )
-        } == CHUNK as isize;
-    // SAFETY: ftruncate on our own descriptor.
-    if !written && unsafe { libc::ftruncate(f.fd, end as libc::off_t) } != 0 {
+    match outfile::reopen(&f.name, f.id, outfile::Kind::Log) {
+        Some(fd) => {
+            f.fd = fd;
+            Some(fd)
+        }
+        None => {
+            stop(f, |l| {
+                l.s(b"was closed by the program and cannot be opened again");
+            });
+            None
+        }
+    }
+}
+
+/// Stops writing the file, with one WARNING line: `log: 'PATH' <why>; logging stops`.
+fn stop(f: &mut FileState, why: impl FnOnce(&mut Line<1300>)) {
+    if f.stopped {
+        return;
+    }
+    f.stopped = true;
+    SINK.store(SINK_NONE, Ordering::Release);
+    let mut l: Line<1300> = Line::new();
+    prefix(&mut l)
+        .s(b"WARNING: log: '")
+        .s(f.name.as_bytes())
+        .s(b"' ");
+    why(&mut l);
+    l.s(b"; logging stops, the program goes on\n");
+    l.report();
+}
+
+fn stop_errno(f: &mut FileState, e: i32) {
+    stop(f, |l| {
+        l.s(b"cannot grow ");
+        outfile::errno_text(l, e);
+    });
+}
+
+/// Reserves a new chunk of that generation (or smaller, see below) at the end of the file:
+/// writes its filler (so the file system allocates it: a full disk or RLIMIT_FSIZE fails here,
+/// never as a SIGBUS on a later store), then maps it. Returns the cursor, or None (closed,
+/// stopped, or no address space: the caller appends). Caller holds `FILE`.
+///
+/// A chunk of L bytes starts at a file offset that is a multiple of L, and is mapped at an
+/// address aligned to L: the kernel then maps the large page-cache folios the filler write
+/// made with one fault each, where an unaligned chunk takes one fault per piece (measured with
+/// 1 MiB chunks: 1 fault per chunk aligned, 9-13 at a 4 KiB offset; a single-threaded run had
+/// 3.5 times as many faults). So the chunk starts at the page holding `off` if that is aligned
+/// (the first chunk, after the header), else at the next page (the end of the chunk just
+/// filled, whose last bytes stay filler), and is halved until its start is aligned.
+fn new_chunk(f: &mut FileState, generation: u64) -> Option<[u64; 3]> {
+    if f.closed || f.stopped {
         return None;
     }
-    let p = map_chunk(f.fd, start)?;
-    f.off = end;
-    f.exact = end;
-    Some((p as usize, p as usize + CHUNK as usize, end))
+    let fd = file_fd(f)?;
+    let page = sys::page_size() as u64;
+    let mut len = chunk_len(generation);
+    let floor = f.off & !(page - 1);
+    let base = if floor.is_multiple_of(len) {
+        floor
+    } else {
+        f.off.checked_next_multiple_of(page)?
+    };
+    while len > chunk_len(0) && !base.is_multiple_of(len) {
+        len /= 2;
+    }
+    let generation = (0..=GEN_MAX).find(|&g| chunk_len(g) == len).unwrap_or(0);
+    let end_off = base.checked_add(len)?;
+    // The chunk in one write of its own, so that the page cache makes it few large folios
+    // (a write that starts before it would end unaligned).
+    let filled = if f.off < base {
+        sys::fill_newlines(fd, f.off, base - f.off).and_then(|()| sys::fill_newlines(fd, base, len))
+    } else {
+        sys::fill_newlines(fd, f.off, end_off - f.off)
+    };
+    if let Err(e) = filled {
+        // Give back what was written: no chunk in use lies past `off`.
+        let _ = sys::ftruncate(fd, f.off);
+        stop_errno(f, e);
+        return None;
+    }
+    let p = sys::map_shared_aligned(fd, base, len as usize, len as usize)? as u64;
+    let pos = p + f.off.max(base) - base;
+    f.off = end_off;
+    Some([pos, p + len, end_off | generation << GEN_SHIFT])
 }
 
-/// Maps `CHUNK` bytes of the log file at `off` (a multiple of `CHUNK`) shared and writable, at
-/// an address aligned to `CHUNK`. The alignment matters for speed: the zero-write of
-/// `new_chunk` leaves large page-cache folios (up to the chunk) on kernels whose file system
-/// has them (ext4 since Linux 6.16), and the kernel maps a whole folio on its first write fault
-/// only when the folio lies inside the mapping and inside one page table; otherwise every page
-/// faults and each fault dirties the whole folio again (measured on Linux 6.18, ext4, 1 MiB
-/// chunks: ~65,000 faults and 8-11 us per page, against ~600 faults and 1.7-2 us per page
-/// aligned). Falls back to an unaligned mapping when the reservation fails.
-fn map_chunk(fd: i32, off: u64) -> Option<*mut u8> {
-    let len = CHUNK as usize;
-    // Reserve twice the chunk (no access, no memory), so an aligned chunk fits inside.
-    // SAFETY: an anonymous mapping at an address the kernel chooses touches nothing of ours.
-    let r = unsafe {
-        libc::mmap(
-            core::ptr::null_mut(),
-            2 * len,
-            libc::PROT_NONE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    if r == libc::MAP_FAILED {
-        return sys::map_shared_fd(len, fd, off as i64);
-    }
-    let r = r as usize;
-    let a = r.next_multiple_of(len);
-    // SAFETY: [a, a+len) lies inside the reservation just made, which nobody else uses;
-    // MAP_FIXED replaces only that part of it.
-    let p = unsafe {
-        libc::mmap(
-            a as *mut libc::c_void,
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_FIXED,
-            fd,
-            off as libc::off_t,
-        )
-    };
-    // SAFETY: the parts of our reservation around [a, a+len) (empty ones skipped); on failure
-    // the whole reservation.
-    unsafe {
-        if p == libc::MAP_FAILED {
-            libc::munmap(r as *mut libc::c_void, 2 * len);
-            return sys::map_shared_fd(len, fd, off as i64);
-        }
-        if a > r {
-            libc::munmap(r as *mut libc::c_void, a - r);
-        }
-        if r + 2 * len > a + len {
-            libc::munmap((a + len) as *mut libc::c_void, r + 2 * len - (a + len));
-        }
-    }
-    Some(p as *mut u8)
-}
-
-/// Gives back the unused tail of a chunk if it is the last one of the file (so the file ends
-/// at its content), then unmaps it. Caller holds `FILE`.
-fn release_chunk(f: &mut FileState, pos: usize, end: usize, end_off: u64, unmap: bool) {
+/// Gives back the unused tail of a cursor's chunk if it is the last one of the file (so the
+/// file ends at its content), then unmaps it if asked. Caller holds `FILE`.
+fn release(f: &mut FileState, c: &[u64; 3], unmap: bool) {
+    let (pos, end) = (c[0], c[1]);
     if end == 0 {
         return;
     }
+    let end_off = c[2] & !LOW;
     if end_off == f.off {
-        let used_off = end_off - (end - pos) as u64;
-        // Chunks start page aligned.
-        let page = sys::page_size() as u64;
-        f.off = used_off.next_multiple_of(page).min(end_off);
-        f.exact = used_off;
+        f.off = end_off - (end - pos);
     }
     if unmap {
-        // SAFETY: the chunk [end-CHUNK, end) was mapped by new_chunk and nobody else uses it.
-        unsafe { libc::munmap((end - CHUNK as usize) as *mut libc::c_void, CHUNK as usize) };
+        let len = chunk_len(gen_of(c[2]));
+        // SAFETY: [end-len, end) was mapped by new_chunk for this cursor, which gives it up.
+        unsafe { sys::unmap_shared((end - len) as *mut u8, len as usize) };
     }
 }
 
-/// Writes at the end of the file with pwrite (after close, or when mapping fails).
-fn append_slow(f: &mut FileState, line: &[u8]) {
-    if f.fd < 0 {
+/// Writes `line` at the end of the file with pwrite (after exit, or when mapping fails).
+/// Caller holds `FILE`.
+fn append(f: &mut FileState, line: &[u8]) {
+    if f.stopped {
         return;
     }
-    // SAFETY: line is a live slice; pwrite reads at most its length.
-    let n = unsafe {
-        libc::pwrite(
-            f.fd,
-            line.as_ptr() as *const libc::c_void,
-            line.len(),
-            f.off as libc::off_t,
-        )
+    let Some(fd) = file_fd(f) else {
+        return;
     };
-    if n > 0 {
-        f.off += n as u64;
-        f.exact = f.off;
+    match sys::pwrite_all(fd, line, f.off) {
+        Ok(()) => f.off += line.len() as u64,
+        Err(e) => {
+            let _ = sys::ftruncate(fd, f.off);
+            stop_errno(f, e);
+        }
     }
 }
 
-/// Copies `line` at a cursor, taking a new chunk if it does not fit.
-/// # Safety
-/// `c` is a cursor of this thread (TLS) or the global one under `FILE`.
-unsafe fn put(c: &mut [u64; 3], line: &[u8], f: Option<&mut FileState>) -> bool {
-    let len = line.len();
-    let (pos, end) = (c[0] as usize, c[1] as usize);
-    if end == 0 || end - pos < len {
-        let per_thread = f.is_none();
-        let mut own;
-        let f = match f {
-            Some(f) => f,
-            None => {
-                if FILE.held_by_me() {
-                    return false; // a signal handler interrupted this thread inside the lock
-                }
-                own = FILE.lock();
-                &mut *own
-            }
-        };
-        if c[2] & BUSY != 0 {
-            // This thread was interrupted while formatting a record in place: its chunk stays.
-            append_slow(f, line);
-            return true;
-        }
-        if end != 0 {
-            // Give the old chunk back first: if it is the last one, the new chunk follows its
-            // content directly.
-            release_chunk(f, pos, end, c[2] & !BUSY, true);
-            c[0] = 0;
-            c[1] = 0;
-            c[2] = 0;
-        }
-        let Some((p, e, eo)) = new_chunk(f) else {
-            append_slow(f, line);
-            return true;
-        };
-        if per_thread && KEY.load(Ordering::Relaxed) != u64::MAX {
-            // Ask for a call at thread exit (keys < 32 do not allocate, PITFALLS 4).
-            // SAFETY: a key we created; any non-NULL value makes the destructor run.
-            unsafe {
-                libc::pthread_setspecific(
-                    KEY.load(Ordering::Relaxed) as libc::pthread_key_t,
-                    core::ptr::dangling::<libc::c_void>(),
-                )
-            };
-        }
-        c[0] = p as u64;
-        c[1] = e as u64;
-        c[2] = eo;
+/// Copies `line` at cursor `c` if its chunk has room.
+#[inline]
+fn put_at(c: &mut [u64; 3], line: &[u8]) -> bool {
+    let (pos, end) = (c[0], c[1]);
+    if end == 0 || end < pos || end - pos < line.len() as u64 {
+        return false;
     }
-    let pos = c[0] as usize;
-    c[0] += len as u64;
+    c[0] += line.len() as u64;
     // SAFETY: [pos, pos+len) lies inside the chunk this cursor mapped (checked above).
-    unsafe { core::ptr::copy_nonoverlapping(line.as_ptr(), pos as *mut u8, len) };
+    unsafe { core::ptr::copy_nonoverlapping(line.as_ptr(), pos as *mut u8, line.len()) };
     true
+}
+
+/// Writes `line` through the shared cursor. Caller holds `FILE`.
+fn shared_put(f: &mut FileState, line: &[u8]) {
+    if put_at(&mut f.g, line) {
+        return;
+    }
+    let old = f.g;
+    let generation = if old[1] != 0 {
+        (gen_of(old[2]) + 1).min(GEN_MAX)
+    } else {
+        0
+    };
+    release(f, &old, true);
+    f.g = [0; 3];
+    match new_chunk(f, generation) {
+        Some(c) => {
+            f.g = c;
+            if !put_at(&mut f.g, line) {
+                append(f, line);
+            }
+        }
+        None => append(f, line),
+    }
+}
+
+/// Gives this thread (cursor `c`, out of room) a chunk of its own and writes `line` there.
+/// Its first chunk is the shared cursor's when that has some room but not much more than a
+/// first chunk (in a single-threaded program the records then follow each other without a gap;
+/// a thread that soon stops logging leaves little unused); later ones are new, each twice as
+/// large. Caller holds `FILE`.
+fn own_put(f: &mut FileState, c: &mut [u64; 3], line: &[u8]) {
+    let room = f.g[1].saturating_sub(f.g[0]);
+    if c[1] == 0 && room >= 4 * (MAX_LINE + SLACK) as u64 && room <= 2 * chunk_len(GEN_OWN) {
+        *c = f.g;
+        f.g = [0; 3];
+    } else {
+        let generation = if c[1] != 0 {
+            (gen_of(c[2]) + 1).clamp(GEN_OWN, GEN_MAX)
+        } else {
+            GEN_OWN
+        };
+        release(f, c, true);
+        *c = [0; 3];
+        let Some(n) = new_chunk(f, generation) else {
+            append(f, line);
+            return;
+        };
+        *c = n;
+    }
+    // A writer in place from now on: `close_at_exit` waits for its records, and its exit
+    // unregisters it (the key's destructor runs only once the key has a value).
+    let me = tls::state() as usize;
+    let known = f.writers[..f.nwriters].contains(&me);
+    if !known && f.nwriters < WRITERS && KEY.load(Ordering::Relaxed) != u64::MAX {
+        f.writers[f.nwriters] = me;
+        f.nwriters += 1;
+    }
+    if KEY.load(Ordering::Relaxed) != u64::MAX {
+        // Ask for a call at thread exit (keys < 32 do not allocate, PITFALLS 4).
+        // SAFETY: a key we created; any non-NULL value makes the destructor run.
+        unsafe {
+            libc::pthread_setspecific(
+                KEY.load(Ordering::Relaxed) as libc::pthread_key_t,
+                core::ptr::dangling::<libc::c_void>(),
+            )
+        };
+    }
+    if !put_at(c, line) {
+        append(f, line);
+    }
 }
 
 fn tls_cursor() -> &'static mut [u64; 3] {
@@ -812,47 +886,116 @@ fn tls_cursor() -> &'static mut [u64; 3] {
     unsafe { &mut (*tls::state()).scratch }
 }
 
+/// Writes `line` to `log=stderr|fd:N`; a failed write (or our descriptor closed by the
+/// program) stops the log with one warning.
+fn fd_put(line: &[u8]) {
+    let fd = SINK_FD_NO.load(Ordering::Relaxed);
+    let ours = fd != 2;
+    if ours && SINK_FD_FILE.get().is_none() {
+        SINK.store(SINK_NONE, Ordering::Release);
+        fd_warn(b"was closed by the program", 0);
+        return;
+    }
+    if !sys::write_all(fd, line) {
+        let e = sys::errno();
+        SINK.store(SINK_NONE, Ordering::Release);
+        if ours {
+            fd_warn(b"cannot be written", e);
+        }
+    }
+}
+
+fn fd_warn(what: &[u8], e: i32) {
+    let mut l: Line<300> = Line::new();
+    prefix(&mut l)
+        .s(b"WARNING: log: ")
+        .s(SPEC.get().as_bytes())
+        .c(b' ')
+        .s(what);
+    if e != 0 {
+        l.c(b' ');
+        outfile::errno_text(&mut l, e);
+    }
+    l.s(b"; logging stops, the program goes on\n");
+    l.report();
+}
+
 /// Writes one complete line (or several) to the log destination.
 fn emit(line: &[u8]) {
     match SINK.load(Ordering::Relaxed) {
-        SINK_FD => {
-            sys::write_all(SINK_FD_NO.load(Ordering::Relaxed), line);
-        }
-        SINK_MAP => {
-            if MTRACE.load(Ordering::Relaxed) {
-                if FILE.held_by_me() {
-                    return;
-                }
-                let mut g = FILE.lock();
-                let f = &mut *g;
-                let mut c = [f.g_pos as u64, f.g_end as u64, f.g_end_off];
-                if f.closed {
-                    append_slow(f, line);
-                    return;
-                }
-                // SAFETY: the global cursor, under FILE.
-                unsafe { put(&mut c, line, Some(f)) };
-                f.g_pos = c[0] as usize;
-                f.g_end = c[1] as usize;
-                f.g_end_off = c[2];
-            } else {
+        SINK_FD => fd_put(line),
+        sink @ (SINK_MAP | SINK_LATE) => {
+            let mtrace = MTRACE.load(Ordering::Relaxed);
+            if !mtrace && sink == SINK_MAP {
                 let c = tls_cursor();
-                // SAFETY: this thread's cursor.
-                unsafe { put(c, line, None) };
+                let was = c[2];
+                set_flags(c, was | BUSY);
+                let done = put_at(c, line);
+                set_flags(c, was);
+                if done {
+                    return;
+                }
+            }
+            if FILE.held_by_me() {
+                return; // a signal handler interrupted this thread inside the lock
+            }
+            let mut g = FILE.lock();
+            let f = &mut *g;
+            if f.stopped {
+                return;
+            }
+            let c = tls_cursor();
+            if mtrace || f.closed || c[2] & BUSY != 0 {
+                // (BUSY: this thread was interrupted while formatting a record in place: its
+                // chunk stays.)
+                shared_put(f, line);
+            } else if c[1] == 0 && c[0] == EXITED {
+                // Events after this thread's exit destructor (other destructors that free):
+                // no chunk again, nobody would give it back.
+                shared_put(f, line);
+            } else if c[1] == 0 && c[0] < SHARED_BYTES {
+                // Without a chunk, c[0] counts the bytes this thread wrote through the shared
+                // cursor.
+                c[0] += line.len() as u64;
+                shared_put(f, line);
+            } else {
+                own_put(f, c, line);
             }
         }
         _ => {}
     }
 }
 
+/// Thread exit (pthread key destructor, registered when the thread maps a chunk): the chunk's
+/// unused tail goes to the shared cursor if it is larger than the shared chunk's, so the file
+/// holds records rather than reserved space; otherwise it is given back.
 extern "C" fn thread_exit(_v: *mut libc::c_void) {
     let c = tls_cursor();
-    if c[1] == 0 {
+    if FILE.held_by_me() {
         return;
     }
-    let mut f = FILE.lock();
-    release_chunk(&mut f, c[0] as usize, c[1] as usize, c[2] & !BUSY, true);
-    *c = [0; 3];
+    let mut g = FILE.lock();
+    let f = &mut *g;
+    // Unregistered even if the thread lost its chunk since (`close_at_exit` must not look at
+    // a TLS block that is about to go away).
+    let me = tls::state() as usize;
+    if let Some(i) = f.writers[..f.nwriters].iter().position(|&t| t == me) {
+        f.nwriters -= 1;
+        f.writers[i] = f.writers[f.nwriters];
+    }
+    if c[1] == 0 {
+        *c = [EXITED, 0, 0];
+        return;
+    }
+    let room = |x: &[u64; 3]| x[1].saturating_sub(x[0]);
+    if !f.closed && room(c) > room(&f.g) {
+        let old = f.g;
+        release(f, &old, true);
+        f.g = [c[0], c[1], c[2] & !BUSY];
+    } else {
+        release(f, c, true);
+    }
+    *c = [EXITED, 0, 0];
 }
 
 // ------------------------------------------------------------------ formatting
@@ -1000,7 +1143,9 @@ const OP_PAD: [[u8; 32]; 15] = {
         b"delete[]",
         b"malloc_usable_size",
     ];
-    let mut t = [[0u8; 32]; 15];
+    // Padded with newlines: a record cut right after the block (a thread killed at exit)
+    // leaves no NUL byte.
+    let mut t = [[b'\n'; 32]; 15];
     let mut i = 0;
     while i < 15 {
         let mut j = 0;
@@ -1125,8 +1270,9 @@ fn text_line(l: &mut Fast, e: &Event, frames: &[usize]) {
 /// Writes the `E` record of `e` straight into this thread's chunk of the log file when the
 /// chunk has room for the longest one; false (nothing written) otherwise. The room is reserved
 /// before formatting (a signal handler that logs an event meanwhile writes after it; the
-/// reservation's unused rest then stays NUL), and the digits a number write leaves past the
-/// record's end are cleared, so the chunk holds only complete lines and NULs.
+/// reservation's unused rest then stays filler newlines), and the digits a number write leaves
+/// past the record's end are overwritten with newlines again, so the chunk holds only complete
+/// lines and blank lines.
 #[inline(always)]
 fn text_in_place(e: &Event, frames: &[usize]) -> bool {
     const RESERVE: u64 = (MAX_LINE + SLACK) as u64;
@@ -1139,21 +1285,21 @@ fn text_in_place(e: &Event, frames: &[usize]) -> bool {
     // The chunk is in use until the record is complete: an event logged meanwhile by a signal
     // handler must not give it back (see `put`).
     let was = c[2];
-    c[2] = was | BUSY;
+    set_flags(c, was | BUSY);
     // SAFETY: [pos, pos + MAX_LINE + SLACK) lies in this thread's mapped chunk (checked above)
     // and was just reserved for this record; the record and its SLACK bytes of stray digits stay
     // inside it.
     let len = unsafe {
         let dst = pos as usize as *mut u8;
         let len = text_raw(dst, e, frames);
-        core::ptr::write_bytes(dst.add(len), 0, SLACK);
+        core::ptr::write_bytes(dst.add(len), b'\n', SLACK);
         len
     };
     let c = tls_cursor();
     if c[0] == pos + RESERVE {
         c[0] = pos + len as u64;
     }
-    c[2] = was;
+    set_flags(c, was);
     true
 }
 
@@ -1296,9 +1442,6 @@ pub fn init(c: &Config) {
     }
     // SAFETY: single-threaded init.
     unsafe { SPEC.set(c.log) };
-    if let Some(z) = sys::map_internal(CHUNK as usize) {
-        ZERO.store(z, Ordering::Relaxed);
-    }
     let mut key: libc::pthread_key_t = 0;
     // SAFETY: key is a valid out-parameter; thread_exit is a valid destructor for the process's life.
     if unsafe { libc::pthread_key_create(&mut key, Some(thread_exit)) } == 0 {
@@ -1309,49 +1452,78 @@ pub fn init(c: &Config) {
 
 /// Opens the destination named by `spec` and writes the header. `ppid` 0: the original process.
 fn open_sink(spec: &[u8], ppid: u32) {
+    let mut h: Line<1200> = Line::new();
+    header_text(&mut h, ppid);
     if spec == b"stderr" {
         SINK_FD_NO.store(2, Ordering::Relaxed);
         SINK.store(SINK_FD, Ordering::Release);
     } else if let Some(n) = spec.strip_prefix(b"fd:") {
-        match crate::fmt::parse_num(n) {
-            Some(v) if v <= i32::MAX as u64 => {
-                SINK_FD_NO.store(v as i32, Ordering::Relaxed);
+        let v = crate::fmt::parse_num(n).filter(|&v| v <= i32::MAX as u64);
+        // Our own duplicate (high, close-on-exec): it survives the program closing N.
+        let dup = match v {
+            Some(v) => sys::dup_high(v as i32),
+            None => Err(libc::EBADF),
+        };
+        match dup {
+            Ok(fd) if SINK_FD_FILE.set(fd) => {
+                SINK_FD_NO.store(fd, Ordering::Relaxed);
                 SINK.store(SINK_FD, Ordering::Release);
             }
-            _ => return,
+            r => {
+                let mut l: Line<300> = Line::new();
+                prefix(&mut l)
+                    .s(b"WARNING: log: cannot use ")
+                    .s(spec)
+                    .c(b' ');
+                outfile::errno_text(&mut l, r.err().unwrap_or(libc::EBADF));
+                l.s(b"; no log\n");
+                l.report();
+                return;
+            }
         }
     } else {
-        let fd = open_log(spec);
-        if fd < 0 {
+        if sys::secure_mode() {
             return;
         }
-        if is_regular(fd) {
-            let mut f = FILE.lock();
-            f.fd = fd;
-            f.off = 0;
-            f.exact = 0;
-            f.closed = false;
-            f.g_pos = 0;
-            f.g_end = 0;
-            f.g_end_off = 0;
-            drop(f);
-            SINK.store(SINK_MAP, Ordering::Release);
-        } else {
-            // A FIFO, a terminal, /dev/null: raw writes.
-            SINK_FD_NO.store(fd, Ordering::Relaxed);
-            SINK.store(SINK_FD, Ordering::Release);
-        }
-    }
-    header(ppid);
-}
-
-fn header(ppid: u32) {
-    if MTRACE.load(Ordering::Relaxed) {
-        emit(b"= Start\n");
-        scan_modules(false);
+        let mut path = [0u8; 512];
+        let n = expand(spec, &mut path);
+        let none = sys::FileId::default();
+        let Some(c) = outfile::claim(&path[..n], outfile::Kind::Log, h.as_bytes(), none) else {
+            return;
+        };
+        let mut f = FILE.lock();
+        f.fd = c.fd;
+        f.id = sys::fstat(c.fd).map(|st| st.id).unwrap_or_default();
+        f.base = c.base;
+        f.base_id = sys::fstat(c.base).map(|st| st.id).unwrap_or_default();
+        f.base_name = c.base_name;
+        f.name = c.name;
+        f.off = c.end;
+        f.closed = false;
+        f.stopped = false;
+        f.g = [0; 3];
+        drop(f);
+        FILE_SINK.store(true, Ordering::Release);
+        SINK.store(SINK_MAP, Ordering::Release);
+        modules(ppid);
         return;
     }
-    let mut l: Line<640> = Line::new();
+    emit(h.as_bytes());
+    modules(ppid);
+}
+
+/// The header block (docs/LOGFORMAT.md), without module records.
+fn header_text<const N: usize>(l: &mut Line<N>, ppid: u32) {
+    let me = outfile::me();
+    if MTRACE.load(Ordering::Relaxed) {
+        // mtrace(1) skips `=` lines: the second one identifies the writer for the next image.
+        l.s(b"= Start\n= ft_malloc pid ").u(me.pid as u64);
+        if me.start != 0 {
+            l.s(b" started ").u(me.start).c(b' ').s(me.boot());
+        }
+        l.c(b'\n');
+        return;
+    }
     l.s(b"# ft_malloc log v1\n# program ");
     let mut exe = [0u8; 256];
     // SAFETY: exe is a writable buffer of the size given; readlink does not allocate.
@@ -1367,7 +1539,7 @@ fn header(ppid: u32) {
     } else {
         l.s(sys::argv0());
     }
-    l.s(b"\n# pid ").u(sys::getpid() as u64);
+    l.s(b"\n# pid ").u(me.pid as u64);
     let pp = if ppid != 0 {
         ppid
     } else {
@@ -1375,24 +1547,37 @@ fn header(ppid: u32) {
         unsafe { libc::getppid() as u32 }
     };
     l.s(b"\n# ppid ").u(pp as u64);
+    if me.start != 0 {
+        l.s(b"\n# started ").u(me.start).c(b' ').s(me.boot());
+    }
     if ppid != 0 {
         l.s(b"\n# forked_from ").u(ppid as u64);
     }
     l.s(b"\n# page_size ").u(sys::page_size() as u64);
     l.s(b"\n# start_ns ").u(START_NS.load(Ordering::Relaxed));
+    let debug = sys::getenv_initial(b"MALLOC_DEBUG").unwrap_or(b"");
+    // (Cut so that the block always ends with its newline.)
     l.s(b"\n# debug ")
-        .s(sys::getenv_initial(b"MALLOC_DEBUG").unwrap_or(b""))
+        .s(&debug[..debug.len().min(600)])
         .c(b'\n');
-    emit(l.as_bytes());
-    if ppid != 0 {
-        // The child knows the modules already: log them all again in its own file.
-        if let Some(m) = mods() {
-            let n = m.n.load(Ordering::Acquire).min(MAX_MODS);
-            for e in &m.ent[..n] {
-                l.clear();
-                l.s(b"M ").x(e.base).c(b' ').s(mod_path(m, e)).c(b'\n');
-                emit(l.as_bytes());
-            }
+}
+
+/// The module records after the header: a fork child logs the modules it knows again (in its
+/// own file), then every process adds the ones not known yet.
+fn modules(ppid: u32) {
+    if MTRACE.load(Ordering::Relaxed) {
+        scan_modules(false);
+        return;
+    }
+    if ppid != 0
+        && let Some(m) = mods()
+    {
+        let mut l: Line<320> = Line::new();
+        let n = m.n.load(Ordering::Acquire).min(MAX_MODS);
+        for e in &m.ent[..n] {
+            l.clear();
+            l.s(b"M ").x(e.base).c(b' ').s(mod_path(m, e)).c(b'\n');
+            emit(l.as_bytes());
         }
     }
     scan_modules(true);
@@ -1621,99 +1806,177 @@ pub fn dump_recent(fd: i32, n: usize) {
     });
 }
 
+/// The log file's identity (zero without a log file): `report=` must not claim it too.
+pub fn file_id() -> sys::FileId {
+    if !FILE_SINK.load(Ordering::Acquire) || FILE.held_by_me() {
+        return sys::FileId::default();
+    }
+    FILE.lock().id
+}
+
+/// The forking process's pid (set in the fork prepare handler): the child's `forked_from`, even
+/// if the parent is gone by the time the child writes its header.
+static FORK_PARENT: AtomicU32 = AtomicU32::new(0);
+
 /// Fork prepare: no thread may be inside the file lock while the process is copied.
 pub fn lock_for_fork() {
-    if SINK.load(Ordering::Relaxed) == SINK_MAP {
+    FORK_PARENT.store(sys::getpid(), Ordering::Relaxed);
+    if FILE_SINK.load(Ordering::Relaxed) {
         FILE.lock_forever();
     }
 }
 
 pub fn unlock_after_fork() {
-    if SINK.load(Ordering::Relaxed) == SINK_MAP {
+    if FILE_SINK.load(Ordering::Relaxed) {
         // SAFETY: lock_for_fork took it on this thread.
         unsafe { FILE.force_unlock() };
     }
 }
 
 /// Fork child (atfork handler; only this thread exists): the parent's mapped chunks must not
-/// receive the child's events. With `%p` in the path the child opens its own file; without it
-/// the child stops writing the file (its events would clobber the parent's).
+/// receive the child's events, and its descriptors are the parent's (with the parent's lock):
+/// the child drops them and claims a file of its own (PATH with `%p`, else PATH.PID, since the
+/// parent holds PATH).
 pub fn reset_in_child() {
     SCANNING.store(false, Ordering::Relaxed);
-    if SINK.load(Ordering::Relaxed) != SINK_MAP {
+    if !FILE_SINK.load(Ordering::Relaxed) {
         return;
     }
     // SAFETY: single thread of a new child: nobody else can hold or wait for the lock.
     unsafe { FILE.reset() };
     let c = tls_cursor();
-    if c[1] != 0 {
-        // SAFETY: the forking thread's own chunk, inherited by the child; unmapping it here does
-        // not touch the parent's mapping.
-        unsafe {
-            libc::munmap(
-                (c[1] as usize - CHUNK as usize) as *mut libc::c_void,
-                CHUNK as usize,
-            )
-        };
-    }
-    *c = [0; 3];
     let mut f = FILE.lock();
-    if f.g_end != 0 {
-        // SAFETY: the global (mtrace) chunk inherited from the parent.
-        unsafe {
-            libc::munmap(
-                (f.g_end - CHUNK as usize) as *mut libc::c_void,
-                CHUNK as usize,
-            )
-        };
-    }
-    // SAFETY: the child's copy of the descriptor.
-    unsafe { libc::close(f.fd) };
+    // The parent's mappings in this child: unmapping them does not touch the parent's.
+    let own = *c;
+    release(&mut f, &own, true);
+    *c = [0; 3];
+    let shared = f.g;
+    release(&mut f, &shared, true);
+    f.g = [0; 3];
+    // The parent's descriptors (their open files hold the parent's locks) stay open until this
+    // process has claimed its own file: the parent may exit meanwhile (a daemon's fork), and its
+    // file must still count as in use.
+    let inherited = [(f.fd, f.id), (f.base, f.base_id)];
     f.fd = -1;
-    f.g_pos = 0;
-    f.g_end = 0;
-    f.closed = true;
+    f.base = -1;
+    f.base_name = outfile::Name::EMPTY;
+    f.off = 0;
+    f.closed = false;
+    f.stopped = false;
+    f.name = outfile::Name::EMPTY;
+    // Only this thread survives the fork.
+    f.nwriters = 0;
     drop(f);
+    FILE_SINK.store(false, Ordering::Release);
     SINK.store(SINK_NONE, Ordering::Release);
-    let spec = SPEC.get();
-    let ppid = sys::getpid();
-    let _ = ppid;
-    if spec.as_bytes().windows(2).any(|w| w == b"%p") {
-        START_NS.store(sys::now_ns(), Ordering::Relaxed);
-        // SAFETY: getppid has no preconditions.
-        let parent = unsafe { libc::getppid() } as u32;
-        open_sink(spec.as_bytes(), parent);
+    START_NS.store(sys::now_ns(), Ordering::Relaxed);
+    open_sink(SPEC.get().as_bytes(), FORK_PARENT.load(Ordering::Relaxed));
+    for (fd, id) in inherited {
+        // Our copy: closing it leaves the parent's lock in place while the parent lives.
+        if fd >= 0 && sys::fd_names(fd, id) {
+            sys::close(fd);
+        }
     }
+}
+
+/// Set when the file was cut under our mappings (`bus_fault`): its end is no longer ours to trim.
+static CUT: AtomicBool = AtomicBool::new(false);
+
+/// SIGBUS hook (called by the fault handler before anything else, with the faulting address):
+/// a fault inside a chunk of the log that the faulting thread was writing means the file was
+/// truncated by somebody else (the library never cuts a file a live process maps). The chunk is
+/// replaced with anonymous memory, so the store, run again, succeeds (its record is lost),
+/// logging stops with one warning, and the program goes on. False if `addr` is not in a chunk of
+/// ours. Async-signal-safe: no lock is taken (the shared cursor is looked at only when this thread
+/// holds the lock, i.e. when the fault is in it).
+pub fn bus_fault(addr: usize) -> bool {
+    if !FILE_SINK.load(Ordering::Relaxed) {
+        return false;
+    }
+    let a = addr as u64;
+    let within = |c: &[u64; 3]| {
+        let len = chunk_len(gen_of(c[2]));
+        c[1] != 0 && a < c[1] && a >= c[1] - len
+    };
+    let own = *tls_cursor();
+    let chunk = if within(&own) {
+        own
+    } else if FILE.held_by_me() {
+        // SAFETY: this thread holds the lock (the fault interrupted it inside): nobody else
+        // touches the state, and the interrupted code is suspended.
+        let g = unsafe { FILE.get_unlocked() }.g;
+        if !within(&g) {
+            return false;
+        }
+        g
+    } else {
+        return false;
+    };
+    let len = chunk_len(gen_of(chunk[2]));
+    // SAFETY: the chunk [end-len, end) was mapped by new_chunk for this cursor; its content is
+    // lost already (the file under it is gone).
+    if !unsafe { sys::replace_with_anon((chunk[1] - len) as *mut u8, len as usize) } {
+        return false;
+    }
+    SINK.store(SINK_NONE, Ordering::Release);
+    if !CUT.swap(true, Ordering::AcqRel) {
+        let mut l: Line<300> = Line::new();
+        prefix(&mut l).s(
+            b"WARNING: log: the log file was truncated by another program while in use; \
+              logging stops, the program goes on\n",
+        );
+        l.report();
+    }
+    true
 }
 
 /// Exit, before the leak report and dumps: nothing is buffered (mapped pages belong to the
 /// file, fd sinks are written as events come).
 pub fn flush_at_exit() {}
 
-/// Exit: trims the file to its content (the calling thread's unused chunk tail is given back;
-/// chunks of threads still running stay whole). Later events are appended with pwrite.
+/// Exit: trims the file to its content (the calling thread's and the shared cursor's unused
+/// tails are given back; chunks of threads still running stay whole, their unused rest blank
+/// lines). Later events are appended with pwrite.
 pub fn close_at_exit() {
-    if SINK.load(Ordering::Relaxed) != SINK_MAP || FILE.held_by_me() {
+    if !FILE_SINK.load(Ordering::Relaxed) || FILE.held_by_me() {
         return;
     }
     if MTRACE.load(Ordering::Relaxed) {
         emit(b"= End\n");
     }
+    // Threads still running log on, but from now on with whole-line pwrites under the lock:
+    // wait for the records they are writing in place, so that the exit does not cut one.
+    let _ = SINK.compare_exchange(SINK_MAP, SINK_LATE, Ordering::AcqRel, Ordering::Relaxed);
     let c = tls_cursor();
-    let mut f = FILE.lock();
+    let mut g = FILE.lock();
+    let f = &mut *g;
     f.closed = true;
-    release_chunk(&mut f, c[0] as usize, c[1] as usize, c[2] & !BUSY, false);
-    let (gp, ge, go) = (f.g_pos, f.g_end, f.g_end_off);
-    release_chunk(&mut f, gp, ge, go, false);
+    let me = tls::state() as usize;
+    let deadline = sys::now_ns() + 50_000_000;
+    for &t in &f.writers[..f.nwriters] {
+        if t == me {
+            continue;
+        }
+        // SAFETY: a registered thread is alive (it unregisters under the lock we hold, before
+        // its TLS block goes away); its flags word is only stored atomically.
+        let flags = unsafe { AtomicU64::from_ptr(&mut (*(t as *mut tls::ThreadState)).scratch[2]) };
+        while flags.load(Ordering::Relaxed) & BUSY != 0 && sys::now_ns() < deadline {
+            sys::sched_yield();
+        }
+    }
     // This thread's chunk may now lie past the end of the file: forget it (no more stores).
+    let own = [c[0], c[1], c[2] & !BUSY];
+    release(f, &own, false);
     *c = [0; 3];
-    f.g_end = 0;
-    f.g_pos = 0;
-    // Chunks still used by other threads end at or below `exact` (only the last chunk, given
-    // back, lies between `exact` and `off`).
-    f.off = f.exact;
-    // SAFETY: our descriptor; no chunk in use extends past `off`.
-    unsafe { libc::ftruncate(f.fd, f.off as libc::off_t) };
+    let shared = f.g;
+    release(f, &shared, false);
+    f.g = [0; 3];
+    let off = f.off;
+    if !CUT.load(Ordering::Acquire)
+        && let Some(fd) = file_fd(f)
+    {
+        let _ = sys::ftruncate(fd, off);
+    }
 }
 
 #[cfg(test)]
@@ -1733,7 +1996,7 @@ mod tests {
             assert_eq!(op as u8, i);
             let n = OP_LEN[i as usize] as usize;
             assert_eq!(&OP_PAD[i as usize][..n], op.name());
-            assert!(OP_PAD[i as usize][n..].iter().all(|&b| b == 0));
+            assert!(OP_PAD[i as usize][n..].iter().all(|&b| b == b'\n'));
         }
     }
     #[test]

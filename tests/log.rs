@@ -1,4 +1,4 @@
-//! The allocation log (issue 5): a known sequence event for event, SIGKILL after N allocations,
+//! The allocation log: a known sequence event for event, SIGKILL after N allocations,
 //! a forked child's own file, glibc's mtrace script on log_format=mtrace.
 mod common;
 
@@ -35,6 +35,9 @@ fn parse(bytes: &[u8]) -> (Vec<(String, String)>, Vec<(u64, String)>, Vec<Ev>) {
     let text = String::from_utf8(text).expect("log is UTF-8");
     let (mut hdr, mut mods, mut evs) = (vec![], vec![], vec![]);
     for line in text.lines() {
+        if line.is_empty() {
+            continue; // filler: reserved space not written (yet)
+        }
         if let Some(h) = line.strip_prefix("# ") {
             let (k, v) = h.split_once(' ').unwrap_or((h, ""));
             hdr.push((k.to_string(), v.to_string()));
