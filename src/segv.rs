@@ -85,6 +85,10 @@ extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut c_void) 
     let _e = sys::ErrnoGuard::new();
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let (addr, code) = unsafe { ((*info).si_addr() as usize, (*info).si_code) };
+    // A chunk of our log file that another program truncated: the log stops, the program goes on.
+    if sig == libc::SIGBUS && code > 0 && crate::log::bus_fault(addr) {
+        return;
+    }
     if code > 0 && explain(sig, addr, ctx) {
         restore_default(sig);
         return;

@@ -857,7 +857,6 @@ pub fn map_shared_aligned(fd: c_int, off: u64, len: usize, align: usize) -> Opti
     let Some(r) = map_anon(len + align, libc::PROT_NONE, libc::MAP_NORESERVE) else {
         return map_shared_fd(len, fd, off as i64);
     };
-    crate::stats::MAPS.fetch_sub(1, Ordering::Relaxed);
     let r = r as usize;
     let a = r.next_multiple_of(align);
     // SAFETY: [a, a+len) lies inside the reservation just made, which nobody else uses;

@@ -999,7 +999,6 @@ fn unusable_destinations_get_one_clear_warning() {
 /// Somebody else truncates the log while it is mapped (a user's `> file`): the library must not
 /// die of SIGBUS. Needs the fault handler to call `log::bus_fault` first for SIGBUS.
 #[test]
-#[ignore = "needs the one-line SIGBUS hook in segv.rs (log::bus_fault)"]
 fn log_truncated_by_another_program() {
     let dir = fresh_dir("files_truncated");
     let path = dir.join("t.log");
