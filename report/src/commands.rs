@@ -212,8 +212,9 @@ fn state_note(out: Out, info: &LogInfo) -> std::io::Result<()> {
     if missing > 0 {
         writeln!(
             out,
-            "note: {} named by events have no S record in the log (shown as `stack @ID`)",
-            plural(missing as u64, "stack")
+            "note: {} named by events {} no S record in the log (shown as `stack @ID`)",
+            plural(missing as u64, "stack"),
+            if missing == 1 { "has" } else { "have" }
         )?;
     }
     if info.late > 0 {

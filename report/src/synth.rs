@@ -6,7 +6,7 @@
 //! The stack of each event is written in one of the log's three forms ([`Form`]); the events
 //! are the same in all three for a given seed. The stacks are 2 to 16 frames deep, innermost
 //! first: a quarter start with a frame in libc (a runtime frame before the site), stacks `j`
-//! and `j + 64` share their site and differ in their callers. In the reference form, stacks
+//! and `j + 64` share their site and differ in their callers, and all end in `main`. In the reference form, stacks
 //! `j` with `j % 4 == 1` get their `S` record three events after the first event naming them
 //! (as when another thread's chunk holds it), the others just before it.
 
@@ -38,10 +38,12 @@ pub fn stack(j: u64) -> Vec<u64> {
     v.push(site);
     let depth = 2 + (j * 7) % 15;
     let mut k = 0;
-    while (v.len() as u64) < depth {
+    while (v.len() as u64) + 1 < depth {
         v.push(EXE + 0x5000 + ((j >> (k % 5)) % 32) * 0x40 + k * 8);
         k += 1;
     }
+    // Every stack starts in main.
+    v.push(EXE + 0x4010);
     v
 }
 
