@@ -23,7 +23,7 @@ use std::process::ExitCode;
 #[command(
     name = "ft-malloc-report",
     version,
-    about = "Read ft_malloc allocation logs: summary, leaks, top sites, block history, heap replay, plots",
+    about = "Read ft_malloc allocation logs: summary, leaks, top stacks, block history, heap replay, plots, flame graphs",
     after_help = "Examples:\n  \
         ft-malloc-report summary /tmp/app.log\n  \
         ft-malloc-report leaks /tmp/app.log\n  \
@@ -62,8 +62,12 @@ enum Cmd {
         #[arg(long)]
         brief: bool,
     },
-    /// Blocks never freed, grouped by whole allocation stack, largest first; each headed by
-    /// its site (the first frame outside the C/C++ runtime), frames as `function (file:line)`.
+    /// Blocks never freed, grouped by whole allocation stack, largest first.
+    ///
+    /// Each stack is headed by its site: its first frame outside the C/C++ runtime (libc,
+    /// libstdc++, libgcc_s, the loader, libm, libpthread, libpython), the program's own line
+    /// that asked for memory. Frames are printed one per line as `function (file:line)`, the
+    /// calls inlined at a frame under it as `inlined into caller (file:line)`.
     Leaks {
         log: String,
         /// A few lines: totals and the top stacks (for scripts).
@@ -77,8 +81,10 @@ enum Cmd {
         #[arg(long, default_value_t = 8)]
         frames: usize,
     },
-    /// The stacks that allocate most: calls, bytes, temporary allocations, largest at the
-    /// peak; grouped by whole stack, each row named by its site, the stacks listed after.
+    /// The stacks that allocate most: calls, bytes, temporary allocations, largest at the peak.
+    ///
+    /// Grouped by whole stack; each row is named by its site (the first frame outside the
+    /// C/C++ runtime) and numbered [K], and the numbered stacks are listed after the tables.
     Top {
         log: String,
         /// Stacks shown per table.
@@ -123,10 +129,13 @@ enum Cmd {
         #[arg(long, default_value_t = 640)]
         height: u32,
     },
-    /// Bytes per call stack: collapsed stacks (`root;caller;...;leaf BYTES`, as flamegraph.pl,
-    /// inferno and speedscope read them) on stdout, or a flame graph drawn into OUT.svg.
-    /// The bytes are those of the blocks live at the peak of the heap, or with --all those of
-    /// every allocation. Frames are function names, the calls inlined at an address expanded.
+    /// Bytes per call stack: collapsed stacks on stdout, or a flame graph into OUT.svg.
+    ///
+    /// Collapsed stacks are what flamegraph.pl, inferno and speedscope read:
+    /// `root;caller;...;leaf BYTES`, one line per stack, outermost frame first. The bytes are
+    /// those of the blocks live at the peak of the heap, or with --all those of every
+    /// allocation. Frames are function names, the calls inlined at an address expanded into
+    /// frames of their own.
     Flame {
         log: String,
         /// Draw the flame graph into this SVG file instead.
@@ -135,9 +144,11 @@ enum Cmd {
         #[arg(long)]
         all: bool,
     },
-    /// Filter: copy stdin to stdout, rewriting `/path/module+0xOFF` into `function (file:line)`
-    /// (and the library's frame lines `#N 0xADDR /path/module+0xOFF name+0xOFF`, one line
-    /// more per inlined call).
+    /// Filter: copy stdin to stdout, rewriting `/path/module+0xOFF` into `function (file:line)`.
+    ///
+    /// The calls inlined at the address follow as `, inlined into caller (file:line)`. The
+    /// library's frame lines `#N 0xADDR /path/module+0xOFF name+0xOFF` become
+    /// `#N 0xADDR function (file:line)`, each inlined call on a line of its own under it.
     Symbolize {
         /// Write `errors N` and `leaks N` (ft_malloc report lines seen) to this file at the end.
         #[arg(long)]

@@ -273,13 +273,11 @@ impl AddrNamer {
         }
         let raw = || format!("0x{addr:x}");
         let r = match self.map.find(addr) {
-            Some((m, off)) if !self.sym.disabled && !self.sym.in_module(&m.to_string(), off) => {
-                Resolved {
-                    lines: vec![raw()],
-                    functions: vec![raw()],
-                    runtime: false,
-                }
-            }
+            Some((m, off)) if !self.sym.disabled && !self.sym.in_module(m, off) => Resolved {
+                lines: vec![raw()],
+                functions: vec![raw()],
+                runtime: false,
+            },
             Some((m, off)) => {
                 let m = m.to_string();
                 let runtime = ft_format::runtime::is_runtime(m.as_bytes());

@@ -32,7 +32,7 @@ const LIBC: u64 = 0x7f3a_1000_0000;
 pub fn stack(j: u64) -> Vec<u64> {
     let site = EXE + 0x1100 + (j % 64) * 0x37;
     let mut v = Vec::with_capacity(16);
-    if j % 4 == 0 {
+    if j.is_multiple_of(4) {
         v.push(LIBC + 0x9a000 + (j % 8) * 0x10);
     }
     v.push(site);
@@ -173,7 +173,7 @@ pub fn generate(path: &str, events: u64, seed: u64, form: Form) -> std::io::Resu
         let frames = &stacks[j as usize];
         match form {
             // The site: the first frame outside libc.
-            Form::Caller => put_hex(&mut o, frames[usize::from(j % 4 == 0)]),
+            Form::Caller => put_hex(&mut o, frames[usize::from(j.is_multiple_of(4))]),
             Form::List => put_frames(&mut o, frames),
             Form::Ref => {
                 if !defined[j as usize] {
