@@ -124,6 +124,7 @@ fn describe(ev: &Event) -> String {
 struct StackView<'a> {
     stacks: &'a Stacks,
     namer: AddrNamer,
+    sites: rustc_hash::FxHashMap<u32, std::rc::Rc<str>>,
 }
 
 impl<'a> StackView<'a> {
@@ -131,6 +132,7 @@ impl<'a> StackView<'a> {
         StackView {
             stacks: &info.stacks,
             namer: AddrNamer::new(&info.modules, g.symbols),
+            sites: Default::default(),
         }
     }
 
@@ -144,13 +146,19 @@ impl<'a> StackView<'a> {
 
     /// The site of stack `id`: its first frame outside the C/C++ runtime (`function
     /// (file:line)` of the innermost source-level frame there).
-    fn site(&mut self, id: u32) -> String {
-        let f = self.stacks.get(id);
-        if f.is_empty() {
-            return self.missing(id);
+    fn site(&mut self, id: u32) -> std::rc::Rc<str> {
+        if let Some(s) = self.sites.get(&id) {
+            return s.clone();
         }
-        let i = self.namer.site_index(f);
-        self.namer.name(f[i])
+        let f = self.stacks.get(id);
+        let s: std::rc::Rc<str> = if f.is_empty() {
+            self.missing(id).into()
+        } else {
+            let i = self.namer.site_index(f);
+            self.namer.name(f[i]).into()
+        };
+        self.sites.insert(id, s.clone());
+        s
     }
 
     /// Up to `max` frames of stack `id` (at least one), one per line, innermost first: `at`
@@ -284,6 +292,23 @@ pub fn summary(g: &Global, path: &str, brief: bool, out: Out) -> Result {
         )?;
     }
     writeln!(out, "modules    {}", info.modules.len())?;
+    let canon = info.stacks.canonical();
+    let distinct = (0..canon.len())
+        .filter(|&i| canon[i] == i as u32 && !info.stacks.get(i as u32).is_empty())
+        .count();
+    let deepest = info
+        .stacks
+        .frames
+        .iter()
+        .map(|f| f.len())
+        .max()
+        .unwrap_or(0);
+    writeln!(
+        out,
+        "stacks     {} distinct, {} deep at most",
+        distinct,
+        plural(deepest as u64, "frame")
+    )?;
     writeln!(out, "calls      {} in all", st.total_calls())?;
     for op in Op::ALL {
         let n = st.calls[op as usize];

@@ -70,6 +70,11 @@ fn leaks_group_by_whole_stack_in_every_form() {
         ),
         "{one}"
     );
+    let summary = ok(&["summary", l]).stdout;
+    assert!(
+        summary.contains("\nstacks     3 distinct, 3 frames deep at most\n"),
+        "{summary}"
+    );
     let brief = ok(&["leaks", "--brief", l]).stdout;
     assert_eq!(
         brief,
@@ -254,6 +259,17 @@ fn flame_collapsed_stacks_exact() {
         "a.out+0x1240;a.out+0x1169;libc.so.6+0x9a040 58\n\
          a.out+0x1240;a.out+0x1300;libc.so.6+0x9a040 100\n\
          a.out+0x1400 50\n"
+    );
+    // A log without allocations: no line, and a graph that says so.
+    let empty = write(&d, "empty.log", HEADER.as_bytes());
+    assert_eq!(ok(&["flame", empty.to_str().unwrap()]).stdout, "");
+    let svg = d.join("empty.svg");
+    ok(&["flame", empty.to_str().unwrap(), svg.to_str().unwrap()]);
+    let text = std::fs::read_to_string(&svg).unwrap();
+    let doc = roxmltree::Document::parse(&text).unwrap();
+    assert!(
+        doc.descendants()
+            .any(|n| n.text() == Some("no bytes to show"))
     );
     // Only .svg files are drawn.
     let bad = run(&["flame", l, d.join("f.png").to_str().unwrap()]);
@@ -509,10 +525,16 @@ fn generated_logs_in_three_forms_agree() {
         let s = ok(&["summary", p.to_str().unwrap()])
             .stdout
             .replace(p.to_str().unwrap(), "LOG");
-        s.lines().skip(1).collect::<Vec<_>>().join("\n")
+        let (stacks, rest): (Vec<&str>, Vec<&str>) =
+            s.lines().skip(1).partition(|l| l.starts_with("stacks "));
+        (stacks.join(""), rest.join("\n"))
     };
-    assert_eq!(body(&caller), body(&list));
-    assert_eq!(body(&caller), body(&refs));
+    let (c, l, r) = (body(&caller), body(&list), body(&refs));
+    assert_eq!(c.1, l.1);
+    assert_eq!(c.1, r.1);
+    assert_eq!(c.0, "stacks     64 distinct, 1 frame deep at most");
+    assert_eq!(l.0, "stacks     256 distinct, 16 frames deep at most");
+    assert_eq!(r.0, l.0);
     let cl = ok(&["--no-symbols", "leaks", caller.to_str().unwrap()]).stdout;
     assert!(cl.contains("from 64 stacks"), "{cl}");
     // A quarter of the stacks start in libc: their site is the next frame, in the program.
