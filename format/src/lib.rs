@@ -3,8 +3,10 @@
 //!
 //! - the operations of the malloc family: their numbering, names and count ([`Op`]);
 //! - the size histogram: the bucket of a requested size and the range of a bucket ([`bucket`]);
-//! - the record tags of the text log and of its mtrace variant ([`log`], [`mtrace`],
-//!   docs/LOGFORMAT.md);
+//! - the record tags of the text log (stack records and references included) and of its
+//!   mtrace variant ([`log`], [`mtrace`], docs/LOGFORMAT.md);
+//! - which modules are the C/C++ runtime, skipped when a report names a stack's site
+//!   ([`runtime`]);
 //! - the announce file through which the library tells the launcher which processes it was
 //!   loaded into and its verdict at exit ([`announce`]).
 //!
@@ -220,10 +222,30 @@ pub mod log {
     pub const HEADER: u8 = b'#';
     /// `M <base> <path>`: a loaded module.
     pub const MODULE: u8 = b'M';
-    /// `E <seq> <t_ns> <tid> <op> <in> <out> <size> <align> <caller>[,<frame>...]`.
+    /// `E <seq> <t_ns> <tid> <op> <in> <out> <size> <align> <where>`, where `<where>` is one
+    /// of the three forms below (the last field of the record):
+    /// - `<caller>`: one frame (`stack=1`, the default without debugging);
+    /// - `<caller>,<frame>[,<frame>...]`: a frame list, innermost first (older logs,
+    ///   `backtrace=N`);
+    /// - `@<id>`: a reference to the stack that an [`STACK`] record of the same file defines
+    ///   (`stack=N` with N > 1), written before or after this record.
     pub const EVENT: u8 = b'E';
     /// Fields of an `E` record after the tag.
     pub const EVENT_FIELDS: usize = 9;
+    /// `S <id> <frame>[,<frame>...]`: the frames of stack `<id>` (decimal, process-local),
+    /// innermost first, each hex with `0x`; frame 0 is the return address into the code that
+    /// called the allocator (the `<caller>` of the one-frame form), and no frame of the
+    /// library itself is in it. Written once per log file, the first time the process logs an
+    /// event with that stack; lines of different threads are in chunk order, so this record
+    /// may come after `E` records naming the id: readers resolve ids at the end.
+    pub const STACK: u8 = b'S';
+    /// Fields of an `S` record after the tag.
+    pub const STACK_FIELDS: usize = 2;
+    /// First byte of the `<where>` field of an `E` record that names a stack by id:
+    /// `@<id>`, the id decimal (a `u32`), as the `S` record writes it.
+    pub const STACK_REF: u8 = b'@';
+    /// Separates the frames of a frame list (`E` records of the list form, `S` records).
+    pub const FRAME_SEP: u8 = b',';
 
     /// Header keys (`# key value`).
     pub mod key {
@@ -260,6 +282,77 @@ pub mod mtrace {
     pub const NIL: &str = "(nil)";
     /// The other tool that reads these logs.
     pub const READER: &str = "glibc's `mtrace PROGRAM LOG` (Debian package libc-devtools)";
+}
+
+// ------------------------------------------------------------------ runtime modules
+
+/// Which modules are "runtime": the C and C++ runtimes, the loader and the Python interpreter
+/// library, whose frames sit between the program and malloc (`strdup`, `operator new`,
+/// `std::vector` growth, `PyMem_Malloc`). A report names the first frame of a stack outside
+/// them as the site: the program's own line that asked for memory. The library's headlines and
+/// the reader's must pick the same frame, so the rule lives here.
+///
+/// Pure functions of the path's last component; matching is exact on the stem (`libc.so.6`
+/// and `libc-2.31.so` are libc, `libcrypto.so.3` and `libc-client.so` are not).
+pub mod runtime {
+    /// The runtime a module belongs to.
+    #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+    pub enum Runtime {
+        Libc,
+        Libstdcxx,
+        LibgccS,
+        Loader,
+        Libm,
+        Libpthread,
+        Python,
+    }
+
+    /// The last component of a path.
+    fn base(path: &[u8]) -> &[u8] {
+        match path.iter().rposition(|&c| c == b'/') {
+            Some(i) => &path[i + 1..],
+            None => path,
+        }
+    }
+
+    /// True when `name` is `stem` followed by `.so` or `-<digit>` (old glibc: `libc-2.31.so`).
+    fn stem_is(name: &[u8], stem: &[u8]) -> bool {
+        if name.len() < stem.len() || &name[..stem.len()] != stem {
+            return false;
+        }
+        match &name[stem.len()..] {
+            [b'.', b's', b'o', ..] => true,
+            [b'-', d, ..] => d.is_ascii_digit(),
+            _ => false,
+        }
+    }
+
+    /// The runtime that `path` (a module path) is, or None for a module of the program.
+    pub fn runtime(path: &[u8]) -> Option<Runtime> {
+        let b = base(path);
+        if stem_is(b, b"libc") {
+            Some(Runtime::Libc)
+        } else if stem_is(b, b"libstdc++") {
+            Some(Runtime::Libstdcxx)
+        } else if stem_is(b, b"libgcc_s") {
+            Some(Runtime::LibgccS)
+        } else if b.starts_with(b"ld-linux") || stem_is(b, b"ld") {
+            Some(Runtime::Loader)
+        } else if stem_is(b, b"libm") {
+            Some(Runtime::Libm)
+        } else if stem_is(b, b"libpthread") {
+            Some(Runtime::Libpthread)
+        } else if b.starts_with(b"libpython") {
+            Some(Runtime::Python)
+        } else {
+            None
+        }
+    }
+
+    /// True when frames of `path` are runtime frames.
+    pub fn is_runtime(path: &[u8]) -> bool {
+        runtime(path).is_some()
+    }
 }
 
 // ------------------------------------------------------------------ the announce file
@@ -348,6 +441,50 @@ mod tests {
         assert_eq!(Op::from_name(b"mallocx"), None);
         assert_eq!(Op::from_name(b""), None);
         assert_eq!(OP_NAMES.iter().map(|n| n.len()).max(), Some(OP_NAME_MAX));
+    }
+
+    #[test]
+    fn runtime_modules() {
+        use runtime::{Runtime, is_runtime, runtime};
+        let table: &[(&[u8], Option<Runtime>)] = &[
+            (b"/lib/x86_64-linux-gnu/libc.so.6", Some(Runtime::Libc)),
+            (b"/lib/x86_64-linux-gnu/libc-2.31.so", Some(Runtime::Libc)),
+            (b"libc.so.6", Some(Runtime::Libc)),
+            (b"/usr/lib/libc.so", Some(Runtime::Libc)),
+            (
+                b"/usr/lib/x86_64-linux-gnu/libstdc++.so.6.0.30",
+                Some(Runtime::Libstdcxx),
+            ),
+            (
+                b"/lib/x86_64-linux-gnu/libgcc_s.so.1",
+                Some(Runtime::LibgccS),
+            ),
+            (b"/lib64/ld-linux-x86-64.so.2", Some(Runtime::Loader)),
+            (b"/lib/x86_64-linux-gnu/ld-2.31.so", Some(Runtime::Loader)),
+            (b"/lib/x86_64-linux-gnu/libm.so.6", Some(Runtime::Libm)),
+            (
+                b"/lib/x86_64-linux-gnu/libpthread.so.0",
+                Some(Runtime::Libpthread),
+            ),
+            (
+                b"/usr/lib/x86_64-linux-gnu/libpython3.11.so.1.0",
+                Some(Runtime::Python),
+            ),
+            (b"/usr/lib/x86_64-linux-gnu/libcrypto.so.3", None),
+            (b"/usr/lib/libc-client.so.2007e", None),
+            (b"/usr/bin/ld-wrapper", None),
+            (b"/usr/lib/x86_64-linux-gnu/libmagic.so.1", None),
+            (b"/usr/lib/libstdc++fs.a", None),
+            (b"/home/u/libc/prog", None),
+            (b"/tmp/libft_malloc.so", None),
+            (b"/usr/bin/python3.11", None),
+            (b"linux-vdso.so.1", None),
+            (b"", None),
+        ];
+        for (path, want) in table {
+            assert_eq!(runtime(path), *want, "{}", String::from_utf8_lossy(path));
+            assert_eq!(is_runtime(path), want.is_some());
+        }
     }
 
     #[test]

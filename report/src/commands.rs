@@ -1,11 +1,11 @@
 //! The subcommands' output.
 
 use crate::parse::Op;
-use crate::reader::{self, Event, FREED_SIZE_UNKNOWN, Format, LogInfo, Sink};
+use crate::reader::{self, Event, FREED_SIZE_UNKNOWN, Format, LogInfo, Sink, Stacks};
 use crate::replay::{Block, Heap};
 use crate::stats::{self, Stats};
 use crate::symbols::AddrNamer;
-use crate::{Global, TopBy, plot};
+use crate::{Global, TopBy, flame, plot};
 use std::fmt;
 use std::io::Write;
 use std::time::Instant;
@@ -118,29 +118,81 @@ fn describe(ev: &Event) -> String {
     }
 }
 
-fn print_stack(
-    out: Out,
-    namer: &mut AddrNamer,
-    frames: &[u64],
-    max: usize,
-    indent: &str,
-) -> std::io::Result<()> {
-    for (i, &a) in frames.iter().take(max.max(1)).enumerate() {
-        writeln!(
-            out,
-            "{indent}{} {}",
-            if i == 0 { "at" } else { "by" },
-            namer.name(a)
-        )?;
+/// How the reports show the stacks of one log: frames as `function (file:line)`, the calls
+/// inlined at a frame expanded under it, a stack's site named by its first frame outside the
+/// C/C++ runtime.
+struct StackView<'a> {
+    stacks: &'a Stacks,
+    namer: AddrNamer,
+    sites: rustc_hash::FxHashMap<u32, std::rc::Rc<str>>,
+}
+
+impl<'a> StackView<'a> {
+    fn new(g: &Global, info: &'a LogInfo) -> Self {
+        StackView {
+            stacks: &info.stacks,
+            namer: AddrNamer::new(&info.modules, g.symbols),
+            sites: Default::default(),
+        }
     }
-    if frames.len() > max.max(1) {
-        writeln!(
-            out,
-            "{indent}   ({} more frames)",
-            frames.len() - max.max(1)
-        )?;
+
+    /// What stands for a stack the log names by id but does not define.
+    fn missing(&self, id: u32) -> String {
+        match self.stacks.log_id(id) {
+            Some(n) => format!("stack @{n} (no S record in the log)"),
+            None => "?".to_string(),
+        }
     }
-    Ok(())
+
+    /// The site of stack `id`: its first frame outside the C/C++ runtime (`function
+    /// (file:line)` of the innermost source-level frame there).
+    fn site(&mut self, id: u32) -> std::rc::Rc<str> {
+        if let Some(s) = self.sites.get(&id) {
+            return s.clone();
+        }
+        let f = self.stacks.get(id);
+        let s: std::rc::Rc<str> = if f.is_empty() {
+            self.missing(id).into()
+        } else {
+            let i = self.namer.site_index(f);
+            self.namer.name(f[i]).into()
+        };
+        self.sites.insert(id, s.clone());
+        s
+    }
+
+    /// Up to `max` frames of stack `id` (at least one), one per line, innermost first: `at`
+    /// before frame 0, `by` before the others, and the frames a call was inlined into under it.
+    fn print(&mut self, out: Out, id: u32, max: usize, indent: &str) -> std::io::Result<()> {
+        let frames = self.stacks.get(id);
+        if frames.is_empty() {
+            return writeln!(out, "{indent}{}", self.missing(id));
+        }
+        let max = max.max(1);
+        for (i, &a) in frames.iter().take(max).enumerate() {
+            let r = self.namer.resolve(a);
+            for (k, l) in r.lines.iter().enumerate() {
+                if k == 0 {
+                    writeln!(out, "{indent}{} {l}", if i == 0 { "at" } else { "by" })?;
+                } else {
+                    writeln!(out, "{indent}   inlined into {l}")?;
+                }
+            }
+        }
+        if frames.len() > max {
+            writeln!(
+                out,
+                "{indent}   ({} more {})",
+                frames.len() - max,
+                if frames.len() - max == 1 {
+                    "frame"
+                } else {
+                    "frames"
+                }
+            )?;
+        }
+        Ok(())
+    }
 }
 
 fn program(info: &LogInfo) -> String {
@@ -163,6 +215,15 @@ fn state_note(out: Out, info: &LogInfo) -> std::io::Result<()> {
     }
     if info.corrupt > 0 {
         writeln!(out, "note: {} corrupt records were skipped", info.corrupt)?;
+    }
+    let missing = info.stacks.missing();
+    if missing > 0 {
+        writeln!(
+            out,
+            "note: {} named by events {} no S record in the log (shown as `stack @ID`)",
+            plural(missing as u64, "stack"),
+            if missing == 1 { "has" } else { "have" }
+        )?;
     }
     if info.late > 0 {
         writeln!(
@@ -231,6 +292,23 @@ pub fn summary(g: &Global, path: &str, brief: bool, out: Out) -> Result {
         )?;
     }
     writeln!(out, "modules    {}", info.modules.len())?;
+    let canon = info.stacks.canonical();
+    let distinct = (0..canon.len())
+        .filter(|&i| canon[i] == i as u32 && !info.stacks.get(i as u32).is_empty())
+        .count();
+    let deepest = info
+        .stacks
+        .frames
+        .iter()
+        .map(|f| f.len())
+        .max()
+        .unwrap_or(0);
+    writeln!(
+        out,
+        "stacks     {} distinct, {} deep at most",
+        distinct,
+        plural(deepest as u64, "frame")
+    )?;
     writeln!(out, "calls      {} in all", st.total_calls())?;
     for op in Op::ALL {
         let n = st.calls[op as usize];
@@ -320,10 +398,10 @@ pub fn brief(g: &Global, path: &str) -> std::result::Result<(Option<u32>, String
 pub fn leaks(g: &Global, path: &str, brief: bool, limit: usize, frames: usize, out: Out) -> Result {
     let mut st = Stats::new(false);
     let info = read(g, path, &mut st)?;
-    let sites = stats::leak_sites(&st.heap);
+    let sites = stats::leak_sites(&st.heap, &info.stacks.canonical());
     let bytes: u64 = sites.iter().map(|s| s.bytes).sum();
     let blocks: u64 = sites.iter().map(|s| s.blocks).sum();
-    let mut namer = AddrNamer::new(&info.modules, g.symbols);
+    let mut view = StackView::new(g, &info);
     let shown = if limit == 0 {
         sites.len()
     } else {
@@ -337,10 +415,10 @@ pub fn leaks(g: &Global, path: &str, brief: bool, limit: usize, frames: usize, o
         };
         writeln!(
             out,
-            "{} in {} blocks never freed, from {}{}",
+            "{} in {} never freed, from {}{}",
             human(bytes),
-            blocks,
-            plural(sites.len() as u64, "site"),
+            plural(blocks, "block"),
+            plural(sites.len() as u64, "stack"),
             if info.truncated {
                 " (log cut short: blocks live when it stopped)"
             } else {
@@ -348,13 +426,12 @@ pub fn leaks(g: &Global, path: &str, brief: bool, limit: usize, frames: usize, o
             }
         )?;
         for s in &sites[..shown] {
-            let st = info.stacks.get(s.stack);
             writeln!(
                 out,
-                "  {} in {} blocks at {}",
+                "  {} in {} at {}",
                 human(s.bytes),
-                s.blocks,
-                namer.name(st[0])
+                plural(s.blocks, "block"),
+                view.site(s.stack)
             )?;
         }
         return Ok(());
@@ -366,7 +443,7 @@ pub fn leaks(g: &Global, path: &str, brief: bool, limit: usize, frames: usize, o
         program(&info),
         human(bytes),
         plural(blocks, "block"),
-        plural(sites.len() as u64, "site")
+        plural(sites.len() as u64, "stack")
     )?;
     state_note(out, &info)?;
     for s in &sites[..shown] {
@@ -378,43 +455,48 @@ pub fn leaks(g: &Global, path: &str, brief: bool, limit: usize, frames: usize, o
         };
         writeln!(
             out,
-            "{} in {} blocks ({}), first at event #{}, 0x{:x}",
+            "LEAK {} in {} ({}) at {}",
             human(s.bytes),
-            s.blocks,
+            plural(s.blocks, "block"),
             each,
-            s.first_seq,
-            s.first_addr
+            view.site(s.stack)
         )?;
-        print_stack(out, &mut namer, info.stacks.get(s.stack), frames, "    ")?;
+        writeln!(
+            out,
+            "    first block 0x{:x}, allocated at event #{}",
+            s.first_addr, s.first_seq
+        )?;
+        view.print(out, s.stack, frames, "    ")?;
     }
     if shown < sites.len() {
         writeln!(
             out,
-            "\n({} more sites; --limit 0 shows all)",
+            "\n({} more stacks; --limit 0 shows all)",
             sites.len() - shown
         )?;
     }
     Ok(())
 }
 
-pub fn top(g: &Global, path: &str, limit: usize, by: TopBy, out: Out) -> Result {
+pub fn top(g: &Global, path: &str, limit: usize, by: TopBy, frames: usize, out: Out) -> Result {
     let mut st = Stats::new(false);
     let info = read(g, path, &mut st)?;
     st.finish();
-    let mut namer = AddrNamer::new(&info.modules, g.symbols);
+    let sites = st.sites_by(&info.stacks.canonical());
+    let mut view = StackView::new(g, &info);
     writeln!(
         out,
-        "{} of {}: {} allocations, {} in all, {} sites",
+        "{} of {}: {} allocations, {} in all, from {}",
         path,
         program(&info),
         st.alloc_blocks,
         human(st.alloc_bytes),
-        st.sites.len()
+        plural(
+            sites.iter().filter(|(_, s)| s.calls > 0).count() as u64,
+            "stack"
+        )
     )?;
     state_note(out, &info)?;
-    let ids: Vec<u32> = (0..st.sites.len() as u32)
-        .filter(|&i| st.sites[i as usize].calls > 0 || st.sites[i as usize].peak_bytes > 0)
-        .collect();
     type Key = fn(&stats::Site) -> u64;
     let tables: [(TopBy, &str, Key); 4] = [
         (TopBy::Calls, "most allocation calls", |s| s.calls),
@@ -426,26 +508,30 @@ pub fn top(g: &Global, path: &str, limit: usize, by: TopBy, out: Out) -> Result 
         ),
         (TopBy::Peak, "largest at the peak", |s| s.peak_bytes),
     ];
+    // Stacks are numbered [1], [2]... in the order the tables first show them, and printed
+    // once, after the tables.
+    let mut numbered: Vec<u32> = Vec::new();
+    let mut number = |id: u32| -> usize {
+        match numbered.iter().position(|&n| n == id) {
+            Some(k) => k + 1,
+            None => {
+                numbered.push(id);
+                numbered.len()
+            }
+        }
+    };
     for (which, title, key) in tables {
         if by != TopBy::All && by != which {
             continue;
         }
-        let mut v: Vec<u32> = ids
-            .iter()
-            .copied()
-            .filter(|&i| key(&st.sites[i as usize]) > 0)
-            .collect();
-        v.sort_by(|&a, &b| {
-            key(&st.sites[b as usize])
-                .cmp(&key(&st.sites[a as usize]))
-                .then(a.cmp(&b))
-        });
+        let mut v: Vec<&(u32, stats::Site)> = sites.iter().filter(|(_, s)| key(s) > 0).collect();
+        v.sort_by(|a, b| key(&b.1).cmp(&key(&a.1)).then(a.0.cmp(&b.0)));
         v.truncate(limit);
         writeln!(out)?;
         if which == TopBy::Peak {
             writeln!(
                 out,
-                "Sites {title} ({} in {} blocks at event #{}, t={}):",
+                "Stacks {title} ({} in {} blocks at event #{}, t={}):",
                 human(st.peak_bytes),
                 st.peak_blocks,
                 st.peak_seq,
@@ -453,40 +539,53 @@ pub fn top(g: &Global, path: &str, limit: usize, by: TopBy, out: Out) -> Result 
             )?;
             writeln!(
                 out,
-                "  {:>14} {:>10} {:>6}  site",
-                "bytes at peak", "blocks", "%"
+                "  {:>14} {:>10} {:>6} {:>6}  site",
+                "bytes at peak", "blocks", "%", "stack"
             )?;
-            for &i in &v {
-                let s = &st.sites[i as usize];
-                let name = namer.name(info.stacks.get(i)[0]);
+            for (id, s) in v.iter().map(|p| (p.0, &p.1)) {
                 writeln!(
                     out,
-                    "  {:>14} {:>10} {:>5.1}%  {}",
+                    "  {:>14} {:>10} {:>5.1}% {:>6}  {}",
                     s.peak_bytes,
                     s.peak_blocks,
                     100.0 * s.peak_bytes as f64 / st.peak_bytes.max(1) as f64,
-                    name
+                    format!("[{}]", number(id)),
+                    view.site(id)
                 )?;
             }
         } else {
-            writeln!(out, "Sites with the {title}:")?;
+            writeln!(out, "Stacks with the {title}:")?;
             writeln!(
                 out,
-                "  {:>12} {:>16} {:>10}  site",
-                "calls", "bytes", "temporary"
+                "  {:>12} {:>16} {:>10} {:>6}  site",
+                "calls", "bytes", "temporary", "stack"
             )?;
-            for &i in &v {
-                let s = &st.sites[i as usize];
-                let name = namer.name(info.stacks.get(i)[0]);
+            for (id, s) in v.iter().map(|p| (p.0, &p.1)) {
                 writeln!(
                     out,
-                    "  {:>12} {:>16} {:>10}  {}",
-                    s.calls, s.bytes, s.temporary, name
+                    "  {:>12} {:>16} {:>10} {:>6}  {}",
+                    s.calls,
+                    s.bytes,
+                    s.temporary,
+                    format!("[{}]", number(id)),
+                    view.site(id)
                 )?;
             }
         }
         if v.is_empty() {
             writeln!(out, "  (none)")?;
+        }
+    }
+    if !numbered.is_empty() {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "Stacks (innermost frame first, {} at most; --frames N):",
+            plural(frames.max(1) as u64, "frame")
+        )?;
+        for (k, &id) in numbered.iter().enumerate() {
+            writeln!(out, "[{}]", k + 1)?;
+            view.print(out, id, frames, "    ")?;
         }
     }
     Ok(())
@@ -557,7 +656,7 @@ pub fn history(g: &Global, path: &str, addr: u64, frames: usize, out: Out) -> Re
         hits: Vec::new(),
     };
     let info = read(g, path, &mut h)?;
-    let mut namer = AddrNamer::new(&info.modules, g.symbols);
+    let mut view = StackView::new(g, &info);
     writeln!(out, "Events that touched 0x{addr:x} in {path}:")?;
     for (ev, note) in &h.hits {
         writeln!(
@@ -569,13 +668,7 @@ pub fn history(g: &Global, path: &str, addr: u64, frames: usize, out: Out) -> Re
             describe(ev),
             note
         )?;
-        print_stack(
-            out,
-            &mut namer,
-            info.stacks.get(ev.stack),
-            frames,
-            "        ",
-        )?;
+        view.print(out, ev.stack, frames, "        ")?;
     }
     if h.hits.is_empty() {
         writeln!(out, "no event touched 0x{addr:x}")?;
@@ -634,7 +727,7 @@ pub fn heap(g: &Global, path: &str, at: Option<u64>, plain: bool, out: Out) -> R
         writeln!(out, "Total : {total} bytes")?;
         return Ok(());
     }
-    let mut namer = AddrNamer::new(&info.modules, g.symbols);
+    let mut view = StackView::new(g, &info);
     match at {
         Some(s) if h.last_seq < s && !info.stopped_early => writeln!(
             out,
@@ -651,7 +744,7 @@ pub fn heap(g: &Global, path: &str, at: Option<u64>, plain: bool, out: Out) -> R
         )?,
     }
     for (a, b) in &v {
-        let caller = namer.name(info.stacks.get(b.stack)[0]);
+        let caller = view.site(b.stack);
         writeln!(
             out,
             "0x{:X} - 0x{:X} : {} bytes  #{} t={} {} {}",
@@ -733,6 +826,99 @@ pub fn plot(
         },
         human(st.peak_bytes),
         st.peak_seq
+    )?;
+    Ok(())
+}
+
+/// `flame`: the bytes per stack, live at the peak (or of every allocation with `all`), as
+/// collapsed stacks on `out`, or drawn into the SVG file `file`.
+pub fn flame(g: &Global, path: &str, file: Option<&str>, all: bool, out: Out) -> Result {
+    let mut f = match file {
+        Some(file) if !file.to_ascii_lowercase().ends_with(".svg") => {
+            return Err(Error::Usage(format!(
+                "{file}: the flame graph is written as SVG: the file name must end in .svg (without a file, the collapsed stacks go to standard output)"
+            )));
+        }
+        // Opened first: a path that cannot be written fails before a long read.
+        Some(file) => {
+            Some(std::fs::File::create(file).map_err(|e| Error::Write(file.to_string(), e))?)
+        }
+        None => None,
+    };
+    let mut st = Stats::new(false);
+    let info = match read(g, path, &mut st) {
+        Ok(i) => i,
+        Err(e) => {
+            if let Some(file) = file {
+                drop(f.take());
+                let _ = std::fs::remove_file(file);
+            }
+            return Err(e);
+        }
+    };
+    st.finish();
+    let mut view = StackView::new(g, &info);
+    let mut stacks: Vec<flame::Folded> = Vec::new();
+    for (id, s) in st.sites_by(&info.stacks.canonical()) {
+        let v = if all { s.bytes } else { s.peak_bytes };
+        if v == 0 {
+            continue;
+        }
+        let addrs = info.stacks.get(id);
+        let mut frames: Vec<flame::Frame> = Vec::new();
+        if addrs.is_empty() {
+            frames.push(flame::Frame {
+                name: flame::clean(&view.missing(id)),
+                runtime: false,
+            });
+        }
+        for &a in addrs.iter().rev() {
+            let r = view.namer.resolve(a);
+            for name in r.functions.iter().rev() {
+                frames.push(flame::Frame {
+                    name: flame::clean(name),
+                    runtime: r.runtime,
+                });
+            }
+        }
+        stacks.push((frames, v));
+    }
+    let stacks = flame::merge(stacks);
+    let Some(mut f) = f else {
+        out.write_all(flame::collapsed(&stacks).as_bytes())?;
+        return Ok(());
+    };
+    let file = file.unwrap_or_default();
+    let title = if all {
+        format!(
+            "All allocations: {} in {}",
+            human(st.alloc_bytes),
+            plural(st.alloc_blocks, "block")
+        )
+    } else {
+        format!(
+            "Live heap at its peak: {} in {} at event #{}",
+            human(st.peak_bytes),
+            plural(st.peak_blocks, "block"),
+            st.peak_seq
+        )
+    };
+    let subtitle = format!(
+        "{} in {path}; width: bytes; warm: the program's frames, blue: the C/C++ runtime's",
+        program(&info)
+    );
+    f.write_all(flame::svg(&stacks, &title, &subtitle).as_bytes())
+        .and_then(|()| f.sync_data())
+        .map_err(|e| Error::Write(file.to_string(), e))?;
+    writeln!(
+        out,
+        "wrote {file}: flame graph of {} ({})",
+        if all {
+            "all allocations"
+        } else {
+            "the live heap at its peak"
+        },
+        plural(stacks.len() as u64, "stack")
     )?;
     Ok(())
 }

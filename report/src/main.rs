@@ -4,6 +4,7 @@
 //! distinct call stacks)); corrupt lines are reported by number and skipped.
 
 mod commands;
+mod flame;
 mod launch;
 mod parse;
 mod plot;
@@ -22,7 +23,7 @@ use std::process::ExitCode;
 #[command(
     name = "ft-malloc-report",
     version,
-    about = "Read ft_malloc allocation logs: summary, leaks, top sites, block history, heap replay, plots",
+    about = "Read ft_malloc allocation logs: summary, leaks, top stacks, block history, heap replay, plots, flame graphs",
     after_help = "Examples:\n  \
         ft-malloc-report summary /tmp/app.log\n  \
         ft-malloc-report leaks /tmp/app.log\n  \
@@ -30,6 +31,8 @@ use std::process::ExitCode;
         ft-malloc-report history /tmp/app.log 0x7f3a20000040\n  \
         ft-malloc-report heap /tmp/app.log --at 1200\n  \
         ft-malloc-report plot /tmp/app.log memory.svg\n  \
+        ft-malloc-report flame /tmp/app.log > app.folded\n  \
+        ft-malloc-report flame /tmp/app.log heap.svg\n  \
         prog 2>&1 | ft-malloc-report symbolize"
 )]
 struct Cli {
@@ -59,36 +62,48 @@ enum Cmd {
         #[arg(long)]
         brief: bool,
     },
-    /// Blocks never freed, grouped by allocation site, largest first, with symbolized stacks.
+    /// Blocks never freed, grouped by whole allocation stack, largest first.
+    ///
+    /// Each stack is headed by its site: its first frame outside the C/C++ runtime (libc,
+    /// libstdc++, libgcc_s, the loader, libm, libpthread, libpython), the program's own line
+    /// that asked for memory. Frames are printed one per line as `function (file:line)`, the
+    /// calls inlined at a frame under it as `inlined into caller (file:line)`.
     Leaks {
         log: String,
-        /// A few lines: totals and the top sites (for scripts).
+        /// A few lines: totals and the top stacks (for scripts).
         #[arg(long)]
         brief: bool,
-        /// Sites shown (0 = all).
+        /// Stacks shown (0 = all).
         #[arg(long, default_value_t = 0)]
         limit: usize,
-        /// Frames shown per site.
-        #[arg(long, default_value_t = 16)]
+        /// Frames shown per stack, innermost first (the calls inlined at a frame are listed
+        /// under it and not counted).
+        #[arg(long, default_value_t = 8)]
         frames: usize,
     },
-    /// The sites that allocate most: calls, bytes, temporary allocations, largest at the peak.
+    /// The stacks that allocate most: calls, bytes, temporary allocations, largest at the peak.
+    ///
+    /// Grouped by whole stack; each row is named by its site (the first frame outside the
+    /// C/C++ runtime) and numbered [K], and the numbered stacks are listed after the tables.
     Top {
         log: String,
-        /// Sites shown per table.
+        /// Stacks shown per table.
         #[arg(long, short = 'n', default_value_t = 10)]
         limit: usize,
         /// Only this table.
         #[arg(long, value_enum, default_value_t = TopBy::All)]
         by: TopBy,
+        /// Frames shown per stack, innermost first (inlined calls listed under their frame).
+        #[arg(long, default_value_t = 8)]
+        frames: usize,
     },
-    /// Every event that touched the block(s) holding ADDR, in order.
+    /// Every event that touched the block(s) holding ADDR, in order, each with its stack.
     History {
         log: String,
         /// Address in hex, with or without 0x; any address inside a block works.
         addr: String,
-        /// Frames shown per event.
-        #[arg(long, default_value_t = 4)]
+        /// Frames shown per event, innermost first (inlined calls listed under their frame).
+        #[arg(long, default_value_t = 8)]
         frames: usize,
     },
     /// The live blocks after event number SEQ (default: the end of the log), by address.
@@ -114,7 +129,26 @@ enum Cmd {
         #[arg(long, default_value_t = 640)]
         height: u32,
     },
+    /// Bytes per call stack: collapsed stacks on stdout, or a flame graph into OUT.svg.
+    ///
+    /// Collapsed stacks are what flamegraph.pl, inferno and speedscope read:
+    /// `root;caller;...;leaf BYTES`, one line per stack, outermost frame first. The bytes are
+    /// those of the blocks live at the peak of the heap, or with --all those of every
+    /// allocation. Frames are function names, the calls inlined at an address expanded into
+    /// frames of their own.
+    Flame {
+        log: String,
+        /// Draw the flame graph into this SVG file instead.
+        out: Option<String>,
+        /// Bytes of every allocation of the run, not the live heap at its peak.
+        #[arg(long)]
+        all: bool,
+    },
     /// Filter: copy stdin to stdout, rewriting `/path/module+0xOFF` into `function (file:line)`.
+    ///
+    /// The calls inlined at the address follow as `, inlined into caller (file:line)`. The
+    /// library's frame lines `#N 0xADDR /path/module+0xOFF name+0xOFF` become
+    /// `#N 0xADDR function (file:line)`, each inlined call on a line of its own under it.
     Symbolize {
         /// Write `errors N` and `leaks N` (ft_malloc report lines seen) to this file at the end.
         #[arg(long)]
@@ -174,6 +208,9 @@ enum Cmd {
         events: u64,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// How events name their stack.
+        #[arg(long, value_enum, default_value_t = synth::Form::Caller)]
+        form: synth::Form,
     },
 }
 
@@ -212,7 +249,17 @@ fn main() -> ExitCode {
             limit,
             frames,
         } => commands::leaks(&g, &log, brief, limit, frames, &mut out),
-        Cmd::Top { log, limit, by } => commands::top(&g, &log, limit, by, &mut out),
+        Cmd::Top {
+            log,
+            limit,
+            by,
+            frames,
+        } => commands::top(&g, &log, limit, by, frames, &mut out),
+        Cmd::Flame {
+            log,
+            out: file,
+            all,
+        } => commands::flame(&g, &log, file.as_deref(), all, &mut out),
         Cmd::History { log, addr, frames } => match parse::parse_addr(&addr) {
             Some(a) => commands::history(&g, &log, a, frames, &mut out),
             None => Err(commands::Error::Usage(format!("not an address: {addr}"))),
@@ -290,7 +337,8 @@ fn main() -> ExitCode {
             out: file,
             events,
             seed,
-        } => synth::generate(&file, events, seed).map_err(commands::Error::Io),
+            form,
+        } => synth::generate(&file, events, seed, form).map_err(commands::Error::Io),
     };
     let r = r.and_then(|()| out.flush().map_err(commands::Error::Io));
     match r {

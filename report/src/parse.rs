@@ -1,4 +1,6 @@
-//! Parser for one record of the ft_malloc log (docs/LOGFORMAT.md, format v1).
+//! Parser for one record of the ft_malloc log (docs/LOGFORMAT.md, format v1): headers, module
+//! records, events (whose last field is a caller, a frame list or a stack reference `@<id>`)
+//! and stack records `S <id> <frames>`.
 //!
 //! Hand-written for speed: no regex, no allocation, one pass over the bytes of the line.
 //! A line is given without its terminating `\n`.
@@ -7,7 +9,8 @@
 /// and names, from the format crate both sides share.
 pub use ft_format::{OP_COUNT, Op};
 
-/// One `E` record. `caller` is the raw `<caller>[,<frame>...]` field.
+/// One `E` record. `caller` is the raw last field: `<caller>[,<frame>...]` or `@<id>`
+/// ([`stack_ref`] tells them apart).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RawEvent<'a> {
     pub seq: u64,
@@ -29,6 +32,8 @@ pub enum Record<'a> {
     /// `M <base> <path>`
     Module(u64, &'a [u8]),
     Event(RawEvent<'a>),
+    /// `S <id> <frames>`: the id and the raw frame list (checked by [`parse_frames`]).
+    Stack(u32, &'a [u8]),
     /// Empty line, or a record type this reader does not know: skipped, not corrupt.
     Skip,
 }
@@ -166,6 +171,18 @@ pub fn parse_line(line: &[u8]) -> Result<Record<'_>, ParseError> {
             }
             Ok(Record::Module(base, path))
         }
+        b'S' => {
+            let mut c = Cur { b: line, i: 1 };
+            c.space("stack record: no space after S")?;
+            let id = c.dec("stack record: bad id")?;
+            let id = u32::try_from(id).map_err(|_| "stack record: bad id")?;
+            c.space("stack record: no frames")?;
+            let frames = &line[c.i..];
+            if frames.len() < 3 {
+                return Err("stack record: no frames");
+            }
+            Ok(Record::Stack(id, frames))
+        }
         b'\r' if line.len() == 1 => Ok(Record::Skip),
         b'A'..=b'Z' | b'a'..=b'z' => Ok(Record::Skip),
         _ => Err("unknown record start"),
@@ -208,8 +225,14 @@ pub fn parse_event(line: &[u8]) -> Result<RawEvent<'_>, ParseError> {
     let align = c.dec("event: bad align")?;
     c.space("event: missing caller")?;
     let caller = &line[c.i..];
-    // caller: 0xHEX[,0xHEX]... ; validated when the stack is first interned (see Stacks).
-    if caller.len() < 3 {
+    // caller: 0xHEX[,0xHEX]... or @ID; validated when the stack is first interned (see Stacks).
+    if caller.len()
+        < if caller.first() == Some(&ft_format::log::STACK_REF) {
+            2
+        } else {
+            3
+        }
+    {
         return Err("event: bad caller");
     }
     Ok(RawEvent {
@@ -359,10 +382,22 @@ pub fn parse_mtrace_where(w: &[u8]) -> Result<MtraceWhere<'_>, ParseError> {
     Ok(MtraceWhere::Addr(v))
 }
 
+/// The stack id of a `@<id>` field; None for a frame list; an error for a bad id.
+#[inline]
+pub fn stack_ref(field: &[u8]) -> Option<Result<u32, ParseError>> {
+    let rest = field.strip_prefix(&[ft_format::log::STACK_REF])?;
+    let mut c = Cur { b: rest, i: 0 };
+    let bad = "event: bad stack reference";
+    Some(match c.dec(bad) {
+        Ok(v) if c.i == rest.len() => u32::try_from(v).map_err(|_| bad),
+        _ => Err(bad),
+    })
+}
+
 /// Parse a `<caller>[,<frame>...]` field into addresses.
 pub fn parse_frames(field: &[u8]) -> Result<Vec<u64>, ParseError> {
     let mut v = Vec::with_capacity(1 + memchr::memchr_iter(b',', field).count());
-    for part in field.split(|&b| b == b',') {
+    for part in field.split(|&b| b == ft_format::log::FRAME_SEP) {
         let mut c = Cur { b: part, i: 0 };
         let a = c.hex("event: bad caller address")?;
         if c.i != part.len() {
@@ -419,6 +454,21 @@ mod tests {
             parse_line(b"M 0x55d0c0000000 /tmp/my dir/a.out").unwrap(),
             Record::Module(0x55d0c0000000, b"/tmp/my dir/a.out")
         );
+        assert_eq!(
+            parse_line(b"S 7 0x55d0c0001183,0x10").unwrap(),
+            Record::Stack(7, b"0x55d0c0001183,0x10")
+        );
+        assert!(parse_line(b"S 7").is_err());
+        assert!(parse_line(b"S x 0x1").is_err());
+        assert!(parse_line(b"S 4294967296 0x1").is_err());
+        assert_eq!(stack_ref(b"@4294967295"), Some(Ok(u32::MAX)));
+        assert_eq!(stack_ref(b"@0"), Some(Ok(0)));
+        assert!(stack_ref(b"@4294967296").unwrap().is_err());
+        assert!(stack_ref(b"@").unwrap().is_err());
+        assert!(stack_ref(b"@12,0x1").unwrap().is_err());
+        assert_eq!(stack_ref(b"0x12"), None);
+        let e = parse_event(b"E 1 2 3 malloc 0x0 0x10 24 0 @12").unwrap();
+        assert_eq!(e.caller, b"@12");
         assert_eq!(parse_line(b"X whatever").unwrap(), Record::Skip);
         assert_eq!(parse_line(b"").unwrap(), Record::Skip);
         assert!(parse_line(b"E 1 2 3 mall").is_err());

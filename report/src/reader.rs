@@ -5,7 +5,8 @@
 //!   reserved-but-never-written record): a non-empty fragment not ended by `\n` is a cut
 //!   record, reported as corrupt;
 //! - reports each corrupt line by number (the first few in full, then a count) and goes on;
-//! - interns call stacks (one id per distinct `<caller>[,<frame>...]` field);
+//! - interns call stacks (one id per distinct `<caller>[,<frame>...]` field or `@<id>`
+//!   reference; the frames of a reference come from its `S` record, before or after it);
 //! - hands events to the sink in `seq` order through a bounded reorder window (lines of
 //!   several threads may be slightly out of order in the file).
 
@@ -48,24 +49,73 @@ impl PartialOrd for Event {
     }
 }
 
-/// Interned call stacks: id -> frames (innermost first).
+/// Interned call stacks: one dense id per distinct stack of the log, and its frames (innermost
+/// first), stored once.
+///
+/// Events name their stack in one of three forms (docs/LOGFORMAT.md): a caller or a frame list
+/// (interned by the bytes of the field), or `@<id>`, a reference to an `S <id> <frames>` record
+/// of the same file. Such a record may come after the events naming it (another thread's
+/// chunk), so a reference gets its dense id at once and its frames whenever the record is read:
+/// ids are resolved at output, after the whole log was read.
 #[derive(Default)]
 pub struct Stacks {
+    /// Caller / frame-list fields -> id.
     ids: FxHashMap<Box<[u8]>, u32>,
+    /// The log's stack ids (`@<id>`, `S <id>`) -> id.
+    by_ref: FxHashMap<u32, u32>,
+    /// id -> frames; empty for a referenced stack whose `S` record was not (yet) read.
     pub frames: Vec<Box<[u64]>>,
+    /// id -> the log's stack id, for the stacks named by reference.
+    log_ids: Vec<Option<u32>>,
+    /// `S` records read after an event that named their id.
+    pub defined_late: u64,
 }
 
 impl Stacks {
+    fn push(&mut self, frames: Box<[u64]>, log_id: Option<u32>) -> u32 {
+        let id = self.frames.len() as u32;
+        self.frames.push(frames);
+        self.log_ids.push(log_id);
+        id
+    }
+
     #[inline]
     fn intern(&mut self, field: &[u8]) -> Result<u32, parse::ParseError> {
+        if let Some(r) = parse::stack_ref(field) {
+            let log_id = r?;
+            if let Some(&id) = self.by_ref.get(&log_id) {
+                return Ok(id);
+            }
+            let id = self.push(Box::default(), Some(log_id));
+            self.by_ref.insert(log_id, id);
+            return Ok(id);
+        }
         if let Some(&id) = self.ids.get(field) {
             return Ok(id);
         }
         let frames = parse::parse_frames(field)?;
-        let id = self.frames.len() as u32;
-        self.frames.push(frames.into_boxed_slice());
+        let id = self.push(frames.into_boxed_slice(), None);
         self.ids.insert(field.into(), id);
         Ok(id)
+    }
+
+    /// An `S <id> <frames>` record.
+    fn define(&mut self, log_id: u32, field: &[u8]) -> Result<(), parse::ParseError> {
+        let frames = parse::parse_frames(field).map_err(|_| "stack record: bad frame address")?;
+        match self.by_ref.get(&log_id) {
+            Some(&id) if self.frames[id as usize].is_empty() => {
+                self.frames[id as usize] = frames.into_boxed_slice();
+                self.defined_late += 1;
+                Ok(())
+            }
+            Some(&id) if *self.frames[id as usize] == *frames => Ok(()),
+            Some(_) => Err("stack record: id already defined with other frames"),
+            None => {
+                let id = self.push(frames.into_boxed_slice(), Some(log_id));
+                self.by_ref.insert(log_id, id);
+                Ok(())
+            }
+        }
     }
 
     /// Interns a stack given by a key other than a `caller` field (an mtrace caller).
@@ -73,14 +123,42 @@ impl Stacks {
         if let Some(&id) = self.ids.get(key) {
             return id;
         }
-        let id = self.frames.len() as u32;
-        self.frames.push(frames().into_boxed_slice());
+        let id = self.push(frames().into_boxed_slice(), None);
         self.ids.insert(key.into(), id);
         id
     }
 
+    /// The frames of stack `id`, innermost first; empty when the log named the stack by
+    /// reference and has no `S` record for it.
     pub fn get(&self, id: u32) -> &[u64] {
         &self.frames[id as usize]
+    }
+
+    /// The log's own id of a stack named by reference (`@<id>`).
+    pub fn log_id(&self, id: u32) -> Option<u32> {
+        self.log_ids[id as usize]
+    }
+
+    /// Stacks named by events whose `S` record is not in the log.
+    pub fn missing(&self) -> usize {
+        self.frames.iter().filter(|f| f.is_empty()).count()
+    }
+
+    /// For every id, the smallest id with the same frames (the same stack named in two forms,
+    /// or defined twice): what reports group by. A missing stack stays apart.
+    pub fn canonical(&self) -> Vec<u32> {
+        let mut first: FxHashMap<&[u64], u32> = FxHashMap::default();
+        self.frames
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                if f.is_empty() {
+                    i as u32
+                } else {
+                    *first.entry(&f[..]).or_insert(i as u32)
+                }
+            })
+            .collect()
     }
 }
 
@@ -399,6 +477,11 @@ impl State {
                     ));
                 }
             }
+            Ok(Record::Stack(id, frames)) => {
+                if let Err(why) = self.info.stacks.define(id, frames) {
+                    self.corrupt(line_no, why, line);
+                }
+            }
             Ok(Record::Module(base, path)) => {
                 let path = String::from_utf8_lossy(path).into_owned();
                 if !self
@@ -675,4 +758,45 @@ fn parse_all(
         );
     }
     Ok(st.info)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stacks_by_reference_resolve_late() {
+        let mut s = Stacks::default();
+        // Named before its record, then again: one id, frames once the record is read.
+        let a = s.intern(b"@7").unwrap();
+        assert_eq!(s.intern(b"@7").unwrap(), a);
+        assert!(s.get(a).is_empty());
+        assert_eq!(s.missing(), 1);
+        s.define(7, b"0x10,0x20,0x30").unwrap();
+        assert_eq!(s.get(a), [0x10, 0x20, 0x30]);
+        assert_eq!(s.log_id(a), Some(7));
+        assert_eq!(s.defined_late, 1);
+        // A repeated record with the same frames is harmless; other frames are refused.
+        s.define(7, b"0x10,0x20,0x30").unwrap();
+        assert!(s.define(7, b"0x10,0x20").is_err());
+        assert_eq!(s.get(a), [0x10, 0x20, 0x30]);
+        // Defined first, named after.
+        s.define(9, b"0x10,0x99").unwrap();
+        let b = s.intern(b"@9").unwrap();
+        assert_eq!(s.get(b), [0x10, 0x99]);
+        // The same frames as a list and by reference: one group. A frame list with the same
+        // first frame but other callers stays apart.
+        let c = s.intern(b"0x10,0x20,0x30").unwrap();
+        let d = s.intern(b"0x10").unwrap();
+        let e = s.intern(b"@12").unwrap();
+        let canon = s.canonical();
+        assert_eq!(canon[c as usize], a);
+        assert_eq!(canon[b as usize], b);
+        assert_eq!(canon[d as usize], d);
+        assert_eq!(canon[e as usize], e);
+        assert_eq!(s.missing(), 1);
+        assert_eq!(s.log_id(c), None);
+        assert!(s.intern(b"@x").is_err());
+        assert!(s.define(3, b"0x1,zz").is_err());
+    }
 }

@@ -27,6 +27,19 @@ pub struct Site {
     dirty: bool,
 }
 
+impl Site {
+    /// Adds the counts of `o` (the same stack under another id).
+    pub fn add(&mut self, o: &Site) {
+        self.calls += o.calls;
+        self.bytes += o.bytes;
+        self.temporary += o.temporary;
+        self.live_bytes += o.live_bytes;
+        self.live_blocks += o.live_blocks;
+        self.peak_bytes += o.peak_bytes;
+        self.peak_blocks += o.peak_blocks;
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct Bucket {
     pub min: u64,
@@ -290,6 +303,22 @@ impl Sink for Stats {
     }
 }
 
+impl Stats {
+    /// The per-stack counts grouped by `canon` (see `Stacks::canonical`): (id, counts) of
+    /// every stack that allocated or held bytes at the peak, by id.
+    pub fn sites_by(&self, canon: &[u32]) -> Vec<(u32, Site)> {
+        let mut m: FxHashMap<u32, Site> = FxHashMap::default();
+        for (i, s) in self.sites.iter().enumerate() {
+            if s.calls > 0 || s.peak_bytes > 0 {
+                m.entry(canon[i]).or_default().add(s);
+            }
+        }
+        let mut v: Vec<(u32, Site)> = m.into_iter().collect();
+        v.sort_by_key(|(id, _)| *id);
+        v
+    }
+}
+
 /// Blocks still live, grouped by allocation stack.
 #[derive(Clone, Copy, Debug)]
 pub struct LeakSite {
@@ -302,11 +331,14 @@ pub struct LeakSite {
     pub first_addr: u64,
 }
 
-pub fn leak_sites(heap: &Heap) -> Vec<LeakSite> {
+/// The live blocks of `heap` grouped by stack (`canon`: see `Stacks::canonical`), most bytes
+/// first.
+pub fn leak_sites(heap: &Heap, canon: &[u32]) -> Vec<LeakSite> {
     let mut m: FxHashMap<u32, LeakSite> = FxHashMap::default();
     for (&addr, b) in &heap.live {
-        let e = m.entry(b.stack).or_insert(LeakSite {
-            stack: b.stack,
+        let stack = canon[b.stack as usize];
+        let e = m.entry(stack).or_insert(LeakSite {
+            stack,
             bytes: 0,
             blocks: 0,
             min_size: u64::MAX,
@@ -329,6 +361,7 @@ pub fn leak_sites(heap: &Heap) -> Vec<LeakSite> {
             .cmp(&a.bytes)
             .then(b.blocks.cmp(&a.blocks))
             .then(a.first_seq.cmp(&b.first_seq))
+            .then(a.stack.cmp(&b.stack))
     });
     v
 }

@@ -2,9 +2,21 @@
 //!
 //! Copies stdin to stdout byte for byte, except that tokens `/path/to/module+0xOFFSET` (how the
 //! library prints code addresses in its reports) whose module file exists become
-//! `function (file:line)`. Lines are written as soon as they are complete; a partial line (a
-//! prompt, a progress bar) is written out after 50 ms without more input, so nothing is held
-//! back. Non-UTF-8 bytes pass through unchanged.
+//! `function (file:line)`, followed by `, inlined into caller (file:line)` for each call
+//! inlined there. The library's frame lines
+//!
+//! ```text
+//! ft_malloc[PID]:     #N 0xADDR /path/module+0xOFF symbol+0xOFF
+//! ```
+//!
+//! keep their prefix, number and address, and get `function (file:line)` in place of the
+//! module and symbol; each frame the call was inlined into follows on a line of its own, under
+//! the same prefix and indented past `#N `: `inlined into caller (file:line)`. A frame line
+//! whose module has no line information for the address stays as it is.
+//!
+//! Lines are written as soon as they are complete; a partial line (a prompt, a progress bar)
+//! is written out after 50 ms without more input, so nothing is held back. Non-UTF-8 bytes pass
+//! through unchanged.
 
 use crate::symbols::Symbolizer;
 use rustc_hash::FxHashMap;
@@ -114,10 +126,146 @@ impl Rewriter {
     /// Rewrite one line (any terminator included) into `out`.
     pub fn line(&mut self, line: &[u8], out: &mut Vec<u8>) {
         let start = out.len();
-        self.rewrite(line, out);
-        // Counted as shown: LEAK lines keep their `function (file:line)`.
-        let shown = out[start..].to_vec();
-        self.count(&shown);
+        if !self.frame_line(line, out) {
+            self.rewrite(line, out);
+        }
+        // Counted as shown: LEAK lines keep their `function (file:line)`. (A frame line may
+        // have become several: the first one stands for it.)
+        let shown = &out[start..];
+        let first = match memchr::memchr(b'\n', shown) {
+            Some(k) => shown[..k + 1].to_vec(),
+            None => shown.to_vec(),
+        };
+        self.count(&first);
+    }
+
+    /// A frame line of a report (`ft_malloc[PID]:  #N 0xADDR /path/module+0xOFF[ sym+0xOFF]`)
+    /// whose module exists: written to `out` with its frames (true), or false when `line` is
+    /// not one.
+    fn frame_line(&mut self, line: &[u8], out: &mut Vec<u8>) -> bool {
+        let body_len = line.len()
+            - if line.ends_with(b"\r\n") {
+                2
+            } else {
+                usize::from(line.ends_with(b"\n"))
+            };
+        let (body, term) = line.split_at(body_len);
+        let Some(at) = memchr::memmem::find(body, b"ft_malloc[") else {
+            return false;
+        };
+        let mut i = at + b"ft_malloc[".len();
+        let digits = |b: &[u8], mut i: usize, hex: bool| {
+            let s = i;
+            while i < b.len()
+                && (if hex {
+                    b[i].is_ascii_hexdigit()
+                } else {
+                    b[i].is_ascii_digit()
+                })
+            {
+                i += 1;
+            }
+            (i > s).then_some(i)
+        };
+        let Some(j) = digits(body, i, false) else {
+            return false;
+        };
+        i = j;
+        if !body[i..].starts_with(b"]:") {
+            return false;
+        }
+        i += 2;
+        let spaces = i;
+        while i < body.len() && body[i] == b' ' {
+            i += 1;
+        }
+        if i == spaces || body.get(i) != Some(&b'#') {
+            return false;
+        }
+        let hash = i;
+        let Some(j) = digits(body, i + 1, false) else {
+            return false;
+        };
+        i = j;
+        if !body[i..].starts_with(b" 0x") {
+            return false;
+        }
+        let Some(j) = digits(body, i + 3, true) else {
+            return false;
+        };
+        let number_len = i + 1 - hash;
+        i = j;
+        if body.get(i) != Some(&b' ') || body.get(i + 1) != Some(&b'/') {
+            return false;
+        }
+        let head = &body[..i + 1];
+        let rest = &body[i + 1..];
+        // The module: the first `+0xHEX` (ending the line or followed by a space) whose path
+        // before it is a file.
+        let mut from = 0;
+        let found = loop {
+            let Some(k) = memchr::memmem::find(&rest[from..], b"+0x") else {
+                break None;
+            };
+            let plus = from + k;
+            from = plus + 3;
+            let Some(he) = digits(rest, plus + 3, true) else {
+                continue;
+            };
+            if he - (plus + 3) > 16 || (he < rest.len() && rest[he] != b' ') {
+                continue;
+            }
+            if self.file_exists(&rest[..plus]) {
+                break Some((plus, he));
+            }
+        };
+        let Some((plus, he)) = found else {
+            return false;
+        };
+        let Ok(path) = std::str::from_utf8(&rest[..plus]) else {
+            return false;
+        };
+        let Ok(off) =
+            u64::from_str_radix(std::str::from_utf8(&rest[plus + 3..he]).unwrap_or(""), 16)
+        else {
+            return false;
+        };
+        let chain = match self.sym.lookup_chain(path, off, true) {
+            Some(c) if c.has_line() => c,
+            _ => {
+                out.extend_from_slice(line);
+                return true;
+            }
+        };
+        // The library's own name of the function (`sym+0xOFF`), for a line without one.
+        let lib_name = {
+            let t = rest[he..].trim_ascii_start();
+            let t = match memchr::memmem::rfind(t, b"+0x") {
+                Some(k) => &t[..k],
+                None => t,
+            };
+            String::from_utf8_lossy(t).into_owned()
+        };
+        for k in 0..chain.len() {
+            let mut text = chain.text(k);
+            if k == 0 && !lib_name.is_empty() && text.starts_with("?? (") {
+                text = format!("{lib_name}{}", &text[2..]);
+            }
+            if k == 0 {
+                out.extend_from_slice(head);
+            } else {
+                out.extend_from_slice(&body[at..hash]);
+                out.extend(std::iter::repeat_n(b' ', number_len));
+                out.extend_from_slice(b"inlined into ");
+            }
+            out.extend_from_slice(text.as_bytes());
+            out.extend_from_slice(if term.is_empty() && k + 1 < chain.len() {
+                b"\n"
+            } else {
+                term
+            });
+        }
+        true
     }
 
     fn rewrite(&mut self, line: &[u8], out: &mut Vec<u8>) {
@@ -159,9 +307,14 @@ impl Rewriter {
             };
             let off =
                 u64::from_str_radix(std::str::from_utf8(&line[hs..he]).unwrap(), 16).unwrap_or(0);
-            if let Some(name) = self.sym.lookup(path, off, true) {
+            if let Some(chain) = self.sym.lookup_chain(path, off, true) {
                 out.extend_from_slice(&line[copied..start]);
-                out.extend_from_slice(name.as_bytes());
+                for k in 0..chain.len() {
+                    if k > 0 {
+                        out.extend_from_slice(b", inlined into ");
+                    }
+                    out.extend_from_slice(chain.text(k).as_bytes());
+                }
                 copied = he;
             }
             from = he;

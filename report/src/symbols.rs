@@ -23,7 +23,7 @@ struct Module {
 #[derive(Default)]
 pub struct Symbolizer {
     modules: FxHashMap<String, Module>,
-    cache: FxHashMap<(String, u64), Option<String>>,
+    cache: FxHashMap<(String, u64, bool), Option<Chain>>,
     /// Disable lookups (print module+offset only).
     pub disabled: bool,
 }
@@ -92,14 +92,16 @@ impl Symbolizer {
         m.end_vaddr == 0 || probe < m.end_vaddr
     }
 
-    /// `function (file:line)` for the code at `offset` in `module`, `function (module+0xoff)`
-    /// when only the symbol table knows it, None when nothing is known.
+    /// The source-level frames of the code at `offset` in `module`, innermost first: the
+    /// functions inlined there (each with its line), then the function that holds the code,
+    /// outermost last (what `addr2line -i -f` prints). One frame from the symbol table alone
+    /// (no line) when the file has no line information for it; None when nothing is known.
     /// `ret`: `offset` is a return address (look up the call instruction before it).
-    pub fn lookup(&mut self, module: &str, offset: u64, ret: bool) -> Option<String> {
+    pub fn lookup_chain(&mut self, module: &str, offset: u64, ret: bool) -> Option<Chain> {
         if self.disabled {
             return None;
         }
-        let key = (module.to_string(), offset);
+        let key = (module.to_string(), offset, ret);
         if let Some(v) = self.cache.get(&key) {
             return v.clone();
         }
@@ -110,43 +112,92 @@ impl Symbolizer {
         }
         let line_probe = if ret && probe > 0 { probe - 1 } else { probe };
         let res = m.loader.as_ref().and_then(|l| {
-            let mut func: Option<String> = None;
-            let mut loc: Option<String> = None;
+            let mut chain: Vec<SymFrame> = Vec::new();
             if let Ok(mut frames) = l.find_frames(line_probe) {
-                // Innermost frame first: its function and line are where the call is.
-                if let Ok(Some(fr)) = frames.next() {
-                    if let Some(f) = fr.function.as_ref()
-                        && let Ok(n) = f.demangle()
-                    {
-                        func = Some(n.into_owned());
-                    }
-                    if let Some(l) = fr.location.as_ref()
-                        && let (Some(file), Some(line)) = (l.file, l.line)
-                    {
-                        loc = Some(format!("{file}:{line}"));
+                while let Ok(Some(fr)) = frames.next() {
+                    let function = fr
+                        .function
+                        .as_ref()
+                        .and_then(|f| f.demangle().ok().map(|n| n.into_owned()));
+                    let location = fr.location.as_ref().and_then(|l| match (l.file, l.line) {
+                        (Some(file), Some(line)) => Some(format!("{file}:{line}")),
+                        _ => None,
+                    });
+                    chain.push(SymFrame { function, location });
+                    if chain.len() >= MAX_INLINED {
+                        break;
                     }
                 }
             }
-            if loc.is_none()
-                && let Ok(Some(l)) = l.find_location(line_probe)
-                && let (Some(file), Some(line)) = (l.file, l.line)
-            {
-                loc = Some(format!("{file}:{line}"));
+            if chain.is_empty() {
+                chain.push(SymFrame::default());
             }
-            if func.is_none() {
-                func = l
+            if chain[0].location.is_none()
+                && let Ok(Some(loc)) = l.find_location(line_probe)
+                && let (Some(file), Some(line)) = (loc.file, loc.line)
+            {
+                chain[0].location = Some(format!("{file}:{line}"));
+            }
+            let last = chain.len() - 1;
+            if chain[last].function.is_none() {
+                chain[last].function = l
                     .find_symbol(line_probe)
                     .map(|s| addr2line::demangle_auto(s.into(), None).into_owned());
             }
-            match (func, loc) {
-                (Some(f), Some(l)) => Some(format!("{f} ({l})")),
-                (None, Some(l)) => Some(format!("?? ({l})")),
-                (Some(f), None) => Some(format!("{f} ({module}+0x{offset:x})")),
-                (None, None) => None,
+            if chain.len() == 1 && chain[0].function.is_none() && chain[0].location.is_none() {
+                return None;
             }
+            Some(Chain {
+                frames: chain.into(),
+                module: module.to_string(),
+                offset,
+            })
         });
         self.cache.insert(key, res.clone());
         res
+    }
+}
+
+/// Inlined frames listed per address at most (a bound against a damaged DWARF tree).
+const MAX_INLINED: usize = 64;
+
+/// One source-level frame: a function, and where in it (`file:line`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SymFrame {
+    pub function: Option<String>,
+    pub location: Option<String>,
+}
+
+/// The source-level frames of one code address, innermost first (see
+/// [`Symbolizer::lookup_chain`]): the first ones are inlined into the next, the last one is
+/// the function the code belongs to.
+#[derive(Clone, Debug)]
+pub struct Chain {
+    pub frames: std::rc::Rc<[SymFrame]>,
+    module: String,
+    offset: u64,
+}
+
+impl Chain {
+    /// Frame `i` as `function (file:line)`; `?? (file:line)` without a function name,
+    /// `function (module+0xoff)` without a line.
+    pub fn text(&self, i: usize) -> String {
+        let f = &self.frames[i];
+        match (&f.function, &f.location) {
+            (Some(func), Some(l)) => format!("{func} ({l})"),
+            (None, Some(l)) => format!("?? ({l})"),
+            (Some(func), None) => format!("{func} ({}+0x{:x})", self.module, self.offset),
+            (None, None) => format!("?? ({}+0x{:x})", self.module, self.offset),
+        }
+    }
+
+    /// Whether the innermost frame has a line (and not only a symbol).
+    pub fn has_line(&self) -> bool {
+        self.frames[0].location.is_some()
+    }
+
+    pub fn len(&self) -> usize {
+        self.frames.len()
     }
 }
 
@@ -183,11 +234,25 @@ impl ModuleMap {
     }
 }
 
+/// What one code address of a log stands for.
+#[derive(Debug)]
+pub struct Resolved {
+    /// `function (file:line)` per source-level frame, innermost first (the inlined ones
+    /// first, the function holding the code last); a single `function (module+0xoff)`,
+    /// `module+0xoff` or `0xaddr` when that is all that is known.
+    pub lines: Vec<String>,
+    /// The function names of the same frames, for flame graphs (`file+0xoff` with the
+    /// module's file name, or `0xaddr`, when unknown).
+    pub functions: Vec<String>,
+    /// The address lies in a module of the C/C++ runtime (`ft_format::runtime`).
+    pub runtime: bool,
+}
+
 /// Symbolizes absolute addresses of one log.
 pub struct AddrNamer {
     pub map: ModuleMap,
     pub sym: Symbolizer,
-    cache: FxHashMap<u64, String>,
+    cache: FxHashMap<u64, std::rc::Rc<Resolved>>,
 }
 
 impl AddrNamer {
@@ -201,24 +266,63 @@ impl AddrNamer {
         }
     }
 
-    /// `function (file:line)`, `function (module+0xoff)`, `module+0xoff` or `0xaddr`.
-    pub fn name(&mut self, addr: u64) -> String {
-        if let Some(s) = self.cache.get(&addr) {
-            return s.clone();
+    /// The source-level frames of return address `addr` (cached).
+    pub fn resolve(&mut self, addr: u64) -> std::rc::Rc<Resolved> {
+        if let Some(r) = self.cache.get(&addr) {
+            return r.clone();
         }
-        let s = match self.map.find(addr) {
-            Some((m, off)) if !self.sym.disabled && !self.sym.in_module(&m.to_string(), off) => {
-                format!("0x{addr:x}")
-            }
+        let raw = || format!("0x{addr:x}");
+        let r = match self.map.find(addr) {
+            Some((m, off)) if !self.sym.disabled && !self.sym.in_module(m, off) => Resolved {
+                lines: vec![raw()],
+                functions: vec![raw()],
+                runtime: false,
+            },
             Some((m, off)) => {
                 let m = m.to_string();
-                self.sym
-                    .lookup(&m, off, true)
-                    .unwrap_or_else(|| format!("{m}+0x{off:x}"))
+                let runtime = ft_format::runtime::is_runtime(m.as_bytes());
+                let file = m.rsplit('/').next().unwrap_or(&m);
+                let short = format!("{file}+0x{off:x}");
+                match self.sym.lookup_chain(&m, off, true) {
+                    Some(c) => Resolved {
+                        lines: (0..c.len()).map(|i| c.text(i)).collect(),
+                        functions: c
+                            .frames
+                            .iter()
+                            .map(|f| f.function.clone().unwrap_or_else(|| short.clone()))
+                            .collect(),
+                        runtime,
+                    },
+                    None => Resolved {
+                        lines: vec![format!("{m}+0x{off:x}")],
+                        functions: vec![short],
+                        runtime,
+                    },
+                }
             }
-            None => format!("0x{addr:x}"),
+            None => Resolved {
+                lines: vec![raw()],
+                functions: vec![raw()],
+                runtime: false,
+            },
         };
-        self.cache.insert(addr, s.clone());
-        s
+        let r = std::rc::Rc::new(r);
+        self.cache.insert(addr, r.clone());
+        r
+    }
+
+    /// `function (file:line)` (the innermost source-level frame), `function (module+0xoff)`,
+    /// `module+0xoff` or `0xaddr`.
+    pub fn name(&mut self, addr: u64) -> String {
+        self.resolve(addr).lines[0].clone()
+    }
+
+    /// The index of a stack's site: its first frame outside the C/C++ runtime (the
+    /// program's code that asked for memory); frame 0 when every frame is runtime.
+    pub fn site_index(&mut self, frames: &[u64]) -> usize {
+        frames
+            .iter()
+            .position(|&a| !self.resolve(a).runtime)
+            .unwrap_or(0)
     }
 }

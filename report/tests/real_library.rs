@@ -61,7 +61,7 @@ fn leaks_of_a_real_program_at_file_line() {
     let big = line_of(&src, "LEAK-BIG");
     let src = src.display();
     assert!(
-        out.contains("1072 bytes in 4 blocks never freed, from 2 sites"),
+        out.contains("1072 bytes in 4 blocks never freed, from 2 stacks"),
         "{out}"
     );
     let at_big = format!("at leak_big ({src}:{big})");
@@ -73,11 +73,15 @@ fn leaks_of_a_real_program_at_file_line() {
     );
     assert!(ib < is, "sites not sorted by bytes:\n{out}");
     assert!(
-        out.contains("1000 bytes in 1 blocks (1000 bytes each)"),
+        out.contains(&format!(
+            "LEAK 1000 bytes in 1 block (1000 bytes each) {at_big}\n"
+        )),
         "{out}"
     );
     assert!(
-        out.contains("72 bytes in 3 blocks (24 bytes each)"),
+        out.contains(&format!(
+            "LEAK 72 bytes in 3 blocks (24 bytes each) {at_small}\n"
+        )),
         "{out}"
     );
     // backtrace=4: the callers' frames too.
@@ -90,7 +94,7 @@ fn leaks_of_a_real_program_at_file_line() {
     let r = ok(&["leaks", "--brief", log.to_str().unwrap()]);
     assert!(
         r.stdout
-            .contains(&format!("1000 bytes in 1 blocks at leak_big ({src}:{big})")),
+            .contains(&format!("1000 bytes in 1 block at leak_big ({src}:{big})")),
         "{}",
         r.stdout
     );
