@@ -272,7 +272,7 @@ impl Depot {
         if !p.is_null() {
             return Some(p as usize);
         }
-        let mine = sys::map_internal(CHUNK)?;
+        let mine = crate::pagemap::map_internal(CHUNK)?;
         match slot.compare_exchange(
             core::ptr::null_mut(),
             mine,

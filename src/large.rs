@@ -200,7 +200,7 @@ impl LargeState {
     fn new_desc(&mut self) -> Option<*mut Large> {
         if self.free_descs.is_null() {
             if self.slab_next == self.slab_end {
-                let p = sys::map_internal(DESC_SLAB)? as usize;
+                let p = crate::pagemap::map_internal(DESC_SLAB)? as usize;
                 self.slab_next = p;
                 self.slab_end = p + DESC_SLAB;
             }

@@ -378,7 +378,7 @@ fn scan_and_report(all: bool, sp: usize) -> usize {
     let stack_bytes = STACK_CAP * 8;
     let skip_off = stack_bytes + SCRATCH;
     let scratch_len = skip_off + skip_cap * core::mem::size_of::<(usize, usize)>();
-    let Some(base) = sys::map_internal(scratch_len) else {
+    let Some(base) = crate::pagemap::map_internal(scratch_len) else {
         let mut l: Line<160> = Line::new();
         prefix(&mut l).s(b"WARNING: leak check skipped: no memory for its scratch space\n");
         l.report();
@@ -641,6 +641,6 @@ fn scan_and_report(all: bool, sp: usize) -> usize {
         unsafe { *st &= !MARK };
     });
     // SAFETY: mapped above, no longer used.
-    unsafe { sys::unmap_internal(base, scratch_len) };
+    unsafe { crate::pagemap::unmap_internal(base, scratch_len) };
     leaked
 }

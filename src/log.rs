@@ -1429,7 +1429,7 @@ pub fn init(c: &Config) {
         c.ring.min(1 << 24)
     };
     let n = n.next_power_of_two();
-    if let Some(p) = sys::map_internal(n as usize * core::mem::size_of::<Rec>()) {
+    if let Some(p) = crate::pagemap::map_internal(n as usize * core::mem::size_of::<Rec>()) {
         RING_MASK.store(n - 1, Ordering::Relaxed);
         RING.store(p as *mut Rec, Ordering::Release);
     }
@@ -1437,7 +1437,7 @@ pub fn init(c: &Config) {
     if !c.log.is_set() {
         return;
     }
-    if let Some(p) = sys::map_internal(core::mem::size_of::<Mods>()) {
+    if let Some(p) = crate::pagemap::map_internal(core::mem::size_of::<Mods>()) {
         MODS.store(p as *mut Mods, Ordering::Release);
     }
     // SAFETY: single-threaded init.

@@ -225,3 +225,31 @@ pub fn for_each_table(mut f: impl FnMut(usize, usize)) {
         }
     }
 }
+
+/// `map_guarded` for the allocator's own bookkeeping (rings, tables, scratch, zone metadata,
+/// descriptors): the pages, guards included, are entered in the page map as `META`, so the
+/// leak scanner neither takes the pointers stored there for references from the program nor
+/// reads the guards.
+pub fn map_internal(len: usize) -> Option<*mut u8> {
+    let p = sys::map_guarded(len)?;
+    let page = sys::page_size();
+    let span = sys::page_round(len)? + 2 * page;
+    if !set_range(p as usize - page, span, META) {
+        clear_range(p as usize - page, span);
+        // SAFETY: mapped just above, never handed out.
+        unsafe { sys::unmap_guarded(p, len) };
+        return None;
+    }
+    Some(p)
+}
+
+/// Gives back what `map_internal(len)` returned.
+/// # Safety
+/// `p` came from `map_internal(len)` and nothing uses it any more.
+pub unsafe fn unmap_internal(p: *mut u8, len: usize) {
+    let page = sys::page_size();
+    let span = sys::page_round(len).unwrap_or(len) + 2 * page;
+    clear_range(p as usize - page, span);
+    // SAFETY: per the caller.
+    unsafe { sys::unmap_guarded(p, len) };
+}

@@ -10,7 +10,6 @@
 //! QUARANTINED. Releases happen after this lock is dropped (they take arena locks).
 
 use crate::lock::Mutex;
-use crate::sys;
 
 const SHARDS: usize = 4;
 const CAP: usize = 1 << 14;
@@ -70,7 +69,7 @@ pub fn push(p: usize, size: usize) {
         let mut q = shard().lock();
         if q.buf.is_null() {
             let bytes = CAP * core::mem::size_of::<(usize, usize)>();
-            match sys::map_internal(bytes) {
+            match crate::pagemap::map_internal(bytes) {
                 Some(b) => {
                     q.buf = b as *mut (usize, usize);
                 }

@@ -1,0 +1,337 @@
+//! Mappings: anonymous and shared mmap, munmap, mprotect, mremap, madvise (page release,
+//! guard markers), guarded mappings for metadata, and the address-space limits.
+
+use super::errno::errno;
+use core::ffi::{c_int, c_void};
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+/// Page size, read once with `sysconf` during init (0 before).
+static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);
+
+/// Reads the page size from `sysconf` the first time, then from the cache.
+#[inline]
+pub fn page_size() -> usize {
+    let p = PAGE_SIZE.load(Ordering::Relaxed);
+    if p != 0 {
+        return p;
+    }
+    // SAFETY: sysconf(_SC_PAGESIZE) reads a loader variable; it does not allocate.
+    let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    let v = if v > 0 { v as usize } else { 1 << 12 };
+    PAGE_SIZE.store(v, Ordering::Relaxed);
+    v
+}
+
+/// Rounds `n` up to a multiple of the page size; None on overflow.
+#[inline]
+pub fn page_round(n: usize) -> Option<usize> {
+    let p = page_size();
+    Some(n.checked_add(p - 1)? & !(p - 1))
+}
+
+/// Anonymous private read-write mapping of `len` bytes; None when the kernel refuses
+/// (RLIMIT_AS, out of memory, map count).
+pub fn map(len: usize) -> Option<*mut u8> {
+    map_anon(len, libc::PROT_READ | libc::PROT_WRITE, 0)
+}
+
+/// Anonymous private mapping of `len` bytes with protection `prot` and extra `flags`
+/// (e.g. MAP_NORESERVE), at an address the kernel chooses; None when the kernel refuses.
+pub fn map_anon(len: usize, prot: c_int, flags: c_int) -> Option<*mut u8> {
+    // SAFETY: an anonymous mapping at an address the kernel chooses touches no existing memory.
+    let p = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            len,
+            prot,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | flags,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        None
+    } else {
+        Some(p as *mut u8)
+    }
+}
+
+/// `madvise` advice of Linux 6.13: page-table guard markers (an access faults as on a
+/// PROT_NONE page), which split no kernel mapping.
+pub const MADV_GUARD_INSTALL: c_int = 102;
+
+pub const MADV_GUARD_REMOVE: c_int = 103;
+
+/// Set once the kernel refused guard markers for an internal mapping (older kernel, or a
+/// locked mapping): `guard_pages` goes straight to mprotect.
+static NO_MARKERS: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Makes `[p, p + len)` inaccessible: guard markers where the kernel has them, else mprotect.
+/// # Safety
+/// `[p, p + len)` is page aligned, part of a private anonymous mapping of ours, and holds
+/// nothing anybody needs.
+pub unsafe fn guard_pages(p: *mut u8, len: usize) -> bool {
+    if !NO_MARKERS.load(Ordering::Relaxed) {
+        // SAFETY: per the caller.
+        if unsafe { libc::madvise(p as *mut c_void, len, MADV_GUARD_INSTALL) } == 0 {
+            return true;
+        }
+        NO_MARKERS.store(true, Ordering::Relaxed);
+    }
+    // SAFETY: per the caller.
+    unsafe { protect(p, len, false) }
+}
+
+/// A read-write mapping of `len` bytes (page rounded) with a guard page on each side, for the
+/// allocator's own metadata: a linear overflow or underflow of a neighbouring mapping (user
+/// data, or the program's own) faults on the guard instead of rewriting it. Returns the start
+/// of the accessible part. None when the kernel refuses.
+pub fn map_guarded(len: usize) -> Option<*mut u8> {
+    let page = page_size();
+    let len = page_round(len)?;
+    let total = len.checked_add(2 * page)?;
+    let p = map(total)?;
+    // SAFETY: the first and last page of the mapping just made, which nothing uses.
+    let ok = unsafe { guard_pages(p, page) && guard_pages(p.add(page + len), page) };
+    if !ok {
+        // SAFETY: as above.
+        unsafe { unmap(p, total) };
+        return None;
+    }
+    // SAFETY: inside the mapping.
+    Some(unsafe { p.add(page) })
+}
+
+/// Unmaps what `map_guarded(len)` returned, guards included.
+/// # Safety
+/// `p` came from `map_guarded(len)` and nothing uses it any more.
+pub unsafe fn unmap_guarded(p: *mut u8, len: usize) {
+    let page = page_size();
+    let len = page_round(len).unwrap_or(len);
+    // SAFETY: per the caller: the guards and the range between them are ours.
+    unsafe { unmap(p.sub(page), len + 2 * page) };
+}
+
+/// Maps one inaccessible page range at exactly `addr` if nothing is mapped there (a guard
+/// page after our static data). False if the range is taken or the kernel refuses.
+pub fn guard_at(addr: usize, len: usize) -> bool {
+    // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping; a kernel that does not
+    // know the flag takes the address as a hint, and a mapping made elsewhere is undone.
+    let p = unsafe {
+        libc::mmap(
+            addr as *mut c_void,
+            len,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return false;
+    }
+    if p as usize != addr {
+        // SAFETY: the mapping just made elsewhere, unused.
+        unsafe { libc::munmap(p, len) };
+        return false;
+    }
+    true
+}
+
+/// Maps a shared view of `fd` (for the log file).
+pub fn map_shared_fd(len: usize, fd: c_int, off: i64) -> Option<*mut u8> {
+    // SAFETY: a new shared mapping of a file we opened; it overlaps nothing of ours.
+    let p = unsafe {
+        libc::mmap(
+            core::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd,
+            off,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        None
+    } else {
+        Some(p as *mut u8)
+    }
+}
+
+/// # Safety
+/// `[p, p+len)` must be a mapping (or part of one) that we own and nobody uses any more.
+pub unsafe fn unmap(p: *mut u8, len: usize) {
+    // SAFETY: the caller gives up the range.
+    unsafe { libc::munmap(p as *mut c_void, len) };
+}
+
+/// # Safety
+/// `[p, p+len)` must be page aligned and ours.
+pub unsafe fn protect(p: *mut u8, len: usize, rw: bool) -> bool {
+    let prot = if rw {
+        libc::PROT_READ | libc::PROT_WRITE
+    } else {
+        libc::PROT_NONE
+    };
+    // SAFETY: the caller owns the range.
+    unsafe { libc::mprotect(p as *mut c_void, len, prot) == 0 }
+}
+
+/// Grows or moves a mapping. `may_move` false: only in place.
+/// # Safety
+/// `p`/`old` describe a whole mapping of ours.
+pub unsafe fn remap(p: *mut u8, old: usize, new: usize, may_move: bool) -> Option<*mut u8> {
+    let flags = if may_move { libc::MREMAP_MAYMOVE } else { 0 };
+    // SAFETY: the caller owns the mapping; without MAYMOVE the kernel only extends in place.
+    let q = unsafe { libc::mremap(p as *mut c_void, old, new, flags) };
+    if q == libc::MAP_FAILED {
+        None
+    } else {
+        Some(q as *mut u8)
+    }
+}
+
+/// Anonymous private PROT_NONE mapping of `len` bytes (address space only: the kernel charges
+/// commit when a part is made writable); None when the kernel refuses.
+pub fn map_none(len: usize) -> Option<*mut u8> {
+    map_anon(len, libc::PROT_NONE, 0)
+}
+
+/// Moves the pages of `[src, src + len)` over `[dst, dst + len)` (`mremap` with
+/// `MREMAP_FIXED | MREMAP_DONTUNMAP`): they keep their content and protection and cost no page
+/// fault there, and `[src, src + len)` stays mapped, empty, with its protection (a later
+/// access to a PROT_NONE source still faults). False when the kernel refuses (EINVAL before
+/// Linux 5.7, or a limit); the caller then gives up the pages of both ranges (a kernel that
+/// moves several mappings at once may have moved some).
+/// # Safety
+/// Both ranges are page-aligned private anonymous ranges of ours that nobody uses, and they
+/// do not overlap.
+pub unsafe fn move_pages(src: *mut u8, len: usize, dst: *mut u8) -> bool {
+    let flags = libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED | libc::MREMAP_DONTUNMAP;
+    // SAFETY: the caller owns both ranges; the kernel replaces the destination's mapping.
+    let q = unsafe { libc::mremap(src as *mut c_void, len, len, flags, dst as *mut c_void) };
+    q != libc::MAP_FAILED
+}
+
+/// Gives the pages of `[p, p + len)` back to the system (they read as zero afterwards).
+/// # Safety
+/// `[p, p + len)` is page aligned, ours and holds nothing anybody needs.
+pub unsafe fn discard(p: *mut u8, len: usize) {
+    // SAFETY: the caller owns the range and gives up its content.
+    unsafe { libc::madvise(p as *mut c_void, len, libc::MADV_DONTNEED) };
+}
+
+/// Shared read-write mapping of `len` bytes of `fd` at `off`, placed at an address aligned to
+/// `align` (a power of two, at least the page size) when the address space allows it.
+pub fn map_shared_aligned(fd: c_int, off: u64, len: usize, align: usize) -> Option<*mut u8> {
+    // Reserve len + align (no access, no memory), so an aligned range of len fits inside.
+    let Some(r) = map_anon(len + align, libc::PROT_NONE, libc::MAP_NORESERVE) else {
+        return map_shared_fd(len, fd, off as i64);
+    };
+    let r = r as usize;
+    let a = r.next_multiple_of(align);
+    // SAFETY: [a, a+len) lies inside the reservation just made, which nobody else uses;
+    // MAP_FIXED replaces only that part of it.
+    let p = unsafe {
+        libc::mmap(
+            a as *mut c_void,
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_FIXED,
+            fd,
+            off as libc::off_t,
+        )
+    };
+    // SAFETY: the parts of our reservation around [a, a+len) (empty ones skipped); on failure
+    // the whole reservation.
+    unsafe {
+        if p == libc::MAP_FAILED {
+            libc::munmap(r as *mut c_void, len + align);
+            return map_shared_fd(len, fd, off as i64);
+        }
+        if a > r {
+            libc::munmap(r as *mut c_void, a - r);
+        }
+        if r + len + align > a + len {
+            libc::munmap((a + len) as *mut c_void, r + len + align - (a + len));
+        }
+    }
+    Some(p as *mut u8)
+}
+
+/// Replaces `[p, p+len)` with fresh anonymous read-write memory, in place (from a signal
+/// handler: mmap is async-signal-safe in practice and allocates nothing).
+/// # Safety
+/// `[p, p+len)` is a page-aligned mapping of ours whose content may be thrown away.
+pub unsafe fn replace_with_anon(p: *mut u8, len: usize) -> bool {
+    // SAFETY: the caller owns the range; MAP_FIXED replaces only it.
+    let q = unsafe {
+        libc::mmap(
+            p as *mut c_void,
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+            -1,
+            0,
+        )
+    };
+    q == p as *mut c_void
+}
+
+/// Unmaps a shared file mapping of ours.
+/// # Safety
+/// `[p, p+len)` is a mapping made by `map_shared_aligned`/`map_shared_fd` that nobody uses.
+pub unsafe fn unmap_shared(p: *mut u8, len: usize) {
+    // SAFETY: the caller gives the range up.
+    unsafe { libc::munmap(p as *mut c_void, len) };
+}
+
+/// RLIMIT_AS soft limit in bytes (usize::MAX when unlimited).
+pub fn rlimit_as() -> usize {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: rl is a valid out-parameter.
+    if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut rl) } != 0
+        || rl.rlim_cur == libc::RLIM_INFINITY
+    {
+        return usize::MAX;
+    }
+    rl.rlim_cur as usize
+}
+
+/// Physical memory plus swap in bytes (`sysinfo`; usize::MAX if unknown): no single mapping
+/// larger than this is granted under the kernel's default overcommit policy.
+pub fn ram_and_swap() -> usize {
+    // SAFETY: sysinfo is plain data; all-zero is a valid value.
+    let mut si: libc::sysinfo = unsafe { core::mem::zeroed() };
+    // SAFETY: si is a valid out-parameter.
+    if unsafe { libc::sysinfo(&mut si) } != 0 {
+        return usize::MAX;
+    }
+    let unit = (si.mem_unit as usize).max(1);
+    (si.totalram as usize)
+        .saturating_add(si.totalswap as usize)
+        .saturating_mul(unit)
+}
+
+/// Copies `len` bytes of this process's memory at `addr` into `buf` with `process_vm_readv`,
+/// which fails with EFAULT where a plain read would fault (a file mapping past the end of its
+/// file raises SIGBUS, a page unmapped meanwhile or under a guard marker SIGSEGV). Returns the
+/// bytes copied (fewer than asked when a page on the way could not be read: the copy stops
+/// there), or the errno when nothing was copied.
+pub fn read_own(addr: usize, len: usize, buf: &mut [u8]) -> Result<usize, c_int> {
+    let len = len.min(buf.len());
+    let local = libc::iovec {
+        iov_base: buf.as_mut_ptr() as *mut c_void,
+        iov_len: len,
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut c_void,
+        iov_len: len,
+    };
+    // SAFETY: `local` is our own writable buffer of `len` bytes; the kernel checks `remote`.
+    let r = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+    if r < 0 { Err(errno()) } else { Ok(r as usize) }
+}

@@ -1,0 +1,24 @@
+//! The only door to the kernel and to libc: every system call and libc function the library
+//! uses is wrapped here, one concept per file. Nothing here allocates, and nothing here knows
+//! the allocator (no page map, no blocks, no configuration).
+//!
+//! - `mem`: mappings (mmap, munmap, mprotect, mremap, madvise, guard markers), limits;
+//! - `fd`: descriptors and files (open, stat, flock, pread/pwrite, high close-on-exec copies);
+//! - `out`: where reports go (fd 2, a `report=` file opened on first use, the saved stderr);
+//! - `errno`: errno, its saving, and the names of error numbers;
+//! - `proc`: ids, clocks, random bytes, the initial environment, futexes, exit.
+//!
+//! Invariant: these wrappers never touch `errno` visibly to the program except where the
+//! caller asks for it (`set_errno`); callers that must preserve errno use `ErrnoGuard`.
+
+pub mod errno;
+pub mod fd;
+pub mod mem;
+pub mod out;
+pub mod proc;
+
+pub use errno::*;
+pub use fd::*;
+pub use mem::*;
+pub use out::*;
+pub use proc::*;

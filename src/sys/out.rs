@@ -1,0 +1,91 @@
+//! Where reports go: fd 2, or the `report=` file, opened on first use through a function the
+//! report layer registers at start-up (`set_report_opener`); the saved copy of stderr when the
+//! program closed fd 2.
+
+use super::errno::ErrnoGuard;
+use super::fd::{OwnedFd, write_all};
+use super::proc::sched_yield;
+use core::ffi::c_int;
+use core::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+
+/// Copy of fd 2 taken at init (placed high, close-on-exec), used only when fd 2 itself is
+/// closed (coreutils close stderr in an atexit handler before our fini runs).
+pub static SAVED_STDERR: OwnedFd = OwnedFd::none();
+
+/// Where reports go: fd 2 (`REPORT_STDERR`), a verified descriptor of ours (`report=PATH`,
+/// `report=fd:N`), or `REPORT_PENDING` until the first report opens the file (`report_opener`).
+pub static REPORT_FD: AtomicI32 = AtomicI32::new(REPORT_STDERR);
+
+pub const REPORT_STDERR: c_int = 2;
+
+pub const REPORT_PENDING: c_int = -2;
+
+/// The report file's descriptor when `REPORT_FD` is neither fd 2 nor pending.
+pub static REPORT_FILE: OwnedFd = OwnedFd::none();
+
+/// Opens the report destination (registered by init; an upper layer's policy): called with
+/// `REPORT_FD` pending, it must leave `REPORT_FD` set to fd 2 or to `REPORT_FILE`'s descriptor.
+static REPORT_OPENER: AtomicUsize = AtomicUsize::new(0);
+
+/// Kernel tid of the thread running the opener (0: none): its own reports (warnings about the
+/// file) go to fd 2.
+static REPORT_OPENING: AtomicUsize = AtomicUsize::new(0);
+
+/// Registers the function that opens the report file on first use.
+pub fn set_report_opener(f: fn()) {
+    REPORT_OPENER.store(f as usize, Ordering::Release);
+}
+
+/// The descriptor reports go to now, opening the report file on first use.
+fn report_fd() -> c_int {
+    loop {
+        let fd = REPORT_FD.load(Ordering::Acquire);
+        if fd == REPORT_STDERR {
+            return fd;
+        }
+        if fd != REPORT_PENDING {
+            if let Some(f) = REPORT_FILE.get() {
+                return f;
+            }
+            // The program closed our descriptor (or reused its number): open the file again.
+            let _ =
+                REPORT_FD.compare_exchange(fd, REPORT_PENDING, Ordering::AcqRel, Ordering::Relaxed);
+            continue;
+        }
+        let me = super::proc::gettid() as usize;
+        match REPORT_OPENING.compare_exchange(0, me, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => {
+                let f = REPORT_OPENER.load(Ordering::Acquire);
+                if f == 0 {
+                    REPORT_FD.store(REPORT_STDERR, Ordering::Release);
+                } else {
+                    // SAFETY: the only value stored is a `fn()` (set_report_opener).
+                    let f: fn() = unsafe { core::mem::transmute::<usize, fn()>(f) };
+                    let _e = ErrnoGuard::new();
+                    f();
+                    if REPORT_FD.load(Ordering::Acquire) == REPORT_PENDING {
+                        REPORT_FD.store(REPORT_STDERR, Ordering::Release);
+                    }
+                }
+                REPORT_OPENING.store(0, Ordering::Release);
+            }
+            Err(owner) if owner == me => return REPORT_STDERR,
+            Err(_) => sched_yield(),
+        }
+    }
+}
+
+/// Writes a report chunk to the report destination; if fd 2 is closed, to the saved copy of
+/// stderr (when it still names the file it was made from).
+pub fn write_report(buf: &[u8]) {
+    let fd = report_fd();
+    if write_all(fd, buf) {
+        return;
+    }
+    if fd != REPORT_STDERR && write_all(REPORT_STDERR, buf) {
+        return;
+    }
+    if let Some(saved) = SAVED_STDERR.get() {
+        write_all(saved, buf);
+    }
+}
