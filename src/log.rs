@@ -287,7 +287,7 @@ fn own_stack(fp: usize) -> (usize, usize) {
         let mine = if main {
             m.path == b"[stack]"
         } else {
-            m.start < tp && tp <= m.end
+            m.start <= tp && tp < m.end
         };
         if mine && m.readable {
             lo = m.start;
@@ -305,9 +305,9 @@ fn own_stack(fp: usize) -> (usize, usize) {
 }
 
 /// Reads the frame record at `fp` (saved frame pointer, return address) without trusting the
-/// address: through the kernel (`process_vm_readv` on ourselves), which answers EFAULT for an
-/// unmapped or inaccessible address instead of faulting. None if it cannot be read.
-fn read_frame_checked(fp: usize) -> Option<(usize, usize)> {
+/// address: through the kernel (`process_vm_readv` on ourselves, `pid`), which answers EFAULT
+/// for an unmapped or inaccessible address instead of faulting. None if it cannot be read.
+fn read_frame_checked(pid: libc::pid_t, fp: usize) -> Option<(usize, usize)> {
     let mut out = [0usize; 2];
     let local = libc::iovec {
         iov_base: out.as_mut_ptr() as *mut libc::c_void,
@@ -319,7 +319,7 @@ fn read_frame_checked(fp: usize) -> Option<(usize, usize)> {
     };
     let _keep = sys::ErrnoGuard::new();
     // SAFETY: the kernel writes at most 16 bytes into `out` and only reads the remote range.
-    let n = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
+    let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
     (n == 16).then_some((out[0], out[1]))
 }
 
@@ -360,6 +360,7 @@ fn backtrace(caller: usize, out: &mut [usize; 16], want: usize) -> usize {
     let mut fp = frame_pointer();
     let (lo, hi) = own_stack(fp);
     let own = lo <= fp && fp < hi;
+    let pid = if own { 0 } else { sys::getpid() as libc::pid_t };
     let mut n = 1;
     let mut found = false;
     let mut steps = 0;
@@ -376,7 +377,7 @@ fn backtrace(caller: usize, out: &mut [usize; 16], want: usize) -> usize {
             // stack (checked above), which is mapped and readable.
             unsafe { (*(fp as *const usize), *((fp + 8) as *const usize)) }
         } else {
-            match read_frame_checked(fp) {
+            match read_frame_checked(pid, fp) {
                 Some(r) => r,
                 None => break,
             }
