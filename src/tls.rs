@@ -3,9 +3,15 @@
 //! slow path can call malloc: PITFALLS (a)). Under LD_PRELOAD the library is in the static TLS
 //! block, so the access is one load and one add.
 //!
+//! It also holds the work signal handlers defer for their thread (`push_deferred`): 16 slots
+//! in the block, then a table shared by all threads (`OVERFLOW`), whose entries name their
+//! thread.
+//!
 //! # Invariants
 //! The block is zero-initialised for every new thread by the loader. Only the owning thread
-//! touches its block (the fork child resets the forking thread's cached tid).
+//! touches its block (the fork child resets the forking thread's cached tid). An entry of
+//! `OVERFLOW` is claimed, filled and taken only by the thread it names (the fork child renames
+//! the forking thread's and drops the others').
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -46,7 +52,11 @@ pub struct ThreadState {
     pub stack_lookups: u32,
     /// Entries of this thread may be in the shared overflow table (`OVERFLOW`).
     pub overflow: u32,
-    pub _pad: [u64; 4],
+    /// Set while this thread runs `heap::drain_deferred` (which then takes what signal
+    /// handlers add meanwhile: no second drain starts inside it).
+    pub draining: u32,
+    pub _pad32: u32,
+    pub _pad: [u64; 3],
     /// Work a signal handler left for this thread because the lock it needs is held by the
     /// code the handler interrupted (`heap::defer`); drained when that lock is released.
     pub deferred: [Deferred; DEFERRED_SLOTS],
