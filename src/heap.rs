@@ -33,7 +33,7 @@ use crate::size_class::{MIN_ALIGN, NCLASSES, SMALL_MAX, aligned_class, class_of,
 use crate::sys;
 use crate::tls;
 use crate::zone::Zone;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering, compiler_fence};
 
 pub const MAX_ARENAS: usize = 16;
 
@@ -182,12 +182,14 @@ fn note_pending() {
 /// End of every allocator call: does the work signal handlers left for this thread, if any,
 /// once it holds no lock. This point, not the unlock that brings the count to 0, because
 /// there the interrupted code may be in the middle of something the drained frees would
-/// touch again (the log's cursor, for one).
+/// touch again (the log's cursor, for one). Not inside a drain (its own calls, or a handler
+/// that interrupted it): the drain takes new work until there is none, and one level of it
+/// keeps the work in flight bounded however fast handlers add more.
 #[inline(always)]
 fn settle() {
     let st = tls::state();
     // SAFETY: our own TLS block.
-    if unsafe { (*st).pending != 0 && (*st).locks == 0 } {
+    if unsafe { (*st).pending != 0 && (*st).locks == 0 && (*st).draining == 0 } {
         drain_deferred();
     }
 }
@@ -207,18 +209,25 @@ pub fn defer_guard_release(p: usize) {
 #[cold]
 pub fn drain_deferred() {
     let _keep = sys::ErrnoGuard::new();
-    // SAFETY: our own TLS block. Cleared first: work deferred while this runs sets it again.
-    unsafe { (*tls::state()).pending = 0 };
+    // Asynchronous signals wait while the drain runs: handlers that interrupt its frees
+    // (inside their locks) would defer more work, and under a storm of them (a handler that
+    // takes longer than its timer's period) the drain would never catch up.
+    let _quiet = sys::SignalsBlocked::new();
+    let st = tls::state();
     // The interrupted call may still log its event with the sequence number it took.
-    // SAFETY: our own TLS block.
-    let seq = unsafe { (*tls::state()).last_seq };
-    if crate::large::has_loose()
-        && let Some(mut l) = LARGE.enter()
-    {
-        l.adopt_loose();
-    }
-    let mut work = [(0usize, 0usize); tls::DEFERRED_SLOTS];
+    // SAFETY: our own TLS block (here and below).
+    let seq = unsafe { (*st).last_seq };
+    unsafe { (*st).draining = 1 };
     loop {
+        // Cleared before looking: work deferred from here on sets it again.
+        unsafe { (*st).pending = 0 };
+        compiler_fence(Ordering::SeqCst);
+        if crate::large::has_loose()
+            && let Some(mut l) = LARGE.enter()
+        {
+            l.adopt_loose();
+        }
+        let mut work = [(0usize, 0usize); tls::DEFERRED_SLOTS];
         let n = tls::take_deferred(&mut work);
         if n == 0 {
             break;
@@ -227,8 +236,11 @@ pub fn drain_deferred() {
             run_deferred(p, word);
         }
     }
-    // SAFETY: our own TLS block.
-    unsafe { (*tls::state()).last_seq = seq };
+    compiler_fence(Ordering::SeqCst);
+    unsafe {
+        (*st).draining = 0;
+        (*st).last_seq = seq;
+    }
 }
 
 /// One deferred entry of `drain_deferred`.
