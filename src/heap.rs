@@ -187,9 +187,18 @@ fn note_pending() {
 /// keeps the work in flight bounded however fast handlers add more.
 #[inline(always)]
 fn settle() {
+    // SAFETY: our own TLS block.
+    if unsafe { (*tls::state()).pending != 0 } {
+        settle_pending();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn settle_pending() {
     let st = tls::state();
     // SAFETY: our own TLS block.
-    if unsafe { (*st).pending != 0 && (*st).locks == 0 && (*st).draining == 0 } {
+    if unsafe { (*st).locks == 0 && (*st).draining == 0 } {
         drain_deferred();
     }
 }
