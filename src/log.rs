@@ -304,23 +304,58 @@ fn own_stack(fp: usize) -> (usize, usize) {
     (lo, hi)
 }
 
-/// Reads the frame record at `fp` (saved frame pointer, return address) without trusting the
-/// address: through the kernel (`process_vm_readv` on ourselves, `pid`), which answers EFAULT
-/// for an unmapped or inaccessible address instead of faulting. None if it cannot be read.
-fn read_frame_checked(pid: libc::pid_t, fp: usize) -> Option<(usize, usize)> {
-    let mut out = [0usize; 2];
-    let local = libc::iovec {
-        iov_base: out.as_mut_ptr() as *mut libc::c_void,
-        iov_len: 16,
-    };
-    let remote = libc::iovec {
-        iov_base: fp as *mut libc::c_void,
-        iov_len: 16,
-    };
-    let _keep = sys::ErrnoGuard::new();
-    // SAFETY: the kernel writes at most 16 bytes into `out` and only reads the remote range.
-    let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
-    (n == 16).then_some((out[0], out[1]))
+/// Frame records read without trusting their address: through the kernel (`process_vm_readv`
+/// on ourselves), which answers EFAULT for an unmapped or inaccessible address instead of
+/// faulting. A read copies a window of up to `WINDOW` bytes from the record on (less where
+/// the readable memory ends), so the next records, a few hundred bytes up the same stack,
+/// come from the copy: about one system call per walk.
+struct CheckedReader {
+    pid: libc::pid_t,
+    base: usize,
+    len: usize,
+    buf: [usize; CheckedReader::WORDS],
+}
+
+impl CheckedReader {
+    const WORDS: usize = 64;
+    const WINDOW: usize = Self::WORDS * core::mem::size_of::<usize>();
+
+    fn new() -> CheckedReader {
+        CheckedReader {
+            pid: sys::getpid() as libc::pid_t,
+            base: 0,
+            len: 0,
+            buf: [0; Self::WORDS],
+        }
+    }
+
+    /// The record at `fp` (saved frame pointer, return address), `fp` word aligned; None if
+    /// it cannot be read.
+    fn frame(&mut self, fp: usize) -> Option<(usize, usize)> {
+        let in_window = fp >= self.base && fp - self.base + 16 <= self.len;
+        if !in_window {
+            let local = libc::iovec {
+                iov_base: self.buf.as_mut_ptr() as *mut libc::c_void,
+                iov_len: Self::WINDOW,
+            };
+            let remote = libc::iovec {
+                iov_base: fp as *mut libc::c_void,
+                iov_len: Self::WINDOW,
+            };
+            let _keep = sys::ErrnoGuard::new();
+            // SAFETY: the kernel writes at most WINDOW bytes into `buf` and only reads the
+            // remote range (a partial read stops where the readable memory ends).
+            let n = unsafe { libc::process_vm_readv(self.pid, &local, 1, &remote, 1, 0) };
+            if n < 16 {
+                self.len = 0;
+                return None;
+            }
+            self.base = fp;
+            self.len = n as usize;
+        }
+        let i = (fp - self.base) / core::mem::size_of::<usize>();
+        Some((self.buf[i], self.buf[i + 1]))
+    }
 }
 
 #[inline(always)]
@@ -351,8 +386,7 @@ fn frame_pointer() -> usize {
 /// It never faults, whatever the frame pointers hold (a program built without them, a
 /// coroutine's first frame): on the thread's own stack (`own_stack`) a frame record is read
 /// only if it lies between the current frame and the top of that stack; on any other stack (a
-/// coroutine's, a signal stack) every record is read through the kernel
-/// (`read_frame_checked`, one system call per frame).
+/// coroutine's, a signal stack) records are read through the kernel (`CheckedReader`).
 #[inline(never)]
 fn backtrace(caller: usize, out: &mut [usize; 16], want: usize) -> usize {
     out[0] = caller;
@@ -360,7 +394,11 @@ fn backtrace(caller: usize, out: &mut [usize; 16], want: usize) -> usize {
     let mut fp = frame_pointer();
     let (lo, hi) = own_stack(fp);
     let own = lo <= fp && fp < hi;
-    let pid = if own { 0 } else { sys::getpid() as libc::pid_t };
+    let mut checked = if own {
+        None
+    } else {
+        Some(CheckedReader::new())
+    };
     let mut n = 1;
     let mut found = false;
     let mut steps = 0;
@@ -369,18 +407,19 @@ fn backtrace(caller: usize, out: &mut [usize; 16], want: usize) -> usize {
         if fp == 0 || !fp.is_multiple_of(core::mem::size_of::<usize>()) {
             break;
         }
-        let (next, ret) = if own {
-            if fp.checked_add(16).is_none_or(|e| e > hi) {
-                break;
+        let (next, ret) = match checked.as_mut() {
+            None => {
+                if fp.checked_add(16).is_none_or(|e| e > hi) {
+                    break;
+                }
+                // SAFETY: [fp, fp+16) lies between the current frame and the top of this
+                // thread's stack (checked above), which is mapped and readable.
+                unsafe { (*(fp as *const usize), *((fp + 8) as *const usize)) }
             }
-            // SAFETY: [fp, fp+16) lies between the current frame and the top of this thread's
-            // stack (checked above), which is mapped and readable.
-            unsafe { (*(fp as *const usize), *((fp + 8) as *const usize)) }
-        } else {
-            match read_frame_checked(pid, fp) {
-                Some(r) => r,
+            Some(r) => match r.frame(fp) {
+                Some(f) => f,
                 None => break,
-            }
+            },
         };
         if ret < 4096 {
             break;
