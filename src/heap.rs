@@ -224,11 +224,13 @@ pub fn drain_deferred() {
     let _quiet = sys::SignalsBlocked::new();
     let st = tls::state();
     // The interrupted call may still log its event with the sequence number it took.
-    // SAFETY: our own TLS block (here and below).
+    // SAFETY: our own TLS block.
     let seq = unsafe { (*st).last_seq };
+    // SAFETY: as above.
     unsafe { (*st).draining = 1 };
     loop {
         // Cleared before looking: work deferred from here on sets it again.
+        // SAFETY: as above.
         unsafe { (*st).pending = 0 };
         compiler_fence(Ordering::SeqCst);
         if crate::large::has_loose()
@@ -246,6 +248,7 @@ pub fn drain_deferred() {
         }
     }
     compiler_fence(Ordering::SeqCst);
+    // SAFETY: as above.
     unsafe {
         (*st).draining = 0;
         (*st).last_seq = seq;

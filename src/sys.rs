@@ -223,6 +223,12 @@ impl Drop for ErrnoGuard {
 /// which a fault or abort raises, stay deliverable), then restores its mask.
 pub struct SignalsBlocked(libc::sigset_t);
 
+impl Default for SignalsBlocked {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl SignalsBlocked {
     pub fn new() -> SignalsBlocked {
         // SAFETY: sigset_t is plain bits; the calls only fill and read the sets given.
