@@ -96,6 +96,38 @@ impl Op {
 pub const FREE: u8 = 0;
 pub const USED: u8 = 1;
 pub const QUARANTINED: u8 = 2;
+/// Transitional states, with debugging on: the block is taken (or resized) under its lock
+/// but its canaries, fill and history are written after the lock is dropped; `USED` is
+/// published (a release store) once they are. Inspectors (check_every, dumps, the leak scan)
+/// skip such a block; a free of it is a double free.
+pub const ALLOCATING: u8 = 3;
+/// The block is being freed into the quarantine: its free fill and history are written after
+/// the lock is dropped, then `QUARANTINED` is published.
+pub const FREEING: u8 = 4;
+
+/// Reads a block's state byte, which a thread that dresses the block outside its lock may be
+/// publishing: an acquire load, so a reader that sees `USED` or `QUARANTINED` sees the
+/// dressing too.
+/// # Safety
+/// `state` points at the state byte of live block metadata (a zone's `BlockMeta` or a LARGE
+/// descriptor), which is never unmapped while read.
+#[inline]
+pub unsafe fn load_state(state: *const u8) -> u8 {
+    // SAFETY: per the caller; every concurrent write of this byte is atomic (`publish_state`)
+    // or made under the lock the reader holds.
+    unsafe { core::sync::atomic::AtomicU8::from_ptr(state as *mut u8) }
+        .load(core::sync::atomic::Ordering::Acquire)
+}
+
+/// Publishes a block's final state once its dressing is written (see `ALLOCATING`).
+/// # Safety
+/// `state` is the state byte of a block in transition that only the caller may change.
+#[inline]
+pub unsafe fn publish_state(state: *mut u8, v: u8) {
+    // SAFETY: per the caller.
+    unsafe { core::sync::atomic::AtomicU8::from_ptr(state) }
+        .store(v, core::sync::atomic::Ordering::Release);
+}
 
 /// Out-of-band metadata of one slot. 8 bytes, so a zone's array stays small.
 #[derive(Clone, Copy, Debug)]

@@ -1,5 +1,10 @@
 //! `check_every=N`: every N calls, verify the whole heap (canaries of live blocks, fill of
 //! quarantined ones) and report the first problem.
+//!
+//! A block is checked only in a final state (`USED`, `QUARANTINED`): the state is read with
+//! acquire and published by the thread that dresses the block only once its canaries or fill
+//! are written, so a block taken or freed a moment ago (`ALLOCATING`, `FREEING`) is skipped,
+//! never seen half-dressed.
 
 use crate::block::{QUARANTINED, USED};
 use crate::heap::{self, ARENAS, NARENAS};
@@ -23,10 +28,10 @@ pub fn check_all(quiet: bool) -> usize {
     let mut problems = 0usize;
     let mut first: Option<(heap::Info, u8, usize)> = None;
     for a in ARENAS.iter().take(NARENAS.load(Ordering::Relaxed)) {
-        if a.held_by_me() {
+        // An arena this thread holds (check from a signal handler) is skipped.
+        let Some(g) = a.enter() else {
             continue;
-        }
-        let g = a.lock();
+        };
         let mut z = g.all;
         while !z.is_null() {
             // SAFETY: zones of this arena, under its lock.

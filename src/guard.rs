@@ -268,6 +268,12 @@ pub fn wants(size: usize, align: usize) -> bool {
     if !ON.load(Ordering::Relaxed) || align > sys::page_size() {
         return false;
     }
+    if crate::lock::holds_any() {
+        // A signal handler interrupted this thread inside the allocator: a guarded block
+        // takes the LARGE lock twice and may wait for it, so this allocation takes the
+        // ordinary path.
+        return false;
+    }
     let c = config::get();
     if c.sample > 0 {
         let st = tls::state();
@@ -344,10 +350,11 @@ pub fn allocate(
         Guard::Exact => (false, true),
         _ => (false, false),
     };
-    let mut l = LARGE.lock();
+    let mut l = LARGE.enter()?;
     let d = match l.pool_take(size, cap, align, exact) {
         Some(s) => {
-            // The system call runs without the lock (the slot is nobody's yet).
+            // The system call runs without the lock (the slot is nobody's yet). This thread
+            // holds no other lock (`wants`), so waiting for this one is safe.
             drop(l);
             // SAFETY: the data of a pool slot that only this call holds.
             let ok = unsafe { open_slot(s.data, s.data_len) };
@@ -356,8 +363,10 @@ pub fn allocate(
         }
         None => l.alloc_guarded(size, cap, align, below, exact)?,
     };
-    // SAFETY: d is the fresh descriptor, under the LARGE lock.
+    // SAFETY: d is the fresh descriptor, under the LARGE lock. ALLOCATING until its canaries
+    // are written after the unlock.
     let (user, lo, hi, vmas, dirty) = unsafe {
+        (*d).state = crate::block::ALLOCATING;
         (*d).origin = op as u8;
         (*d).dbg = crate::heap::stamp_alloc(caller);
         let vmas = if LargeState::guarded_pooled(&*d) {
@@ -394,6 +403,8 @@ pub fn allocate(
                 size.min(crate::heap::LARGE_FILL_MAX),
             );
         }
+        // Descriptors are never unmapped; only this call changes an ALLOCATING one.
+        crate::block::publish_state(&raw mut (*d).state, crate::block::USED);
     }
     Some(user)
 }
@@ -427,10 +438,19 @@ pub fn retire(p: usize, size: usize) {
         VMAS.fetch_sub(1, Ordering::Relaxed);
     }
     let cost = cost | if pooled { POOLED } else { 0 };
+    // A signal handler that interrupted this thread inside the allocator releases at most one
+    // block (only to make room): the LARGE lock is likely busy for it, and each release it
+    // cannot do waits in its thread's few deferred slots.
+    let nested = crate::lock::holds_any();
     let mut out = [0usize; 8];
     let mut n = 0;
     {
-        let mut r = RING.lock();
+        let Some(mut r) = RING.enter() else {
+            // A signal handler interrupted this thread inside the allocator: the block skips
+            // the address-space quarantine.
+            release(p);
+            return;
+        };
         if r.len == RING_CAP {
             let h = r.head;
             out[n] = r.buf[h].0;
@@ -443,7 +463,7 @@ pub fn retire(p: usize, size: usize) {
         r.buf[t] = (p, cost);
         r.len += 1;
         r.bytes += cost & !POOLED;
-        while r.bytes > RING_MAX_BYTES && r.len > 1 && n < out.len() {
+        while !nested && r.bytes > RING_MAX_BYTES && r.len > 1 && n < out.len() {
             let h = r.head;
             out[n] = r.buf[h].0;
             n += 1;
@@ -459,7 +479,14 @@ pub fn retire(p: usize, size: usize) {
 
 /// A block leaves the address-space quarantine: back to its pool, or unmapped.
 pub fn release(p: usize) {
-    match LARGE.lock().release_guarded(p) {
+    let Some(mut l) = LARGE.enter() else {
+        // A signal handler interrupted this thread inside the allocator.
+        crate::heap::defer_guard_release(p);
+        return;
+    };
+    let r = l.release_guarded(p);
+    drop(l);
+    match r {
         Some(Released::Pooled) if !markers() => {
             VMAS.fetch_sub(1, Ordering::Relaxed);
         }
@@ -473,7 +500,9 @@ pub fn release(p: usize) {
 /// Releases the oldest freed guarded block; false if there is none.
 fn release_oldest() -> bool {
     let p = {
-        let mut r = RING.lock();
+        let Some(mut r) = RING.enter() else {
+            return false;
+        };
         if r.len == 0 {
             return false;
         }

@@ -10,19 +10,30 @@
 //!   used block; at most one empty zone per class is kept, the others are unmapped.
 //! - Reports are written after the arena lock is released (a report may abort, and the
 //!   program's SIGABRT handler may call malloc).
+//! - No path waits for a lock its own thread holds, nor, holding one, for another (see
+//!   `lock.rs`). A signal handler that interrupted this thread inside the allocator, when
+//!   `Mutex::enter` says no, takes another way: allocation from another arena (or a LARGE
+//!   mapping of its own, `LargeState::alloc_loose`), and a free (or a release from a
+//!   quarantine) left in this thread's deferred slots (`defer`), done by `drain_deferred` as
+//!   soon as the interrupted code holds no lock.
+//! - With debugging on, a block whose dressing (canaries, fill, history) is written after its
+//!   lock is dropped stays `ALLOCATING`/`FREEING` until then (`block::publish_state`).
 
-use crate::block::{BlockMeta, DebugMeta, FREE, Family, Op, PackedDebug, QUARANTINED, USED};
+use crate::block::{
+    ALLOCATING, BlockMeta, DebugMeta, FREE, FREEING, Family, Op, PackedDebug, QUARANTINED, USED,
+    load_state, publish_state,
+};
 use crate::canary::{self, ALLOC_FILL, FREE_FILL};
 use crate::config::{self, Fail};
 use crate::large::{LARGE, Large, LargeState};
-use crate::lock::Mutex;
+use crate::lock::{Guard, Mutex};
 use crate::pagemap;
 use crate::report::{self, Bad};
 use crate::size_class::{MIN_ALIGN, NCLASSES, SMALL_MAX, aligned_class, class_of, class_size};
 use crate::sys;
 use crate::tls;
 use crate::zone::Zone;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering, compiler_fence};
 
 pub const MAX_ARENAS: usize = 16;
 
@@ -108,21 +119,160 @@ fn my_arena() -> usize {
     }
 }
 
-/// Picks an arena whose lock this thread does not hold (a signal handler that interrupted
-/// malloc on this thread must not wait for itself).
-fn pick_arena() -> usize {
+/// Locks this thread's arena, or another one if `enter` says no (a signal handler that
+/// interrupted malloc on this thread must not wait for itself, nor for another thread while
+/// its own holds a lock). When no arena in use can be had, one more arena is put in use.
+/// None only when all `MAX_ARENAS` are.
+fn lock_arena() -> Option<(usize, Guard<'static, Arena>)> {
     let a = my_arena();
-    if !ARENAS[a].held_by_me() {
-        return a;
+    if let Some(g) = ARENAS[a].enter() {
+        return Some((a, g));
     }
-    let n = NARENAS.load(Ordering::Relaxed);
-    for k in 1..MAX_ARENAS {
-        let b = (a + k) % n.max(1);
-        if !ARENAS[b].held_by_me() {
-            return b;
+    let mut n = NARENAS.load(Ordering::Relaxed);
+    loop {
+        for k in 1..n {
+            let b = (a + k) % n;
+            if let Some(g) = ARENAS[b].enter() {
+                return Some((b, g));
+            }
+        }
+        if n >= MAX_ARENAS {
+            return None;
+        }
+        // Inspectors iterate over NARENAS arenas: the new one is seen by them from now on.
+        n = match NARENAS.compare_exchange(n, n + 1, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => n + 1,
+            Err(m) => m,
+        };
+    }
+}
+
+// ------------------------------------------------------------------ deferred work
+
+/// What a deferred slot asks for (bits 56.. of its word; the op is in bits 52..56, the
+/// caller in the low 52 bits).
+const DEFER_FREE: usize = 0;
+const DEFER_QUARANTINE_RELEASE: usize = 1;
+const DEFER_GUARD_RELEASE: usize = 2;
+const CALLER_BITS: u32 = 52;
+
+/// Leaves work for later because `enter` said no to the lock it needs (a signal handler
+/// interrupted this thread inside the allocator). Done by `drain_deferred` once the thread
+/// holds no lock. With every slot taken (the thread's own and the shared overflow table) the
+/// work is dropped (the block stays allocated, or quarantined), said once.
+fn defer(kind: usize, p: usize, op: Op, caller: usize) {
+    let word = (caller & ((1 << CALLER_BITS) - 1)) | (op as usize) << CALLER_BITS | kind << 56;
+    if !tls::push_deferred(p, word) {
+        static WARNED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+        if !WARNED.swap(true, Ordering::Relaxed) {
+            let mut l: crate::fmt::Line<200> = crate::fmt::Line::new();
+            crate::fmt::prefix(&mut l).s(
+                b"WARNING: too many frees from signal handlers while their thread was inside malloc; some blocks stay allocated\n",
+            );
+            l.report();
+        }
+        return;
+    }
+    note_pending();
+}
+
+/// Marks that this thread has deferred work (see `settle`).
+fn note_pending() {
+    // SAFETY: our own TLS block.
+    unsafe { (*tls::state()).pending = 1 };
+}
+
+/// End of every allocator call: does the work signal handlers left for this thread, if any,
+/// once it holds no lock. This point, not the unlock that brings the count to 0, because
+/// there the interrupted code may be in the middle of something the drained frees would
+/// touch again (the log's cursor, for one). Not inside a drain (its own calls, or a handler
+/// that interrupted it): the drain takes new work until there is none, and one level of it
+/// keeps the work in flight bounded however fast handlers add more.
+#[inline(always)]
+fn settle() {
+    // SAFETY: our own TLS block.
+    if unsafe { (*tls::state()).pending != 0 } {
+        settle_pending();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn settle_pending() {
+    let st = tls::state();
+    // SAFETY: our own TLS block.
+    if unsafe { (*st).locks == 0 && (*st).draining == 0 } {
+        drain_deferred();
+    }
+}
+
+/// Leaves the free of `p` for later (see `defer`).
+fn defer_free(p: usize, op: Op, caller: usize) {
+    defer(DEFER_FREE, p, op, caller);
+}
+
+/// Leaves the release of the guarded block `p` from the address-space quarantine for later.
+pub fn defer_guard_release(p: usize) {
+    defer(DEFER_GUARD_RELEASE, p, Op::Free, 0);
+}
+
+/// Does the work signal handlers left for this thread (from `settle`), and adopts the LARGE
+/// blocks they made.
+#[cold]
+pub fn drain_deferred() {
+    let _keep = sys::ErrnoGuard::new();
+    // Asynchronous signals wait while the drain runs: handlers that interrupt its frees
+    // (inside their locks) would defer more work, and under a storm of them (a handler that
+    // takes longer than its timer's period) the drain would never catch up.
+    let _quiet = sys::SignalsBlocked::new();
+    let st = tls::state();
+    // The interrupted call may still log its event with the sequence number it took.
+    // SAFETY: our own TLS block.
+    let seq = unsafe { (*st).last_seq };
+    // SAFETY: as above.
+    unsafe { (*st).draining = 1 };
+    loop {
+        // Cleared before looking: work deferred from here on sets it again.
+        // SAFETY: as above.
+        unsafe { (*st).pending = 0 };
+        compiler_fence(Ordering::SeqCst);
+        if crate::large::has_loose()
+            && let Some(mut l) = LARGE.enter()
+        {
+            l.adopt_loose();
+        }
+        let mut work = [(0usize, 0usize); tls::DEFERRED_SLOTS];
+        let n = tls::take_deferred(&mut work);
+        if n == 0 {
+            break;
+        }
+        for &(p, word) in &work[..n] {
+            run_deferred(p, word);
         }
     }
-    a
+    compiler_fence(Ordering::SeqCst);
+    // SAFETY: as above.
+    unsafe {
+        (*st).draining = 0;
+        (*st).last_seq = seq;
+    }
+}
+
+/// One deferred entry of `drain_deferred`.
+fn run_deferred(p: usize, word: usize) {
+    let op = Op::from_u8((word >> CALLER_BITS) as u8 & 15);
+    let caller = word & ((1 << CALLER_BITS) - 1);
+    match word >> 56 {
+        DEFER_FREE => {
+            let size = deallocate(p, op, caller, 0);
+            // The old block of a realloc is part of the realloc's own log event.
+            if size != 0 && !matches!(op, Op::Realloc | Op::Reallocarray) {
+                crate::log::event(op, p, 0, size, 0, caller);
+            }
+        }
+        DEFER_QUARANTINE_RELEASE => quarantine_release(p),
+        _ => crate::guard::release(p),
+    }
 }
 
 fn push_partial(a: &mut Arena, z: *mut Zone) {
@@ -246,8 +396,14 @@ pub fn zone_info(z: &Zone, idx: usize) -> Info {
 /// `zone_info` without the debugging history (one cache line less on the hot paths; reports
 /// fetch the history again with `with_history`).
 fn zone_info_lean(z: &Zone, idx: usize) -> Info {
-    // SAFETY: idx < nblocks, checked by index_of.
-    let m = unsafe { *z.meta(idx) };
+    // SAFETY: idx < nblocks, checked by index_of. The state byte is read on its own (acquire):
+    // it may be published by a thread dressing the block outside the lock.
+    let (m, state) = unsafe {
+        (
+            *z.meta(idx),
+            load_state(&raw const (*z.meta.add(idx)).state),
+        )
+    };
     let dbg = DebugMeta::EMPTY;
     let slot = z.slot_addr(idx);
     Info {
@@ -260,7 +416,7 @@ fn zone_info_lean(z: &Zone, idx: usize) -> Info {
         } else {
             slot + z.block_size as usize
         },
-        state: m.state,
+        state,
         origin: Op::from_u8(m.origin),
         kind: if z.is_tiny() { TINY } else { SMALL },
         zone_base: z.data,
@@ -271,6 +427,8 @@ fn zone_info_lean(z: &Zone, idx: usize) -> Info {
 
 pub fn large_info(d: &Large) -> Info {
     let end = d.map_base + d.usable_len;
+    // SAFETY: the state byte of a live descriptor (descriptors are never unmapped).
+    let state = unsafe { load_state(&raw const d.state) };
     Info {
         user: d.user,
         size: d.size,
@@ -281,7 +439,7 @@ pub fn large_info(d: &Large) -> Info {
         } else {
             end.min(d.user + d.size + sys::page_size())
         },
-        state: d.state,
+        state,
         origin: Op::from_u8(d.origin),
         kind: LARGE_KIND,
         zone_base: d.map_base,
@@ -394,7 +552,9 @@ pub fn stamp_alloc(caller: usize) -> DebugMeta {
 /// Allocates `size` bytes aligned to `align` (a power of two; <= 16 means the default).
 /// Returns null with errno set on failure.
 pub fn allocate(size: usize, align: usize, op: Op, caller: usize, zero: bool) -> *mut u8 {
-    allocate_cap(size, size, align, op, caller, zero)
+    let p = allocate_cap(size, size, align, op, caller, zero);
+    settle();
+    p
 }
 
 /// `allocate` choosing the zone class for `cap >= size` bytes (realloc growth headroom).
@@ -507,8 +667,11 @@ fn reclaim(size: usize) -> bool {
 
 fn zone_alloc(c: usize, size: usize, front: usize, op: Op, caller: usize, zero: bool) -> *mut u8 {
     let lay = layout();
-    let ai = pick_arena();
-    let mut a = ARENAS[ai].lock();
+    let Some((ai, mut a)) = lock_arena() else {
+        return core::ptr::null_mut();
+    };
+    // With debugging on, the block is dressed after the unlock: ALLOCATING until then.
+    let dressed = config::get().enabled;
     let mut z = a.partial[c];
     if z.is_null() {
         let Some(nz) = Zone::create(c, ai, lay.debug_meta, lay.zone_guards, &mut a.meta) else {
@@ -523,7 +686,7 @@ fn zone_alloc(c: usize, size: usize, front: usize, op: Op, caller: usize, zero: 
         a.mapped += unsafe { (*z).map_len };
     }
     // SAFETY: z is a live zone of this arena with room, under the lock.
-    let (slot, fresh, next_exists, dbg) = unsafe {
+    let (slot, fresh, next_exists, dbg, state) = unsafe {
         let zr = &mut *z;
         if zr.nused == 0 {
             a.empties[c] -= 1;
@@ -540,14 +703,20 @@ fn zone_alloc(c: usize, size: usize, front: usize, op: Op, caller: usize, zero: 
         *zr.meta(i) = BlockMeta {
             size: size as u16,
             front: front as u16,
-            state: USED,
+            state: if dressed { ALLOCATING } else { USED },
             origin: op as u8,
             link: crate::block::NO_LINK,
         };
         let dbg = zr
             .dbg(i)
             .map_or(core::ptr::null_mut(), |d| d as *mut PackedDebug);
-        (zr.slot_addr(i), fresh, i + 1 < zr.nblocks as usize, dbg)
+        (
+            zr.slot_addr(i),
+            fresh,
+            i + 1 < zr.nblocks as usize,
+            dbg,
+            &raw mut (*zr.meta.add(i)).state,
+        )
     };
     a.live_bytes += size;
     a.live_blocks += 1;
@@ -579,6 +748,10 @@ fn zone_alloc(c: usize, size: usize, front: usize, op: Op, caller: usize, zero: 
         } else if lay.fill {
             core::ptr::write_bytes(user as *mut u8, ALLOC_FILL, size);
         }
+        if dressed {
+            // The zone lives while this block is in it.
+            publish_state(state, USED);
+        }
     }
     user as *mut u8
 }
@@ -595,19 +768,45 @@ fn large_alloc(
     let lay = layout();
     // Headroom for a block that grows by realloc is mapped as spare tail (pages untouched).
     let tail = if lay.tail > 0 { lay.tail.max(8) } else { 0 } + (cap - size);
-    let mut l = LARGE.lock();
-    let Some((d, clean)) = l.alloc(size, align, front, tail, lay.large_guard) else {
-        return core::ptr::null_mut();
-    };
-    // SAFETY: d is the fresh descriptor, under the LARGE lock.
-    let (user, slot, slot_end) = unsafe {
-        (*d).origin = op as u8;
-        if lay.debug_meta {
-            (*d).dbg = stamp_alloc(caller);
+    let dressed = config::get().enabled;
+    let (d, clean) = match LARGE.enter() {
+        Some(mut l) => {
+            let Some((d, clean)) = l.alloc(size, align, front, tail, lay.large_guard) else {
+                return core::ptr::null_mut();
+            };
+            // SAFETY: d is the fresh descriptor, under the LARGE lock.
+            unsafe {
+                (*d).origin = op as u8;
+                if lay.debug_meta {
+                    (*d).dbg = stamp_alloc(caller);
+                }
+                if dressed {
+                    (*d).state = ALLOCATING;
+                }
+            }
+            (d, clean)
         }
-        ((*d).user, (*d).map_base, (*d).map_base + (*d).usable_len)
+        None => {
+            // A signal handler interrupted this thread inside the allocator: a mapping of
+            // its own, put on the live list once this thread holds no lock.
+            let dbg = if lay.debug_meta {
+                stamp_alloc(caller)
+            } else {
+                DebugMeta::EMPTY
+            };
+            let state = if dressed { ALLOCATING } else { USED };
+            let Some(d) =
+                LargeState::alloc_loose(size, align, front, tail, lay.large_guard, op, dbg, state)
+            else {
+                return core::ptr::null_mut();
+            };
+            note_pending();
+            (d, true)
+        }
     };
-    drop(l);
+    // SAFETY: d is a descriptor only this call changes now (its block is not handed out).
+    let (user, slot, slot_end) =
+        unsafe { ((*d).user, (*d).map_base, (*d).map_base + (*d).usable_len) };
     // SAFETY: the mapping is ours and owned by this call now.
     unsafe {
         if lay.front > 0 || lay.tail > 0 {
@@ -621,6 +820,9 @@ fn large_alloc(
             }
         } else if lay.fill {
             core::ptr::write_bytes(user as *mut u8, ALLOC_FILL, size.min(LARGE_FILL_MAX));
+        }
+        if dressed {
+            publish_state(&raw mut (*d).state, USED);
         }
     }
     user as *mut u8
@@ -652,40 +854,69 @@ pub fn with_history(info: Info) -> Info {
     }
 }
 
+/// Why `hold` gives no block.
+enum NotHeld {
+    /// `enter` said no to the owning lock: a signal handler interrupted this thread inside
+    /// the allocator (see `Mutex::enter`).
+    Busy,
+    /// A bad pointer, with the block it falls in if any.
+    Bad(Bad, Option<Info>),
+}
+
 /// Looks `p` up and validates it under the owning lock.
-fn hold(p: usize) -> Result<Held<'static>, (Bad, Option<Info>)> {
+fn hold(p: usize) -> Result<Held<'static>, NotHeld> {
     let e = pagemap::get(p);
     if let pagemap::Owner::Large(d) = pagemap::decode(e) {
-        let l = LARGE.lock();
+        let Some(mut l) = LARGE.enter() else {
+            return Err(NotHeld::Busy);
+        };
         if pagemap::get(p) != e {
-            return Err((Bad::NotOurs, None));
+            return Err(NotHeld::Bad(Bad::NotOurs, None));
         }
+        l.adopt_loose();
         let d = d as *mut Large;
         // SAFETY: the entry is current under the lock, so d is a live descriptor.
         let info = large_info(unsafe { &*d });
         return match classify(p, &info) {
             Ok(()) => Ok(Held::Large(l, d, info)),
-            Err(b) => Err((b, Some(info))),
+            Err(b) => Err(NotHeld::Bad(b, Some(info))),
         };
     }
     let Some((ai, z)) = zone_of(e) else {
-        return Err((Bad::NotOurs, None));
+        return Err(NotHeld::Bad(Bad::NotOurs, None));
     };
-    let a = ARENAS[ai].lock();
+    let Some(a) = ARENAS[ai].enter() else {
+        return Err(NotHeld::Busy);
+    };
     if pagemap::get(p) != e {
-        return Err((Bad::NotOurs, None));
+        return Err(NotHeld::Bad(Bad::NotOurs, None));
     }
     // SAFETY: the entry is current under the arena lock, so z is a live zone of that arena.
     let zr = unsafe { &*z };
     let Some(idx) = zr.index_of(p) else {
-        return Err((Bad::NotOurs, None));
+        return Err(NotHeld::Bad(Bad::NotOurs, None));
     };
     let info = zone_info_lean(zr, idx);
     if info.state == FREE && idx as u32 >= zr.hiwater {
-        return Err((Bad::NotOurs, None));
+        return Err(NotHeld::Bad(Bad::NotOurs, None));
     }
     match classify(p, &info) {
         Ok(()) => Ok(Held::Zone(a, z, idx, info)),
+        Err(b) => Err(NotHeld::Bad(b, Some(info))),
+    }
+}
+
+/// `hold` for a call that cannot take the owning lock (a signal handler that interrupted its
+/// thread inside the allocator): the block is read without the lock. The block is the
+/// caller's (realloc, malloc_usable_size of a live block) and the interrupted code is not
+/// changing it unless the program races on it; a bad pointer is classified as well as a racy
+/// read allows.
+fn peek(p: usize) -> Result<Info, (Bad, Option<Info>)> {
+    let Some(info) = find(p) else {
+        return Err((Bad::NotOurs, None));
+    };
+    match classify(p, &info) {
+        Ok(()) => Ok(info),
         Err(b) => Err((b, Some(info))),
     }
 }
@@ -739,10 +970,10 @@ pub fn free_fast(p: usize) -> bool {
     let Some((ai, z)) = zone_of(e) else {
         return false;
     };
-    if ARENAS[ai].held_by_me() {
+    // Refused (a signal handler inside the allocator): `deallocate` defers the free.
+    let Some(mut a) = ARENAS[ai].enter() else {
         return false;
-    }
-    let mut a = ARENAS[ai].lock();
+    };
     if pagemap::get(p) != e {
         return false;
     }
@@ -757,11 +988,19 @@ pub fn free_fast(p: usize) -> bool {
         }
         release_slot(&mut a, z, idx);
     }
+    drop(a);
+    settle();
     true
 }
 
 /// Frees `p` (free, delete, realloc to 0). `sized` is the size a sized delete passed (0: none).
 pub fn deallocate(p: usize, op: Op, caller: usize, sized: usize) -> usize {
+    let size = deallocate_call(p, op, caller, sized);
+    settle();
+    size
+}
+
+fn deallocate_call(p: usize, op: Op, caller: usize, sized: usize) -> usize {
     let cfg = config::get();
     if cfg.enabled && cfg.check_every > 0 {
         crate::check::maybe_check_all();
@@ -771,7 +1010,13 @@ pub fn deallocate(p: usize, op: Op, caller: usize, sized: usize) -> usize {
     let seq = if layout().debug_meta { next_seq() } else { 0 };
     let held = match hold(p) {
         Ok(h) => h,
-        Err((bad, info)) => {
+        Err(NotHeld::Busy) => {
+            // A signal handler interrupted this thread inside the allocator: the free is done
+            // (and checked, and logged) once the interrupted code holds no lock.
+            defer_free(p, op, caller);
+            return 0;
+        }
+        Err(NotHeld::Bad(bad, info)) => {
             report::bad_pointer(op, p, bad, info.map(with_history).as_ref(), caller);
             return 0;
         }
@@ -845,7 +1090,11 @@ fn deallocate_unchecked(p: usize, op: Op, caller: usize, seq: u64) -> usize {
             crate::stats::sub_live(size);
             size
         }
-        Err(_) => 0,
+        Err(NotHeld::Busy) => {
+            defer_free(p, op, caller);
+            0
+        }
+        Err(NotHeld::Bad(..)) => 0,
     }
 }
 
@@ -857,11 +1106,15 @@ fn finish_free(held: Held<'static>, op: Op, caller: usize, seq: u64) -> usize {
     match held {
         Held::Zone(mut a, z, idx, info) => {
             if quarantine {
+                // FREEING until its history and fill are written after the unlock.
                 // SAFETY: idx is a used slot of z, under the arena lock.
-                let dbg = unsafe {
-                    (*z).meta(idx).state = QUARANTINED;
-                    (*z).dbg(idx)
-                        .map_or(core::ptr::null_mut(), |d| d as *mut PackedDebug)
+                let (dbg, state) = unsafe {
+                    (*z).meta(idx).state = FREEING;
+                    (
+                        (*z).dbg(idx)
+                            .map_or(core::ptr::null_mut(), |d| d as *mut PackedDebug),
+                        &raw mut (*(*z).meta.add(idx)).state,
+                    )
                 };
                 a.live_bytes -= info.size;
                 drop(a);
@@ -875,6 +1128,8 @@ fn finish_free(held: Held<'static>, op: Op, caller: usize, seq: u64) -> usize {
                     // SAFETY: the block is ours (quarantined) and no longer the program's.
                     unsafe { core::ptr::write_bytes(info.user as *mut u8, FREE_FILL, info.size) };
                 }
+                // SAFETY: the block's state; its zone lives while the block is in it.
+                unsafe { publish_state(state, QUARANTINED) };
                 crate::quarantine::push(info.user, info.size);
             } else {
                 // SAFETY: idx is a used slot of z, under the arena lock.
@@ -900,9 +1155,10 @@ fn finish_free(held: Held<'static>, op: Op, caller: usize, seq: u64) -> usize {
             let quarantine = quarantine && info.size <= crate::quarantine::shard_budget();
             let mut gone = (0, 0);
             if quarantine || guarded {
+                // FREEING until its range is closed or filled after the unlock.
                 // SAFETY: d is a used descriptor under the LARGE lock.
                 unsafe {
-                    (*d).state = QUARANTINED;
+                    (*d).state = FREEING;
                     if lay.debug_meta {
                         (*d).dbg.free_seq = seq;
                         (*d).dbg.free_caller = caller;
@@ -939,7 +1195,11 @@ fn finish_free(held: Held<'static>, op: Op, caller: usize, seq: u64) -> usize {
                             crate::guard::close_slot(base, len);
                         } else {
                             sys::protect(base as *mut u8, len, false);
-                            if !(LargeState::bankable(d) && LARGE.lock().bank_put(d)) {
+                            // Not banked when a signal handler interrupted this thread inside
+                            // the LARGE lock.
+                            let banked = LargeState::bankable(d)
+                                && LARGE.enter().is_some_and(|mut l| l.bank_put(d));
+                            if !banked {
                                 sys::discard(base as *mut u8, len);
                             }
                         }
@@ -949,6 +1209,8 @@ fn finish_free(held: Held<'static>, op: Op, caller: usize, seq: u64) -> usize {
                     // SAFETY: the quarantined block is ours; nobody else touches it.
                     unsafe { core::ptr::write_bytes(info.user as *mut u8, FREE_FILL, info.size) };
                 }
+                // SAFETY: d is our FREEING descriptor (never unmapped).
+                unsafe { publish_state(&raw mut (*d).state, QUARANTINED) };
                 if guarded {
                     crate::guard::retire(info.user, info.size);
                 } else {
@@ -975,10 +1237,14 @@ fn large_fill_quarantine(size: usize) -> bool {
 pub fn quarantine_release(p: usize) {
     let e = pagemap::get(p);
     if let pagemap::Owner::Large(d) = pagemap::decode(e) {
-        let mut l = LARGE.lock();
+        let Some(mut l) = LARGE.enter() else {
+            defer(DEFER_QUARANTINE_RELEASE, p, Op::Free, 0);
+            return;
+        };
         if pagemap::get(p) != e {
             return;
         }
+        l.adopt_loose();
         let d = d as *mut Large;
         // SAFETY: live descriptor under the lock.
         unsafe {
@@ -1016,7 +1282,10 @@ pub fn quarantine_release(p: usize) {
     let Some((ai, _)) = zone_of(e) else {
         return;
     };
-    let mut a = ARENAS[ai].lock();
+    let Some(mut a) = ARENAS[ai].enter() else {
+        defer(DEFER_QUARANTINE_RELEASE, p, Op::Free, 0);
+        return;
+    };
     let bad = release_quarantined_zone(&mut a, ai, p);
     drop(a);
     if let Some((info, addr)) = bad {
@@ -1040,7 +1309,19 @@ pub fn quarantine_release_many(ps: &[(usize, usize)]) {
             i += 1;
             continue;
         };
-        let mut a = ARENAS[ai].lock();
+        let Some(mut a) = ARENAS[ai].enter() else {
+            // A signal handler interrupted this thread inside the allocator: the blocks go
+            // back to the quarantine (or wait until this thread holds no lock).
+            let start = i;
+            while i < ps.len() && zone_of(pagemap::get(ps[i].0)).is_some_and(|(bi, _)| bi == ai) {
+                i += 1;
+            }
+            let back = crate::quarantine::requeue(&ps[start..i]);
+            for &(p, _) in &ps[start + back..i] {
+                defer(DEFER_QUARANTINE_RELEASE, p, Op::Free, 0);
+            }
+            continue;
+        };
         let mut bad = None;
         while i < ps.len() && bad.is_none() {
             match zone_of(pagemap::get(ps[i].0)) {
@@ -1113,6 +1394,12 @@ fn release_quarantined_zone(a: &mut Arena, ai: usize, p: usize) -> Option<(Info,
 
 /// realloc: `p` may be null (malloc) and `n` may be 0 (free).
 pub fn reallocate(p: usize, n: usize, op: Op, caller: usize) -> *mut u8 {
+    let q = reallocate_call(p, n, op, caller);
+    settle();
+    q
+}
+
+fn reallocate_call(p: usize, n: usize, op: Op, caller: usize) -> *mut u8 {
     if p == 0 {
         return allocate(n, 0, op, caller, false);
     }
@@ -1131,7 +1418,8 @@ pub fn reallocate(p: usize, n: usize, op: Op, caller: usize) -> *mut u8 {
     let lay = layout();
     let held = match hold(p) {
         Ok(h) => h,
-        Err((bad, info)) => {
+        Err(NotHeld::Busy) => return realloc_reentered(p, n, op, caller),
+        Err(NotHeld::Bad(bad, info)) => {
             report::bad_pointer(op, p, bad, info.map(with_history).as_ref(), caller);
             return core::ptr::null_mut();
         }
@@ -1149,8 +1437,11 @@ pub fn reallocate(p: usize, n: usize, op: Op, caller: usize) -> *mut u8 {
             if let Held::Large(mut l, d, _) = held {
                 // SAFETY: d is a used guarded descriptor under the LARGE lock.
                 if let Some(q) = unsafe { l.resize_guarded(d, n) } {
-                    // SAFETY: as above.
-                    let (lo, hi) = unsafe { ((*d).lo, (*d).map_base + (*d).usable_len) };
+                    // SAFETY: as above; its canaries move with it (ALLOCATING until then).
+                    let (lo, hi) = unsafe {
+                        (*d).state = ALLOCATING;
+                        ((*d).lo, (*d).map_base + (*d).usable_len)
+                    };
                     drop(l);
                     // SAFETY: [lo, hi) is the accessible part of the block's own mapping.
                     unsafe {
@@ -1163,6 +1454,7 @@ pub fn reallocate(p: usize, n: usize, op: Op, caller: usize) -> *mut u8 {
                                 (n - info.size).min(LARGE_FILL_MAX),
                             );
                         }
+                        publish_state(&raw mut (*d).state, USED);
                     }
                     crate::stats::sub_live(info.size);
                     crate::stats::add_live(n);
@@ -1179,8 +1471,16 @@ pub fn reallocate(p: usize, n: usize, op: Op, caller: usize) -> *mut u8 {
             let class = unsafe { (*z).class as usize };
             let need = (info.user - info.slot) + n + lay.tail;
             if n <= room && (need > SMALL_MAX || class_of(need) == class || n * 2 > room) {
-                // SAFETY: used slot of z under the lock.
-                unsafe { (*z).meta(idx).size = n as u16 };
+                // SAFETY: used slot of z under the lock; with debugging on its tail canary
+                // moves after the unlock (ALLOCATING until then).
+                let state = unsafe {
+                    let m = (*z).meta(idx);
+                    m.size = n as u16;
+                    if cfg.enabled {
+                        m.state = ALLOCATING;
+                    }
+                    &raw mut m.state
+                };
                 a.live_bytes = a.live_bytes - info.size + n;
                 drop(a);
                 if cfg.enabled {
@@ -1201,6 +1501,10 @@ pub fn reallocate(p: usize, n: usize, op: Op, caller: usize) -> *mut u8 {
                         )
                     };
                 }
+                if cfg.enabled {
+                    // SAFETY: the state of our block, live in its zone.
+                    unsafe { publish_state(state, USED) };
+                }
                 return p as *mut u8;
             }
             drop(a);
@@ -1219,7 +1523,10 @@ pub fn reallocate(p: usize, n: usize, op: Op, caller: usize) -> *mut u8 {
             } else if n > SMALL_MAX / 2 && n + lay.tail.max(8) <= info.slot_end - info.user {
                 // Debugging on: the block still fits its mapping (before the guard region).
                 // SAFETY: d is a used descriptor under the LARGE lock.
-                unsafe { (*d).size = n };
+                unsafe {
+                    (*d).size = n;
+                    (*d).state = ALLOCATING;
+                }
                 l.live_bytes = l.live_bytes - info.size + n;
                 drop(l);
                 crate::stats::sub_live(info.size);
@@ -1233,6 +1540,7 @@ pub fn reallocate(p: usize, n: usize, op: Op, caller: usize) -> *mut u8 {
                     if lay.tail > 0 {
                         canary::write(p + n, info.slot_end.min(p + n + sys::page_size()));
                     }
+                    publish_state(&raw mut (*d).state, USED);
                 }
                 return p as *mut u8;
             } else if n > info.size && n > SMALL_MAX / 2 && info.guarded == 0 {
@@ -1243,7 +1551,10 @@ pub fn reallocate(p: usize, n: usize, op: Op, caller: usize) -> *mut u8 {
                 // SAFETY: d is a used unguarded descriptor under the LARGE lock.
                 if let Some(q) = unsafe { l.grow_with_region(d, n, tail) } {
                     // SAFETY: as above.
-                    let end = unsafe { (*d).map_base + (*d).usable_len };
+                    let end = unsafe {
+                        (*d).state = ALLOCATING;
+                        (*d).map_base + (*d).usable_len
+                    };
                     drop(l);
                     crate::stats::sub_live(info.size);
                     crate::stats::add_live(n);
@@ -1256,6 +1567,7 @@ pub fn reallocate(p: usize, n: usize, op: Op, caller: usize) -> *mut u8 {
                         if lay.tail > 0 {
                             canary::write(q + n, end.min(q + n + sys::page_size()));
                         }
+                        publish_state(&raw mut (*d).state, USED);
                     }
                     return q as *mut u8;
                 }
@@ -1264,6 +1576,27 @@ pub fn reallocate(p: usize, n: usize, op: Op, caller: usize) -> *mut u8 {
             move_block(p, &info, n, op, caller)
         }
     }
+}
+
+/// realloc of a block whose lock `enter` refused (a signal handler interrupted this thread
+/// inside the allocator): the block moves to a new one (another arena, or a mapping of its
+/// own) and the old one is freed once the interrupted code holds no lock.
+fn realloc_reentered(p: usize, n: usize, op: Op, caller: usize) -> *mut u8 {
+    let info = match peek(p) {
+        Ok(i) => i,
+        Err((bad, info)) => {
+            report::bad_pointer(op, p, bad, info.as_ref(), caller);
+            return core::ptr::null_mut();
+        }
+    };
+    let q = allocate_cap(n, n, 0, op, caller, false);
+    if q.is_null() {
+        return q;
+    }
+    // SAFETY: both blocks are live and at least min(old, n) bytes long; they do not overlap.
+    unsafe { core::ptr::copy_nonoverlapping(p as *const u8, q, info.size.min(n)) };
+    defer_free(p, op, caller);
+    q
 }
 
 fn move_block(p: usize, info: &Info, n: usize, op: Op, caller: usize) -> *mut u8 {
@@ -1295,14 +1628,30 @@ fn move_block(p: usize, info: &Info, n: usize, op: Op, caller: usize) -> *mut u8
 
 /// malloc_usable_size.
 pub fn usable_size(p: usize, caller: usize) -> usize {
+    let n = usable_size_call(p, caller);
+    settle();
+    n
+}
+
+fn usable_size_call(p: usize, caller: usize) -> usize {
     if p == 0 {
         return 0;
     }
     let lay = layout();
     let cfg = config::get();
-    let held = match hold(p) {
-        Ok(h) => h,
-        Err((bad, info)) => {
+    let info = match hold(p) {
+        Ok(held) => match held {
+            Held::Zone(_, _, _, i) | Held::Large(_, _, i) => i,
+        },
+        Err(e) => {
+            let (bad, info) = match e {
+                NotHeld::Bad(bad, info) => (bad, info),
+                // A signal handler interrupted this thread inside the block's lock.
+                NotHeld::Busy => match peek(p) {
+                    Ok(i) => return usable_from(&i),
+                    Err(b) => b,
+                },
+            };
             report::bad_pointer(
                 Op::UsableSize,
                 p,
@@ -1313,17 +1662,20 @@ pub fn usable_size(p: usize, caller: usize) -> usize {
             return 0;
         }
     };
-    let info = match &held {
-        Held::Zone(_, _, _, i) | Held::Large(_, _, i) => *i,
-    };
-    drop(held);
     if cfg.enabled && cfg.check {
         if let Some(bad) = debug_checks(&info, Op::UsableSize, 0) {
             report::bad_block(Op::UsableSize, p, bad, &with_history(info), caller);
             return 0;
         }
     }
-    if lay.tail > 0 || crate::guard::is_guarded(&info) {
+    let _ = lay;
+    usable_from(&info)
+}
+
+/// The usable size of a live block: its size when bytes after it are checked (canaries,
+/// guard), else the rest of its slot.
+fn usable_from(info: &Info) -> usize {
+    if layout().tail > 0 || crate::guard::is_guarded(info) {
         return info.size;
     }
     info.slot_end - info.user
@@ -1349,9 +1701,12 @@ pub fn totals() -> (usize, usize, usize) {
 
 /// Releases the cached LARGE mappings and the spare empty zones (malloc_trim).
 pub fn trim() -> bool {
-    let mut freed = LARGE.lock().trim() > 0;
+    // Locks this thread holds (malloc_trim from a signal handler) are skipped.
+    let mut freed = LARGE.enter().is_some_and(|mut l| l.trim() > 0);
     for a in ARENAS.iter().take(NARENAS.load(Ordering::Relaxed)) {
-        let mut g = a.lock();
+        let Some(mut g) = a.enter() else {
+            continue;
+        };
         let mut z = g.all;
         while !z.is_null() {
             // SAFETY: zones of this arena under its lock.

@@ -12,12 +12,17 @@
 //!   block is used or quarantined; entries are cleared before the mapping is cached or unmapped.
 //! - Descriptors are never unmapped (they are recycled through `free_descs`), so a stale entry
 //!   read without the lock points at readable memory; it is re-checked under `LARGE`.
-//! - Everything here changes only under the `LARGE` lock.
+//! - Everything here changes only under the `LARGE` lock, but for `alloc_loose`: a signal
+//!   handler that interrupted this thread inside that lock maps a block of its own with a
+//!   descriptor set aside in `SPARE`, and leaves it on `LOOSE` (linked through `next`, marked
+//!   `loose`) before entering it in the page map; the next holder of the lock puts it on the
+//!   live list (`adopt_loose`) before touching any descriptor.
 
 use crate::block::{DebugMeta, FREE};
 use crate::lock::Mutex;
 use crate::pagemap;
 use crate::sys;
+use core::sync::atomic::{AtomicPtr, Ordering};
 
 #[repr(C, align(64))]
 pub struct Large {
@@ -42,6 +47,8 @@ pub struct Large {
     /// Guarded block with a mapping of its own: the kernel mappings it is counted for in the
     /// guard budget (2 or 3 when made, one more each time a later block splits its pages).
     pub vmas: u8,
+    /// Made by `alloc_loose` and not yet on the live list.
+    pub loose: bool,
     pub next: *mut Large,
     pub prev: *mut Large,
     pub dbg: DebugMeta,
@@ -82,6 +89,7 @@ impl Large {
             dirty: false,
             seams: [0; MAX_PIECES],
             vmas: 2,
+            loose: false,
             next: core::ptr::null_mut(),
             prev: core::ptr::null_mut(),
             dbg: DebugMeta::EMPTY,
@@ -193,9 +201,169 @@ pub static LARGE: Mutex<LargeState> = Mutex::new(LargeState {
     mapped_bytes: 0,
 });
 
+/// Descriptors set aside for `alloc_loose`, which cannot take the slab's free list.
+static SPARE: [AtomicPtr<Large>; 4] = [const { AtomicPtr::new(core::ptr::null_mut()) }; 4];
+/// Blocks made by `alloc_loose`, not yet on the live list (linked through `next`).
+static LOOSE: AtomicPtr<Large> = AtomicPtr::new(core::ptr::null_mut());
+
+/// Whether blocks made by `alloc_loose` wait for `adopt_loose`.
+#[inline]
+pub fn has_loose() -> bool {
+    !LOOSE.load(Ordering::Relaxed).is_null()
+}
+
 impl LargeState {
+    /// Puts the blocks `alloc_loose` made on the live list (and in the counts). Called by
+    /// every path that reaches a descriptor through the page map, before it touches it.
+    #[inline]
+    pub fn adopt_loose(&mut self) {
+        if has_loose() {
+            self.adopt_loose_slow();
+        }
+    }
+
+    #[cold]
+    fn adopt_loose_slow(&mut self) {
+        let mut d = LOOSE.swap(core::ptr::null_mut(), Ordering::Acquire);
+        while !d.is_null() {
+            // SAFETY: descriptors on LOOSE were written by `alloc_loose` and are only ever
+            // taken off the list here, under the lock.
+            unsafe {
+                let next = (*d).next;
+                if (*d).user == 0 {
+                    // Its mapping failed to enter the page map: the descriptor comes back.
+                    self.release_desc(d);
+                } else {
+                    (*d).loose = false;
+                    (*d).prev = core::ptr::null_mut();
+                    (*d).next = self.live;
+                    if !self.live.is_null() {
+                        (*self.live).prev = d;
+                    }
+                    self.live = d;
+                    self.live_bytes += (*d).size;
+                    self.live_count += 1;
+                    self.mapped_bytes += (*d).map_len;
+                }
+                d = next;
+            }
+        }
+    }
+
+    /// Keeps `SPARE` filled, so a block can be made without the lock.
+    fn refill_spares(&mut self) {
+        for s in SPARE.iter() {
+            if s.load(Ordering::Relaxed).is_null() {
+                let Some(d) = self.new_desc() else {
+                    return;
+                };
+                if s.compare_exchange(
+                    core::ptr::null_mut(),
+                    d,
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                )
+                .is_err()
+                {
+                    self.release_desc(d);
+                }
+            }
+        }
+    }
+
+    /// A LARGE block made without the lock, for a signal handler that interrupted this thread
+    /// inside it: a fresh mapping (no cache), laid out as `alloc` does, with a descriptor from
+    /// `SPARE`, put on `LOOSE` and in the page map. The caller marks the lock so that its
+    /// release adopts the block. None when no descriptor is set aside or the kernel refuses.
+    #[allow(clippy::too_many_arguments)]
+    pub fn alloc_loose(
+        size: usize,
+        align: usize,
+        front: usize,
+        tail: usize,
+        guard: usize,
+        op: crate::block::Op,
+        dbg: DebugMeta,
+        state: u8,
+    ) -> Option<*mut Large> {
+        let page = sys::page_size();
+        let extra_align = if align > page { align } else { 0 };
+        let need = front
+            .checked_add(size)?
+            .checked_add(tail)?
+            .checked_add(extra_align)?;
+        let usable = sys::page_round(need)?;
+        let map_len = usable.checked_add(guard)?;
+        if map_len > isize::MAX as usize {
+            return None;
+        }
+        let d = SPARE
+            .iter()
+            .map(|s| s.swap(core::ptr::null_mut(), Ordering::Acquire))
+            .find(|d| !d.is_null())?;
+        let Some(base) = sys::map(map_len) else {
+            // Back to a free spare slot (one is: we just emptied one), else kept on LOOSE as
+            // a failed block for the next holder to take back.
+            if !SPARE.iter().any(|s| {
+                s.compare_exchange(
+                    core::ptr::null_mut(),
+                    d,
+                    Ordering::Release,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+            }) {
+                // SAFETY: a spare descriptor only this call holds.
+                unsafe { (*d).user = 0 };
+                push_loose(d);
+            }
+            return None;
+        };
+        let base = base as usize;
+        if guard > 0 {
+            // SAFETY: the region behind is the tail of the mapping just made.
+            unsafe { sys::protect((base + usable) as *mut u8, guard, false) };
+        }
+        let a = align.max(16);
+        let user = (base + front + a - 1) & !(a - 1);
+        // SAFETY: a spare descriptor only this call holds.
+        unsafe {
+            d.write(Large {
+                map_base: base,
+                map_len,
+                usable_len: usable,
+                lo: base,
+                guarded: 0,
+                user,
+                size,
+                align,
+                state,
+                origin: op as u8,
+                dirty: false,
+                seams: [0; MAX_PIECES],
+                vmas: 0,
+                loose: true,
+                next: core::ptr::null_mut(),
+                prev: core::ptr::null_mut(),
+                dbg,
+            })
+        };
+        // On LOOSE before the page map names it: whoever finds it there adopts it first.
+        push_loose(d);
+        if !pagemap::set_range(base, map_len, pagemap::large_entry(d as usize)) {
+            pagemap::clear_range(base, map_len);
+            // SAFETY: our mapping, never handed out; the descriptor is taken back on adoption.
+            unsafe {
+                sys::unmap(base as *mut u8, map_len);
+                (*d).user = 0;
+            }
+            return None;
+        }
+        Some(d)
+    }
+
     /// A descriptor: a recycled one, else the next of the current slab. Slabs are mapped
-    /// with a guard page on each side (`sys::map_internal`), out of reach of an overflow of
+    /// with a guard page on each side (`pagemap::map_internal`), out of reach of an overflow of
     /// user data, and carved as needed (their pages are touched only when used).
     fn new_desc(&mut self) -> Option<*mut Large> {
         if self.free_descs.is_null() {
@@ -601,6 +769,7 @@ impl LargeState {
         if map_len > isize::MAX as usize {
             return None;
         }
+        self.refill_spares();
         let d = self.new_desc()?;
         let got = if a > page {
             Self::map_aligned(map_len, usable, off, a).map(|base| {
@@ -635,6 +804,7 @@ impl LargeState {
             dirty,
             seams: [0; MAX_PIECES],
             vmas: 0,
+            loose: false,
             next: core::ptr::null_mut(),
             prev: core::ptr::null_mut(),
             dbg: DebugMeta::EMPTY,
@@ -1050,6 +1220,10 @@ impl LargeState {
     }
 
     fn unlink(&mut self, d: *mut Large) {
+        // SAFETY: d is a live descriptor (under the lock).
+        if unsafe { (*d).loose } {
+            self.adopt_loose();
+        }
         // SAFETY: d is on the live list (under the lock).
         unsafe {
             if !(*d).prev.is_null() {
@@ -1233,3 +1407,17 @@ impl LargeState {
 
 // A descriptor stays two cache lines (the slab holds a million of them in guard mode).
 const _: () = assert!(core::mem::size_of::<Large>() == 128);
+
+/// Pushes a descriptor on `LOOSE` (lock-free: any thread's signal handler may push; only
+/// `adopt_loose` takes, all at once).
+fn push_loose(d: *mut Large) {
+    let mut head = LOOSE.load(Ordering::Relaxed);
+    loop {
+        // SAFETY: a descriptor only the caller holds until the exchange below publishes it.
+        unsafe { (*d).next = head };
+        match LOOSE.compare_exchange_weak(head, d, Ordering::Release, Ordering::Relaxed) {
+            Ok(_) => return,
+            Err(h) => head = h,
+        }
+    }
+}

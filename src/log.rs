@@ -283,25 +283,97 @@ fn ring_each(n: u64, mut f: impl FnMut(&Event)) {
 
 // ------------------------------------------------------------------ backtrace
 
-unsafe extern "C" {
-    /// Set by ld.so: the main thread's stack pointer at process start (argc), below argv/envp.
-    static __libc_stack_end: *mut libc::c_void;
+/// Bounds of this thread's own stack, looked up once per thread (without allocating: a raw
+/// read of /proc/self/maps) and kept in its TLS block: the main thread's is the `[stack]`
+/// mapping (it only grows down, so a frame below its start looks it up again, a few times at
+/// most); another thread's is the mapping that holds its TLS block (glibc puts a thread's
+/// stack, TLS and descriptor in one mapping, stack below), up to that block. (0, 0) when
+/// unknown. Every address in the returned range is mapped and readable for the life of the
+/// thread.
+fn own_stack(fp: usize) -> (usize, usize) {
+    let st = tls::state();
+    // SAFETY: our own TLS block (here and below).
+    let (lo, hi, looked) = unsafe { ((*st).stack_lo, (*st).stack_hi, (*st).stack_lookups) };
+    let stale = looked == 0 || (fp < lo && fp + (256 << 20) > hi && looked < 8);
+    if !stale {
+        return (lo, hi);
+    }
+    let main = tls::tid() == sys::getpid();
+    let tp = st as usize;
+    let (mut lo, mut hi) = (0, 0);
+    crate::maps::for_each(|m| {
+        let mine = if main {
+            m.path == b"[stack]"
+        } else {
+            m.start <= tp && tp < m.end
+        };
+        if mine && m.readable {
+            lo = m.start;
+            hi = if main { m.end } else { tp };
+        }
+        !mine
+    });
+    // SAFETY: our own TLS block.
+    unsafe {
+        (*st).stack_lo = lo;
+        (*st).stack_hi = hi;
+        (*st).stack_lookups = looked + 1;
+    }
+    (lo, hi)
 }
 
-/// Bounds of the current thread's stack above `sp` that are safe to read: glibc places a
-/// thread's descriptor (the thread pointer) right above its stack; the main thread's stack
-/// ends above `__libc_stack_end`. 0 when neither applies (an alternate or foreign stack).
-fn stack_limit(sp: usize) -> usize {
-    let tp = tls::state() as usize;
-    if tp > sp && tp - sp < (64 << 20) {
-        return tp;
+/// Frame records read without trusting their address: through the kernel (`process_vm_readv`
+/// on ourselves), which answers EFAULT for an unmapped or inaccessible address instead of
+/// faulting. A read copies a window of up to `WINDOW` bytes from the record on (less where
+/// the readable memory ends), so the next records, a few hundred bytes up the same stack,
+/// come from the copy: about one system call per walk.
+struct CheckedReader {
+    pid: libc::pid_t,
+    base: usize,
+    len: usize,
+    buf: [usize; CheckedReader::WORDS],
+}
+
+impl CheckedReader {
+    const WORDS: usize = 64;
+    const WINDOW: usize = Self::WORDS * core::mem::size_of::<usize>();
+
+    fn new() -> CheckedReader {
+        CheckedReader {
+            pid: sys::getpid() as libc::pid_t,
+            base: 0,
+            len: 0,
+            buf: [0; Self::WORDS],
+        }
     }
-    // SAFETY: set by ld.so before any code runs; read-only afterwards.
-    let end = unsafe { __libc_stack_end } as usize;
-    if end > sp && end - sp < (256 << 20) {
-        return end;
+
+    /// The record at `fp` (saved frame pointer, return address), `fp` word aligned; None if
+    /// it cannot be read.
+    fn frame(&mut self, fp: usize) -> Option<(usize, usize)> {
+        let in_window = fp >= self.base && fp - self.base + 16 <= self.len;
+        if !in_window {
+            let local = libc::iovec {
+                iov_base: self.buf.as_mut_ptr() as *mut libc::c_void,
+                iov_len: Self::WINDOW,
+            };
+            let remote = libc::iovec {
+                iov_base: fp as *mut libc::c_void,
+                iov_len: Self::WINDOW,
+            };
+            let _keep = sys::ErrnoGuard::new();
+            // SAFETY: the kernel writes at most WINDOW bytes into `buf` and only reads the
+            // remote range (a partial read stops where the readable memory ends).
+            let n = unsafe { libc::process_vm_readv(self.pid, &local, 1, &remote, 1, 0) };
+            if n < 16 {
+                self.len = 0;
+                return None;
+            }
+            self.base = fp;
+            self.len = n as usize;
+        }
+        let i = (fp - self.base) / core::mem::size_of::<usize>();
+        Some((self.buf[i], self.buf[i + 1]))
     }
-    0
 }
 
 #[inline(always)]
@@ -327,7 +399,12 @@ fn frame_pointer() -> usize {
 /// Frame-pointer walk (PITFALLS (g)): fills `out[1..]` with the callers of `caller`, returns the
 /// number of frames in `out` (`out[0]` = caller). Our own frames are skipped by finding the
 /// frame whose return address is `caller`. Stops at a frame pointer that does not go up, moves
-/// more than 1 MiB, is misaligned or leaves the thread's stack, or at a return address < 4096.
+/// more than 1 MiB, is misaligned or cannot be read, or at a return address < 4096.
+///
+/// It never faults, whatever the frame pointers hold (a program built without them, a
+/// coroutine's first frame): on the thread's own stack (`own_stack`) a frame record is read
+/// only if it lies between the current frame and the top of that stack; on any other stack (a
+/// coroutine's, a signal stack) records are read through the kernel (`CheckedReader`).
 /// Not called: event stacks come from `unwind::capture` (CFI, through code without frame
 /// pointers); kept until the log's restructuring decides its fate.
 #[allow(dead_code)]
@@ -336,24 +413,35 @@ fn backtrace(caller: usize, out: &mut [usize; 16], want: usize) -> usize {
     out[0] = caller;
     let want = want.min(16);
     let mut fp = frame_pointer();
-    let limit = stack_limit(fp);
-    if limit == 0 {
-        return 1;
-    }
+    let (lo, hi) = own_stack(fp);
+    let own = lo <= fp && fp < hi;
+    let mut checked = if own {
+        None
+    } else {
+        Some(CheckedReader::new())
+    };
     let mut n = 1;
     let mut found = false;
     let mut steps = 0;
     while n < want && steps < 64 {
         steps += 1;
-        if fp == 0
-            || !fp.is_multiple_of(core::mem::size_of::<usize>())
-            || fp.checked_add(16).is_none_or(|e| e > limit)
-        {
+        if fp == 0 || !fp.is_multiple_of(core::mem::size_of::<usize>()) {
             break;
         }
-        // SAFETY: [fp, fp+16) lies between the current stack pointer and the top of this
-        // thread's stack (checked above), which is mapped and readable.
-        let (next, ret) = unsafe { (*(fp as *const usize), *((fp + 8) as *const usize)) };
+        let (next, ret) = match checked.as_mut() {
+            None => {
+                if fp.checked_add(16).is_none_or(|e| e > hi) {
+                    break;
+                }
+                // SAFETY: [fp, fp+16) lies between the current frame and the top of this
+                // thread's stack (checked above), which is mapped and readable.
+                unsafe { (*(fp as *const usize), *((fp + 8) as *const usize)) }
+            }
+            Some(r) => match r.frame(fp) {
+                Some(f) => f,
+                None => break,
+            },
+        };
         if ret < 4096 {
             break;
         }

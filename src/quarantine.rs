@@ -7,9 +7,10 @@
 //!
 //! # Invariants
 //! A ring is mapped once, on first use. Entries are user pointers of blocks whose state is
-//! QUARANTINED. Releases happen after this lock is dropped (they take arena locks).
+//! QUARANTINED. Releases happen after this lock is dropped (they take arena locks). A signal
+//! handler that interrupted this thread inside a shard's lock uses another shard.
 
-use crate::lock::Mutex;
+use crate::lock::{Guard, Mutex};
 
 const SHARDS: usize = 4;
 const CAP: usize = 1 << 14;
@@ -35,10 +36,24 @@ static QS: [Mutex<Ring>; SHARDS] = [const {
     })
 }; SHARDS];
 
-fn shard() -> &'static Mutex<Ring> {
+/// Locks this thread's shard, or another one if this thread holds it (a signal handler that
+/// interrupted a quarantine operation); None if it holds them all.
+fn lock_shard() -> Option<Guard<'static, Ring>> {
     // SAFETY: our own TLS block.
     let a = unsafe { (*crate::tls::state()).arena } as usize;
-    &QS[a % SHARDS]
+    (0..SHARDS).find_map(|k| QS[(a + k) % SHARDS].enter())
+}
+
+/// Maps a ring's entries on first use; false if the system refuses.
+fn ensure_buf(q: &mut Ring) -> bool {
+    if q.buf.is_null() {
+        let bytes = CAP * core::mem::size_of::<(usize, usize)>();
+        match crate::pagemap::map_internal(bytes) {
+            Some(b) => q.buf = b as *mut (usize, usize),
+            None => return false,
+        }
+    }
+    true
 }
 
 /// Smallest budget of a shard when the quarantine adapts to the heap.
@@ -63,29 +78,29 @@ pub fn shard_budget() -> usize {
 /// Puts a freed block in quarantine; releases the oldest ones beyond the budget.
 pub fn push(p: usize, size: usize) {
     let budget = shard_budget();
+    // A signal handler that interrupted this thread inside the allocator evicts nothing: the
+    // evicted blocks' arenas would be busy for it (see `requeue`), so the ring grows a little
+    // over budget instead, until the next push made outside a handler.
+    let nested = crate::lock::holds_any();
     let mut out = [(0usize, 0usize); EVICT_BATCH];
     let mut n = 0;
     {
-        let mut q = shard().lock();
-        if q.buf.is_null() {
-            let bytes = CAP * core::mem::size_of::<(usize, usize)>();
-            match crate::pagemap::map_internal(bytes) {
-                Some(b) => {
-                    q.buf = b as *mut (usize, usize);
-                }
-                None => {
-                    drop(q);
-                    crate::heap::quarantine_release(p);
-                    return;
-                }
-            }
+        let Some(mut q) = lock_shard() else {
+            crate::heap::quarantine_release(p);
+            return;
+        };
+        if !ensure_buf(&mut q) || q.len == CAP {
+            // (Full only with blocks `requeue` put back.)
+            drop(q);
+            crate::heap::quarantine_release(p);
+            return;
         }
         let tail = (q.head + q.len) % CAP;
         // SAFETY: tail < CAP, inside the ring.
         unsafe { *q.buf.add(tail) = (p, size) };
         q.len += 1;
         q.bytes += size.max(16);
-        if q.bytes > budget || q.len == CAP {
+        if !nested && (q.bytes > budget || q.len == CAP) {
             let low = budget - budget / 16;
             while (q.bytes > low || q.len + EVICT_BATCH > CAP) && n < EVICT_BATCH && q.len > 0 {
                 // SAFETY: head < CAP.
@@ -101,6 +116,31 @@ pub fn push(p: usize, size: usize) {
     crate::heap::quarantine_release_many(&out[..n]);
 }
 
+/// Puts blocks that were leaving the quarantine back in (newest end), without releasing any:
+/// their arena's lock could not be taken (a signal handler interrupted this thread inside the
+/// allocator, see `Mutex::enter`). Returns how many were taken (from the start of `ps`).
+pub fn requeue(ps: &[(usize, usize)]) -> usize {
+    let Some(mut q) = lock_shard() else {
+        return 0;
+    };
+    if !ensure_buf(&mut q) {
+        return 0;
+    }
+    let mut n = 0;
+    for &(p, size) in ps {
+        if q.len == CAP {
+            break;
+        }
+        let tail = (q.head + q.len) % CAP;
+        // SAFETY: tail < CAP, inside the ring.
+        unsafe { *q.buf.add(tail) = (p, size) };
+        q.len += 1;
+        q.bytes += size.max(16);
+        n += 1;
+    }
+    n
+}
+
 /// Releases everything (at exit, so the fills are verified), oldest first.
 pub fn drain() {
     for q in QS.iter() {
@@ -111,7 +151,9 @@ pub fn drain() {
 fn drain_one(q: &Mutex<Ring>) {
     loop {
         let e = {
-            let mut q = q.lock();
+            let Some(mut q) = q.enter() else {
+                return;
+            };
             if q.len == 0 {
                 return;
             }

@@ -97,6 +97,8 @@ fn state_name(s: u8) -> &'static [u8] {
     match s {
         USED => b"in use",
         QUARANTINED => b"freed (in quarantine)",
+        crate::block::ALLOCATING => b"being allocated",
+        crate::block::FREEING => b"being freed (into quarantine)",
         _ => b"freed",
     }
 }

@@ -185,7 +185,8 @@ fn explain(sig: c_int, addr: usize, ctx: *mut c_void) -> bool {
         Some(false) => b"read",
         None => b"access",
     };
-    let freed = d.state == QUARANTINED;
+    // A block whose free is under way (its range closing) counts as freed.
+    let freed = matches!(d.state, QUARANTINED | crate::block::FREEING);
     let end = d.user + d.size;
     if !freed && addr >= d.user && addr < end {
         return false; // inside a live block: not a guard fault

@@ -6,7 +6,8 @@
 //! - `fd`: descriptors and files (open, stat, flock, pread/pwrite, high close-on-exec copies);
 //! - `out`: where reports go (fd 2, a `report=` file opened on first use, the saved stderr);
 //! - `errno`: errno, its saving, and the names of error numbers;
-//! - `proc`: ids, clocks, random bytes, the initial environment, futexes, exit.
+//! - `proc`: ids, clocks, random bytes, the initial environment, futexes, exit;
+//! - `signal`: the thread's signal mask.
 //!
 //! Invariant: these wrappers never touch `errno` visibly to the program except where the
 //! caller asks for it (`set_errno`); callers that must preserve errno use `ErrnoGuard`.
@@ -16,9 +17,11 @@ pub mod fd;
 pub mod mem;
 pub mod out;
 pub mod proc;
+pub mod signal;
 
 pub use errno::*;
 pub use fd::*;
 pub use mem::*;
 pub use out::*;
 pub use proc::*;
+pub use signal::*;

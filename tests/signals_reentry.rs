@@ -1,0 +1,50 @@
+//! Signal handlers that call the allocator while their thread is inside it: with no debugging,
+//! with the debugging presets and with an event log, a program whose SIGALRM/SIGPROF handlers
+//! (every 50 us) malloc, realloc and free while two threads churn must run to its end and
+//! report nothing. (glibc, measured with the same program, hangs within a few calls: it is
+//! not async-signal-safe either.)
+
+mod common;
+
+use common::{Output, run};
+
+/// Handler calls the program counted ("handler calls: N").
+fn handler_calls(out: &Output) -> u64 {
+    out.stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("handler calls: "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no handler count: {}", out.describe()))
+}
+
+/// Runs the program for 2 seconds under `MALLOC_DEBUG=debug` (unset if None): it must finish
+/// (a hang makes it say "stuck after N handler calls" and exit 3), print OK with nothing on
+/// stderr, and its handlers must have run.
+fn survives(debug: Option<&str>) {
+    let env: Vec<(&str, &str)> = debug.map(|d| ("MALLOC_DEBUG", d)).into_iter().collect();
+    let out = run("signal_handler_mallocs", &["2"], &env);
+    out.assert_ok_clean();
+    assert!(handler_calls(&out) > 0, "{}", out.describe());
+}
+
+#[test]
+fn signal_handlers_allocate_debugging_off() {
+    survives(None);
+}
+
+#[test]
+fn signal_handlers_allocate_debug_preset() {
+    survives(Some("1"));
+}
+
+#[test]
+fn signal_handlers_allocate_full_preset() {
+    survives(Some("full"));
+}
+
+/// Every event logged (the log's descriptor path: each event formatted and written by the
+/// handler too).
+#[test]
+fn signal_handlers_allocate_with_log() {
+    survives(Some("1,log=/dev/null"));
+}
