@@ -70,7 +70,7 @@ const _: () = assert!(core::mem::size_of::<ThreadState>() == 128 + 16 * DEFERRED
 pub const DEFERRED_SLOTS: usize = 16;
 
 /// Entries of the shared overflow table, for all threads.
-const OVERFLOW_SLOTS: usize = 1024;
+const OVERFLOW_SLOTS: usize = 16384;
 
 /// A deferred entry of some thread (`tid`) that did not fit in its own slots.
 struct Overflow {
