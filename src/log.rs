@@ -73,6 +73,25 @@ fn set_flags(c: &mut [u64; 3], v: u64) {
     core::sync::atomic::compiler_fence(Ordering::SeqCst);
 }
 
+/// Replaces a thread's cursor with `n` so that a signal handler interrupting the change never
+/// sees a chunk end paired with a position it does not belong to: the end is cleared first
+/// (a cursor without an end takes no record in place) and set last.
+#[inline(always)]
+fn set_cursor(c: &mut [u64; 3], n: [u64; 3]) {
+    let word = |w: &mut u64| {
+        // SAFETY: an aligned u64 of this thread's TLS block (or of the file state we hold).
+        unsafe { AtomicU64::from_ptr(w) }
+    };
+    core::sync::atomic::compiler_fence(Ordering::SeqCst);
+    word(&mut c[1]).store(0, Ordering::Relaxed);
+    core::sync::atomic::compiler_fence(Ordering::SeqCst);
+    word(&mut c[0]).store(n[0], Ordering::Relaxed);
+    word(&mut c[2]).store(n[2], Ordering::Relaxed);
+    core::sync::atomic::compiler_fence(Ordering::SeqCst);
+    word(&mut c[1]).store(n[1], Ordering::Relaxed);
+    core::sync::atomic::compiler_fence(Ordering::SeqCst);
+}
+
 // ------------------------------------------------------------------ statistics
 
 /// Calls per entry point and a power-of-two histogram of requested sizes, striped by thread
@@ -930,7 +949,7 @@ fn shared_put(f: &mut FileState, line: &[u8]) {
 fn own_put(f: &mut FileState, c: &mut [u64; 3], line: &[u8]) {
     let room = f.g[1].saturating_sub(f.g[0]);
     if c[1] == 0 && room >= 4 * (MAX_LINE + SLACK) as u64 && room <= 2 * chunk_len(GEN_OWN) {
-        *c = f.g;
+        set_cursor(c, f.g);
         f.g = [0; 3];
     } else {
         let generation = if c[1] != 0 {
@@ -938,13 +957,16 @@ fn own_put(f: &mut FileState, c: &mut [u64; 3], line: &[u8]) {
         } else {
             GEN_OWN
         };
-        release(f, c, true);
-        *c = [0; 3];
+        // The cursor lets go of its chunk before the chunk is unmapped: a signal handler that
+        // logs meanwhile must not write into it.
+        let old = *c;
+        set_cursor(c, [0; 3]);
+        release(f, &old, true);
         let Some(n) = new_chunk(f, generation) else {
             append(f, line);
             return;
         };
-        *c = n;
+        set_cursor(c, n);
     }
     // A writer in place from now on: `close_at_exit` waits for its records, and its exit
     // unregisters it (the key's destructor runs only once the key has a value).
@@ -1014,7 +1036,9 @@ fn emit(line: &[u8]) {
         SINK_FD => fd_put(line),
         sink @ (SINK_MAP | SINK_LATE) => {
             let mtrace = MTRACE.load(Ordering::Relaxed);
-            if !mtrace && sink == SINK_MAP {
+            // In place unless this thread was interrupted while writing a record in place
+            // (BUSY): its cursor may be between a read and an update.
+            if !mtrace && sink == SINK_MAP && tls_cursor()[2] & BUSY == 0 {
                 let c = tls_cursor();
                 let was = c[2];
                 set_flags(c, was | BUSY);
@@ -1072,18 +1096,19 @@ extern "C" fn thread_exit(_v: *mut libc::c_void) {
         f.writers[i] = f.writers[f.nwriters];
     }
     if c[1] == 0 {
-        *c = [EXITED, 0, 0];
+        set_cursor(c, [EXITED, 0, 0]);
         return;
     }
+    let mine = *c;
+    set_cursor(c, [EXITED, 0, 0]);
     let room = |x: &[u64; 3]| x[1].saturating_sub(x[0]);
-    if !f.closed && room(c) > room(&f.g) {
+    if !f.closed && room(&mine) > room(&f.g) {
         let old = f.g;
         release(f, &old, true);
-        f.g = [c[0], c[1], c[2] & !BUSY];
+        f.g = [mine[0], mine[1], mine[2] & !BUSY];
     } else {
-        release(f, c, true);
+        release(f, &mine, true);
     }
-    *c = [EXITED, 0, 0];
 }
 
 // ------------------------------------------------------------------ formatting
@@ -1365,15 +1390,19 @@ fn text_line(l: &mut Fast, e: &Event, frames: &[usize]) {
 fn text_in_place(e: &Event, frames: &[usize]) -> bool {
     const RESERVE: u64 = (MAX_LINE + SLACK) as u64;
     let c = tls_cursor();
+    // The chunk is in use until the record is complete: an event logged meanwhile by a signal
+    // handler goes through the shared cursor (see `emit`), and does not give the chunk back.
+    let was = c[2];
+    if was & BUSY != 0 {
+        return false;
+    }
+    set_flags(c, was | BUSY);
     let pos = c[0];
     if c[1] < pos || c[1] - pos < RESERVE {
+        set_flags(c, was);
         return false;
     }
     c[0] = pos + RESERVE;
-    // The chunk is in use until the record is complete: an event logged meanwhile by a signal
-    // handler must not give it back (see `put`).
-    let was = c[2];
-    set_flags(c, was | BUSY);
     // SAFETY: [pos, pos + MAX_LINE + SLACK) lies in this thread's mapped chunk (checked above)
     // and was just reserved for this record; the record and its SLACK bytes of stray digits stay
     // inside it.
@@ -1936,8 +1965,8 @@ pub fn reset_in_child() {
     let mut f = FILE.lock();
     // The parent's mappings in this child: unmapping them does not touch the parent's.
     let own = *c;
+    set_cursor(c, [0; 3]);
     release(&mut f, &own, true);
-    *c = [0; 3];
     let shared = f.g;
     release(&mut f, &shared, true);
     f.g = [0; 3];
@@ -2054,8 +2083,8 @@ pub fn close_at_exit() {
     }
     // This thread's chunk may now lie past the end of the file: forget it (no more stores).
     let own = [c[0], c[1], c[2] & !BUSY];
+    set_cursor(c, [0; 3]);
     release(f, &own, false);
-    *c = [0; 3];
     let shared = f.g;
     release(f, &shared, false);
     f.g = [0; 3];
