@@ -38,7 +38,9 @@ pub enum Owner {
 /// the arena index.
 pub const HEADER_ALIGN: usize = 64;
 const ARENA_MASK: usize = HEADER_ALIGN / 2 - 1;
-const _: () = assert!(crate::heap::MAX_ARENAS <= ARENA_MASK + 1);
+/// Arenas the heap may use: each needs an index in a zone entry.
+pub const MAX_ARENAS: usize = 16;
+const _: () = assert!(MAX_ARENAS <= ARENA_MASK + 1);
 
 /// The entry for a data page of the zone whose header is at `header` (`HEADER_ALIGN` aligned).
 #[inline]
