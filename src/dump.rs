@@ -5,8 +5,8 @@
 //! heap locks are only tried a bounded number of times: if the heap stays busy (the interrupted
 //! or stopped thread holds it) we say so instead of blocking.
 
-use crate::fmt::{Line, prefix};
 use crate::block::{Info, Kind, State, USED};
+use crate::fmt::{Line, prefix};
 use crate::heap::{self, ARENAS, NARENAS};
 use crate::large::{LARGE, Large};
 use crate::lock::Guard;

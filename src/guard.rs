@@ -36,10 +36,10 @@
 //!   page map (so is all of a chunk but its used slots), and its descriptor (state FREE, user
 //!   0, data address in `lo`) is on its class's free list.
 
+use crate::block::Info;
 use crate::block::Op;
 use crate::config::{self, Guard};
 use crate::fmt::{Line, prefix};
-use crate::block::Info;
 use crate::large::{LARGE, Large, LargeState, Released};
 use crate::lock::Mutex;
 use crate::sys;

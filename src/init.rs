@@ -18,8 +18,8 @@
 //! forwarded to glibc.
 
 use crate::config::{self, Guard, OnError};
-use crate::fmt::{Line, prefix};
 use crate::debug::{LAYOUT, Layout};
+use crate::fmt::{Line, prefix};
 use crate::heap;
 use crate::sys;
 use crate::tls;

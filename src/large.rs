@@ -608,9 +608,7 @@ impl LargeState {
         let (guarded, base, usable, lo) =
             unsafe { ((*d).guarded, (*d).map_base, (*d).usable_len, (*d).lo) };
         let pages = (base + usable - lo) / sys::page_size();
-        guarded.after()
-            && pages > crate::guard::POOL_MAX_PAGES
-            && pages <= u16::MAX as usize
+        guarded.after() && pages > crate::guard::POOL_MAX_PAGES && pages <= u16::MAX as usize
     }
 
     /// Takes a banked range for (the rest of) a block, `need` bytes: the smallest at least

@@ -103,35 +103,51 @@ pub fn push(p: usize, size: usize) -> Option<Batch> {
     // evicted blocks' arenas would be busy for it (see `requeue`), so the ring grows a little
     // over budget instead, until the next push made outside a handler.
     let nested = crate::lock::holds_any();
-    let mut b = Batch::EMPTY;
     let mut q = lock_shard()?;
     if !ensure_buf(&mut q) || q.len == CAP {
         // (Full only with blocks `requeue` put back.)
         return None;
     }
-    let tail = (q.head + q.len) % CAP;
-    // SAFETY: tail < CAP, inside the ring.
-    unsafe { *q.buf.add(tail) = (p, size) };
-    q.len += 1;
-    q.bytes += size.max(16);
-    if !nested && (q.bytes > budget || q.len == CAP) {
-        let low = budget - budget / 16;
-        while (q.bytes > low || q.len + EVICT_BATCH > CAP) && b.n < EVICT_BATCH && q.len > 0 {
-            b.out[b.n] = take_head(&mut q);
-            b.n += 1;
-        }
-    }
-    Some(b)
+    Some(q.admit(p, size, budget, nested))
 }
 
-/// Removes the oldest entry of a non-empty ring.
-fn take_head(q: &mut Ring) -> (usize, usize) {
-    // SAFETY: head < CAP, and the ring is not empty.
-    let (ep, es) = unsafe { *q.buf.add(q.head) };
-    q.head = (q.head + 1) % CAP;
-    q.len -= 1;
-    q.bytes -= es.max(16);
-    (ep, es)
+impl Ring {
+    /// Appends an entry (newest end). The ring is mapped and not full.
+    fn put(&mut self, p: usize, size: usize) {
+        let tail = (self.head + self.len) % CAP;
+        // SAFETY: tail < CAP, inside the ring.
+        unsafe { *self.buf.add(tail) = (p, size) };
+        self.len += 1;
+        self.bytes += size.max(16);
+    }
+
+    /// Removes the oldest entry of a non-empty ring.
+    fn take_head(&mut self) -> (usize, usize) {
+        // SAFETY: head < CAP, and the ring is not empty.
+        let (ep, es) = unsafe { *self.buf.add(self.head) };
+        self.head = (self.head + 1) % CAP;
+        self.len -= 1;
+        self.bytes -= es.max(16);
+        (ep, es)
+    }
+
+    /// Appends a freed block; unless `nested`, evicts the oldest blocks once the ring is over
+    /// `budget` bytes (or full) until it is 1/16 under it, at most `EVICT_BATCH` of them.
+    fn admit(&mut self, p: usize, size: usize, budget: usize, nested: bool) -> Batch {
+        let mut b = Batch::EMPTY;
+        self.put(p, size);
+        if !nested && (self.bytes > budget || self.len == CAP) {
+            let low = budget - budget / 16;
+            while (self.bytes > low || self.len + EVICT_BATCH > CAP)
+                && b.n < EVICT_BATCH
+                && self.len > 0
+            {
+                b.out[b.n] = self.take_head();
+                b.n += 1;
+            }
+        }
+        b
+    }
 }
 
 /// Puts blocks that were leaving the quarantine back in (newest end), without releasing any:
@@ -149,11 +165,7 @@ pub fn requeue(ps: &[(usize, usize)]) -> usize {
         if q.len == CAP {
             break;
         }
-        let tail = (q.head + q.len) % CAP;
-        // SAFETY: tail < CAP, inside the ring.
-        unsafe { *q.buf.add(tail) = (p, size) };
-        q.len += 1;
-        q.bytes += size.max(16);
+        q.put(p, size);
         n += 1;
     }
     n
@@ -168,7 +180,7 @@ pub fn pop() -> Option<usize> {
             continue;
         };
         if q.len > 0 {
-            return Some(take_head(&mut q).0);
+            return Some(q.take_head().0);
         }
     }
     None
@@ -219,3 +231,6 @@ pub fn reset() {
         unsafe { q.reset() };
     }
 }
+
+#[cfg(test)]
+mod tests;

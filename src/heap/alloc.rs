@@ -5,9 +5,7 @@
 use super::arena::{link_all, lock_arena, push_partial, unlink_partial};
 use super::defer::note_pending;
 use super::seq::{next_seq, stamp_alloc};
-use crate::block::{
-    ALLOCATING, BlockMeta, DebugMeta, Op, PackedDebug, State, USED, publish_state,
-};
+use crate::block::{ALLOCATING, BlockMeta, DebugMeta, Op, PackedDebug, State, USED, publish_state};
 use crate::config::{self, Fail};
 use crate::debug::dress::Dress;
 use crate::debug::layout::layout;
@@ -244,8 +242,7 @@ fn large_alloc(
         }
     };
     // SAFETY: d is a descriptor only this call changes now (its block is not handed out).
-    let (user, base, end) =
-        unsafe { ((*d).user, (*d).map_base, (*d).map_base + (*d).usable_len) };
+    let (user, base, end) = unsafe { ((*d).user, (*d).map_base, (*d).map_base + (*d).usable_len) };
     // SAFETY: the mapping is ours and owned by this call now. Clean pages read as zero (with
     // filling on, they are cleared all the same).
     unsafe {

@@ -222,8 +222,7 @@ fn finish_free(held: Held<'static>, caller: usize, seq: u64) -> usize {
             let guarded = info.guarded.is_guarded();
             // A LARGE block bigger than a quarantine shard would leave it at once: it goes
             // back to the cache like any other.
-            let quarantined =
-                quarantined && info.size <= crate::debug::quarantine::shard_budget();
+            let quarantined = quarantined && info.size <= crate::debug::quarantine::shard_budget();
             let mut gone = (0, 0);
             if quarantined || guarded {
                 // FREEING until its range is closed or filled after the unlock.
