@@ -84,7 +84,7 @@ pub struct Batch {
 }
 
 impl Batch {
-    const EMPTY: Batch = Batch {
+    pub const EMPTY: Batch = Batch {
         n: 0,
         out: [(0, 0); EVICT_BATCH],
     };
@@ -94,21 +94,25 @@ impl Batch {
     }
 }
 
-/// Puts a freed block in quarantine and returns the oldest ones beyond the budget, for the
-/// caller to release. None: the block could not be held (this thread holds every shard, or
-/// the ring is full or cannot be mapped), and the caller releases it at once.
-pub fn push(p: usize, size: usize) -> Option<Batch> {
+/// Puts a freed block in quarantine and gives the oldest ones beyond the budget back in `out`
+/// (an empty batch, the caller's), for the caller to release. False: the block could not be
+/// held (this thread holds every shard, or the ring is full or cannot be mapped), and the
+/// caller releases it at once.
+pub fn push(p: usize, size: usize, out: &mut Batch) -> bool {
     let budget = shard_budget();
     // A signal handler that interrupted this thread inside the allocator evicts nothing: the
     // evicted blocks' arenas would be busy for it (see `requeue`), so the ring grows a little
     // over budget instead, until the next push made outside a handler.
     let nested = crate::lock::holds_any();
-    let mut q = lock_shard()?;
+    let Some(mut q) = lock_shard() else {
+        return false;
+    };
     if !ensure_buf(&mut q) || q.len == CAP {
         // (Full only with blocks `requeue` put back.)
-        return None;
+        return false;
     }
-    Some(q.admit(p, size, budget, nested))
+    q.admit(p, size, budget, nested, out);
+    true
 }
 
 impl Ring {
@@ -132,9 +136,9 @@ impl Ring {
     }
 
     /// Appends a freed block; unless `nested`, evicts the oldest blocks once the ring is over
-    /// `budget` bytes (or full) until it is 1/16 under it, at most `EVICT_BATCH` of them.
-    fn admit(&mut self, p: usize, size: usize, budget: usize, nested: bool) -> Batch {
-        let mut b = Batch::EMPTY;
+    /// `budget` bytes (or full) until it is 1/16 under it, at most `EVICT_BATCH` of them, into
+    /// the empty batch `b`.
+    fn admit(&mut self, p: usize, size: usize, budget: usize, nested: bool, b: &mut Batch) {
         self.put(p, size);
         if !nested && (self.bytes > budget || self.len == CAP) {
             let low = budget - budget / 16;
@@ -146,7 +150,6 @@ impl Ring {
                 b.n += 1;
             }
         }
-        b
     }
 }
 

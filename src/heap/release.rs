@@ -27,9 +27,11 @@ pub(super) fn large_fill_quarantine(size: usize) -> bool {
 /// Puts the freed block `p` (QUARANTINED) in the quarantine and releases what leaves it; a
 /// block the quarantine cannot hold is released at once.
 pub(super) fn quarantine(p: usize, size: usize) {
-    match q::push(p, size) {
-        Some(out) => release_many(out.as_slice()),
-        None => release(p),
+    let mut out = q::Batch::EMPTY;
+    if q::push(p, size, &mut out) {
+        release_many(out.as_slice());
+    } else {
+        release(p);
     }
 }
 
