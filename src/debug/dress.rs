@@ -7,24 +7,25 @@ use super::canary::{self, ALLOC_FILL, FREE_FILL};
 use super::layout::{LARGE_FILL_MAX, guarded_front, layout};
 
 /// A block to dress: its canary ranges `[front, user)` and `[user + size, tail_end)` (empty
-/// when the layout has no canaries).
+/// when the layout has no canaries), and whether the layout fills (read once, with the rest).
 #[derive(Clone, Copy)]
 pub struct Dress {
     pub front: usize,
     pub user: usize,
     pub size: usize,
     pub tail_end: usize,
+    pub fill: bool,
 }
 
 impl Dress {
     /// A zone block at `user` in the slot `[slot, slot_end)`. `next_front`: the next slot was
     /// never used, so its front canary is written too (an overflow that runs past this slot is
     /// then seen when this block is checked).
-    #[inline]
+    #[inline(always)]
     pub fn zone(slot: usize, slot_end: usize, user: usize, size: usize, next_front: bool) -> Dress {
         let lay = layout();
         if !lay.canaries() {
-            return Dress::bare(user, size);
+            return Dress::bare(user, size, lay.fill);
         }
         Dress {
             front: slot,
@@ -35,49 +36,54 @@ impl Dress {
             } else {
                 slot_end
             },
+            fill: lay.fill,
         }
     }
 
     /// A LARGE block at `user` in the accessible range `[base, end)`: the tail canary runs to
     /// the end of the tail area, at most one page.
-    #[inline]
+    #[inline(always)]
     pub fn large(base: usize, end: usize, user: usize, size: usize) -> Dress {
-        if !layout().canaries() {
-            return Dress::bare(user, size);
+        let lay = layout();
+        if !lay.canaries() {
+            return Dress::bare(user, size, lay.fill);
         }
         Dress {
             front: base,
             user,
             size,
             tail_end: end.min(user + size + crate::sys::page_size()),
+            fill: lay.fill,
         }
     }
 
     /// A guarded block at `user` in the accessible range `[lo, hi)`: canaries whatever the
     /// layout, in the bytes before it (`guarded_front`) and up to its guard page.
-    #[inline]
+    #[inline(always)]
     pub fn guarded(lo: usize, hi: usize, user: usize, size: usize) -> Dress {
         Dress {
             front: guarded_front(lo, user),
             user,
             size,
             tail_end: hi,
+            fill: layout().fill,
         }
     }
 
     /// No canaries.
-    #[inline]
-    fn bare(user: usize, size: usize) -> Dress {
+    #[inline(always)]
+    fn bare(user: usize, size: usize, fill: bool) -> Dress {
         Dress {
             front: user,
             user,
             size,
             tail_end: user + size,
+            fill,
         }
     }
 
     /// The same block without its front canary (a resize in place, which leaves it as it is).
-    #[inline]
+    #[inline(always)]
     pub fn tail_only(self) -> Dress {
         Dress {
             front: self.user,
@@ -89,7 +95,7 @@ impl Dress {
     /// known to read as zero) or fills it with the alloc fill when the layout fills.
     /// # Safety
     /// Both canary ranges and the block are writable memory that only the caller holds.
-    #[inline]
+    #[inline(always)]
     pub unsafe fn new_block(&self, zero: bool, clean: bool) {
         // SAFETY: per the caller.
         unsafe {
@@ -98,7 +104,7 @@ impl Dress {
                 if !clean {
                     core::ptr::write_bytes(self.user as *mut u8, 0, self.size);
                 }
-            } else if layout().fill {
+            } else if self.fill {
                 core::ptr::write_bytes(
                     self.user as *mut u8,
                     ALLOC_FILL,
@@ -112,12 +118,12 @@ impl Dress {
     /// the alloc fill over the bytes it grew by when the layout fills.
     /// # Safety
     /// As for `new_block`.
-    #[inline]
+    #[inline(always)]
     pub unsafe fn resized(&self, old: usize) {
         // SAFETY: per the caller.
         unsafe {
             self.canaries();
-            if layout().fill && self.size > old {
+            if self.fill && self.size > old {
                 core::ptr::write_bytes(
                     (self.user + old) as *mut u8,
                     ALLOC_FILL,

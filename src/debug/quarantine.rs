@@ -64,16 +64,13 @@ const MIN_SHARD: usize = 256 << 10;
 /// Bytes of quarantine each shard holds. A set size is fixed; the default (4 MiB, from the
 /// `1` preset) is a ceiling that scales with the heap: a shard holds at most an eighth of the
 /// live bytes, never less than 256 KiB, so a small program does not pay several times its heap
-/// in cache misses and memory for blocks it freed long ago.
-pub fn shard_budget() -> usize {
+/// in cache misses and memory for blocks it freed long ago. `live`: the heap's live bytes now.
+pub fn shard_budget(live: usize) -> usize {
     let q = crate::config::get().quarantine;
     let fixed = q as usize / SHARDS;
     if q != crate::config::DEFAULT_QUARANTINE {
         return fixed;
     }
-    let live = crate::stats::LIVE
-        .load(core::sync::atomic::Ordering::Relaxed)
-        .max(0) as usize;
     fixed.min((live / 8).max(MIN_SHARD))
 }
 
@@ -94,12 +91,12 @@ impl Batch {
     }
 }
 
-/// Puts a freed block in quarantine and gives the oldest ones beyond the budget back in `out`
+/// Puts a freed block in quarantine and gives the oldest ones beyond the shard's `budget`
+/// (`shard_budget`) back in `out`
 /// (an empty batch, the caller's), for the caller to release. False: the block could not be
 /// held (this thread holds every shard, or the ring is full or cannot be mapped), and the
 /// caller releases it at once.
-pub fn push(p: usize, size: usize, out: &mut Batch) -> bool {
-    let budget = shard_budget();
+pub fn push(p: usize, size: usize, budget: usize, out: &mut Batch) -> bool {
     // A signal handler that interrupted this thread inside the allocator evicts nothing: the
     // evicted blocks' arenas would be busy for it (see `requeue`), so the ring grows a little
     // over budget instead, until the next push made outside a handler.

@@ -32,6 +32,7 @@ fn fail_injected(size: usize) -> bool {
 /// Allocates `size` bytes aligned to `align` (a power of two; <= 16 means the default),
 /// choosing the zone class for `cap >= size` bytes (realloc growth headroom). Returns null
 /// with errno set on failure.
+#[inline]
 pub(super) fn allocate_cap(
     size: usize,
     cap: usize,
@@ -181,10 +182,13 @@ fn zone_alloc(c: usize, size: usize, front: usize, op: Op, caller: usize, zero: 
     let user = slot + front;
     // SAFETY: the slot [slot, slot_end) is ours and now owned by this call; so is the front
     // canary of the next slot when that slot was never used. A fresh slot reads as zero (with
-    // filling on, it is cleared all the same).
+    // filling on, it is cleared all the same). Without debugging, only calloc has anything to
+    // dress.
     unsafe {
-        Dress::zone(slot, slot_end, user, size, fresh && next_exists)
-            .new_block(zero, fresh && !lay.fill);
+        if dressed || zero {
+            Dress::zone(slot, slot_end, user, size, fresh && next_exists)
+                .new_block(zero, fresh && !lay.fill);
+        }
         if dressed {
             // The zone lives while this block is in it.
             publish_state(state, State::Used);
@@ -246,7 +250,9 @@ fn large_alloc(
     // SAFETY: the mapping is ours and owned by this call now. Clean pages read as zero (with
     // filling on, they are cleared all the same).
     unsafe {
-        Dress::large(base, end, user, size).new_block(zero, clean && !lay.fill);
+        if dressed || zero {
+            Dress::large(base, end, user, size).new_block(zero, clean && !lay.fill);
+        }
         if dressed {
             publish_state(&raw mut (*d).state, State::Used);
         }

@@ -74,6 +74,7 @@ fn my_arena() -> usize {
 /// interrupted malloc on this thread must not wait for itself, nor for another thread while
 /// its own holds a lock). When no arena in use can be had, one more arena is put in use.
 /// None only when all `MAX_ARENAS` are.
+#[inline]
 pub(super) fn lock_arena() -> Option<(usize, Guard<'static, Arena>)> {
     let a = my_arena();
     if let Some(g) = ARENAS[a].enter() {
@@ -98,6 +99,7 @@ pub(super) fn lock_arena() -> Option<(usize, Guard<'static, Arena>)> {
     }
 }
 
+#[inline]
 pub(super) fn push_partial(a: &mut Arena, z: *mut Zone) {
     // SAFETY: z is a live zone of this arena, under its lock.
     unsafe {
@@ -112,6 +114,7 @@ pub(super) fn push_partial(a: &mut Arena, z: *mut Zone) {
     }
 }
 
+#[inline]
 pub(super) fn unlink_partial(a: &mut Arena, z: *mut Zone) {
     // SAFETY: z is on the partial list of its class, under the arena lock.
     unsafe {
@@ -173,6 +176,7 @@ pub(super) unsafe fn destroy_empty(a: &mut Arena, z: *mut Zone) {
 /// Returns the slot to its zone and applies the zone policy (partial list, one spare).
 /// # Safety
 /// Under the arena lock; `idx` is a used or quarantined slot of `z`, which belongs to `a`.
+#[inline]
 pub(super) unsafe fn release_slot(a: &mut Arena, z: *mut Zone, idx: usize) {
     // SAFETY: per the caller.
     unsafe {

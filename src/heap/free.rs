@@ -6,7 +6,7 @@
 use super::arena::{ARENAS, release_slot};
 use super::defer::defer_free;
 use super::lookup::{Held, NotHeld, hold, with_history, zone_of};
-use super::release::{large_fill_quarantine, quarantine};
+use super::release::{large_fill_quarantine, quarantine, shard_budget};
 use super::seq::next_seq;
 use crate::block::{
     FREEING, Family, Info, Op, PackedDebug, QUARANTINED, State, USED, publish_state,
@@ -23,6 +23,7 @@ use crate::tls;
 
 /// Debug checks on a live block before it is freed or resized: family, sized delete (with
 /// `check`), canaries. Returns the first problem found.
+#[inline]
 pub(super) fn debug_checks(info: &Info, op: Op, sized: usize) -> Option<Bad> {
     if config::get().check {
         let want = info.origin.family();
@@ -76,6 +77,7 @@ pub(super) fn free_fast_call(p: usize) -> bool {
 
 /// Frees `p` (free, delete, realloc to 0). `sized` is the size a sized delete passed (0:
 /// none). Returns the size of the block freed (0: none).
+#[inline]
 pub(super) fn deallocate_call(p: usize, op: Op, caller: usize, sized: usize) -> usize {
     let cfg = config::get();
     if cfg.enabled && cfg.check_every > 0 {
@@ -222,7 +224,7 @@ fn finish_free(held: Held<'static>, caller: usize, seq: u64) -> usize {
             let guarded = info.guarded.is_guarded();
             // A LARGE block bigger than a quarantine shard would leave it at once: it goes
             // back to the cache like any other.
-            let quarantined = quarantined && info.size <= crate::debug::quarantine::shard_budget();
+            let quarantined = quarantined && info.size <= shard_budget();
             let mut gone = (0, 0);
             if quarantined || guarded {
                 // FREEING until its range is closed or filled after the unlock.

@@ -22,6 +22,7 @@ pub fn zone_info(z: &Zone, idx: usize) -> Info {
 
 /// `zone_info` without the debugging history (one cache line less on the hot paths; reports
 /// fetch the history again with `with_history`).
+#[inline]
 pub(super) fn zone_info_lean(z: &Zone, idx: usize) -> Info {
     // SAFETY: idx < nblocks, checked by index_of. The state byte is read on its own (acquire):
     // it may be published by a thread dressing the block outside the lock.
@@ -52,6 +53,7 @@ pub(super) fn zone_info_lean(z: &Zone, idx: usize) -> Info {
     }
 }
 
+#[inline]
 pub fn large_info(d: &Large) -> Info {
     let end = d.map_base + d.usable_len;
     // SAFETY: the state byte of a live descriptor (descriptors are never unmapped).
@@ -166,6 +168,7 @@ pub(super) enum NotHeld {
 }
 
 /// Looks `p` up and validates it under the owning lock.
+#[inline]
 pub(super) fn hold(p: usize) -> Result<Held<'static>, NotHeld> {
     let e = pagemap::get(p);
     if let pagemap::Owner::Large(d) = pagemap::decode(e) {
@@ -213,6 +216,7 @@ pub(super) fn hold(p: usize) -> Result<Held<'static>, NotHeld> {
 /// caller's (realloc, malloc_usable_size of a live block) and the interrupted code is not
 /// changing it unless the program races on it; a bad pointer is classified as well as a racy
 /// read allows.
+#[inline]
 pub(super) fn peek(p: usize) -> Result<Info, (Bad, Option<Info>)> {
     let Some(info) = find(p) else {
         return Err((Bad::NotOurs, None));

@@ -16,6 +16,7 @@ use crate::size_class::{SMALL_MAX, class_of};
 use crate::sys;
 
 /// realloc: `p` may be null (malloc) and `n` may be 0 (free).
+#[inline]
 pub(super) fn reallocate_call(p: usize, n: usize, op: Op, caller: usize) -> *mut u8 {
     if p == 0 {
         return allocate_cap(n, n, 0, op, caller, false);
@@ -94,15 +95,16 @@ pub(super) fn reallocate_call(p: usize, n: usize, op: Op, caller: usize) -> *mut
                     crate::stats::sub_live(info.size);
                     crate::stats::add_live(n);
                 }
-                // SAFETY: the slot is ours; the tail moves with the new size.
-                unsafe {
-                    Dress::zone(info.slot, info.slot_end, p, n, false)
-                        .tail_only()
-                        .resized(info.size)
-                };
                 if cfg.enabled {
-                    // SAFETY: the state of our block, live in its zone.
-                    unsafe { publish_state(state, State::Used) };
+                    // SAFETY: the slot is ours; the tail moves with the new size. Then the
+                    // state of our block, live in its zone. (Without debugging there is
+                    // nothing to dress.)
+                    unsafe {
+                        Dress::zone(info.slot, info.slot_end, p, n, false)
+                            .tail_only()
+                            .resized(info.size);
+                        publish_state(state, State::Used);
+                    }
                 }
                 return p as *mut u8;
             }
@@ -216,6 +218,7 @@ fn move_block(p: usize, info: &Info, n: usize, op: Op, caller: usize) -> *mut u8
 }
 
 /// malloc_usable_size.
+#[inline]
 pub(super) fn usable_size_call(p: usize, caller: usize) -> usize {
     if p == 0 {
         return 0;

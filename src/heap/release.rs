@@ -24,11 +24,19 @@ pub(super) fn large_fill_quarantine(size: usize) -> bool {
     layout().fill && size <= LARGE_FILL_MAX
 }
 
+/// Bytes of quarantine a shard holds now (it may scale with the live bytes).
+#[inline]
+pub(super) fn shard_budget() -> usize {
+    let live = crate::stats::LIVE.load(core::sync::atomic::Ordering::Relaxed);
+    q::shard_budget(live.max(0) as usize)
+}
+
 /// Puts the freed block `p` (QUARANTINED) in the quarantine and releases what leaves it; a
 /// block the quarantine cannot hold is released at once.
+#[inline]
 pub(super) fn quarantine(p: usize, size: usize) {
     let mut out = q::Batch::EMPTY;
-    if q::push(p, size, &mut out) {
+    if q::push(p, size, shard_budget(), &mut out) {
         release_many(out.as_slice());
     } else {
         release(p);

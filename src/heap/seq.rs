@@ -35,6 +35,7 @@ pub fn take_seq() -> u64 {
 }
 
 /// The history of a block allocated now by `caller` on this thread.
+#[inline]
 pub fn stamp_alloc(caller: usize) -> DebugMeta {
     DebugMeta {
         alloc_seq: next_seq(),
