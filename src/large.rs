@@ -902,7 +902,7 @@ impl LargeState {
     /// which `guard::allocate` calls directly to make the slot accessible without the lock);
     /// bigger ones get a mapping of their own, built on the pages of a freed big block when
     /// the bank has some (`bank_put`; not with the guard below). Such a block is `dirty`: beyond
-    /// the first `heap::LARGE_FILL_MAX` bytes, which are filled when filling is on, it holds
+    /// the first `debug::LARGE_FILL_MAX` bytes, which are filled when filling is on, it holds
     /// what the freed block held, and `guard::allocate` clears it for calloc (a memset costs
     /// far less than the page faults it saves).
     ///
