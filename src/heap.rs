@@ -20,13 +20,14 @@
 //!   lock is dropped stays `ALLOCATING`/`FREEING` until then (`block::publish_state`).
 
 use crate::block::{
-    ALLOCATING, BlockMeta, DebugMeta, FREE, FREEING, Family, Op, PackedDebug, QUARANTINED, USED,
-    load_state, publish_state,
+    ALLOCATING, BlockMeta, DebugMeta, FREE, FREEING, Family, Op, OpFamily, PackedDebug,
+    QUARANTINED, USED, load_state, publish_state,
 };
 use crate::canary::{self, ALLOC_FILL, FREE_FILL};
 use crate::config::{self, Fail};
 use crate::large::{LARGE, Large, LargeState};
 use crate::lock::{Guard, Mutex};
+use crate::log::seq::next_seq;
 use crate::pagemap;
 use crate::report::{self, Bad};
 use crate::size_class::{MIN_ALIGN, NCLASSES, SMALL_MAX, aligned_class, class_of, class_size};
@@ -68,8 +69,6 @@ impl Arena {
 pub static ARENAS: [Mutex<Arena>; MAX_ARENAS] = [const { Mutex::new(Arena::EMPTY) }; MAX_ARENAS];
 pub static NARENAS: AtomicUsize = AtomicUsize::new(1);
 static NEXT_ARENA: AtomicUsize = AtomicUsize::new(0);
-/// Global event sequence number (debugging and logging only).
-pub static SEQ: AtomicU64 = AtomicU64::new(0);
 static CALLS: AtomicU64 = AtomicU64::new(0);
 
 /// Layout parameters of the debugging layer, fixed at init.
@@ -260,7 +259,7 @@ pub fn drain_deferred() {
 
 /// One deferred entry of `drain_deferred`.
 fn run_deferred(p: usize, word: usize) {
-    let op = Op::from_u8((word >> CALLER_BITS) as u8 & 15);
+    let op = Op::from_u8((word >> CALLER_BITS) as u8 & 15).unwrap_or(Op::Malloc);
     let caller = word & ((1 << CALLER_BITS) - 1);
     match word >> 56 {
         DEFER_FREE => {
@@ -417,7 +416,7 @@ fn zone_info_lean(z: &Zone, idx: usize) -> Info {
             slot + z.block_size as usize
         },
         state,
-        origin: Op::from_u8(m.origin),
+        origin: Op::from_u8(m.origin).unwrap_or(Op::Malloc),
         kind: if z.is_tiny() { TINY } else { SMALL },
         zone_base: z.data,
         dbg,
@@ -440,7 +439,7 @@ pub fn large_info(d: &Large) -> Info {
             end.min(d.user + d.size + sys::page_size())
         },
         state,
-        origin: Op::from_u8(d.origin),
+        origin: Op::from_u8(d.origin).unwrap_or(Op::Malloc),
         kind: LARGE_KIND,
         zone_base: d.map_base,
         dbg: d.dbg,
@@ -511,31 +510,6 @@ fn fail_injected(size: usize) -> bool {
         Fail::Every(n) => (CALLS.fetch_add(1, Ordering::Relaxed) + 1) % n == 0,
         Fail::Size(s) => size as u64 >= s,
     }
-}
-
-/// A new event sequence number, remembered in this thread's state for the log record of the
-/// same call (`take_seq`).
-#[inline]
-pub fn next_seq() -> u64 {
-    let s = SEQ.fetch_add(1, Ordering::Relaxed) + 1;
-    // SAFETY: our own TLS block.
-    unsafe { (*tls::state()).last_seq = s };
-    s
-}
-
-/// The sequence number the heap gave to this thread's current event, or a new one.
-#[inline]
-pub fn take_seq() -> u64 {
-    let st = tls::state();
-    // SAFETY: our own TLS block.
-    unsafe {
-        let s = (*st).last_seq;
-        if s != 0 {
-            (*st).last_seq = 0;
-            return s;
-        }
-    }
-    SEQ.fetch_add(1, Ordering::Relaxed) + 1
 }
 
 pub fn stamp_alloc(caller: usize) -> DebugMeta {
