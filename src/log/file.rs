@@ -144,6 +144,14 @@ pub(super) static FILE_SINK: AtomicBool = AtomicBool::new(false);
 /// The pthread key whose destructor (`thread_exit`) gives back an exiting thread's chunk.
 pub(super) static KEY: AtomicU64 = AtomicU64::new(u64::MAX);
 
+/// The log file's identity (zero without a log file): `report=` must not claim it too.
+pub fn file_id() -> sys::FileId {
+    if !FILE_SINK.load(Ordering::Acquire) || FILE.held_by_me() {
+        return sys::FileId::default();
+    }
+    FILE.lock().id
+}
+
 /// Our descriptor of the file, opened again by name if the program closed it (or reused its
 /// number); None (after one warning, logging stopped) if the file cannot be had again.
 pub(super) fn file_fd(f: &mut FileState) -> Option<i32> {

@@ -11,14 +11,6 @@ use crate::sys;
 use crate::tls;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-/// The log file's identity (zero without a log file): `report=` must not claim it too.
-pub fn file_id() -> sys::FileId {
-    if !FILE_SINK.load(Ordering::Acquire) || FILE.held_by_me() {
-        return sys::FileId::default();
-    }
-    FILE.lock().id
-}
-
 /// The forking process's pid (set in the fork prepare handler): the child's `forked_from`, even
 /// if the parent is gone by the time the child writes its header.
 static FORK_PARENT: AtomicU32 = AtomicU32::new(0);

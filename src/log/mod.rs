@@ -34,8 +34,8 @@ mod sink;
 mod text;
 
 pub use counters::{HIST_BUCKETS, calls, failures, hist, hist_range};
-pub use file::bus_fault;
-pub use fork_exit::{close_at_exit, file_id, lock_for_fork, reset_in_child, unlock_after_fork};
+pub use file::{bus_fault, file_id};
+pub use fork_exit::{close_at_exit, lock_for_fork, reset_in_child, unlock_after_fork};
 pub use history::{block_history, dump_recent, report_history};
 pub use open::expand;
 

@@ -7,6 +7,7 @@ use crate::fmt::{Line, prefix};
 use crate::outfile;
 use crate::sys;
 use core::sync::atomic::{AtomicI32, Ordering};
+
 /// The descriptor written by `log=stderr|fd:N` (2, or our duplicate of N).
 pub(super) static SINK_FD_NO: AtomicI32 = AtomicI32::new(-1);
 /// `log=fd:N`: our duplicate of N, checked before every write.
