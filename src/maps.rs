@@ -328,3 +328,52 @@ pub fn last_scan_ns() -> u64 {
 pub fn reset_in_child() {
     SCANNING.store(false, Ordering::Relaxed);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_lines_with_and_without_paths() {
+        let m = parse(b"7f3a2000-7f3a4000 r-xp 00002000 08:01 1234     /usr/lib/a b.so").unwrap();
+        assert_eq!((m.start, m.end, m.offset), (0x7f3a2000, 0x7f3a4000, 0x2000));
+        assert!(m.readable && !m.writable && m.executable && !m.shared);
+        assert_eq!(m.path, b"/usr/lib/a b.so");
+        let m = parse(b"7ffd1000-7ffd2000 rw-p 00000000 00:00 0          [stack]").unwrap();
+        assert!(m.writable && !m.executable);
+        assert_eq!(m.path, b"[stack]");
+        let m = parse(b"7f000000-7f001000 rw-s 00000000 00:00 0 ").unwrap();
+        assert!(m.shared && m.path.is_empty());
+        assert!(parse(b"garbage").is_none());
+    }
+
+    #[test]
+    fn reads_our_own_mappings() {
+        let mut n = 0;
+        let mut exec_file = false;
+        assert!(for_each(|m| {
+            n += 1;
+            exec_file |= m.executable && m.path.first() == Some(&b'/');
+            true
+        }));
+        assert!(n > 3 && exec_file);
+    }
+
+    #[test]
+    fn module_table_finds_our_code_once() {
+        init_modules();
+        let mut found = 0;
+        assert!(scan_modules(|_, _| found += 1));
+        assert!(found > 0);
+        let here = module_table_finds_our_code_once as usize;
+        let (base, path) = module_at(here).expect("the test binary is a module");
+        assert!(base <= here && path.first() == Some(&b'/'));
+        // A second scan finds nothing new; the table lists what the first one found.
+        let mut again = 0;
+        assert!(scan_modules(|_, _| again += 1));
+        assert_eq!(again, 0);
+        let mut listed = 0;
+        each_module(|_, _| listed += 1);
+        assert_eq!(listed, found);
+    }
+}
