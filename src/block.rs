@@ -3,26 +3,9 @@
 //! sits in its slot, the state and the function that allocated it. With debugging on, a
 //! `DebugMeta` per block adds sequence numbers, callers and threads.
 
-/// Which entry point made or ended a block. Stored as the block's origin and in log events.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-#[repr(u8)]
-pub enum Op {
-    Malloc = 0,
-    Calloc,
-    Realloc,
-    Reallocarray,
-    Memalign,
-    PosixMemalign,
-    AlignedAlloc,
-    Valloc,
-    Pvalloc,
-    New,
-    NewArr,
-    Free,
-    Delete,
-    DeleteArr,
-    UsableSize,
-}
+/// Which entry point made or ended a block: stored as the block's origin and in log events.
+/// The list, its numbering and its names are the format crate's, shared with the log reader.
+pub use ft_format::Op;
 
 /// How a block must be released.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -32,59 +15,13 @@ pub enum Family {
     NewArr,
 }
 
-impl Op {
-    pub fn name(self) -> &'static [u8] {
-        match self {
-            Op::Malloc => b"malloc",
-            Op::Calloc => b"calloc",
-            Op::Realloc => b"realloc",
-            Op::Reallocarray => b"reallocarray",
-            Op::Memalign => b"memalign",
-            Op::PosixMemalign => b"posix_memalign",
-            Op::AlignedAlloc => b"aligned_alloc",
-            Op::Valloc => b"valloc",
-            Op::Pvalloc => b"pvalloc",
-            Op::New => b"new",
-            Op::NewArr => b"new[]",
-            Op::Free => b"free",
-            Op::Delete => b"delete",
-            Op::DeleteArr => b"delete[]",
-            Op::UsableSize => b"malloc_usable_size",
-        }
-    }
+/// The release family of an operation (`op.family()`).
+pub trait OpFamily {
+    fn family(self) -> Family;
+}
 
-    /// Name as a C++ programmer reads it in a report ("operator new").
-    pub fn call_name(self) -> &'static [u8] {
-        match self {
-            Op::New => b"operator new",
-            Op::NewArr => b"operator new[]",
-            Op::Delete => b"operator delete",
-            Op::DeleteArr => b"operator delete[]",
-            _ => self.name(),
-        }
-    }
-
-    pub fn from_u8(v: u8) -> Op {
-        match v {
-            1 => Op::Calloc,
-            2 => Op::Realloc,
-            3 => Op::Reallocarray,
-            4 => Op::Memalign,
-            5 => Op::PosixMemalign,
-            6 => Op::AlignedAlloc,
-            7 => Op::Valloc,
-            8 => Op::Pvalloc,
-            9 => Op::New,
-            10 => Op::NewArr,
-            11 => Op::Free,
-            12 => Op::Delete,
-            13 => Op::DeleteArr,
-            14 => Op::UsableSize,
-            _ => Op::Malloc,
-        }
-    }
-
-    pub fn family(self) -> Family {
+impl OpFamily for Op {
+    fn family(self) -> Family {
         match self {
             Op::New | Op::Delete => Family::New,
             Op::NewArr | Op::DeleteArr => Family::NewArr,

@@ -298,12 +298,12 @@ pub fn block_detail(l: &mut Line<256>, info: &Info, fd: i32) {
         l.s(b", #")
             .u(d.alloc_seq)
             .s(b" ")
-            .s(info.origin.call_name())
+            .s(info.origin.call_name().as_bytes())
             .s(b"() thread ")
             .u(d.alloc_tid as u64);
         l.s(b" from ").x(d.alloc_caller);
     } else {
-        l.s(b", by ").s(info.origin.call_name()).s(b"()");
+        l.s(b", by ").s(info.origin.call_name().as_bytes()).s(b"()");
     }
     if info.state == State::Quarantined && d.free_seq != 0 {
         l.s(b", freed #")
@@ -370,8 +370,7 @@ pub fn print_stats(fd: i32, live: u64, blocks: u64, complete: bool) {
     l.clear();
     l.s(b"Calls :");
     let mut any = false;
-    for i in 0..15u8 {
-        let op = crate::block::Op::from_u8(i);
+    for op in crate::block::Op::ALL {
         if op == crate::block::Op::UsableSize {
             continue;
         }
@@ -383,7 +382,7 @@ pub fn print_stats(fd: i32, live: u64, blocks: u64, complete: bool) {
                 l.clear();
                 l.s(b"       ");
             }
-            l.c(b' ').s(op.name()).c(b' ').u(n);
+            l.c(b' ').s(op.name().as_bytes()).c(b' ').u(n);
             any = true;
         }
     }
@@ -399,14 +398,11 @@ pub fn print_stats(fd: i32, live: u64, blocks: u64, complete: bool) {
             continue;
         }
         l.clear();
+        let (lo, hi) = crate::log::hist_range(k);
         if k == 0 {
             l.s(b"  0");
         } else {
-            let lo = 1u64 << (k - 1);
-            l.s(b"  ")
-                .u(lo)
-                .s(b" - ")
-                .u(if k >= 64 { u64::MAX } else { (1u64 << k) - 1 });
+            l.s(b"  ").u(lo).s(b" - ").u(hi);
         }
         l.s(b" : ").u(n).c(b'\n');
         l.write_fd(fd);

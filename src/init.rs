@@ -575,7 +575,6 @@ extern "C" fn fini() {
         return;
     }
     let _e = sys::ErrnoGuard::new();
-    crate::log::flush_at_exit();
     if c.quarantine > 0 {
         heap::drain_quarantine();
     }

@@ -86,8 +86,7 @@ pub fn after_fork_child() {
         n -= 1;
     }
     let f = &FORKS[n];
-    f.seq
-        .store(crate::heap::SEQ.load(Ordering::Relaxed), Ordering::Relaxed);
+    f.seq.store(crate::log::seq::last(), Ordering::Relaxed);
     f.parent_tid
         .store(FORKING_TID.load(Ordering::Relaxed), Ordering::Relaxed);
     f.child_pid.store(sys::getpid(), Ordering::Relaxed);
@@ -594,7 +593,10 @@ fn scan_and_report(all: bool, sp: usize) -> usize {
                 .s(b" bytes in ")
                 .u(site.count as u64)
                 .s(b" block(s) allocated by ");
-            l.s(crate::block::Op::from_u8(site.origin).call_name())
+            l.s(crate::block::Op::from_u8(site.origin)
+                .unwrap_or(crate::block::Op::Malloc)
+                .call_name()
+                .as_bytes())
                 .s(b"() from ");
             crate::maps::describe(site.caller, &mut l);
             l.c(b'\n');

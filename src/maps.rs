@@ -1,9 +1,21 @@
-//! Reads `/proc/self/maps` with raw `open`/`read` into a stack buffer (no stdio, no allocation,
-//! no loader lock — `dladdr` would take it and deadlock against a thread in `dlopen`).
-//! Used to name the module of a caller address (module + offset, for addr2line) and by the leak
-//! scanner to find the roots.
+//! The process's mappings, read from `/proc/self/maps` with raw `open`/`read` into a stack
+//! buffer (no stdio, no allocation, no loader lock: `dladdr` would take it and deadlock
+//! against a thread in `dlopen`), and the one table of the loaded modules (objects with
+//! executable code, their base and path) built from them.
+//!
+//! The raw reading names the module of an address for reports (module + offset, for
+//! addr2line; always current, so a library loaded where an unloaded one was is named right)
+//! and gives the leak scanner its roots. The table is what the log's module records and its
+//! mtrace callers come from.
+//!
+//! # Invariants
+//! The module table is mapped once (`init_modules`) and never unmapped; it only grows; an entry
+//! is complete before `n` publishes it (Release); only the thread that holds `SCANNING` writes
+//! it.
 
 use crate::fmt::Line;
+use crate::sys;
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 /// One line of /proc/self/maps.
 pub struct Mapping<'a> {
@@ -61,47 +73,31 @@ fn parse(line: &[u8]) -> Option<Mapping<'_>> {
 
 /// Calls `f` for every mapping until it returns false. Returns false if /proc is unreadable.
 pub fn for_each(mut f: impl FnMut(&Mapping) -> bool) -> bool {
-    // SAFETY: a constant NUL-terminated path; O_CLOEXEC so a fork+exec does not inherit it.
-    let fd = unsafe {
-        libc::open(
-            c"/proc/self/maps".as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
+    // O_CLOEXEC so a fork+exec does not inherit it.
+    let Ok(fd) = sys::open(b"/proc/self/maps\0", libc::O_RDONLY | libc::O_CLOEXEC, 0) else {
         return false;
-    }
+    };
     let mut buf = [0u8; 4096];
     let mut have = 0usize;
     let mut go = true;
     while go {
-        // SAFETY: reading into the unused tail of buf.
-        let n = unsafe {
-            libc::read(
-                fd,
-                buf[have..].as_mut_ptr() as *mut libc::c_void,
-                buf.len() - have,
-            )
-        };
-        if n < 0 && crate::sys::errno() == libc::EINTR {
-            continue;
-        }
-        if n <= 0 {
-            if have > 0 {
-                if let Some(m) = parse(&buf[..have]) {
-                    f(&m);
-                }
+        let n = sys::read(fd, &mut buf[have..]).unwrap_or(0);
+        if n == 0 {
+            if have > 0
+                && let Some(m) = parse(&buf[..have])
+            {
+                f(&m);
             }
             break;
         }
-        have += n as usize;
+        have += n;
         let mut start = 0;
         while let Some(nl) = buf[start..have].iter().position(|&b| b == b'\n') {
-            if let Some(m) = parse(&buf[start..start + nl]) {
-                if !f(&m) {
-                    go = false;
-                    break;
-                }
+            if let Some(m) = parse(&buf[start..start + nl])
+                && !f(&m)
+            {
+                go = false;
+                break;
             }
             start += nl + 1;
         }
@@ -116,8 +112,7 @@ pub fn for_each(mut f: impl FnMut(&Mapping) -> bool) -> bool {
         buf.copy_within(start..have, 0);
         have -= start;
     }
-    // SAFETY: fd was opened above.
-    unsafe { libc::close(fd) };
+    sys::close(fd);
     true
 }
 
@@ -150,5 +145,235 @@ pub fn describe<const N: usize>(addr: usize, l: &mut Line<N>) {
     });
     if !done {
         l.x(addr);
+    }
+}
+
+// ------------------------------------------------------------------ module table
+
+const MAX_MODS: usize = 512;
+const PATHS: usize = 48 << 10;
+
+#[derive(Clone, Copy)]
+struct Module {
+    base: usize,
+    end: usize,
+    path_off: u32,
+    path_len: u32,
+}
+
+#[repr(C)]
+struct Mods {
+    n: AtomicUsize,
+    plen: usize,
+    ent: [Module; MAX_MODS],
+    paths: [u8; PATHS],
+}
+
+static MODS: AtomicPtr<Mods> = AtomicPtr::new(core::ptr::null_mut());
+static HINT: AtomicUsize = AtomicUsize::new(0);
+static SCANNING: AtomicBool = AtomicBool::new(false);
+static LAST_SCAN: AtomicU64 = AtomicU64::new(0);
+
+fn mods() -> Option<&'static Mods> {
+    let m = MODS.load(Ordering::Acquire);
+    if m.is_null() {
+        None
+    } else {
+        // SAFETY: the table is mapped once and never unmapped; entries below `n` are immutable.
+        Some(unsafe { &*m })
+    }
+}
+
+fn mod_path(m: &Mods, e: &Module) -> &'static [u8] {
+    let a = e.path_off as usize;
+    let b = (a + e.path_len as usize).min(PATHS);
+    // SAFETY: published path bytes are never changed; the table lives forever.
+    unsafe { core::slice::from_raw_parts(m.paths.as_ptr().add(a), b - a) }
+}
+
+/// Index of the module that holds `addr`.
+#[inline]
+fn module_of(addr: usize) -> Option<(usize, Module)> {
+    let m = mods()?;
+    let n = m.n.load(Ordering::Acquire).min(MAX_MODS);
+    let h = HINT.load(Ordering::Relaxed);
+    if h < n {
+        let e = m.ent[h];
+        if addr >= e.base && addr < e.end {
+            return Some((h, e));
+        }
+    }
+    for (i, e) in m.ent[..n].iter().enumerate() {
+        if addr >= e.base && addr < e.end {
+            HINT.store(i, Ordering::Relaxed);
+            return Some((i, *e));
+        }
+    }
+    None
+}
+
+/// Re-reads /proc/self/maps; appends the objects not known yet, calling `on_new` with the base
+/// and path of each (while the scan is in progress). Returns false if another thread is
+/// scanning or there is no table.
+pub fn scan_modules(mut on_new: impl FnMut(usize, &[u8])) -> bool {
+    if SCANNING.swap(true, Ordering::Acquire) {
+        return false;
+    }
+    let mp = MODS.load(Ordering::Acquire);
+    if mp.is_null() {
+        SCANNING.store(false, Ordering::Release);
+        return false;
+    }
+    // A candidate: the first mapping (offset 0) of a file, extended by the mappings of the same
+    // path that follow; kept only if one of them is executable.
+    let mut cand = Module {
+        base: 0,
+        end: 0,
+        path_off: 0,
+        path_len: 0,
+    };
+    let mut cpath = [0u8; 256];
+    let mut cexec = false;
+    let mut commit = |cand: &Module, path: &[u8], exec: bool| {
+        if !exec || cand.base == 0 {
+            return;
+        }
+        // SAFETY: only the scanning thread (SCANNING) writes the table; entries at index >= n
+        // are not visible to readers yet.
+        let m = unsafe { &mut *mp };
+        let n = m.n.load(Ordering::Relaxed);
+        for e in &m.ent[..n] {
+            if e.base == cand.base && mod_path(m, e) == path {
+                return;
+            }
+        }
+        if n >= MAX_MODS || m.plen + path.len() > PATHS {
+            return;
+        }
+        m.paths[m.plen..m.plen + path.len()].copy_from_slice(path);
+        m.ent[n] = Module {
+            base: cand.base,
+            end: cand.end,
+            path_off: m.plen as u32,
+            path_len: path.len() as u32,
+        };
+        m.plen += path.len();
+        m.n.store(n + 1, Ordering::Release);
+        on_new(cand.base, path);
+    };
+    for_each(|m| {
+        let plen = m.path.len().min(256);
+        let path = &m.path[..plen];
+        let same = cand.base != 0 && path == &cpath[..cand.path_len as usize];
+        if same && m.start >= cand.end && m.offset != 0 {
+            cand.end = m.end;
+            cexec |= m.executable;
+            return true;
+        }
+        if cand.base != 0 {
+            commit(&cand, &cpath[..cand.path_len as usize], cexec);
+            cand.base = 0;
+        }
+        if m.offset == 0 && !m.shared && plen > 0 && path[0] == b'/' {
+            cand = Module {
+                base: m.start,
+                end: m.end,
+                path_off: 0,
+                path_len: plen as u32,
+            };
+            cpath[..plen].copy_from_slice(path);
+            cexec = m.executable;
+        }
+        true
+    });
+    if cand.base != 0 {
+        commit(&cand, &cpath[..cand.path_len as usize], cexec);
+    }
+    LAST_SCAN.store(sys::now_ns(), Ordering::Relaxed);
+    SCANNING.store(false, Ordering::Release);
+    true
+}
+
+/// Maps the module table (empty until the first `scan_modules`). Called once during init
+/// (single-threaded); without memory there is no table.
+pub fn init_modules() {
+    if let Some(p) = crate::pagemap::map_internal(core::mem::size_of::<Mods>()) {
+        MODS.store(p as *mut Mods, Ordering::Release);
+    }
+}
+
+/// The base and path of the known module that holds `addr`.
+#[inline]
+pub fn module_at(addr: usize) -> Option<(usize, &'static [u8])> {
+    let (_, e) = module_of(addr)?;
+    Some((e.base, mod_path(mods()?, &e)))
+}
+
+/// Calls `f` with the base and path of every known module, in the order they were found.
+pub fn each_module(mut f: impl FnMut(usize, &[u8])) {
+    if let Some(m) = mods() {
+        let n = m.n.load(Ordering::Acquire).min(MAX_MODS);
+        for e in &m.ent[..n] {
+            f(e.base, mod_path(m, e));
+        }
+    }
+}
+
+/// CLOCK_MONOTONIC at the end of the last scan (0: none yet).
+pub fn last_scan_ns() -> u64 {
+    LAST_SCAN.load(Ordering::Relaxed)
+}
+
+/// Fork child: a scan that was running in another thread of the parent is not running here.
+pub fn reset_in_child() {
+    SCANNING.store(false, Ordering::Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_lines_with_and_without_paths() {
+        let m = parse(b"7f3a2000-7f3a4000 r-xp 00002000 08:01 1234     /usr/lib/a b.so").unwrap();
+        assert_eq!((m.start, m.end, m.offset), (0x7f3a2000, 0x7f3a4000, 0x2000));
+        assert!(m.readable && !m.writable && m.executable && !m.shared);
+        assert_eq!(m.path, b"/usr/lib/a b.so");
+        let m = parse(b"7ffd1000-7ffd2000 rw-p 00000000 00:00 0          [stack]").unwrap();
+        assert!(m.writable && !m.executable);
+        assert_eq!(m.path, b"[stack]");
+        let m = parse(b"7f000000-7f001000 rw-s 00000000 00:00 0 ").unwrap();
+        assert!(m.shared && m.path.is_empty());
+        assert!(parse(b"garbage").is_none());
+    }
+
+    #[test]
+    fn reads_our_own_mappings() {
+        let mut n = 0;
+        let mut exec_file = false;
+        assert!(for_each(|m| {
+            n += 1;
+            exec_file |= m.executable && m.path.first() == Some(&b'/');
+            true
+        }));
+        assert!(n > 3 && exec_file);
+    }
+
+    #[test]
+    fn module_table_finds_our_code_once() {
+        init_modules();
+        let mut found = 0;
+        assert!(scan_modules(|_, _| found += 1));
+        assert!(found > 0);
+        let here = module_table_finds_our_code_once as usize;
+        let (base, path) = module_at(here).expect("the test binary is a module");
+        assert!(base <= here && path.first() == Some(&b'/'));
+        // A second scan finds nothing new; the table lists what the first one found.
+        let mut again = 0;
+        assert!(scan_modules(|_, _| again += 1));
+        assert_eq!(again, 0);
+        let mut listed = 0;
+        each_module(|_, _| listed += 1);
+        assert_eq!(listed, found);
     }
 }

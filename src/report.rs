@@ -194,7 +194,7 @@ fn history(info: &Info) {
         l.clear();
         prefix(&mut l)
             .s(b"  allocated by ")
-            .s(info.origin.call_name())
+            .s(info.origin.call_name().as_bytes())
             .s(b"() at event #")
             .u(d.alloc_seq);
         l.s(b", thread ").u(d.alloc_tid as u64).s(b", from ");
@@ -223,7 +223,7 @@ fn called_from(op: Op, caller: usize) {
     let mut l: Line<600> = Line::new();
     prefix(&mut l)
         .s(b"  ")
-        .s(op.call_name())
+        .s(op.call_name().as_bytes())
         .s(b"() called from ");
     crate::maps::describe(caller, &mut l);
     l.s(b", thread ").u(tls::tid() as u64).c(b'\n');
@@ -239,7 +239,10 @@ pub fn bad_pointer(op: Op, p: usize, bad: Bad, info: Option<&Info>, caller: usiz
     // only the plain allocator refuses it with one WARNING line and goes on.
     if !cfg.enabled {
         let mut l: Line<300> = Line::new();
-        prefix(&mut l).s(b"WARNING: ").s(op.call_name()).s(b"(): ");
+        prefix(&mut l)
+            .s(b"WARNING: ")
+            .s(op.call_name().as_bytes())
+            .s(b"(): ");
         what(&mut l, p, bad, info);
         l.s(if matches!(op, Op::Realloc | Op::Reallocarray) {
             b"; returning NULL\n"
@@ -283,7 +286,7 @@ pub fn bad_pointer(op: Op, p: usize, bad: Bad, info: Option<&Info>, caller: usiz
             what(&mut l, p, bad, info);
         }
     }
-    l.s(b" in ").s(op.call_name()).s(b"()\n");
+    l.s(b" in ").s(op.call_name().as_bytes()).s(b"()\n");
     l.report();
     called_from(op, caller);
     if let Some(i) = info {
@@ -370,7 +373,7 @@ pub fn bad_block(op: Op, p: usize, bad: Bad, info: &Info, caller: usize) {
             l.s(b"alloc-dealloc mismatch: ").x(p);
             block_desc(&mut l, info);
             l.s(b" allocated by ")
-                .s(info.origin.call_name())
+                .s(info.origin.call_name().as_bytes())
                 .s(b"(), released by ");
         }
         Bad::SizedDelete(s) => {
@@ -384,7 +387,7 @@ pub fn bad_block(op: Op, p: usize, bad: Bad, info: &Info, caller: usize) {
             l.s(b" in ");
         }
     }
-    l.s(op.call_name()).s(b"()\n");
+    l.s(op.call_name().as_bytes()).s(b"()\n");
     l.report();
     match bad {
         Bad::Overflow(a) => {
@@ -466,7 +469,7 @@ pub fn absurd_size(op: Op, size: usize, caller: usize) {
         .s(b" (")
         .i(size as i64)
         .s(b" as a signed value) in ");
-    l.s(op.call_name()).s(b"()\n");
+    l.s(op.call_name().as_bytes()).s(b"()\n");
     l.report();
     called_from(op, caller);
     end();

@@ -4,12 +4,13 @@
 
 use super::arena::{link_all, lock_arena, push_partial, unlink_partial};
 use super::defer::note_pending;
-use super::seq::{next_seq, stamp_alloc};
+use super::seq::stamp_alloc;
 use crate::block::{ALLOCATING, BlockMeta, DebugMeta, Op, PackedDebug, State, USED, publish_state};
 use crate::config::{self, Fail};
 use crate::debug::dress::Dress;
 use crate::debug::layout::layout;
 use crate::large::{LARGE, LargeState};
+use crate::log::seq::next_seq;
 use crate::report;
 use crate::size_class::{MIN_ALIGN, SMALL_MAX, aligned_class, class_of};
 use crate::sys;

@@ -7,15 +7,15 @@ use super::arena::{ARENAS, release_slot};
 use super::defer::defer_free;
 use super::lookup::{Held, NotHeld, hold, with_history, zone_of};
 use super::release::{large_fill_quarantine, quarantine, shard_budget};
-use super::seq::next_seq;
 use crate::block::{
-    FREEING, Family, Info, Op, PackedDebug, QUARANTINED, State, USED, publish_state,
+    FREEING, Family, Info, Op, OpFamily, PackedDebug, QUARANTINED, State, USED, publish_state,
 };
 use crate::config;
 use crate::debug::dress::free_fill;
 use crate::debug::layout::layout;
 use crate::debug::verify::{self, Problem};
 use crate::large::{LARGE, LargeState};
+use crate::log::seq::next_seq;
 use crate::pagemap;
 use crate::report::{self, Bad};
 use crate::sys;

@@ -45,7 +45,7 @@ pub(super) fn zone_info_lean(z: &Zone, idx: usize) -> Info {
             slot + z.block_size as usize
         },
         state,
-        origin: Op::from_u8(m.origin),
+        origin: Op::from_u8(m.origin).unwrap_or(Op::Malloc),
         kind: if z.is_tiny() { Kind::Tiny } else { Kind::Small },
         zone_base: z.data,
         dbg: DebugMeta::EMPTY,
@@ -69,7 +69,7 @@ pub fn large_info(d: &Large) -> Info {
             end.min(d.user + d.size + sys::page_size())
         },
         state,
-        origin: Op::from_u8(d.origin),
+        origin: Op::from_u8(d.origin).unwrap_or(Op::Malloc),
         kind: Kind::Large,
         zone_base: d.map_base,
         dbg: d.dbg,

@@ -45,7 +45,7 @@ pub use hooks::set_check_hook;
 pub use lookup::{find, large_info, with_history, zone_info};
 pub use reclaim::{totals, trim};
 pub use release::drain_quarantine;
-pub use seq::{SEQ, next_seq, stamp_alloc, take_seq};
+pub use seq::stamp_alloc;
 
 use crate::block::Op;
 

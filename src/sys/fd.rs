@@ -235,6 +235,30 @@ pub fn pread(fd: c_int, buf: &mut [u8], off: u64) -> Result<usize, c_int> {
     }
 }
 
+/// Reads up to `buf.len()` bytes at the descriptor's position; the count read, 0 at the end;
+/// retried on EINTR.
+pub fn read(fd: c_int, buf: &mut [u8]) -> Result<usize, c_int> {
+    loop {
+        // SAFETY: buf is writable for its length.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr() as *mut c_void, buf.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = errno();
+        if e != libc::EINTR {
+            return Err(e);
+        }
+    }
+}
+
+/// `readlink(2)` of a NUL-terminated path into `buf` (not NUL terminated); the length.
+pub fn readlink(path: &[u8], buf: &mut [u8]) -> Result<usize, c_int> {
+    let p = c_path(path).ok_or(libc::EINVAL)?;
+    // SAFETY: p is NUL terminated; buf is writable for its length; readlink does not allocate.
+    let n = unsafe { libc::readlink(p, buf.as_mut_ptr() as *mut c_char, buf.len()) };
+    if n < 0 { Err(errno()) } else { Ok(n as usize) }
+}
+
 /// RLIMIT_FSIZE soft limit in bytes (u64::MAX when unlimited): a write past it fails with EFBIG
 /// and raises SIGXFSZ, which kills a program that does not ignore it, so the log checks first.
 pub fn file_size_limit() -> u64 {

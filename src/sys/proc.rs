@@ -1,5 +1,5 @@
 //! The process: ids, clocks, random bytes, secure-execution mode, the initial environment
-//! (read from the initial stack), CPU count, futexes, abort and exit.
+//! (read from the initial stack), CPU count, thread keys, futexes, abort and exit.
 
 use super::errno::errno;
 use core::ffi::{c_char, c_void};
@@ -47,6 +47,32 @@ pub fn clock_ticks() -> u64 {
 pub fn getpid() -> u32 {
     // SAFETY: getpid has no preconditions.
     unsafe { libc::getpid() as u32 }
+}
+
+pub fn getppid() -> u32 {
+    // SAFETY: getppid has no preconditions.
+    unsafe { libc::getppid() as u32 }
+}
+
+/// A new pthread key whose destructor `dtor` runs at the exit of each thread that gave the
+/// key a value; None if the process has none left.
+pub fn thread_key_create(dtor: unsafe extern "C" fn(*mut libc::c_void)) -> Option<u32> {
+    let mut key: libc::pthread_key_t = 0;
+    // SAFETY: key is a valid out-parameter; the destructor is a function for the process's life.
+    let r = unsafe { libc::pthread_key_create(&mut key, Some(dtor)) };
+    if r == 0 { Some(key as u32) } else { None }
+}
+
+/// Gives `key` a value in this thread, so that its destructor runs at the thread's exit.
+/// Keys below 32 (the first ones a process creates) do not allocate.
+pub fn thread_key_arm(key: u32) {
+    // SAFETY: a key from `thread_key_create`; any non-NULL value makes the destructor run.
+    unsafe {
+        libc::pthread_setspecific(
+            key as libc::pthread_key_t,
+            core::ptr::dangling::<libc::c_void>(),
+        )
+    };
 }
 
 pub fn gettid() -> u32 {

@@ -1,0 +1,122 @@
+//! The log across fork and exit: the fork handlers (no thread inside the file lock while the
+//! process is copied; the child drops the parent's chunks and descriptors and opens a file of
+//! its own) and the exit (records in flight finish, the file is trimmed to its content, later
+//! lines are appended whole).
+
+use super::dest::{MTRACE, SINK, SINK_LATE, SINK_MAP, SINK_NONE, SPEC};
+use super::file::{self, BUSY, FILE, FILE_SINK, set_cursor, tls_cursor};
+use super::{clock, open, sink};
+use crate::outfile;
+use crate::sys;
+use crate::tls;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// The forking process's pid (set in the fork prepare handler): the child's `forked_from`, even
+/// if the parent is gone by the time the child writes its header.
+static FORK_PARENT: AtomicU32 = AtomicU32::new(0);
+
+/// Fork prepare: no thread may be inside the file lock while the process is copied.
+pub fn lock_for_fork() {
+    FORK_PARENT.store(sys::getpid(), Ordering::Relaxed);
+    if FILE_SINK.load(Ordering::Relaxed) {
+        FILE.lock_forever();
+    }
+}
+
+pub fn unlock_after_fork() {
+    if FILE_SINK.load(Ordering::Relaxed) {
+        // SAFETY: lock_for_fork took it on this thread.
+        unsafe { FILE.force_unlock() };
+    }
+}
+
+/// Fork child (atfork handler; only this thread exists): the parent's mapped chunks must not
+/// receive the child's events, and its descriptors are the parent's (with the parent's lock):
+/// the child drops them and claims a file of its own (PATH with `%p`, else PATH.PID, since the
+/// parent holds PATH).
+pub fn reset_in_child() {
+    crate::maps::reset_in_child();
+    if !FILE_SINK.load(Ordering::Relaxed) {
+        return;
+    }
+    // SAFETY: single thread of a new child: nobody else can hold or wait for the lock.
+    unsafe { FILE.reset() };
+    let c = tls_cursor();
+    let mut f = FILE.lock();
+    // The parent's mappings in this child: unmapping them does not touch the parent's.
+    let own = *c;
+    set_cursor(c, [0; 3]);
+    file::release(&mut f, &own, true);
+    let shared = f.g;
+    file::release(&mut f, &shared, true);
+    f.g = [0; 3];
+    // The parent's descriptors (their open files hold the parent's locks) stay open until this
+    // process has claimed its own file: the parent may exit meanwhile (a daemon's fork), and its
+    // file must still count as in use.
+    let inherited = [(f.fd, f.id), (f.base, f.base_id)];
+    f.fd = -1;
+    f.base = -1;
+    f.base_name = outfile::Name::EMPTY;
+    f.off = 0;
+    f.closed = false;
+    f.stopped = false;
+    f.name = outfile::Name::EMPTY;
+    // Only this thread survives the fork.
+    f.nwriters = 0;
+    drop(f);
+    FILE_SINK.store(false, Ordering::Release);
+    SINK.store(SINK_NONE, Ordering::Release);
+    clock::START_NS.store(sys::now_ns(), Ordering::Relaxed);
+    open::open_sink(SPEC.get().as_bytes(), FORK_PARENT.load(Ordering::Relaxed));
+    for (fd, id) in inherited {
+        // Our copy: closing it leaves the parent's lock in place while the parent lives.
+        if fd >= 0 && sys::fd_names(fd, id) {
+            sys::close(fd);
+        }
+    }
+}
+
+/// Exit: trims the file to its content (the calling thread's and the shared cursor's unused
+/// tails are given back; chunks of threads still running stay whole, their unused rest blank
+/// lines). Later events are appended with pwrite.
+pub fn close_at_exit() {
+    if !FILE_SINK.load(Ordering::Relaxed) || FILE.held_by_me() {
+        return;
+    }
+    if MTRACE.load(Ordering::Relaxed) {
+        sink::emit(b"= End\n");
+    }
+    // Threads still running log on, but from now on with whole-line pwrites under the lock:
+    // wait for the records they are writing in place, so that the exit does not cut one.
+    let _ = SINK.compare_exchange(SINK_MAP, SINK_LATE, Ordering::AcqRel, Ordering::Relaxed);
+    let c = tls_cursor();
+    let mut g = FILE.lock();
+    let f = &mut *g;
+    f.closed = true;
+    let me = tls::state() as usize;
+    let deadline = sys::now_ns() + 50_000_000;
+    for &t in &f.writers[..f.nwriters] {
+        if t == me {
+            continue;
+        }
+        // SAFETY: a registered thread is alive (it unregisters under the lock we hold, before
+        // its TLS block goes away); its flags word is only stored atomically.
+        let flags = unsafe { AtomicU64::from_ptr(&mut (*(t as *mut tls::ThreadState)).scratch[2]) };
+        while flags.load(Ordering::Relaxed) & BUSY != 0 && sys::now_ns() < deadline {
+            sys::sched_yield();
+        }
+    }
+    // This thread's chunk may now lie past the end of the file: forget it (no more stores).
+    let own = [c[0], c[1], c[2] & !BUSY];
+    set_cursor(c, [0; 3]);
+    file::release(f, &own, false);
+    let shared = f.g;
+    file::release(f, &shared, false);
+    f.g = [0; 3];
+    let off = f.off;
+    if !file::CUT.load(Ordering::Acquire)
+        && let Some(fd) = file::file_fd(f)
+    {
+        let _ = sys::ftruncate(fd, off);
+    }
+}

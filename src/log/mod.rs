@@ -1,0 +1,140 @@
+//! The allocation log: every call of the malloc family becomes an event (docs/LOGFORMAT.md),
+//! counted, kept in the in-memory ring and written to the log destination, all without
+//! allocation or stdio. This file owns the event path (`event`) and start-up (`init`); each
+//! concept lives in a file of its own, lowest first:
+//!
+//! - `seq`: event sequence numbers (shared with the heap's block stamps);
+//! - `clock`: event times (TSC or vDSO clock);
+//! - `counters`: calls per operation, failures, the size histogram;
+//! - `ring`: the in-memory ring of binary records;
+//! - `history`: the ring read back as human lines (reports, dumps);
+//! - `text`: the `E` record and mtrace formatting;
+//! - `dest`: which destination and format are in use;
+//! - `file`: the log file written through mapped chunks and per-thread cursors;
+//! - `sink`: `emit`, and the descriptor destination (`log=stderr|fd:N`);
+//! - `modules`: the `M` records (the module table itself is `maps`');
+//! - `open`: opening the destination and its header;
+//! - `fork_exit`: the log across fork and at exit.
+//!
+//! # Invariants
+//! `ON` is set once during init (single-threaded) and never cleared in this process, except
+//! that the fork child may switch its file sink off; with it clear, `event` is one branch.
+
+mod clock;
+mod counters;
+mod dest;
+mod file;
+mod fork_exit;
+mod history;
+mod modules;
+mod open;
+mod ring;
+pub mod seq;
+mod sink;
+mod text;
+
+pub use counters::{HIST_BUCKETS, calls, failures, hist, hist_range};
+pub use file::{bus_fault, file_id};
+pub use fork_exit::{close_at_exit, lock_for_fork, reset_in_child, unlock_after_fork};
+pub use history::{block_history, dump_recent, report_history};
+pub use open::expand;
+
+use crate::config::{Config, LogFormat};
+use crate::sys;
+use crate::tls;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use dest::{MTRACE, SINK, SINK_MAP, SINK_NONE, SPEC};
+use ft_format::Op;
+use ring::Event;
+
+/// Debugging is on: events are counted, kept in the ring and (maybe) written.
+static ON: AtomicBool = AtomicBool::new(false);
+/// Frames per event (`backtrace=N`, 1 = the caller only).
+static FRAMES: AtomicUsize = AtomicUsize::new(1);
+
+pub fn enabled() -> bool {
+    ON.load(Ordering::Relaxed)
+}
+
+/// Called once during init (single-threaded) when MALLOC_DEBUG is set.
+pub fn init(c: &Config) {
+    clock::start_tsc();
+    clock::START_NS.store(sys::now_ns(), Ordering::Relaxed);
+    FRAMES.store((c.backtrace as usize).clamp(1, 16), Ordering::Relaxed);
+    MTRACE.store(c.log_format == LogFormat::Mtrace, Ordering::Relaxed);
+    let n = if c.ring == 0 {
+        crate::config::DEFAULT_RING
+    } else {
+        c.ring.min(1 << 24)
+    };
+    ring::init(n.next_power_of_two());
+    ON.store(true, Ordering::Release);
+    if !c.log.is_set() {
+        return;
+    }
+    crate::maps::init_modules();
+    // SAFETY: single-threaded init.
+    unsafe { SPEC.set(c.log) };
+    if let Some(key) = sys::thread_key_create(file::thread_exit) {
+        file::KEY.store(key as u64, Ordering::Relaxed);
+    }
+    open::open_sink(c.log.as_bytes(), 0);
+}
+
+/// One event: called by every entry point after the operation (failures have out = 0).
+#[inline(always)]
+pub fn event(op: Op, inp: usize, out: usize, size: usize, align: usize, caller: usize) {
+    if !ON.load(Ordering::Relaxed) {
+        return;
+    }
+    event_slow(op, inp, out, size, align, caller);
+}
+
+#[inline(never)]
+fn event_slow(op: Op, inp: usize, out: usize, size: usize, align: usize, caller: usize) {
+    let seq = seq::take_seq();
+    let tid = tls::tid();
+    counters::count(op, size, out);
+    let mut frames = [0usize; 16];
+    let want = FRAMES.load(Ordering::Relaxed);
+    let nf = if want > 1 {
+        crate::unwind::capture(&mut frames[..want.min(16)], caller)
+    } else {
+        frames[0] = caller;
+        1
+    };
+    let e = Event {
+        seq,
+        t: clock::clock_ns().saturating_sub(clock::START_NS.load(Ordering::Relaxed)),
+        tid,
+        op,
+        align,
+        inp,
+        out,
+        size,
+        caller,
+        caller2: if nf > 1 { frames[1] } else { 0 },
+    };
+    ring::put(&e);
+    if SINK.load(Ordering::Relaxed) == SINK_NONE {
+        return;
+    }
+    modules::check_caller(caller);
+    if !op.logged() {
+        return; // not a record of the file formats
+    }
+    let mtrace = MTRACE.load(Ordering::Relaxed);
+    if !mtrace && SINK.load(Ordering::Relaxed) == SINK_MAP && file::text_in_place(&e, &frames[..nf])
+    {
+        return;
+    }
+    // A new chunk, mtrace or an fd sink: system calls, which must not change the program's errno.
+    let _keep = sys::ErrnoGuard::new();
+    let mut l = text::Fast::new();
+    if mtrace {
+        text::mtrace_line(&mut l, &e);
+    } else {
+        text::text_line(&mut l, &e, &frames[..nf]);
+    }
+    sink::emit(l.as_bytes());
+}

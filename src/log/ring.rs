@@ -1,0 +1,150 @@
+//! The in-memory event ring: `ring=N` fixed 64-byte binary records mapped once, slot
+//! `seq % N`, written lock-free (a seqlock stamp per record: a reader that races a writer drops
+//! it); reports and dumps read a block's history from it.
+//!
+//! # Invariants
+//! The ring is mapped once during init and never unmapped; a record whose stamp is its event's
+//! sequence number before and after it is read is complete.
+
+use super::seq;
+use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering, fence};
+use ft_format::Op;
+
+/// One event in the ring. `stamp` is the event's seq when the record is complete, 0 while it
+/// is being written (seqlock).
+#[repr(C, align(64))]
+struct Rec {
+    stamp: AtomicU64,
+    t: AtomicU64,
+    /// tid | op << 32 | log2(align)+1 << 40
+    tidop: AtomicU64,
+    inp: AtomicU64,
+    out: AtomicU64,
+    size: AtomicU64,
+    caller: AtomicU64,
+    /// The caller's caller when a backtrace was taken (0 otherwise).
+    caller2: AtomicU64,
+}
+const _: () = assert!(core::mem::size_of::<Rec>() == 64);
+
+static RING: AtomicPtr<Rec> = AtomicPtr::new(core::ptr::null_mut());
+static RING_MASK: AtomicU64 = AtomicU64::new(0);
+
+/// Maps the ring of `n` records (a power of two). Called once during init (single-threaded);
+/// without memory there is no ring.
+pub(super) fn init(n: u64) {
+    if let Some(p) = crate::pagemap::map_internal(n as usize * core::mem::size_of::<Rec>()) {
+        RING_MASK.store(n - 1, Ordering::Relaxed);
+        RING.store(p as *mut Rec, Ordering::Release);
+    }
+}
+
+/// The ring is mapped.
+pub(super) fn present() -> bool {
+    !RING.load(Ordering::Relaxed).is_null()
+}
+
+/// Records in the ring.
+pub(super) fn capacity() -> u64 {
+    RING_MASK.load(Ordering::Relaxed) + 1
+}
+
+/// A decoded ring record.
+#[derive(Clone, Copy)]
+pub struct Event {
+    pub seq: u64,
+    pub t: u64,
+    pub tid: u32,
+    pub op: Op,
+    pub align: usize,
+    pub inp: usize,
+    pub out: usize,
+    pub size: usize,
+    pub caller: usize,
+    pub caller2: usize,
+}
+
+pub(super) fn put(e: &Event) {
+    let r = RING.load(Ordering::Relaxed);
+    if r.is_null() {
+        return;
+    }
+    let mask = RING_MASK.load(Ordering::Relaxed);
+    // SAFETY: the ring has mask+1 records and is never unmapped.
+    let rec = unsafe { &*r.add((e.seq & mask) as usize) };
+    let alog = if e.align == 0 {
+        0
+    } else {
+        e.align.trailing_zeros() as u64 + 1
+    };
+    rec.stamp.store(0, Ordering::Relaxed);
+    fence(Ordering::Release);
+    rec.t.store(e.t, Ordering::Relaxed);
+    rec.tidop.store(
+        e.tid as u64 | (e.op as u64) << 32 | alog << 40,
+        Ordering::Relaxed,
+    );
+    rec.inp.store(e.inp as u64, Ordering::Relaxed);
+    rec.out.store(e.out as u64, Ordering::Relaxed);
+    rec.size.store(e.size as u64, Ordering::Relaxed);
+    rec.caller.store(e.caller as u64, Ordering::Relaxed);
+    rec.caller2.store(e.caller2 as u64, Ordering::Relaxed);
+    rec.stamp.store(e.seq, Ordering::Release);
+}
+
+/// The record of event `seq`, if the ring still holds it intact.
+fn get(seq: u64) -> Option<Event> {
+    let r = RING.load(Ordering::Relaxed);
+    if r.is_null() || seq == 0 {
+        return None;
+    }
+    let mask = RING_MASK.load(Ordering::Relaxed);
+    // SAFETY: as in put.
+    let rec = unsafe { &*r.add((seq & mask) as usize) };
+    if rec.stamp.load(Ordering::Acquire) != seq {
+        return None;
+    }
+    let t = rec.t.load(Ordering::Relaxed);
+    let tidop = rec.tidop.load(Ordering::Relaxed);
+    let inp = rec.inp.load(Ordering::Relaxed) as usize;
+    let out = rec.out.load(Ordering::Relaxed) as usize;
+    let size = rec.size.load(Ordering::Relaxed) as usize;
+    let caller = rec.caller.load(Ordering::Relaxed) as usize;
+    let caller2 = rec.caller2.load(Ordering::Relaxed) as usize;
+    fence(Ordering::Acquire);
+    if rec.stamp.load(Ordering::Relaxed) != seq {
+        return None;
+    }
+    let alog = (tidop >> 40) & 0xff;
+    Some(Event {
+        seq,
+        t,
+        tid: tidop as u32,
+        op: Op::from_u8((tidop >> 32) as u8).unwrap_or(Op::Malloc),
+        align: if alog == 0 {
+            0
+        } else {
+            1usize.checked_shl(alog as u32 - 1).unwrap_or(0)
+        },
+        inp,
+        out,
+        size,
+        caller,
+        caller2,
+    })
+}
+
+/// Calls `f` for the events of the ring, oldest first, among the last `n` sequence numbers.
+pub(super) fn each(n: u64, mut f: impl FnMut(&Event)) {
+    let top = seq::last();
+    let cap = RING_MASK.load(Ordering::Relaxed) + 1;
+    if RING.load(Ordering::Relaxed).is_null() {
+        return;
+    }
+    let first = top.saturating_sub(n.min(cap)) + 1;
+    for s in first..=top {
+        if let Some(e) = get(s) {
+            f(&e);
+        }
+    }
+}
