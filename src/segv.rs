@@ -191,7 +191,7 @@ fn explain(sig: c_int, addr: usize, ctx: *mut c_void) -> bool {
     if !freed && addr >= d.user && addr < end {
         return false; // inside a live block: not a guard fault
     }
-    if !crate::report::begin_custom(11, pc) {
+    if !crate::report::begin_guard_fault(pc) {
         return true;
     }
     let mut l: Line<512> = Line::new();
