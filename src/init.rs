@@ -101,12 +101,14 @@ fn init() {
         // SAFETY: single-threaded init (module invariant).
         unsafe { REPORT_SPEC.set(c.report) };
         sys::set_report_opener(open_output);
-        if c.report.as_bytes().starts_with(b"fd:") {
+        match config::Dest::parse(c.report.as_bytes()) {
             // Checked now (a closed descriptor gets its warning at start); a file is created
             // at the first report, so that runs without errors leave no empty report files.
-            open_output();
-        } else if c.report.as_bytes() != b"stderr" {
-            sys::REPORT_FD.store(sys::REPORT_PENDING, Ordering::Release);
+            config::Dest::Fd(_) => open_output(),
+            config::Dest::File(_) => {
+                sys::REPORT_FD.store(sys::REPORT_PENDING, Ordering::Release);
+            }
+            config::Dest::Stderr => {}
         }
     }
     if parsed.help {
@@ -156,14 +158,12 @@ static REPORT_PARENT: sys::OwnedFd = sys::OwnedFd::none();
 pub fn open_output() {
     let spec = REPORT_SPEC.get().as_bytes();
     let stderr = || sys::REPORT_FD.store(sys::REPORT_STDERR, Ordering::Release);
-    if spec == b"stderr" {
+    let dest = config::Dest::parse(spec);
+    if dest == config::Dest::Stderr {
         stderr();
         return;
     }
-    if let Some(n) = spec.strip_prefix(b"fd:") {
-        let v = crate::fmt::parse_num(n)
-            .filter(|&v| v <= i32::MAX as u64)
-            .map(|v| v as i32);
+    if let config::Dest::Fd(v) = dest {
         let before = sys::REPORT_FILE.id();
         let same = v.is_some_and(|v| {
             before == sys::FileId::default() || sys::fstat(v).map(|st| st.id) == Ok(before)
@@ -493,7 +493,10 @@ extern "C" fn fork_child() {
     // descriptors stay open as holds (their open files carry the parent's locks), so that the
     // parent's files count as in use even after the parent exits.
     if sys::REPORT_FD.load(Ordering::Acquire) != sys::REPORT_STDERR
-        && !REPORT_SPEC.get().as_bytes().starts_with(b"fd:")
+        && !matches!(
+            config::Dest::parse(REPORT_SPEC.get().as_bytes()),
+            config::Dest::Fd(_)
+        )
     {
         if let Some(fd) = sys::REPORT_FILE.get() {
             REPORT_PARENT.close();
