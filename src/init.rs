@@ -127,7 +127,7 @@ fn init() {
         // Behind every LARGE block, a wide inaccessible region: an access a few KiB past its
         // end still faults. Address space is cheap; no page is touched.
         large_guard: if heavy {
-            (64usize << 10).next_multiple_of(page)
+            crate::size_class::WIDE_GUARD.next_multiple_of(page)
         } else {
             0
         },
