@@ -14,8 +14,6 @@ use crate::sys;
 use crate::zone::Zone;
 use core::sync::atomic::Ordering;
 
-const TRIES: u32 = 200;
-
 /// A zone or a LARGE block, in address order.
 pub enum Item<'a> {
     Zone(&'a Zone),
@@ -42,13 +40,13 @@ impl HeapView {
                 v.complete = false;
                 continue;
             }
-            v.arenas[i] = a.try_lock(TRIES);
+            v.arenas[i] = a.try_lock();
             if v.arenas[i].is_none() {
                 v.complete = false;
             }
         }
         if !LARGE.held_by_me() {
-            v.large = LARGE.try_lock(TRIES);
+            v.large = LARGE.try_lock();
         }
         if v.large.is_none() {
             v.complete = false;

@@ -223,7 +223,7 @@ pub struct Mallinfo2 {
 fn info2() -> Mallinfo2 {
     init::ensure();
     let (live, blocks, mapped) = heap::totals();
-    let (lcount, lbytes) = match crate::large::LARGE.try_lock(100) {
+    let (lcount, lbytes) = match crate::large::LARGE.try_lock() {
         Some(l) => (l.live_count, l.mapped_bytes),
         None => (0, 0),
     };

@@ -1685,13 +1685,13 @@ fn usable_from(info: &Info) -> usize {
 pub fn totals() -> (usize, usize, usize) {
     let (mut b, mut n, mut m) = (0, 0, 0);
     for a in ARENAS.iter().take(NARENAS.load(Ordering::Relaxed)) {
-        if let Some(g) = a.try_lock(100) {
+        if let Some(g) = a.try_lock() {
             b += g.live_bytes;
             n += g.live_blocks;
             m += g.mapped;
         }
     }
-    if let Some(l) = LARGE.try_lock(100) {
+    if let Some(l) = LARGE.try_lock() {
         b += l.live_bytes;
         n += l.live_count;
         m += l.mapped_bytes;

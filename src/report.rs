@@ -144,7 +144,7 @@ fn begin(kind: ErrorKind, caller: usize) -> bool {
         }
     }
     if config::get().on_error != OnError::Abort {
-        if let Some(mut s) = SEEN.try_lock(1000) {
+        if let Some(mut s) = SEEN.try_lock() {
             let n = s.n;
             for e in s.sites[..n].iter_mut() {
                 if e.0 == kind && e.1 == caller {
@@ -535,7 +535,7 @@ pub fn summary_at_exit() {
     let mut l: Line<600> = Line::new();
     prefix(&mut l).s(b"ERROR SUMMARY: ").u(n).s(b" error(s)\n");
     l.report();
-    if let Some(s) = SEEN.try_lock(100) {
+    if let Some(s) = SEEN.try_lock() {
         for &(k, caller, count) in &s.sites[..s.n] {
             l.clear();
             prefix(&mut l)
