@@ -576,7 +576,11 @@ mod tests {
         let s = core::str::from_utf8(t).unwrap();
         assert!(s.contains("…(10000 bytes)': unknown option; valid: 1, default"));
         l.clear();
-        warning_line(&mut l, b"a\nb=1", OptionError::Invalid("expects 0/1/yes/no"));
+        warning_line(
+            &mut l,
+            b"a\nb=1",
+            OptionError::Invalid("expects 0/1/yes/no"),
+        );
         assert!(
             core::str::from_utf8(l.as_bytes())
                 .unwrap()

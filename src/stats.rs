@@ -55,7 +55,10 @@ pub fn sub_live(n: usize) {
 /// mremap moves them and the kernel merges neighbours. Raw open/read only: dumps call this
 /// from signal handlers.
 pub fn kernel_mappings() -> (Option<usize>, Option<usize>) {
-    (crate::sys::count_mappings(), crate::sys::read_max_map_count())
+    (
+        crate::sys::count_mappings(),
+        crate::sys::read_max_map_count(),
+    )
 }
 
 /// Writes `N kernel mappings (vm.max_map_count M)`, or what of it is known.
