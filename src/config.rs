@@ -4,7 +4,8 @@
 //! one WARNING line naming the valid choices and is skipped; the rest still applies.
 //!
 //! # Invariants
-//! `CONFIG` is written only by `init` before the allocator is Ready, and read-only after.
+//! `CONFIG` is written only by `lifecycle` (at init) before the allocator is Ready, and
+//! read-only after.
 
 use crate::fmt::{Line, prefix};
 use core::cell::UnsafeCell;
