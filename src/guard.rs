@@ -38,6 +38,7 @@
 
 use crate::block::Op;
 use crate::config::{self, Guard};
+use crate::fifo::{self, Weigh};
 use crate::fmt::{Line, prefix};
 use crate::heap::Info;
 use crate::large::{LARGE, Large, LargeState, Released};
@@ -185,18 +186,16 @@ const RING_CAP: usize = 32768;
 /// Address space held by freed guarded blocks before the oldest is unmapped.
 const RING_MAX_BYTES: usize = 512 << 20;
 
-struct Ring {
-    buf: [(usize, usize); RING_CAP],
-    head: usize,
-    len: usize,
-    bytes: usize,
+/// An entry weighs its cost without the `POOLED` flag.
+struct Cost;
+impl Weigh for Cost {
+    fn weigh(cost: usize) -> usize {
+        cost & !POOLED
+    }
 }
-static RING: Mutex<Ring> = Mutex::new(Ring {
-    buf: [(0, 0); RING_CAP],
-    head: 0,
-    len: 0,
-    bytes: 0,
-});
+
+type Ring = fifo::Ring<[(usize, usize); RING_CAP], Cost>;
+static RING: Mutex<Ring> = Mutex::new(Ring::new([(0, 0); RING_CAP]));
 
 /// Reads vm.max_map_count and sets the budget (init).
 pub fn init(c: &config::Config) {
@@ -421,25 +420,17 @@ pub fn retire(p: usize, size: usize) {
             release(p);
             return;
         };
-        if r.len == RING_CAP {
-            let h = r.head;
-            out[n] = r.buf[h].0;
+        if r.is_full()
+            && let Some((q, _)) = r.pop()
+        {
+            out[n] = q;
             n += 1;
-            r.bytes -= r.buf[h].1 & !POOLED;
-            r.head = (h + 1) % RING_CAP;
-            r.len -= 1;
         }
-        let t = (r.head + r.len) % RING_CAP;
-        r.buf[t] = (p, cost);
-        r.len += 1;
-        r.bytes += cost & !POOLED;
-        while !nested && r.bytes > RING_MAX_BYTES && r.len > 1 && n < out.len() {
-            let h = r.head;
-            out[n] = r.buf[h].0;
+        r.push(p, cost);
+        while !nested && r.weight() > RING_MAX_BYTES && r.len() > 1 && n < out.len() {
+            let Some((q, _)) = r.pop() else { break };
+            out[n] = q;
             n += 1;
-            r.bytes -= r.buf[h].1 & !POOLED;
-            r.head = (h + 1) % RING_CAP;
-            r.len -= 1;
         }
     }
     for &q in &out[..n] {
@@ -473,14 +464,9 @@ fn release_oldest() -> bool {
         let Some(mut r) = RING.enter() else {
             return false;
         };
-        if r.len == 0 {
+        let Some((p, _)) = r.pop() else {
             return false;
-        }
-        let h = r.head;
-        let (p, cost) = r.buf[h];
-        r.bytes -= cost & !POOLED;
-        r.head = (h + 1) % RING_CAP;
-        r.len -= 1;
+        };
         p
     };
     release(p);
