@@ -38,7 +38,6 @@
 
 use crate::block::Op;
 use crate::config::{self, Guard};
-use crate::fifo::{self, Weigh};
 use crate::fmt::{Line, prefix};
 use crate::heap::Info;
 use crate::large::{LARGE, Large, LargeState, Released};
@@ -186,16 +185,18 @@ const RING_CAP: usize = 32768;
 /// Address space held by freed guarded blocks before the oldest is unmapped.
 const RING_MAX_BYTES: usize = 512 << 20;
 
-/// An entry weighs its cost without the `POOLED` flag.
-struct Cost;
-impl Weigh for Cost {
-    fn weigh(cost: usize) -> usize {
-        cost & !POOLED
-    }
+struct Ring {
+    buf: [(usize, usize); RING_CAP],
+    head: usize,
+    len: usize,
+    bytes: usize,
 }
-
-type Ring = fifo::Ring<[(usize, usize); RING_CAP], Cost>;
-static RING: Mutex<Ring> = Mutex::new(Ring::new([(0, 0); RING_CAP]));
+static RING: Mutex<Ring> = Mutex::new(Ring {
+    buf: [(0, 0); RING_CAP],
+    head: 0,
+    len: 0,
+    bytes: 0,
+});
 
 /// Reads vm.max_map_count and sets the budget (init).
 pub fn init(c: &config::Config) {
@@ -420,17 +421,25 @@ pub fn retire(p: usize, size: usize) {
             release(p);
             return;
         };
-        if r.is_full()
-            && let Some((q, _)) = r.pop()
-        {
-            out[n] = q;
+        if r.len == RING_CAP {
+            let h = r.head;
+            out[n] = r.buf[h].0;
             n += 1;
+            r.bytes -= r.buf[h].1 & !POOLED;
+            r.head = (h + 1) % RING_CAP;
+            r.len -= 1;
         }
-        r.push(p, cost);
-        while !nested && r.weight() > RING_MAX_BYTES && r.len() > 1 && n < out.len() {
-            let Some((q, _)) = r.pop() else { break };
-            out[n] = q;
+        let t = (r.head + r.len) % RING_CAP;
+        r.buf[t] = (p, cost);
+        r.len += 1;
+        r.bytes += cost & !POOLED;
+        while !nested && r.bytes > RING_MAX_BYTES && r.len > 1 && n < out.len() {
+            let h = r.head;
+            out[n] = r.buf[h].0;
             n += 1;
+            r.bytes -= r.buf[h].1 & !POOLED;
+            r.head = (h + 1) % RING_CAP;
+            r.len -= 1;
         }
     }
     for &q in &out[..n] {
@@ -464,9 +473,14 @@ fn release_oldest() -> bool {
         let Some(mut r) = RING.enter() else {
             return false;
         };
-        let Some((p, _)) = r.pop() else {
+        if r.len == 0 {
             return false;
-        };
+        }
+        let h = r.head;
+        let (p, cost) = r.buf[h];
+        r.bytes -= cost & !POOLED;
+        r.head = (h + 1) % RING_CAP;
+        r.len -= 1;
         p
     };
     release(p);

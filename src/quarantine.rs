@@ -10,7 +10,6 @@
 //! QUARANTINED. Releases happen after this lock is dropped (they take arena locks). A signal
 //! handler that interrupted this thread inside a shard's lock uses another shard.
 
-use crate::fifo::{self, Slots, Weigh};
 use crate::lock::{Guard, Mutex};
 
 const SHARDS: usize = 4;
@@ -19,41 +18,23 @@ const CAP: usize = 1 << 14;
 /// until it is 1/16 under budget (at most this many at a time), one arena lock per batch.
 const EVICT_BATCH: usize = 64;
 
-/// A ring's `CAP` entries, mapped on first use (null until then: no room).
-struct Mapped(*mut (usize, usize));
-// SAFETY: the entries are only touched under the ring's lock.
-unsafe impl Send for Mapped {}
-
-impl Slots for Mapped {
-    const CAP: usize = CAP;
-    fn slots(&self) -> &[(usize, usize)] {
-        if self.0.is_null() {
-            return &[];
-        }
-        // SAFETY: CAP entries mapped for this ring alone, touched only under its lock.
-        unsafe { core::slice::from_raw_parts(self.0, CAP) }
-    }
-    fn slots_mut(&mut self) -> &mut [(usize, usize)] {
-        if self.0.is_null() {
-            return &mut [];
-        }
-        // SAFETY: as above; `&mut self` is the lock holder's.
-        unsafe { core::slice::from_raw_parts_mut(self.0, CAP) }
-    }
+struct Ring {
+    buf: *mut (usize, usize),
+    head: usize,
+    len: usize,
+    bytes: usize,
 }
+// SAFETY: the ring is only touched under its lock.
+unsafe impl Send for Ring {}
 
-/// A block counts at least 16 bytes against the budget.
-struct Footprint;
-impl Weigh for Footprint {
-    fn weigh(size: usize) -> usize {
-        size.max(16)
-    }
-}
-
-type Ring = fifo::Ring<Mapped, Footprint>;
-
-static QS: [Mutex<Ring>; SHARDS] =
-    [const { Mutex::new(Ring::new(Mapped(core::ptr::null_mut()))) }; SHARDS];
+static QS: [Mutex<Ring>; SHARDS] = [const {
+    Mutex::new(Ring {
+        buf: core::ptr::null_mut(),
+        head: 0,
+        len: 0,
+        bytes: 0,
+    })
+}; SHARDS];
 
 /// Locks this thread's shard, or another one if this thread holds it (a signal handler that
 /// interrupted a quarantine operation); None if it holds them all.
@@ -65,10 +46,10 @@ fn lock_shard() -> Option<Guard<'static, Ring>> {
 
 /// Maps a ring's entries on first use; false if the system refuses.
 fn ensure_buf(q: &mut Ring) -> bool {
-    if q.storage_mut().0.is_null() {
+    if q.buf.is_null() {
         let bytes = CAP * core::mem::size_of::<(usize, usize)>();
         match crate::pagemap::map_internal(bytes) {
-            Some(b) => q.storage_mut().0 = b as *mut (usize, usize),
+            Some(b) => q.buf = b as *mut (usize, usize),
             None => return false,
         }
     }
@@ -108,18 +89,26 @@ pub fn push(p: usize, size: usize) {
             crate::heap::quarantine_release(p);
             return;
         };
-        if !ensure_buf(&mut q) || q.is_full() {
+        if !ensure_buf(&mut q) || q.len == CAP {
             // (Full only with blocks `requeue` put back.)
             drop(q);
             crate::heap::quarantine_release(p);
             return;
         }
-        q.push(p, size);
-        if !nested && (q.weight() > budget || q.is_full()) {
+        let tail = (q.head + q.len) % CAP;
+        // SAFETY: tail < CAP, inside the ring.
+        unsafe { *q.buf.add(tail) = (p, size) };
+        q.len += 1;
+        q.bytes += size.max(16);
+        if !nested && (q.bytes > budget || q.len == CAP) {
             let low = budget - budget / 16;
-            while (q.weight() > low || q.len() + EVICT_BATCH > CAP) && n < EVICT_BATCH {
-                let Some(e) = q.pop() else { break };
-                out[n] = e;
+            while (q.bytes > low || q.len + EVICT_BATCH > CAP) && n < EVICT_BATCH && q.len > 0 {
+                // SAFETY: head < CAP.
+                let (ep, es) = unsafe { *q.buf.add(q.head) };
+                q.head = (q.head + 1) % CAP;
+                q.len -= 1;
+                q.bytes -= es.max(16);
+                out[n] = (ep, es);
                 n += 1;
             }
         }
@@ -139,9 +128,14 @@ pub fn requeue(ps: &[(usize, usize)]) -> usize {
     }
     let mut n = 0;
     for &(p, size) in ps {
-        if !q.push(p, size) {
+        if q.len == CAP {
             break;
         }
+        let tail = (q.head + q.len) % CAP;
+        // SAFETY: tail < CAP, inside the ring.
+        unsafe { *q.buf.add(tail) = (p, size) };
+        q.len += 1;
+        q.bytes += size.max(16);
         n += 1;
     }
     n
@@ -160,9 +154,14 @@ fn drain_one(q: &Mutex<Ring>) {
             let Some(mut q) = q.enter() else {
                 return;
             };
-            let Some((ep, _)) = q.pop() else {
+            if q.len == 0 {
                 return;
-            };
+            }
+            // SAFETY: head < CAP.
+            let (ep, es) = unsafe { *q.buf.add(q.head) };
+            q.head = (q.head + 1) % CAP;
+            q.len -= 1;
+            q.bytes -= es.max(16);
             ep
         };
         crate::heap::quarantine_release(e);
@@ -173,7 +172,9 @@ fn drain_one(q: &Mutex<Ring>) {
 pub fn for_each(mut f: impl FnMut(usize, usize)) {
     for q in QS.iter() {
         let Some(q) = q.try_lock() else { continue };
-        for (p, s) in q.iter() {
+        for i in 0..q.len {
+            // SAFETY: index inside the ring.
+            let (p, s) = unsafe { *q.buf.add((q.head + i) % CAP) };
             f(p, s);
         }
     }
@@ -183,8 +184,8 @@ pub fn stats() -> (usize, usize) {
     let (mut n, mut b) = (0, 0);
     for q in QS.iter() {
         if let Some(q) = q.try_lock() {
-            n += q.len();
-            b += q.weight();
+            n += q.len;
+            b += q.bytes;
         }
     }
     (n, b)
