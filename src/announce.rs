@@ -234,12 +234,10 @@ pub fn at_exit() {
     append(l.as_bytes());
 }
 
-/// Constructor: reads `FT_MALLOC_ANNOUNCE` and writes the `start` line. Never in
-/// secure-execution mode: a set-user-ID program must not write to a file its caller names.
-#[cfg(not(test))]
-#[ctor::ctor(unsafe)]
-fn announce_start() {
-    crate::init::ensure();
+/// Reads `FT_MALLOC_ANNOUNCE` and writes the `start` line (from the library's constructor, once
+/// the allocator is ready). Never in secure-execution mode: a set-user-ID program must not
+/// write to a file its caller names.
+pub fn start_from_env() {
     if sys::secure_mode() {
         return;
     }
@@ -252,20 +250,7 @@ fn announce_start() {
     // The value is followed by its NUL in the initial environment.
     PATH.store(v.as_ptr() as *mut u8, Ordering::Release);
     // SAFETY: `forked` is a valid extern "C" fn for the life of the process; registering it
-    // may allocate, through our own malloc, which is ready (`ensure` above).
+    // may allocate, through our own malloc, which is ready (the constructor made sure).
     unsafe { libc::pthread_atfork(None, None, Some(forked)) };
     start();
 }
-
-/// With debugging off the library's exit handler does nothing: the `exit` line comes from here.
-#[cfg(not(test))]
-extern "C" fn announce_fini() {
-    if !config::get().enabled {
-        at_exit();
-    }
-}
-
-#[cfg(not(test))]
-#[used]
-#[unsafe(link_section = ".fini_array")]
-static ANNOUNCE_FINI: extern "C" fn() = announce_fini;

@@ -14,8 +14,6 @@ use crate::sys;
 use crate::zone::Zone;
 use core::sync::atomic::Ordering;
 
-const TRIES: u32 = 200;
-
 /// A zone or a LARGE block, in address order.
 pub enum Item<'a> {
     Zone(&'a Zone),
@@ -42,13 +40,13 @@ impl HeapView {
                 v.complete = false;
                 continue;
             }
-            v.arenas[i] = a.try_lock(TRIES);
+            v.arenas[i] = a.try_lock();
             if v.arenas[i].is_none() {
                 v.complete = false;
             }
         }
         if !LARGE.held_by_me() {
-            v.large = LARGE.try_lock(TRIES);
+            v.large = LARGE.try_lock();
         }
         if v.large.is_none() {
             v.complete = false;
@@ -167,9 +165,7 @@ fn block_title(l: &mut Line<256>, user: usize, size: usize) {
 }
 
 /// The classic ft_malloc dump on standard output.
-#[unsafe(no_mangle)]
 pub extern "C" fn show_alloc_mem() {
-    crate::init::ensure();
     let _e = sys::ErrnoGuard::new();
     let v = HeapView::take();
     let mut l: Line<256> = Line::new();
@@ -411,9 +407,7 @@ pub fn print_stats(fd: i32, live: u64, blocks: u64, complete: bool) {
 
 /// Everything show_alloc_mem prints, plus every block's state, history, canary status and a
 /// hexdump, heap statistics and the last events of the log.
-#[unsafe(no_mangle)]
 pub extern "C" fn show_alloc_mem_ex() {
-    crate::init::ensure();
     let _e = sys::ErrnoGuard::new();
     let cfg = crate::config::get();
     let hex = cfg.hexdump;
@@ -489,9 +483,7 @@ pub extern "C" fn show_alloc_mem_ex() {
 /// One command of the dump (see `help`).
 /// # Safety
 /// `cmd` is NULL or a NUL-terminated string.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn show_alloc_mem_ex_cmd(cmd: *const libc::c_char) {
-    crate::init::ensure();
     let _e = sys::ErrnoGuard::new();
     let mut l: Line<256> = Line::new();
     if cmd.is_null() {

@@ -203,7 +203,7 @@ pub fn init(c: &config::Config) {
     if c.guard == Guard::Off && c.sample == 0 {
         return;
     }
-    let max = read_max_map_count().unwrap_or(65530);
+    let max = sys::read_max_map_count().unwrap_or(65530);
     let mut used = 0usize;
     crate::maps::for_each(|_| {
         used += 1;
@@ -228,36 +228,6 @@ pub fn init(c: &config::Config) {
     };
     PAGE_BUDGET.store(pages.max(1), Ordering::Relaxed);
     ON.store(true, Ordering::Relaxed);
-}
-
-/// vm.max_map_count, if readable (and sane).
-pub fn read_max_map_count() -> Option<usize> {
-    // SAFETY: constant NUL-terminated path.
-    let fd = unsafe {
-        libc::open(
-            c"/proc/sys/vm/max_map_count".as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return None;
-    }
-    let mut buf = [0u8; 32];
-    // SAFETY: reading into buf.
-    let n = unsafe { libc::read(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len()) };
-    // SAFETY: fd was opened above.
-    unsafe { libc::close(fd) };
-    if n <= 0 {
-        return None;
-    }
-    let s = &buf[..n as usize];
-    let end = s
-        .iter()
-        .position(|b| !b.is_ascii_digit())
-        .unwrap_or(s.len());
-    crate::fmt::parse_num(&s[..end])
-        .map(|v| v as usize)
-        .filter(|&v| v > 1000)
 }
 
 /// Does this allocation take the guarded path?

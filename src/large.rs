@@ -880,7 +880,7 @@ impl LargeState {
         let a = guarded_align(size, align, exact);
         // Big blocks get a wide inaccessible region (an access a few KiB off still faults).
         let guard = if size > crate::size_class::SMALL_MAX {
-            (64usize << 10).next_multiple_of(page)
+            crate::size_class::WIDE_GUARD.next_multiple_of(page)
         } else {
             page
         };

@@ -308,7 +308,7 @@ pub fn report_at_exit(all: bool) -> usize {
     // Take every lock (bounded: a thread stuck inside malloc at exit makes us give up).
     let mut held = 0;
     for a in ARENAS.iter().take(narenas) {
-        match a.try_lock(2000) {
+        match a.try_lock() {
             Some(g) => {
                 core::mem::forget(g);
                 held += 1;
@@ -317,7 +317,7 @@ pub fn report_at_exit(all: bool) -> usize {
         }
     }
     let large_ok = if held == narenas {
-        match LARGE.try_lock(2000) {
+        match LARGE.try_lock() {
             Some(g) => {
                 core::mem::forget(g);
                 true

@@ -20,9 +20,9 @@ pub mod entry;
 pub mod fmt;
 pub mod guard;
 pub mod heap;
-pub mod init;
 pub mod large;
 pub mod leaks;
+pub mod lifecycle;
 pub mod lock;
 pub mod log;
 pub mod maps;
@@ -45,8 +45,3 @@ fn panic(_info: &core::panic::PanicInfo) -> ! {
     sys::write_all(2, b"ft_malloc: internal error (panic); aborting\n");
     sys::abort()
 }
-
-/// A no_std cdylib built without unwinding still references this symbol in dev builds.
-#[cfg(not(test))]
-#[unsafe(no_mangle)]
-pub extern "C" fn rust_eh_personality() {}

@@ -39,49 +39,76 @@ pub enum Bad {
     Underflow(usize),
 }
 
+/// The kinds of error a report can name: its code (the key of the per-site summary) and the
+/// name the exit summary prints.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub enum ErrorKind {
+    InvalidPointer = 0,
+    InteriorPointer = 1,
+    MisalignedPointer = 2,
+    DoubleFree = 3,
+    PointerIntoFreed = 4,
+    Mismatch = 5,
+    SizedDelete = 6,
+    Overflow = 7,
+    Underflow = 8,
+    WriteAfterFree = 9,
+    AbsurdSize = 10,
+    GuardFault = 11,
+}
+
+impl ErrorKind {
+    pub const fn code(self) -> u8 {
+        self as u8
+    }
+
+    pub const fn name(self) -> &'static [u8] {
+        match self {
+            ErrorKind::InvalidPointer => b"invalid pointer",
+            ErrorKind::InteriorPointer => b"interior pointer",
+            ErrorKind::MisalignedPointer => b"misaligned pointer",
+            ErrorKind::DoubleFree => b"double free",
+            ErrorKind::PointerIntoFreed => b"pointer into freed block",
+            ErrorKind::Mismatch => b"alloc-dealloc mismatch",
+            ErrorKind::SizedDelete => b"sized delete mismatch",
+            ErrorKind::Overflow => b"heap overflow",
+            ErrorKind::Underflow => b"heap underflow",
+            ErrorKind::WriteAfterFree => b"write after free",
+            ErrorKind::AbsurdSize => b"absurd size",
+            ErrorKind::GuardFault => b"guard page fault",
+        }
+    }
+}
+
+impl Bad {
+    /// The error kind this finding is reported as.
+    pub const fn kind(self) -> ErrorKind {
+        match self {
+            Bad::NotOurs => ErrorKind::InvalidPointer,
+            Bad::Interior => ErrorKind::InteriorPointer,
+            Bad::Misaligned => ErrorKind::MisalignedPointer,
+            Bad::DoubleFree => ErrorKind::DoubleFree,
+            Bad::InsideFreed => ErrorKind::PointerIntoFreed,
+            Bad::Mismatch => ErrorKind::Mismatch,
+            Bad::SizedDelete(_) => ErrorKind::SizedDelete,
+            Bad::Overflow(_) => ErrorKind::Overflow,
+            Bad::Underflow(_) => ErrorKind::Underflow,
+        }
+    }
+}
+
 pub static ERRORS: AtomicU64 = AtomicU64::new(0);
 
-/// Sites already reported (on_error=continue): (kind code, caller, count).
+/// Sites already reported (on_error=continue): (kind, caller, count).
 struct Seen {
-    sites: [(u8, usize, u64); 64],
+    sites: [(ErrorKind, usize, u64); 64],
     n: usize,
 }
 static SEEN: Mutex<Seen> = Mutex::new(Seen {
-    sites: [(0, 0, 0); 64],
+    sites: [(ErrorKind::InvalidPointer, 0, 0); 64],
     n: 0,
 });
-
-fn kind_name(k: u8) -> &'static [u8] {
-    match k {
-        0 => b"invalid pointer",
-        1 => b"interior pointer",
-        2 => b"misaligned pointer",
-        3 => b"double free",
-        4 => b"pointer into freed block",
-        5 => b"alloc-dealloc mismatch",
-        6 => b"sized delete mismatch",
-        7 => b"heap overflow",
-        8 => b"heap underflow",
-        9 => b"write after free",
-        10 => b"absurd size",
-        11 => b"guard page fault",
-        _ => b"error",
-    }
-}
-
-fn code(b: Bad) -> u8 {
-    match b {
-        Bad::NotOurs => 0,
-        Bad::Interior => 1,
-        Bad::Misaligned => 2,
-        Bad::DoubleFree => 3,
-        Bad::InsideFreed => 4,
-        Bad::Mismatch => 5,
-        Bad::SizedDelete(_) => 6,
-        Bad::Overflow(_) => 7,
-        Bad::Underflow(_) => 8,
-    }
-}
 
 pub fn zone_name(kind: Kind) -> &'static [u8] {
     kind.name()
@@ -98,7 +125,7 @@ fn state_name(s: State) -> &'static [u8] {
 }
 
 /// Starts a report; false if this site was already reported (counted instead).
-fn begin(kind: u8, caller: usize) -> bool {
+fn begin(kind: ErrorKind, caller: usize) -> bool {
     ERRORS.fetch_add(1, Ordering::Relaxed);
     let st = tls::state();
     // SAFETY: our own TLS block.
@@ -111,7 +138,7 @@ fn begin(kind: u8, caller: usize) -> bool {
         }
     }
     if config::get().on_error != OnError::Abort {
-        if let Some(mut s) = SEEN.try_lock(1000) {
+        if let Some(mut s) = SEEN.try_lock() {
             let n = s.n;
             for e in s.sites[..n].iter_mut() {
                 if e.0 == kind && e.1 == caller {
@@ -253,9 +280,9 @@ pub fn bad_pointer(op: Op, p: usize, bad: Bad, info: Option<&Info>, caller: usiz
         return;
     }
     let k = if op == Op::Realloc && bad == Bad::DoubleFree {
-        4
+        ErrorKind::PointerIntoFreed
     } else {
-        code(bad)
+        bad.kind()
     };
     if !begin(k, caller) {
         return;
@@ -344,62 +371,83 @@ fn what<const N: usize>(l: &mut Line<N>, p: usize, bad: Bad, info: Option<&Info>
 /// A live block failed a debug check (canary, family, sized delete).
 pub fn bad_block(op: Op, p: usize, bad: Bad, info: &Info, caller: usize) {
     let _e = sys::ErrnoGuard::new();
-    if !begin(code(bad), caller) {
+    if !begin(bad.kind(), caller) {
         return;
     }
-    let mut l: Line<400> = Line::new();
-    prefix(&mut l).s(b"ERROR: ");
     match bad {
-        Bad::Overflow(a) => {
-            l.s(b"heap overflow: ").x(p);
-            block_desc(&mut l, info);
-            l.s(b" written past its end at offset ")
-                .u((a - info.user) as u64);
-            let n = (a - info.user - info.size) as u64 + 1;
-            l.s(b" (").u(n).s(if n == 1 {
-                b" byte past the end), found in " as &[u8]
-            } else {
-                b" bytes past the end), found in "
-            });
-        }
-        Bad::Underflow(a) => {
-            l.s(b"heap underflow: ").x(p);
-            block_desc(&mut l, info);
-            l.s(b" written ")
-                .u((info.user - a) as u64)
-                .s(b" bytes before its start, found in ");
-        }
-        Bad::Mismatch => {
-            l.s(b"alloc-dealloc mismatch: ").x(p);
-            block_desc(&mut l, info);
-            l.s(b" allocated by ")
-                .s(info.origin.call_name().as_bytes())
-                .s(b"(), released by ");
-        }
-        Bad::SizedDelete(s) => {
-            l.s(b"sized delete mismatch: ").x(p);
-            block_desc(&mut l, info);
-            l.s(b" released with size ").u(s as u64).s(b" in ");
-        }
-        _ => {
-            l.s(b"corrupted block ").x(p);
-            block_desc(&mut l, info);
-            l.s(b" in ");
-        }
-    }
-    l.s(op.call_name().as_bytes()).s(b"()\n");
-    l.report();
-    match bad {
-        Bad::Overflow(a) => {
-            let end = info.slot_end.min(info.user + info.size + 16);
-            bytes_vs_canary(info.user + info.size, end, a, info.user);
-        }
-        Bad::Underflow(a) => bytes_vs_canary(info.slot, info.user, a, info.user),
-        _ => {}
+        Bad::Overflow(a) => heap_overflow(op, p, a, info),
+        Bad::Underflow(a) => heap_underflow(op, p, a, info),
+        Bad::Mismatch => mismatch(op, p, info),
+        Bad::SizedDelete(s) => sized_delete(op, p, s, info),
+        _ => corrupted(op, p, info),
     }
     called_from(op, caller);
     history(info);
     end();
+}
+
+/// The canary after the block was changed, first at `a`.
+fn heap_overflow(op: Op, p: usize, a: usize, info: &Info) {
+    let mut l: Line<400> = Line::new();
+    prefix(&mut l).s(b"ERROR: heap overflow: ").x(p);
+    block_desc(&mut l, info);
+    l.s(b" written past its end at offset ")
+        .u((a - info.user) as u64);
+    let n = (a - info.user - info.size) as u64 + 1;
+    l.s(b" (").u(n).s(if n == 1 {
+        b" byte past the end), found in " as &[u8]
+    } else {
+        b" bytes past the end), found in "
+    });
+    l.s(op.call_name().as_bytes()).s(b"()\n");
+    l.report();
+    let end = info.slot_end.min(info.user + info.size + 16);
+    bytes_vs_canary(info.user + info.size, end, a, info.user);
+}
+
+/// The canary before the block was changed, first at `a`.
+fn heap_underflow(op: Op, p: usize, a: usize, info: &Info) {
+    let mut l: Line<400> = Line::new();
+    prefix(&mut l).s(b"ERROR: heap underflow: ").x(p);
+    block_desc(&mut l, info);
+    l.s(b" written ")
+        .u((info.user - a) as u64)
+        .s(b" bytes before its start, found in ");
+    l.s(op.call_name().as_bytes()).s(b"()\n");
+    l.report();
+    bytes_vs_canary(info.slot, info.user, a, info.user);
+}
+
+/// Released by the wrong family.
+fn mismatch(op: Op, p: usize, info: &Info) {
+    let mut l: Line<400> = Line::new();
+    prefix(&mut l).s(b"ERROR: alloc-dealloc mismatch: ").x(p);
+    block_desc(&mut l, info);
+    l.s(b" allocated by ")
+        .s(info.origin.call_name().as_bytes())
+        .s(b"(), released by ");
+    l.s(op.call_name().as_bytes()).s(b"()\n");
+    l.report();
+}
+
+/// A sized delete whose size `s` is not the block's.
+fn sized_delete(op: Op, p: usize, s: usize, info: &Info) {
+    let mut l: Line<400> = Line::new();
+    prefix(&mut l).s(b"ERROR: sized delete mismatch: ").x(p);
+    block_desc(&mut l, info);
+    l.s(b" released with size ").u(s as u64).s(b" in ");
+    l.s(op.call_name().as_bytes()).s(b"()\n");
+    l.report();
+}
+
+/// Any other finding on a live block.
+fn corrupted(op: Op, p: usize, info: &Info) {
+    let mut l: Line<400> = Line::new();
+    prefix(&mut l).s(b"ERROR: corrupted block ").x(p);
+    block_desc(&mut l, info);
+    l.s(b" in ");
+    l.s(op.call_name().as_bytes()).s(b"()\n");
+    l.report();
 }
 
 /// Shows the bytes of `[from, to)` against the canary expected there.
@@ -428,7 +476,7 @@ fn bytes_vs_canary(from: usize, to: usize, _first: usize, user: usize) {
 /// A quarantined block's free fill was changed.
 pub fn write_after_free(info: &Info, addr: usize) {
     let _e = sys::ErrnoGuard::new();
-    if !begin(9, info.dbg.free_caller) {
+    if !begin(ErrorKind::WriteAfterFree, info.dbg.free_caller) {
         return;
     }
     let mut l: Line<400> = Line::new();
@@ -459,7 +507,7 @@ pub fn write_after_free(info: &Info, addr: usize) {
 /// A size above PTRDIFF_MAX: a negative length in disguise.
 pub fn absurd_size(op: Op, size: usize, caller: usize) {
     let _e = sys::ErrnoGuard::new();
-    if !config::get().check || !begin(10, caller) {
+    if !config::get().check || !begin(ErrorKind::AbsurdSize, caller) {
         return;
     }
     let mut l: Line<300> = Line::new();
@@ -484,14 +532,14 @@ pub fn summary_at_exit() {
     let mut l: Line<600> = Line::new();
     prefix(&mut l).s(b"ERROR SUMMARY: ").u(n).s(b" error(s)\n");
     l.report();
-    if let Some(s) = SEEN.try_lock(100) {
+    if let Some(s) = SEEN.try_lock() {
         for &(k, caller, count) in &s.sites[..s.n] {
             l.clear();
             prefix(&mut l)
                 .s(b"  ")
                 .u(count)
                 .s(b" x ")
-                .s(kind_name(k))
+                .s(k.name())
                 .s(b" from ");
             crate::maps::describe(caller, &mut l);
             l.c(b'\n');
@@ -512,11 +560,8 @@ pub fn end_fault() {
     unsafe { (*st).reporting = 0 };
 }
 
-/// Generic one-shot error (guard faults and others build their own lines).
-pub fn begin_custom(kind: u8, caller: usize) -> bool {
-    begin(kind, caller)
-}
-
-pub fn end_custom() {
-    end();
+/// Starts a guard page fault report (segv builds its own lines); false if this site was
+/// already reported.
+pub fn begin_guard_fault(pc: usize) -> bool {
+    begin(ErrorKind::GuardFault, pc)
 }

@@ -191,7 +191,7 @@ fn explain(sig: c_int, addr: usize, ctx: *mut c_void) -> bool {
     if !freed && addr >= d.user && addr < end {
         return false; // inside a live block: not a guard fault
     }
-    if !crate::report::begin_custom(11, pc) {
+    if !crate::report::begin_guard_fault(pc) {
         return true;
     }
     let mut l: Line<512> = Line::new();
@@ -246,7 +246,6 @@ fn explain(sig: c_int, addr: usize, ctx: *mut c_void) -> bool {
 /// sigaction(2), with SIGSEGV/SIGBUS kept behind our explainer while it is installed.
 /// # Safety
 /// The C contract of sigaction.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn sigaction(
     sig: c_int,
     act: *const libc::sigaction,
@@ -274,7 +273,6 @@ pub unsafe extern "C" fn sigaction(
 /// signal(3) with BSD semantics, as glibc's, routed through our sigaction.
 /// # Safety
 /// The C contract of signal.
-#[unsafe(no_mangle)]
 pub unsafe extern "C" fn signal(sig: c_int, h: libc::sighandler_t) -> libc::sighandler_t {
     // SAFETY: a zeroed sigaction filled with the handler is valid; our sigaction checks `sig`.
     unsafe {
@@ -289,13 +287,4 @@ pub unsafe extern "C" fn signal(sig: c_int, h: libc::sighandler_t) -> libc::sigh
         }
         old.sa_sigaction
     }
-}
-
-/// bsd_signal is glibc's other name for signal.
-/// # Safety
-/// The C contract of signal.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn bsd_signal(sig: c_int, h: libc::sighandler_t) -> libc::sighandler_t {
-    // SAFETY: same contract.
-    unsafe { signal(sig, h) }
 }

@@ -24,6 +24,9 @@ pub const NTINY: usize = 16;
 /// Blocks per zone of the largest size of the class, as ft_malloc requires.
 pub const MIN_BLOCKS_PER_ZONE: usize = 100;
 pub const MIN_ALIGN: usize = 16;
+/// The inaccessible region behind a LARGE block (and behind a guarded block above `SMALL_MAX`),
+/// rounded up to whole pages where it is used: an access a few KiB past the end still faults.
+pub const WIDE_GUARD: usize = 64 << 10;
 
 /// Class index of a request of `n` bytes (`n <= SMALL_MAX`).
 #[inline]

@@ -1,5 +1,6 @@
 //! Process-wide counters that cost nothing on the fast path (live and peak bytes, only when
-//! debugging is on), and the process's count of kernel mappings for the dumps.
+//! debugging is on), and the process's count of kernel mappings for the dumps (read from the
+//! kernel through `sys`, so this module sits below everything that allocates).
 
 use core::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 /// Peak of live bytes (debug/log only).
@@ -54,12 +55,10 @@ pub fn sub_live(n: usize) {
 /// mremap moves them and the kernel merges neighbours. Raw open/read only: dumps call this
 /// from signal handlers.
 pub fn kernel_mappings() -> (Option<usize>, Option<usize>) {
-    let mut n = 0usize;
-    let ok = crate::maps::for_each(|_| {
-        n += 1;
-        true
-    });
-    (ok.then_some(n), crate::guard::read_max_map_count())
+    (
+        crate::sys::count_mappings(),
+        crate::sys::read_max_map_count(),
+    )
 }
 
 /// Writes `N kernel mappings (vm.max_map_count M)`, or what of it is known.

@@ -189,7 +189,7 @@ pub fn pop() -> Option<usize> {
 /// Calls `f` for every quarantined pointer (check_every, dumps). Takes the lock briefly.
 pub fn for_each(mut f: impl FnMut(usize, usize)) {
     for q in QS.iter() {
-        let Some(q) = q.try_lock(100) else { continue };
+        let Some(q) = q.try_lock() else { continue };
         for i in 0..q.len {
             // SAFETY: index inside the ring.
             let (p, s) = unsafe { *q.buf.add((q.head + i) % CAP) };
@@ -201,7 +201,7 @@ pub fn for_each(mut f: impl FnMut(usize, usize)) {
 pub fn stats() -> (usize, usize) {
     let (mut n, mut b) = (0, 0);
     for q in QS.iter() {
-        if let Some(q) = q.try_lock(100) {
+        if let Some(q) = q.try_lock() {
             n += q.len;
             b += q.bytes;
         }

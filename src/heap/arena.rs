@@ -231,7 +231,7 @@ pub(super) fn trim_zones() -> bool {
 pub(super) fn arena_totals() -> (usize, usize, usize) {
     let (mut b, mut n, mut m) = (0, 0, 0);
     for a in ARENAS.iter().take(NARENAS.load(Ordering::Relaxed)) {
-        if let Some(g) = a.try_lock(100) {
+        if let Some(g) = a.try_lock() {
             b += g.live_bytes;
             n += g.live_blocks;
             m += g.mapped;

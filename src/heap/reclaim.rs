@@ -43,7 +43,7 @@ pub fn trim() -> bool {
 /// Totals for mallinfo and stats: (live bytes, live blocks, mapped bytes).
 pub fn totals() -> (usize, usize, usize) {
     let (mut b, mut n, mut m) = arena_totals();
-    if let Some(l) = LARGE.try_lock(100) {
+    if let Some(l) = LARGE.try_lock() {
         b += l.live_bytes;
         n += l.live_count;
         m += l.mapped_bytes;

@@ -37,14 +37,14 @@ pub fn expand(spec: &[u8], out: &mut [u8; 512]) -> usize {
 pub(super) fn open_sink(spec: &[u8], ppid: u32) {
     let mut h: Line<1200> = Line::new();
     header_text(&mut h, ppid);
-    if spec == b"stderr" {
+    let dest = crate::config::Dest::parse(spec);
+    if dest == crate::config::Dest::Stderr {
         SINK_FD_NO.store(2, Ordering::Relaxed);
         SINK.store(SINK_FD, Ordering::Release);
-    } else if let Some(n) = spec.strip_prefix(b"fd:") {
-        let v = crate::fmt::parse_num(n).filter(|&v| v <= i32::MAX as u64);
+    } else if let crate::config::Dest::Fd(v) = dest {
         // Our own duplicate (high, close-on-exec): it survives the program closing N.
         let dup = match v {
-            Some(v) => sys::dup_high(v as i32),
+            Some(v) => sys::dup_high(v),
             None => Err(libc::EBADF),
         };
         match dup {

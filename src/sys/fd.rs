@@ -213,6 +213,21 @@ pub fn flock(fd: c_int, op: c_int) -> Result<(), c_int> {
     }
 }
 
+/// Reads up to `buf.len()` bytes at the file position; the count read (0 at the end).
+pub fn read(fd: c_int, buf: &mut [u8]) -> Result<usize, c_int> {
+    loop {
+        // SAFETY: buf is writable for its length.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr() as *mut c_void, buf.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = errno();
+        if e != libc::EINTR {
+            return Err(e);
+        }
+    }
+}
+
 /// Reads up to `buf.len()` bytes at `off`; the count read.
 pub fn pread(fd: c_int, buf: &mut [u8], off: u64) -> Result<usize, c_int> {
     loop {
@@ -225,22 +240,6 @@ pub fn pread(fd: c_int, buf: &mut [u8], off: u64) -> Result<usize, c_int> {
                 off as libc::off_t,
             )
         };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let e = errno();
-        if e != libc::EINTR {
-            return Err(e);
-        }
-    }
-}
-
-/// Reads up to `buf.len()` bytes at the descriptor's position; the count read, 0 at the end;
-/// retried on EINTR.
-pub fn read(fd: c_int, buf: &mut [u8]) -> Result<usize, c_int> {
-    loop {
-        // SAFETY: buf is writable for its length.
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr() as *mut c_void, buf.len()) };
         if n >= 0 {
             return Ok(n as usize);
         }
@@ -475,6 +474,38 @@ pub fn read_small_file(path: &[u8], buf: &mut [u8]) -> Result<usize, c_int> {
     let r = pread(fd, buf, 0);
     close(fd);
     r
+}
+
+/// The process's kernel mappings (VMAs) now: the lines of /proc/self/maps (None without
+/// /proc). Raw open/read on a stack buffer: dumps call this from signal handlers.
+pub fn count_mappings() -> Option<usize> {
+    let fd = open(b"/proc/self/maps\0", libc::O_RDONLY | libc::O_CLOEXEC, 0).ok()?;
+    let mut buf = [0u8; 4096];
+    let mut n = 0usize;
+    let mut open_line = false;
+    while let Ok(k) = read(fd, &mut buf) {
+        if k == 0 {
+            break;
+        }
+        n += buf[..k].iter().filter(|&&b| b == b'\n').count();
+        open_line = buf[k - 1] != b'\n';
+    }
+    close(fd);
+    Some(n + open_line as usize)
+}
+
+/// vm.max_map_count (None if unreadable or implausibly small).
+pub fn read_max_map_count() -> Option<usize> {
+    let mut buf = [0u8; 32];
+    let n = read_small_file(b"/proc/sys/vm/max_map_count\0", &mut buf).ok()?;
+    let digits = buf[..n].iter().take_while(|b| b.is_ascii_digit());
+    let mut v: usize = 0;
+    let mut any = false;
+    for &d in digits {
+        v = v.checked_mul(10)?.checked_add((d - b'0') as usize)?;
+        any = true;
+    }
+    (any && v > 1000).then_some(v)
 }
 
 /// The current directory into `buf` (NUL terminated); its length.

@@ -4,7 +4,8 @@
 //! one WARNING line naming the valid choices and is skipped; the rest still applies.
 //!
 //! # Invariants
-//! `CONFIG` is written only by `init` before the allocator is Ready, and read-only after.
+//! `CONFIG` is written only by `lifecycle` (at init) before the allocator is Ready, and
+//! read-only after.
 
 use crate::fmt::{Line, prefix};
 use core::cell::UnsafeCell;
@@ -66,6 +67,52 @@ impl Path {
     }
 }
 
+/// Why a MALLOC_DEBUG item was refused.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum OptionError {
+    /// No option of that name (nor, for `noNAME`, of NAME).
+    Unknown,
+    /// A known option with a value it does not take: what it expects.
+    Invalid(&'static str),
+}
+
+impl OptionError {
+    /// The reason shown in the warning.
+    pub fn reason(self) -> &'static str {
+        match self {
+            OptionError::Unknown => "unknown option",
+            OptionError::Invalid(why) => why,
+        }
+    }
+}
+
+/// Where a `report=` or `log=` value sends its output: `stderr`, `fd:N` or a file.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Dest<'a> {
+    Stderr,
+    /// `fd:N`; `None` when N is not a descriptor number.
+    Fd(Option<i32>),
+    /// A path (`%p` not yet expanded).
+    File(&'a [u8]),
+}
+
+impl<'a> Dest<'a> {
+    /// Reads a destination value; the one place that knows `stderr` and `fd:N`.
+    pub fn parse(spec: &'a [u8]) -> Dest<'a> {
+        if spec == b"stderr" {
+            Dest::Stderr
+        } else if let Some(n) = spec.strip_prefix(b"fd:") {
+            Dest::Fd(
+                crate::fmt::parse_num(n)
+                    .filter(|&v| v <= i32::MAX as u64)
+                    .map(|v| v as i32),
+            )
+        } else {
+            Dest::File(spec)
+        }
+    }
+}
+
 /// Default quarantine of the `1` preset: 4 MiB of freed blocks held back.
 pub const DEFAULT_QUARANTINE: u64 = 4 << 20;
 /// Default in-memory event ring when debugging is on.
@@ -90,13 +137,13 @@ macro_rules! options {
         pub const TABLE: &[(&str, &str, &str, &str)] = &[
             $( (stringify!($name), stringify!($ty), $help_default, $desc), )*
         ];
-        fn set_option(c: &mut Config, name: &[u8], value: Option<&[u8]>, negate: bool) -> Result<(), &'static str> {
+        fn set_option(c: &mut Config, name: &[u8], value: Option<&[u8]>, negate: bool) -> Result<(), OptionError> {
             $(
                 if name == stringify!($name).as_bytes() {
-                    return options!(@set $ty, c.$name, value, negate);
+                    return options!(@set $ty, c.$name, value, negate).map_err(OptionError::Invalid);
                 }
             )*
-            Err("unknown option")
+            Err(OptionError::Unknown)
         }
     };
     (@ty bool) => { bool };
@@ -345,7 +392,7 @@ pub struct Parsed {
 }
 
 /// Parses a MALLOC_DEBUG value. `warn` receives (item, reason) for every bad item.
-pub fn parse(value: &[u8], warn: &mut dyn FnMut(&[u8], &str)) -> Parsed {
+pub fn parse(value: &[u8], warn: &mut dyn FnMut(&[u8], OptionError)) -> Parsed {
     let mut c = Config::DEFAULT;
     let mut help = false;
     if value.is_empty() {
@@ -383,7 +430,7 @@ pub fn parse(value: &[u8], warn: &mut dyn FnMut(&[u8], &str)) -> Parsed {
             None => (item, None),
         };
         let mut r = set_option(&mut c, name, value, false);
-        if r == Err("unknown option") && value.is_none() && name.starts_with(b"no") {
+        if r == Err(OptionError::Unknown) && value.is_none() && name.starts_with(b"no") {
             r = set_option(&mut c, &name[2..], None, true);
         }
         if let Err(e) = r {
@@ -424,16 +471,16 @@ fn trim(s: &[u8]) -> &[u8] {
 const ECHO_MAX: usize = 128;
 
 /// One WARNING line for a bad MALLOC_DEBUG item; unknown names list the valid ones.
-pub fn warn_item(item: &[u8], reason: &str) {
+pub fn warn_item(item: &[u8], why: OptionError) {
     let mut l: Line<2048> = Line::new();
-    warning_line(&mut l, item, reason);
+    warning_line(&mut l, item, why);
     l.report();
 }
 
 /// The text of `warn_item`. It always ends with its newline: a long item is echoed in part
 /// (`…(N bytes)`) and control bytes as `?`, so the line is bounded (well under the buffer with
 /// every option name listed) and the next message starts a line of its own.
-fn warning_line<const N: usize>(l: &mut Line<N>, item: &[u8], reason: &str) {
+fn warning_line<const N: usize>(l: &mut Line<N>, item: &[u8], why: OptionError) {
     prefix(l).s(b"WARNING: MALLOC_DEBUG: ignoring '");
     for &b in item.iter().take(ECHO_MAX) {
         l.c(if b < b' ' || b == 0x7f { b'?' } else { b });
@@ -441,8 +488,8 @@ fn warning_line<const N: usize>(l: &mut Line<N>, item: &[u8], reason: &str) {
     if item.len() > ECHO_MAX {
         l.s("…(".as_bytes()).u(item.len() as u64).s(b" bytes)");
     }
-    l.s(b"': ").s(reason.as_bytes());
-    if reason == "unknown option" {
+    l.s(b"': ").s(why.reason().as_bytes());
+    if why == OptionError::Unknown {
         l.s(b"; valid: 1, default, full, help");
         for (name, _, _, _) in TABLE {
             l.s(b", ").s(name.as_bytes());
@@ -477,99 +524,7 @@ pub fn print_help() {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn p(s: &str) -> (Config, usize) {
-        let mut n = 0;
-        let r = parse(s.as_bytes(), &mut |_, _| n += 1);
-        (r.config, n)
-    }
-
-    #[test]
-    fn presets_and_overrides() {
-        let (c, w) = p("1,quarantine=64m,on_error=continue");
-        assert_eq!(w, 0);
-        assert!(c.enabled && c.check && c.canary && c.fill);
-        assert_eq!(c.quarantine, 64 << 20);
-        assert_eq!(c.on_error, OnError::Continue);
-        let (c, _) = p("default,nocanary,leaks=all");
-        assert!(!c.canary && c.check);
-        assert_eq!(c.leaks, 2);
-        let (c, _) = p("full");
-        assert_eq!(c.guard, Guard::After);
-        let (c, _) = p("guard=below,sample=100");
-        assert_eq!(c.guard, Guard::Below);
-        assert_eq!(c.sample, 100);
-        assert!(c.light);
-        let (c, _) = p("sample=100,leaks");
-        assert!(!c.light);
-    }
-
-    #[test]
-    fn bad_items_warn_and_rest_applies() {
-        let (c, w) = p("bogus,canary,quarantine=12x,on_error=exit:3,fail=every:50");
-        assert_eq!(w, 2);
-        assert!(c.canary);
-        assert_eq!(c.on_error, OnError::Exit(3));
-        assert_eq!(c.fail, Fail::Every(50));
-        let (c, w) = p("");
-        assert_eq!(w, 0);
-        assert!(!c.enabled);
-    }
-
-    #[test]
-    fn long_item_warning_is_one_bounded_line() {
-        let item = [b'x'; 10_000];
-        let mut l: Line<2048> = Line::new();
-        warning_line(&mut l, &item, "unknown option");
-        let t = l.as_bytes();
-        assert!(t.len() < 1024, "{} bytes", t.len());
-        assert_eq!(t.last(), Some(&b'\n'));
-        assert_eq!(t.iter().filter(|&&b| b == b'\n').count(), 1);
-        let s = core::str::from_utf8(t).unwrap();
-        assert!(s.contains("…(10000 bytes)': unknown option; valid: 1, default"));
-        l.clear();
-        warning_line(&mut l, b"a\nb=1", "expects 0/1/yes/no");
-        assert!(
-            core::str::from_utf8(l.as_bytes())
-                .unwrap()
-                .contains("'a?b=1': expects")
-        );
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size(Some(b"4K")), Ok(4096));
-        assert_eq!(parse_size(Some(b"1g")), Ok(1 << 30));
-        assert!(parse_size(Some(b"m")).is_err());
-        assert_eq!(parse_fail(Some(b"size:1m")), Ok(Fail::Size(1 << 20)));
-        assert_eq!(parse_signal(Some(b"SIGUSR2")), Ok(libc::SIGUSR2));
-        assert_eq!(parse_signal(Some(b"12")), Ok(12));
-    }
-
-    #[test]
-    fn dump_signal_refuses_faults_and_uncatchable() {
-        for v in [
-            "11", "SEGV", "SIGSEGV", "7", "SIGBUS", "4", "ILL", "8", "FPE", "9", "KILL", "19",
-            "STOP", "32", "33",
-        ] {
-            let e = parse_signal(Some(v.as_bytes())).unwrap_err();
-            assert!(e.starts_with("a fault signal"), "{v}: {e}");
-        }
-        for v in ["0", "65", "SIGNOPE", ""] {
-            let e = parse_signal(Some(v.as_bytes())).unwrap_err();
-            assert!(e.starts_with("expects a signal"), "{v}: {e}");
-        }
-        assert_eq!(parse_signal(Some(b"1")), Ok(1));
-        assert_eq!(parse_signal(Some(b"34")), Ok(34));
-        assert_eq!(parse_signal(Some(b"64")), Ok(64));
-        let (c, w) = p("dump_signal=11");
-        assert_eq!((c.dump_signal, w), (0, 1));
-        let (c, w) = p("dump_signal=USR1,dump_signal=KILL");
-        assert_eq!((c.dump_signal, w), (libc::SIGUSR1, 1));
-    }
-}
+mod tests;
 
 /// A value written once during init and read-only afterwards.
 pub struct Once<T>(UnsafeCell<T>);

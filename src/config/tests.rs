@@ -1,0 +1,107 @@
+//! Unit tests of MALLOC_DEBUG parsing: presets, bad items, warnings, destinations, sizes,
+//! signals.
+
+use super::*;
+
+fn p(s: &str) -> (Config, usize) {
+    let mut n = 0;
+    let r = parse(s.as_bytes(), &mut |_, _| n += 1);
+    (r.config, n)
+}
+
+#[test]
+fn presets_and_overrides() {
+    let (c, w) = p("1,quarantine=64m,on_error=continue");
+    assert_eq!(w, 0);
+    assert!(c.enabled && c.check && c.canary && c.fill);
+    assert_eq!(c.quarantine, 64 << 20);
+    assert_eq!(c.on_error, OnError::Continue);
+    let (c, _) = p("default,nocanary,leaks=all");
+    assert!(!c.canary && c.check);
+    assert_eq!(c.leaks, 2);
+    let (c, _) = p("full");
+    assert_eq!(c.guard, Guard::After);
+    let (c, _) = p("guard=below,sample=100");
+    assert_eq!(c.guard, Guard::Below);
+    assert_eq!(c.sample, 100);
+    assert!(c.light);
+    let (c, _) = p("sample=100,leaks");
+    assert!(!c.light);
+}
+
+#[test]
+fn bad_items_warn_and_rest_applies() {
+    let (c, w) = p("bogus,canary,quarantine=12x,on_error=exit:3,fail=every:50");
+    assert_eq!(w, 2);
+    assert!(c.canary);
+    assert_eq!(c.on_error, OnError::Exit(3));
+    assert_eq!(c.fail, Fail::Every(50));
+    let (c, w) = p("");
+    assert_eq!(w, 0);
+    assert!(!c.enabled);
+}
+
+#[test]
+fn long_item_warning_is_one_bounded_line() {
+    let item = [b'x'; 10_000];
+    let mut l: Line<2048> = Line::new();
+    warning_line(&mut l, &item, OptionError::Unknown);
+    let t = l.as_bytes();
+    assert!(t.len() < 1024, "{} bytes", t.len());
+    assert_eq!(t.last(), Some(&b'\n'));
+    assert_eq!(t.iter().filter(|&&b| b == b'\n').count(), 1);
+    let s = core::str::from_utf8(t).unwrap();
+    assert!(s.contains("…(10000 bytes)': unknown option; valid: 1, default"));
+    l.clear();
+    warning_line(
+        &mut l,
+        b"a\nb=1",
+        OptionError::Invalid("expects 0/1/yes/no"),
+    );
+    assert!(
+        core::str::from_utf8(l.as_bytes())
+            .unwrap()
+            .contains("'a?b=1': expects")
+    );
+}
+
+#[test]
+fn destinations() {
+    assert_eq!(Dest::parse(b"stderr"), Dest::Stderr);
+    assert_eq!(Dest::parse(b"fd:7"), Dest::Fd(Some(7)));
+    assert_eq!(Dest::parse(b"fd:x"), Dest::Fd(None));
+    assert_eq!(Dest::parse(b"fd:4294967296"), Dest::Fd(None));
+    assert_eq!(Dest::parse(b"/tmp/r.%p"), Dest::File(b"/tmp/r.%p"));
+}
+
+#[test]
+fn sizes() {
+    assert_eq!(parse_size(Some(b"4K")), Ok(4096));
+    assert_eq!(parse_size(Some(b"1g")), Ok(1 << 30));
+    assert!(parse_size(Some(b"m")).is_err());
+    assert_eq!(parse_fail(Some(b"size:1m")), Ok(Fail::Size(1 << 20)));
+    assert_eq!(parse_signal(Some(b"SIGUSR2")), Ok(libc::SIGUSR2));
+    assert_eq!(parse_signal(Some(b"12")), Ok(12));
+}
+
+#[test]
+fn dump_signal_refuses_faults_and_uncatchable() {
+    for v in [
+        "11", "SEGV", "SIGSEGV", "7", "SIGBUS", "4", "ILL", "8", "FPE", "9", "KILL", "19", "STOP",
+        "32", "33",
+    ] {
+        let e = parse_signal(Some(v.as_bytes())).unwrap_err();
+        assert!(e.starts_with("a fault signal"), "{v}: {e}");
+    }
+    for v in ["0", "65", "SIGNOPE", ""] {
+        let e = parse_signal(Some(v.as_bytes())).unwrap_err();
+        assert!(e.starts_with("expects a signal"), "{v}: {e}");
+    }
+    assert_eq!(parse_signal(Some(b"1")), Ok(1));
+    assert_eq!(parse_signal(Some(b"34")), Ok(34));
+    assert_eq!(parse_signal(Some(b"64")), Ok(64));
+    let (c, w) = p("dump_signal=11");
+    assert_eq!((c.dump_signal, w), (0, 1));
+    let (c, w) = p("dump_signal=USR1,dump_signal=KILL");
+    assert_eq!((c.dump_signal, w), (libc::SIGUSR1, 1));
+}

@@ -1,0 +1,151 @@
+//! The C allocation functions and their `__libc_*` aliases: trampolines (see `entry`) and the
+//! impls behind them.
+
+use crate::block::Op;
+use crate::heap;
+use crate::lifecycle;
+use crate::log;
+use crate::sys;
+use core::ffi::{c_int, c_void};
+
+export!(malloc(n: usize) -> *mut c_void => malloc_impl);
+export!(__libc_malloc(n: usize) -> *mut c_void => malloc_impl);
+export!(free(p: *mut c_void) => free_impl);
+export!(cfree(p: *mut c_void) => free_impl);
+export!(__libc_free(p: *mut c_void) => free_impl);
+export!(calloc(n: usize, s: usize) -> *mut c_void => calloc_impl);
+export!(__libc_calloc(n: usize, s: usize) -> *mut c_void => calloc_impl);
+export!(realloc(p: *mut c_void, n: usize) -> *mut c_void => realloc_impl);
+export!(__libc_realloc(p: *mut c_void, n: usize) -> *mut c_void => realloc_impl);
+export!(reallocarray(p: *mut c_void, n: usize, s: usize) -> *mut c_void => reallocarray_impl);
+export!(posix_memalign(pp: *mut *mut c_void, a: usize, n: usize) -> c_int => posix_memalign_impl);
+export!(aligned_alloc(a: usize, n: usize) -> *mut c_void => aligned_alloc_impl);
+export!(memalign(a: usize, n: usize) -> *mut c_void => memalign_impl);
+export!(__libc_memalign(a: usize, n: usize) -> *mut c_void => memalign_impl);
+export!(valloc(n: usize) -> *mut c_void => valloc_impl);
+export!(__libc_valloc(n: usize) -> *mut c_void => valloc_impl);
+export!(pvalloc(n: usize) -> *mut c_void => pvalloc_impl);
+export!(__libc_pvalloc(n: usize) -> *mut c_void => pvalloc_impl);
+export!(malloc_usable_size(p: *mut c_void) -> usize => usable_size_impl);
+
+#[inline]
+fn done(op: Op, inp: usize, out: *mut u8, size: usize, align: usize, caller: usize) -> *mut c_void {
+    log::event(op, inp, out as usize, size, align, caller);
+    out as *mut c_void
+}
+
+extern "C" fn malloc_impl(n: usize, caller: usize) -> *mut c_void {
+    lifecycle::ensure();
+    let p = heap::allocate(n, 0, Op::Malloc, caller, false);
+    done(Op::Malloc, 0, p, n, 0, caller)
+}
+
+extern "C" fn free_impl(p: *mut c_void, caller: usize) {
+    if p.is_null() {
+        return;
+    }
+    lifecycle::ensure();
+    let c = crate::config::get();
+    if (!c.enabled || c.light) && heap::free_fast(p as usize) {
+        return;
+    }
+    let _keep = sys::ErrnoGuard::new();
+    let size = heap::deallocate(p as usize, Op::Free, caller, 0);
+    if size != 0 {
+        log::event(Op::Free, p as usize, 0, size, 0, caller);
+    }
+}
+
+extern "C" fn calloc_impl(n: usize, s: usize, caller: usize) -> *mut c_void {
+    lifecycle::ensure();
+    let Some(total) = n.checked_mul(s) else {
+        sys::set_errno(libc::ENOMEM);
+        return done(Op::Calloc, 0, core::ptr::null_mut(), usize::MAX, 0, caller);
+    };
+    let p = heap::allocate(total, 0, Op::Calloc, caller, true);
+    done(Op::Calloc, 0, p, total, 0, caller)
+}
+
+extern "C" fn realloc_impl(p: *mut c_void, n: usize, caller: usize) -> *mut c_void {
+    lifecycle::ensure();
+    let q = heap::reallocate(p as usize, n, Op::Realloc, caller);
+    done(Op::Realloc, p as usize, q, n, 0, caller)
+}
+
+extern "C" fn reallocarray_impl(p: *mut c_void, n: usize, s: usize, caller: usize) -> *mut c_void {
+    lifecycle::ensure();
+    let Some(total) = n.checked_mul(s) else {
+        sys::set_errno(libc::ENOMEM);
+        return done(
+            Op::Reallocarray,
+            p as usize,
+            core::ptr::null_mut(),
+            usize::MAX,
+            0,
+            caller,
+        );
+    };
+    let q = heap::reallocate(p as usize, total, Op::Reallocarray, caller);
+    done(Op::Reallocarray, p as usize, q, total, 0, caller)
+}
+
+fn aligned(a: usize, n: usize, op: Op, caller: usize) -> *mut u8 {
+    lifecycle::ensure();
+    let p = heap::allocate(n, a, op, caller, false);
+    log::event(op, 0, p as usize, n, a, caller);
+    p
+}
+
+extern "C" fn posix_memalign_impl(
+    pp: *mut *mut c_void,
+    a: usize,
+    n: usize,
+    caller: usize,
+) -> c_int {
+    if !a.is_power_of_two() || a % core::mem::size_of::<usize>() != 0 {
+        return libc::EINVAL;
+    }
+    let e = sys::errno();
+    let p = aligned(a, n, Op::PosixMemalign, caller);
+    sys::set_errno(e);
+    if p.is_null() {
+        return libc::ENOMEM;
+    }
+    // SAFETY: the caller passes a valid out-pointer, per posix_memalign's contract.
+    unsafe { *pp = p as *mut c_void };
+    0
+}
+
+extern "C" fn aligned_alloc_impl(a: usize, n: usize, caller: usize) -> *mut c_void {
+    if !a.is_power_of_two() {
+        sys::set_errno(libc::EINVAL);
+        return core::ptr::null_mut();
+    }
+    aligned(a, n, Op::AlignedAlloc, caller) as *mut c_void
+}
+
+extern "C" fn memalign_impl(a: usize, n: usize, caller: usize) -> *mut c_void {
+    if a > isize::MAX as usize / 2 + 1 {
+        sys::set_errno(libc::EINVAL);
+        return core::ptr::null_mut();
+    }
+    let a = a.max(1).next_power_of_two();
+    aligned(a, n, Op::Memalign, caller) as *mut c_void
+}
+
+extern "C" fn valloc_impl(n: usize, caller: usize) -> *mut c_void {
+    aligned(sys::page_size(), n, Op::Valloc, caller) as *mut c_void
+}
+
+extern "C" fn pvalloc_impl(n: usize, caller: usize) -> *mut c_void {
+    let Some(r) = sys::page_round(n.max(1)) else {
+        sys::set_errno(libc::ENOMEM);
+        return core::ptr::null_mut();
+    };
+    aligned(sys::page_size(), r, Op::Pvalloc, caller) as *mut c_void
+}
+
+extern "C" fn usable_size_impl(p: *mut c_void, caller: usize) -> usize {
+    lifecycle::ensure();
+    heap::usable_size(p as usize, caller)
+}

@@ -1,0 +1,57 @@
+//! The `.fini_array` destructors: the exit reports (log flush, quarantine drain, leaks, dump,
+//! stats, error summary, announce `exit` line) and the `on_error=exit:N` exit status; with
+//! debugging off, only the announce `exit` line.
+
+use crate::config::{self, OnError};
+use crate::sys;
+use core::sync::atomic::Ordering;
+
+extern "C" fn fini() {
+    let c = config::get();
+    if !c.enabled {
+        return;
+    }
+    let _e = sys::ErrnoGuard::new();
+    if c.quarantine > 0 {
+        crate::heap::drain_quarantine();
+    }
+    if c.leaks > 0 {
+        crate::leaks::report_at_exit(c.leaks >= 2);
+    }
+    if c.dump_at_exit {
+        crate::dump::show_alloc_mem_ex();
+    }
+    if c.stats {
+        crate::dump::stats_line();
+    }
+    if c.on_error != OnError::Abort {
+        crate::report::summary_at_exit();
+    }
+    crate::announce::at_exit();
+    crate::log::close_at_exit();
+    if let OnError::Exit(n) = c.on_error {
+        if crate::report::ERRORS.load(Ordering::Relaxed) > 0 {
+            // Our destructor runs before libc flushes stdio at exit: flush it first.
+            // SAFETY: fflush(NULL) flushes every open stream; nothing is freed or allocated.
+            unsafe { libc::fflush(core::ptr::null_mut()) };
+            sys::exit_now(n);
+        }
+    }
+}
+
+#[used]
+#[unsafe(link_section = ".fini_array")]
+static FINI: extern "C" fn() = fini;
+
+/// With debugging off the library's exit handler does nothing: the `exit` line comes from here.
+#[cfg(not(test))]
+extern "C" fn announce_fini() {
+    if !config::get().enabled {
+        crate::announce::at_exit();
+    }
+}
+
+#[cfg(not(test))]
+#[used]
+#[unsafe(link_section = ".fini_array")]
+static ANNOUNCE_FINI: extern "C" fn() = announce_fini;

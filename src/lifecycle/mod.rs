@@ -1,0 +1,131 @@
+//! Start-up: Uninit → Initializing → Ready on the first call of any entry point (a constructor
+//! of another library can call malloc before ours runs). The constructor (`constructor`) and the
+//! `.fini_array` destructor (`finalizer`) do the work that needs a running program (signal
+//! handlers, environment clean-up, exit reports); `fork` registers the fork handlers, first of
+//! all; `output` owns the report destination.
+//!
+//! # Invariants
+//! The config and layout are written only by the thread that won the Uninit→Initializing
+//! exchange, before `STATE` becomes Ready; every other thread waits for Ready first.
+
+mod constructor;
+mod finalizer;
+mod fork;
+mod output;
+
+pub use fork::register_atfork;
+
+use crate::config::{self, Guard};
+use crate::debug::Layout;
+use crate::heap;
+use crate::sys;
+use crate::tls;
+use core::sync::atomic::{AtomicU8, Ordering};
+
+const UNINIT: u8 = 0;
+const INITIALIZING: u8 = 1;
+const READY: u8 = 2;
+
+static STATE: AtomicU8 = AtomicU8::new(UNINIT);
+
+/// Makes sure the allocator is initialised; cheap once Ready.
+#[inline(always)]
+pub fn ensure() {
+    if STATE.load(Ordering::Acquire) != READY {
+        slow();
+    }
+}
+
+#[cold]
+fn slow() {
+    match STATE.compare_exchange(UNINIT, INITIALIZING, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => {
+            // SAFETY: our own TLS block.
+            unsafe { (*tls::state()).initializing = 1 };
+            init();
+            STATE.store(READY, Ordering::Release);
+            // SAFETY: our own TLS block.
+            unsafe { (*tls::state()).initializing = 0 };
+        }
+        Err(_) => {
+            // SAFETY: our own TLS block.
+            if unsafe { (*tls::state()).initializing } != 0 {
+                // Re-entered from our own init: defaults are in place, go on.
+                return;
+            }
+            while STATE.load(Ordering::Acquire) != READY {
+                sys::sched_yield();
+            }
+        }
+    }
+}
+
+fn init() {
+    sys::page_size();
+    crate::pagemap::init();
+    heap::init_arenas(sys::ncpus());
+    heap::set_check_hook(crate::check::maybe_check_all);
+    let mut value: &[u8] = sys::getenv_initial(b"MALLOC_DEBUG").unwrap_or(b"");
+    if !value.is_empty() && sys::secure_mode() {
+        value = b"";
+    }
+    let parsed = config::parse(value, &mut |item, why| config::warn_item(item, why));
+    let c = parsed.config;
+    // SAFETY: single-threaded init (module invariant).
+    unsafe { config::set(c) };
+    if !c.enabled {
+        // The plain layout, written now so that the first malloc finds its page present.
+        // SAFETY: single-threaded init.
+        unsafe {
+            crate::debug::LAYOUT.set(Layout {
+                front: 0,
+                tail: 0,
+                fill: false,
+                debug_meta: false,
+                zone_guards: false,
+                large_guard: 0,
+            })
+        };
+        return;
+    }
+    // Reports must survive a program that closes stderr in an atexit handler: a copy of fd 2,
+    // high and close-on-exec, used only while it still names the file it was made from.
+    if let Ok(fd) = sys::dup_high(2)
+        && !sys::SAVED_STDERR.set(fd)
+    {
+        sys::close(fd);
+    }
+    if c.report.is_set() {
+        // SAFETY: single-threaded init (module invariant).
+        unsafe { output::set_up(c.report) };
+    }
+    if parsed.help {
+        config::print_help();
+    }
+    crate::debug::canary::init(sys::random_u64());
+    let page = sys::page_size();
+    let canary = c.canary;
+    let heavy = !c.light;
+    let lay = Layout {
+        front: if canary { 16 } else { 0 },
+        tail: if canary { 1 } else { 0 },
+        fill: c.fill,
+        debug_meta: heavy,
+        zone_guards: heavy,
+        // Behind every LARGE block, a wide inaccessible region: an access a few KiB past its
+        // end still faults. Address space is cheap; no page is touched.
+        large_guard: if heavy {
+            crate::size_class::WIDE_GUARD.next_multiple_of(page)
+        } else {
+            0
+        },
+    };
+    // SAFETY: single-threaded init.
+    unsafe { crate::debug::LAYOUT.set(lay) };
+    crate::guard::init(&c);
+    if heavy {
+        crate::stats::TRACK.store(true, Ordering::Relaxed);
+        crate::log::init(&c);
+    }
+    let _ = Guard::Off;
+}
