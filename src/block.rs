@@ -229,3 +229,7 @@ impl DebugMeta {
         free_tid: 0,
     };
 }
+
+/// Alloc fill of LARGE (and guarded) blocks covers at most this many bytes: touching every
+/// page of a big block on each call would cost more than it finds.
+pub const LARGE_FILL_MAX: usize = 64 << 10;

@@ -226,7 +226,7 @@ fn check_now() -> (u64, u64, bool) {
             return;
         }
         n += 1;
-        let canaries = lay.front > 0 || lay.tail > 0 || crate::guard::is_guarded(info);
+        let canaries = lay.front > 0 || lay.tail > 0 || crate::guard::is_guarded(info.guarded);
         if let Some((kind, at)) = crate::check::verify(info, canaries, lay.fill) {
             bad += 1;
             l.clear();

@@ -212,7 +212,7 @@ pub extern "C" fn show_alloc_mem() {
 
 fn state_name(info: &heap::Info) -> &'static [u8] {
     match info.state {
-        USED if crate::guard::is_guarded(info) => b"guarded",
+        USED if crate::guard::is_guarded(info.guarded) => b"guarded",
         USED => b"used",
         QUARANTINED => b"quarantined",
         _ => b"free",
@@ -224,7 +224,7 @@ pub fn readable(info: &heap::Info) -> bool {
     info.state == USED
         || (info.state == QUARANTINED
             && info.kind != heap::LARGE_KIND
-            && !crate::guard::is_guarded(info))
+            && !crate::guard::is_guarded(info.guarded))
 }
 
 /// One `hexdump -C` line: offset, 16 bytes in two groups of 8, `|ascii|`.
@@ -313,7 +313,7 @@ pub fn block_detail(l: &mut Line<256>, info: &heap::Info, fd: i32) {
             .s(b" from ")
             .x(d.free_caller);
     }
-    let canaries = lay.front > 0 || lay.tail > 0 || crate::guard::is_guarded(info);
+    let canaries = lay.front > 0 || lay.tail > 0 || crate::guard::is_guarded(info.guarded);
     if readable(info) {
         match crate::check::verify(info, canaries, lay.fill) {
             None if info.state == USED && canaries => {

@@ -828,10 +828,9 @@ fn large_alloc(
     user as *mut u8
 }
 
-/// Alloc fill of LARGE blocks covers at most this many bytes: touching every page of a big block
-/// on each call would cost more than it finds (fresh LARGE pages read as zero, and freed ones
-/// become inaccessible).
-pub const LARGE_FILL_MAX: usize = 64 << 10;
+/// Alloc fill of LARGE blocks covers at most this many bytes (fresh LARGE pages read as zero,
+/// and freed ones become inaccessible).
+pub use crate::block::LARGE_FILL_MAX;
 
 /// A validated live block, with its lock still held.
 enum Held<'a> {
@@ -1191,14 +1190,13 @@ fn finish_free(held: Held<'static>, op: Op, caller: usize, seq: u64) -> usize {
                     // `guard::retire` below has not given it to yet; its range is ours and
                     // the program gave it up.
                     unsafe {
-                        if LargeState::guarded_pooled(&*d) {
+                        if crate::guard::pooled(&*d) {
                             crate::guard::close_slot(base, len);
                         } else {
                             sys::protect(base as *mut u8, len, false);
                             // Not banked when a signal handler interrupted this thread inside
                             // the LARGE lock.
-                            let banked = LargeState::bankable(d)
-                                && LARGE.enter().is_some_and(|mut l| l.bank_put(d));
+                            let banked = crate::guard::bankable(d) && crate::guard::bank_put(d);
                             if !banked {
                                 sys::discard(base as *mut u8, len);
                             }
@@ -1433,10 +1431,10 @@ fn reallocate_call(p: usize, n: usize, op: Op, caller: usize) -> *mut u8 {
             report::bad_block(op, p, bad, &with_history(info), caller);
             return core::ptr::null_mut();
         }
-        if crate::guard::is_guarded(&info) {
+        if crate::guard::is_guarded(info.guarded) {
             if let Held::Large(mut l, d, _) = held {
                 // SAFETY: d is a used guarded descriptor under the LARGE lock.
-                if let Some(q) = unsafe { l.resize_guarded(d, n) } {
+                if let Some(q) = unsafe { crate::guard::resize(&mut l, d, n) } {
                     // SAFETY: as above; its canaries move with it (ALLOCATING until then).
                     let (lo, hi) = unsafe {
                         (*d).state = ALLOCATING;
@@ -1675,7 +1673,7 @@ fn usable_size_call(p: usize, caller: usize) -> usize {
 /// The usable size of a live block: its size when bytes after it are checked (canaries,
 /// guard), else the rest of its slot.
 fn usable_from(info: &Info) -> usize {
-    if layout().tail > 0 || crate::guard::is_guarded(info) {
+    if layout().tail > 0 || crate::guard::is_guarded(info.guarded) {
         return info.size;
     }
     info.slot_end - info.user

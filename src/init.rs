@@ -132,6 +132,7 @@ fn init() {
     };
     // SAFETY: single-threaded init.
     unsafe { heap::LAYOUT.set(lay) };
+    crate::guard::set_hooks(heap::stamp_alloc, heap::defer_guard_release);
     crate::guard::init(&c);
     if heavy {
         crate::stats::TRACK.store(true, Ordering::Relaxed);
@@ -520,7 +521,10 @@ fn early_init() {
     if c.nochildren {
         strip_environment();
     }
-    crate::guard::install_handler();
+    // The SIGSEGV/SIGBUS explainer, when guards (or debugging, which guards LARGE blocks and
+    // zones) are on.
+    #[cfg(not(test))]
+    crate::segv::install();
     crate::dump::install_signal(c.dump_signal);
 }
 

@@ -59,7 +59,7 @@ pub fn kernel_mappings() -> (Option<usize>, Option<usize>) {
         n += 1;
         true
     });
-    (ok.then_some(n), crate::guard::read_max_map_count())
+    (ok.then_some(n), crate::sys::max_map_count())
 }
 
 /// Writes `N kernel mappings (vm.max_map_count M)`, or what of it is known.
