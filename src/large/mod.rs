@@ -99,7 +99,7 @@ impl LargeState {
     /// page map. False when the page map cannot take them: the descriptor is unlinked again,
     /// and the caller gives back its range and descriptor as suits the range (a mapping of its
     /// own, a pool slot).
-    pub fn publish(&mut self, d: *mut Large, desc: Large) -> bool {
+    pub(crate) fn publish(&mut self, d: *mut Large, desc: Large) -> bool {
         let (base, len, size) = (desc.map_base, desc.map_len, desc.size);
         // SAFETY: d is a descriptor of no block (fresh from the slab, or a free pool slot's),
         // under the LARGE lock.
@@ -121,7 +121,7 @@ impl LargeState {
     }
 
     /// Takes a descriptor off the live list.
-    pub fn unlink(&mut self, d: *mut Large) {
+    pub(crate) fn unlink(&mut self, d: *mut Large) {
         // SAFETY: d is a live descriptor (under the lock).
         if unsafe { (*d).loose } {
             self.adopt_loose();

@@ -83,7 +83,7 @@ impl LargeState {
     }
 
     /// Gives back a descriptor that describes no block any more.
-    pub fn release_desc(&mut self, d: *mut Large) {
+    pub(crate) fn release_desc(&mut self, d: *mut Large) {
         // SAFETY: d is unlinked and unregistered.
         unsafe {
             (*d).state = FREE;
