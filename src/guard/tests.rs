@@ -186,3 +186,24 @@ fn bank_slots_are_bounded() {
         &mut |_, _| {}
     ));
 }
+
+#[test]
+fn ring_keeps_a_bounded_fifo() {
+    use super::ring::{OUT_MAX, POOLED, Ring};
+    let mut r = Box::new(Ring::EMPTY);
+    let mut out = [0usize; OUT_MAX];
+    let big = 200 << 20;
+    // Up to 512 MiB of address space stays; the pool flag does not count as a byte.
+    assert_eq!(r.push(0x1000, big | POOLED, false, &mut out), 0);
+    assert_eq!(r.push(0x2000, big, false, &mut out), 0);
+    // A third passes the bound: the oldest leaves.
+    assert_eq!(r.push(0x3000, big, false, &mut out), 1);
+    assert_eq!(out[0], 0x1000);
+    // Nested (a signal handler inside the allocator): nothing leaves for the byte bound.
+    assert_eq!(r.push(0x4000, big, true, &mut out), 0);
+    // The next push makes up for it: the oldest leave until the bound holds again.
+    assert_eq!(r.push(0x5000, P, false, &mut out), 1);
+    assert_eq!(out[0], 0x2000);
+    assert_eq!(r.push(0x6000, 2 * big, false, &mut out), 2);
+    assert_eq!(&out[..2], &[0x3000, 0x4000]);
+}
