@@ -250,7 +250,7 @@ pub fn map_recycled(
     None
 }
 
-/// Gives every banked page back (malloc_trim; `large::cache::set_trim_hook`).
+/// Gives every banked page back (malloc_trim; `large::set_trim_hook`).
 pub fn trim(l: &mut LargeState) {
     l.guarded.bank.clear(&mut |p, n| discard(p, n));
 }

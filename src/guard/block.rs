@@ -27,7 +27,7 @@ const THP_MIN: usize = 4 << 20;
 /// Registers what the large layer calls back (`trim` empties the bank) and, with a guard mode
 /// on, sets the budgets (init).
 pub fn init(c: &config::Config) {
-    crate::large::cache::set_trim_hook(bank::trim);
+    crate::large::set_trim_hook(bank::trim);
     if c.guard == Guard::Off && c.sample == 0 {
         return;
     }

@@ -3,7 +3,8 @@
 //! Guarded blocks are the guard layer's (`guard/`); they share the descriptors, the live list
 //! and `free` (which unmaps their mapping).
 
-use super::{Large, LargeState, MAX_PIECES};
+use super::desc::{Large, MAX_PIECES};
+use super::state::LargeState;
 use crate::block::DebugMeta;
 use crate::pagemap;
 use crate::sys;

@@ -8,14 +8,11 @@
 //! its top needs no mprotect.
 //!
 //! `Cache` is bookkeeping only: the system calls it asks for (unmap a range, make a guard
-//! region accessible) go through the caller's functions, which `LargeState` maps to `sys`.
+//! region accessible) go through the caller's functions (`state` maps them to `sys`).
 //!
 //! # Invariants
 //! - An entry with `base == 0` is free; `bytes` is the sum of the other entries' lengths.
 //! - Cached ranges do not overlap, and a guard region is only ever at the end of a range.
-
-use super::LargeState;
-use crate::sys;
 
 pub const CACHE_SLOTS: usize = 32;
 const CACHE_MIN_BYTES: usize = 4 << 20;
@@ -60,6 +57,14 @@ impl Cache {
         slots: [Entry::FREE; CACHE_SLOTS],
         bytes: 0,
     };
+
+    /// Bytes the cache may hold: twice the live LARGE bytes, at least 4 MiB, at most 256 MiB
+    /// (freed memory kept for reuse, as glibc keeps its heap).
+    pub fn limit(live_bytes: usize) -> usize {
+        live_bytes
+            .saturating_mul(2)
+            .clamp(CACHE_MIN_BYTES, CACHE_MAX_BYTES)
+    }
 
     /// Bytes held.
     pub fn bytes(&self) -> usize {
@@ -220,97 +225,4 @@ impl Cache {
         unmap(b, best_len);
         true
     }
-}
-
-impl LargeState {
-    /// Bytes the cache may hold: twice the live LARGE bytes, at least 4 MiB, at most
-    /// 256 MiB (freed memory kept for reuse, as glibc keeps its heap).
-    fn cache_limit(&self) -> usize {
-        self.live_bytes
-            .saturating_mul(2)
-            .clamp(CACHE_MIN_BYTES, CACHE_MAX_BYTES)
-    }
-
-    /// A mapping of at least `len` bytes: a cached range (returns dirty=true), else a new
-    /// mapping. With `guard > 0` the caller wants the last `guard` bytes inaccessible: the last
-    /// value says they already are.
-    pub(super) fn get_mapping(
-        &mut self,
-        len: usize,
-        guard: usize,
-    ) -> Option<(usize, usize, bool, bool)> {
-        if let Some(t) = self.cache.take(len, guard) {
-            if let Some((p, l)) = t.open {
-                // SAFETY: the cached range is ours and unused.
-                unsafe { sys::protect(p as *mut u8, l, true) };
-            }
-            return Some((t.base, t.len, true, t.guard_ready));
-        }
-        let base = sys::map(len)? as usize;
-        self.mapped_bytes += len;
-        Some((base, len, false, false))
-    }
-
-    /// Keeps a freed range in the cache (`guard`: its last bytes that are PROT_NONE, the
-    /// region behind a debugging-mode block, or 0), or unmaps it.
-    pub(super) fn put_mapping(&mut self, base: usize, len: usize, cacheable: bool, guard: usize) {
-        let limit = self.cache_limit();
-        let mapped = &mut self.mapped_bytes;
-        let mut unmap = |b: usize, l: usize| {
-            *mapped -= l;
-            // SAFETY: a freed block's range, unregistered, or a cached one: nobody uses it.
-            unsafe { sys::unmap(b as *mut u8, l) };
-        };
-        if !cacheable || len > limit {
-            unmap(base, len);
-            return;
-        }
-        let mut open = |b: usize, l: usize| {
-            // SAFETY: the guard region of a freed block is ours and unused.
-            unsafe { sys::protect(b as *mut u8, l, true) };
-        };
-        self.cache
-            .put(base, len, guard, limit, &mut unmap, &mut open);
-    }
-
-    /// Calls `f` for every cached (freed, unused) range.
-    pub fn for_each_cached(&self, mut f: impl FnMut(usize, usize)) {
-        for e in self.cache.entries() {
-            f(e.base, e.len);
-        }
-    }
-
-    /// Empties the cache (malloc_trim), and has the guard layer give back its banked pages
-    /// (`set_trim_hook`). Returns how many cached ranges were unmapped.
-    pub fn trim(&mut self) -> usize {
-        if let Some(h) = trim_hook() {
-            h(self);
-        }
-        let mapped = &mut self.mapped_bytes;
-        let mut unmap = |b: usize, l: usize| {
-            *mapped -= l;
-            // SAFETY: a cached range is ours and unused.
-            unsafe { sys::unmap(b as *mut u8, l) };
-        };
-        let mut n = 0;
-        while self.cache.evict_one(&mut unmap) {
-            n += 1;
-        }
-        n
-    }
-}
-
-/// What `trim` also runs, under the lock (registered by the guard layer at start-up: its
-/// page bank lives in `LargeState::guarded`).
-static TRIM_HOOK: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
-
-/// Registers the function `trim` calls first.
-pub fn set_trim_hook(f: fn(&mut LargeState)) {
-    TRIM_HOOK.store(f as usize, core::sync::atomic::Ordering::Release);
-}
-
-fn trim_hook() -> Option<fn(&mut LargeState)> {
-    let f = TRIM_HOOK.load(core::sync::atomic::Ordering::Acquire);
-    // SAFETY: a non-zero value was stored by `set_trim_hook` from a function of this type.
-    (f != 0).then(|| unsafe { core::mem::transmute::<usize, fn(&mut LargeState)>(f) })
 }

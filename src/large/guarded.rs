@@ -3,7 +3,7 @@
 //! `guard::bank`) gives them their meaning; they sit here so that the lock that protects the
 //! descriptors protects them too, with no second lock and no shared cell.
 
-use super::Large;
+use super::desc::Large;
 
 /// Guarded blocks of at most this many data pages take a pool slot (larger ones get a
 /// mapping of their own).
