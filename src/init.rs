@@ -132,7 +132,10 @@ fn init() {
     };
     // SAFETY: single-threaded init.
     unsafe { heap::LAYOUT.set(lay) };
-    crate::guard::set_hooks(heap::stamp_alloc, heap::defer_guard_release);
+    crate::guard::set_hooks(
+        |meta, caller| *meta = heap::stamp_alloc(caller),
+        heap::defer_guard_release,
+    );
     crate::guard::init(&c);
     if heavy {
         crate::stats::TRACK.store(true, Ordering::Relaxed);

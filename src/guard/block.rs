@@ -127,7 +127,7 @@ pub fn allocate(
     let (user, lo, hi, vmas, dirty, pages) = unsafe {
         (*d).state = crate::block::ALLOCATING;
         (*d).origin = op as u8;
-        (*d).dbg = hooks::stamp(caller);
+        hooks::stamp(&mut (*d).dbg, caller);
         let dr = &*d;
         let vmas = if class.is_some() {
             if markers() { 0 } else { 2 }

@@ -63,6 +63,7 @@ pub fn mappings_spent() -> bool {
 }
 
 /// Says once that the mapping budget is spent.
+#[cold]
 pub fn warn_mappings() {
     if !WARNED.swap(true, Ordering::Relaxed) {
         let mut l: Line<256> = Line::new();
@@ -75,6 +76,7 @@ pub fn warn_mappings() {
 }
 
 /// Whether a block of `size` bytes fits in the page budget (said once when it is spent).
+#[inline]
 pub fn pages_fit(size: usize) -> bool {
     let pages = size / sys::page_size() + 1;
     let budget = PAGE_BUDGET.load(Ordering::Relaxed);
@@ -85,36 +87,46 @@ pub fn pages_fit(size: usize) -> bool {
         return false;
     }
     if PAGES.load(Ordering::Relaxed) + pages > budget {
-        if !PAGES_WARNED.swap(true, Ordering::Relaxed) {
-            let mut l: Line<256> = Line::new();
-            prefix(&mut l)
-                .s(b"WARNING: guard: memory budget spent by live blocks (")
-                .u(((PAGES.load(Ordering::Relaxed) * sys::page_size()) >> 20) as u64);
-            l.s(b" MiB in guarded pages, see guard_budget); further blocks get canaries instead of guard pages\n");
-            l.report();
-        }
+        warn_pages();
         return false;
     }
     true
 }
 
+/// Says once that the page budget is spent.
+#[cold]
+fn warn_pages() {
+    if !PAGES_WARNED.swap(true, Ordering::Relaxed) {
+        let mut l: Line<256> = Line::new();
+        prefix(&mut l)
+            .s(b"WARNING: guard: memory budget spent by live blocks (")
+            .u(((PAGES.load(Ordering::Relaxed) * sys::page_size()) >> 20) as u64);
+        l.s(b" MiB in guarded pages, see guard_budget); further blocks get canaries instead of guard pages\n");
+        l.report();
+    }
+}
+
 /// A new guarded block: `vmas` kernel mappings, `pages` data pages.
+#[inline]
 pub fn add(vmas: usize, pages: usize) {
     VMAS.fetch_add(vmas, Ordering::Relaxed);
     PAGES.fetch_add(pages, Ordering::Relaxed);
 }
 
 /// A freed guarded block gave its `pages` data pages back (or banked them, which is bounded).
+#[inline]
 pub fn sub_pages(pages: usize) {
     PAGES.fetch_sub(pages, Ordering::Relaxed);
 }
 
 /// Kernel mappings that went away (merged or unmapped).
+#[inline]
 pub fn sub_vmas(n: usize) {
     VMAS.fetch_sub(n, Ordering::Relaxed);
 }
 
 /// Counts kernel mappings made by splitting a freed block's banked pages.
+#[inline]
 pub fn count_vmas(n: usize) {
     VMAS.fetch_add(n, Ordering::Relaxed);
 }

@@ -9,22 +9,22 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 static STAMP: AtomicUsize = AtomicUsize::new(0);
 static DEFER_RELEASE: AtomicUsize = AtomicUsize::new(0);
 
-/// Registers the heap's functions: `stamp(caller)` gives a new block's debugging history,
-/// `defer_release(p)` has `guard::release(p)` run once this thread holds no lock.
-pub fn set_hooks(stamp: fn(usize) -> DebugMeta, defer_release: fn(usize)) {
+/// Registers the heap's functions: `stamp(meta, caller)` writes a new block's debugging
+/// history, `defer_release(p)` has `guard::release(p)` run once this thread holds no lock.
+pub fn set_hooks(stamp: fn(&mut DebugMeta, usize), defer_release: fn(usize)) {
     STAMP.store(stamp as usize, Ordering::Release);
     DEFER_RELEASE.store(defer_release as usize, Ordering::Release);
 }
 
-/// The allocation stamp of a new block (empty before init).
-pub fn stamp(caller: usize) -> DebugMeta {
+/// Writes the allocation stamp of a new block to `meta` (left as it is before init).
+#[inline]
+pub fn stamp(meta: &mut DebugMeta, caller: usize) {
     let f = STAMP.load(Ordering::Acquire);
-    if f == 0 {
-        return DebugMeta::EMPTY;
+    if f != 0 {
+        // SAFETY: the only value stored is a `fn(&mut DebugMeta, usize)` (set_hooks).
+        let f = unsafe { core::mem::transmute::<usize, fn(&mut DebugMeta, usize)>(f) };
+        f(meta, caller);
     }
-    // SAFETY: the only value stored is a `fn(usize) -> DebugMeta` (set_hooks).
-    let f = unsafe { core::mem::transmute::<usize, fn(usize) -> DebugMeta>(f) };
-    f(caller)
 }
 
 /// Leaves the release of `p` for later; false before init (the caller releases nothing).

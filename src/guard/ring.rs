@@ -37,6 +37,7 @@ impl Ring {
         bytes: 0,
     };
 
+    #[inline]
     fn pop(&mut self) -> Option<usize> {
         if self.len == 0 {
             return None;
@@ -52,6 +53,7 @@ impl Ring {
     /// Appends `p` (of `cost` bytes of address space, `POOLED` flag included); writes the
     /// blocks that must leave to `out` and returns how many: the oldest when the ring is
     /// full, and unless `nested`, the oldest beyond the byte bound (one at least stays).
+    #[inline]
     pub fn push(
         &mut self,
         p: usize,
@@ -78,12 +80,14 @@ impl Ring {
 
 /// Enters `p` in the ring (see `Ring::push`); None when a signal handler interrupted this
 /// thread inside the ring's lock.
+#[inline]
 pub fn push(p: usize, cost: usize, nested: bool, out: &mut [usize; OUT_MAX]) -> Option<usize> {
     let mut r = RING.enter()?;
     Some(r.push(p, cost, nested, out))
 }
 
 /// Takes the oldest block out of the ring; None if it is empty (or its lock is this thread's).
+#[inline]
 pub fn pop_oldest() -> Option<usize> {
     RING.enter()?.pop()
 }
