@@ -6,7 +6,8 @@
 //! are written, so a block taken or freed a moment ago (`ALLOCATING`, `FREEING`) is skipped,
 //! never seen half-dressed.
 
-use crate::block::{QUARANTINED, USED};
+use crate::block::Info;
+use crate::debug::verify::Problem;
 use crate::heap::{self, ARENAS, NARENAS};
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -22,11 +23,8 @@ pub fn maybe_check_all() {
 
 /// Verifies every block; returns the number of problems (reports them unless `quiet`).
 pub fn check_all(quiet: bool) -> usize {
-    let lay = heap::LAYOUT.get();
-    let fill = lay.fill;
-    let canaries = lay.front > 0 || lay.tail > 0;
     let mut problems = 0usize;
-    let mut first: Option<(heap::Info, u8, usize)> = None;
+    let mut first: Option<(Info, u8, usize)> = None;
     for a in ARENAS.iter().take(NARENAS.load(Ordering::Relaxed)) {
         // An arena this thread holds (check from a signal handler) is skipped.
         let Some(g) = a.enter() else {
@@ -38,7 +36,7 @@ pub fn check_all(quiet: bool) -> usize {
             let zr = unsafe { &*z };
             for i in 0..zr.hiwater as usize {
                 let info = heap::zone_info(zr, i);
-                if let Some((kind, at)) = verify(&info, canaries, fill) {
+                if let Some((kind, at)) = verify(&info) {
                     problems += 1;
                     if first.is_none() {
                         first = Some((info, kind, at));
@@ -72,31 +70,11 @@ pub fn check_all(quiet: bool) -> usize {
     problems
 }
 
-/// (kind, address): 0 overflow, 1 underflow, 2 write after free.
-pub fn verify(info: &heap::Info, canaries: bool, fill: bool) -> Option<(u8, usize)> {
-    // SAFETY: zone slots are always mapped and readable.
-    unsafe {
-        if info.state == USED && (canaries || info.guarded != 0) {
-            let front_from = if info.guarded != 0 {
-                info.slot.max(info.user.saturating_sub(16))
-            } else {
-                info.slot
-            };
-            if let Some(a) = crate::canary::check(front_from, info.user) {
-                return Some((1, a));
-            }
-            if let Some(a) = crate::canary::check(info.user + info.size, info.check_end) {
-                return Some((0, a));
-            }
-        } else if info.state == QUARANTINED && fill {
-            if let Some(a) = crate::canary::check_fill(
-                info.user,
-                info.user + info.size,
-                crate::canary::FREE_FILL,
-            ) {
-                return Some((2, a));
-            }
-        }
+/// (kind, address): 0 overflow, 1 underflow, 2 write after free (`debug::verify::block`).
+pub fn verify(info: &Info) -> Option<(u8, usize)> {
+    match crate::debug::verify::block(info)? {
+        Problem::Overflow(a) => Some((0, a)),
+        Problem::Underflow(a) => Some((1, a)),
+        Problem::WriteAfterFree(a) => Some((2, a)),
     }
-    None
 }

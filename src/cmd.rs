@@ -3,7 +3,7 @@
 //! the allocator locks only a bounded number of times and read memory only inside blocks found
 //! under those locks.
 
-use crate::block::USED;
+use crate::block::{State, USED};
 use crate::dump::{self, HeapView};
 use crate::fmt::{Line, parse_num};
 use crate::sys;
@@ -188,7 +188,7 @@ pub fn run(c: &[u8]) {
                 dump::Item::Zone(z) => {
                     for i in 0..z.hiwater as usize {
                         let info = crate::heap::zone_info(z, i);
-                        if info.state == USED {
+                        if info.state == State::Used {
                             live += info.size as u64;
                             blocks += 1;
                         }
@@ -217,17 +217,15 @@ pub fn run(c: &[u8]) {
 /// Verifies every canary and free fill of the blocks we can lock now; prints one line per
 /// problem. Returns (blocks checked, problems, all arenas seen).
 fn check_now() -> (u64, u64, bool) {
-    let lay = crate::heap::LAYOUT.get();
     let v = HeapView::take();
     let (mut n, mut bad) = (0u64, 0u64);
     let mut l: Line<256> = Line::new();
-    let mut one = |info: &crate::heap::Info| {
+    let mut one = |info: &crate::block::Info| {
         if !dump::readable(info) {
             return;
         }
         n += 1;
-        let canaries = lay.front > 0 || lay.tail > 0 || crate::guard::is_guarded(info.guarded);
-        if let Some((kind, at)) = crate::check::verify(info, canaries, lay.fill) {
+        if let Some((kind, at)) = crate::check::verify(info) {
             bad += 1;
             l.clear();
             l.s(b"check: ").s(match kind {
@@ -249,7 +247,7 @@ fn check_now() -> (u64, u64, bool) {
         dump::Item::Zone(z) => {
             for i in 0..z.hiwater as usize {
                 let info = crate::heap::zone_info(z, i);
-                if info.state != crate::block::FREE {
+                if info.state != State::Free {
                     one(&info);
                 }
             }

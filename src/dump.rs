@@ -5,7 +5,7 @@
 //! heap locks are only tried a bounded number of times: if the heap stays busy (the interrupted
 //! or stopped thread holds it) we say so instead of blocking.
 
-use crate::block::{QUARANTINED, USED};
+use crate::block::{Info, Kind, State, USED};
 use crate::fmt::{Line, prefix};
 use crate::heap::{self, ARENAS, NARENAS};
 use crate::large::{LARGE, Large};
@@ -82,7 +82,7 @@ impl HeapView {
     }
 
     /// The block (used or quarantined) that holds `addr`, among the arenas this view holds.
-    pub fn find(&self, addr: usize) -> Option<heap::Info> {
+    pub fn find(&self, addr: usize) -> Option<Info> {
         let mut found = None;
         self.zones(|z| {
             if found.is_some() {
@@ -90,7 +90,7 @@ impl HeapView {
             }
             if let Some(i) = z.index_of(addr).filter(|&i| i < z.hiwater as usize) {
                 let info = heap::zone_info(z, i);
-                if info.state != crate::block::FREE && addr >= info.slot && addr < info.slot_end {
+                if info.state != State::Free && addr >= info.slot && addr < info.slot_end {
                     found = Some(info);
                 }
             }
@@ -210,20 +210,20 @@ pub extern "C" fn show_alloc_mem() {
     }
 }
 
-fn state_name(info: &heap::Info) -> &'static [u8] {
+fn state_name(info: &Info) -> &'static [u8] {
     match info.state {
-        USED if crate::guard::is_guarded(info.guarded) => b"guarded",
-        USED => b"used",
-        QUARANTINED => b"quarantined",
+        State::Used if crate::guard::is_guarded(info.guarded) => b"guarded",
+        State::Used => b"used",
+        State::Quarantined => b"quarantined",
         _ => b"free",
     }
 }
 
 /// True if the bytes of the block can be read (a freed LARGE or guarded block is PROT_NONE).
-pub fn readable(info: &heap::Info) -> bool {
-    info.state == USED
-        || (info.state == QUARANTINED
-            && info.kind != heap::LARGE_KIND
+pub fn readable(info: &Info) -> bool {
+    info.state == State::Used
+        || (info.state == State::Quarantined
+            && info.kind != Kind::Large
             && !crate::guard::is_guarded(info.guarded))
 }
 
@@ -283,8 +283,8 @@ pub fn hexdump(from: usize, len: usize, fd: i32, off0: usize) {
 
 /// The detail line of a block: state, requested and usable size, allocation (and free) event,
 /// thread and caller, canary or fill status.
-pub fn block_detail(l: &mut Line<256>, info: &heap::Info, fd: i32) {
-    let lay = heap::LAYOUT.get();
+pub fn block_detail(l: &mut Line<256>, info: &Info, fd: i32) {
+    let lay = crate::debug::LAYOUT.get();
     l.clear();
     l.s(b"  ")
         .s(state_name(info))
@@ -305,7 +305,7 @@ pub fn block_detail(l: &mut Line<256>, info: &heap::Info, fd: i32) {
     } else {
         l.s(b", by ").s(info.origin.call_name()).s(b"()");
     }
-    if info.state == QUARANTINED && d.free_seq != 0 {
+    if info.state == State::Quarantined && d.free_seq != 0 {
         l.s(b", freed #")
             .u(d.free_seq)
             .s(b" thread ")
@@ -315,11 +315,11 @@ pub fn block_detail(l: &mut Line<256>, info: &heap::Info, fd: i32) {
     }
     let canaries = lay.front > 0 || lay.tail > 0 || crate::guard::is_guarded(info.guarded);
     if readable(info) {
-        match crate::check::verify(info, canaries, lay.fill) {
-            None if info.state == USED && canaries => {
+        match crate::check::verify(info) {
+            None if info.state == State::Used && canaries => {
                 l.s(b", canary ok");
             }
-            None if info.state == QUARANTINED && lay.fill => {
+            None if info.state == State::Quarantined && lay.fill => {
                 l.s(b", fill ok");
             }
             None => {
@@ -426,8 +426,8 @@ pub extern "C" fn show_alloc_mem_ex() {
     let mut l: Line<256> = Line::new();
     let mut total: u64 = 0;
     let mut blocks: u64 = 0;
-    let mut show = |l: &mut Line<256>, info: &heap::Info| {
-        if info.state == USED {
+    let mut show = |l: &mut Line<256>, info: &Info| {
+        if info.state == State::Used {
             // The classic line, then the details.
             block_title(l, info.user, info.size);
             total += info.size as u64;
@@ -443,7 +443,7 @@ pub extern "C" fn show_alloc_mem_ex() {
             out(l);
         }
         block_detail(l, info, fd);
-        if hex > 0 && info.state == USED && readable(info) {
+        if hex > 0 && info.state == State::Used && readable(info) {
             hexdump(info.user, (info.size as u64).min(hex) as usize, fd, 0);
         }
     };
@@ -452,7 +452,7 @@ pub extern "C" fn show_alloc_mem_ex() {
             let mut header = false;
             for i in 0..z.hiwater as usize {
                 let info = heap::zone_info(z, i);
-                if info.state == crate::block::FREE {
+                if info.state == State::Free {
                     continue;
                 }
                 if !header {

@@ -218,7 +218,7 @@ fn explain(sig: c_int, addr: usize, ctx: *mut c_void) -> bool {
     .u(d.size as u64)
     .s(b"-byte block at ")
     .x(d.user);
-    l.s(if d.guarded != 0 {
+    l.s(if d.guarded.is_guarded() {
         b" (guard page)\n" as &[u8]
     } else {
         b" (LARGE block guard region)\n"

@@ -164,9 +164,7 @@ pub unsafe fn bankable(d: *const Large) -> bool {
     let (guarded, base, usable, lo) =
         unsafe { ((*d).guarded, (*d).map_base, (*d).usable_len, (*d).lo) };
     let pages = (base + usable - lo) / sys::page_size();
-    (guarded == super::layout::AFTER || guarded == super::layout::EXACT)
-        && pages > POOL_MAX_PAGES
-        && pages <= u16::MAX as usize
+    guarded.after() && pages > POOL_MAX_PAGES && pages <= u16::MAX as usize
 }
 
 /// Banks the pages of `d` (a `bankable` guarded block being freed, already PROT_NONE); false

@@ -10,7 +10,7 @@
 use super::layout::{self, data_pages, pooled};
 use super::slots::{markers, open_slot};
 use super::{bank, budget, hooks, pool, ring};
-use crate::block::Op;
+use crate::block::{GuardAt, Op};
 use crate::config::{self, Guard};
 use crate::large::{LARGE, Large, LargeState, MAX_PIECES};
 use crate::pagemap;
@@ -37,8 +37,8 @@ pub fn init(c: &config::Config) {
 
 /// Whether a block's `Large::guarded` (or `Info::guarded`) names a guarded block.
 #[inline]
-pub fn is_guarded(guarded: u8) -> bool {
-    guarded != 0
+pub fn is_guarded(guarded: GuardAt) -> bool {
+    guarded.is_guarded()
 }
 
 /// Does this allocation take the guarded path?
@@ -145,32 +145,21 @@ pub fn allocate(
     };
     drop(l);
     budget::add(vmas, pages);
-    // SAFETY: the accessible part of the new mapping is ours.
+    // SAFETY: the accessible part of the new mapping is ours. Recycled pages are cleared
+    // for calloc (outside the lock).
     unsafe {
-        crate::canary::write(user + size, hi);
-        crate::canary::write(lo.max(user.saturating_sub(16)), user);
-        if zero && dirty {
-            // Recycled pages: calloc clears them (outside the lock).
-            core::ptr::write_bytes(user as *mut u8, 0, size);
-        }
-        if c.fill && !zero {
-            core::ptr::write_bytes(
-                user as *mut u8,
-                crate::canary::ALLOC_FILL,
-                size.min(crate::block::LARGE_FILL_MAX),
-            );
-        }
+        crate::debug::dress::Dress::guarded(lo, hi, user, size).new_block(zero, !dirty);
         // Descriptors are never unmapped; only this call changes an ALLOCATING one.
-        crate::block::publish_state(&raw mut (*d).state, crate::block::USED);
+        crate::block::publish_state(&raw mut (*d).state, crate::block::State::Used);
     }
     Some(user)
 }
 
 /// A guarded block with a mapping of its own (more than `POOL_MAX_PAGES` data pages), built
 /// on the pages of a freed big block when the bank has some (not with the guard below). Such
-/// a block is `dirty`: beyond the first `LARGE_FILL_MAX` bytes, which are filled when filling
-/// is on, it holds what the freed block held, and `allocate` clears it for calloc (a memset
-/// costs far less than the page faults it saves).
+/// a block is `dirty`: beyond the first `debug::LARGE_FILL_MAX` bytes, which are filled when
+/// filling is on, it holds what the freed block held, and `allocate` clears it for calloc (a
+/// memset costs far less than the page faults it saves).
 #[allow(clippy::too_many_arguments)]
 fn alloc_own(
     l: &mut LargeState,
@@ -247,13 +236,13 @@ pub unsafe fn resize(l: &mut LargeState, d: *mut Large, n: usize) -> Option<usiz
         let hi = (*d).map_base + (*d).usable_len;
         let lo = (*d).lo;
         let (user, old) = ((*d).user, (*d).size);
-        let new_user = if (*d).guarded == layout::BELOW {
+        let new_user = if (*d).guarded == GuardAt::Below {
             if user.checked_add(n)? > hi {
                 return None;
             }
             user
         } else {
-            let a = layout::align_of(n, (*d).align, (*d).guarded == layout::EXACT);
+            let a = layout::align_of(n, (*d).align, (*d).guarded == GuardAt::Exact);
             let u = hi.checked_sub(n)? & !(a - 1);
             if u < lo {
                 return None;
@@ -340,7 +329,7 @@ fn release_locked(l: &mut LargeState, p: usize) -> Option<Released> {
     // SAFETY: descriptors are never unmapped; under the lock a page-map entry names a live
     // one.
     let dr = unsafe { &*d };
-    if dr.state != crate::block::QUARANTINED || dr.user != p || dr.guarded == 0 {
+    if dr.state != crate::block::QUARANTINED || dr.user != p || !dr.guarded.is_guarded() {
         return None;
     }
     if !pooled(dr) {

@@ -1,13 +1,9 @@
 //! The shape of a guarded block: its alignment, its guard size and data length, and its
 //! descriptor (guard after the block, before it, or after it with no alignment).
 
+use crate::block::GuardAt;
 use crate::large::{Large, MAX_PIECES};
 use crate::sys;
-
-/// `Large::guarded` values: guard page after the block, before it, after it unaligned.
-pub const AFTER: u8 = 1;
-pub const BELOW: u8 = 2;
-pub const EXACT: u8 = 3;
 
 /// Alignment of a guarded block: an explicit one is kept; otherwise the natural alignment of
 /// the size between 8 and 16 (an object of N bytes cannot need more than the largest power of
@@ -74,11 +70,11 @@ pub fn descriptor(
         usable_len: hi - map_base,
         lo,
         guarded: if below {
-            BELOW
+            GuardAt::Below
         } else if exact {
-            EXACT
+            GuardAt::Exact
         } else {
-            AFTER
+            GuardAt::After
         },
         user,
         size,
@@ -103,5 +99,5 @@ pub fn data_pages(d: &Large) -> usize {
 /// Whether a guarded block lives in a pool slot (rather than a mapping of its own): pool
 /// slots are exactly the blocks of at most `POOL_MAX_PAGES` data pages.
 pub fn pooled(d: &Large) -> bool {
-    d.guarded != 0 && data_pages(d) <= crate::large::POOL_MAX_PAGES
+    d.guarded.is_guarded() && data_pages(d) <= crate::large::POOL_MAX_PAGES
 }

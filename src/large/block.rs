@@ -65,7 +65,7 @@ impl LargeState {
             map_len: got_len,
             usable_len,
             lo: base,
-            guarded: 0,
+            guarded: crate::block::GuardAt::No,
             user,
             size,
             align,
@@ -137,7 +137,7 @@ impl LargeState {
                 (*d).map_len,
                 (*d).usable_len,
                 (*d).size,
-                (*d).guarded != 0,
+                (*d).guarded.is_guarded(),
             )
         };
         pagemap::clear_range(base, len);
@@ -170,7 +170,7 @@ impl LargeState {
         // SAFETY: d is a used descriptor per the caller; every range below is part of its
         // mapping (or the new one the kernel gives back).
         unsafe {
-            if (*d).guarded != 0 || (*d).usable_len == (*d).map_len {
+            if (*d).guarded.is_guarded() || (*d).usable_len == (*d).map_len {
                 return None;
             }
             let old_base = (*d).map_base;

@@ -2,7 +2,7 @@
 //! part, its user pointer and size, its state and history, and its links on the live list.
 //! Kept out of band, in the descriptor slab (`slab`).
 
-use crate::block::DebugMeta;
+use crate::block::{DebugMeta, GuardAt};
 
 /// Banked ranges a guarded block is built on, at most (each one kernel mapping of its data).
 pub const MAX_PIECES: usize = 3;
@@ -15,9 +15,8 @@ pub struct Large {
     pub usable_len: usize,
     /// Start of the accessible part (map_base, or map_base + page with a guard below).
     pub lo: usize,
-    /// 0: plain LARGE block; 1: guarded, guard page after; 2: guarded, guard page before;
-    /// 3: guarded, guard page after, no alignment (`guard=exact`).
-    pub guarded: u8,
+    /// Where its guard page is (`GuardAt::No` for a plain LARGE block).
+    pub guarded: GuardAt,
     /// Guarded block with a mapping of its own built on banked pages: its data is several
     /// kernel mappings, split these many pages from `map_base` (increasing, 0 = unused; see
     /// `guard::bank`).

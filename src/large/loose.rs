@@ -161,7 +161,7 @@ impl LargeState {
                 map_len,
                 usable_len: usable,
                 lo: base,
-                guarded: 0,
+                guarded: crate::block::GuardAt::No,
                 user,
                 size,
                 align,
