@@ -208,7 +208,7 @@ pub extern "C" fn show_alloc_mem() {
 
 fn state_name(info: &Info) -> &'static [u8] {
     match info.state {
-        State::Used if crate::guard::is_guarded(info) => b"guarded",
+        State::Used if crate::guard::is_guarded(info.guarded) => b"guarded",
         State::Used => b"used",
         State::Quarantined => b"quarantined",
         _ => b"free",
@@ -220,7 +220,7 @@ pub fn readable(info: &Info) -> bool {
     info.state == State::Used
         || (info.state == State::Quarantined
             && info.kind != Kind::Large
-            && !crate::guard::is_guarded(info))
+            && !crate::guard::is_guarded(info.guarded))
 }
 
 /// One `hexdump -C` line: offset, 16 bytes in two groups of 8, `|ascii|`.
@@ -309,7 +309,7 @@ pub fn block_detail(l: &mut Line<256>, info: &Info, fd: i32) {
             .s(b" from ")
             .x(d.free_caller);
     }
-    let canaries = lay.front > 0 || lay.tail > 0 || crate::guard::is_guarded(info);
+    let canaries = lay.front > 0 || lay.tail > 0 || crate::guard::is_guarded(info.guarded);
     if readable(info) {
         match crate::check::verify(info) {
             None if info.state == State::Used && canaries => {

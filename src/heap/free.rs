@@ -14,7 +14,6 @@ use crate::config;
 use crate::debug::dress::free_fill;
 use crate::debug::layout::layout;
 use crate::debug::verify::{self, Problem};
-use crate::large::{LARGE, LargeState};
 use crate::log::seq::next_seq;
 use crate::pagemap;
 use crate::report::{self, Bad};
@@ -263,14 +262,13 @@ fn finish_free(held: Held<'static>, caller: usize, seq: u64) -> usize {
                     // `guard::retire` below has not given it to yet; its range is ours and
                     // the program gave it up.
                     unsafe {
-                        if LargeState::guarded_pooled(&*d) {
+                        if crate::guard::pooled(&*d) {
                             crate::guard::close_slot(base, len);
                         } else {
                             sys::protect(base as *mut u8, len, false);
                             // Not banked when a signal handler interrupted this thread inside
                             // the LARGE lock.
-                            let banked = LargeState::bankable(d)
-                                && LARGE.enter().is_some_and(|mut l| l.bank_put(d));
+                            let banked = crate::guard::bankable(d) && crate::guard::bank_put(d);
                             if !banked {
                                 sys::discard(base as *mut u8, len);
                             }

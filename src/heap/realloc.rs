@@ -52,7 +52,7 @@ pub(super) fn reallocate_call(p: usize, n: usize, op: Op, caller: usize) -> *mut
         if info.guarded.is_guarded() {
             if let Held::Large(mut l, d, _) = held {
                 // SAFETY: d is a used guarded descriptor under the LARGE lock.
-                if let Some(q) = unsafe { l.resize_guarded(d, n) } {
+                if let Some(q) = unsafe { crate::guard::resize(&mut l, d, n) } {
                     // SAFETY: as above; its canaries move with it (ALLOCATING until then).
                     let (lo, hi) = unsafe {
                         (*d).state = ALLOCATING;

@@ -20,7 +20,8 @@ fn early_init() {
     if c.nochildren {
         strip_environment();
     }
-    crate::guard::install_handler();
+    #[cfg(not(test))]
+    crate::segv::install();
     crate::dump::install_signal(c.dump_signal);
 }
 

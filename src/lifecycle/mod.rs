@@ -122,6 +122,10 @@ fn init() {
     };
     // SAFETY: single-threaded init.
     unsafe { crate::debug::LAYOUT.set(lay) };
+    crate::guard::set_hooks(
+        |meta, caller| *meta = heap::stamp_alloc(caller),
+        heap::defer_guard_release,
+    );
     crate::guard::init(&c);
     if heavy {
         crate::stats::TRACK.store(true, Ordering::Relaxed);

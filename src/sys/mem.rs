@@ -221,6 +221,46 @@ pub unsafe fn discard(p: *mut u8, len: usize) {
     unsafe { libc::madvise(p as *mut c_void, len, libc::MADV_DONTNEED) };
 }
 
+/// Installs guard markers over `[p, p + len)` (`MADV_GUARD_INSTALL`, Linux 6.13): its pages
+/// are given back and an access faults as on PROT_NONE, without splitting the mapping. False
+/// when the kernel refuses (an older kernel: EINVAL).
+/// # Safety
+/// `[p, p + len)` is page aligned, part of a private anonymous mapping of ours, and holds
+/// nothing anybody needs.
+pub unsafe fn install_markers(p: *mut u8, len: usize) -> bool {
+    // SAFETY: per the caller.
+    unsafe { libc::madvise(p as *mut c_void, len, MADV_GUARD_INSTALL) == 0 }
+}
+
+/// Removes the guard markers of `[p, p + len)`: its pages read as zero. False when the
+/// kernel refuses.
+/// # Safety
+/// `[p, p + len)` is page aligned and part of a private anonymous mapping of ours.
+pub unsafe fn remove_markers(p: *mut u8, len: usize) -> bool {
+    // SAFETY: per the caller.
+    unsafe { libc::madvise(p as *mut c_void, len, MADV_GUARD_REMOVE) == 0 }
+}
+
+/// Asks for transparent huge pages over `[p, p + len)` (`on`), or for none.
+/// # Safety
+/// `[p, p + len)` is part of a private anonymous mapping of ours.
+pub unsafe fn huge_pages(p: *mut u8, len: usize, on: bool) {
+    let advice = if on {
+        libc::MADV_HUGEPAGE
+    } else {
+        libc::MADV_NOHUGEPAGE
+    };
+    // SAFETY: per the caller; advice only.
+    unsafe { libc::madvise(p as *mut c_void, len, advice) };
+}
+
+/// Physical memory in pages (`sysconf(_SC_PHYS_PAGES)`; 0 if unknown).
+pub fn phys_pages() -> usize {
+    // SAFETY: sysconf has no memory effects.
+    let n = unsafe { libc::sysconf(libc::_SC_PHYS_PAGES) };
+    if n > 0 { n as usize } else { 0 }
+}
+
 /// Shared read-write mapping of `len` bytes of `fd` at `off`, placed at an address aligned to
 /// `align` (a power of two, at least the page size) when the address space allows it.
 pub fn map_shared_aligned(fd: c_int, off: u64, len: usize, align: usize) -> Option<*mut u8> {

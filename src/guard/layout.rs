@@ -1,0 +1,103 @@
+//! The shape of a guarded block: its alignment, its guard size and data length, and its
+//! descriptor (guard after the block, before it, or after it with no alignment).
+
+use crate::block::GuardAt;
+use crate::large::{Large, MAX_PIECES};
+use crate::sys;
+
+/// Alignment of a guarded block: an explicit one is kept; otherwise the natural alignment of
+/// the size between 8 and 16 (an object of N bytes cannot need more than the largest power of
+/// two dividing N), or 1 with `guard=exact`.
+pub fn align_of(size: usize, align: usize, exact: bool) -> usize {
+    if align > 0 {
+        return align.max(if exact { 1 } else { 8 }).next_power_of_two();
+    }
+    if exact {
+        return 1;
+    }
+    if size == 0 {
+        16
+    } else {
+        (1usize << size.trailing_zeros()).clamp(8, 16)
+    }
+}
+
+/// Alignment, guard size and data length (page multiple, the block's room plus alignment
+/// slack) of a guarded block; None on overflow.
+pub fn geometry(
+    size: usize,
+    cap: usize,
+    align: usize,
+    exact: bool,
+) -> Option<(usize, usize, usize)> {
+    let page = sys::page_size();
+    let a = align_of(size, align, exact);
+    // Big blocks get a wide inaccessible region (an access a few KiB off still faults).
+    let guard = if size > crate::size_class::SMALL_MAX {
+        crate::size_class::WIDE_GUARD.next_multiple_of(page)
+    } else {
+        page
+    };
+    let room = cap.max(size).max(1);
+    let data_len = if a > page {
+        sys::page_round(room)?.checked_add(a)?
+    } else {
+        sys::page_round(room.checked_add(a - 1)?)?
+    };
+    if data_len.checked_add(guard)? > isize::MAX as usize {
+        return None;
+    }
+    Some((a, guard, data_len))
+}
+
+/// The descriptor of a new guarded block: its mapping (or pool slot) `[map_base,
+/// map_base + map_len)`, accessible part `[lo, hi)`, guard below or after it.
+#[allow(clippy::too_many_arguments)]
+pub fn descriptor(
+    map_base: usize,
+    map_len: usize,
+    hi: usize,
+    lo: usize,
+    user: usize,
+    size: usize,
+    align: usize,
+    below: bool,
+    exact: bool,
+) -> Large {
+    Large {
+        map_base,
+        map_len,
+        usable_len: hi - map_base,
+        lo,
+        guarded: if below {
+            GuardAt::Below
+        } else if exact {
+            GuardAt::Exact
+        } else {
+            GuardAt::After
+        },
+        user,
+        size,
+        align,
+        state: crate::block::USED,
+        origin: 0,
+        dirty: false,
+        seams: [0; MAX_PIECES],
+        vmas: 2,
+        loose: false,
+        next: core::ptr::null_mut(),
+        prev: core::ptr::null_mut(),
+        dbg: crate::block::DebugMeta::EMPTY,
+    }
+}
+
+/// A guarded block's data pages, `[lo, hi)` of its descriptor.
+pub fn data_pages(d: &Large) -> usize {
+    (d.map_base + d.usable_len - d.lo) / sys::page_size()
+}
+
+/// Whether a guarded block lives in a pool slot (rather than a mapping of its own): pool
+/// slots are exactly the blocks of at most `POOL_MAX_PAGES` data pages.
+pub fn pooled(d: &Large) -> bool {
+    d.guarded.is_guarded() && data_pages(d) <= crate::large::POOL_MAX_PAGES
+}

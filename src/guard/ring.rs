@@ -1,0 +1,120 @@
+//! The address-space quarantine: a bounded FIFO of freed guarded blocks (their user pointers)
+//! kept PROT_NONE and mapped, so a use after free faults. At most `RING_CAP` blocks and
+//! `RING_MAX_BYTES` of address space; the oldest leave first. This file only keeps the FIFO
+//! and its lock; what leaving means (back to a pool, or unmapped) is `guard::block`'s.
+//!
+//! # Invariants
+//! - The ring holds user pointers of QUARANTINED guarded LARGE descriptors; they are released
+//!   only after this lock is dropped.
+//! - `bytes` is the sum of the costs (without the `POOLED` flag) of the entries held.
+
+use crate::lock::Mutex;
+
+const RING_CAP: usize = 32768;
+/// Address space held by freed guarded blocks before the oldest is released.
+const RING_MAX_BYTES: usize = 512 << 20;
+
+/// Flag in an entry's cost (a multiple of the page size): the block is in a pool slot.
+pub const POOLED: usize = 1;
+
+pub struct Ring {
+    buf: [(usize, usize); RING_CAP],
+    head: usize,
+    len: usize,
+    bytes: usize,
+}
+
+static RING: Mutex<Ring> = Mutex::new(Ring::EMPTY);
+
+/// Blocks that leave the ring when one enters: at most this many at a time.
+pub const OUT_MAX: usize = 8;
+
+impl Ring {
+    pub const EMPTY: Ring = Ring {
+        buf: [(0, 0); RING_CAP],
+        head: 0,
+        len: 0,
+        bytes: 0,
+    };
+
+    #[inline]
+    fn pop(&mut self) -> Option<usize> {
+        if self.len == 0 {
+            return None;
+        }
+        let h = self.head;
+        let (p, cost) = self.buf[h];
+        self.bytes -= cost & !POOLED;
+        self.head = (h + 1) % RING_CAP;
+        self.len -= 1;
+        Some(p)
+    }
+
+    /// Appends `p` (of `cost` bytes of address space, `POOLED` flag included); writes the
+    /// blocks that must leave to `out` and returns how many: the oldest when the ring is
+    /// full, and unless `nested`, the oldest beyond the byte bound (one at least stays).
+    #[inline]
+    pub fn push(
+        &mut self,
+        p: usize,
+        cost: usize,
+        nested: bool,
+        out: &mut [usize; OUT_MAX],
+    ) -> usize {
+        let mut n = 0;
+        if self.len == RING_CAP {
+            out[n] = self.pop().unwrap_or(0);
+            n += 1;
+        }
+        let t = (self.head + self.len) % RING_CAP;
+        self.buf[t] = (p, cost);
+        self.len += 1;
+        self.bytes += cost & !POOLED;
+        while !nested && self.bytes > RING_MAX_BYTES && self.len > 1 && n < out.len() {
+            out[n] = self.pop().unwrap_or(0);
+            n += 1;
+        }
+        n
+    }
+}
+
+/// Enters `p` in the ring (see `Ring::push`); None when a signal handler interrupted this
+/// thread inside the ring's lock.
+#[inline]
+pub fn push(p: usize, cost: usize, nested: bool, out: &mut [usize; OUT_MAX]) -> Option<usize> {
+    let mut r = RING.enter()?;
+    Some(r.push(p, cost, nested, out))
+}
+
+/// Takes the oldest block out of the ring; None if it is empty (or its lock is this thread's).
+#[inline]
+pub fn pop_oldest() -> Option<usize> {
+    RING.enter()?.pop()
+}
+
+/// Whether this thread holds the ring's lock.
+pub fn held_by_me() -> bool {
+    RING.held_by_me()
+}
+
+pub fn lock_forever() {
+    RING.lock_forever();
+}
+
+pub fn unlock_forever() {
+    // SAFETY: taken by lock_forever on this thread (fork prepare).
+    unsafe { RING.force_unlock() };
+}
+
+pub fn reset() {
+    // SAFETY: fork child, single thread.
+    unsafe { RING.reset() };
+}
+
+/// The ring's own storage (skipped by the leak scanner).
+pub fn range() -> (usize, usize) {
+    (
+        &RING as *const Mutex<Ring> as usize,
+        core::mem::size_of::<Mutex<Ring>>(),
+    )
+}
