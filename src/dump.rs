@@ -169,7 +169,7 @@ fn block_title(l: &mut Line<256>, user: usize, size: usize) {
 /// The classic ft_malloc dump on standard output.
 #[unsafe(no_mangle)]
 pub extern "C" fn show_alloc_mem() {
-    crate::init::ensure();
+    crate::ready::ensure();
     let _e = sys::ErrnoGuard::new();
     let v = HeapView::take();
     let mut l: Line<256> = Line::new();
@@ -417,7 +417,7 @@ pub fn print_stats(fd: i32, live: u64, blocks: u64, complete: bool) {
 /// hexdump, heap statistics and the last events of the log.
 #[unsafe(no_mangle)]
 pub extern "C" fn show_alloc_mem_ex() {
-    crate::init::ensure();
+    crate::ready::ensure();
     let _e = sys::ErrnoGuard::new();
     let cfg = crate::config::get();
     let hex = cfg.hexdump;
@@ -495,7 +495,7 @@ pub extern "C" fn show_alloc_mem_ex() {
 /// `cmd` is NULL or a NUL-terminated string.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn show_alloc_mem_ex_cmd(cmd: *const libc::c_char) {
-    crate::init::ensure();
+    crate::ready::ensure();
     let _e = sys::ErrnoGuard::new();
     let mut l: Line<256> = Line::new();
     if cmd.is_null() {

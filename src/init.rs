@@ -20,16 +20,11 @@
 use crate::config::{self, Guard, OnError};
 use crate::fmt::{Line, prefix};
 use crate::heap::{self, Layout};
+use crate::ready::{INITIALIZING, READY, STATE, UNINIT};
 use crate::sys;
 use crate::tls;
 use core::ffi::{c_int, c_void};
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-
-const UNINIT: u8 = 0;
-const INITIALIZING: u8 = 1;
-const READY: u8 = 2;
-
-static STATE: AtomicU8 = AtomicU8::new(UNINIT);
 
 /// Makes sure the allocator is initialised; cheap once Ready.
 #[inline(always)]
@@ -41,6 +36,7 @@ pub fn ensure() {
 
 #[cold]
 fn slow() {
+    crate::ready::set_init(slow);
     match STATE.compare_exchange(UNINIT, INITIALIZING, Ordering::AcqRel, Ordering::Acquire) {
         Ok(_) => {
             // SAFETY: our own TLS block.

@@ -29,6 +29,7 @@ pub mod maps;
 pub mod outfile;
 pub mod pagemap;
 pub mod quarantine;
+pub mod ready;
 pub mod report;
 #[cfg(not(test))]
 pub mod segv;
