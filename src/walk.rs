@@ -416,3 +416,53 @@ impl View {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::Op;
+
+    /// A TINY, a SMALL and a LARGE block of this process's heap: each walk yields them with
+    /// their kind and size, and the lookups find them from any byte inside.
+    #[test]
+    fn walks_and_lookups_agree_on_zone_and_large_blocks() {
+        crate::pagemap::init();
+        let sizes = [24usize, 1000, 200_000];
+        let kinds = [Kind::Tiny, Kind::Small, Kind::Large];
+        let p = sizes.map(|n| heap::allocate(n, 16, Op::Malloc, 0, false) as usize);
+        assert!(p.iter().all(|&p| p != 0));
+        let v = View::take(200);
+        assert!(v.complete);
+        for (i, &u) in p.iter().enumerate() {
+            let mut seen = [0usize; 2];
+            v.each(|b| seen[0] += (b.user == u) as usize);
+            v.in_order(|b| seen[1] += (b.user == u) as usize);
+            assert_eq!(seen, [1, 1], "block {i} walked once by each walk");
+            for a in [u, u + sizes[i] / 2, u + sizes[i] - 1] {
+                let b = v.find(a).expect("found from inside");
+                assert_eq!(
+                    (b.user, b.size, b.kind, b.state),
+                    (u, sizes[i], kinds[i], USED)
+                );
+                assert!(b.readable());
+                assert_eq!(b.info().user, u);
+            }
+        }
+        let mut last = 0;
+        v.in_order(|b| {
+            assert!(b.extent().0 >= last, "in address order");
+            last = b.extent().0;
+        });
+        let local = 0u8;
+        assert!(v.find(&local as *const u8 as usize).is_none());
+        drop(v);
+        let mut entered = 0;
+        each_entered(|b| entered += p.contains(&b.user) as usize);
+        assert_eq!(entered, 3);
+        for u in p {
+            heap::deallocate(u, Op::Free, 0, 0);
+        }
+        let v = View::take(200);
+        v.each(|b| assert!(!p.contains(&b.user) || b.state != USED));
+    }
+}
