@@ -93,50 +93,149 @@ impl Op {
     }
 }
 
-pub const FREE: u8 = 0;
-pub const USED: u8 = 1;
-pub const QUARANTINED: u8 = 2;
-/// Transitional states, with debugging on: the block is taken (or resized) under its lock
-/// but its canaries, fill and history are written after the lock is dropped; `USED` is
-/// published (a release store) once they are. Inspectors (check_every, dumps, the leak scan)
-/// skip such a block; a free of it is a double free.
-pub const ALLOCATING: u8 = 3;
-/// The block is being freed into the quarantine: its free fill and history are written after
-/// the lock is dropped, then `QUARANTINED` is published.
-pub const FREEING: u8 = 4;
+/// Where a block is in its life. Stored as one byte in its metadata (`BlockMeta::state`,
+/// `Large::state`, the values below), read and published atomically (`load_state`,
+/// `publish_state`); the byte is a `u8` because the leak scanner marks it (its high bit) while
+/// it holds every lock.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub enum State {
+    Free = 0,
+    Used = 1,
+    Quarantined = 2,
+    /// Transitional, with debugging on: the block is taken (or resized) under its lock but
+    /// its canaries, fill and history are written after the lock is dropped; `Used` is
+    /// published (a release store) once they are. Inspectors (check_every, dumps, the leak
+    /// scan) skip such a block; a free of it is a double free.
+    Allocating = 3,
+    /// The block is being freed into a quarantine: its free fill and history are written after
+    /// the lock is dropped, then `Quarantined` is published.
+    Freeing = 4,
+}
+
+impl State {
+    /// The state a state byte holds (any other byte, such as one the leak scanner marked while
+    /// it holds every lock, reads as `Free`: neither used nor quarantined).
+    #[inline]
+    pub fn from_u8(v: u8) -> State {
+        match v {
+            1 => State::Used,
+            2 => State::Quarantined,
+            3 => State::Allocating,
+            4 => State::Freeing,
+            _ => State::Free,
+        }
+    }
+}
+
+/// The state bytes, as stored.
+pub const FREE: u8 = State::Free as u8;
+pub const USED: u8 = State::Used as u8;
+pub const QUARANTINED: u8 = State::Quarantined as u8;
+pub const ALLOCATING: u8 = State::Allocating as u8;
+pub const FREEING: u8 = State::Freeing as u8;
 
 /// Reads a block's state byte, which a thread that dresses the block outside its lock may be
-/// publishing: an acquire load, so a reader that sees `USED` or `QUARANTINED` sees the
+/// publishing: an acquire load, so a reader that sees `Used` or `Quarantined` sees the
 /// dressing too.
 /// # Safety
 /// `state` points at the state byte of live block metadata (a zone's `BlockMeta` or a LARGE
 /// descriptor), which is never unmapped while read.
 #[inline]
-pub unsafe fn load_state(state: *const u8) -> u8 {
+pub unsafe fn load_state(state: *const u8) -> State {
     // SAFETY: per the caller; every concurrent write of this byte is atomic (`publish_state`)
     // or made under the lock the reader holds.
-    unsafe { core::sync::atomic::AtomicU8::from_ptr(state as *mut u8) }
-        .load(core::sync::atomic::Ordering::Acquire)
+    let v = unsafe { core::sync::atomic::AtomicU8::from_ptr(state as *mut u8) }
+        .load(core::sync::atomic::Ordering::Acquire);
+    State::from_u8(v)
 }
 
-/// Publishes a block's final state once its dressing is written (see `ALLOCATING`).
+/// Publishes a block's final state once its dressing is written (see `State::Allocating`).
 /// # Safety
 /// `state` is the state byte of a block in transition that only the caller may change.
 #[inline]
-pub unsafe fn publish_state(state: *mut u8, v: u8) {
+pub unsafe fn publish_state(state: *mut u8, v: State) {
     // SAFETY: per the caller.
     unsafe { core::sync::atomic::AtomicU8::from_ptr(state) }
-        .store(v, core::sync::atomic::Ordering::Release);
+        .store(v as u8, core::sync::atomic::Ordering::Release);
+}
+
+/// What holds a block: a TINY or SMALL zone slot, or a LARGE mapping (guarded blocks are
+/// LARGE blocks, see `GuardAt`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub enum Kind {
+    Tiny = 0,
+    Small = 1,
+    Large = 2,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static [u8] {
+        match self {
+            Kind::Tiny => b"TINY",
+            Kind::Small => b"SMALL",
+            Kind::Large => b"LARGE",
+        }
+    }
+}
+
+/// Where the guard page of a guarded block is (`Large::guarded`; `No` for every other block).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub enum GuardAt {
+    /// Not a guarded block.
+    No = 0,
+    /// Guard page after the block, which ends at the guard rounded to its natural alignment.
+    After = 1,
+    /// Guard page before the block (`guard=below`).
+    Below = 2,
+    /// Guard page after the block, which ends exactly at it (`guard=exact`).
+    Exact = 3,
+}
+
+impl GuardAt {
+    /// A block on its own guarded pages.
+    #[inline]
+    pub fn is_guarded(self) -> bool {
+        self != GuardAt::No
+    }
+    /// The guard page follows the block (`After` or `Exact`).
+    #[inline]
+    pub fn after(self) -> bool {
+        matches!(self, GuardAt::After | GuardAt::Exact)
+    }
+}
+
+/// Where a valid block lives, and a copy of what we know about it (the heap's lookups make
+/// it; reports, checks and inspectors read it).
+#[derive(Clone, Copy)]
+pub struct Info {
+    pub user: usize,
+    pub size: usize,
+    /// Start and end of the accessible slot (front canary to the end of the tail).
+    pub slot: usize,
+    pub slot_end: usize,
+    /// End of the canary region checked after the block: the slot's end plus the next slot's
+    /// front canary when there is a next slot in the zone (catches overflows that run into it).
+    pub check_end: usize,
+    pub state: State,
+    pub origin: Op,
+    pub kind: Kind,
+    pub zone_base: usize,
+    pub dbg: DebugMeta,
+    pub guarded: GuardAt,
 }
 
 /// Out-of-band metadata of one slot. 8 bytes, so a zone's array stays small.
 #[derive(Clone, Copy, Debug)]
 #[repr(C)]
 pub struct BlockMeta {
-    /// Requested size (zones hold at most 32 KiB, so 16 bits suffice).
+    /// Requested size (a zone block is at most `SMALL_MAX`, 16 KiB, so 16 bits suffice).
     pub size: u16,
     /// Offset of the user pointer in its slot (front canary or alignment).
     pub front: u16,
+    /// A `State` byte.
     pub state: u8,
     /// `Op` that allocated it.
     pub origin: u8,

@@ -7,8 +7,8 @@
 //! dresses the block only once its canaries or fill are written, so a block taken or freed a
 //! moment ago (`ALLOCATING`, `FREEING`) is skipped, never seen half-dressed.
 
-use crate::block::{QUARANTINED, USED};
-use crate::heap::{self, Info};
+use crate::block::Info;
+use crate::debug::verify::Problem;
 use crate::walk::{self, Block};
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -67,42 +67,21 @@ pub fn block(b: &Block) -> Option<(Info, u8, usize)> {
         return None;
     }
     let info = b.info();
-    let (kind, at) = verify(&info, canaries(&info), heap::LAYOUT.get().fill)?;
+    let (kind, at) = verify(&info)?;
     Some((info, kind, at))
 }
 
 /// Whether the block carries canaries: every block when canaries are on, guarded ones always.
 pub fn canaries(info: &Info) -> bool {
-    let lay = heap::LAYOUT.get();
-    lay.front > 0 || lay.tail > 0 || info.guarded != 0
+    crate::debug::LAYOUT.get().canaries() || info.guarded.is_guarded()
 }
 
-/// (kind, address): 0 overflow, 1 underflow, 2 write after free.
-pub fn verify(info: &Info, canaries: bool, fill: bool) -> Option<(u8, usize)> {
-    // SAFETY: the caller passes a readable block (`walk::readable`), under its lock.
-    unsafe {
-        if info.state == USED && (canaries || info.guarded != 0) {
-            let front_from = if info.guarded != 0 {
-                info.slot.max(info.user.saturating_sub(16))
-            } else {
-                info.slot
-            };
-            if let Some(a) = crate::canary::check(front_from, info.user) {
-                return Some((1, a));
-            }
-            if let Some(a) = crate::canary::check(info.user + info.size, info.check_end) {
-                return Some((0, a));
-            }
-        } else if info.state == QUARANTINED
-            && fill
-            && let Some(a) = crate::canary::check_fill(
-                info.user,
-                info.user + info.size,
-                crate::canary::FREE_FILL,
-            )
-        {
-            return Some((2, a));
-        }
+/// (kind, address): 0 overflow, 1 underflow, 2 write after free (`debug::verify::block`).
+/// The block must be readable (`walk::readable`), under its lock.
+pub fn verify(info: &Info) -> Option<(u8, usize)> {
+    match crate::debug::verify::block(info)? {
+        Problem::Overflow(a) => Some((0, a)),
+        Problem::Underflow(a) => Some((1, a)),
+        Problem::WriteAfterFree(a) => Some((2, a)),
     }
-    None
 }

@@ -3,7 +3,7 @@
 //! the allocator locks only a bounded number of times and read memory only inside blocks found
 //! under those locks.
 
-use crate::block::USED;
+use crate::block::State;
 use crate::dump::{self, TRIES};
 use crate::fmt::{Line, parse_num};
 use crate::sys;
@@ -186,7 +186,7 @@ pub fn run(c: &[u8]) {
             let v = View::take(TRIES);
             let (mut live, mut blocks) = (0u64, 0u64);
             v.each(|b| {
-                if b.state == USED {
+                if b.state == State::Used {
                     live += b.size as u64;
                     blocks += 1;
                 }

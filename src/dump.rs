@@ -5,9 +5,8 @@
 //! heap locks are only tried a bounded number of times: if the heap stays busy (the interrupted
 //! or stopped thread holds it) we say so instead of blocking.
 
-use crate::block::{QUARANTINED, USED};
+use crate::block::{Info, State};
 use crate::fmt::{Line, prefix};
-use crate::heap;
 use crate::sys;
 use crate::walk::{Block, View};
 use crate::zone::Zone;
@@ -53,7 +52,7 @@ pub extern "C" fn show_alloc_mem() {
     let mut total: u64 = 0;
     let mut zone: *const Zone = core::ptr::null();
     v.in_order(|b| {
-        if b.state != USED {
+        if b.state != State::Used {
             return;
         }
         match b.zone() {
@@ -81,11 +80,11 @@ pub extern "C" fn show_alloc_mem() {
     }
 }
 
-fn state_name(info: &heap::Info) -> &'static [u8] {
+fn state_name(info: &Info) -> &'static [u8] {
     match info.state {
-        USED if crate::guard::is_guarded(info) => b"guarded",
-        USED => b"used",
-        QUARANTINED => b"quarantined",
+        State::Used if crate::guard::is_guarded(info) => b"guarded",
+        State::Used => b"used",
+        State::Quarantined => b"quarantined",
         _ => b"free",
     }
 }
@@ -147,8 +146,8 @@ pub fn hexdump(from: usize, len: usize, fd: i32, off0: usize) {
 
 /// The detail line of a block: state, requested and usable size, allocation (and free) event,
 /// thread and caller, canary or fill status.
-pub fn block_detail(l: &mut Line<256>, info: &heap::Info, fd: i32) {
-    let lay = heap::LAYOUT.get();
+pub fn block_detail(l: &mut Line<256>, info: &Info, fd: i32) {
+    let lay = crate::debug::LAYOUT.get();
     l.clear();
     l.s(b"  ")
         .s(state_name(info))
@@ -169,7 +168,7 @@ pub fn block_detail(l: &mut Line<256>, info: &heap::Info, fd: i32) {
     } else {
         l.s(b", by ").s(info.origin.call_name()).s(b"()");
     }
-    if info.state == QUARANTINED && d.free_seq != 0 {
+    if info.state == State::Quarantined && d.free_seq != 0 {
         l.s(b", freed #")
             .u(d.free_seq)
             .s(b" thread ")
@@ -179,11 +178,11 @@ pub fn block_detail(l: &mut Line<256>, info: &heap::Info, fd: i32) {
     }
     let canaries = crate::check::canaries(info);
     if crate::walk::readable(info) {
-        match crate::check::verify(info, canaries, lay.fill) {
-            None if info.state == USED && canaries => {
+        match crate::check::verify(info) {
+            None if info.state == State::Used && canaries => {
                 l.s(b", canary ok");
             }
-            None if info.state == QUARANTINED && lay.fill => {
+            None if info.state == State::Quarantined && lay.fill => {
                 l.s(b", fill ok");
             }
             None => {
@@ -314,7 +313,7 @@ pub extern "C" fn show_alloc_mem_ex() {
             }
         }
         let info = b.info();
-        if info.state == USED {
+        if info.state == State::Used {
             // The classic line, then the details.
             block_title(&mut l, info.user, info.size);
             total += info.size as u64;
@@ -330,7 +329,7 @@ pub extern "C" fn show_alloc_mem_ex() {
             out(&mut l);
         }
         block_detail(&mut l, &info, fd);
-        if hex > 0 && info.state == USED && crate::walk::readable(&info) {
+        if hex > 0 && info.state == State::Used && crate::walk::readable(&info) {
             hexdump(info.user, (info.size as u64).min(hex) as usize, fd, 0);
         }
     });

@@ -36,10 +36,10 @@
 //!   page map (so is all of a chunk but its used slots), and its descriptor (state FREE, user
 //!   0, data address in `lo`) is on its class's free list.
 
+use crate::block::Info;
 use crate::block::Op;
 use crate::config::{self, Guard};
 use crate::fmt::{Line, prefix};
-use crate::heap::Info;
 use crate::large::{LARGE, Large, LargeState, Released};
 use crate::lock::Mutex;
 use crate::sys;
@@ -388,30 +388,19 @@ pub fn allocate(
     drop(l);
     VMAS.fetch_add(vmas, Ordering::Relaxed);
     PAGES.fetch_add(pages, Ordering::Relaxed);
-    // SAFETY: the accessible part of the new mapping is ours.
+    // SAFETY: the accessible part of the new mapping is ours. Recycled pages are cleared
+    // for calloc (outside the lock).
     unsafe {
-        crate::canary::write(user + size, hi);
-        crate::canary::write(lo.max(user.saturating_sub(16)), user);
-        if zero && dirty {
-            // Recycled pages: calloc clears them (outside the lock).
-            core::ptr::write_bytes(user as *mut u8, 0, size);
-        }
-        if c.fill && !zero {
-            core::ptr::write_bytes(
-                user as *mut u8,
-                crate::canary::ALLOC_FILL,
-                size.min(crate::heap::LARGE_FILL_MAX),
-            );
-        }
+        crate::debug::dress::Dress::guarded(lo, hi, user, size).new_block(zero, !dirty);
         // Descriptors are never unmapped; only this call changes an ALLOCATING one.
-        crate::block::publish_state(&raw mut (*d).state, crate::block::USED);
+        crate::block::publish_state(&raw mut (*d).state, crate::block::State::Used);
     }
     Some(user)
 }
 
 #[inline]
 pub fn is_guarded(info: &Info) -> bool {
-    info.guarded != 0
+    info.guarded.is_guarded()
 }
 
 /// Flag in a ring entry's cost (a multiple of the page size): the block is in a pool slot.

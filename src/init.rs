@@ -18,8 +18,9 @@
 //! forwarded to glibc.
 
 use crate::config::{self, Guard, OnError};
+use crate::debug::{LAYOUT, Layout};
 use crate::fmt::{Line, prefix};
-use crate::heap::{self, Layout};
+use crate::heap;
 use crate::ready::{INITIALIZING, READY, STATE, UNINIT};
 use crate::sys;
 use crate::tls;
@@ -63,6 +64,7 @@ fn init() {
     sys::page_size();
     crate::pagemap::init();
     heap::init_arenas(sys::ncpus());
+    heap::set_check_hook(crate::check::maybe_check_all);
     let mut value: &[u8] = sys::getenv_initial(b"MALLOC_DEBUG").unwrap_or(b"");
     if !value.is_empty() && sys::secure_mode() {
         value = b"";
@@ -75,7 +77,7 @@ fn init() {
         // The plain layout, written now so that the first malloc finds its page present.
         // SAFETY: single-threaded init.
         unsafe {
-            heap::LAYOUT.set(Layout {
+            LAYOUT.set(Layout {
                 front: 0,
                 tail: 0,
                 fill: false,
@@ -108,7 +110,7 @@ fn init() {
     if parsed.help {
         config::print_help();
     }
-    crate::canary::init(sys::random_u64());
+    crate::debug::canary::init(sys::random_u64());
     let page = sys::page_size();
     let canary = c.canary;
     let heavy = !c.light;
@@ -127,7 +129,7 @@ fn init() {
         },
     };
     // SAFETY: single-threaded init.
-    unsafe { heap::LAYOUT.set(lay) };
+    unsafe { LAYOUT.set(lay) };
     crate::guard::init(&c);
     if heavy {
         crate::stats::TRACK.store(true, Ordering::Relaxed);
@@ -471,6 +473,7 @@ unsafe fn lookup(base: usize, dynamic: *const [usize; 2], name: &[u8]) -> Option
 
 extern "C" fn fork_prepare() {
     crate::log::lock_for_fork();
+    crate::leaks::before_fork();
     heap::lock_all();
 }
 
@@ -484,6 +487,7 @@ extern "C" fn fork_child() {
     let _e = sys::ErrnoGuard::new();
     tls::reset_after_fork();
     heap::reset_all();
+    crate::leaks::after_fork_child();
     crate::log::reset_in_child();
     // The report file is the parent's: this process claims its own at its first report. Its
     // descriptors stay open as holds (their open files carry the parent's locks), so that the
@@ -569,7 +573,7 @@ extern "C" fn fini() {
     let _e = sys::ErrnoGuard::new();
     crate::log::flush_at_exit();
     if c.quarantine > 0 {
-        crate::quarantine::drain();
+        heap::drain_quarantine();
     }
     if c.leaks > 0 {
         crate::leaks::report_at_exit(c.leaks >= 2);

@@ -18,7 +18,7 @@
 //!   `loose`) before entering it in the page map; the next holder of the lock puts it on the
 //!   live list (`adopt_loose`) before touching any descriptor.
 
-use crate::block::{DebugMeta, FREE};
+use crate::block::{DebugMeta, FREE, GuardAt};
 use crate::lock::Mutex;
 use crate::pagemap;
 use crate::sys;
@@ -32,8 +32,8 @@ pub struct Large {
     pub usable_len: usize,
     /// Start of the accessible part (map_base, or map_base + page with a guard below).
     pub lo: usize,
-    /// 0: plain LARGE block; 1: guarded, guard page after; 2: guarded, guard page before.
-    pub guarded: u8,
+    /// Where its guard page is (`GuardAt::No` for a plain LARGE block).
+    pub guarded: GuardAt,
     /// Guarded block with a mapping of its own built on banked pages: its data is several
     /// kernel mappings, split these many pages from `map_base` (increasing, 0 = unused; see
     /// `LargeState::bank_put`).
@@ -75,11 +75,11 @@ impl Large {
             usable_len: hi - map_base,
             lo,
             guarded: if below {
-                2
+                GuardAt::Below
             } else if exact {
-                3
+                GuardAt::Exact
             } else {
-                1
+                GuardAt::After
             },
             user,
             size,
@@ -180,7 +180,7 @@ const GUARDED_TAIL: usize = 1;
 /// Size of the inaccessible region behind LARGE blocks (0 without debugging).
 #[inline]
 fn cached_guard() -> usize {
-    crate::heap::LAYOUT.get().large_guard
+    crate::debug::LAYOUT.get().large_guard
 }
 
 /// A cached range is split when the rest is at least this big (and a quarter of the request).
@@ -333,7 +333,7 @@ impl LargeState {
                 map_len,
                 usable_len: usable,
                 lo: base,
-                guarded: 0,
+                guarded: GuardAt::No,
                 user,
                 size,
                 align,
@@ -608,9 +608,7 @@ impl LargeState {
         let (guarded, base, usable, lo) =
             unsafe { ((*d).guarded, (*d).map_base, (*d).usable_len, (*d).lo) };
         let pages = (base + usable - lo) / sys::page_size();
-        (guarded == 1 || guarded == 3)
-            && pages > crate::guard::POOL_MAX_PAGES
-            && pages <= u16::MAX as usize
+        guarded.after() && pages > crate::guard::POOL_MAX_PAGES && pages <= u16::MAX as usize
     }
 
     /// Takes a banked range for (the rest of) a block, `need` bytes: the smallest at least
@@ -795,7 +793,7 @@ impl LargeState {
             map_len: got_len,
             usable_len,
             lo: base,
-            guarded: 0,
+            guarded: GuardAt::No,
             user,
             size,
             align,
@@ -904,7 +902,7 @@ impl LargeState {
     /// which `guard::allocate` calls directly to make the slot accessible without the lock);
     /// bigger ones get a mapping of their own, built on the pages of a freed big block when
     /// the bank has some (`bank_put`; not with the guard below). Such a block is `dirty`: beyond
-    /// the first `heap::LARGE_FILL_MAX` bytes, which are filled when filling is on, it holds
+    /// the first `debug::LARGE_FILL_MAX` bytes, which are filled when filling is on, it holds
     /// what the freed block held, and `guard::allocate` clears it for calloc (a memset costs
     /// far less than the page faults it saves).
     ///
@@ -993,13 +991,13 @@ impl LargeState {
             let hi = (*d).map_base + (*d).usable_len;
             let lo = (*d).lo;
             let (user, old) = ((*d).user, (*d).size);
-            let new_user = if (*d).guarded == 2 {
+            let new_user = if (*d).guarded == GuardAt::Below {
                 if user.checked_add(n)? > hi {
                     return None;
                 }
                 user
             } else {
-                let a = guarded_align(n, (*d).align, (*d).guarded == 3);
+                let a = guarded_align(n, (*d).align, (*d).guarded == GuardAt::Exact);
                 let u = hi.checked_sub(n)? & !(a - 1);
                 if u < lo {
                     return None;
@@ -1180,7 +1178,7 @@ impl LargeState {
     /// slots are exactly the blocks of at most `guard::POOL_MAX_PAGES` data pages.
     pub fn guarded_pooled(d: &Large) -> bool {
         let data = d.map_base + d.usable_len - d.lo;
-        d.guarded != 0 && data / sys::page_size() <= crate::guard::POOL_MAX_PAGES
+        d.guarded.is_guarded() && data / sys::page_size() <= crate::guard::POOL_MAX_PAGES
     }
 
     /// A guarded block `p` leaves the address-space quarantine: a pool slot goes back to its
@@ -1195,7 +1193,7 @@ impl LargeState {
         // SAFETY: descriptors are never unmapped; under the lock a page-map entry names a
         // live one.
         let dr = unsafe { &*d };
-        if dr.state != crate::block::QUARANTINED || dr.user != p || dr.guarded == 0 {
+        if dr.state != crate::block::QUARANTINED || dr.user != p || !dr.guarded.is_guarded() {
             return None;
         }
         if !Self::guarded_pooled(dr) {
@@ -1260,7 +1258,7 @@ impl LargeState {
                 (*d).map_len,
                 (*d).usable_len,
                 (*d).size,
-                (*d).guarded != 0,
+                (*d).guarded.is_guarded(),
             )
         };
         pagemap::clear_range(base, len);
@@ -1303,7 +1301,7 @@ impl LargeState {
         // SAFETY: d is a used descriptor per the caller; every range below is part of its
         // mapping (or the new one the kernel gives back).
         unsafe {
-            if (*d).guarded != 0 || (*d).usable_len == (*d).map_len {
+            if (*d).guarded.is_guarded() || (*d).usable_len == (*d).map_len {
                 return None;
             }
             let old_base = (*d).map_base;

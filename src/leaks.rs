@@ -134,7 +134,7 @@ struct Scan<'v> {
 /// State byte of the block holding `w`, with its extent, if `w` points into a used block.
 fn block_of(v: &View, w: usize) -> Option<(*mut u8, usize, usize)> {
     let b = v.at(w)?;
-    if b.state & !MARK != USED || w < b.user || w >= b.user + b.size.max(1) {
+    if b.byte & !MARK != USED || w < b.user || w >= b.user + b.size.max(1) {
         return None;
     }
     Some((b.state_byte(), b.user, b.size))
@@ -210,7 +210,7 @@ struct Used {
 /// Every used block (marked or not), with its allocation site.
 fn each_used(v: &View, mut f: impl FnMut(&Used)) {
     v.each(|b: &Block| {
-        if b.state & !MARK != USED {
+        if b.byte & !MARK != USED {
             return;
         }
         let h = b.history();

@@ -9,10 +9,10 @@
 
 pub mod announce;
 pub mod block;
-pub mod canary;
 pub mod check;
 pub mod cmd;
 pub mod config;
+pub mod debug;
 pub mod depot;
 pub mod dump;
 #[cfg(not(test))]
@@ -28,7 +28,6 @@ pub mod log;
 pub mod maps;
 pub mod outfile;
 pub mod pagemap;
-pub mod quarantine;
 pub mod ready;
 pub mod report;
 #[cfg(not(test))]

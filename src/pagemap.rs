@@ -38,7 +38,9 @@ pub enum Owner {
 /// the arena index.
 pub const HEADER_ALIGN: usize = 64;
 const ARENA_MASK: usize = HEADER_ALIGN / 2 - 1;
-const _: () = assert!(crate::heap::MAX_ARENAS <= ARENA_MASK + 1);
+/// Arenas the heap may use: each needs an index in a zone entry.
+pub const MAX_ARENAS: usize = 16;
+const _: () = assert!(MAX_ARENAS <= ARENA_MASK + 1);
 
 /// The entry for a data page of the zone whose header is at `header` (`HEADER_ALIGN` aligned).
 #[inline]
@@ -252,4 +254,58 @@ pub unsafe fn unmap_internal(p: *mut u8, len: usize) {
     clear_range(p as usize - page, span);
     // SAFETY: per the caller.
     unsafe { sys::unmap_guarded(p, len) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zone_entries_decode_to_their_header_and_arena() {
+        for arena in 0..MAX_ARENAS {
+            for header in [64usize, 0x7f00_1234_5640, (1 << 47) - HEADER_ALIGN] {
+                let e = zone_entry(header, arena);
+                assert_eq!(e & 1, 0);
+                assert_eq!(
+                    decode(e),
+                    Owner::Zone {
+                        arena,
+                        zone: header
+                    }
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn large_entries_and_empty_ones_decode() {
+        let d = 0x7f00_0000_1040usize;
+        assert_eq!(decode(large_entry(d)), Owner::Large(d));
+        assert_eq!(decode(0), Owner::None);
+        assert_eq!(decode(META), Owner::None);
+        // The largest arena index still leaves the LARGE flag clear.
+        assert_eq!(zone_entry(HEADER_ALIGN, ARENA_MASK) & 1, 0);
+    }
+
+    #[test]
+    fn set_get_and_clear_a_range() {
+        // Addresses of a mapping of our own, so the range is nobody else's in this process.
+        let page = sys::page_size();
+        SHIFT.store(page.trailing_zeros() as usize, Ordering::Relaxed);
+        let p = sys::map(4 * page).unwrap() as usize;
+        let v = zone_entry(0x1000 * HEADER_ALIGN, 3);
+        assert!(set_range(p + page, 2 * page, v));
+        assert_eq!(get(p), 0);
+        assert_eq!(get(p + page), v);
+        assert_eq!(get(p + 3 * page - 1), v);
+        assert_eq!(get(p + 3 * page), 0);
+        clear_range(p + page, 2 * page);
+        assert_eq!(get(p + page), 0);
+        assert_eq!(get(p + 2 * page), 0);
+        // SAFETY: mapped above, not used any more.
+        unsafe { sys::unmap(p as *mut u8, 4 * page) };
+        // Beyond the 48-bit address space: no entry, and none can be set.
+        assert_eq!(get(1 << 48), 0);
+        assert!(!set_range(1 << 48, page, v));
+    }
 }

@@ -8,10 +8,9 @@
 //! Nothing here allocates or takes an allocator lock; callers drop their locks first. A second
 //! error while a report is being written on the same thread aborts at once.
 
-use crate::block::{Op, QUARANTINED, USED};
+use crate::block::{Info, Kind, Op, State};
 use crate::config::{self, OnError};
 use crate::fmt::{Line, prefix};
-use crate::heap::{Info, LARGE_KIND, SMALL, TINY};
 use crate::lock::Mutex;
 use crate::sys;
 use crate::tls;
@@ -84,22 +83,17 @@ fn code(b: Bad) -> u8 {
     }
 }
 
-pub fn zone_name(kind: u8) -> &'static [u8] {
-    match kind {
-        TINY => b"TINY",
-        SMALL => b"SMALL",
-        LARGE_KIND => b"LARGE",
-        _ => b"?",
-    }
+pub fn zone_name(kind: Kind) -> &'static [u8] {
+    kind.name()
 }
 
-fn state_name(s: u8) -> &'static [u8] {
+fn state_name(s: State) -> &'static [u8] {
     match s {
-        USED => b"in use",
-        QUARANTINED => b"freed (in quarantine)",
-        crate::block::ALLOCATING => b"being allocated",
-        crate::block::FREEING => b"being freed (into quarantine)",
-        _ => b"freed",
+        State::Used => b"in use",
+        State::Quarantined => b"freed (in quarantine)",
+        State::Allocating => b"being allocated",
+        State::Freeing => b"being freed (into quarantine)",
+        State::Free => b"freed",
     }
 }
 
@@ -163,7 +157,7 @@ fn block_desc<const N: usize>(l: &mut Line<N>, info: &Info) {
 
 /// TINY, SMALL, LARGE, or GUARDED for a block on its own guarded pages.
 fn kind_of(info: &Info) -> &'static [u8] {
-    if info.guarded != 0 {
+    if info.guarded.is_guarded() {
         b"GUARDED"
     } else {
         zone_name(info.kind)
@@ -179,7 +173,7 @@ fn history(info: &Info) {
         .x(info.user + info.size)
         .s(b" : ")
         .u(info.size as u64);
-    if info.guarded != 0 {
+    if info.guarded.is_guarded() {
         l.s(b" bytes, own guarded mapping ")
             .x(info.zone_base)
             .s(b", ")
@@ -323,7 +317,7 @@ fn what<const N: usize>(l: &mut Line<N>, p: usize, bad: Bad, info: Option<&Info>
                 } else {
                     l.u((i.user - p) as u64).s(b" bytes before the ");
                 }
-                l.s(if i.state == USED {
+                l.s(if i.state == State::Used {
                     b"" as &[u8]
                 } else {
                     b"freed "
@@ -422,7 +416,7 @@ fn bytes_vs_canary(from: usize, to: usize, _first: usize, user: usize) {
     l.clear();
     prefix(&mut l).s(b"  expected canary  :");
     for a in from..to {
-        l.c(b' ').hx(crate::canary::byte_at(a) as u64, 2);
+        l.c(b' ').hx(crate::debug::canary::byte_at(a) as u64, 2);
     }
     l.c(b'\n');
     l.report();
@@ -452,7 +446,7 @@ pub fn write_after_free(info: &Info, addr: usize) {
         l.c(b' ').hx(unsafe { *(a as *const u8) } as u64, 2);
     }
     l.s(b" (expected ")
-        .hx(crate::canary::FREE_FILL as u64, 2)
+        .hx(crate::debug::canary::FREE_FILL as u64, 2)
         .s(b")\n");
     l.report();
     history(info);

@@ -14,10 +14,10 @@
 //! `PROGRAM[i]` is written only by the interposed `sigaction` (rarely, outside faults) and read
 //! by the handler; a torn read would need a fault during the program's own sigaction call.
 
-use crate::block::QUARANTINED;
+use crate::block::State;
 use crate::fmt::{Line, prefix};
 use crate::sys;
-use crate::walk::{self, Kind};
+use crate::walk;
 use core::cell::UnsafeCell;
 use core::ffi::{c_int, c_void};
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -181,7 +181,7 @@ fn explain(sig: c_int, addr: usize, ctx: *mut c_void) -> bool {
         None => b"access",
     };
     // A block whose free is under way (its range closing) counts as freed.
-    let freed = matches!(d.state, QUARANTINED | crate::block::FREEING);
+    let freed = matches!(d.state, State::Quarantined | State::Freeing);
     let end = d.user + d.size;
     if !freed && addr >= d.user && addr < end {
         return false; // inside a live block: not a guard fault
@@ -213,7 +213,7 @@ fn explain(sig: c_int, addr: usize, ctx: *mut c_void) -> bool {
     .u(d.size as u64)
     .s(b"-byte block at ")
     .x(d.user);
-    l.s(if d.kind == Kind::Guarded {
+    l.s(if d.guarded.is_guarded() {
         b" (guard page)\n" as &[u8]
     } else {
         b" (LARGE block guard region)\n"

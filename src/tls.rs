@@ -1,6 +1,6 @@
 //! Per-thread state without allocation: one initial-exec TLS block declared in assembly and
 //! reached through `@GOTTPOFF` (a cdylib's ordinary TLS goes through `__tls_get_addr`, whose
-//! slow path can call malloc: PITFALLS (a)). Under LD_PRELOAD the library is in the static TLS
+//! slow path can call malloc). Under LD_PRELOAD the library is in the static TLS
 //! block, so the access is one load and one add.
 //!
 //! It also holds the work signal handlers defer for their thread (`push_deferred`): 16 slots

@@ -14,31 +14,32 @@
 //!
 //! A walk yields every block that is not FREE: USED, QUARANTINED, and the transitional
 //! ALLOCATING and FREEING ones, which each inspector treats as it sees fit. The state is read
-//! once per visit (acquire, see `block::load_state`), before anything the state publishes.
+//! once per visit (acquire, as `block::load_state` reads it), before anything the state
+//! publishes.
 //!
 //! # Invariants
 //! A `Block<'a>` is only followed while the locks of the view (or walk) that made it are held;
 //! zones and live LARGE descriptors do not change under them. Whoever takes the LARGE lock
 //! adopts the blocks `alloc_loose` left aside first (see `large.rs`), so the live list is whole.
 
-use crate::block::{DebugMeta, FREE, QUARANTINED, USED, load_state};
-use crate::heap::{self, ARENAS, Arena, Info, MAX_ARENAS, NARENAS};
+use crate::block::{DebugMeta, FREE, GuardAt, Info, Kind, State};
+use crate::heap::{self, ARENAS, Arena, MAX_ARENAS, NARENAS};
 use crate::large::{LARGE, Large, LargeState};
 use crate::lock::Guard;
 use crate::pagemap::{self, Owner};
 use crate::zone::Zone;
 use core::marker::PhantomData;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU8, Ordering};
 
-/// What kind of block, by where it lives.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Kind {
-    Tiny,
-    Small,
-    /// A plain LARGE block (a mapping of its own, or a range of a cached one).
-    Large,
-    /// A guarded block (a pool slot or a mapping of its own, next to a PROT_NONE page).
-    Guarded,
+/// Reads a block's state byte as stored, the leak scan's mark bit included, with the acquire
+/// of `block::load_state` (a thread dressing the block outside its lock publishes it).
+/// # Safety
+/// As for `block::load_state`.
+#[inline]
+unsafe fn load_byte(state: *const u8) -> u8 {
+    // SAFETY: per the caller; every concurrent write of this byte is atomic or made under the
+    // lock the reader holds.
+    unsafe { AtomicU8::from_ptr(state as *mut u8) }.load(Ordering::Acquire)
 }
 
 #[derive(Clone, Copy)]
@@ -53,9 +54,14 @@ pub struct Block<'a> {
     pub user: usize,
     /// Requested size.
     pub size: usize,
+    /// TINY or SMALL (a zone slot), LARGE (a mapping: plain or guarded).
     pub kind: Kind,
+    /// Where the guard page of a guarded block is (`GuardAt::No` for every other block).
+    pub guarded: GuardAt,
+    /// The state this visit read (a byte the leak scan marked reads as `Free`, see `byte`).
+    pub state: State,
     /// The state byte as stored (the leak scan's mark bit included).
-    pub state: u8,
+    pub byte: u8,
     /// The call that allocated it (`Op` as a byte).
     pub origin: u8,
     place: Place,
@@ -67,12 +73,14 @@ impl<'a> Block<'a> {
     fn in_zone(z: &'a Zone, i: usize) -> Block<'a> {
         // SAFETY: i < hiwater <= nblocks (or found by `index_of`); the state byte alone may be
         // published outside the lock, hence its own acquire load.
-        let (m, state) = unsafe { (*z.meta(i), load_state(&raw const (*z.meta.add(i)).state)) };
+        let (m, byte) = unsafe { (*z.meta(i), load_byte(&raw const (*z.meta.add(i)).state)) };
         Block {
             user: z.slot_addr(i) + m.front as usize,
             size: m.size as usize,
             kind: if z.is_tiny() { Kind::Tiny } else { Kind::Small },
-            state,
+            guarded: GuardAt::No,
+            state: State::from_u8(byte),
+            byte,
             origin: m.origin,
             place: Place::Zone(z, i),
             _locks: PhantomData,
@@ -85,15 +93,14 @@ impl<'a> Block<'a> {
     unsafe fn of_mapping(d: *mut Large) -> Block<'a> {
         // SAFETY: per the caller; the state byte is read on its own, as for zone slots.
         unsafe {
+            let byte = load_byte(&raw const (*d).state);
             Block {
                 user: (*d).user,
                 size: (*d).size,
-                kind: if (*d).guarded != 0 {
-                    Kind::Guarded
-                } else {
-                    Kind::Large
-                },
-                state: load_state(&raw const (*d).state),
+                kind: Kind::Large,
+                guarded: (*d).guarded,
+                state: State::from_u8(byte),
+                byte,
                 origin: (*d).origin,
                 place: Place::Mapping(d),
                 _locks: PhantomData,
@@ -163,8 +170,8 @@ impl<'a> Block<'a> {
     /// True if the bytes of the block can be read (a freed LARGE or guarded block is
     /// PROT_NONE).
     pub fn readable(&self) -> bool {
-        self.state == USED
-            || (self.state == QUARANTINED && matches!(self.kind, Kind::Tiny | Kind::Small))
+        self.state == State::Used
+            || (self.state == State::Quarantined && self.kind != Kind::Large)
     }
 
     /// The state byte itself, for the leak scan's mark (written only with every lock held).
@@ -181,8 +188,10 @@ impl<'a> Block<'a> {
 
 /// `Block::readable` for a block known by its `Info` (the same rule).
 pub fn readable(info: &Info) -> bool {
-    info.state == USED
-        || (info.state == QUARANTINED && info.kind != heap::LARGE_KIND && info.guarded == 0)
+    info.state == State::Used
+        || (info.state == State::Quarantined
+            && info.kind != Kind::Large
+            && !info.guarded.is_guarded())
 }
 
 /// The blocks of one arena's zones, in the order of its zone list.
@@ -199,7 +208,7 @@ fn arena_blocks<'a>(a: &'a Arena, f: &mut impl FnMut(&Block<'a>)) {
 fn zone_blocks<'a>(z: &'a Zone, f: &mut impl FnMut(&Block<'a>)) {
     for i in 0..z.hiwater as usize {
         let b = Block::in_zone(z, i);
-        if b.state != FREE {
+        if b.byte != FREE {
             f(&b);
         }
     }
@@ -211,7 +220,7 @@ fn large_blocks<'a>(l: &'a LargeState, f: &mut impl FnMut(&Block<'a>)) {
     while !d.is_null() {
         // SAFETY: live descriptors under the LARGE lock, held by the caller.
         let b = unsafe { Block::of_mapping(d) };
-        if b.state != FREE {
+        if b.byte != FREE {
             f(&b);
         }
         // SAFETY: as above.
@@ -370,7 +379,7 @@ impl View {
                 None => {
                     // SAFETY: a live descriptor found above, still under this view's lock.
                     let b = unsafe { Block::of_mapping(bl) };
-                    if b.state != FREE {
+                    if b.byte != FREE {
                         f(&b);
                     }
                 }
@@ -405,7 +414,7 @@ impl View {
                 unsafe { Block::of_mapping(d) }
             }
         };
-        (b.state != FREE).then_some(b)
+        (b.byte != FREE).then_some(b)
     }
 
     /// The block (not FREE) whose accessible extent (`Block::extent`) holds `addr`.
@@ -442,7 +451,7 @@ mod tests {
                 let b = v.find(a).expect("found from inside");
                 assert_eq!(
                     (b.user, b.size, b.kind, b.state),
-                    (u, sizes[i], kinds[i], USED)
+                    (u, sizes[i], kinds[i], State::Used)
                 );
                 assert!(b.readable());
                 assert_eq!(b.info().user, u);
@@ -463,6 +472,6 @@ mod tests {
             heap::deallocate(u, Op::Free, 0, 0);
         }
         let v = View::take(200);
-        v.each(|b| assert!(!p.contains(&b.user) || b.state != USED));
+        v.each(|b| assert!(!p.contains(&b.user) || b.state != State::Used));
     }
 }

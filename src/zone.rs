@@ -429,4 +429,78 @@ mod tests {
             }
         }
     }
+
+    /// Takes and gives back slots of a real zone of `class`: slot addresses and the index of
+    /// every byte of a slot, fresh slots, the free list (LIFO), a full zone, and an empty one
+    /// starting again from its first slot.
+    fn take_and_give(class: usize, debug: bool, guards: bool) {
+        let page = sys::page_size();
+        let mut cache = MetaCache::EMPTY;
+        let z = Zone::create(class, 5, debug, guards, &mut cache).unwrap();
+        // SAFETY: a zone of our own, used by this thread only.
+        let zr = unsafe { &mut *z };
+        let bs = class_size(class);
+        assert_eq!(zr.block_size as usize, bs);
+        assert_eq!(zr.nblocks as usize, zone_size(class, page) / bs);
+        assert!(zr.nblocks as usize >= crate::size_class::MIN_BLOCKS_PER_ZONE);
+        assert_eq!(zr.is_tiny(), class < crate::size_class::NTINY);
+        assert_eq!(zr.dbg.is_null(), !debug);
+        assert_eq!(zr.index_of(zr.data.wrapping_sub(1)), None);
+        assert_eq!(zr.index_of(zr.data + zr.data_len), None);
+        let n = zr.nblocks as usize;
+        for i in 0..n {
+            // SAFETY: the zone has room until n slots are taken.
+            let (k, fresh) = unsafe { zr.take() }.unwrap();
+            assert_eq!((k, fresh), (i, true));
+            let s = zr.slot_addr(i);
+            assert_eq!(s, zr.data + i * bs);
+            for off in [0, 1, bs / 2, bs - 1] {
+                assert_eq!(zr.index_of(s + off), Some(i));
+            }
+            // The page map names this zone and its arena for every page a slot is on.
+            assert_eq!(
+                pagemap::decode(pagemap::get(s + bs - 1)),
+                pagemap::Owner::Zone {
+                    arena: 5,
+                    zone: z as usize
+                }
+            );
+        }
+        assert!(!zr.has_room());
+        assert_eq!(zr.nused as usize, n);
+        // SAFETY: slots 3 and 7 are used slots of this zone.
+        unsafe {
+            zr.give(3);
+            zr.give(7);
+        }
+        assert!(zr.has_room());
+        // SAFETY: the zone has room; then every used slot goes back.
+        unsafe {
+            assert_eq!(zr.take(), Some((7, false)));
+            assert_eq!(zr.take(), Some((3, false)));
+            for i in 0..n {
+                zr.give(i);
+            }
+        }
+        assert_eq!((zr.nused, zr.nfree, zr.bump), (0, 0, 0));
+        assert_eq!(zr.hiwater as usize, n);
+        let data = zr.data;
+        // SAFETY: an empty zone, on no list.
+        unsafe {
+            assert_eq!(zr.take(), Some((0, false)));
+            zr.give(0);
+            Zone::destroy(z, &mut cache);
+        }
+        // Its pages left the page map before they were unmapped.
+        assert_eq!(pagemap::get(data), 0);
+    }
+
+    #[test]
+    fn zone_slots_and_indices() {
+        let tiny = crate::size_class::NTINY;
+        for class in [0, 1, 7, tiny - 1, tiny, NCLASSES - 1] {
+            take_and_give(class, false, false);
+            take_and_give(class, true, true);
+        }
+    }
 }

@@ -1,4 +1,4 @@
-//! Detection (issue 3): each kind of heap bug found under `MALLOC_DEBUG=1` (check, canary, fill,
+//! Detection: each kind of heap bug found under `MALLOC_DEBUG=1` (check, canary, fill,
 //! quarantine=4m, leaks; on_error=abort), with the exact first report line (pid and addresses
 //! masked), the exit status or signal; the options that change what happens after a report
 //! (on_error, report=PATH, check_every, fail, help, unknown options, empty value); correct C, C++

@@ -1,4 +1,4 @@
-//! show_alloc_mem_ex and show_alloc_mem_ex_cmd (issue 5): the dump of a heap with known blocks
+//! show_alloc_mem_ex and show_alloc_mem_ex_cmd: the dump of a heap with known blocks
 //! (hexdump compared with `hexdump -C`), every command and bad ones, 100 dumps from a signal
 //! handler while threads allocate, gdb calling both on a stopped program.
 mod common;

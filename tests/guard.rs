@@ -1,4 +1,4 @@
-//! Guard pages (issue 4): `MALLOC_DEBUG=guard` (`guard=exact`, `guard=below`, `sample=N`, and
+//! Guard pages: `MALLOC_DEBUG=guard` (`guard=exact`, `guard=below`, `sample=N`, and
 //! `full`, which includes `guard`). Each memory bug of `tests/c/guard_fault.c` must fault at the
 //! faulting instruction with our report (its first line checked exactly, addresses masked, and
 //! the report's addresses checked against the block the program printed), the process dying of

@@ -1,7 +1,7 @@
 //! Reads of stack memory during a walk that never fault.
 //!
-//! Owns: the current thread's cached stack range (a 16-byte initial-exec TLS block of its own,
-//! PITFALLS (a)), the page probes (`process_vm_readv` on our own pid, which answers EFAULT
+//! Owns: the current thread's cached stack range (a 16-byte initial-exec TLS block of its own:
+//! ordinary TLS could call malloc, see tls.rs), the page probes (`process_vm_readv` on our own pid, which answers EFAULT
 //! instead of raising SIGSEGV) and `Mem`, the one reader of stack words a walk uses.
 //!
 //! A word is read directly when it lies in the thread's cached range, or in a page this walk has

@@ -132,8 +132,8 @@ pub fn mask_addresses(s: &str) -> String {
 /// runs `cargo build --lib` for the test's profile once per process (a no-op when up to date; it
 /// also covers `crate-type = ["cdylib"]` alone, where `cargo test` builds no .so, and a .so left
 /// stale by an earlier build) and returns `target/<profile>/libft_malloc.so`, or
-/// `target/<profile>/deps/libft_malloc.so` (PITFALLS (i)), the target directory being the test
-/// executable's.
+/// `target/<profile>/deps/libft_malloc.so` (where cargo leaves a cdylib built for tests alone),
+/// the target directory being the test executable's.
 pub fn lib() -> &'static Path {
     static LIB: OnceLock<PathBuf> = OnceLock::new();
     LIB.get_or_init(|| {

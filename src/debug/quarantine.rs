@@ -1,13 +1,15 @@
 //! Quarantine: freed blocks are held back (FIFO, bounded by bytes and by entries) before their
-//! slot can be reused, so a double free or a write after free is still visible. A block leaving
-//! the quarantine has its free fill verified (`heap::quarantine_release`).
+//! slot can be reused, so a double free or a write after free is still visible. The blocks that
+//! leave it are handed back to the caller (`push` returns them as a `Batch`, `pop` one at a
+//! time), which verifies their free fill and releases them.
 //!
 //! The quarantine is split in `SHARDS` rings (picked by the freeing thread's arena), each with
 //! its share of the budget, so threads that free at the same time do not queue on one lock.
 //!
 //! # Invariants
 //! A ring is mapped once, on first use. Entries are user pointers of blocks whose state is
-//! QUARANTINED. Releases happen after this lock is dropped (they take arena locks). A signal
+//! QUARANTINED. The caller releases evicted blocks after this lock is dropped (that takes arena
+//! locks). A signal
 //! handler that interrupted this thread inside a shard's lock uses another shard.
 
 use crate::lock::{Guard, Mutex};
@@ -62,58 +64,90 @@ const MIN_SHARD: usize = 256 << 10;
 /// Bytes of quarantine each shard holds. A set size is fixed; the default (4 MiB, from the
 /// `1` preset) is a ceiling that scales with the heap: a shard holds at most an eighth of the
 /// live bytes, never less than 256 KiB, so a small program does not pay several times its heap
-/// in cache misses and memory for blocks it freed long ago.
-pub fn shard_budget() -> usize {
+/// in cache misses and memory for blocks it freed long ago. `live`: the heap's live bytes now.
+pub fn shard_budget(live: usize) -> usize {
     let q = crate::config::get().quarantine;
     let fixed = q as usize / SHARDS;
     if q != crate::config::DEFAULT_QUARANTINE {
         return fixed;
     }
-    let live = crate::stats::LIVE
-        .load(core::sync::atomic::Ordering::Relaxed)
-        .max(0) as usize;
     fixed.min((live / 8).max(MIN_SHARD))
 }
 
-/// Puts a freed block in quarantine; releases the oldest ones beyond the budget.
-pub fn push(p: usize, size: usize) {
-    let budget = shard_budget();
+/// Blocks evicted from the quarantine, oldest first, with their sizes: the caller releases them.
+pub struct Batch {
+    n: usize,
+    out: [(usize, usize); EVICT_BATCH],
+}
+
+impl Batch {
+    pub const EMPTY: Batch = Batch {
+        n: 0,
+        out: [(0, 0); EVICT_BATCH],
+    };
+
+    pub fn as_slice(&self) -> &[(usize, usize)] {
+        &self.out[..self.n]
+    }
+}
+
+/// Puts a freed block in quarantine and gives the oldest ones beyond the shard's `budget`
+/// (`shard_budget`) back in `out`
+/// (an empty batch, the caller's), for the caller to release. False: the block could not be
+/// held (this thread holds every shard, or the ring is full or cannot be mapped), and the
+/// caller releases it at once.
+pub fn push(p: usize, size: usize, budget: usize, out: &mut Batch) -> bool {
     // A signal handler that interrupted this thread inside the allocator evicts nothing: the
     // evicted blocks' arenas would be busy for it (see `requeue`), so the ring grows a little
     // over budget instead, until the next push made outside a handler.
     let nested = crate::lock::holds_any();
-    let mut out = [(0usize, 0usize); EVICT_BATCH];
-    let mut n = 0;
-    {
-        let Some(mut q) = lock_shard() else {
-            crate::heap::quarantine_release(p);
-            return;
-        };
-        if !ensure_buf(&mut q) || q.len == CAP {
-            // (Full only with blocks `requeue` put back.)
-            drop(q);
-            crate::heap::quarantine_release(p);
-            return;
-        }
-        let tail = (q.head + q.len) % CAP;
+    let Some(mut q) = lock_shard() else {
+        return false;
+    };
+    if !ensure_buf(&mut q) || q.len == CAP {
+        // (Full only with blocks `requeue` put back.)
+        return false;
+    }
+    q.admit(p, size, budget, nested, out);
+    true
+}
+
+impl Ring {
+    /// Appends an entry (newest end). The ring is mapped and not full.
+    fn put(&mut self, p: usize, size: usize) {
+        let tail = (self.head + self.len) % CAP;
         // SAFETY: tail < CAP, inside the ring.
-        unsafe { *q.buf.add(tail) = (p, size) };
-        q.len += 1;
-        q.bytes += size.max(16);
-        if !nested && (q.bytes > budget || q.len == CAP) {
+        unsafe { *self.buf.add(tail) = (p, size) };
+        self.len += 1;
+        self.bytes += size.max(16);
+    }
+
+    /// Removes the oldest entry of a non-empty ring.
+    fn take_head(&mut self) -> (usize, usize) {
+        // SAFETY: head < CAP, and the ring is not empty.
+        let (ep, es) = unsafe { *self.buf.add(self.head) };
+        self.head = (self.head + 1) % CAP;
+        self.len -= 1;
+        self.bytes -= es.max(16);
+        (ep, es)
+    }
+
+    /// Appends a freed block; unless `nested`, evicts the oldest blocks once the ring is over
+    /// `budget` bytes (or full) until it is 1/16 under it, at most `EVICT_BATCH` of them, into
+    /// the empty batch `b`.
+    fn admit(&mut self, p: usize, size: usize, budget: usize, nested: bool, b: &mut Batch) {
+        self.put(p, size);
+        if !nested && (self.bytes > budget || self.len == CAP) {
             let low = budget - budget / 16;
-            while (q.bytes > low || q.len + EVICT_BATCH > CAP) && n < EVICT_BATCH && q.len > 0 {
-                // SAFETY: head < CAP.
-                let (ep, es) = unsafe { *q.buf.add(q.head) };
-                q.head = (q.head + 1) % CAP;
-                q.len -= 1;
-                q.bytes -= es.max(16);
-                out[n] = (ep, es);
-                n += 1;
+            while (self.bytes > low || self.len + EVICT_BATCH > CAP)
+                && b.n < EVICT_BATCH
+                && self.len > 0
+            {
+                b.out[b.n] = self.take_head();
+                b.n += 1;
             }
         }
     }
-    crate::heap::quarantine_release_many(&out[..n]);
 }
 
 /// Puts blocks that were leaving the quarantine back in (newest end), without releasing any:
@@ -131,41 +165,25 @@ pub fn requeue(ps: &[(usize, usize)]) -> usize {
         if q.len == CAP {
             break;
         }
-        let tail = (q.head + q.len) % CAP;
-        // SAFETY: tail < CAP, inside the ring.
-        unsafe { *q.buf.add(tail) = (p, size) };
-        q.len += 1;
-        q.bytes += size.max(16);
+        q.put(p, size);
         n += 1;
     }
     n
 }
 
-/// Releases everything (at exit, so the fills are verified), oldest first.
-pub fn drain() {
+/// Takes the oldest block of the first shard that holds any (and that this thread does not
+/// hold), for the caller to release: emptying the quarantine (at exit, so the fills are
+/// verified, or to give memory back) is popping until None.
+pub fn pop() -> Option<usize> {
     for q in QS.iter() {
-        drain_one(q);
-    }
-}
-
-fn drain_one(q: &Mutex<Ring>) {
-    loop {
-        let e = {
-            let Some(mut q) = q.enter() else {
-                return;
-            };
-            if q.len == 0 {
-                return;
-            }
-            // SAFETY: head < CAP.
-            let (ep, es) = unsafe { *q.buf.add(q.head) };
-            q.head = (q.head + 1) % CAP;
-            q.len -= 1;
-            q.bytes -= es.max(16);
-            ep
+        let Some(mut q) = q.enter() else {
+            continue;
         };
-        crate::heap::quarantine_release(e);
+        if q.len > 0 {
+            return Some(q.take_head().0);
+        }
     }
+    None
 }
 
 /// Calls `f` for every quarantined pointer (check_every, dumps). Takes the lock briefly.
@@ -213,3 +231,6 @@ pub fn reset() {
         unsafe { q.reset() };
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,41 @@
+//! Fork: every allocator lock is taken before fork (prepare), released after it in the parent,
+//! reset in the child.
+
+use super::arena::ARENAS;
+use crate::large::LARGE;
+
+/// Takes every allocator lock (fork prepare).
+pub fn lock_all() {
+    crate::guard::lock_forever();
+    crate::debug::quarantine::lock_forever();
+    for a in ARENAS.iter() {
+        a.lock_forever();
+    }
+    LARGE.lock_forever();
+}
+
+/// Releases the locks `lock_all` took (fork, parent).
+pub fn unlock_all() {
+    // SAFETY: lock_all took these locks on this thread.
+    unsafe {
+        LARGE.force_unlock();
+        for a in ARENAS.iter() {
+            a.force_unlock();
+        }
+    }
+    crate::debug::quarantine::unlock_forever();
+    crate::guard::unlock_forever();
+}
+
+/// Resets every allocator lock (fork, child: the only thread).
+pub fn reset_all() {
+    // SAFETY: fork child: we are the only thread.
+    unsafe {
+        LARGE.reset();
+        for a in ARENAS.iter() {
+            a.reset();
+        }
+    }
+    crate::debug::quarantine::reset();
+    crate::guard::reset();
+}

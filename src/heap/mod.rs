@@ -1,0 +1,92 @@
+//! The heap's policy: allocate / deallocate / reallocate / usable_size pick a zone class,
+//! a LARGE block or a guarded block, and apply the debugging layer (`debug`: canaries, fill,
+//! quarantine, verification; history) when MALLOC_DEBUG asks for it.
+//!
+//! Threads: up to `MAX_ARENAS` arenas, each with its own lock and zones (`arena`); a thread
+//! sticks to the arena chosen at its first call. A block is always returned to the arena that
+//! owns its zone (the page-map entry carries the arena index), so cross-thread frees are safe.
+//!
+//! Files: `arena` (arenas and zone lists), `lookup` (finding and holding a block), `alloc`,
+//! `free`, `realloc`, `release` (blocks leaving the quarantine), `defer` and `drain` (work left
+//! by signal handlers), `reclaim` (trim, memory given back when a mapping fails), `seq` (event
+//! sequence numbers), `hooks` (calls into the modules above, registered at start-up), `fork`.
+//!
+//! # Invariants
+//! - Reports are written after the arena lock is released (a report may abort, and the
+//!   program's SIGABRT handler may call malloc).
+//! - No path waits for a lock its own thread holds, nor, holding one, for another (see
+//!   `lock.rs`). A signal handler that interrupted this thread inside the allocator, when
+//!   `Mutex::enter` says no, takes another way: allocation from another arena (or a LARGE
+//!   mapping of its own, `LargeState::alloc_loose`), and a free (or a release from a
+//!   quarantine) left in this thread's deferred slots (`defer`), done by `drain_deferred` as
+//!   soon as the interrupted code holds no lock.
+//! - With debugging on, a block whose dressing (canaries, fill, history) is written after its
+//!   lock is dropped stays `Allocating`/`Freeing` until then (`block::publish_state`).
+//! - Every public call below ends with `drain::settle`.
+
+mod alloc;
+mod arena;
+mod defer;
+mod drain;
+mod fork;
+mod free;
+mod hooks;
+mod lookup;
+mod realloc;
+mod reclaim;
+mod release;
+mod seq;
+
+pub use arena::{ARENAS, Arena, MAX_ARENAS, NARENAS, init_arenas};
+pub use defer::defer_guard_release;
+pub use drain::drain_deferred;
+pub use fork::{lock_all, reset_all, unlock_all};
+pub use hooks::set_check_hook;
+pub use lookup::{find, large_info, with_history, zone_info};
+pub use reclaim::{totals, trim};
+pub use release::drain_quarantine;
+pub use seq::{SEQ, next_seq, stamp_alloc, take_seq};
+
+use crate::block::Op;
+
+/// Allocates `size` bytes aligned to `align` (a power of two; <= 16 means the default).
+/// Returns null with errno set on failure.
+pub fn allocate(size: usize, align: usize, op: Op, caller: usize, zero: bool) -> *mut u8 {
+    let p = alloc::allocate_cap(size, size, align, op, caller, zero);
+    drain::settle();
+    p
+}
+
+/// The common case of free with debugging off: a live zone block, released under its arena
+/// lock with no copy of its metadata. False sends the call to `deallocate` (LARGE blocks,
+/// anything suspicious), which re-checks everything.
+#[inline]
+pub fn free_fast(p: usize) -> bool {
+    if !free::free_fast_call(p) {
+        return false;
+    }
+    drain::settle();
+    true
+}
+
+/// Frees `p` (free, delete, realloc to 0). `sized` is the size a sized delete passed (0: none).
+/// Returns the size of the block freed (0: none).
+pub fn deallocate(p: usize, op: Op, caller: usize, sized: usize) -> usize {
+    let size = free::deallocate_call(p, op, caller, sized);
+    drain::settle();
+    size
+}
+
+/// realloc: `p` may be null (malloc) and `n` may be 0 (free).
+pub fn reallocate(p: usize, n: usize, op: Op, caller: usize) -> *mut u8 {
+    let q = realloc::reallocate_call(p, n, op, caller);
+    drain::settle();
+    q
+}
+
+/// malloc_usable_size.
+pub fn usable_size(p: usize, caller: usize) -> usize {
+    let n = realloc::usable_size_call(p, caller);
+    drain::settle();
+    n
+}
