@@ -3,10 +3,11 @@
 //! the allocator locks only a bounded number of times and read memory only inside blocks found
 //! under those locks.
 
-use crate::block::{State, USED};
-use crate::dump::{self, HeapView};
+use crate::block::State;
+use crate::dump;
 use crate::fmt::{Line, parse_num};
 use crate::sys;
+use crate::walk::View;
 
 const HELP: &[u8] = concat!(
     "show_alloc_mem_ex_cmd commands:\n",
@@ -75,8 +76,8 @@ pub fn run(c: &[u8]) {
                 return error(&mut l);
             }
             let addr = addr as usize;
-            let v = HeapView::take();
-            let Some(info) = v.find(addr) else {
+            let v = View::take();
+            let Some(info) = v.find(addr).map(|b| b.info()) else {
                 let complete = v.complete;
                 drop(v);
                 if complete {
@@ -101,7 +102,7 @@ pub fn run(c: &[u8]) {
             say(l.as_bytes());
             dump::block_detail(&mut l, &info, FD);
             if verb == b"hexdump" {
-                if !dump::readable(&info) {
+                if !crate::walk::readable(&info) {
                     drop(v);
                     l.s(b"error: the block at ")
                         .x(info.user)
@@ -182,23 +183,12 @@ pub fn run(c: &[u8]) {
             say(l.as_bytes());
         }
         b"stats" => {
-            let v = HeapView::take();
+            let v = View::take();
             let (mut live, mut blocks) = (0u64, 0u64);
-            v.in_order(|item| match item {
-                dump::Item::Zone(z) => {
-                    for i in 0..z.hiwater as usize {
-                        let info = crate::heap::zone_info(z, i);
-                        if info.state == State::Used {
-                            live += info.size as u64;
-                            blocks += 1;
-                        }
-                    }
-                }
-                dump::Item::Large(d) => {
-                    if d.state == USED {
-                        live += d.size as u64;
-                        blocks += 1;
-                    }
+            v.each(|b| {
+                if b.state == State::Used {
+                    live += b.size as u64;
+                    blocks += 1;
                 }
             });
             let complete = v.complete;
@@ -217,42 +207,53 @@ pub fn run(c: &[u8]) {
 /// Verifies every canary and free fill of the blocks we can lock now; prints one line per
 /// problem. Returns (blocks checked, problems, all arenas seen).
 fn check_now() -> (u64, u64, bool) {
-    let v = HeapView::take();
+    let v = View::take();
     let (mut n, mut bad) = (0u64, 0u64);
     let mut l: Line<256> = Line::new();
-    let mut one = |info: &crate::block::Info| {
-        if !dump::readable(info) {
+    v.in_order(|b| {
+        if !b.readable() {
             return;
         }
         n += 1;
-        if let Some((kind, at)) = crate::check::verify(info) {
-            bad += 1;
-            l.clear();
-            l.s(b"check: ").s(match kind {
-                0 => b"overflow" as &[u8],
-                1 => b"underflow",
-                _ => b"write after free",
-            });
-            l.s(b" of block ")
-                .x(info.user)
-                .s(b" (")
-                .u(info.size as u64)
-                .s(b" bytes) at ")
-                .x(at)
-                .c(b'\n');
-            say(l.as_bytes());
-        }
-    };
-    v.in_order(|item| match item {
-        dump::Item::Zone(z) => {
-            for i in 0..z.hiwater as usize {
-                let info = crate::heap::zone_info(z, i);
-                if info.state != State::Free {
-                    one(&info);
-                }
-            }
-        }
-        dump::Item::Large(d) => one(&crate::heap::large_info(d)),
+        let Some((info, kind, at)) = crate::check::block(b) else {
+            return;
+        };
+        bad += 1;
+        l.clear();
+        l.s(b"check: ").s(match kind {
+            0 => b"overflow" as &[u8],
+            1 => b"underflow",
+            _ => b"write after free",
+        });
+        l.s(b" of block ")
+            .x(info.user)
+            .s(b" (")
+            .u(info.size as u64)
+            .s(b" bytes) at ")
+            .x(at)
+            .c(b'\n');
+        say(l.as_bytes());
     });
     (n, bad, v.complete)
+}
+
+/// One command of the dump (see `help`).
+/// # Safety
+/// `cmd` is NULL or a NUL-terminated string.
+pub unsafe extern "C" fn show_alloc_mem_ex_cmd(cmd: *const libc::c_char) {
+    let _e = sys::ErrnoGuard::new();
+    let mut l: Line<256> = Line::new();
+    if cmd.is_null() {
+        l.s(b"show_alloc_mem_ex_cmd: no command (try \"help\")\n");
+        say(l.as_bytes());
+        return;
+    }
+    let mut n = 0;
+    // SAFETY: cmd is NUL terminated per the contract; bounded at 256 bytes.
+    while n < 256 && unsafe { *cmd.add(n) } != 0 {
+        n += 1;
+    }
+    // SAFETY: n bytes were just read.
+    let c = unsafe { core::slice::from_raw_parts(cmd as *const u8, n) };
+    run(c);
 }

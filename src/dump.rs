@@ -5,137 +5,12 @@
 //! heap locks are only tried a bounded number of times: if the heap stays busy (the interrupted
 //! or stopped thread holds it) we say so instead of blocking.
 
-use crate::block::{Info, Kind, State, USED};
+use crate::block::{Info, State};
 use crate::fmt::{Line, prefix};
-use crate::heap::{self, ARENAS, NARENAS};
-use crate::large::{LARGE, Large};
-use crate::lock::Guard;
 use crate::sys;
+use crate::walk::{Block, View};
 use crate::zone::Zone;
 use core::sync::atomic::Ordering;
-
-/// A zone or a LARGE block, in address order.
-pub enum Item<'a> {
-    Zone(&'a Zone),
-    Large(&'a Large),
-}
-
-/// All allocator locks, tried a bounded number of times.
-pub struct HeapView {
-    arenas: [Option<Guard<'static, heap::Arena>>; heap::MAX_ARENAS],
-    large: Option<Guard<'static, crate::large::LargeState>>,
-    pub complete: bool,
-}
-
-impl HeapView {
-    pub fn take() -> HeapView {
-        let mut v = HeapView {
-            arenas: [const { None }; heap::MAX_ARENAS],
-            large: None,
-            complete: true,
-        };
-        let n = NARENAS.load(Ordering::Relaxed);
-        for (i, a) in ARENAS.iter().enumerate().take(n) {
-            if a.held_by_me() {
-                v.complete = false;
-                continue;
-            }
-            v.arenas[i] = a.try_lock();
-            if v.arenas[i].is_none() {
-                v.complete = false;
-            }
-        }
-        if !LARGE.held_by_me() {
-            v.large = LARGE.try_lock();
-        }
-        if v.large.is_none() {
-            v.complete = false;
-        }
-        v
-    }
-
-    /// Zones of the arenas we hold.
-    fn zones(&self, mut f: impl FnMut(&Zone)) {
-        for g in self.arenas.iter().flatten() {
-            let mut z = g.all;
-            while !z.is_null() {
-                // SAFETY: zones of an arena whose lock we hold.
-                let zr = unsafe { &*z };
-                f(zr);
-                z = zr.all_next;
-            }
-        }
-    }
-
-    fn larges(&self, mut f: impl FnMut(&Large)) {
-        if let Some(l) = &self.large {
-            let mut d = l.live;
-            while !d.is_null() {
-                // SAFETY: live descriptors under the LARGE lock.
-                let dr = unsafe { &*d };
-                f(dr);
-                d = dr.next;
-            }
-        }
-    }
-
-    /// The block (used or quarantined) that holds `addr`, among the arenas this view holds.
-    pub fn find(&self, addr: usize) -> Option<Info> {
-        let mut found = None;
-        self.zones(|z| {
-            if found.is_some() {
-                return;
-            }
-            if let Some(i) = z.index_of(addr).filter(|&i| i < z.hiwater as usize) {
-                let info = heap::zone_info(z, i);
-                if info.state != State::Free && addr >= info.slot && addr < info.slot_end {
-                    found = Some(info);
-                }
-            }
-        });
-        self.larges(|d| {
-            if found.is_none() && addr >= d.lo && addr < d.map_base + d.usable_len {
-                found = Some(heap::large_info(d));
-            }
-        });
-        found
-    }
-
-    /// Visits zones and LARGE blocks in increasing address order.
-    pub fn in_order(&self, mut f: impl FnMut(Item)) {
-        let mut last = 0usize;
-        loop {
-            let mut best = usize::MAX;
-            let mut bz: *const Zone = core::ptr::null();
-            let mut bl: *const Large = core::ptr::null();
-            self.zones(|z| {
-                if z.data > last && z.data < best {
-                    best = z.data;
-                    bz = z;
-                    bl = core::ptr::null();
-                }
-            });
-            self.larges(|d| {
-                if d.user > last && d.user < best {
-                    best = d.user;
-                    bl = d;
-                    bz = core::ptr::null();
-                }
-            });
-            if best == usize::MAX {
-                return;
-            }
-            if !bz.is_null() {
-                // SAFETY: still under the locks of this view.
-                f(Item::Zone(unsafe { &*bz }));
-            } else {
-                // SAFETY: as above.
-                f(Item::Large(unsafe { &*bl }));
-            }
-            last = best;
-        }
-    }
-}
 
 fn out(l: &mut Line<256>) {
     l.flush_fd(1);
@@ -167,34 +42,28 @@ fn block_title(l: &mut Line<256>, user: usize, size: usize) {
 /// The classic ft_malloc dump on standard output.
 pub extern "C" fn show_alloc_mem() {
     let _e = sys::ErrnoGuard::new();
-    let v = HeapView::take();
+    let v = View::take();
     let mut l: Line<256> = Line::new();
     let mut total: u64 = 0;
-    v.in_order(|item| match item {
-        Item::Zone(z) => {
-            let mut header = false;
-            for i in 0..z.hiwater as usize {
-                // SAFETY: i < hiwater <= nblocks.
-                let m = unsafe { *z.meta(i) };
-                if m.state != USED {
-                    continue;
-                }
-                if !header {
+    let mut zone: *const Zone = core::ptr::null();
+    v.in_order(|b| {
+        if b.state != State::Used {
+            return;
+        }
+        match b.zone() {
+            Some(z) => {
+                if !core::ptr::eq(zone, z) {
                     zone_title(&mut l, z);
-                    header = true;
+                    zone = z;
                 }
-                block_title(&mut l, z.slot_addr(i) + m.front as usize, m.size as usize);
-                total += m.size as u64;
+            }
+            None => {
+                let base = b.mapping().map_or(0, |d| d.map_base);
+                l.s(b"LARGE : ").xu(base).c(b'\n');
             }
         }
-        Item::Large(d) => {
-            if d.state != USED {
-                return;
-            }
-            l.s(b"LARGE : ").xu(d.map_base).c(b'\n');
-            block_title(&mut l, d.user, d.size);
-            total += d.size as u64;
-        }
+        block_title(&mut l, b.user, b.size);
+        total += b.size as u64;
     });
     l.s(b"Total : ").u(total).s(b" bytes\n");
     out(&mut l);
@@ -213,14 +82,6 @@ fn state_name(info: &Info) -> &'static [u8] {
         State::Quarantined => b"quarantined",
         _ => b"free",
     }
-}
-
-/// True if the bytes of the block can be read (a freed LARGE or guarded block is PROT_NONE).
-pub fn readable(info: &Info) -> bool {
-    info.state == State::Used
-        || (info.state == State::Quarantined
-            && info.kind != Kind::Large
-            && !crate::guard::is_guarded(info.guarded))
 }
 
 /// One `hexdump -C` line: offset, 16 bytes in two groups of 8, `|ascii|`.
@@ -244,7 +105,8 @@ fn hex_line(l: &mut Line<128>, off: usize, b: &[u8]) {
 }
 
 /// Canonical `hexdump -C` lines of `[from, from+len)` (a repeated line becomes `*`, as
-/// hexdump does), offsets starting at `off0`, then the end offset.
+/// hexdump does), offsets starting at `off0`, then the end offset. The caller passes memory
+/// of ours that is readable (`walk::readable`).
 pub fn hexdump(from: usize, len: usize, fd: i32, off0: usize) {
     let mut off = 0usize;
     let mut l: Line<128> = Line::new();
@@ -255,7 +117,7 @@ pub fn hexdump(from: usize, len: usize, fd: i32, off0: usize) {
         let n = (len - off).min(16);
         let mut cur = [0u8; 16];
         for (i, c) in cur.iter_mut().enumerate().take(n) {
-            // SAFETY: the caller passes memory of ours that is readable (`readable`).
+            // SAFETY: the caller passes memory of ours that is readable (`walk::readable`).
             *c = unsafe { core::ptr::read_volatile((from + off + i) as *const u8) };
         }
         if n == 16 && have_prev && cur == prev {
@@ -309,8 +171,8 @@ pub fn block_detail(l: &mut Line<256>, info: &Info, fd: i32) {
             .s(b" from ")
             .x(d.free_caller);
     }
-    let canaries = lay.front > 0 || lay.tail > 0 || crate::guard::is_guarded(info.guarded);
-    if readable(info) {
+    let canaries = crate::check::canaries(info);
+    if crate::walk::readable(info) {
         match crate::check::verify(info) {
             None if info.state == State::Used && canaries => {
                 l.s(b", canary ok");
@@ -412,14 +274,37 @@ pub extern "C" fn show_alloc_mem_ex() {
     let cfg = crate::config::get();
     let hex = cfg.hexdump;
     let fd = 1;
-    let v = HeapView::take();
+    let v = View::take();
     let mut l: Line<256> = Line::new();
     let mut total: u64 = 0;
     let mut blocks: u64 = 0;
-    let mut show = |l: &mut Line<256>, info: &Info| {
+    let mut zone: *const Zone = core::ptr::null();
+    v.in_order(|b: &Block| {
+        match b.zone() {
+            Some(z) => {
+                if !core::ptr::eq(zone, z) {
+                    zone_title(&mut l, z);
+                    l.s(b"  zone of ")
+                        .u(z.block_size as u64)
+                        .s(b"-byte slots, ")
+                        .u(z.nused as u64)
+                        .s(b"/")
+                        .u(z.nblocks as u64);
+                    l.s(b" used\n");
+                    out(&mut l);
+                    zone = z;
+                }
+            }
+            None => {
+                let base = b.mapping().map_or(0, |d| d.map_base);
+                l.s(b"LARGE : ").xu(base).c(b'\n');
+                out(&mut l);
+            }
+        }
+        let info = b.info();
         if info.state == State::Used {
             // The classic line, then the details.
-            block_title(l, info.user, info.size);
+            block_title(&mut l, info.user, info.size);
             total += info.size as u64;
             blocks += 1;
         } else {
@@ -430,40 +315,11 @@ pub extern "C" fn show_alloc_mem_ex() {
                 .s(b" : ")
                 .u(info.size as u64)
                 .s(b" bytes)\n");
-            out(l);
-        }
-        block_detail(l, info, fd);
-        if hex > 0 && info.state == State::Used && readable(info) {
-            hexdump(info.user, (info.size as u64).min(hex) as usize, fd, 0);
-        }
-    };
-    v.in_order(|item| match item {
-        Item::Zone(z) => {
-            let mut header = false;
-            for i in 0..z.hiwater as usize {
-                let info = heap::zone_info(z, i);
-                if info.state == State::Free {
-                    continue;
-                }
-                if !header {
-                    zone_title(&mut l, z);
-                    l.s(b"  zone of ")
-                        .u(z.block_size as u64)
-                        .s(b"-byte slots, ")
-                        .u(z.nused as u64)
-                        .s(b"/")
-                        .u(z.nblocks as u64);
-                    l.s(b" used\n");
-                    out(&mut l);
-                    header = true;
-                }
-                show(&mut l, &info);
-            }
-        }
-        Item::Large(d) => {
-            l.s(b"LARGE : ").xu(d.map_base).c(b'\n');
             out(&mut l);
-            show(&mut l, &heap::large_info(d));
+        }
+        block_detail(&mut l, &info, fd);
+        if hex > 0 && info.state == State::Used && crate::walk::readable(&info) {
+            hexdump(info.user, (info.size as u64).min(hex) as usize, fd, 0);
         }
     });
     l.s(b"Total : ").u(total).s(b" bytes\n");
@@ -478,27 +334,6 @@ pub extern "C" fn show_alloc_mem_ex() {
     }
     print_stats(fd, total, blocks, complete);
     crate::log::dump_recent(fd, 20);
-}
-
-/// One command of the dump (see `help`).
-/// # Safety
-/// `cmd` is NULL or a NUL-terminated string.
-pub unsafe extern "C" fn show_alloc_mem_ex_cmd(cmd: *const libc::c_char) {
-    let _e = sys::ErrnoGuard::new();
-    let mut l: Line<256> = Line::new();
-    if cmd.is_null() {
-        l.s(b"show_alloc_mem_ex_cmd: no command (try \"help\")\n");
-        out(&mut l);
-        return;
-    }
-    let mut n = 0;
-    // SAFETY: cmd is NUL terminated per the contract; bounded at 256 bytes.
-    while n < 256 && unsafe { *cmd.add(n) } != 0 {
-        n += 1;
-    }
-    // SAFETY: n bytes were just read.
-    let c = unsafe { core::slice::from_raw_parts(cmd as *const u8, n) };
-    crate::cmd::run(c);
 }
 
 /// The `stats` option: one line at exit.

@@ -28,11 +28,9 @@
 
 use crate::block::USED;
 use crate::fmt::{Line, prefix};
-use crate::heap::{ARENAS, MAX_ARENAS, NARENAS};
-use crate::large::{LARGE, Large};
 use crate::pagemap;
 use crate::sys;
-use crate::zone::Zone;
+use crate::walk::{Block, View};
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 const MARK: u8 = 0x80;
@@ -93,7 +91,7 @@ pub fn after_fork_child() {
     NFORKS.store(n + 1, Ordering::Relaxed);
 }
 
-/// The sequence number `for_each_used` gives a zone block whose history its allocating thread
+/// The sequence number `each_used` gives a zone block whose history its allocating thread
 /// has not written yet (it does so after dropping the arena lock): that thread holds the block
 /// in its registers, so it is no leak. In a forked child the thread is another thread of the
 /// parent (the forking thread is inside fork()), which does not exist there.
@@ -123,7 +121,8 @@ fn of_vanished_thread(seq: u64, tid: u32) -> bool {
     })
 }
 
-struct Scan {
+struct Scan<'v> {
+    view: &'v View,
     stack: *mut usize,
     len: usize,
     overflow: bool,
@@ -132,45 +131,20 @@ struct Scan {
 }
 
 /// State byte of the block holding `w`, with its extent, if `w` points into a used block.
-fn block_of(w: usize) -> Option<(*mut u8, usize, usize)> {
-    let z = match pagemap::decode(pagemap::get(w)) {
-        pagemap::Owner::None => return None,
-        pagemap::Owner::Zone { zone, .. } => zone as *mut Zone,
-        pagemap::Owner::Large(d) => {
-            let d = d as *mut Large;
-            // SAFETY: descriptors are never unmapped; all locks are held.
-            unsafe {
-                if (*d).user == 0 || (*d).state & !MARK != USED {
-                    return None;
-                }
-                if w < (*d).user || w >= (*d).user + (*d).size.max(1) {
-                    return None;
-                }
-                return Some((&raw mut (*d).state, (*d).user, (*d).size));
-            }
-        }
-    };
-    // SAFETY: the entry is current (locks held), so z is a live zone.
-    unsafe {
-        let i = (*z).index_of(w)?;
-        let m = (*z).meta(i);
-        if m.state & !MARK != USED {
-            return None;
-        }
-        let user = (*z).slot_addr(i) + m.front as usize;
-        if w < user || w >= user + (m.size as usize).max(1) {
-            return None;
-        }
-        Some((&raw mut m.state, user, m.size as usize))
+fn block_of(v: &View, w: usize) -> Option<(*mut u8, usize, usize)> {
+    let b = v.at(w)?;
+    if b.byte & !MARK != USED || w < b.user || w >= b.user + b.size.max(1) {
+        return None;
     }
+    Some((b.state_byte(), b.user, b.size))
 }
 
-impl Scan {
+impl Scan<'_> {
     fn visit(&mut self, w: usize) {
         if w <= self.lo || w >= self.hi {
             return;
         }
-        if let Some((st, user, size)) = block_of(w) {
+        if let Some((st, user, size)) = block_of(self.view, w) {
             // SAFETY: st points at the state byte of a used block (locks held).
             unsafe {
                 if *st & MARK != 0 {
@@ -214,75 +188,50 @@ impl Scan {
             self.len -= 1;
             // SAFETY: index < len.
             let user = unsafe { *self.stack.add(self.len) };
-            if let Some((_, u, size)) = block_of(user) {
+            if let Some((_, u, size)) = block_of(self.view, user) {
                 self.range(u, u + size);
             }
         }
     }
 }
 
-fn for_each_used(mut f: impl FnMut(*mut u8, usize, usize, usize, u8, u64, u32)) {
-    let n = NARENAS.load(Ordering::Relaxed);
-    for a in ARENAS.iter().take(n) {
-        // SAFETY: all locks are held by report_at_exit.
-        let g = unsafe { a.get_unlocked() };
-        let mut z = g.all;
-        while !z.is_null() {
-            // SAFETY: live zones (locks held).
-            unsafe {
-                for i in 0..(*z).hiwater as usize {
-                    let m = (*z).meta(i);
-                    if m.state & !MARK == USED {
-                        let d = (*z)
-                            .dbg(i)
-                            .map(|d| d.get())
-                            .map(|d| {
-                                // A history not written yet (a fresh slot's zeros, or the last
-                                // user's, freed): the block is being allocated right now.
-                                let seq = if d.alloc_seq == 0 || d.free_seq != 0 {
-                                    IN_FLIGHT
-                                } else {
-                                    d.alloc_seq
-                                };
-                                (d.alloc_caller, seq, d.alloc_tid)
-                            })
-                            .unwrap_or((0, 0, 0));
-                        let user = (*z).slot_addr(i) + m.front as usize;
-                        f(
-                            &raw mut m.state,
-                            user,
-                            m.size as usize,
-                            d.0,
-                            m.origin,
-                            d.1,
-                            d.2,
-                        );
-                    }
-                }
-                z = (*z).all_next;
-            }
+/// A used block, as the scan groups it.
+struct Used {
+    state: *mut u8,
+    user: usize,
+    size: usize,
+    caller: usize,
+    origin: u8,
+    seq: u64,
+    tid: u32,
+}
+
+/// Every used block (marked or not), with its allocation site.
+fn each_used(v: &View, mut f: impl FnMut(&Used)) {
+    v.each(|b: &Block| {
+        if b.byte & !MARK != USED {
+            return;
         }
-    }
-    // SAFETY: locks held.
-    let l = unsafe { LARGE.get_unlocked() };
-    let mut d = l.live;
-    while !d.is_null() {
-        // SAFETY: live descriptors (lock held).
-        unsafe {
-            if (*d).state & !MARK == USED {
-                f(
-                    &raw mut (*d).state,
-                    (*d).user,
-                    (*d).size,
-                    (*d).dbg.alloc_caller,
-                    (*d).origin,
-                    (*d).dbg.alloc_seq,
-                    (*d).dbg.alloc_tid,
-                );
+        let h = b.history();
+        let (caller, seq, tid) = match (b.zone(), h) {
+            // A zone block's history not written yet (a fresh slot's zeros, or the last
+            // user's, freed): the block is being allocated right now.
+            (Some(_), Some(d)) if d.alloc_seq == 0 || d.free_seq != 0 => {
+                (d.alloc_caller, IN_FLIGHT, d.alloc_tid)
             }
-            d = (*d).next;
-        }
-    }
+            (_, Some(d)) => (d.alloc_caller, d.alloc_seq, d.alloc_tid),
+            (_, None) => (0, 0, 0),
+        };
+        f(&Used {
+            state: b.state_byte(),
+            user: b.user,
+            size: b.size,
+            caller,
+            origin: b.origin,
+            seq,
+            tid,
+        });
+    });
 }
 
 #[derive(Clone, Copy)]
@@ -304,46 +253,14 @@ pub fn report_at_exit(all: bool) -> usize {
     // hold block addresses of their own and must not count as references.
     let marker = 0usize;
     let sp = core::hint::black_box(&marker) as *const usize as usize;
-    let narenas = NARENAS.load(Ordering::Relaxed);
     // Take every lock (bounded: a thread stuck inside malloc at exit makes us give up).
-    let mut held = 0;
-    for a in ARENAS.iter().take(narenas) {
-        match a.try_lock() {
-            Some(g) => {
-                core::mem::forget(g);
-                held += 1;
-            }
-            None => break,
-        }
-    }
-    let large_ok = if held == narenas {
-        match LARGE.try_lock() {
-            Some(g) => {
-                core::mem::forget(g);
-                true
-            }
-            None => false,
-        }
-    } else {
-        false
-    };
-    let leaked = if held == narenas && large_ok {
-        let r = scan_and_report(all, sp);
-        // SAFETY: taken above on this thread.
-        unsafe { LARGE.force_unlock() };
-        r
-    } else {
+    let Some(view) = View::take_all() else {
         let mut l: Line<160> = Line::new();
         prefix(&mut l).s(b"WARNING: leak check skipped: the heap stayed busy at exit\n");
         l.report();
-        0
+        return 0;
     };
-    for a in ARENAS.iter().take(held) {
-        // SAFETY: taken above on this thread.
-        unsafe { a.force_unlock() };
-    }
-    let _ = MAX_ARENAS;
-    leaked
+    scan_and_report(&view, all, sp)
 }
 
 /// How roots are read.
@@ -362,15 +279,10 @@ fn path_hash(p: &[u8]) -> u64 {
     })
 }
 
-fn scan_and_report(all: bool, sp: usize) -> usize {
-    let narenas = NARENAS.load(Ordering::Relaxed);
+fn scan_and_report(view: &View, all: bool, sp: usize) -> usize {
     // Our own memory that the page map does not mark (META marks the rest): it holds no
     // reference of the program's, and its guards fault. Counted first, to size the scratch.
-    let mut nchunks = 0;
-    for a in ARENAS.iter().take(narenas) {
-        // SAFETY: all locks are held by report_at_exit.
-        nchunks += unsafe { a.get_unlocked() }.meta.chunk_count();
-    }
+    let nchunks: usize = view.arenas().map(|a| a.meta.chunk_count()).sum();
     let mut nleaves = 0;
     pagemap::for_each_table(|_, _| nleaves += 1);
     let skip_cap = 1 + nleaves + crate::large::CACHE_SLOTS + nchunks;
@@ -385,6 +297,7 @@ fn scan_and_report(all: bool, sp: usize) -> usize {
     };
     let stack = base as *mut usize;
     let mut s = Scan {
+        view,
         stack,
         len: 0,
         overflow: false,
@@ -393,9 +306,9 @@ fn scan_and_report(all: bool, sp: usize) -> usize {
     };
     // Bounds of our blocks (a cheap filter before the page map). `lo` is kept one below the
     // lowest block: this frame is scanned too, and must not hold a block's own address.
-    for_each_used(|_, user, size, _, _, _, _| {
-        s.lo = s.lo.min(user - 1);
-        s.hi = s.hi.max(user + size.max(1));
+    each_used(view, |b| {
+        s.lo = s.lo.min(b.user - 1);
+        s.hi = s.hi.max(b.user + b.size.max(1));
     });
     // SAFETY: the end of the scratch mapping, room for skip_cap ranges, used by nothing else.
     let skip = unsafe {
@@ -412,14 +325,14 @@ fn scan_and_report(all: bool, sp: usize) -> usize {
     let (b, l) = crate::guard::ring_range();
     add(b, l);
     pagemap::for_each_table(&mut add);
-    for a in ARENAS.iter().take(narenas) {
-        // SAFETY: all locks are held by report_at_exit.
-        unsafe { a.get_unlocked() }.meta.for_each_chunk(&mut add);
+    for a in view.arenas() {
+        a.meta.for_each_chunk(&mut add);
     }
     // Nor do the freed LARGE ranges kept for reuse (their stale contents would hide leaks, and
     // reading their never-touched pages would fault them in).
-    // SAFETY: the LARGE lock is held by report_at_exit.
-    unsafe { LARGE.get_unlocked() }.for_each_cached(&mut add);
+    if let Some(l) = view.large() {
+        l.for_each_cached(&mut add);
+    }
     let skip = &mut skip[..nskip];
     skip.sort_unstable_by_key(|r| r.0);
     let skipped = |x: usize| {
@@ -504,10 +417,10 @@ fn scan_and_report(all: bool, sp: usize) -> usize {
     s.drain();
     while s.overflow {
         s.overflow = false;
-        for_each_used(|st, user, size, _, _, _, _| {
-            // SAFETY: st is a used block's state byte (locks held).
-            if unsafe { *st } & MARK != 0 {
-                s.range(user, user + size);
+        each_used(view, |b| {
+            // SAFETY: a used block's state byte (every lock held).
+            if unsafe { *b.state } & MARK != 0 {
+                s.range(b.user, b.user + b.size);
                 s.drain();
             }
         });
@@ -535,9 +448,18 @@ fn scan_and_report(all: bool, sp: usize) -> usize {
             break;
         }
         nsites = 0;
-        for_each_used(|st, user, size, caller, origin, seq, tid| {
-            // SAFETY: state byte of a used block (locks held).
-            let marked = unsafe { *st } & MARK != 0;
+        each_used(view, |b| {
+            let &Used {
+                state,
+                user,
+                size,
+                caller,
+                origin,
+                seq,
+                tid,
+            } = b;
+            // SAFETY: state byte of a used block (every lock held).
+            let marked = unsafe { *state } & MARK != 0;
             if pass == 0 {
                 if marked {
                     reach += 1;
@@ -638,9 +560,9 @@ fn scan_and_report(all: bool, sp: usize) -> usize {
         l.report();
     }
     // Clear the marks.
-    for_each_used(|st, _, _, _, _, _, _| {
+    each_used(view, |b| {
         // SAFETY: as above.
-        unsafe { *st &= !MARK };
+        unsafe { *b.state &= !MARK };
     });
     // SAFETY: mapped above, no longer used.
     unsafe { crate::pagemap::unmap_internal(base, scratch_len) };

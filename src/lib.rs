@@ -37,6 +37,7 @@ pub mod symbols;
 pub mod sys;
 pub mod tls;
 pub mod unwind;
+pub mod walk;
 pub mod zone;
 
 #[cfg(not(test))]

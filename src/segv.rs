@@ -14,11 +14,10 @@
 //! `PROGRAM[i]` is written only by the interposed `sigaction` (rarely, outside faults) and read
 //! by the handler; a torn read would need a fault during the program's own sigaction call.
 
-use crate::block::QUARANTINED;
+use crate::block::State;
 use crate::fmt::{Line, prefix};
-use crate::large::Large;
-use crate::pagemap;
 use crate::sys;
+use crate::walk;
 use core::cell::UnsafeCell;
 use core::ffi::{c_int, c_void};
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -170,15 +169,11 @@ fn fault_details(_ctx: *mut c_void) -> (usize, Option<bool>) {
 
 /// Reports a fault at `addr` if it hit one of our protected pages. Returns false if not ours.
 fn explain(sig: c_int, addr: usize, ctx: *mut c_void) -> bool {
-    let pagemap::Owner::Large(d) = pagemap::decode(pagemap::get(addr)) else {
+    // A racy read, acceptable in a fault report.
+    let Some(d) = walk::fault_lookup(addr) else {
         return false;
     };
-    // SAFETY: LARGE descriptors are never unmapped; a racy read is acceptable in a fault report.
-    let d = unsafe { &*(d as *const Large) };
-    if d.user == 0 || addr < d.map_base || addr >= d.map_base + d.map_len {
-        return false;
-    }
-    let info = crate::heap::large_info(d);
+    let info = d.info();
     let (pc, write) = fault_details(ctx);
     let rw: &[u8] = match write {
         Some(true) => b"write",
@@ -186,7 +181,7 @@ fn explain(sig: c_int, addr: usize, ctx: *mut c_void) -> bool {
         None => b"access",
     };
     // A block whose free is under way (its range closing) counts as freed.
-    let freed = matches!(d.state, QUARANTINED | crate::block::FREEING);
+    let freed = matches!(d.state, State::Quarantined | State::Freeing);
     let end = d.user + d.size;
     if !freed && addr >= d.user && addr < end {
         return false; // inside a live block: not a guard fault

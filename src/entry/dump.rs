@@ -25,5 +25,5 @@ pub extern "C" fn show_alloc_mem_ex() {
 pub unsafe extern "C" fn show_alloc_mem_ex_cmd(cmd: *const libc::c_char) {
     lifecycle::ensure();
     // SAFETY: the caller's contract is the dump's.
-    unsafe { crate::dump::show_alloc_mem_ex_cmd(cmd) }
+    unsafe { crate::cmd::show_alloc_mem_ex_cmd(cmd) }
 }
