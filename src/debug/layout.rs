@@ -18,6 +18,16 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// The layout with debugging off: no canaries, fill, history or guards.
+    pub const PLAIN: Layout = Layout {
+        front: 0,
+        tail: 0,
+        fill: false,
+        debug_meta: false,
+        zone_guards: false,
+        large_guard: 0,
+    };
+
     /// Whether blocks carry canaries (front and tail come together).
     #[inline]
     pub fn canaries(&self) -> bool {
@@ -25,14 +35,7 @@ impl Layout {
     }
 }
 
-pub static LAYOUT: Once<Layout> = Once::new(Layout {
-    front: 0,
-    tail: 0,
-    fill: false,
-    debug_meta: false,
-    zone_guards: false,
-    large_guard: 0,
-});
+pub static LAYOUT: Once<Layout> = Once::new(Layout::PLAIN);
 
 #[inline]
 pub fn layout() -> &'static Layout {

@@ -76,16 +76,7 @@ fn init() {
     if !c.enabled {
         // The plain layout, written now so that the first malloc finds its page present.
         // SAFETY: single-threaded init.
-        unsafe {
-            crate::debug::LAYOUT.set(Layout {
-                front: 0,
-                tail: 0,
-                fill: false,
-                debug_meta: false,
-                zone_guards: false,
-                large_guard: 0,
-            })
-        };
+        unsafe { crate::debug::LAYOUT.set(Layout::PLAIN) };
         return;
     }
     // Reports must survive a program that closes stderr in an atexit handler: a copy of fd 2,
