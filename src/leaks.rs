@@ -144,7 +144,7 @@ impl Scan<'_> {
         if w <= self.lo || w >= self.hi {
             return;
         }
-        if let Some((st, user, size)) = block_of(self.view, w) {
+        if let Some((st, user, _)) = block_of(self.view, w) {
             // SAFETY: st points at the state byte of a used block (locks held).
             unsafe {
                 if *st & MARK != 0 {
@@ -156,7 +156,6 @@ impl Scan<'_> {
                 // SAFETY: len < STACK_CAP entries of the scratch mapping.
                 unsafe { *self.stack.add(self.len) = user };
                 self.len += 1;
-                let _ = size;
             } else {
                 self.overflow = true;
             }

@@ -17,7 +17,7 @@
 //!
 //! A caller that gets None takes a way around (another arena) or leaves the work for later
 //! (`heap::defer`), done at the end of the thread's first allocator call that holds no lock
-//! (`heap::settle`).
+//! (`heap::drain::settle`).
 //!
 //! `WAITERS` means a thread may sleep on the futex (state 2 of Drepper's "Futexes are tricky").
 //!

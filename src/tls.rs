@@ -30,7 +30,7 @@ pub struct ThreadState {
     /// Set while this thread is writing a report (a second error aborts at once).
     pub reporting: u32,
     /// Set when `deferred` (or the overflow table) holds work of this thread: the next
-    /// allocator call that ends holding no lock does it (`heap::settle`). Next to `locks`: both
+    /// allocator call that ends holding no lock does it (`heap::drain::settle`). Next to `locks`: both
     /// are read at the end of every call.
     pub pending: u32,
     /// Sequence number the heap gave to this thread's current event (0: none yet); the log
@@ -40,16 +40,13 @@ pub struct ThreadState {
     pub scratch: [u64; 3],
     /// Allocations left before the next sampled (guarded) one, `sample=N`.
     pub sample_left: u32,
-    /// Statistics stripe of this thread + 1 (0: not chosen yet), see `log::stripe`.
+    /// Statistics stripe of this thread + 1 (0: not chosen yet), see `log::counters`.
     pub stripe: u32,
     /// Live bytes allocated minus freed by this thread not yet added to `stats::LIVE`.
     pub live_delta: i64,
-    /// Bounds of this thread's own stack, `[stack_lo, stack_hi)`, for the log's frame walk
-    /// (0, 0: not looked up yet; see `log::backtrace`).
-    pub stack_lo: usize,
-    pub stack_hi: usize,
-    /// Lookups of those bounds so far (the main thread's stack grows: a few more are allowed).
-    pub stack_lookups: u32,
+    /// Unused: keeps the fixed part of the block at its 128 bytes (asserted below).
+    pub _spare: [usize; 2],
+    pub _spare32: u32,
     /// Entries of this thread may be in the shared overflow table (`OVERFLOW`).
     pub overflow: u32,
     /// Set while this thread runs `heap::drain_deferred` (which then takes what signal

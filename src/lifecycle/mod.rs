@@ -15,7 +15,7 @@ mod output;
 
 pub use fork::register_atfork;
 
-use crate::config::{self, Guard};
+use crate::config;
 use crate::debug::Layout;
 use crate::heap;
 use crate::sys;
@@ -122,5 +122,4 @@ fn init() {
         crate::stats::TRACK.store(true, Ordering::Relaxed);
         crate::log::init(&c);
     }
-    let _ = Guard::Off;
 }
