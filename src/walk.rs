@@ -20,7 +20,7 @@
 //! # Invariants
 //! A `Block<'a>` is only followed while the locks of the view (or walk) that made it are held;
 //! zones and live LARGE descriptors do not change under them. Whoever takes the LARGE lock
-//! adopts the blocks `alloc_loose` left aside first (see `large.rs`), so the live list is whole.
+//! adopts the blocks `alloc_loose` left aside first (see `large/loose.rs`), so the live list is whole.
 
 use crate::block::{DebugMeta, FREE, GuardAt, Info, Kind, State};
 use crate::heap::{self, ARENAS, Arena, MAX_ARENAS, NARENAS};

@@ -1,7 +1,7 @@
 /* With fill on (MALLOC_DEBUG=1): every byte of a fresh block from malloc, realloc's grown part,
  * memalign and a block reused after free is 0xCE; calloc still returns zeroes; with canaries
  * malloc_usable_size returns the requested size. The fill of a LARGE block covers its first
- * bytes only (heap::LARGE_FILL_MAX, 64 KiB: filling every page of a huge block on each call
+ * bytes only (debug::LARGE_FILL_MAX, 64 KiB: filling every page of a huge block on each call
  * would cost more than it finds): bytes past the first 64 KiB of a block, and the grown part of
  * a realloc beyond them, are not checked. */
 #include <malloc.h>
