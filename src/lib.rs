@@ -17,6 +17,7 @@ pub mod depot;
 pub mod dump;
 #[cfg(not(test))]
 pub mod entry;
+pub mod fifo;
 pub mod fmt;
 pub mod guard;
 pub mod heap;

@@ -12,6 +12,7 @@
 //! locks). A signal
 //! handler that interrupted this thread inside a shard's lock uses another shard.
 
+use crate::fifo::{self, Slots, Weigh};
 use crate::lock::{Guard, Mutex};
 
 const SHARDS: usize = 4;
@@ -20,23 +21,45 @@ const CAP: usize = 1 << 14;
 /// until it is 1/16 under budget (at most this many at a time), one arena lock per batch.
 const EVICT_BATCH: usize = 64;
 
-struct Ring {
-    buf: *mut (usize, usize),
-    head: usize,
-    len: usize,
-    bytes: usize,
-}
-// SAFETY: the ring is only touched under its lock.
-unsafe impl Send for Ring {}
+/// A ring's `CAP` entries, mapped on first use (null until then: no room).
+struct Mapped(*mut (usize, usize));
+// SAFETY: the entries are only touched under the ring's lock.
+unsafe impl Send for Mapped {}
 
-static QS: [Mutex<Ring>; SHARDS] = [const {
-    Mutex::new(Ring {
-        buf: core::ptr::null_mut(),
-        head: 0,
-        len: 0,
-        bytes: 0,
-    })
-}; SHARDS];
+impl Slots for Mapped {
+    const CAP: usize = CAP;
+    #[inline]
+    fn slots(&self) -> &[(usize, usize)] {
+        if self.0.is_null() {
+            return &[];
+        }
+        // SAFETY: CAP entries mapped for this ring alone, touched only under its lock.
+        unsafe { core::slice::from_raw_parts(self.0, CAP) }
+    }
+    #[inline]
+    fn slots_mut(&mut self) -> &mut [(usize, usize)] {
+        if self.0.is_null() {
+            return &mut [];
+        }
+        // SAFETY: as above; `&mut self` is the lock holder's.
+        unsafe { core::slice::from_raw_parts_mut(self.0, CAP) }
+    }
+}
+
+/// A block counts at least 16 bytes against the budget.
+struct Footprint;
+impl Weigh for Footprint {
+    #[inline]
+    fn weigh(size: usize) -> usize {
+        size.max(16)
+    }
+}
+
+/// A shard: the FIFO of (user pointer, size) entries; its weight is the bytes it holds.
+struct Ring(fifo::Ring<Mapped, Footprint>);
+
+static QS: [Mutex<Ring>; SHARDS] =
+    [const { Mutex::new(Ring(fifo::Ring::new(Mapped(core::ptr::null_mut())))) }; SHARDS];
 
 /// Locks this thread's shard, or another one if this thread holds it (a signal handler that
 /// interrupted a quarantine operation); None if it holds them all.
@@ -48,10 +71,11 @@ fn lock_shard() -> Option<Guard<'static, Ring>> {
 
 /// Maps a ring's entries on first use; false if the system refuses.
 fn ensure_buf(q: &mut Ring) -> bool {
-    if q.buf.is_null() {
+    let slots = q.0.storage_mut();
+    if slots.0.is_null() {
         let bytes = CAP * core::mem::size_of::<(usize, usize)>();
         match crate::pagemap::map_internal(bytes) {
-            Some(b) => q.buf = b as *mut (usize, usize),
+            Some(b) => slots.0 = b as *mut (usize, usize),
             None => return false,
         }
     }
@@ -104,7 +128,7 @@ pub fn push(p: usize, size: usize, budget: usize, out: &mut Batch) -> bool {
     let Some(mut q) = lock_shard() else {
         return false;
     };
-    if !ensure_buf(&mut q) || q.len == CAP {
+    if !ensure_buf(&mut q) || q.0.is_full() {
         // (Full only with blocks `requeue` put back.)
         return false;
     }
@@ -113,37 +137,17 @@ pub fn push(p: usize, size: usize, budget: usize, out: &mut Batch) -> bool {
 }
 
 impl Ring {
-    /// Appends an entry (newest end). The ring is mapped and not full.
-    fn put(&mut self, p: usize, size: usize) {
-        let tail = (self.head + self.len) % CAP;
-        // SAFETY: tail < CAP, inside the ring.
-        unsafe { *self.buf.add(tail) = (p, size) };
-        self.len += 1;
-        self.bytes += size.max(16);
-    }
-
-    /// Removes the oldest entry of a non-empty ring.
-    fn take_head(&mut self) -> (usize, usize) {
-        // SAFETY: head < CAP, and the ring is not empty.
-        let (ep, es) = unsafe { *self.buf.add(self.head) };
-        self.head = (self.head + 1) % CAP;
-        self.len -= 1;
-        self.bytes -= es.max(16);
-        (ep, es)
-    }
-
     /// Appends a freed block; unless `nested`, evicts the oldest blocks once the ring is over
     /// `budget` bytes (or full) until it is 1/16 under it, at most `EVICT_BATCH` of them, into
     /// the empty batch `b`.
     fn admit(&mut self, p: usize, size: usize, budget: usize, nested: bool, b: &mut Batch) {
-        self.put(p, size);
-        if !nested && (self.bytes > budget || self.len == CAP) {
+        let q = &mut self.0;
+        q.push(p, size);
+        if !nested && (q.weight() > budget || q.is_full()) {
             let low = budget - budget / 16;
-            while (self.bytes > low || self.len + EVICT_BATCH > CAP)
-                && b.n < EVICT_BATCH
-                && self.len > 0
-            {
-                b.out[b.n] = self.take_head();
+            while (q.weight() > low || q.len() + EVICT_BATCH > CAP) && b.n < EVICT_BATCH {
+                let Some(e) = q.pop() else { break };
+                b.out[b.n] = e;
                 b.n += 1;
             }
         }
@@ -162,10 +166,9 @@ pub fn requeue(ps: &[(usize, usize)]) -> usize {
     }
     let mut n = 0;
     for &(p, size) in ps {
-        if q.len == CAP {
+        if !q.0.push(p, size) {
             break;
         }
-        q.put(p, size);
         n += 1;
     }
     n
@@ -179,8 +182,8 @@ pub fn pop() -> Option<usize> {
         let Some(mut q) = q.enter() else {
             continue;
         };
-        if q.len > 0 {
-            return Some(q.take_head().0);
+        if let Some((p, _)) = q.0.pop() {
+            return Some(p);
         }
     }
     None
@@ -190,9 +193,7 @@ pub fn pop() -> Option<usize> {
 pub fn for_each(mut f: impl FnMut(usize, usize)) {
     for q in QS.iter() {
         let Some(q) = q.try_lock() else { continue };
-        for i in 0..q.len {
-            // SAFETY: index inside the ring.
-            let (p, s) = unsafe { *q.buf.add((q.head + i) % CAP) };
+        for (p, s) in q.0.iter() {
             f(p, s);
         }
     }
@@ -202,8 +203,8 @@ pub fn stats() -> (usize, usize) {
     let (mut n, mut b) = (0, 0);
     for q in QS.iter() {
         if let Some(q) = q.try_lock() {
-            n += q.len;
-            b += q.bytes;
+            n += q.0.len();
+            b += q.0.weight();
         }
     }
     (n, b)

@@ -6,8 +6,9 @@
 //! # Invariants
 //! - The ring holds user pointers of QUARANTINED guarded LARGE descriptors; they are released
 //!   only after this lock is dropped.
-//! - `bytes` is the sum of the costs (without the `POOLED` flag) of the entries held.
+//! - The ring's weight is the sum of the costs (without the `POOLED` flag) of the entries held.
 
+use crate::fifo::{self, Weigh};
 use crate::lock::Mutex;
 
 const RING_CAP: usize = 32768;
@@ -17,12 +18,17 @@ const RING_MAX_BYTES: usize = 512 << 20;
 /// Flag in an entry's cost (a multiple of the page size): the block is in a pool slot.
 pub const POOLED: usize = 1;
 
-pub struct Ring {
-    buf: [(usize, usize); RING_CAP],
-    head: usize,
-    len: usize,
-    bytes: usize,
+/// An entry weighs its cost without the `POOLED` flag.
+struct Cost;
+impl Weigh for Cost {
+    #[inline]
+    fn weigh(cost: usize) -> usize {
+        cost & !POOLED
+    }
 }
+
+/// The FIFO of (user pointer, cost) entries; its weight is the address space they hold.
+pub struct Ring(fifo::Ring<[(usize, usize); RING_CAP], Cost>);
 
 static RING: Mutex<Ring> = Mutex::new(Ring::EMPTY);
 
@@ -30,24 +36,11 @@ static RING: Mutex<Ring> = Mutex::new(Ring::EMPTY);
 pub const OUT_MAX: usize = 8;
 
 impl Ring {
-    pub const EMPTY: Ring = Ring {
-        buf: [(0, 0); RING_CAP],
-        head: 0,
-        len: 0,
-        bytes: 0,
-    };
+    pub const EMPTY: Ring = Ring(fifo::Ring::new([(0, 0); RING_CAP]));
 
     #[inline]
     fn pop(&mut self) -> Option<usize> {
-        if self.len == 0 {
-            return None;
-        }
-        let h = self.head;
-        let (p, cost) = self.buf[h];
-        self.bytes -= cost & !POOLED;
-        self.head = (h + 1) % RING_CAP;
-        self.len -= 1;
-        Some(p)
+        self.0.pop().map(|(p, _)| p)
     }
 
     /// Appends `p` (of `cost` bytes of address space, `POOLED` flag included); writes the
@@ -62,15 +55,12 @@ impl Ring {
         out: &mut [usize; OUT_MAX],
     ) -> usize {
         let mut n = 0;
-        if self.len == RING_CAP {
+        if self.0.is_full() {
             out[n] = self.pop().unwrap_or(0);
             n += 1;
         }
-        let t = (self.head + self.len) % RING_CAP;
-        self.buf[t] = (p, cost);
-        self.len += 1;
-        self.bytes += cost & !POOLED;
-        while !nested && self.bytes > RING_MAX_BYTES && self.len > 1 && n < out.len() {
+        self.0.push(p, cost);
+        while !nested && self.0.weight() > RING_MAX_BYTES && self.0.len() > 1 && n < out.len() {
             out[n] = self.pop().unwrap_or(0);
             n += 1;
         }
