@@ -70,7 +70,10 @@ fn every_library_file_is_short_and_says_what_it_owns() {
         }
     }
     let mut files = Vec::new();
-    walk(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+    walk(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
     assert!(files.len() > 50, "{files:?}");
     let mut bad = Vec::new();
     for f in &files {
