@@ -78,18 +78,14 @@ fn append(line: &[u8]) {
     let Some(p) = path() else { return };
     let _e = sys::ErrnoGuard::new();
     // SAFETY: `p` is a NUL-terminated string of the initial environment (module invariant).
-    let fd = unsafe {
-        libc::open(
-            p,
-            libc::O_WRONLY | libc::O_APPEND | libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK,
-        )
-    };
-    if fd < 0 {
+    let path = unsafe { core::ffi::CStr::from_ptr(p) }.to_bytes_with_nul();
+    let flags =
+        libc::O_WRONLY | libc::O_APPEND | libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK;
+    let Ok(fd) = sys::open(path, flags, 0) else {
         return;
-    }
+    };
     sys::write_all(fd, line);
-    // SAFETY: the descriptor was opened just above and is ours alone.
-    unsafe { libc::close(fd) };
+    sys::close(fd);
 }
 
 /// ` key=value` with `value` a path, its bytes `\`, space and controls written `\xHH`.

@@ -358,15 +358,7 @@ pub fn install_signal(sig: i32) {
     if sig <= 0 {
         return;
     }
-    // SAFETY: a zeroed sigaction with a valid handler and SA_RESTART is a valid argument.
-    let r = unsafe {
-        let mut sa: libc::sigaction = core::mem::zeroed();
-        sa.sa_sigaction = on_dump_signal as extern "C" fn(libc::c_int) as usize;
-        sa.sa_flags = libc::SA_RESTART;
-        libc::sigemptyset(&mut sa.sa_mask);
-        libc::sigaction(sig, &sa, core::ptr::null_mut())
-    };
-    if r != 0 {
+    if !sys::install_handler(sig, on_dump_signal) {
         let mut l: Line<160> = Line::new();
         prefix(&mut l)
             .s(b"WARNING: dump_signal=")

@@ -6,10 +6,10 @@
 //! - `find_object` never takes a lock (glibc documents `_dl_find_object` as lock-free and
 //!   async-signal-safe); `for_each_object` takes the loader's lock and is only called by
 //!   lookups that allow it (`Lookup::MayTakeLoaderLock`).
-//! - A `FileMap` is a private read-only mapping of a regular file, exactly `len` bytes long as
-//!   `fstat` saw it, unmapped when dropped; its descriptor is closed before `map_file` returns.
-//!   (A file that another process truncates while it is mapped raises SIGBUS on a read past
-//!   the new end; reports accept that window.)
+//! - A `FileMap` (`sys::FileMap`) is a private read-only mapping of a regular file, exactly
+//!   `len` bytes long as `fstat` saw it, unmapped when dropped; its descriptor is closed before
+//!   `map_file` returns. (A file that another process truncates while it is mapped raises
+//!   SIGBUS on a read past the new end; reports accept that window.)
 
 use core::ffi::{c_char, c_int, c_void};
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
@@ -194,68 +194,5 @@ pub fn exe_path() -> &'static [u8] {
     }
 }
 
-/// A private read-only mapping of a whole regular file.
-pub struct FileMap {
-    ptr: *mut u8,
-    len: usize,
-}
-
-impl FileMap {
-    pub fn bytes(&self) -> &[u8] {
-        // SAFETY: the mapping is `len` readable bytes, alive until drop (invariant of the module).
-        unsafe { core::slice::from_raw_parts(self.ptr, self.len) }
-    }
-}
-
-impl Drop for FileMap {
-    fn drop(&mut self) {
-        // SAFETY: the mapping was made by `map_file` and nobody borrows it past `self`.
-        unsafe { libc::munmap(self.ptr as *mut c_void, self.len) };
-    }
-}
-
-/// Maps the regular file at `path` (NUL-terminated) read-only. None when it cannot be opened,
-/// is not a regular file (a FIFO would block; O_NONBLOCK keeps `open` itself from waiting),
-/// is empty, or cannot be mapped.
-pub fn map_file(path: &[u8]) -> Option<FileMap> {
-    if path.last() != Some(&0) {
-        return None;
-    }
-    let flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY;
-    // SAFETY: `path` is NUL-terminated (checked above).
-    let fd = unsafe { libc::open(path.as_ptr() as *const c_char, flags) };
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: all-zero is a valid `stat`.
-    let mut st: libc::stat = unsafe { core::mem::zeroed() };
-    // SAFETY: `fd` is open and `st` a valid out-parameter.
-    let ok = unsafe { libc::fstat(fd, &mut st) } == 0
-        && (st.st_mode & libc::S_IFMT) == libc::S_IFREG
-        && st.st_size > 0
-        && (st.st_size as u64) < (isize::MAX as u64);
-    let mut map = None;
-    if ok {
-        let len = st.st_size as usize;
-        // SAFETY: a new private read-only mapping of our descriptor, overlapping nothing.
-        let p = unsafe {
-            libc::mmap(
-                core::ptr::null_mut(),
-                len,
-                libc::PROT_READ,
-                libc::MAP_PRIVATE,
-                fd,
-                0,
-            )
-        };
-        if p != libc::MAP_FAILED {
-            map = Some(FileMap {
-                ptr: p as *mut u8,
-                len,
-            });
-        }
-    }
-    // SAFETY: `fd` was opened above; the mapping stays valid after close.
-    unsafe { libc::close(fd) };
-    map
-}
+/// Read-only mappings of object files (made and unmapped by `sys`).
+pub use crate::sys::{FileMap, map_file};

@@ -375,3 +375,94 @@ pub fn read_own(addr: usize, len: usize, buf: &mut [u8]) -> Result<usize, c_int>
     let r = unsafe { libc::process_vm_readv(libc::getpid(), &local, 1, &remote, 1, 0) };
     if r < 0 { Err(errno()) } else { Ok(r as usize) }
 }
+
+/// Whether every `grain`-sized page of `[from, to)` (`from` aligned to `grain`) is readable:
+/// one byte of each is read with `process_vm_readv` on our own pid, at most `BATCH` pages per
+/// call, so an unmapped or unreadable page answers EFAULT (or a short count) instead of
+/// faulting. Stops at the first batch that is not read whole.
+pub fn pages_readable(from: usize, to: usize, grain: usize) -> bool {
+    const BATCH: usize = 32;
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    let mut sink = [0u8; BATCH];
+    let mut page = from;
+    while page < to {
+        let n = ((to - page).div_ceil(grain)).min(BATCH);
+        let mut remote = [libc::iovec {
+            iov_base: core::ptr::null_mut(),
+            iov_len: 1,
+        }; BATCH];
+        for (i, r) in remote.iter_mut().take(n).enumerate() {
+            r.iov_base = (page + i * grain) as *mut c_void;
+        }
+        let local = libc::iovec {
+            iov_base: sink.as_mut_ptr() as *mut c_void,
+            iov_len: n,
+        };
+        // SAFETY: the local buffer holds n bytes; the kernel checks the remote addresses and
+        // answers EFAULT (or a short count) for unreadable ones instead of faulting.
+        let got = unsafe { libc::process_vm_readv(pid, &local, 1, remote.as_ptr(), n as _, 0) };
+        if got != n as isize {
+            return false;
+        }
+        page += n * grain;
+    }
+    true
+}
+
+/// A private read-only mapping of a whole regular file, exactly `len` bytes long as `fstat`
+/// saw it, unmapped when dropped. (A file that another process truncates while it is mapped
+/// raises SIGBUS on a read past the new end.)
+pub struct FileMap {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl FileMap {
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: the mapping is `len` readable bytes, alive until drop (type invariant).
+        unsafe { core::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+impl Drop for FileMap {
+    fn drop(&mut self) {
+        // SAFETY: the mapping was made by `map_file` and nobody borrows it past `self`.
+        unsafe { libc::munmap(self.ptr as *mut c_void, self.len) };
+    }
+}
+
+/// Maps the regular file at `path` (NUL-terminated) read-only; its descriptor is closed before
+/// returning. None when it cannot be opened, is not a regular file (a FIFO would block;
+/// O_NONBLOCK keeps `open` itself from waiting), is empty, or cannot be mapped.
+pub fn map_file(path: &[u8]) -> Option<FileMap> {
+    let flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY;
+    let fd = super::fd::open(path, flags, 0).ok()?;
+    let ok = super::fd::fstat(fd)
+        .ok()
+        .filter(|st| st.is_regular() && st.size > 0 && st.size < isize::MAX as u64);
+    let mut map = None;
+    if let Some(st) = ok {
+        let len = st.size as usize;
+        // SAFETY: a new private read-only mapping of our descriptor, overlapping nothing.
+        let p = unsafe {
+            libc::mmap(
+                core::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE,
+                fd,
+                0,
+            )
+        };
+        if p != libc::MAP_FAILED {
+            map = Some(FileMap {
+                ptr: p as *mut u8,
+                len,
+            });
+        }
+    }
+    // The mapping stays valid after the descriptor is closed.
+    super::fd::close(fd);
+    map
+}

@@ -2,12 +2,13 @@
 //! uses is wrapped here, one concept per file. Nothing here allocates, and nothing here knows
 //! the allocator (no page map, no blocks, no configuration).
 //!
-//! - `mem`: mappings (mmap, munmap, mprotect, mremap, madvise, guard markers), limits;
+//! - `mem`: mappings (mmap, munmap, mprotect, mremap, madvise, guard markers, read-only file
+//!   mappings), limits, reads of our own memory that cannot fault;
 //! - `fd`: descriptors and files (open, stat, flock, pread/pwrite, high close-on-exec copies);
 //! - `out`: where reports go (fd 2, a `report=` file opened on first use, the saved stderr);
 //! - `errno`: errno, its saving, and the names of error numbers;
 //! - `proc`: ids, clocks, random bytes, the initial environment, futexes, exit;
-//! - `signal`: the thread's signal mask.
+//! - `signal`: the thread's signal mask, handlers.
 //!
 //! Invariant: these wrappers never touch `errno` visibly to the program except where the
 //! caller asks for it (`set_errno`); callers that must preserve errno use `ErrnoGuard`.

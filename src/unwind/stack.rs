@@ -1,8 +1,9 @@
 //! Reads of stack memory during a walk that never fault.
 //!
 //! Owns: the current thread's cached stack range (a 16-byte initial-exec TLS block of its own:
-//! ordinary TLS could call malloc, see tls.rs), the page probes (`process_vm_readv` on our own pid, which answers EFAULT
-//! instead of raising SIGSEGV) and `Mem`, the one reader of stack words a walk uses.
+//! ordinary TLS could call malloc, see tls.rs), the page probes (`sys::pages_readable`:
+//! `process_vm_readv` on our own pid, which answers EFAULT instead of raising SIGSEGV) and
+//! `Mem`, the one reader of stack words a walk uses.
 //!
 //! A word is read directly when it lies in the thread's cached range, or in a page this walk has
 //! already probed; any other address costs one probe (bounded per walk) and fails cleanly when
@@ -20,7 +21,7 @@
 //! - Only the owning thread reads or writes its cached range (TLS); an update stores an empty
 //!   range first, so a signal handler that interrupts it sees the old range, no range, or the
 //!   new one.
-//! - The raw system calls of the unwinder live here (`process_vm_readv`, `getpid`): they are
+//! - The unwinder's system calls go through `sys` (`pages_readable`): they are
 //!   async-signal-safe and allocate nothing.
 
 /// Probe granularity: every real page size is a multiple of it.
@@ -29,8 +30,6 @@ const GRAIN: usize = 4096;
 const MAX_STACK: usize = 1 << 30;
 /// Pages a walk may probe outside the cached range (each probe is one system call).
 const MAX_PROBES: u32 = 24;
-/// Pages probed per system call when a thread's range is established.
-const BATCH: usize = 32;
 
 unsafe extern "C" {
     /// Set by ld.so before any code runs: the main thread's stack pointer at process start.
@@ -88,35 +87,10 @@ fn stack_top(sp: usize) -> usize {
     0
 }
 
-/// True when every `GRAIN` page in `[from, to)` (`from` aligned) is readable, by reading one
-/// byte of each with `process_vm_readv` on our own pid; stops at the first unreadable page.
+/// True when every `GRAIN` page in `[from, to)` (`from` aligned) is readable (one byte of each
+/// read by the kernel for us, in batches; stops at the first unreadable page).
 fn probe(from: usize, to: usize) -> bool {
-    // SAFETY: getpid has no preconditions.
-    let pid = unsafe { libc::getpid() };
-    let mut sink = [0u8; BATCH];
-    let mut page = from;
-    while page < to {
-        let n = ((to - page).div_ceil(GRAIN)).min(BATCH);
-        let mut remote = [libc::iovec {
-            iov_base: core::ptr::null_mut(),
-            iov_len: 1,
-        }; BATCH];
-        for (i, r) in remote.iter_mut().take(n).enumerate() {
-            r.iov_base = (page + i * GRAIN) as *mut libc::c_void;
-        }
-        let local = libc::iovec {
-            iov_base: sink.as_mut_ptr() as *mut libc::c_void,
-            iov_len: n,
-        };
-        // SAFETY: the local buffer holds n bytes; the kernel checks the remote addresses and
-        // answers EFAULT (or a short count) for unreadable ones instead of faulting.
-        let got = unsafe { libc::process_vm_readv(pid, &local, 1, remote.as_ptr(), n as _, 0) };
-        if got != n as isize {
-            return false;
-        }
-        page += n * GRAIN;
-    }
-    true
+    crate::sys::pages_readable(from, to, GRAIN)
 }
 
 /// The reader of stack words of one walk.
