@@ -32,7 +32,7 @@ int main(void) {
             raise(SIGUSR2);
         else
             pthread_kill(th[k % 3], SIGUSR2);
-        usleep(20000); /* a dump to a pipe on a loaded machine can take a few ms; signals coalesce */
+        usleep(50000); /* a dump to a pipe on a loaded machine can take tens of ms; signals coalesce */
     }
     atomic_store(&stop, 1);
     for (int i = 0; i < 3; i++)
