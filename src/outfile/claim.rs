@@ -161,23 +161,26 @@ fn lock_shared(fd: i32) -> bool {
 }
 
 /// Opens an existing `name` that passes the safety checks; with its status. None if it does
-/// not exist (or vanished); Err(()) after a warning.
-fn open_existing(name: &Name, kind: Kind, warn_unsafe: bool) -> Result<Option<(i32, Stat)>, ()> {
+/// not exist (or vanished); Err(()) after a warning (when `loud`).
+fn open_existing(name: &Name, kind: Kind, loud: bool) -> Result<Option<(i32, Stat)>, ()> {
+    let cannot_open = |e: i32| {
+        if loud {
+            warn(kind, b"cannot open", name.as_bytes(), |l| {
+                errno_text(l, e);
+            });
+        }
+    };
     let st = match sys::lstat(name.c()) {
         Ok(st) => st,
         Err(libc::ENOENT) => return Ok(None),
         Err(e) => {
-            if warn_unsafe {
-                warn(kind, b"cannot open", name.as_bytes(), |l| {
-                    errno_text(l, e);
-                });
-            }
+            cannot_open(e);
             return Err(());
         }
     };
     let mut l: Line<200> = Line::new();
     if refusal(&st, &mut l) {
-        if warn_unsafe {
+        if loud {
             warn(kind, b"not using", name.as_bytes(), |w| {
                 w.s(b"(").s(l.as_bytes()).s(b")");
             });
@@ -188,11 +191,7 @@ fn open_existing(name: &Name, kind: Kind, warn_unsafe: bool) -> Result<Option<(i
         Ok(fd) => fd,
         Err(libc::ENOENT) => return Ok(None),
         Err(e) => {
-            if warn_unsafe {
-                warn(kind, b"cannot open", name.as_bytes(), |l| {
-                    errno_text(l, e);
-                });
-            }
+            cannot_open(e);
             return Err(());
         }
     };
