@@ -103,6 +103,16 @@ pub fn stats() -> Stats {
     DEPOT.stats()
 }
 
+/// The process's depot cap in bytes.
+pub fn cap() -> usize {
+    DEPOT.cap_chunks.load(Ordering::Relaxed) * CHUNK
+}
+
+/// The largest id the process's depot can hand out under its cap.
+pub fn max_id() -> usize {
+    ((DEPOT.cap_chunks.load(Ordering::Relaxed) + 1) << 16) - 1
+}
+
 fn hash(frames: &[usize]) -> u64 {
     let mut h = 0x243f_6a88_85a3_08d3u64 ^ frames.len() as u64;
     for &f in frames {

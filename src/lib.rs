@@ -9,6 +9,7 @@
 
 pub mod announce;
 pub mod block;
+pub mod callstack;
 pub mod check;
 pub mod cmd;
 pub mod config;
@@ -32,6 +33,7 @@ pub mod pagemap;
 pub mod report;
 #[cfg(not(test))]
 pub mod segv;
+pub mod site;
 pub mod size_class;
 pub mod stats;
 pub mod symbols;

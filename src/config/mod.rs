@@ -187,7 +187,7 @@ options! {
     log:          path    = Path::NONE, "off", "allocation log: a file (%p = pid), stderr or fd:N";
     log_format:   logfmt  = LogFormat::Text, "text", "log format: text (ft_malloc v1) or mtrace (glibc mtrace)";
     ring:         count   = 0,     "0 (4096 when debugging)", "events kept in the in-memory ring for reports and dumps";
-    backtrace:    count   = 0,     "0", "frames of backtrace per event (frame-pointer walk), at most 16";
+    stack:        count   = 0,     "16 with debugging (1 with only guard/sample)", "frames of call stack kept per allocation, free and report (1-64; 1 = the caller alone; alias backtrace)";
     hexdump:      hexdump = 64,    "64", "bytes of each block shown by show_alloc_mem_ex (hexdump=all: whole blocks)";
     dump_signal:  signal  = 0,     "off", "signal (name or number) whose delivery runs show_alloc_mem_ex";
     dump_at_exit: bool    = false, "off", "run show_alloc_mem_ex at exit";
@@ -429,6 +429,7 @@ pub fn parse(value: &[u8], warn: &mut dyn FnMut(&[u8], OptionError)) -> Parsed {
             Some(i) => (&item[..i], Some(&item[i + 1..])),
             None => (item, None),
         };
+        let name = if name == b"backtrace" { b"stack" as &[u8] } else { name };
         let mut r = set_option(&mut c, name, value, false);
         if r == Err(OptionError::Unknown) && value.is_none() && name.starts_with(b"no") {
             r = set_option(&mut c, &name[2..], None, true);
@@ -437,8 +438,14 @@ pub fn parse(value: &[u8], warn: &mut dyn FnMut(&[u8], OptionError)) -> Parsed {
             warn(item, e);
         }
     }
-    if c.backtrace > 16 {
-        c.backtrace = 16;
+    if c.stack > crate::site::MAX_DEPTH as u64 {
+        let mut l: Line<160> = Line::new();
+        prefix(&mut l)
+            .s(b"WARNING: MALLOC_DEBUG: stack=")
+            .u(c.stack)
+            .s(b" is out of range (1-64); using 64\n");
+        l.report();
+        c.stack = crate::site::MAX_DEPTH as u64;
     }
     c.light = c.enabled
         && !c.check
@@ -449,7 +456,7 @@ pub fn parse(value: &[u8], warn: &mut dyn FnMut(&[u8], OptionError)) -> Parsed {
         && c.check_every == 0
         && !c.log.is_set()
         && c.ring == 0
-        && c.backtrace == 0
+        && c.stack == 0
         && !c.dump_at_exit
         && !c.stats;
     Parsed { config: c, help }
@@ -544,5 +551,20 @@ impl<T> Once<T> {
     pub unsafe fn set(&self, v: T) {
         // SAFETY: the caller guarantees no concurrent reader.
         unsafe { *self.0.get() = v };
+    }
+}
+
+impl Config {
+    /// Frames per call stack: `stack=N`, else 16 when debugging keeps block histories or a log,
+    /// else 1 (the caller alone: the plain allocator, and `guard`/`sample`-only runs, whose
+    /// ordinary blocks take the fast paths).
+    pub fn stack_depth(&self) -> usize {
+        if self.stack != 0 {
+            self.stack as usize
+        } else if self.enabled && !self.light {
+            16
+        } else {
+            1
+        }
     }
 }

@@ -5,6 +5,7 @@ use crate::block::Op;
 use crate::heap;
 use crate::lifecycle;
 use crate::log;
+use crate::site;
 use crate::sys;
 use core::ffi::{c_int, c_void};
 
@@ -36,6 +37,7 @@ fn done(op: Op, inp: usize, out: *mut u8, size: usize, align: usize, caller: usi
 
 extern "C" fn malloc_impl(n: usize, caller: usize) -> *mut c_void {
     lifecycle::ensure();
+    let caller = site::here(caller);
     let p = heap::allocate(n, 0, Op::Malloc, caller, false);
     done(Op::Malloc, 0, p, n, 0, caller)
 }
@@ -50,6 +52,7 @@ extern "C" fn free_impl(p: *mut c_void, caller: usize) {
         return;
     }
     let _keep = sys::ErrnoGuard::new();
+    let caller = site::here(caller);
     let size = heap::deallocate(p as usize, Op::Free, caller, 0);
     if size != 0 {
         log::event(Op::Free, p as usize, 0, size, 0, caller);
@@ -58,6 +61,7 @@ extern "C" fn free_impl(p: *mut c_void, caller: usize) {
 
 extern "C" fn calloc_impl(n: usize, s: usize, caller: usize) -> *mut c_void {
     lifecycle::ensure();
+    let caller = site::here(caller);
     let Some(total) = n.checked_mul(s) else {
         sys::set_errno(libc::ENOMEM);
         return done(Op::Calloc, 0, core::ptr::null_mut(), usize::MAX, 0, caller);
@@ -68,12 +72,14 @@ extern "C" fn calloc_impl(n: usize, s: usize, caller: usize) -> *mut c_void {
 
 extern "C" fn realloc_impl(p: *mut c_void, n: usize, caller: usize) -> *mut c_void {
     lifecycle::ensure();
+    let caller = site::here(caller);
     let q = heap::reallocate(p as usize, n, Op::Realloc, caller);
     done(Op::Realloc, p as usize, q, n, 0, caller)
 }
 
 extern "C" fn reallocarray_impl(p: *mut c_void, n: usize, s: usize, caller: usize) -> *mut c_void {
     lifecycle::ensure();
+    let caller = site::here(caller);
     let Some(total) = n.checked_mul(s) else {
         sys::set_errno(libc::ENOMEM);
         return done(
@@ -91,6 +97,7 @@ extern "C" fn reallocarray_impl(p: *mut c_void, n: usize, s: usize, caller: usiz
 
 fn aligned(a: usize, n: usize, op: Op, caller: usize) -> *mut u8 {
     lifecycle::ensure();
+    let caller = site::here(caller);
     let p = heap::allocate(n, a, op, caller, false);
     log::event(op, 0, p as usize, n, a, caller);
     p
@@ -147,5 +154,6 @@ extern "C" fn pvalloc_impl(n: usize, caller: usize) -> *mut c_void {
 
 extern "C" fn usable_size_impl(p: *mut c_void, caller: usize) -> usize {
     lifecycle::ensure();
+    let caller = site::here(caller);
     heap::usable_size(p as usize, caller)
 }

@@ -23,6 +23,7 @@ use crate::block::Op;
 use crate::heap;
 use crate::lifecycle;
 use crate::log;
+use crate::site;
 use crate::sys;
 use core::ffi::c_void;
 
@@ -224,6 +225,7 @@ fn weak_get_handler() -> usize {
 /// One allocation attempt of operator new (logged); NULL when it failed.
 extern "C" fn cxx_new_attempt(n: usize, align: usize, array: usize, caller: usize) -> *mut c_void {
     lifecycle::ensure();
+    let caller = site::here(caller);
     let op = if array != 0 { Op::NewArr } else { Op::New };
     let p = heap::allocate(n, align, op, caller, false);
     log::event(op, 0, p as usize, n, align, caller);
@@ -363,6 +365,7 @@ fn cpp_delete(p: *mut c_void, sized: usize, op: Op, caller: usize) {
     }
     lifecycle::ensure();
     let _keep = sys::ErrnoGuard::new();
+    let caller = site::here(caller);
     let size = heap::deallocate(p as usize, op, caller, sized);
     if size != 0 {
         log::event(op, p as usize, 0, size, 0, caller);

@@ -8,7 +8,7 @@ use crate::tls;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 /// What a deferred slot asks for (bits 56.. of its word; the op is in bits 52..56, the
-/// caller in the low 52 bits).
+/// caller's site in the low 52 bits, `site::pack`).
 pub(super) const DEFER_FREE: usize = 0;
 pub(super) const DEFER_QUARANTINE_RELEASE: usize = 1;
 pub(super) const DEFER_GUARD_RELEASE: usize = 2;
@@ -19,7 +19,7 @@ pub(super) const CALLER_BITS: u32 = 52;
 /// holds no lock. With every slot taken (the thread's own and the shared overflow table) the
 /// work is dropped (the block stays allocated, or quarantined), said once.
 pub(super) fn defer(kind: usize, p: usize, op: Op, caller: usize) {
-    let word = (caller & ((1 << CALLER_BITS) - 1)) | (op as usize) << CALLER_BITS | kind << 56;
+    let word = crate::site::pack(caller) | (op as usize) << CALLER_BITS | kind << 56;
     if !tls::push_deferred(p, word) {
         static WARNED: AtomicBool = AtomicBool::new(false);
         if !WARNED.swap(true, Ordering::Relaxed) {

@@ -79,7 +79,7 @@ pub fn drain_deferred() {
 /// One deferred entry of `drain_deferred`.
 fn run_deferred(p: usize, word: usize) {
     let op = Op::from_u8((word >> CALLER_BITS) as u8 & 15).unwrap_or(Op::Malloc);
-    let caller = word & ((1 << CALLER_BITS) - 1);
+    let caller = crate::site::unpack(word & ((1 << CALLER_BITS) - 1));
     match word >> 56 {
         DEFER_FREE => {
             let size = deallocate_call(p, op, caller, 0);
