@@ -159,7 +159,7 @@ pub fn block_detail(l: &mut Line<256>, info: &Info, fd: i32) {
             .s(info.origin.call_name().as_bytes())
             .s(b"() thread ")
             .u(d.alloc_tid as u64);
-        l.s(b" from ").x(d.alloc_caller);
+        l.s(b" from ").x(crate::site::pc(d.alloc_caller));
     } else {
         l.s(b", by ").s(info.origin.call_name().as_bytes()).s(b"()");
     }
@@ -169,7 +169,7 @@ pub fn block_detail(l: &mut Line<256>, info: &Info, fd: i32) {
             .s(b" thread ")
             .u(d.free_tid as u64)
             .s(b" from ")
-            .x(d.free_caller);
+            .x(crate::site::pc(d.free_caller));
     }
     let canaries = crate::check::canaries(info);
     if crate::walk::readable(info) {
@@ -206,7 +206,7 @@ pub fn block_detail(l: &mut Line<256>, info: &Info, fd: i32) {
 
 /// Heap statistics: live bytes and blocks, peak, calls per function, size histogram.
 pub fn print_stats(fd: i32, live: u64, blocks: u64, complete: bool) {
-    let mut l: Line<256> = Line::new();
+    let mut l: Line<400> = Line::new();
     let peak = (crate::stats::PEAK.load(Ordering::Relaxed) as u64).max(live);
     l.s(b"Stats : live ")
         .u(live)
@@ -216,6 +216,10 @@ pub fn print_stats(fd: i32, live: u64, blocks: u64, complete: bool) {
         .u(peak)
         .s(b" bytes, ");
     crate::stats::write_kernel_mappings(&mut l);
+    if crate::site::depth() > 1 {
+        l.s(b", ");
+        crate::callstack::write_depot_stats(&mut l);
+    }
     if !complete {
         l.s(b" (heap busy: partial)");
     }
@@ -338,12 +342,16 @@ pub extern "C" fn show_alloc_mem_ex() {
 
 /// The `stats` option: one line at exit.
 pub fn stats_line() {
-    let mut l: Line<256> = Line::new();
+    let mut l: Line<400> = Line::new();
     prefix(&mut l)
         .s(b"stats: peak ")
         .u(crate::stats::PEAK.load(Ordering::Relaxed) as u64)
         .s(b" bytes, ");
     crate::stats::write_kernel_mappings(&mut l);
+    if crate::site::depth() > 1 {
+        l.s(b", ");
+        crate::callstack::write_depot_stats(&mut l);
+    }
     l.c(b'\n');
     l.report();
 }

@@ -2,7 +2,8 @@
 //! readable, writable, private mapping that is not ours — modules' data, thread stacks from
 //! their stack pointer, TLS — found in /proc/self/maps), following every word that points into
 //! a live block (interior pointers count), transitively. Live blocks nothing reaches are
-//! reported, grouped by allocation site, largest first.
+//! reported, grouped by allocation site (the whole call stack when stacks are kept), largest
+//! first.
 //!
 //! Roots are read through `process_vm_readv` into a scratch buffer, never directly: a page that
 //! cannot be read (a file mapped past the end of its file raises SIGBUS, a range unmapped by
@@ -519,7 +520,7 @@ fn scan_and_report(view: &View, all: bool, sp: usize) -> usize {
                 .call_name()
                 .as_bytes())
                 .s(b"() from ");
-            crate::maps::describe(site.caller, &mut l);
+            crate::callstack::write_headline(&mut l, site.caller);
             l.c(b'\n');
             l.report();
             l.clear();
@@ -531,6 +532,7 @@ fn scan_and_report(view: &View, all: bool, sp: usize) -> usize {
                 .s(b" bytes), allocated at event #");
             l.u(site.seq).s(b", thread ").u(site.tid as u64).c(b'\n');
             l.report();
+            crate::callstack::write_frames(site.caller);
         }
     }
     if leaked > 0 || all {

@@ -365,7 +365,7 @@ mod tests {
         let mut found = 0;
         assert!(scan_modules(|_, _| found += 1));
         assert!(found > 0);
-        let here = module_table_finds_our_code_once as usize;
+        let here = module_table_finds_our_code_once as *const () as usize;
         let (base, path) = module_at(here).expect("the test binary is a module");
         assert!(base <= here && path.first() == Some(&b'/'));
         // A second scan finds nothing new; the table lists what the first one found.

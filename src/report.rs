@@ -9,6 +9,7 @@
 //! error while a report is being written on the same thread aborts at once.
 
 use crate::block::{Info, Kind, Op, State};
+use crate::callstack;
 use crate::config::{self, OnError};
 use crate::fmt::{Line, prefix};
 use crate::lock::Mutex;
@@ -225,9 +226,10 @@ fn history(info: &Info) {
             .s(b"() at event #")
             .u(d.alloc_seq);
         l.s(b", thread ").u(d.alloc_tid as u64).s(b", from ");
-        crate::maps::describe(d.alloc_caller, &mut l);
+        callstack::write_headline(&mut l, d.alloc_caller);
         l.c(b'\n');
         l.report();
+        callstack::write_frames(d.alloc_caller);
     }
     if d.free_seq != 0 {
         l.clear();
@@ -237,9 +239,10 @@ fn history(info: &Info) {
             .s(b", thread ")
             .u(d.free_tid as u64)
             .s(b", from ");
-        crate::maps::describe(d.free_caller, &mut l);
+        callstack::write_headline(&mut l, d.free_caller);
         l.c(b'\n');
         l.report();
+        callstack::write_frames(d.free_caller);
     }
     if d.alloc_seq != 0 {
         crate::log::report_history(info.user);
@@ -252,9 +255,10 @@ fn called_from(op: Op, caller: usize) {
         .s(b"  ")
         .s(op.call_name().as_bytes())
         .s(b"() called from ");
-    crate::maps::describe(caller, &mut l);
+    callstack::write_headline(&mut l, caller);
     l.s(b", thread ").u(tls::tid() as u64).c(b'\n');
     l.report();
+    callstack::write_frames(caller);
 }
 
 /// A pointer that is not a live block of ours was passed to `op`.
@@ -541,7 +545,7 @@ pub fn summary_at_exit() {
                 .s(b" x ")
                 .s(k.name())
                 .s(b" from ");
-            crate::maps::describe(caller, &mut l);
+            callstack::write_headline(&mut l, caller);
             l.c(b'\n');
             l.report();
         }

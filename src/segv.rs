@@ -228,12 +228,27 @@ fn explain(sig: c_int, addr: usize, ctx: *mut c_void) -> bool {
         .u(sig as u64)
         .c(b'\n');
     l.report();
+    fault_stack(ctx);
     crate::report::history_pub(&info);
     l.clear();
     prefix(&mut l).s(b"  the process now dies of this fault\n");
     l.report();
     crate::report::end_fault();
     true
+}
+
+/// The stack of the faulting thread, unwound from the signal context, one line per frame
+/// (nothing with `stack=1`): the faulting instruction first, then its callers, so a fault
+/// inside `memcpy` shows the program's frame under libc's.
+fn fault_stack(ctx: *mut c_void) {
+    let depth = crate::site::depth();
+    if depth <= 1 || ctx.is_null() {
+        return;
+    }
+    let mut frames = [0usize; crate::site::MAX_DEPTH];
+    // SAFETY: ctx is the handler's third argument, a readable ucontext.
+    let n = unsafe { crate::unwind::capture_from_ucontext(ctx, &mut frames[..depth]) };
+    crate::callstack::write_list(&frames[..n], true);
 }
 
 // ---------------------------------------------------------------- interposed
