@@ -35,7 +35,8 @@ impl Image {
 }
 
 /// Parses a text log strictly: no NUL byte, a newline at the end, and every line a header
-/// line, a module record, a valid event or a blank line (filler). One `Image` per header block
+/// line, a module record, a stack record, a valid event or a blank line (filler); every stack an
+/// event names (`@ID`) is defined by a stack record of the file. One `Image` per header block
 /// (an exec in place appends one).
 #[track_caller]
 fn parse_log(path: &Path) -> Vec<Image> {
@@ -45,6 +46,8 @@ fn parse_log(path: &Path) -> Vec<Image> {
     assert!(bytes.ends_with(b"\n"), "{name}: the last record is cut");
     let text = String::from_utf8(bytes).unwrap_or_else(|_| panic!("{name}: not UTF-8"));
     let mut images: Vec<Image> = vec![];
+    let mut named = std::collections::HashSet::new();
+    let mut defined = std::collections::HashSet::new();
     for (no, line) in text.lines().enumerate() {
         let bad = || panic!("{name}:{}: bad line {line:?}", no + 1);
         if line.is_empty() {
@@ -80,16 +83,32 @@ fn parse_log(path: &Path) -> Vec<Image> {
                 && hex(f[5])
                 && f[6].parse::<u64>().is_ok()
                 && f[7].parse::<u64>().is_ok()
-                && f[8].split(',').all(hex);
+                && (hex(f[8]) || f[8].strip_prefix('@').is_some_and(|id| id.parse::<u32>().is_ok()));
             if !ok {
                 bad();
             }
+            if let Some(id) = f[8].strip_prefix('@') {
+                named.insert(id.to_string());
+            }
             img.events.push((f[3].to_string(), f[6].parse().unwrap()));
+        } else if let Some(st) = line.strip_prefix("S ") {
+            let Some((id, frames)) = st.split_once(' ') else { bad() };
+            if id.parse::<u32>().is_err()
+                || !frames.split(',').all(|s| {
+                    s.strip_prefix("0x")
+                        .is_some_and(|h| u64::from_str_radix(h, 16).is_ok())
+                })
+            {
+                bad();
+            }
+            defined.insert(id.to_string());
         } else {
             bad();
         }
     }
     assert!(!images.is_empty(), "{name}: empty log");
+    let undefined: Vec<&String> = named.difference(&defined).collect();
+    assert!(undefined.is_empty(), "{name}: stacks named but not defined: {undefined:?}");
     images
 }
 

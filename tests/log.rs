@@ -19,6 +19,9 @@ struct Ev {
     frames: Vec<u64>,
 }
 
+/// Marks a stack id while the log is parsed (resolved into frames once every `S` is read).
+const STACK_REF: u64 = 1 << 63;
+
 fn hex(s: &str) -> u64 {
     u64::from_str_radix(
         s.strip_prefix("0x")
@@ -28,12 +31,13 @@ fn hex(s: &str) -> u64 {
     .unwrap()
 }
 
-/// Header keys, modules (base, path) and events of a log; NUL bytes are skipped, every other
-/// line must be a valid record.
+/// Header keys, modules (base, path) and events (their stacks resolved) of a log; NUL bytes are
+/// skipped, every other line must be a valid record.
 fn parse(bytes: &[u8]) -> (Vec<(String, String)>, Vec<(u64, String)>, Vec<Ev>) {
     let text: Vec<u8> = bytes.iter().copied().filter(|&b| b != 0).collect();
     let text = String::from_utf8(text).expect("log is UTF-8");
     let (mut hdr, mut mods, mut evs) = (vec![], vec![], vec![]);
+    let mut stacks = std::collections::HashMap::<u64, Vec<u64>>::new();
     for line in text.lines() {
         if line.is_empty() {
             continue; // filler: reserved space not written (yet)
@@ -56,10 +60,26 @@ fn parse(bytes: &[u8]) -> (Vec<(String, String)>, Vec<(u64, String)>, Vec<Ev>) {
                 out: hex(f[5]),
                 size: f[6].parse().unwrap(),
                 align: f[7].parse().unwrap(),
-                frames: f[8].split(',').map(hex).collect(),
+                frames: match f[8].strip_prefix('@') {
+                    Some(id) => vec![id.parse::<u64>().unwrap() | STACK_REF],
+                    None => vec![hex(f[8])],
+                },
             });
+        } else if let Some(st) = line.strip_prefix("S ") {
+            let (id, frames) = st.split_once(' ').expect("S id frames");
+            stacks.insert(id.parse::<u64>().unwrap(), frames.split(',').map(hex).collect());
         } else {
             panic!("unexpected line {line:?}");
+        }
+    }
+    // `@ID` names the stack of the `S` record with that id, before or after the event.
+    for e in &mut evs {
+        if e.frames[0] & STACK_REF != 0 {
+            let id = e.frames[0] & !STACK_REF;
+            e.frames = stacks
+                .get(&id)
+                .unwrap_or_else(|| panic!("no S record for stack {id}"))
+                .clone();
         }
     }
     (hdr, mods, evs)

@@ -1,52 +1,49 @@
-//! Whole call stacks in the log (`backtrace=N`) through code built without frame pointers and
+//! Whole call stacks in the log (`stack=N`, alias `backtrace=N`) through code built without frame pointers and
 //! across dlclose/dlopen, and what the unwinder must leave alone: C++ exceptions, the JVM, the
 //! library's exported symbols.
 mod common;
 
-use common::{Run, compile, fresh_dir, require, tmp_dir};
+use common::{Run, compile, fresh_dir, require};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Compiles `tests/c/<name>.c` with `-O2 -fomit-frame-pointer` (the harness builds `-O0`).
 fn compile_optimised(name: &str) -> PathBuf {
-    compile_with(name, "", &[])
+    common::compile_optimised(name, "", &[])
 }
 
-/// `compile_optimised` with extra flags, into `<name><suffix>`.
 fn compile_with(name: &str, suffix: &str, flags: &[&str]) -> PathBuf {
-    let src = common::c_dir().join(format!("{name}.c"));
-    let out = tmp_dir().join(format!("{name}{suffix}.O2.{}", std::process::id()));
-    let o = Command::new("cc")
-        .args(["-O2", "-fomit-frame-pointer", "-g", "-Wall"])
-        .args(flags)
-        .arg("-o")
-        .arg(&out)
-        .arg(&src)
-        .env_remove("LD_PRELOAD")
-        .output()
-        .expect("running cc");
-    assert!(
-        o.status.success(),
-        "compiling {}: {}",
-        src.display(),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    out
+    common::compile_optimised(name, suffix, flags)
 }
 
 fn hex(s: &str) -> u64 {
     u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap_or_else(|_| panic!("hex {s:?}"))
 }
 
-/// `(out, frames)` of every `E` record of a log.
+/// `(out, frames)` of every `E` record of a log: its last field is the caller alone, or `@ID`
+/// naming the stack an `S` record of the same file defines (before or after the event).
 fn events(log: &Path) -> Vec<(u64, Vec<u64>)> {
     let text = String::from_utf8_lossy(&std::fs::read(log).unwrap()).replace('\0', "");
+    let stacks: std::collections::HashMap<&str, Vec<u64>> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("S "))
+        .map(|s| {
+            let (id, frames) = s.split_once(' ').unwrap_or_else(|| panic!("bad stack {s:?}"));
+            (id, frames.split(',').map(hex).collect())
+        })
+        .collect();
     text.lines()
         .filter_map(|l| l.strip_prefix("E "))
         .map(|e| {
             let f: Vec<&str> = e.split(' ').collect();
             assert_eq!(f.len(), 9, "bad event {e:?}");
-            (hex(f[5]), f[8].split(',').map(hex).collect())
+            let frames = match f[8].strip_prefix('@') {
+                Some(id) => stacks
+                    .get(id)
+                    .unwrap_or_else(|| panic!("no S record for stack {id}"))
+                    .clone(),
+                None => vec![hex(f[8])],
+            };
+            (hex(f[5]), frames)
         })
         .collect()
 }

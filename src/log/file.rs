@@ -459,7 +459,7 @@ pub(super) extern "C" fn thread_exit(_v: *mut libc::c_void) {
 /// past the record's end are overwritten with newlines again, so the chunk holds only complete
 /// lines and blank lines.
 #[inline(always)]
-pub(super) fn text_in_place(e: &Event, frames: &[usize]) -> bool {
+pub(super) fn text_in_place(e: &Event, stack: u32) -> bool {
     const RESERVE: u64 = (MAX_LINE + SLACK) as u64;
     let c = tls_cursor();
     // The chunk is in use until the record is complete: an event logged meanwhile by a signal
@@ -480,7 +480,7 @@ pub(super) fn text_in_place(e: &Event, frames: &[usize]) -> bool {
     // inside it.
     let len = unsafe {
         let dst = pos as usize as *mut u8;
-        let len = text_raw(dst, e, frames);
+        let len = text_raw(dst, e, stack);
         core::ptr::write_bytes(dst.add(len), b'\n', SLACK);
         len
     };

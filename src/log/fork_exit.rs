@@ -36,6 +36,7 @@ pub fn unlock_after_fork() {
 /// parent holds PATH).
 pub fn reset_in_child() {
     crate::maps::reset_in_child();
+    super::stacks::reset_in_child();
     if !FILE_SINK.load(Ordering::Relaxed) {
         return;
     }

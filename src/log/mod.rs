@@ -12,6 +12,7 @@
 //! - `dest`: which destination and format are in use;
 //! - `file`: the log file written through mapped chunks and per-thread cursors;
 //! - `sink`: `emit`, and the descriptor destination (`log=stderr|fd:N`);
+//! - `stacks`: the `S` records (which call stacks the file has defined);
 //! - `modules`: the `M` records (the module table itself is `maps`');
 //! - `open`: opening the destination and its header;
 //! - `fork_exit`: the log across fork and at exit.
@@ -31,6 +32,7 @@ mod open;
 mod ring;
 pub mod seq;
 mod sink;
+mod stacks;
 mod text;
 
 pub use counters::{HIST_BUCKETS, calls, failures, hist, hist_range};
@@ -42,15 +44,13 @@ pub use open::expand;
 use crate::config::{Config, LogFormat};
 use crate::sys;
 use crate::tls;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 use dest::{MTRACE, SINK, SINK_MAP, SINK_NONE, SPEC};
 use ft_format::Op;
 use ring::Event;
 
 /// Debugging is on: events are counted, kept in the ring and (maybe) written.
 static ON: AtomicBool = AtomicBool::new(false);
-/// Frames per event (`backtrace=N`, 1 = the caller only).
-static FRAMES: AtomicUsize = AtomicUsize::new(1);
 
 pub fn enabled() -> bool {
     ON.load(Ordering::Relaxed)
@@ -60,7 +60,6 @@ pub fn enabled() -> bool {
 pub fn init(c: &Config) {
     clock::start_tsc();
     clock::START_NS.store(sys::now_ns(), Ordering::Relaxed);
-    FRAMES.store((c.backtrace as usize).clamp(1, 16), Ordering::Relaxed);
     MTRACE.store(c.log_format == LogFormat::Mtrace, Ordering::Relaxed);
     let n = if c.ring == 0 {
         crate::config::DEFAULT_RING
@@ -73,6 +72,7 @@ pub fn init(c: &Config) {
         return;
     }
     crate::maps::init_modules();
+    stacks::init(crate::depot::max_id());
     // SAFETY: single-threaded init.
     unsafe { SPEC.set(c.log) };
     if let Some(key) = sys::thread_key_create(file::thread_exit) {
@@ -91,18 +91,13 @@ pub fn event(op: Op, inp: usize, out: usize, size: usize, align: usize, caller: 
 }
 
 #[inline(never)]
-fn event_slow(op: Op, inp: usize, out: usize, size: usize, align: usize, caller: usize) {
+fn event_slow(op: Op, inp: usize, out: usize, size: usize, align: usize, site: usize) {
     let seq = seq::take_seq();
     let tid = tls::tid();
     counters::count(op, size, out);
-    let mut frames = [0usize; 16];
-    let want = FRAMES.load(Ordering::Relaxed);
-    let nf = if want > 1 {
-        crate::unwind::capture(&mut frames[..want.min(16)], caller)
-    } else {
-        frames[0] = caller;
-        1
-    };
+    let mut one = [0usize; 1];
+    let frames = crate::site::frames(site, &mut one);
+    let caller = frames.first().copied().unwrap_or(0);
     let e = Event {
         seq,
         t: clock::clock_ns().saturating_sub(clock::START_NS.load(Ordering::Relaxed)),
@@ -113,7 +108,7 @@ fn event_slow(op: Op, inp: usize, out: usize, size: usize, align: usize, caller:
         out,
         size,
         caller,
-        caller2: if nf > 1 { frames[1] } else { 0 },
+        caller2: frames.get(1).copied().unwrap_or(0),
     };
     ring::put(&e);
     if SINK.load(Ordering::Relaxed) == SINK_NONE {
@@ -124,8 +119,11 @@ fn event_slow(op: Op, inp: usize, out: usize, size: usize, align: usize, caller:
         return; // not a record of the file formats
     }
     let mtrace = MTRACE.load(Ordering::Relaxed);
-    if !mtrace && SINK.load(Ordering::Relaxed) == SINK_MAP && file::text_in_place(&e, &frames[..nf])
-    {
+    let stack = if mtrace { 0 } else { crate::site::id(site).unwrap_or(0) };
+    if stack != 0 && stacks::first_time(stack) {
+        define_stack(stack, frames);
+    }
+    if !mtrace && SINK.load(Ordering::Relaxed) == SINK_MAP && file::text_in_place(&e, stack) {
         return;
     }
     // A new chunk, mtrace or an fd sink: system calls, which must not change the program's errno.
@@ -134,7 +132,21 @@ fn event_slow(op: Op, inp: usize, out: usize, size: usize, align: usize, caller:
     if mtrace {
         text::mtrace_line(&mut l, &e);
     } else {
-        text::text_line(&mut l, &e, &frames[..nf]);
+        text::text_line(&mut l, &e, stack);
     }
+    sink::emit(l.as_bytes());
+}
+
+/// Writes the `S` record of a stack that this file's events had not named yet. Its frames are
+/// checked against the module table first, so the `M` record of a module seen only deeper in a
+/// stack still comes before the end of the file.
+#[cold]
+fn define_stack(id: u32, frames: &[usize]) {
+    for &f in frames.iter().skip(1) {
+        modules::check_caller(f);
+    }
+    let _keep = sys::ErrnoGuard::new();
+    let mut l: crate::fmt::Line<1400> = crate::fmt::Line::new();
+    stacks::record(&mut l, id, frames);
     sink::emit(l.as_bytes());
 }

@@ -6,8 +6,8 @@ use super::ring::Event;
 use crate::maps;
 use ft_format::{OP_COUNT, OP_NAME_MAX, OP_NAMES};
 
-/// The longest line we format: an `E` record with 16 frames is under 500 bytes, an mtrace
-/// realloc pair with two 256-byte paths under 700.
+/// The longest line we format: an `E` record is under 200 bytes, an mtrace realloc pair with
+/// two 256-byte paths under 700.
 pub(super) const MAX_LINE: usize = 768;
 
 /// Bytes a number write may touch past the current position: numbers are stored as one fixed
@@ -157,9 +157,9 @@ const OP_LEN: [u8; OP_COUNT] = {
 };
 const _: () = assert!(OP_NAME_MAX < 32);
 
-/// Longest `E` record: the fixed text, 5 decimals of at most 20 digits, 2 pointers and 16 frames
-/// of at most 19 bytes (`0x`, 16 digits, separator), the op name block.
-const MAX_E_LINE: usize = 2 + 5 * (20 + 1) + 2 * 19 + 32 + 16 * 19 + 1;
+/// Longest `E` record: the fixed text, 5 decimals of at most 20 digits, 2 pointers, the op
+/// name block, and the caller (18 bytes) or `@` and a stack id (11).
+const MAX_E_LINE: usize = 2 + 5 * (20 + 1) + 2 * 19 + 32 + 19 + 1;
 const _: () = assert!(MAX_E_LINE + SLACK <= MAX_LINE);
 
 // Raw writers for the hot path: the position lives in a register (a pointer) and there is no
@@ -226,10 +226,9 @@ unsafe fn put_c(p: *mut u8, c: u8) -> *mut u8 {
 /// Formats the `E` record of `e` at `dst`; returns its length. Bytes after the record, up to
 /// `SLACK` of them, may be overwritten with digits (the caller clears them where it matters).
 /// # Safety
-/// `[dst, dst + MAX_LINE)` is writable; `frames` is not empty.
+/// `[dst, dst + MAX_LINE)` is writable.
 #[inline(always)]
-pub(super) unsafe fn text_raw(dst: *mut u8, e: &Event, frames: &[usize]) -> usize {
-    let frames = &frames[..frames.len().min(16)];
+pub(super) unsafe fn text_raw(dst: *mut u8, e: &Event, stack: u32) -> usize {
     let op = (e.op as usize).min(OP_PAD.len() - 1);
     // SAFETY: the record is at most MAX_E_LINE bytes and every write stores at most SLACK bytes
     // past its end; MAX_E_LINE + SLACK <= MAX_LINE (asserted above).
@@ -246,9 +245,10 @@ pub(super) unsafe fn text_raw(dst: *mut u8, e: &Event, frames: &[usize]) -> usiz
         p = put_c(put_x(p, e.out), b' ');
         p = put_c(put_u(p, e.size as u64), b' ');
         p = put_c(put_u(p, e.align as u64), b' ');
-        p = put_x(p, frames[0]);
-        for &f in &frames[1..] {
-            p = put_x(put_c(p, b','), f);
+        if stack != 0 {
+            p = put_u(put_c(p, b'@'), stack as u64);
+        } else {
+            p = put_x(p, e.caller);
         }
         p = put_c(p, b'\n');
         p.offset_from(dst) as usize
@@ -256,13 +256,13 @@ pub(super) unsafe fn text_raw(dst: *mut u8, e: &Event, frames: &[usize]) -> usiz
 }
 
 /// The `E` record of `e` on a fresh line (`l` empty; nothing is written otherwise).
-pub(super) fn text_line(l: &mut Fast, e: &Event, frames: &[usize]) {
-    if frames.is_empty() || l.n != 0 {
+pub(super) fn text_line(l: &mut Fast, e: &Event, stack: u32) {
+    if l.n != 0 {
         return;
     }
     // SAFETY: n = 0 and the buffer has MAX_LINE + SLACK bytes; text_raw initialises the
     // `len <= MAX_E_LINE <= MAX_LINE` bytes it reports.
-    l.n = unsafe { text_raw(l.b.as_mut_ptr() as *mut u8, e, frames) };
+    l.n = unsafe { text_raw(l.b.as_mut_ptr() as *mut u8, e, stack) };
 }
 
 fn mtrace_where(l: &mut Fast, caller: usize) {
@@ -345,10 +345,16 @@ mod tests {
             caller: 0x55d0c000118f,
             caller2: 0,
         };
-        text_line(&mut l, &e, &[0x55d0c000118f, 0x55d0c0001200]);
+        text_line(&mut l, &e, 0);
         assert_eq!(
             l.as_bytes(),
-            b"E 3 2500 31337 free 0x7f3a20000040 0x0 100 0 0x55d0c000118f,0x55d0c0001200\n"
+            b"E 3 2500 31337 free 0x7f3a20000040 0x0 100 0 0x55d0c000118f\n"
+        );
+        let mut l = Fast::new();
+        text_line(&mut l, &e, 65537);
+        assert_eq!(
+            l.as_bytes(),
+            b"E 3 2500 31337 free 0x7f3a20000040 0x0 100 0 @65537\n"
         );
         for v in [0u64, 1, 9, 10, 99, 100, 12345678901234567890, u64::MAX] {
             let mut b = [0u8; 64];
