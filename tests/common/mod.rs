@@ -239,6 +239,35 @@ pub fn compile(name: &str) -> PathBuf {
     .clone()
 }
 
+/// Compiles `tests/c/<name>.c` (`cc`) or `.cc` (`c++`) with `-O2 -fomit-frame-pointer -g
+/// -pthread -Wall` and `flags`, into `<name><suffix>` (no cache: each call compiles), as
+/// distribution code is built: no frame pointers to walk.
+pub fn compile_optimised(name: &str, suffix: &str, flags: &[&str]) -> PathBuf {
+    let c = c_dir().join(format!("{name}.c"));
+    let (src, compiler) = if c.exists() {
+        (c, "cc")
+    } else {
+        (c_dir().join(format!("{name}.cc")), "c++")
+    };
+    let out = tmp_dir().join(format!("{name}{suffix}.O2.{}", std::process::id()));
+    let o = Command::new(compiler)
+        .args(["-O2", "-fomit-frame-pointer", "-g", "-pthread", "-Wall"])
+        .args(flags)
+        .arg("-o")
+        .arg(&out)
+        .arg(&src)
+        .env_remove("LD_PRELOAD")
+        .output()
+        .unwrap_or_else(|e| panic!("running {compiler}: {e}"));
+    assert!(
+        o.status.success(),
+        "compiling {}: {}",
+        src.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
 /// Full path of `tool` found in `PATH`, if any.
 pub fn which(tool: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
