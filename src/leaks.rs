@@ -163,7 +163,10 @@ impl Scan<'_> {
         }
     }
 
-    /// Scans the words of a copy of memory (8-byte aligned in the original).
+    /// Scans the words of a copy of memory (8-byte aligned in the original). A function of its
+    /// own: inlined into the scan of the mappings, its loop had to reload the copy's address
+    /// from the stack for every word.
+    #[inline(never)]
     fn words(&mut self, bytes: &[u8]) {
         for w in bytes.chunks_exact(8) {
             let mut b = [0u8; 8];

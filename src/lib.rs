@@ -29,6 +29,7 @@ pub mod lock;
 pub mod log;
 pub mod maps;
 pub mod outfile;
+pub mod pad;
 pub mod pagemap;
 pub mod report;
 #[cfg(not(test))]

@@ -14,6 +14,7 @@
 
 use crate::fifo::{self, Slots, Weigh};
 use crate::lock::{Guard, Mutex};
+use crate::pad::Padded;
 
 const SHARDS: usize = 4;
 const CAP: usize = 1 << 14;
@@ -58,8 +59,13 @@ impl Weigh for Footprint {
 /// A shard: the FIFO of (user pointer, size) entries; its weight is the bytes it holds.
 struct Ring(fifo::Ring<Mapped, Footprint>);
 
-static QS: [Mutex<Ring>; SHARDS] =
-    [const { Mutex::new(Ring(fifo::Ring::new(Mapped(core::ptr::null_mut())))) }; SHARDS];
+/// Each shard on cache lines of its own (threads of different arenas free into different
+/// shards).
+static QS: [Padded<Mutex<Ring>>; SHARDS] = [const {
+    Padded(Mutex::new(Ring(fifo::Ring::new(Mapped(
+        core::ptr::null_mut(),
+    )))))
+}; SHARDS];
 
 /// Locks this thread's shard, or another one if this thread holds it (a signal handler that
 /// interrupted a quarantine operation); None if it holds them all.

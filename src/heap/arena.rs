@@ -9,6 +9,7 @@
 //! - All fields are changed only under the arena's lock.
 
 use crate::lock::{Guard, Mutex};
+use crate::pad::Padded;
 use crate::size_class::NCLASSES;
 use crate::tls;
 use crate::zone::{MetaCache, Zone};
@@ -45,7 +46,10 @@ impl Arena {
     };
 }
 
-pub static ARENAS: [Mutex<Arena>; MAX_ARENAS] = [const { Mutex::new(Arena::EMPTY) }; MAX_ARENAS];
+/// Each arena on cache lines of its own: its owner writes its lock and lists on every call, and
+/// other threads take its lock to free their blocks.
+pub static ARENAS: [Padded<Mutex<Arena>>; MAX_ARENAS] =
+    [const { Padded(Mutex::new(Arena::EMPTY)) }; MAX_ARENAS];
 pub static NARENAS: AtomicUsize = AtomicUsize::new(1);
 static NEXT_ARENA: AtomicUsize = AtomicUsize::new(0);
 

@@ -2,11 +2,13 @@
 //! allocation and free stamps) and the log (its events), so that a block's stamps name its
 //! events in the log and the ring.
 
+use crate::pad::Padded;
 use crate::tls;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-/// Global event sequence number (debugging and logging only).
-pub static SEQ: AtomicU64 = AtomicU64::new(0);
+/// Global event sequence number (debugging and logging only). Every call of every thread
+/// takes one, so it has its lines to itself.
+pub static SEQ: Padded<AtomicU64> = Padded(AtomicU64::new(0));
 
 /// A new event sequence number, remembered in this thread's state for the log record of the
 /// same call (`take_seq`).
