@@ -12,12 +12,12 @@ use crate::walk::{Block, View};
 use crate::zone::Zone;
 use core::sync::atomic::Ordering;
 
-fn out(l: &mut Line<256>) {
-    l.flush_fd(1);
+fn out(l: &mut Line<256>, fd: i32) {
+    l.flush_fd(fd);
 }
 
 /// The classic `TINY : 0x...` / `SMALL : 0x...` zone line.
-fn zone_title(l: &mut Line<256>, z: &Zone) {
+fn zone_title(l: &mut Line<256>, z: &Zone, fd: i32) {
     l.s(if z.is_tiny() {
         b"TINY : " as &[u8]
     } else {
@@ -25,18 +25,18 @@ fn zone_title(l: &mut Line<256>, z: &Zone) {
     })
     .xu(z.data)
     .c(b'\n');
-    out(l);
+    out(l, fd);
 }
 
 /// The classic `0xSTART - 0xEND : N bytes` block line.
-fn block_title(l: &mut Line<256>, user: usize, size: usize) {
+fn block_title(l: &mut Line<256>, user: usize, size: usize, fd: i32) {
     l.xu(user)
         .s(b" - ")
         .xu(user + size)
         .s(b" : ")
         .u(size as u64)
         .s(b" bytes\n");
-    out(l);
+    out(l, fd);
 }
 
 /// The classic ft_malloc dump on standard output.
@@ -53,7 +53,7 @@ pub extern "C" fn show_alloc_mem() {
         match b.zone() {
             Some(z) => {
                 if !core::ptr::eq(zone, z) {
-                    zone_title(&mut l, z);
+                    zone_title(&mut l, z, 1);
                     zone = z;
                 }
             }
@@ -62,11 +62,11 @@ pub extern "C" fn show_alloc_mem() {
                 l.s(b"LARGE : ").xu(base).c(b'\n');
             }
         }
-        block_title(&mut l, b.user, b.size);
+        block_title(&mut l, b.user, b.size, 1);
         total += b.size as u64;
     });
     l.s(b"Total : ").u(total).s(b" bytes\n");
-    out(&mut l);
+    out(&mut l, 1);
     if !v.complete {
         let mut w: Line<128> = Line::new();
         prefix(&mut w)
@@ -268,12 +268,24 @@ pub fn print_stats(fd: i32, live: u64, blocks: u64, complete: bool) {
 }
 
 /// Everything show_alloc_mem prints, plus every block's state, history, canary status and a
-/// hexdump, heap statistics and the last events of the log.
+/// hexdump, heap statistics and the last events of the log; on standard output, as the program
+/// (or a debugger) that calls it expects.
 pub extern "C" fn show_alloc_mem_ex() {
+    dump_ex(1);
+}
+
+/// The dumps the program did not ask for (`dump_signal`, `dump_at_exit`): where reports go
+/// (stderr or `report=`), never into the program's own output.
+pub fn dump_to_reports() {
+    let _e = sys::ErrnoGuard::new();
+    dump_ex(sys::report_dest());
+}
+
+/// show_alloc_mem_ex on `fd`.
+fn dump_ex(fd: i32) {
     let _e = sys::ErrnoGuard::new();
     let cfg = crate::config::get();
     let hex = cfg.hexdump;
-    let fd = 1;
     let v = View::take();
     let mut l: Line<256> = Line::new();
     let mut total: u64 = 0;
@@ -283,7 +295,7 @@ pub extern "C" fn show_alloc_mem_ex() {
         match b.zone() {
             Some(z) => {
                 if !core::ptr::eq(zone, z) {
-                    zone_title(&mut l, z);
+                    zone_title(&mut l, z, fd);
                     l.s(b"  zone of ")
                         .u(z.block_size as u64)
                         .s(b"-byte slots, ")
@@ -291,20 +303,20 @@ pub extern "C" fn show_alloc_mem_ex() {
                         .s(b"/")
                         .u(z.nblocks as u64);
                     l.s(b" used\n");
-                    out(&mut l);
+                    out(&mut l, fd);
                     zone = z;
                 }
             }
             None => {
                 let base = b.mapping().map_or(0, |d| d.map_base);
                 l.s(b"LARGE : ").xu(base).c(b'\n');
-                out(&mut l);
+                out(&mut l, fd);
             }
         }
         let info = b.info();
         if info.state == State::Used {
             // The classic line, then the details.
-            block_title(&mut l, info.user, info.size);
+            block_title(&mut l, info.user, info.size, fd);
             total += info.size as u64;
             blocks += 1;
         } else {
@@ -315,7 +327,7 @@ pub extern "C" fn show_alloc_mem_ex() {
                 .s(b" : ")
                 .u(info.size as u64)
                 .s(b" bytes)\n");
-            out(&mut l);
+            out(&mut l, fd);
         }
         block_detail(&mut l, &info, fd);
         if hex > 0 && info.state == State::Used && crate::walk::readable(&info) {
@@ -323,7 +335,7 @@ pub extern "C" fn show_alloc_mem_ex() {
         }
     });
     l.s(b"Total : ").u(total).s(b" bytes\n");
-    out(&mut l);
+    out(&mut l, fd);
     let complete = v.complete;
     drop(v);
     if !complete {
@@ -349,7 +361,7 @@ pub fn stats_line() {
 }
 
 extern "C" fn on_dump_signal(_sig: libc::c_int) {
-    show_alloc_mem_ex();
+    dump_to_reports();
 }
 
 /// `dump_signal=SIG`: installs a handler that runs show_alloc_mem_ex. The option parser has
@@ -363,9 +375,8 @@ pub fn install_signal(sig: i32) {
         prefix(&mut l)
             .s(b"WARNING: dump_signal=")
             .u(sig as u64)
-            .s(b": sigaction failed (errno ")
-            .u(sys::errno() as u64)
-            .s(b"); no dump signal\n");
+            .s(b": sigaction failed ");
+        crate::outfile::errno_text(&mut l, sys::errno()).s(b"; no dump signal\n");
         l.report();
     }
 }

@@ -279,18 +279,72 @@ fn dump_from_signal_handler_100_times_while_threads_allocate() {
         .go();
     o.assert_success();
     assert!(o.stderr.contains("DONE"), "{}", o.describe());
+    // Where reports go (stderr here), never into the program's output.
     let dumps = o
-        .stdout
+        .stderr
         .lines()
         .filter(|l| l.starts_with("Total : "))
         .count();
     assert_eq!(dumps, 100, "one dump per signal");
     assert_eq!(
-        o.stdout
+        o.stderr
             .lines()
             .filter(|l| l.starts_with("Last events ("))
             .count(),
         100
+    );
+    assert_eq!(o.stdout, "", "{}", o.describe());
+}
+
+/// dump_at_exit and dump_signal write where reports go: stderr, or the report= file; the
+/// program's stdout keeps only its own output.
+#[test]
+fn dumps_go_where_reports_go() {
+    let o = run(
+        "leak_free_program",
+        &[],
+        &[("MALLOC_DEBUG", "1,noleaks,dump_at_exit")],
+    );
+    o.assert_success();
+    assert_eq!(o.stdout, "node 9 some value\nOK\n", "{}", o.describe());
+    assert!(
+        o.stderr.lines().any(|l| l.starts_with("Total : ")),
+        "{}",
+        o.describe()
+    );
+    let dir = fresh_dir("dump_report");
+    let report = dir.join("r.txt");
+    let o = run(
+        "leak_free_program",
+        &[],
+        &[(
+            "MALLOC_DEBUG",
+            &format!("1,noleaks,dump_at_exit,report={}", report.display()),
+        )],
+    );
+    o.assert_success();
+    assert_eq!(o.stdout, "node 9 some value\nOK\n", "{}", o.describe());
+    assert!(!o.stderr.contains("Total : "), "{}", o.describe());
+    let text = std::fs::read_to_string(&report).unwrap();
+    assert!(text.lines().any(|l| l.starts_with("Total : ")), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("Stats : live ")), "{text}");
+    // A signal's dump, in the report file too.
+    let report = dir.join("s.txt");
+    let o = Run::new(compile("dump_from_signal"))
+        .env(
+            "MALLOC_DEBUG",
+            format!("1,dump_signal=USR2,hexdump=0,noleaks,report={}", report.display()),
+        )
+        .timeout(Duration::from_secs(120))
+        .go();
+    o.assert_success();
+    assert_eq!(o.stdout, "", "{}", o.describe());
+    assert!(!o.stderr.contains("Total : "), "{}", o.describe());
+    let text = std::fs::read_to_string(&report).unwrap();
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("Total : ")).count(),
+        100,
+        "{text}"
     );
 }
 

@@ -153,8 +153,8 @@ options! {
     ring:         count   = 0, "0 (4096 when debugging)", Range::count(0, MAX_RING), "events kept in the in-memory ring for reports and dumps";
     backtrace:    count   = 0, "0", Range::count(0, MAX_BACKTRACE), "frames of backtrace per event (frame-pointer walk), at most 16";
     hexdump:      hexdump = 64, "64", Range::bytes(0, MAX_HEXDUMP), "bytes of each block shown by show_alloc_mem_ex (hexdump=all: whole blocks)";
-    dump_signal:  signal  = 0, "off", Range::NONE, "signal (name or number) whose delivery runs show_alloc_mem_ex";
-    dump_at_exit: bool    = false, "off", Range::NONE, "run show_alloc_mem_ex at exit";
+    dump_signal:  signal  = 0, "off", Range::NONE, "signal (name or number) whose delivery runs show_alloc_mem_ex (written where reports go)";
+    dump_at_exit: bool    = false, "off", Range::NONE, "run show_alloc_mem_ex at exit (written where reports go)";
     stats:        bool    = false, "off", Range::NONE, "print a one-line summary of calls and peak at exit";
     nochildren:   bool    = false, "off", Range::NONE, "remove LD_PRELOAD and MALLOC_DEBUG from the environment so exec'd programs run without us";
 }
