@@ -592,6 +592,46 @@ fn leak_free_program_leaks_all() {
 // ---------------------------------------------------------------------------------------------
 // on_error, report, check_every.
 
+/// on_error=continue: a free that was refused (a pointer into a live block of each class,
+/// misaligned or not; a double free) was still meant to free the block: no LEAK line for those
+/// blocks, while the real leak is still reported.
+#[test]
+fn refused_frees_are_not_leaks() {
+    for debug in [
+        "1,on_error=continue",
+        "full,on_error=continue",
+        "1,on_error=exit:3",
+    ] {
+        let out = run("refused_free_not_leak", &[], &[("MALLOC_DEBUG", debug)]);
+        assert_eq!(out.stdout, "OK\n", "{debug}: {}", out.describe());
+        assert!(
+            masked_stderr(&out)
+                .iter()
+                .any(|l| l == "ft_malloc[PID]: ERROR SUMMARY: 5 error(s)"),
+            "{debug}: {}",
+            out.describe()
+        );
+        let leaks: Vec<String> = masked_stderr(&out)
+            .into_iter()
+            .filter(|l| l.starts_with("ft_malloc[PID]: LEAK"))
+            .collect();
+        assert_eq!(leaks.len(), 2, "{debug}: {}", out.describe());
+        assert!(
+            leaks[0].starts_with(
+                "ft_malloc[PID]: LEAK: 555 bytes in 1 block(s) allocated by malloc() from "
+            ),
+            "{debug}: {}",
+            out.describe()
+        );
+        assert!(
+            leaks[1]
+                .starts_with("ft_malloc[PID]: LEAK SUMMARY: 555 bytes in 1 unreachable block(s)"),
+            "{debug}: {}",
+            out.describe()
+        );
+    }
+}
+
 /// Goes on after each report, one report per call site (3 double frees at site A, 1 at site B),
 /// and the summary at exit counts all 4 with one line per site.
 #[test]
@@ -814,7 +854,11 @@ fn help_prints_options() {
             out.describe()
         );
     }
-    assert!(out.stderr.contains("case-insensitive"), "{}", out.describe());
+    assert!(
+        out.stderr.contains("case-insensitive"),
+        "{}",
+        out.describe()
+    );
     let reports = masked_stderr(&out)
         .into_iter()
         .filter(|l| {
@@ -922,7 +966,10 @@ fn names_and_presets_are_case_insensitive() {
     let out = run(
         "double_free_tiny",
         &[],
-        &[("MALLOC_DEBUG", "Default,On_Error=Continue,NOLEAKS,Dump_Signal=usr1")],
+        &[(
+            "MALLOC_DEBUG",
+            "Default,On_Error=Continue,NOLEAKS,Dump_Signal=usr1",
+        )],
     );
     out.assert_success();
     assert_eq!(out.stdout, "continued\n", "{}", out.describe());

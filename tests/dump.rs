@@ -327,13 +327,19 @@ fn dumps_go_where_reports_go() {
     assert!(!o.stderr.contains("Total : "), "{}", o.describe());
     let text = std::fs::read_to_string(&report).unwrap();
     assert!(text.lines().any(|l| l.starts_with("Total : ")), "{text}");
-    assert!(text.lines().any(|l| l.starts_with("Stats : live ")), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("Stats : live ")),
+        "{text}"
+    );
     // A signal's dump, in the report file too.
     let report = dir.join("s.txt");
     let o = Run::new(compile("dump_from_signal"))
         .env(
             "MALLOC_DEBUG",
-            format!("1,dump_signal=USR2,hexdump=0,noleaks,report={}", report.display()),
+            format!(
+                "1,dump_signal=USR2,hexdump=0,noleaks,report={}",
+                report.display()
+            ),
         )
         .timeout(Duration::from_secs(120))
         .go();

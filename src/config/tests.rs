@@ -79,7 +79,10 @@ fn sizes() {
     assert_eq!(parse_size(Some(b"4K")), Ok(4096));
     assert_eq!(parse_size(Some(b"1g")), Ok(1 << 30));
     assert!(parse_size(Some(b"m")).is_err());
-    assert_eq!(parse_fail(Some(b"size:1m")), Ok((Fail::Size(1 << 20), None)));
+    assert_eq!(
+        parse_fail(Some(b"size:1m")),
+        Ok((Fail::Size(1 << 20), None))
+    );
     assert_eq!(parse_signal(Some(b"SIGUSR2")), Ok(libc::SIGUSR2));
     assert_eq!(parse_signal(Some(b"12")), Ok(12));
 }
@@ -129,7 +132,9 @@ fn numbers_out_of_range_take_the_nearest_valid_value() {
     warning_line(&mut l, b"quarantine=99999g", e.unwrap());
     let s = core::str::from_utf8(l.as_bytes()).unwrap();
     assert!(
-        s.ends_with("WARNING: MALLOC_DEBUG: 'quarantine=99999g': out of range (valid: 0-64g); using 64g\n"),
+        s.ends_with(
+            "WARNING: MALLOC_DEBUG: 'quarantine=99999g': out of range (valid: 0-64g); using 64g\n"
+        ),
         "{s}"
     );
 }
@@ -139,10 +144,15 @@ fn names_presets_and_keywords_are_case_insensitive() {
     let (c, w) = p("FULL");
     assert_eq!(w, 0);
     assert!(c.check && c.canary && c.guard == Guard::After);
-    let (c, w) = p("Default,On_Error=CONTINUE,NOCANARY,Leaks=ALL,Guard=Below,Dump_Signal=sigusr2,HEXDUMP=ALL");
+    let (c, w) = p(
+        "Default,On_Error=CONTINUE,NOCANARY,Leaks=ALL,Guard=Below,Dump_Signal=sigusr2,HEXDUMP=ALL",
+    );
     assert_eq!(w, 0);
     assert!(c.check && !c.canary);
-    assert_eq!((c.on_error, c.leaks, c.guard), (OnError::Continue, 2, Guard::Below));
+    assert_eq!(
+        (c.on_error, c.leaks, c.guard),
+        (OnError::Continue, 2, Guard::Below)
+    );
     assert_eq!((c.dump_signal, c.hexdump), (libc::SIGUSR2, u64::MAX));
     // Paths keep their case.
     let (c, _) = p("Report=/tmp/Mixed.%p,LOG=/tmp/A.log");
