@@ -1,5 +1,7 @@
 //! show_alloc_mem (the classic format) and show_alloc_mem_ex (every block with its state,
-//! history, canary status and a hexdump; heap statistics; the recent log).
+//! history with symbolized callers, canary status and a hexdump whose canary bytes are marked;
+//! heap statistics; the recent log). Called by the program or a debugger they write on stdout;
+//! the dumps of `dump_signal` and `dump_at_exit` go where reports go (`dump_to_reports`).
 //!
 //! Safe from a signal handler and from gdb: no allocation, raw writes only, errno kept, and the
 //! heap locks are only tried a bounded number of times: if the heap stays busy (the interrupted
