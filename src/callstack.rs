@@ -42,12 +42,15 @@ pub fn headline(frames: &[usize]) -> usize {
     first
 }
 
+/// The headline frame of a site (see `headline`).
+pub fn headline_of(site: usize) -> usize {
+    let mut one = [0];
+    headline(site::frames(site, &mut one))
+}
+
 /// Appends the site's headline as `module+0xOFF` (a bare address when no module holds it).
 pub fn write_headline<const N: usize>(l: &mut Line<N>, site: usize) {
-    let mut one = [0];
-    let frames = site::frames(site, &mut one);
-    let pc = headline(frames);
-    write_pc(l, pc);
+    write_pc(l, headline_of(site));
 }
 
 /// Appends `module+0xOFF` for a code address (a bare address when no module holds it).

@@ -6,6 +6,7 @@
 use crate::block::State;
 use crate::dump;
 use crate::fmt::{Line, parse_num};
+use crate::symbols::{Lookup, Symbolizer};
 use crate::sys;
 use crate::walk::View;
 
@@ -100,7 +101,8 @@ pub fn run(c: &[u8]) {
                 .s(b" bytes, ");
             l.s(crate::report::zone_name(info.kind)).c(b'\n');
             say(l.as_bytes());
-            dump::block_detail(&mut l, &info, FD);
+            let mut sym = Symbolizer::new(Lookup::SignalSafe);
+            dump::block_detail(&info, FD, Some(&mut sym));
             if verb == b"hexdump" {
                 if !crate::walk::readable(&info) {
                     drop(v);
@@ -138,8 +140,11 @@ pub fn run(c: &[u8]) {
                         .s(b", before the block)\n");
                     say(l.as_bytes());
                 }
-                dump::hexdump(addr, len, FD, addr - base);
+                let marked = dump::hexdump(addr, len, FD, addr - base, dump::canary_ranges(&info));
                 drop(v);
+                if marked {
+                    say(dump::CANARY_LEGEND);
+                }
             } else {
                 drop(v);
                 crate::log::block_history(info.user, FD);

@@ -1,5 +1,7 @@
 //! show_alloc_mem (the classic format) and show_alloc_mem_ex (every block with its state,
-//! history, canary status and a hexdump; heap statistics; the recent log).
+//! history with symbolized callers, canary status and a hexdump whose canary bytes are marked;
+//! heap statistics; the recent log). Called by the program or a debugger they write on stdout;
+//! the dumps of `dump_signal` and `dump_at_exit` go where reports go (`dump_to_reports`).
 //!
 //! Safe from a signal handler and from gdb: no allocation, raw writes only, errno kept, and the
 //! heap locks are only tried a bounded number of times: if the heap stays busy (the interrupted
@@ -7,17 +9,18 @@
 
 use crate::block::{Info, State};
 use crate::fmt::{Line, prefix};
+use crate::symbols::{Lookup, Pc, Symbolizer};
 use crate::sys;
 use crate::walk::{Block, View};
 use crate::zone::Zone;
 use core::sync::atomic::Ordering;
 
-fn out(l: &mut Line<256>) {
-    l.flush_fd(1);
+fn out(l: &mut Line<256>, fd: i32) {
+    l.flush_fd(fd);
 }
 
 /// The classic `TINY : 0x...` / `SMALL : 0x...` zone line.
-fn zone_title(l: &mut Line<256>, z: &Zone) {
+fn zone_title(l: &mut Line<256>, z: &Zone, fd: i32) {
     l.s(if z.is_tiny() {
         b"TINY : " as &[u8]
     } else {
@@ -25,18 +28,18 @@ fn zone_title(l: &mut Line<256>, z: &Zone) {
     })
     .xu(z.data)
     .c(b'\n');
-    out(l);
+    out(l, fd);
 }
 
 /// The classic `0xSTART - 0xEND : N bytes` block line.
-fn block_title(l: &mut Line<256>, user: usize, size: usize) {
+fn block_title(l: &mut Line<256>, user: usize, size: usize, fd: i32) {
     l.xu(user)
         .s(b" - ")
         .xu(user + size)
         .s(b" : ")
         .u(size as u64)
         .s(b" bytes\n");
-    out(l);
+    out(l, fd);
 }
 
 /// The classic ft_malloc dump on standard output.
@@ -53,7 +56,7 @@ pub extern "C" fn show_alloc_mem() {
         match b.zone() {
             Some(z) => {
                 if !core::ptr::eq(zone, z) {
-                    zone_title(&mut l, z);
+                    zone_title(&mut l, z, 1);
                     zone = z;
                 }
             }
@@ -62,11 +65,11 @@ pub extern "C" fn show_alloc_mem() {
                 l.s(b"LARGE : ").xu(base).c(b'\n');
             }
         }
-        block_title(&mut l, b.user, b.size);
+        block_title(&mut l, b.user, b.size, 1);
         total += b.size as u64;
     });
     l.s(b"Total : ").u(total).s(b" bytes\n");
-    out(&mut l);
+    out(&mut l, 1);
     if !v.complete {
         let mut w: Line<128> = Line::new();
         prefix(&mut w)
@@ -84,13 +87,28 @@ fn state_name(info: &Info) -> &'static [u8] {
     }
 }
 
-/// One `hexdump -C` line: offset, 16 bytes in two groups of 8, `|ascii|`.
-fn hex_line(l: &mut Line<128>, off: usize, b: &[u8]) {
+/// What marks a canary byte in a hexdump: after its hex digits, and in the text column.
+pub const CANARY_MARK: u8 = b'~';
+
+/// The legend printed once under hexdumps that marked canary bytes.
+pub const CANARY_LEGEND: &[u8] =
+    b"  (~ marks canary bytes: written by ft_malloc around the requested size, not the program's data)\n";
+
+/// Canary bytes shown after a block's requested size, at most.
+const TAIL_SHOWN: usize = 16;
+
+/// One `hexdump -C` line: offset, 16 bytes in two groups of 8, `|ascii|`. The bytes whose bit
+/// is set in `mark` are canary bytes: `~` after their hex digits and in the text column.
+fn hex_line(l: &mut Line<128>, off: usize, b: &[u8], mark: u16) {
     l.clear();
     l.hx(off as u64, 8).s(b"  ");
     for i in 0..16 {
         match b.get(i) {
-            Some(&x) => l.hx(x as u64, 2).c(b' '),
+            Some(&x) => l.hx(x as u64, 2).c(if mark & (1 << i) != 0 {
+                CANARY_MARK
+            } else {
+                b' '
+            }),
             None => l.s(b"   "),
         };
         if i == 7 {
@@ -98,52 +116,113 @@ fn hex_line(l: &mut Line<128>, off: usize, b: &[u8]) {
         }
     }
     l.s(b" |");
-    for &x in b {
-        l.c(if (0x20..0x7f).contains(&x) { x } else { b'.' });
+    for (i, &x) in b.iter().enumerate() {
+        l.c(if mark & (1 << i) != 0 {
+            CANARY_MARK
+        } else if (0x20..0x7f).contains(&x) {
+            x
+        } else {
+            b'.'
+        });
     }
     l.s(b"|\n");
 }
 
 /// Canonical `hexdump -C` lines of `[from, from+len)` (a repeated line becomes `*`, as
-/// hexdump does), offsets starting at `off0`, then the end offset. The caller passes memory
-/// of ours that is readable (`walk::readable`).
-pub fn hexdump(from: usize, len: usize, fd: i32, off0: usize) {
+/// hexdump does), offsets starting at `off0`, then the end offset. Bytes whose address lies in
+/// one of `canary` (address ranges) are marked as canary bytes (`CANARY_MARK`). Returns
+/// whether any was. The caller passes memory of ours that is readable (`walk::readable`).
+pub fn hexdump(from: usize, len: usize, fd: i32, off0: usize, canary: [(usize, usize); 2]) -> bool {
     let mut off = 0usize;
     let mut l: Line<128> = Line::new();
     let mut prev = [0u8; 16];
+    let mut prev_mark = 0u16;
     let mut have_prev = false;
     let mut starred = false;
+    let mut marked = false;
     while off < len {
         let n = (len - off).min(16);
         let mut cur = [0u8; 16];
+        let mut mark = 0u16;
         for (i, c) in cur.iter_mut().enumerate().take(n) {
+            let a = from + off + i;
             // SAFETY: the caller passes memory of ours that is readable (`walk::readable`).
-            *c = unsafe { core::ptr::read_volatile((from + off + i) as *const u8) };
+            *c = unsafe { core::ptr::read_volatile(a as *const u8) };
+            if canary.iter().any(|&(lo, hi)| a >= lo && a < hi) {
+                mark |= 1 << i;
+            }
         }
-        if n == 16 && have_prev && cur == prev {
+        marked |= mark != 0;
+        if n == 16 && have_prev && cur == prev && mark == prev_mark {
             if !starred {
                 sys::write_all(fd, b"*\n");
                 starred = true;
             }
         } else {
-            hex_line(&mut l, off0 + off, &cur[..n]);
+            hex_line(&mut l, off0 + off, &cur[..n], mark);
             l.write_fd(fd);
             starred = false;
         }
         prev = cur;
+        prev_mark = mark;
         have_prev = n == 16;
         off += n;
     }
     let mut e: Line<32> = Line::new();
     e.hx((off0 + len) as u64, 8).c(b'\n');
     e.write_fd(fd);
+    marked
+}
+
+/// The canary ranges of a block (before it, after its requested size), by address; empty
+/// ranges when it has none.
+pub fn canary_ranges(info: &Info) -> [(usize, usize); 2] {
+    if !crate::check::canaries(info) {
+        return [(0, 0); 2];
+    }
+    let front = if info.guarded.is_guarded() {
+        crate::debug::layout::guarded_front(info.slot, info.user)
+    } else {
+        info.slot
+    };
+    // The tail check may go on into the next slot's front canary: only this block's bytes.
+    [
+        (front, info.user),
+        (info.user + info.size, info.check_end.min(info.slot_end)),
+    ]
+}
+
+/// `module+0xOFF function+0xOFF` of a caller (as a report's frame names it), or `0xADDR`.
+fn caller<const N: usize>(l: &mut Line<N>, sym: Option<&mut Symbolizer>, addr: usize) {
+    let Some(sym) = sym else {
+        l.x(addr);
+        return;
+    };
+    let f = sym.frame(addr, Pc::Return);
+    match &f.module {
+        Some(m) => {
+            let path = m.path();
+            l.s(if path.is_empty() { b"?" } else { path })
+                .c(b'+')
+                .x(m.offset(addr));
+        }
+        None => {
+            l.x(addr);
+        }
+    }
+    if let Some(name) = &f.function {
+        l.c(b' ').s(name.as_bytes()).c(b'+').x(name.offset);
+    }
 }
 
 /// The detail line of a block: state, requested and usable size, allocation (and free) event,
-/// thread and caller, canary or fill status.
-pub fn block_detail(l: &mut Line<256>, info: &Info, fd: i32) {
+/// thread and caller (named by `sym`, as reports name frames; the bare address without one),
+/// canary or fill status.
+pub fn block_detail(info: &Info, fd: i32, mut sym: Option<&mut Symbolizer>) {
     let lay = crate::debug::LAYOUT.get();
-    l.clear();
+    // Room for two callers with their module paths and function names.
+    let mut line: Line<1024> = Line::new();
+    let l = &mut line;
     l.s(b"  ")
         .s(state_name(info))
         .s(b", ")
@@ -159,7 +238,8 @@ pub fn block_detail(l: &mut Line<256>, info: &Info, fd: i32) {
             .s(info.origin.call_name().as_bytes())
             .s(b"() thread ")
             .u(d.alloc_tid as u64);
-        l.s(b" from ").x(crate::site::pc(d.alloc_caller));
+        l.s(b" from ");
+        caller(l, sym.as_deref_mut(), crate::callstack::headline_of(d.alloc_caller));
     } else {
         l.s(b", by ").s(info.origin.call_name().as_bytes()).s(b"()");
     }
@@ -168,8 +248,8 @@ pub fn block_detail(l: &mut Line<256>, info: &Info, fd: i32) {
             .u(d.free_seq)
             .s(b" thread ")
             .u(d.free_tid as u64)
-            .s(b" from ")
-            .x(crate::site::pc(d.free_caller));
+            .s(b" from ");
+        caller(l, sym, crate::callstack::headline_of(d.free_caller));
     }
     let canaries = crate::check::canaries(info);
     if crate::walk::readable(info) {
@@ -201,7 +281,6 @@ pub fn block_detail(l: &mut Line<256>, info: &Info, fd: i32) {
     }
     l.c(b'\n');
     l.write_fd(fd);
-    l.clear();
 }
 
 /// Heap statistics: live bytes and blocks, peak, calls per function, size histogram.
@@ -272,12 +351,26 @@ pub fn print_stats(fd: i32, live: u64, blocks: u64, complete: bool) {
 }
 
 /// Everything show_alloc_mem prints, plus every block's state, history, canary status and a
-/// hexdump, heap statistics and the last events of the log.
+/// hexdump, heap statistics and the last events of the log; on standard output, as the program
+/// (or a debugger) that calls it expects.
 pub extern "C" fn show_alloc_mem_ex() {
+    dump_ex(1);
+}
+
+/// The dumps the program did not ask for (`dump_signal`, `dump_at_exit`): where reports go
+/// (stderr or `report=`), never into the program's own output.
+pub fn dump_to_reports() {
+    let _e = sys::ErrnoGuard::new();
+    dump_ex(sys::report_dest());
+}
+
+/// show_alloc_mem_ex on `fd`.
+fn dump_ex(fd: i32) {
     let _e = sys::ErrnoGuard::new();
     let cfg = crate::config::get();
     let hex = cfg.hexdump;
-    let fd = 1;
+    let mut sym = Symbolizer::new(Lookup::SignalSafe);
+    let mut legend = false;
     let v = View::take();
     let mut l: Line<256> = Line::new();
     let mut total: u64 = 0;
@@ -287,7 +380,7 @@ pub extern "C" fn show_alloc_mem_ex() {
         match b.zone() {
             Some(z) => {
                 if !core::ptr::eq(zone, z) {
-                    zone_title(&mut l, z);
+                    zone_title(&mut l, z, fd);
                     l.s(b"  zone of ")
                         .u(z.block_size as u64)
                         .s(b"-byte slots, ")
@@ -295,20 +388,20 @@ pub extern "C" fn show_alloc_mem_ex() {
                         .s(b"/")
                         .u(z.nblocks as u64);
                     l.s(b" used\n");
-                    out(&mut l);
+                    out(&mut l, fd);
                     zone = z;
                 }
             }
             None => {
                 let base = b.mapping().map_or(0, |d| d.map_base);
                 l.s(b"LARGE : ").xu(base).c(b'\n');
-                out(&mut l);
+                out(&mut l, fd);
             }
         }
         let info = b.info();
         if info.state == State::Used {
             // The classic line, then the details.
-            block_title(&mut l, info.user, info.size);
+            block_title(&mut l, info.user, info.size, fd);
             total += info.size as u64;
             blocks += 1;
         } else {
@@ -319,15 +412,24 @@ pub extern "C" fn show_alloc_mem_ex() {
                 .s(b" : ")
                 .u(info.size as u64)
                 .s(b" bytes)\n");
-            out(&mut l);
+            out(&mut l, fd);
         }
-        block_detail(&mut l, &info, fd);
+        block_detail(&info, fd, Some(&mut sym));
         if hex > 0 && info.state == State::Used && crate::walk::readable(&info) {
-            hexdump(info.user, (info.size as u64).min(hex) as usize, fd, 0);
+            // The whole requested size shown: the canary after it too (its first bytes).
+            let mut len = (info.size as u64).min(hex) as usize;
+            let canary = canary_ranges(&info);
+            if len == info.size {
+                len += canary[1].1.saturating_sub(canary[1].0).min(TAIL_SHOWN);
+            }
+            if hexdump(info.user, len, fd, 0, canary) && !legend {
+                sys::write_all(fd, CANARY_LEGEND);
+                legend = true;
+            }
         }
     });
     l.s(b"Total : ").u(total).s(b" bytes\n");
-    out(&mut l);
+    out(&mut l, fd);
     let complete = v.complete;
     drop(v);
     if !complete {
@@ -357,7 +459,7 @@ pub fn stats_line() {
 }
 
 extern "C" fn on_dump_signal(_sig: libc::c_int) {
-    show_alloc_mem_ex();
+    dump_to_reports();
 }
 
 /// `dump_signal=SIG`: installs a handler that runs show_alloc_mem_ex. The option parser has
@@ -371,9 +473,8 @@ pub fn install_signal(sig: i32) {
         prefix(&mut l)
             .s(b"WARNING: dump_signal=")
             .u(sig as u64)
-            .s(b": sigaction failed (errno ")
-            .u(sys::errno() as u64)
-            .s(b"); no dump signal\n");
+            .s(b": sigaction failed ");
+        crate::outfile::errno_text(&mut l, sys::errno()).s(b"; no dump signal\n");
         l.report();
     }
 }

@@ -225,6 +225,10 @@ fn each_used(v: &View, mut f: impl FnMut(&Used)) {
             (_, Some(d)) => (d.alloc_caller, d.alloc_seq, d.alloc_tid),
             (_, None) => (0, 0, 0),
         };
+        // A block the program tried to free (the free was refused) is not a leak.
+        if crate::heap::refused::contains(b.user, h.map_or(0, |d| d.alloc_seq)) {
+            return;
+        }
         f(&Used {
             state: b.state_byte(),
             user: b.user,

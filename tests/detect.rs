@@ -592,6 +592,46 @@ fn leak_free_program_leaks_all() {
 // ---------------------------------------------------------------------------------------------
 // on_error, report, check_every.
 
+/// on_error=continue: a free that was refused (a pointer into a live block of each class,
+/// misaligned or not; a double free) was still meant to free the block: no LEAK line for those
+/// blocks, while the real leak is still reported.
+#[test]
+fn refused_frees_are_not_leaks() {
+    for debug in [
+        "1,on_error=continue",
+        "full,on_error=continue",
+        "1,on_error=exit:3",
+    ] {
+        let out = run("refused_free_not_leak", &[], &[("MALLOC_DEBUG", debug)]);
+        assert_eq!(out.stdout, "OK\n", "{debug}: {}", out.describe());
+        assert!(
+            masked_stderr(&out)
+                .iter()
+                .any(|l| l == "ft_malloc[PID]: ERROR SUMMARY: 5 error(s)"),
+            "{debug}: {}",
+            out.describe()
+        );
+        let leaks: Vec<String> = masked_stderr(&out)
+            .into_iter()
+            .filter(|l| l.starts_with("ft_malloc[PID]: LEAK"))
+            .collect();
+        assert_eq!(leaks.len(), 2, "{debug}: {}", out.describe());
+        assert!(
+            leaks[0].starts_with(
+                "ft_malloc[PID]: LEAK: 555 bytes in 1 block(s) allocated by malloc() from "
+            ),
+            "{debug}: {}",
+            out.describe()
+        );
+        assert!(
+            leaks[1]
+                .starts_with("ft_malloc[PID]: LEAK SUMMARY: 555 bytes in 1 unreachable block(s)"),
+            "{debug}: {}",
+            out.describe()
+        );
+    }
+}
+
 /// Goes on after each report, one report per call site (3 double frees at site A, 1 at site B),
 /// and the summary at exit counts all 4 with one line per site.
 #[test]
@@ -796,6 +836,29 @@ fn help_prints_options() {
         );
     }
     assert!(out.stderr.contains("MALLOC_DEBUG"), "{}", out.describe());
+    // Every number's range.
+    for range in [
+        "  quarantine    [size 0-64g, ",
+        "  on_error      [onerror N 0-255, ",
+        "  check_every   [count 0-1000000000, ",
+        "  fail          [fail N 1 or more, ",
+        "  sample        [count 0-1000000, ",
+        "  guard_budget  [size 0-64g, ",
+        "  ring          [count 0-16777216, ",
+        "  backtrace     [count 0-16, ",
+        "  hexdump       [hexdump 0-1g, ",
+    ] {
+        assert!(
+            out.stderr.lines().any(|l| l.starts_with(range)),
+            "{range:?} not in the help: {}",
+            out.describe()
+        );
+    }
+    assert!(
+        out.stderr.contains("case-insensitive"),
+        "{}",
+        out.describe()
+    );
     let reports = masked_stderr(&out)
         .into_iter()
         .filter(|l| {
@@ -847,6 +910,71 @@ fn unknown_option_alone() {
     let lines = masked_stderr(&out);
     assert_eq!(lines.len(), 1, "{}", out.describe());
     assert!(lines[0].starts_with(BOGUS), "{}", out.describe());
+}
+
+/// A number out of its option's range: one warning line naming the valid range and the value
+/// used instead (the nearest valid one); the program runs with it.
+#[test]
+fn out_of_range_values_warn_and_use_the_nearest() {
+    let out = run(
+        "leak_free_program",
+        &[],
+        &[(
+            "MALLOC_DEBUG",
+            "quarantine=99999g,backtrace=100,sample=0,check_every=0,ring=99999999",
+        )],
+    );
+    out.assert_success();
+    assert_eq!(out.stdout, "node 9 some value\nOK\n", "{}", out.describe());
+    assert_eq!(
+        masked_stderr(&out),
+        vec![
+            "ft_malloc[PID]: WARNING: MALLOC_DEBUG: 'quarantine=99999g': out of range (valid: 0-64g); using 64g",
+            "ft_malloc[PID]: WARNING: MALLOC_DEBUG: 'backtrace=100': out of range (valid: 0-16); using 16",
+            "ft_malloc[PID]: WARNING: MALLOC_DEBUG: 'ring=99999999': out of range (valid: 0-16777216); using 16777216",
+        ],
+        "{}",
+        out.describe()
+    );
+    // exit:N past 255 is exit:255: the double free ends the program with 255.
+    let out = run(
+        "double_free_tiny",
+        &[],
+        &[("MALLOC_DEBUG", "1,on_error=exit:300")],
+    );
+    assert_eq!(out.status, Some(255), "{}", out.describe());
+    assert_eq!(
+        masked_stderr(&out)[0],
+        "ft_malloc[PID]: WARNING: MALLOC_DEBUG: 'on_error=exit:300': out of range (valid: 0-255); using exit:255",
+        "{}",
+        out.describe()
+    );
+}
+
+/// Preset names, option names and keyword values are case-insensitive: `FULL` is `full`.
+#[test]
+fn names_and_presets_are_case_insensitive() {
+    let out = run("double_free_tiny", &[], &[("MALLOC_DEBUG", "FULL")]);
+    assert_eq!(out.signal, Some(SIGABRT), "{}", out.describe());
+    assert!(out.warning_lines().is_empty(), "{}", out.describe());
+    assert_eq!(
+        error_lines(&out),
+        vec!["ft_malloc[PID]: ERROR: double free of ADDR (GUARDED, 24 bytes) in free()"],
+        "{}",
+        out.describe()
+    );
+    let out = run(
+        "double_free_tiny",
+        &[],
+        &[(
+            "MALLOC_DEBUG",
+            "Default,On_Error=Continue,NOLEAKS,Dump_Signal=usr1",
+        )],
+    );
+    out.assert_success();
+    assert_eq!(out.stdout, "continued\n", "{}", out.describe());
+    assert!(out.warning_lines().is_empty(), "{}", out.describe());
+    assert_eq!(error_lines(&out).len(), 1, "{}", out.describe());
 }
 
 /// MALLOC_DEBUG="" is MALLOC_DEBUG unset: a double free is one WARNING line, the program goes on.

@@ -70,6 +70,18 @@ fn after<'a>(out: &'a str, first: &str, n: usize) -> Vec<&'a str> {
     v[i + 1..(i + 1 + n).min(v.len())].to_vec()
 }
 
+/// The legend under hexdumps that mark canary bytes.
+const LEGEND: &str = "  (~ marks canary bytes: written by ft_malloc around the requested size, not the program's data)";
+
+/// A hexdump row at `off` of `n` canary bytes: each marked with `~` after its hex digits and
+/// shown as `~` in the text column.
+#[track_caller]
+fn assert_canary_row(row: &str, off: &str, n: usize) {
+    assert!(row.starts_with(&format!("{off}  ")), "{row}");
+    assert_eq!(row.matches('~').count(), 2 * n, "{row}");
+    assert!(row.ends_with(&format!("|{}|", "~".repeat(n))), "{row}");
+}
+
 fn upper(a: &str) -> String {
     format!("0x{}", a.trim_start_matches("0x").to_uppercase())
 }
@@ -80,21 +92,29 @@ fn show_alloc_mem_ex_known_blocks() {
     o.assert_success();
     let a = addrs(&o.stderr);
     let out = &o.stdout;
-    // Classic line of the TINY block, then details, then the hexdump of its 48 known bytes.
+    // Classic line of the TINY block, then details, then the hexdump of its 48 known bytes,
+    // then the canary after them, marked, and the legend of the mark.
     let t = u64::from_str_radix(a["tiny"].trim_start_matches("0x"), 16).unwrap();
     let classic = format!("{} - 0x{:X} : 48 bytes", upper(&a["tiny"]), t + 48);
-    let lines = after(out, &classic, 5);
+    let lines = after(out, &classic, 7);
     let d = lines[0];
     assert!(
         d.starts_with("  used, 48 bytes requested, ") && d.contains(" usable, #1 malloc() thread "),
         "{d}"
     );
+    // The caller named as reports name a frame: module+offset and function+offset.
+    assert!(d.contains("dump_ex_known") && d.contains(" main+0x"), "{d}");
     assert!(d.ends_with(", canary ok"), "{d}");
     let want = hexdump_c(&tiny_bytes());
+    let want: Vec<&str> = want.lines().collect();
+    assert_eq!(lines[1..4], want[..3], "hexdump -C layout\n{out}");
+    assert_canary_row(lines[4], "00000030", 16);
+    assert_eq!(lines[5], "00000040");
+    assert_eq!(lines[6], LEGEND, "{out}");
     assert_eq!(
-        lines[1..].join("\n") + "\n",
-        want,
-        "hexdump -C layout\n{out}"
+        out.lines().filter(|l| *l == LEGEND).count(),
+        1,
+        "one legend per dump\n{out}"
     );
     // SMALL: 1000 bytes of 0xAB, first 64 shown (hexdump=64 default), repeated lines starred.
     let s = u64::from_str_radix(a["small"].trim_start_matches("0x"), 16).unwrap();
@@ -156,11 +176,14 @@ fn hexdump_all_shows_whole_blocks() {
         &[("MALLOC_DEBUG", "canary,hexdump=all")],
     );
     o.assert_success();
-    assert!(
-        o.stdout.lines().any(|l| l == "00030d40"),
-        "the 200000-byte block entirely:\n{}",
-        o.stdout
-    );
+    // The 200000-byte block entirely, then the first 16 bytes of its canary.
+    let v: Vec<&str> = o.stdout.lines().collect();
+    let i = v
+        .iter()
+        .position(|l| l.starts_with("00030d40  "))
+        .unwrap_or_else(|| panic!("no row 00030d40:\n{}", o.stdout));
+    assert_canary_row(v[i], "00030d40", 16);
+    assert_eq!(v[i + 1], "00030d50", "{}", o.stdout);
 }
 
 #[test]
@@ -200,6 +223,20 @@ fn every_command_and_bad_ones() {
         "00000007  66 74 5f 6d 61 6c 6c 6f                           |ft_mallo|"
     );
     assert_eq!(h[3], "0000000f");
+    // Past the requested size, into the canary: marked, and the legend said.
+    let h = get(&format!("hexdump 0x{t:x} 64"));
+    assert_eq!(
+        h[2..5].join("\n") + "\n",
+        hexdump_c(&tiny_bytes())
+            .lines()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n"
+    );
+    assert_canary_row(&h[5], "00000030", 16);
+    assert_eq!(h[6], "00000040");
+    assert_eq!(h[7], LEGEND);
     let b = get(&format!("block 0x{:x}", t + 3));
     assert_eq!(
         b[2],
@@ -279,18 +316,79 @@ fn dump_from_signal_handler_100_times_while_threads_allocate() {
         .go();
     o.assert_success();
     assert!(o.stderr.contains("DONE"), "{}", o.describe());
+    // Where reports go (stderr here), never into the program's output.
     let dumps = o
-        .stdout
+        .stderr
         .lines()
         .filter(|l| l.starts_with("Total : "))
         .count();
     assert_eq!(dumps, 100, "one dump per signal");
     assert_eq!(
-        o.stdout
+        o.stderr
             .lines()
             .filter(|l| l.starts_with("Last events ("))
             .count(),
         100
+    );
+    assert_eq!(o.stdout, "", "{}", o.describe());
+}
+
+/// dump_at_exit and dump_signal write where reports go: stderr, or the report= file; the
+/// program's stdout keeps only its own output.
+#[test]
+fn dumps_go_where_reports_go() {
+    let o = run(
+        "leak_free_program",
+        &[],
+        &[("MALLOC_DEBUG", "1,noleaks,dump_at_exit")],
+    );
+    o.assert_success();
+    assert_eq!(o.stdout, "node 9 some value\nOK\n", "{}", o.describe());
+    assert!(
+        o.stderr.lines().any(|l| l.starts_with("Total : ")),
+        "{}",
+        o.describe()
+    );
+    let dir = fresh_dir("dump_report");
+    let report = dir.join("r.txt");
+    let o = run(
+        "leak_free_program",
+        &[],
+        &[(
+            "MALLOC_DEBUG",
+            &format!("1,noleaks,dump_at_exit,report={}", report.display()),
+        )],
+    );
+    o.assert_success();
+    assert_eq!(o.stdout, "node 9 some value\nOK\n", "{}", o.describe());
+    assert!(!o.stderr.contains("Total : "), "{}", o.describe());
+    let text = std::fs::read_to_string(&report).unwrap();
+    assert!(text.lines().any(|l| l.starts_with("Total : ")), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("Stats : live ")),
+        "{text}"
+    );
+    // A signal's dump, in the report file too.
+    let report = dir.join("s.txt");
+    let o = Run::new(compile("dump_from_signal"))
+        .env(
+            "MALLOC_DEBUG",
+            format!(
+                "1,dump_signal=USR2,hexdump=0,noleaks,report={}",
+                report.display()
+            ),
+        )
+        .timeout(Duration::from_secs(120))
+        .go();
+    o.assert_success();
+    assert_eq!(o.stdout, "", "{}", o.describe());
+    assert!(!o.stderr.contains("Total : "), "{}", o.describe());
+    // (One dump per signal is the test above's; on a loaded machine signals to a thread that
+    // is still dumping coalesce.)
+    let text = std::fs::read_to_string(&report).unwrap();
+    assert!(
+        text.lines().filter(|l| l.starts_with("Total : ")).count() > 50,
+        "{text}"
     );
 }
 

@@ -165,7 +165,7 @@ fn stack_1_keeps_the_caller_alone() {
     let o = Run::new(&exe).env("MALLOC_DEBUG", "1,stack=65").go();
     assert!(
         o.stderr
-            .contains("WARNING: MALLOC_DEBUG: stack=65 is out of range (1-64); using 64"),
+            .contains("WARNING: MALLOC_DEBUG: 'stack=65': out of range (valid: 0-64); using 64"),
         "{}",
         o.describe()
     );

@@ -316,11 +316,41 @@ impl Rewriter {
                     out.extend_from_slice(chain.text(k).as_bytes());
                 }
                 copied = he;
+                // The library's own name after it (`module+0xOFF sym+0xOFF`, as dumps name a
+                // caller) says less than the function found: dropped, unless none was.
+                if chain.len() > 0 && !chain.text(0).starts_with("??") {
+                    copied += library_name_len(&line[he..]);
+                }
             }
-            from = he;
+            from = copied.max(he);
         }
         out.extend_from_slice(&line[copied..]);
     }
+}
+
+/// Length of ` sym+0xOFF` (a symbol name, `+0x`, hex digits, then the end or a non-name byte)
+/// at the start of `t`; 0 when `t` does not start with one.
+fn library_name_len(t: &[u8]) -> usize {
+    let name = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'$' | b'@');
+    if t.first() != Some(&b' ') {
+        return 0;
+    }
+    let mut i = 1;
+    while i < t.len() && name(t[i]) {
+        i += 1;
+    }
+    if i == 1 || !t[i..].starts_with(b"+0x") {
+        return 0;
+    }
+    let hs = i + 3;
+    let mut he = hs;
+    while he < t.len() && t[he].is_ascii_hexdigit() {
+        he += 1;
+    }
+    if he == hs || (he < t.len() && name(t[he])) {
+        return 0;
+    }
+    he
 }
 
 pub fn run(symbols: bool, counts: Option<&str>) -> std::io::Result<()> {
@@ -417,6 +447,16 @@ pub fn run(symbols: bool, counts: Option<&str>) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn library_names_after_a_module_offset() {
+        assert_eq!(library_name_len(b" main+0x12, canary ok"), 10);
+        assert_eq!(library_name_len(b" _ZN3foo3barEv+0xa0"), 19);
+        assert_eq!(library_name_len(b" main+0x12zz"), 0);
+        assert_eq!(library_name_len(b", thread 7"), 0);
+        assert_eq!(library_name_len(b" +0x10"), 0);
+        assert_eq!(library_name_len(b""), 0);
+    }
 
     #[test]
     fn passthrough() {

@@ -169,7 +169,10 @@ fn symbolize_filter() {
     let input = format!(
         "\nft_malloc[7]: ERROR: double free of 0x1234 (TINY, 24 bytes) in free()\n\
          ft_malloc[7]:   allocated by malloc() at #12 from {}+0x{:x}\n\
+         \x20\x20used, 24 bytes requested, 32 usable, #1 malloc() thread 7 from {}+0x{:x} make_name+0x1, canary ok\n\
          plain text \u{e9} \\x and +0x10 and /nonexistent/x+0x10\n",
+        exe.display(),
+        f + 1,
         exe.display(),
         f + 1
     );
@@ -184,6 +187,13 @@ fn symbolize_filter() {
     let text = String::from_utf8_lossy(&all);
     let want = format!(
         "ft_malloc[7]:   allocated by malloc() at #12 from make_name ({}:{line})\n",
+        c_src("leak.c").display()
+    );
+    assert!(text.contains(&want), "want {want} in\n{text}");
+    // A dump's caller (`module+0xOFF function+0xOFF`): the library's name gives way to the
+    // function and line found.
+    let want = format!(
+        "  used, 24 bytes requested, 32 usable, #1 malloc() thread 7 from make_name ({}:{line}), canary ok\n",
         c_src("leak.c").display()
     );
     assert!(text.contains(&want), "want {want} in\n{text}");

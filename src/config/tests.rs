@@ -79,7 +79,10 @@ fn sizes() {
     assert_eq!(parse_size(Some(b"4K")), Ok(4096));
     assert_eq!(parse_size(Some(b"1g")), Ok(1 << 30));
     assert!(parse_size(Some(b"m")).is_err());
-    assert_eq!(parse_fail(Some(b"size:1m")), Ok(Fail::Size(1 << 20)));
+    assert_eq!(
+        parse_fail(Some(b"size:1m")),
+        Ok((Fail::Size(1 << 20), None))
+    );
     assert_eq!(parse_signal(Some(b"SIGUSR2")), Ok(libc::SIGUSR2));
     assert_eq!(parse_signal(Some(b"12")), Ok(12));
 }
@@ -104,4 +107,55 @@ fn dump_signal_refuses_faults_and_uncatchable() {
     assert_eq!((c.dump_signal, w), (0, 1));
     let (c, w) = p("dump_signal=USR1,dump_signal=KILL");
     assert_eq!((c.dump_signal, w), (libc::SIGUSR1, 1));
+}
+
+#[test]
+fn numbers_out_of_range_take_the_nearest_valid_value() {
+    let (c, w) = p("quarantine=99999g,stack=100,sample=5000000,ring=99999999");
+    assert_eq!(w, 4);
+    assert_eq!(c.quarantine, MAX_QUARANTINE);
+    assert_eq!(c.stack, MAX_STACK);
+    assert_eq!(c.sample, MAX_SAMPLE);
+    assert_eq!(c.ring, MAX_RING);
+    // Past u64: still a number, out of range.
+    let (c, w) = p("quarantine=99999999999999999999999g,hexdump=99999999999999999999");
+    assert_eq!(w, 2);
+    assert_eq!((c.quarantine, c.hexdump), (MAX_QUARANTINE, MAX_HEXDUMP));
+    let (c, w) = p("fail=nth:0,on_error=exit:300");
+    assert_eq!(w, 2);
+    assert_eq!((c.fail, c.on_error), (Fail::Nth(1), OnError::Exit(255)));
+    let (c, w) = p("sample=0,check_every=0,hexdump=all,quarantine=64g,backtrace=64");
+    assert_eq!(w, 0);
+    assert_eq!((c.sample, c.check_every, c.hexdump), (0, 0, u64::MAX));
+    let mut l: Line<512> = Line::new();
+    let (_, e) = Range::bytes(0, MAX_QUARANTINE).clamp(u64::MAX, "");
+    warning_line(&mut l, b"quarantine=99999g", e.unwrap());
+    let s = core::str::from_utf8(l.as_bytes()).unwrap();
+    assert!(
+        s.ends_with(
+            "WARNING: MALLOC_DEBUG: 'quarantine=99999g': out of range (valid: 0-64g); using 64g\n"
+        ),
+        "{s}"
+    );
+}
+
+#[test]
+fn names_presets_and_keywords_are_case_insensitive() {
+    let (c, w) = p("FULL");
+    assert_eq!(w, 0);
+    assert!(c.check && c.canary && c.guard == Guard::After);
+    let (c, w) = p(
+        "Default,On_Error=CONTINUE,NOCANARY,Leaks=ALL,Guard=Below,Dump_Signal=sigusr2,HEXDUMP=ALL",
+    );
+    assert_eq!(w, 0);
+    assert!(c.check && !c.canary);
+    assert_eq!(
+        (c.on_error, c.leaks, c.guard),
+        (OnError::Continue, 2, Guard::Below)
+    );
+    assert_eq!((c.dump_signal, c.hexdump), (libc::SIGUSR2, u64::MAX));
+    // Paths keep their case.
+    let (c, _) = p("Report=/tmp/Mixed.%p,LOG=/tmp/A.log");
+    assert_eq!(c.report.as_bytes(), b"/tmp/Mixed.%p");
+    assert_eq!(c.log.as_bytes(), b"/tmp/A.log");
 }

@@ -94,7 +94,17 @@ pub(super) fn deallocate_call(p: usize, op: Op, caller: usize, sized: usize) -> 
             return 0;
         }
         Err(NotHeld::Bad(bad, info)) => {
-            report::bad_pointer(op, p, bad, info.map(with_history).as_ref(), caller);
+            let info = info.map(with_history);
+            report::bad_pointer(op, p, bad, info.as_ref(), caller);
+            // Going on: a pointer into a live block was meant to free it. The block stays in
+            // use, but the leak check at exit does not count it.
+            if let Some(i) = info
+                && i.state == State::Used
+                && matches!(bad, Bad::Interior | Bad::Misaligned)
+                && !matches!(op, Op::Realloc | Op::Reallocarray)
+            {
+                super::refused::add(i.user, i.dbg.alloc_seq);
+            }
             return 0;
         }
     };

@@ -8,7 +8,8 @@
 //!
 //! Files: `arena` (arenas and zone lists), `lookup` (finding and holding a block), `alloc`,
 //! `free`, `realloc`, `release` (blocks leaving the quarantine), `defer` and `drain` (work left
-//! by signal handlers), `reclaim` (trim, memory given back when a mapping fails), `seq` (event
+//! by signal handlers), `reclaim` (trim, memory given back when a mapping fails), `refused` (live blocks whose free
+//! was refused), `seq` (event
 //! sequence numbers), `hooks` (calls into the modules above, registered at start-up), `fork`.
 //!
 //! # Invariants
@@ -34,6 +35,7 @@ mod hooks;
 mod lookup;
 mod realloc;
 mod reclaim;
+pub mod refused;
 mod release;
 mod seq;
 

@@ -19,7 +19,7 @@ extern "C" fn fini() {
         crate::leaks::report_at_exit(c.leaks >= 2);
     }
     if c.dump_at_exit {
-        crate::dump::show_alloc_mem_ex();
+        crate::dump::dump_to_reports();
     }
     if c.stats {
         crate::dump::stats_line();

@@ -75,6 +75,22 @@ fn report_fd() -> c_int {
     }
 }
 
+/// The descriptor a long output meant for the reader of reports (a dump from a signal or at
+/// exit) goes to: the report destination, opened on first use; the saved copy of stderr when
+/// that is fd 2 and the program closed it.
+pub fn report_dest() -> c_int {
+    let fd = report_fd();
+    if fd == REPORT_STDERR {
+        // SAFETY: F_GETFD only reads the descriptor's flags.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0
+            && let Some(saved) = SAVED_STDERR.get()
+        {
+            return saved;
+        }
+    }
+    fd
+}
+
 /// Writes a report chunk to the report destination; if fd 2 is closed, to the saved copy of
 /// stderr (when it still names the file it was made from).
 pub fn write_report(buf: &[u8]) {

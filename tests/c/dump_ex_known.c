@@ -43,6 +43,8 @@ int main(int argc, char **argv) {
     cmd(buf);
     snprintf(buf, sizeof buf, "hexdump %p 8", t + 7);
     cmd(buf);
+    snprintf(buf, sizeof buf, "hexdump %p 64", t);
+    cmd(buf);
     snprintf(buf, sizeof buf, "block %p", t + 3);
     cmd(buf);
     snprintf(buf, sizeof buf, "hexdump %p 40", l + 100000);
