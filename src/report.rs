@@ -57,6 +57,7 @@ pub enum ErrorKind {
     WriteAfterFree = 9,
     AbsurdSize = 10,
     GuardFault = 11,
+    WildPointer = 12,
 }
 
 impl ErrorKind {
@@ -78,6 +79,7 @@ impl ErrorKind {
             ErrorKind::WriteAfterFree => b"write after free",
             ErrorKind::AbsurdSize => b"absurd size",
             ErrorKind::GuardFault => b"guard page fault",
+            ErrorKind::WildPointer => b"wild pointer",
         }
     }
 }
@@ -568,4 +570,10 @@ pub fn end_fault() {
 /// already reported.
 pub fn begin_guard_fault(pc: usize) -> bool {
     begin(ErrorKind::GuardFault, pc)
+}
+
+/// Starts a wild-pointer fault report (segv builds its own lines); false if this site was
+/// already reported.
+pub fn begin_wild_pointer(pc: usize) -> bool {
+    begin(ErrorKind::WildPointer, pc)
 }

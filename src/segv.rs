@@ -92,6 +92,9 @@ extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut c_void) 
         restore_default(sig);
         return;
     }
+    if code > 0 && dies_of(sig) {
+        diagnose(sig, addr, code, ctx);
+    }
     forward(sig, info, ctx);
 }
 
@@ -235,6 +238,255 @@ fn explain(sig: c_int, addr: usize, ctx: *mut c_void) -> bool {
     l.report();
     crate::report::end_fault();
     true
+}
+
+/// Whether the program leaves this fault to the kernel (SIG_DFL, or SIG_IGN, which a fault
+/// cannot have): the process dies of it. A program with its own handler (the JVM) may expect
+/// the fault, so it gets no diagnosis.
+fn dies_of(sig: c_int) -> bool {
+    let Some(i) = slot(sig) else { return false };
+    // SAFETY: see the module invariant; a word is read.
+    let h = unsafe { (*PROGRAM.0.get())[i].sa_sigaction };
+    h == libc::SIG_DFL || h == libc::SIG_IGN
+}
+
+/// Registers of the interrupted context that can hold a data pointer, by name.
+#[cfg(target_arch = "x86_64")]
+const REGS: [(c_int, &[u8]); 15] = [
+    (libc::REG_RAX, b"rax"),
+    (libc::REG_RBX, b"rbx"),
+    (libc::REG_RCX, b"rcx"),
+    (libc::REG_RDX, b"rdx"),
+    (libc::REG_RSI, b"rsi"),
+    (libc::REG_RDI, b"rdi"),
+    (libc::REG_RBP, b"rbp"),
+    (libc::REG_R8, b"r8"),
+    (libc::REG_R9, b"r9"),
+    (libc::REG_R10, b"r10"),
+    (libc::REG_R11, b"r11"),
+    (libc::REG_R12, b"r12"),
+    (libc::REG_R13, b"r13"),
+    (libc::REG_R14, b"r14"),
+    (libc::REG_R15, b"r15"),
+];
+
+/// The value of register `i` of `REGS` in the interrupted context.
+#[cfg(target_arch = "x86_64")]
+fn register(ctx: *mut c_void, i: usize) -> usize {
+    // SAFETY: for SA_SIGINFO handlers the third argument is the interrupted ucontext; the
+    // caller checked it is not null.
+    unsafe {
+        let uc = ctx as *const libc::ucontext_t;
+        (*uc).uc_mcontext.gregs[REGS[i].0 as usize] as usize
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+const REGS: [(c_int, &[u8]); 0] = [];
+
+
+#[cfg(not(target_arch = "x86_64"))]
+fn register(_ctx: *mut c_void, _i: usize) -> usize {
+    0
+}
+
+/// What a wild value is made of.
+#[derive(Clone, Copy, PartialEq)]
+enum Made {
+    FreeFill,
+    AllocFill,
+    Canary,
+}
+
+impl Made {
+    fn says(self) -> &'static [u8] {
+        match self {
+            Made::FreeFill => b"the free fill (0xDE...): a pointer loaded from a freed block",
+            Made::AllocFill => {
+                b"the allocation fill (0xCE...): a pointer loaded from a block's memory that was never initialised"
+            }
+            Made::Canary => b"canary bytes: a pointer loaded from past the end of a block",
+        }
+    }
+}
+
+/// What a wild value is made of, give or take 4 KiB: our free fill, our allocation fill, or
+/// canary bytes (at any offset in the 8-byte pattern). None of them is a valid address.
+fn made_of(v: usize) -> Option<Made> {
+    const NEAR: u64 = 4096;
+    let v = v as u64;
+    let near = |p: u64| v.wrapping_sub(p).wrapping_add(NEAR) <= 2 * NEAR;
+    let splat = |b: u8| u64::from_ne_bytes([b; 8]);
+    if near(splat(crate::debug::canary::FREE_FILL)) {
+        return Some(Made::FreeFill);
+    }
+    if near(splat(crate::debug::canary::ALLOC_FILL)) {
+        return Some(Made::AllocFill);
+    }
+    let w = crate::debug::canary::word();
+    if (0..8).any(|k| near(w.rotate_right(8 * k))) {
+        return Some(Made::Canary);
+    }
+    None
+}
+
+/// The freed block of ours that holds `v`, if any (a racy read: a report may be stale).
+fn freed_block(v: usize) -> Option<crate::block::Info> {
+    if v < 4096 {
+        return None;
+    }
+    let info = crate::heap::find(v)?;
+    let freed = match info.state {
+        State::Quarantined | State::Freeing => true,
+        State::Free => info.dbg.free_seq != 0,
+        State::Used | State::Allocating => false,
+    };
+    (freed && v >= info.user && v < info.user + info.size.max(1)).then_some(info)
+}
+
+/// `NAME = 0xVALUE points N bytes into the freed S-byte block at 0x...`
+fn write_into_freed<const N: usize>(l: &mut Line<N>, name: &[u8], v: usize, b: &crate::block::Info) {
+    l.s(name)
+        .s(b" = ")
+        .x(v)
+        .s(b" points ")
+        .u((v - b.user) as u64)
+        .s(b" bytes into the freed ")
+        .u(b.size as u64)
+        .s(b"-byte block at ")
+        .x(b.user);
+}
+
+/// A fault the process dies of, in none of our guard pages. Our fill and canary bytes are not
+/// valid addresses, so a pointer made of them faults with no address (`si_addr` 0, a general
+/// protection fault): the registers of the signal context are searched for them, and the
+/// freed block such a pointer came from is named with its history (a register still on it,
+/// else the block the thread freed last). A fault address inside a freed block is a use after
+/// free. Either finding is an ERROR; without one, a single line says the fault is not in our
+/// memory.
+fn diagnose(sig: c_int, addr: usize, code: c_int, ctx: *mut c_void) {
+    let mut wild: Option<(usize, usize, Made)> = None; // (register, value, pattern)
+    let mut freed: Option<(&'static [u8], usize, crate::block::Info)> = None;
+    if let Some(b) = freed_block(addr) {
+        freed = Some((b"", addr, b));
+    }
+    if !ctx.is_null() {
+        for i in 0..REGS.len() {
+            let v = register(ctx, i);
+            if wild.is_none() {
+                if let Some(p) = made_of(v) {
+                    wild = Some((i, v, p));
+                }
+            }
+            if freed.is_none() {
+                if let Some(b) = freed_block(v) {
+                    freed = Some((REGS[i].1, v, b));
+                }
+            }
+        }
+    }
+    let (pc, write) = fault_details(ctx);
+    // A general protection fault (SI_KERNEL) says nothing of read or write.
+    let rw: &[u8] = match write {
+        _ if code == libc::SI_KERNEL => b"access",
+        Some(true) => b"write",
+        Some(false) => b"read",
+        None => b"access",
+    };
+    let name: &[u8] = if sig == libc::SIGBUS { b"SIGBUS" } else { b"SIGSEGV" };
+    let mut l: Line<512> = Line::new();
+    // Without a pattern, a register on a freed block proves nothing (free's argument stays in
+    // a register after it returns): only the fault address itself counts.
+    if wild.is_none() && !freed.as_ref().is_some_and(|f| f.1 == addr) {
+        prefix(&mut l)
+            .s(name)
+            .s(b" (")
+            .s(rw)
+            .s(b") at ")
+            .x(addr)
+            .s(b" by ");
+        crate::maps::describe(pc, &mut l);
+        l.s(b" is not in ft_malloc's memory, and no register holds our fill or canary bytes");
+        if crate::config::get().guard == crate::config::Guard::Off {
+            l.s(b"; MALLOC_DEBUG=guard (ft-malloc --guard) stops reads and writes past a block at the faulting instruction");
+        }
+        l.c(b'\n');
+        l.report();
+        return;
+    }
+    if !crate::report::begin_wild_pointer(pc) {
+        return;
+    }
+    prefix(&mut l).s(b"ERROR: ");
+    match wild {
+        Some((i, v, made)) => {
+            l.s(b"wild pointer: ")
+                .s(name)
+                .s(b" (")
+                .s(rw)
+                .s(b") with ")
+                .s(REGS[i].1)
+                .s(b" = ")
+                .x(v)
+                .s(b", made of ")
+                .s(made.says())
+                .c(b'\n');
+        }
+        None => {
+            l.s(b"use after free (").s(rw).s(b") at ").x(addr).s(b": ").s(name);
+            if let Some((_, _, b)) = &freed {
+                l.s(b", ")
+                    .u((addr - b.user) as u64)
+                    .s(b" bytes into the freed ")
+                    .u(b.size as u64)
+                    .s(b"-byte block at ")
+                    .x(b.user);
+            }
+            l.c(b'\n');
+        }
+    }
+    l.report();
+    if let (Some(_), Some((reg, v, b))) = (wild, &freed) {
+        l.clear();
+        prefix(&mut l).s(b"  ");
+        write_into_freed(&mut l, reg, *v, b);
+        l.c(b'\n');
+        l.report();
+    }
+    // Free fill with no register on a freed block: the block this thread freed last is the
+    // usual source (a list walked after freeing its node).
+    let mut lead = None;
+    if let (Some((_, _, Made::FreeFill)), None) = (wild, &freed) {
+        let p = crate::log::last_freed_by(crate::tls::tid());
+        lead = freed_block(p).filter(|b| b.user == p);
+        if let Some(b) = &lead {
+            l.clear();
+            prefix(&mut l)
+                .s(b"  probably loaded from the block this thread freed last: the ")
+                .u(b.size as u64)
+                .s(b"-byte block at ")
+                .x(b.user)
+                .c(b'\n');
+            l.report();
+        }
+    }
+    l.clear();
+    prefix(&mut l).s(b"  faulting instruction ");
+    crate::maps::describe(pc, &mut l);
+    l.s(b", thread ")
+        .u(crate::tls::tid() as u64)
+        .s(b", signal ")
+        .u(sig as u64)
+        .c(b'\n');
+    l.report();
+    fault_stack(ctx);
+    if let Some(b) = freed.as_ref().map(|f| &f.2).or(lead.as_ref()) {
+        crate::report::history_pub(&crate::heap::with_history(*b));
+    }
+    l.clear();
+    prefix(&mut l).s(b"  the process now dies of this fault\n");
+    l.report();
+    crate::report::end_fault();
 }
 
 /// The stack of the faulting thread, unwound from the signal context, one line per frame

@@ -845,7 +845,7 @@ fn help_prints_options() {
         "  sample        [count 0-1000000, ",
         "  guard_budget  [size 0-64g, ",
         "  ring          [count 0-16777216, ",
-        "  backtrace     [count 0-16, ",
+        "  stack         [count 0-64, ",
         "  hexdump       [hexdump 0-1g, ",
     ] {
         assert!(
@@ -930,7 +930,7 @@ fn out_of_range_values_warn_and_use_the_nearest() {
         masked_stderr(&out),
         vec![
             "ft_malloc[PID]: WARNING: MALLOC_DEBUG: 'quarantine=99999g': out of range (valid: 0-64g); using 64g",
-            "ft_malloc[PID]: WARNING: MALLOC_DEBUG: 'backtrace=100': out of range (valid: 0-16); using 16",
+            "ft_malloc[PID]: WARNING: MALLOC_DEBUG: 'backtrace=100': out of range (valid: 0-64); using 64",
             "ft_malloc[PID]: WARNING: MALLOC_DEBUG: 'ring=99999999': out of range (valid: 0-16777216); using 16777216",
         ],
         "{}",

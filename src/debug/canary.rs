@@ -32,6 +32,12 @@ pub fn init(seed: u64) {
     PATTERN.store(u64::from_le_bytes(p), Ordering::Relaxed);
 }
 
+/// The canary bytes of an 8-aligned word (`byte_at(a + i)` is its byte `i`, little-endian).
+#[inline]
+pub fn word() -> u64 {
+    PATTERN.load(Ordering::Relaxed)
+}
+
 #[inline]
 pub fn byte_at(addr: usize) -> u8 {
     PATTERN.load(Ordering::Relaxed).to_le_bytes()[addr & 7]

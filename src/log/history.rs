@@ -68,6 +68,21 @@ fn touches(e: &Event, p: usize) -> bool {
     (e.inp == p && p != 0) || e.out == p
 }
 
+/// The block the thread `tid` freed last, among the events of the ring (0 if none is there): a
+/// lead for a fault through a pointer loaded from freed memory.
+pub fn last_freed_by(tid: u32) -> usize {
+    let mut last = 0;
+    ring::each(u64::MAX, |e| {
+        if e.tid != tid || e.inp == 0 {
+            return;
+        }
+        if e.op.is_free() || (e.op.is_realloc() && e.out != 0 && e.out != e.inp) {
+            last = e.inp;
+        }
+    });
+    last
+}
+
 /// Prints the events of the in-memory ring that touched the block at `p` (reports): on the
 /// report fd, prefixed like the other report lines.
 pub fn report_history(p: usize) {
