@@ -12,13 +12,13 @@
 #               ~4300 addresses of libc and of the comparison binary must agree; ns per row
 #               from scratch; .text of a no_std cdylib holding either reader
 #
-# ft_malloc: MALLOC_DEBUG=ring=4096,backtrace=16 against backtrace=1; one operation is
+# ft_malloc: MALLOC_DEBUG=ring=4096,stack=16 against stack=1; one operation is
 # malloc(32) + free, two events of 16 frames each, so
-#   warm ns/frame = (t[bt=16] - t[bt=1]) / 32
+#   warm ns/frame = (t[stack=16] - t[stack=1]) / 32
 #   cold ns/frame = warm ns/frame + the first pass's extra cost over the second, per operation
 #                   (each of 4096 distinct functions calls the operation once per pass; its
 #                   call site is the one frame of the stack not seen before), less the same
-#                   difference at bt=1 (first-touch costs that are not the unwinder's)
+#                   difference at stack=1 (first-touch costs that are not the unwinder's)
 # glibc/libgcc: one operation is one 16-frame backtrace, ns/frame = t / 16; they keep no rule
 # per address, so every frame costs the same.
 set -u -o pipefail
@@ -53,7 +53,7 @@ minof() {
 	local name=$1; shift
 	for _ in $(seq "$REPS"); do "$@" | tr ' ' '\n' | sed -n "s/^$name=//p"; done | sort -g | head -1
 }
-ft() { LD_PRELOAD=$LIB MALLOC_DEBUG=ring=4096,backtrace=$1 "${@:2}"; }
+ft() { LD_PRELOAD=$LIB MALLOC_DEBUG=ring=4096,stack=$1 "${@:2}"; }
 
 w1=$(minof ns_per_op ft 1 "$B" warm malloc "$DEPTH" "$CALLS")
 w16=$(minof ns_per_op ft 16 "$B" warm malloc "$DEPTH" "$CALLS")
@@ -71,7 +71,7 @@ awk -v w1="$w1" -v w16="$w16" -v c1a="$c1a" -v c1b="$c1b" -v c16a="$c16a" -v c16
 	printf "depth %d, min of %d runs; ns per frame (16-frame stacks)\n\n", d, r
 	printf "| unwinder | warm ns/frame | cold ns/frame | ns per 16-frame stack (warm) |\n"
 	printf "|---|---|---|---|\n"
-	printf "| ft_malloc (bt=16 %.0f vs bt=1 %.0f ns per malloc+free) | %.1f | %.1f | %.0f |\n", w16, w1, warm, cold, warm * 16
+	printf "| ft_malloc (stack=16 %.0f vs stack=1 %.0f ns per malloc+free) | %.1f | %.1f | %.0f |\n", w16, w1, warm, cold, warm * 16
 	printf "| glibc backtrace() | %.1f | (no cache: as warm) | %.0f |\n", gw / 16, gw
 	printf "| libgcc _Unwind_Backtrace | %.1f | (no cache: as warm) | %.0f |\n", lw / 16, lw
 }'

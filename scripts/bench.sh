@@ -31,6 +31,9 @@
 #                       a run that hits it shows as ">S" and that column is
 #                       not run again on that workload
 #   --out FILE.md       also write the report to FILE.md
+#   --unwind            also measure the cost of whole call stacks per unwound
+#                       frame, warm and cold (scripts/bench-unwind.sh with
+#                       --reps N and --lib PATH), as a table after the report
 #   -h, --help          this text
 #
 # Wall time is measured around the run (microseconds, bash EPOCHREALTIME);
@@ -46,7 +49,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=$ROOT/bench
 BIN=$ROOT/target/bench-bin
 
-REPS=3 QUICK=0 TIMEOUT="" OUT="" LIB="" NOLIB=0 PEERS="" ONLY=""
+REPS=3 QUICK=0 TIMEOUT="" OUT="" LIB="" NOLIB=0 PEERS="" ONLY="" UNWIND=0
 MODE_NAMES=() MODE_VALUES=()
 
 die() { echo "bench.sh: $*" >&2; exit 2; }
@@ -68,6 +71,7 @@ while [ $# -gt 0 ]; do
 	--workloads) [ $# -ge 2 ] || die "--workloads needs a list"; ONLY=$2; shift ;;
 	--timeout) [ $# -ge 2 ] || die "--timeout needs seconds"; TIMEOUT=$2; shift ;;
 	--out) [ $# -ge 2 ] || die "--out needs a file"; OUT=$2; shift ;;
+	--unwind) UNWIND=1 ;;
 	-h|--help) sed -n '2,/^set -u/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown option '$1' (see --help)" ;;
 	esac
@@ -77,6 +81,7 @@ done
 [ -n "$TIMEOUT" ] || { [ "$QUICK" = 1 ] && TIMEOUT=5 || TIMEOUT=30; }
 [[ $TIMEOUT =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--timeout wants seconds"
 [ "$NOLIB" = 1 ] && [ ${#MODE_NAMES[@]} -gt 0 ] && die "--mode needs our library (drop --no-lib)"
+[ "$NOLIB" = 1 ] && [ "$UNWIND" = 1 ] && die "--unwind needs our library (drop --no-lib)"
 
 NOTES=()
 note() { NOTES+=("$*"); log "note: $*"; }
@@ -487,9 +492,25 @@ report() {
 	fi
 }
 
-if [ -n "$OUT" ]; then
-	report | tee "$OUT"
-else
+# Cost of whole call stacks: ns per unwound frame, warm and cold.
+unwind_report() {
+	echo
+	echo "## Whole call stacks: cost per unwound frame"
+	echo
+	echo "\`scripts/bench-unwind.sh --reps $REPS --lib $LIB\`"
+	echo
+	"$ROOT/scripts/bench-unwind.sh" --reps "$REPS" --lib "$LIB"
+}
+
+full_report() {
 	report
+	[ "$UNWIND" = 1 ] && unwind_report
+	true
+}
+
+if [ -n "$OUT" ]; then
+	full_report | tee "$OUT"
+else
+	full_report
 fi
 [ ${#MISMATCH[@]} -eq 0 ] && [ ${#FTFAIL[@]} -eq 0 ]
