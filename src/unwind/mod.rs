@@ -205,7 +205,7 @@ fn walk(
         }
         let key = if exact { f.pc } else { f.pc - 1 };
         if key < m.start || key >= m.end {
-            match module::find(key, may_lock) {
+            match module::find_recent(key, may_lock) {
                 Some(found) => m = found,
                 None => break,
             }
@@ -222,6 +222,11 @@ fn walk(
                 (exact, full) = (false, None);
             }
         } else {
+            // The tables are read: the loader's own answer, never a remembered one.
+            match module::find(key, may_lock) {
+                Some(found) => m = found,
+                None => break,
+            }
             let Some((c, regs, signal)) = cold(key, &m, &f, full.as_ref(), &mut mem, exact, cache)
             else {
                 break;

@@ -114,6 +114,99 @@ pub fn find(pc: usize, may_lock: bool) -> Option<Module> {
     if may_lock { iterate(pc) } else { None }
 }
 
+/// Recently found objects, so a walk that crosses from one object to another (the program,
+/// libc, the program again) does not ask the loader each time. An entry is a seqlock: its
+/// `seq` is odd while a writer fills it, and a reader keeps what it read only when `seq` was
+/// the same even value before and after. An entry found under an older `EPOCH` is ignored.
+/// Used for rule-cache lookups only: a walk that must read an object's tables asks the loader
+/// again (`find`), so a stale entry can never send a reader into unmapped tables.
+struct Slot {
+    seq: AtomicUsize,
+    start: AtomicUsize,
+    end: AtomicUsize,
+    eh_hdr: AtomicUsize,
+    bias: AtomicUsize,
+    link_map: AtomicUsize,
+    /// `stamp | epoch << 16`.
+    tag: AtomicUsize,
+}
+
+const SLOTS: usize = 8;
+static RECENT: [Slot; SLOTS] = [const {
+    Slot {
+        seq: AtomicUsize::new(0),
+        start: AtomicUsize::new(0),
+        end: AtomicUsize::new(0),
+        eh_hdr: AtomicUsize::new(0),
+        bias: AtomicUsize::new(0),
+        link_map: AtomicUsize::new(0),
+        tag: AtomicUsize::new(0),
+    }
+}; SLOTS];
+static NEXT_SLOT: AtomicUsize = AtomicUsize::new(0);
+
+fn recent(pc: usize) -> Option<Module> {
+    let epoch = EPOCH.load(Ordering::Relaxed);
+    for e in RECENT.iter() {
+        let s0 = e.seq.load(Ordering::Acquire);
+        if s0 & 1 != 0 {
+            continue;
+        }
+        let start = e.start.load(Ordering::Relaxed);
+        let end = e.end.load(Ordering::Relaxed);
+        if pc < start || pc >= end {
+            continue;
+        }
+        let m = Module {
+            start,
+            end,
+            eh_hdr: e.eh_hdr.load(Ordering::Relaxed),
+            bias: e.bias.load(Ordering::Relaxed),
+            link_map: e.link_map.load(Ordering::Relaxed),
+            stamp: e.tag.load(Ordering::Relaxed) as u16,
+        };
+        let tag = e.tag.load(Ordering::Relaxed);
+        core::sync::atomic::fence(Ordering::Acquire);
+        if e.seq.load(Ordering::Relaxed) != s0 || tag >> 16 != epoch {
+            continue;
+        }
+        return Some(m);
+    }
+    None
+}
+
+fn remember(m: &Module) {
+    let e = &RECENT[NEXT_SLOT.fetch_add(1, Ordering::Relaxed) % SLOTS];
+    let s0 = e.seq.load(Ordering::Relaxed);
+    // Another writer (or this thread, interrupted by a signal handler that walks) has it.
+    if s0 & 1 != 0
+        || e.seq
+            .compare_exchange(s0, s0 + 1, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+    {
+        return;
+    }
+    e.start.store(m.start, Ordering::Relaxed);
+    e.end.store(m.end, Ordering::Relaxed);
+    e.eh_hdr.store(m.eh_hdr, Ordering::Relaxed);
+    e.bias.store(m.bias, Ordering::Relaxed);
+    e.link_map.store(m.link_map, Ordering::Relaxed);
+    e.tag
+        .store(m.stamp as usize | EPOCH.load(Ordering::Relaxed) << 16, Ordering::Relaxed);
+    e.seq.store(s0 + 2, Ordering::Release);
+}
+
+/// `find`, answered from the recently found objects when one holds `pc` (see `RECENT`).
+#[inline]
+pub fn find_recent(pc: usize, may_lock: bool) -> Option<Module> {
+    if let Some(m) = recent(pc) {
+        return Some(m);
+    }
+    let m = find(pc, may_lock)?;
+    remember(&m);
+    Some(m)
+}
+
 /// The `dl_iterate_phdr` answer (loader lock; not for signal handlers).
 pub fn iterate(pc: usize) -> Option<Module> {
     struct Search {
