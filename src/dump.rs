@@ -239,7 +239,11 @@ pub fn block_detail(info: &Info, fd: i32, mut sym: Option<&mut Symbolizer>) {
             .s(b"() thread ")
             .u(d.alloc_tid as u64);
         l.s(b" from ");
-        caller(l, sym.as_deref_mut(), crate::callstack::headline_of(d.alloc_caller));
+        caller(
+            l,
+            sym.as_deref_mut(),
+            crate::callstack::headline_of(d.alloc_caller),
+        );
     } else {
         l.s(b", by ").s(info.origin.call_name().as_bytes()).s(b"()");
     }

@@ -284,7 +284,6 @@ fn register(ctx: *mut c_void, i: usize) -> usize {
 #[cfg(not(target_arch = "x86_64"))]
 const REGS: [(c_int, &[u8]); 0] = [];
 
-
 #[cfg(not(target_arch = "x86_64"))]
 fn register(_ctx: *mut c_void, _i: usize) -> usize {
     0
@@ -345,7 +344,12 @@ fn freed_block(v: usize) -> Option<crate::block::Info> {
 }
 
 /// `NAME = 0xVALUE points N bytes into the freed S-byte block at 0x...`
-fn write_into_freed<const N: usize>(l: &mut Line<N>, name: &[u8], v: usize, b: &crate::block::Info) {
+fn write_into_freed<const N: usize>(
+    l: &mut Line<N>,
+    name: &[u8],
+    v: usize,
+    b: &crate::block::Info,
+) {
     l.s(name)
         .s(b" = ")
         .x(v)
@@ -393,7 +397,11 @@ fn diagnose(sig: c_int, addr: usize, code: c_int, ctx: *mut c_void) {
         Some(false) => b"read",
         None => b"access",
     };
-    let name: &[u8] = if sig == libc::SIGBUS { b"SIGBUS" } else { b"SIGSEGV" };
+    let name: &[u8] = if sig == libc::SIGBUS {
+        b"SIGBUS"
+    } else {
+        b"SIGSEGV"
+    };
     let mut l: Line<512> = Line::new();
     // Without a pattern, a register on a freed block proves nothing (free's argument stays in
     // a register after it returns): only the fault address itself counts.
@@ -433,7 +441,12 @@ fn diagnose(sig: c_int, addr: usize, code: c_int, ctx: *mut c_void) {
                 .c(b'\n');
         }
         None => {
-            l.s(b"use after free (").s(rw).s(b") at ").x(addr).s(b": ").s(name);
+            l.s(b"use after free (")
+                .s(rw)
+                .s(b") at ")
+                .x(addr)
+                .s(b": ")
+                .s(name);
             if let Some((_, _, b)) = &freed {
                 l.s(b", ")
                     .u((addr - b.user) as u64)

@@ -49,10 +49,44 @@ pub fn here(caller: usize) -> usize {
 fn capture(caller: usize, n: usize) -> usize {
     let mut frames = [0usize; MAX_DEPTH];
     let got = crate::unwind::capture(&mut frames[..n], caller);
-    if got == 0 {
+    store(caller, &frames[..got])
+}
+
+/// The caller's frame as an entry trampoline saw it, passed in two registers: the caller's
+/// stack pointer once the call returns, and its frame pointer (callee-saved, so still the
+/// caller's at the entry).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct At {
+    pub sp: usize,
+    pub fp: usize,
+}
+
+/// `here` for an entry that knows its caller's frame (`At`): the stack is unwound from the
+/// caller's frame itself, never through ours, so it is the same stack for less work.
+#[inline(always)]
+pub fn here_at(caller: usize, at: At) -> usize {
+    let n = DEPTH.load(Ordering::Relaxed);
+    if n <= 1 || caller == 0 {
         return caller;
     }
-    let id = depot::put(&frames[..got]);
+    capture_at(caller, at, n)
+}
+
+#[inline(never)]
+fn capture_at(caller: usize, at: At, n: usize) -> usize {
+    let mut frames = [0usize; MAX_DEPTH];
+    let got = crate::unwind::capture_at(&mut frames[..n], caller, at.sp, at.fp);
+    store(caller, &frames[..got])
+}
+
+/// The site of a captured stack: its depot id, or the bare caller when there is none.
+#[inline]
+fn store(caller: usize, frames: &[usize]) -> usize {
+    if frames.is_empty() {
+        return caller;
+    }
+    let id = depot::put(frames);
     if id == depot::FULL || id == depot::NONE {
         return caller;
     }

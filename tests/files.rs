@@ -83,7 +83,10 @@ fn parse_log(path: &Path) -> Vec<Image> {
                 && hex(f[5])
                 && f[6].parse::<u64>().is_ok()
                 && f[7].parse::<u64>().is_ok()
-                && (hex(f[8]) || f[8].strip_prefix('@').is_some_and(|id| id.parse::<u32>().is_ok()));
+                && (hex(f[8])
+                    || f[8]
+                        .strip_prefix('@')
+                        .is_some_and(|id| id.parse::<u32>().is_ok()));
             if !ok {
                 bad();
             }
@@ -92,7 +95,9 @@ fn parse_log(path: &Path) -> Vec<Image> {
             }
             img.events.push((f[3].to_string(), f[6].parse().unwrap()));
         } else if let Some(st) = line.strip_prefix("S ") {
-            let Some((id, frames)) = st.split_once(' ') else { bad() };
+            let Some((id, frames)) = st.split_once(' ') else {
+                bad()
+            };
             if id.parse::<u32>().is_err()
                 || !frames.split(',').all(|s| {
                     s.strip_prefix("0x")
@@ -108,7 +113,10 @@ fn parse_log(path: &Path) -> Vec<Image> {
     }
     assert!(!images.is_empty(), "{name}: empty log");
     let undefined: Vec<&String> = named.difference(&defined).collect();
-    assert!(undefined.is_empty(), "{name}: stacks named but not defined: {undefined:?}");
+    assert!(
+        undefined.is_empty(),
+        "{name}: stacks named but not defined: {undefined:?}"
+    );
     images
 }
 

@@ -67,7 +67,10 @@ fn parse(bytes: &[u8]) -> (Vec<(String, String)>, Vec<(u64, String)>, Vec<Ev>) {
             });
         } else if let Some(st) = line.strip_prefix("S ") {
             let (id, frames) = st.split_once(' ').expect("S id frames");
-            stacks.insert(id.parse::<u64>().unwrap(), frames.split(',').map(hex).collect());
+            stacks.insert(
+                id.parse::<u64>().unwrap(),
+                frames.split(',').map(hex).collect(),
+            );
         } else {
             panic!("unexpected line {line:?}");
         }

@@ -143,6 +143,10 @@ fn dump_signal_segv_does_not_turn_a_fault_into_endless_dumps() {
         // The refused option, and the line on a fault that is none of ours: no dump.
         assert_eq!(o.stderr.lines().count(), 2, "{mode}: {}", o.describe());
         assert_eq!(o.warning_lines().len(), 1, "{mode}: {}", o.describe());
-        assert!(o.stderr.contains(" is not in ft_malloc's memory"), "{mode}: {}", o.describe());
+        assert!(
+            o.stderr.contains(" is not in ft_malloc's memory"),
+            "{mode}: {}",
+            o.describe()
+        );
     }
 }

@@ -9,14 +9,20 @@ use common::{Output, Run, compile, compile_optimised, require};
 /// The frame lines under the first stderr line that contains `header`: `(module, function)`.
 fn frames_under(o: &Output, header: &str) -> Vec<(String, String)> {
     let mut lines = o.stderr.lines().skip_while(|l| !l.contains(header));
-    assert!(lines.next().is_some(), "no line with {header:?}:\n{}", o.describe());
+    assert!(
+        lines.next().is_some(),
+        "no line with {header:?}:\n{}",
+        o.describe()
+    );
     lines
         .map_while(|l| {
             let body = l.split_once("]: ")?.1.trim_start();
             let rest = body.strip_prefix('#')?;
             let f: Vec<&str> = rest.split(' ').collect();
             let module = f.get(2)?.rsplit_once('+')?.0.to_string();
-            let function = f.get(3).map_or("", |s| s.rsplit_once('+').map_or(*s, |x| x.0));
+            let function = f
+                .get(3)
+                .map_or("", |s| s.rsplit_once('+').map_or(*s, |x| x.0));
             Some((module, function.to_string()))
         })
         .collect()
@@ -62,7 +68,12 @@ fn leak_through_vector_growth_names_the_pushing_function() {
     let exe = compile_optimised("stacks_vector_leak", "", &[]);
     let o = Run::new(&exe).env("MALLOC_DEBUG", "1").go();
     assert_eq!(o.status, Some(0), "{}", o.describe());
-    assert!(o.stderr.contains("LEAK: 4096 bytes in 1 block(s) allocated by operator new() from"), "{}", o.describe());
+    assert!(
+        o.stderr
+            .contains("LEAK: 4096 bytes in 1 block(s) allocated by operator new() from"),
+        "{}",
+        o.describe()
+    );
     let frames = frames_under(&o, "(4096 bytes), allocated at event");
     let f = functions(&frames);
     let at = f
@@ -104,9 +115,7 @@ fn double_free_through_qsort_shows_both_stacks() {
 #[test]
 fn guard_fault_inside_strcat_shows_the_programs_frame_below_libcs() {
     let exe = compile_optimised("stacks_strcat_overflow", "", &[]);
-    let o = Run::new(&exe)
-        .env("MALLOC_DEBUG", "full,guard=exact")
-        .go();
+    let o = Run::new(&exe).env("MALLOC_DEBUG", "full,guard=exact").go();
     assert_eq!(o.signal, Some(libc::SIGSEGV), "{}", o.describe());
     assert!(
         o.stderr.contains("ERROR: heap overflow (write) at 0x"),
@@ -142,7 +151,10 @@ fn stacks_from_a_signal_handler_and_a_thread_end_cleanly() {
     let thread = frames_under(&o, "(222 bytes), allocated at event");
     let f = functions(&thread);
     assert_eq!(f[0], "thread_body", "{f:?}");
-    assert!(thread.len() < 16, "a thread's stack ends at its first frame: {f:?}");
+    assert!(
+        thread.len() < 16,
+        "a thread's stack ends at its first frame: {f:?}"
+    );
     assert!(
         thread.iter().skip(1).all(|(m, _)| is_libc(m)),
         "libc's thread start only after it: {thread:?}"
@@ -159,8 +171,15 @@ fn stack_1_keeps_the_caller_alone() {
             .lines()
             .find(|l| l.contains("LEAK: ") && l.contains(" block(s) allocated by malloc() from "))
             .unwrap_or_else(|| panic!("{}", o.describe()));
-        assert!(leak.contains("/libc.so"), "one frame: strndup's call in libc: {leak}");
-        assert!(!o.stderr.contains("     #0 "), "no frame lines: {}", o.describe());
+        assert!(
+            leak.contains("/libc.so"),
+            "one frame: strndup's call in libc: {leak}"
+        );
+        assert!(
+            !o.stderr.contains("     #0 "),
+            "no frame lines: {}",
+            o.describe()
+        );
     }
     let o = Run::new(&exe).env("MALLOC_DEBUG", "1,stack=65").go();
     assert!(
@@ -174,14 +193,24 @@ fn stack_1_keeps_the_caller_alone() {
 #[test]
 fn cpp_exception_through_five_frames_in_every_mode() {
     let exe = compile("unwind_cpp_exception");
-    for spec in [None, Some("1"), Some("full"), Some("full,guard=below"), Some("sample=1")] {
+    for spec in [
+        None,
+        Some("1"),
+        Some("full"),
+        Some("full,guard=below"),
+        Some("sample=1"),
+    ] {
         let mut r = Run::new(&exe);
         if let Some(s) = spec {
             r = r.env("MALLOC_DEBUG", s);
         }
         let o = r.go();
         o.assert_ok_clean();
-        assert!(o.stdout.starts_with("caught depth 5\n"), "{spec:?}: {}", o.describe());
+        assert!(
+            o.stdout.starts_with("caught depth 5\n"),
+            "{spec:?}: {}",
+            o.describe()
+        );
     }
 }
 

@@ -27,7 +27,9 @@ fn events(log: &Path) -> Vec<(u64, Vec<u64>)> {
         .lines()
         .filter_map(|l| l.strip_prefix("S "))
         .map(|s| {
-            let (id, frames) = s.split_once(' ').unwrap_or_else(|| panic!("bad stack {s:?}"));
+            let (id, frames) = s
+                .split_once(' ')
+                .unwrap_or_else(|| panic!("bad stack {s:?}"));
             (id, frames.split(',').map(hex).collect())
         })
         .collect();

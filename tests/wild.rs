@@ -38,10 +38,27 @@ fn a_pointer_read_from_a_freed_node_is_a_wild_pointer_naming_the_node() {
         "]:   probably loaded from the block this thread freed last: the 16-byte block at 0x",
     );
     assert_eq!(node.len(), 1, "{}", o.describe());
-    assert!(o.stderr.contains(" : 16 bytes, TINY zone 0x"), "{}", o.describe());
-    assert!(o.stderr.contains(", freed (in quarantine)\n"), "{}", o.describe());
-    assert_eq!(lines_with(&o, "remove_even+0x").len(), 2, "fault stack and free stack: {}", o.describe());
-    assert!(o.stderr.contains("the process now dies of this fault"), "{}", o.describe());
+    assert!(
+        o.stderr.contains(" : 16 bytes, TINY zone 0x"),
+        "{}",
+        o.describe()
+    );
+    assert!(
+        o.stderr.contains(", freed (in quarantine)\n"),
+        "{}",
+        o.describe()
+    );
+    assert_eq!(
+        lines_with(&o, "remove_even+0x").len(),
+        2,
+        "fault stack and free stack: {}",
+        o.describe()
+    );
+    assert!(
+        o.stderr.contains("the process now dies of this fault"),
+        "{}",
+        o.describe()
+    );
 }
 
 #[test]
@@ -90,7 +107,11 @@ fn a_fault_outside_our_memory_gets_one_line() {
     let exe = compile("wild_pointer");
     let o = Run::new(&exe).arg("null").env("MALLOC_DEBUG", "1").go();
     dies_of_segv(&o);
-    let ours: Vec<&str> = o.stderr.lines().filter(|l| l.starts_with("ft_malloc[")).collect();
+    let ours: Vec<&str> = o
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("ft_malloc["))
+        .collect();
     assert_eq!(ours.len(), 1, "{}", o.describe());
     assert!(
         ours[0].contains("]: SIGSEGV (write) at 0x0 by ")

@@ -240,7 +240,11 @@ pub fn parse(value: &[u8], warn: &mut dyn FnMut(&[u8], OptionError)) -> Parsed {
             }
             _ => {}
         }
-        let name = if name == b"backtrace" { b"stack" as &[u8] } else { name };
+        let name = if name == b"backtrace" {
+            b"stack" as &[u8]
+        } else {
+            name
+        };
         let mut r = set_option(&mut c, name, value, false);
         if r == Err(OptionError::Unknown) && value.is_none() && name.starts_with(b"no") {
             r = set_option(&mut c, &name[2..], None, true);

@@ -5,7 +5,7 @@ use crate::block::Op;
 use crate::heap;
 use crate::lifecycle;
 use crate::log;
-use crate::site;
+use crate::site::{self, At};
 use crate::sys;
 use core::ffi::{c_int, c_void};
 
@@ -35,14 +35,14 @@ fn done(op: Op, inp: usize, out: *mut u8, size: usize, align: usize, caller: usi
     out as *mut c_void
 }
 
-extern "C" fn malloc_impl(n: usize, caller: usize) -> *mut c_void {
+extern "C" fn malloc_impl(n: usize, caller: usize, at: At) -> *mut c_void {
     lifecycle::ensure();
-    let caller = site::here(caller);
+    let caller = site::here_at(caller, at);
     let p = heap::allocate(n, 0, Op::Malloc, caller, false);
     done(Op::Malloc, 0, p, n, 0, caller)
 }
 
-extern "C" fn free_impl(p: *mut c_void, caller: usize) {
+extern "C" fn free_impl(p: *mut c_void, caller: usize, at: At) {
     if p.is_null() {
         return;
     }
@@ -52,16 +52,16 @@ extern "C" fn free_impl(p: *mut c_void, caller: usize) {
         return;
     }
     let _keep = sys::ErrnoGuard::new();
-    let caller = site::here(caller);
+    let caller = site::here_at(caller, at);
     let size = heap::deallocate(p as usize, Op::Free, caller, 0);
     if size != 0 {
         log::event(Op::Free, p as usize, 0, size, 0, caller);
     }
 }
 
-extern "C" fn calloc_impl(n: usize, s: usize, caller: usize) -> *mut c_void {
+extern "C" fn calloc_impl(n: usize, s: usize, caller: usize, at: At) -> *mut c_void {
     lifecycle::ensure();
-    let caller = site::here(caller);
+    let caller = site::here_at(caller, at);
     let Some(total) = n.checked_mul(s) else {
         sys::set_errno(libc::ENOMEM);
         return done(Op::Calloc, 0, core::ptr::null_mut(), usize::MAX, 0, caller);
@@ -70,16 +70,22 @@ extern "C" fn calloc_impl(n: usize, s: usize, caller: usize) -> *mut c_void {
     done(Op::Calloc, 0, p, total, 0, caller)
 }
 
-extern "C" fn realloc_impl(p: *mut c_void, n: usize, caller: usize) -> *mut c_void {
+extern "C" fn realloc_impl(p: *mut c_void, n: usize, caller: usize, at: At) -> *mut c_void {
     lifecycle::ensure();
-    let caller = site::here(caller);
+    let caller = site::here_at(caller, at);
     let q = heap::reallocate(p as usize, n, Op::Realloc, caller);
     done(Op::Realloc, p as usize, q, n, 0, caller)
 }
 
-extern "C" fn reallocarray_impl(p: *mut c_void, n: usize, s: usize, caller: usize) -> *mut c_void {
+extern "C" fn reallocarray_impl(
+    p: *mut c_void,
+    n: usize,
+    s: usize,
+    caller: usize,
+    at: At,
+) -> *mut c_void {
     lifecycle::ensure();
-    let caller = site::here(caller);
+    let caller = site::here_at(caller, at);
     let Some(total) = n.checked_mul(s) else {
         sys::set_errno(libc::ENOMEM);
         return done(
@@ -95,9 +101,9 @@ extern "C" fn reallocarray_impl(p: *mut c_void, n: usize, s: usize, caller: usiz
     done(Op::Reallocarray, p as usize, q, total, 0, caller)
 }
 
-fn aligned(a: usize, n: usize, op: Op, caller: usize) -> *mut u8 {
+fn aligned(a: usize, n: usize, op: Op, caller: usize, at: At) -> *mut u8 {
     lifecycle::ensure();
-    let caller = site::here(caller);
+    let caller = site::here_at(caller, at);
     let p = heap::allocate(n, a, op, caller, false);
     log::event(op, 0, p as usize, n, a, caller);
     p
@@ -108,12 +114,13 @@ extern "C" fn posix_memalign_impl(
     a: usize,
     n: usize,
     caller: usize,
+    at: At,
 ) -> c_int {
     if !a.is_power_of_two() || a % core::mem::size_of::<usize>() != 0 {
         return libc::EINVAL;
     }
     let e = sys::errno();
-    let p = aligned(a, n, Op::PosixMemalign, caller);
+    let p = aligned(a, n, Op::PosixMemalign, caller, at);
     sys::set_errno(e);
     if p.is_null() {
         return libc::ENOMEM;
@@ -123,37 +130,37 @@ extern "C" fn posix_memalign_impl(
     0
 }
 
-extern "C" fn aligned_alloc_impl(a: usize, n: usize, caller: usize) -> *mut c_void {
+extern "C" fn aligned_alloc_impl(a: usize, n: usize, caller: usize, at: At) -> *mut c_void {
     if !a.is_power_of_two() {
         sys::set_errno(libc::EINVAL);
         return core::ptr::null_mut();
     }
-    aligned(a, n, Op::AlignedAlloc, caller) as *mut c_void
+    aligned(a, n, Op::AlignedAlloc, caller, at) as *mut c_void
 }
 
-extern "C" fn memalign_impl(a: usize, n: usize, caller: usize) -> *mut c_void {
+extern "C" fn memalign_impl(a: usize, n: usize, caller: usize, at: At) -> *mut c_void {
     if a > isize::MAX as usize / 2 + 1 {
         sys::set_errno(libc::EINVAL);
         return core::ptr::null_mut();
     }
     let a = a.max(1).next_power_of_two();
-    aligned(a, n, Op::Memalign, caller) as *mut c_void
+    aligned(a, n, Op::Memalign, caller, at) as *mut c_void
 }
 
-extern "C" fn valloc_impl(n: usize, caller: usize) -> *mut c_void {
-    aligned(sys::page_size(), n, Op::Valloc, caller) as *mut c_void
+extern "C" fn valloc_impl(n: usize, caller: usize, at: At) -> *mut c_void {
+    aligned(sys::page_size(), n, Op::Valloc, caller, at) as *mut c_void
 }
 
-extern "C" fn pvalloc_impl(n: usize, caller: usize) -> *mut c_void {
+extern "C" fn pvalloc_impl(n: usize, caller: usize, at: At) -> *mut c_void {
     let Some(r) = sys::page_round(n.max(1)) else {
         sys::set_errno(libc::ENOMEM);
         return core::ptr::null_mut();
     };
-    aligned(sys::page_size(), r, Op::Pvalloc, caller) as *mut c_void
+    aligned(sys::page_size(), r, Op::Pvalloc, caller, at) as *mut c_void
 }
 
-extern "C" fn usable_size_impl(p: *mut c_void, caller: usize) -> usize {
+extern "C" fn usable_size_impl(p: *mut c_void, caller: usize, at: At) -> usize {
     lifecycle::ensure();
-    let caller = site::here(caller);
+    let caller = site::here_at(caller, at);
     heap::usable_size(p as usize, caller)
 }

@@ -23,7 +23,7 @@ use crate::block::Op;
 use crate::heap;
 use crate::lifecycle;
 use crate::log;
-use crate::site;
+use crate::site::{self, At};
 use crate::sys;
 use core::ffi::c_void;
 
@@ -323,22 +323,27 @@ mod cxx_new {
     export!(_ZnwmSt11align_val_tRKSt9nothrow_t(n: usize, a: usize, t: *const c_void) -> *mut c_void => new_al_nt_impl);
     export!(_ZnamSt11align_val_tRKSt9nothrow_t(n: usize, a: usize, t: *const c_void) -> *mut c_void => new_arr_al_nt_impl);
 
-    extern "C" fn new_impl(n: usize, caller: usize) -> *mut c_void {
+    extern "C" fn new_impl(n: usize, caller: usize, _at: At) -> *mut c_void {
         cpp_new(n, 0, Op::New, caller, false)
     }
-    extern "C" fn new_arr_impl(n: usize, caller: usize) -> *mut c_void {
+    extern "C" fn new_arr_impl(n: usize, caller: usize, _at: At) -> *mut c_void {
         cpp_new(n, 0, Op::NewArr, caller, false)
     }
-    extern "C" fn new_nt_impl(n: usize, _t: *const c_void, caller: usize) -> *mut c_void {
+    extern "C" fn new_nt_impl(n: usize, _t: *const c_void, caller: usize, _at: At) -> *mut c_void {
         cpp_new(n, 0, Op::New, caller, true)
     }
-    extern "C" fn new_arr_nt_impl(n: usize, _t: *const c_void, caller: usize) -> *mut c_void {
+    extern "C" fn new_arr_nt_impl(
+        n: usize,
+        _t: *const c_void,
+        caller: usize,
+        _at: At,
+    ) -> *mut c_void {
         cpp_new(n, 0, Op::NewArr, caller, true)
     }
-    extern "C" fn new_al_impl(n: usize, a: usize, caller: usize) -> *mut c_void {
+    extern "C" fn new_al_impl(n: usize, a: usize, caller: usize, _at: At) -> *mut c_void {
         cpp_new(n, a, Op::New, caller, false)
     }
-    extern "C" fn new_arr_al_impl(n: usize, a: usize, caller: usize) -> *mut c_void {
+    extern "C" fn new_arr_al_impl(n: usize, a: usize, caller: usize, _at: At) -> *mut c_void {
         cpp_new(n, a, Op::NewArr, caller, false)
     }
     extern "C" fn new_al_nt_impl(
@@ -346,6 +351,7 @@ mod cxx_new {
         a: usize,
         _t: *const c_void,
         caller: usize,
+        _at: At,
     ) -> *mut c_void {
         cpp_new(n, a, Op::New, caller, true)
     }
@@ -354,18 +360,19 @@ mod cxx_new {
         a: usize,
         _t: *const c_void,
         caller: usize,
+        _at: At,
     ) -> *mut c_void {
         cpp_new(n, a, Op::NewArr, caller, true)
     }
 }
 
-fn cpp_delete(p: *mut c_void, sized: usize, op: Op, caller: usize) {
+fn cpp_delete(p: *mut c_void, sized: usize, op: Op, caller: usize, at: At) {
     if p.is_null() {
         return;
     }
     lifecycle::ensure();
     let _keep = sys::ErrnoGuard::new();
-    let caller = site::here(caller);
+    let caller = site::here_at(caller, at);
     let size = heap::deallocate(p as usize, op, caller, sized);
     if size != 0 {
         log::event(op, p as usize, 0, size, 0, caller);
@@ -385,41 +392,47 @@ export!(_ZdaPvRKSt9nothrow_t(p: *mut c_void, t: *const c_void) => del_arr_nt_imp
 export!(_ZdlPvSt11align_val_tRKSt9nothrow_t(p: *mut c_void, a: usize, t: *const c_void) => del_al_nt_impl);
 export!(_ZdaPvSt11align_val_tRKSt9nothrow_t(p: *mut c_void, a: usize, t: *const c_void) => del_arr_al_nt_impl);
 
-extern "C" fn del_impl(p: *mut c_void, caller: usize) {
-    cpp_delete(p, 0, Op::Delete, caller)
+extern "C" fn del_impl(p: *mut c_void, caller: usize, at: At) {
+    cpp_delete(p, 0, Op::Delete, caller, at)
 }
-extern "C" fn del_arr_impl(p: *mut c_void, caller: usize) {
-    cpp_delete(p, 0, Op::DeleteArr, caller)
+extern "C" fn del_arr_impl(p: *mut c_void, caller: usize, at: At) {
+    cpp_delete(p, 0, Op::DeleteArr, caller, at)
 }
-extern "C" fn del_sized_impl(p: *mut c_void, s: usize, caller: usize) {
-    cpp_delete(p, s, Op::Delete, caller)
+extern "C" fn del_sized_impl(p: *mut c_void, s: usize, caller: usize, at: At) {
+    cpp_delete(p, s, Op::Delete, caller, at)
 }
-extern "C" fn del_arr_sized_impl(p: *mut c_void, s: usize, caller: usize) {
+extern "C" fn del_arr_sized_impl(p: *mut c_void, s: usize, caller: usize, at: At) {
     // new[] of a type with a trivial destructor may store no cookie; the size passed is the
     // whole array's, so it is checked like a plain sized delete.
-    cpp_delete(p, s, Op::DeleteArr, caller)
+    cpp_delete(p, s, Op::DeleteArr, caller, at)
 }
-extern "C" fn del_al_impl(p: *mut c_void, _a: usize, caller: usize) {
-    cpp_delete(p, 0, Op::Delete, caller)
+extern "C" fn del_al_impl(p: *mut c_void, _a: usize, caller: usize, at: At) {
+    cpp_delete(p, 0, Op::Delete, caller, at)
 }
-extern "C" fn del_arr_al_impl(p: *mut c_void, _a: usize, caller: usize) {
-    cpp_delete(p, 0, Op::DeleteArr, caller)
+extern "C" fn del_arr_al_impl(p: *mut c_void, _a: usize, caller: usize, at: At) {
+    cpp_delete(p, 0, Op::DeleteArr, caller, at)
 }
-extern "C" fn del_sized_al_impl(p: *mut c_void, s: usize, _a: usize, caller: usize) {
-    cpp_delete(p, s, Op::Delete, caller)
+extern "C" fn del_sized_al_impl(p: *mut c_void, s: usize, _a: usize, caller: usize, at: At) {
+    cpp_delete(p, s, Op::Delete, caller, at)
 }
-extern "C" fn del_arr_sized_al_impl(p: *mut c_void, s: usize, _a: usize, caller: usize) {
-    cpp_delete(p, s, Op::DeleteArr, caller)
+extern "C" fn del_arr_sized_al_impl(p: *mut c_void, s: usize, _a: usize, caller: usize, at: At) {
+    cpp_delete(p, s, Op::DeleteArr, caller, at)
 }
-extern "C" fn del_nt_impl(p: *mut c_void, _t: *const c_void, caller: usize) {
-    cpp_delete(p, 0, Op::Delete, caller)
+extern "C" fn del_nt_impl(p: *mut c_void, _t: *const c_void, caller: usize, at: At) {
+    cpp_delete(p, 0, Op::Delete, caller, at)
 }
-extern "C" fn del_arr_nt_impl(p: *mut c_void, _t: *const c_void, caller: usize) {
-    cpp_delete(p, 0, Op::DeleteArr, caller)
+extern "C" fn del_arr_nt_impl(p: *mut c_void, _t: *const c_void, caller: usize, at: At) {
+    cpp_delete(p, 0, Op::DeleteArr, caller, at)
 }
-extern "C" fn del_al_nt_impl(p: *mut c_void, _a: usize, _t: *const c_void, caller: usize) {
-    cpp_delete(p, 0, Op::Delete, caller)
+extern "C" fn del_al_nt_impl(p: *mut c_void, _a: usize, _t: *const c_void, caller: usize, at: At) {
+    cpp_delete(p, 0, Op::Delete, caller, at)
 }
-extern "C" fn del_arr_al_nt_impl(p: *mut c_void, _a: usize, _t: *const c_void, caller: usize) {
-    cpp_delete(p, 0, Op::DeleteArr, caller)
+extern "C" fn del_arr_al_nt_impl(
+    p: *mut c_void,
+    _a: usize,
+    _t: *const c_void,
+    caller: usize,
+    at: At,
+) {
+    cpp_delete(p, 0, Op::DeleteArr, caller, at)
 }

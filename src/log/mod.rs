@@ -119,7 +119,11 @@ fn event_slow(op: Op, inp: usize, out: usize, size: usize, align: usize, site: u
         return; // not a record of the file formats
     }
     let mtrace = MTRACE.load(Ordering::Relaxed);
-    let stack = if mtrace { 0 } else { crate::site::id(site).unwrap_or(0) };
+    let stack = if mtrace {
+        0
+    } else {
+        crate::site::id(site).unwrap_or(0)
+    };
     if stack != 0 && stacks::first_time(stack) {
         define_stack(stack, frames);
     }

@@ -104,6 +104,26 @@ pub fn capture(out: &mut [usize], skip_until_ra: usize) -> usize {
     (skip_until_ra != 0) as usize
 }
 
+/// Fills `out` with the stack of a caller whose frame is known: `pc` its return address (so
+/// `out[0] == pc`), `sp` and `fp` its stack and frame pointers at that address. The same
+/// stack `capture` finds from inside, without walking the frames in between.
+#[inline(never)]
+pub fn capture_at(out: &mut [usize], pc: usize, sp: usize, fp: usize) -> usize {
+    if out.is_empty() {
+        return 0;
+    }
+    out[0] = pc;
+    #[cfg(target_arch = "x86_64")]
+    {
+        1 + walk(Frame { pc, sp, fp }, None, false, &mut out[1..], 0, true)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (sp, fp);
+        1
+    }
+}
+
 /// Fills `out` with the stack of the context a signal interrupted: `out[0]` is its pc, then the
 /// callers. Returns the number of frames.
 ///

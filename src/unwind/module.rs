@@ -191,8 +191,10 @@ fn remember(m: &Module) {
     e.eh_hdr.store(m.eh_hdr, Ordering::Relaxed);
     e.bias.store(m.bias, Ordering::Relaxed);
     e.link_map.store(m.link_map, Ordering::Relaxed);
-    e.tag
-        .store(m.stamp as usize | EPOCH.load(Ordering::Relaxed) << 16, Ordering::Relaxed);
+    e.tag.store(
+        m.stamp as usize | EPOCH.load(Ordering::Relaxed) << 16,
+        Ordering::Relaxed,
+    );
     e.seq.store(s0 + 2, Ordering::Release);
 }
 
