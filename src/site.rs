@@ -47,8 +47,9 @@ pub fn here(caller: usize) -> usize {
 
 #[inline(never)]
 fn capture(caller: usize, n: usize) -> usize {
-    let mut frames = [0usize; MAX_DEPTH];
-    let got = crate::unwind::capture(&mut frames[..n], caller);
+    let mut buf = core::mem::MaybeUninit::<[usize; MAX_DEPTH]>::uninit();
+    let frames = zeroed(&mut buf, n);
+    let got = crate::unwind::capture(frames, caller);
     store(caller, &frames[..got])
 }
 
@@ -75,9 +76,24 @@ pub fn here_at(caller: usize, at: At) -> usize {
 
 #[inline(never)]
 fn capture_at(caller: usize, at: At, n: usize) -> usize {
-    let mut frames = [0usize; MAX_DEPTH];
-    let got = crate::unwind::capture_at(&mut frames[..n], caller, at.sp, at.fp);
+    let mut buf = core::mem::MaybeUninit::<[usize; MAX_DEPTH]>::uninit();
+    let frames = zeroed(&mut buf, n);
+    let got = crate::unwind::capture_at(frames, caller, at.sp, at.fp);
     store(caller, &frames[..got])
+}
+
+/// The first `n` words of `buf`, zeroed (the rest, up to 512 bytes, stays unwritten: a stack
+/// is often much shorter than the buffer).
+#[inline(always)]
+fn zeroed(buf: &mut core::mem::MaybeUninit<[usize; MAX_DEPTH]>, n: usize) -> &mut [usize] {
+    let n = n.min(MAX_DEPTH);
+    let p = buf.as_mut_ptr() as *mut usize;
+    // SAFETY: p points to MAX_DEPTH words of buf and n <= MAX_DEPTH; the first n are written
+    // before the slice over them is made.
+    unsafe {
+        core::ptr::write_bytes(p, 0, n);
+        core::slice::from_raw_parts_mut(p, n)
+    }
 }
 
 /// The site of a captured stack: its depot id, or the bare caller when there is none.
