@@ -569,21 +569,34 @@ fn summary_of(r: &Run) -> &str {
 }
 
 /// A program that deletes list nodes while walking them dies of SIGSEGV under --check: the
-/// summary says the run is not clean and suggests --guard, under which the library stops the
-/// read of the freed node and reports it.
+/// pointer it follows is made of the free fill, and the library says so (an error); under
+/// --guard the library stops the read of the freed node itself. A crash the library cannot
+/// explain (a write through a null pointer) leaves the run not clean, with --guard suggested.
 #[test]
 fn real_library_crash_under_check_is_not_clean() {
     let d = tmpdir("launch-crash");
     let exe = program(&d, "list_delete", "list delete", &[]).unwrap();
     let r = launch_real(&d, &os(&["--check", "--", exe.to_str().unwrap()]));
     assert_eq!(r.status.code(), Some(128 + 11), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("ERROR: wild pointer: SIGSEGV (access) with r")
+            && r.stderr.contains("made of the free fill (0xDE...): a pointer loaded from a freed block"),
+        "{}",
+        r.stderr
+    );
+    let s = summary_of(&r);
+    assert!(s.contains("errors     1 (reported on stderr before the program ended)"), "{s}");
+    assert!(!s.contains("never freed"), "{s}");
+    let null = program(&d, "null_write", "null write", &[]).unwrap();
+    let r = launch_real(&d, &os(&["--check", "--", null.to_str().unwrap()]));
+    assert_eq!(r.status.code(), Some(128 + 11), "{}", r.stderr);
+    assert!(r.stderr.contains("is not in ft_malloc's memory"), "{}", r.stderr);
     let s = summary_of(&r);
     assert!(!s.contains("errors     0"), "{s}");
     assert!(
         s.contains("errors     none reported, but the program died of SIGSEGV: a crash ft_malloc did not explain, so this run is not clean\n           rerun with --guard"),
         "{s}"
     );
-    assert!(!s.contains("never freed"), "{s}");
     let r = launch_real(&d, &os(&["--guard", "--", exe.to_str().unwrap()]));
     assert_eq!(r.status.code(), Some(128 + 11), "{}", r.stderr);
     let line = line_of(&c_src("list_delete.c"), "USE-AFTER-FREE");
