@@ -221,6 +221,17 @@ pub unsafe fn discard(p: *mut u8, len: usize) {
     unsafe { libc::madvise(p as *mut c_void, len, libc::MADV_DONTNEED) };
 }
 
+/// Which pages of `[p, p + vec.len() pages)` are resident (bit 0 of each byte of `vec`, one
+/// byte per page): a page never touched is not. False when the kernel refuses (part of the
+/// range unmapped).
+/// # Safety
+/// `p` is page aligned.
+pub unsafe fn resident(p: usize, vec: &mut [u8]) -> bool {
+    let len = vec.len() * page_size();
+    // SAFETY: the kernel writes one byte per page of the range into vec, which has room.
+    unsafe { libc::mincore(p as *mut c_void, len, vec.as_mut_ptr()) == 0 }
+}
+
 /// Installs guard markers over `[p, p + len)` (`MADV_GUARD_INSTALL`, Linux 6.13): its pages
 /// are given back and an access faults as on PROT_NONE, without splitting the mapping. False
 /// when the kernel refuses (an older kernel: EINVAL).
