@@ -263,3 +263,65 @@ fn untouched_big_blocks_all_reachable_are_no_leak() {
         o.assert_ok_clean();
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// LARGE blocks freed twice, long after the first free.
+
+/// A 1 MiB block freed, then 16 MiB of other LARGE blocks freed (the quarantine holds 4 MiB),
+/// then freed again: a double free naming the block and its first free, not a pointer that
+/// was never allocated.
+#[test]
+fn a_large_block_freed_again_after_leaving_the_quarantine_is_a_double_free() {
+    let exe = compile("double_free_large_late");
+    for (debug, kind) in [("1", "LARGE"), ("full", "GUARDED")] {
+        let o = Run::new(&exe).env("MALLOC_DEBUG", debug).go();
+        assert_eq!(o.signal, Some(SIGABRT), "{debug}: {}", o.describe());
+        let errors = error_lines(&o);
+        assert_eq!(
+            errors,
+            [format!(
+                "ft_malloc[PID]: ERROR: double free of ADDR ({kind}, 1048576 bytes) in free()"
+            )],
+            "{debug}: {}",
+            o.describe()
+        );
+        assert!(
+            o.stderr
+                .lines()
+                .next()
+                .unwrap()
+                .contains(&format!(" of {} (", announced(&o))),
+            "{debug}: {}",
+            o.describe()
+        );
+        // The first free, with its event, thread and stack.
+        let first_free = masked_lines(&o)
+            .into_iter()
+            .position(|l| l.starts_with("ft_malloc[PID]:   freed at event #"));
+        let i = first_free.unwrap_or_else(|| panic!("{debug}: no first free: {}", o.describe()));
+        let lines = masked_lines(&o);
+        assert!(
+            lines[i + 1].starts_with("ft_malloc[PID]:     #0 ADDR ")
+                && lines[i + 1].contains(" main+ADDR"),
+            "{debug}: {}",
+            o.describe()
+        );
+        assert!(!o.stdout.contains("continued"), "{debug}: {}", o.describe());
+    }
+}
+
+#[test]
+fn a_large_block_reallocated_after_leaving_the_quarantine_is_a_realloc_of_a_freed_block() {
+    let o = Run::new(compile("double_free_large_late"))
+        .arg("realloc")
+        .env("MALLOC_DEBUG", "1")
+        .go();
+    assert_eq!(o.signal, Some(SIGABRT), "{}", o.describe());
+    assert_eq!(
+        error_lines(&o),
+        ["ft_malloc[PID]: ERROR: realloc of freed block ADDR (LARGE, 1048576 bytes) in realloc()"],
+        "{}",
+        o.describe()
+    );
+    assert!(o.stderr.contains("  freed at event #"), "{}", o.describe());
+}
