@@ -162,7 +162,7 @@ pub(super) fn freed_large(p: usize) -> Option<Info> {
         kind: Kind::Large,
         zone_base: f.map_base,
         dbg: f.dbg,
-        guarded: GuardAt::No,
+        guarded: f.guarded,
     })
 }
 

@@ -143,12 +143,14 @@ impl LargeState {
             )
         };
         // SAFETY: as above.
-        let (user, origin, dbg) = unsafe { ((*d).user, (*d).origin, (*d).dbg) };
+        let (user, origin, dbg, guarded) =
+            unsafe { ((*d).user, (*d).origin, (*d).dbg, (*d).guarded) };
         if dbg.free_seq != 0 {
             self.freed.put(Freed {
                 user,
                 size,
                 map_base: base,
+                guarded,
                 origin,
                 dbg,
             });

@@ -3,7 +3,7 @@
 //! a double free that can name its first free. A fixed ring under the `LARGE` lock, written by
 //! `LargeState::free`; nothing is allocated.
 
-use crate::block::DebugMeta;
+use crate::block::{DebugMeta, GuardAt};
 
 /// Freed LARGE blocks remembered (the oldest is forgotten first).
 pub const FREED_SLOTS: usize = 1024;
@@ -14,6 +14,8 @@ pub struct Freed {
     pub user: usize,
     pub size: usize,
     pub map_base: usize,
+    /// Where its guard page was (`GuardAt::No` for a plain LARGE block).
+    pub guarded: GuardAt,
     /// The `Op` that allocated it, as a byte.
     pub origin: u8,
     pub dbg: DebugMeta,
@@ -24,6 +26,7 @@ impl Freed {
         user: 0,
         size: 0,
         map_base: 0,
+        guarded: GuardAt::No,
         origin: 0,
         dbg: DebugMeta::EMPTY,
     };
