@@ -41,8 +41,6 @@ const MAX_SITES: usize = 512;
 const SCRATCH: usize = 64 << 10;
 /// A block of at least these many pages is scanned only where its pages are resident.
 const RESIDENT_MIN_PAGES: usize = 16;
-/// Pages whose residency is asked at once (one byte each, on the stack).
-const RESIDENT_CHUNK: usize = 2048;
 /// Paths (hashed) of files with an executable mapping, for the direct-read fallback.
 const MAX_MODULES: usize = 512;
 
@@ -182,37 +180,12 @@ impl Scan<'_> {
     /// Scans the words of `[from, to)`, our own memory (a live block). A big block (LARGE)
     /// is scanned only where its pages are resident: a page never touched holds no pointer,
     /// and reading it would fault it in (a program that leaves gigabytes allocated and
-    /// untouched would wait seconds for its exit). Residency is asked `RESIDENT_CHUNK` pages at
-    /// a time into a map on the stack.
+    /// untouched would wait seconds for its exit).
     fn range(&mut self, from: usize, to: usize) {
-        let page = sys::page_size();
-        if to - from < RESIDENT_MIN_PAGES * page {
+        if to - from < RESIDENT_MIN_PAGES * sys::page_size() {
             self.words_in(from, to);
-            return;
-        }
-        let mut vec = [0u8; RESIDENT_CHUNK];
-        let mut base = from & !(page - 1);
-        while base < to {
-            let pages = (to - base).div_ceil(page).min(RESIDENT_CHUNK);
-            // SAFETY: base is page aligned; the block's pages are mapped.
-            let known = unsafe { sys::resident(base, &mut vec[..pages]) };
-            let mut i = 0;
-            while i < pages {
-                if known && vec[i] & 1 == 0 {
-                    i += 1;
-                    continue;
-                }
-                // A run of resident pages.
-                let mut j = i + 1;
-                while j < pages && (!known || vec[j] & 1 != 0) {
-                    j += 1;
-                }
-                let lo = (base + i * page).max(from);
-                let hi = (base + j * page).min(to);
-                self.words_in(lo, hi);
-                i = j;
-            }
-            base += pages * page;
+        } else {
+            sys::each_resident_run(from, to, |lo, hi| self.words_in(lo, hi));
         }
     }
 

@@ -392,10 +392,9 @@ pub fn bad_block(op: Op, p: usize, bad: Bad, info: &Info, caller: usize) {
     end();
 }
 
-/// A block whose canaries the check at exit found changed (`Bad::Overflow` or
-/// `Bad::Underflow`): no call found it, so the report names the site that allocated it.
+/// A canary the check at exit found changed (the caller keeps errno): no call found it, so
+/// the report's key is the site that allocated the block.
 pub fn bad_block_at_exit(bad: Bad, info: &Info) {
-    let _e = sys::ErrnoGuard::new();
     if !begin(bad.kind(), info.dbg.alloc_caller) {
         return;
     }
@@ -408,16 +407,12 @@ pub fn bad_block_at_exit(bad: Bad, info: &Info) {
     end();
 }
 
-/// "found in free()", or "found at exit" (no call: the check at exit).
+/// "found in free()", or "found at exit" (the check at exit).
 fn found_in<const N: usize>(l: &mut Line<N>, op: Option<Op>) {
     match op {
-        Some(op) => {
-            l.s(b"found in ").s(op.call_name().as_bytes()).s(b"()\n");
-        }
-        None => {
-            l.s(b"found at exit\n");
-        }
-    }
+        Some(op) => l.s(b"found in ").s(op.call_name().as_bytes()).s(b"()\n"),
+        None => l.s(b"found at exit\n"),
+    };
 }
 
 /// The canary after the block was changed, first at `a`.
@@ -428,11 +423,8 @@ fn heap_overflow(op: Option<Op>, p: usize, a: usize, info: &Info) {
     l.s(b" written past its end at offset ")
         .u((a - info.user) as u64);
     let n = (a - info.user - info.size) as u64 + 1;
-    l.s(b" (").u(n).s(if n == 1 {
-        b" byte past the end), " as &[u8]
-    } else {
-        b" bytes past the end), "
-    });
+    let unit: &[u8] = if n == 1 { b" byte" } else { b" bytes" };
+    l.s(b" (").u(n).s(unit).s(b" past the end), ");
     found_in(&mut l, op);
     l.report();
     let end = info.slot_end.min(info.user + info.size + 16);
