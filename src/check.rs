@@ -1,13 +1,14 @@
 //! Verifying blocks: `check_every=N` (every N calls, the whole heap: canaries of live blocks,
 //! TINY, SMALL, LARGE and guarded, and the fill of quarantined ones; the first problem is
-//! reported), and the one rule the dumps and the `check` command apply to a block.
+//! reported), the check at exit (`at_exit`), and the one rule the dumps and the `check`
+//! command apply to a block.
 //!
 //! A block is checked only in a final state (`USED`, `QUARANTINED`) and where it can be read
 //! (`walk::Block::readable`): the state is read with acquire and published by the thread that
 //! dresses the block only once its canaries or fill are written, so a block taken or freed a
 //! moment ago (`ALLOCATING`, `FREEING`) is skipped, never seen half-dressed.
 
-use crate::block::Info;
+use crate::block::{Info, State};
 use crate::debug::verify::Problem;
 use crate::walk::{self, Block};
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -58,6 +59,89 @@ pub fn check_all(quiet: bool) -> usize {
         }
     }
     problems
+}
+
+/// Most corrupted blocks the check at exit reports (the lowest addresses).
+const AT_EXIT_MAX: usize = 32;
+
+/// The check at exit (with `check`), before the quarantine is drained and leaks are looked
+/// for: every readable live block's canaries and every readable quarantined block's free fill,
+/// once each (blocks on inaccessible pages are skipped). Each corrupted block is reported
+/// once, in address order: an overflow that ran over the blocks after it is reported first as
+/// the overflow of the block it started from. Then `on_error` applies as for any report. A
+/// quarantined block reported here gets its fill back, so the drain does not report it again.
+pub fn at_exit() {
+    check_at_exit();
+    clear_dead_stack();
+}
+
+/// Zeroes the stack below the caller's frame, where `check_at_exit` left the addresses of the
+/// blocks it walked: the leak scan that follows reads this thread's stack from its own frame
+/// up, and its frame lies there, uninitialised slots and all.
+#[inline(never)]
+fn clear_dead_stack() {
+    let mut b = [0u8; 32 << 10];
+    // SAFETY: a local array, written through a volatile store so the write stays.
+    unsafe { core::ptr::write_volatile(&mut b, [0u8; 32 << 10]) };
+    core::hint::black_box(&b);
+}
+
+#[inline(never)]
+fn check_at_exit() {
+    let mut found: [Option<(Info, u8, usize)>; AT_EXIT_MAX] = [None; AT_EXIT_MAX];
+    let mut n = 0;
+    walk::each_entered(|b| {
+        let Some(p) = block(b) else {
+            return;
+        };
+        if n < AT_EXIT_MAX {
+            found[n] = Some(p);
+            n += 1;
+            return;
+        }
+        // Full: keep the lowest addresses.
+        let mut hi = 0;
+        for (i, f) in found.iter().enumerate() {
+            if let (Some(f), Some(h)) = (f, &found[hi])
+                && f.0.user > h.0.user
+            {
+                hi = i;
+            }
+        }
+        if let Some(h) = &found[hi]
+            && p.0.user < h.0.user
+        {
+            found[hi] = Some(p);
+        }
+    });
+    let found = &mut found[..n];
+    found.sort_unstable_by_key(|f| f.map_or(usize::MAX, |f| f.0.user));
+    let mut refill = false;
+    for &(info, kind, at) in found.iter().flatten() {
+        match kind {
+            0 => crate::report::bad_block_at_exit(crate::report::Bad::Overflow(at), &info),
+            1 => crate::report::bad_block_at_exit(crate::report::Bad::Underflow(at), &info),
+            _ => {
+                // Worded as the drain that follows would word it (a LARGE block's fill, not
+                // readable here, is checked there).
+                crate::report::write_after_free(&info, at);
+                refill = true;
+            }
+        }
+    }
+    if refill {
+        walk::each_entered(|b| {
+            let reported = found
+                .iter()
+                .flatten()
+                .any(|f| f.1 == 2 && f.0.user == b.user && f.0.size == b.size);
+            if reported && b.state == State::Quarantined && b.readable() {
+                // SAFETY: a quarantined block, readable (checked above), under its lock; no
+                // longer the program's.
+                unsafe { crate::debug::dress::free_fill(b.user, b.size) };
+            }
+        });
+    }
 }
 
 /// Verifies a walked block if it can be read: its info and the problem, if any (see

@@ -39,6 +39,8 @@ const STACK_CAP: usize = 1 << 20;
 const MAX_SITES: usize = 512;
 /// Bytes of roots copied at a time.
 const SCRATCH: usize = 64 << 10;
+/// A block of at least these many pages is scanned only where its pages are resident.
+const RESIDENT_MIN_PAGES: usize = 16;
 /// Paths (hashed) of files with an executable mapping, for the direct-read fallback.
 const MAX_MODULES: usize = 512;
 
@@ -175,8 +177,20 @@ impl Scan<'_> {
         }
     }
 
-    /// Scans the words of `[from, to)`, our own memory (a live block).
+    /// Scans the words of `[from, to)`, our own memory (a live block). A big block (LARGE)
+    /// is scanned only where its pages are resident: a page never touched holds no pointer,
+    /// and reading it would fault it in (a program that leaves gigabytes allocated and
+    /// untouched would wait seconds for its exit).
     fn range(&mut self, from: usize, to: usize) {
+        if to - from < RESIDENT_MIN_PAGES * sys::page_size() {
+            self.words_in(from, to);
+        } else {
+            sys::each_resident_run(from, to, |lo, hi| self.words_in(lo, hi));
+        }
+    }
+
+    /// Scans the words of `[from, to)`, readable memory of ours.
+    fn words_in(&mut self, from: usize, to: usize) {
         let mut a = (from + 7) & !7;
         while a + 8 <= to {
             // SAFETY: the caller passes readable memory.

@@ -381,8 +381,8 @@ pub fn bad_block(op: Op, p: usize, bad: Bad, info: &Info, caller: usize) {
         return;
     }
     match bad {
-        Bad::Overflow(a) => heap_overflow(op, p, a, info),
-        Bad::Underflow(a) => heap_underflow(op, p, a, info),
+        Bad::Overflow(a) => heap_overflow(Some(op), p, a, info),
+        Bad::Underflow(a) => heap_underflow(Some(op), p, a, info),
         Bad::Mismatch => mismatch(op, p, info),
         Bad::SizedDelete(s) => sized_delete(op, p, s, info),
         _ => corrupted(op, p, info),
@@ -392,34 +392,54 @@ pub fn bad_block(op: Op, p: usize, bad: Bad, info: &Info, caller: usize) {
     end();
 }
 
+/// A canary the check at exit found changed (the caller keeps errno): no call found it, so
+/// the report's key is the site that allocated the block.
+pub fn bad_block_at_exit(bad: Bad, info: &Info) {
+    if !begin(bad.kind(), info.dbg.alloc_caller) {
+        return;
+    }
+    match bad {
+        Bad::Underflow(a) => heap_underflow(None, info.user, a, info),
+        Bad::Overflow(a) => heap_overflow(None, info.user, a, info),
+        _ => corrupted(Op::Malloc, info.user, info),
+    }
+    history(info);
+    end();
+}
+
+/// "found in free()", or "found at exit" (the check at exit).
+fn found_in<const N: usize>(l: &mut Line<N>, op: Option<Op>) {
+    match op {
+        Some(op) => l.s(b"found in ").s(op.call_name().as_bytes()).s(b"()\n"),
+        None => l.s(b"found at exit\n"),
+    };
+}
+
 /// The canary after the block was changed, first at `a`.
-fn heap_overflow(op: Op, p: usize, a: usize, info: &Info) {
+fn heap_overflow(op: Option<Op>, p: usize, a: usize, info: &Info) {
     let mut l: Line<400> = Line::new();
     prefix(&mut l).s(b"ERROR: heap overflow: ").x(p);
     block_desc(&mut l, info);
     l.s(b" written past its end at offset ")
         .u((a - info.user) as u64);
     let n = (a - info.user - info.size) as u64 + 1;
-    l.s(b" (").u(n).s(if n == 1 {
-        b" byte past the end), found in " as &[u8]
-    } else {
-        b" bytes past the end), found in "
-    });
-    l.s(op.call_name().as_bytes()).s(b"()\n");
+    let unit: &[u8] = if n == 1 { b" byte" } else { b" bytes" };
+    l.s(b" (").u(n).s(unit).s(b" past the end), ");
+    found_in(&mut l, op);
     l.report();
     let end = info.slot_end.min(info.user + info.size + 16);
     bytes_vs_canary(info.user + info.size, end, a, info.user);
 }
 
 /// The canary before the block was changed, first at `a`.
-fn heap_underflow(op: Op, p: usize, a: usize, info: &Info) {
+fn heap_underflow(op: Option<Op>, p: usize, a: usize, info: &Info) {
     let mut l: Line<400> = Line::new();
     prefix(&mut l).s(b"ERROR: heap underflow: ").x(p);
     block_desc(&mut l, info);
     l.s(b" written ")
         .u((info.user - a) as u64)
-        .s(b" bytes before its start, found in ");
-    l.s(op.call_name().as_bytes()).s(b"()\n");
+        .s(b" bytes before its start, ");
+    found_in(&mut l, op);
     l.report();
     bytes_vs_canary(info.slot, info.user, a, info.user);
 }

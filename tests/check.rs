@@ -58,12 +58,22 @@ fn check_every_finds_large_overflow_without_free() {
     );
 }
 
-/// The same overflow, found by the `check` command of show_alloc_mem_ex_cmd.
+/// The same overflow, found by the `check` command of show_alloc_mem_ex_cmd; the block is never
+/// freed, so the check at exit reports it again, as an ERROR.
 #[test]
 fn check_command_finds_large_overflow() {
     let out = run("check_large_overflow", &["cmd"], &[("MALLOC_DEBUG", "1")]);
-    out.assert_success();
+    assert_eq!(out.signal, Some(6), "expected SIGABRT: {}", out.describe());
     let addr = large_addr(&out.stderr);
+    let want = format!(
+        "ERROR: heap overflow: {addr} (LARGE, 200000 bytes) written past its end at offset \
+         200000 (1 byte past the end), found at exit"
+    );
+    assert!(
+        out.stderr.lines().any(|l| l.ends_with(&want)),
+        "no LARGE overflow report at exit: {}",
+        out.describe()
+    );
     let at = format!(
         "{:#x}",
         usize::from_str_radix(&addr[2..], 16).unwrap() + 200000

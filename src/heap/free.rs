@@ -5,7 +5,7 @@
 
 use super::arena::{ARENAS, release_slot};
 use super::defer::defer_free;
-use super::lookup::{Held, NotHeld, hold, with_history, zone_of};
+use super::lookup::{Held, NotHeld, freed_large, hold, with_history, zone_of};
 use super::release::{large_fill_quarantine, quarantine, shard_budget};
 use crate::block::{
     FREEING, Family, Info, Op, OpFamily, PackedDebug, QUARANTINED, State, USED, publish_state,
@@ -95,6 +95,15 @@ pub(super) fn deallocate_call(p: usize, op: Op, caller: usize, sized: usize) -> 
         }
         Err(NotHeld::Bad(bad, info)) => {
             let info = info.map(with_history);
+            // No block there now, but a LARGE block was, freed for good: a double free.
+            if bad == Bad::NotOurs
+                && info.is_none()
+                && cfg.enabled
+                && let Some(first) = freed_large(p)
+            {
+                report::bad_pointer(op, p, Bad::DoubleFree, Some(&first), caller);
+                return 0;
+            }
             report::bad_pointer(op, p, bad, info.as_ref(), caller);
             // Going on: a pointer into a live block was meant to free it. The block stays in
             // use, but the leak check at exit does not count it.
@@ -298,7 +307,15 @@ fn finish_free(held: Held<'static>, caller: usize, seq: u64) -> usize {
                 }
             } else {
                 // SAFETY: d is a used descriptor under the LARGE lock.
-                unsafe { l.free(d) };
+                unsafe {
+                    if lay.debug_meta {
+                        // Remembered where it was by `free`, for a later double free.
+                        (*d).dbg.free_seq = seq;
+                        (*d).dbg.free_caller = caller;
+                        (*d).dbg.free_tid = tls::tid();
+                    }
+                    l.free(d)
+                };
             }
             info.size
         }

@@ -147,6 +147,25 @@ impl Held<'_> {
     }
 }
 
+/// The LARGE block last freed for good at `p`, as a freed block's `Info` with its history,
+/// if the ring of freed blocks still remembers it. For a pointer that names no block now.
+pub(super) fn freed_large(p: usize) -> Option<Info> {
+    let f = LARGE.enter()?.freed.last_at(p)?;
+    Some(Info {
+        user: f.user,
+        size: f.size,
+        slot: f.user,
+        slot_end: f.user + f.size,
+        check_end: f.user + f.size,
+        state: State::Free,
+        origin: Op::from_u8(f.origin).unwrap_or(Op::Malloc),
+        kind: Kind::Large,
+        zone_base: f.map_base,
+        dbg: f.dbg,
+        guarded: f.guarded,
+    })
+}
+
 /// `info` with the block's debugging history, read again (for a report).
 pub fn with_history(info: Info) -> Info {
     match find(info.user) {

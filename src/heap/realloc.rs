@@ -6,12 +6,12 @@
 use super::alloc::allocate_cap;
 use super::defer::defer_free;
 use super::free::{deallocate_call, debug_checks};
-use super::lookup::{Held, NotHeld, hold, peek, with_history};
+use super::lookup::{Held, NotHeld, freed_large, hold, peek, with_history};
 use crate::block::{ALLOCATING, Info, Op, State, publish_state};
 use crate::config;
 use crate::debug::dress::Dress;
 use crate::debug::layout::layout;
-use crate::report;
+use crate::report::{self, Bad};
 use crate::size_class::{SMALL_MAX, class_of};
 use crate::sys;
 
@@ -38,6 +38,15 @@ pub(super) fn reallocate_call(p: usize, n: usize, op: Op, caller: usize) -> *mut
         Ok(h) => h,
         Err(NotHeld::Busy) => return realloc_reentered(p, n, op, caller),
         Err(NotHeld::Bad(bad, info)) => {
+            // A LARGE block freed for good was there: a realloc of a freed block.
+            if bad == Bad::NotOurs
+                && info.is_none()
+                && cfg.enabled
+                && let Some(first) = freed_large(p)
+            {
+                report::bad_pointer(op, p, Bad::DoubleFree, Some(&first), caller);
+                return core::ptr::null_mut();
+            }
             report::bad_pointer(op, p, bad, info.map(with_history).as_ref(), caller);
             return core::ptr::null_mut();
         }

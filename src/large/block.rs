@@ -4,6 +4,7 @@
 //! and `free` (which unmaps their mapping).
 
 use super::desc::{Large, MAX_PIECES};
+use super::freed::Freed;
 use super::state::LargeState;
 use crate::block::DebugMeta;
 use crate::pagemap;
@@ -126,7 +127,8 @@ impl LargeState {
     }
 
     /// Frees a LARGE block for good (after any quarantine). A guarded block's mapping is
-    /// unmapped (the guard layer accounts for it; pool slots never come here).
+    /// unmapped (the guard layer accounts for it; pool slots never come here). A block with a
+    /// free history is remembered in the ring of freed blocks.
     /// # Safety
     /// `d` is a live descriptor (used or quarantined) of this state.
     pub unsafe fn free(&mut self, d: *mut Large) {
@@ -140,6 +142,19 @@ impl LargeState {
                 (*d).guarded.is_guarded(),
             )
         };
+        // SAFETY: as above.
+        let (user, origin, dbg, guarded) =
+            unsafe { ((*d).user, (*d).origin, (*d).dbg, (*d).guarded) };
+        if dbg.free_seq != 0 {
+            self.freed.put(Freed {
+                user,
+                size,
+                map_base: base,
+                guarded,
+                origin,
+                dbg,
+            });
+        }
         pagemap::clear_range(base, len);
         self.unlink(d);
         self.release_desc(d);

@@ -1,7 +1,8 @@
 //! LARGE blocks: one mapping each, described by a `Large` descriptor kept out of band (`desc`),
 //! and the state behind the `LARGE` lock (`state`): the live list (`live`), the descriptor slab
 //! (`slab`), the cache of freed mappings (`cache`), blocks made without the lock by signal
-//! handlers (`loose`), plain LARGE blocks (`block`), and the plain storage the guard layer
+//! handlers (`loose`), plain LARGE blocks (`block`), where the last blocks freed for good were
+//! (`freed`), and the plain storage the guard layer
 //! keeps under the same lock (`guarded`: pool free lists and the page bank, whose logic
 //! lives in `guard/`).
 //!
@@ -21,6 +22,7 @@
 pub mod block;
 pub mod cache;
 pub mod desc;
+pub mod freed;
 pub mod guarded;
 pub mod live;
 pub mod loose;
@@ -32,6 +34,7 @@ mod tests;
 
 pub use cache::CACHE_SLOTS;
 pub use desc::{Large, MAX_PIECES};
+pub use freed::{FREED_SLOTS, Freed};
 pub use guarded::{BANK_SLOTS, Bank, Banked, GuardedStore, POOL_MAX_PAGES, PoolClass};
 pub use loose::has_loose;
 pub use state::{LARGE, LargeState, set_trim_hook};

@@ -1,5 +1,5 @@
 //! The state behind the `LARGE` lock: the live list and its counts, the descriptor slab, the
-//! mapping cache, and the guard layer's storage; the slab and cache operations that only
+//! mapping cache, the guard layer's storage, and the ring of blocks freed for good; the slab and cache operations that only
 //! need the state itself, with their system calls; the trim hook.
 //!
 //! # Invariants
@@ -7,6 +7,7 @@
 
 use super::cache::Cache;
 use super::desc::Large;
+use super::freed::FreedRing;
 use super::guarded::GuardedStore;
 use super::slab::Slab;
 use crate::lock::Mutex;
@@ -21,6 +22,8 @@ pub struct LargeState {
     pub live_bytes: usize,
     pub live_count: usize,
     pub mapped_bytes: usize,
+    /// Where the last blocks freed for good were (`freed`).
+    pub freed: FreedRing,
 }
 
 // SAFETY: the raw pointers are only followed under the LARGE lock.
@@ -34,6 +37,7 @@ pub static LARGE: Mutex<LargeState> = Mutex::new(LargeState {
     live_bytes: 0,
     live_count: 0,
     mapped_bytes: 0,
+    freed: FreedRing::EMPTY,
 });
 
 impl LargeState {

@@ -1,4 +1,4 @@
-//! The `.fini_array` destructors: the exit reports (log flush, quarantine drain, leaks, dump,
+//! The `.fini_array` destructors: the exit reports (check of every block, log flush, quarantine drain, leaks, dump,
 //! stats, error summary, announce `exit` line) and the `on_error=exit:N` exit status; with
 //! debugging off, only the announce `exit` line.
 
@@ -12,6 +12,11 @@ extern "C" fn fini() {
         return;
     }
     let _e = sys::ErrnoGuard::new();
+    // Blocks broken and never freed: found before the drain (which would report a freed block
+    // an overflow ran into before the block it ran from) and before the leak report.
+    if c.check {
+        crate::check::at_exit();
+    }
     if c.quarantine > 0 {
         crate::heap::drain_quarantine();
     }

@@ -221,6 +221,40 @@ pub unsafe fn discard(p: *mut u8, len: usize) {
     unsafe { libc::madvise(p as *mut c_void, len, libc::MADV_DONTNEED) };
 }
 
+/// Pages whose residency `each_resident_run` asks at once (one byte each, on the stack).
+const RESIDENT_CHUNK: usize = 2048;
+
+/// Calls `f(lo, hi)` for each run of resident pages of `[from, to)` (clipped to the range): a
+/// page never touched is not resident. Residency is asked of the kernel (`mincore`)
+/// `RESIDENT_CHUNK` pages at a time into a map on the stack; a chunk it says nothing about
+/// (part of it unmapped) is passed whole.
+pub fn each_resident_run(from: usize, to: usize, mut f: impl FnMut(usize, usize)) {
+    let page = page_size();
+    let mut vec = [0u8; RESIDENT_CHUNK];
+    let mut base = from & !(page - 1);
+    while base < to {
+        let pages = (to - base).div_ceil(page).min(RESIDENT_CHUNK);
+        // SAFETY: base is page aligned; the kernel writes one byte per page of the range into
+        // vec, which has room for them. It reads nothing of the range.
+        let known =
+            unsafe { libc::mincore(base as *mut c_void, pages * page, vec.as_mut_ptr()) == 0 };
+        let mut i = 0;
+        while i < pages {
+            if known && vec[i] & 1 == 0 {
+                i += 1;
+                continue;
+            }
+            let mut j = i + 1;
+            while j < pages && (!known || vec[j] & 1 != 0) {
+                j += 1;
+            }
+            f((base + i * page).max(from), (base + j * page).min(to));
+            i = j;
+        }
+        base += pages * page;
+    }
+}
+
 /// Installs guard markers over `[p, p + len)` (`MADV_GUARD_INSTALL`, Linux 6.13): its pages
 /// are given back and an access faults as on PROT_NONE, without splitting the mapping. False
 /// when the kernel refuses (an older kernel: EINVAL).
