@@ -20,6 +20,7 @@ pub mod dump;
 pub mod entry;
 pub mod fifo;
 pub mod fmt;
+pub mod guarded_check;
 pub mod guard;
 pub mod heap;
 pub mod large;

@@ -8,7 +8,7 @@
 //! Nothing here allocates or takes an allocator lock; callers drop their locks first. A second
 //! error while a report is being written on the same thread aborts at once.
 
-use crate::block::{Info, Kind, Op, State};
+use crate::block::{Info, Op, State};
 use crate::callstack;
 use crate::config::{self, OnError};
 use crate::fmt::{Line, prefix};
@@ -113,8 +113,15 @@ static SEEN: Mutex<Seen> = Mutex::new(Seen {
     n: 0,
 });
 
-pub fn zone_name(kind: Kind) -> &'static [u8] {
-    kind.name()
+/// The kind of a block in every report: TINY, SMALL or LARGE, or GUARDED for a block on its
+/// own guarded pages (a guarded block is held by a LARGE descriptor, but it is no LARGE block
+/// to the reader). The one place that names a block's kind.
+pub fn block_kind(info: &Info) -> &'static [u8] {
+    if info.guarded.is_guarded() {
+        b"GUARDED"
+    } else {
+        info.kind.name()
+    }
 }
 
 fn state_name(s: State) -> &'static [u8] {
@@ -179,19 +186,10 @@ fn end() {
 
 fn block_desc<const N: usize>(l: &mut Line<N>, info: &Info) {
     l.s(b" (")
-        .s(kind_of(info))
+        .s(block_kind(info))
         .s(b", ")
         .u(info.size as u64)
         .s(b" bytes)");
-}
-
-/// TINY, SMALL, LARGE, or GUARDED for a block on its own guarded pages.
-fn kind_of(info: &Info) -> &'static [u8] {
-    if info.guarded.is_guarded() {
-        b"GUARDED"
-    } else {
-        zone_name(info.kind)
-    }
 }
 
 fn history(info: &Info) {
@@ -211,7 +209,7 @@ fn history(info: &Info) {
             .c(b'\n');
     } else {
         l.s(b" bytes, ")
-            .s(zone_name(info.kind))
+            .s(block_kind(info))
             .s(b" zone ")
             .x(info.zone_base)
             .s(b", ")
@@ -360,7 +358,7 @@ fn what<const N: usize>(l: &mut Line<N>, p: usize, bad: Bad, info: Option<&Info>
                 });
                 l.u(i.size as u64)
                     .s(b"-byte ")
-                    .s(zone_name(i.kind))
+                    .s(block_kind(i))
                     .s(b" block at ")
                     .x(i.user)
                     .c(b')');
@@ -381,8 +379,8 @@ pub fn bad_block(op: Op, p: usize, bad: Bad, info: &Info, caller: usize) {
         return;
     }
     match bad {
-        Bad::Overflow(a) => heap_overflow(op, p, a, info),
-        Bad::Underflow(a) => heap_underflow(op, p, a, info),
+        Bad::Overflow(a) => heap_overflow(Some(op), p, a, info),
+        Bad::Underflow(a) => heap_underflow(Some(op), p, a, info),
         Bad::Mismatch => mismatch(op, p, info),
         Bad::SizedDelete(s) => sized_delete(op, p, s, info),
         _ => corrupted(op, p, info),
@@ -392,8 +390,37 @@ pub fn bad_block(op: Op, p: usize, bad: Bad, info: &Info, caller: usize) {
     end();
 }
 
+/// A live block whose canaries were found changed at exit: no call to name, the first line
+/// says where it was found and the history where the block came from. Reported once per
+/// allocation site (`on_error=continue`).
+pub fn bad_block_at_exit(bad: Bad, info: &Info) {
+    let _e = sys::ErrnoGuard::new();
+    if !matches!(bad, Bad::Overflow(_) | Bad::Underflow(_)) || !begin(bad.kind(), info.dbg.alloc_caller) {
+        return;
+    }
+    match bad {
+        Bad::Overflow(a) => heap_overflow(None, info.user, a, info),
+        Bad::Underflow(a) => heap_underflow(None, info.user, a, info),
+        _ => {}
+    }
+    history(info);
+    end();
+}
+
+/// `found in CALL()`, or `found at exit` for no call.
+fn found_in<const N: usize>(l: &mut Line<N>, op: Option<Op>) {
+    match op {
+        Some(op) => {
+            l.s(b"found in ").s(op.call_name().as_bytes()).s(b"()\n");
+        }
+        None => {
+            l.s(b"found at exit\n");
+        }
+    }
+}
+
 /// The canary after the block was changed, first at `a`.
-fn heap_overflow(op: Op, p: usize, a: usize, info: &Info) {
+fn heap_overflow(op: Option<Op>, p: usize, a: usize, info: &Info) {
     let mut l: Line<400> = Line::new();
     prefix(&mut l).s(b"ERROR: heap overflow: ").x(p);
     block_desc(&mut l, info);
@@ -401,27 +428,37 @@ fn heap_overflow(op: Op, p: usize, a: usize, info: &Info) {
         .u((a - info.user) as u64);
     let n = (a - info.user - info.size) as u64 + 1;
     l.s(b" (").u(n).s(if n == 1 {
-        b" byte past the end), found in " as &[u8]
+        b" byte past the end), " as &[u8]
     } else {
-        b" bytes past the end), found in "
+        b" bytes past the end), "
     });
-    l.s(op.call_name().as_bytes()).s(b"()\n");
+    found_in(&mut l, op);
     l.report();
-    let end = info.slot_end.min(info.user + info.size + 16);
-    bytes_vs_canary(info.user + info.size, end, a, info.user);
+    // The 16 bytes after the block, or the 16 from the first changed one when it lies further.
+    let tail = info.user + info.size;
+    let from = if a >= tail + 16 && a < info.slot_end {
+        a - 8
+    } else {
+        tail
+    };
+    let end = info.slot_end.min(from + 16);
+    bytes_vs_canary(from, end, a, info.user);
 }
 
 /// The canary before the block was changed, first at `a`.
-fn heap_underflow(op: Op, p: usize, a: usize, info: &Info) {
+fn heap_underflow(op: Option<Op>, p: usize, a: usize, info: &Info) {
     let mut l: Line<400> = Line::new();
     prefix(&mut l).s(b"ERROR: heap underflow: ").x(p);
     block_desc(&mut l, info);
     l.s(b" written ")
         .u((info.user - a) as u64)
-        .s(b" bytes before its start, found in ");
-    l.s(op.call_name().as_bytes()).s(b"()\n");
+        .s(b" bytes before its start, ");
+    found_in(&mut l, op);
     l.report();
-    bytes_vs_canary(info.slot, info.user, a, info.user);
+    // The 16 bytes before the block, or the 16 from the first changed one when it lies
+    // further (a guarded block's front canary is the rest of its page).
+    let from = info.slot.max(a.min(info.user.saturating_sub(16)));
+    bytes_vs_canary(from, info.user.min(from + 16), a, info.user);
 }
 
 /// Released by the wrong family.

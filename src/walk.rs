@@ -243,6 +243,19 @@ pub fn each_entered(mut f: impl FnMut(&Block)) {
     }
 }
 
+/// Visits the guarded blocks (not FREE) under the LARGE lock, taken as the allocator takes it
+/// (`Mutex::enter`): nothing if this thread holds it already.
+pub fn each_guarded_entered(mut f: impl FnMut(&Block)) {
+    if let Some(mut l) = LARGE.enter() {
+        l.adopt_loose();
+        large_blocks(&l, &mut |b| {
+            if b.guarded.is_guarded() {
+                f(b)
+            }
+        });
+    }
+}
+
 /// The LARGE or guarded block whose mapping holds `addr`, read without a lock (for the fault
 /// handler: descriptors are never unmapped, and a torn read only spoils a report).
 pub fn fault_lookup(addr: usize) -> Option<Block<'static>> {

@@ -15,6 +15,7 @@ extern "C" fn fini() {
     if c.quarantine > 0 {
         crate::heap::drain_quarantine();
     }
+    crate::guarded_check::at_exit();
     if c.leaks > 0 {
         crate::leaks::report_at_exit(c.leaks >= 2);
     }

@@ -1,0 +1,51 @@
+//! The exit check of guarded blocks: with `check` on, every live guarded block's canaries —
+//! the whole accessible part of its pages in front of it and the slack behind it up to its
+//! guard page — are verified once at exit, before the leak report, so an underwrite (or, with
+//! the guard below, an overwrite of the slack) of a block that is never freed is still seen.
+//! Each corrupted block is an ERROR with its history (`on_error=continue`: once per allocation
+//! site).
+//!
+//! The blocks are read under the LARGE lock, taken as the allocator takes it, and reported
+//! after it is released (a bounded number, from a stack array: nothing is allocated).
+
+use crate::block::Info;
+use crate::debug::verify::{self, Problem};
+use crate::report::{self, Bad};
+use crate::walk;
+
+/// Corrupted blocks reported at most (the rest are counted in the error total).
+const MAX_REPORTED: usize = 32;
+
+/// Verifies the live guarded blocks; returns how many were corrupted (each reported, up to
+/// `MAX_REPORTED`).
+pub fn at_exit() -> usize {
+    if !crate::config::get().check {
+        return 0;
+    }
+    let mut found: [Option<(Info, Problem)>; MAX_REPORTED] = [None; MAX_REPORTED];
+    let mut n = 0usize;
+    walk::each_guarded_entered(|b| {
+        if !b.readable() {
+            return;
+        }
+        let info = b.info();
+        if let Some(p) = verify::live(&info) {
+            if n < MAX_REPORTED {
+                found[n] = Some((info, p));
+            }
+            n += 1;
+        }
+    });
+    for (info, p) in found.iter().flatten() {
+        let bad = match *p {
+            Problem::Overflow(a) => Bad::Overflow(a),
+            Problem::Underflow(a) => Bad::Underflow(a),
+            Problem::WriteAfterFree(_) => continue,
+        };
+        report::bad_block_at_exit(bad, info);
+    }
+    if n > MAX_REPORTED {
+        report::ERRORS.fetch_add((n - MAX_REPORTED) as u64, core::sync::atomic::Ordering::Relaxed);
+    }
+    n
+}
