@@ -201,21 +201,13 @@ fn history(info: &Info) {
         .x(info.user + info.size)
         .s(b" : ")
         .u(info.size as u64);
+    l.s(b" bytes, ");
     if info.guarded.is_guarded() {
-        l.s(b" bytes, own guarded mapping ")
-            .x(info.zone_base)
-            .s(b", ")
-            .s(state_name(info.state))
-            .c(b'\n');
+        l.s(b"own guarded mapping ");
     } else {
-        l.s(b" bytes, ")
-            .s(block_kind(info))
-            .s(b" zone ")
-            .x(info.zone_base)
-            .s(b", ")
-            .s(state_name(info.state))
-            .c(b'\n');
+        l.s(block_kind(info)).s(b" zone ");
     }
+    l.x(info.zone_base).s(b", ").s(state_name(info.state)).c(b'\n');
     l.report();
     let d = &info.dbg;
     if d.alloc_seq != 0 {
@@ -374,49 +366,41 @@ fn what<const N: usize>(l: &mut Line<N>, p: usize, bad: Bad, info: Option<&Info>
 
 /// A live block failed a debug check (canary, family, sized delete).
 pub fn bad_block(op: Op, p: usize, bad: Bad, info: &Info, caller: usize) {
+    bad_block_in(Some(op), p, bad, info, caller);
+}
+
+/// A live block whose canaries were found changed at exit: no call to name (the first line
+/// says `found at exit`), reported once per allocation site (`on_error=continue`).
+pub fn bad_block_at_exit(bad: Bad, info: &Info) {
+    bad_block_in(None, info.user, bad, info, info.dbg.alloc_caller);
+}
+
+fn bad_block_in(call: Option<Op>, p: usize, bad: Bad, info: &Info, caller: usize) {
     let _e = sys::ErrnoGuard::new();
     if !begin(bad.kind(), caller) {
         return;
     }
+    let op = call.unwrap_or(Op::Malloc);
     match bad {
-        Bad::Overflow(a) => heap_overflow(Some(op), p, a, info),
-        Bad::Underflow(a) => heap_underflow(Some(op), p, a, info),
+        Bad::Overflow(a) => heap_overflow(call, p, a, info),
+        Bad::Underflow(a) => heap_underflow(call, p, a, info),
         Bad::Mismatch => mismatch(op, p, info),
         Bad::SizedDelete(s) => sized_delete(op, p, s, info),
         _ => corrupted(op, p, info),
     }
-    called_from(op, caller);
-    history(info);
-    end();
-}
-
-/// A live block whose canaries were found changed at exit: no call to name, the first line
-/// says where it was found and the history where the block came from. Reported once per
-/// allocation site (`on_error=continue`).
-pub fn bad_block_at_exit(bad: Bad, info: &Info) {
-    let _e = sys::ErrnoGuard::new();
-    if !matches!(bad, Bad::Overflow(_) | Bad::Underflow(_)) || !begin(bad.kind(), info.dbg.alloc_caller) {
-        return;
-    }
-    match bad {
-        Bad::Overflow(a) => heap_overflow(None, info.user, a, info),
-        Bad::Underflow(a) => heap_underflow(None, info.user, a, info),
-        _ => {}
+    if call.is_some() {
+        called_from(op, caller);
     }
     history(info);
     end();
 }
 
 /// `found in CALL()`, or `found at exit` for no call.
-fn found_in<const N: usize>(l: &mut Line<N>, op: Option<Op>) {
-    match op {
-        Some(op) => {
-            l.s(b"found in ").s(op.call_name().as_bytes()).s(b"()\n");
-        }
-        None => {
-            l.s(b"found at exit\n");
-        }
-    }
+fn found_in<const N: usize>(l: &mut Line<N>, call: Option<Op>) {
+    match call {
+        Some(op) => l.s(b"found in ").s(op.call_name().as_bytes()).s(b"()\n"),
+        None => l.s(b"found at exit\n"),
+    };
 }
 
 /// The canary after the block was changed, first at `a`.
@@ -434,15 +418,8 @@ fn heap_overflow(op: Option<Op>, p: usize, a: usize, info: &Info) {
     });
     found_in(&mut l, op);
     l.report();
-    // The 16 bytes after the block, or the 16 from the first changed one when it lies further.
-    let tail = info.user + info.size;
-    let from = if a >= tail + 16 && a < info.slot_end {
-        a - 8
-    } else {
-        tail
-    };
-    let end = info.slot_end.min(from + 16);
-    bytes_vs_canary(from, end, a, info.user);
+    let end = info.slot_end.min(info.user + info.size + 16);
+    bytes_vs_canary(info.user + info.size, end, a, info.user);
 }
 
 /// The canary before the block was changed, first at `a`.
@@ -455,8 +432,8 @@ fn heap_underflow(op: Option<Op>, p: usize, a: usize, info: &Info) {
         .s(b" bytes before its start, ");
     found_in(&mut l, op);
     l.report();
-    // The 16 bytes before the block, or the 16 from the first changed one when it lies
-    // further (a guarded block's front canary is the rest of its page).
+    // The 16 bytes before the block, or from the first changed one (a guarded block's front
+    // canary is the rest of its page).
     let from = info.slot.max(a.min(info.user.saturating_sub(16)));
     bytes_vs_canary(from, info.user.min(from + 16), a, info.user);
 }

@@ -1,6 +1,8 @@
 /* Bugs at the edges of guarded blocks and zones, selected by argv[1]; the program prints the
  * block's address ("block ADDR N") then commits the bug:
  *   under N       write N bytes just before a 100-byte block, never free it, exit 0
+ *   under_free N  the same, then free the block
+ *   under_call N  the same, then call malloc (for check_every=1)
  *   slack         write 4 bytes just past a 100-byte block (in its slack under guard=below),
  *                 never free it, exit 0
  *   strlen N      fill an N-byte block to its end with no NUL, then strlen it
@@ -21,13 +23,17 @@ int main(int argc, char **argv) {
     const char *m = argv[1];
     printf("start\n");
     fflush(stdout);
-    if (!strcmp(m, "under")) {
+    if (!strcmp(m, "under") || !strcmp(m, "under_free") || !strcmp(m, "under_call")) {
         CHECK(argc == 3);
         size_t n = (size_t)atoi(argv[2]);
         char *p = announced_block(100);
         memset(p - n, 'u', n);
         printf("written\n");
         fflush(stdout);
+        if (!strcmp(m, "under_free"))
+            free(p);
+        else if (!strcmp(m, "under_call"))
+            sink = (size_t)malloc(24);
         return 0;
     } else if (!strcmp(m, "slack")) {
         char *p = announced_block(100);
