@@ -1,10 +1,12 @@
 //! The SIGSEGV/SIGBUS explainer, installed when debugging is on. A fault in one of our guard
-//! pages or freed (PROT_NONE) blocks gets a report — overflow, underflow or use after free, read
-//! or write, "N bytes after/before/into the S-byte block at 0x...", the block's history, the
-//! faulting instruction and thread — then the default action is restored and the handler
-//! returns: the instruction faults again and the process dies of the real fault (core dumps and
-//! debuggers see the original si_code and address). A fault that is not ours, and a signal that
-//! was sent rather than raised by a fault, get the program's own disposition (`forward`).
+//! pages or freed (PROT_NONE) blocks (or, when the process dies of it, in a zone's guard page)
+//! gets a report naming the block on the nearer side (`walk::fault`): overflow, underflow or
+//! use after free, read or write, "N bytes after/before/into the S-byte block at 0x...", the
+//! block's history, the faulting instruction and thread. Then the default action is restored
+//! and the handler returns: the instruction faults again and the process dies of the real
+//! fault (core dumps and debuggers see the original si_code and address). A fault that is not
+//! ours, and a signal that was sent rather than raised by a fault, get the program's own
+//! disposition (`forward`).
 //!
 //! The kernel keeps one handler per signal, so `sigaction` and `signal` are interposed: while
 //! ours is installed, the program's SIGSEGV/SIGBUS handlers are recorded (and reported back as
