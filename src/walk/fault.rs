@@ -28,7 +28,7 @@ pub struct Fault {
     /// The block the fault is about: the one whose accessible part holds the address, else the
     /// nearer of the blocks on either side of the inaccessible run it lies in.
     pub block: Block<'static>,
-    /// The inaccessible memory the address lies in (nothing when it lies in the block).
+    /// The inaccessible memory next to the block (how a report names where the fault hit).
     pub region: Region,
     /// The address lies in a mapping of ours (a LARGE or guarded block's, a pool's): no program
     /// has business there. False for a zone's guard page, which the page map does not cover.
