@@ -231,28 +231,23 @@ fn misaligned_free_of_a_guarded_block_says_guarded() {
 
 /// The real programs report no error under `full` and `full,guard=below` (page-prefix
 /// canaries, the exit check, the far guard page): their normal output, checked by
-/// `common::real`, and no ERROR line and no fault of ours.
-fn real_programs_clean(debug: &str) {
-    for (name, check) in common::real::ALL {
-        if let Some(out) = check(&[("MALLOC_DEBUG", debug)]) {
-            let ours: Vec<&str> = out
-                .stderr
-                .lines()
-                .filter(|l| {
-                    l.starts_with("ft_malloc[") && (l.contains("]: ERROR") || l.contains("SIGSEGV"))
-                })
-                .collect();
-            assert!(ours.is_empty(), "{name} with MALLOC_DEBUG={debug}: {}", out.describe());
+/// `common::real`, and no ERROR line and no fault of ours. One test for both modes: the
+/// checks share their scratch directories within a test process.
+#[test]
+fn real_programs_clean_under_full_and_guard_below() {
+    for debug in ["full", "full,guard=below"] {
+        for (name, check) in common::real::ALL {
+            if let Some(out) = check(&[("MALLOC_DEBUG", debug)]) {
+                let ours: Vec<&str> = out
+                    .stderr
+                    .lines()
+                    .filter(|l| {
+                        l.starts_with("ft_malloc[")
+                            && (l.contains("]: ERROR") || l.contains("SIGSEGV"))
+                    })
+                    .collect();
+                assert!(ours.is_empty(), "{name} with MALLOC_DEBUG={debug}: {}", out.describe());
+            }
         }
     }
-}
-
-#[test]
-fn real_programs_clean_under_full() {
-    real_programs_clean("full");
-}
-
-#[test]
-fn real_programs_clean_under_full_guard_below() {
-    real_programs_clean("full,guard=below");
 }
