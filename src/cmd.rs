@@ -99,7 +99,7 @@ pub fn run(c: &[u8]) {
                 .s(b" : ")
                 .u(info.size as u64)
                 .s(b" bytes, ");
-            l.s(crate::report::zone_name(info.kind)).c(b'\n');
+            l.s(crate::report::block_kind(&info)).c(b'\n');
             say(l.as_bytes());
             let mut sym = Symbolizer::new(Lookup::SignalSafe);
             dump::block_detail(&info, FD, Some(&mut sym));

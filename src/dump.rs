@@ -181,7 +181,7 @@ pub fn canary_ranges(info: &Info) -> [(usize, usize); 2] {
         return [(0, 0); 2];
     }
     let front = if info.guarded.is_guarded() {
-        crate::debug::layout::guarded_front(info.slot, info.user)
+        crate::debug::layout::guarded_front(info.slot)
     } else {
         info.slot
     };

@@ -8,7 +8,7 @@
 //! Nothing here allocates or takes an allocator lock; callers drop their locks first. A second
 //! error while a report is being written on the same thread aborts at once.
 
-use crate::block::{Info, Kind, Op, State};
+use crate::block::{Info, Op, State};
 use crate::callstack;
 use crate::config::{self, OnError};
 use crate::fmt::{Line, prefix};
@@ -113,8 +113,15 @@ static SEEN: Mutex<Seen> = Mutex::new(Seen {
     n: 0,
 });
 
-pub fn zone_name(kind: Kind) -> &'static [u8] {
-    kind.name()
+/// The kind of a block in every report: TINY, SMALL or LARGE, or GUARDED for a block on its
+/// own guarded pages (a guarded block is held by a LARGE descriptor, but it is no LARGE block
+/// to the reader). The one place that names a block's kind.
+pub fn block_kind(info: &Info) -> &'static [u8] {
+    if info.guarded.is_guarded() {
+        b"GUARDED"
+    } else {
+        info.kind.name()
+    }
 }
 
 fn state_name(s: State) -> &'static [u8] {
@@ -179,19 +186,10 @@ fn end() {
 
 fn block_desc<const N: usize>(l: &mut Line<N>, info: &Info) {
     l.s(b" (")
-        .s(kind_of(info))
+        .s(block_kind(info))
         .s(b", ")
         .u(info.size as u64)
         .s(b" bytes)");
-}
-
-/// TINY, SMALL, LARGE, or GUARDED for a block on its own guarded pages.
-fn kind_of(info: &Info) -> &'static [u8] {
-    if info.guarded.is_guarded() {
-        b"GUARDED"
-    } else {
-        zone_name(info.kind)
-    }
 }
 
 fn history(info: &Info) {
@@ -203,21 +201,13 @@ fn history(info: &Info) {
         .x(info.user + info.size)
         .s(b" : ")
         .u(info.size as u64);
+    l.s(b" bytes, ");
     if info.guarded.is_guarded() {
-        l.s(b" bytes, own guarded mapping ")
-            .x(info.zone_base)
-            .s(b", ")
-            .s(state_name(info.state))
-            .c(b'\n');
+        l.s(b"own guarded mapping ");
     } else {
-        l.s(b" bytes, ")
-            .s(zone_name(info.kind))
-            .s(b" zone ")
-            .x(info.zone_base)
-            .s(b", ")
-            .s(state_name(info.state))
-            .c(b'\n');
+        l.s(block_kind(info)).s(b" zone ");
     }
+    l.x(info.zone_base).s(b", ").s(state_name(info.state)).c(b'\n');
     l.report();
     let d = &info.dbg;
     if d.alloc_seq != 0 {
@@ -360,7 +350,7 @@ fn what<const N: usize>(l: &mut Line<N>, p: usize, bad: Bad, info: Option<&Info>
                 });
                 l.u(i.size as u64)
                     .s(b"-byte ")
-                    .s(zone_name(i.kind))
+                    .s(block_kind(i))
                     .s(b" block at ")
                     .x(i.user)
                     .c(b')');
@@ -376,40 +366,38 @@ fn what<const N: usize>(l: &mut Line<N>, p: usize, bad: Bad, info: Option<&Info>
 
 /// A live block failed a debug check (canary, family, sized delete).
 pub fn bad_block(op: Op, p: usize, bad: Bad, info: &Info, caller: usize) {
+    bad_block_in(Some(op), p, bad, info, caller);
+}
+
+/// A live block whose canaries were found changed at exit: no call to name (the first line
+/// says `found at exit`), reported once per allocation site (`on_error=continue`).
+pub fn bad_block_at_exit(bad: Bad, info: &Info) {
+    bad_block_in(None, info.user, bad, info, info.dbg.alloc_caller);
+}
+
+fn bad_block_in(call: Option<Op>, p: usize, bad: Bad, info: &Info, caller: usize) {
     let _e = sys::ErrnoGuard::new();
     if !begin(bad.kind(), caller) {
         return;
     }
+    let op = call.unwrap_or(Op::Malloc);
     match bad {
-        Bad::Overflow(a) => heap_overflow(Some(op), p, a, info),
-        Bad::Underflow(a) => heap_underflow(Some(op), p, a, info),
+        Bad::Overflow(a) => heap_overflow(call, p, a, info),
+        Bad::Underflow(a) => heap_underflow(call, p, a, info),
         Bad::Mismatch => mismatch(op, p, info),
         Bad::SizedDelete(s) => sized_delete(op, p, s, info),
         _ => corrupted(op, p, info),
     }
-    called_from(op, caller);
-    history(info);
-    end();
-}
-
-/// A canary the check at exit found changed (the caller keeps errno): no call found it, so
-/// the report's key is the site that allocated the block.
-pub fn bad_block_at_exit(bad: Bad, info: &Info) {
-    if !begin(bad.kind(), info.dbg.alloc_caller) {
-        return;
-    }
-    match bad {
-        Bad::Underflow(a) => heap_underflow(None, info.user, a, info),
-        Bad::Overflow(a) => heap_overflow(None, info.user, a, info),
-        _ => corrupted(Op::Malloc, info.user, info),
+    if call.is_some() {
+        called_from(op, caller);
     }
     history(info);
     end();
 }
 
-/// "found in free()", or "found at exit" (the check at exit).
-fn found_in<const N: usize>(l: &mut Line<N>, op: Option<Op>) {
-    match op {
+/// `found in CALL()`, or `found at exit` for no call.
+fn found_in<const N: usize>(l: &mut Line<N>, call: Option<Op>) {
+    match call {
         Some(op) => l.s(b"found in ").s(op.call_name().as_bytes()).s(b"()\n"),
         None => l.s(b"found at exit\n"),
     };
@@ -441,7 +429,10 @@ fn heap_underflow(op: Option<Op>, p: usize, a: usize, info: &Info) {
         .s(b" bytes before its start, ");
     found_in(&mut l, op);
     l.report();
-    bytes_vs_canary(info.slot, info.user, a, info.user);
+    // The 16 bytes before the block, or from the first changed one (a guarded block's front
+    // canary is the rest of its page).
+    let from = info.slot.max(a.min(info.user.saturating_sub(16)));
+    bytes_vs_canary(from, info.user.min(from + 16), a, info.user);
 }
 
 /// Released by the wrong family.

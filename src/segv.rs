@@ -1,10 +1,12 @@
 //! The SIGSEGV/SIGBUS explainer, installed when debugging is on. A fault in one of our guard
-//! pages or freed (PROT_NONE) blocks gets a report — overflow, underflow or use after free, read
-//! or write, "N bytes after/before/into the S-byte block at 0x...", the block's history, the
-//! faulting instruction and thread — then the default action is restored and the handler
-//! returns: the instruction faults again and the process dies of the real fault (core dumps and
-//! debuggers see the original si_code and address). A fault that is not ours, and a signal that
-//! was sent rather than raised by a fault, get the program's own disposition (`forward`).
+//! pages or freed (PROT_NONE) blocks (or, when the process dies of it, in a zone's guard page)
+//! gets a report naming the block on the nearer side (`walk::fault`): overflow, underflow or
+//! use after free, read or write, "N bytes after/before/into the S-byte block at 0x...", the
+//! block's history, the faulting instruction and thread. Then the default action is restored
+//! and the handler returns: the instruction faults again and the process dies of the real
+//! fault (core dumps and debuggers see the original si_code and address). A fault that is not
+//! ours, and a signal that was sent rather than raised by a fault, get the program's own
+//! disposition (`forward`).
 //!
 //! The kernel keeps one handler per signal, so `sigaction` and `signal` are interposed: while
 //! ours is installed, the program's SIGSEGV/SIGBUS handlers are recorded (and reported back as
@@ -170,12 +172,21 @@ fn fault_details(_ctx: *mut c_void) -> (usize, Option<bool>) {
     (0, None)
 }
 
-/// Reports a fault at `addr` if it hit one of our protected pages. Returns false if not ours.
+/// Reports a fault at `addr` if it hit one of our protected pages — a guarded block's guard
+/// page, a freed block, the region behind a LARGE block, a zone's guard page — naming the block
+/// on the nearer side (`walk::fault_lookup`). Returns false if not ours.
 fn explain(sig: c_int, addr: usize, ctx: *mut c_void) -> bool {
     // A racy read, acceptable in a fault report.
-    let Some(d) = walk::fault_lookup(addr) else {
+    let Some(f) = walk::fault::fault_lookup(addr) else {
         return false;
     };
+    // A zone's guard page is not in the page map, and a program with a handler of its own may
+    // expect faults in memory that only lies next to ours: it is explained only when the
+    // process dies of it.
+    if !f.ours && !dies_of(sig) {
+        return false;
+    }
+    let d = f.block;
     let info = d.info();
     let (pc, write) = fault_details(ctx);
     let rw: &[u8] = match write {
@@ -189,12 +200,14 @@ fn explain(sig: c_int, addr: usize, ctx: *mut c_void) -> bool {
     if !freed && addr >= d.user && addr < end {
         return false; // inside a live block: not a guard fault
     }
+    // A freed zone block is still accessible: a fault next to it is no use after free.
+    let uaf = freed && f.region != walk::fault::Region::ZoneGuard;
     if !crate::report::begin_guard_fault(pc) {
         return true;
     }
     let mut l: Line<512> = Line::new();
     prefix(&mut l).s(b"ERROR: ");
-    if freed {
+    if uaf {
         l.s(b"use after free (").s(rw).s(b") at ").x(addr).s(b": ");
     } else if addr >= end {
         l.s(b"heap overflow (").s(rw).s(b") at ").x(addr).s(b": ");
@@ -216,10 +229,10 @@ fn explain(sig: c_int, addr: usize, ctx: *mut c_void) -> bool {
     .u(d.size as u64)
     .s(b"-byte block at ")
     .x(d.user);
-    l.s(if d.guarded.is_guarded() {
-        b" (guard page)\n" as &[u8]
-    } else {
-        b" (LARGE block guard region)\n"
+    l.s(match f.region {
+        walk::fault::Region::GuardPage => b" (guard page)\n" as &[u8],
+        walk::fault::Region::LargeRegion => b" (LARGE block guard region)\n",
+        walk::fault::Region::ZoneGuard => b" (zone guard page)\n",
     });
     l.report();
     l.clear();

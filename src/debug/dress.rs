@@ -58,11 +58,11 @@ impl Dress {
     }
 
     /// A guarded block at `user` in the accessible range `[lo, hi)`: canaries whatever the
-    /// layout, in the bytes before it (`guarded_front`) and up to its guard page.
+    /// layout, in the bytes of its pages before it (`guarded_front`) and up to its guard page.
     #[inline(always)]
     pub fn guarded(lo: usize, hi: usize, user: usize, size: usize) -> Dress {
         Dress {
-            front: guarded_front(lo, user),
+            front: guarded_front(lo),
             user,
             size,
             tail_end: hi,

@@ -47,12 +47,12 @@ pub fn layout() -> &'static Layout {
 /// become inaccessible). Zone blocks are smaller than this, so the cap applies to every block.
 pub const LARGE_FILL_MAX: usize = 64 << 10;
 
-/// Bytes of canary before a guarded block.
-const GUARDED_FRONT: usize = 16;
-
-/// Where the front canary of a guarded block starts: the 16 bytes before it (the rest of its
-/// first page is unused), but not before its accessible part `lo`.
+/// Where the front canary of a guarded block starts: at the start of its accessible part `lo`,
+/// so every byte of its first page (or pages) in front of it is canary — the page prefix of a
+/// block against its guard page after it, the alignment slack before one whose data it shares —
+/// and an underwrite of any length that stays in the block's pages is seen when the block is
+/// checked (at free, `check_every`, the `check` command, and at exit).
 #[inline]
-pub fn guarded_front(lo: usize, user: usize) -> usize {
-    lo.max(user.saturating_sub(GUARDED_FRONT))
+pub fn guarded_front(lo: usize) -> usize {
+    lo
 }

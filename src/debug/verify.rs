@@ -1,5 +1,5 @@
-//! Verifying a block: the canaries of a live block (guarded blocks have theirs in the 16 bytes
-//! before them and up to their guard page), the free fill of a quarantined one. The one place
+//! Verifying a block: the canaries of a live block (guarded blocks have theirs in every byte
+//! of their pages before them and up to their guard page), the free fill of a quarantined one. The one place
 //! that knows which bytes of a block must still hold what its dressing wrote.
 
 use super::canary::{self, FREE_FILL};
@@ -26,7 +26,7 @@ pub fn live(info: &Info) -> Option<Problem> {
         return None;
     }
     let front_from = if guarded {
-        guarded_front(info.slot, info.user)
+        guarded_front(info.slot)
     } else {
         info.slot
     };

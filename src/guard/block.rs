@@ -172,7 +172,11 @@ fn alloc_own(
     exact: bool,
 ) -> Option<*mut Large> {
     let page = sys::page_size();
-    let map_len = data_len + guard;
+    // With the guard below, a page after the data guards the far side too (a run off the
+    // block's end, a string without its NUL, faults in the block's own mapping rather than
+    // in whatever the kernel put next): guard | data | page.
+    let far = if below { page } else { 0 };
+    let map_len = data_len + guard + far;
     let d = l.new_desc()?;
     let recycled = if below {
         None
@@ -198,10 +202,13 @@ fn alloc_own(
     };
     l.mapped_bytes += map_len;
     let (lo, hi, user) = if below {
-        // SAFETY: the first `guard` bytes of the mapping we just created.
-        unsafe { sys::protect(base as *mut u8, guard, false) };
+        // SAFETY: the first `guard` bytes and the last page of the mapping we just created.
+        unsafe {
+            sys::protect(base as *mut u8, guard, false);
+            sys::protect((base + guard + data_len) as *mut u8, far, false);
+        }
         let lo = base + guard;
-        (lo, base + map_len, (lo + a - 1) & !(a - 1))
+        (lo, lo + data_len, (lo + a - 1) & !(a - 1))
     } else {
         let hi = base + data_len;
         (base, hi, (hi - size) & !(a - 1))
@@ -219,7 +226,7 @@ fn alloc_own(
     // Data in several mappings (recycled pieces, maybe fresh pages after them).
     desc.seams = seams;
     desc.dirty = dirty;
-    desc.vmas = 2 + seams.iter().filter(|&&s| s != 0).count() as u8;
+    desc.vmas = 2 + below as u8 + seams.iter().filter(|&&s| s != 0).count() as u8;
     l.publish_mapping(d, desc)?;
     Some(d)
 }

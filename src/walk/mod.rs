@@ -10,7 +10,8 @@
 //! - `View::take_all`: every lock or none (the leak scan, which marks blocks).
 //! - `each_entered`: one lock at a time, taken as the allocator takes it (`Mutex::enter`):
 //!   `check_every`, which runs inside malloc and free.
-//! - `fault_lookup`: no lock at all, for the fault handler (a racy read it can afford).
+//! - `fault_lookup` (`fault.rs`): no lock at all, for the fault handler (a racy read it can
+//!   afford), which also finds the blocks on either side of the inaccessible memory a fault hit.
 //!
 //! A walk yields every block that is not FREE: USED, QUARANTINED, and the transitional
 //! ALLOCATING and FREEING ones, which each inspector treats as it sees fit. The state is read
@@ -30,6 +31,8 @@ use crate::pagemap::{self, Owner};
 use crate::zone::Zone;
 use core::marker::PhantomData;
 use core::sync::atomic::{AtomicU8, Ordering};
+
+pub mod fault;
 
 /// Reads a block's state byte as stored, the leak scan's mark bit included, with the acquire
 /// of `block::load_state` (a thread dressing the block outside its lock publishes it).
@@ -241,22 +244,6 @@ pub fn each_entered(mut f: impl FnMut(&Block)) {
         l.adopt_loose();
         large_blocks(&l, &mut f);
     }
-}
-
-/// The LARGE or guarded block whose mapping holds `addr`, read without a lock (for the fault
-/// handler: descriptors are never unmapped, and a torn read only spoils a report).
-pub fn fault_lookup(addr: usize) -> Option<Block<'static>> {
-    let Owner::Large(d) = pagemap::decode(pagemap::get(addr)) else {
-        return None;
-    };
-    let d = d as *mut Large;
-    // SAFETY: descriptors are never unmapped (see above).
-    let (user, base, len) = unsafe { ((*d).user, (*d).map_base, (*d).map_len) };
-    if user == 0 || addr < base || addr >= base + len {
-        return None;
-    }
-    // SAFETY: as above.
-    Some(unsafe { Block::of_mapping(d) })
 }
 
 /// Allocator locks held together, for a walk of all they cover.
