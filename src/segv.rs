@@ -519,7 +519,14 @@ fn diagnose(sig: c_int, addr: usize, code: c_int, ctx: *mut c_void) {
 /// (nothing with `stack=1`): the faulting instruction first, then its callers, so a fault
 /// inside `memcpy` shows the program's frame under libc's.
 fn fault_stack(ctx: *mut c_void) {
-    let depth = crate::site::depth();
+    // Unwound once, for the report: the whole default depth even where allocations keep the
+    // caller alone (`guard` or `sample` only); nothing when `stack=1` was asked for.
+    let asked = crate::config::get().stack;
+    let depth = if asked == 0 {
+        crate::site::depth().max(16)
+    } else {
+        crate::site::depth()
+    };
     if depth <= 1 || ctx.is_null() {
         return;
     }

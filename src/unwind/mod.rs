@@ -1,15 +1,19 @@
 //! Call stacks from the DWARF call-frame information every module carries, without
 //! allocating, safe in a signal handler.
 //!
-//! API: `capture(out, skip_until_ra)` from the current context (the malloc path passes the
-//! caller its entry trampoline saw, so our own frames are not reported) and
+//! API: `capture_at(out, pc, sp, fp)` from a caller's known frame (the malloc path: its entry
+//! trampoline passes the caller's return address, stack and frame pointers, so the walk starts
+//! in the program and never crosses our own frames), `capture(out, skip_until_ra)` from the
+//! current context (our frames are walked and dropped up to `skip_until_ra`), and
 //! `capture_from_ucontext(uc, out)` for a signal handler (the interrupted pc, then its callers);
 //! `stats()` for the statistics. Frames are return addresses (the first of
 //! `capture_from_ucontext` is the exact pc); symbolize them offline.
 //!
 //! How a frame is unwound (x86-64):
 //! 1. the module of the address: `module` (`_dl_find_object`, once per run of frames in the
-//!    same object, so `dlopen` is seen at every walk; `dlclose` moves the stamps on);
+//!    same object and answered from eight recently found objects when one holds the address;
+//!    `dlclose` moves the stamps and the remembered objects on; tables are read only after the
+//!    loader's own answer);
 //! 2. its rule: `rule::get_packed` (a lock-free cache: about 100 instructions per frame in
 //!    all), else `cfi::row_at` parses `.eh_frame_hdr`/`.eh_frame` (about 2300 instructions)
 //!    and the row is packed into the cache when it fits;
