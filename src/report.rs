@@ -207,7 +207,10 @@ fn history(info: &Info) {
     } else {
         l.s(block_kind(info)).s(b" zone ");
     }
-    l.x(info.zone_base).s(b", ").s(state_name(info.state)).c(b'\n');
+    l.x(info.zone_base)
+        .s(b", ")
+        .s(state_name(info.state))
+        .c(b'\n');
     l.report();
     let d = &info.dbg;
     if d.alloc_seq != 0 {

@@ -235,16 +235,7 @@ fn explain(sig: c_int, addr: usize, ctx: *mut c_void) -> bool {
         walk::fault::Region::ZoneGuard => b" (zone guard page)\n",
     });
     l.report();
-    l.clear();
-    prefix(&mut l).s(b"  faulting instruction ");
-    crate::maps::describe(pc, &mut l);
-    l.s(b", thread ")
-        .u(crate::tls::tid() as u64)
-        .s(b", signal ")
-        .u(sig as u64)
-        .c(b'\n');
-    l.report();
-    fault_stack(ctx);
+    faulting_instruction(pc, sig, ctx);
     crate::report::history_pub(&info);
     l.clear();
     prefix(&mut l).s(b"  the process now dies of this fault\n");
@@ -496,7 +487,19 @@ fn diagnose(sig: c_int, addr: usize, code: c_int, ctx: *mut c_void) {
             l.report();
         }
     }
+    faulting_instruction(pc, sig, ctx);
+    if let Some(b) = freed.as_ref().map(|f| &f.2).or(lead.as_ref()) {
+        crate::report::history_pub(&crate::heap::with_history(*b));
+    }
     l.clear();
+    prefix(&mut l).s(b"  the process now dies of this fault\n");
+    l.report();
+    crate::report::end_fault();
+}
+
+/// The `faulting instruction` line of a fault report, then the fault's stack.
+fn faulting_instruction(pc: usize, sig: c_int, ctx: *mut c_void) {
+    let mut l: Line<512> = Line::new();
     prefix(&mut l).s(b"  faulting instruction ");
     crate::maps::describe(pc, &mut l);
     l.s(b", thread ")
@@ -506,13 +509,6 @@ fn diagnose(sig: c_int, addr: usize, code: c_int, ctx: *mut c_void) {
         .c(b'\n');
     l.report();
     fault_stack(ctx);
-    if let Some(b) = freed.as_ref().map(|f| &f.2).or(lead.as_ref()) {
-        crate::report::history_pub(&crate::heap::with_history(*b));
-    }
-    l.clear();
-    prefix(&mut l).s(b"  the process now dies of this fault\n");
-    l.report();
-    crate::report::end_fault();
 }
 
 /// The stack of the faulting thread, unwound from the signal context, one line per frame

@@ -4,44 +4,9 @@
 
 mod common;
 
-use common::{Output, Run, compile};
+use common::{Output, Run, compile, mask_report as mask};
 
 const SIGABRT: i32 = 6;
-
-/// `ft_malloc[<digits>]` becomes `ft_malloc[PID]`, every `0x<hex digits>` becomes `ADDR`.
-fn mask(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = String::with_capacity(s.len());
-    let mut i = 0;
-    while i < b.len() {
-        if s[i..].starts_with("ft_malloc[") {
-            let digits = b[i + 10..]
-                .iter()
-                .take_while(|c| c.is_ascii_digit())
-                .count();
-            if digits > 0 && b.get(i + 10 + digits) == Some(&b']') {
-                out.push_str("ft_malloc[PID]");
-                i += 10 + digits + 1;
-                continue;
-            }
-        }
-        if b[i] == b'0' && b.get(i + 1) == Some(&b'x') {
-            let n = b[i + 2..]
-                .iter()
-                .take_while(|c| c.is_ascii_hexdigit())
-                .count();
-            if n > 0 {
-                out.push_str("ADDR");
-                i += 2 + n;
-                continue;
-            }
-        }
-        let ch = s[i..].chars().next().unwrap();
-        out.push(ch);
-        i += ch.len_utf8();
-    }
-    out
-}
 
 fn masked_lines(o: &Output) -> Vec<String> {
     mask(&o.stderr).lines().map(str::to_string).collect()

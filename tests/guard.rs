@@ -7,40 +7,10 @@
 
 mod common;
 
-use common::{Output, real, run};
+use common::{Output, mask_report as mask, real, run};
 
 const SIGSEGV: i32 = 11;
 const SIGABRT: i32 = 6;
-
-/// Masks what changes from run to run in a report line: `ft_malloc[<pid>]` becomes
-/// `ft_malloc[PID]` and every `0x<hex digits>` (either case) becomes `ADDR`.
-/// (`common::mask_addresses` only knows the uppercase addresses of show_alloc_mem.)
-fn mask(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while !rest.is_empty() {
-        if let Some(r) = rest.strip_prefix("ft_malloc[") {
-            let n = r.bytes().take_while(u8::is_ascii_digit).count();
-            if n > 0 && r[n..].starts_with(']') {
-                out.push_str("ft_malloc[PID]");
-                rest = &r[n + 1..];
-                continue;
-            }
-        }
-        if let Some(r) = rest.strip_prefix("0x") {
-            let n = r.bytes().take_while(u8::is_ascii_hexdigit).count();
-            if n > 0 {
-                out.push_str("ADDR");
-                rest = &r[n..];
-                continue;
-            }
-        }
-        let ch = rest.chars().next().unwrap();
-        out.push(ch);
-        rest = &rest[ch.len_utf8()..];
-    }
-    out
-}
 
 /// Every `0x<hex>` of `line`, in order.
 fn hex_numbers(line: &str) -> Vec<u64> {

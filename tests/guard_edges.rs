@@ -9,38 +9,10 @@
 
 mod common;
 
-use common::{Output, run};
+use common::{Output, mask_report as mask, run};
 
 const SIGSEGV: i32 = 11;
 const SIGABRT: i32 = 6;
-
-/// `ft_malloc[<pid>]` becomes `ft_malloc[PID]` and every `0x<hex digits>` becomes `ADDR`.
-fn mask(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while !rest.is_empty() {
-        if let Some(r) = rest.strip_prefix("ft_malloc[") {
-            let n = r.bytes().take_while(u8::is_ascii_digit).count();
-            if n > 0 && r[n..].starts_with(']') {
-                out.push_str("ft_malloc[PID]");
-                rest = &r[n + 1..];
-                continue;
-            }
-        }
-        if let Some(r) = rest.strip_prefix("0x") {
-            let n = r.bytes().take_while(u8::is_ascii_hexdigit).count();
-            if n > 0 {
-                out.push_str("ADDR");
-                rest = &r[n..];
-                continue;
-            }
-        }
-        let ch = rest.chars().next().unwrap();
-        out.push(ch);
-        rest = &rest[ch.len_utf8()..];
-    }
-    out
-}
 
 /// Every `0x<hex>` of `line`, in order.
 fn hex_numbers(line: &str) -> Vec<u64> {
@@ -76,7 +48,11 @@ fn edges(args: &[&str], debug: &str) -> Output {
 #[track_caller]
 fn died_of(out: &Output, sig: i32) {
     assert_eq!(out.signal, Some(sig), "{}", out.describe());
-    assert!(out.stdout.starts_with("start\nblock 0x"), "{}", out.describe());
+    assert!(
+        out.stdout.starts_with("start\nblock 0x"),
+        "{}",
+        out.describe()
+    );
     assert!(!out.stdout.contains("NOT CAUGHT"), "{}", out.describe());
 }
 
@@ -95,12 +71,29 @@ fn underwrite_of_a_block_never_freed_is_found_at_exit() {
     for n in UNDER_LENGTHS {
         let out = edges(&["under", &n.to_string()], "full");
         died_of(&out, SIGABRT);
-        assert!(out.stdout.ends_with(" 100\nwritten\n"), "{}", out.describe());
+        assert!(
+            out.stdout.ends_with(" 100\nwritten\n"),
+            "{}",
+            out.describe()
+        );
         let first = first_line(&out);
-        assert_eq!(mask(first), underflow_line(n, "at exit"), "{n} bytes: {}", out.describe());
+        assert_eq!(
+            mask(first),
+            underflow_line(n, "at exit"),
+            "{n} bytes: {}",
+            out.describe()
+        );
         assert_eq!(hex_numbers(first), vec![program_block(&out)], "{first}");
-        assert!(!out.stderr.contains("LEAK"), "the error comes first: {}", out.describe());
-        assert!(out.stderr.contains("announced_block+"), "history: {}", out.describe());
+        assert!(
+            !out.stderr.contains("LEAK"),
+            "the error comes first: {}",
+            out.describe()
+        );
+        assert!(
+            out.stderr.contains("announced_block+"),
+            "history: {}",
+            out.describe()
+        );
     }
 }
 
@@ -110,14 +103,23 @@ fn underwrite_found_at_exit_then_the_leak_report() {
     // (`leaks=all`: a stale copy of the pointer may keep the block reachable.)
     let out = edges(&["under", "32"], "full,on_error=continue,leaks=all");
     assert_eq!(out.status, Some(0), "{}", out.describe());
-    assert_eq!(mask(first_line(&out)), underflow_line(32, "at exit"), "{}", out.describe());
+    assert_eq!(
+        mask(first_line(&out)),
+        underflow_line(32, "at exit"),
+        "{}",
+        out.describe()
+    );
     let err = out.stderr.find("ERROR: heap underflow").unwrap();
     let leak = out
         .stderr
         .find(": 100 bytes in 1 block(s) allocated by malloc()")
         .expect("leak report");
     assert!(err < leak, "{}", out.describe());
-    assert!(out.stderr.contains("ERROR SUMMARY: 1 error(s)"), "{}", out.describe());
+    assert!(
+        out.stderr.contains("ERROR SUMMARY: 1 error(s)"),
+        "{}",
+        out.describe()
+    );
 }
 
 /// Without `check` the exit check is off: the block is only a leak.
@@ -134,7 +136,12 @@ fn underwrite_of_the_page_prefix_is_found_at_free() {
     for n in [32, 64] {
         let out = edges(&["under_free", &n.to_string()], "full");
         died_of(&out, SIGABRT);
-        assert_eq!(mask(first_line(&out)), underflow_line(n, "in free()"), "{}", out.describe());
+        assert_eq!(
+            mask(first_line(&out)),
+            underflow_line(n, "in free()"),
+            "{}",
+            out.describe()
+        );
     }
 }
 
@@ -143,7 +150,12 @@ fn underwrite_of_the_page_prefix_is_found_at_free() {
 fn underwrite_of_the_page_prefix_is_found_by_check_every() {
     let out = edges(&["under_call", "64"], "full,check_every=1");
     died_of(&out, SIGABRT);
-    assert_eq!(mask(first_line(&out)), underflow_line(64, "in malloc()"), "{}", out.describe());
+    assert_eq!(
+        mask(first_line(&out)),
+        underflow_line(64, "in malloc()"),
+        "{}",
+        out.describe()
+    );
 }
 
 /// Under `guard=below` the block starts after its guard page and the slack after it, up to
@@ -177,7 +189,11 @@ fn strlen_off_the_far_side_under_guard_below() {
             "ft_malloc[PID]: ERROR: heap overflow (read) at ADDR: ",
             format!(" bytes after the {n}-byte block at ADDR (guard page)"),
         );
-        assert!(m.starts_with(head) && m.ends_with(&tail), "{n}: {}", out.describe());
+        assert!(
+            m.starts_with(head) && m.ends_with(&tail),
+            "{n}: {}",
+            out.describe()
+        );
         let nums = hex_numbers(first);
         let block = program_block(&out);
         assert_eq!(nums[1], block, "{n}: {first}");
@@ -207,9 +223,21 @@ fn wide_write_far_before_a_zone_block_names_the_block() {
         );
         let block = program_block(&out);
         assert_eq!(hex_numbers(first), vec![block - 4096, block], "{first}");
-        assert!(out.stderr.contains(" : 480 bytes, TINY zone 0x"), "{}", out.describe());
-        assert!(out.stderr.contains("announced_block+"), "history: {}", out.describe());
-        assert!(!out.stderr.contains("not in ft_malloc's memory"), "{}", out.describe());
+        assert!(
+            out.stderr.contains(" : 480 bytes, TINY zone 0x"),
+            "{}",
+            out.describe()
+        );
+        assert!(
+            out.stderr.contains("announced_block+"),
+            "history: {}",
+            out.describe()
+        );
+        assert!(
+            !out.stderr.contains("not in ft_malloc's memory"),
+            "{}",
+            out.describe()
+        );
     }
 }
 
@@ -246,7 +274,11 @@ fn real_programs_clean_under_full_and_guard_below() {
                             && (l.contains("]: ERROR") || l.contains("SIGSEGV"))
                     })
                     .collect();
-                assert!(ours.is_empty(), "{name} with MALLOC_DEBUG={debug}: {}", out.describe());
+                assert!(
+                    ours.is_empty(),
+                    "{name} with MALLOC_DEBUG={debug}: {}",
+                    out.describe()
+                );
             }
         }
     }

@@ -579,18 +579,27 @@ fn real_library_crash_under_check_is_not_clean() {
     let r = launch_real(&d, &os(&["--check", "--", exe.to_str().unwrap()]));
     assert_eq!(r.status.code(), Some(128 + 11), "{}", r.stderr);
     assert!(
-        r.stderr.contains("ERROR: wild pointer: SIGSEGV (access) with r")
-            && r.stderr.contains("made of the free fill (0xDE...): a pointer loaded from a freed block"),
+        r.stderr
+            .contains("ERROR: wild pointer: SIGSEGV (access) with r")
+            && r.stderr
+                .contains("made of the free fill (0xDE...): a pointer loaded from a freed block"),
         "{}",
         r.stderr
     );
     let s = summary_of(&r);
-    assert!(s.contains("errors     1 (reported on stderr before the program ended)"), "{s}");
+    assert!(
+        s.contains("errors     1 (reported on stderr before the program ended)"),
+        "{s}"
+    );
     assert!(!s.contains("never freed"), "{s}");
     let null = program(&d, "null_write", "null write", &[]).unwrap();
     let r = launch_real(&d, &os(&["--check", "--", null.to_str().unwrap()]));
     assert_eq!(r.status.code(), Some(128 + 11), "{}", r.stderr);
-    assert!(r.stderr.contains("is not in ft_malloc's memory"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("is not in ft_malloc's memory"),
+        "{}",
+        r.stderr
+    );
     let s = summary_of(&r);
     assert!(!s.contains("errors     0"), "{s}");
     assert!(

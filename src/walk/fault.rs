@@ -63,7 +63,13 @@ fn mapping_at(d: usize, q: usize) -> Option<(Block<'static>, usize, usize)> {
     // SAFETY: descriptors are never unmapped; a torn read only spoils a report.
     let (user, base, len, lo, hi) = unsafe {
         let r = &*d;
-        (r.user, r.map_base, r.map_len, r.lo, r.map_base + r.usable_len)
+        (
+            r.user,
+            r.map_base,
+            r.map_len,
+            r.lo,
+            r.map_base + r.usable_len,
+        )
     };
     if user == 0 || q < base || q >= base + len {
         return None;
@@ -179,7 +185,11 @@ pub fn fault_lookup(addr: usize) -> Option<Fault> {
         && let Some((b, lo, hi)) = mapping_at(d, addr)
     {
         if addr >= lo && addr < hi {
-            return Some(Fault { block: b, region: region_of(&b), ours: true });
+            return Some(Fault {
+                block: b,
+                region: region_of(&b),
+                ours: true,
+            });
         }
         ours = true;
     }
@@ -197,6 +207,9 @@ pub fn fault_lookup(addr: usize) -> Option<Fault> {
         (None, Some((a, _, s))) => (a, s),
         (None, None) => return None,
     };
-    Some(Fault { block, region, ours })
+    Some(Fault {
+        block,
+        region,
+        ours,
+    })
 }
-

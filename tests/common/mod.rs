@@ -103,6 +103,35 @@ fn tail(s: &str, max: usize) -> &str {
     &s[start..]
 }
 
+/// A report as a test compares it: `ft_malloc[<pid>]` becomes `ft_malloc[PID]` and every
+/// `0x<hex digits>` (either case) becomes `ADDR`.
+pub fn mask_report(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix("ft_malloc[") {
+            let n = r.bytes().take_while(u8::is_ascii_digit).count();
+            if n > 0 && r[n..].starts_with(']') {
+                out.push_str("ft_malloc[PID]");
+                rest = &r[n + 1..];
+                continue;
+            }
+        }
+        if let Some(r) = rest.strip_prefix("0x") {
+            let n = r.bytes().take_while(u8::is_ascii_hexdigit).count();
+            if n > 0 {
+                out.push_str("ADDR");
+                rest = &r[n..];
+                continue;
+            }
+        }
+        let ch = rest.chars().next().unwrap();
+        out.push(ch);
+        rest = &rest[ch.len_utf8()..];
+    }
+    out
+}
+
 /// Replaces every `0x` followed by uppercase hex digits with `ADDR`.
 pub fn mask_addresses(s: &str) -> String {
     let b = s.as_bytes();
