@@ -379,17 +379,13 @@ fn diagnose(sig: c_int, addr: usize, code: c_int, ctx: *mut c_void) {
         freed = Some((b"", addr, b));
     }
     if !ctx.is_null() {
-        for i in 0..REGS.len() {
+        for (i, &(_, name)) in REGS.iter().enumerate() {
             let v = register(ctx, i);
             if wild.is_none() {
-                if let Some(p) = made_of(v) {
-                    wild = Some((i, v, p));
-                }
+                wild = made_of(v).map(|p| (i, v, p));
             }
             if freed.is_none() {
-                if let Some(b) = freed_block(v) {
-                    freed = Some((REGS[i].1, v, b));
-                }
+                freed = freed_block(v).map(|b| (name, v, b));
             }
         }
     }
