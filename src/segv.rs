@@ -405,7 +405,7 @@ fn diagnose(sig: c_int, addr: usize, code: c_int, ctx: *mut c_void) {
     let mut l: Line<512> = Line::new();
     // Without a pattern, a register on a freed block proves nothing (free's argument stays in
     // a register after it returns): only the fault address itself counts.
-    if wild.is_none() && !freed.as_ref().is_some_and(|f| f.1 == addr) {
+    if wild.is_none() && freed.as_ref().is_none_or(|f| f.1 != addr) {
         prefix(&mut l)
             .s(name)
             .s(b" (")
