@@ -9,21 +9,10 @@
 
 mod common;
 
-use common::{Output, mask_report as mask, run};
+use common::{Output, hex_numbers, mask_report as mask, run};
 
 const SIGSEGV: i32 = 11;
 const SIGABRT: i32 = 6;
-
-/// Every `0x<hex>` of `line`, in order.
-fn hex_numbers(line: &str) -> Vec<u64> {
-    line.match_indices("0x")
-        .filter_map(|(i, _)| {
-            let r = &line[i + 2..];
-            let n = r.bytes().take_while(u8::is_ascii_hexdigit).count();
-            u64::from_str_radix(&r[..n], 16).ok()
-        })
-        .collect()
-}
 
 /// The address of the `block 0x... N` line the program printed.
 fn program_block(out: &Output) -> u64 {

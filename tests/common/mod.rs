@@ -103,6 +103,17 @@ fn tail(s: &str, max: usize) -> &str {
     &s[start..]
 }
 
+/// Every `0x<hex>` of `line`, in order.
+pub fn hex_numbers(line: &str) -> Vec<u64> {
+    line.match_indices("0x")
+        .filter_map(|(i, _)| {
+            let r = &line[i + 2..];
+            let n = r.bytes().take_while(u8::is_ascii_hexdigit).count();
+            u64::from_str_radix(&r[..n], 16).ok()
+        })
+        .collect()
+}
+
 /// A report as a test compares it: `ft_malloc[<pid>]` becomes `ft_malloc[PID]` and every
 /// `0x<hex digits>` (either case) becomes `ADDR`.
 pub fn mask_report(s: &str) -> String {
@@ -236,64 +247,51 @@ pub fn compile(name: &str) -> PathBuf {
         map.entry(name.to_string()).or_default().clone()
     };
     cell.get_or_init(|| {
-        let (src, compiler) = {
-            let c = c_dir().join(format!("{name}.c"));
-            let cc = c_dir().join(format!("{name}.cc"));
-            if c.exists() {
-                (c, "cc")
-            } else if cc.exists() {
-                (cc, "c++")
-            } else {
-                panic!("no tests/c/{name}.c or .cc");
-            }
-        };
         // The pid in the name keeps concurrent test binaries from writing the same file.
         let out = tmp_dir().join(format!("{name}.{}", std::process::id()));
-        let o = Command::new(compiler)
-            .args(["-O0", "-g", "-pthread", "-Wall", "-o"])
-            .arg(&out)
-            .arg(&src)
-            .env_remove("LD_PRELOAD")
-            .output()
-            .unwrap_or_else(|e| panic!("running {compiler}: {e}"));
-        assert!(
-            o.status.success(),
-            "compiling {} failed:\n{}{}",
-            src.display(),
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
+        build(name, &["-O0", "-g", "-pthread", "-Wall"], &out);
         out
     })
     .clone()
 }
 
-/// Compiles `tests/c/<name>.c` (`cc`) or `.cc` (`c++`) with `-O2 -fomit-frame-pointer -g
-/// -pthread -Wall` and `flags`, into `<name><suffix>` (no cache: each call compiles), as
-/// distribution code is built: no frame pointers to walk.
-pub fn compile_optimised(name: &str, suffix: &str, flags: &[&str]) -> PathBuf {
+/// `tests/c/<name>.c` (`cc`) or `.cc` (`c++`), compiled with `flags` into `out`, without the
+/// library preloaded; panics with the compiler's output when it fails.
+fn build(name: &str, flags: &[&str], out: &Path) {
     let c = c_dir().join(format!("{name}.c"));
+    let cc = c_dir().join(format!("{name}.cc"));
     let (src, compiler) = if c.exists() {
         (c, "cc")
+    } else if cc.exists() {
+        (cc, "c++")
     } else {
-        (c_dir().join(format!("{name}.cc")), "c++")
+        panic!("no tests/c/{name}.c or .cc");
     };
-    let out = tmp_dir().join(format!("{name}{suffix}.O2.{}", std::process::id()));
     let o = Command::new(compiler)
-        .args(["-O2", "-fomit-frame-pointer", "-g", "-pthread", "-Wall"])
         .args(flags)
         .arg("-o")
-        .arg(&out)
+        .arg(out)
         .arg(&src)
         .env_remove("LD_PRELOAD")
         .output()
         .unwrap_or_else(|e| panic!("running {compiler}: {e}"));
     assert!(
         o.status.success(),
-        "compiling {}: {}",
+        "compiling {} failed:\n{}{}",
         src.display(),
+        String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+/// Compiles `tests/c/<name>.c` (`cc`) or `.cc` (`c++`) with `-O2 -fomit-frame-pointer -g
+/// -pthread -Wall` and `flags`, into `<name><suffix>` (no cache: each call compiles), as
+/// distribution code is built: no frame pointers to walk.
+pub fn compile_optimised(name: &str, suffix: &str, flags: &[&str]) -> PathBuf {
+    let out = tmp_dir().join(format!("{name}{suffix}.O2.{}", std::process::id()));
+    let mut all = vec!["-O2", "-fomit-frame-pointer", "-g", "-pthread", "-Wall"];
+    all.extend_from_slice(flags);
+    build(name, &all, &out);
     out
 }
 
