@@ -15,6 +15,7 @@
 //!   and the depot are).
 
 use crate::depot;
+use crate::unwind;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// Marks a site that is a depot id.
@@ -49,7 +50,7 @@ pub fn here(caller: usize) -> usize {
 fn capture(caller: usize, n: usize) -> usize {
     let mut buf = core::mem::MaybeUninit::<[usize; MAX_DEPTH]>::uninit();
     let frames = zeroed(&mut buf, n);
-    let got = crate::unwind::capture(frames, caller);
+    let got = unwind::capture(frames, caller);
     store(caller, &frames[..got])
 }
 
@@ -76,10 +77,18 @@ pub fn here_at(caller: usize, at: At) -> usize {
 
 #[inline(never)]
 fn capture_at(caller: usize, at: At, n: usize) -> usize {
+    if let Some(id) = unwind::recall(caller, at.sp, at.fp, n) {
+        return TAG | id as usize;
+    }
     let mut buf = core::mem::MaybeUninit::<[usize; MAX_DEPTH]>::uninit();
     let frames = zeroed(&mut buf, n);
-    let got = crate::unwind::capture_at(frames, caller, at.sp, at.fp);
-    store(caller, &frames[..got])
+    let mut rec = unwind::Recording::new();
+    let got = unwind::capture_at_recorded(frames, caller, at.sp, at.fp, &mut rec);
+    let site = store(caller, &frames[..got]);
+    if let Some(id) = id(site) {
+        unwind::keep(&rec, at.sp, at.fp, n, &frames[..got], id);
+    }
+    site
 }
 
 /// The first `n` words of `buf`, zeroed (the rest, up to 512 bytes, stays unwritten: a stack

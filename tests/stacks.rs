@@ -233,3 +233,45 @@ fn java_version_runs_clean_in_debug_mode() {
     assert!(o.stderr.contains("version"), "{}", o.describe());
     assert!(!o.stderr.contains("ft_malloc["), "{}", o.describe());
 }
+
+/// The leak groups of `o` as (bytes, blocks, functions of the stack).
+fn leak_groups(o: &Output) -> Vec<(usize, usize, Vec<String>)> {
+    let mut groups = Vec::new();
+    for (i, l) in o.stderr.lines().enumerate() {
+        let Some(rest) = l.split_once("LEAK: ").map(|x| x.1) else {
+            continue;
+        };
+        let w: Vec<&str> = rest.split(' ').collect();
+        let (Ok(bytes), Ok(blocks)) = (w[0].parse::<usize>(), w[3].parse::<usize>()) else {
+            continue;
+        };
+        let header = o.stderr.lines().nth(i + 1).unwrap().to_string();
+        let f = frames_under(o, &header);
+        groups.push((bytes, blocks, f.into_iter().map(|x| x.1).collect()));
+    }
+    groups
+}
+
+#[test]
+fn callers_with_the_same_frame_keep_their_own_stacks() {
+    // Each call from the same return address and stack pointer after the first is answered
+    // from the stacks already seen, which must tell the two callers apart.
+    for exe in [
+        compile_optimised("stacks_same_frame", "", &[]),
+        compile("stacks_same_frame"),
+    ] {
+        let o = Run::new(&exe).env("MALLOC_DEBUG", "1").go();
+        assert_eq!(o.status, Some(0), "{}", o.describe());
+        let groups = leak_groups(&o);
+        for (caller, size, want) in [("from_a", 24, 200), ("from_b", 40, 100)] {
+            let mine: Vec<_> = groups
+                .iter()
+                .filter(|g| g.2.iter().any(|f| f == caller))
+                .collect();
+            assert_eq!(mine.len(), 1, "{caller}: {groups:?}\n{}", o.describe());
+            let (bytes, blocks, _) = mine[0];
+            assert_eq!(*bytes, size * blocks, "{caller}: {groups:?}");
+            assert!(*blocks >= want - 2 && *blocks <= want, "{caller}: {groups:?}");
+        }
+    }
+}

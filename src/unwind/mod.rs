@@ -7,7 +7,10 @@
 //! current context (our frames are walked and dropped up to `skip_until_ra`), and
 //! `capture_from_ucontext(uc, out)` for a signal handler (the interrupted pc, then its callers);
 //! `stats()` for the statistics. Frames are return addresses (the first of
-//! `capture_from_ucontext` is the exact pc); symbolize them offline.
+//! `capture_from_ucontext` is the exact pc); symbolize them offline. `capture_at_recorded`,
+//! `keep` and `recall` keep the stacks of the malloc path by the caller's frame (`memo`): a
+//! call from a frame seen before replays the kept rules over the current stack words, which
+//! gives the same stack as a walk, provably, for a fraction of its work.
 //!
 //! How a frame is unwound (x86-64):
 //! 1. the module of the address: `module` (`_dl_find_object`, once per run of frames in the
@@ -42,6 +45,8 @@ mod expr;
 #[cfg(target_arch = "x86_64")]
 mod fde;
 #[cfg(target_arch = "x86_64")]
+mod memo;
+#[cfg(target_arch = "x86_64")]
 mod module;
 #[cfg(target_arch = "x86_64")]
 mod reader;
@@ -51,6 +56,8 @@ mod regs;
 mod rule;
 #[cfg(target_arch = "x86_64")]
 mod stack;
+#[cfg(target_arch = "x86_64")]
+mod step;
 #[cfg(target_arch = "x86_64")]
 mod symbol;
 
@@ -73,6 +80,8 @@ pub struct Stats {
     pub cold_rows: u64,
     pub full_rows: u64,
     pub cached_rules: usize,
+    /// Stacks kept for replay (`memo`).
+    pub kept_stacks: u64,
 }
 
 pub fn stats() -> Stats {
@@ -83,6 +92,10 @@ pub fn stats() -> Stats {
         cached_rules: rule::used(),
         #[cfg(not(target_arch = "x86_64"))]
         cached_rules: 0,
+        #[cfg(target_arch = "x86_64")]
+        kept_stacks: memo::kept(),
+        #[cfg(not(target_arch = "x86_64"))]
+        kept_stacks: 0,
     }
 }
 
@@ -99,7 +112,7 @@ pub fn capture(out: &mut [usize], skip_until_ra: usize) -> usize {
     {
         let [pc, sp, fp] = regs::current();
         let f = Frame { pc, sp, fp };
-        let n = walk(f, None, false, out, skip_until_ra, true);
+        let n = walk(f, None, false, out, skip_until_ra, true, None);
         if n > 0 || skip_until_ra == 0 {
             return n;
         }
@@ -119,13 +132,74 @@ pub fn capture_at(out: &mut [usize], pc: usize, sp: usize, fp: usize) -> usize {
     out[0] = pc;
     #[cfg(target_arch = "x86_64")]
     {
-        1 + walk(Frame { pc, sp, fp }, None, false, &mut out[1..], 0, true)
+        1 + walk(Frame { pc, sp, fp }, None, false, &mut out[1..], 0, true, None)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
         let _ = (sp, fp);
         1
     }
+}
+
+/// What a walk from a caller's frame records so that its stack can be kept (`memo`).
+#[cfg(target_arch = "x86_64")]
+pub use memo::Recording;
+#[cfg(not(target_arch = "x86_64"))]
+pub struct Recording;
+#[cfg(not(target_arch = "x86_64"))]
+impl Recording {
+    pub const fn new() -> Recording {
+        Recording
+    }
+}
+
+/// The id kept by `keep` for the stack of `depth` frames from the caller's frame `(pc, sp,
+/// fp)`, when replaying it on the current stack finds the same frames (`memo`: the same
+/// answer `capture_at` would give, for a fraction of its work).
+#[inline]
+pub fn recall(pc: usize, sp: usize, fp: usize, depth: usize) -> Option<u32> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        memo::recall(pc, sp, fp, depth)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (pc, sp, fp, depth);
+        None
+    }
+}
+
+/// `capture_at`, recording the rules it applies into `rec` for `keep`.
+#[inline(never)]
+pub fn capture_at_recorded(
+    out: &mut [usize],
+    pc: usize,
+    sp: usize,
+    fp: usize,
+    rec: &mut Recording,
+) -> usize {
+    if out.is_empty() {
+        return 0;
+    }
+    out[0] = pc;
+    #[cfg(target_arch = "x86_64")]
+    {
+        1 + walk(Frame { pc, sp, fp }, None, false, &mut out[1..], 0, true, Some(rec))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (sp, fp, rec);
+        1
+    }
+}
+
+/// Keeps the stack `frames` that `capture_at_recorded` found from `(pc = frames[0], sp, fp)`
+/// with `depth` frames asked, under `id`, for `recall`.
+pub fn keep(rec: &Recording, sp: usize, fp: usize, depth: usize, frames: &[usize], id: u32) {
+    #[cfg(target_arch = "x86_64")]
+    memo::keep(rec, sp, fp, depth, frames, id);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (rec, sp, fp, depth, frames, id);
 }
 
 /// Fills `out` with the stack of the context a signal interrupted: `out[0]` is its pc, then the
@@ -142,7 +216,7 @@ pub unsafe fn capture_from_ucontext(uc: *const core::ffi::c_void, out: &mut [usi
         // SAFETY: the caller's contract.
         let r = unsafe { regs::Regs::from_ucontext(uc as *const libc::ucontext_t) };
         out[0] = r.pc();
-        1 + walk(Frame::of(&r), Some(r), true, &mut out[1..], 0, false)
+        1 + walk(Frame::of(&r), Some(r), true, &mut out[1..], 0, false, None)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -166,34 +240,10 @@ use {
     cfi::{NREGS, RA, RBP, RSP, Rule as Reg},
     module::{Module, Segments},
     regs::Regs,
-    rule::{Packed, Rule},
+    rule::Rule,
     stack::Mem,
+    step::{Frame, NO_FP, apply},
 };
-
-/// An unknown frame pointer: rule offsets (at most 8 MiB) keep it above every user address.
-#[cfg(target_arch = "x86_64")]
-const NO_FP: usize = 1 << 63;
-
-/// The registers the compact rules track: pc, stack pointer, frame pointer (if known).
-#[cfg(target_arch = "x86_64")]
-#[derive(Clone, Copy)]
-struct Frame {
-    pc: usize,
-    sp: usize,
-    /// `NO_FP` when unknown (an address no read accepts, even moved by a rule's offset).
-    fp: usize,
-}
-
-#[cfg(target_arch = "x86_64")]
-impl Frame {
-    fn of(r: &Regs) -> Frame {
-        Frame {
-            pc: r.pc(),
-            sp: r.sp(),
-            fp: r.get(RBP).unwrap_or(NO_FP),
-        }
-    }
-}
 
 /// Unwinds from `f` (`exact`: its pc is not a return address; `full`: every register of `f`
 /// when known, from a `ucontext`), storing each caller's pc.
@@ -205,6 +255,7 @@ fn walk(
     out: &mut [usize],
     skip: usize,
     may_lock: bool,
+    mut rec: Option<&mut memo::Recording>,
 ) -> usize {
     let mut mem = Mem::new(f.sp);
     // Objects being unloaded: forget every cached rule, and cache nothing during this walk.
@@ -212,6 +263,9 @@ fn walk(
     if !cache {
         module::forget_all();
     }
+    // Kept only when every step below is a cached compact rule and the walk ends by depth or
+    // by a rule that ends the stack (`memo`).
+    let mut clean = cache;
     // The module of the last frame: its range and stamp stay in registers.
     let mut m = Module {
         start: 0,
@@ -231,21 +285,30 @@ fn walk(
         if key < m.start || key >= m.end {
             match module::find_recent(key, may_lock) {
                 Some(found) => m = found,
-                None => break,
+                None => {
+                    clean = false;
+                    break;
+                }
             }
         }
         if let Some(p) = rule::get_packed(key, m.stamp) {
             let Some(c) = apply(p, &f, &mut mem) else {
+                clean &= !p.is_frame();
                 break;
             };
             if c.sp <= f.sp || c.pc < 4096 {
+                clean = false;
                 break;
+            }
+            if let Some(r) = rec.as_deref_mut() {
+                r.push(p);
             }
             f = c;
             if exact || full.is_some() {
                 (exact, full) = (false, None);
             }
         } else {
+            clean = false;
             // The tables are read: the loader's own answer, never a remembered one.
             match module::find(key, may_lock) {
                 Some(found) => m = found,
@@ -272,28 +335,10 @@ fn walk(
         out[n] = f.pc;
         n += 1;
     }
-    if skipping { 0 } else { n }
-}
-
-/// The caller's frame by a compact rule.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn apply(p: Packed, f: &Frame, mem: &mut Mem) -> Option<Frame> {
-    if !p.is_frame() {
-        return None;
+    if let Some(r) = rec {
+        r.clean &= clean && n == r.n;
     }
-    let cfa = match p.base() {
-        0 => f.sp.wrapping_add_signed(p.off()),
-        1 => f.fp.wrapping_add_signed(p.off()),
-        _ => mem.read(f.fp.wrapping_add_signed(p.off()))?,
-    };
-    let pc = mem.read(cfa.wrapping_add_signed(p.ra()))?;
-    let fp = if p.rbp() != 0 {
-        mem.read(cfa.wrapping_add_signed(p.rbp()))?
-    } else {
-        f.fp
-    };
-    Some(Frame { pc, sp: cfa, fp })
+    if skipping { 0 } else { n }
 }
 
 /// First sight of `key` (or a row that is never cached): parse the tables, cache the compact
@@ -326,7 +371,7 @@ fn cold(
         if cache {
             rule::put(key, m.stamp, rule);
         }
-        return apply(Packed::of(rule), f, mem).map(|c| (c, None, false));
+        return apply(rule::Packed::of(rule), f, mem).map(|c| (c, None, false));
     }
     SLOW.fetch_add(1, Ordering::Relaxed);
     let r = match full_regs {

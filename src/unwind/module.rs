@@ -80,6 +80,12 @@ pub fn forget_all() {
     EPOCH.fetch_add(1, Ordering::Relaxed);
 }
 
+/// The unload epoch (see `forget_all`).
+#[inline(always)]
+pub fn epoch() -> usize {
+    EPOCH.load(Ordering::Relaxed)
+}
+
 fn stamp(a: usize, b: usize, c: usize, d: usize) -> u16 {
     let mut h = (a as u64) ^ 0x9e37_79b9_7f4a_7c15;
     for x in [b, c, d, EPOCH.load(Ordering::Relaxed)] {

@@ -194,6 +194,15 @@ impl Packed {
     pub fn of(rule: Rule) -> Packed {
         Packed(rule.pack(0))
     }
+    /// The packed word (kept by `memo`).
+    #[inline(always)]
+    pub fn raw(self) -> u64 {
+        self.0
+    }
+    #[inline(always)]
+    pub fn from_raw(v: u64) -> Packed {
+        Packed(v)
+    }
     /// A `Frame` rule (else `End`).
     #[inline(always)]
     pub fn is_frame(self) -> bool {

@@ -446,3 +446,42 @@ fn on_a_makecontext_stack() {
     );
     ends_in_libc(&a); // __start_context
 }
+
+/// Captures the stack of its caller from the caller's own frame as the entry trampolines do,
+/// keeps it under `id` (`memo`), and says what `recall` answers while the frames are still
+/// there: from the same frame, at another depth, from another stack pointer, and after
+/// `forget_all` (when `forget`).
+#[inline(never)]
+fn keep_and_recall(out: &mut [usize], id: u32, forget: bool) -> (bool, [Option<u32>; 4]) {
+    let [pc, sp, fp] = regs::current();
+    let mut rec = Recording::new();
+    let n = capture_at_recorded(black_box(&mut *out), pc, sp, fp, &mut rec);
+    keep(&rec, sp, fp, out.len(), &out[..n], id);
+    let same = recall(pc, sp, fp, out.len());
+    let depth = recall(pc, sp, fp, out.len() - 1);
+    let other = recall(pc, sp + 16, fp, out.len());
+    if forget {
+        module::forget_all();
+    }
+    let after = recall(pc, sp, fp, out.len());
+    (black_box(rec.clean && n == out.len()), [same, depth, other, after])
+}
+
+#[inline(never)]
+fn keep_chain(out: &mut [usize], id: u32, forget: bool) -> (bool, [Option<u32>; 4]) {
+    let r = keep_and_recall(black_box(out), id, forget);
+    black_box(r)
+}
+
+#[test]
+fn kept_stacks_are_recalled_from_the_same_frame_only() {
+    let mut out = [0usize; 3];
+    // The first walk parses tables (nothing is kept); the next finds every rule cached.
+    keep_chain(&mut out, 75, false);
+    let (clean, got) = keep_chain(&mut out, 76, false);
+    assert!(clean, "{out:x?}");
+    assert_eq!(got, [Some(76), None, None, Some(76)]);
+    let (clean, got) = keep_chain(&mut out, 77, true);
+    assert!(clean, "{out:x?}");
+    assert_eq!(got, [Some(77), None, None, None]);
+}

@@ -1,0 +1,207 @@
+//! Whole stacks remembered by the frame they start from, so that an allocation from a call
+//! site seen before costs a replay of its frames instead of a walk.
+//!
+//! A walk from `(pc, sp, fp)` that used compact rules only (`Recording`) is kept with the rule
+//! of each frame it crossed, the frames it found and the id its caller stored them under. A
+//! later call from the same `(pc, sp)` — and the same `fp` when the walk read the first frame
+//! pointer: code built without frame pointers keeps anything in rbp — replays the kept rules
+//! on the current stack words:
+//! every rule is applied exactly as the walk applies it (`step::apply`), and each caller's pc
+//! so found must be the kept frame. The rule of a frame depends only on its pc (while no object
+//! is unloaded: the module epoch is part of the key), so a replay that finds every kept pc took
+//! the very steps the walk would take, read the same words and ends where it would end: at the
+//! same depth, or at a pc whose rule ends the stack. The answer is the same, provably, and
+//! nothing is guessed; any difference sends the call to the walk.
+//!
+//! The table is shared by all threads (their stack pointers differ, so their entries do too):
+//! direct-mapped, each entry a seqlock (odd `seq` while a writer fills it; a reader keeps its
+//! answer only when `seq` was the same even value before and after). Writers that find an
+//! entry busy give up, so a signal handler never waits.
+//!
+//! # Invariants
+//! - An entry holds at most `FRAMES` frames after the first; deeper stacks are not kept.
+//! - Replays read stack words through `Mem`, like the walk: never a fault, even on a torn
+//!   entry (whose answer the seqlock then discards).
+
+use super::rule::Packed;
+use super::stack::Mem;
+use super::step::{Frame, apply};
+use super::{module, symbol};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
+
+/// Frames after the first that an entry keeps (the default depth is 16).
+pub const FRAMES: usize = 15;
+const ENTRIES: usize = 1024;
+
+/// Walks whose stack was kept (a replay is not counted: a shared counter on every call would
+/// cost more than the replay).
+static KEPT: AtomicU64 = AtomicU64::new(0);
+
+pub fn kept() -> u64 {
+    KEPT.load(Ordering::Relaxed)
+}
+
+/// The rules a walk applied, one per frame crossed; `clean` while every step was a compact
+/// rule from the cache and the walk ended by depth or by a rule that ends the stack;
+/// `uses_fp` when a rule read the first frame's frame pointer before any rule restored it
+/// from the stack (code built without frame pointers uses rbp for anything: a walk that never
+/// reads it gives the same answer whatever it holds).
+pub struct Recording {
+    pub rules: [u64; FRAMES],
+    pub n: usize,
+    pub clean: bool,
+    uses_fp: bool,
+    fp_restored: bool,
+}
+
+impl Default for Recording {
+    fn default() -> Recording {
+        Recording::new()
+    }
+}
+
+impl Recording {
+    pub const fn new() -> Recording {
+        Recording {
+            rules: [0; FRAMES],
+            n: 0,
+            clean: true,
+            uses_fp: false,
+            fp_restored: false,
+        }
+    }
+
+    #[inline(always)]
+    pub fn push(&mut self, p: Packed) {
+        if !self.fp_restored {
+            self.uses_fp |= p.base() != 0;
+            self.fp_restored = p.rbp() != 0;
+        }
+        if self.n < FRAMES {
+            self.rules[self.n] = p.raw();
+            self.n += 1;
+        } else {
+            self.clean = false;
+        }
+    }
+}
+
+struct Step {
+    pc: AtomicUsize,
+    rule: AtomicU64,
+}
+
+struct Entry {
+    seq: AtomicUsize,
+    pc: AtomicUsize,
+    sp: AtomicUsize,
+    /// The frame pointer inverted: code built without frame pointers uses rbp for any value,
+    /// often a heap block's address, and the table lies in memory the leak check scans (our
+    /// .bss): an inverted address points nowhere.
+    fp: AtomicUsize,
+    epoch: AtomicUsize,
+    /// frames after the first (8 bits) | depth asked (8 bits) | `USES_FP` | id << 32.
+    meta: AtomicU64,
+    steps: [Step; FRAMES],
+}
+
+static TABLE: [Entry; ENTRIES] = [const {
+    Entry {
+        seq: AtomicUsize::new(0),
+        pc: AtomicUsize::new(0),
+        sp: AtomicUsize::new(0),
+        fp: AtomicUsize::new(0),
+        epoch: AtomicUsize::new(0),
+        meta: AtomicU64::new(0),
+        steps: [const {
+            Step {
+                pc: AtomicUsize::new(0),
+                rule: AtomicU64::new(0),
+            }
+        }; FRAMES],
+    }
+}; ENTRIES];
+
+/// In `meta`: the kept walk read the first frame pointer (`Recording`), which is then part of
+/// the key.
+const USES_FP: u64 = 1 << 16;
+
+#[inline(always)]
+fn entry(pc: usize, sp: usize) -> &'static Entry {
+    let h = (pc ^ sp.rotate_left(21)) as u64;
+    let h = h.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    &TABLE[(h >> (64 - ENTRIES.trailing_zeros())) as usize]
+}
+
+/// The id kept for the stack of `depth` frames from `(pc, sp, fp)`, when a replay on the
+/// current stack finds every kept frame again.
+#[inline]
+pub fn recall(pc: usize, sp: usize, fp: usize, depth: usize) -> Option<u32> {
+    let e = entry(pc, sp);
+    let s0 = e.seq.load(Ordering::Acquire);
+    if s0 & 1 != 0 || e.pc.load(Ordering::Relaxed) != pc || e.sp.load(Ordering::Relaxed) != sp {
+        return None;
+    }
+    let meta = e.meta.load(Ordering::Relaxed);
+    let n = (meta & 0xff) as usize;
+    if (meta & USES_FP != 0 && e.fp.load(Ordering::Relaxed) != !fp)
+        || (meta >> 8) & 0xff != depth as u64
+        || n > FRAMES
+        || e.epoch.load(Ordering::Relaxed) != module::epoch()
+        || symbol::unloading()
+    {
+        return None;
+    }
+    let mut mem = Mem::new(sp);
+    let mut f = Frame { pc, sp, fp };
+    for s in &e.steps[..n] {
+        let c = apply(Packed::from_raw(s.rule.load(Ordering::Relaxed)), &f, &mut mem)?;
+        if c.sp <= f.sp || c.pc < 4096 || c.pc != s.pc.load(Ordering::Relaxed) {
+            return None;
+        }
+        f = c;
+    }
+    fence(Ordering::Acquire);
+    if e.seq.load(Ordering::Relaxed) != s0 {
+        return None;
+    }
+    Some((meta >> 32) as u32)
+}
+
+/// Keeps the stack `frames` (`frames[0] == pc`) of `depth` asked, found by a walk from
+/// `(pc, sp, fp)` that recorded `rec`, under `id`. Skipped when the recording is not clean,
+/// or when another writer has the entry.
+pub fn keep(rec: &Recording, sp: usize, fp: usize, depth: usize, frames: &[usize], id: u32) {
+    let Some((&pc, rest)) = frames.split_first() else {
+        return;
+    };
+    if !rec.clean || rest.len() != rec.n || depth > 255 {
+        return;
+    }
+    let e = entry(pc, sp);
+    let s0 = e.seq.load(Ordering::Relaxed);
+    if s0 & 1 != 0
+        || e.seq
+            .compare_exchange(s0, s0 + 1, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+    {
+        return;
+    }
+    e.pc.store(pc, Ordering::Relaxed);
+    e.sp.store(sp, Ordering::Relaxed);
+    e.fp.store(!fp, Ordering::Relaxed);
+    e.epoch.store(module::epoch(), Ordering::Relaxed);
+    for (i, &f) in rest.iter().enumerate() {
+        e.steps[i].pc.store(f, Ordering::Relaxed);
+        e.steps[i].rule.store(rec.rules[i], Ordering::Relaxed);
+    }
+    e.meta.store(
+        rest.len() as u64
+            | (depth as u64) << 8
+            | if rec.uses_fp { USES_FP } else { 0 }
+            | (id as u64) << 32,
+        Ordering::Relaxed,
+    );
+    e.seq.store(s0 + 2, Ordering::Release);
+    KEPT.fetch_add(1, Ordering::Relaxed);
+}
