@@ -1,6 +1,6 @@
 //! Call sites: what an allocator call records about where it came from. A site is one word:
 //! the caller's return address, or — with whole stacks on (`stack=N`, N > 1) — the id of the
-//! call's stack in the depot, tagged with `TAG`. Entry points make it (`here`) and pass it
+//! call's stack in the depot, tagged with `TAG`. Entry points make it (`here_at`) and pass it
 //! down in place of the bare caller; histories, the quarantine, the ring and the reports keep
 //! it as an opaque word, and only what prints or logs an address decodes it (`pc`, `frames`).
 //!
@@ -11,7 +11,7 @@
 //!   their stacks are (ids are unique per distinct stack), which is what reports group by.
 //! - User-space code addresses are below 2^47 on x86-64 and aarch64, so a bare caller never
 //!   has `TAG` set.
-//! - `here` allocates nothing, takes no lock, and is safe in a signal handler (the unwinder
+//! - `here_at` allocates nothing, takes no lock, and is safe in a signal handler (the unwinder
 //!   and the depot are).
 
 use crate::depot;
@@ -35,25 +35,6 @@ pub fn depth() -> usize {
     DEPTH.load(Ordering::Relaxed)
 }
 
-/// The site of the current allocator call whose return address is `caller`: `caller` itself
-/// with stacks off, else the tagged depot id of the stack from `caller` outwards.
-#[inline(always)]
-pub fn here(caller: usize) -> usize {
-    let n = DEPTH.load(Ordering::Relaxed);
-    if n <= 1 || caller == 0 {
-        return caller;
-    }
-    capture(caller, n)
-}
-
-#[inline(never)]
-fn capture(caller: usize, n: usize) -> usize {
-    let mut buf = core::mem::MaybeUninit::<[usize; MAX_DEPTH]>::uninit();
-    let frames = zeroed(&mut buf, n);
-    let got = unwind::capture(frames, caller);
-    store(caller, &frames[..got])
-}
-
 /// The caller's frame as an entry trampoline saw it, passed in two registers: the caller's
 /// stack pointer once the call returns, and its frame pointer (callee-saved, so still the
 /// caller's at the entry).
@@ -64,8 +45,11 @@ pub struct At {
     pub fp: usize,
 }
 
-/// `here` for an entry that knows its caller's frame (`At`): the stack is unwound from the
-/// caller's frame itself, never through ours, so it is the same stack for less work.
+/// The site of the current allocator call whose return address is `caller` and whose frame
+/// is `at`: `caller` itself with stacks off, else the tagged depot id of the stack from
+/// `caller` outwards. The stack is unwound from the caller's frame itself, never through
+/// ours; a frame seen before is answered from the stacks kept by the unwinder
+/// (`unwind::recall`), the same stack without a walk.
 #[inline(always)]
 pub fn here_at(caller: usize, at: At) -> usize {
     let n = DEPTH.load(Ordering::Relaxed);

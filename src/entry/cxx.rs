@@ -71,6 +71,9 @@ core::arch::global_asm!(
     "mov rsi, r13",
     "mov rdx, r14",
     "mov rcx, r15",
+    // The program's frame as it is once this call returns: its stack and frame pointers.
+    "lea r8, [rbp + 16]",
+    "mov r9, qword ptr [rbp]",
     "call {attempt}",
     "test rax, rax",
     "jnz 3f",
@@ -138,6 +141,9 @@ core::arch::global_asm!(
     "mov rsi, r13",
     "mov rdx, r14",
     "mov rcx, r15",
+    // The program's frame as it is once this call returns: its stack and frame pointers.
+    "lea r8, [rbp + 16]",
+    "mov r9, qword ptr [rbp]",
     "call {attempt}",
     "test rax, rax",
     "jnz 3f",
@@ -222,10 +228,17 @@ fn weak_get_handler() -> usize {
     0
 }
 
-/// One allocation attempt of operator new (logged); NULL when it failed.
-extern "C" fn cxx_new_attempt(n: usize, align: usize, array: usize, caller: usize) -> *mut c_void {
+/// One allocation attempt of operator new (logged); NULL when it failed. `at` is the
+/// program's frame at the call (the routines above pass it in the next two registers).
+extern "C" fn cxx_new_attempt(
+    n: usize,
+    align: usize,
+    array: usize,
+    caller: usize,
+    at: At,
+) -> *mut c_void {
     lifecycle::ensure();
-    let caller = site::here(caller);
+    let caller = site::here_at(caller, at);
     let op = if array != 0 { Op::NewArr } else { Op::New };
     let p = heap::allocate(n, align, op, caller, false);
     log::event(op, 0, p as usize, n, align, caller);
@@ -292,9 +305,9 @@ mod cxx_new {
 /// operator new elsewhere: retries through the new_handler, then reports and aborts, since
 /// these Rust frames cannot let a C++ exception through.
 #[cfg(not(target_arch = "x86_64"))]
-fn cpp_new(n: usize, align: usize, op: Op, caller: usize, nothrow: bool) -> *mut c_void {
+fn cpp_new(n: usize, align: usize, op: Op, caller: usize, at: At, nothrow: bool) -> *mut c_void {
     loop {
-        let p = cxx_new_attempt(n, align, (op == Op::NewArr) as usize, caller);
+        let p = cxx_new_attempt(n, align, (op == Op::NewArr) as usize, caller, at);
         if !p.is_null() {
             return p;
         }
@@ -323,46 +336,46 @@ mod cxx_new {
     export!(_ZnwmSt11align_val_tRKSt9nothrow_t(n: usize, a: usize, t: *const c_void) -> *mut c_void => new_al_nt_impl);
     export!(_ZnamSt11align_val_tRKSt9nothrow_t(n: usize, a: usize, t: *const c_void) -> *mut c_void => new_arr_al_nt_impl);
 
-    extern "C" fn new_impl(n: usize, caller: usize, _at: At) -> *mut c_void {
-        cpp_new(n, 0, Op::New, caller, false)
+    extern "C" fn new_impl(n: usize, caller: usize, at: At) -> *mut c_void {
+        cpp_new(n, 0, Op::New, caller, at, false)
     }
-    extern "C" fn new_arr_impl(n: usize, caller: usize, _at: At) -> *mut c_void {
-        cpp_new(n, 0, Op::NewArr, caller, false)
+    extern "C" fn new_arr_impl(n: usize, caller: usize, at: At) -> *mut c_void {
+        cpp_new(n, 0, Op::NewArr, caller, at, false)
     }
-    extern "C" fn new_nt_impl(n: usize, _t: *const c_void, caller: usize, _at: At) -> *mut c_void {
-        cpp_new(n, 0, Op::New, caller, true)
+    extern "C" fn new_nt_impl(n: usize, _t: *const c_void, caller: usize, at: At) -> *mut c_void {
+        cpp_new(n, 0, Op::New, caller, at, true)
     }
     extern "C" fn new_arr_nt_impl(
         n: usize,
         _t: *const c_void,
         caller: usize,
-        _at: At,
+        at: At,
     ) -> *mut c_void {
-        cpp_new(n, 0, Op::NewArr, caller, true)
+        cpp_new(n, 0, Op::NewArr, caller, at, true)
     }
-    extern "C" fn new_al_impl(n: usize, a: usize, caller: usize, _at: At) -> *mut c_void {
-        cpp_new(n, a, Op::New, caller, false)
+    extern "C" fn new_al_impl(n: usize, a: usize, caller: usize, at: At) -> *mut c_void {
+        cpp_new(n, a, Op::New, caller, at, false)
     }
-    extern "C" fn new_arr_al_impl(n: usize, a: usize, caller: usize, _at: At) -> *mut c_void {
-        cpp_new(n, a, Op::NewArr, caller, false)
+    extern "C" fn new_arr_al_impl(n: usize, a: usize, caller: usize, at: At) -> *mut c_void {
+        cpp_new(n, a, Op::NewArr, caller, at, false)
     }
     extern "C" fn new_al_nt_impl(
         n: usize,
         a: usize,
         _t: *const c_void,
         caller: usize,
-        _at: At,
+        at: At,
     ) -> *mut c_void {
-        cpp_new(n, a, Op::New, caller, true)
+        cpp_new(n, a, Op::New, caller, at, true)
     }
     extern "C" fn new_arr_al_nt_impl(
         n: usize,
         a: usize,
         _t: *const c_void,
         caller: usize,
-        _at: At,
+        at: At,
     ) -> *mut c_void {
-        cpp_new(n, a, Op::NewArr, caller, true)
+        cpp_new(n, a, Op::NewArr, caller, at, true)
     }
 }
 
