@@ -389,6 +389,14 @@ fn diagnose(sig: c_int, addr: usize, code: c_int, ctx: *mut c_void) {
             }
         }
     }
+    // A register on the block this thread freed last may be free's own argument left behind
+    // in a scratch register: the lead below names that block without naming the register.
+    if let (Some((_, _, Made::FreeFill)), Some((reg, _, b))) = (wild, &freed)
+        && !reg.is_empty()
+        && crate::log::last_freed_by(crate::tls::tid()) == b.user
+    {
+        freed = None;
+    }
     let (pc, write) = fault_details(ctx);
     // A general protection fault (SI_KERNEL) says nothing of read or write.
     let rw: &[u8] = match write {
