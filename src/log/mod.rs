@@ -95,10 +95,7 @@ fn event_slow(op: Op, inp: usize, out: usize, size: usize, align: usize, site: u
     let seq = seq::take_seq();
     let tid = tls::tid();
     counters::count(op, size, out);
-    let mut one = [0usize; 1];
-    let frames = crate::site::frames(site, &mut one);
-    let caller = frames.first().copied().unwrap_or(0);
-    let e = Event {
+    let mut e = Event {
         seq,
         t: clock::clock_ns().saturating_sub(clock::START_NS.load(Ordering::Relaxed)),
         tid,
@@ -107,13 +104,18 @@ fn event_slow(op: Op, inp: usize, out: usize, size: usize, align: usize, site: u
         inp,
         out,
         size,
-        caller,
-        caller2: frames.get(1).copied().unwrap_or(0),
+        caller: 0,
+        caller2: 0,
     };
-    ring::put(&e);
+    ring::put(&e, site);
     if SINK.load(Ordering::Relaxed) == SINK_NONE {
         return;
     }
+    let mut one = [0usize; 1];
+    let frames = crate::site::frames(site, &mut one);
+    let caller = frames.first().copied().unwrap_or(0);
+    e.caller = caller;
+    e.caller2 = frames.get(1).copied().unwrap_or(0);
     modules::check_caller(caller);
     if !op.logged() {
         return; // not a record of the file formats

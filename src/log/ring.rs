@@ -21,9 +21,10 @@ struct Rec {
     inp: AtomicU64,
     out: AtomicU64,
     size: AtomicU64,
-    caller: AtomicU64,
-    /// The caller's caller when a backtrace was taken (0 otherwise).
-    caller2: AtomicU64,
+    /// The call's site (`site`: the caller, or its stack's depot id), decoded when read: the
+    /// depot is not touched on the event's path.
+    site: AtomicU64,
+    _spare: AtomicU64,
 }
 const _: () = assert!(core::mem::size_of::<Rec>() == 64);
 
@@ -64,7 +65,8 @@ pub struct Event {
     pub caller2: usize,
 }
 
-pub(super) fn put(e: &Event) {
+/// Records `e`, whose `caller` and `caller2` are not read: `site` stands for both.
+pub(super) fn put(e: &Event, site: usize) {
     let r = RING.load(Ordering::Relaxed);
     if r.is_null() {
         return;
@@ -87,8 +89,7 @@ pub(super) fn put(e: &Event) {
     rec.inp.store(e.inp as u64, Ordering::Relaxed);
     rec.out.store(e.out as u64, Ordering::Relaxed);
     rec.size.store(e.size as u64, Ordering::Relaxed);
-    rec.caller.store(e.caller as u64, Ordering::Relaxed);
-    rec.caller2.store(e.caller2 as u64, Ordering::Relaxed);
+    rec.site.store(site as u64, Ordering::Relaxed);
     rec.stamp.store(e.seq, Ordering::Release);
 }
 
@@ -109,12 +110,15 @@ fn get(seq: u64) -> Option<Event> {
     let inp = rec.inp.load(Ordering::Relaxed) as usize;
     let out = rec.out.load(Ordering::Relaxed) as usize;
     let size = rec.size.load(Ordering::Relaxed) as usize;
-    let caller = rec.caller.load(Ordering::Relaxed) as usize;
-    let caller2 = rec.caller2.load(Ordering::Relaxed) as usize;
+    let site = rec.site.load(Ordering::Relaxed) as usize;
     fence(Ordering::Acquire);
     if rec.stamp.load(Ordering::Relaxed) != seq {
         return None;
     }
+    let mut one = [0usize; 1];
+    let frames = crate::site::frames(site, &mut one);
+    let caller = frames.first().copied().unwrap_or(0);
+    let caller2 = frames.get(1).copied().unwrap_or(0);
     let alog = (tidop >> 40) & 0xff;
     Some(Event {
         seq,
