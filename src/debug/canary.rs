@@ -169,15 +169,15 @@ pub unsafe fn check_fill(from: usize, to: usize, byte: u8) -> Option<usize> {
 }
 
 /// Fills `[p, p + n)` with `byte`. Up to `INLINE_FILL` bytes the stores are written here,
-/// 16 bytes at a time (any alignment) with an overlapping last store (no call, no size dispatch: most blocks
-/// are small); longer ranges go to `memset`.
+/// 16 bytes at a time (any alignment) with an overlapping last store (no call, no size
+/// dispatch: most blocks are small); longer ranges go to `memset`.
 /// # Safety
 /// The range is writable memory of ours.
 #[inline(always)]
 pub unsafe fn fill(p: usize, n: usize, byte: u8) {
     const INLINE_FILL: usize = 256;
     let w = u64::from_ne_bytes([byte; 8]);
-    // SAFETY (all arms): every store lies in [p, p + n), per the caller.
+    // SAFETY: every store of every arm lies in [p, p + n), per the caller.
     unsafe {
         if n > INLINE_FILL {
             core::ptr::write_bytes(p as *mut u8, byte, n);
