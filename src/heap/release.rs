@@ -34,9 +34,11 @@ pub(super) fn shard_budget() -> usize {
 /// block the quarantine cannot hold is released at once.
 #[inline]
 pub(super) fn quarantine(p: usize, size: usize) {
-    let mut out = q::Batch::EMPTY;
+    let mut out = q::Batch::empty();
     if q::push(p, size, shard_budget(), &mut out) {
-        release_many(out.as_slice());
+        if !out.as_slice().is_empty() {
+            release_many(out.as_slice());
+        }
     } else {
         release(p);
     }
@@ -138,6 +140,9 @@ pub(super) fn release(p: usize) {
 
 /// Most blocks a batch holds (`q::Batch`): one bit each in the masks of `release_many`.
 const MANY: usize = 64;
+/// `release_many`'s arena of a block that is not a zone block.
+const NOT_ZONE: u8 = u8::MAX;
+const _: () = assert!(crate::heap::MAX_ARENAS < NOT_ZONE as usize);
 
 /// `release` of many blocks (a batch leaving the quarantine, oldest first, with their sizes).
 /// The free fill of each zone block is verified first with no lock held (a block that left the
@@ -146,13 +151,13 @@ const MANY: usize = 64;
 /// blocks are released under one lock per arena (in order within an arena), however the
 /// arenas interleave in the batch: up to and including the first block whose fill was
 /// written, which is reported once its arena lock is dropped; then the rest, likewise.
+#[inline(never)]
 fn release_many(ps: &[(usize, usize)]) {
     const AHEAD: usize = 4;
     let ps = &ps[..ps.len().min(MANY)];
-    // The arena of each zone block (None: not a zone block, `release` takes it), and the first
-    // changed byte of each whose fill was written (0: intact).
-    let mut arena = [None::<usize>; MANY];
-    let mut bad = [0usize; MANY];
+    // The arena of each zone block (`NOT_ZONE`: `release` takes it), and which ones had their
+    // fill written.
+    let mut arena = [NOT_ZONE; MANY];
     let mut bad_mask = 0u64;
     for &(p, n) in ps.iter().take(AHEAD) {
         prefetch_block(p, n);
@@ -164,15 +169,14 @@ fn release_many(ps: &[(usize, usize)]) {
         let Some((ai, z)) = zone_of(pagemap::get(p)) else {
             continue;
         };
-        arena[i] = Some(ai);
+        arena[i] = ai as u8;
         // SAFETY: the block is QUARANTINED and ours alone (it left the ring under its lock),
         // so its zone lives and its geometry does not change; its bytes are readable.
         unsafe {
             if let Some(idx) = (*z).index_of(p) {
                 prefetch((*z).meta.add(idx) as usize);
             }
-            if let Some(a) = verify::free_fill_changed(p, n) {
-                bad[i] = a;
+            if verify::free_fill_changed(p, n).is_some() {
                 bad_mask |= 1 << i;
             }
         }
@@ -186,24 +190,24 @@ fn release_many(ps: &[(usize, usize)]) {
         } else {
             later.trailing_zeros() as usize + 1
         };
-        let reported = release_run(ps, &arena, start, end, later != 0);
-        if let Some(info) = reported {
-            report::write_after_free(&with_history(info), bad[end - 1]);
+        if let Some((info, addr)) = release_run(ps, &arena, start, end, later != 0) {
+            report::write_after_free(&with_history(info), addr);
         }
         start = end;
     }
 }
 
 /// Releases the blocks `ps[start..end]` of `release_many` (`arena`: their arenas), one arena
-/// lock for all the blocks of an arena; returns the last block when `last_bad` (its fill was
-/// written) and it was released, for the caller to report.
+/// lock for all the blocks of an arena. When `last_bad` (the last block's fill was written),
+/// returns that block, if it was released, and its first changed byte, for the caller to
+/// report.
 fn release_run(
     ps: &[(usize, usize)],
-    arena: &[Option<usize>; MANY],
+    arena: &[u8; MANY],
     start: usize,
     end: usize,
     last_bad: bool,
-) -> Option<Info> {
+) -> Option<(Info, usize)> {
     let mut reported = None;
     let all = if end - start == MANY {
         u64::MAX
@@ -213,18 +217,19 @@ fn release_run(
     let mut left = all;
     while left != 0 {
         let i = left.trailing_zeros() as usize;
-        let Some(ai) = arena[i] else {
+        if arena[i] == NOT_ZONE {
             release(ps[i].0);
             left &= !(1 << i);
             continue;
-        };
+        }
+        let ai = arena[i] as usize;
         // The blocks of this arena still to release.
         let mut mine = 0u64;
         let mut m = left;
         while m != 0 {
             let j = m.trailing_zeros() as usize;
             m &= m - 1;
-            if arena[j] == Some(ai) {
+            if arena[j] as usize == ai {
                 mine |= 1 << j;
             }
         }
@@ -248,9 +253,11 @@ fn release_run(
         while mine != 0 {
             let j = mine.trailing_zeros() as usize;
             mine &= mine - 1;
-            let info = release_zone_block(&mut a, ai, ps[j].0, false);
-            if last_bad && j == end - 1 {
-                reported = info.map(|(i, _)| i);
+            // The written block is verified again under the lock, for its report.
+            let check = last_bad && j == end - 1;
+            let r = release_zone_block(&mut a, ai, ps[j].0, check);
+            if let Some((info, Some(addr))) = r {
+                reported = Some((info, addr));
             }
         }
     }
