@@ -142,7 +142,7 @@ pub(super) fn release(p: usize) {
 const MANY: usize = 64;
 /// `release_many`'s arena of a block that is not a zone block.
 const NOT_ZONE: u8 = u8::MAX;
-const _: () = assert!(crate::heap::MAX_ARENAS < NOT_ZONE as usize);
+const _: () = assert!(super::arena::MAX_ARENAS < NOT_ZONE as usize);
 
 /// `release` of many blocks (a batch leaving the quarantine, oldest first, with their sizes).
 /// The free fill of each zone block is verified first with no lock held (a block that left the
