@@ -266,7 +266,11 @@ mod tests {
                 unsafe {
                     write(f, t);
                     for a in base..base + 96 {
-                        let want = if (f..t).contains(&a) { byte_at(a) } else { 0x11 };
+                        let want = if (f..t).contains(&a) {
+                            byte_at(a)
+                        } else {
+                            0x11
+                        };
                         assert_eq!(*(a as *const u8), want, "write off {off} len {len}");
                     }
                     assert_eq!(check(f, t), None);
