@@ -102,14 +102,10 @@ impl Dress {
             self.canaries();
             if zero {
                 if !clean {
-                    core::ptr::write_bytes(self.user as *mut u8, 0, self.size);
+                    canary::fill(self.user, self.size, 0);
                 }
             } else if self.fill {
-                core::ptr::write_bytes(
-                    self.user as *mut u8,
-                    ALLOC_FILL,
-                    self.size.min(LARGE_FILL_MAX),
-                );
+                canary::fill(self.user, self.size.min(LARGE_FILL_MAX), ALLOC_FILL);
             }
         }
     }
@@ -124,10 +120,10 @@ impl Dress {
         unsafe {
             self.canaries();
             if self.fill && self.size > old {
-                core::ptr::write_bytes(
-                    (self.user + old) as *mut u8,
-                    ALLOC_FILL,
+                canary::fill(
+                    self.user + old,
                     (self.size - old).min(LARGE_FILL_MAX),
+                    ALLOC_FILL,
                 );
             }
         }
@@ -158,6 +154,6 @@ impl Dress {
 pub unsafe fn free_fill(user: usize, size: usize) {
     if layout().fill {
         // SAFETY: per the caller.
-        unsafe { core::ptr::write_bytes(user as *mut u8, FREE_FILL, size) };
+        unsafe { canary::fill(user, size, FREE_FILL) };
     }
 }

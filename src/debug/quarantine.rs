@@ -15,6 +15,7 @@
 use crate::fifo::{self, Slots, Weigh};
 use crate::lock::{Guard, Mutex};
 use crate::pad::Padded;
+use core::mem::MaybeUninit;
 
 const SHARDS: usize = 4;
 const CAP: usize = 1 << 14;
@@ -105,19 +106,35 @@ pub fn shard_budget(live: usize) -> usize {
 }
 
 /// Blocks evicted from the quarantine, oldest first, with their sizes: the caller releases them.
+/// Only the first `n` entries are written (an empty batch costs no 1 KiB of zeroes on every
+/// free).
 pub struct Batch {
     n: usize,
-    out: [(usize, usize); EVICT_BATCH],
+    out: [MaybeUninit<(usize, usize)>; EVICT_BATCH],
 }
 
 impl Batch {
-    pub const EMPTY: Batch = Batch {
-        n: 0,
-        out: [(0, 0); EVICT_BATCH],
-    };
+    /// An empty batch. (A function, not a constant: a constant's uninitialised entries are
+    /// written as zeroes all the same.)
+    #[inline(always)]
+    pub fn empty() -> Batch {
+        Batch {
+            n: 0,
+            out: [const { MaybeUninit::uninit() }; EVICT_BATCH],
+        }
+    }
 
+    #[inline]
     pub fn as_slice(&self) -> &[(usize, usize)] {
-        &self.out[..self.n]
+        // SAFETY: the first n entries are written (`put`), and MaybeUninit<T> has T's layout.
+        unsafe { core::slice::from_raw_parts(self.out.as_ptr() as *const (usize, usize), self.n) }
+    }
+
+    /// Appends an entry (the caller checked `n < EVICT_BATCH`).
+    #[inline]
+    fn put(&mut self, e: (usize, usize)) {
+        self.out[self.n] = MaybeUninit::new(e);
+        self.n += 1;
     }
 }
 
@@ -153,8 +170,7 @@ impl Ring {
             let low = budget - budget / 16;
             while (q.weight() > low || q.len() + EVICT_BATCH > CAP) && b.n < EVICT_BATCH {
                 let Some(e) = q.pop() else { break };
-                b.out[b.n] = e;
-                b.n += 1;
+                b.put(e);
             }
         }
     }

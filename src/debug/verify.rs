@@ -46,12 +46,21 @@ pub fn live(info: &Info) -> Option<Problem> {
 /// The block must be readable.
 #[inline]
 pub fn quarantined(info: &Info) -> Option<Problem> {
+    // SAFETY: the block is ours (quarantined) and readable per the caller.
+    unsafe { free_fill_changed(info.user, info.size) }.map(Problem::WriteAfterFree)
+}
+
+/// The first changed byte of the free fill of the quarantined block of `size` bytes at `user`
+/// (None when intact, or when the layout does not fill).
+/// # Safety
+/// The block is readable.
+#[inline]
+pub unsafe fn free_fill_changed(user: usize, size: usize) -> Option<usize> {
     if !layout().fill {
         return None;
     }
-    // SAFETY: the block is ours (quarantined) and readable per the caller.
-    unsafe { canary::check_fill(info.user, info.user + info.size, FREE_FILL) }
-        .map(Problem::WriteAfterFree)
+    // SAFETY: per the caller.
+    unsafe { canary::check_fill(user, user + size, FREE_FILL) }
 }
 
 /// Verifies a block in a final state: canaries when it is in use, fill when quarantined;

@@ -1,8 +1,7 @@
 //! Blocks leaving a quarantine: the heap puts a freed block in `debug::quarantine`, which
 //! hands back the oldest blocks beyond its budget; each has its free fill verified
-//! (`debug::verify`) and is really released, one arena lock for a run of blocks of the same
-//! arena. A write after free found there is reported, and the block is leaked rather than
-//! reused.
+//! (`debug::verify`, with no lock held for a batch) and is really released, one arena lock for
+//! all the blocks of a batch in the same arena. A write after free found there is reported.
 
 use super::arena::{ARENAS, Arena, release_slot};
 use super::defer::defer_quarantine_release;
@@ -35,9 +34,11 @@ pub(super) fn shard_budget() -> usize {
 /// block the quarantine cannot hold is released at once.
 #[inline]
 pub(super) fn quarantine(p: usize, size: usize) {
-    let mut out = q::Batch::EMPTY;
+    let mut out = q::Batch::empty();
     if q::push(p, size, shard_budget(), &mut out) {
-        release_many(out.as_slice());
+        if !out.as_slice().is_empty() {
+            release_many(out.as_slice());
+        }
     } else {
         release(p);
     }
@@ -51,7 +52,26 @@ pub fn drain_quarantine() -> bool {
         release(p);
         any = true;
     }
+    if any {
+        clear_dead_stack();
+    }
     any
+}
+
+/// Zeroes the stack below the caller's frame, where releasing blocks left addresses of the
+/// blocks next to them (the end of a block's canary range is where the next block starts):
+/// the leak scan at exit reads this thread's stack from its own frame up, and its frame lies
+/// there, uninitialised slots and all.
+#[inline(never)]
+fn clear_dead_stack() {
+    // 32 KiB, zeroed a word at a time in place (a whole-array store would build a second
+    // 32 KiB temporary on the stack first).
+    let mut words = [0usize; 4096];
+    for w in words.iter_mut() {
+        // SAFETY: a word of this frame's own array; volatile, so the store stays.
+        unsafe { core::ptr::write_volatile(w, 0) };
+    }
+    core::hint::black_box(&words);
 }
 
 /// The first changed byte of a quarantined block's free fill.
@@ -111,59 +131,137 @@ pub(super) fn release(p: usize) {
         defer_quarantine_release(p);
         return;
     };
-    let bad = release_zone_block(&mut a, ai, p);
+    let bad = release_zone_block(&mut a, ai, p, true);
     drop(a);
-    if let Some((info, addr)) = bad {
+    if let Some((info, Some(addr))) = bad {
         report::write_after_free(&with_history(info), addr);
     }
 }
 
-/// `release` of many blocks (a batch leaving the quarantine, oldest first, with their sizes):
-/// one arena lock for a run of blocks of the same arena; the memory of the block a few places
-/// ahead is prefetched while one is checked.
+/// Most blocks a batch holds (`q::Batch`): one bit each in the masks of `release_many`.
+const MANY: usize = 64;
+/// `release_many`'s arena of a block that is not a zone block.
+const NOT_ZONE: u8 = u8::MAX;
+const _: () = assert!(super::arena::MAX_ARENAS < NOT_ZONE as usize);
+
+/// `release` of many blocks (a batch leaving the quarantine, oldest first, with their sizes).
+/// The free fill of each zone block is verified first with no lock held (a block that left the
+/// quarantine is ours alone, and its zone lives while it holds it), the block a few places
+/// ahead prefetched meanwhile, and its metadata line fetched for the locked part. Then the
+/// blocks are released under one lock per arena (in order within an arena), however the
+/// arenas interleave in the batch: up to and including the first block whose fill was
+/// written, which is reported once its arena lock is dropped; then the rest, likewise.
+#[inline(never)]
 fn release_many(ps: &[(usize, usize)]) {
     const AHEAD: usize = 4;
+    let ps = &ps[..ps.len().min(MANY)];
+    // The arena of each zone block (`NOT_ZONE`: `release` takes it), and which ones had their
+    // fill written.
+    let mut arena = [NOT_ZONE; MANY];
+    let mut bad_mask = 0u64;
     for &(p, n) in ps.iter().take(AHEAD) {
         prefetch_block(p, n);
     }
-    let mut i = 0;
-    while i < ps.len() {
-        let e = pagemap::get(ps[i].0);
-        let Some((ai, _)) = zone_of(e) else {
-            release(ps[i].0);
-            i += 1;
+    for (i, &(p, n)) in ps.iter().enumerate() {
+        if let Some(&(p, n)) = ps.get(i + AHEAD) {
+            prefetch_block(p, n);
+        }
+        let Some((ai, z)) = zone_of(pagemap::get(p)) else {
             continue;
         };
+        arena[i] = ai as u8;
+        // SAFETY: the block is QUARANTINED and ours alone (it left the ring under its lock),
+        // so its zone lives and its geometry does not change; its bytes are readable.
+        unsafe {
+            if let Some(idx) = (*z).index_of(p) {
+                prefetch((*z).meta.add(idx) as usize);
+            }
+            if verify::free_fill_changed(p, n).is_some() {
+                bad_mask |= 1 << i;
+            }
+        }
+    }
+    let mut start = 0;
+    while start < ps.len() {
+        // Up to the next block whose fill was written.
+        let later = bad_mask & !((1u64 << start) - 1);
+        let end = if later == 0 {
+            ps.len()
+        } else {
+            later.trailing_zeros() as usize + 1
+        };
+        if let Some((info, addr)) = release_run(ps, &arena, start, end, later != 0) {
+            report::write_after_free(&with_history(info), addr);
+        }
+        start = end;
+    }
+}
+
+/// Releases the blocks `ps[start..end]` of `release_many` (`arena`: their arenas), one arena
+/// lock for all the blocks of an arena. When `last_bad` (the last block's fill was written),
+/// returns that block, if it was released, and its first changed byte, for the caller to
+/// report.
+fn release_run(
+    ps: &[(usize, usize)],
+    arena: &[u8; MANY],
+    start: usize,
+    end: usize,
+    last_bad: bool,
+) -> Option<(Info, usize)> {
+    let mut reported = None;
+    let all = if end - start == MANY {
+        u64::MAX
+    } else {
+        ((1u64 << (end - start)) - 1) << start
+    };
+    let mut left = all;
+    while left != 0 {
+        let i = left.trailing_zeros() as usize;
+        if arena[i] == NOT_ZONE {
+            release(ps[i].0);
+            left &= !(1 << i);
+            continue;
+        }
+        let ai = arena[i] as usize;
+        // The blocks of this arena still to release.
+        let mut mine = 0u64;
+        let mut m = left;
+        while m != 0 {
+            let j = m.trailing_zeros() as usize;
+            m &= m - 1;
+            if arena[j] as usize == ai {
+                mine |= 1 << j;
+            }
+        }
+        left &= !mine;
         let Some(mut a) = ARENAS[ai].enter() else {
             // A signal handler interrupted this thread inside the allocator: the blocks go
             // back to the quarantine (or wait until this thread holds no lock).
-            let start = i;
-            while i < ps.len() && zone_of(pagemap::get(ps[i].0)).is_some_and(|(bi, _)| bi == ai) {
-                i += 1;
+            let mut back = [(0usize, 0usize); MANY];
+            let mut k = 0;
+            while mine != 0 {
+                back[k] = ps[mine.trailing_zeros() as usize];
+                mine &= mine - 1;
+                k += 1;
             }
-            let back = q::requeue(&ps[start..i]);
-            for &(p, _) in &ps[start + back..i] {
+            let taken = q::requeue(&back[..k]);
+            for &(p, _) in &back[taken..k] {
                 defer_quarantine_release(p);
             }
             continue;
         };
-        let mut bad = None;
-        while i < ps.len() && bad.is_none() {
-            match zone_of(pagemap::get(ps[i].0)) {
-                Some((bi, _)) if bi == ai => {}
-                _ => break,
+        while mine != 0 {
+            let j = mine.trailing_zeros() as usize;
+            mine &= mine - 1;
+            // The written block is verified again under the lock, for its report.
+            let check = last_bad && j == end - 1;
+            let r = release_zone_block(&mut a, ai, ps[j].0, check);
+            if let Some((info, Some(addr))) = r {
+                reported = Some((info, addr));
             }
-            if let Some(&(p, n)) = ps.get(i + AHEAD) {
-                prefetch_block(p, n);
-            }
-            bad = release_zone_block(&mut a, ai, ps[i].0);
-            i += 1;
-        }
-        drop(a);
-        if let Some((info, addr)) = bad {
-            report::write_after_free(&with_history(info), addr);
         }
     }
+    reported
 }
 
 /// Prefetches the cache lines of a zone-sized block (at most 1 KiB of it).
@@ -188,9 +286,15 @@ fn prefetch(p: usize) {
     let _ = p;
 }
 
-/// Releases the quarantined zone block `p` of arena `ai` (whose lock the caller holds) after
-/// verifying its free fill; returns the block and the first changed byte if it was written.
-fn release_zone_block(a: &mut Arena, ai: usize, p: usize) -> Option<(Info, usize)> {
+/// Releases the quarantined zone block `p` of arena `ai` (whose lock the caller holds), after
+/// verifying its free fill when `verify` (else the caller did); returns the block as it was and
+/// the first changed byte of its fill if that was found written (None: not such a block).
+fn release_zone_block(
+    a: &mut Arena,
+    ai: usize,
+    p: usize,
+    verify: bool,
+) -> Option<(Info, Option<usize>)> {
     let (bi, z) = zone_of(pagemap::get(p))?;
     if bi != ai {
         return None;
@@ -202,11 +306,11 @@ fn release_zone_block(a: &mut Arena, ai: usize, p: usize) -> Option<(Info, usize
     if info.state != State::Quarantined || info.user != p {
         return None;
     }
-    let bad = fill_changed(&info);
+    let bad = if verify { fill_changed(&info) } else { None };
     // SAFETY: quarantined slot of z under the lock.
     unsafe {
         a.live_bytes += info.size; // release_slot subtracts it again
         release_slot(a, z, idx);
     }
-    bad.map(|addr| (info, addr))
+    Some((info, bad))
 }

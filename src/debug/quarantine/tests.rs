@@ -5,7 +5,7 @@ use super::*;
 
 /// `Ring::admit` into a new batch.
 fn admit(q: &mut Ring, p: usize, size: usize, budget: usize, nested: bool) -> Batch {
-    let mut b = Batch::EMPTY;
+    let mut b = Batch::empty();
     q.admit(p, size, budget, nested, &mut b);
     b
 }
