@@ -16,3 +16,11 @@ fn malloc_trim_empties_the_cache() {
 fn rlimit_as_with_a_resident_cache() {
     run("large_cache_rlimit", &[], &[]).assert_ok_clean();
 }
+
+#[test]
+fn realloc_on_cached_pages_keeps_the_content() {
+    for mode in ["", "1", "full"] {
+        let out = run("large_cache_realloc", &[], &[("MALLOC_DEBUG", mode)]);
+        out.assert_ok_clean();
+    }
+}

@@ -110,6 +110,17 @@ impl LargeState {
         self.cache.take_at(base, want)
     }
 
+    /// A cached range of at least `len` bytes without a guard region (made accessible if it
+    /// had one), as `get_mapping` returns it; None when none fits.
+    pub(crate) fn take_cached(&mut self, len: usize) -> Option<(usize, usize, bool, bool)> {
+        let t = self.cache.take(len, 0)?;
+        if let Some((p, l)) = t.open {
+            // SAFETY: the cached range is ours and unused.
+            unsafe { sys::protect(p as *mut u8, l, true) };
+        }
+        Some((t.base, t.len, true, false))
+    }
+
     /// Whether a cached range fits a mapping of `len` bytes.
     pub(crate) fn cache_fits(&self, len: usize) -> bool {
         self.cache.fits(len)

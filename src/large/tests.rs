@@ -325,3 +325,27 @@ fn peak_is_forgotten_after_two_windows() {
     }
     assert_eq!((p.get(), p.big()), (10 * M, M));
 }
+
+#[test]
+fn take_at_hands_out_the_bottom_of_the_range_behind_a_block() {
+    let mut c = Cache::EMPTY;
+    put(&mut c, 0x1000_0000, M, 0, LIMIT);
+    put(&mut c, 0x2000_0000, M, 64 * K, LIMIT);
+    assert!(c.fits(M) && !c.fits(M + 4 * K));
+    // Not the start of a range, too long, or a range with a guard region: refused.
+    assert!(!c.take_at(0x1000_1000, 4 * K));
+    assert!(!c.take_at(0x1000_0000, 2 * M));
+    assert!(!c.take_at(0x2000_0000, 4 * K));
+    assert_eq!(c.bytes(), 2 * M);
+    // The bottom 256 KiB; the rest stays cached.
+    assert!(c.take_at(0x1000_0000, 256 * K));
+    assert!(entries(&c).contains(&Entry {
+        base: 0x1000_0000 + 256 * K,
+        len: 768 * K,
+        guard: 0
+    }));
+    // All of what is left.
+    assert!(c.take_at(0x1000_0000 + 256 * K, 768 * K));
+    assert_eq!(c.bytes(), M);
+    assert_eq!(entries(&c).len(), 1);
+}

@@ -8,7 +8,7 @@
 #define MiB ((size_t)1 << 20)
 
 /* The value of the "Name:" line of /proc/self/status, in bytes (given in kB there). */
-static size_t status_bytes(const char *name) {
+static inline size_t status_bytes(const char *name) {
     FILE *f = fopen("/proc/self/status", "r");
     CHECK(f != NULL);
     char line[256];
@@ -25,7 +25,7 @@ static size_t status_bytes(const char *name) {
 
 /* Eight blocks of 1 to 8 MiB, every page written, freed and made again 200 times, their
  * content checked at each free; then all freed. Returns the bytes of the last eight. */
-static size_t churn_big_blocks(void) {
+static inline size_t churn_big_blocks(void) {
     static unsigned char *slot[8];
     static size_t len[8];
     uint32_t s = 2463534242u;
@@ -47,6 +47,7 @@ static size_t churn_big_blocks(void) {
     for (int k = 0; k < 8; k++) {
         total += len[k];
         free(slot[k]);
+        slot[k] = NULL;
     }
     return total;
 }
