@@ -4,7 +4,8 @@
 //! pages the cache holds (`gather`): its largest range is grown by the kernel, and for a big
 //! request the rest is filled with pages moved out of other ranges, so only what the cache
 //! lacks is new memory. Bounded by 128 ranges and a byte budget (`limit`: what recent LARGE
-//! use may need again), the smallest ranges given back first.
+//! use may need again), the smallest ranges given back first; a huge range (above 32 MiB) is
+//! kept only while the live LARGE bytes are at least half of it.
 //!
 //! A range may keep the inaccessible region that followed its block (debugging mode): its
 //! last `guard` bytes stay PROT_NONE, so that the next block of the same layout carved from
@@ -26,6 +27,9 @@ const CACHE_MAX_BYTES: usize = 256 << 20;
 const GATHER_MIN: usize = 1 << 20;
 /// Ranges one request is gathered from, at most.
 const GATHER_PIECES: usize = 4;
+/// A freed range above this size is kept only while the live LARGE bytes are at least half
+/// of it (glibc gives such blocks back at once).
+const HUGE: usize = 32 << 20;
 /// Smallest range moved into a gathered request.
 const PIECE_MIN: usize = 64 << 10;
 /// A cached range is split when the rest is at least this big (and a quarter of the request).
@@ -87,6 +91,13 @@ impl Cache {
         peak.saturating_sub(live_bytes)
             .saturating_add(big.saturating_mul(2).max(CACHE_MIN_BYTES))
             .min(cap)
+    }
+
+    /// Whether a freed range of `len` bytes is worth keeping with `live_bytes` LARGE bytes in
+    /// use: a huge one only while the program works at that scale, so that a single huge
+    /// block, once freed, does not stay resident.
+    pub fn worth_keeping(len: usize, live_bytes: usize) -> bool {
+        len <= HUGE || len <= live_bytes.saturating_mul(2)
     }
 
     /// Bytes held.

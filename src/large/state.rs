@@ -137,7 +137,7 @@ impl LargeState {
             // SAFETY: a freed block's range, unregistered, or a cached one: nobody uses it.
             unsafe { sys::unmap(b as *mut u8, l) };
         };
-        if !cacheable || len > limit {
+        if !cacheable || len > limit || !Cache::worth_keeping(len, self.live_bytes) {
             unmap(base, len);
             return;
         }

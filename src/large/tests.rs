@@ -312,6 +312,13 @@ fn limit_follows_the_recent_peak() {
 }
 
 #[test]
+fn a_huge_range_is_kept_only_at_its_scale() {
+    assert!(Cache::worth_keeping(32 * M, 0));
+    assert!(!Cache::worth_keeping(64 * M, 16 * M));
+    assert!(Cache::worth_keeping(64 * M, 32 * M));
+}
+
+#[test]
 fn peak_is_forgotten_after_two_windows() {
     let mut p = Peak::EMPTY;
     p.note(100 * M, 50 * M);
