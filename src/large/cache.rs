@@ -61,6 +61,17 @@ pub struct Cache {
 
 const _: () = assert!(CACHE_SLOTS <= u128::BITS as usize);
 
+/// What became of a cached range the cache asked to grow (`gather`).
+#[derive(Debug, PartialEq)]
+pub enum Grown {
+    /// Grown, now at this base (the kernel may have moved it).
+    At(usize),
+    /// Refused for this range (it spans several kernel mappings): left to best fit.
+    Stuck,
+    /// Refused for lack of memory or address space: no other range would do better.
+    NoMemory,
+}
+
 /// A range taken from the cache: `[base, base + len)`; `guard_ready` when its last `guard`
 /// bytes (as asked) are inaccessible already; `open`: a guard region the caller must make
 /// accessible first (the range kept one the request does not want).
@@ -275,15 +286,14 @@ impl Cache {
 
     /// Builds a range of `len` bytes (no guard region wanted) that no cached range fits on
     /// the cached pages: the largest range without a guard region is grown to `len` by
-    /// `grow(base, old_len, new_len)` (the kernel may move it; returns the new base), and for
-    /// a request of at least `GATHER_MIN` bytes the pages behind it are filled by
-    /// `fill(src, n, dst)` (moves `n` bytes of pages from `src` to `dst`), taken from the top of
-    /// the largest other ranges. None, the cache unchanged, when nothing is cached or the
-    /// kernel refuses to grow.
+    /// `grow(base, old_len, new_len)` (the kernel may move it), and for a request of at least
+    /// `GATHER_MIN` bytes the pages behind it are filled by `fill(src, n, dst)` (moves `n`
+    /// bytes of pages from `src` to `dst`), taken from the top of the largest other ranges.
+    /// None, the cache unchanged, when nothing is cached or the kernel refuses to grow.
     pub fn gather(
         &mut self,
         len: usize,
-        grow: &mut impl FnMut(usize, usize, usize) -> Option<usize>,
+        grow: &mut impl FnMut(usize, usize, usize) -> Grown,
         fill: &mut impl FnMut(usize, usize, usize) -> bool,
     ) -> Option<Taken> {
         let mut tries = 0;
@@ -294,11 +304,14 @@ impl Cache {
                 return None;
             }
             tries += 1;
-            if let Some(base) = grow(e.base, e.len, len) {
-                self.slots[i] = Entry::FREE;
-                break (e, base);
+            match grow(e.base, e.len, len) {
+                Grown::At(base) => {
+                    self.slots[i] = Entry::FREE;
+                    break (e, base);
+                }
+                Grown::Stuck => self.stuck |= 1 << i,
+                Grown::NoMemory => return None,
             }
-            self.stuck |= 1 << i;
         };
         self.bytes -= e.len;
         let mut covered = e.len;

@@ -7,7 +7,7 @@
 //! - Everything here changes only under the `LARGE` lock, but for `alloc_loose` (`loose`).
 
 use super::budget::Peak;
-use super::cache::Cache;
+use super::cache::{Cache, Grown};
 use super::desc::Large;
 use super::freed::FreedRing;
 use super::guarded::GuardedStore;
@@ -92,7 +92,11 @@ impl LargeState {
         let held = self.cache.bytes();
         let mut grow = |b: usize, old: usize, new: usize| {
             // SAFETY: a cached range, ours and unused, one kernel mapping or refused.
-            unsafe { sys::remap(b as *mut u8, old, new, true) }.map(|q| q as usize)
+            match unsafe { sys::remap(b as *mut u8, old, new, true) } {
+                Some(q) => Grown::At(q as usize),
+                None if sys::errno() == libc::ENOMEM => Grown::NoMemory,
+                None => Grown::Stuck,
+            }
         };
         let mut fill = |src: usize, n: usize, dst: usize| {
             // SAFETY: the top of a cached range moved over the fresh part of the range being

@@ -3,7 +3,7 @@
 //! the ranges are numbers, never mapped.
 
 use super::budget::Peak;
-use super::cache::{Cache, Entry, Taken};
+use super::cache::{Cache, Entry, Grown, Taken};
 
 const K: usize = 1 << 10;
 const M: usize = 1 << 20;
@@ -212,7 +212,8 @@ fn full_cache_makes_room() {
 }
 
 /// Gathers a range of `len` bytes: the kernel calls are recorded, `grow` refuses the bases
-/// in `refuse` and moves a grown range to `0x9_0000_0000`.
+/// in `refuse` (as spanning several mappings) and `NOMEM` (for lack of memory), and moves a
+/// grown range to `0x9_0000_0000`.
 fn gather(
     c: &mut Cache,
     len: usize,
@@ -224,7 +225,13 @@ fn gather(
         len,
         &mut |b, old, new| {
             grown.push((b, old, new));
-            (!refuse.contains(&b)).then_some(0x9_0000_0000)
+            if b == NOMEM {
+                Grown::NoMemory
+            } else if refuse.contains(&b) {
+                Grown::Stuck
+            } else {
+                Grown::At(0x9_0000_0000)
+            }
         },
         &mut |src, n, dst| {
             filled.push((src, n, dst));
@@ -289,6 +296,22 @@ fn gather_skips_ranges_the_kernel_refuses() {
     let (t, grown, filled) = gather(&mut c, 8 * M, &[]);
     assert!(t.is_none() && grown.is_empty() && filled.is_empty());
     assert_eq!(c.take(3 * M, 0).unwrap().base, 0x1000_0000);
+}
+
+const NOMEM: usize = 0x7000_0000;
+
+#[test]
+fn gather_stops_when_memory_runs_out() {
+    let mut c = Cache::EMPTY;
+    put(&mut c, NOMEM, 3 * M, 0, LIMIT);
+    put(&mut c, 0x2000_0000, 2 * M, 0, LIMIT);
+    // No other range is tried, and the refused one is not marked: it is tried again later.
+    let (t, grown, _) = gather(&mut c, 4 * M, &[]);
+    assert!(t.is_none());
+    assert_eq!(grown, vec![(NOMEM, 3 * M, 4 * M)]);
+    assert_eq!(c.bytes(), 5 * M);
+    let (_, grown, _) = gather(&mut c, 4 * M, &[]);
+    assert_eq!(grown, vec![(NOMEM, 3 * M, 4 * M)]);
 }
 
 #[test]
