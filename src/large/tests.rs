@@ -218,7 +218,11 @@ fn gather(
     c: &mut Cache,
     len: usize,
     refuse: &[usize],
-) -> (Option<Taken>, Vec<(usize, usize, usize)>, Vec<(usize, usize, usize)>) {
+) -> (
+    Option<Taken>,
+    Vec<(usize, usize, usize)>,
+    Vec<(usize, usize, usize)>,
+) {
     let mut grown = Vec::new();
     let mut filled = Vec::new();
     let t = c.gather(
@@ -252,7 +256,10 @@ fn gather_grows_the_largest_range_and_fills_from_the_others() {
     // 2 MiB range) are moved behind it; the 32 KiB range is too small to move.
     let (t, grown, filled) = gather(&mut c, 6 * M, &[]);
     let t = t.unwrap();
-    assert_eq!((t.base, t.len, t.guard_ready, t.open), (0x9_0000_0000, 6 * M, false, None));
+    assert_eq!(
+        (t.base, t.len, t.guard_ready, t.open),
+        (0x9_0000_0000, 6 * M, false, None)
+    );
     assert_eq!(grown, vec![(0x1000_0000, 3 * M, 6 * M)]);
     assert_eq!(filled.len(), 2);
     assert_eq!(filled[0].1, 2 * M);
