@@ -24,3 +24,8 @@ fn realloc_on_cached_pages_keeps_the_content() {
         out.assert_ok_clean();
     }
 }
+
+#[test]
+fn a_forgotten_peak_is_purged() {
+    run("large_cache_purge", &[], &[]).assert_ok_clean();
+}

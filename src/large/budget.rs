@@ -1,7 +1,8 @@
 //! The recent peak of LARGE bytes in use and the recent largest LARGE request, which bound
 //! the mapping cache (`Cache::limit`): the highest values seen during the current window of
 //! LARGE allocations and frees and during the window before it, so a peak is remembered for
-//! one to two windows and then forgotten.
+//! one to two windows and then forgotten. When a window closes, the cache gives back what the
+//! lower bound no longer allows (the delayed purge, `LargeState::purge`).
 
 /// LARGE allocations and frees per window.
 const WINDOW: u32 = 1024;
@@ -24,18 +25,20 @@ impl Peak {
     };
 
     /// Notes `live` LARGE bytes in use after an allocation of `request` bytes, or a free
-    /// (`request` 0).
-    pub fn note(&mut self, live: usize, request: usize) {
+    /// (`request` 0). True when a window closed (the peak may have dropped).
+    pub fn note(&mut self, live: usize, request: usize) -> bool {
         self.cur = self.cur.max(live);
         self.big = self.big.max(request);
         self.n += 1;
-        if self.n >= WINDOW {
-            self.prev = self.cur;
-            self.cur = live;
-            self.prev_big = self.big;
-            self.big = request;
-            self.n = 0;
+        if self.n < WINDOW {
+            return false;
         }
+        self.prev = self.cur;
+        self.cur = live;
+        self.prev_big = self.big;
+        self.big = request;
+        self.n = 0;
+        true
     }
 
     /// The recent peak of live bytes.

@@ -67,7 +67,9 @@ impl LargeState {
         len: usize,
         guard: usize,
     ) -> Option<(usize, usize, bool, bool)> {
-        self.peak.note(self.live_bytes.saturating_add(len), len);
+        if self.peak.note(self.live_bytes.saturating_add(len), len) {
+            self.purge();
+        }
         if let Some(t) = self.cache.take(len, guard) {
             if let Some((p, l)) = t.open {
                 // SAFETY: the cached range is ours and unused.
@@ -83,6 +85,21 @@ impl LargeState {
         let base = sys::map(len)? as usize;
         self.mapped_bytes += len;
         Some((base, len, false, false))
+    }
+
+    /// The delayed purge: once a window of LARGE allocations and frees closes, the cache gives
+    /// back what the recent peak no longer accounts for (its smallest ranges first).
+    #[cold]
+    #[inline(never)]
+    fn purge(&mut self) {
+        let limit = Cache::limit(self.live_bytes, self.peak.get(), self.peak.big());
+        let mapped = &mut self.mapped_bytes;
+        let mut unmap = |b: usize, l: usize| {
+            *mapped -= l;
+            // SAFETY: a cached range is ours and unused.
+            unsafe { sys::unmap(b as *mut u8, l) };
+        };
+        while self.cache.bytes() > limit && self.cache.evict_one(&mut unmap) {}
     }
 
     /// `Cache::gather` with its system calls: a range of `len` bytes built on cached pages.
@@ -133,7 +150,9 @@ impl LargeState {
     /// Keeps a freed range in the cache (`guard`: its last bytes that are PROT_NONE, the
     /// region behind a debugging-mode block, or 0), or unmaps it.
     pub(crate) fn put_mapping(&mut self, base: usize, len: usize, cacheable: bool, guard: usize) {
-        self.peak.note(self.live_bytes, 0);
+        if self.peak.note(self.live_bytes, 0) {
+            self.purge();
+        }
         let limit = Cache::limit(self.live_bytes, self.peak.get(), self.peak.big());
         let mapped = &mut self.mapped_bytes;
         let mut unmap = |b: usize, l: usize| {
