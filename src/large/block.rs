@@ -249,6 +249,73 @@ impl LargeState {
         }
     }
 
+    /// Grows block `d` (a mapping without a region behind it) to a mapping of `new_len` bytes
+    /// holding `new_size` bytes, in place, on the cached range that starts right behind it:
+    /// its pages are resident and already part of the address space, so no system call.
+    /// False, nothing changed, when there is no such range or it is too short.
+    /// # Safety
+    /// `d` is a used descriptor without a guard region, under the lock.
+    unsafe fn grow_into_cached(&mut self, d: *mut Large, new_len: usize, new_size: usize) -> bool {
+        // SAFETY: d is a used descriptor per the caller.
+        unsafe {
+            let (base, old_len) = ((*d).map_base, (*d).map_len);
+            let end = base + old_len;
+            if !self.take_cached_at(end, new_len - old_len) {
+                return false;
+            }
+            if !pagemap::set_range(end, new_len - old_len, pagemap::large_entry(d as usize)) {
+                pagemap::clear_range(end, new_len - old_len);
+                self.put_mapping(end, new_len - old_len, true, 0);
+                return false;
+            }
+            (*d).map_len = new_len;
+            (*d).usable_len = new_len;
+            self.live_bytes = self.live_bytes - (*d).size + new_size;
+            (*d).size = new_size;
+            true
+        }
+    }
+
+    /// Moves block `d` (a mapping without a region behind it, its user pointer `off` bytes in)
+    /// by copying it to a cached range of at least `new_len` bytes, and caches its old range.
+    /// Returns the new user pointer, None (nothing changed) when the cache has no such range.
+    /// # Safety
+    /// `d` is a used descriptor without a guard region, under the lock.
+    unsafe fn copy_into_cached(
+        &mut self,
+        d: *mut Large,
+        new_len: usize,
+        new_size: usize,
+    ) -> Option<usize> {
+        let (base, len, _, _) = self.take_cached(new_len)?;
+        // SAFETY: d is a used descriptor per the caller; [base, base + len) is a cached range,
+        // ours, unused and disjoint from the block's mapping.
+        unsafe {
+            let (old_base, old_len) = ((*d).map_base, (*d).map_len);
+            let off = (*d).user - old_base;
+            if !pagemap::set_range(base, len, pagemap::large_entry(d as usize)) {
+                pagemap::clear_range(base, len);
+                self.put_mapping(base, len, true, 0);
+                return None;
+            }
+            core::ptr::copy_nonoverlapping(
+                (*d).user as *const u8,
+                (base + off) as *mut u8,
+                (*d).size.min(new_size),
+            );
+            pagemap::clear_range(old_base, old_len);
+            (*d).map_base = base;
+            (*d).map_len = len;
+            (*d).usable_len = len;
+            (*d).lo = base;
+            (*d).user = base + off;
+            self.live_bytes = self.live_bytes - (*d).size + new_size;
+            (*d).size = new_size;
+            self.put_mapping(old_base, old_len, true, 0);
+            Some((*d).user)
+        }
+    }
+
     /// Changes the size of a LARGE block, in place if the mapping allows (or can be grown in
     /// place or moved by the kernel without copying). Returns the new user pointer.
     /// # Safety
@@ -269,8 +336,16 @@ impl LargeState {
             let new_len = sys::page_round(need)?;
             let old_base = (*d).map_base;
             let old_len = (*d).map_len;
+            if self.grow_into_cached(d, new_len, new_size) {
+                return Some((*d).user);
+            }
             let q = match sys::remap(old_base as *mut u8, old_len, new_len, false) {
                 Some(q) => q,
+                None if old_len <= 2 * (new_len - old_len) && self.cache_fits(new_len) => {
+                    // Cached resident pages fit the new size: copying the block there costs
+                    // less than the page faults of a grown mapping.
+                    return self.copy_into_cached(d, new_len, new_size);
+                }
                 None => {
                     pagemap::clear_range(old_base, old_len);
                     match sys::remap(old_base as *mut u8, old_len, new_len, true) {

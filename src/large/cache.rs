@@ -1,24 +1,39 @@
-//! The mapping cache: freed LARGE mappings kept for reuse, so that alloc/free churn of big
-//! blocks does not map, fault and unmap every time. Best fit; a much bigger range is split;
-//! neighbouring ranges merge; bounded by twice the live LARGE bytes (4 to 256 MiB) and 32
-//! ranges, the largest given back first.
+//! The mapping cache: freed LARGE mappings kept resident for reuse, so that alloc/free churn
+//! of big blocks does not map, fault and unmap every time. Best fit; a much bigger range is
+//! split; neighbouring ranges merge. A request that no range fits is built on the resident
+//! pages the cache holds (`gather`): its largest range is grown by the kernel, and for a big
+//! request the rest is filled with pages moved out of other ranges, so only what the cache
+//! lacks is new memory. Bounded by 128 ranges and a byte budget (`limit`: what recent LARGE
+//! use may need again), the smallest ranges given back first; a huge range (above 32 MiB) is
+//! kept only while the live LARGE bytes are at least half of it.
 //!
 //! A range may keep the inaccessible region that followed its block (debugging mode): its
 //! last `guard` bytes stay PROT_NONE, so that the next block of the same layout carved from
-//! its top needs no mprotect.
+//! its top needs no mprotect. Such ranges are never gathered.
 //!
 //! `Cache` is bookkeeping only: the system calls it asks for (unmap a range, make a guard
-//! region accessible) go through the caller's functions (`state` maps them to `sys`).
+//! region accessible, grow or move pages) go through the caller's functions (`state` maps
+//! them to `sys`).
 //!
 //! # Invariants
 //! - An entry with `base == 0` is free; `bytes` is the sum of the other entries' lengths.
 //! - Cached ranges do not overlap, and a guard region is only ever at the end of a range.
 
-pub const CACHE_SLOTS: usize = 32;
+pub const CACHE_SLOTS: usize = 128;
 const CACHE_MIN_BYTES: usize = 4 << 20;
 const CACHE_MAX_BYTES: usize = 256 << 20;
+/// A request this big may be gathered from several ranges (each piece is a kernel mapping of
+/// its own inside the block, so small blocks take one range at most).
+const GATHER_MIN: usize = 1 << 20;
+/// Ranges one request is gathered from, at most.
+const GATHER_PIECES: usize = 4;
+/// A freed range above this size is kept only while the live LARGE bytes are at least half
+/// of it (glibc gives such blocks back at once).
+const HUGE: usize = 32 << 20;
+/// Smallest range moved into a gathered request.
+const PIECE_MIN: usize = 64 << 10;
 /// A cached range is split when the rest is at least this big (and a quarter of the request).
-const SPLIT_MIN: usize = 64 << 10;
+const SPLIT_MIN: usize = 16 << 10;
 
 /// A cached range `[base, base + len)` whose last `guard` bytes are PROT_NONE (0: none).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -39,6 +54,22 @@ impl Entry {
 pub struct Cache {
     slots: [Entry; CACHE_SLOTS],
     bytes: usize,
+    /// Slots whose range the kernel refused to grow or move (it spans several kernel
+    /// mappings): `gather` leaves them alone; best fit still hands them out.
+    stuck: u128,
+}
+
+const _: () = assert!(CACHE_SLOTS <= u128::BITS as usize);
+
+/// What became of a cached range the cache asked to grow (`gather`).
+#[derive(Debug, PartialEq)]
+pub enum Grown {
+    /// Grown, now at this base (the kernel may have moved it).
+    At(usize),
+    /// Refused for this range (it spans several kernel mappings): left to best fit.
+    Stuck,
+    /// Refused for lack of memory or address space: no other range would do better.
+    NoMemory,
 }
 
 /// A range taken from the cache: `[base, base + len)`; `guard_ready` when its last `guard`
@@ -56,14 +87,28 @@ impl Cache {
     pub const EMPTY: Cache = Cache {
         slots: [Entry::FREE; CACHE_SLOTS],
         bytes: 0,
+        stuck: 0,
     };
 
-    /// Bytes the cache may hold: twice the live LARGE bytes, at least 4 MiB, at most 256 MiB
-    /// (freed memory kept for reuse, as glibc keeps its heap).
-    pub fn limit(live_bytes: usize) -> usize {
-        live_bytes
+    /// Bytes the cache may hold with `live_bytes` LARGE bytes in use, a recent peak of `peak`
+    /// LARGE bytes and a recent largest request of `big` bytes: what it takes to get back to
+    /// that peak without new memory, plus room for two such requests (at least 4 MiB); never
+    /// more than the recent peak or twice the live bytes, whichever is more, nor 256 MiB.
+    pub fn limit(live_bytes: usize, peak: usize, big: usize) -> usize {
+        let cap = live_bytes
             .saturating_mul(2)
-            .clamp(CACHE_MIN_BYTES, CACHE_MAX_BYTES)
+            .max(peak)
+            .clamp(CACHE_MIN_BYTES, CACHE_MAX_BYTES);
+        peak.saturating_sub(live_bytes)
+            .saturating_add(big.saturating_mul(2).max(CACHE_MIN_BYTES))
+            .min(cap)
+    }
+
+    /// Whether a freed range of `len` bytes is worth keeping with `live_bytes` LARGE bytes in
+    /// use: a huge one only while the program works at that scale, so that a single huge
+    /// block, once freed, does not stay resident.
+    pub fn worth_keeping(len: usize, live_bytes: usize) -> bool {
+        len <= HUGE || len <= live_bytes.saturating_mul(2)
     }
 
     /// Bytes held.
@@ -150,7 +195,7 @@ impl Cache {
     }
 
     /// Keeps the freed range `[base, base + len)` (its last `guard` bytes PROT_NONE, or 0),
-    /// merged with adjacent cached ranges, within `limit` bytes: the largest ranges are given
+    /// merged with adjacent cached ranges, within `limit` bytes: the smallest ranges are given
     /// back to make room, or this one when it still does not fit. `unmap` gives a range back,
     /// `open` makes a guard region accessible.
     pub fn put(
@@ -173,7 +218,8 @@ impl Cache {
             open(base + len - guard, guard);
             guard = 0;
         }
-        for slot in self.slots.iter_mut() {
+        let mut stuck = false;
+        for (i, slot) in self.slots.iter_mut().enumerate() {
             if slot.base == 0 {
                 continue;
             }
@@ -187,42 +233,161 @@ impl Cache {
             } else {
                 continue;
             }
+            stuck |= self.stuck & (1 << i) != 0;
             self.bytes -= slot.len;
             *slot = Entry::FREE;
         }
-        while self.bytes + len > limit && self.evict_one(unmap) {}
-        if self.bytes + len > limit {
-            unmap(base, len);
-            return;
+        // Room is made by giving back the smallest ranges, this one included.
+        while self.bytes + len > limit || !self.slots.iter().any(|e| e.base == 0) {
+            match self.smallest() {
+                Some(i) if self.slots[i].len < len => self.evict(i, unmap),
+                _ => {
+                    unmap(base, len);
+                    return;
+                }
+            }
         }
-        if !self.slots.iter().any(|e| e.base == 0) {
-            self.evict_one(unmap);
-        }
-        if let Some(free) = self.slots.iter_mut().find(|e| e.base == 0) {
-            *free = Entry { base, len, guard };
+        if let Some(i) = self.slots.iter().position(|e| e.base == 0) {
+            self.slots[i] = Entry { base, len, guard };
+            self.stuck = (self.stuck & !(1 << i)) | ((stuck as u128) << i);
             self.bytes += len;
-        } else {
-            unmap(base, len);
         }
     }
 
-    /// Gives back the largest cached range; false if there is none.
-    pub fn evict_one(&mut self, unmap: &mut impl FnMut(usize, usize)) -> bool {
-        let mut best = usize::MAX;
+    /// Whether a cached range of at least `len` bytes is there for `take`.
+    pub fn fits(&self, len: usize) -> bool {
+        self.slots.iter().any(|e| e.base != 0 && e.len >= len)
+    }
+
+    /// Takes the first `want` bytes of the cached range that starts at `base` (one without a
+    /// guard region), for the block that ends there to grow into; false, the cache unchanged,
+    /// when there is no such range or it is shorter.
+    pub fn take_at(&mut self, base: usize, want: usize) -> bool {
+        let Some(i) = self
+            .slots
+            .iter()
+            .position(|e| e.base == base && e.guard == 0 && e.len >= want)
+        else {
+            return false;
+        };
+        let e = self.slots[i];
+        self.slots[i] = if e.len == want {
+            Entry::FREE
+        } else {
+            Entry {
+                base: base + want,
+                len: e.len - want,
+                guard: 0,
+            }
+        };
+        self.bytes -= want;
+        true
+    }
+
+    /// Builds a range of `len` bytes (no guard region wanted) that no cached range fits on
+    /// the cached pages: the largest range without a guard region is grown to `len` by
+    /// `grow(base, old_len, new_len)` (the kernel may move it), and for a request of at least
+    /// `GATHER_MIN` bytes the pages behind it are filled by `fill(src, n, dst)` (moves `n`
+    /// bytes of pages from `src` to `dst`), taken from the top of the largest other ranges.
+    /// None, the cache unchanged, when nothing is cached or the kernel refuses to grow.
+    pub fn gather(
+        &mut self,
+        len: usize,
+        grow: &mut impl FnMut(usize, usize, usize) -> Grown,
+        fill: &mut impl FnMut(usize, usize, usize) -> bool,
+    ) -> Option<Taken> {
+        let mut tries = 0;
+        let (e, base) = loop {
+            let i = self.largest_plain(0)?;
+            let e = self.slots[i];
+            if e.len >= len || tries == GATHER_PIECES {
+                return None;
+            }
+            tries += 1;
+            match grow(e.base, e.len, len) {
+                Grown::At(base) => {
+                    self.slots[i] = Entry::FREE;
+                    break (e, base);
+                }
+                Grown::Stuck => self.stuck |= 1 << i,
+                Grown::NoMemory => return None,
+            }
+        };
+        self.bytes -= e.len;
+        let mut covered = e.len;
+        let mut pieces = 1;
+        if len >= GATHER_MIN {
+            for _ in 1..GATHER_PIECES * 2 {
+                let Some(i) = self.largest_plain(PIECE_MIN) else {
+                    break;
+                };
+                if covered >= len || pieces == GATHER_PIECES {
+                    break;
+                }
+                let p = self.slots[i];
+                let n = p.len.min(len - covered);
+                if !fill(p.base + p.len - n, n, base + covered) {
+                    self.stuck |= 1 << i;
+                    continue;
+                }
+                self.slots[i].len -= n;
+                if self.slots[i].len == 0 {
+                    self.slots[i] = Entry::FREE;
+                }
+                self.bytes -= n;
+                covered += n;
+                pieces += 1;
+            }
+        }
+        Some(Taken {
+            base,
+            len,
+            guard_ready: false,
+            open: None,
+        })
+    }
+
+    /// The largest cached range without a guard region of at least `min` bytes.
+    fn largest_plain(&self, min: usize) -> Option<usize> {
+        let mut best = None;
         let mut best_len = 0;
         for (i, e) in self.slots.iter().enumerate() {
-            if e.base != 0 && (best == usize::MAX || e.len > best_len) {
-                best = i;
+            let stuck = self.stuck & (1 << i) != 0;
+            if e.base != 0 && e.guard == 0 && !stuck && e.len >= min.max(1) && e.len > best_len {
+                best = Some(i);
                 best_len = e.len;
             }
         }
-        let Some(e) = self.slots.get_mut(best) else {
+        best
+    }
+
+    /// The smallest cached range.
+    fn smallest(&self) -> Option<usize> {
+        let mut best = None;
+        let mut best_len = usize::MAX;
+        for (i, e) in self.slots.iter().enumerate() {
+            if e.base != 0 && e.len < best_len {
+                best = Some(i);
+                best_len = e.len;
+            }
+        }
+        best
+    }
+
+    fn evict(&mut self, i: usize, unmap: &mut impl FnMut(usize, usize)) {
+        let e = self.slots[i];
+        self.slots[i] = Entry::FREE;
+        self.bytes -= e.len;
+        unmap(e.base, e.len);
+    }
+
+    /// Gives back the smallest cached range (the least likely to serve a request, and a
+    /// large range keeps the most pages resident per entry); false if there is none.
+    pub fn evict_one(&mut self, unmap: &mut impl FnMut(usize, usize)) -> bool {
+        let Some(i) = self.smallest() else {
             return false;
         };
-        let b = e.base;
-        *e = Entry::FREE;
-        self.bytes -= best_len;
-        unmap(b, best_len);
+        self.evict(i, unmap);
         true
     }
 }

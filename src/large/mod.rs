@@ -1,10 +1,10 @@
 //! LARGE blocks: one mapping each, described by a `Large` descriptor kept out of band (`desc`),
 //! and the state behind the `LARGE` lock (`state`): the live list (`live`), the descriptor slab
-//! (`slab`), the cache of freed mappings (`cache`), blocks made without the lock by signal
-//! handlers (`loose`), plain LARGE blocks (`block`), where the last blocks freed for good were
-//! (`freed`), and the plain storage the guard layer
-//! keeps under the same lock (`guarded`: pool free lists and the page bank, whose logic
-//! lives in `guard/`).
+//! (`slab`), the cache of freed mappings (`cache`) and the recent peak of LARGE bytes that
+//! bounds it (`budget`), blocks made without the lock by signal handlers (`loose`), plain
+//! LARGE blocks (`block`), where the last blocks freed for good were (`freed`), and the plain
+//! storage the guard layer keeps under the same lock (`guarded`: pool free lists and the page
+//! bank, whose logic lives in `guard/`).
 //!
 //! ```text
 //!  map_base                     user = map_base + front (page aligned when front == 0)
@@ -20,6 +20,7 @@
 //! - Everything here changes only under the `LARGE` lock, but for `alloc_loose` (see `loose`).
 
 pub mod block;
+pub mod budget;
 pub mod cache;
 pub mod desc;
 pub mod freed;

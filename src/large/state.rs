@@ -1,11 +1,13 @@
 //! The state behind the `LARGE` lock: the live list and its counts, the descriptor slab, the
-//! mapping cache, the guard layer's storage, and the ring of blocks freed for good; the slab and cache operations that only
-//! need the state itself, with their system calls; the trim hook.
+//! mapping cache and the recent peak that bounds it, the guard layer's storage, and the ring
+//! of blocks freed for good; the slab and cache operations that only need the state itself,
+//! with their system calls; the trim hook.
 //!
 //! # Invariants
 //! - Everything here changes only under the `LARGE` lock, but for `alloc_loose` (`loose`).
 
-use super::cache::Cache;
+use super::budget::Peak;
+use super::cache::{Cache, Grown};
 use super::desc::Large;
 use super::freed::FreedRing;
 use super::guarded::GuardedStore;
@@ -17,6 +19,8 @@ pub struct LargeState {
     pub live: *mut Large,
     slab: Slab,
     cache: Cache,
+    /// The recent peak of `live_bytes`, which bounds the cache.
+    peak: Peak,
     /// The guard layer's pools and page bank (`guard/` owns their logic).
     pub guarded: GuardedStore,
     pub live_bytes: usize,
@@ -33,6 +37,7 @@ pub static LARGE: Mutex<LargeState> = Mutex::new(LargeState {
     live: core::ptr::null_mut(),
     slab: Slab::EMPTY,
     cache: Cache::EMPTY,
+    peak: Peak::EMPTY,
     guarded: GuardedStore::EMPTY,
     live_bytes: 0,
     live_count: 0,
@@ -53,14 +58,18 @@ impl LargeState {
         unsafe { self.slab.give(d) };
     }
 
-    /// A mapping of at least `len` bytes: a cached range (returns dirty=true), else a new
-    /// mapping. With `guard > 0` the caller wants the last `guard` bytes inaccessible: the last
-    /// value says they already are.
+    /// A mapping of at least `len` bytes: a cached range (returns dirty=true), else one built
+    /// on cached pages (`Cache::gather`, no guard region wanted), else a new mapping. With
+    /// `guard > 0` the caller wants the last `guard` bytes inaccessible: the last value says
+    /// they already are.
     pub(crate) fn get_mapping(
         &mut self,
         len: usize,
         guard: usize,
     ) -> Option<(usize, usize, bool, bool)> {
+        if self.peak.note(self.live_bytes.saturating_add(len), len) {
+            self.purge();
+        }
         if let Some(t) = self.cache.take(len, guard) {
             if let Some((p, l)) = t.open {
                 // SAFETY: the cached range is ours and unused.
@@ -68,22 +77,90 @@ impl LargeState {
             }
             return Some((t.base, t.len, true, t.guard_ready));
         }
+        if guard == 0
+            && let Some(base) = self.gather(len)
+        {
+            return Some((base, len, true, false));
+        }
         let base = sys::map(len)? as usize;
         self.mapped_bytes += len;
         Some((base, len, false, false))
     }
 
+    /// The delayed purge: once a window of LARGE allocations and frees closes, the cache gives
+    /// back what the recent peak no longer accounts for (its smallest ranges first).
+    #[cold]
+    #[inline(never)]
+    fn purge(&mut self) {
+        let limit = Cache::limit(self.live_bytes, self.peak.get(), self.peak.big());
+        let mapped = &mut self.mapped_bytes;
+        let mut unmap = |b: usize, l: usize| {
+            *mapped -= l;
+            // SAFETY: a cached range is ours and unused.
+            unsafe { sys::unmap(b as *mut u8, l) };
+        };
+        while self.cache.bytes() > limit && self.cache.evict_one(&mut unmap) {}
+    }
+
+    /// `Cache::gather` with its system calls: a range of `len` bytes built on cached pages.
+    #[cold]
+    #[inline(never)]
+    fn gather(&mut self, len: usize) -> Option<usize> {
+        let held = self.cache.bytes();
+        let mut grow = |b: usize, old: usize, new: usize| {
+            // SAFETY: a cached range, ours and unused, one kernel mapping or refused.
+            match unsafe { sys::remap(b as *mut u8, old, new, true) } {
+                Some(q) => Grown::At(q as usize),
+                None if sys::errno() == libc::ENOMEM => Grown::NoMemory,
+                None => Grown::Stuck,
+            }
+        };
+        let mut fill = |src: usize, n: usize, dst: usize| {
+            // SAFETY: the top of a cached range moved over the fresh part of the range being
+            // built: both ours, unused and disjoint.
+            unsafe { sys::move_fixed(src as *mut u8, n, dst as *mut u8) }
+        };
+        let t = self.cache.gather(len, &mut grow, &mut fill)?;
+        self.mapped_bytes += t.len - (held - self.cache.bytes());
+        Some(t.base)
+    }
+
+    /// Takes the first `want` bytes of the cached range starting at `base` for the block that
+    /// ends there (`Cache::take_at`).
+    pub(crate) fn take_cached_at(&mut self, base: usize, want: usize) -> bool {
+        self.cache.take_at(base, want)
+    }
+
+    /// A cached range of at least `len` bytes without a guard region (made accessible if it
+    /// had one), as `get_mapping` returns it; None when none fits.
+    pub(crate) fn take_cached(&mut self, len: usize) -> Option<(usize, usize, bool, bool)> {
+        let t = self.cache.take(len, 0)?;
+        if let Some((p, l)) = t.open {
+            // SAFETY: the cached range is ours and unused.
+            unsafe { sys::protect(p as *mut u8, l, true) };
+        }
+        Some((t.base, t.len, true, false))
+    }
+
+    /// Whether a cached range fits a mapping of `len` bytes.
+    pub(crate) fn cache_fits(&self, len: usize) -> bool {
+        self.cache.fits(len)
+    }
+
     /// Keeps a freed range in the cache (`guard`: its last bytes that are PROT_NONE, the
     /// region behind a debugging-mode block, or 0), or unmaps it.
     pub(crate) fn put_mapping(&mut self, base: usize, len: usize, cacheable: bool, guard: usize) {
-        let limit = Cache::limit(self.live_bytes);
+        if self.peak.note(self.live_bytes, 0) {
+            self.purge();
+        }
+        let limit = Cache::limit(self.live_bytes, self.peak.get(), self.peak.big());
         let mapped = &mut self.mapped_bytes;
         let mut unmap = |b: usize, l: usize| {
             *mapped -= l;
             // SAFETY: a freed block's range, unregistered, or a cached one: nobody uses it.
             unsafe { sys::unmap(b as *mut u8, l) };
         };
-        if !cacheable || len > limit {
+        if !cacheable || len > limit || !Cache::worth_keeping(len, self.live_bytes) {
             unmap(base, len);
             return;
         }

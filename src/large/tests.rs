@@ -1,7 +1,9 @@
 //! Unit tests of the mapping cache's arithmetic: best fit, splitting, merging, guard regions
-//! kept or opened, and the byte bound. Only bookkeeping: the ranges are numbers, never mapped.
+//! kept or opened, gathering, the byte bound and the recent peak behind it. Only bookkeeping:
+//! the ranges are numbers, never mapped.
 
-use super::cache::{Cache, Entry, Taken};
+use super::budget::Peak;
+use super::cache::{Cache, Entry, Grown, Taken};
 
 const K: usize = 1 << 10;
 const M: usize = 1 << 20;
@@ -169,14 +171,18 @@ fn guard_region_gives_way_to_a_merge() {
 }
 
 #[test]
-fn bound_gives_back_the_largest_first() {
+fn bound_gives_back_the_smallest_first() {
     let mut c = Cache::EMPTY;
     put(&mut c, 0x1_0000_0000, 6 * M, 0, 10 * M);
     put(&mut c, 0x2_0000_0000, 3 * M, 0, 10 * M);
-    // 2 MiB more would pass 10 MiB: the largest range goes.
-    let (gone, _) = put(&mut c, 0x3_0000_0000, 2 * M, 0, 10 * M);
-    assert_eq!(gone, vec![(0x1_0000_0000, 6 * M)]);
-    assert_eq!(c.bytes(), 5 * M);
+    // 4 MiB more would pass 10 MiB: the smallest range goes.
+    let (gone, _) = put(&mut c, 0x3_0000_0000, 4 * M, 0, 10 * M);
+    assert_eq!(gone, vec![(0x2_0000_0000, 3 * M)]);
+    assert_eq!(c.bytes(), 10 * M);
+    // A range smaller than every cached one that does not fit is given back itself.
+    let (gone, _) = put(&mut c, 0x5_0000_0000, M, 0, 10 * M);
+    assert_eq!(gone, vec![(0x5_0000_0000, M)]);
+    assert_eq!(c.bytes(), 10 * M);
     // A range bigger than the bound once the cache is empty is given back itself.
     let (gone, _) = put(&mut c, 0x4_0000_0000, 11 * M, 0, 10 * M);
     assert!(gone.contains(&(0x4_0000_0000, 11 * M)));
@@ -195,8 +201,189 @@ fn full_cache_makes_room() {
         );
     }
     assert_eq!(entries(&c).len(), super::CACHE_SLOTS);
-    let (gone, _) = put(&mut c, 0x20_0000_0000, M, 0, 1 << 40);
-    // The largest (the last) range made room.
-    assert_eq!(gone, vec![(0x10_0000_0000 + 31 * 4 * M, M + 31 * 4 * K)]);
+    // A bigger range takes the slot of the smallest (the first).
+    let (gone, _) = put(&mut c, 0x20_0000_0000, 2 * M, 0, 1 << 40);
+    assert_eq!(gone, vec![(0x10_0000_0000, M)]);
     assert_eq!(entries(&c).len(), super::CACHE_SLOTS);
+    // A smaller one than all of them is given back itself.
+    let (gone, _) = put(&mut c, 0x30_0000_0000, M / 2, 0, 1 << 40);
+    assert_eq!(gone, vec![(0x30_0000_0000, M / 2)]);
+    assert_eq!(entries(&c).len(), super::CACHE_SLOTS);
+}
+
+/// Gathers a range of `len` bytes: the kernel calls are recorded, `grow` refuses the bases
+/// in `refuse` (as spanning several mappings) and `NOMEM` (for lack of memory), and moves a
+/// grown range to `0x9_0000_0000`.
+fn gather(
+    c: &mut Cache,
+    len: usize,
+    refuse: &[usize],
+) -> (
+    Option<Taken>,
+    Vec<(usize, usize, usize)>,
+    Vec<(usize, usize, usize)>,
+) {
+    let mut grown = Vec::new();
+    let mut filled = Vec::new();
+    let t = c.gather(
+        len,
+        &mut |b, old, new| {
+            grown.push((b, old, new));
+            if b == NOMEM {
+                Grown::NoMemory
+            } else if refuse.contains(&b) {
+                Grown::Stuck
+            } else {
+                Grown::At(0x9_0000_0000)
+            }
+        },
+        &mut |src, n, dst| {
+            filled.push((src, n, dst));
+            !refuse.contains(&(src & !0xfff_ffff))
+        },
+    );
+    (t, grown, filled)
+}
+
+#[test]
+fn gather_grows_the_largest_range_and_fills_from_the_others() {
+    let mut c = Cache::EMPTY;
+    put(&mut c, 0x1000_0000, 3 * M, 0, LIMIT);
+    put(&mut c, 0x2000_0000, 2 * M, 0, LIMIT);
+    put(&mut c, 0x3000_0000, 2 * M, 0, LIMIT);
+    put(&mut c, 0x4000_0000, 32 * K, 0, LIMIT);
+    // Nothing fits 6 MiB: the 3 MiB range is grown, then 2 MiB and 1 MiB (the top of a
+    // 2 MiB range) are moved behind it; the 32 KiB range is too small to move.
+    let (t, grown, filled) = gather(&mut c, 6 * M, &[]);
+    let t = t.unwrap();
+    assert_eq!(
+        (t.base, t.len, t.guard_ready, t.open),
+        (0x9_0000_0000, 6 * M, false, None)
+    );
+    assert_eq!(grown, vec![(0x1000_0000, 3 * M, 6 * M)]);
+    assert_eq!(filled.len(), 2);
+    assert_eq!(filled[0].1, 2 * M);
+    assert_eq!(filled[0].2, 0x9_0000_0000 + 3 * M);
+    assert_eq!(filled[1].1, M);
+    assert_eq!(filled[1].2, 0x9_0000_0000 + 5 * M);
+    // What is left: one 2 MiB range's bottom half and the 32 KiB range.
+    assert_eq!(c.bytes(), M + 32 * K);
+    assert_eq!(entries(&c).len(), 2);
+    assert_eq!(c.entries().map(|e| e.len).max(), Some(M));
+}
+
+#[test]
+fn gather_of_a_small_request_grows_one_range_only() {
+    let mut c = Cache::EMPTY;
+    put(&mut c, 0x1000_0000, 200 * K, 0, LIMIT);
+    put(&mut c, 0x2000_0000, 100 * K, 0, LIMIT);
+    let (t, grown, filled) = gather(&mut c, 400 * K, &[]);
+    assert_eq!(t.unwrap().len, 400 * K);
+    assert_eq!(grown, vec![(0x1000_0000, 200 * K, 400 * K)]);
+    assert!(filled.is_empty());
+    assert_eq!(c.bytes(), 100 * K);
+    // A request a cached range fits is not gathered (best fit serves it).
+    assert!(gather(&mut c, 100 * K, &[]).0.is_none());
+}
+
+#[test]
+fn gather_skips_ranges_the_kernel_refuses() {
+    let mut c = Cache::EMPTY;
+    put(&mut c, 0x1000_0000, 3 * M, 0, LIMIT);
+    put(&mut c, 0x2000_0000, 2 * M, 0, LIMIT);
+    // The largest range cannot be grown (several kernel mappings): the next one is.
+    let (t, grown, _) = gather(&mut c, 4 * M, &[0x1000_0000]);
+    assert_eq!(t.unwrap().len, 4 * M);
+    assert_eq!(
+        grown,
+        vec![(0x1000_0000, 3 * M, 4 * M), (0x2000_0000, 2 * M, 4 * M)]
+    );
+    // The refused range stays cached, is not tried again, and best fit still hands it out.
+    assert_eq!(c.bytes(), 3 * M);
+    let (t, grown, filled) = gather(&mut c, 8 * M, &[]);
+    assert!(t.is_none() && grown.is_empty() && filled.is_empty());
+    assert_eq!(c.take(3 * M, 0).unwrap().base, 0x1000_0000);
+}
+
+const NOMEM: usize = 0x7000_0000;
+
+#[test]
+fn gather_stops_when_memory_runs_out() {
+    let mut c = Cache::EMPTY;
+    put(&mut c, NOMEM, 3 * M, 0, LIMIT);
+    put(&mut c, 0x2000_0000, 2 * M, 0, LIMIT);
+    // No other range is tried, and the refused one is not marked: it is tried again later.
+    let (t, grown, _) = gather(&mut c, 4 * M, &[]);
+    assert!(t.is_none());
+    assert_eq!(grown, vec![(NOMEM, 3 * M, 4 * M)]);
+    assert_eq!(c.bytes(), 5 * M);
+    let (_, grown, _) = gather(&mut c, 4 * M, &[]);
+    assert_eq!(grown, vec![(NOMEM, 3 * M, 4 * M)]);
+}
+
+#[test]
+fn gather_leaves_guard_regions_alone() {
+    let mut c = Cache::EMPTY;
+    put(&mut c, 0x1000_0000, M, 64 * K, LIMIT);
+    let (t, grown, _) = gather(&mut c, 2 * M, &[]);
+    assert!(t.is_none() && grown.is_empty());
+    assert_eq!(c.bytes(), M);
+}
+
+#[test]
+fn limit_follows_the_recent_peak() {
+    // Steady use: the way back to the peak plus room for two of the largest requests.
+    assert_eq!(Cache::limit(400 * M, 401 * M, 64 * K), M + 4 * M);
+    assert_eq!(Cache::limit(20 * M, 36 * M, 4 * M), 16 * M + 8 * M);
+    // Never more than the peak (or twice the live bytes), nor 256 MiB.
+    assert_eq!(Cache::limit(4 * M, 36 * M, 8 * M), 36 * M);
+    assert_eq!(Cache::limit(0, 0, 0), 4 * M);
+    assert_eq!(Cache::limit(2048 * M, 4096 * M, 64 * M), 256 * M);
+}
+
+#[test]
+fn a_huge_range_is_kept_only_at_its_scale() {
+    assert!(Cache::worth_keeping(32 * M, 0));
+    assert!(!Cache::worth_keeping(64 * M, 16 * M));
+    assert!(Cache::worth_keeping(64 * M, 32 * M));
+}
+
+#[test]
+fn peak_is_forgotten_after_two_windows() {
+    let mut p = Peak::EMPTY;
+    assert!(!p.note(100 * M, 50 * M));
+    for _ in 0..1022 {
+        assert!(!p.note(10 * M, 0));
+    }
+    // The first window closes: its peak is still remembered.
+    assert!(p.note(10 * M, 0));
+    assert_eq!((p.get(), p.big()), (100 * M, 50 * M));
+    for _ in 0..1024 {
+        p.note(10 * M, M);
+    }
+    assert_eq!((p.get(), p.big()), (10 * M, M));
+}
+
+#[test]
+fn take_at_hands_out_the_bottom_of_the_range_behind_a_block() {
+    let mut c = Cache::EMPTY;
+    put(&mut c, 0x1000_0000, M, 0, LIMIT);
+    put(&mut c, 0x2000_0000, M, 64 * K, LIMIT);
+    assert!(c.fits(M) && !c.fits(M + 4 * K));
+    // Not the start of a range, too long, or a range with a guard region: refused.
+    assert!(!c.take_at(0x1000_1000, 4 * K));
+    assert!(!c.take_at(0x1000_0000, 2 * M));
+    assert!(!c.take_at(0x2000_0000, 4 * K));
+    assert_eq!(c.bytes(), 2 * M);
+    // The bottom 256 KiB; the rest stays cached.
+    assert!(c.take_at(0x1000_0000, 256 * K));
+    assert!(entries(&c).contains(&Entry {
+        base: 0x1000_0000 + 256 * K,
+        len: 768 * K,
+        guard: 0
+    }));
+    // All of what is left.
+    assert!(c.take_at(0x1000_0000 + 256 * K, 768 * K));
+    assert_eq!(c.bytes(), M);
+    assert_eq!(entries(&c).len(), 1);
 }

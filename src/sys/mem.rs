@@ -191,6 +191,20 @@ pub unsafe fn remap(p: *mut u8, old: usize, new: usize, may_move: bool) -> Optio
     }
 }
 
+/// Moves the pages of `[src, src + len)` over `[dst, dst + len)` (`mremap` with
+/// `MREMAP_FIXED`): they keep their content and cost no page fault there, whatever was mapped
+/// at `dst` is replaced, and `[src, src + len)` is unmapped. False when the kernel refuses
+/// (the source spans several kernel mappings, or a limit); then nothing changed.
+/// # Safety
+/// Both ranges are page-aligned private anonymous ranges of ours that nobody uses, and they
+/// do not overlap.
+pub unsafe fn move_fixed(src: *mut u8, len: usize, dst: *mut u8) -> bool {
+    let flags = libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED;
+    // SAFETY: the caller owns both ranges; the kernel replaces the destination's mapping.
+    let q = unsafe { libc::mremap(src as *mut c_void, len, len, flags, dst as *mut c_void) };
+    q != libc::MAP_FAILED
+}
+
 /// Anonymous private PROT_NONE mapping of `len` bytes (address space only: the kernel charges
 /// commit when a part is made writable); None when the kernel refuses.
 pub fn map_none(len: usize) -> Option<*mut u8> {
