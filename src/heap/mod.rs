@@ -10,7 +10,8 @@
 //! `free`, `realloc`, `release` (blocks leaving the quarantine), `defer` and `drain` (work left
 //! by signal handlers), `reclaim` (trim, memory given back when a mapping fails), `refused` (live blocks whose free
 //! was refused), `seq` (event
-//! sequence numbers), `hooks` (calls into the modules above, registered at start-up), `fork`.
+//! sequence numbers), `hooks` (calls into the modules above, registered at start-up), `fork`,
+//! `tcache` (per-thread caches of free slots, debugging off only).
 //!
 //! # Invariants
 //! - Reports are written after the arena lock is released (a report may abort, and the
@@ -24,6 +25,9 @@
 //! - With debugging on, a block whose dressing (canaries, fill, history) is written after its
 //!   lock is dropped stays `Allocating`/`Freeing` until then (`block::publish_state`).
 //! - Every public call below ends with `drain::settle`.
+//! - With debugging off, a freed TINY or SMALL block usually enters its thread's cache
+//!   (`tcache`) without the arena lock: CACHED, free to everybody, still counted in its zone's
+//!   `nused`. With debugging on no block is ever CACHED.
 
 mod alloc;
 mod arena;
@@ -38,6 +42,7 @@ mod reclaim;
 pub mod refused;
 mod release;
 mod seq;
+mod tcache;
 
 pub use arena::{ARENAS, Arena, MAX_ARENAS, NARENAS, init_arenas};
 pub use defer::defer_guard_release;
