@@ -425,7 +425,7 @@ unsafe fn give_back(entries: &mut [usize]) {
                 Some((_, z, i)) => {
                     if let Some(a) = g.as_mut() {
                         // SAFETY: a CACHED slot of a zone of arena `ai`, under its lock.
-                        unsafe { return_slot(&mut **a, z, i) };
+                        unsafe { return_slot(a, z, i) };
                     }
                 }
                 None => {}
