@@ -80,8 +80,40 @@ struct Area {
     /// Blocks handed out minus blocks taken back by this area's owners, and their bytes.
     live_blocks: AtomicIsize,
     live_bytes: AtomicIsize,
+    /// Bytes of the area carved so far, this header included (`class_slots`).
+    carved: usize,
     count: [AtomicU32; NCLASSES],
-    slots: [[usize; MAX_SLOTS]; NCLASSES],
+    /// Each class's array of `cap(c)` entries, carved from the rest of the area at the class's
+    /// first use (null before): a program that uses few classes touches one page or two.
+    slots: [*mut usize; NCLASSES],
+}
+
+/// Bytes of an area: its header and every class's array.
+const AREA_LEN: usize = {
+    let mut n = core::mem::size_of::<Area>();
+    let mut c = 0;
+    while c < NCLASSES {
+        n += cap(c) * core::mem::size_of::<usize>();
+        c += 1;
+    }
+    n
+};
+
+/// The array of class `c` in `area` (`cap(c)` entries), carved at first use.
+/// # Safety
+/// `area` is this thread's, busy.
+#[inline(always)]
+unsafe fn class_slots(area: *mut Area, c: usize) -> &'static mut [usize] {
+    // SAFETY: per the caller; the arrays lie inside the area's mapping (`AREA_LEN`).
+    unsafe {
+        let mut p = (*area).slots[c];
+        if p.is_null() {
+            p = (area as usize + (*area).carved) as *mut usize;
+            (*area).carved += cap(c) * core::mem::size_of::<usize>();
+            (*area).slots[c] = p;
+        }
+        core::slice::from_raw_parts_mut(p, cap(c))
+    }
 }
 
 /// Every area ever mapped (pushed only, never unlinked).
@@ -147,7 +179,9 @@ fn key() -> Option<u32> {
     }
 }
 
-/// Gives this thread an area: a free one of an exited thread, else a new mapping.
+/// Gives this thread an area: a free one of an exited thread, else a new mapping. The main
+/// thread arms no key: its destructors do not run at exit (a main thread that calls
+/// pthread_exit keeps its cached slots, CACHED for good).
 #[cold]
 #[inline(never)]
 fn attach(st: *mut ThreadState) -> Option<*mut Area> {
@@ -156,17 +190,30 @@ fn attach(st: *mut ThreadState) -> Option<*mut Area> {
         return None;
     }
     set_flags(st, BUSY);
-    let a = key().and_then(|k| {
-        let a = claim_area()?;
-        // SAFETY: our own TLS block.
-        unsafe { (*st).tcache = a as usize };
-        // Its destructor runs at the thread's exit. (A key past the first 32 makes glibc
-        // allocate here: that call finds the cache busy and takes the locked path.)
-        sys::thread_key_arm(k);
-        Some(a)
-    });
+    // SAFETY: our own TLS block.
+    let mut a = unsafe { (*st).tcache } as *mut Area;
+    if a.is_null() {
+        let key = if tls::tid() == sys::getpid() {
+            Some(None)
+        } else {
+            key().map(Some)
+        };
+        if let Some(key) = key
+            && let Some(area) = claim_area()
+        {
+            a = area;
+            // SAFETY: our own TLS block.
+            unsafe { (*st).tcache = a as usize };
+            if let Some(k) = key {
+                // Its destructor runs at the thread's exit. (A key past the first 32 makes
+                // glibc allocate here: that call finds the cache busy and takes the locked
+                // path.)
+                sys::thread_key_arm(k);
+            }
+        }
+    }
     set_flags(st, 0);
-    a
+    (!a.is_null()).then_some(a)
 }
 
 fn claim_area() -> Option<*mut Area> {
@@ -186,9 +233,12 @@ fn claim_area() -> Option<*mut Area> {
         }
     }
     // A fresh mapping reads as zero: empty counts and arrays, no owner yet.
-    let a = sys::map(core::mem::size_of::<Area>())? as *mut Area;
+    let a = sys::map(AREA_LEN)? as *mut Area;
     // SAFETY: the new area is ours until published below.
-    unsafe { (*a).owner.store(1, Ordering::Relaxed) };
+    unsafe {
+        (*a).owner.store(1, Ordering::Relaxed);
+        (*a).carved = core::mem::size_of::<Area>();
+    }
     let mut head = AREAS.load(Ordering::Relaxed);
     loop {
         // SAFETY: as above.
@@ -273,7 +323,7 @@ unsafe fn pop(area: *mut Area, c: usize, m: BlockMeta) -> Option<(usize, bool)> 
         let mut n = count.load(Ordering::Relaxed) as usize;
         while n > 0 {
             n -= 1;
-            let e = (*area).slots[c][n];
+            let e = *(*area).slots[c].add(n);
             count.store(n as u32, Ordering::Relaxed);
             let s = e & !1;
             let Some((_, z, i)) = cached_slot(s) else {
@@ -308,7 +358,7 @@ unsafe fn refill(area: *mut Area, c: usize) {
     let lay = layout();
     // SAFETY: per the caller; slots taken under the arena lock are ours.
     unsafe {
-        let slots = &mut (*area).slots[c];
+        let slots = class_slots(area, c);
         let mut n = 0;
         while n < want {
             let Some((z, i, fresh)) = take_slot(&mut a, ai, c, lay.debug_meta, lay.zone_guards)
@@ -375,7 +425,7 @@ unsafe fn push(area: *mut Area, p: usize) -> bool {
         if n >= cap(c) {
             n = flush(area, c, n, n.div_ceil(2));
         }
-        (*area).slots[c][n] = slot;
+        class_slots(area, c)[n] = slot;
         (*area).count[c].store(n as u32 + 1, Ordering::Relaxed);
         add(&(*area).live_blocks, -1);
         add(&(*area).live_bytes, -(m.size as isize));
@@ -392,7 +442,7 @@ unsafe fn push(area: *mut Area, p: usize) -> bool {
 unsafe fn flush(area: *mut Area, c: usize, n: usize, k: usize) -> usize {
     // SAFETY: per the caller.
     unsafe {
-        let slots = &mut (*area).slots[c];
+        let slots = class_slots(area, c);
         give_back(&mut slots[..k]);
         slots.copy_within(k..n, 0);
     }
@@ -443,10 +493,10 @@ unsafe fn flush_all(area: *mut Area) {
     for c in 0..NCLASSES {
         // SAFETY: per the caller.
         unsafe {
-            let n = ((*area).count[c].load(Ordering::Relaxed) as usize).min(MAX_SLOTS);
-            if n > 0 {
-                let slots = &mut (*area).slots[c];
-                give_back(&mut slots[..n]);
+            let n = ((*area).count[c].load(Ordering::Relaxed) as usize).min(cap(c));
+            let slots = (*area).slots[c];
+            if n > 0 && !slots.is_null() {
+                give_back(core::slice::from_raw_parts_mut(slots, n));
                 (*area).count[c].store(0, Ordering::Relaxed);
             }
         }
