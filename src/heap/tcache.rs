@@ -63,11 +63,22 @@ const BUSY: u32 = 1;
 /// `tcache_flags`: the thread's exit flushed its cache; it gets no other.
 const GONE: u32 = 2;
 
+/// Slots each class may hold.
+const CAPS: [u8; NCLASSES] = {
+    let mut t = [0u8; NCLASSES];
+    let mut c = 0;
+    while c < NCLASSES {
+        let n = MAX_BYTES / class_size(c);
+        t[c] = if n > MAX_SLOTS { MAX_SLOTS } else { n } as u8;
+        c += 1;
+    }
+    t
+};
+
 /// Slots class `c` may hold.
 #[inline(always)]
 const fn cap(c: usize) -> usize {
-    let n = MAX_BYTES / class_size(c);
-    if n > MAX_SLOTS { MAX_SLOTS } else { n }
+    CAPS[c] as usize
 }
 
 /// One thread's cache.
@@ -85,15 +96,19 @@ struct Area {
     count: [AtomicU32; NCLASSES],
     /// Each class's array of `cap(c)` entries, carved from the rest of the area at the class's
     /// first use (null before): a program that uses few classes touches one page or two.
-    slots: [*mut usize; NCLASSES],
+    slots: [*mut Entry; NCLASSES],
 }
+
+/// A cached slot: its address (bit 0 set: never used, zero memory) and its metadata entry
+/// (so that taking it needs no page-map lookup; the entry's state is checked all the same).
+type Entry = [usize; 2];
 
 /// Bytes of an area: its header and every class's array.
 const AREA_LEN: usize = {
     let mut n = core::mem::size_of::<Area>();
     let mut c = 0;
     while c < NCLASSES {
-        n += cap(c) * core::mem::size_of::<usize>();
+        n += cap(c) * core::mem::size_of::<Entry>();
         c += 1;
     }
     n
@@ -103,13 +118,13 @@ const AREA_LEN: usize = {
 /// # Safety
 /// `area` is this thread's, busy.
 #[inline(always)]
-unsafe fn class_slots(area: *mut Area, c: usize) -> &'static mut [usize] {
+unsafe fn class_slots(area: *mut Area, c: usize) -> &'static mut [Entry] {
     // SAFETY: per the caller; the arrays lie inside the area's mapping (`AREA_LEN`).
     unsafe {
         let mut p = (*area).slots[c];
         if p.is_null() {
-            p = (area as usize + (*area).carved) as *mut usize;
-            (*area).carved += cap(c) * core::mem::size_of::<usize>();
+            p = (area as usize + (*area).carved) as *mut Entry;
+            (*area).carved += cap(c) * core::mem::size_of::<Entry>();
             (*area).slots[c] = p;
         }
         core::slice::from_raw_parts_mut(p, cap(c))
@@ -279,7 +294,7 @@ unsafe fn meta_word(z: *mut Zone, i: usize) -> &'static AtomicU64 {
 
 /// A block of class `c` from this thread's cache (refilled from the arena when empty), its
 /// metadata set for the request; None sends the call to the locked path.
-#[inline]
+#[inline(always)]
 pub(super) fn alloc(c: usize, size: usize, front: usize, op: Op, zero: bool) -> Option<*mut u8> {
     let st = tls::state();
     let area = mine(st)?;
@@ -323,13 +338,16 @@ unsafe fn pop(area: *mut Area, c: usize, m: BlockMeta) -> Option<(usize, bool)> 
         let mut n = count.load(Ordering::Relaxed) as usize;
         while n > 0 {
             n -= 1;
-            let e = *(*area).slots[c].add(n);
+            let [e, meta] = *(*area).slots[c].add(n);
             count.store(n as u32, Ordering::Relaxed);
             let s = e & !1;
-            let Some((_, z, i)) = cached_slot(s) else {
+            // The entry's metadata stays mapped (metadata chunks are never unmapped); a slot
+            // that left the cache behind its back (a racing double free) is no longer CACHED.
+            let state = AtomicU8::from_ptr(&raw mut (*(meta as *mut BlockMeta)).state);
+            if state.load(Ordering::Acquire) != CACHED {
                 continue;
-            };
-            meta_word(z, i).store(m.as_word(), Ordering::Release);
+            }
+            AtomicU64::from_ptr(meta as *mut u64).store(m.as_word(), Ordering::Release);
             add(&(*area).live_blocks, 1);
             add(&(*area).live_bytes, m.size as isize);
             return Some((s, e & 1 != 0));
@@ -370,7 +388,7 @@ unsafe fn refill(area: *mut Area, c: usize) {
                 ..BlockMeta::EMPTY
             };
             meta_word(z, i).store(m.as_word(), Ordering::Release);
-            slots[n] = (*z).slot_addr(i) | fresh as usize;
+            slots[n] = [(*z).slot_addr(i) | fresh as usize, (*z).meta.add(i) as usize];
             n += 1;
         }
         drop(a);
@@ -425,7 +443,7 @@ unsafe fn push(area: *mut Area, p: usize) -> bool {
         if n >= cap(c) {
             n = flush(area, c, n, n.div_ceil(2));
         }
-        class_slots(area, c)[n] = slot;
+        class_slots(area, c)[n] = [slot, (*z).meta.add(i) as usize];
         (*area).count[c].store(n as u32 + 1, Ordering::Relaxed);
         add(&(*area).live_blocks, -1);
         add(&(*area).live_bytes, -(m.size as isize));
@@ -455,17 +473,18 @@ unsafe fn flush(area: *mut Area, c: usize, n: usize, k: usize) -> usize {
 /// CACHED for good, counted in their zone.
 /// # Safety
 /// Entries came from a cache; the caller owns them (its own cache, busy, or a fork child's).
-unsafe fn give_back(entries: &mut [usize]) {
-    while let Some(k) = entries.iter().position(|&e| e != 0) {
-        let first = entries[k];
+unsafe fn give_back(entries: &mut [Entry]) {
+    while let Some(k) = entries.iter().position(|e| e[0] != 0) {
+        let first = entries[k][0];
         // Whatever happens below, this entry is done: every round makes progress.
-        entries[k] = 0;
+        entries[k][0] = 0;
         let Some((ai, _)) = zone_of(pagemap::get(first & !1)) else {
             continue;
         };
         let mut g = ARENAS[ai].enter();
         let mut one = [first];
-        for e in one.iter_mut().chain(entries[k..].iter_mut()) {
+        let rest = entries[k..].iter_mut().map(|e| &mut e[0]);
+        for e in one.iter_mut().chain(rest) {
             if *e == 0 {
                 continue;
             }
