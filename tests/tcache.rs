@@ -70,7 +70,11 @@ fn double_free_of_a_cached_block() {
         assert_eq!(out.signal, Some(6), "SIGABRT: {}", out.describe());
         assert_eq!(out.stdout, "", "{}", out.describe());
         // (`full` guards the block: GUARDED instead of TINY.)
-        let first = mask_report(&out.stderr).lines().next().unwrap_or("").to_string();
+        let first = mask_report(&out.stderr)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string();
         assert!(
             first.starts_with("ft_malloc[PID]: ERROR: double free of ADDR (")
                 && first.ends_with(", 24 bytes) in free()"),

@@ -8,7 +8,7 @@ use super::defer::defer_free;
 use super::lookup::{Held, NotHeld, freed_large, hold, with_history, zone_of};
 use super::release::{large_fill_quarantine, quarantine, shard_budget};
 use crate::block::{
-    FREE, FREEING, Family, Info, Op, OpFamily, PackedDebug, QUARANTINED, State, USED, publish_state,
+    FREEING, Family, Info, Op, OpFamily, PackedDebug, QUARANTINED, State, USED, publish_state,
 };
 use crate::config;
 use crate::debug::dress::free_fill;
@@ -19,7 +19,6 @@ use crate::pagemap;
 use crate::report::{self, Bad};
 use crate::sys;
 use crate::tls;
-use core::sync::atomic::Ordering;
 
 /// Debug checks on a live block before it is freed or resized: family, sized delete (with
 /// `check`), canaries. Returns the first problem found.
@@ -77,7 +76,12 @@ pub(super) fn free_fast_call(p: usize) -> bool {
         // A thread cache takes a block from USED by a compare-exchange without this lock: of
         // two racing frees of one block (a program bug), one only goes on.
         if core::sync::atomic::AtomicU8::from_ptr(&raw mut (*(*z).meta.add(idx)).state)
-            .compare_exchange(USED, FREE, Ordering::AcqRel, Ordering::Relaxed)
+            .compare_exchange(
+                USED,
+                crate::block::FREE,
+                core::sync::atomic::Ordering::AcqRel,
+                core::sync::atomic::Ordering::Relaxed,
+            )
             .is_err()
         {
             return false;

@@ -12,8 +12,7 @@
 //! own arenas when a cache is flushed.
 //!
 //! - free: the block's state goes USED → CACHED by a compare-exchange (a second free finds it
-//!   CACHED and takes the locked path, which refuses it as a double free); its address is
-//!   pushed.
+//!   CACHED: the locked path refuses it as a double free); its address is pushed.
 //! - malloc: an address is popped, found CACHED again, and the slot's whole metadata (size,
 //!   front, origin, USED) is written with one atomic store.
 //! - A class holds at most `MAX_SLOTS` slots and `MAX_BYTES` bytes (`cap`). An empty class is
@@ -33,9 +32,8 @@
 //!   threads it does not have.
 //! - The cache is used only by a thread that holds no allocator lock, so a refill or a flush
 //!   may wait for arena locks (`Mutex::enter` waits then).
-//! - The first `count[c]` entries of class `c` are distinct slots of class `c` (bit 0 set: never
-//!   used, zero memory), each CACHED unless a program bug (a double free racing in two
-//!   threads) changed it: every entry is checked again before it is used or given back.
+//! - The first `count[c]` entries of class `c` are distinct CACHED slots of class `c`, unless a
+//!   program bug (a double free racing in two threads) changed one: each is checked again.
 //! - Metadata of a slot is written without the arena lock only by a whole-entry atomic store
 //!   (pop) or a compare-exchange of its state byte (push); a walker under the lock reads the
 //!   old or the new entry, and skips CACHED slots.
@@ -53,20 +51,18 @@ use core::sync::atomic::{
     AtomicIsize, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, Ordering, compiler_fence,
 };
 
-/// Slots per class at most.
+/// Slots, and bytes of slots, per class at most (the biggest class, 16 KiB, keeps 4).
 const MAX_SLOTS: usize = 64;
-/// Bytes of slots per class at most (the biggest class, 16 KiB, keeps 4).
 const MAX_BYTES: usize = 64 << 10;
 
-/// `tcache_flags`: the thread is changing its cache.
+/// `tcache_flags`: the thread is changing its cache (BUSY); its exit flushed it, and it gets
+/// no other (GONE).
 const BUSY: u32 = 1;
-/// `tcache_flags`: the thread's exit flushed its cache; it gets no other.
 const GONE: u32 = 2;
 
 /// Slots each class may hold.
 const CAPS: [u8; NCLASSES] = {
-    let mut t = [0u8; NCLASSES];
-    let mut c = 0;
+    let (mut t, mut c) = ([0u8; NCLASSES], 0);
     while c < NCLASSES {
         let n = MAX_BYTES / class_size(c);
         t[c] = if n > MAX_SLOTS { MAX_SLOTS } else { n } as u8;
@@ -105,8 +101,7 @@ type Entry = [usize; 2];
 
 /// Bytes of an area: its header and every class's array.
 const AREA_LEN: usize = {
-    let mut n = core::mem::size_of::<Area>();
-    let mut c = 0;
+    let (mut n, mut c) = (core::mem::size_of::<Area>(), 0);
     while c < NCLASSES {
         n += cap(c) * core::mem::size_of::<Entry>();
         c += 1;
@@ -283,9 +278,9 @@ unsafe fn cached_slot(s: usize) -> Option<(usize, *mut Zone, usize)> {
     }
 }
 
-/// Slot `i`'s metadata entry as one atomic word.
+/// Slot `i`'s metadata entry as one atomic word (entries are 8-aligned, `BlockMeta`).
 /// # Safety
-/// `i < nblocks` of a zone header that stays mapped; entries are 8-aligned (`BlockMeta`).
+/// `i < nblocks` of a zone header that stays mapped.
 #[inline(always)]
 unsafe fn meta_word(z: *mut Zone, i: usize) -> &'static AtomicU64 {
     // SAFETY: per the caller.
@@ -388,7 +383,8 @@ unsafe fn refill(area: *mut Area, c: usize) {
                 ..BlockMeta::EMPTY
             };
             meta_word(z, i).store(m.as_word(), Ordering::Release);
-            slots[n] = [(*z).slot_addr(i) | fresh as usize, (*z).meta.add(i) as usize];
+            let (slot, meta) = ((*z).slot_addr(i), (*z).meta.add(i) as usize);
+            slots[n] = [slot | fresh as usize, meta];
             n += 1;
         }
         drop(a);
