@@ -71,6 +71,19 @@ pub const USED: u8 = State::Used as u8;
 pub const QUARANTINED: u8 = State::Quarantined as u8;
 pub const ALLOCATING: u8 = State::Allocating as u8;
 pub const FREEING: u8 = State::Freeing as u8;
+/// A zone slot held in a thread's cache of free slots (`heap::tcache`, debugging off): free
+/// to everybody (walkers, dumps and the leak scan skip it; `State::from_u8` reads it as
+/// `Free`, so a second free of it is refused as a double free), but still counted in its
+/// zone's `nused`. Set and cleared without the arena lock: by a compare-exchange from `USED`
+/// (the freeing thread) and by one atomic store of the whole `BlockMeta` (the thread that
+/// takes it from its cache); under the lock when a cache is filled or emptied.
+pub const CACHED: u8 = 5;
+
+/// True for a state byte that holds no block: FREE, or CACHED in a thread's cache.
+#[inline]
+pub fn holds_no_block(byte: u8) -> bool {
+    byte == FREE || byte == CACHED
+}
 
 /// Reads a block's state byte, which a thread that dresses the block outside its lock may be
 /// publishing: an acquire load, so a reader that sees `Used` or `Quarantined` sees the
@@ -164,9 +177,10 @@ pub struct Info {
     pub guarded: GuardAt,
 }
 
-/// Out-of-band metadata of one slot. 8 bytes, so a zone's array stays small.
+/// Out-of-band metadata of one slot. 8 bytes, so a zone's array stays small; 8-aligned, so
+/// the thread caches can write an entry with one atomic store (`as_word`).
 #[derive(Clone, Copy, Debug)]
-#[repr(C)]
+#[repr(C, align(8))]
 pub struct BlockMeta {
     /// Requested size (a zone block is at most `SMALL_MAX`, 16 KiB, so 16 bits suffice).
     pub size: u16,
@@ -185,6 +199,18 @@ pub const NO_LINK: u16 = u16::MAX;
 const _: () = assert!(core::mem::size_of::<BlockMeta>() == 8);
 
 impl BlockMeta {
+    /// The entry as one word (the layout of `repr(C)`, native byte order).
+    #[inline]
+    pub fn as_word(self) -> u64 {
+        // SAFETY: 8 bytes of plain integers, no padding (size asserted above).
+        unsafe { core::mem::transmute::<BlockMeta, u64>(self) }
+    }
+    /// The entry a word holds (`as_word` reversed).
+    #[inline]
+    pub fn from_word(w: u64) -> BlockMeta {
+        // SAFETY: every bit pattern is a valid `BlockMeta` (integers only).
+        unsafe { core::mem::transmute::<u64, BlockMeta>(w) }
+    }
     pub const EMPTY: BlockMeta = BlockMeta {
         size: 0,
         front: 0,

@@ -368,6 +368,21 @@ pub fn dump_to_reports() {
     dump_ex(sys::report_dest());
 }
 
+/// Slots of `z` held in thread caches (`block::CACHED`), under the zone's arena lock.
+fn cached_slots(z: &Zone) -> usize {
+    (0..(z.hiwater as usize).min(z.nblocks as usize))
+        .filter(|&i| {
+            // SAFETY: i < nblocks; a cache changes the byte without the lock (atomically).
+            let b = unsafe {
+                core::sync::atomic::AtomicU8::from_ptr(&raw mut (*z.meta.add(i)).state)
+                    .load(Ordering::Relaxed)
+            };
+            b == crate::block::CACHED
+        })
+        .count()
+        .min(z.nused as usize)
+}
+
 /// show_alloc_mem_ex on `fd`.
 fn dump_ex(fd: i32) {
     let _e = sys::ErrnoGuard::new();
@@ -385,13 +400,20 @@ fn dump_ex(fd: i32) {
             Some(z) => {
                 if !core::ptr::eq(zone, z) {
                     zone_title(&mut l, z, fd);
+                    // Slots held in thread caches (debugging off) count in `nused` but are
+                    // free: shown apart.
+                    let cached = cached_slots(z);
                     l.s(b"  zone of ")
                         .u(z.block_size as u64)
                         .s(b"-byte slots, ")
-                        .u(z.nused as u64)
+                        .u((z.nused as usize - cached) as u64)
                         .s(b"/")
                         .u(z.nblocks as u64);
-                    l.s(b" used\n");
+                    l.s(b" used");
+                    if cached > 0 {
+                        l.s(b", ").u(cached as u64).s(b" in thread caches");
+                    }
+                    l.c(b'\n');
                     out(&mut l, fd);
                     zone = z;
                 }

@@ -44,9 +44,14 @@ pub struct ThreadState {
     pub stripe: u32,
     /// Live bytes allocated minus freed by this thread not yet added to `stats::LIVE`.
     pub live_delta: i64,
+    /// This thread's cache of free zone slots (`heap::tcache`): the address of its area, 0
+    /// when it has none yet.
+    pub tcache: usize,
     /// Unused: keeps the fixed part of the block at its 128 bytes (asserted below).
-    pub _spare: [usize; 2],
-    pub _spare32: u32,
+    pub _spare: usize,
+    /// `heap::tcache` flags: busy (a signal handler that finds it set leaves the cache alone)
+    /// and gone (the thread's exit flushed the cache: no new one).
+    pub tcache_flags: u32,
     /// Entries of this thread may be in the shared overflow table (`OVERFLOW`).
     pub overflow: u32,
     /// Set while this thread runs `heap::drain_deferred` (which then takes what signal

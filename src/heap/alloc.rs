@@ -2,7 +2,7 @@
 //! it under its lock and dresses it after the unlock (`debug::dress`). A block whose dressing
 //! is written after its lock is dropped stays `Allocating` until then.
 
-use super::arena::{link_all, lock_arena, push_partial, unlink_partial};
+use super::arena::{lock_arena, take_slot};
 use super::defer::note_pending;
 use super::seq::stamp_alloc;
 use crate::block::{ALLOCATING, BlockMeta, DebugMeta, Op, PackedDebug, State, USED, publish_state};
@@ -15,7 +15,6 @@ use crate::report;
 use crate::size_class::{MIN_ALIGN, SMALL_MAX, aligned_class, class_of};
 use crate::sys;
 use crate::tls;
-use crate::zone::Zone;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 static CALLS: AtomicU64 = AtomicU64::new(0);
@@ -115,40 +114,27 @@ fn place(size: usize, cap: usize, align: usize, op: Op, caller: usize, zero: boo
 }
 
 fn zone_alloc(c: usize, size: usize, front: usize, op: Op, caller: usize, zero: bool) -> *mut u8 {
+    // Debugging off: this thread's cache of free slots first, without the arena lock.
+    if !config::get().enabled
+        && let Some(p) = super::tcache::alloc(c, size, front, op, zero)
+    {
+        return p;
+    }
     let lay = layout();
     let Some((ai, mut a)) = lock_arena() else {
         return core::ptr::null_mut();
     };
     // With debugging on, the block is dressed after the unlock: Allocating until then.
     let dressed = config::get().enabled;
-    let mut z = a.partial[c];
-    if z.is_null() {
-        let Some(nz) = Zone::create(c, ai, lay.debug_meta, lay.zone_guards, &mut a.meta) else {
-            return core::ptr::null_mut();
-        };
-        z = nz;
-        link_all(&mut a, z);
-        push_partial(&mut a, z);
-        a.empties[c] += 1;
-        a.zones += 1;
-        // SAFETY: z was just created.
-        a.mapped += unsafe { (*z).map_len };
-    }
-    // SAFETY: z is a live zone of this arena with room, under the lock.
-    let (slot, slot_end, fresh, next_exists, dbg, state) = unsafe {
+    // SAFETY: under the arena lock.
+    let Some((z, i, fresh)) =
+        (unsafe { take_slot(&mut a, ai, c, lay.debug_meta, lay.zone_guards) })
+    else {
+        return core::ptr::null_mut();
+    };
+    // SAFETY: i is the slot of z just taken, under the lock.
+    let (slot, slot_end, next_exists, dbg, state) = unsafe {
         let zr = &mut *z;
-        if zr.nused == 0 {
-            a.empties[c] -= 1;
-        }
-        let Some((i, fresh)) = zr.take() else {
-            if zr.nused == 0 {
-                a.empties[c] += 1;
-            }
-            return core::ptr::null_mut();
-        };
-        if !zr.has_room() {
-            unlink_partial(&mut a, z);
-        }
         *zr.meta(i) = BlockMeta {
             size: size as u16,
             front: front as u16,
@@ -163,7 +149,6 @@ fn zone_alloc(c: usize, size: usize, front: usize, op: Op, caller: usize, zero: 
         (
             slot,
             slot + zr.block_size as usize,
-            fresh,
             i + 1 < zr.nblocks as usize,
             dbg,
             &raw mut (*zr.meta.add(i)).state,

@@ -185,8 +185,23 @@ pub(super) unsafe fn release_slot(a: &mut Arena, z: *mut Zone, idx: usize) {
     // SAFETY: per the caller.
     unsafe {
         let size = (*z).meta(idx).size as usize;
-        a.live_bytes -= size;
-        a.live_blocks -= 1;
+        // Wrapping: a block a thread cache handed out is counted there, not here (the sums
+        // of `heap::totals` are right).
+        a.live_bytes = a.live_bytes.wrapping_sub(size);
+        a.live_blocks = a.live_blocks.wrapping_sub(1);
+        return_slot(a, z, idx);
+    }
+}
+
+/// Gives slot `idx` back to its zone and applies the zone policy (partial list, one spare
+/// empty zone per class), leaving the live counters alone.
+/// # Safety
+/// Under the arena lock; `idx` is a slot of `z`, which belongs to `a`, that is taken (used,
+/// quarantined or in a thread cache).
+#[inline]
+pub(super) unsafe fn return_slot(a: &mut Arena, z: *mut Zone, idx: usize) {
+    // SAFETY: per the caller.
+    unsafe {
         (*z).give(idx);
         if !(*z).in_partial {
             push_partial(a, z);
@@ -199,6 +214,50 @@ pub(super) unsafe fn release_slot(a: &mut Arena, z: *mut Zone, idx: usize) {
                 a.empties[c] += 1;
             }
         }
+    }
+}
+
+/// Takes a slot of class `c` from arena `a` (index `ai`), from its first zone with room or a
+/// new zone: (zone, index, fresh), fresh meaning never used (zero memory). The slot's
+/// metadata is the caller's to set; the live counters are left alone. None when a mapping
+/// failed.
+/// # Safety
+/// Under the arena lock.
+#[inline]
+pub(super) unsafe fn take_slot(
+    a: &mut Arena,
+    ai: usize,
+    c: usize,
+    debug_meta: bool,
+    guards: bool,
+) -> Option<(*mut Zone, usize, bool)> {
+    let mut z = a.partial[c];
+    if z.is_null() {
+        z = Zone::create(c, ai, debug_meta, guards, &mut a.meta)?;
+        link_all(a, z);
+        push_partial(a, z);
+        a.empties[c] += 1;
+        a.zones += 1;
+        // SAFETY: z was just created.
+        a.mapped += unsafe { (*z).map_len };
+    }
+    // SAFETY: z is a live zone of this arena with room (it is on the partial list), under
+    // the lock.
+    unsafe {
+        let zr = &mut *z;
+        if zr.nused == 0 {
+            a.empties[c] -= 1;
+        }
+        let Some((i, fresh)) = zr.take() else {
+            if zr.nused == 0 {
+                a.empties[c] += 1;
+            }
+            return None;
+        };
+        if !zr.has_room() {
+            unlink_partial(a, z);
+        }
+        Some((z, i, fresh))
     }
 }
 
@@ -236,8 +295,8 @@ pub(super) fn arena_totals() -> (usize, usize, usize) {
     let (mut b, mut n, mut m) = (0, 0, 0);
     for a in ARENAS.iter().take(NARENAS.load(Ordering::Relaxed)) {
         if let Some(g) = a.try_lock() {
-            b += g.live_bytes;
-            n += g.live_blocks;
+            b = g.live_bytes.wrapping_add(b);
+            n = g.live_blocks.wrapping_add(n);
             m += g.mapped;
         }
     }

@@ -1,5 +1,5 @@
 //! Fork: every allocator lock is taken before fork (prepare), released after it in the parent,
-//! reset in the child.
+//! reset in the child (where the thread caches of the parent's other threads are emptied).
 
 use super::arena::ARENAS;
 use crate::large::LARGE;
@@ -38,4 +38,6 @@ pub fn reset_all() {
     }
     crate::debug::quarantine::reset();
     crate::guard::reset();
+    // The caches of the threads that do not exist here go back to the arenas.
+    super::tcache::after_fork_child();
 }

@@ -10,7 +10,8 @@
 //! `free`, `realloc`, `release` (blocks leaving the quarantine), `defer` and `drain` (work left
 //! by signal handlers), `reclaim` (trim, memory given back when a mapping fails), `refused` (live blocks whose free
 //! was refused), `seq` (event
-//! sequence numbers), `hooks` (calls into the modules above, registered at start-up), `fork`.
+//! sequence numbers), `hooks` (calls into the modules above, registered at start-up), `fork`,
+//! `tcache` (per-thread caches of free slots, debugging off only).
 //!
 //! # Invariants
 //! - Reports are written after the arena lock is released (a report may abort, and the
@@ -24,6 +25,9 @@
 //! - With debugging on, a block whose dressing (canaries, fill, history) is written after its
 //!   lock is dropped stays `Allocating`/`Freeing` until then (`block::publish_state`).
 //! - Every public call below ends with `drain::settle`.
+//! - With debugging off, a freed TINY or SMALL block usually enters its thread's cache
+//!   (`tcache`) without the arena lock: CACHED, free to everybody, still counted in its zone's
+//!   `nused`. With debugging on no block is ever CACHED.
 
 mod alloc;
 mod arena;
@@ -38,6 +42,7 @@ mod reclaim;
 pub mod refused;
 mod release;
 mod seq;
+mod tcache;
 
 pub use arena::{ARENAS, Arena, MAX_ARENAS, NARENAS, init_arenas};
 pub use defer::defer_guard_release;
@@ -50,10 +55,27 @@ pub use release::drain_quarantine;
 pub use seq::stamp_alloc;
 
 use crate::block::Op;
+use crate::size_class::{MIN_ALIGN, SMALL_MAX, class_of};
 
 /// Allocates `size` bytes aligned to `align` (a power of two; <= 16 means the default).
 /// Returns null with errno set on failure.
+#[inline(always)]
 pub fn allocate(size: usize, align: usize, op: Op, caller: usize, zero: bool) -> *mut u8 {
+    // Debugging off, a TINY or SMALL request of the default alignment: this thread's cache
+    // first (the plain layout puts nothing around a block, so the class is the size's).
+    if size <= SMALL_MAX
+        && align <= MIN_ALIGN
+        && !crate::config::get().enabled
+        && let Some(p) = tcache::alloc(class_of(size), size, 0, op, zero)
+    {
+        drain::settle();
+        return p;
+    }
+    allocate_slow(size, align, op, caller, zero)
+}
+
+#[inline(never)]
+fn allocate_slow(size: usize, align: usize, op: Op, caller: usize, zero: bool) -> *mut u8 {
     let p = alloc::allocate_cap(size, size, align, op, caller, zero);
     drain::settle();
     p

@@ -33,8 +33,11 @@ pub(super) fn reclaim(size: usize) -> bool {
     trim() || any
 }
 
-/// Releases the cached LARGE mappings and the spare empty zones (malloc_trim).
+/// Releases the calling thread's cache of free slots, the cached LARGE mappings and the spare
+/// empty zones (malloc_trim).
 pub fn trim() -> bool {
+    // This thread's cache of free slots first (its slots may empty zones).
+    super::tcache::flush_mine();
     // Locks this thread holds (malloc_trim from a signal handler) are skipped.
     let large = LARGE.enter().is_some_and(|mut l| l.trim() > 0);
     trim_zones() || large
@@ -43,6 +46,10 @@ pub fn trim() -> bool {
 /// Totals for mallinfo and stats: (live bytes, live blocks, mapped bytes).
 pub fn totals() -> (usize, usize, usize) {
     let (mut b, mut n, mut m) = arena_totals();
+    // What the thread caches handed out and took back is counted in their areas.
+    let (tb, tn) = super::tcache::totals();
+    b = b.wrapping_add_signed(tb);
+    n = n.wrapping_add_signed(tn);
     if let Some(l) = LARGE.try_lock() {
         b += l.live_bytes;
         n += l.live_count;

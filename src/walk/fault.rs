@@ -6,7 +6,7 @@
 //! page.
 
 use super::Block;
-use crate::block::FREE;
+use crate::block::holds_no_block;
 use crate::large::Large;
 use crate::pagemap::{self, Owner};
 use crate::zone::Zone;
@@ -78,12 +78,12 @@ fn mapping_at(d: usize, q: usize) -> Option<(Block<'static>, usize, usize)> {
     Some((unsafe { Block::of_mapping(d) }, lo, hi))
 }
 
-/// The last (`last`) or first block of a zone that is not FREE.
+/// The last (`last`) or first block of a zone that is not free (FREE or CACHED).
 fn zone_end_block(z: &'static Zone, last: bool) -> Option<Block<'static>> {
     let n = (z.hiwater as usize).min(z.nblocks as usize);
     let mut pick = |i: usize| {
         let b = Block::in_zone(z, i);
-        (b.byte != FREE).then_some(b)
+        (!holds_no_block(b.byte)).then_some(b)
     };
     if last {
         (0..n).rev().find_map(&mut pick)

@@ -14,7 +14,8 @@
 //!   afford), which also finds the blocks on either side of the inaccessible memory a fault hit.
 //!
 //! A walk yields every block that is not FREE: USED, QUARANTINED, and the transitional
-//! ALLOCATING and FREEING ones, which each inspector treats as it sees fit. The state is read
+//! ALLOCATING and FREEING ones, which each inspector treats as it sees fit. A zone slot held
+//! in a thread cache (CACHED, debugging off) is free: it is not yielded. The state is read
 //! once per visit (acquire, as `block::load_state` reads it), before anything the state
 //! publishes.
 //!
@@ -23,7 +24,7 @@
 //! zones and live LARGE descriptors do not change under them. Whoever takes the LARGE lock
 //! adopts the blocks `alloc_loose` left aside first (see `large/loose.rs`), so the live list is whole.
 
-use crate::block::{DebugMeta, FREE, GuardAt, Info, Kind, State};
+use crate::block::{DebugMeta, FREE, GuardAt, Info, Kind, State, holds_no_block};
 use crate::heap::{self, ARENAS, Arena, MAX_ARENAS, NARENAS};
 use crate::large::{LARGE, Large, LargeState};
 use crate::lock::Guard;
@@ -210,7 +211,7 @@ fn arena_blocks<'a>(a: &'a Arena, f: &mut impl FnMut(&Block<'a>)) {
 fn zone_blocks<'a>(z: &'a Zone, f: &mut impl FnMut(&Block<'a>)) {
     for i in 0..z.hiwater as usize {
         let b = Block::in_zone(z, i);
-        if b.byte != FREE {
+        if !holds_no_block(b.byte) {
             f(&b);
         }
     }
@@ -389,7 +390,12 @@ impl View {
                 // `zone` is one of its live zones.
                 let z: &Zone = unsafe { &*(zone as *const Zone) };
                 let i = z.index_of(addr).filter(|&i| i < z.hiwater as usize)?;
-                Block::in_zone(z, i)
+                let b = Block::in_zone(z, i);
+                // A slot in a thread cache is free.
+                if holds_no_block(b.byte) {
+                    return None;
+                }
+                b
             }
             Owner::Large(d) => {
                 self.large.as_ref()?;

@@ -1,0 +1,85 @@
+//! The per-thread caches of free slots (debugging off) and the same programs with debugging on,
+//! where the caches are bypassed: threads freeing each other's blocks, a thread's exit with a
+//! full cache, fork from a thread with cached blocks, double frees of cached blocks.
+
+mod common;
+
+use common::{hex_numbers, mask_report, run};
+
+const MODES: &[&[(&str, &str)]] = &[&[], &[("MALLOC_DEBUG", "1")], &[("MALLOC_DEBUG", "full")]];
+
+/// 64 threads, cross-thread frees, every block's content checked before its free.
+#[test]
+fn sixty_four_threads_free_each_others_blocks() {
+    for env in MODES {
+        run("tcache_threads", &[], env).assert_ok_clean();
+    }
+}
+
+/// A thread exits with a full cache: its slots go back (their zones are released by
+/// malloc_trim), in-use bytes stay exact, and the main thread's dump shows none of its blocks.
+#[test]
+fn thread_exit_gives_the_cache_back() {
+    let out = run("tcache_thread_exit", &[], &[]);
+    out.assert_ok_clean();
+    let mut lines = out.stdout.lines();
+    let main = hex_numbers(lines.next().unwrap_or(""));
+    assert_eq!(main.len(), 2, "{}", out.describe());
+    let sized = |n: u64| -> Vec<u64> {
+        out.stdout
+            .lines()
+            .filter(|l| l.ends_with(&format!(" : {n} bytes")))
+            .map(|l| hex_numbers(l)[0])
+            .collect()
+    };
+    // The thread's blocks were of 3000 and 40 bytes: the main thread's block of 3000 only.
+    assert_eq!(sized(3000), vec![main[0]], "{}", out.describe());
+    assert_eq!(sized(40), Vec::<u64>::new(), "{}", out.describe());
+    assert_eq!(sized(24), vec![main[1]], "{}", out.describe());
+    assert!(out.stdout.contains("Total : "), "{}", out.describe());
+}
+
+/// fork from a thread with cached blocks while others churn: the child allocates and frees
+/// (in a thread of its own too) and exits 0, in every mode.
+#[test]
+fn fork_from_a_thread_with_cached_blocks() {
+    for env in MODES {
+        run("tcache_fork", &[], env).assert_ok_clean();
+    }
+}
+
+/// A second free of a block in a thread cache, by its thread and by another one: with
+/// debugging off, one WARNING each and the program goes on (the blocks are not handed out
+/// twice); with debugging on, an ERROR and abort.
+#[test]
+fn double_free_of_a_cached_block() {
+    let out = run("tcache_double_free", &[], &[]);
+    out.assert_success();
+    assert_eq!(out.stdout, "continued\nOK\n", "{}", out.describe());
+    assert_eq!(
+        mask_report(&out.stderr).lines().collect::<Vec<_>>(),
+        vec![
+            "ft_malloc[PID]: WARNING: free(): double free of ADDR (TINY, 24 bytes); ignored",
+            "ft_malloc[PID]: WARNING: free(): double free of ADDR (SMALL, 3000 bytes); ignored",
+        ],
+        "{}",
+        out.describe()
+    );
+    for env in &MODES[1..] {
+        let out = run("tcache_double_free", &[], env);
+        assert_eq!(out.signal, Some(6), "SIGABRT: {}", out.describe());
+        assert_eq!(out.stdout, "", "{}", out.describe());
+        // (`full` guards the block: GUARDED instead of TINY.)
+        let first = mask_report(&out.stderr)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string();
+        assert!(
+            first.starts_with("ft_malloc[PID]: ERROR: double free of ADDR (")
+                && first.ends_with(", 24 bytes) in free()"),
+            "{}",
+            out.describe()
+        );
+    }
+}
