@@ -7,16 +7,16 @@
 //! - SMALL: 513..=16384 bytes in 36 classes: four per doubling up to 1 KiB, then eight per
 //!   doubling (at most 12.5% internal waste above 1 KiB). Real programs' buffers sit just above
 //!   a power of two (a size histogram of their logs): sqlite3's page cache asks for 4104 and
-//!   4368 bytes (a page and its header), gcc for 4064 and 12000, perl for 4080; with four
-//!   classes per doubling 4104 took a 5 KiB block (25% lost), with eight a 4.5 KiB one. Over
-//!   the 513..16384-byte allocations of sqlite3, gcc and python, the bytes lost to rounding
-//!   went from 17.7%, 7.3% and 7.3% to 7.9%, 4.2% and 4.1%. A SMALL zone holds at least 100
-//!   blocks of 16 KiB: `page_round(100 * 16384)` (1.6 MiB). 16 KiB keeps common buffers (stdio's 4 KiB, 8–16 KiB I/O buffers) in zones;
-//!   above that, slab classes cost memory: a buffer grown by realloc leaves a dirty slot in every
+//!   4368 bytes (a page and its header); with four classes per doubling 4104 took a 5 KiB block
+//!   (25% lost), with eight a 4.5 KiB one. Over the 513..16384-byte allocations of sqlite3, gcc
+//!   and python, the bytes lost to rounding went from 17.7%, 7.3% and 7.3% to 7.9%, 4.2% and
+//!   4.1%. A SMALL zone holds at least 100 blocks of 16 KiB: `page_round(100 * 16384)` (1.6
+//!   MiB). 16 KiB keeps common buffers (stdio's 4 KiB, 8–16 KiB I/O buffers) in zones; above
+//!   that, slab classes cost memory: a buffer grown by realloc leaves a dirty slot in every
 //!   class it passes through, where the LARGE ranges below are reused for any size.
-//! - LARGE: above 16 KiB, one mapping per block, page granular. Freed ranges go to a cache that
-//!   merges neighbours and splits big ranges (best fit), bounded by twice the live LARGE
-//!   bytes (4–256 MiB), so churn of big blocks does not map, fault and unmap every time.
+//! - LARGE: above 16 KiB, one mapping per block, page granular. Freed ranges stay resident in
+//!   a cache (`large::cache`: best fit, split, merged, bounded by what recent LARGE use may
+//!   need again), so churn of big blocks does not map, fault and unmap every time.
 //!
 //! Every zone serves one class (a slab), so the block index of a pointer is one multiply
 //! (`div_magic`) and blocks of a power-of-two class are aligned to their size (up to a page),
