@@ -8,13 +8,14 @@ use crate::config;
 
 /// Constructor: runs once libc is up. Registers our fork handlers if no registration came first
 /// (see the module header), initialises if no call did, and does the work that needs a running
-/// program (signal handlers, environment).
+/// program (signal handlers, environment; with debugging off, the heap's warm-up).
 #[ctor::ctor(unsafe, priority = early)]
 fn early_init() {
     register_fork_handlers();
     ensure();
     let c = config::get();
     if !c.enabled {
+        crate::heap::warm_up();
         return;
     }
     if c.nochildren {
