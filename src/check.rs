@@ -72,22 +72,8 @@ const AT_EXIT_MAX: usize = 32;
 /// quarantined block reported here gets its fill back, so the drain does not report it again.
 pub fn at_exit() {
     check_at_exit();
-    clear_dead_stack();
-}
-
-/// Zeroes the stack below the caller's frame, where `check_at_exit` left the addresses of the
-/// blocks it walked: the leak scan that follows reads this thread's stack from its own frame
-/// up, and its frame lies there, uninitialised slots and all.
-#[inline(never)]
-fn clear_dead_stack() {
-    // 32 KiB, zeroed a word at a time in place (a whole-array store would build a second
-    // 32 KiB temporary on the stack first).
-    let mut words = [0usize; 4096];
-    for w in words.iter_mut() {
-        // SAFETY: a word of this frame's own array; volatile, so the store stays.
-        unsafe { core::ptr::write_volatile(w, 0) };
-    }
-    core::hint::black_box(&words);
+    // `check_at_exit` left the addresses of the blocks it walked in the dead stack.
+    crate::sys::clear_dead_stack();
 }
 
 #[inline(never)]

@@ -53,25 +53,12 @@ pub fn drain_quarantine() -> bool {
         any = true;
     }
     if any {
-        clear_dead_stack();
+        // Releasing blocks left the addresses of the blocks next to them (the end of a
+        // block's canary range is where the next block starts) in the dead stack, which the
+        // leak scan at exit reads.
+        crate::sys::clear_dead_stack();
     }
     any
-}
-
-/// Zeroes the stack below the caller's frame, where releasing blocks left addresses of the
-/// blocks next to them (the end of a block's canary range is where the next block starts):
-/// the leak scan at exit reads this thread's stack from its own frame up, and its frame lies
-/// there, uninitialised slots and all.
-#[inline(never)]
-fn clear_dead_stack() {
-    // 32 KiB, zeroed a word at a time in place (a whole-array store would build a second
-    // 32 KiB temporary on the stack first).
-    let mut words = [0usize; 4096];
-    for w in words.iter_mut() {
-        // SAFETY: a word of this frame's own array; volatile, so the store stays.
-        unsafe { core::ptr::write_volatile(w, 0) };
-    }
-    core::hint::black_box(&words);
 }
 
 /// The first changed byte of a quarantined block's free fill.

@@ -518,20 +518,26 @@ unsafe fn flush_all(area: *mut Area) {
     }
 }
 
+/// This thread's area, when it has one that may be emptied now (no allocator lock held, not
+/// busy: a signal handler may have interrupted either).
+fn attached(st: *mut ThreadState) -> Option<*mut Area> {
+    // SAFETY: our own TLS block.
+    unsafe {
+        if (*st).locks != 0 || (*st).tcache_flags != 0 {
+            return None;
+        }
+        let a = (*st).tcache as *mut Area;
+        (!a.is_null()).then_some(a)
+    }
+}
+
 /// Gives this thread's cached slots back to the arenas (malloc_trim, or before a retry when a
 /// mapping failed), unless a signal handler interrupted the cache or an allocator lock.
 pub(super) fn flush_mine() {
     let st = tls::state();
-    // SAFETY: our own TLS block.
-    let area = unsafe {
-        if (*st).locks != 0 || (*st).tcache_flags != 0 {
-            return;
-        }
-        (*st).tcache as *mut Area
-    };
-    if area.is_null() {
+    let Some(area) = attached(st) else {
         return;
-    }
+    };
     set_flags(st, BUSY);
     // SAFETY: our own area, busy, holding no lock.
     unsafe { flush_all(area) };
@@ -542,16 +548,9 @@ pub(super) fn flush_mine() {
 /// free ones; the thread's later calls (other destructors) take the locked paths.
 extern "C" fn thread_exit(_v: *mut libc::c_void) {
     let st = tls::state();
-    // SAFETY: our own TLS block.
-    let area = unsafe {
-        if (*st).locks != 0 || (*st).tcache_flags != 0 {
-            return;
-        }
-        (*st).tcache as *mut Area
-    };
-    if area.is_null() {
+    let Some(area) = attached(st) else {
         return;
-    }
+    };
     set_flags(st, BUSY | GONE);
     // SAFETY: our own area, busy, holding no lock; given up after it is empty.
     unsafe {
