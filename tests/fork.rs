@@ -94,3 +94,44 @@ fn fork_after_dlclose_of_a_library_with_handlers() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Two copies of the library in one process (a program linked against one build, another
+/// preloaded): each finds glibc's `__register_atfork` behind the other instead of calling the
+/// other's for ever, and the program's malloc, show_alloc_mem and fork work.
+#[test]
+fn two_copies_of_the_library_in_one_process() {
+    let dir = fresh_dir("fork_two_copies");
+    let linked = dir.join("libft_malloc.so");
+    std::fs::copy(common::lib(), &linked).expect("copy the library");
+    let exe = dir.join("two_copies");
+    let src = c_dir().join("fork_two_copies.c");
+    let rpath = format!("-Wl,-rpath,{}", dir.display());
+    cc(
+        &[
+            src.to_str().unwrap(),
+            "-L",
+            dir.to_str().unwrap(),
+            "-lft_malloc",
+            &rpath,
+        ],
+        &exe,
+    );
+    for &mode in MODES {
+        // cargo's LD_LIBRARY_PATH would load the preloaded copy again for the link.
+        let mut r = Run::new(&exe).env_remove("LD_LIBRARY_PATH");
+        if let Some(m) = mode {
+            r = r.env(
+                "MALLOC_DEBUG",
+                m.replace("LOG", dir.join("two.log").to_str().unwrap()),
+            );
+        }
+        let o = r.go();
+        assert!(o.success(), "mode {mode:?}: {}", o.describe());
+        assert!(o.stdout.ends_with("child 0\nOK\n"), "mode {mode:?}: {}", o.describe());
+        assert!(
+            o.stdout.contains(" : 42 bytes\n"),
+            "mode {mode:?}: {}",
+            o.describe()
+        );
+    }
+}

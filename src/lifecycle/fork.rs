@@ -107,7 +107,7 @@ fn cannot_register() {
 }
 
 /// glibc's `__register_atfork`: the first definition, in the loaded objects' dynamic symbol
-/// tables, that is not ours (what `dlsym(RTLD_NEXT)` would answer, without dlsym, which may
+/// tables, that is not ours nor another copy of ours (what `dlsym(RTLD_NEXT)` would answer, without dlsym, which may
 /// allocate). Read with `dl_iterate_phdr`, which allocates nothing.
 fn glibc_register_atfork() -> Option<RegisterAtfork> {
     let mut f = GLIBC_REGISTER.load(Ordering::Acquire);
@@ -162,8 +162,16 @@ unsafe extern "C" fn find_symbol(
     if dynamic == 0 {
         return 0;
     }
+    let dynamic = dynamic as *const [usize; 2];
+    // Another copy of this library (two builds loaded at once) defines the name too, and
+    // forwards to the next definition: skipping every object that exports our own
+    // `show_alloc_mem_ex` keeps the two from calling each other for ever.
     // SAFETY: the dynamic section of a loaded object, mapped and terminated by DT_NULL.
-    let v = unsafe { lookup(base, dynamic as *const [usize; 2], q.name) };
+    if unsafe { lookup(base, dynamic, b"show_alloc_mem_ex") }.is_some() {
+        return 0;
+    }
+    // SAFETY: as above.
+    let v = unsafe { lookup(base, dynamic, q.name) };
     match v {
         Some(a) => {
             q.found = a;
