@@ -127,7 +127,11 @@ fn two_copies_of_the_library_in_one_process() {
         }
         let o = r.go();
         assert!(o.success(), "mode {mode:?}: {}", o.describe());
-        assert!(o.stdout.ends_with("child 0\nOK\n"), "mode {mode:?}: {}", o.describe());
+        assert!(
+            o.stdout.ends_with("child 0\nOK\n"),
+            "mode {mode:?}: {}",
+            o.describe()
+        );
         assert!(
             o.stdout.contains(" : 42 bytes\n"),
             "mode {mode:?}: {}",

@@ -271,7 +271,10 @@ fn callers_with_the_same_frame_keep_their_own_stacks() {
             assert_eq!(mine.len(), 1, "{caller}: {groups:?}\n{}", o.describe());
             let (bytes, blocks, _) = mine[0];
             assert_eq!(*bytes, size * blocks, "{caller}: {groups:?}");
-            assert!(*blocks >= want - 2 && *blocks <= want, "{caller}: {groups:?}");
+            assert!(
+                *blocks >= want - 2 && *blocks <= want,
+                "{caller}: {groups:?}"
+            );
         }
     }
 }

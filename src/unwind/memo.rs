@@ -155,7 +155,11 @@ pub fn recall(pc: usize, sp: usize, fp: usize, depth: usize) -> Option<u32> {
     let mut mem = Mem::new(sp);
     let mut f = Frame { pc, sp, fp };
     for s in &e.steps[..n] {
-        let c = apply(Packed::from_raw(s.rule.load(Ordering::Relaxed)), &f, &mut mem)?;
+        let c = apply(
+            Packed::from_raw(s.rule.load(Ordering::Relaxed)),
+            &f,
+            &mut mem,
+        )?;
         if c.sp <= f.sp || c.pc < 4096 || c.pc != s.pc.load(Ordering::Relaxed) {
             return None;
         }

@@ -132,7 +132,15 @@ pub fn capture_at(out: &mut [usize], pc: usize, sp: usize, fp: usize) -> usize {
     out[0] = pc;
     #[cfg(target_arch = "x86_64")]
     {
-        1 + walk(Frame { pc, sp, fp }, None, false, &mut out[1..], 0, true, None)
+        1 + walk(
+            Frame { pc, sp, fp },
+            None,
+            false,
+            &mut out[1..],
+            0,
+            true,
+            None,
+        )
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -184,7 +192,15 @@ pub fn capture_at_recorded(
     out[0] = pc;
     #[cfg(target_arch = "x86_64")]
     {
-        1 + walk(Frame { pc, sp, fp }, None, false, &mut out[1..], 0, true, Some(rec))
+        1 + walk(
+            Frame { pc, sp, fp },
+            None,
+            false,
+            &mut out[1..],
+            0,
+            true,
+            Some(rec),
+        )
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

@@ -47,4 +47,3 @@ pub fn apply(p: Packed, f: &Frame, mem: &mut Mem) -> Option<Frame> {
     };
     Some(Frame { pc, sp: cfa, fp })
 }
-

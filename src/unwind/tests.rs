@@ -464,7 +464,10 @@ fn keep_and_recall(out: &mut [usize], id: u32, forget: bool) -> (bool, [Option<u
         module::forget_all();
     }
     let after = recall(pc, sp, fp, out.len());
-    (black_box(rec.clean && n == out.len()), [same, depth, other, after])
+    (
+        black_box(rec.clean && n == out.len()),
+        [same, depth, other, after],
+    )
 }
 
 #[inline(never)]
