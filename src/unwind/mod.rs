@@ -126,6 +126,18 @@ pub fn capture(out: &mut [usize], skip_until_ra: usize) -> usize {
 /// stack `capture` finds from inside, without walking the frames in between.
 #[inline(never)]
 pub fn capture_at(out: &mut [usize], pc: usize, sp: usize, fp: usize) -> usize {
+    walk_from(out, pc, sp, fp, None)
+}
+
+/// `capture_at`, recording the walk into `rec` when given.
+#[inline(always)]
+fn walk_from(
+    out: &mut [usize],
+    pc: usize,
+    sp: usize,
+    fp: usize,
+    rec: Option<&mut Recording>,
+) -> usize {
     if out.is_empty() {
         return 0;
     }
@@ -139,12 +151,12 @@ pub fn capture_at(out: &mut [usize], pc: usize, sp: usize, fp: usize) -> usize {
             &mut out[1..],
             0,
             true,
-            None,
+            rec,
         )
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (sp, fp);
+        let _ = (sp, fp, rec);
         1
     }
 }
@@ -186,27 +198,7 @@ pub fn capture_at_recorded(
     fp: usize,
     rec: &mut Recording,
 ) -> usize {
-    if out.is_empty() {
-        return 0;
-    }
-    out[0] = pc;
-    #[cfg(target_arch = "x86_64")]
-    {
-        1 + walk(
-            Frame { pc, sp, fp },
-            None,
-            false,
-            &mut out[1..],
-            0,
-            true,
-            Some(rec),
-        )
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = (sp, fp, rec);
-        1
-    }
+    walk_from(out, pc, sp, fp, Some(rec))
 }
 
 /// Keeps the stack `frames` that `capture_at_recorded` found from `(pc = frames[0], sp, fp)`
