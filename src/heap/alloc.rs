@@ -166,10 +166,9 @@ fn zone_alloc(c: usize, size: usize, front: usize, op: Op, caller: usize, zero: 
         unsafe { (*dbg).set_alloc(next_seq(), caller, tls::tid()) };
     }
     let user = slot + front;
-    // SAFETY: the slot [slot, slot_end) is ours and now owned by this call; so is the front
-    // canary of the next slot when that slot was never used. A fresh slot reads as zero (with
-    // filling on, it is cleared all the same). Without debugging, only calloc has anything to
-    // dress.
+    // A fresh slot reads as zero (with filling on, it is cleared all the same). Without
+    // debugging, only calloc has anything to dress.
+    // SAFETY: [slot, slot_end), and the next slot's front canary if never used, are ours alone.
     unsafe {
         if dressed || zero {
             Dress::zone(slot, slot_end, user, size, fresh && next_exists)

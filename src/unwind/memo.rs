@@ -26,7 +26,7 @@
 use super::rule::Packed;
 use super::stack::Mem;
 use super::step::{Frame, apply};
-use super::{module, symbol};
+use super::{module, seqlock, symbol};
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
 
 /// Frames after the first that an entry keeps (the default depth is 16).
@@ -183,14 +183,9 @@ pub fn keep(rec: &Recording, sp: usize, fp: usize, depth: usize, frames: &[usize
         return;
     }
     let e = entry(pc, sp);
-    let s0 = e.seq.load(Ordering::Relaxed);
-    if s0 & 1 != 0
-        || e.seq
-            .compare_exchange(s0, s0 + 1, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-    {
+    let Some(s0) = seqlock::claim(&e.seq) else {
         return;
-    }
+    };
     e.pc.store(pc, Ordering::Relaxed);
     e.sp.store(sp, Ordering::Relaxed);
     e.fp.store(!fp, Ordering::Relaxed);
@@ -206,6 +201,6 @@ pub fn keep(rec: &Recording, sp: usize, fp: usize, depth: usize, frames: &[usize
             | (id as u64) << 32,
         Ordering::Relaxed,
     );
-    e.seq.store(s0 + 2, Ordering::Release);
+    seqlock::publish(&e.seq, s0);
     KEPT.fetch_add(1, Ordering::Relaxed);
 }

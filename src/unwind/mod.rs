@@ -55,6 +55,8 @@ mod regs;
 #[cfg(target_arch = "x86_64")]
 mod rule;
 #[cfg(target_arch = "x86_64")]
+mod seqlock;
+#[cfg(target_arch = "x86_64")]
 mod stack;
 #[cfg(target_arch = "x86_64")]
 mod step;

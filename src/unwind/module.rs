@@ -183,15 +183,9 @@ fn recent(pc: usize) -> Option<Module> {
 
 fn remember(m: &Module) {
     let e = &RECENT[NEXT_SLOT.fetch_add(1, Ordering::Relaxed) % SLOTS];
-    let s0 = e.seq.load(Ordering::Relaxed);
-    // Another writer (or this thread, interrupted by a signal handler that walks) has it.
-    if s0 & 1 != 0
-        || e.seq
-            .compare_exchange(s0, s0 + 1, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-    {
+    let Some(s0) = super::seqlock::claim(&e.seq) else {
         return;
-    }
+    };
     e.start.store(m.start, Ordering::Relaxed);
     e.end.store(m.end, Ordering::Relaxed);
     e.eh_hdr.store(m.eh_hdr, Ordering::Relaxed);
@@ -201,7 +195,7 @@ fn remember(m: &Module) {
         m.stamp as usize | EPOCH.load(Ordering::Relaxed) << 16,
         Ordering::Relaxed,
     );
-    e.seq.store(s0 + 2, Ordering::Release);
+    super::seqlock::publish(&e.seq, s0);
 }
 
 /// `find`, answered from the recently found objects when one holds `pc` (see `RECENT`).
