@@ -277,19 +277,25 @@ impl LargeState {
     }
 
     /// Moves block `d` (a mapping without a region behind it, its user pointer `off` bytes in)
-    /// by copying it to a cached range of at least `new_len` bytes, and caches its old range.
-    /// Returns the new user pointer, None (nothing changed) when the cache has no such range.
+    /// by copying it to a cached range of at least `new_len` bytes (`any`: or to any mapping
+    /// `get_mapping` finds), and caches its old range. Returns the new user pointer, None
+    /// (nothing changed) when there is no such range.
     /// # Safety
     /// `d` is a used descriptor without a guard region, under the lock.
-    unsafe fn copy_into_cached(
+    unsafe fn copy_into(
         &mut self,
         d: *mut Large,
         new_len: usize,
         new_size: usize,
+        any: bool,
     ) -> Option<usize> {
-        let (base, len, _, _) = self.take_cached(new_len)?;
-        // SAFETY: d is a used descriptor per the caller; [base, base + len) is a cached range,
-        // ours, unused and disjoint from the block's mapping.
+        let (base, len, _, _) = if any {
+            self.get_mapping(new_len, 0)?
+        } else {
+            self.take_cached(new_len)?
+        };
+        // SAFETY: d is a used descriptor per the caller; [base, base + len) is a cached range or
+        // a new mapping, ours, unused and disjoint from the block's mapping.
         unsafe {
             let (old_base, old_len) = ((*d).map_base, (*d).map_len);
             let off = (*d).user - old_base;
@@ -339,12 +345,18 @@ impl LargeState {
             if self.grow_into_cached(d, new_len, new_size) {
                 return Some((*d).user);
             }
+            if new_len <= super::state::CARVE_MAX {
+                // Blocks this size share their kernel mappings (`map_carved`): the kernel can
+                // neither grow one in place nor move it without cutting a chunk in pieces, so
+                // it moves by copy onto cached or carved pages.
+                return self.copy_into(d, new_len, new_size, true);
+            }
             let q = match sys::remap(old_base as *mut u8, old_len, new_len, false) {
                 Some(q) => q,
                 None if old_len <= 2 * (new_len - old_len) && self.cache_fits(new_len) => {
                     // Cached resident pages fit the new size: copying the block there costs
                     // less than the page faults of a grown mapping.
-                    return self.copy_into_cached(d, new_len, new_size);
+                    return self.copy_into(d, new_len, new_size, false);
                 }
                 None => {
                     pagemap::clear_range(old_base, old_len);

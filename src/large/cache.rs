@@ -19,9 +19,11 @@
 //! - An entry with `base == 0` is free; `bytes` is the sum of the other entries' lengths.
 //! - Cached ranges do not overlap, and a guard region is only ever at the end of a range.
 
-pub const CACHE_SLOTS: usize = 128;
+pub const CACHE_SLOTS: usize = 512;
 const CACHE_MIN_BYTES: usize = 4 << 20;
 const CACHE_MAX_BYTES: usize = 256 << 20;
+/// Churn at a steady level keeps up to this share of the live LARGE bytes cached.
+const LIVE_SHARE: usize = 8;
 /// A request this big may be gathered from several ranges (each piece is a kernel mapping of
 /// its own inside the block, so small blocks take one range at most).
 const GATHER_MIN: usize = 1 << 20;
@@ -41,6 +43,9 @@ pub struct Entry {
     pub base: usize,
     pub len: usize,
     pub guard: usize,
+    /// The kernel refused to grow or move this range (it spans several kernel mappings):
+    /// `gather` leaves it alone; best fit still hands it out.
+    pub stuck: bool,
 }
 
 impl Entry {
@@ -48,18 +53,14 @@ impl Entry {
         base: 0,
         len: 0,
         guard: 0,
+        stuck: false,
     };
 }
 
 pub struct Cache {
     slots: [Entry; CACHE_SLOTS],
     bytes: usize,
-    /// Slots whose range the kernel refused to grow or move (it spans several kernel
-    /// mappings): `gather` leaves them alone; best fit still hands them out.
-    stuck: u128,
 }
-
-const _: () = assert!(CACHE_SLOTS <= u128::BITS as usize);
 
 /// What became of a cached range the cache asked to grow (`gather`).
 #[derive(Debug, PartialEq)]
@@ -87,20 +88,24 @@ impl Cache {
     pub const EMPTY: Cache = Cache {
         slots: [Entry::FREE; CACHE_SLOTS],
         bytes: 0,
-        stuck: 0,
     };
 
     /// Bytes the cache may hold with `live_bytes` LARGE bytes in use, a recent peak of `peak`
     /// LARGE bytes and a recent largest request of `big` bytes: what it takes to get back to
-    /// that peak without new memory, plus room for two such requests (at least 4 MiB); never
-    /// more than the recent peak or twice the live bytes, whichever is more, nor 256 MiB.
+    /// that peak without new memory, plus room for two such requests, at least 4 MiB and an
+    /// eighth of the live bytes (churn at a steady level reuses resident pages); never more
+    /// than the recent peak or twice the live bytes, whichever is more, nor 256 MiB.
     pub fn limit(live_bytes: usize, peak: usize, big: usize) -> usize {
         let cap = live_bytes
             .saturating_mul(2)
             .max(peak)
             .clamp(CACHE_MIN_BYTES, CACHE_MAX_BYTES);
         peak.saturating_sub(live_bytes)
-            .saturating_add(big.saturating_mul(2).max(CACHE_MIN_BYTES))
+            .saturating_add(
+                big.saturating_mul(2)
+                    .max(CACHE_MIN_BYTES)
+                    .max(live_bytes / LIVE_SHARE),
+            )
             .min(cap)
     }
 
@@ -150,6 +155,7 @@ impl Cache {
                     base: e.base,
                     len: l - len,
                     guard: 0,
+                    stuck: e.stuck,
                 };
                 self.bytes -= len;
                 return Some(Taken {
@@ -175,6 +181,7 @@ impl Cache {
                 base: e.base + len,
                 len: l - len,
                 guard: 0,
+                stuck: e.stuck,
             };
             self.bytes -= len;
             return Some(Taken {
@@ -219,7 +226,7 @@ impl Cache {
             guard = 0;
         }
         let mut stuck = false;
-        for (i, slot) in self.slots.iter_mut().enumerate() {
+        for slot in self.slots.iter_mut() {
             if slot.base == 0 {
                 continue;
             }
@@ -233,7 +240,7 @@ impl Cache {
             } else {
                 continue;
             }
-            stuck |= self.stuck & (1 << i) != 0;
+            stuck |= slot.stuck;
             self.bytes -= slot.len;
             *slot = Entry::FREE;
         }
@@ -248,8 +255,12 @@ impl Cache {
             }
         }
         if let Some(i) = self.slots.iter().position(|e| e.base == 0) {
-            self.slots[i] = Entry { base, len, guard };
-            self.stuck = (self.stuck & !(1 << i)) | ((stuck as u128) << i);
+            self.slots[i] = Entry {
+                base,
+                len,
+                guard,
+                stuck,
+            };
             self.bytes += len;
         }
     }
@@ -278,6 +289,7 @@ impl Cache {
                 base: base + want,
                 len: e.len - want,
                 guard: 0,
+                stuck: e.stuck,
             }
         };
         self.bytes -= want;
@@ -309,7 +321,7 @@ impl Cache {
                     self.slots[i] = Entry::FREE;
                     break (e, base);
                 }
-                Grown::Stuck => self.stuck |= 1 << i,
+                Grown::Stuck => self.slots[i].stuck = true,
                 Grown::NoMemory => return None,
             }
         };
@@ -327,7 +339,7 @@ impl Cache {
                 let p = self.slots[i];
                 let n = p.len.min(len - covered);
                 if !fill(p.base + p.len - n, n, base + covered) {
-                    self.stuck |= 1 << i;
+                    self.slots[i].stuck = true;
                     continue;
                 }
                 self.slots[i].len -= n;
@@ -352,8 +364,7 @@ impl Cache {
         let mut best = None;
         let mut best_len = 0;
         for (i, e) in self.slots.iter().enumerate() {
-            let stuck = self.stuck & (1 << i) != 0;
-            if e.base != 0 && e.guard == 0 && !stuck && e.len >= min.max(1) && e.len > best_len {
+            if e.base != 0 && e.guard == 0 && !e.stuck && e.len >= min.max(1) && e.len > best_len {
                 best = Some(i);
                 best_len = e.len;
             }

@@ -1,7 +1,8 @@
 //! The state behind the `LARGE` lock: the live list and its counts, the descriptor slab, the
 //! mapping cache and the recent peak that bounds it, the guard layer's storage, and the ring
 //! of blocks freed for good; the slab and cache operations that only need the state itself,
-//! with their system calls; the trim hook.
+//! with their system calls (blocks up to `CARVE_MAX` are carved from shared chunks, the rest
+//! of a chunk cached); the trim hook.
 //!
 //! # Invariants
 //! - Everything here changes only under the `LARGE` lock, but for `alloc_loose` (`loose`).
@@ -14,6 +15,11 @@ use super::guarded::GuardedStore;
 use super::slab::Slab;
 use crate::lock::Mutex;
 use crate::sys;
+
+/// Mappings for blocks of at most `CARVE_MAX` bytes are `CARVE_CHUNK` bytes long
+/// (`map_carved`).
+const CARVE_CHUNK: usize = 2 << 20;
+pub(crate) const CARVE_MAX: usize = CARVE_CHUNK / 4;
 
 pub struct LargeState {
     pub live: *mut Large,
@@ -78,6 +84,12 @@ impl LargeState {
             return Some((t.base, t.len, true, t.guard_ready));
         }
         if guard == 0
+            && len <= CARVE_MAX
+            && let Some(base) = self.map_carved(len)
+        {
+            return Some((base, len, false, false));
+        }
+        if guard == 0
             && let Some(base) = self.gather(len)
         {
             return Some((base, len, true, false));
@@ -85,6 +97,36 @@ impl LargeState {
         let base = sys::map(len)? as usize;
         self.mapped_bytes += len;
         Some((base, len, false, false))
+    }
+
+    /// A new mapping of `CARVE_CHUNK` bytes whose first `len` bytes are the block's and the
+    /// rest goes to the cache: blocks of this size share kernel mappings (one system call per
+    /// chunk, not per block), and their freed ranges merge with their neighbours. The rest's
+    /// pages are untouched, so not resident until a block takes them. None when the chunk
+    /// cannot be mapped (the caller then maps `len` bytes alone).
+    #[cold]
+    #[inline(never)]
+    fn map_carved(&mut self, len: usize) -> Option<usize> {
+        let base = sys::map(CARVE_CHUNK)? as usize;
+        self.mapped_bytes += CARVE_CHUNK;
+        let limit = Cache::limit(self.live_bytes, self.peak.get(), self.peak.big());
+        let mapped = &mut self.mapped_bytes;
+        let mut unmap = |b: usize, l: usize| {
+            *mapped -= l;
+            // SAFETY: the unused rest of the chunk just mapped, or a cached range: ours and
+            // unused.
+            unsafe { sys::unmap(b as *mut u8, l) };
+        };
+        let mut open = |_: usize, _: usize| {};
+        self.cache.put(
+            base + len,
+            CARVE_CHUNK - len,
+            0,
+            limit,
+            &mut unmap,
+            &mut open,
+        );
+        Some(base)
     }
 
     /// The delayed purge: once a window of LARGE allocations and frees closes, the cache gives

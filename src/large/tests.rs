@@ -50,7 +50,8 @@ fn adjacent_ranges_merge() {
         vec![Entry {
             base: 0x1000_0000,
             len: 3 * M,
-            guard: 0
+            guard: 0,
+            stuck: false,
         }]
     );
     assert_eq!(c.bytes(), 3 * M);
@@ -88,7 +89,8 @@ fn best_fit_and_split() {
         vec![Entry {
             base: 0x2000_0000 + M,
             len: 3 * M,
-            guard: 0
+            guard: 0,
+            stuck: false,
         }]
     );
     assert_eq!(c.bytes(), 3 * M);
@@ -118,7 +120,8 @@ fn guard_region_is_kept_for_the_same_layout() {
         vec![Entry {
             base: 0x4000_0000,
             len: M,
-            guard: 0
+            guard: 0,
+            stuck: false,
         }]
     );
 }
@@ -156,7 +159,8 @@ fn guard_region_gives_way_to_a_merge() {
         vec![Entry {
             base: 0x6000_0000,
             len: 2 * M,
-            guard: 0
+            guard: 0,
+            stuck: false,
         }]
     );
     // A range in front of one with a region merges, and the region stays at the end.
@@ -166,7 +170,8 @@ fn guard_region_gives_way_to_a_merge() {
     assert!(entries(&c).contains(&Entry {
         base: 0x7000_0000,
         len: 2 * M,
-        guard: g
+        guard: g,
+        stuck: false,
     }));
 }
 
@@ -332,8 +337,10 @@ fn gather_leaves_guard_regions_alone() {
 
 #[test]
 fn limit_follows_the_recent_peak() {
-    // Steady use: the way back to the peak plus room for two of the largest requests.
-    assert_eq!(Cache::limit(400 * M, 401 * M, 64 * K), M + 4 * M);
+    // Steady use: the way back to the peak plus room for two of the largest requests, or an
+    // eighth of the live bytes.
+    assert_eq!(Cache::limit(20 * M, 21 * M, 64 * K), M + 4 * M);
+    assert_eq!(Cache::limit(400 * M, 401 * M, 64 * K), M + 50 * M);
     assert_eq!(Cache::limit(20 * M, 36 * M, 4 * M), 16 * M + 8 * M);
     // Never more than the peak (or twice the live bytes), nor 256 MiB.
     assert_eq!(Cache::limit(4 * M, 36 * M, 8 * M), 36 * M);
@@ -380,7 +387,8 @@ fn take_at_hands_out_the_bottom_of_the_range_behind_a_block() {
     assert!(entries(&c).contains(&Entry {
         base: 0x1000_0000 + 256 * K,
         len: 768 * K,
-        guard: 0
+        guard: 0,
+        stuck: false,
     }));
     // All of what is left.
     assert!(c.take_at(0x1000_0000 + 256 * K, 768 * K));
