@@ -3,9 +3,10 @@
 //! through the shared cursor (under the small `FILE` lock), then the thread reserves chunks of
 //! its own (64 KiB doubling to `CHUNK`), maps each `MAP_SHARED` and formats its lines straight
 //! into it with plain stores. The pages belong to the file, so every event is in it even if the
-//! process dies by SIGKILL right after. A chunk is filled with newlines (and so allocated by the
-//! file system) before it is mapped; a line never straddles two chunks; an unused chunk rest
-//! stays blank lines. `log_format=mtrace` records go through the shared cursor only (under the
+//! process dies by SIGKILL right after. A chunk is allocated by the file system before it is
+//! mapped (`fallocate`, or newlines written where that is unsupported) and filled with newlines
+//! through the mapping; a line never straddles two chunks; an unused chunk rest stays blank
+//! lines. `log_format=mtrace` records go through the shared cursor only (under the
 //! lock), so they keep the order in which the calls returned.
 //!
 //! # Invariants
@@ -236,21 +237,37 @@ fn new_chunk(f: &mut FileState, generation: u64) -> Option<[u64; 3]> {
     }
     let generation = (0..=GEN_MAX).find(|&g| chunk_len(g) == len).unwrap_or(0);
     let end_off = base.checked_add(len)?;
-    // The chunk in one write of its own, so that the page cache makes it few large folios
-    // (a write that starts before it would end unaligned).
-    let filled = if f.off < base {
-        sys::fill_newlines(fd, f.off, base - f.off).and_then(|()| sys::fill_newlines(fd, base, len))
+    // The gap before an aligned chunk becomes blank lines; the chunk itself is reserved
+    // without being written (writing it first, only to overwrite it through the mapping,
+    // cost most of a busy log's time on ext4), and gets its newlines through the mapping.
+    let start = f.off.max(base);
+    let reserved = if f.off < base {
+        sys::fill_newlines(fd, f.off, base - f.off)
     } else {
-        sys::fill_newlines(fd, f.off, end_off - f.off)
-    };
-    if let Err(e) = filled {
-        // Give back what was written: no chunk in use lies past `off`.
-        let _ = sys::ftruncate(fd, f.off);
-        stop_errno(f, e);
-        return None;
+        Ok(())
     }
-    let p = sys::map_shared_aligned(fd, base, len as usize, len as usize)? as u64;
-    let pos = p + f.off.max(base) - base;
+    .and_then(|()| sys::reserve(fd, start, end_off - start));
+    let blank = match reserved {
+        Ok(blank) => blank,
+        Err(e) => {
+            // Give back what was written: no chunk in use lies past `off`.
+            let _ = sys::ftruncate(fd, f.off);
+            stop_errno(f, e);
+            return None;
+        }
+    };
+    let Some(p) = sys::map_shared_aligned(fd, base, len as usize, len as usize) else {
+        // The reserved range reads as NUL bytes: cut it off again.
+        let _ = sys::ftruncate(fd, f.off);
+        return None;
+    };
+    let p = p as u64;
+    let pos = p + start - base;
+    if !blank {
+        // SAFETY: [pos, p + len) is the part of the chunk just mapped (shared, writable) that
+        // lies at or past `off`: no record of any thread is there.
+        unsafe { core::ptr::write_bytes(pos as *mut u8, b'\n', (p + len - pos) as usize) };
+    }
     f.off = end_off;
     Some([pos, p + len, end_off | generation << GEN_SHIFT])
 }

@@ -353,6 +353,30 @@ pub fn fill_newlines(fd: c_int, mut off: u64, mut len: u64) -> Result<(), c_int>
     Ok(())
 }
 
+/// Has the file system allocate `[off, off + len)` of the file (extending it) without writing
+/// it: `fallocate`, whose range then reads as zero bytes (Ok(false)), or, where the file system
+/// does not support it, newlines written with `fill_newlines` (Ok(true)). Either way a later
+/// store into a shared mapping of the range cannot fail for want of space. Err(errno)
+/// otherwise (ENOSPC, EFBIG checked against RLIMIT_FSIZE first, EIO...).
+pub fn reserve(fd: c_int, off: u64, len: u64) -> Result<bool, c_int> {
+    if off.saturating_add(len) > file_size_limit() {
+        return Err(libc::EFBIG);
+    }
+    loop {
+        // SAFETY: fallocate on a descriptor of ours; no memory arguments.
+        if unsafe { libc::fallocate(fd, 0, off as libc::off_t, len as libc::off_t) } == 0 {
+            return Ok(false);
+        }
+        match errno() {
+            libc::EINTR => continue,
+            libc::EOPNOTSUPP | libc::ENOSYS | libc::EINVAL => {
+                return fill_newlines(fd, off, len).map(|()| true);
+            }
+            e => return Err(e),
+        }
+    }
+}
+
 pub fn ftruncate(fd: c_int, len: u64) -> Result<(), c_int> {
     // SAFETY: ftruncate on a descriptor of ours; no memory arguments.
     if unsafe { libc::ftruncate(fd, len as libc::off_t) } == 0 {
