@@ -14,9 +14,10 @@
 //!   MiB). 16 KiB keeps common buffers (stdio's 4 KiB, 8–16 KiB I/O buffers) in zones; above
 //!   that, slab classes cost memory: a buffer grown by realloc leaves a dirty slot in every
 //!   class it passes through, where the LARGE ranges below are reused for any size.
-//! - LARGE: above 16 KiB, one mapping per block, page granular. Freed ranges stay resident in
-//!   a cache (`large::cache`: best fit, split, merged, bounded by what recent LARGE use may
-//!   need again), so churn of big blocks does not map, fault and unmap every time.
+//! - LARGE: above 16 KiB, page granular: each block owns its pages (up to 512 KiB carved from
+//!   a 2 MiB mapping, above that a mapping of its own). Freed ranges stay resident in a cache
+//!   (`large::cache`: best fit, split, merged, bounded by what recent LARGE use may need
+//!   again), so churn of big blocks does not map, fault and unmap every time.
 //!
 //! Every zone serves one class (a slab), so the block index of a pointer is one multiply
 //! (`div_magic`) and blocks of a power-of-two class are aligned to their size (up to a page),
