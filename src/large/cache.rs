@@ -3,7 +3,7 @@
 //! split; neighbouring ranges merge. A request that no range fits is built on the resident
 //! pages the cache holds (`gather`): its largest range is grown by the kernel, and for a big
 //! request the rest is filled with pages moved out of other ranges, so only what the cache
-//! lacks is new memory. Bounded by 128 ranges and a byte budget (`limit`: what recent LARGE
+//! lacks is new memory. Bounded by 512 ranges and a byte budget (`limit`: what recent LARGE
 //! use may need again), the smallest ranges given back first; a huge range (above 32 MiB) is
 //! kept only while the live LARGE bytes are at least half of it.
 //!
