@@ -38,6 +38,10 @@
 //!   (pop) or a compare-exchange of its state byte (push); a walker under the lock reads the
 //!   old or the new entry, and skips CACHED slots.
 
+mod fast;
+
+pub use fast::{free as free_cached, malloc as malloc_cached};
+
 use super::arena::{ARENAS, lock_arena, return_slot, take_slot};
 use super::lookup::zone_of;
 use crate::block::{BlockMeta, CACHED, NO_LINK, Op, USED};
