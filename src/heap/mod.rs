@@ -53,7 +53,7 @@ pub use lookup::{find, large_info, with_history, zone_info};
 pub use reclaim::{totals, trim};
 pub use release::drain_quarantine;
 pub use seq::stamp_alloc;
-pub use tcache::{free_cached, malloc_cached};
+pub use tcache::{calloc_cached, free_cached, malloc_cached, realloc_cached};
 
 use crate::block::Op;
 use crate::size_class::{MIN_ALIGN, SMALL_MAX, class_of};

@@ -13,8 +13,10 @@
 //!
 //! - free: the block's state goes USED → CACHED by a compare-exchange (a second free finds it
 //!   CACHED: the locked path refuses it as a double free); its address is pushed.
-//! - malloc: an address is popped, found CACHED again, and the slot's whole metadata (size,
-//!   front, origin, USED) is written with one atomic store.
+//! - malloc: an address is popped and the slot's whole metadata (size, front, origin, USED) is
+//!   written with one atomic store, without reading it first (see the invariants).
+//! - The C entry points try the cache first (`fast`): malloc, calloc and free, and realloc of a
+//!   TINY or SMALL block (resized in place, its size alone stored, or moved within the cache).
 //! - A class holds at most `MAX_SLOTS` slots and `MAX_BYTES` bytes (`cap`). An empty class is
 //!   refilled with half that from the arena (one lock); a full one gives its older half back
 //!   (one lock per arena concerned).
@@ -32,15 +34,23 @@
 //!   threads it does not have.
 //! - The cache is used only by a thread that holds no allocator lock, so a refill or a flush
 //!   may wait for arena locks (`Mutex::enter` waits then).
-//! - The first `count[c]` entries of class `c` are distinct CACHED slots of class `c`, unless a
-//!   program bug (a double free racing in two threads) changed one: each is checked again.
+//! - The first `count[c]` entries of class `c` are distinct CACHED slots of class `c`: a slot
+//!   becomes CACHED only by its free's compare-exchange from USED (a racing second free fails
+//!   it) or under its arena's lock, and only the cache holding it changes it again. The slow
+//!   paths check each entry again all the same (a fork child's areas).
 //! - Metadata of a slot is written without the arena lock only by a whole-entry atomic store
 //!   (pop) or a compare-exchange of its state byte (push); a walker under the lock reads the
 //!   old or the new entry, and skips CACHED slots.
 
 mod fast;
+mod whole;
 
-pub use fast::{free as free_cached, malloc as malloc_cached};
+pub use fast::{
+    calloc as calloc_cached, free as free_cached, malloc as malloc_cached,
+    realloc as realloc_cached,
+};
+use whole::thread_exit;
+pub(super) use whole::{after_fork_child, flush_mine, totals};
 
 use super::arena::{ARENAS, lock_arena, return_slot, take_slot};
 use super::lookup::zone_of;
@@ -520,84 +530,4 @@ unsafe fn flush_all(area: *mut Area) {
             }
         }
     }
-}
-
-/// This thread's area, when it has one that may be emptied now (no allocator lock held, not
-/// busy: a signal handler may have interrupted either).
-fn attached(st: *mut ThreadState) -> Option<*mut Area> {
-    // SAFETY: our own TLS block.
-    unsafe {
-        if (*st).locks != 0 || (*st).tcache_flags != 0 {
-            return None;
-        }
-        let a = (*st).tcache as *mut Area;
-        (!a.is_null()).then_some(a)
-    }
-}
-
-/// Gives this thread's cached slots back to the arenas (malloc_trim, or before a retry when a
-/// mapping failed), unless a signal handler interrupted the cache or an allocator lock.
-pub(super) fn flush_mine() {
-    let st = tls::state();
-    let Some(area) = attached(st) else {
-        return;
-    };
-    set_flags(st, BUSY);
-    // SAFETY: our own area, busy, holding no lock.
-    unsafe { flush_all(area) };
-    set_flags(st, 0);
-}
-
-/// Thread exit (the key's destructor): the cache goes back to the arenas and the area to the
-/// free ones; the thread's later calls (other destructors) take the locked paths.
-extern "C" fn thread_exit(_v: *mut libc::c_void) {
-    let st = tls::state();
-    let Some(area) = attached(st) else {
-        return;
-    };
-    set_flags(st, BUSY | GONE);
-    // SAFETY: our own area, busy, holding no lock; given up after it is empty.
-    unsafe {
-        flush_all(area);
-        (*st).tcache = 0;
-        (*area).owner.store(0, Ordering::Release);
-    }
-    set_flags(st, GONE);
-}
-
-/// Fork child (every lock reset): the caches of the parent's other threads, which do not exist
-/// here, go back to the arenas (what a thread was changing at the fork may be lost: its slots
-/// stay CACHED, counted in their zones) and their areas become free. The forking thread's
-/// cache stays as it is.
-pub(super) fn after_fork_child() {
-    // SAFETY: our own TLS block.
-    let me = unsafe { (*tls::state()).tcache } as *mut Area;
-    let mut a = AREAS.load(Ordering::Acquire);
-    while !a.is_null() {
-        // SAFETY: areas are never unmapped; in the child no other thread uses them, and
-        // every entry is checked before it is given back.
-        unsafe {
-            if a != me && (*a).owner.load(Ordering::Relaxed) != 0 {
-                flush_all(a);
-                (*a).owner.store(0, Ordering::Release);
-            }
-            a = (*a).next;
-        }
-    }
-}
-
-/// What the caches handed out minus what they took back: (live bytes, live blocks), to add
-/// to the arenas' counts.
-pub(super) fn totals() -> (isize, isize) {
-    let (mut b, mut n) = (0isize, 0isize);
-    let mut a = AREAS.load(Ordering::Acquire);
-    while !a.is_null() {
-        // SAFETY: areas are never unmapped; their counters are atomics.
-        unsafe {
-            b = b.wrapping_add((*a).live_bytes.load(Ordering::Relaxed));
-            n = n.wrapping_add((*a).live_blocks.load(Ordering::Relaxed));
-            a = (*a).next;
-        }
-    }
-    (b, n)
 }
