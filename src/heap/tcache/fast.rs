@@ -13,7 +13,7 @@ use crate::block::{BlockMeta, CACHED, NO_LINK, Op, USED};
 use crate::heap::drain;
 use crate::heap::lookup::zone_of;
 use crate::pagemap;
-use crate::size_class::{SMALL_MAX, class_of};
+use crate::size_class::{NCLASSES, SMALL_MAX, class_of};
 use crate::tls::{self, ThreadState};
 use crate::zone::Zone;
 use core::sync::atomic::{AtomicU8, AtomicU16, AtomicU64, Ordering};
@@ -104,55 +104,69 @@ pub fn calloc(k: usize, s: usize) -> Option<*mut u8> {
     Some(p)
 }
 
-/// The live zone block at `p` (at the start of its slot, as every block is with debugging
-/// off): its zone, index and metadata. None: anything else.
+/// The zone and index of the slot that starts at `p`. None: no such slot.
 /// # Safety
-/// None beyond the page map's: zone headers stay mapped, and a stale or wild pointer fails
-/// the checks (its slot is not USED, or not at `p`).
+/// None beyond the page map's: zone headers stay mapped, so a stale or wild pointer only
+/// fails the checks here or later (its slot is not USED).
 #[inline(always)]
-unsafe fn live(p: usize) -> Option<(*mut Zone, usize, BlockMeta)> {
+unsafe fn slot_at(p: usize) -> Option<(*mut Zone, usize)> {
     let (_, z) = zone_of(pagemap::get(p))?;
     // SAFETY: per the caller.
     unsafe {
         let i = (*z).index_of(p)?;
-        let m = BlockMeta::from_word(meta_word(z, i).load(Ordering::Relaxed));
-        if m.state != USED || m.front != 0 || (*z).slot_addr(i) != p {
-            return None;
-        }
-        Some((z, i, m))
+        ((*z).slot_addr(i) == p).then_some((z, i))
     }
 }
 
-/// Whether class `c` of `area` has room for one more entry.
+/// The live block at `p` (at the start of its slot, as every zone block is with debugging
+/// off): its zone, index and metadata. None: anything else.
 /// # Safety
-/// `area` is this thread's, busy.
+/// As for `slot_at`.
 #[inline(always)]
-unsafe fn room(area: *mut Area, c: usize) -> bool {
+unsafe fn live(p: usize) -> Option<(*mut Zone, usize, BlockMeta)> {
     // SAFETY: per the caller.
     unsafe {
-        ((*area).count[c].load(Ordering::Relaxed) as usize) < cap(c) && !(*area).slots[c].is_null()
+        let (z, i) = slot_at(p)?;
+        let m = BlockMeta::from_word(meta_word(z, i).load(Ordering::Relaxed));
+        (m.state == USED && m.front == 0).then_some((z, i, m))
     }
 }
 
-/// Makes the live block `(z, i, m)` at `p` CACHED and pushes it (the class has room): false
-/// when its state is no longer USED (another thread freed it meanwhile).
+/// Makes the block at `p`, slot `i` of `z`, CACHED and pushes it: false, nothing changed,
+/// when its class is full or its state is not USED (not a live block, or another thread freed
+/// it meanwhile). The compare-exchange comes first: the slot's metadata line is fetched once,
+/// for writing (it often comes from another core's cache).
 /// # Safety
-/// `area` is this thread's, busy; `room` said yes for the block's class.
+/// `area` is this thread's, busy; `(z, i)` from `slot_at(p)`.
 #[inline(always)]
-unsafe fn put(area: *mut Area, p: usize, z: *mut Zone, i: usize, m: BlockMeta) -> bool {
+unsafe fn put(area: *mut Area, p: usize, z: *mut Zone, i: usize) -> bool {
     // SAFETY: per the caller; the metadata of a slot of a mapped zone.
     unsafe {
+        let c = (*z).class as usize;
+        if c >= NCLASSES {
+            return false;
+        }
+        let count = &(*area).count[c];
+        let (n, slots) = (count.load(Ordering::Relaxed) as usize, (*area).slots[c]);
+        if n >= cap(c) || slots.is_null() {
+            return false;
+        }
         let meta = (*z).meta.add(i);
-        if AtomicU8::from_ptr(&raw mut (*meta).state)
+        let state = AtomicU8::from_ptr(&raw mut (*meta).state);
+        if state
             .compare_exchange(USED, CACHED, Ordering::AcqRel, Ordering::Relaxed)
             .is_err()
         {
             return false;
         }
-        let c = (*z).class as usize;
-        let n = (*area).count[c].load(Ordering::Relaxed) as usize;
-        *(*area).slots[c].add(n) = [p, meta as usize];
-        (*area).count[c].store(n as u32 + 1, Ordering::Relaxed);
+        let m = BlockMeta::from_word(meta_word(z, i).load(Ordering::Relaxed));
+        if m.front != 0 {
+            // Not a block at `p` after all (never so with debugging off): as it was.
+            let _ = state.compare_exchange(CACHED, USED, Ordering::AcqRel, Ordering::Relaxed);
+            return false;
+        }
+        *slots.add(n) = [p, meta as usize];
+        count.store(n as u32 + 1, Ordering::Relaxed);
         add(&(*area).live_blocks, -1);
         add(&(*area).live_bytes, -(m.size as isize));
     }
@@ -184,10 +198,13 @@ pub fn realloc(p: usize, n: usize) -> Option<*mut u8> {
             return Some(p as *mut u8);
         }
         let old = m.size as usize;
-        let cap = if n <= old { n } else { n + n / 2 };
+        let want = if n <= old { n } else { n + n / 2 };
         set_flags(st, BUSY);
-        let q = if room(area, class) {
-            take(area, class_of(cap.min(SMALL_MAX)), n, Op::Realloc)
+        let c = class_of(want.min(SMALL_MAX));
+        // The old block's class needs room (the new one's frees one if it is the same).
+        let k = (*area).count[class].load(Ordering::Relaxed) as usize;
+        let q = if class < NCLASSES && (k < cap(class) || c == class) {
+            take(area, c, n, Op::Realloc)
         } else {
             None
         };
@@ -197,10 +214,9 @@ pub fn realloc(p: usize, n: usize) -> Option<*mut u8> {
         };
         let q = q & !1;
         core::ptr::copy_nonoverlapping(p as *const u8, q as *mut u8, old.min(n));
-        if !put(area, p, z, i, m) {
-            // Freed by another thread meanwhile (a program bug): the new block goes back
-            // and the full path reports the pointer.
-            let c = class_of(cap.min(SMALL_MAX));
+        if !put(area, p, z, i) {
+            // Freed by another thread meanwhile (a program bug), or no room after all: the
+            // new block goes back and the full path reports the pointer.
             let k = (*area).count[c].load(Ordering::Relaxed) as usize;
             let entry = &mut *(*area).slots[c].add(k);
             // Written to: no longer known to be zero.
@@ -232,13 +248,14 @@ pub fn free(p: usize) -> bool {
     let Some(area) = ready(st) else {
         return false;
     };
-    // SAFETY: `live` validates `p`; our own area, busy from the first change of the cache.
+    // SAFETY: `slot_at` finds the slot, `put` checks its state; our own area, busy from the
+    // first change of the cache.
     unsafe {
-        let Some((z, i, m)) = live(p) else {
+        let Some((z, i)) = slot_at(p) else {
             return false;
         };
         set_flags(st, BUSY);
-        if !room(area, (*z).class as usize) || !put(area, p, z, i, m) {
+        if !put(area, p, z, i) {
             set_flags(st, 0);
             return false;
         }
