@@ -18,6 +18,30 @@ use crate::tls::{self, ThreadState};
 use crate::zone::Zone;
 use core::sync::atomic::{AtomicU8, AtomicU16, AtomicU64, Ordering};
 
+/// `class_of(n)` for `n <= BY16_MAX`, by steps of 16 bytes (every class size up to there is a
+/// multiple of 16, so a request rounded up to 16 bytes has the class it had).
+const BY16_MAX: usize = 1024;
+const BY16: [u8; BY16_MAX / 16 + 1] = {
+    let mut t = [0u8; BY16_MAX / 16 + 1];
+    let mut k = 0;
+    while k < t.len() {
+        t[k] = class_of(k * 16) as u8;
+        k += 1;
+    }
+    t
+};
+
+/// The class of a request of `n <= SMALL_MAX` bytes: `class_of`, by a table for the
+/// commonest sizes.
+#[inline(always)]
+fn class_for(n: usize) -> usize {
+    if n <= BY16_MAX {
+        BY16[n.div_ceil(16)] as usize
+    } else {
+        class_of(n)
+    }
+}
+
 /// This thread's area when the fast paths may use it: it has one, holds no allocator lock and
 /// is not changing its cache (a signal handler that interrupted either finds them set).
 #[inline(always)]
@@ -76,7 +100,7 @@ fn alloc(n: usize, op: Op) -> Option<usize> {
     let area = ready(st)?;
     set_flags(st, BUSY);
     // SAFETY: our own area, busy.
-    let got = unsafe { take(area, class_of(n), n, op) };
+    let got = unsafe { take(area, class_for(n), n, op) };
     set_flags(st, 0);
     if got.is_some() {
         drain::settle();
@@ -188,7 +212,7 @@ pub fn realloc(p: usize, n: usize) -> Option<*mut u8> {
     unsafe {
         let (z, i, m) = live(p)?;
         let (slot_len, class) = ((*z).block_size as usize, (*z).class as usize);
-        if n <= slot_len && (class_of(n) == class || n * 2 > slot_len) {
+        if n <= slot_len && (class_for(n) == class || n * 2 > slot_len) {
             // In place: the size alone changes (as under the lock, where a cache's
             // compare-exchange of the state byte is not excluded either).
             AtomicU16::from_ptr(&raw mut (*(*z).meta.add(i)).size)
@@ -200,7 +224,7 @@ pub fn realloc(p: usize, n: usize) -> Option<*mut u8> {
         let old = m.size as usize;
         let want = if n <= old { n } else { n + n / 2 };
         set_flags(st, BUSY);
-        let c = class_of(want.min(SMALL_MAX));
+        let c = class_for(want.min(SMALL_MAX));
         // The old block's class needs room (the new one's frees one if it is the same).
         let k = (*area).count[class].load(Ordering::Relaxed) as usize;
         let q = if class < NCLASSES && (k < cap(class) || c == class) {
@@ -263,4 +287,16 @@ pub fn free(p: usize) -> bool {
     set_flags(st, 0);
     drain::settle();
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_class_table_agrees_with_class_of() {
+        for n in 0..=SMALL_MAX {
+            assert_eq!(class_for(n), class_of(n), "n={n}");
+        }
+    }
 }
