@@ -4,13 +4,14 @@
 //! pointer) returns None or false before anything has changed, and the call takes the full
 //! path, which checks everything again.
 //!
+//! The caller (`heap`) ends each call done here with the usual `drain::settle`.
+//!
 //! A thread has an area only once the allocator is initialised with debugging off (`attach`
 //! runs from the plain paths alone), so a non-null area is all the configuration these paths
 //! need to look at.
 
-use super::{Area, BUSY, add, cap, meta_word, set_flags};
+use super::area::{Area, BUSY, add, cap, meta_word, set_flags};
 use crate::block::{BlockMeta, CACHED, NO_LINK, Op, USED};
-use crate::heap::drain;
 use crate::heap::lookup::zone_of;
 use crate::pagemap;
 use crate::size_class::{NCLASSES, SMALL_MAX, class_of};
@@ -102,9 +103,6 @@ fn alloc(n: usize, op: Op) -> Option<usize> {
     // SAFETY: our own area, busy.
     let got = unsafe { take(area, class_for(n), n, op) };
     set_flags(st, 0);
-    if got.is_some() {
-        drain::settle();
-    }
     got
 }
 
@@ -218,7 +216,6 @@ pub fn realloc(p: usize, n: usize) -> Option<*mut u8> {
             AtomicU16::from_ptr(&raw mut (*(*z).meta.add(i)).size)
                 .store(n as u16, Ordering::Relaxed);
             add(&(*area).live_bytes, n as isize - m.size as isize);
-            drain::settle();
             return Some(p as *mut u8);
         }
         let old = m.size as usize;
@@ -258,7 +255,6 @@ pub fn realloc(p: usize, n: usize) -> Option<*mut u8> {
             return None;
         }
         set_flags(st, 0);
-        drain::settle();
         Some(q as *mut u8)
     }
 }
@@ -285,7 +281,6 @@ pub fn free(p: usize) -> bool {
         }
     }
     set_flags(st, 0);
-    drain::settle();
     true
 }
 
