@@ -215,7 +215,10 @@ pub fn realloc(p: usize, n: usize) -> Option<*mut u8> {
             // compare-exchange of the state byte is not excluded either).
             AtomicU16::from_ptr(&raw mut (*(*z).meta.add(i)).size)
                 .store(n as u16, Ordering::Relaxed);
+            // The area's counter changes with the busy flag set, as every change of it.
+            set_flags(st, BUSY);
             add(&(*area).live_bytes, n as isize - m.size as isize);
+            set_flags(st, 0);
             return Some(p as *mut u8);
         }
         let old = m.size as usize;
