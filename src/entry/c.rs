@@ -36,6 +36,15 @@ fn done(op: Op, inp: usize, out: *mut u8, size: usize, align: usize, caller: usi
 }
 
 extern "C" fn malloc_impl(n: usize, caller: usize, at: At) -> *mut c_void {
+    // Debugging off: this thread's cache first, with nothing else to do.
+    if let Some(p) = heap::malloc_cached(n) {
+        return p as *mut c_void;
+    }
+    malloc_full(n, caller, at)
+}
+
+#[inline(never)]
+extern "C" fn malloc_full(n: usize, caller: usize, at: At) -> *mut c_void {
     lifecycle::ensure();
     let caller = site::here_at(caller, at);
     let p = heap::allocate(n, 0, Op::Malloc, caller, false);
@@ -43,6 +52,15 @@ extern "C" fn malloc_impl(n: usize, caller: usize, at: At) -> *mut c_void {
 }
 
 extern "C" fn free_impl(p: *mut c_void, caller: usize, at: At) {
+    // Debugging off: into this thread's cache, with nothing else to do.
+    if heap::free_cached(p as usize) {
+        return;
+    }
+    free_full(p, caller, at)
+}
+
+#[inline(never)]
+extern "C" fn free_full(p: *mut c_void, caller: usize, at: At) {
     if p.is_null() {
         return;
     }
@@ -60,6 +78,15 @@ extern "C" fn free_impl(p: *mut c_void, caller: usize, at: At) {
 }
 
 extern "C" fn calloc_impl(n: usize, s: usize, caller: usize, at: At) -> *mut c_void {
+    // Debugging off: this thread's cache first, with nothing else to do.
+    if let Some(p) = heap::calloc_cached(n, s) {
+        return p as *mut c_void;
+    }
+    calloc_full(n, s, caller, at)
+}
+
+#[inline(never)]
+extern "C" fn calloc_full(n: usize, s: usize, caller: usize, at: At) -> *mut c_void {
     lifecycle::ensure();
     let caller = site::here_at(caller, at);
     let Some(total) = n.checked_mul(s) else {
@@ -71,6 +98,16 @@ extern "C" fn calloc_impl(n: usize, s: usize, caller: usize, at: At) -> *mut c_v
 }
 
 extern "C" fn realloc_impl(p: *mut c_void, n: usize, caller: usize, at: At) -> *mut c_void {
+    // Debugging off: a TINY or SMALL block resized in place or moved within this thread's
+    // cache, with nothing else to do.
+    if let Some(q) = heap::realloc_cached(p as usize, n) {
+        return q as *mut c_void;
+    }
+    realloc_full(p, n, caller, at)
+}
+
+#[inline(never)]
+extern "C" fn realloc_full(p: *mut c_void, n: usize, caller: usize, at: At) -> *mut c_void {
     lifecycle::ensure();
     let caller = site::here_at(caller, at);
     let q = heap::reallocate(p as usize, n, Op::Realloc, caller);

@@ -81,6 +81,42 @@ fn allocate_slow(size: usize, align: usize, op: Op, caller: usize, zero: bool) -
     p
 }
 
+/// malloc with debugging off, from this thread's cache alone (`tcache::fast`); None: the
+/// full path.
+#[inline(always)]
+pub fn malloc_cached(n: usize) -> Option<*mut u8> {
+    let p = tcache::malloc_cached(n)?;
+    drain::settle();
+    Some(p)
+}
+
+/// calloc with debugging off, from this thread's cache alone; None: the full path.
+#[inline(always)]
+pub fn calloc_cached(n: usize, s: usize) -> Option<*mut u8> {
+    let p = tcache::calloc_cached(n, s)?;
+    drain::settle();
+    Some(p)
+}
+
+/// realloc with debugging off of a small block, within this thread's cache alone; None: the
+/// full path.
+#[inline(always)]
+pub fn realloc_cached(p: usize, n: usize) -> Option<*mut u8> {
+    let q = tcache::realloc_cached(p, n)?;
+    drain::settle();
+    Some(q)
+}
+
+/// free with debugging off, into this thread's cache alone; false: the full path.
+#[inline(always)]
+pub fn free_cached(p: usize) -> bool {
+    if !tcache::free_cached(p) {
+        return false;
+    }
+    drain::settle();
+    true
+}
+
 /// With debugging off, one block allocated and freed at start-up, so that what every
 /// program's first allocation pays once (this thread's cache area, a first zone's metadata
 /// chunk and page-map leaf, the code of the allocation path) is paid there, and a program's

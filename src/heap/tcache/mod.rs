@@ -13,8 +13,10 @@
 //!
 //! - free: the block's state goes USED → CACHED by a compare-exchange (a second free finds it
 //!   CACHED: the locked path refuses it as a double free); its address is pushed.
-//! - malloc: an address is popped, found CACHED again, and the slot's whole metadata (size,
-//!   front, origin, USED) is written with one atomic store.
+//! - malloc: an address is popped and the slot's whole metadata (size, front, origin, USED) is
+//!   written with one atomic store, without reading it first (see the invariants).
+//! - The C entry points try the cache first (`fast`): malloc, calloc and free, and realloc of a
+//!   TINY or SMALL block (resized in place, its size alone stored, or moved within the cache).
 //! - A class holds at most `MAX_SLOTS` slots and `MAX_BYTES` bytes (`cap`). An empty class is
 //!   refilled with half that from the arena (one lock); a full one gives its older half back
 //!   (one lock per arena concerned).
@@ -24,6 +26,10 @@
 //! - Live counts: what a cache hands out and takes back is counted in its area (`live_bytes`,
 //!   `live_blocks`, signed); `totals` adds them to the arenas' counts.
 //!
+//! Files: `area` (an area, the capacities, the busy flag), `fast` (the C entry points' paths),
+//! `whole` (slots given back: a full class's older half, whole caches, and the live counts);
+//! here, taking an area, and the paths of the locked allocator (refill, pop, push).
+//!
 //! # Invariants
 //! - Only the owning thread changes its area (counts, arrays, counters), and only with its busy
 //!   flag (`tls::ThreadState::tcache_flags`) set: a signal handler that finds the flag set, or
@@ -32,102 +38,34 @@
 //!   threads it does not have.
 //! - The cache is used only by a thread that holds no allocator lock, so a refill or a flush
 //!   may wait for arena locks (`Mutex::enter` waits then).
-//! - The first `count[c]` entries of class `c` are distinct CACHED slots of class `c`, unless a
-//!   program bug (a double free racing in two threads) changed one: each is checked again.
+//! - The first `count[c]` entries of class `c` are distinct CACHED slots of class `c`: a slot
+//!   becomes CACHED only by its free's compare-exchange from USED (a racing second free fails
+//!   it) or under its arena's lock, and only the cache holding it changes it again. The slow
+//!   paths check each entry again all the same (a fork child's areas).
 //! - Metadata of a slot is written without the arena lock only by a whole-entry atomic store
 //!   (pop) or a compare-exchange of its state byte (push); a walker under the lock reads the
 //!   old or the new entry, and skips CACHED slots.
 
-use super::arena::{ARENAS, lock_arena, return_slot, take_slot};
+mod area;
+mod fast;
+mod whole;
+
+pub use fast::{
+    calloc as calloc_cached, free as free_cached, malloc as malloc_cached,
+    realloc as realloc_cached,
+};
+pub(super) use whole::{after_fork_child, flush_mine, totals};
+
+use super::arena::{lock_arena, take_slot};
 use super::lookup::zone_of;
 use crate::block::{BlockMeta, CACHED, NO_LINK, Op, USED};
 use crate::debug::layout::layout;
 use crate::pagemap;
-use crate::size_class::{NCLASSES, class_size};
 use crate::sys;
 use crate::tls::{self, ThreadState};
-use crate::zone::Zone;
-use core::sync::atomic::{
-    AtomicIsize, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, Ordering, compiler_fence,
-};
-
-/// Slots, and bytes of slots, per class at most (the biggest class, 16 KiB, keeps 4).
-const MAX_SLOTS: usize = 64;
-const MAX_BYTES: usize = 64 << 10;
-
-/// `tcache_flags`: the thread is changing its cache (BUSY); its exit flushed it, and it gets
-/// no other (GONE).
-const BUSY: u32 = 1;
-const GONE: u32 = 2;
-
-/// Slots each class may hold.
-const CAPS: [u8; NCLASSES] = {
-    let (mut t, mut c) = ([0u8; NCLASSES], 0);
-    while c < NCLASSES {
-        let n = MAX_BYTES / class_size(c);
-        t[c] = if n > MAX_SLOTS { MAX_SLOTS } else { n } as u8;
-        c += 1;
-    }
-    t
-};
-
-/// Slots class `c` may hold.
-#[inline(always)]
-const fn cap(c: usize) -> usize {
-    CAPS[c] as usize
-}
-
-/// One thread's cache.
-#[repr(C)]
-struct Area {
-    /// The next area of `AREAS` (written before the area is published, never changed).
-    next: *mut Area,
-    /// 1 while a thread owns the area, 0 when it is free to take.
-    owner: AtomicU32,
-    /// Blocks handed out minus blocks taken back by this area's owners, and their bytes.
-    live_blocks: AtomicIsize,
-    live_bytes: AtomicIsize,
-    /// Bytes of the area carved so far, this header included (`class_slots`).
-    carved: usize,
-    count: [AtomicU32; NCLASSES],
-    /// Each class's array of `cap(c)` entries, carved from the rest of the area at the class's
-    /// first use (null before): a program that uses few classes touches one page or two.
-    slots: [*mut Entry; NCLASSES],
-}
-
-/// A cached slot: its address (bit 0 set: never used, zero memory) and its metadata entry
-/// (so that taking it needs no page-map lookup; the entry's state is checked all the same).
-type Entry = [usize; 2];
-
-/// Bytes of an area: its header and every class's array.
-const AREA_LEN: usize = {
-    let (mut n, mut c) = (core::mem::size_of::<Area>(), 0);
-    while c < NCLASSES {
-        n += cap(c) * core::mem::size_of::<Entry>();
-        c += 1;
-    }
-    n
-};
-
-/// The array of class `c` in `area` (`cap(c)` entries), carved at first use.
-/// # Safety
-/// `area` is this thread's, busy.
-#[inline(always)]
-unsafe fn class_slots(area: *mut Area, c: usize) -> &'static mut [Entry] {
-    // SAFETY: per the caller; the arrays lie inside the area's mapping (`AREA_LEN`).
-    unsafe {
-        let mut p = (*area).slots[c];
-        if p.is_null() {
-            p = (area as usize + (*area).carved) as *mut Entry;
-            (*area).carved += cap(c) * core::mem::size_of::<Entry>();
-            (*area).slots[c] = p;
-        }
-        core::slice::from_raw_parts_mut(p, cap(c))
-    }
-}
-
-/// Every area ever mapped (pushed only, never unlinked).
-static AREAS: AtomicPtr<Area> = AtomicPtr::new(core::ptr::null_mut());
+use area::{AREA_LEN, AREAS, Area, BUSY, add, cap, class_slots, meta_word, set_flags};
+use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+use whole::{flush, thread_exit};
 
 const KEY_NONE: u8 = 0;
 const KEY_MAKING: u8 = 1;
@@ -137,15 +75,6 @@ const KEY_FAILED: u8 = 3;
 /// whether it exists).
 static KEY: AtomicU32 = AtomicU32::new(0);
 static KEY_STATE: AtomicU8 = AtomicU8::new(KEY_NONE);
-
-#[inline(always)]
-fn set_flags(st: *mut ThreadState, v: u32) {
-    // A signal handler sees the flag set before any change of the cache, and cleared after.
-    compiler_fence(Ordering::SeqCst);
-    // SAFETY: our own TLS block.
-    unsafe { (*st).tcache_flags = v };
-    compiler_fence(Ordering::SeqCst);
-}
 
 /// This thread's area if its cache can be used now (no allocator lock held, not busy, not
 /// gone), mapping or taking one on first use.
@@ -260,33 +189,6 @@ fn claim_area() -> Option<*mut Area> {
     }
 }
 
-/// The zone and index of slot `s` if it is a CACHED slot (checked again before each use).
-/// # Safety
-/// None beyond what the page map promises: zone headers stay mapped (metadata chunks are
-/// never unmapped), so a stale entry only fails the checks.
-#[inline(always)]
-unsafe fn cached_slot(s: usize) -> Option<(usize, *mut Zone, usize)> {
-    let (ai, z) = zone_of(pagemap::get(s))?;
-    // SAFETY: per the caller; a CACHED slot keeps its zone mapped.
-    unsafe {
-        let i = (*z).index_of(s)?;
-        if (*z).slot_addr(i) != s {
-            return None;
-        }
-        let state = AtomicU8::from_ptr(&raw mut (*(*z).meta.add(i)).state);
-        (state.load(Ordering::Acquire) == CACHED).then_some((ai, z, i))
-    }
-}
-
-/// Slot `i`'s metadata entry as one atomic word (entries are 8-aligned, `BlockMeta`).
-/// # Safety
-/// `i < nblocks` of a zone header that stays mapped.
-#[inline(always)]
-unsafe fn meta_word(z: *mut Zone, i: usize) -> &'static AtomicU64 {
-    // SAFETY: per the caller.
-    unsafe { AtomicU64::from_ptr((*z).meta.add(i) as *mut u64) }
-}
-
 /// A block of class `c` from this thread's cache (refilled from the arena when empty), its
 /// metadata set for the request; None sends the call to the locked path.
 #[inline(always)]
@@ -349,12 +251,6 @@ unsafe fn pop(area: *mut Area, c: usize, m: BlockMeta) -> Option<(usize, bool)> 
         }
         None
     }
-}
-
-/// Adds `d` to a counter only this thread writes.
-#[inline(always)]
-fn add(v: &AtomicIsize, d: isize) {
-    v.store(v.load(Ordering::Relaxed).wrapping_add(d), Ordering::Relaxed);
 }
 
 /// Fills the empty class `c` with half its capacity, taken from this thread's arena under
@@ -445,155 +341,4 @@ unsafe fn push(area: *mut Area, p: usize) -> bool {
         add(&(*area).live_bytes, -(m.size as isize));
     }
     true
-}
-
-/// Gives the `k` oldest of the `n` entries of class `c` back to their arenas; returns the count
-/// left.
-/// # Safety
-/// As for `push`; `k <= n <= MAX_SLOTS`.
-#[cold]
-#[inline(never)]
-unsafe fn flush(area: *mut Area, c: usize, n: usize, k: usize) -> usize {
-    // SAFETY: per the caller.
-    unsafe {
-        let slots = class_slots(area, c);
-        give_back(&mut slots[..k]);
-        slots.copy_within(k..n, 0);
-    }
-    n - k
-}
-
-/// Returns the CACHED slots of `entries` to their arenas, one lock per arena, zeroing the
-/// entries. Stale entries (a program's racing double free) are dropped; slots whose arena lock
-/// cannot be had (a fork child whose forking handler interrupted that lock's holder) stay
-/// CACHED for good, counted in their zone.
-/// # Safety
-/// Entries came from a cache; the caller owns them (its own cache, busy, or a fork child's).
-unsafe fn give_back(entries: &mut [Entry]) {
-    while let Some(k) = entries.iter().position(|e| e[0] != 0) {
-        let first = entries[k][0];
-        // Whatever happens below, this entry is done: every round makes progress.
-        entries[k][0] = 0;
-        let Some((ai, _)) = zone_of(pagemap::get(first & !1)) else {
-            continue;
-        };
-        let mut g = ARENAS[ai].enter();
-        let mut one = [first];
-        let rest = entries[k..].iter_mut().map(|e| &mut e[0]);
-        for e in one.iter_mut().chain(rest) {
-            if *e == 0 {
-                continue;
-            }
-            // SAFETY: per the caller; checked again under the lock.
-            match unsafe { cached_slot(*e & !1) } {
-                Some((bi, _, _)) if bi != ai => continue,
-                Some((_, z, i)) => {
-                    if let Some(a) = g.as_mut() {
-                        // SAFETY: a CACHED slot of a zone of arena `ai`, under its lock.
-                        unsafe { return_slot(a, z, i) };
-                    }
-                }
-                None => {}
-            }
-            *e = 0;
-        }
-        drop(g);
-    }
-}
-
-/// Empties every class of `area` into the arenas.
-/// # Safety
-/// As for `give_back`.
-unsafe fn flush_all(area: *mut Area) {
-    for c in 0..NCLASSES {
-        // SAFETY: per the caller.
-        unsafe {
-            let n = ((*area).count[c].load(Ordering::Relaxed) as usize).min(cap(c));
-            let slots = (*area).slots[c];
-            if n > 0 && !slots.is_null() {
-                give_back(core::slice::from_raw_parts_mut(slots, n));
-                (*area).count[c].store(0, Ordering::Relaxed);
-            }
-        }
-    }
-}
-
-/// This thread's area, when it has one that may be emptied now (no allocator lock held, not
-/// busy: a signal handler may have interrupted either).
-fn attached(st: *mut ThreadState) -> Option<*mut Area> {
-    // SAFETY: our own TLS block.
-    unsafe {
-        if (*st).locks != 0 || (*st).tcache_flags != 0 {
-            return None;
-        }
-        let a = (*st).tcache as *mut Area;
-        (!a.is_null()).then_some(a)
-    }
-}
-
-/// Gives this thread's cached slots back to the arenas (malloc_trim, or before a retry when a
-/// mapping failed), unless a signal handler interrupted the cache or an allocator lock.
-pub(super) fn flush_mine() {
-    let st = tls::state();
-    let Some(area) = attached(st) else {
-        return;
-    };
-    set_flags(st, BUSY);
-    // SAFETY: our own area, busy, holding no lock.
-    unsafe { flush_all(area) };
-    set_flags(st, 0);
-}
-
-/// Thread exit (the key's destructor): the cache goes back to the arenas and the area to the
-/// free ones; the thread's later calls (other destructors) take the locked paths.
-extern "C" fn thread_exit(_v: *mut libc::c_void) {
-    let st = tls::state();
-    let Some(area) = attached(st) else {
-        return;
-    };
-    set_flags(st, BUSY | GONE);
-    // SAFETY: our own area, busy, holding no lock; given up after it is empty.
-    unsafe {
-        flush_all(area);
-        (*st).tcache = 0;
-        (*area).owner.store(0, Ordering::Release);
-    }
-    set_flags(st, GONE);
-}
-
-/// Fork child (every lock reset): the caches of the parent's other threads, which do not exist
-/// here, go back to the arenas (what a thread was changing at the fork may be lost: its slots
-/// stay CACHED, counted in their zones) and their areas become free. The forking thread's
-/// cache stays as it is.
-pub(super) fn after_fork_child() {
-    // SAFETY: our own TLS block.
-    let me = unsafe { (*tls::state()).tcache } as *mut Area;
-    let mut a = AREAS.load(Ordering::Acquire);
-    while !a.is_null() {
-        // SAFETY: areas are never unmapped; in the child no other thread uses them, and
-        // every entry is checked before it is given back.
-        unsafe {
-            if a != me && (*a).owner.load(Ordering::Relaxed) != 0 {
-                flush_all(a);
-                (*a).owner.store(0, Ordering::Release);
-            }
-            a = (*a).next;
-        }
-    }
-}
-
-/// What the caches handed out minus what they took back: (live bytes, live blocks), to add
-/// to the arenas' counts.
-pub(super) fn totals() -> (isize, isize) {
-    let (mut b, mut n) = (0isize, 0isize);
-    let mut a = AREAS.load(Ordering::Acquire);
-    while !a.is_null() {
-        // SAFETY: areas are never unmapped; their counters are atomics.
-        unsafe {
-            b = b.wrapping_add((*a).live_bytes.load(Ordering::Relaxed));
-            n = n.wrapping_add((*a).live_blocks.load(Ordering::Relaxed));
-            a = (*a).next;
-        }
-    }
-    (b, n)
 }

@@ -1,0 +1,109 @@
+//! A thread cache's area and what every part of the cache shares: the per-class capacities,
+//! the busy flag, the list of all areas, and the slot metadata seen as one atomic word.
+
+use crate::size_class::{NCLASSES, class_size};
+use crate::tls::ThreadState;
+use crate::zone::Zone;
+use core::sync::atomic::{AtomicIsize, AtomicPtr, AtomicU32, AtomicU64, Ordering, compiler_fence};
+
+/// Slots, and bytes of slots, per class at most (the biggest class, 16 KiB, keeps 4).
+pub(super) const MAX_SLOTS: usize = 64;
+pub(super) const MAX_BYTES: usize = 64 << 10;
+
+/// `tcache_flags`: the thread is changing its cache (BUSY); its exit flushed it, and it gets
+/// no other (GONE).
+pub(super) const BUSY: u32 = 1;
+pub(super) const GONE: u32 = 2;
+
+/// Slots each class may hold.
+const CAPS: [u8; NCLASSES] = {
+    let (mut t, mut c) = ([0u8; NCLASSES], 0);
+    while c < NCLASSES {
+        let n = MAX_BYTES / class_size(c);
+        t[c] = if n > MAX_SLOTS { MAX_SLOTS } else { n } as u8;
+        c += 1;
+    }
+    t
+};
+
+/// Slots class `c` may hold.
+#[inline(always)]
+pub(super) const fn cap(c: usize) -> usize {
+    CAPS[c] as usize
+}
+
+/// One thread's cache.
+#[repr(C)]
+pub(super) struct Area {
+    /// The next area of `AREAS` (written before the area is published, never changed).
+    pub(super) next: *mut Area,
+    /// 1 while a thread owns the area, 0 when it is free to take.
+    pub(super) owner: AtomicU32,
+    /// Blocks handed out minus blocks taken back by this area's owners, and their bytes.
+    pub(super) live_blocks: AtomicIsize,
+    pub(super) live_bytes: AtomicIsize,
+    /// Bytes of the area carved so far, this header included (`class_slots`).
+    pub(super) carved: usize,
+    pub(super) count: [AtomicU32; NCLASSES],
+    /// Each class's array of `cap(c)` entries, carved from the rest of the area at the class's
+    /// first use (null before): a program that uses few classes touches one page or two.
+    pub(super) slots: [*mut Entry; NCLASSES],
+}
+
+/// A cached slot: its address (bit 0 set: never used, zero memory) and its metadata entry
+/// (so that taking it needs no page-map lookup; the entry's state is checked all the same).
+pub(super) type Entry = [usize; 2];
+
+/// Bytes of an area: its header and every class's array.
+pub(super) const AREA_LEN: usize = {
+    let (mut n, mut c) = (core::mem::size_of::<Area>(), 0);
+    while c < NCLASSES {
+        n += cap(c) * core::mem::size_of::<Entry>();
+        c += 1;
+    }
+    n
+};
+
+/// The array of class `c` in `area` (`cap(c)` entries), carved at first use.
+/// # Safety
+/// `area` is this thread's, busy.
+#[inline(always)]
+pub(super) unsafe fn class_slots(area: *mut Area, c: usize) -> &'static mut [Entry] {
+    // SAFETY: per the caller; the arrays lie inside the area's mapping (`AREA_LEN`).
+    unsafe {
+        let mut p = (*area).slots[c];
+        if p.is_null() {
+            p = (area as usize + (*area).carved) as *mut Entry;
+            (*area).carved += cap(c) * core::mem::size_of::<Entry>();
+            (*area).slots[c] = p;
+        }
+        core::slice::from_raw_parts_mut(p, cap(c))
+    }
+}
+
+/// Every area ever mapped (pushed only, never unlinked).
+pub(super) static AREAS: AtomicPtr<Area> = AtomicPtr::new(core::ptr::null_mut());
+
+#[inline(always)]
+pub(super) fn set_flags(st: *mut ThreadState, v: u32) {
+    // A signal handler sees the flag set before any change of the cache, and cleared after.
+    compiler_fence(Ordering::SeqCst);
+    // SAFETY: our own TLS block.
+    unsafe { (*st).tcache_flags = v };
+    compiler_fence(Ordering::SeqCst);
+}
+
+/// Slot `i`'s metadata entry as one atomic word (entries are 8-aligned, `BlockMeta`).
+/// # Safety
+/// `i < nblocks` of a zone header that stays mapped.
+#[inline(always)]
+pub(super) unsafe fn meta_word(z: *mut Zone, i: usize) -> &'static AtomicU64 {
+    // SAFETY: per the caller.
+    unsafe { AtomicU64::from_ptr((*z).meta.add(i) as *mut u64) }
+}
+
+/// Adds `d` to a counter only this thread writes.
+#[inline(always)]
+pub(super) fn add(v: &AtomicIsize, d: isize) {
+    v.store(v.load(Ordering::Relaxed).wrapping_add(d), Ordering::Relaxed);
+}
