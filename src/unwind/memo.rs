@@ -1,17 +1,17 @@
 //! Whole stacks remembered by the frame they start from, so that an allocation from a call
-//! site seen before costs a replay of its frames instead of a walk.
+//! site seen before costs a check of the stack words its walk read instead of a walk.
 //!
-//! A walk from `(pc, sp, fp)` that used compact rules only (`Recording`) is kept with the rule
-//! of each frame it crossed, the frames it found and the id its caller stored them under. A
-//! later call from the same `(pc, sp)` — and the same `fp` when the walk read the first frame
-//! pointer: code built without frame pointers keeps anything in rbp — replays the kept rules
-//! on the current stack words:
-//! every rule is applied exactly as the walk applies it (`step::apply`), and each caller's pc
-//! so found must be the kept frame. The rule of a frame depends only on its pc (while no object
-//! is unloaded: the module epoch is part of the key), so a replay that finds every kept pc took
-//! the very steps the walk would take, read the same words and ends where it would end: at the
-//! same depth, or at a pc whose rule ends the stack. The answer is the same, provably, and
-//! nothing is guessed; any difference sends the call to the walk.
+//! A walk from `(pc, sp, fp)` that used compact rules only (`Recording`) is kept with every
+//! stack word it read, in order (address, as an offset from `sp`, and value), and the id its
+//! caller stored the frames under. The words are found by applying the recorded rules once
+//! more, exactly as the walk applies them (`step::apply`), while the stack is still the one
+//! walked. A later call from the same `(pc, sp)` — and the same `fp` when the walk read the
+//! first frame pointer: code built without frame pointers keeps anything in rbp — reads the
+//! kept words on the current stack: a walk is a function of its starting registers and of the
+//! words it reads, and the rule of a frame depends only on its pc (while no object is unloaded:
+//! the module epoch is part of the key), so when every word holds its kept value the walk
+//! would read the very same words, find the same frames and end where it ended. The answer is
+//! the same, provably, and nothing is guessed; any difference sends the call to the walk.
 //!
 //! The table is shared by all threads (their stack pointers differ, so their entries do too):
 //! direct-mapped, each entry a seqlock (odd `seq` while a writer fills it; a reader keeps its
@@ -19,18 +19,23 @@
 //! entry busy give up, so a signal handler never waits.
 //!
 //! # Invariants
-//! - An entry holds at most `FRAMES` frames after the first; deeper stacks are not kept.
-//! - Replays read stack words through `Mem`, like the walk: never a fault, even on a torn
-//!   entry (whose answer the seqlock then discards).
+//! - An entry holds at most `FRAMES` frames after the first and `WORDS` words; deeper stacks,
+//!   and walks that read a word further than 2 GiB from `sp`, are not kept.
+//! - Replays read stack words within the thread's cached stack directly (`stack::Cached`) and
+//!   any other through `Mem`, like the walk: never a fault, even on a torn entry (whose answer
+//!   the seqlock then discards).
 
 use super::rule::Packed;
-use super::stack::Mem;
-use super::step::{Frame, apply};
+use super::stack::{Cached, Mem};
+use super::step::{Frame, Words, apply};
 use super::{module, seqlock, symbol};
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering, fence};
 
 /// Frames after the first that an entry keeps (the default depth is 16).
 pub const FRAMES: usize = 15;
+/// Stack words an entry keeps: two a frame (the return address and the saved rbp) for a
+/// 16-frame stack, and some room for rules whose CFA is read from memory.
+const WORDS: usize = 40;
 const ENTRIES: usize = 1024;
 
 /// Walks whose stack was kept (a replay is not counted: a shared counter on every call would
@@ -86,11 +91,7 @@ impl Recording {
     }
 }
 
-struct Step {
-    pc: AtomicUsize,
-    rule: AtomicU64,
-}
-
+#[repr(C, align(64))]
 struct Entry {
     seq: AtomicUsize,
     pc: AtomicUsize,
@@ -100,9 +101,13 @@ struct Entry {
     /// .bss): an inverted address points nowhere.
     fp: AtomicUsize,
     epoch: AtomicUsize,
-    /// frames after the first (8 bits) | depth asked (8 bits) | `USES_FP` | id << 32.
+    /// words kept (8 bits) | depth asked (8 bits) | `USES_FP` | id << 32.
     meta: AtomicU64,
-    steps: [Step; FRAMES],
+    /// Where each word read lies, from `sp`.
+    offs: [AtomicU32; WORDS],
+    /// What each word held, inverted (like `fp`: saved frame pointers are heap addresses
+    /// often, and return addresses would make the leak check's scan slower for nothing).
+    vals: [AtomicUsize; WORDS],
 }
 
 static TABLE: [Entry; ENTRIES] = [const {
@@ -113,12 +118,8 @@ static TABLE: [Entry; ENTRIES] = [const {
         fp: AtomicUsize::new(0),
         epoch: AtomicUsize::new(0),
         meta: AtomicU64::new(0),
-        steps: [const {
-            Step {
-                pc: AtomicUsize::new(0),
-                rule: AtomicU64::new(0),
-            }
-        }; FRAMES],
+        offs: [const { AtomicU32::new(0) }; WORDS],
+        vals: [const { AtomicUsize::new(0) }; WORDS],
     }
 }; ENTRIES];
 
@@ -133,8 +134,8 @@ fn entry(pc: usize, sp: usize) -> &'static Entry {
     &TABLE[(h >> (64 - ENTRIES.trailing_zeros())) as usize]
 }
 
-/// The id kept for the stack of `depth` frames from `(pc, sp, fp)`, when a replay on the
-/// current stack finds every kept frame again.
+/// The id kept for the stack of `depth` frames from `(pc, sp, fp)`, when every stack word its
+/// walk read holds the same value now.
 #[inline]
 pub fn recall(pc: usize, sp: usize, fp: usize, depth: usize) -> Option<u32> {
     let e = entry(pc, sp);
@@ -146,24 +147,22 @@ pub fn recall(pc: usize, sp: usize, fp: usize, depth: usize) -> Option<u32> {
     let n = (meta & 0xff) as usize;
     if (meta & USES_FP != 0 && e.fp.load(Ordering::Relaxed) != !fp)
         || (meta >> 8) & 0xff != depth as u64
-        || n > FRAMES
+        || n > WORDS
         || e.epoch.load(Ordering::Relaxed) != module::epoch()
         || symbol::unloading()
     {
         return None;
     }
-    let mut mem = Mem::new(sp);
-    let mut f = Frame { pc, sp, fp };
-    for s in &e.steps[..n] {
-        let c = apply(
-            Packed::from_raw(s.rule.load(Ordering::Relaxed)),
-            &f,
-            &mut mem,
-        )?;
-        if c.sp <= f.sp || c.pc < 4096 || c.pc != s.pc.load(Ordering::Relaxed) {
+    let stack = Cached::now();
+    for (off, val) in e.offs[..n].iter().zip(&e.vals[..n]) {
+        let addr = sp.wrapping_add_signed(off.load(Ordering::Relaxed) as i32 as isize);
+        let got = match stack.read(addr) {
+            Some(w) => w,
+            None => outside(sp, addr)?,
+        };
+        if got != !val.load(Ordering::Relaxed) {
             return None;
         }
-        f = c;
     }
     fence(Ordering::Acquire);
     if e.seq.load(Ordering::Relaxed) != s0 {
@@ -172,14 +171,72 @@ pub fn recall(pc: usize, sp: usize, fp: usize, depth: usize) -> Option<u32> {
     Some((meta >> 32) as u32)
 }
 
+/// A kept word outside the thread's cached stack (another stack, or a page the walk probed):
+/// read through a `Mem`, which probes it.
+#[cold]
+#[inline(never)]
+fn outside(sp: usize, addr: usize) -> Option<usize> {
+    Mem::new(sp).read(addr)
+}
+
+/// The words a replay of the recorded rules reads, in order, as offsets from `sp` and values.
+struct Trace<'a> {
+    mem: &'a mut Mem,
+    sp: usize,
+    n: usize,
+    offs: [u32; WORDS],
+    vals: [usize; WORDS],
+    /// Every word read fitted.
+    fits: bool,
+}
+
+impl Words for Trace<'_> {
+    #[inline]
+    fn word(&mut self, addr: usize) -> Option<usize> {
+        let v = self.mem.read(addr)?;
+        let off = addr.wrapping_sub(self.sp) as isize;
+        if self.n < WORDS && off == off as i32 as isize {
+            self.offs[self.n] = off as i32 as u32;
+            self.vals[self.n] = v;
+            self.n += 1;
+        } else {
+            self.fits = false;
+        }
+        Some(v)
+    }
+}
+
 /// Keeps the stack `frames` (`frames[0] == pc`) of `depth` asked, found by a walk from
-/// `(pc, sp, fp)` that recorded `rec`, under `id`. Skipped when the recording is not clean,
-/// or when another writer has the entry.
+/// `(pc, sp, fp)` that recorded `rec`, under `id`: its rules are applied once more over the
+/// same stack to note the words they read. Skipped when the recording is not clean, when the
+/// words do not fit, or when another writer has the entry.
 pub fn keep(rec: &Recording, sp: usize, fp: usize, depth: usize, frames: &[usize], id: u32) {
     let Some((&pc, rest)) = frames.split_first() else {
         return;
     };
     if !rec.clean || rest.len() != rec.n || depth > 255 {
+        return;
+    }
+    let mut mem = Mem::new(sp);
+    let mut t = Trace {
+        mem: &mut mem,
+        sp,
+        n: 0,
+        offs: [0; WORDS],
+        vals: [0; WORDS],
+        fits: true,
+    };
+    let mut f = Frame { pc, sp, fp };
+    for (&rule, &want) in rec.rules[..rec.n].iter().zip(rest) {
+        let Some(c) = apply(Packed::from_raw(rule), &f, &mut t) else {
+            return;
+        };
+        if c.sp <= f.sp || c.pc < 4096 || c.pc != want {
+            return;
+        }
+        f = c;
+    }
+    if !t.fits {
         return;
     }
     let e = entry(pc, sp);
@@ -190,12 +247,12 @@ pub fn keep(rec: &Recording, sp: usize, fp: usize, depth: usize, frames: &[usize
     e.sp.store(sp, Ordering::Relaxed);
     e.fp.store(!fp, Ordering::Relaxed);
     e.epoch.store(module::epoch(), Ordering::Relaxed);
-    for (i, &f) in rest.iter().enumerate() {
-        e.steps[i].pc.store(f, Ordering::Relaxed);
-        e.steps[i].rule.store(rec.rules[i], Ordering::Relaxed);
+    for i in 0..t.n {
+        e.offs[i].store(t.offs[i], Ordering::Relaxed);
+        e.vals[i].store(!t.vals[i], Ordering::Relaxed);
     }
     e.meta.store(
-        rest.len() as u64
+        t.n as u64
             | (depth as u64) << 8
             | if rec.uses_fp { USES_FP } else { 0 }
             | (id as u64) << 32,
