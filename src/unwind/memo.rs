@@ -1,17 +1,21 @@
 //! Whole stacks remembered by the frame they start from, so that an allocation from a call
 //! site seen before costs a check of the stack words its walk read instead of a walk.
 //!
-//! A walk from `(pc, sp, fp)` that used compact rules only (`Recording`) is kept with every
-//! stack word it read, in order (address, as an offset from `sp`, and value), and the id its
-//! caller stored the frames under. The words are found by applying the recorded rules once
-//! more, exactly as the walk applies them (`step::apply`), while the stack is still the one
-//! walked. A later call from the same `(pc, sp)` — and the same `fp` when the walk read the
-//! first frame pointer: code built without frame pointers keeps anything in rbp — reads the
-//! kept words on the current stack: a walk is a function of its starting registers and of the
-//! words it reads, and the rule of a frame depends only on its pc (while no object is unloaded:
-//! the module epoch is part of the key), so when every word holds its kept value the walk
-//! would read the very same words, find the same frames and end where it ended. The answer is
-//! the same, provably, and nothing is guessed; any difference sends the call to the walk.
+//! A walk from `(pc, sp, fp)` that used compact rules only (`Recording`) is kept with the
+//! stack words it read whose value counts (address, as an offset from `sp`, and value), the
+//! span of all the words it read, and the id its caller stored the frames under. The words are
+//! found by applying the recorded rules once more, exactly as the walk applies them
+//! (`step::apply`), while the stack is still the one walked. A later call from the same
+//! `(pc, sp)` — and the same `fp` when the walk read the first frame pointer: code built
+//! without frame pointers keeps anything in rbp — reads the kept words on the current stack.
+//! A walk is a function of its starting registers and of the words it reads, and the rule of
+//! a frame depends only on its pc (while no object is unloaded: the module epoch is part of
+//! the key), so when every word holds its kept value the walk would read the very same words,
+//! find the same frames and end where it ended. A saved rbp that no later rule uses (code
+//! built without frame pointers keeps anything there) changes nothing the walk finds: its
+//! value is not kept; that it is readable, as the walk needs, follows from the span lying in
+//! the thread's stack. The answer is the same, provably, and nothing is guessed; any
+//! difference sends the call to the walk.
 //!
 //! The table is shared by all threads (their stack pointers differ, so their entries do too):
 //! direct-mapped, each entry a seqlock (odd `seq` while a writer fills it; a reader keeps its
@@ -20,10 +24,10 @@
 //!
 //! # Invariants
 //! - An entry holds at most `FRAMES` frames after the first and `WORDS` words; deeper stacks,
-//!   and walks that read a word further than 2 GiB from `sp`, are not kept.
-//! - Replays read stack words within the thread's cached stack directly (`stack::Cached`) and
-//!   any other through `Mem`, like the walk: never a fault, even on a torn entry (whose answer
-//!   the seqlock then discards).
+//!   and walks that read a word outside the thread's own stack (a signal stack, a coroutine's),
+//!   are not kept.
+//! - Replays read only words within the thread's cached stack range (`stack::Cached`): never
+//!   a fault, even on a torn entry (whose answer the seqlock then discards).
 
 use super::rule::Packed;
 use super::stack::{Cached, Mem};
@@ -35,7 +39,10 @@ use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering, fence};
 pub const FRAMES: usize = 15;
 /// Stack words an entry keeps: two a frame (the return address and the saved rbp) for a
 /// 16-frame stack, and some room for rules whose CFA is read from memory.
-const WORDS: usize = 40;
+const WORDS: usize = 36;
+/// Words a walk of `FRAMES` steps reads at most (CFA, return address, rbp).
+const READS: usize = 3 * FRAMES;
+const _: () = assert!(READS <= 64);
 const ENTRIES: usize = 1024;
 
 /// Walks whose stack was kept (a replay is not counted: a shared counter on every call would
@@ -103,6 +110,9 @@ struct Entry {
     epoch: AtomicUsize,
     /// words kept (8 bits) | depth asked (8 bits) | `USES_FP` | id << 32.
     meta: AtomicU64,
+    /// The lowest and the highest word the walk read, as offsets from `sp` (low and high 32
+    /// bits; both 0 when it read none).
+    span: AtomicU64,
     /// Where each word read lies, from `sp`.
     offs: [AtomicU32; WORDS],
     /// What each word held, inverted (like `fp`: saved frame pointers are heap addresses
@@ -118,6 +128,7 @@ static TABLE: [Entry; ENTRIES] = [const {
         fp: AtomicUsize::new(0),
         epoch: AtomicUsize::new(0),
         meta: AtomicU64::new(0),
+        span: AtomicU64::new(0),
         offs: [const { AtomicU32::new(0) }; WORDS],
         vals: [const { AtomicUsize::new(0) }; WORDS],
     }
@@ -134,8 +145,8 @@ fn entry(pc: usize, sp: usize) -> &'static Entry {
     &TABLE[(h >> (64 - ENTRIES.trailing_zeros())) as usize]
 }
 
-/// The id kept for the stack of `depth` frames from `(pc, sp, fp)`, when every stack word its
-/// walk read holds the same value now.
+/// The id kept for the stack of `depth` frames from `(pc, sp, fp)`, when every stack word of
+/// its walk whose value counts holds the same value now.
 #[inline]
 pub fn recall(pc: usize, sp: usize, fp: usize, depth: usize) -> Option<u32> {
     let e = entry(pc, sp);
@@ -153,13 +164,20 @@ pub fn recall(pc: usize, sp: usize, fp: usize, depth: usize) -> Option<u32> {
     {
         return None;
     }
-    let stack = Cached::now();
+    let span = e.span.load(Ordering::Relaxed);
+    let mut stack = Cached::now();
+    if span != 0 {
+        let lo = at(sp, span as u32);
+        let hi = at(sp, (span >> 32) as u32);
+        if stack.read(lo).is_none() || stack.read(hi).is_none() {
+            // Deeper than any walk of this thread went yet: the range grows (`Mem::adopt`).
+            stack = adopt(sp);
+            stack.read(lo)?;
+            stack.read(hi)?;
+        }
+    }
     for (off, val) in e.offs[..n].iter().zip(&e.vals[..n]) {
-        let addr = sp.wrapping_add_signed(off.load(Ordering::Relaxed) as i32 as isize);
-        let got = match stack.read(addr) {
-            Some(w) => w,
-            None => outside(sp, addr)?,
-        };
+        let got = stack.read(at(sp, off.load(Ordering::Relaxed)))?;
         if got != !val.load(Ordering::Relaxed) {
             return None;
         }
@@ -171,12 +189,18 @@ pub fn recall(pc: usize, sp: usize, fp: usize, depth: usize) -> Option<u32> {
     Some((meta >> 32) as u32)
 }
 
-/// A kept word outside the thread's cached stack (another stack, or a page the walk probed):
-/// read through a `Mem`, which probes it.
+/// The address `off` (a 32-bit signed offset) bytes from `sp`.
+#[inline(always)]
+fn at(sp: usize, off: u32) -> usize {
+    sp.wrapping_add_signed(off as i32 as isize)
+}
+
+/// The thread's cached stack range once it takes in `sp`'s stack (`Mem::new` adopts it).
 #[cold]
 #[inline(never)]
-fn outside(sp: usize, addr: usize) -> Option<usize> {
-    Mem::new(sp).read(addr)
+fn adopt(sp: usize) -> Cached {
+    let _ = Mem::new(sp);
+    Cached::now()
 }
 
 /// The words a replay of the recorded rules reads, in order, as offsets from `sp` and values.
@@ -184,9 +208,9 @@ struct Trace<'a> {
     mem: &'a mut Mem,
     sp: usize,
     n: usize,
-    offs: [u32; WORDS],
-    vals: [usize; WORDS],
-    /// Every word read fitted.
+    offs: [u32; READS],
+    vals: [usize; READS],
+    /// Every word read fitted (aligned, within 2 GiB of `sp`, room left).
     fits: bool,
 }
 
@@ -195,7 +219,7 @@ impl Words for Trace<'_> {
     fn word(&mut self, addr: usize) -> Option<usize> {
         let v = self.mem.read(addr)?;
         let off = addr.wrapping_sub(self.sp) as isize;
-        if self.n < WORDS && off == off as i32 as isize {
+        if self.n < READS && off == off as i32 as isize && addr & 7 == 0 {
             self.offs[self.n] = off as i32 as u32;
             self.vals[self.n] = v;
             self.n += 1;
@@ -209,7 +233,7 @@ impl Words for Trace<'_> {
 /// Keeps the stack `frames` (`frames[0] == pc`) of `depth` asked, found by a walk from
 /// `(pc, sp, fp)` that recorded `rec`, under `id`: its rules are applied once more over the
 /// same stack to note the words they read. Skipped when the recording is not clean, when the
-/// words do not fit, or when another writer has the entry.
+/// words do not fit or lie outside the thread's stack, or when another writer has the entry.
 pub fn keep(rec: &Recording, sp: usize, fp: usize, depth: usize, frames: &[usize], id: u32) {
     let Some((&pc, rest)) = frames.split_first() else {
         return;
@@ -222,23 +246,58 @@ pub fn keep(rec: &Recording, sp: usize, fp: usize, depth: usize, frames: &[usize
         mem: &mut mem,
         sp,
         n: 0,
-        offs: [0; WORDS],
-        vals: [0; WORDS],
+        offs: [0; READS],
+        vals: [0; READS],
         fits: true,
     };
     let mut f = Frame { pc, sp, fp };
+    // The words whose value counts, and the word the current frame pointer was read from (None:
+    // the first frame's, part of the key when read).
+    let (mut need, mut fp_word) = (0u64, None::<usize>);
     for (&rule, &want) in rec.rules[..rec.n].iter().zip(rest) {
-        let Some(c) = apply(Packed::from_raw(rule), &f, &mut t) else {
+        let p = Packed::from_raw(rule);
+        if p.base() != 0
+            && let Some(w) = fp_word
+        {
+            need |= 1 << w;
+        }
+        let first = t.n;
+        let Some(c) = apply(p, &f, &mut t) else {
             return;
         };
-        if c.sp <= f.sp || c.pc < 4096 || c.pc != want {
+        if c.sp <= f.sp || c.pc < 4096 || c.pc != want || !t.fits {
             return;
+        }
+        // `apply` reads the CFA (base 2), the return address, then the saved rbp (if any).
+        let mut last = t.n;
+        if p.rbp() != 0 {
+            last -= 1;
+            fp_word = Some(last);
+        }
+        for w in first..last {
+            need |= 1 << w;
         }
         f = c;
     }
-    if !t.fits {
+    if need.count_ones() as usize > WORDS {
         return;
     }
+    // Every word read lies in the thread's stack: what `recall` checks of the words it does not
+    // compare.
+    let offs = &t.offs[..t.n];
+    let span = match (
+        offs.iter().min_by_key(|&&o| o as i32),
+        offs.iter().max_by_key(|&&o| o as i32),
+    ) {
+        (Some(&lo), Some(&hi)) => {
+            let stack = Cached::now();
+            if stack.read(at(sp, lo)).is_none() || stack.read(at(sp, hi)).is_none() {
+                return;
+            }
+            lo as u64 | (hi as u64) << 32
+        }
+        _ => 0,
+    };
     let e = entry(pc, sp);
     let Some(s0) = seqlock::claim(&e.seq) else {
         return;
@@ -247,15 +306,15 @@ pub fn keep(rec: &Recording, sp: usize, fp: usize, depth: usize, frames: &[usize
     e.sp.store(sp, Ordering::Relaxed);
     e.fp.store(!fp, Ordering::Relaxed);
     e.epoch.store(module::epoch(), Ordering::Relaxed);
-    for i in 0..t.n {
-        e.offs[i].store(t.offs[i], Ordering::Relaxed);
-        e.vals[i].store(!t.vals[i], Ordering::Relaxed);
+    let mut n = 0;
+    for i in (0..t.n).filter(|&i| need & 1 << i != 0) {
+        e.offs[n].store(t.offs[i], Ordering::Relaxed);
+        e.vals[n].store(!t.vals[i], Ordering::Relaxed);
+        n += 1;
     }
+    e.span.store(span, Ordering::Relaxed);
     e.meta.store(
-        t.n as u64
-            | (depth as u64) << 8
-            | if rec.uses_fp { USES_FP } else { 0 }
-            | (id as u64) << 32,
+        n as u64 | (depth as u64) << 8 | if rec.uses_fp { USES_FP } else { 0 } | (id as u64) << 32,
         Ordering::Relaxed,
     );
     seqlock::publish(&e.seq, s0);
