@@ -1,5 +1,5 @@
 //! One step of a walk: the registers the compact rules track (`Frame`) and the caller's frame
-//! by a compact rule (`apply`), shared by the walk and by the replay of kept stacks (`memo`).
+//! by a compact rule (`apply`), used by the walk (whose words `memo` keeps).
 
 use super::cfi::RBP;
 use super::regs::Regs;
@@ -28,34 +28,20 @@ impl Frame {
     }
 }
 
-/// What `apply` reads stack words through: `Mem` for a walk, a reader that also notes every
-/// word it reads when a kept stack is recorded (`memo`).
-pub trait Words {
-    /// The 8-byte word at `addr`, or None when it is not known readable.
-    fn word(&mut self, addr: usize) -> Option<usize>;
-}
-
-impl Words for Mem {
-    #[inline(always)]
-    fn word(&mut self, addr: usize) -> Option<usize> {
-        self.read(addr)
-    }
-}
-
 /// The caller's frame by a compact rule.
 #[inline(always)]
-pub fn apply<W: Words>(p: Packed, f: &Frame, mem: &mut W) -> Option<Frame> {
+pub fn apply(p: Packed, f: &Frame, mem: &mut Mem) -> Option<Frame> {
     if !p.is_frame() {
         return None;
     }
     let cfa = match p.base() {
         0 => f.sp.wrapping_add_signed(p.off()),
         1 => f.fp.wrapping_add_signed(p.off()),
-        _ => mem.word(f.fp.wrapping_add_signed(p.off()))?,
+        _ => mem.read(f.fp.wrapping_add_signed(p.off()))?,
     };
-    let pc = mem.word(cfa.wrapping_add_signed(p.ra()))?;
+    let pc = mem.read(cfa.wrapping_add_signed(p.ra()))?;
     let fp = if p.rbp() != 0 {
-        mem.word(cfa.wrapping_add_signed(p.rbp()))?
+        mem.read(cfa.wrapping_add_signed(p.rbp()))?
     } else {
         f.fp
     };
