@@ -6,7 +6,7 @@
 use super::arena::{ARENAS, Arena, release_slot};
 use super::defer::defer_quarantine_release;
 use super::lookup::{large_info, with_history, zone_info_lean, zone_of};
-use crate::block::{Info, QUARANTINED, State};
+use crate::block::{Info, QUARANTINED, State, load_state};
 use crate::debug::layout::{LARGE_FILL_MAX, layout};
 use crate::debug::quarantine as q;
 use crate::debug::verify::{self, Problem};
@@ -14,6 +14,7 @@ use crate::large::{LARGE, Large};
 use crate::pagemap;
 use crate::report;
 use crate::sys;
+use crate::zone::Zone;
 
 /// A quarantined LARGE block of this size is filled and checked like a zone block instead of
 /// being made inaccessible: up to `LARGE_FILL_MAX` bytes a fill costs less than the two
@@ -145,6 +146,9 @@ fn release_many(ps: &[(usize, usize)]) {
     // The arena of each zone block (`NOT_ZONE`: `release` takes it), and which ones had their
     // fill written.
     let mut arena = [NOT_ZONE; MANY];
+    // The zone and slot of each zone block, found here once: its zone lives and its geometry
+    // does not change while it holds the quarantined block.
+    let mut at = [(core::ptr::null_mut::<Zone>(), 0usize); MANY];
     let mut bad_mask = 0u64;
     for &(p, n) in ps.iter().take(AHEAD) {
         prefetch_block(p, n);
@@ -156,13 +160,16 @@ fn release_many(ps: &[(usize, usize)]) {
         let Some((ai, z)) = zone_of(pagemap::get(p)) else {
             continue;
         };
-        arena[i] = ai as u8;
         // SAFETY: the block is QUARANTINED and ours alone (it left the ring under its lock),
         // so its zone lives and its geometry does not change; its bytes are readable.
         unsafe {
-            if let Some(idx) = (*z).index_of(p) {
-                prefetch((*z).meta.add(idx) as usize);
-            }
+            // A block at no slot is no block of ours: `release` finds nothing to do either.
+            let Some(idx) = (*z).index_of(p) else {
+                continue;
+            };
+            arena[i] = ai as u8;
+            at[i] = (z, idx);
+            prefetch((*z).meta.add(idx) as usize);
             if verify::free_fill_changed(p, n).is_some() {
                 bad_mask |= 1 << i;
             }
@@ -177,20 +184,21 @@ fn release_many(ps: &[(usize, usize)]) {
         } else {
             later.trailing_zeros() as usize + 1
         };
-        if let Some((info, addr)) = release_run(ps, &arena, start, end, later != 0) {
+        if let Some((info, addr)) = release_run(ps, &arena, &at, start, end, later != 0) {
             report::write_after_free(&with_history(info), addr);
         }
         start = end;
     }
 }
 
-/// Releases the blocks `ps[start..end]` of `release_many` (`arena`: their arenas), one arena
-/// lock for all the blocks of an arena. When `last_bad` (the last block's fill was written),
+/// Releases the blocks `ps[start..end]` of `release_many` (`arena`: their arenas; `at`: the
+/// zone and slot of each zone block), one arena lock for all the blocks of an arena. When `last_bad` (the last block's fill was written),
 /// returns that block, if it was released, and its first changed byte, for the caller to
 /// report.
 fn release_run(
     ps: &[(usize, usize)],
     arena: &[u8; MANY],
+    at: &[(*mut Zone, usize); MANY],
     start: usize,
     end: usize,
     last_bad: bool,
@@ -242,9 +250,11 @@ fn release_run(
             mine &= mine - 1;
             // The written block is verified again under the lock, for its report.
             let check = last_bad && j == end - 1;
-            let r = release_zone_block(&mut a, ai, ps[j].0, check);
-            if let Some((info, Some(addr))) = r {
-                reported = Some((info, addr));
+            let (z, idx) = at[j];
+            // SAFETY: under the lock of arena ai, which owns z (`release_many`); idx is a slot
+            // of z.
+            if let Some(r) = unsafe { release_at(&mut a, z, idx, ps[j].0, check) } {
+                reported = Some(r);
             }
         }
     }
@@ -271,6 +281,40 @@ fn prefetch(p: usize) {
     };
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
+}
+
+/// Releases the quarantined block `p` at slot `idx` of zone `z`, after verifying its free fill
+/// when `verify` (else the caller did): `release_zone_block` for a block whose zone and slot
+/// are known. Returns the block as it was and the first changed byte of its fill if that was
+/// found written.
+/// # Safety
+/// Under the lock of the arena that owns `z`; `idx` is a slot of `z`.
+#[inline]
+unsafe fn release_at(
+    a: &mut Arena,
+    z: *mut Zone,
+    idx: usize,
+    p: usize,
+    verify: bool,
+) -> Option<(Info, usize)> {
+    // SAFETY: per the caller; the state byte is read on its own, as `zone_info_lean` does.
+    unsafe {
+        let m = (*z).meta.add(idx);
+        if load_state(&raw const (*m).state) != State::Quarantined
+            || (*z).slot_addr(idx) + (*m).front as usize != p
+        {
+            return None;
+        }
+        let bad = if verify {
+            let info = zone_info_lean(&*z, idx);
+            fill_changed(&info).map(|addr| (info, addr))
+        } else {
+            None
+        };
+        a.live_bytes += (*m).size as usize; // release_slot subtracts it again
+        release_slot(a, z, idx);
+        bad
+    }
 }
 
 /// Releases the quarantined zone block `p` of arena `ai` (whose lock the caller holds), after

@@ -9,8 +9,8 @@
 //! `stats()` for the statistics. Frames are return addresses (the first of
 //! `capture_from_ucontext` is the exact pc); symbolize them offline. `capture_at_recorded`,
 //! `keep` and `recall` keep the stacks of the malloc path by the caller's frame (`memo`): a
-//! call from a frame seen before replays the kept rules over the current stack words, which
-//! gives the same stack as a walk, provably, for a fraction of its work.
+//! call from a frame seen before checks the stack words its walk read that decided the frames,
+//! which gives the same stack as a walk, provably, for a fraction of its work.
 //!
 //! How a frame is unwound (x86-64):
 //! 1. the module of the address: `module` (`_dl_find_object`, once per run of frames in the
@@ -176,7 +176,7 @@ impl Recording {
 }
 
 /// The id kept by `keep` for the stack of `depth` frames from the caller's frame `(pc, sp,
-/// fp)`, when replaying it on the current stack finds the same frames (`memo`: the same
+/// fp)`, when the stack words its walk read still hold what they held (`memo`: the same
 /// answer `capture_at` would give, for a fraction of its work).
 #[inline]
 pub fn recall(pc: usize, sp: usize, fp: usize, depth: usize) -> Option<u32> {
@@ -191,7 +191,7 @@ pub fn recall(pc: usize, sp: usize, fp: usize, depth: usize) -> Option<u32> {
     }
 }
 
-/// `capture_at`, recording the rules it applies into `rec` for `keep`.
+/// `capture_at`, recording the stack words it reads into `rec` for `keep`.
 #[inline(never)]
 pub fn capture_at_recorded(
     out: &mut [usize],
@@ -311,7 +311,7 @@ fn walk(
                 break;
             }
             if let Some(r) = rec.as_deref_mut() {
-                r.push(p);
+                r.push(p, &f, &c);
             }
             f = c;
             if exact || full.is_some() {

@@ -93,6 +93,44 @@ fn probe(from: usize, to: usize) -> bool {
     crate::sys::pages_readable(from, to, GRAIN)
 }
 
+/// This thread's cached stack range as it is now, read without probing anything: the replay
+/// of a kept stack (`memo`) reads its words through it and takes a `Mem` only for a word
+/// outside it.
+pub struct Cached {
+    lo: usize,
+    /// `(hi - lo) / 8`: words in the range (0: none).
+    words: usize,
+}
+
+impl Cached {
+    #[inline(always)]
+    pub fn now() -> Cached {
+        // SAFETY: our own TLS block, touched only by this thread.
+        let [lo, hi] = unsafe { *cached() };
+        // A signal handler may run between `adopt`'s stores: those leave hi <= lo (empty).
+        if lo < hi && hi - lo <= MAX_STACK {
+            Cached {
+                lo,
+                words: (hi - lo) / 8,
+            }
+        } else {
+            Cached { lo: 0, words: 0 }
+        }
+    }
+
+    /// The 8-byte word at `addr` when it lies in the range (aligned), else None.
+    #[inline(always)]
+    pub fn read(&self, addr: usize) -> Option<usize> {
+        // As in `Mem::read`: one compare for "aligned and inside".
+        if addr.wrapping_sub(self.lo).rotate_right(3) < self.words {
+            // SAFETY: [lo, hi) is this thread's stack, probed readable (module invariants);
+            // addr is 8-aligned below hi (8-aligned), so the whole word lies inside.
+            return Some(unsafe { core::ptr::read_volatile(addr as *const usize) });
+        }
+        None
+    }
+}
+
 /// The reader of stack words of one walk.
 pub struct Mem {
     /// The thread's cached readable range (`lo` page aligned).

@@ -1,5 +1,5 @@
 //! One step of a walk: the registers the compact rules track (`Frame`) and the caller's frame
-//! by a compact rule (`apply`), shared by the walk and by the replay of kept stacks (`memo`).
+//! by a compact rule (`apply`), used by the walk (whose words `memo` keeps).
 
 use super::cfi::RBP;
 use super::regs::Regs;
