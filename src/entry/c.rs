@@ -35,6 +35,27 @@ fn done(op: Op, inp: usize, out: *mut u8, size: usize, align: usize, caller: usi
     out as *mut c_void
 }
 
+/// With debugging off, the code pages of the fast paths of malloc and free are read once at
+/// start-up (after the heap's warm-up, which runs the paths below them), so that a program's
+/// first malloc and free fault on no page of ours.
+#[cfg(not(test))]
+#[ctor::ctor(unsafe)]
+fn warm_entry_code() {
+    if crate::config::get().enabled {
+        return;
+    }
+    let paths: [extern "C" fn(usize, usize, At) -> *mut c_void; 2] = [malloc_impl, malloc_full];
+    let frees: [extern "C" fn(*mut c_void, usize, At); 2] = [free_impl, free_full];
+    let firsts = paths
+        .map(|f| f as usize)
+        .into_iter()
+        .chain(frees.map(|f| f as usize));
+    for f in firsts {
+        // SAFETY: the first byte of a function of this library: mapped and readable code.
+        unsafe { core::ptr::read_volatile(f as *const u8) };
+    }
+}
+
 extern "C" fn malloc_impl(n: usize, caller: usize, at: At) -> *mut c_void {
     // Debugging off: this thread's cache first, with nothing else to do.
     if let Some(p) = heap::malloc_cached(n) {

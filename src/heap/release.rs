@@ -192,9 +192,9 @@ fn release_many(ps: &[(usize, usize)]) {
 }
 
 /// Releases the blocks `ps[start..end]` of `release_many` (`arena`: their arenas; `at`: the
-/// zone and slot of each zone block), one arena lock for all the blocks of an arena. When `last_bad` (the last block's fill was written),
-/// returns that block, if it was released, and its first changed byte, for the caller to
-/// report.
+/// zone and slot of each zone block), one arena lock for all the blocks of an arena. When
+/// `last_bad` (the last block's fill was written), returns that block, if it was released, and
+/// its first changed byte, for the caller to report.
 fn release_run(
     ps: &[(usize, usize)],
     arena: &[u8; MANY],
