@@ -29,6 +29,10 @@ use crate::sys;
 use crate::tls;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+/// Chunks that end below this file offset are written with newlines before they are mapped
+/// (`new_chunk`); later ones are reserved.
+const FILL_BELOW: u64 = 256 << 20;
+
 /// Flag in a thread cursor's end offset (`scratch[2]`, a multiple of the page size otherwise):
 /// a record is being written in place in the chunk (`text_in_place`, `put`).
 pub(super) const BUSY: u64 = 1;
@@ -237,16 +241,24 @@ fn new_chunk(f: &mut FileState, generation: u64) -> Option<[u64; 3]> {
     }
     let generation = (0..=GEN_MAX).find(|&g| chunk_len(g) == len).unwrap_or(0);
     let end_off = base.checked_add(len)?;
-    // The gap before an aligned chunk becomes blank lines; the chunk itself is reserved
-    // without being written (writing it first, only to overwrite it through the mapping,
-    // cost most of a busy log's time on ext4), and gets its newlines through the mapping.
+    // The gap before an aligned chunk becomes blank lines. The chunk is written with newlines
+    // while the file is small (the page cache then holds it in large folios, mapped with a
+    // fault each); further on it is reserved without being written and gets its newlines
+    // through the mapping (writing it first, only to overwrite it through the mapping, cost
+    // most of a busy log's time on ext4 once the file had grown past a few hundred MiB).
     let start = f.off.max(base);
     let reserved = if f.off < base {
         sys::fill_newlines(fd, f.off, base - f.off)
     } else {
         Ok(())
     }
-    .and_then(|()| sys::reserve(fd, start, end_off - start));
+    .and_then(|()| {
+        if end_off <= FILL_BELOW {
+            sys::fill_newlines(fd, start, end_off - start).map(|()| true)
+        } else {
+            sys::reserve(fd, start, end_off - start)
+        }
+    });
     let blank = match reserved {
         Ok(blank) => blank,
         Err(e) => {
