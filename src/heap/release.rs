@@ -119,9 +119,9 @@ pub(super) fn release(p: usize) {
         defer_quarantine_release(p);
         return;
     };
-    let bad = release_zone_block(&mut a, ai, p, true);
+    let bad = release_zone_block(&mut a, ai, p);
     drop(a);
-    if let Some((info, Some(addr))) = bad {
+    if let Some((info, addr)) = bad {
         report::write_after_free(&with_history(info), addr);
     }
 }
@@ -284,8 +284,7 @@ fn prefetch(p: usize) {
 }
 
 /// Releases the quarantined block `p` at slot `idx` of zone `z`, after verifying its free fill
-/// when `verify` (else the caller did): `release_zone_block` for a block whose zone and slot
-/// are known. Returns the block as it was and the first changed byte of its fill if that was
+/// when `verify` (else the caller did). Returns the block as it was and the first changed byte of its fill if that was
 /// found written.
 /// # Safety
 /// Under the lock of the arena that owns `z`; `idx` is a slot of `z`.
@@ -318,30 +317,17 @@ unsafe fn release_at(
 }
 
 /// Releases the quarantined zone block `p` of arena `ai` (whose lock the caller holds), after
-/// verifying its free fill when `verify` (else the caller did); returns the block as it was and
-/// the first changed byte of its fill if that was found written (None: not such a block).
-fn release_zone_block(
-    a: &mut Arena,
-    ai: usize,
-    p: usize,
-    verify: bool,
-) -> Option<(Info, Option<usize>)> {
+/// verifying its free fill; returns the block as it was and the first changed byte of its fill
+/// if that was found written (None: not such a block, or its fill intact).
+fn release_zone_block(a: &mut Arena, ai: usize, p: usize) -> Option<(Info, usize)> {
     let (bi, z) = zone_of(pagemap::get(p))?;
     if bi != ai {
         return None;
     }
-    // SAFETY: the entry is current under the arena lock, so z is a live zone of this arena.
-    let idx = unsafe { (*z).index_of(p) }?;
-    // SAFETY: as above.
-    let info = zone_info_lean(unsafe { &*z }, idx);
-    if info.state != State::Quarantined || info.user != p {
-        return None;
-    }
-    let bad = if verify { fill_changed(&info) } else { None };
-    // SAFETY: quarantined slot of z under the lock.
+    // SAFETY: the entry is current under the arena lock, so z is a live zone of this arena;
+    // idx is one of its slots.
     unsafe {
-        a.live_bytes += info.size; // release_slot subtracts it again
-        release_slot(a, z, idx);
+        let idx = (*z).index_of(p)?;
+        release_at(a, z, idx, p, true)
     }
-    Some((info, bad))
 }

@@ -237,9 +237,27 @@ impl LargeState {
         }
         self.mapped_bytes = self.mapped_bytes - old_len + new_len;
         // SAFETY: d is a used descriptor per the caller.
+        unsafe { self.rehome(d, q, new_len, usable, off, new_size) }
+    }
+
+    /// Records in block `d`'s descriptor that it now lives in `[q, q + len)`, accessible up to
+    /// `q + usable`, its user pointer `off` bytes in, holding `new_size` bytes, and counts the
+    /// change of its size. Returns the new user pointer.
+    /// # Safety
+    /// `d` is a used descriptor, under the lock.
+    unsafe fn rehome(
+        &mut self,
+        d: *mut Large,
+        q: usize,
+        len: usize,
+        usable: usize,
+        off: usize,
+        new_size: usize,
+    ) -> usize {
+        // SAFETY: per the caller.
         unsafe {
             (*d).map_base = q;
-            (*d).map_len = new_len;
+            (*d).map_len = len;
             (*d).usable_len = usable;
             (*d).lo = q;
             (*d).user = q + off;
@@ -310,15 +328,9 @@ impl LargeState {
                 (*d).size.min(new_size),
             );
             pagemap::clear_range(old_base, old_len);
-            (*d).map_base = base;
-            (*d).map_len = len;
-            (*d).usable_len = len;
-            (*d).lo = base;
-            (*d).user = base + off;
-            self.live_bytes = self.live_bytes - (*d).size + new_size;
-            (*d).size = new_size;
+            let user = self.rehome(d, base, len, len, off, new_size);
             self.put_mapping(old_base, old_len, true, 0);
-            Some((*d).user)
+            Some(user)
         }
     }
 
