@@ -48,7 +48,8 @@ fn fork_from_a_thread_with_cached_blocks() {
     }
 }
 
-/// A second free of a block in a thread cache, by its thread and by another one: with
+/// A second free of a block in a thread cache, by its thread and by another one (also of a
+/// block another thread holds for its arena, and freed again once given back): with
 /// debugging off, one WARNING each and the program goes on (the blocks are not handed out
 /// twice); with debugging on, an ERROR and abort.
 #[test]
@@ -61,6 +62,8 @@ fn double_free_of_a_cached_block() {
         vec![
             "ft_malloc[PID]: WARNING: free(): double free of ADDR (TINY, 24 bytes); ignored",
             "ft_malloc[PID]: WARNING: free(): double free of ADDR (SMALL, 3000 bytes); ignored",
+            "ft_malloc[PID]: WARNING: free(): double free of ADDR (TINY, 200 bytes); ignored",
+            "ft_malloc[PID]: WARNING: free(): double free of ADDR (TINY, 200 bytes); ignored",
         ],
         "{}",
         out.describe()

@@ -9,6 +9,8 @@ use core::sync::atomic::{AtomicIsize, AtomicPtr, AtomicU32, AtomicU64, Ordering,
 /// Slots, and bytes of slots, per class at most (the biggest class, 16 KiB, keeps 4).
 pub(super) const MAX_SLOTS: usize = 64;
 pub(super) const MAX_BYTES: usize = 64 << 10;
+/// Freed slots of other arenas a cache holds before it gives them back together.
+pub(super) const REMOTE: usize = 64;
 
 /// `tcache_flags`: the thread is changing its cache (BUSY); its exit flushed it, and it gets
 /// no other (GONE).
@@ -48,6 +50,11 @@ pub(super) struct Area {
     /// Each class's array of `cap(c)` entries, carved from the rest of the area at the class's
     /// first use (null before): a program that uses few classes touches one page or two.
     pub(super) slots: [*mut Entry; NCLASSES],
+    /// Freed slots of other arenas' zones (`remote`), given back to their arenas once
+    /// `REMOTE` are held: a thread reuses the slots of its own arena only, so two threads do
+    /// not write the same metadata lines and slot lines by turns.
+    pub(super) remote_n: AtomicU32,
+    pub(super) remote: [Entry; REMOTE],
 }
 
 /// A cached slot: its address (bit 0 set: never used, zero memory) and its metadata entry
@@ -100,6 +107,15 @@ pub(super) fn set_flags(st: *mut ThreadState, v: u32) {
 pub(super) unsafe fn meta_word(z: *mut Zone, i: usize) -> &'static AtomicU64 {
     // SAFETY: per the caller.
     unsafe { AtomicU64::from_ptr((*z).meta.add(i) as *mut u64) }
+}
+
+/// Whether a slot of arena `ai` belongs to another arena than this thread's home arena (the
+/// one its refills lock first). A thread with no home yet keeps every slot.
+#[inline(always)]
+pub(super) fn remote(st: *mut ThreadState, ai: usize) -> bool {
+    // SAFETY: our own TLS block.
+    let home = unsafe { (*st).arena } as usize;
+    home != 0 && home != ai + 1
 }
 
 /// Adds `d` to a counter only this thread writes.

@@ -10,7 +10,8 @@
 //! runs from the plain paths alone), so a non-null area is all the configuration these paths
 //! need to look at.
 
-use super::area::{Area, BUSY, add, cap, meta_word, set_flags};
+use super::area::{Area, BUSY, add, cap, meta_word, remote, set_flags};
+use super::whole::hold_remote;
 use crate::block::{BlockMeta, CACHED, NO_LINK, Op, USED};
 use crate::heap::lookup::zone_of;
 use crate::pagemap;
@@ -126,42 +127,43 @@ pub fn calloc(k: usize, s: usize) -> Option<*mut u8> {
     Some(p)
 }
 
-/// The zone and index of the slot that starts at `p`. None: no such slot.
+/// The arena, zone and index of the slot that starts at `p`. None: no such slot.
 /// # Safety
 /// None beyond the page map's: zone headers stay mapped, so a stale or wild pointer only
 /// fails the checks here or later (its slot is not USED).
 #[inline(always)]
-unsafe fn slot_at(p: usize) -> Option<(*mut Zone, usize)> {
-    let (_, z) = zone_of(pagemap::get(p))?;
+unsafe fn slot_at(p: usize) -> Option<(usize, *mut Zone, usize)> {
+    let (ai, z) = zone_of(pagemap::get(p))?;
     // SAFETY: per the caller.
     unsafe {
         let i = (*z).index_of(p)?;
-        ((*z).slot_addr(i) == p).then_some((z, i))
+        ((*z).slot_addr(i) == p).then_some((ai, z, i))
     }
 }
 
 /// The live block at `p` (at the start of its slot, as every zone block is with debugging
-/// off): its zone, index and metadata. None: anything else.
+/// off): its arena, zone, index and metadata. None: anything else.
 /// # Safety
 /// As for `slot_at`.
 #[inline(always)]
-unsafe fn live(p: usize) -> Option<(*mut Zone, usize, BlockMeta)> {
+unsafe fn live(p: usize) -> Option<(usize, *mut Zone, usize, BlockMeta)> {
     // SAFETY: per the caller.
     unsafe {
-        let (z, i) = slot_at(p)?;
+        let (ai, z, i) = slot_at(p)?;
         let m = BlockMeta::from_word(meta_word(z, i).load(Ordering::Relaxed));
-        (m.state == USED && m.front == 0).then_some((z, i, m))
+        (m.state == USED && m.front == 0).then_some((ai, z, i, m))
     }
 }
 
-/// Makes the block at `p`, slot `i` of `z`, CACHED and pushes it: false, nothing changed,
-/// when its class is full or its state is not USED (not a live block, or another thread freed
-/// it meanwhile). The compare-exchange comes first: the slot's metadata line is fetched once,
-/// for writing (it often comes from another core's cache).
+/// Makes the block at `p`, slot `i` of `z`, CACHED and pushes it (`far`: a slot of another
+/// arena, held apart until it goes back to its arena): false, nothing changed, when its class
+/// is full or its state is not USED (not a live block, or another thread freed it meanwhile).
+/// The compare-exchange comes first: the slot's metadata line is fetched once, for writing
+/// (it often comes from another core's cache).
 /// # Safety
 /// `area` is this thread's, busy; `(z, i)` from `slot_at(p)`.
 #[inline(always)]
-unsafe fn put(area: *mut Area, p: usize, z: *mut Zone, i: usize) -> bool {
+unsafe fn put(area: *mut Area, p: usize, z: *mut Zone, i: usize, far: bool) -> bool {
     // SAFETY: per the caller; the metadata of a slot of a mapped zone.
     unsafe {
         let c = (*z).class as usize;
@@ -170,7 +172,7 @@ unsafe fn put(area: *mut Area, p: usize, z: *mut Zone, i: usize) -> bool {
         }
         let count = &(*area).count[c];
         let (n, slots) = (count.load(Ordering::Relaxed) as usize, (*area).slots[c]);
-        if n >= cap(c) || slots.is_null() {
+        if !far && (n >= cap(c) || slots.is_null()) {
             return false;
         }
         let meta = (*z).meta.add(i);
@@ -187,8 +189,12 @@ unsafe fn put(area: *mut Area, p: usize, z: *mut Zone, i: usize) -> bool {
             let _ = state.compare_exchange(CACHED, USED, Ordering::AcqRel, Ordering::Relaxed);
             return false;
         }
-        *slots.add(n) = [p, meta as usize];
-        count.store(n as u32 + 1, Ordering::Relaxed);
+        if far {
+            hold_remote(area, [p, meta as usize]);
+        } else {
+            *slots.add(n) = [p, meta as usize];
+            count.store(n as u32 + 1, Ordering::Relaxed);
+        }
         add(&(*area).live_blocks, -1);
         add(&(*area).live_bytes, -(m.size as isize));
     }
@@ -208,7 +214,7 @@ pub fn realloc(p: usize, n: usize) -> Option<*mut u8> {
     let area = ready(st)?;
     // SAFETY: `live` validates `p`; our own area, busy from the first change of the cache.
     unsafe {
-        let (z, i, m) = live(p)?;
+        let (ai, z, i, m) = live(p)?;
         let (slot_len, class) = ((*z).block_size as usize, (*z).class as usize);
         if n <= slot_len && (class_for(n) == class || n * 2 > slot_len) {
             // In place: the size alone changes (as under the lock, where a cache's
@@ -238,7 +244,7 @@ pub fn realloc(p: usize, n: usize) -> Option<*mut u8> {
         };
         let q = q & !1;
         core::ptr::copy_nonoverlapping(p as *const u8, q as *mut u8, old.min(n));
-        if !put(area, p, z, i) {
+        if !put(area, p, z, i, remote(st, ai)) {
             // Freed by another thread meanwhile (a program bug), or no room after all: the
             // new block goes back and the full path reports the pointer.
             let k = (*area).count[c].load(Ordering::Relaxed) as usize;
@@ -274,11 +280,11 @@ pub fn free(p: usize) -> bool {
     // SAFETY: `slot_at` finds the slot, `put` checks its state; our own area, busy from the
     // first change of the cache.
     unsafe {
-        let Some((z, i)) = slot_at(p) else {
+        let Some((ai, z, i)) = slot_at(p) else {
             return false;
         };
         set_flags(st, BUSY);
-        if !put(area, p, z, i) {
+        if !put(area, p, z, i, remote(st, ai)) {
             set_flags(st, 0);
             return false;
         }

@@ -8,11 +8,15 @@
 //! is never linked through the freed blocks, which a use-after-free write of the program could
 //! corrupt. A cached slot is `CACHED` (`block::CACHED`): free to everybody (walkers, dumps, the
 //! leak scan skip it; a second free of it is refused), yet still counted in its zone's `nused`,
-//! so its zone stays mapped. Any thread may cache a block of any arena; slots go back to their
-//! own arenas when a cache is flushed.
+//! so its zone stays mapped. A thread reuses the slots of its home arena (the one its refills
+//! lock first); the blocks of other arenas it frees are held apart (`remote`, up to `REMOTE`)
+//! and go back to their arenas together, one lock per arena, so that two threads do not write
+//! the same metadata and slot lines by turns. Slots go back to their own arenas when a cache
+//! is flushed.
 //!
 //! - free: the block's state goes USED → CACHED by a compare-exchange (a second free finds it
-//!   CACHED: the locked path refuses it as a double free); its address is pushed.
+//!   CACHED: the locked path refuses it as a double free); its address is pushed (held apart
+//!   when it is another arena's).
 //! - malloc: an address is popped and the slot's whole metadata (size, front, origin, USED) is
 //!   written with one atomic store, without reading it first (see the invariants).
 //! - The C entry points try the cache first (`fast`): malloc, calloc and free, and realloc of a
@@ -65,7 +69,7 @@ use crate::sys;
 use crate::tls::{self, ThreadState};
 use area::{AREA_LEN, AREAS, Area, BUSY, add, cap, class_slots, meta_word, set_flags};
 use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
-use whole::{flush, thread_exit};
+use whole::{flush, hold_remote, thread_exit};
 
 const KEY_NONE: u8 = 0;
 const KEY_MAKING: u8 = 1;
@@ -309,7 +313,7 @@ pub(super) fn free(p: usize) -> bool {
 /// `area` is this thread's, busy, and the thread holds no allocator lock.
 #[inline(always)]
 unsafe fn push(area: *mut Area, p: usize) -> bool {
-    let Some((_, z)) = zone_of(pagemap::get(p)) else {
+    let Some((ai, z)) = zone_of(pagemap::get(p)) else {
         return false;
     };
     // SAFETY: zone headers stay mapped; a live block keeps its zone, and a stale or wild
@@ -330,13 +334,18 @@ unsafe fn push(area: *mut Area, p: usize) -> bool {
         {
             return false;
         }
-        let c = (*z).class as usize;
-        let mut n = (*area).count[c].load(Ordering::Relaxed) as usize;
-        if n >= cap(c) {
-            n = flush(area, c, n, n.div_ceil(2));
+        let e = [slot, (*z).meta.add(i) as usize];
+        if area::remote(tls::state(), ai) {
+            hold_remote(area, e);
+        } else {
+            let c = (*z).class as usize;
+            let mut n = (*area).count[c].load(Ordering::Relaxed) as usize;
+            if n >= cap(c) {
+                n = flush(area, c, n, n.div_ceil(2));
+            }
+            class_slots(area, c)[n] = e;
+            (*area).count[c].store(n as u32 + 1, Ordering::Relaxed);
         }
-        class_slots(area, c)[n] = [slot, (*z).meta.add(i) as usize];
-        (*area).count[c].store(n as u32 + 1, Ordering::Relaxed);
         add(&(*area).live_blocks, -1);
         add(&(*area).live_bytes, -(m.size as isize));
     }

@@ -3,7 +3,7 @@
 //! key's destructor) and in a fork child (the parent's other threads'); and the live counts
 //! the caches add to the arenas'.
 
-use super::area::{AREAS, Area, BUSY, Entry, GONE, cap, class_slots, set_flags};
+use super::area::{AREAS, Area, BUSY, Entry, GONE, REMOTE, cap, class_slots, set_flags};
 use crate::block::CACHED;
 use crate::heap::arena::{ARENAS, return_slot};
 use crate::heap::lookup::zone_of;
@@ -47,6 +47,37 @@ pub(super) unsafe fn flush(area: *mut Area, c: usize, n: usize, k: usize) -> usi
     n - k
 }
 
+/// Holds the CACHED slot `e` (its address and metadata entry) of another arena; the slots
+/// held go back to their arenas first when `REMOTE` are.
+/// # Safety
+/// As for `flush`; `e` was made CACHED by this thread.
+#[inline(always)]
+pub(super) unsafe fn hold_remote(area: *mut Area, e: Entry) {
+    // SAFETY: per the caller.
+    unsafe {
+        let mut n = ((*area).remote_n.load(Ordering::Relaxed) as usize).min(REMOTE);
+        if n == REMOTE {
+            give_remote(area, n);
+            n = 0;
+        }
+        (*area).remote[n] = e;
+        (*area).remote_n.store(n as u32 + 1, Ordering::Relaxed);
+    }
+}
+
+/// Gives the `n` slots of other arenas that `area` holds back to them.
+/// # Safety
+/// As for `give_back`.
+#[cold]
+#[inline(never)]
+unsafe fn give_remote(area: *mut Area, n: usize) {
+    // SAFETY: per the caller.
+    unsafe {
+        give_back(&mut (&mut (*area).remote)[..n]);
+        (*area).remote_n.store(0, Ordering::Relaxed);
+    }
+}
+
 /// Returns the CACHED slots of `entries` to their arenas, one lock per arena, zeroing the
 /// entries. Stale entries (a program's racing double free) are dropped; slots whose arena lock
 /// cannot be had (a fork child whose forking handler interrupted that lock's holder) stay
@@ -85,10 +116,17 @@ unsafe fn give_back(entries: &mut [Entry]) {
     }
 }
 
-/// Empties every class of `area` into the arenas.
+/// Empties every class of `area`, and the slots of other arenas it holds, into the arenas.
 /// # Safety
 /// As for `give_back`.
 unsafe fn flush_all(area: *mut Area) {
+    // SAFETY: per the caller.
+    unsafe {
+        let n = ((*area).remote_n.load(Ordering::Relaxed) as usize).min(REMOTE);
+        if n > 0 {
+            give_remote(area, n);
+        }
+    }
     for c in 0..NCLASSES {
         // SAFETY: per the caller.
         unsafe {
