@@ -86,3 +86,27 @@ fn double_free_of_a_cached_block() {
         );
     }
 }
+
+/// Blocks freed by a thread of another arena come back to their own thread's allocations, are
+/// never handed out twice (in a fork child too), and a second free of one is refused.
+#[test]
+fn blocks_freed_by_another_thread_come_back() {
+    let out = run("tcache_inbox", &[], &[]);
+    out.assert_success();
+    assert_eq!(out.stdout, "reused 1\nOK\n", "{}", out.describe());
+    assert_eq!(
+        mask_report(&out.stderr).lines().collect::<Vec<_>>(),
+        vec!["ft_malloc[PID]: WARNING: free(): double free of ADDR (TINY, 100 bytes); ignored"],
+        "{}",
+        out.describe()
+    );
+    for env in &MODES[1..] {
+        let out = run("tcache_inbox", &[], env);
+        assert_eq!(out.signal, Some(6), "SIGABRT: {}", out.describe());
+        assert!(
+            mask_report(&out.stderr).contains("ERROR: double free of ADDR ("),
+            "{}",
+            out.describe()
+        );
+    }
+}

@@ -11,6 +11,7 @@ pub fn lock_all() {
     for a in ARENAS.iter() {
         a.lock_forever();
     }
+    super::tcache::lock_inboxes();
     LARGE.lock_forever();
 }
 
@@ -19,6 +20,7 @@ pub fn unlock_all() {
     // SAFETY: lock_all took these locks on this thread.
     unsafe {
         LARGE.force_unlock();
+        super::tcache::unlock_inboxes();
         for a in ARENAS.iter() {
             a.force_unlock();
         }
@@ -32,6 +34,7 @@ pub fn reset_all() {
     // SAFETY: fork child: we are the only thread.
     unsafe {
         LARGE.reset();
+        super::tcache::reset_inboxes();
         for a in ARENAS.iter() {
             a.reset();
         }

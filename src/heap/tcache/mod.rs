@@ -52,11 +52,15 @@
 
 mod area;
 mod fast;
+mod inbox;
 mod whole;
 
 pub use fast::{
     calloc as calloc_cached, free as free_cached, malloc as malloc_cached,
     realloc as realloc_cached,
+};
+pub(super) use inbox::{
+    lock_forever as lock_inboxes, reset as reset_inboxes, unlock_forever as unlock_inboxes,
 };
 pub(super) use whole::{after_fork_child, flush_mine, totals};
 
@@ -264,6 +268,20 @@ unsafe fn pop(area: *mut Area, c: usize, m: BlockMeta) -> Option<(usize, bool)> 
 #[cold]
 #[inline(never)]
 unsafe fn refill(area: *mut Area, c: usize) {
+    // First the slots of this thread's arena that other threads freed.
+    // SAFETY: our own TLS block.
+    let home = unsafe { (*tls::state()).arena } as usize;
+    if home != 0 && inbox::waiting(home - 1) {
+        let mut spill = inbox::spill();
+        // SAFETY: per the caller; what the inbox gave and did not fit is ours to give back.
+        unsafe {
+            let n = inbox::take(area, home - 1, &mut spill);
+            whole::give_back(&mut spill[..n]);
+            if (*area).count[c].load(Ordering::Relaxed) > 0 {
+                return;
+            }
+        }
+    }
     let want = (cap(c) / 2).max(1);
     let Some((ai, mut a)) = lock_arena() else {
         return;

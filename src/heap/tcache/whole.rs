@@ -65,7 +65,8 @@ pub(super) unsafe fn hold_remote(area: *mut Area, e: Entry) {
     }
 }
 
-/// Gives the `n` slots of other arenas that `area` holds back to them.
+/// Gives the `n` slots of other arenas that `area` holds back to them: to their inboxes, else
+/// to the arenas.
 /// # Safety
 /// As for `give_back`.
 #[cold]
@@ -73,7 +74,9 @@ pub(super) unsafe fn hold_remote(area: *mut Area, e: Entry) {
 unsafe fn give_remote(area: *mut Area, n: usize) {
     // SAFETY: per the caller.
     unsafe {
-        give_back(&mut (&mut (*area).remote)[..n]);
+        let es = &mut (&mut (*area).remote)[..n];
+        super::inbox::post(es);
+        give_back(es);
         (*area).remote_n.store(0, Ordering::Relaxed);
     }
 }
@@ -84,7 +87,7 @@ unsafe fn give_remote(area: *mut Area, n: usize) {
 /// CACHED for good, counted in their zone.
 /// # Safety
 /// Entries came from a cache; the caller owns them (its own cache, busy, or a fork child's).
-unsafe fn give_back(entries: &mut [Entry]) {
+pub(super) unsafe fn give_back(entries: &mut [Entry]) {
     while let Some(k) = entries.iter().position(|e| e[0] != 0) {
         let first = entries[k][0];
         // Whatever happens below, this entry is done: every round makes progress.
@@ -153,16 +156,19 @@ fn attached(st: *mut ThreadState) -> Option<*mut Area> {
     }
 }
 
-/// Gives this thread's cached slots back to the arenas (malloc_trim, or before a retry when a
-/// mapping failed), unless a signal handler interrupted the cache or an allocator lock.
+/// Gives this thread's cached slots, and the slots waiting in the arenas' inboxes, back to the
+/// arenas (malloc_trim, or before a retry when a mapping failed), unless a signal handler interrupted the cache or an allocator lock.
 pub fn flush_mine() {
     let st = tls::state();
     let Some(area) = attached(st) else {
         return;
     };
     set_flags(st, BUSY);
-    // SAFETY: our own area, busy, holding no lock.
-    unsafe { flush_all(area) };
+    // SAFETY: our own area, busy, holding no lock; entries out of an inbox are ours.
+    unsafe {
+        flush_all(area);
+        super::inbox::drain(|es| give_back(es));
+    }
     set_flags(st, 0);
 }
 
