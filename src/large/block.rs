@@ -57,7 +57,7 @@ impl LargeState {
         let usable_len = got_len - guard;
         if guard > 0 && !guard_ready {
             // SAFETY: the guard region is the tail of the mapping we own.
-            unsafe { sys::protect((base + usable_len) as *mut u8, guard, false) };
+            unsafe { sys::guard_pages((base + usable_len) as *mut u8, guard) };
         }
         let user = base + off;
         debug_assert!(user.is_multiple_of(a));
@@ -173,7 +173,9 @@ impl LargeState {
     /// Grows a debugging-mode LARGE block (front canary, inaccessible region behind it) with
     /// `mremap`: its pages move without a copy, the region behind is re-created after the new
     /// end and the old one given back. Returns the new user pointer, None when the kernel
-    /// refuses (the caller then moves the block by copying).
+    /// refuses (the caller then moves the block by copying). Where the regions are guard
+    /// markers, blocks are carved from shared chunks (`LargeState::get_mapping`), which
+    /// `mremap` would cut: None then too.
     /// # Safety
     /// `d` is a used, unguarded descriptor whose mapping ends with its region, under the lock.
     pub unsafe fn grow_with_region(
@@ -185,7 +187,7 @@ impl LargeState {
         // SAFETY: d is a used descriptor per the caller; every range below is part of its
         // mapping (or the new one the kernel gives back).
         unsafe {
-            if (*d).guarded.is_guarded() || (*d).usable_len == (*d).map_len {
+            if (*d).guarded.is_guarded() || (*d).usable_len == (*d).map_len || sys::has_markers() {
                 return None;
             }
             let old_base = (*d).map_base;
@@ -204,7 +206,7 @@ impl LargeState {
                 return None;
             };
             let q = q as usize;
-            sys::protect((q + new_usable) as *mut u8, region, false);
+            sys::guard_pages((q + new_usable) as *mut u8, region);
             if q != old_base {
                 // The old region behind stayed where it was (not counted as a mapping of its
                 // own: the moved block keeps the count).

@@ -8,8 +8,9 @@
 //! kept only while the live LARGE bytes are at least half of it.
 //!
 //! A range may keep the inaccessible region that followed its block (debugging mode): its
-//! last `guard` bytes stay PROT_NONE, so that the next block of the same layout carved from
-//! its top needs no mprotect. Such ranges are never gathered.
+//! last `guard` bytes stay inaccessible (guard markers, or PROT_NONE where the kernel has no
+//! markers), so that the next block of the same layout carved from its top needs no system
+//! call. Such ranges are never gathered.
 //!
 //! `Cache` is bookkeeping only: the system calls it asks for (unmap a range, make a guard
 //! region accessible, grow or move pages) go through the caller's functions (`state` maps
@@ -37,7 +38,7 @@ const PIECE_MIN: usize = 64 << 10;
 /// A cached range is split when the rest is at least this big (and a quarter of the request).
 const SPLIT_MIN: usize = 16 << 10;
 
-/// A cached range `[base, base + len)` whose last `guard` bytes are PROT_NONE (0: none).
+/// A cached range `[base, base + len)` whose last `guard` bytes are inaccessible (0: none).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Entry {
     pub base: usize,
@@ -201,7 +202,7 @@ impl Cache {
         })
     }
 
-    /// Keeps the freed range `[base, base + len)` (its last `guard` bytes PROT_NONE, or 0),
+    /// Keeps the freed range `[base, base + len)` (its last `guard` bytes inaccessible, or 0),
     /// merged with adjacent cached ranges, within `limit` bytes: the smallest ranges are given
     /// back to make room, or this one when it still does not fit. `unmap` gives a range back,
     /// `open` makes a guard region accessible.
@@ -221,7 +222,7 @@ impl Cache {
                 .any(|e| e.base != 0 && e.base == base + len)
         {
             // A cached range starts right behind: merging beats keeping the guard region (a
-            // fragmented cache maps and faults more than one mprotect costs).
+            // fragmented cache maps and faults more than one system call costs).
             open(base + len - guard, guard);
             guard = 0;
         }

@@ -64,8 +64,10 @@ impl LargeState {
         unsafe { self.slab.give(d) };
     }
 
-    /// A mapping of at least `len` bytes: a cached range (returns dirty=true), else one built
-    /// on cached pages (`Cache::gather`, no guard region wanted), else a new mapping. With
+    /// A mapping of at least `len` bytes: a cached range (returns dirty=true), else one carved
+    /// from a new chunk (`map_carved`; with a guard region wanted, only where guard markers make
+    /// it), else one built on cached pages (`Cache::gather`, no guard region wanted), else a new
+    /// mapping. With
     /// `guard > 0` the caller wants the last `guard` bytes inaccessible: the last value says
     /// they already are.
     pub(crate) fn get_mapping(
@@ -79,11 +81,13 @@ impl LargeState {
         if let Some(t) = self.cache.take(len, guard) {
             if let Some((p, l)) = t.open {
                 // SAFETY: the cached range is ours and unused.
-                unsafe { sys::protect(p as *mut u8, l, true) };
+                unsafe { sys::unguard_pages(p as *mut u8, l) };
             }
             return Some((t.base, t.len, true, t.guard_ready));
         }
-        if guard == 0
+        // A block with an inaccessible region behind is carved too where that region is made
+        // of guard markers (they split no kernel mapping).
+        if (guard == 0 || sys::has_markers())
             && len <= CARVE_MAX
             && let Some(base) = self.map_carved(len)
         {
@@ -179,7 +183,7 @@ impl LargeState {
         let t = self.cache.take(len, 0)?;
         if let Some((p, l)) = t.open {
             // SAFETY: the cached range is ours and unused.
-            unsafe { sys::protect(p as *mut u8, l, true) };
+            unsafe { sys::unguard_pages(p as *mut u8, l) };
         }
         Some((t.base, t.len, true, false))
     }
@@ -208,7 +212,7 @@ impl LargeState {
         }
         let mut open = |b: usize, l: usize| {
             // SAFETY: the guard region of a freed block is ours and unused.
-            unsafe { sys::protect(b as *mut u8, l, true) };
+            unsafe { sys::unguard_pages(b as *mut u8, l) };
         };
         self.cache
             .put(base, len, guard, limit, &mut unmap, &mut open);

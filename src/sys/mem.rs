@@ -65,6 +65,8 @@ pub const MADV_GUARD_REMOVE: c_int = 103;
 /// Set once the kernel refused guard markers for an internal mapping (older kernel, or a
 /// locked mapping): `guard_pages` goes straight to mprotect.
 static NO_MARKERS: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+/// Set once `guard_pages` installed guard markers (`unguard_pages` then removes them).
+static MARKERS_USED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
 /// Makes `[p, p + len)` inaccessible: guard markers where the kernel has them, else mprotect.
 /// # Safety
@@ -74,12 +76,40 @@ pub unsafe fn guard_pages(p: *mut u8, len: usize) -> bool {
     if !NO_MARKERS.load(Ordering::Relaxed) {
         // SAFETY: per the caller.
         if unsafe { libc::madvise(p as *mut c_void, len, MADV_GUARD_INSTALL) } == 0 {
+            if !MARKERS_USED.load(Ordering::Relaxed) {
+                MARKERS_USED.store(true, Ordering::Relaxed);
+            }
             return true;
         }
         NO_MARKERS.store(true, Ordering::Relaxed);
     }
     // SAFETY: per the caller.
     unsafe { protect(p, len, false) }
+}
+
+/// Makes `[p, p + len)`, made inaccessible by `guard_pages`, accessible again: its pages read
+/// as zero where they were markers. Removes markers where any were installed, and mprotects
+/// where markers were ever refused (the range may hold either).
+/// # Safety
+/// `[p, p + len)` is page aligned, part of a private anonymous mapping of ours, and holds
+/// nothing anybody needs.
+pub unsafe fn unguard_pages(p: *mut u8, len: usize) -> bool {
+    // SAFETY: per the caller.
+    unsafe {
+        let mut ok = true;
+        if MARKERS_USED.load(Ordering::Relaxed) {
+            ok = libc::madvise(p as *mut c_void, len, MADV_GUARD_REMOVE) == 0;
+        }
+        if NO_MARKERS.load(Ordering::Relaxed) {
+            ok = protect(p, len, true);
+        }
+        ok
+    }
+}
+
+/// Whether `guard_pages` uses guard markers (no kernel mapping is split).
+pub fn has_markers() -> bool {
+    !NO_MARKERS.load(Ordering::Relaxed)
 }
 
 /// A read-write mapping of `len` bytes (page rounded) with a guard page on each side, for the
