@@ -193,7 +193,7 @@ impl LargeState {
         self.cache.fits(len)
     }
 
-    /// Keeps a freed range in the cache (`guard`: its last bytes that are PROT_NONE, the
+    /// Keeps a freed range in the cache (`guard`: its last bytes that are inaccessible, the
     /// region behind a debugging-mode block, or 0), or unmaps it.
     pub(crate) fn put_mapping(&mut self, base: usize, len: usize, cacheable: bool, guard: usize) {
         if self.peak.note(self.live_bytes, 0) {
