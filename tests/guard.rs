@@ -183,42 +183,49 @@ fn use_after_free_after_10000_allocations_full() {
     }
 }
 
-/// MALLOC_DEBUG=1: a LARGE block (20000 bytes) has a 64 KiB PROT_NONE region after it; a write
-/// 4 KiB past its end lands there.
+/// MALLOC_DEBUG=1: a LARGE block (20000 bytes) has a 64 KiB inaccessible region after it
+/// (guard markers where the kernel has them; PROT_NONE with `nomarkers`); a write 4 KiB past
+/// its end lands there.
 #[test]
 fn large_block_overflow_4k_guard_region() {
-    assert_fault(
-        &fault("large_over", "1"),
-        "ft_malloc[PID]: ERROR: heap overflow (write) at ADDR: 4096 bytes after the 20000-byte block at ADDR \
-         (LARGE block guard region)",
-        20000 + 4096,
-    );
+    for debug in ["1", "1,nomarkers"] {
+        assert_fault(
+            &fault("large_over", debug),
+            "ft_malloc[PID]: ERROR: heap overflow (write) at ADDR: 4096 bytes after the 20000-byte block at ADDR \
+             (LARGE block guard region)",
+            20000 + 4096,
+        );
+    }
 }
 
-/// The same past a block grown by realloc (its pages moved by mremap, content kept, the region
-/// behind it re-created at its new end).
+/// The same past a block grown by realloc (moved by copy, or its pages by mremap; content
+/// kept, the region behind it re-created at its new end).
 #[test]
 fn large_block_overflow_4k_after_realloc_growth() {
-    let out = fault("large_over_grown", "1");
-    assert!(out.stdout.contains("(grown)"), "{}", out.describe());
-    assert_fault(
-        &out,
-        "ft_malloc[PID]: ERROR: heap overflow (write) at ADDR: 4096 bytes after the 300000-byte block at ADDR \
-         (LARGE block guard region)",
-        300000 + 4096,
-    );
+    for debug in ["1", "1,nomarkers"] {
+        let out = fault("large_over_grown", debug);
+        assert!(out.stdout.contains("(grown)"), "{}", out.describe());
+        assert_fault(
+            &out,
+            "ft_malloc[PID]: ERROR: heap overflow (write) at ADDR: 4096 bytes after the 300000-byte block at ADDR \
+             (LARGE block guard region)",
+            300000 + 4096,
+        );
+    }
 }
 
 /// The same after the LARGE cache was churned by 400 blocks of many sizes: a block carved from a
 /// cached range still has its region behind it.
 #[test]
 fn large_block_overflow_4k_guard_region_reused() {
-    assert_fault(
-        &fault("large_over_reused", "1"),
-        "ft_malloc[PID]: ERROR: heap overflow (write) at ADDR: 4096 bytes after the 20000-byte block at ADDR \
-         (LARGE block guard region)",
-        20000 + 4096,
-    );
+    for debug in ["1", "1,nomarkers"] {
+        assert_fault(
+            &fault("large_over_reused", debug),
+            "ft_malloc[PID]: ERROR: heap overflow (write) at ADDR: 4096 bytes after the 20000-byte block at ADDR \
+             (LARGE block guard region)",
+            20000 + 4096,
+        );
+    }
 }
 
 /// The same overflow in guard mode (debugging on, so LARGE blocks have their 64 KiB region):

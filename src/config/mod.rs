@@ -147,7 +147,7 @@ options! {
     guard:        guard   = Guard::Off, "off", Range::NONE, "PROT_NONE guard page after each block (guard=below: before; guard=exact: no alignment slack)";
     sample:       count   = 0, "0", Range::count(0, MAX_SAMPLE), "guard only about one allocation in N (like GWP-ASan)";
     guard_budget: size    = 0, "256m (RAM/8 if less)", Range::bytes(0, MAX_GUARD_BUDGET), "pages of live guarded blocks at most; past it new blocks get canaries (said once)";
-    markers:      bool    = true, "on", Range::NONE, "small guarded blocks use page-table guard markers where the kernel has them (Linux 6.13); nomarkers: mprotect";
+    markers:      bool    = true, "on", Range::NONE, "small guarded blocks, and the region behind LARGE blocks, use page-table guard markers where the kernel has them (Linux 6.13); nomarkers: mprotect";
     log:          path    = Path::NONE, "off", Range::NONE, "allocation log: a file (%p = pid), stderr or fd:N";
     log_format:   logfmt  = LogFormat::Text, "text", Range::NONE, "log format: text (ft_malloc v1) or mtrace (glibc mtrace)";
     ring:         count   = 0, "0 (4096 when debugging)", Range::count(0, MAX_RING), "events kept in the in-memory ring for reports and dumps";

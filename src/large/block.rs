@@ -57,7 +57,7 @@ impl LargeState {
         let usable_len = got_len - guard;
         if guard > 0 && !guard_ready {
             // SAFETY: the guard region is the tail of the mapping we own.
-            unsafe { sys::guard_pages((base + usable_len) as *mut u8, guard) };
+            unsafe { super::region::close(base + usable_len, guard) };
         }
         let user = base + off;
         debug_assert!(user.is_multiple_of(a));
@@ -187,7 +187,10 @@ impl LargeState {
         // SAFETY: d is a used descriptor per the caller; every range below is part of its
         // mapping (or the new one the kernel gives back).
         unsafe {
-            if (*d).guarded.is_guarded() || (*d).usable_len == (*d).map_len || sys::has_markers() {
+            if (*d).guarded.is_guarded()
+                || (*d).usable_len == (*d).map_len
+                || super::region::markers()
+            {
                 return None;
             }
             let old_base = (*d).map_base;
@@ -206,7 +209,7 @@ impl LargeState {
                 return None;
             };
             let q = q as usize;
-            sys::guard_pages((q + new_usable) as *mut u8, region);
+            super::region::close(q + new_usable, region);
             if q != old_base {
                 // The old region behind stayed where it was (not counted as a mapping of its
                 // own: the moved block keeps the count).

@@ -150,7 +150,7 @@ impl LargeState {
         let base = base as usize;
         if guard > 0 {
             // SAFETY: the region behind is the tail of the mapping just made.
-            unsafe { sys::guard_pages((base + usable) as *mut u8, guard) };
+            unsafe { super::region::close(base + usable, guard) };
         }
         let a = align.max(16);
         let user = (base + front + a - 1) & !(a - 1);

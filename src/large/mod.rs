@@ -27,6 +27,7 @@ pub mod freed;
 pub mod guarded;
 pub mod live;
 pub mod loose;
+pub mod region;
 pub mod slab;
 pub mod state;
 

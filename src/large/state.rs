@@ -81,13 +81,13 @@ impl LargeState {
         if let Some(t) = self.cache.take(len, guard) {
             if let Some((p, l)) = t.open {
                 // SAFETY: the cached range is ours and unused.
-                unsafe { sys::unguard_pages(p as *mut u8, l) };
+                unsafe { super::region::open(p, l) };
             }
             return Some((t.base, t.len, true, t.guard_ready));
         }
         // A block with an inaccessible region behind is carved too where that region is made
         // of guard markers (they split no kernel mapping).
-        if (guard == 0 || sys::has_markers())
+        if (guard == 0 || super::region::markers())
             && len <= CARVE_MAX
             && let Some(base) = self.map_carved(len)
         {
@@ -183,7 +183,7 @@ impl LargeState {
         let t = self.cache.take(len, 0)?;
         if let Some((p, l)) = t.open {
             // SAFETY: the cached range is ours and unused.
-            unsafe { sys::unguard_pages(p as *mut u8, l) };
+            unsafe { super::region::open(p, l) };
         }
         Some((t.base, t.len, true, false))
     }
@@ -212,7 +212,7 @@ impl LargeState {
         }
         let mut open = |b: usize, l: usize| {
             // SAFETY: the guard region of a freed block is ours and unused.
-            unsafe { sys::unguard_pages(b as *mut u8, l) };
+            unsafe { super::region::open(b, l) };
         };
         self.cache
             .put(base, len, guard, limit, &mut unmap, &mut open);

@@ -118,6 +118,7 @@ fn init() {
         heap::defer_guard_release,
     );
     crate::guard::init(&c);
+    crate::large::region::allow_markers(c.markers);
     crate::site::set_depth(c.stack_depth());
     if heavy {
         crate::stats::TRACK.store(true, Ordering::Relaxed);
