@@ -1,7 +1,9 @@
 //! Arena inboxes: slots of an arena that threads of other arenas freed, handed to the arena's
 //! own threads without the arena lock. A cache that holds `REMOTE` such slots (CACHED, see
-//! `whole::hold_remote`) appends them to the inbox of their arena; a thread of that arena whose
-//! class ran empty takes the whole inbox into its cache before it refills from the arena.
+//! `whole::hold_remote`) appends them to the inbox of their arena (up to `INBOX` slots and
+//! `BYTES` bytes); a thread of that arena whose class ran empty takes up to `TAKE` of them into
+//! its cache before it refills from the arena (those its classes have no room for go back to
+//! the arena).
 //! Neither touches the zones' headers: the slots stay CACHED, counted in their zones, so the
 //! arena's lock and its zone lines stay with the arena's own threads.
 //!
@@ -123,9 +125,8 @@ pub(super) fn waiting(ai: usize) -> bool {
 }
 
 /// Takes up to `TAKE` slots out of the inbox of arena `ai` into `area`'s classes, as far as
-/// they have room; the first
-/// `n` entries of `spill` (returned) are the rest, zeroed where taken, for the caller to give
-/// back.
+/// they have room; the first `n` entries of `spill` (`n` returned) are the rest, zeroed where
+/// taken, for the caller to give back.
 /// # Safety
 /// `area` is this thread's, busy; the thread holds no allocator lock.
 pub(super) unsafe fn take(area: *mut Area, ai: usize, spill: &mut [Entry; TAKE]) -> usize {

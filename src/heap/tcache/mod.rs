@@ -22,8 +22,10 @@
 //! - The C entry points try the cache first (`fast`): malloc, calloc and free, and realloc of a
 //!   TINY or SMALL block (resized in place, its size alone stored, or moved within the cache).
 //! - A class holds at most `MAX_SLOTS` slots and `MAX_BYTES` bytes (`cap`). An empty class is
-//!   refilled with half that from the arena (one lock); a full one gives its older half back
-//!   (one lock per arena concerned).
+//!   refilled from the home arena's inbox (`inbox`: its slots other threads freed), else with
+//!   half its capacity from the arena (one lock); a full one gives its older half back (one
+//!   lock per arena concerned). The slots of other arenas a thread frees go to their arenas'
+//!   inboxes `REMOTE` at a time (to the arenas themselves when an inbox is full).
 //! - Flushed at thread exit (a pthread key's destructor; the thread uses no cache afterwards),
 //!   at malloc_trim (the calling thread's cache) and, in a fork child, for the threads that do
 //!   not exist there (the forking thread keeps its cache).
@@ -31,8 +33,9 @@
 //!   `live_blocks`, signed); `totals` adds them to the arenas' counts.
 //!
 //! Files: `area` (an area, the capacities, the busy flag), `fast` (the C entry points' paths),
-//! `whole` (slots given back: a full class's older half, whole caches, and the live counts);
-//! here, taking an area, and the paths of the locked allocator (refill, pop, push).
+//! `whole` (slots given back: a full class's older half, the slots of other arenas, whole
+//! caches, and the live counts), `inbox` (the arenas' inboxes); here, taking an area, and the
+//! paths of the locked allocator (refill, pop, push).
 //!
 //! # Invariants
 //! - Only the owning thread changes its area (counts, arrays, counters), and only with its busy
@@ -44,8 +47,8 @@
 //!   may wait for arena locks (`Mutex::enter` waits then).
 //! - The first `count[c]` entries of class `c` are distinct CACHED slots of class `c`: a slot
 //!   becomes CACHED only by its free's compare-exchange from USED (a racing second free fails
-//!   it) or under its arena's lock, and only the cache holding it changes it again. The slow
-//!   paths check each entry again all the same (a fork child's areas).
+//!   it) or under its arena's lock, and only the cache (or the inbox) holding it changes it
+//!   again. The slow paths check each entry again all the same (a fork child's areas).
 //! - Metadata of a slot is written without the arena lock only by a whole-entry atomic store
 //!   (pop) or a compare-exchange of its state byte (push); a walker under the lock reads the
 //!   old or the new entry, and skips CACHED slots.
