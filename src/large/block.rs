@@ -10,6 +10,11 @@ use crate::block::DebugMeta;
 use crate::pagemap;
 use crate::sys;
 
+/// Where guard markers make the regions, a debugging-mode block smaller than this grows by
+/// copy (`grow_with_region` refuses it): a copy this small costs less than the `mremap`, which
+/// also cuts the chunk the block was carved from, and its system calls.
+const COPY_BELOW: usize = 64 << 10;
+
 impl LargeState {
     /// Allocates a LARGE block of `size` bytes whose user pointer is `front` bytes (rounded up to
     /// `align`) into the mapping, with `tail` accessible bytes after it and `guard` bytes of
@@ -175,7 +180,7 @@ impl LargeState {
     /// end and the old one given back. Returns the new user pointer, None when the kernel
     /// refuses (the caller then moves the block by copying). Where the regions are guard
     /// markers, blocks are carved from shared chunks (`LargeState::get_mapping`), which
-    /// `mremap` would cut: None then too.
+    /// `mremap` cuts: a block below `COPY_BELOW` is moved by copying then (None).
     /// # Safety
     /// `d` is a used, unguarded descriptor whose mapping ends with its region, under the lock.
     pub unsafe fn grow_with_region(
@@ -189,7 +194,7 @@ impl LargeState {
         unsafe {
             if (*d).guarded.is_guarded()
                 || (*d).usable_len == (*d).map_len
-                || super::region::markers()
+                || (super::region::markers() && (*d).usable_len < COPY_BELOW)
             {
                 return None;
             }
