@@ -21,7 +21,8 @@ use crate::lock::Mutex;
 use crate::pad::Padded;
 use crate::pagemap;
 use crate::size_class::NCLASSES;
-use core::sync::atomic::{AtomicBool, Ordering};
+use crate::sys;
+use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
 /// Slots an inbox holds at most (the rest go back through the arena lock).
 const INBOX: usize = 1024;
@@ -38,16 +39,49 @@ pub(super) struct Inbox {
     len: [u32; INBOX],
 }
 
-static INBOXES: [Padded<Mutex<Inbox>>; MAX_ARENAS] = [const {
-    Padded(Mutex::new(Inbox {
-        n: 0,
-        bytes: 0,
-        e: [[0; 2]; INBOX],
-        len: [0; INBOX],
-    }))
-}; MAX_ARENAS];
-/// An inbox may hold slots (read without its lock, to skip an empty one).
-static WAITING: [AtomicBool; MAX_ARENAS] = [const { AtomicBool::new(false) }; MAX_ARENAS];
+/// Every arena's inbox, and whether it may hold slots (read without its lock, to skip an
+/// empty one).
+struct Boxes {
+    inbox: [Padded<Mutex<Inbox>>; MAX_ARENAS],
+    waiting: [AtomicBool; MAX_ARENAS],
+}
+
+/// The inboxes, mapped at the first post (null until then: every inbox is empty). Zeroed
+/// memory is a set of unlocked, empty inboxes. Not a static of the library: its 300 KiB in
+/// `.bss` would spread the allocator's other statics over more pages.
+static BOXES: AtomicPtr<Boxes> = AtomicPtr::new(core::ptr::null_mut());
+
+/// The inboxes, if mapped.
+#[inline]
+fn boxes() -> Option<&'static Boxes> {
+    let p = BOXES.load(Ordering::Acquire);
+    // SAFETY: once published, the mapping is never unmapped, and only its atomics and locks
+    // are used through shared references.
+    (!p.is_null()).then(|| unsafe { &*p })
+}
+
+/// The inboxes, mapped on first use; None when the system refuses.
+#[cold]
+fn boxes_or_map() -> Option<&'static Boxes> {
+    if let Some(b) = boxes() {
+        return Some(b);
+    }
+    let m = sys::map(core::mem::size_of::<Boxes>())? as *mut Boxes;
+    match BOXES.compare_exchange(
+        core::ptr::null_mut(),
+        m,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
+        Ok(_) => boxes(),
+        Err(_) => {
+            // Another thread mapped them first.
+            // SAFETY: our mapping, never published.
+            unsafe { sys::unmap(m as *mut u8, core::mem::size_of::<Boxes>()) };
+            boxes()
+        }
+    }
+}
 
 /// The arena and slot size of the slot of entry `e` (the entry is a CACHED slot its holder
 /// made so, checked again by whoever takes it).
@@ -65,6 +99,9 @@ fn arena_of(e: &Entry) -> Option<(usize, usize)> {
 /// # Safety
 /// The caller owns the entries (its cache's, busy) and holds no allocator lock.
 pub(super) unsafe fn post(es: &mut [Entry]) {
+    let Some(boxes) = boxes_or_map() else {
+        return;
+    };
     // Arenas whose inbox is full or busy: their slots are left to the caller.
     let mut skip = 0u32;
     const _: () = assert!(MAX_ARENAS <= 32);
@@ -78,7 +115,7 @@ pub(super) unsafe fn post(es: &mut [Entry]) {
         if skip & (1 << ai) != 0 {
             continue;
         }
-        let Some(mut b) = INBOXES[ai].enter() else {
+        let Some(mut b) = boxes.inbox[ai].enter() else {
             skip |= 1 << ai;
             continue;
         };
@@ -101,7 +138,7 @@ pub(super) unsafe fn post(es: &mut [Entry]) {
                 e[0] = 0;
             }
         }
-        WAITING[ai].store(true, Ordering::Release);
+        boxes.waiting[ai].store(true, Ordering::Release);
         drop(b);
     }
 }
@@ -121,7 +158,7 @@ fn take_out(b: &mut Inbox, buf: &mut [Entry; TAKE]) -> usize {
 /// Whether the inbox of arena `ai` may hold slots (read without its lock).
 #[inline]
 pub(super) fn waiting(ai: usize) -> bool {
-    ai < MAX_ARENAS && WAITING[ai].load(Ordering::Acquire)
+    ai < MAX_ARENAS && boxes().is_some_and(|b| b.waiting[ai].load(Ordering::Acquire))
 }
 
 /// Takes up to `TAKE` slots out of the inbox of arena `ai` into `area`'s classes, as far as
@@ -130,15 +167,18 @@ pub(super) fn waiting(ai: usize) -> bool {
 /// # Safety
 /// `area` is this thread's, busy; the thread holds no allocator lock.
 pub(super) unsafe fn take(area: *mut Area, ai: usize, spill: &mut [Entry; TAKE]) -> usize {
+    let Some(boxes) = boxes() else {
+        return 0;
+    };
     if !waiting(ai) {
         return 0;
     }
     let n = {
-        let Some(mut b) = INBOXES[ai].enter() else {
+        let Some(mut b) = boxes.inbox[ai].enter() else {
             return 0;
         };
         let n = take_out(&mut b, spill);
-        WAITING[ai].store(b.n > 0, Ordering::Relaxed);
+        boxes.waiting[ai].store(b.n > 0, Ordering::Relaxed);
         n
     };
     for e in spill[..n].iter_mut() {
@@ -175,11 +215,14 @@ pub(super) const fn spill() -> [Entry; TAKE] {
 /// Empties every inbox into `f` (which gives the slots back to their arenas), `TAKE` slots at
 /// a time, out of the inbox's lock.
 pub(super) fn drain(mut f: impl FnMut(&mut [Entry])) {
+    let Some(boxes) = boxes() else {
+        return;
+    };
     let mut buf = spill();
-    for (ai, w) in WAITING.iter().enumerate() {
+    for (ai, w) in boxes.waiting.iter().enumerate() {
         while w.load(Ordering::Acquire) {
             let n = {
-                let Some(mut b) = INBOXES[ai].enter() else {
+                let Some(mut b) = boxes.inbox[ai].enter() else {
                     break;
                 };
                 let n = take_out(&mut b, &mut buf);
@@ -193,14 +236,14 @@ pub(super) fn drain(mut f: impl FnMut(&mut [Entry])) {
 
 /// Takes every inbox lock (fork prepare).
 pub fn lock_forever() {
-    for b in INBOXES.iter() {
+    for b in boxes().iter().flat_map(|x| x.inbox.iter()) {
         b.lock_forever();
     }
 }
 
 /// Releases what `lock_forever` took (fork, parent).
 pub fn unlock_forever() {
-    for b in INBOXES.iter() {
+    for b in boxes().iter().flat_map(|x| x.inbox.iter()) {
         // SAFETY: `lock_forever` took these locks on this thread.
         unsafe { b.force_unlock() };
     }
@@ -208,7 +251,7 @@ pub fn unlock_forever() {
 
 /// Resets every inbox lock (fork, child: the only thread).
 pub fn reset() {
-    for b in INBOXES.iter() {
+    for b in boxes().iter().flat_map(|x| x.inbox.iter()) {
         // SAFETY: fork child: we are the only thread.
         unsafe { b.reset() };
     }
