@@ -11,7 +11,6 @@
 //! need to look at.
 
 use super::area::{Area, BUSY, add, cap, meta_word, remote, set_flags};
-use super::whole::hold_remote;
 use crate::block::{BlockMeta, CACHED, NO_LINK, Op, USED};
 use crate::heap::lookup::zone_of;
 use crate::pagemap;
@@ -127,43 +126,43 @@ pub fn calloc(k: usize, s: usize) -> Option<*mut u8> {
     Some(p)
 }
 
-/// The arena, zone and index of the slot that starts at `p`. None: no such slot.
+/// The zone and index of the slot that starts at `p`. None: no such slot.
 /// # Safety
 /// None beyond the page map's: zone headers stay mapped, so a stale or wild pointer only
 /// fails the checks here or later (its slot is not USED).
 #[inline(always)]
-unsafe fn slot_at(p: usize) -> Option<(usize, *mut Zone, usize)> {
-    let (ai, z) = zone_of(pagemap::get(p))?;
+unsafe fn slot_at(p: usize) -> Option<(*mut Zone, usize)> {
+    let (_, z) = zone_of(pagemap::get(p))?;
     // SAFETY: per the caller.
     unsafe {
         let i = (*z).index_of(p)?;
-        ((*z).slot_addr(i) == p).then_some((ai, z, i))
+        ((*z).slot_addr(i) == p).then_some((z, i))
     }
 }
 
 /// The live block at `p` (at the start of its slot, as every zone block is with debugging
-/// off): its arena, zone, index and metadata. None: anything else.
+/// off): its zone, index and metadata. None: anything else.
 /// # Safety
 /// As for `slot_at`.
 #[inline(always)]
-unsafe fn live(p: usize) -> Option<(usize, *mut Zone, usize, BlockMeta)> {
+unsafe fn live(p: usize) -> Option<(*mut Zone, usize, BlockMeta)> {
     // SAFETY: per the caller.
     unsafe {
-        let (ai, z, i) = slot_at(p)?;
+        let (z, i) = slot_at(p)?;
         let m = BlockMeta::from_word(meta_word(z, i).load(Ordering::Relaxed));
-        (m.state == USED && m.front == 0).then_some((ai, z, i, m))
+        (m.state == USED && m.front == 0).then_some((z, i, m))
     }
 }
 
-/// Makes the block at `p`, slot `i` of `z`, CACHED and pushes it (`far`: a slot of another
-/// arena, held apart until it goes back to its arena): false, nothing changed, when its class
-/// is full or its state is not USED (not a live block, or another thread freed it meanwhile).
-/// The compare-exchange comes first: the slot's metadata line is fetched once, for writing
-/// (it often comes from another core's cache).
+/// Makes the block at `p`, slot `i` of `z`, CACHED and pushes it: false, nothing changed,
+/// when its class is full or its state is not USED (not a live block, or another thread freed
+/// it meanwhile). The compare-exchange comes first: the slot's metadata line is fetched once,
+/// for writing (it often comes from another core's cache).
 /// # Safety
-/// `area` is this thread's, busy; `(z, i)` from `slot_at(p)`.
+/// `area` is this thread's, busy; `(z, i)` from `slot_at(p)`, a slot of this thread's home
+/// arena (the full path holds the others apart: `push`).
 #[inline(always)]
-unsafe fn put(area: *mut Area, p: usize, z: *mut Zone, i: usize, far: bool) -> bool {
+unsafe fn put(area: *mut Area, p: usize, z: *mut Zone, i: usize) -> bool {
     // SAFETY: per the caller; the metadata of a slot of a mapped zone.
     unsafe {
         let c = (*z).class as usize;
@@ -172,7 +171,7 @@ unsafe fn put(area: *mut Area, p: usize, z: *mut Zone, i: usize, far: bool) -> b
         }
         let count = &(*area).count[c];
         let (n, slots) = (count.load(Ordering::Relaxed) as usize, (*area).slots[c]);
-        if !far && (n >= cap(c) || slots.is_null()) {
+        if n >= cap(c) || slots.is_null() {
             return false;
         }
         let meta = (*z).meta.add(i);
@@ -189,12 +188,8 @@ unsafe fn put(area: *mut Area, p: usize, z: *mut Zone, i: usize, far: bool) -> b
             let _ = state.compare_exchange(CACHED, USED, Ordering::AcqRel, Ordering::Relaxed);
             return false;
         }
-        if far {
-            hold_remote(area, [p, meta as usize]);
-        } else {
-            *slots.add(n) = [p, meta as usize];
-            count.store(n as u32 + 1, Ordering::Relaxed);
-        }
+        *slots.add(n) = [p, meta as usize];
+        count.store(n as u32 + 1, Ordering::Relaxed);
         add(&(*area).live_blocks, -1);
         add(&(*area).live_bytes, -(m.size as isize));
     }
@@ -214,7 +209,10 @@ pub fn realloc(p: usize, n: usize) -> Option<*mut u8> {
     let area = ready(st)?;
     // SAFETY: `live` validates `p`; our own area, busy from the first change of the cache.
     unsafe {
-        let (ai, z, i, m) = live(p)?;
+        let (z, i, m) = live(p)?;
+        if remote(st, (*z).arena as usize) {
+            return None;
+        }
         let (slot_len, class) = ((*z).block_size as usize, (*z).class as usize);
         if n <= slot_len && (class_for(n) == class || n * 2 > slot_len) {
             // In place: the size alone changes (as under the lock, where a cache's
@@ -244,7 +242,7 @@ pub fn realloc(p: usize, n: usize) -> Option<*mut u8> {
         };
         let q = q & !1;
         core::ptr::copy_nonoverlapping(p as *const u8, q as *mut u8, old.min(n));
-        if !put(area, p, z, i, remote(st, ai)) {
+        if !put(area, p, z, i) {
             // Freed by another thread meanwhile (a program bug), or no room after all: the
             // new block goes back and the full path reports the pointer.
             let k = (*area).count[c].load(Ordering::Relaxed) as usize;
@@ -280,11 +278,16 @@ pub fn free(p: usize) -> bool {
     // SAFETY: `slot_at` finds the slot, `put` checks its state; our own area, busy from the
     // first change of the cache.
     unsafe {
-        let Some((ai, z, i)) = slot_at(p) else {
+        let Some((z, i)) = slot_at(p) else {
             return false;
         };
+        // A block of another arena (its zone says which, next to its class): the full path
+        // holds it apart (`push`).
+        if remote(st, (*z).arena as usize) {
+            return false;
+        }
         set_flags(st, BUSY);
-        if !put(area, p, z, i, remote(st, ai)) {
+        if !put(area, p, z, i) {
             set_flags(st, 0);
             return false;
         }
