@@ -46,7 +46,8 @@ struct Boxes {
     waiting: [AtomicBool; MAX_ARENAS],
 }
 
-/// The inboxes, mapped at the first post (null until then: every inbox is empty). Zeroed
+/// The inboxes, mapped when a second thread gets a cache (null until then: every inbox is
+/// empty). Zeroed
 /// memory is a set of unlocked, empty inboxes. Not a static of the library: its 300 KiB in
 /// `.bss` would spread the allocator's other statics over more pages.
 static BOXES: AtomicPtr<Boxes> = AtomicPtr::new(core::ptr::null_mut());
@@ -58,6 +59,12 @@ fn boxes() -> Option<&'static Boxes> {
     // SAFETY: once published, the mapping is never unmapped, and only its atomics and locks
     // are used through shared references.
     (!p.is_null()).then(|| unsafe { &*p })
+}
+
+/// Maps the inboxes if they are not yet (at the first cache of a thread other than the main
+/// one; `post` maps them otherwise).
+pub(super) fn prepare() {
+    let _ = boxes_or_map();
 }
 
 /// The inboxes, mapped on first use; None when the system refuses.

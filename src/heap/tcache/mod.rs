@@ -159,6 +159,9 @@ fn attach(st: *mut ThreadState) -> Option<*mut Area> {
                 // glibc allocate here: that call finds the cache busy and takes the locked
                 // path.)
                 sys::thread_key_arm(k);
+                // Another thread than the main one: the inboxes are mapped now, before it has
+                // a block, rather than in the middle of a later free or malloc_trim.
+                inbox::prepare();
             }
         }
     }
