@@ -183,49 +183,42 @@ fn use_after_free_after_10000_allocations_full() {
     }
 }
 
-/// MALLOC_DEBUG=1: a LARGE block (20000 bytes) has a 64 KiB inaccessible region after it
-/// (guard markers where the kernel has them; PROT_NONE with `nomarkers`); a write 4 KiB past
-/// its end lands there.
-#[test]
-fn large_block_overflow_4k_guard_region() {
+/// Runs `mode` with `1` and with `1,nomarkers` (the region behind LARGE blocks made of guard
+/// markers where the kernel has them, then PROT_NONE); `check` looks at each run, and its
+/// write 4 KiB past the end of its `size`-byte block must fault in that region.
+fn assert_region_overflow(mode: &str, size: i64, check: impl Fn(&Output)) {
     for debug in ["1", "1,nomarkers"] {
-        assert_fault(
-            &fault("large_over", debug),
-            "ft_malloc[PID]: ERROR: heap overflow (write) at ADDR: 4096 bytes after the 20000-byte block at ADDR \
-             (LARGE block guard region)",
-            20000 + 4096,
+        let out = fault(mode, debug);
+        check(&out);
+        let want = format!(
+            "ft_malloc[PID]: ERROR: heap overflow (write) at ADDR: 4096 bytes after the \
+             {size}-byte block at ADDR (LARGE block guard region)"
         );
+        assert_fault(&out, &want, size + 4096);
     }
 }
 
-/// The same past a block grown by realloc (moved by copy, or its pages by mremap; content
-/// kept, the region behind it re-created at its new end).
+/// MALLOC_DEBUG=1: a LARGE block (20000 bytes) has a 64 KiB inaccessible region after it; a
+/// write 4 KiB past its end lands there.
+#[test]
+fn large_block_overflow_4k_guard_region() {
+    assert_region_overflow("large_over", 20000, |_| {});
+}
+
+/// The same past a block grown by realloc (its pages moved by mremap, content kept, the region
+/// behind it re-created at its new end).
 #[test]
 fn large_block_overflow_4k_after_realloc_growth() {
-    for debug in ["1", "1,nomarkers"] {
-        let out = fault("large_over_grown", debug);
+    assert_region_overflow("large_over_grown", 300000, |out| {
         assert!(out.stdout.contains("(grown)"), "{}", out.describe());
-        assert_fault(
-            &out,
-            "ft_malloc[PID]: ERROR: heap overflow (write) at ADDR: 4096 bytes after the 300000-byte block at ADDR \
-             (LARGE block guard region)",
-            300000 + 4096,
-        );
-    }
+    });
 }
 
 /// The same after the LARGE cache was churned by 400 blocks of many sizes: a block carved from a
 /// cached range still has its region behind it.
 #[test]
 fn large_block_overflow_4k_guard_region_reused() {
-    for debug in ["1", "1,nomarkers"] {
-        assert_fault(
-            &fault("large_over_reused", debug),
-            "ft_malloc[PID]: ERROR: heap overflow (write) at ADDR: 4096 bytes after the 20000-byte block at ADDR \
-             (LARGE block guard region)",
-            20000 + 4096,
-        );
-    }
+    assert_region_overflow("large_over_reused", 20000, |_| {});
 }
 
 /// The same overflow in guard mode (debugging on, so LARGE blocks have their 64 KiB region):
