@@ -10,9 +10,9 @@
 //! leak scan skip it; a second free of it is refused), yet still counted in its zone's `nused`,
 //! so its zone stays mapped. A thread reuses the slots of its home arena (the one its refills
 //! lock first); the blocks of other arenas it frees are held apart (`remote`, up to `REMOTE`)
-//! and go back to their arenas together, one lock per arena, so that two threads do not write
-//! the same metadata and slot lines by turns. Slots go back to their own arenas when a cache
-//! is flushed.
+//! and then handed to those arenas' threads together (`inbox`), so that two threads do not
+//! write the same metadata and slot lines by turns. Slots go back to their own arenas when a
+//! cache is flushed.
 //!
 //! - free: the block's state goes USED → CACHED by a compare-exchange (a second free finds it
 //!   CACHED: the locked path refuses it as a double free); its address is pushed (held apart

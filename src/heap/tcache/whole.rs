@@ -1,7 +1,7 @@
-//! Giving cached slots back to their arenas: the older half of a full class, and whole caches
-//! at malloc_trim (the calling thread's), at a thread's exit (a pthread
-//! key's destructor) and in a fork child (the parent's other threads'); and the live counts
-//! the caches add to the arenas'.
+//! Giving cached slots back to their arenas: the older half of a full class, the slots of
+//! other arenas a cache holds (through the arenas' inboxes), and whole caches at malloc_trim
+//! (the calling thread's), at a thread's exit (a pthread key's destructor) and in a fork child
+//! (the parent's other threads'); and the live counts the caches add to the arenas'.
 
 use super::area::{AREAS, Area, BUSY, Entry, GONE, REMOTE, cap, class_slots, set_flags};
 use crate::block::CACHED;
@@ -157,7 +157,8 @@ fn attached(st: *mut ThreadState) -> Option<*mut Area> {
 }
 
 /// Gives this thread's cached slots, and the slots waiting in the arenas' inboxes, back to the
-/// arenas (malloc_trim, or before a retry when a mapping failed), unless a signal handler interrupted the cache or an allocator lock.
+/// arenas (malloc_trim, or before a retry when a mapping failed), unless a signal handler
+/// interrupted the cache or an allocator lock.
 pub fn flush_mine() {
     let st = tls::state();
     let Some(area) = attached(st) else {
