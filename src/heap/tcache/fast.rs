@@ -11,6 +11,7 @@
 //! need to look at.
 
 use super::area::{Area, BUSY, add, cap, meta_word, remote, set_flags};
+use super::whole::hold_remote;
 use crate::block::{BlockMeta, CACHED, NO_LINK, Op, USED};
 use crate::heap::lookup::zone_of;
 use crate::pagemap;
@@ -160,7 +161,7 @@ unsafe fn live(p: usize) -> Option<(*mut Zone, usize, BlockMeta)> {
 /// for writing (it often comes from another core's cache).
 /// # Safety
 /// `area` is this thread's, busy; `(z, i)` from `slot_at(p)`, a slot of this thread's home
-/// arena (the full path holds the others apart: `push`).
+/// arena (`put_far` holds the others apart).
 #[inline(always)]
 unsafe fn put(area: *mut Area, p: usize, z: *mut Zone, i: usize) -> bool {
     // SAFETY: per the caller; the metadata of a slot of a mapped zone.
@@ -190,6 +191,36 @@ unsafe fn put(area: *mut Area, p: usize, z: *mut Zone, i: usize) -> bool {
         }
         *slots.add(n) = [p, meta as usize];
         count.store(n as u32 + 1, Ordering::Relaxed);
+        add(&(*area).live_blocks, -1);
+        add(&(*area).live_bytes, -(m.size as isize));
+    }
+    true
+}
+
+/// `put` for a block of another arena: made CACHED and held apart until it goes to its arena
+/// (`hold_remote`); false, nothing changed, when its state is not USED. Out of line, so that
+/// the common free keeps its registers.
+/// # Safety
+/// As for `put`, but for the arena.
+#[inline(never)]
+unsafe fn put_far(area: *mut Area, p: usize, z: *mut Zone, i: usize) -> bool {
+    // SAFETY: per the caller; the metadata of a slot of a mapped zone.
+    unsafe {
+        let meta = (*z).meta.add(i);
+        let state = AtomicU8::from_ptr(&raw mut (*meta).state);
+        if state
+            .compare_exchange(USED, CACHED, Ordering::AcqRel, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        let m = BlockMeta::from_word(meta_word(z, i).load(Ordering::Relaxed));
+        if m.front != 0 {
+            // Not a block at `p` after all (never so with debugging off): as it was.
+            let _ = state.compare_exchange(CACHED, USED, Ordering::AcqRel, Ordering::Relaxed);
+            return false;
+        }
+        hold_remote(area, [p, meta as usize]);
         add(&(*area).live_blocks, -1);
         add(&(*area).live_bytes, -(m.size as isize));
     }
@@ -281,10 +312,13 @@ pub fn free(p: usize) -> bool {
         let Some((z, i)) = slot_at(p) else {
             return false;
         };
-        // A block of another arena (its zone says which, next to its class): the full path
-        // holds it apart (`push`).
+        // A block of another arena (its zone says which, next to its class): held apart, out
+        // of line.
         if remote(st, (*z).arena as usize) {
-            return false;
+            set_flags(st, BUSY);
+            let done = put_far(area, p, z, i);
+            set_flags(st, 0);
+            return done;
         }
         set_flags(st, BUSY);
         if !put(area, p, z, i) {
