@@ -155,10 +155,34 @@ unsafe fn live(p: usize) -> Option<(*mut Zone, usize, BlockMeta)> {
     }
 }
 
+/// Makes slot `i` of `z` CACHED if it holds a live block at its start: its metadata entry and
+/// the block's metadata as it was. None, nothing changed: its state is not USED (not a live
+/// block, or another thread freed it meanwhile). The compare-exchange comes first: the slot's
+/// metadata line is fetched once, for writing (it often comes from another core's cache).
+/// # Safety
+/// `(z, i)` from `slot_at`.
+#[inline(always)]
+unsafe fn claim(z: *mut Zone, i: usize) -> Option<(*mut BlockMeta, BlockMeta)> {
+    // SAFETY: per the caller; the metadata of a slot of a mapped zone.
+    unsafe {
+        let meta = (*z).meta.add(i);
+        let state = AtomicU8::from_ptr(&raw mut (*meta).state);
+        state
+            .compare_exchange(USED, CACHED, Ordering::AcqRel, Ordering::Relaxed)
+            .ok()?;
+        let m = BlockMeta::from_word(meta_word(z, i).load(Ordering::Relaxed));
+        if m.front != 0 {
+            // Not a block at its slot's start after all (never so with debugging off): as it
+            // was.
+            let _ = state.compare_exchange(CACHED, USED, Ordering::AcqRel, Ordering::Relaxed);
+            return None;
+        }
+        Some((meta, m))
+    }
+}
+
 /// Makes the block at `p`, slot `i` of `z`, CACHED and pushes it: false, nothing changed,
-/// when its class is full or its state is not USED (not a live block, or another thread freed
-/// it meanwhile). The compare-exchange comes first: the slot's metadata line is fetched once,
-/// for writing (it often comes from another core's cache).
+/// when its class is full or `claim` refuses the slot.
 /// # Safety
 /// `area` is this thread's, busy; `(z, i)` from `slot_at(p)`, a slot of this thread's home
 /// arena (`put_far` holds the others apart).
@@ -175,20 +199,9 @@ unsafe fn put(area: *mut Area, p: usize, z: *mut Zone, i: usize) -> bool {
         if n >= cap(c) || slots.is_null() {
             return false;
         }
-        let meta = (*z).meta.add(i);
-        let state = AtomicU8::from_ptr(&raw mut (*meta).state);
-        if state
-            .compare_exchange(USED, CACHED, Ordering::AcqRel, Ordering::Relaxed)
-            .is_err()
-        {
+        let Some((meta, m)) = claim(z, i) else {
             return false;
-        }
-        let m = BlockMeta::from_word(meta_word(z, i).load(Ordering::Relaxed));
-        if m.front != 0 {
-            // Not a block at `p` after all (never so with debugging off): as it was.
-            let _ = state.compare_exchange(CACHED, USED, Ordering::AcqRel, Ordering::Relaxed);
-            return false;
-        }
+        };
         *slots.add(n) = [p, meta as usize];
         count.store(n as u32 + 1, Ordering::Relaxed);
         add(&(*area).live_blocks, -1);
@@ -198,7 +211,7 @@ unsafe fn put(area: *mut Area, p: usize, z: *mut Zone, i: usize) -> bool {
 }
 
 /// `put` for a block of another arena: made CACHED and held apart until it goes to its arena
-/// (`hold_remote`); false, nothing changed, when its state is not USED. Out of line, so that
+/// (`hold_remote`); false, nothing changed, when `claim` refuses it. Out of line, so that
 /// the common free keeps its registers.
 /// # Safety
 /// As for `put`, but for the arena.
@@ -206,20 +219,9 @@ unsafe fn put(area: *mut Area, p: usize, z: *mut Zone, i: usize) -> bool {
 unsafe fn put_far(area: *mut Area, p: usize, z: *mut Zone, i: usize) -> bool {
     // SAFETY: per the caller; the metadata of a slot of a mapped zone.
     unsafe {
-        let meta = (*z).meta.add(i);
-        let state = AtomicU8::from_ptr(&raw mut (*meta).state);
-        if state
-            .compare_exchange(USED, CACHED, Ordering::AcqRel, Ordering::Relaxed)
-            .is_err()
-        {
+        let Some((meta, m)) = claim(z, i) else {
             return false;
-        }
-        let m = BlockMeta::from_word(meta_word(z, i).load(Ordering::Relaxed));
-        if m.front != 0 {
-            // Not a block at `p` after all (never so with debugging off): as it was.
-            let _ = state.compare_exchange(CACHED, USED, Ordering::AcqRel, Ordering::Relaxed);
-            return false;
-        }
+        };
         hold_remote(area, [p, meta as usize]);
         add(&(*area).live_blocks, -1);
         add(&(*area).live_bytes, -(m.size as isize));
