@@ -12,13 +12,20 @@
 //! markers), so that the next block of the same layout carved from its top needs no system
 //! call. Such ranges are never gathered.
 //!
+//! Best fit, the smallest and the largest range are found through size bins, and a range's
+//! neighbours through address tables (`index`), so a call reads a few slots, not all 512.
+//!
 //! `Cache` is bookkeeping only: the system calls it asks for (unmap a range, make a guard
 //! region accessible, grow or move pages) go through the caller's functions (`state` maps
 //! them to `sys`).
 //!
 //! # Invariants
-//! - An entry with `base == 0` is free; `bytes` is the sum of the other entries' lengths.
+//! - An entry with `base == 0` is free; `bytes` is the sum of the other entries' lengths and
+//!   `count` their number; a used slot is in the bins and both address tables (`add`,
+//!   `remove`), a free one below `fresh` is on the `free` stack.
 //! - Cached ranges do not overlap, and a guard region is only ever at the end of a range.
+
+use super::index::{Bins, Table, bin};
 
 pub const CACHE_SLOTS: usize = 512;
 const CACHE_MIN_BYTES: usize = 4 << 20;
@@ -61,6 +68,16 @@ impl Entry {
 pub struct Cache {
     slots: [Entry; CACHE_SLOTS],
     bytes: usize,
+    count: usize,
+    /// Slots used at least once: `[fresh, CACHE_SLOTS)` were never used.
+    fresh: usize,
+    /// Slots below `fresh` that are free again (`nfree` of them).
+    free: [u16; CACHE_SLOTS],
+    nfree: usize,
+    bins: Bins<CACHE_SLOTS>,
+    /// Slots by the address where their range starts, and where it ends.
+    starts: Table,
+    ends: Table,
 }
 
 /// What became of a cached range the cache asked to grow (`gather`).
@@ -89,7 +106,102 @@ impl Cache {
     pub const EMPTY: Cache = Cache {
         slots: [Entry::FREE; CACHE_SLOTS],
         bytes: 0,
+        count: 0,
+        fresh: 0,
+        free: [0; CACHE_SLOTS],
+        nfree: 0,
+        bins: Bins::EMPTY,
+        starts: Table::EMPTY,
+        ends: Table::EMPTY,
     };
+
+    /// Puts `e` in a free slot (there is one: `count < CACHE_SLOTS`) and indexes it; the
+    /// caller counts its bytes.
+    fn add(&mut self, e: Entry) {
+        let i = if self.nfree > 0 {
+            self.nfree -= 1;
+            self.free[self.nfree] as usize
+        } else {
+            self.fresh += 1;
+            self.fresh - 1
+        };
+        self.slots[i] = e;
+        self.bins.link(i, e.len);
+        self.starts.insert(e.base, i);
+        self.ends.insert(e.base + e.len, i);
+        self.count += 1;
+    }
+
+    /// Frees slot `i` and returns its range; the caller uncounts its bytes.
+    fn remove(&mut self, i: usize) -> Entry {
+        let e = self.slots[i];
+        let slots = &self.slots;
+        self.bins.unlink(i, e.len);
+        self.starts.remove(e.base, i, |j| slots[j].base);
+        self.ends
+            .remove(e.base + e.len, i, |j| slots[j].base + slots[j].len);
+        self.slots[i] = Entry::FREE;
+        self.free[self.nfree] = i as u16;
+        self.nfree += 1;
+        self.count -= 1;
+        e
+    }
+
+    /// Replaces the range of slot `i` with `e` (the caller adjusts `bytes`).
+    fn replace(&mut self, i: usize, e: Entry) {
+        self.remove(i);
+        self.add(e);
+    }
+
+    /// The slot whose range starts at `base`.
+    fn starting_at(&self, base: usize) -> Option<usize> {
+        self.starts.find(base, |j| self.slots[j].base)
+    }
+
+    /// The slot whose range ends at `end`.
+    fn ending_at(&self, end: usize) -> Option<usize> {
+        self.ends
+            .find(end, |j| self.slots[j].base + self.slots[j].len)
+    }
+
+    /// Checks the indexes against the slots (tests).
+    #[cfg(test)]
+    pub(super) fn assert_indexed(&self) {
+        let mut n = 0;
+        for (i, e) in self.slots.iter().enumerate() {
+            if e.base == 0 {
+                continue;
+            }
+            n += 1;
+            assert_eq!(self.starting_at(e.base), Some(i));
+            assert_eq!(self.ending_at(e.base + e.len), Some(i));
+            assert!(self.bins.slots(bin(e.len)).any(|j| j == i));
+        }
+        assert_eq!(n, self.count);
+        assert_eq!(self.entries().map(|e| e.len).sum::<usize>(), self.bytes);
+    }
+
+    /// The shortest range in bin `b` of at least `len` bytes.
+    fn shortest_in(&self, b: usize, len: usize) -> Option<usize> {
+        let mut best = None;
+        let mut best_len = usize::MAX;
+        for i in self.bins.slots(b) {
+            let l = self.slots[i].len;
+            if l >= len && l < best_len {
+                best = Some(i);
+                best_len = l;
+            }
+        }
+        best
+    }
+
+    /// The shortest range of at least `len` bytes: in `len`'s bin, else the shortest of the
+    /// next bin in use (all of whose ranges are longer).
+    fn best_fit(&self, len: usize) -> Option<usize> {
+        let b = bin(len);
+        self.shortest_in(b, len)
+            .or_else(|| self.shortest_in(self.bins.used_from(b + 1)?, 0))
+    }
 
     /// Bytes the cache may hold with `live_bytes` LARGE bytes in use, a recent peak of `peak`
     /// LARGE bytes and a recent largest request of `big` bytes: what it takes to get back to
@@ -131,15 +243,8 @@ impl Cache {
     /// `guard > 0` the caller wants the last `guard` bytes inaccessible, and a range that ends
     /// with a guard region of that size is carved from its top.
     pub fn take(&mut self, len: usize, guard: usize) -> Option<Taken> {
-        let mut best = usize::MAX;
-        let mut best_len = usize::MAX;
-        for (i, e) in self.slots.iter().enumerate() {
-            if e.base != 0 && e.len >= len && e.len < best_len {
-                best = i;
-                best_len = e.len;
-            }
-        }
-        let e = *self.slots.get(best)?;
+        let best = self.best_fit(len)?;
+        let e = self.slots[best];
         let l = e.len;
         let tail_guard = e.guard != 0 && guard == e.guard;
         // A block with a region behind it must end right at that region: its range is cut to
@@ -152,12 +257,15 @@ impl Cache {
         if tail_guard {
             // Carve from the top: the block ends where the range's guard region starts.
             if split {
-                self.slots[best] = Entry {
-                    base: e.base,
-                    len: l - len,
-                    guard: 0,
-                    stuck: e.stuck,
-                };
+                self.replace(
+                    best,
+                    Entry {
+                        base: e.base,
+                        len: l - len,
+                        guard: 0,
+                        stuck: e.stuck,
+                    },
+                );
                 self.bytes -= len;
                 return Some(Taken {
                     base: e.base + l - len,
@@ -166,7 +274,7 @@ impl Cache {
                     open: None,
                 });
             }
-            self.slots[best] = Entry::FREE;
+            self.remove(best);
             self.bytes -= l;
             return Some(Taken {
                 base: e.base,
@@ -178,12 +286,15 @@ impl Cache {
         // A guard region the caller does not want: made accessible first.
         let open = (e.guard != 0).then(|| (e.base + l - e.guard, e.guard));
         if split {
-            self.slots[best] = Entry {
-                base: e.base + len,
-                len: l - len,
-                guard: 0,
-                stuck: e.stuck,
-            };
+            self.replace(
+                best,
+                Entry {
+                    base: e.base + len,
+                    len: l - len,
+                    guard: 0,
+                    stuck: e.stuck,
+                },
+            );
             self.bytes -= len;
             return Some(Taken {
                 base: e.base,
@@ -192,7 +303,7 @@ impl Cache {
                 open,
             });
         }
-        self.slots[best] = Entry::FREE;
+        self.remove(best);
         self.bytes -= l;
         Some(Taken {
             base: e.base,
@@ -215,38 +326,32 @@ impl Cache {
         unmap: &mut impl FnMut(usize, usize),
         open: &mut impl FnMut(usize, usize),
     ) {
-        if guard != 0
-            && self
-                .slots
-                .iter()
-                .any(|e| e.base != 0 && e.base == base + len)
-        {
+        if guard != 0 && self.starting_at(base + len).is_some() {
             // A cached range starts right behind: merging beats keeping the guard region (a
             // fragmented cache maps and faults more than one system call costs).
             open(base + len - guard, guard);
             guard = 0;
         }
         let mut stuck = false;
-        for slot in self.slots.iter_mut() {
-            if slot.base == 0 {
-                continue;
-            }
-            // Ranges merge only where no guard region would end up inside the result.
-            if slot.base + slot.len == base && slot.guard == 0 {
-                base = slot.base;
-                len += slot.len;
-            } else if base + len == slot.base && guard == 0 {
-                len += slot.len;
-                guard = slot.guard;
-            } else {
-                continue;
-            }
-            stuck |= slot.stuck;
-            self.bytes -= slot.len;
-            *slot = Entry::FREE;
+        // Ranges merge only where no guard region would end up inside the result.
+        if let Some(i) = self.ending_at(base).filter(|&i| self.slots[i].guard == 0) {
+            let front = self.remove(i);
+            self.bytes -= front.len;
+            stuck |= front.stuck;
+            base = front.base;
+            len += front.len;
+        }
+        if guard == 0
+            && let Some(i) = self.starting_at(base + len)
+        {
+            let back = self.remove(i);
+            self.bytes -= back.len;
+            stuck |= back.stuck;
+            len += back.len;
+            guard = back.guard;
         }
         // Room is made by giving back the smallest ranges, this one included.
-        while self.bytes + len > limit || !self.slots.iter().any(|e| e.base == 0) {
+        while self.bytes + len > limit || self.count == CACHE_SLOTS {
             match self.smallest() {
                 Some(i) if self.slots[i].len < len => self.evict(i, unmap),
                 _ => {
@@ -255,20 +360,18 @@ impl Cache {
                 }
             }
         }
-        if let Some(i) = self.slots.iter().position(|e| e.base == 0) {
-            self.slots[i] = Entry {
-                base,
-                len,
-                guard,
-                stuck,
-            };
-            self.bytes += len;
-        }
+        self.add(Entry {
+            base,
+            len,
+            guard,
+            stuck,
+        });
+        self.bytes += len;
     }
 
     /// Whether a cached range of at least `len` bytes is there for `take`.
     pub fn fits(&self, len: usize) -> bool {
-        self.slots.iter().any(|e| e.base != 0 && e.len >= len)
+        self.best_fit(len).is_some()
     }
 
     /// Takes the first `want` bytes of the cached range that starts at `base` (one without a
@@ -276,23 +379,20 @@ impl Cache {
     /// when there is no such range or it is shorter.
     pub fn take_at(&mut self, base: usize, want: usize) -> bool {
         let Some(i) = self
-            .slots
-            .iter()
-            .position(|e| e.base == base && e.guard == 0 && e.len >= want)
+            .starting_at(base)
+            .filter(|&i| self.slots[i].guard == 0 && self.slots[i].len >= want)
         else {
             return false;
         };
-        let e = self.slots[i];
-        self.slots[i] = if e.len == want {
-            Entry::FREE
-        } else {
-            Entry {
+        let e = self.remove(i);
+        if e.len != want {
+            self.add(Entry {
                 base: base + want,
                 len: e.len - want,
                 guard: 0,
                 stuck: e.stuck,
-            }
-        };
+            });
+        }
         self.bytes -= want;
         true
     }
@@ -319,7 +419,7 @@ impl Cache {
             tries += 1;
             match grow(e.base, e.len, len) {
                 Grown::At(base) => {
-                    self.slots[i] = Entry::FREE;
+                    self.remove(i);
                     break (e, base);
                 }
                 Grown::Stuck => self.slots[i].stuck = true,
@@ -343,9 +443,12 @@ impl Cache {
                     self.slots[i].stuck = true;
                     continue;
                 }
-                self.slots[i].len -= n;
-                if self.slots[i].len == 0 {
-                    self.slots[i] = Entry::FREE;
+                self.remove(i);
+                if p.len > n {
+                    self.add(Entry {
+                        len: p.len - n,
+                        ..p
+                    });
                 }
                 self.bytes -= n;
                 covered += n;
@@ -362,33 +465,30 @@ impl Cache {
 
     /// The largest cached range without a guard region of at least `min` bytes.
     fn largest_plain(&self, min: usize) -> Option<usize> {
-        let mut best = None;
-        let mut best_len = 0;
-        for (i, e) in self.slots.iter().enumerate() {
-            if e.base != 0 && e.guard == 0 && !e.stuck && e.len >= min.max(1) && e.len > best_len {
-                best = Some(i);
-                best_len = e.len;
+        for b in self.bins.used_downwards() {
+            let mut best = None;
+            let mut best_len = 0;
+            for i in self.bins.slots(b) {
+                let e = &self.slots[i];
+                if e.guard == 0 && !e.stuck && e.len >= min.max(1) && e.len > best_len {
+                    best = Some(i);
+                    best_len = e.len;
+                }
+            }
+            if best.is_some() {
+                return best;
             }
         }
-        best
+        None
     }
 
     /// The smallest cached range.
     fn smallest(&self) -> Option<usize> {
-        let mut best = None;
-        let mut best_len = usize::MAX;
-        for (i, e) in self.slots.iter().enumerate() {
-            if e.base != 0 && e.len < best_len {
-                best = Some(i);
-                best_len = e.len;
-            }
-        }
-        best
+        self.shortest_in(self.bins.used_from(0)?, 0)
     }
 
     fn evict(&mut self, i: usize, unmap: &mut impl FnMut(usize, usize)) {
-        let e = self.slots[i];
-        self.slots[i] = Entry::FREE;
+        let e = self.remove(i);
         self.bytes -= e.len;
         unmap(e.base, e.len);
     }

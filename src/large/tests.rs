@@ -395,3 +395,60 @@ fn take_at_hands_out_the_bottom_of_the_range_behind_a_block() {
     assert_eq!(c.bytes(), M);
     assert_eq!(entries(&c).len(), 1);
 }
+
+/// Random puts, takes and evictions: best fit is the shortest range that fits, no two
+/// cached ranges overlap, a range is merged with a neighbour unless a guard region separates
+/// them, and the indexes agree with the slots throughout.
+#[test]
+fn random_use_keeps_best_fit_and_merges() {
+    let mut c = Cache::EMPTY;
+    let mut s: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rnd = |n: u64| {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s % n
+    };
+    let page = 4 * K;
+    for round in 0..20_000 {
+        let before = entries(&c);
+        match rnd(4) {
+            0 | 1 => {
+                // A range somewhere in a 64 MiB window, kept off every cached one.
+                let len = (1 + rnd(80) as usize) * page;
+                let base = 0x7000_0000 + rnd(16 * 1024) as usize * page;
+                if before
+                    .iter()
+                    .all(|e| base + len <= e.base || e.base + e.len <= base)
+                {
+                    let guard = if rnd(4) == 0 && len > page { page } else { 0 };
+                    put(&mut c, base, len, guard, 48 * M);
+                }
+            }
+            2 => {
+                let len = (1 + rnd(80) as usize) * page;
+                let best = before.iter().filter(|e| e.len >= len).map(|e| e.len).min();
+                let got = c.take(len, 0);
+                assert_eq!(got.is_some(), best.is_some(), "round {round}");
+                if let Some(t) = got {
+                    let from = before
+                        .iter()
+                        .find(|e| e.base <= t.base && t.base < e.base + e.len)
+                        .unwrap();
+                    assert_eq!(Some(from.len), best, "round {round}: not the best fit");
+                }
+            }
+            _ => {
+                c.evict_one(&mut |_, _| {});
+            }
+        }
+        c.assert_indexed();
+        let now = entries(&c);
+        for w in now.windows(2) {
+            assert!(w[0].base + w[0].len <= w[1].base, "round {round}: overlap");
+            if w[0].base + w[0].len == w[1].base {
+                assert!(w[0].guard != 0, "round {round}: neighbours not merged");
+            }
+        }
+    }
+}
