@@ -1,11 +1,11 @@
-//! LARGE blocks: page-granular ranges of their own (a mapping each, or carved from a shared
-//! chunk), described by a `Large` descriptor kept out of band (`desc`), and the state behind
-//! the `LARGE` lock (`state`): the live list (`live`), the descriptor slab (`slab`), the cache
-//! of freed mappings (`cache`, found through `index`) and the recent peak of LARGE bytes that bounds it (`budget`),
-//! blocks made without the lock by signal handlers (`loose`), plain LARGE blocks (`block`), the
-//! inaccessible region behind a debugging-mode block (`region`), where the last blocks freed
-//! for good were (`freed`), and the plain storage the guard layer keeps under the same lock
-//! (`guarded`: pool free lists and the page bank, whose logic lives in `guard/`).
+//! LARGE blocks: page-granular ranges of their own (a mapping each, or carved from a shared chunk),
+//! described by a `Large` descriptor kept out of band (`desc`), and the state behind the `LARGE`
+//! lock (`state`): the live list (`live`), the descriptor slab (`slab`), the cache of freed
+//! mappings (`cache`, found through `index`) and the recent peak of LARGE bytes that bounds it
+//! (`budget`), blocks made without the lock by signal handlers (`loose`), plain LARGE blocks
+//! (`block`), the inaccessible region behind a debugging-mode block (`region`), where the last
+//! blocks freed for good were (`freed`), and the plain storage the guard layer keeps under the same
+//! lock (`guarded`: pool free lists and the page bank, whose logic lives in `guard/`).
 //!
 //! ```text
 //!  map_base                     user = map_base + front (page aligned when front == 0)
