@@ -14,7 +14,7 @@
 //! lock) before that memory is unmapped. Readers without the lock must re-check under it.
 
 use crate::sys;
-use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 const ADDR_BITS: u32 = 48;
 const L2_BITS: u32 = 18;
@@ -72,6 +72,13 @@ pub fn decode(e: usize) -> Owner {
 
 static L1: [AtomicPtr<AtomicUsize>; L1_LEN] =
     [const { AtomicPtr::new(core::ptr::null_mut()) }; L1_LEN];
+/// First-level entries per bit of `L1_USED`: a page of them (4 KiB pages).
+const L1_GROUP: usize = 512;
+/// A bit per group of `L1_GROUP` first-level entries, set once one of them has a leaf: walking
+/// the leaves reads only those groups, not the whole first level (2 MiB, whose every page
+/// would fault in).
+static L1_USED: [AtomicU64; L1_LEN / L1_GROUP / 64] =
+    [const { AtomicU64::new(0) }; L1_LEN / L1_GROUP / 64];
 static SHIFT: AtomicUsize = AtomicUsize::new(12);
 
 pub fn init() {
@@ -88,35 +95,18 @@ pub fn init() {
     }
 }
 
-unsafe extern "C" {
-    /// This library's ELF header, placed by the linker at the start of its first segment.
-    static __ehdr_start: u8;
-}
-
 /// Puts a guard page right after this library's static data, where the kernel may later place
 /// a mapping of user data: an underflow off such a mapping would otherwise rewrite the first
 /// level of this table, the arenas' lists or the saved signal handler (they live in `.bss`).
 /// Below the library is its read-only ELF header, which already faults. Nothing is done when
 /// the page is taken.
 fn guard_statics() {
-    let base = &raw const __ehdr_start as usize;
     let mut end = 0usize;
-    // SAFETY: the ELF header and program headers of this library, mapped read-only with its
-    // first segment for as long as it is loaded.
-    unsafe {
-        let eh = base as *const libc::Elf64_Ehdr;
-        let ph = (base + (*eh).e_phoff as usize) as *const libc::Elf64_Phdr;
-        for i in 0..(*eh).e_phnum as usize {
-            let p = &*ph.add(i);
-            if p.p_type == libc::PT_LOAD {
-                end = end.max((p.p_vaddr + p.p_memsz) as usize);
-            }
-        }
-    }
+    sys::image::each_segment(|_, e, _| end = end.max(e));
     if end == 0 {
         return;
     }
-    let Some(end) = sys::page_round(base + end) else {
+    let Some(end) = sys::page_round(end) else {
         return;
     };
     sys::guard_at(end, sys::page_size());
@@ -161,7 +151,11 @@ fn leaf_for(i1: usize) -> Option<*mut AtomicUsize> {
     ) {
         // Not entered as META: a leaf holds only addresses of zone headers and descriptors,
         // never of blocks, and writing 512 entries would touch pages for nothing.
-        Ok(_) => Some(fresh),
+        Ok(_) => {
+            let g = i1 / L1_GROUP;
+            L1_USED[g / 64].fetch_or(1 << (g % 64), Ordering::Release);
+            Some(fresh)
+        }
         Err(other) => {
             // SAFETY: `fresh` was mapped just above and never published.
             unsafe { sys::unmap_guarded(fresh as *mut u8, bytes) };
@@ -220,10 +214,17 @@ pub fn for_each_table(mut f: impl FnMut(usize, usize)) {
     f(L1.as_ptr() as usize, core::mem::size_of_val(&L1));
     let page = sys::page_size();
     let leaf = L2_LEN * core::mem::size_of::<AtomicUsize>();
-    for e in L1.iter() {
-        let p = e.load(Ordering::Acquire);
-        if !p.is_null() {
-            f(p as usize - page, leaf + 2 * page);
+    for (w, used) in L1_USED.iter().enumerate() {
+        let mut bits = used.load(Ordering::Acquire);
+        while bits != 0 {
+            let g = w * 64 + bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            for e in &L1[g * L1_GROUP..(g + 1) * L1_GROUP] {
+                let p = e.load(Ordering::Acquire);
+                if !p.is_null() {
+                    f(p as usize - page, leaf + 2 * page);
+                }
+            }
         }
     }
 }

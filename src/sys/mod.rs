@@ -8,13 +8,15 @@
 //! - `out`: where reports go (fd 2, a `report=` file opened on first use, the saved stderr);
 //! - `errno`: errno, its saving, and the names of error numbers;
 //! - `proc`: ids, clocks, random bytes, the initial environment, futexes, exit;
-//! - `signal`: the thread's signal mask, handlers.
+//! - `signal`: the thread's signal mask, handlers;
+//! - `image`: the library's own loaded image (where its writable segments lie).
 //!
 //! Invariant: these wrappers never touch `errno` visibly to the program except where the
 //! caller asks for it (`set_errno`); callers that must preserve errno use `ErrnoGuard`.
 
 pub mod errno;
 pub mod fd;
+pub mod image;
 pub mod mem;
 pub mod out;
 pub mod proc;
