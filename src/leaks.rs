@@ -306,7 +306,7 @@ fn scan_and_report(view: &View, all: bool, sp: usize) -> usize {
     let nchunks: usize = view.arenas().map(|a| a.meta.chunk_count()).sum();
     let mut nleaves = 0;
     pagemap::for_each_table(|_, _| nleaves += 1);
-    let skip_cap = 1 + nleaves + crate::large::CACHE_SLOTS + nchunks;
+    let skip_cap = 2 + nleaves + crate::large::CACHE_SLOTS + nchunks;
     let stack_bytes = STACK_CAP * 8;
     let skip_off = stack_bytes + SCRATCH;
     let scratch_len = skip_off + skip_cap * core::mem::size_of::<(usize, usize)>();
@@ -345,6 +345,11 @@ fn scan_and_report(view: &View, all: bool, sp: usize) -> usize {
     // The address-space quarantine's ring, the page map's tables, the zones' metadata.
     let (b, l) = crate::guard::ring_range();
     add(b, l);
+    // The library's own statics: `.bss` ends in an anonymous mapping, which the path test
+    // below does not recognise. Its pointers are our bookkeeping, not the program's.
+    if let Some((lo, hi)) = crate::sys::image::writable_range() {
+        add(lo, hi - lo);
+    }
     pagemap::for_each_table(&mut add);
     for a in view.arenas() {
         a.meta.for_each_chunk(&mut add);
@@ -356,6 +361,20 @@ fn scan_and_report(view: &View, all: bool, sp: usize) -> usize {
     }
     let skip = &mut skip[..nskip];
     skip.sort_unstable_by_key(|r| r.0);
+    // Ranges may nest (the page map's first level lies in the library's statics): merged, so
+    // that the last range starting at or below an address is the only one that can hold it.
+    let mut merged = 0;
+    for i in 0..skip.len() {
+        let (b, l) = skip[i];
+        if merged > 0 && b <= skip[merged - 1].0 + skip[merged - 1].1 {
+            let last = &mut skip[merged - 1];
+            last.1 = last.1.max(b + l - last.0);
+        } else {
+            skip[merged] = (b, l);
+            merged += 1;
+        }
+    }
+    let skip = &skip[..merged];
     let skipped = |x: usize| {
         let i = skip.partition_point(|r| r.0 <= x);
         i > 0 && x < skip[i - 1].0 + skip[i - 1].1
