@@ -53,7 +53,7 @@ fn parse_log(path: &Path) -> Vec<Image> {
         if line.is_empty() {
             continue;
         }
-        if line == "# ft_malloc log v1" {
+        if line == "# ft_malloc log v2" {
             images.push(Image::default());
             continue;
         }
@@ -70,30 +70,13 @@ fn parse_log(path: &Path) -> Vec<Image> {
                 bad();
             }
         } else if let Some(e) = line.strip_prefix("E ") {
-            let f: Vec<&str> = e.split(' ').collect();
-            let hex = |s: &str| {
-                s.strip_prefix("0x")
-                    .is_some_and(|h| u64::from_str_radix(h, 16).is_ok())
+            let Some(e) = common::event::parse(e) else {
+                bad()
             };
-            let ok = f.len() == 9
-                && f[0].parse::<u64>().is_ok()
-                && f[1].parse::<u64>().is_ok()
-                && f[2].parse::<u64>().is_ok()
-                && hex(f[4])
-                && hex(f[5])
-                && f[6].parse::<u64>().is_ok()
-                && f[7].parse::<u64>().is_ok()
-                && (hex(f[8])
-                    || f[8]
-                        .strip_prefix('@')
-                        .is_some_and(|id| id.parse::<u32>().is_ok()));
-            if !ok {
-                bad();
-            }
-            if let Some(id) = f[8].strip_prefix('@') {
+            if let Some(id) = e.stack_id() {
                 named.insert(id.to_string());
             }
-            img.events.push((f[3].to_string(), f[6].parse().unwrap()));
+            img.events.push((e.op.name().to_string(), e.size));
         } else if let Some(st) = line.strip_prefix("S ") {
             let Some((id, frames)) = st.split_once(' ') else {
                 bad()
@@ -414,9 +397,7 @@ fn stale_log_is_replaced() {
     gone.wait().unwrap();
     std::fs::write(
         &path,
-        format!(
-            "# ft_malloc log v1\n# pid {pid}\n# started 5 x\nE 1 1 1 malloc 0x0 0x10 987654 0 0x1\n"
-        ),
+        format!("# ft_malloc log v2\n# pid {pid}\n# started 5 x\nE 1 1 - m 10 987654 0x1\n"),
     )
     .unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -449,7 +430,7 @@ fn log_of_a_live_process_is_left_alone() {
         let dir = fresh_dir("files_live_writer");
         let path = dir.join("l.log");
         let content = format!(
-            "# ft_malloc log v1\n# pid {}\n# started {}\nE 1 1 1 malloc 0x0 0x10 424242 0 0x1\n",
+            "# ft_malloc log v2\n# pid {}\n# started {}\nE 1 1 - m 10 424242 0x1\n",
             std::process::id(),
             started_line()
         );

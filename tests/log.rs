@@ -49,20 +49,22 @@ fn parse(bytes: &[u8]) -> (Vec<(String, String)>, Vec<(u64, String)>, Vec<Ev>) {
             let (b, p) = m.split_once(' ').expect("M base path");
             mods.push((hex(b), p.to_string()));
         } else if let Some(e) = line.strip_prefix("E ") {
-            let f: Vec<&str> = e.split(' ').collect();
-            assert_eq!(f.len(), 9, "bad event line {line:?}");
+            let e = common::event::parse(e).unwrap_or_else(|| panic!("bad event line {line:?}"));
+            // `-`: the thread whose id is the pid of the header block above.
+            let pid = hdr.iter().rev().find(|(k, _)| k == "pid");
+            let main = pid.map_or(0, |(_, v)| v.parse().unwrap());
             evs.push(Ev {
-                seq: f[0].parse().unwrap(),
-                t: f[1].parse().unwrap(),
-                tid: f[2].parse().unwrap(),
-                op: f[3].to_string(),
-                inp: hex(f[4]),
-                out: hex(f[5]),
-                size: f[6].parse().unwrap(),
-                align: f[7].parse().unwrap(),
-                frames: match f[8].strip_prefix('@') {
+                seq: e.seq,
+                t: e.t_us,
+                tid: e.tid.unwrap_or(main),
+                op: e.op.name().to_string(),
+                inp: e.inp,
+                out: e.out,
+                size: e.size,
+                align: e.align,
+                frames: match e.stack_id() {
                     Some(id) => vec![id.parse::<u64>().unwrap() | STACK_REF],
-                    None => vec![hex(f[8])],
+                    None => vec![hex(e.site)],
                 },
             });
         } else if let Some(st) = line.strip_prefix("S ") {
@@ -142,7 +144,7 @@ fn known_sequence_event_for_event() {
             .map(|(_, v)| v.clone())
             .unwrap_or_else(|| panic!("no # {k}"))
     };
-    assert_eq!(hdr[0], ("ft_malloc".to_string(), "log v1".to_string()));
+    assert_eq!(hdr[0], ("ft_malloc".to_string(), "log v2".to_string()));
     assert!(key("program").contains("log_sequence"), "{hdr:?}");
     let pid: u64 = key("pid").parse().unwrap();
     assert!(key("page_size").parse::<u64>().unwrap() >= 4096);
@@ -286,7 +288,8 @@ fn log_to_stderr_and_fd() {
     assert!(
         o.stdout
             .lines()
-            .any(|l| l.starts_with("E ") && l.contains(" calloc 0x0 ")),
+            .filter_map(|l| l.strip_prefix("E ").and_then(common::event::parse))
+            .any(|e| e.op == ft_format::Op::Calloc && e.out != 0),
         "{}",
         o.describe()
     );

@@ -36,16 +36,15 @@ fn events(log: &Path) -> Vec<(u64, Vec<u64>)> {
     text.lines()
         .filter_map(|l| l.strip_prefix("E "))
         .map(|e| {
-            let f: Vec<&str> = e.split(' ').collect();
-            assert_eq!(f.len(), 9, "bad event {e:?}");
-            let frames = match f[8].strip_prefix('@') {
+            let e = common::event::parse(e).unwrap_or_else(|| panic!("bad event {e:?}"));
+            let frames = match e.stack_id() {
                 Some(id) => stacks
                     .get(id)
                     .unwrap_or_else(|| panic!("no S record for stack {id}"))
                     .clone(),
-                None => vec![hex(f[8])],
+                None => vec![hex(e.site)],
             };
-            (hex(f[5]), frames)
+            (e.out, frames)
         })
         .collect()
 }

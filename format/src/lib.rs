@@ -60,6 +60,10 @@ pub const OP_NAMES: [&str; OP_COUNT] = [
     "malloc_usable_size",
 ];
 
+/// One-letter codes of the operations, indexed by `Op as usize`: the `op` field of a log's
+/// `E` record from format v2 on (v1 wrote [`OP_NAMES`]).
+pub const OP_CODES: [u8; OP_COUNT] = *b"mcrRapAvPnNfdDu";
+
 /// Longest name in [`OP_NAMES`] (the library pads names to a fixed block).
 pub const OP_NAME_MAX: usize = 18;
 
@@ -68,6 +72,11 @@ const _: () = {
     while i < OP_COUNT {
         assert!(OP_NAMES[i].len() <= OP_NAME_MAX);
         assert!(Op::ALL[i] as usize == i);
+        let mut j = 0;
+        while j < i {
+            assert!(OP_CODES[i] != OP_CODES[j]);
+            j += 1;
+        }
         i += 1;
     }
 };
@@ -151,6 +160,25 @@ impl Op {
         })
     }
 
+    /// The one-letter code in a v2 log record.
+    pub const fn code(self) -> u8 {
+        OP_CODES[self as usize]
+    }
+
+    /// The operation of one-letter code `c` in a v2 log record, if any (only the logged
+    /// operations).
+    #[inline]
+    pub fn from_code(c: u8) -> Option<Op> {
+        let i = OP_CODES.iter().position(|&k| k == c)?;
+        Some(Op::ALL[i]).filter(|op| op.logged())
+    }
+
+    /// Which pointers a v2 `E` record of this operation carries: `(in, out)`. A free names
+    /// the block it ends, an allocation the block it returns, a realloc both.
+    pub const fn pointers(self) -> (bool, bool) {
+        (self.is_free() || self.is_realloc(), !self.is_free())
+    }
+
     /// Written to the log as an `E` record (every operation but `malloc_usable_size`).
     pub const fn logged(self) -> bool {
         !matches!(self, Op::UsableSize)
@@ -213,25 +241,37 @@ pub const fn bucket_range(k: usize) -> (u64, u64) {
 
 /// The text log (docs/LOGFORMAT.md): one record per line, the first byte says which.
 pub mod log {
-    /// First line of every log.
-    pub const MAGIC: &str = "# ft_malloc log v1";
-    /// The start of [`MAGIC`] common to every version (`# ft_malloc log v2` would be a
+    /// First line of every log this library writes.
+    pub const MAGIC: &str = "# ft_malloc log v2";
+    /// First line of a log of the first version (full op names, `0x` pointers, times in
+    /// nanoseconds, every field on every record), which readers still read.
+    pub const MAGIC_V1: &str = "# ft_malloc log v1";
+    /// The start of [`MAGIC`] common to every version (`# ft_malloc log v3` would be a
     /// version this reader does not know).
     pub const MAGIC_PREFIX: &str = "# ft_malloc log v";
     /// `# key value`: a header line.
     pub const HEADER: u8 = b'#';
     /// `M <base> <path>`: a loaded module.
     pub const MODULE: u8 = b'M';
-    /// `E <seq> <t_ns> <tid> <op> <in> <out> <size> <align> <where>`, where `<where>` is one
-    /// of the three forms below (the last field of the record):
+    /// An event. Format v2: `E <seq> <t_us> <tid> <op> <pointers> <size> [<align>] <where>`,
+    /// where `<tid>` is [`MAIN_TID`] for the thread whose id is the process id, `<op>` a
+    /// one-letter code ([`OP_CODES`]), `<pointers>` the pointer passed in and/or the one
+    /// returned ([`Op::pointers`](super::Op::pointers)), lowercase hex without `0x` (`0`:
+    /// NULL), and `<align>` present only for an operation that takes one
+    /// ([`Op::is_aligned`](super::Op::is_aligned)). Format v1:
+    /// `E <seq> <t_ns> <tid> <op> <in> <out> <size> <align> <where>`, op names, `0x` pointers.
+    /// `<where>` is one of the three forms below (the last field of the record):
     /// - `<caller>`: one frame (`stack=1`, the default without debugging);
     /// - `<caller>,<frame>[,<frame>...]`: a frame list, innermost first (older logs,
     ///   `backtrace=N`);
     /// - `@<id>`: a reference to the stack that an [`STACK`] record of the same file defines
     ///   (`stack=N` with N > 1), written before or after this record.
     pub const EVENT: u8 = b'E';
-    /// Fields of an `E` record after the tag.
-    pub const EVENT_FIELDS: usize = 9;
+    /// The `<tid>` of a v2 `E` record made by the thread whose id is the process id (the
+    /// header's `pid`).
+    pub const MAIN_TID: u8 = b'-';
+    /// Nanoseconds per unit of a v2 `E` record's time (microseconds since `start_ns`).
+    pub const T_UNIT_NS: u64 = 1000;
     /// `S <id> <frame>[,<frame>...]`: the frames of stack `<id>` (decimal, process-local),
     /// innermost first, each hex with `0x`; frame 0 is the return address into the code that
     /// called the allocator (the `<caller>` of the one-frame form), and no frame of the
@@ -441,6 +481,14 @@ mod tests {
         assert_eq!(Op::from_name(b"mallocx"), None);
         assert_eq!(Op::from_name(b""), None);
         assert_eq!(OP_NAMES.iter().map(|n| n.len()).max(), Some(OP_NAME_MAX));
+        for op in Op::ALL {
+            let want = if op.logged() { Some(op) } else { None };
+            assert_eq!(Op::from_code(op.code()), want);
+        }
+        assert_eq!(Op::from_code(b'x'), None);
+        assert_eq!(Op::Free.pointers(), (true, false));
+        assert_eq!(Op::Realloc.pointers(), (true, true));
+        assert_eq!(Op::Memalign.pointers(), (false, true));
     }
 
     #[test]

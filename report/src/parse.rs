@@ -1,6 +1,7 @@
-//! Parser for one record of the ft_malloc log (docs/LOGFORMAT.md, format v1): headers, module
-//! records, events (whose last field is a caller, a frame list or a stack reference `@<id>`)
-//! and stack records `S <id> <frames>`.
+//! Parser for one record of the ft_malloc log (docs/LOGFORMAT.md, formats v2 and v1): headers,
+//! module records, events (whose last field is a caller, a frame list or a stack reference
+//! `@<id>`) and stack records `S <id> <frames>`. The two formats differ only in their `E`
+//! records; the caller says which one a file is.
 //!
 //! Hand-written for speed: no regex, no allocation, one pass over the bytes of the line.
 //! A line is given without its terminating `\n`.
@@ -9,12 +10,24 @@
 /// and names, from the format crate both sides share.
 pub use ft_format::{OP_COUNT, Op};
 
+/// Which form `E` records take (the file's first line says).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Version {
+    /// `# ft_malloc log v1`: op names, `0x` pointers, times in nanoseconds, every field.
+    V1,
+    /// `# ft_malloc log v2`: one-letter ops, bare hex pointers, times in microseconds, the
+    /// main thread as `-`, only the fields the operation has.
+    #[default]
+    V2,
+}
+
 /// One `E` record. `caller` is the raw last field: `<caller>[,<frame>...]` or `@<id>`
 /// ([`stack_ref`] tells them apart).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RawEvent<'a> {
     pub seq: u64,
     pub t_ns: u64,
+    /// The thread id; in a v2 record, 0 for the thread whose id is the process id (`-`).
     pub tid: u32,
     pub op: Op,
     pub inp: u64,
@@ -119,6 +132,28 @@ impl<'a> Cur<'a> {
         Ok(v)
     }
 
+    /// Lowercase or uppercase hex without `0x` (at most 16 digits).
+    #[inline(always)]
+    fn bare_hex(&mut self, what: &'static str) -> Result<u64, ParseError> {
+        let b = self.b;
+        let start = self.i;
+        let mut i = start;
+        let mut v: u64 = 0;
+        while i < b.len() {
+            let d = HEX[b[i] as usize];
+            if d == 0xff {
+                break;
+            }
+            v = (v << 4) | d as u64;
+            i += 1;
+        }
+        if i == start || i - start > 16 {
+            return Err(what);
+        }
+        self.i = i;
+        Ok(v)
+    }
+
     #[inline(always)]
     fn space(&mut self, what: &'static str) -> Result<(), ParseError> {
         if self.i < self.b.len() && self.b[self.i] == b' ' {
@@ -145,12 +180,16 @@ impl<'a> Cur<'a> {
 }
 
 /// Parse one line (without its `\n`).
-pub fn parse_line(line: &[u8]) -> Result<Record<'_>, ParseError> {
+pub fn parse_line(line: &[u8], v: Version) -> Result<Record<'_>, ParseError> {
     let Some(&first) = line.first() else {
         return Ok(Record::Skip);
     };
     match first {
-        b'E' => parse_event(line).map(Record::Event),
+        b'E' => match v {
+            Version::V2 => parse_event(line),
+            Version::V1 => parse_event_v1(line),
+        }
+        .map(Record::Event),
         b'#' => {
             let rest = &line[1..];
             let rest = rest.strip_prefix(b" ").unwrap_or(rest);
@@ -201,8 +240,85 @@ fn trim(v: &[u8]) -> &[u8] {
     v
 }
 
+/// The last field of an `E` record: `0xHEX[,0xHEX]...` or `@ID`, validated when the stack is
+/// first interned (see `Stacks`); here only its length.
+#[inline]
+fn caller_field(caller: &[u8]) -> Result<&[u8], ParseError> {
+    let min = if caller.first() == Some(&ft_format::log::STACK_REF) {
+        2
+    } else {
+        3
+    };
+    if caller.len() < min {
+        return Err("event: bad caller");
+    }
+    Ok(caller)
+}
+
+/// A v2 `E` record: `E <seq> <t_us> <tid|-> <op> <pointers> <size> [<align>] <where>`.
 #[inline]
 pub fn parse_event(line: &[u8]) -> Result<RawEvent<'_>, ParseError> {
+    let mut c = Cur { b: line, i: 1 };
+    c.space("event: no space after E")?;
+    let seq = c.dec("event: bad seq")?;
+    c.space("event: missing time")?;
+    let t_ns = c
+        .dec("event: bad time")?
+        .checked_mul(ft_format::log::T_UNIT_NS)
+        .ok_or("event: bad time")?;
+    c.space("event: missing tid")?;
+    let tid = if line.get(c.i) == Some(&ft_format::log::MAIN_TID) {
+        c.i += 1;
+        0
+    } else {
+        let t = c.dec("event: bad tid")?;
+        if t == 0 || t > u32::MAX as u64 {
+            return Err("event: bad tid");
+        }
+        t
+    };
+    c.space("event: missing op")?;
+    let op = line
+        .get(c.i)
+        .and_then(|&b| Op::from_code(b))
+        .ok_or("event: unknown op")?;
+    c.i += 1;
+    let (has_in, has_out) = op.pointers();
+    let mut inp = 0;
+    let mut out = 0;
+    if has_in {
+        c.space("event: missing in")?;
+        inp = c.bare_hex("event: bad in pointer")?;
+    }
+    if has_out {
+        c.space("event: missing out")?;
+        out = c.bare_hex("event: bad out pointer")?;
+    }
+    c.space("event: missing size")?;
+    let size = c.dec("event: bad size")?;
+    let mut align = 0;
+    if op.is_aligned() {
+        c.space("event: missing align")?;
+        align = c.dec("event: bad align")?;
+    }
+    c.space("event: missing caller")?;
+    let caller = caller_field(&line[c.i..])?;
+    Ok(RawEvent {
+        seq,
+        t_ns,
+        tid: tid as u32,
+        op,
+        inp,
+        out,
+        size,
+        align,
+        caller,
+    })
+}
+
+/// A v1 `E` record: `E <seq> <t_ns> <tid> <op> <in> <out> <size> <align> <where>`.
+#[inline]
+pub fn parse_event_v1(line: &[u8]) -> Result<RawEvent<'_>, ParseError> {
     let mut c = Cur { b: line, i: 1 };
     c.space("event: no space after E")?;
     let seq = c.dec("event: bad seq")?;
@@ -224,17 +340,7 @@ pub fn parse_event(line: &[u8]) -> Result<RawEvent<'_>, ParseError> {
     c.space("event: missing align")?;
     let align = c.dec("event: bad align")?;
     c.space("event: missing caller")?;
-    let caller = &line[c.i..];
-    // caller: 0xHEX[,0xHEX]... or @ID; validated when the stack is first interned (see Stacks).
-    if caller.len()
-        < if caller.first() == Some(&ft_format::log::STACK_REF) {
-            2
-        } else {
-            3
-        }
-    {
-        return Err("event: bad caller");
-    }
+    let caller = caller_field(&line[c.i..])?;
     Ok(RawEvent {
         seq,
         t_ns,
@@ -430,6 +536,7 @@ mod tests {
     fn event() {
         let r = parse_line(
             b"E 2 1900 31337 realloc 0x7f3a20000000 0x7f3a20000040 100 0 0x55d0c0001183,0x10",
+            Version::V1,
         )
         .unwrap();
         let Record::Event(e) = r else { panic!() };
@@ -445,36 +552,91 @@ mod tests {
     }
 
     #[test]
+    fn event_v2() {
+        let r = parse_line(
+            b"E 2 19 31337 r 7f3a20000000 7f3a20000040 100 @7",
+            Version::V2,
+        );
+        let Ok(Record::Event(e)) = r else {
+            panic!("{r:?}")
+        };
+        assert_eq!((e.seq, e.t_ns, e.tid), (2, 19_000, 31337));
+        assert_eq!(
+            (e.op, e.inp, e.out, e.size),
+            (Op::Realloc, 0x7f3a20000000, 0x7f3a20000040, 100)
+        );
+        assert_eq!((e.align, e.caller), (0, &b"@7"[..]));
+        let Ok(Record::Event(e)) = parse_line(b"E 3 20 - f 7f3a20000040 100 0x10", Version::V2)
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (e.tid, e.op, e.inp, e.out),
+            (0, Op::Free, 0x7f3a20000040, 0)
+        );
+        let Ok(Record::Event(e)) = parse_line(b"E 4 21 - p 7f00 32 64 @9", Version::V2) else {
+            panic!()
+        };
+        assert_eq!(
+            (e.op, e.inp, e.out, e.size, e.align),
+            (Op::PosixMemalign, 0, 0x7f00, 32, 64)
+        );
+        let Ok(Record::Event(e)) = parse_line(b"E 5 22 - m 0 4096 @9", Version::V2) else {
+            panic!()
+        };
+        assert_eq!((e.op, e.out, e.size), (Op::Malloc, 0, 4096));
+        for bad in [
+            &b"E 5 22 - m 4096 @9"[..],
+            b"E 5 22 - x 10 4096 @9",
+            b"E 5 22 0 m 10 4096 @9",
+            b"E 5 22 - m 0x10 4096 @9",
+            b"E 5 22 - a 10 4096 @9",
+            b"E 5 22 - r 10 4096 @9",
+            b"E 5 22 - m 10 4096 @",
+            b"E 5 18446744073709552 - m 10 1 @1",
+        ] {
+            assert!(
+                parse_line(bad, Version::V2).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
     fn others() {
         assert_eq!(
-            parse_line(b"# program /tmp/a b").unwrap(),
+            parse_line(b"# program /tmp/a b", Version::V1).unwrap(),
             Record::Header(b"program", b"/tmp/a b")
         );
         assert_eq!(
-            parse_line(b"M 0x55d0c0000000 /tmp/my dir/a.out").unwrap(),
+            parse_line(b"M 0x55d0c0000000 /tmp/my dir/a.out", Version::V1).unwrap(),
             Record::Module(0x55d0c0000000, b"/tmp/my dir/a.out")
         );
         assert_eq!(
-            parse_line(b"S 7 0x55d0c0001183,0x10").unwrap(),
+            parse_line(b"S 7 0x55d0c0001183,0x10", Version::V1).unwrap(),
             Record::Stack(7, b"0x55d0c0001183,0x10")
         );
-        assert!(parse_line(b"S 7").is_err());
-        assert!(parse_line(b"S x 0x1").is_err());
-        assert!(parse_line(b"S 4294967296 0x1").is_err());
+        assert!(parse_line(b"S 7", Version::V1).is_err());
+        assert!(parse_line(b"S x 0x1", Version::V1).is_err());
+        assert!(parse_line(b"S 4294967296 0x1", Version::V1).is_err());
         assert_eq!(stack_ref(b"@4294967295"), Some(Ok(u32::MAX)));
         assert_eq!(stack_ref(b"@0"), Some(Ok(0)));
         assert!(stack_ref(b"@4294967296").unwrap().is_err());
         assert!(stack_ref(b"@").unwrap().is_err());
         assert!(stack_ref(b"@12,0x1").unwrap().is_err());
         assert_eq!(stack_ref(b"0x12"), None);
-        let e = parse_event(b"E 1 2 3 malloc 0x0 0x10 24 0 @12").unwrap();
+        let e = parse_event_v1(b"E 1 2 3 malloc 0x0 0x10 24 0 @12").unwrap();
         assert_eq!(e.caller, b"@12");
-        assert_eq!(parse_line(b"X whatever").unwrap(), Record::Skip);
-        assert_eq!(parse_line(b"").unwrap(), Record::Skip);
-        assert!(parse_line(b"E 1 2 3 mall").is_err());
-        assert!(parse_line(b"E 1 2 3 malloc 0x0 0x10 24 0 0x").is_err());
-        assert!(parse_line(b"E 1 2 3 malloc 0x0 0x10 24 0").is_err());
-        assert!(parse_line(b"\x01garbage").is_err());
+        assert_eq!(
+            parse_line(b"X whatever", Version::V1).unwrap(),
+            Record::Skip
+        );
+        assert_eq!(parse_line(b"", Version::V1).unwrap(), Record::Skip);
+        assert!(parse_line(b"E 1 2 3 mall", Version::V1).is_err());
+        assert!(parse_line(b"E 1 2 3 malloc 0x0 0x10 24 0 0x", Version::V1).is_err());
+        assert!(parse_line(b"E 1 2 3 malloc 0x0 0x10 24 0", Version::V1).is_err());
+        assert!(parse_line(b"\x01garbage", Version::V1).is_err());
         assert!(parse_frames(b"0x1,0xzz").is_err());
         assert_eq!(parse_addr("0x10"), Some(16));
         assert_eq!(parse_addr("10"), Some(16));
@@ -485,8 +647,8 @@ mod tests {
         assert_eq!(parse_addr("-1"), None);
         assert_eq!(parse_addr("0x10000000000000000"), None);
         let big = b"E 18446744073709551615 1 2 free 0xffffffffffffffff 0x0 1 0 0x1";
-        assert!(parse_event(big).is_ok());
-        assert!(parse_event(b"E 18446744073709551616 1 2 free 0x1 0x0 1 0 0x1").is_err());
-        assert!(parse_event(b"E 1 1 2 free 0x1ffffffffffffffff 0x0 1 0 0x1").is_err());
+        assert!(parse_event_v1(big).is_ok());
+        assert!(parse_event_v1(b"E 18446744073709551616 1 2 free 0x1 0x0 1 0 0x1").is_err());
+        assert!(parse_event_v1(b"E 1 1 2 free 0x1ffffffffffffffff 0x0 1 0 0x1").is_err());
     }
 }

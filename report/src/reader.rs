@@ -11,6 +11,7 @@
 //!   several threads may be slightly out of order in the file).
 
 use crate::parse::{self, MtraceRecord, MtraceWhere, Op, Record};
+use ft_format::log;
 use rustc_hash::FxHashMap;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -165,7 +166,7 @@ impl Stacks {
 /// The two formats the library writes (`log_format=text|mtrace`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Format {
-    /// docs/LOGFORMAT.md, first line `# ft_malloc log v1`.
+    /// docs/LOGFORMAT.md, first line `# ft_malloc log v2` (or `v1`).
     #[default]
     Text,
     /// glibc's mtrace records, first line `= Start`: no pid, times or threads; sizes of freed
@@ -259,6 +260,11 @@ struct State {
     stop: bool,
     /// The first line said which format this is (None before it).
     format: Option<Format>,
+    /// Which form the text format's `E` records take (the first line, or the header block of
+    /// a later image, says).
+    version: parse::Version,
+    /// The process id of the current header block: the thread a v2 record writes as `-`.
+    main_tid: u32,
     /// Why the file is not a log (stops the reading).
     fatal: Option<String>,
     mtrace: MtraceState,
@@ -387,13 +393,17 @@ impl State {
         }
     }
 
-    /// The first line says what the file is: an ft_malloc log (`# ft_malloc log v1`), an
+    /// The first line says what the file is: an ft_malloc log (`# ft_malloc log v2` or `v1`), an
     /// mtrace log (`= Start`), or something else, which stops the reading.
     #[cold]
     fn first_line(&mut self, line: &[u8], complete: bool) {
-        use ft_format::{log, mtrace};
+        use ft_format::mtrace;
         if line == log::MAGIC.as_bytes() {
             self.format = Some(Format::Text);
+            self.version = parse::Version::V2;
+        } else if line == log::MAGIC_V1.as_bytes() {
+            self.format = Some(Format::Text);
+            self.version = parse::Version::V1;
         } else if line == mtrace::START.as_bytes() {
             self.format = Some(Format::Mtrace);
             self.info.format = Format::Mtrace;
@@ -453,12 +463,12 @@ impl State {
             self.corrupt(line_no, "record cut short", line);
             return;
         }
-        match parse::parse_line(line) {
+        match parse::parse_line(line, self.version) {
             Ok(Record::Event(e)) => match self.info.stacks.intern(e.caller) {
                 Ok(stack) => self.push(Event {
                     seq: e.seq,
                     t_ns: e.t_ns,
-                    tid: e.tid,
+                    tid: if e.tid == 0 { self.main_tid } else { e.tid },
                     op: e.op,
                     stack,
                     inp: e.inp,
@@ -469,6 +479,18 @@ impl State {
                 Err(why) => self.corrupt(line_no, why, line),
             },
             Ok(Record::Header(k, v)) => {
+                // The header block of an image that an exec in place appended may be of
+                // another format version; its pid names the main thread.
+                if line == log::MAGIC.as_bytes() {
+                    self.version = parse::Version::V2;
+                } else if line == log::MAGIC_V1.as_bytes() {
+                    self.version = parse::Version::V1;
+                } else if k == log::key::PID.as_bytes() {
+                    self.main_tid = std::str::from_utf8(v)
+                        .ok()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                }
                 // Only the first lines of the file are headers; keep memory bounded anyway.
                 if self.info.headers.len() < 1024 {
                     self.info.headers.push((
@@ -631,6 +653,8 @@ pub fn read_log<S: Sink>(path: &str, sink: &mut S, opts: &Options) -> std::io::R
         warn: opts.warn,
         stop: false,
         format: None,
+        version: parse::Version::V2,
+        main_tid: 0,
         fatal: None,
         mtrace: MtraceState::default(),
     };

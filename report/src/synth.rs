@@ -10,6 +10,7 @@
 //! `j` with `j % 4 == 1` get their `S` record three events after the first event naming them
 //! (as when another thread's chunk holds it), the others just before it.
 
+use ft_format::Op;
 use std::io::Write;
 
 /// How the generated events name their stack.
@@ -77,8 +78,12 @@ fn put_dec(o: &mut Vec<u8>, mut v: u64) {
 }
 
 fn put_hex(o: &mut Vec<u8>, v: u64) {
-    const H: &[u8; 16] = b"0123456789abcdef";
     o.extend_from_slice(b"0x");
+    put_bare_hex(o, v);
+}
+
+fn put_bare_hex(o: &mut Vec<u8>, v: u64) {
+    const H: &[u8; 16] = b"0123456789abcdef";
     let digits = if v == 0 {
         1
     } else {
@@ -111,7 +116,8 @@ pub fn generate(path: &str, events: u64, seed: u64, form: Form) -> std::io::Resu
     let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
     writeln!(
         w,
-        "# ft_malloc log v1\n# program /usr/bin/synthetic\n# pid 4242\n# ppid 1\n# page_size 4096\n# start_ns 1000000000\n# debug log={path}"
+        "{}\n# program /usr/bin/synthetic\n# pid 4242\n# ppid 1\n# page_size 4096\n# start_ns 1000000000\n# debug log={path}",
+        ft_format::log::MAGIC
     )?;
     writeln!(
         w,
@@ -130,7 +136,7 @@ pub fn generate(path: &str, events: u64, seed: u64, form: Form) -> std::io::Resu
         t += 50 + rng.below(200);
         let tid = 4242 + rng.below(4);
         let r = rng.below(100);
-        let (op, inp, out, size): (&str, u64, u64, u64);
+        let (op, inp, out, size): (Op, u64, u64, u64);
         let want_free = live.len() >= 20000 || (!live.is_empty() && r < 46);
         if want_free {
             let i = rng.below(live.len() as u64) as usize;
@@ -140,9 +146,9 @@ pub fn generate(path: &str, events: u64, seed: u64, form: Form) -> std::io::Resu
                 next_addr += (ns + 15) & !15;
                 let na = next_addr;
                 live.push((na, ns));
-                (op, inp, out, size) = ("realloc", a, na, ns);
+                (op, inp, out, size) = (Op::Realloc, a, na, ns);
             } else {
-                (op, inp, out, size) = ("free", a, 0, s);
+                (op, inp, out, size) = (Op::Free, a, 0, s);
             }
         } else {
             let s = (1u64 << rng.below(14)) + rng.below(100);
@@ -152,23 +158,30 @@ pub fn generate(path: &str, events: u64, seed: u64, form: Form) -> std::io::Resu
             if rng.below(1000) != 0 {
                 live.push((a, s));
             }
-            (op, inp, out, size) = (if r < 90 { "malloc" } else { "calloc" }, 0, a, s);
+            (op, inp, out, size) = (if r < 90 { Op::Malloc } else { Op::Calloc }, 0, a, s);
         }
         o.extend_from_slice(b"E ");
         put_dec(&mut o, seq);
         o.push(b' ');
-        put_dec(&mut o, t);
+        put_dec(&mut o, t / ft_format::log::T_UNIT_NS);
         o.push(b' ');
-        put_dec(&mut o, tid);
+        if tid == 4242 {
+            o.push(ft_format::log::MAIN_TID);
+        } else {
+            put_dec(&mut o, tid);
+        }
         o.push(b' ');
-        o.extend_from_slice(op.as_bytes());
-        o.push(b' ');
-        put_hex(&mut o, inp);
-        o.push(b' ');
-        put_hex(&mut o, out);
+        o.push(op.code());
+        let (has_in, has_out) = op.pointers();
+        for (has, p) in [(has_in, inp), (has_out, out)] {
+            if has {
+                o.push(b' ');
+                put_bare_hex(&mut o, p);
+            }
+        }
         o.push(b' ');
         put_dec(&mut o, size);
-        o.extend_from_slice(b" 0 ");
+        o.push(b' ');
         let j = rng.below(STACKS);
         let frames = &stacks[j as usize];
         match form {

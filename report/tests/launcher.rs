@@ -496,7 +496,7 @@ fn real_library_end_to_end() {
         "{err}"
     );
     let text = std::fs::read_to_string(&logs[0]).unwrap();
-    assert!(text.starts_with("# ft_malloc log v1\n"), "{text}");
+    assert!(text.starts_with("# ft_malloc log v2\n"), "{text}");
     assert!(
         text.contains(&format!("# debug 1,log={},leaks\n", log.display())),
         "{text}"

@@ -29,7 +29,7 @@ fn logged_run(exe: &Path, log: &Path, extra: &str) -> Run {
     );
     let text = std::fs::read_to_string(log)
         .unwrap_or_else(|e| panic!("no log {}: {e}\n{}", log.display(), r.stderr));
-    assert!(text.starts_with("# ft_malloc log v1\n"), "{text}");
+    assert!(text.starts_with("# ft_malloc log v2\n"), "{text}");
     assert!(
         text.lines().any(|l| l.starts_with("E ")),
         "no event in the log:\n{text}"
@@ -37,7 +37,7 @@ fn logged_run(exe: &Path, log: &Path, extra: &str) -> Run {
     r
 }
 
-/// The event lines of a log, split in fields.
+/// The event lines of a log, split in fields (format v2: a malloc is `E seq t tid m out size where`).
 fn events(log: &Path) -> Vec<Vec<String>> {
     std::fs::read_to_string(log)
         .unwrap()
@@ -210,7 +210,7 @@ fn heap_replay_matches_show_alloc_mem() {
     let ev = events(&log);
     let markers: Vec<&Vec<String>> = ev
         .iter()
-        .filter(|e| e[4] == "malloc" && e[7] == marker.to_string())
+        .filter(|e| e[4] == "m" && e[6] == marker.to_string())
         .collect();
     assert_eq!(
         markers.len(),

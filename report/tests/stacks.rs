@@ -724,11 +724,12 @@ fn inlined_helper_is_expanded() {
         let base = u64::from_str_radix(&m[4..m[2..].find(' ').unwrap() + 2], 16).unwrap();
         let e = text
             .lines()
-            .find(|l| l.starts_with("E ") && l.split(' ').nth(7) == Some("6"))
+            .find(|l| l.starts_with("E ") && l.split(' ').nth(6) == Some("6"))
             .unwrap();
         (base, e.split(' ').collect::<Vec<_>>())
     };
-    let h = ok(&["history", l, first[6]]).stdout;
+    // (Format v2: `E seq t tid m out size where`.)
+    let h = ok(&["history", l, first[5]]).stdout;
     assert!(
         h.contains(&frames.replace("\x20   ", "\x20       ")),
         "{frames}\nnot in\n{h}"
@@ -745,12 +746,12 @@ fn inlined_helper_is_expanded() {
     // symbol, the caller on a line of its own under the same prefix.
     // Frame 0 of the event: the caller (or a frame list's first), or the first frame of the
     // S record the event names.
-    let frame0 = match first[9].strip_prefix('@') {
+    let frame0 = match first[7].strip_prefix('@') {
         Some(id) => text
             .lines()
             .find_map(|l| l.strip_prefix(&format!("S {id} ")))
             .expect("no S record for the event's stack"),
-        None => first[9],
+        None => first[7],
     };
     let ra = u64::from_str_radix(&frame0.split(',').next().unwrap()[2..], 16).unwrap();
     let input = format!(

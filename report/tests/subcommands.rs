@@ -548,11 +548,7 @@ fn what_is_not_a_log_is_refused() {
         "passwd",
         b"root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1::/:/bin/sh\n",
     );
-    let newer = write(
-        &d,
-        "v2.log",
-        b"# ft_malloc log v2\nE 1 1 1 malloc 0x0 0x10 1 0 0x1\n",
-    );
+    let newer = write(&d, "v3.log", b"# ft_malloc log v3\nE 1 1 1 m 10 1 0x1\n");
     let headless = write(&d, "headless.log", b"E 1 1 1 malloc 0x0 0x10 1 0 0x1\n");
     for cmd in ["summary", "leaks", "top", "heap"] {
         let r = run(&[cmd, empty.to_str().unwrap()]);
@@ -560,7 +556,7 @@ fn what_is_not_a_log_is_refused() {
         assert_eq!(
             r.stderr,
             format!(
-                "ft-malloc-report: {} is empty: not an ft_malloc log (a log starts with `# ft_malloc log v1`; the program may have ended before the library wrote it)\n",
+                "ft-malloc-report: {} is empty: not an ft_malloc log (a log starts with `# ft_malloc log v2`; the program may have ended before the library wrote it)\n",
                 empty.display()
             )
         );
@@ -570,13 +566,13 @@ fn what_is_not_a_log_is_refused() {
         assert_eq!(
             r.stderr,
             format!(
-                "ft-malloc-report: {} is not an ft_malloc log: its first line is `root:x:0:0:root:/root:/bin/bash`, where a log starts with `# ft_malloc log v1` (or `= Start` for log_format=mtrace)\n",
+                "ft-malloc-report: {} is not an ft_malloc log: its first line is `root:x:0:0:root:/root:/bin/bash`, where a log starts with `# ft_malloc log v2` (or `= Start` for log_format=mtrace)\n",
                 passwd.display()
             )
         );
         let r = run(&[cmd, newer.to_str().unwrap()]);
         assert_eq!(r.status.code(), Some(1));
-        assert!(r.stderr.contains("is a log of format v2"), "{}", r.stderr);
+        assert!(r.stderr.contains("is a log of format v3"), "{}", r.stderr);
         let r = run(&[cmd, headless.to_str().unwrap()]);
         assert_eq!(r.status.code(), Some(1));
         assert!(r.stderr.contains("is not an ft_malloc log"), "{}", r.stderr);

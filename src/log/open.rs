@@ -4,7 +4,7 @@
 use super::dest::{MTRACE, SINK, SINK_FD, SINK_MAP};
 use super::file::{FILE, FILE_SINK};
 use super::sink::{self, SINK_FD_FILE, SINK_FD_NO};
-use super::{clock, modules};
+use super::{clock, modules, text};
 use crate::fmt::{Line, prefix};
 use crate::outfile;
 use crate::sys;
@@ -107,7 +107,8 @@ fn header_text<const N: usize>(l: &mut Line<N>, ppid: u32) {
         l.c(b'\n');
         return;
     }
-    l.s(b"# ft_malloc log v1\n# program ");
+    text::MAIN.store(me.pid, Ordering::Relaxed);
+    l.s(ft_format::log::MAGIC.as_bytes()).s(b"\n# program ");
     let mut exe = [0u8; 256];
     let n = sys::readlink(b"/proc/self/exe\0", &mut exe).unwrap_or(0);
     if n > 0 {

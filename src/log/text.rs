@@ -1,10 +1,12 @@
 //! Formatting of event lines without allocation: the `E` record of the text log
-//! (docs/LOGFORMAT.md), written with fixed-size stores and no per-digit bounds checks, and
-//! glibc's mtrace records.
+//! (docs/LOGFORMAT.md, format v2: one-letter ops, bare hex pointers, only the fields the
+//! operation has), written with fixed-size stores and no per-digit bounds checks, and glibc's
+//! mtrace records.
 
 use super::ring::Event;
 use crate::maps;
-use ft_format::{OP_COUNT, OP_NAME_MAX, OP_NAMES};
+use core::sync::atomic::{AtomicU32, Ordering};
+use ft_format::log::{MAIN_TID, T_UNIT_NS};
 
 /// The longest line we format: an `E` record is under 200 bytes, an mtrace realloc pair with
 /// two 256-byte paths under 700.
@@ -128,38 +130,13 @@ impl Fast {
     }
 }
 
-/// Op names padded to 32 bytes, indexed by `Op as usize`: copied as one fixed block (the
-/// position then advances by `OP_LEN`), so no variable-length copy per event.
-const OP_PAD: [[u8; 32]; OP_COUNT] = {
-    // Padded with newlines: a record cut right after the block (a thread killed at exit)
-    // leaves no NUL byte.
-    let mut t = [[b'\n'; 32]; OP_COUNT];
-    let mut i = 0;
-    while i < OP_COUNT {
-        let name = OP_NAMES[i].as_bytes();
-        let mut j = 0;
-        while j < name.len() {
-            t[i][j] = name[j];
-            j += 1;
-        }
-        i += 1;
-    }
-    t
-};
-const OP_LEN: [u8; OP_COUNT] = {
-    let mut t = [0u8; OP_COUNT];
-    let mut i = 0;
-    while i < OP_COUNT {
-        t[i] = OP_NAMES[i].len() as u8;
-        i += 1;
-    }
-    t
-};
-const _: () = assert!(OP_NAME_MAX < 32);
+/// The thread id that `E` records write as `-`: the process id of the log's header (set when
+/// the header is written, in the fork child for its own file too).
+pub(super) static MAIN: AtomicU32 = AtomicU32::new(0);
 
-/// Longest `E` record: the fixed text, 5 decimals of at most 20 digits, 2 pointers, the op
-/// name block, and the caller (18 bytes) or `@` and a stack id (11).
-const MAX_E_LINE: usize = 2 + 5 * (20 + 1) + 2 * 19 + 32 + 19 + 1;
+/// Longest `E` record: the tag, 5 decimals of at most 20 digits, the op, 2 pointers, the
+/// caller (18 bytes) or `@` and a stack id (11), the spaces and the newline.
+const MAX_E_LINE: usize = 2 + 5 * (20 + 1) + 2 + 2 * 17 + 19 + 1;
 const _: () = assert!(MAX_E_LINE + SLACK <= MAX_LINE);
 
 // Raw writers for the hot path: the position lives in a register (a pointer) and there is no
@@ -190,11 +167,12 @@ unsafe fn put_u(p: *mut u8, mut v: u64) -> *mut u8 {
     }
 }
 
-/// `0x` + lowercase hex: 18 bytes are stored, the position advances past the significant ones.
+/// Lowercase hex without `0x`: 16 bytes are stored, the position advances past the
+/// significant digits (one for 0).
 /// # Safety
-/// `[p, p+18)` is writable.
+/// `[p, p+16)` is writable.
 #[inline(always)]
-unsafe fn put_x(p: *mut u8, v: usize) -> *mut u8 {
+unsafe fn put_h(p: *mut u8, v: usize) -> *mut u8 {
     let v = v as u64;
     let digits = if v == 0 {
         1
@@ -202,12 +180,23 @@ unsafe fn put_x(p: *mut u8, v: usize) -> *mut u8 {
         (67 - v.leading_zeros() as usize) / 4
     };
     let top = v << (4 * (16 - digits));
-    // SAFETY: the stores cover [p, p+18) (caller's room).
+    // SAFETY: the stores cover [p, p+16) (caller's room).
+    unsafe {
+        core::ptr::write_unaligned(p as *mut u64, hex8((top >> 32) as u32).to_be());
+        core::ptr::write_unaligned(p.add(8) as *mut u64, hex8(top as u32).to_be());
+        p.add(digits)
+    }
+}
+
+/// `0x` + lowercase hex: 18 bytes are stored, the position advances past the significant ones.
+/// # Safety
+/// `[p, p+18)` is writable.
+#[inline(always)]
+unsafe fn put_x(p: *mut u8, v: usize) -> *mut u8 {
+    // SAFETY: [p, p+2) and then [p+2, p+18) are writable (caller's room).
     unsafe {
         core::ptr::write_unaligned(p as *mut [u8; 2], *b"0x");
-        core::ptr::write_unaligned(p.add(2) as *mut u64, hex8((top >> 32) as u32).to_be());
-        core::ptr::write_unaligned(p.add(10) as *mut u64, hex8(top as u32).to_be());
-        p.add(2 + digits)
+        put_h(p.add(2), v)
     }
 }
 
@@ -229,7 +218,8 @@ unsafe fn put_c(p: *mut u8, c: u8) -> *mut u8 {
 /// `[dst, dst + MAX_LINE)` is writable.
 #[inline(always)]
 pub(super) unsafe fn text_raw(dst: *mut u8, e: &Event, stack: u32) -> usize {
-    let op = (e.op as usize).min(OP_PAD.len() - 1);
+    let op = e.op;
+    let (has_in, has_out) = op.pointers();
     // SAFETY: the record is at most MAX_E_LINE bytes and every write stores at most SLACK bytes
     // past its end; MAX_E_LINE + SLACK <= MAX_LINE (asserted above).
     unsafe {
@@ -237,14 +227,25 @@ pub(super) unsafe fn text_raw(dst: *mut u8, e: &Event, stack: u32) -> usize {
         core::ptr::write_unaligned(p as *mut [u8; 2], *b"E ");
         p = p.add(2);
         p = put_c(put_u(p, e.seq), b' ');
-        p = put_c(put_u(p, e.t), b' ');
-        p = put_c(put_u(p, e.tid as u64), b' ');
-        core::ptr::write_unaligned(p as *mut [u8; 32], OP_PAD[op]);
-        p = put_c(p.add(OP_LEN[op] as usize), b' ');
-        p = put_c(put_x(p, e.inp), b' ');
-        p = put_c(put_x(p, e.out), b' ');
+        p = put_c(put_u(p, e.t / T_UNIT_NS), b' ');
+        if e.tid == MAIN.load(Ordering::Relaxed) {
+            core::ptr::write_unaligned(p as *mut [u8; 2], [MAIN_TID, b' ']);
+            p = p.add(2);
+        } else {
+            p = put_c(put_u(p, e.tid as u64), b' ');
+        }
+        core::ptr::write_unaligned(p as *mut [u8; 2], [op.code(), b' ']);
+        p = p.add(2);
+        if has_in {
+            p = put_c(put_h(p, e.inp), b' ');
+        }
+        if has_out {
+            p = put_c(put_h(p, e.out), b' ');
+        }
         p = put_c(put_u(p, e.size as u64), b' ');
-        p = put_c(put_u(p, e.align as u64), b' ');
+        if op.is_aligned() {
+            p = put_c(put_u(p, e.align as u64), b' ');
+        }
         if stack != 0 {
             p = put_u(put_c(p, b'@'), stack as u64);
         } else {
@@ -322,15 +323,6 @@ mod tests {
     use super::*;
     use ft_format::Op;
     #[test]
-    fn op_table_matches_names() {
-        for op in Op::ALL {
-            let i = op as usize;
-            let n = OP_LEN[i] as usize;
-            assert_eq!(&OP_PAD[i][..n], op.name().as_bytes());
-            assert!(OP_PAD[i][n..].iter().all(|&b| b == b'\n'));
-        }
-    }
-    #[test]
     fn text_record() {
         let mut l = Fast::new();
         let e = Event {
@@ -348,14 +340,34 @@ mod tests {
         text_line(&mut l, &e, 0);
         assert_eq!(
             l.as_bytes(),
-            b"E 3 2500 31337 free 0x7f3a20000040 0x0 100 0 0x55d0c000118f\n"
+            b"E 3 2 31337 f 7f3a20000040 100 0x55d0c000118f\n"
         );
         let mut l = Fast::new();
         text_line(&mut l, &e, 65537);
-        assert_eq!(
-            l.as_bytes(),
-            b"E 3 2500 31337 free 0x7f3a20000040 0x0 100 0 @65537\n"
-        );
+        assert_eq!(l.as_bytes(), b"E 3 2 31337 f 7f3a20000040 100 @65537\n");
+        // The main thread, an aligned allocation, a realloc.
+        MAIN.store(31337, Ordering::Relaxed);
+        let a = Event {
+            op: Op::Memalign,
+            inp: 0,
+            out: 0x7f00,
+            align: 64,
+            ..e
+        };
+        let mut l = Fast::new();
+        text_line(&mut l, &a, 9);
+        assert_eq!(l.as_bytes(), b"E 3 2 - a 7f00 100 64 @9\n");
+        let r = Event {
+            op: Op::Realloc,
+            inp: 0x10,
+            out: 0,
+            tid: 7,
+            ..e
+        };
+        let mut l = Fast::new();
+        text_line(&mut l, &r, 9);
+        assert_eq!(l.as_bytes(), b"E 3 2 7 r 10 0 100 @9\n");
+        MAIN.store(0, Ordering::Relaxed);
         for v in [0u64, 1, 9, 10, 99, 100, 12345678901234567890, u64::MAX] {
             let mut b = [0u8; 64];
             // SAFETY: 64 bytes hold a decimal (20), a space and a hex write (18).

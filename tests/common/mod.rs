@@ -7,6 +7,7 @@
 #![allow(dead_code)] // each test file uses a different subset
 
 pub mod dump;
+pub mod event;
 pub mod real;
 
 use std::collections::HashMap;
