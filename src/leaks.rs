@@ -30,6 +30,7 @@
 use crate::block::USED;
 use crate::fmt::{Line, prefix};
 use crate::pagemap;
+use crate::ranges::Ranges;
 use crate::sys;
 use crate::walk::{Block, View};
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -332,16 +333,10 @@ fn scan_and_report(view: &View, all: bool, sp: usize) -> usize {
         s.hi = s.hi.max(b.user + b.size.max(1));
     });
     // SAFETY: the end of the scratch mapping, room for skip_cap ranges, used by nothing else.
-    let skip = unsafe {
+    let mut skip = Ranges::new(unsafe {
         core::slice::from_raw_parts_mut((base as usize + skip_off) as *mut (usize, usize), skip_cap)
-    };
-    let mut nskip = 0;
-    let mut add = |b: usize, l: usize| {
-        if nskip < skip_cap {
-            skip[nskip] = (b, l);
-            nskip += 1;
-        }
-    };
+    });
+    let mut add = |b: usize, l: usize| skip.add(b, l);
     // The address-space quarantine's ring, the page map's tables, the zones' metadata.
     let (b, l) = crate::guard::ring_range();
     add(b, l);
@@ -359,26 +354,9 @@ fn scan_and_report(view: &View, all: bool, sp: usize) -> usize {
     if let Some(l) = view.large() {
         l.for_each_cached(&mut add);
     }
-    let skip = &mut skip[..nskip];
-    skip.sort_unstable_by_key(|r| r.0);
-    // Ranges may nest (the page map's first level lies in the library's statics): merged, so
-    // that the last range starting at or below an address is the only one that can hold it.
-    let mut merged = 0;
-    for i in 0..skip.len() {
-        let (b, l) = skip[i];
-        if merged > 0 && b <= skip[merged - 1].0 + skip[merged - 1].1 {
-            let last = &mut skip[merged - 1];
-            last.1 = last.1.max(b + l - last.0);
-        } else {
-            skip[merged] = (b, l);
-            merged += 1;
-        }
-    }
-    let skip = &skip[..merged];
-    let skipped = |x: usize| {
-        let i = skip.partition_point(|r| r.0 <= x);
-        i > 0 && x < skip[i - 1].0 + skip[i - 1].1
-    };
+    // (Ranges nest: the page map's first level lies in the library's statics.)
+    skip.seal();
+    let skipped = |x: usize| skip.contains(x);
     let mut reader = Reader::Copy;
     // Files with an executable mapping: loaded modules (for the direct reader only).
     let mut modules = [0u64; MAX_MODULES];

@@ -31,6 +31,7 @@ pub mod maps;
 pub mod outfile;
 pub mod pad;
 pub mod pagemap;
+pub mod ranges;
 pub mod report;
 #[cfg(not(test))]
 pub mod segv;
