@@ -36,10 +36,13 @@ pub fn init(max_id: usize) {
 }
 
 /// True the first time this file's events name stack `id` (the caller then writes its `S`
-/// record).
+/// record); never for a reserved id (no frames to write).
 #[inline]
 pub fn first_time(id: u32) -> bool {
-    let i = (id as usize).wrapping_sub(FIRST_ID);
+    if (id as usize) < FIRST_ID {
+        return false;
+    }
+    let i = id as usize - FIRST_ID;
     let n = NBITS.load(Ordering::Acquire);
     if i >= n {
         return true;
@@ -48,7 +51,17 @@ pub fn first_time(id: u32) -> bool {
     let m = 1u64 << (i % 64);
     // SAFETY: `i < n`, and the mapping holds `n` bits (set before NBITS, Release/Acquire).
     let w = unsafe { &*bits.add(i / 64) };
-    w.fetch_or(m, Ordering::Relaxed) & m == 0
+    // A plain load first: the bit of a stack seen before is set, and a locked read-modify-write
+    // on every event would cost more than the rest of this check.
+    w.load(Ordering::Relaxed) & m == 0 && w.fetch_or(m, Ordering::Relaxed) & m == 0
+}
+
+/// The number a stack of depot id `id` has in the log: the depot's ids start at `FIRST_ID`
+/// (they encode where a record lies), the log's at 1, which saves four digits on every event.
+/// Reserved ids (the depot was full) become 0, which no `S` record defines.
+#[inline]
+pub fn log_id(id: u32) -> u32 {
+    id.saturating_sub(FIRST_ID as u32 - 1)
 }
 
 /// Fork child: its log is a new file, in which no stack is defined yet.
@@ -60,10 +73,10 @@ pub fn reset_in_child() {
     }
 }
 
-/// Formats the `S` record of stack `id` (`S <id> 0xF,0xF...`). Frames that do not fit the line
+/// Formats the `S` record of stack `id` (`S <log id> 0xF,0xF...`). Frames that do not fit the line
 /// are left out (a stack is at most 64 frames of 19 bytes).
 pub fn record(l: &mut Line<1400>, id: u32, frames: &[usize]) {
-    l.s(b"S ").u(id as u64).c(b' ');
+    l.s(b"S ").u(log_id(id) as u64).c(b' ');
     for (i, &f) in frames.iter().enumerate() {
         if i > 0 {
             l.c(b',');

@@ -247,7 +247,7 @@ pub(super) unsafe fn text_raw(dst: *mut u8, e: &Event, stack: u32) -> usize {
             p = put_c(put_u(p, e.align as u64), b' ');
         }
         if stack != 0 {
-            p = put_u(put_c(p, b'@'), stack as u64);
+            p = put_u(put_c(p, b'@'), super::stacks::log_id(stack) as u64);
         } else {
             p = put_x(p, e.caller);
         }
@@ -344,7 +344,7 @@ mod tests {
         );
         let mut l = Fast::new();
         text_line(&mut l, &e, 65537);
-        assert_eq!(l.as_bytes(), b"E 3 2 31337 f 7f3a20000040 100 @65537\n");
+        assert_eq!(l.as_bytes(), b"E 3 2 31337 f 7f3a20000040 100 @2\n");
         // The main thread, an aligned allocation, a realloc.
         MAIN.store(31337, Ordering::Relaxed);
         let a = Event {
@@ -355,7 +355,7 @@ mod tests {
             ..e
         };
         let mut l = Fast::new();
-        text_line(&mut l, &a, 9);
+        text_line(&mut l, &a, 65544);
         assert_eq!(l.as_bytes(), b"E 3 2 - a 7f00 100 64 @9\n");
         let r = Event {
             op: Op::Realloc,
@@ -365,7 +365,7 @@ mod tests {
             ..e
         };
         let mut l = Fast::new();
-        text_line(&mut l, &r, 9);
+        text_line(&mut l, &r, 65544);
         assert_eq!(l.as_bytes(), b"E 3 2 7 r 10 0 100 @9\n");
         MAIN.store(0, Ordering::Relaxed);
         for v in [0u64, 1, 9, 10, 99, 100, 12345678901234567890, u64::MAX] {
