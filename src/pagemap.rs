@@ -143,6 +143,10 @@ fn leaf_for(i1: usize) -> Option<*mut AtomicUsize> {
     }
     let bytes = L2_LEN * core::mem::size_of::<AtomicUsize>();
     let fresh = sys::map_guarded(bytes)? as *mut AtomicUsize;
+    // The group's bit before the leaf is published: whoever sees the leaf (a fork child, the
+    // leak scan) sees the bit. A bit set by a thread that loses the race below is harmless.
+    let g = i1 / L1_GROUP;
+    L1_USED[g / 64].fetch_or(1 << (g % 64), Ordering::Release);
     match L1[i1].compare_exchange(
         core::ptr::null_mut(),
         fresh,
@@ -151,11 +155,7 @@ fn leaf_for(i1: usize) -> Option<*mut AtomicUsize> {
     ) {
         // Not entered as META: a leaf holds only addresses of zone headers and descriptors,
         // never of blocks, and writing 512 entries would touch pages for nothing.
-        Ok(_) => {
-            let g = i1 / L1_GROUP;
-            L1_USED[g / 64].fetch_or(1 << (g % 64), Ordering::Release);
-            Some(fresh)
-        }
+        Ok(_) => Some(fresh),
         Err(other) => {
             // SAFETY: `fresh` was mapped just above and never published.
             unsafe { sys::unmap_guarded(fresh as *mut u8, bytes) };
