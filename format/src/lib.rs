@@ -202,6 +202,13 @@ impl Op {
         )
     }
 
+    /// operator new and new[]: a v2 `E` record has an `<align>` field only when the program
+    /// asked for one (the aligned forms, `std::align_val_t`): it is never 0 and starts with a
+    /// digit other than 0, where the field after it (`0x...` or `@...`) does not.
+    pub const fn may_align(self) -> bool {
+        matches!(self, Op::New | Op::NewArr)
+    }
+
     /// Returns a new block (counted in the size histogram): every operation but the frees and
     /// `malloc_usable_size`.
     pub const fn allocates(self) -> bool {
@@ -258,7 +265,8 @@ pub mod log {
     /// one-letter code ([`OP_CODES`]), `<pointers>` the pointer passed in and/or the one
     /// returned ([`Op::pointers`](super::Op::pointers)), lowercase hex without `0x` (`0`:
     /// NULL), and `<align>` present only for an operation that takes one
-    /// ([`Op::is_aligned`](super::Op::is_aligned)). Format v1:
+    /// ([`Op::is_aligned`](super::Op::is_aligned)), or for an aligned operator new
+    /// ([`Op::may_align`](super::Op::may_align)). Format v1:
     /// `E <seq> <t_ns> <tid> <op> <in> <out> <size> <align> <where>`, op names, `0x` pointers.
     /// `<where>` is one of the three forms below (the last field of the record):
     /// - `<caller>`: one frame (`stack=1`, the default without debugging);

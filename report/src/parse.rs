@@ -297,7 +297,8 @@ pub fn parse_event(line: &[u8]) -> Result<RawEvent<'_>, ParseError> {
     c.space("event: missing size")?;
     let size = c.dec("event: bad size")?;
     let mut align = 0;
-    if op.is_aligned() {
+    let aligned_new = || op.may_align() && matches!(line.get(c.i + 1), Some(b'1'..=b'9'));
+    if op.is_aligned() || aligned_new() {
         c.space("event: missing align")?;
         align = c.dec("event: bad align")?;
     }
@@ -585,6 +586,18 @@ mod tests {
             panic!()
         };
         assert_eq!((e.op, e.out, e.size), (Op::Malloc, 0, 4096));
+        // operator new: an alignment only when one was asked for.
+        for (line, align) in [
+            (&b"E 6 23 - n 7f00 64 128 @9"[..], 128),
+            (b"E 6 23 - n 7f00 64 @9", 0),
+            (b"E 6 23 - N 7f00 64 0x10", 0),
+            (b"E 6 23 - N 7f00 64 32 0x10", 32),
+        ] {
+            let Ok(Record::Event(e)) = parse_line(line, Version::V2) else {
+                panic!("{}", String::from_utf8_lossy(line))
+            };
+            assert_eq!((e.out, e.size, e.align), (0x7f00, 64, align));
+        }
         for bad in [
             &b"E 5 22 - m 4096 @9"[..],
             b"E 5 22 - x 10 4096 @9",

@@ -418,11 +418,12 @@ impl State {
             ));
         } else if let Some(v) = line.strip_prefix(log::MAGIC_PREFIX.as_bytes()) {
             self.fatal = Some(format!(
-                "{} is a log of format v{} (its first line is `{}`); this reader knows `{}`",
+                "{} is a log of format v{} (its first line is `{}`); this reader knows `{}` and `{}`",
                 self.info.path,
                 excerpt(v),
                 excerpt(line),
-                log::MAGIC
+                log::MAGIC,
+                log::MAGIC_V1
             ));
         } else {
             self.fatal = Some(format!(

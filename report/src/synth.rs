@@ -103,9 +103,10 @@ fn put_frames(o: &mut Vec<u8>, frames: &[u64]) {
     }
 }
 
+/// The `S` record of stack `j`, whose id in the log is `j + 1` (as the library's, ids start at 1).
 fn put_stack_record(o: &mut Vec<u8>, j: u64) {
     o.extend_from_slice(b"S ");
-    put_dec(o, j);
+    put_dec(o, j + 1);
     o.push(b' ');
     put_frames(o, &stack(j));
     o.push(b'\n');
@@ -202,7 +203,7 @@ pub fn generate(path: &str, events: u64, seed: u64, form: Form) -> std::io::Resu
                     }
                 }
                 o.push(b'@');
-                put_dec(&mut o, j);
+                put_dec(&mut o, j + 1);
             }
         }
         o.push(b'\n');

@@ -35,6 +35,10 @@ pub fn expand(spec: &[u8], out: &mut [u8; 512]) -> usize {
 
 /// Opens the destination named by `spec` and writes the header. `ppid` 0: the original process.
 pub(super) fn open_sink(spec: &[u8], ppid: u32) {
+    // `-` in an `E` record names the main thread of the file's header block, which only a file
+    // of this process's own has: a stream (stderr, fd:N) may carry the records of several
+    // processes, each with its header block, so there every record gets its tid in full.
+    text::MAIN.store(0, Ordering::Relaxed);
     let mut h: Line<1200> = Line::new();
     header_text(&mut h, ppid);
     let dest = crate::config::Dest::parse(spec);
@@ -86,6 +90,7 @@ pub(super) fn open_sink(spec: &[u8], ppid: u32) {
         f.stopped = false;
         f.g = [0; 3];
         drop(f);
+        text::MAIN.store(outfile::me().pid, Ordering::Relaxed);
         FILE_SINK.store(true, Ordering::Release);
         SINK.store(SINK_MAP, Ordering::Release);
         modules::after_header(ppid);
@@ -107,7 +112,6 @@ fn header_text<const N: usize>(l: &mut Line<N>, ppid: u32) {
         l.c(b'\n');
         return;
     }
-    text::MAIN.store(me.pid, Ordering::Relaxed);
     l.s(ft_format::log::MAGIC.as_bytes()).s(b"\n# program ");
     let mut exe = [0u8; 256];
     let n = sys::readlink(b"/proc/self/exe\0", &mut exe).unwrap_or(0);

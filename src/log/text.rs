@@ -243,7 +243,7 @@ pub(super) unsafe fn text_raw(dst: *mut u8, e: &Event, stack: u32) -> usize {
             p = put_c(put_h(p, e.out), b' ');
         }
         p = put_c(put_u(p, e.size as u64), b' ');
-        if op.is_aligned() {
+        if op.is_aligned() || (op.may_align() && e.align != 0) {
             p = put_c(put_u(p, e.align as u64), b' ');
         }
         if stack != 0 {
@@ -367,6 +367,23 @@ mod tests {
         let mut l = Fast::new();
         text_line(&mut l, &r, 65544);
         assert_eq!(l.as_bytes(), b"E 3 2 7 r 10 0 100 @9\n");
+        // operator new: the alignment only when one was asked for.
+        for (align, want) in [
+            (0, &b"E 3 2 7 n 7f00 100 @9\n"[..]),
+            (64, b"E 3 2 7 n 7f00 100 64 @9\n"),
+        ] {
+            let n = Event {
+                op: Op::New,
+                inp: 0,
+                out: 0x7f00,
+                tid: 7,
+                align,
+                ..e
+            };
+            let mut l = Fast::new();
+            text_line(&mut l, &n, 65544);
+            assert_eq!(l.as_bytes(), want);
+        }
         MAIN.store(0, Ordering::Relaxed);
         for v in [0u64, 1, 9, 10, 99, 100, 12345678901234567890, u64::MAX] {
             let mut b = [0u8; 64];

@@ -54,8 +54,16 @@ pub fn parse(rest: &str) -> Option<Event<'_>> {
     let inp = if has_in { hex(next())? } else { 0 };
     let out = if has_out { hex(next())? } else { 0 };
     let size = dec(next())?;
-    let align = if op.is_aligned() { dec(next())? } else { 0 };
-    let site = next()?;
+    let mut field = next()?;
+    let mut align = 0;
+    // An alignment: always for the aligned ops, for operator new only when one was asked for
+    // (it starts with a digit other than 0; the site starts with `0x` or `@`).
+    if op.is_aligned() || (op.may_align() && field.starts_with(|c: char| ('1'..='9').contains(&c)))
+    {
+        align = field.parse::<u64>().ok()?;
+        field = next()?;
+    }
+    let site = field;
     let site_ok = match site.strip_prefix('@') {
         Some(id) => id.parse::<u32>().is_ok(),
         None => site.strip_prefix("0x").is_some_and(|h| {
