@@ -25,9 +25,10 @@
 //!   `remove`), a free one below `fresh` is on the `free` stack.
 //! - Cached ranges do not overlap, and a guard region is only ever at the end of a range.
 
-use super::index::{Bins, Table, bin};
+use super::index::{Bins, CELLS, Table, bin};
 
 pub const CACHE_SLOTS: usize = 512;
+const _: () = assert!(CACHE_SLOTS * 2 <= CELLS && CACHE_SLOTS < u16::MAX as usize);
 const CACHE_MIN_BYTES: usize = 4 << 20;
 const CACHE_MAX_BYTES: usize = 256 << 20;
 /// Churn at a steady level keeps up to this share of the live LARGE bytes cached.

@@ -13,11 +13,10 @@
 /// Bins: one per page up to 16 pages, then four per doubling; the last also takes every
 /// length beyond it. Lengths in a higher bin are always longer.
 pub const BINS: usize = 64;
-/// Cells of an address table: at least twice the slots, so that probes stay short (and a
-/// table is never full, which `insert` and `find` rely on).
-const CELLS: usize = 1024;
-const _: () = assert!(super::cache::CACHE_SLOTS * 2 <= CELLS);
-const _: () = assert!(super::cache::CACHE_SLOTS < u16::MAX as usize);
+/// Cells of an address table: at least twice the slots it indexes (asserted where the cache
+/// sizes them), so that probes stay short and a table is never full, which `insert` and `find`
+/// rely on. Slot numbers + 1 must fit a `u16`.
+pub const CELLS: usize = 1024;
 const BIN_UNIT_SHIFT: u32 = 12;
 
 /// The bin of a range of `len` bytes (non-decreasing in `len`).
