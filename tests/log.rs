@@ -293,6 +293,18 @@ fn log_to_stderr_and_fd() {
         "{}",
         o.describe()
     );
+    // A stream may carry the records of several processes: every record there names its
+    // thread in full (`-`, the main thread of the header above, is for a file of one process).
+    let events: Vec<_> = o
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("E ").and_then(common::event::parse))
+        .collect();
+    assert!(
+        !events.is_empty() && events.iter().all(|e| e.tid.is_some()),
+        "{}",
+        o.describe()
+    );
 }
 
 #[test]
