@@ -108,28 +108,15 @@ impl<'a> Cur<'a> {
         Ok(v)
     }
 
+    /// Hex with `0x` (at most 16 digits).
     #[inline(always)]
     fn hex(&mut self, what: &'static str) -> Result<u64, ParseError> {
         let b = self.b;
         if b.len() < self.i + 3 || b[self.i] != b'0' || b[self.i + 1] != b'x' {
             return Err(what);
         }
-        let start = self.i + 2;
-        let mut i = start;
-        let mut v: u64 = 0;
-        while i < b.len() {
-            let d = HEX[b[i] as usize];
-            if d == 0xff {
-                break;
-            }
-            v = (v << 4) | d as u64;
-            i += 1;
-        }
-        if i == start || i - start > 16 {
-            return Err(what);
-        }
-        self.i = i;
-        Ok(v)
+        self.i += 2;
+        self.bare_hex(what)
     }
 
     /// Lowercase or uppercase hex without `0x` (at most 16 digits).

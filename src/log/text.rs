@@ -345,43 +345,33 @@ mod tests {
         let mut l = Fast::new();
         text_line(&mut l, &e, 65537);
         assert_eq!(l.as_bytes(), b"E 3 2 31337 f 7f3a20000040 100 @2\n");
-        // The main thread, an aligned allocation, a realloc.
+        // The main thread, an aligned allocation, a realloc, operator new without and with an
+        // alignment (written only when one was asked for).
         MAIN.store(31337, Ordering::Relaxed);
-        let a = Event {
-            op: Op::Memalign,
-            inp: 0,
-            out: 0x7f00,
-            align: 64,
-            ..e
-        };
-        let mut l = Fast::new();
-        text_line(&mut l, &a, 65544);
-        assert_eq!(l.as_bytes(), b"E 3 2 - a 7f00 100 64 @9\n");
-        let r = Event {
-            op: Op::Realloc,
-            inp: 0x10,
-            out: 0,
-            tid: 7,
-            ..e
-        };
-        let mut l = Fast::new();
-        text_line(&mut l, &r, 65544);
-        assert_eq!(l.as_bytes(), b"E 3 2 7 r 10 0 100 @9\n");
-        // operator new: the alignment only when one was asked for.
-        for (align, want) in [
-            (0, &b"E 3 2 7 n 7f00 100 @9\n"[..]),
-            (64, b"E 3 2 7 n 7f00 100 64 @9\n"),
-        ] {
-            let n = Event {
-                op: Op::New,
-                inp: 0,
-                out: 0x7f00,
-                tid: 7,
+        let cases = [
+            (
+                Op::Memalign,
+                0,
+                0x7f00,
+                64,
+                31337,
+                &b"E 3 2 - a 7f00 100 64 @9\n"[..],
+            ),
+            (Op::Realloc, 0x10, 0, 0, 7, b"E 3 2 7 r 10 0 100 @9\n"),
+            (Op::New, 0, 0x7f00, 0, 7, b"E 3 2 7 n 7f00 100 @9\n"),
+            (Op::New, 0, 0x7f00, 64, 7, b"E 3 2 7 n 7f00 100 64 @9\n"),
+        ];
+        for (op, inp, out, align, tid, want) in cases {
+            let mut l = Fast::new();
+            let ev = Event {
+                op,
+                inp,
+                out,
                 align,
+                tid,
                 ..e
             };
-            let mut l = Fast::new();
-            text_line(&mut l, &n, 65544);
+            text_line(&mut l, &ev, 65544);
             assert_eq!(l.as_bytes(), want);
         }
         MAIN.store(0, Ordering::Relaxed);
