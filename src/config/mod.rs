@@ -149,7 +149,7 @@ options! {
     guard_budget: size    = 0, "256m (RAM/8 if less)", Range::bytes(0, MAX_GUARD_BUDGET), "pages of live guarded blocks at most; past it new blocks get canaries (said once)";
     markers:      bool    = true, "on", Range::NONE, "small guarded blocks, and the region behind LARGE blocks, use page-table guard markers where the kernel has them (Linux 6.13); nomarkers: mprotect";
     log:          path    = Path::NONE, "off", Range::NONE, "allocation log: a file (%p = pid), stderr or fd:N";
-    log_format:   logfmt  = LogFormat::Text, "text", Range::NONE, "log format: text (ft_malloc v1) or mtrace (glibc mtrace)";
+    log_format:   logfmt  = LogFormat::Text, "text", Range::NONE, "log format: text (ft_malloc v2) or mtrace (glibc mtrace)";
     ring:         count   = 0, "0 (4096 when debugging)", Range::count(0, MAX_RING), "events kept in the in-memory ring for reports and dumps";
     stack:        count   = 0, "16 with debugging (1 with only guard/sample)", Range::count(0, MAX_STACK), "frames of call stack kept per allocation, free and report (1 = the caller alone; alias backtrace)";
     hexdump:      hexdump = 64, "64", Range::bytes(0, MAX_HEXDUMP), "bytes of each block shown by show_alloc_mem_ex (hexdump=all: whole blocks)";
