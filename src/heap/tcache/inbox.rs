@@ -116,9 +116,10 @@ pub(super) unsafe fn post(es: &mut [Entry]) {
         if es[k][0] == 0 {
             continue;
         }
-        let Some((ai, _)) = arena_of(&es[k]) else {
+        let Some(first) = arena_of(&es[k]) else {
             continue;
         };
+        let ai = first.0;
         if skip & (1 << ai) != 0 {
             continue;
         }
@@ -126,7 +127,7 @@ pub(super) unsafe fn post(es: &mut [Entry]) {
             skip |= 1 << ai;
             continue;
         };
-        for e in es[k..].iter_mut() {
+        for (j, e) in es[k..].iter_mut().enumerate() {
             if b.n == INBOX || b.bytes >= BYTES {
                 skip |= 1 << ai;
                 break;
@@ -134,7 +135,9 @@ pub(super) unsafe fn post(es: &mut [Entry]) {
             if e[0] == 0 {
                 continue;
             }
-            if let Some((bi, len)) = arena_of(e)
+            // (The first entry's arena is known already.)
+            let found = if j == 0 { Some(first) } else { arena_of(e) };
+            if let Some((bi, len)) = found
                 && bi == ai
             {
                 let n = b.n;
