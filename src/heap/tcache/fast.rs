@@ -63,9 +63,9 @@ fn ready(st: *mut ThreadState) -> Option<*mut Area> {
 /// empty.
 /// # Safety
 /// `area` is this thread's, busy. The first `count[c]` entries are CACHED slots of class
-/// `c` that only this cache holds (a slot becomes CACHED by this thread's compare-exchange
-/// from USED, or under its arena's lock in `refill`, and only a pop or a flush of the cache
-/// that holds it changes it again), so the entry's metadata is written without reading it.
+/// `c` that only this cache holds (a slot becomes CACHED by this thread's free from USED, or
+/// under its arena's lock in `refill`, and only a pop or a flush of the cache that holds it
+/// changes it again), so the entry's metadata is written without reading it.
 #[inline(always)]
 unsafe fn take(area: *mut Area, c: usize, n: usize, op: Op) -> Option<usize> {
     // SAFETY: per the caller.
@@ -181,6 +181,27 @@ unsafe fn claim(z: *mut Zone, i: usize) -> Option<(*mut BlockMeta, BlockMeta)> {
     }
 }
 
+/// `claim` for a slot of this thread's home arena, the commonest free: a load and a store,
+/// without the locked instruction. A second free of the block finds its state CACHED or FREE
+/// and is refused; only two frees of one block at the same instant (a data race in the
+/// program, or a signal handler that interrupts this free between its load and its store) can
+/// both pass, as in glibc's thread cache.
+/// # Safety
+/// As for `claim`.
+#[inline(always)]
+unsafe fn claim_home(z: *mut Zone, i: usize) -> Option<(*mut BlockMeta, BlockMeta)> {
+    // SAFETY: per the caller; the metadata of a slot of a mapped zone.
+    unsafe {
+        let meta = (*z).meta.add(i);
+        let m = BlockMeta::from_word(meta_word(z, i).load(Ordering::Acquire));
+        if m.state != USED || m.front != 0 {
+            return None;
+        }
+        AtomicU8::from_ptr(&raw mut (*meta).state).store(CACHED, Ordering::Release);
+        Some((meta, m))
+    }
+}
+
 /// Makes the block at `p`, slot `i` of `z`, CACHED and pushes it: false, nothing changed,
 /// when its class is full or `claim` refuses the slot.
 /// # Safety
@@ -199,7 +220,7 @@ unsafe fn put(area: *mut Area, p: usize, z: *mut Zone, i: usize) -> bool {
         if n >= cap(c) || slots.is_null() {
             return false;
         }
-        let Some((meta, m)) = claim(z, i) else {
+        let Some((meta, m)) = claim_home(z, i) else {
             return false;
         };
         *slots.add(n) = [p, meta as usize];
@@ -299,8 +320,8 @@ pub fn realloc(p: usize, n: usize) -> Option<*mut u8> {
     }
 }
 
-/// free(p) into the cache: a live zone block goes USED → CACHED (a compare-exchange: of two
-/// racing frees of one block, one only goes on) and its address is pushed. False: the full
+/// free(p) into the cache: a live zone block goes USED → CACHED (`claim_home`, or `claim` for
+/// another arena's block) and its address is pushed. False: the full
 /// path (no area, a full class, not such a block).
 #[inline(always)]
 pub fn free(p: usize) -> bool {

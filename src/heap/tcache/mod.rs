@@ -14,9 +14,10 @@
 //! write the same metadata and slot lines by turns. Slots go back to their own arenas when a
 //! cache is flushed.
 //!
-//! - free: the block's state goes USED → CACHED by a compare-exchange (a second free finds it
-//!   CACHED: the locked path refuses it as a double free); its address is pushed (held apart
-//!   when it is another arena's).
+//! - free: the block's state goes USED → CACHED (a second free finds it CACHED: the locked
+//!   path refuses it as a double free); its address is pushed (held apart when it is another
+//!   arena's). A block of the thread's home arena changes state by a load and a store; one of
+//!   another arena by a compare-exchange.
 //! - malloc: an address is popped and the slot's whole metadata (size, front, origin, USED) is
 //!   written with one atomic store, without reading it first (see the invariants).
 //! - The C entry points try the cache first (`fast`): malloc, calloc and free, and realloc of a
@@ -46,11 +47,13 @@
 //! - The cache is used only by a thread that holds no allocator lock, so a refill or a flush
 //!   may wait for arena locks (`Mutex::enter` waits then).
 //! - The first `count[c]` entries of class `c` are distinct CACHED slots of class `c`: a slot
-//!   becomes CACHED only by its free's compare-exchange from USED (a racing second free fails
-//!   it) or under its arena's lock, and only the cache (or the inbox) holding it changes it
-//!   again. The slow paths check each entry again all the same (a fork child's areas).
+//!   becomes CACHED only by its free from USED or under its arena's lock, and only the cache
+//!   (or the inbox) holding it changes it again. Two frees of one block at the same instant
+//!   (in two threads, or in a signal handler that interrupts the first between its load and
+//!   its store) can both pass, as in glibc's cache; any later free finds the state changed.
+//!   The slow paths check each entry again all the same (a fork child's areas).
 //! - Metadata of a slot is written without the arena lock only by a whole-entry atomic store
-//!   (pop) or a compare-exchange of its state byte (push); a walker under the lock reads the
+//!   (pop) or a store or compare-exchange of its state byte (push); a walker under the lock reads the
 //!   old or the new entry, and skips CACHED slots.
 
 mod area;
