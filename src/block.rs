@@ -75,8 +75,9 @@ pub const FREEING: u8 = State::Freeing as u8;
 /// to everybody (walkers, dumps and the leak scan skip it; `State::from_u8` reads it as
 /// `Free`, so a second free of it is refused as a double free), but still counted in its
 /// zone's `nused`. Set and cleared without the arena lock: from `USED` by the freeing thread
-/// (a store, or a compare-exchange for another arena's block) and by one atomic store of the whole `BlockMeta` (the thread that
-/// takes it from its cache); under the lock when a cache is filled or emptied.
+/// (a store, or a compare-exchange for another arena's block) and by one atomic store of the
+/// whole `BlockMeta` (the thread that takes it from its cache); under the lock when a cache is
+/// filled or emptied.
 pub const CACHED: u8 = 5;
 
 /// True for a state byte that holds no block: FREE, or CACHED in a thread's cache.

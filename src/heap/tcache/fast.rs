@@ -321,8 +321,8 @@ pub fn realloc(p: usize, n: usize) -> Option<*mut u8> {
 }
 
 /// free(p) into the cache: a live zone block goes USED → CACHED (`claim_home`, or `claim` for
-/// another arena's block) and its address is pushed. False: the full
-/// path (no area, a full class, not such a block).
+/// another arena's block) and its address is pushed. False: the full path (no area, a full
+/// class, not such a block).
 #[inline(always)]
 pub fn free(p: usize) -> bool {
     let st = tls::state();

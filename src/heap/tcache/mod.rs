@@ -50,11 +50,12 @@
 //!   becomes CACHED only by its free from USED or under its arena's lock, and only the cache
 //!   (or the inbox) holding it changes it again. Two frees of one block at the same instant
 //!   (in two threads, or in a signal handler that interrupts the first between its load and
-//!   its store) can both pass, as in glibc's cache; any later free finds the state changed.
+//!   its store) can both pass, and the block is then handed out twice, as glibc's cache would
+//!   do; any later free finds the state changed.
 //!   The slow paths check each entry again all the same (a fork child's areas).
 //! - Metadata of a slot is written without the arena lock only by a whole-entry atomic store
-//!   (pop) or a store or compare-exchange of its state byte (push); a walker under the lock reads the
-//!   old or the new entry, and skips CACHED slots.
+//!   (pop) or a store or compare-exchange of its state byte (push); a walker under the lock
+//!   reads the old or the new entry, and skips CACHED slots.
 
 mod area;
 mod fast;
