@@ -116,10 +116,9 @@ pub(super) unsafe fn post(es: &mut [Entry]) {
         if es[k][0] == 0 {
             continue;
         }
-        let Some(first) = arena_of(&es[k]) else {
+        let Some(first @ (ai, _)) = arena_of(&es[k]) else {
             continue;
         };
-        let ai = first.0;
         if skip & (1 << ai) != 0 {
             continue;
         }
