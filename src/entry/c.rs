@@ -90,6 +90,7 @@ extern "C" fn free_full(p: *mut c_void, caller: usize, at: At) {
     if (!c.enabled || c.light) && heap::free_fast(p as usize) {
         return;
     }
+    heap::prefetch_free(p as usize);
     let _keep = sys::ErrnoGuard::new();
     let caller = site::here_at(caller, at);
     let size = heap::deallocate(p as usize, Op::Free, caller, 0);

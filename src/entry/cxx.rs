@@ -384,6 +384,7 @@ fn cpp_delete(p: *mut c_void, sized: usize, op: Op, caller: usize, at: At) {
         return;
     }
     lifecycle::ensure();
+    heap::prefetch_free(p as usize);
     let _keep = sys::ErrnoGuard::new();
     let caller = site::here_at(caller, at);
     let size = heap::deallocate(p as usize, op, caller, sized);

@@ -257,6 +257,10 @@ pub(super) unsafe fn take_slot(
         if !zr.has_room() {
             unlink_partial(a, z);
         }
+        if debug_meta && zr.nfree > 0 {
+            // The next allocation of the class takes the head of this zone's free list.
+            zr.prefetch_slot(zr.free_head as usize);
+        }
         Some((z, i, fresh))
     }
 }

@@ -49,7 +49,7 @@ pub use defer::defer_guard_release;
 pub use drain::drain_deferred;
 pub use fork::{lock_all, reset_all, unlock_all};
 pub use hooks::set_check_hook;
-pub use lookup::{find, large_info, with_history, zone_info};
+pub use lookup::{find, large_info, prefetch_free, with_history, zone_info};
 pub use reclaim::{totals, trim};
 pub use release::drain_quarantine;
 pub use seq::stamp_alloc;

@@ -11,6 +11,7 @@ use crate::debug::layout::{LARGE_FILL_MAX, layout};
 use crate::debug::quarantine as q;
 use crate::debug::verify::{self, Problem};
 use crate::large::{LARGE, Large};
+use crate::pad::prefetch;
 use crate::pagemap;
 use crate::report;
 use crate::sys;
@@ -270,17 +271,6 @@ fn prefetch_block(p: usize, n: usize) {
         prefetch(a);
         a += 64;
     }
-}
-
-#[inline(always)]
-fn prefetch(p: usize) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch never faults, whatever the address.
-    unsafe {
-        core::arch::x86_64::_mm_prefetch(p as *const i8, core::arch::x86_64::_MM_HINT_T0)
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 /// Releases the quarantined block `p` at slot `idx` of zone `z`, after verifying its free fill
