@@ -278,10 +278,7 @@ pub fn each_resident_run(from: usize, to: usize, mut f: impl FnMut(usize, usize)
     let mut base = from & !(page - 1);
     while base < to {
         let pages = (to - base).div_ceil(page).min(RESIDENT_CHUNK);
-        // SAFETY: base is page aligned; the kernel writes one byte per page of the range into
-        // vec, which has room for them. It reads nothing of the range.
-        let known =
-            unsafe { libc::mincore(base as *mut c_void, pages * page, vec.as_mut_ptr()) == 0 };
+        let known = residency(base, &mut vec[..pages]);
         let mut i = 0;
         while i < pages {
             if known && vec[i] & 1 == 0 {
@@ -296,6 +293,21 @@ pub fn each_resident_run(from: usize, to: usize, mut f: impl FnMut(usize, usize)
             i = j;
         }
         base += pages * page;
+    }
+}
+
+/// Asks the kernel (`mincore`) which of the pages from `base` (page aligned) are resident:
+/// bit 0 of `map[i]` for the i-th page. False when it does not say (part of the range is not
+/// mapped).
+pub fn residency(base: usize, map: &mut [u8]) -> bool {
+    // SAFETY: the kernel writes one byte per page of the range into `map`, which has room for
+    // them. It reads nothing of the range.
+    unsafe {
+        libc::mincore(
+            base as *mut c_void,
+            map.len() * page_size(),
+            map.as_mut_ptr(),
+        ) == 0
     }
 }
 
@@ -432,6 +444,15 @@ pub fn ram_and_swap() -> usize {
     (si.totalram as usize)
         .saturating_add(si.totalswap as usize)
         .saturating_mul(unit)
+}
+
+/// Whether some swap space is in use (`sysinfo`; true when unknown): a page that is not
+/// resident may then hold data.
+pub fn swap_in_use() -> bool {
+    // SAFETY: sysinfo is plain data; all-zero is a valid value.
+    let mut si: libc::sysinfo = unsafe { core::mem::zeroed() };
+    // SAFETY: si is a valid out-parameter.
+    unsafe { libc::sysinfo(&mut si) != 0 || si.totalswap > si.freeswap }
 }
 
 /// Copies `len` bytes of this process's memory at `addr` into `buf` with `process_vm_readv`,

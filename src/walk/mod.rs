@@ -311,6 +311,20 @@ impl View {
         self.arenas.iter().flatten().map(|g| &**g)
     }
 
+    /// Calls `f(start, len)` for the whole mapping of each zone of the arenas this view holds
+    /// (its guards, and data pages that no block reached yet).
+    pub fn each_zone_mapping(&self, mut f: impl FnMut(usize, usize)) {
+        for a in self.arenas() {
+            let mut z = a.all;
+            while !z.is_null() {
+                // SAFETY: zones of an arena whose lock this view holds.
+                let zr = unsafe { &*z };
+                f(zr.map_base, zr.map_len);
+                z = zr.all_next;
+            }
+        }
+    }
+
     /// The LARGE state, if this view holds it.
     pub fn large(&self) -> Option<&LargeState> {
         self.large.as_deref()

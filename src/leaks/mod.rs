@@ -12,6 +12,10 @@
 //! program's private file mapping holding pointers). Where the kernel refuses that call
 //! (seccomp, a kernel without it) roots are read directly, and the only file-backed mappings
 //! read are those of a file that also has an executable mapping (a loaded module's data).
+//! Pages that hold nothing are not read, which would fault them in: the allocator's own
+//! mappings (zones whole, their pages that no block reached included), and, while no swap is
+//! in use, the program's pages that are not resident (never written: the unused part of a
+//! thread's stack, a big array never touched). With swap in use every page is read.
 //!
 //! A forked child that has not exec'd inherits the blocks of every thread of its parent, but
 //! only the forking thread lives on in it: blocks that other threads held in their registers
@@ -27,6 +31,9 @@
 //! and is cleared before the locks are released. `FORKS` changes only in the fork handlers,
 //! when a single thread runs in the process (child) or every lock of ours is held (prepare).
 
+mod mark;
+mod roots;
+
 use crate::block::USED;
 use crate::fmt::{Line, prefix};
 use crate::pagemap;
@@ -34,16 +41,10 @@ use crate::ranges::Ranges;
 use crate::sys;
 use crate::walk::{Block, View};
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use mark::{MARK, STACK_CAP, Scan};
+use roots::SCRATCH;
 
-const MARK: u8 = 0x80;
-const STACK_CAP: usize = 1 << 20;
 const MAX_SITES: usize = 512;
-/// Bytes of roots copied at a time.
-const SCRATCH: usize = 64 << 10;
-/// A block of at least these many pages is scanned only where its pages are resident.
-const RESIDENT_MIN_PAGES: usize = 16;
-/// Paths (hashed) of files with an executable mapping, for the direct-read fallback.
-const MAX_MODULES: usize = 512;
 
 /// Forks this process descends from, oldest first (`MAX_FORKS` kept, the oldest dropped): the
 /// event sequence number reached at the fork, the forking thread's tid in the parent, and the
@@ -125,94 +126,6 @@ fn of_vanished_thread(seq: u64, tid: u32) -> bool {
     })
 }
 
-struct Scan<'v> {
-    view: &'v View,
-    stack: *mut usize,
-    len: usize,
-    overflow: bool,
-    lo: usize,
-    hi: usize,
-}
-
-/// State byte of the block holding `w`, with its extent, if `w` points into a used block.
-fn block_of(v: &View, w: usize) -> Option<(*mut u8, usize, usize)> {
-    let b = v.at(w)?;
-    if b.byte & !MARK != USED || w < b.user || w >= b.user + b.size.max(1) {
-        return None;
-    }
-    Some((b.state_byte(), b.user, b.size))
-}
-
-impl Scan<'_> {
-    fn visit(&mut self, w: usize) {
-        if w <= self.lo || w >= self.hi {
-            return;
-        }
-        if let Some((st, user, _)) = block_of(self.view, w) {
-            // SAFETY: st points at the state byte of a used block (locks held).
-            unsafe {
-                if *st & MARK != 0 {
-                    return;
-                }
-                *st |= MARK;
-            }
-            if self.len < STACK_CAP && !self.stack.is_null() {
-                // SAFETY: len < STACK_CAP entries of the scratch mapping.
-                unsafe { *self.stack.add(self.len) = user };
-                self.len += 1;
-            } else {
-                self.overflow = true;
-            }
-        }
-    }
-
-    /// Scans the words of a copy of memory (8-byte aligned in the original). A function of its
-    /// own: inlined into the scan of the mappings, its loop had to reload the copy's address
-    /// from the stack for every word.
-    #[inline(never)]
-    fn words(&mut self, bytes: &[u8]) {
-        for w in bytes.chunks_exact(8) {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(w);
-            self.visit(usize::from_ne_bytes(b));
-        }
-    }
-
-    /// Scans the words of `[from, to)`, our own memory (a live block). A big block (LARGE)
-    /// is scanned only where its pages are resident: a page never touched holds no pointer,
-    /// and reading it would fault it in (a program that leaves gigabytes allocated and
-    /// untouched would wait seconds for its exit).
-    fn range(&mut self, from: usize, to: usize) {
-        if to - from < RESIDENT_MIN_PAGES * sys::page_size() {
-            self.words_in(from, to);
-        } else {
-            sys::each_resident_run(from, to, |lo, hi| self.words_in(lo, hi));
-        }
-    }
-
-    /// Scans the words of `[from, to)`, readable memory of ours.
-    fn words_in(&mut self, from: usize, to: usize) {
-        let mut a = (from + 7) & !7;
-        while a + 8 <= to {
-            // SAFETY: the caller passes readable memory.
-            let w = unsafe { *(a as *const usize) };
-            self.visit(w);
-            a += 8;
-        }
-    }
-
-    fn drain(&mut self) {
-        while self.len > 0 {
-            self.len -= 1;
-            // SAFETY: index < len.
-            let user = unsafe { *self.stack.add(self.len) };
-            if let Some((_, u, size)) = block_of(self.view, user) {
-                self.range(u, u + size);
-            }
-        }
-    }
-}
-
 /// A used block, as the scan groups it.
 struct Used {
     state: *mut u8,
@@ -285,29 +198,14 @@ pub fn report_at_exit(all: bool) -> usize {
     scan_and_report(&view, all, sp)
 }
 
-/// How roots are read.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Reader {
-    /// Copied with `process_vm_readv`: unreadable pages are skipped.
-    Copy,
-    /// Read in place (the copy was refused): only mappings known to be readable.
-    Direct,
-}
-
-/// FNV-1a of a mapping's path.
-fn path_hash(p: &[u8]) -> u64 {
-    p.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
-    })
-}
-
 fn scan_and_report(view: &View, all: bool, sp: usize) -> usize {
     // Our own memory that the page map does not mark (META marks the rest): it holds no
     // reference of the program's, and its guards fault. Counted first, to size the scratch.
     let nchunks: usize = view.arenas().map(|a| a.meta.chunk_count()).sum();
     let mut nleaves = 0;
     pagemap::for_each_table(|_, _| nleaves += 1);
-    let skip_cap = 2 + nleaves + crate::large::CACHE_SLOTS + nchunks;
+    let nzones: usize = view.arenas().map(|a| a.zones).sum();
+    let skip_cap = 2 + nleaves + crate::large::CACHE_SLOTS + nchunks + nzones;
     let stack_bytes = STACK_CAP * 8;
     let skip_off = stack_bytes + SCRATCH;
     let scratch_len = skip_off + skip_cap * core::mem::size_of::<(usize, usize)>();
@@ -349,6 +247,10 @@ fn scan_and_report(view: &View, all: bool, sp: usize) -> usize {
     for a in view.arenas() {
         a.meta.for_each_chunk(&mut add);
     }
+    // The zones' mappings: their blocks are scanned as blocks, and the pages past the last
+    // block reached are in no page-map entry but hold nothing (reading them would fault in
+    // every page of every zone).
+    view.each_zone_mapping(&mut add);
     // Nor do the freed LARGE ranges kept for reuse (their stale contents would hide leaks, and
     // reading their never-touched pages would fault them in).
     if let Some(l) = view.large() {
@@ -356,82 +258,12 @@ fn scan_and_report(view: &View, all: bool, sp: usize) -> usize {
     }
     // (Ranges nest: the page map's first level lies in the library's statics.)
     skip.seal();
-    let skipped = |x: usize| skip.contains(x);
-    let mut reader = Reader::Copy;
-    // Files with an executable mapping: loaded modules (for the direct reader only).
-    let mut modules = [0u64; MAX_MODULES];
-    let mut nmodules = 0;
-    crate::maps::for_each(|m| {
-        if m.executable && m.path.first() == Some(&b'/') && nmodules < MAX_MODULES {
-            modules[nmodules] = path_hash(m.path);
-            nmodules += 1;
-        }
-        true
-    });
     // SAFETY: the SCRATCH bytes after the mark stack, in the mapping made above and used by
     // nothing else.
     let scratch = unsafe {
         core::slice::from_raw_parts_mut((base as usize + stack_bytes) as *mut u8, SCRATCH)
     };
-    let page = sys::page_size();
-    crate::maps::for_each(|m| {
-        if !m.readable || !m.writable || m.shared {
-            return true;
-        }
-        if m.path.starts_with(b"/dev/")
-            || m.path.starts_with(b"[vvar")
-            || m.path.starts_with(b"[vsyscall")
-        {
-            return true;
-        }
-        if m.path.windows(12).any(|w| w == b"libft_malloc") {
-            return true;
-        }
-        let file = m.path.first() == Some(&b'/');
-        let mut a = m.start;
-        if sp >= m.start && sp < m.end {
-            a = sp & !7;
-        }
-        while a < m.end {
-            // A run of pages to read: not ours, not skipped, at most SCRATCH bytes.
-            let eligible = |x: usize| pagemap::get(x) == 0 && !skipped(x);
-            if !eligible(a) {
-                a = ((a & !(page - 1)) + page).min(m.end);
-                continue;
-            }
-            let mut end = ((a & !(page - 1)) + page).min(m.end);
-            while end < m.end && end - a < SCRATCH && eligible(end) {
-                end = (end + page).min(m.end);
-            }
-            let end = end.min(a + SCRATCH);
-            if reader == Reader::Copy {
-                match sys::read_own(a, end - a, scratch) {
-                    Ok(n) => {
-                        s.words(&scratch[..n & !7]);
-                        if n < end - a {
-                            // The page at a + n cannot be read: skip it.
-                            a = (((a + n) & !(page - 1)) + page).min(m.end);
-                            continue;
-                        }
-                    }
-                    Err(libc::EFAULT) => {
-                        a = ((a & !(page - 1)) + page).min(m.end);
-                        continue;
-                    }
-                    Err(_) => reader = Reader::Direct,
-                }
-            }
-            if reader == Reader::Direct {
-                if file && !modules[..nmodules].contains(&path_hash(m.path)) {
-                    // Possibly past the end of its file: reading it could raise SIGBUS.
-                    return true;
-                }
-                s.range(a, end);
-            }
-            a = end;
-        }
-        true
-    });
+    roots::scan(&mut s, &skip, scratch, sp);
     s.drain();
     while s.overflow {
         s.overflow = false;

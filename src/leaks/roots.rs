@@ -1,0 +1,148 @@
+//! The roots of the leak check: the program's own memory (every readable, writable, private
+//! mapping that is not ours, found in /proc/self/maps), read into a scratch buffer and scanned
+//! word by word for references to blocks.
+
+use super::mark::Scan;
+use crate::pagemap;
+use crate::ranges::Ranges;
+use crate::sys;
+
+/// Bytes of roots copied at a time.
+pub(super) const SCRATCH: usize = 64 << 10;
+/// Paths (hashed) of files with an executable mapping, for the direct-read fallback.
+const MAX_MODULES: usize = 512;
+
+/// How roots are read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reader {
+    /// Copied with `process_vm_readv`: unreadable pages are skipped.
+    Copy,
+    /// Read in place (the copy was refused): only mappings known to be readable.
+    Direct,
+}
+
+/// FNV-1a of a mapping's path.
+fn path_hash(p: &[u8]) -> u64 {
+    p.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// Pages of the program's memory asked about at once (one byte each, on the stack).
+const RESIDENT_WINDOW: usize = 512;
+
+/// Which pages of the program's own memory the scan reads. With no swap in use, a page that
+/// is not resident was never written: anonymous memory reads as zeroes and a file's page as
+/// the file, neither a reference to a block. Reading it would fault it in (the unused part of
+/// a thread's stack, a big array never touched). With swap in use, every page is read.
+struct Resident {
+    all: bool,
+    /// The window of `pages` pages from `base` whose residency `map` holds.
+    base: usize,
+    pages: usize,
+    map: [u8; RESIDENT_WINDOW],
+}
+
+impl Resident {
+    /// Whether the page of `x` (in a mapping that ends at `end`) may hold data.
+    fn holds(&mut self, x: usize, end: usize) -> bool {
+        if self.all {
+            return true;
+        }
+        let page = sys::page_size();
+        let p = x & !(page - 1);
+        if p < self.base || p >= self.base + self.pages * page {
+            self.base = p;
+            self.pages = ((end - p) / page).clamp(1, RESIDENT_WINDOW);
+            if !sys::residency(p, &mut self.map[..self.pages]) {
+                self.pages = 0;
+                return true;
+            }
+        }
+        self.map[(p - self.base) / page] & 1 != 0
+    }
+}
+
+/// Scans the roots: the words of every mapping that may hold references of the program's,
+/// from `sp` on in the current thread's stack, leaving out what `skip` holds (our own memory).
+pub(super) fn scan(s: &mut Scan, skip: &Ranges, scratch: &mut [u8], sp: usize) {
+    let skipped = |x: usize| skip.contains(x);
+    let mut reader = Reader::Copy;
+    // Files with an executable mapping: loaded modules (for the direct reader only).
+    let mut modules = [0u64; MAX_MODULES];
+    let mut nmodules = 0;
+    crate::maps::for_each(|m| {
+        if m.executable && m.path.first() == Some(&b'/') && nmodules < MAX_MODULES {
+            modules[nmodules] = path_hash(m.path);
+            nmodules += 1;
+        }
+        true
+    });
+    let page = sys::page_size();
+    let mut resident = Resident {
+        all: sys::swap_in_use(),
+        base: 0,
+        pages: 0,
+        map: [0; RESIDENT_WINDOW],
+    };
+    crate::maps::for_each(|m| {
+        if !m.readable || !m.writable || m.shared {
+            return true;
+        }
+        if m.path.starts_with(b"/dev/")
+            || m.path.starts_with(b"[vvar")
+            || m.path.starts_with(b"[vsyscall")
+        {
+            return true;
+        }
+        if m.path.windows(12).any(|w| w == b"libft_malloc") {
+            return true;
+        }
+        let file = m.path.first() == Some(&b'/');
+        let mut a = m.start;
+        if sp >= m.start && sp < m.end {
+            a = sp & !7;
+        }
+        while a < m.end {
+            // A run of pages to read: not ours, not skipped, resident (or possibly swapped
+            // out), at most SCRATCH bytes.
+            let mut eligible =
+                |x: usize| pagemap::get(x) == 0 && !skipped(x) && resident.holds(x, m.end);
+            if !eligible(a) {
+                a = ((a & !(page - 1)) + page).min(m.end);
+                continue;
+            }
+            let mut end = ((a & !(page - 1)) + page).min(m.end);
+            while end < m.end && end - a < SCRATCH && eligible(end) {
+                end = (end + page).min(m.end);
+            }
+            let end = end.min(a + SCRATCH);
+            if reader == Reader::Copy {
+                match sys::read_own(a, end - a, scratch) {
+                    Ok(n) => {
+                        s.words(&scratch[..n & !7]);
+                        if n < end - a {
+                            // The page at a + n cannot be read: skip it.
+                            a = (((a + n) & !(page - 1)) + page).min(m.end);
+                            continue;
+                        }
+                    }
+                    Err(libc::EFAULT) => {
+                        a = ((a & !(page - 1)) + page).min(m.end);
+                        continue;
+                    }
+                    Err(_) => reader = Reader::Direct,
+                }
+            }
+            if reader == Reader::Direct {
+                if file && !modules[..nmodules].contains(&path_hash(m.path)) {
+                    // Possibly past the end of its file: reading it could raise SIGBUS.
+                    return true;
+                }
+                s.range(a, end);
+            }
+            a = end;
+        }
+        true
+    });
+}
