@@ -14,8 +14,8 @@
 //! read are those of a file that also has an executable mapping (a loaded module's data).
 //! Pages that hold nothing are not read, which would fault them in: the allocator's own
 //! mappings (zones whole, their pages that no block reached included), and, while no swap is
-//! in use, the program's pages that are not resident (never written: the unused part of a
-//! thread's stack, a big array never touched). With swap in use every page is read.
+//! in use, the program's anonymous pages that are not resident (never written: the unused part
+//! of a thread's stack, a big array never touched).
 //!
 //! A forked child that has not exec'd inherits the blocks of every thread of its parent, but
 //! only the forking thread lives on in it: blocks that other threads held in their registers

@@ -31,10 +31,11 @@ fn path_hash(p: &[u8]) -> u64 {
 /// Pages of the program's memory asked about at once (one byte each, on the stack).
 const RESIDENT_WINDOW: usize = 512;
 
-/// Which pages of the program's own memory the scan reads. With no swap in use, a page that
-/// is not resident was never written: anonymous memory reads as zeroes and a file's page as
-/// the file, neither a reference to a block. Reading it would fault it in (the unused part of
-/// a thread's stack, a big array never touched). With swap in use, every page is read.
+/// Which pages of the program's anonymous memory the scan reads. With no swap in use, such a
+/// page that is not resident was never written and reads as zeroes, no reference to a block;
+/// reading it would fault it in (the unused part of a thread's stack, a big array never
+/// touched). With swap in use every page is read, and so is every page of a file mapping (one
+/// that left the page cache may hold what the program wrote into the file).
 struct Resident {
     all: bool,
     /// The window of `pages` pages from `base` whose residency `map` holds.
@@ -104,10 +105,11 @@ pub(super) fn scan(s: &mut Scan, skip: &Ranges, scratch: &mut [u8], sp: usize) {
             a = sp & !7;
         }
         while a < m.end {
-            // A run of pages to read: not ours, not skipped, resident (or possibly swapped
-            // out), at most SCRATCH bytes.
-            let mut eligible =
-                |x: usize| pagemap::get(x) == 0 && !skipped(x) && resident.holds(x, m.end);
+            // A run of pages to read: not ours, not skipped, of a file or resident (or possibly
+            // swapped out), at most SCRATCH bytes.
+            let mut eligible = |x: usize| {
+                pagemap::get(x) == 0 && !skipped(x) && (file || resident.holds(x, m.end))
+            };
             if !eligible(a) {
                 a = ((a & !(page - 1)) + page).min(m.end);
                 continue;
