@@ -134,9 +134,14 @@ pub(super) fn zone_of(e: usize) -> Option<(usize, *mut Zone)> {
 
 /// Starts loading what a checked free of `p` reads first: the slot's metadata and history and
 /// the slot's first and last lines (its fill and canaries). Called before the call's stack is
-/// captured, so that these cache misses overlap that work.
+/// captured, so that these cache misses overlap that work; without a stack to capture (plain
+/// mode's C++ delete, `stack=1`) the lookup that follows at once would only be done twice, so
+/// nothing is asked.
 #[inline]
 pub fn prefetch_free(p: usize) {
+    if crate::site::depth() <= 1 {
+        return;
+    }
     let Some((_, z)) = zone_of(pagemap::get(p)) else {
         return;
     };
