@@ -111,9 +111,9 @@ impl<T> Mutex<T> {
     }
 
     /// Takes the lock, waiting for another holder (even while this thread holds other
-    /// locks: only for paths no signal handler reaches, or the fork handlers' fixed order). A
-    /// thread that holds it already is a bug of ours: it aborts with a message rather than
-    /// wait for itself.
+    /// locks: only for paths no signal handler reaches, the fork handlers' fixed order, or a
+    /// lock taken last, whose holders wait for no other: the log file's). A thread that holds
+    /// it already is a bug of ours: it aborts with a message rather than wait for itself.
     #[inline]
     pub fn lock(&self) -> Guard<'_, T> {
         let me = me();

@@ -1,8 +1,8 @@
 //! Signal handlers that call the allocator while their thread is inside it: with no debugging,
 //! with the debugging presets and with an event log, a program whose SIGALRM/SIGPROF handlers
-//! (every 50 us) malloc, realloc and free while two threads churn must run to its end and
-//! report nothing. (glibc, measured with the same program, hangs within a few calls: it is
-//! not async-signal-safe either.)
+//! (every 50 us) malloc, realloc and free while two threads churn (and, in two tests, a third
+//! forks) must run to its end and report nothing. (glibc, measured with the same program,
+//! hangs within a few calls: it is not async-signal-safe either.)
 
 mod common;
 
@@ -21,8 +21,12 @@ fn handler_calls(out: &Output) -> u64 {
 /// (a hang makes it say "stuck after N handler calls" and exit 3), print OK with nothing on
 /// stderr, and its handlers must have run.
 fn survives(debug: Option<&str>) {
+    survives_with(debug, &["2"]);
+}
+
+fn survives_with(debug: Option<&str>, args: &[&str]) {
     let env: Vec<(&str, &str)> = debug.map(|d| ("MALLOC_DEBUG", d)).into_iter().collect();
-    let out = run("signal_handler_mallocs", &["2"], &env);
+    let out = run("signal_handler_mallocs", args, &env);
     out.assert_ok_clean();
     assert!(handler_calls(&out) > 0, "{}", out.describe());
 }
@@ -49,4 +53,20 @@ fn signal_handlers_allocate_with_log() {
     let dir = common::fresh_dir("signals_reentry_log");
     let debug = format!("1,log={}/run.log", dir.display());
     survives(Some(&debug));
+}
+
+/// The same while a third thread forks every millisecond (its child allocates, frees and
+/// exits): the fork handlers take every lock of the allocator and of the log while the other
+/// threads' handlers allocate and write their records. The log's lock must come last: a
+/// handler that interrupted a thread inside an arena lock waits for it.
+#[test]
+fn signal_handlers_allocate_with_log_while_a_thread_forks() {
+    let dir = common::fresh_dir("signals_reentry_fork_log");
+    let debug = format!("1,log={}/run.%p.log", dir.display());
+    survives_with(Some(&debug), &["2", "fork"]);
+}
+
+#[test]
+fn signal_handlers_allocate_while_a_thread_forks_debugging_off() {
+    survives_with(None, &["2", "fork"]);
 }

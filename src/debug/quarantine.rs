@@ -232,11 +232,6 @@ pub fn stats() -> (usize, usize) {
     (n, b)
 }
 
-/// Whether this thread holds a shard's lock (a signal handler inside the allocator).
-pub fn held_by_me() -> bool {
-    QS.iter().any(|q| q.held_by_me())
-}
-
 pub fn lock_forever() {
     for q in QS.iter() {
         q.lock_forever();

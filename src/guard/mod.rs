@@ -35,5 +35,5 @@ pub use bank::{bankable, put as bank_put};
 pub use block::{allocate, init, is_guarded, release, release_all, resize, retire, wants};
 pub use hooks::set_hooks;
 pub use layout::pooled;
-pub use ring::{held_by_me, lock_forever, range as ring_range, reset, unlock_forever};
+pub use ring::{lock_forever, range as ring_range, reset, unlock_forever};
 pub use slots::close_slot;

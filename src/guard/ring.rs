@@ -82,11 +82,6 @@ pub fn pop_oldest() -> Option<usize> {
     RING.enter()?.pop()
 }
 
-/// Whether this thread holds the ring's lock.
-pub fn held_by_me() -> bool {
-    RING.held_by_me()
-}
-
 pub fn lock_forever() {
     RING.lock_forever();
 }

@@ -1,7 +1,7 @@
 //! Giving memory back: what freed blocks still hold, when a mapping failed (`reclaim`) or the
 //! program asks (`trim`, malloc_trim); and the totals mallinfo reports.
 
-use super::arena::{ARENAS, arena_totals, trim_zones};
+use super::arena::{arena_totals, trim_zones};
 use super::release::drain_quarantine;
 use crate::large::LARGE;
 use crate::sys;
@@ -12,17 +12,15 @@ use crate::sys;
 /// — so that the request can be tried once more before the answer is ENOMEM. Returns whether
 /// it is worth a retry. Nothing is done for a request that nothing could make fit (beyond
 /// RLIMIT_AS, or RAM and swap together: the kernel refuses such a mapping whatever we hold),
-/// so probing huge sizes does not flush the quarantines, nor from inside one of our own locks
-/// (a signal handler that interrupted the allocator on this thread).
+/// so probing huge sizes does not flush the quarantines, nor while this thread holds one of our
+/// locks (a signal handler that interrupted the allocator or the log on this thread: the locks
+/// a reclaim needs may be held for the length of a fork by the forking thread, which may be
+/// waiting for the lock this thread holds).
 pub(super) fn reclaim(size: usize) -> bool {
     if size > sys::rlimit_as() || size > sys::ram_and_swap() {
         return false;
     }
-    if LARGE.held_by_me()
-        || ARENAS.iter().any(|a| a.held_by_me())
-        || crate::guard::held_by_me()
-        || crate::debug::quarantine::held_by_me()
-    {
+    if crate::lock::holds_any() {
         return false;
     }
     let mut any = crate::guard::release_all();

@@ -292,9 +292,12 @@ unsafe fn lookup(base: usize, dynamic: *const [usize; 2], name: &[u8]) -> Option
 }
 
 extern "C" fn fork_prepare() {
-    crate::log::lock_for_fork();
     crate::leaks::before_fork();
     heap::lock_all();
+    // The log's lock last: a signal handler that interrupted a thread holding an allocator
+    // lock waits for it (to write its record), so taking it first and then waiting for that
+    // thread's lock would wait for ever.
+    crate::log::lock_for_fork();
 }
 
 extern "C" fn fork_parent() {

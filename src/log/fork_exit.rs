@@ -15,7 +15,9 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 /// if the parent is gone by the time the child writes its header.
 static FORK_PARENT: AtomicU32 = AtomicU32::new(0);
 
-/// Fork prepare: no thread may be inside the file lock while the process is copied.
+/// Fork prepare: no thread may be inside the file lock while the process is copied. Taken after
+/// every allocator lock: a signal handler that interrupted the holder of one of them waits for
+/// this lock to write its record.
 pub fn lock_for_fork() {
     FORK_PARENT.store(sys::getpid(), Ordering::Relaxed);
     if FILE_SINK.load(Ordering::Relaxed) {

@@ -12,9 +12,15 @@
  * once, so the interrupted code always makes progress, however slow the handler is in a
  * debugging mode (with back-to-back handlers the program would never reach its end).
  *
- * A watchdog thread (signals blocked) ends a program whose handler count stops moving for
- * 3 s: "stuck after N handler calls" on stderr, exit status 3, so a hang is measured (how
- * many calls it took) instead of waiting for a timeout. */
+ * With "fork" as the second argument, a third thread forks every millisecond meanwhile (its
+ * child allocates, frees and exits): the fork handlers take every allocator lock while the
+ * handlers of the other threads allocate and log.
+ *
+ * A watchdog thread (signals blocked) ends a program whose handler count or churn stops moving
+ * for 3 s (a thread that waits for a lock for ever may still run handlers): "stuck after N
+ * handler calls" on stderr, exit status 3, so a hang is measured (how many calls it took)
+ * instead of waiting for a timeout. A child that does not exit within 3 s is reported the same
+ * way ("child stuck"). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
@@ -23,12 +29,15 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include "check.h"
 
 static atomic_long calls;
-static atomic_int stop;
+/* Rounds of 1024 operations each churning thread completed (the main thread's, the other's). */
+static atomic_long rounds[2];
+static atomic_int stop, done;
 /* Blocks passed between the handler and the threads (each frees what it takes out). */
 static _Atomic(void *) shared[8];
 
@@ -83,7 +92,7 @@ static double now(void) {
     return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-static void churn(unsigned seed, double until) {
+static void churn(unsigned seed, double until, atomic_long *progress) {
     void *keep[256] = {0};
     size_t len[256] = {0};
     unsigned n = 0;
@@ -115,8 +124,11 @@ static void churn(unsigned seed, double until) {
             if (keep[i])
                 memset(keep[i], 'm', len[i]);
         }
-        if (++n % 1024 == 0 && until > 0 && now() > until)
-            atomic_store(&stop, 1);
+        if (++n % 1024 == 0) {
+            atomic_fetch_add(progress, 1);
+            if (until > 0 && now() > until)
+                atomic_store(&stop, 1);
+        }
     }
     for (int i = 0; i < 256; i++)
         free(keep[i]);
@@ -124,15 +136,28 @@ static void churn(unsigned seed, double until) {
 
 static void *watchdog(void *arg) {
     (void)arg;
-    long last = -1;
-    int still = 0;
-    while (!atomic_load(&stop)) {
+    /* Every 3 s: each counter must have moved since the last look (past the end, the threads
+     * must have been joined). */
+    long last = -1, last0 = -1, last1 = -1;
+    int ticks = 0, ended = 0;
+    while (!atomic_load(&done)) {
         usleep(100000);
-        long n = atomic_load(&calls);
-        still = n == last ? still + 1 : 0;
+        if (++ticks < 30)
+            continue;
+        ticks = 0;
+        long n = atomic_load(&calls), r0 = atomic_load(&rounds[0]), r1 = atomic_load(&rounds[1]);
+        int moved;
+        if (atomic_load(&stop)) {
+            moved = !ended;
+            ended = 1;
+        } else {
+            moved = n != last && r0 != last0 && r1 != last1;
+        }
         last = n;
-        if (still == 30) {
-            char buf[64];
+        last0 = r0;
+        last1 = r1;
+        if (!moved && !atomic_load(&done)) {
+            char buf[80];
             int len = snprintf(buf, sizeof buf, "stuck after %ld handler calls\n", n);
             write(2, buf, len);
             _exit(3);
@@ -142,12 +167,43 @@ static void *watchdog(void *arg) {
 }
 
 static void *worker(void *arg) {
-    churn((unsigned)(uintptr_t)arg, 0);
+    churn((unsigned)(uintptr_t)arg, 0, &rounds[1]);
+    return NULL;
+}
+
+static atomic_long forks;
+
+static void *forker(void *arg) {
+    (void)arg;
+    while (!atomic_load(&stop)) {
+        pid_t pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+            char *p = malloc(100);
+            char *q = malloc(100000);
+            free(p);
+            free(q);
+            _exit(0);
+        }
+        int st = 0;
+        double until = now() + 3;
+        while (waitpid(pid, &st, WNOHANG) == 0) {
+            if (now() > until) {
+                write(2, "child stuck\n", 12);
+                _exit(3);
+            }
+            usleep(100);
+        }
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        atomic_fetch_add(&forks, 1);
+        usleep(1000);
+    }
     return NULL;
 }
 
 int main(int argc, char **argv) {
     double seconds = argc > 1 ? atof(argv[1]) : 2;
+    int forking = argc > 2 && strcmp(argv[2], "fork") == 0;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = handler;
@@ -164,14 +220,22 @@ int main(int argc, char **argv) {
     CHECK(pthread_create(&dog, NULL, watchdog, NULL) == 0);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     CHECK(pthread_create(&th, NULL, worker, (void *)(uintptr_t)99) == 0);
+    pthread_t fk;
+    if (forking)
+        CHECK(pthread_create(&fk, NULL, forker, NULL) == 0);
     struct itimerval it = {{0, 50}, {0, 50}};
     CHECK(setitimer(ITIMER_REAL, &it, NULL) == 0);
     CHECK(setitimer(ITIMER_PROF, &it, NULL) == 0);
-    churn(1, now() + seconds);
+    churn(1, now() + seconds, &rounds[0]);
     struct itimerval off = {{0, 0}, {0, 0}};
     setitimer(ITIMER_REAL, &off, NULL);
     setitimer(ITIMER_PROF, &off, NULL);
     pthread_join(th, NULL);
+    if (forking) {
+        pthread_join(fk, NULL);
+        CHECK(atomic_load(&forks) > 0);
+    }
+    atomic_store(&done, 1);
     pthread_join(dog, NULL);
     for (int i = 0; i < 8; i++)
         free(atomic_exchange(&shared[i], NULL));
