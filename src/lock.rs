@@ -19,7 +19,11 @@
 //! (`heap::defer`), done at the end of the thread's first allocator call that holds no lock
 //! (`heap::drain::settle`).
 //!
-//! `WAITERS` means a thread may sleep on the futex (state 2 of Drepper's "Futexes are tricky").
+//! `WAITERS` means a thread may sleep on the futex (state 2 of Drepper's "Futexes are tricky");
+//! an unlock that finds it wakes one sleeper. A thread woken so may run a signal handler before
+//! it takes the lock, and the handler may itself wait for a lock: before it sleeps, it passes
+//! the wake on to another sleeper of the first lock (`ThreadState::waiting_on`), or the others
+//! would sleep on a free lock for ever.
 //!
 //! # Invariants
 //! - The owner bits of `state` are 0 or the kernel tid of the thread that holds the lock; only
@@ -177,6 +181,29 @@ impl<T> Mutex<T> {
         // runs meanwhile finds it holding nothing, and may wait for locks itself.
         // SAFETY: our own TLS block (as in the loop below).
         unsafe { (*st).locks -= 1 };
+        // A lock wait in a signal handler that interrupted this thread's own wait: the
+        // interrupted wait may have been woken (and will not take its lock before this one
+        // ends), so the wake goes on to another sleeper of that lock (at worst a sleeper
+        // wakes for nothing and sleeps again).
+        // SAFETY: our own TLS block.
+        let outer = unsafe { (*st).waiting_on };
+        if outer != 0 && outer != &self.state as *const AtomicI32 as usize {
+            // SAFETY: `outer` is the state word of a lock (a static) the interrupted frame is
+            // waiting for.
+            sys::futex_wake(unsafe { &*(outer as *const AtomicI32) });
+        }
+        // SAFETY: our own TLS block.
+        unsafe { (*st).waiting_on = &self.state as *const AtomicI32 as usize };
+        let taken = self.sleep_for(me, st);
+        // SAFETY: our own TLS block.
+        unsafe { (*st).waiting_on = outer };
+        taken
+    }
+
+    /// `lock_slow`'s sleep loop: takes the lock (true) or finds this thread its holder
+    /// (false); the caller uncounted it.
+    #[inline(always)]
+    fn sleep_for(&self, me: i32, st: *mut tls::ThreadState) -> bool {
         loop {
             let s = self.state.load(Ordering::Relaxed);
             if s & OWNER == 0 {

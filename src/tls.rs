@@ -47,8 +47,9 @@ pub struct ThreadState {
     /// This thread's cache of free zone slots (`heap::tcache`): the address of its area, 0
     /// when it has none yet.
     pub tcache: usize,
-    /// Unused: keeps the fixed part of the block at its 128 bytes (asserted below).
-    pub _spare: usize,
+    /// The futex word of the lock this thread is waiting for in `lock::Mutex::lock_slow`'s
+    /// sleep loop (asleep, or woken and not yet holding it); 0 when none.
+    pub waiting_on: usize,
     /// `heap::tcache` flags: busy (a signal handler that finds it set leaves the cache alone)
     /// and gone (the thread's exit flushed the cache: no new one).
     pub tcache_flags: u32,
