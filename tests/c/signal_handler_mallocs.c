@@ -29,10 +29,10 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/time.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include "check.h"
+#include "fork_child.h"
 
 static atomic_long calls;
 /* Rounds of 1024 operations each churning thread completed (the main thread's, the other's). */
@@ -176,25 +176,7 @@ static atomic_long forks;
 static void *forker(void *arg) {
     (void)arg;
     while (!atomic_load(&stop)) {
-        pid_t pid = fork();
-        CHECK(pid >= 0);
-        if (pid == 0) {
-            char *p = malloc(100);
-            char *q = malloc(100000);
-            free(p);
-            free(q);
-            _exit(0);
-        }
-        int st = 0;
-        double until = now() + 3;
-        while (waitpid(pid, &st, WNOHANG) == 0) {
-            if (now() > until) {
-                write(2, "child stuck\n", 12);
-                _exit(3);
-            }
-            usleep(100);
-        }
-        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        fork_allocating_child();
         atomic_fetch_add(&forks, 1);
         usleep(1000);
     }

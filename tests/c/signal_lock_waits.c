@@ -18,10 +18,10 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include "check.h"
+#include "fork_child.h"
 
 #define POOL 1024
 #define MAX_THREADS 32
@@ -58,16 +58,7 @@ static void handler(int sig) {
 static void *forker(void *arg) {
     (void)arg;
     while (!atomic_load(&stop)) {
-        pid_t pid = fork();
-        CHECK(pid >= 0);
-        if (pid == 0) {
-            free(malloc(50));
-            free(malloc(100000));
-            _exit(0);
-        }
-        int st = 0;
-        CHECK(waitpid(pid, &st, 0) == pid);
-        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        fork_allocating_child();
         usleep(1000);
     }
     return NULL;
