@@ -188,8 +188,8 @@ impl<T> Mutex<T> {
         // SAFETY: our own TLS block.
         let outer = unsafe { (*st).waiting_on };
         if outer != 0 && outer != &self.state as *const AtomicI32 as usize {
-            // SAFETY: `outer` is the state word of a lock (a static) the interrupted frame is
-            // waiting for.
+            // SAFETY: `outer` is the state word of a lock the interrupted frame is waiting for
+            // (locks are statics, or lie in mappings that are never unmapped).
             sys::futex_wake(unsafe { &*(outer as *const AtomicI32) });
         }
         // SAFETY: our own TLS block.
