@@ -5,9 +5,9 @@
  * shared pool, so most frees are of another thread's block; a signal thread sends SIGUSR1 to
  * one of them every 50 us, and the handler mallocs and frees; a thread forks every
  * millisecond (the child allocates, frees and exits), so the fork handlers hold every lock
- * for a while and the other threads pile up behind them. A thread woken from a lock wait may run a handler before
- * it takes the lock, and the handler may wait for another lock: the lock must not stay free
- * with sleepers that nobody wakes.
+ * for a while and the other threads pile up behind them. A thread woken from a lock wait may
+ * run a handler before it takes the lock, and the handler may wait for another lock: the lock
+ * must not stay free with sleepers that nobody wakes.
  *
  * A watchdog thread (signals blocked) ends a program where some thread did not complete a
  * round of 256 operations for 3 s: "stuck" on stderr, exit status 3. Prints OK at the end.
