@@ -28,6 +28,19 @@ fn path_hash(p: &[u8]) -> u64 {
     })
 }
 
+/// Hashes the paths of the files with an executable mapping into `modules`; returns how many.
+fn list_modules(modules: &mut [u64; MAX_MODULES]) -> usize {
+    let mut n = 0;
+    crate::maps::for_each(|m| {
+        if m.executable && m.path.first() == Some(&b'/') && n < MAX_MODULES {
+            modules[n] = path_hash(m.path);
+            n += 1;
+        }
+        true
+    });
+    n
+}
+
 /// Pages of the program's memory asked about at once (one byte each, on the stack).
 const RESIDENT_WINDOW: usize = 512;
 
@@ -69,16 +82,10 @@ impl Resident {
 pub(super) fn scan(s: &mut Scan, skip: &Ranges, scratch: &mut [u8], sp: usize) {
     let skipped = |x: usize| skip.contains(x);
     let mut reader = Reader::Copy;
-    // Files with an executable mapping: loaded modules (for the direct reader only).
+    // Files with an executable mapping: loaded modules (for the direct reader only, listed
+    // when it is first needed).
     let mut modules = [0u64; MAX_MODULES];
-    let mut nmodules = 0;
-    crate::maps::for_each(|m| {
-        if m.executable && m.path.first() == Some(&b'/') && nmodules < MAX_MODULES {
-            modules[nmodules] = path_hash(m.path);
-            nmodules += 1;
-        }
-        true
-    });
+    let mut nmodules = None;
     let page = sys::page_size();
     let mut resident = Resident {
         all: sys::swap_in_use(),
@@ -137,7 +144,8 @@ pub(super) fn scan(s: &mut Scan, skip: &Ranges, scratch: &mut [u8], sp: usize) {
                 }
             }
             if reader == Reader::Direct {
-                if file && !modules[..nmodules].contains(&path_hash(m.path)) {
+                let n = *nmodules.get_or_insert_with(|| list_modules(&mut modules));
+                if file && !modules[..n].contains(&path_hash(m.path)) {
                     // Possibly past the end of its file: reading it could raise SIGBUS.
                     return true;
                 }
