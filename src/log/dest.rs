@@ -4,7 +4,7 @@
 //! # Invariants
 //! `MTRACE` and `SPEC` are set once during init (single-threaded). `SINK` is set when a
 //! destination is opened (at init, or in a fork child), becomes `SINK_NONE` when logging stops
-//! and `SINK_LATE` at exit.
+//! and `SINK_LATE` at exit (`SINK_PENDING` in a fork child, see there).
 
 use core::sync::atomic::{AtomicBool, AtomicU8};
 
@@ -17,6 +17,11 @@ pub(super) const SINK_MAP: u8 = 2;
 /// The file after exit (`close_at_exit`): every line is appended whole with pwrite under the
 /// lock, none is formatted in place, so the exit cannot cut one.
 pub(super) const SINK_LATE: u8 = 3;
+/// A fork child whose forking thread was inside the file lock (the fork of a signal handler
+/// that interrupted the log's writer): the code it interrupted still uses the parent's file.
+/// The child claims a file of its own at that thread's next event, once the lock is free
+/// (`fork_exit::claim_pending`); nothing is written meanwhile.
+pub(super) const SINK_PENDING: u8 = 4;
 pub(super) static SINK: AtomicU8 = AtomicU8::new(SINK_NONE);
 
 /// The log spec (path with %p, kept for the fork child).

@@ -302,6 +302,23 @@ pub(super) fn release(f: &mut FileState, c: &[u64; 3], unmap: bool) {
     }
 }
 
+/// Fork child: gives up the parent's chunk of this thread's cursor `c` (already cleared). If a
+/// record was being written in it (BUSY: the fork came from a signal handler that interrupted
+/// the writer), the interrupted code finishes the record when the handler returns: the chunk
+/// becomes private anonymous memory, where those stores land, instead of being unmapped.
+/// Caller holds `FILE`.
+pub(super) fn release_in_child(f: &mut FileState, c: &[u64; 3]) {
+    if c[1] != 0 && c[2] & BUSY != 0 {
+        let len = chunk_len(gen_of(c[2]));
+        // SAFETY: [end-len, end) was mapped by new_chunk for this cursor; in the child its
+        // content is the parent's, which a private copy leaves alone.
+        if unsafe { sys::replace_with_anon((c[1] - len) as *mut u8, len as usize) } {
+            return;
+        }
+    }
+    release(f, c, true);
+}
+
 /// Writes `line` at the end of the file with pwrite (after exit, or when mapping fails).
 /// Caller holds `FILE`.
 fn append(f: &mut FileState, line: &[u8]) {

@@ -3,7 +3,7 @@
 //! its own) and the exit (records in flight finish, the file is trimmed to its content, later
 //! lines are appended whole).
 
-use super::dest::{MTRACE, SINK, SINK_LATE, SINK_MAP, SINK_NONE, SPEC};
+use super::dest::{MTRACE, SINK, SINK_LATE, SINK_MAP, SINK_NONE, SINK_PENDING, SPEC};
 use super::file::{self, BUSY, FILE, FILE_SINK, set_cursor, tls_cursor};
 use super::{clock, open, sink};
 use crate::outfile;
@@ -44,12 +44,69 @@ pub fn reset_in_child() {
     }
     // SAFETY: single thread of a new child: nobody else can hold or wait for the lock.
     unsafe { FILE.reset() };
+    if FILE.held_by_me() {
+        // A signal handler that interrupted this thread inside the file lock forked: the
+        // interrupted code goes on with the parent's file when the handler returns. The file of
+        // the child is claimed once it has let go of the lock.
+        PENDING_TID.store(tls::tid(), Ordering::Relaxed);
+        SINK.store(SINK_PENDING, Ordering::Release);
+        return;
+    }
+    detach_and_open();
+}
+
+/// The thread of a fork child whose file is still to be claimed (`SINK_PENDING`).
+static PENDING_TID: AtomicU32 = AtomicU32::new(0);
+/// Events of such a child that came before its file was claimed (not logged).
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// An event of a fork child in `SINK_PENDING` that could not claim its file: not logged.
+#[cold]
+pub(super) fn drop_pending() {
+    DROPPED.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Says how many events of this process were not logged, and why (once; none: nothing).
+fn warn_dropped(then: &[u8]) {
+    let n = DROPPED.swap(0, Ordering::Relaxed);
+    if n == 0 {
+        return;
+    }
+    let mut l: crate::fmt::Line<300> = crate::fmt::Line::new();
+    crate::fmt::prefix(&mut l).s(b"WARNING: log: ").u(n).s(
+        b" event(s) of this process not logged: a signal handler that interrupted the log's \
+              writer forked it",
+    );
+    l.s(then).c(b'\n');
+    l.report();
+}
+
+/// `SINK_PENDING`: claims the child's own file if the calling thread is the forking one and no
+/// longer inside the file lock. True when the sink was set again (to whatever the claim gave).
+#[cold]
+pub(super) fn claim_pending() -> bool {
+    if tls::tid() != PENDING_TID.load(Ordering::Relaxed) || FILE.held_by_me() {
+        return false;
+    }
+    if SINK
+        .compare_exchange(SINK_PENDING, SINK_NONE, Ordering::AcqRel, Ordering::Relaxed)
+        .is_err()
+    {
+        return false;
+    }
+    detach_and_open();
+    warn_dropped(b"; its file was opened after them");
+    true
+}
+
+/// Fork child: gives up the parent's chunks and descriptors and opens the child's own file.
+fn detach_and_open() {
     let c = tls_cursor();
     let mut f = FILE.lock();
     // The parent's mappings in this child: unmapping them does not touch the parent's.
     let own = *c;
     set_cursor(c, [0; 3]);
-    file::release(&mut f, &own, true);
+    file::release_in_child(&mut f, &own);
     let shared = f.g;
     file::release(&mut f, &shared, true);
     f.g = [0; 3];
@@ -83,7 +140,15 @@ pub fn reset_in_child() {
 /// tails are given back; chunks of threads still running stay whole, their unused rest blank
 /// lines). Later events are appended with pwrite.
 pub fn close_at_exit() {
-    if !FILE_SINK.load(Ordering::Relaxed) || FILE.held_by_me() {
+    if !FILE_SINK.load(Ordering::Relaxed) {
+        return;
+    }
+    if SINK.load(Ordering::Relaxed) == SINK_PENDING && !claim_pending() {
+        // A fork child still holding the parent's file state: its length is not ours to set.
+        warn_dropped(b"; it has no log file");
+        return;
+    }
+    if FILE.held_by_me() {
         return;
     }
     if MTRACE.load(Ordering::Relaxed) {

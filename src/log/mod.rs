@@ -45,7 +45,7 @@ use crate::config::{Config, LogFormat};
 use crate::sys;
 use crate::tls;
 use core::sync::atomic::{AtomicBool, Ordering};
-use dest::{MTRACE, SINK, SINK_MAP, SINK_NONE, SPEC};
+use dest::{MTRACE, SINK, SINK_MAP, SINK_NONE, SINK_PENDING, SPEC};
 use ft_format::Op;
 use ring::Event;
 
@@ -108,8 +108,13 @@ fn event_slow(op: Op, inp: usize, out: usize, size: usize, align: usize, site: u
         caller2: 0,
     };
     ring::put(&e, site);
-    if SINK.load(Ordering::Relaxed) == SINK_NONE {
-        return;
+    match SINK.load(Ordering::Relaxed) {
+        SINK_NONE => return,
+        SINK_PENDING if !fork_exit::claim_pending() => {
+            fork_exit::drop_pending();
+            return;
+        }
+        _ => {}
     }
     let mut one = [0usize; 1];
     let frames = crate::site::frames(site, &mut one);
