@@ -71,7 +71,8 @@ pub const USED: u8 = State::Used as u8;
 pub const QUARANTINED: u8 = State::Quarantined as u8;
 pub const ALLOCATING: u8 = State::Allocating as u8;
 pub const FREEING: u8 = State::Freeing as u8;
-/// A zone slot held in a thread's cache of free slots (`heap::tcache`, debugging off): free
+/// A zone slot held in a thread's cache of free slots (`heap::tcache`, debugging off or
+/// `cached`): free
 /// to everybody (walkers, dumps and the leak scan skip it; `State::from_u8` reads it as
 /// `Free`, so a second free of it is refused as a double free), but still counted in its
 /// zone's `nused`. Set and cleared without the arena lock: from `USED` by the freeing thread

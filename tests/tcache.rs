@@ -1,12 +1,18 @@
-//! The per-thread caches of free slots (debugging off) and the same programs with debugging on,
-//! where the caches are bypassed: threads freeing each other's blocks, a thread's exit with a
-//! full cache, fork from a thread with cached blocks, double frees of cached blocks.
+//! The per-thread caches of free slots (debugging off, and debugging that leaves blocks alone:
+//! `leaks`, `log=`) and the same programs with the debugging modes that bypass them: threads
+//! freeing each other's blocks, a thread's exit with a full cache, fork from a thread with
+//! cached blocks, double frees of cached blocks.
 
 mod common;
 
-use common::{hex_numbers, mask_report, run};
+use common::{fresh_dir, hex_numbers, mask_report, run};
 
-const MODES: &[&[(&str, &str)]] = &[&[], &[("MALLOC_DEBUG", "1")], &[("MALLOC_DEBUG", "full")]];
+const MODES: &[&[(&str, &str)]] = &[
+    &[],
+    &[("MALLOC_DEBUG", "1")],
+    &[("MALLOC_DEBUG", "full")],
+    &[("MALLOC_DEBUG", "leaks")],
+];
 
 /// 64 threads, cross-thread frees, every block's content checked before its free.
 #[test]
@@ -109,4 +115,66 @@ fn blocks_freed_by_another_thread_come_back() {
             out.describe()
         );
     }
+}
+
+/// With debugging that neither dresses nor keeps freed blocks (here the log), zone blocks go
+/// through the thread caches and their histories are written on the way: the double free of a
+/// cached block names its allocation and first free by the log's event numbers, and the log
+/// holds both events and the refused free.
+#[test]
+fn cached_blocks_keep_their_history_with_the_log() {
+    let dir = fresh_dir("tcache_log");
+    let log = dir.join("l.log");
+    let debug = format!("log={},stack=1", log.display());
+    let out = run("tcache_double_free", &[], &[("MALLOC_DEBUG", &debug)]);
+    assert_eq!(out.signal, Some(6), "SIGABRT: {}", out.describe());
+    let err = mask_report(&out.stderr);
+    assert!(
+        err.starts_with("ft_malloc[PID]: ERROR: double free of ADDR (TINY, 24 bytes) in free()"),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        err.contains("allocated by malloc() at event #1, thread "),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        err.contains("freed at event #2, thread "),
+        "{}",
+        out.describe()
+    );
+    let text = std::fs::read_to_string(&log).expect("the log");
+    let events: Vec<Vec<&str>> = text
+        .lines()
+        .filter(|l| l.starts_with("E "))
+        .take(3)
+        .map(|l| l.split(' ').collect())
+        .collect();
+    assert_eq!(events.len(), 3, "{text}");
+    let block = events[0][5];
+    // E seq t tid op pointer size caller
+    let fields = |e: &Vec<&str>| {
+        (
+            e[1].to_string(),
+            e[4].to_string(),
+            e[5].to_string(),
+            e[6].to_string(),
+        )
+    };
+    assert_eq!(
+        fields(&events[0]),
+        ("1".into(), "m".into(), block.into(), "24".into()),
+        "{text}"
+    );
+    assert_eq!(
+        fields(&events[1]),
+        ("2".into(), "f".into(), block.into(), "24".into()),
+        "{text}"
+    );
+    assert_eq!(
+        fields(&events[2]),
+        ("3".into(), "f".into(), block.into(), "0".into()),
+        "{text}"
+    );
 }

@@ -90,10 +90,15 @@ macro_rules! options {
             /// report, dump_signal, nochildren): ordinary blocks then take the plain fast paths
             /// (no history, no event ring), so `sample=N` costs next to nothing.
             pub light: bool,
+            /// Debugging that writes no byte of a block and keeps no freed block (the log, the
+            /// ring, stacks, the leak check, stats, dumps): blocks of the zones go through the
+            /// threads' caches like with debugging off, their histories written on the way.
+            pub cached: bool,
             $( pub $name: options!(@ty $ty), )*
         }
         impl Config {
-            pub const DEFAULT: Config = Config { enabled: false, light: false, $( $name: $default, )* };
+            pub const DEFAULT: Config =
+                Config { enabled: false, light: false, cached: false, $( $name: $default, )* };
         }
         /// (name, type, default, description) for `help` and for warnings.
         pub const TABLE: &[(&str, &str, &str, &str)] = &[
@@ -265,6 +270,15 @@ pub fn parse(value: &[u8], warn: &mut dyn FnMut(&[u8], OptionError)) -> Parsed {
         && c.stack == 0
         && !c.dump_at_exit
         && !c.stats;
+    c.cached = c.enabled
+        && !c.light
+        && !c.check
+        && !c.canary
+        && !c.fill
+        && c.quarantine == 0
+        && c.check_every == 0
+        && c.guard == Guard::Off
+        && c.sample == 0;
     Parsed { config: c, help }
 }
 

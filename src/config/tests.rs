@@ -29,6 +29,45 @@ fn presets_and_overrides() {
     assert!(!c.light);
 }
 
+/// Debugging that writes no byte of a block and keeps no freed block uses the thread caches;
+/// any check, dressing, quarantine or guard keeps them out.
+#[test]
+fn cached_configurations() {
+    for s in [
+        "log=/tmp/x.log",
+        "leaks",
+        "stats",
+        "stack=8,ring=100",
+        "log=stderr,leaks=all",
+    ] {
+        let (c, _) = p(s);
+        assert!(c.enabled && c.cached, "{s}");
+    }
+    for s in [
+        "1",
+        "full",
+        "check",
+        "canary",
+        "fill",
+        "quarantine=1m",
+        "log=stderr,fill",
+    ] {
+        let (c, _) = p(s);
+        assert!(c.enabled && !c.cached, "{s}");
+    }
+    for s in [
+        "guard",
+        "sample=10",
+        "log=stderr,guard",
+        "leaks,sample=5",
+        "check_every=10",
+    ] {
+        let (c, _) = p(s);
+        assert!(!c.cached, "{s}");
+    }
+    assert!(!p("").0.cached);
+}
+
 #[test]
 fn bad_items_warn_and_rest_applies() {
     let (c, w) = p("bogus,canary,quarantine=12x,on_error=exit:3,fail=every:50");

@@ -114,10 +114,15 @@ fn place(size: usize, cap: usize, align: usize, op: Op, caller: usize, zero: boo
 }
 
 fn zone_alloc(c: usize, size: usize, front: usize, op: Op, caller: usize, zero: bool) -> *mut u8 {
-    // Debugging off: this thread's cache of free slots first, without the arena lock.
-    if !config::get().enabled
+    // Debugging off, or on without dressing or quarantine (`cached`): this thread's cache of
+    // free slots first, without the arena lock.
+    let cfg = config::get();
+    if (!cfg.enabled || cfg.cached)
         && let Some(p) = super::tcache::alloc(c, size, front, op, zero)
     {
+        if cfg.enabled {
+            record_alloc(p as usize, caller);
+        }
         return p;
     }
     let lay = layout();
@@ -180,6 +185,23 @@ fn zone_alloc(c: usize, size: usize, front: usize, op: Op, caller: usize, zero: 
         }
     }
     user as *mut u8
+}
+
+/// Writes the allocation into the history of the zone block at `p`, just taken from this
+/// thread's cache (`cached` config).
+fn record_alloc(p: usize, caller: usize) {
+    let Some((_, z)) = super::lookup::zone_of(crate::pagemap::get(p)) else {
+        return;
+    };
+    // SAFETY: the zone stays mapped while its block is in use, and the block (with its history
+    // entry) is this call's until it returns it.
+    unsafe {
+        if let Some(i) = (*z).index_of(p)
+            && let Some(d) = (*z).dbg(i)
+        {
+            d.set_alloc(next_seq(), caller, tls::tid());
+        }
+    }
 }
 
 fn large_alloc(

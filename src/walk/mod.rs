@@ -15,7 +15,7 @@
 //!
 //! A walk yields every block that is not FREE: USED, QUARANTINED, and the transitional
 //! ALLOCATING and FREEING ones, which each inspector treats as it sees fit. A zone slot held
-//! in a thread cache (CACHED, debugging off) is free: it is not yielded. The state is read
+//! in a thread cache (CACHED) is free: it is not yielded. The state is read
 //! once per visit (acquire, as `block::load_state` reads it), before anything the state
 //! publishes.
 //!

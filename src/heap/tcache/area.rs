@@ -13,9 +13,11 @@ pub(super) const MAX_BYTES: usize = 64 << 10;
 pub(super) const REMOTE: usize = 64;
 
 /// `tcache_flags`: the thread is changing its cache (BUSY); its exit flushed it, and it gets
-/// no other (GONE).
+/// no other (GONE); its cache serves the full paths alone (SLOW: debugging is on, `cached`
+/// config, and every call must be recorded), set for good with the area.
 pub(super) const BUSY: u32 = 1;
 pub(super) const GONE: u32 = 2;
+pub(super) const SLOW: u32 = 4;
 
 /// Slots each class may hold.
 const CAPS: [u8; NCLASSES] = {
@@ -91,8 +93,17 @@ pub(super) unsafe fn class_slots(area: *mut Area, c: usize) -> &'static mut [Ent
 /// Every area ever mapped (pushed only, never unlinked).
 pub(super) static AREAS: AtomicPtr<Area> = AtomicPtr::new(core::ptr::null_mut());
 
+/// Sets BUSY and GONE to those of `v`, keeping SLOW.
 #[inline(always)]
 pub(super) fn set_flags(st: *mut ThreadState, v: u32) {
+    // SAFETY: our own TLS block.
+    let slow = unsafe { (*st).tcache_flags } & SLOW;
+    set_flags_fast(st, v | slow);
+}
+
+/// Sets the flags to `v` (the fast paths, which run only while they are all clear).
+#[inline(always)]
+pub(super) fn set_flags_fast(st: *mut ThreadState, v: u32) {
     // A signal handler sees the flag set before any change of the cache, and cleared after.
     compiler_fence(Ordering::SeqCst);
     // SAFETY: our own TLS block.

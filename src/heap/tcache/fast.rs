@@ -6,11 +6,11 @@
 //!
 //! The caller (`heap`) ends each call done here with the usual `drain::settle`.
 //!
-//! A thread has an area only once the allocator is initialised with debugging off (`attach`
-//! runs from the plain paths alone), so a non-null area is all the configuration these paths
-//! need to look at.
+//! A thread has an area only once the allocator is initialised (`attach` runs from the paths
+//! below these), and with debugging on (`cached` config) its flags carry SLOW for good, so a
+//! non-null area and clear flags are all the configuration these paths need to look at.
 
-use super::area::{Area, BUSY, add, cap, meta_word, remote, set_flags};
+use super::area::{Area, BUSY, add, cap, meta_word, remote, set_flags_fast as set_flags};
 use super::whole::hold_remote;
 use crate::block::{BlockMeta, CACHED, NO_LINK, Op, USED};
 use crate::heap::lookup::zone_of;

@@ -1,7 +1,13 @@
-//! Per-thread caches of free zone slots, with debugging off only (MALLOC_DEBUG unset): malloc
-//! and free of TINY and SMALL blocks usually take no arena lock. With debugging on the caches
-//! are bypassed entirely: every block goes through the locked paths, so the quarantine, the
-//! histories and the checks stay exact.
+//! Per-thread caches of free zone slots, with debugging off (MALLOC_DEBUG unset), and with
+//! debugging that writes no byte of a block and keeps no freed one (`config::Config::cached`:
+//! the log, the ring, stacks, the leak check, stats, dumps): malloc and free of TINY and SMALL
+//! blocks usually take no arena lock. With debugging off the C entry points use them directly
+//! (`fast`); with `cached` debugging only the full paths do, which take each call's event
+//! number, stack and log record, and write the block's history (`free_recorded`, and the
+//! allocation's in `heap::alloc`). Such a thread's area is marked SLOW, which keeps the fast
+//! paths out. With checks, canaries, fills, a quarantine or guard pages the caches are bypassed
+//! entirely: every block goes through the locked paths, so the quarantine, the histories and
+//! the checks stay exact.
 //!
 //! Each thread gets an area (mapped on first use, never unmapped; the area of an exited thread
 //! is taken again by a new one) holding, per size class, an array of slot addresses: the list
@@ -78,7 +84,7 @@ use crate::debug::layout::layout;
 use crate::pagemap;
 use crate::sys;
 use crate::tls::{self, ThreadState};
-use area::{AREA_LEN, AREAS, Area, BUSY, add, cap, class_slots, meta_word, set_flags};
+use area::{AREA_LEN, AREAS, Area, BUSY, SLOW, add, cap, class_slots, meta_word, set_flags};
 use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use whole::{flush, hold_remote, thread_exit};
 
@@ -97,7 +103,7 @@ static KEY_STATE: AtomicU8 = AtomicU8::new(KEY_NONE);
 fn mine(st: *mut ThreadState) -> Option<*mut Area> {
     // SAFETY: our own TLS block.
     unsafe {
-        if (*st).locks != 0 || (*st).tcache_flags != 0 {
+        if (*st).locks != 0 || (*st).tcache_flags & !SLOW != 0 {
             return None;
         }
         let a = (*st).tcache as *mut Area;
@@ -157,7 +163,13 @@ fn attach(st: *mut ThreadState) -> Option<*mut Area> {
         {
             a = area;
             // SAFETY: our own TLS block.
-            unsafe { (*st).tcache = a as usize };
+            unsafe {
+                (*st).tcache = a as usize;
+                if crate::config::get().enabled {
+                    // Debugging on: the fast paths, which record nothing, must not use it.
+                    (*st).tcache_flags |= SLOW;
+                }
+            }
             if let Some(k) = key {
                 // Its destructor runs at the thread's exit. (A key past the first 32 makes
                 // glibc allocate here: that call finds the cache busy and takes the locked
@@ -332,35 +344,52 @@ pub(super) fn free(p: usize) -> bool {
     };
     set_flags(st, BUSY);
     // SAFETY: our own area, busy.
-    let done = unsafe { push(area, p) };
+    let done = unsafe { push(area, p, None) };
+    set_flags(st, 0);
+    done.is_some()
+}
+
+/// `free` with debugging on (`cached` config): the block's history records the free
+/// (sequence number `seq`, from `caller`). Returns the block's size; None sends the call to
+/// the locked path.
+pub(super) fn free_recorded(p: usize, seq: u64, caller: usize) -> Option<usize> {
+    let st = tls::state();
+    let area = mine(st)?;
+    set_flags(st, BUSY);
+    // SAFETY: our own area, busy.
+    let done = unsafe { push(area, p, Some((seq, caller))) };
     set_flags(st, 0);
     done
 }
 
+/// Caches the block at `p`, writing the free `hist` (sequence number, caller) into its history
+/// if given. Returns its size, None if it is not a live zone block at its start.
 /// # Safety
 /// `area` is this thread's, busy, and the thread holds no allocator lock.
 #[inline(always)]
-unsafe fn push(area: *mut Area, p: usize) -> bool {
-    let Some((ai, z)) = zone_of(pagemap::get(p)) else {
-        return false;
-    };
+unsafe fn push(area: *mut Area, p: usize, hist: Option<(u64, usize)>) -> Option<usize> {
+    let (ai, z) = zone_of(pagemap::get(p))?;
     // SAFETY: zone headers stay mapped; a live block keeps its zone, and a stale or wild
     // pointer fails the checks (its slot is not USED, or not at `p`).
     unsafe {
-        let Some(i) = (*z).index_of(p) else {
-            return false;
-        };
+        let i = (*z).index_of(p)?;
         let m = BlockMeta::from_word(meta_word(z, i).load(Ordering::Relaxed));
         let slot = (*z).slot_addr(i);
         if m.state != USED || slot + m.front as usize != p {
-            return false;
+            return None;
         }
         let state = AtomicU8::from_ptr(&raw mut (*(*z).meta.add(i)).state);
         if state
             .compare_exchange(USED, CACHED, Ordering::AcqRel, Ordering::Relaxed)
             .is_err()
         {
-            return false;
+            return None;
+        }
+        // The slot is this call's until it is pushed (or held apart for its arena).
+        if let Some((seq, caller)) = hist
+            && let Some(d) = (*z).dbg(i)
+        {
+            d.set_free(seq, caller, tls::tid());
         }
         let e = [slot, (*z).meta.add(i) as usize];
         if area::remote(tls::state(), ai) {
@@ -376,6 +405,6 @@ unsafe fn push(area: *mut Area, p: usize) -> bool {
         }
         add(&(*area).live_blocks, -1);
         add(&(*area).live_bytes, -(m.size as isize));
+        Some(m.size as usize)
     }
-    true
 }

@@ -3,7 +3,7 @@
 //! (the calling thread's), at a thread's exit (a pthread key's destructor) and in a fork child
 //! (the parent's other threads'); and the live counts the caches add to the arenas'.
 
-use super::area::{AREAS, Area, BUSY, Entry, GONE, REMOTE, cap, class_slots, set_flags};
+use super::area::{AREAS, Area, BUSY, Entry, GONE, REMOTE, SLOW, cap, class_slots, set_flags};
 use crate::block::CACHED;
 use crate::heap::arena::{ARENAS, return_slot};
 use crate::heap::lookup::zone_of;
@@ -148,7 +148,7 @@ unsafe fn flush_all(area: *mut Area) {
 fn attached(st: *mut ThreadState) -> Option<*mut Area> {
     // SAFETY: our own TLS block.
     unsafe {
-        if (*st).locks != 0 || (*st).tcache_flags != 0 {
+        if (*st).locks != 0 || (*st).tcache_flags & !SLOW != 0 {
             return None;
         }
         let a = (*st).tcache as *mut Area;
