@@ -12,8 +12,9 @@ pub static LIVE: AtomicIsize = AtomicIsize::new(0);
 pub static TRACK: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
 /// A thread adds its allocations to `LIVE` once its own balance moved by this much: one shared
-/// atomic per ~64 KiB instead of two per call. `PEAK` is therefore exact to within this many
-/// bytes per thread.
+/// atomic per ~64 KiB instead of two per call. An allocation in between raises `PEAK` to
+/// `LIVE` plus the thread's own balance (two loads of lines that rarely change), so `PEAK` is
+/// exact in a single thread and within this many bytes per other thread.
 const LIVE_BATCH: i64 = 64 << 10;
 
 #[inline]
@@ -25,6 +26,12 @@ fn live_move(n: i64) {
         (*st).live_delta
     };
     if (-LIVE_BATCH..LIVE_BATCH).contains(&d) {
+        if n > 0 {
+            let v = LIVE.load(Ordering::Relaxed) + d as isize;
+            if v > 0 && v as usize > PEAK.load(Ordering::Relaxed) {
+                PEAK.fetch_max(v as usize, Ordering::Relaxed);
+            }
+        }
         return;
     }
     // SAFETY: as above.

@@ -354,6 +354,30 @@ fn mapping_count_after_large_churn_is_exact() {
     }
 }
 
+/// The peak of a small program (40,000 bytes live at once, below the batch by which a thread's
+/// balance reaches the shared count) is what the `stats` line says, not 0.
+#[test]
+fn stats_peak_of_a_small_program() {
+    for mode in ["stats", "1,stats"] {
+        let out = run("peak_small", &[], &[("MALLOC_DEBUG", mode)]);
+        out.assert_success();
+        assert_eq!(out.stdout, "OK\n", "{mode}: {}", out.describe());
+        let peak: u64 = out
+            .stderr
+            .lines()
+            .find_map(|l| l.split_once("stats: peak ").map(|(_, r)| r))
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{mode}: no stats line: {}", out.describe()));
+        // (Start-up allocations of the C library come on top, a few KiB at most.)
+        assert!(
+            (40_000..=48_000).contains(&peak),
+            "{mode}: peak {peak}: {}",
+            out.describe()
+        );
+    }
+}
+
 /// A 10,000-byte MALLOC_DEBUG item: its warning echoes a bounded part of it, says how long it
 /// was and ends its line, so the next warning is a line of its own.
 #[test]
