@@ -8,7 +8,8 @@
 //! - interns call stacks (one id per distinct `<caller>[,<frame>...]` field or `@<id>`
 //!   reference; the frames of a reference come from its `S` record, before or after it);
 //! - hands events to the sink in `seq` order through a bounded reorder window (lines of
-//!   several threads may be slightly out of order in the file).
+//!   several threads are out of order in the file: each fills a chunk of its own), which grows
+//!   when events still come too late.
 
 use crate::parse::{self, MtraceRecord, MtraceWhere, Op, Record};
 use ft_format::log;
@@ -20,8 +21,12 @@ use std::io::{IsTerminal, Read, Write};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// Events held back at most to restore `seq` order.
-const REORDER_WINDOW: usize = 1 << 16;
+/// Events held back at most to restore `seq` order, at first (16 MiB of events).
+const REORDER_WINDOW: usize = 1 << 18;
+/// The most the window grows to when events still come too late (256 MiB of events): a thread
+/// writes up to 1 MiB of lines (some 25,000 events) into its own chunk of the file while every
+/// other thread fills one of its own, so a log of many busy threads needs about threads × 25,000.
+const REORDER_MAX: usize = 1 << 22;
 /// Corrupt lines printed in full; the rest are only counted.
 const CORRUPT_SHOWN: u64 = 10;
 
@@ -245,6 +250,9 @@ impl Default for Options {
 
 struct Reorder {
     heap: BinaryHeap<Reverse<Event>>,
+    /// Events held back at most now: doubled (up to `REORDER_MAX`) by each event that came
+    /// too late.
+    window: usize,
     next: u64,
     /// Highest seq handed on so far (0 = none).
     last: u64,
@@ -335,7 +343,9 @@ impl State {
             return;
         }
         if ev.seq < self.ro.next {
-            // Older than what was already handed on: too late to put in place.
+            // Older than what was already handed on: too late to put in place. Later ones
+            // get a larger window.
+            self.ro.window = (self.ro.window * 2).min(REORDER_MAX);
             self.emit(ev);
             return;
         }
@@ -350,7 +360,7 @@ impl State {
                 break;
             };
             let top = *top;
-            if top.seq == self.ro.next || all || self.ro.heap.len() > REORDER_WINDOW {
+            if top.seq == self.ro.next || all || self.ro.heap.len() > self.ro.window {
                 self.ro.heap.pop();
                 self.ro.next = top.seq + 1;
                 self.emit(top);
@@ -648,6 +658,7 @@ pub fn read_log<S: Sink>(path: &str, sink: &mut S, opts: &Options) -> std::io::R
         recycle: rrx,
         ro: Reorder {
             heap: BinaryHeap::new(),
+            window: REORDER_WINDOW,
             next: 1,
             last: 0,
         },

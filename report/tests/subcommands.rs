@@ -702,3 +702,35 @@ fn plot_names_a_write_failure() {
     );
     assert!(!d.join("y.svg").exists());
 }
+
+/// Two threads' lines written in two long runs (as each thread fills a chunk of the file of its
+/// own), 120,000 events apart in seq order: every free still meets its malloc.
+#[test]
+fn chunks_of_busy_threads_are_put_back_in_order() {
+    let d = tmpdir("chunks");
+    let n = 60_000u64;
+    let mut s = String::from(HEADER);
+    for (tid, first, base) in [(100u64, 1u64, 0x1000_0000u64), (101, 2, 0x9000_0000)] {
+        // Thread `tid` has every other seq from `first`: malloc, then free of the same block.
+        for k in 0..n {
+            let seq = first + 4 * k;
+            let p = base + 0x40 * k;
+            s.push_str(&format!(
+                "E {seq} {seq} {tid} malloc 0x0 {p:#x} 24 0 0x1000\n"
+            ));
+            let seq = seq + 2;
+            s.push_str(&format!(
+                "E {seq} {seq} {tid} free {p:#x} 0x0 24 0 0x1000\n"
+            ));
+        }
+    }
+    let log = write(&d, "chunks.log", s.as_bytes());
+    let out = ok(&["summary", log.to_str().unwrap()]).stdout;
+    assert!(out.contains("240000 events"), "{out}");
+    assert!(!out.contains("seq order"), "{out}");
+    assert!(!out.contains("not live blocks"), "{out}");
+    assert!(
+        out.contains("at end     0 bytes in 0 blocks still live"),
+        "{out}"
+    );
+}
