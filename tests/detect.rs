@@ -1052,6 +1052,11 @@ fn real_gcc_compile_and_run() {
 }
 
 #[test]
+fn real_clang_cxx_compile_and_run() {
+    real_check("clang++", real::clang_cxx_compile_and_run);
+}
+
+#[test]
 fn real_sort_100k_lines() {
     real_check("sort", real::sort_100k_lines);
 }

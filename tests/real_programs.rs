@@ -43,6 +43,11 @@ fn gcc_compile_and_run() {
 }
 
 #[test]
+fn clang_cxx_compile_and_run() {
+    check("clang++", real::clang_cxx_compile_and_run);
+}
+
+#[test]
 fn sort_100k_lines() {
     check("sort", real::sort_100k_lines);
 }

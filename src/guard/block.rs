@@ -106,6 +106,7 @@ pub fn allocate(
         Guard::Exact => (false, true),
         _ => (false, false),
     };
+    let align = layout::requested_align(size, align, op, exact);
     let (a, guard, data_len) = layout::geometry(size, cap, align, exact)?;
     let class = pool::class_of(data_len, guard, sys::page_size());
     let mut l = LARGE.enter()?;

@@ -1,7 +1,7 @@
 //! The shape of a guarded block: its alignment, its guard size and data length, and its
 //! descriptor (guard after the block, before it, or after it with no alignment).
 
-use crate::block::GuardAt;
+use crate::block::{GuardAt, Op};
 use crate::large::{Large, MAX_PIECES};
 use crate::sys;
 
@@ -21,6 +21,23 @@ pub fn align_of(size: usize, align: usize, exact: bool) -> usize {
         (1usize << size.trailing_zeros()).clamp(8, 16)
     }
 }
+
+/// The alignment a guarded block of `size` bytes made by `op` must have, before `align_of`
+/// rounds it: the explicit one; for plain `operator new` and `new[]`, 16 bytes
+/// (`__STDCPP_DEFAULT_NEW_ALIGNMENT__` on 64-bit Linux), whatever the size, since C++ code
+/// relies on it (clang, through LLVM's allocators, reads past blocks that have less); 0
+/// (natural) for the C functions. `guard=exact` keeps 1.
+pub fn requested_align(size: usize, align: usize, op: Op, exact: bool) -> usize {
+    if align == 0 && !exact && !size.is_multiple_of(NEW_ALIGN) && matches!(op, Op::New | Op::NewArr)
+    {
+        NEW_ALIGN
+    } else {
+        align
+    }
+}
+
+/// `__STDCPP_DEFAULT_NEW_ALIGNMENT__`: what plain `operator new` promises.
+const NEW_ALIGN: usize = 2 * core::mem::size_of::<usize>();
 
 /// Alignment, guard size and data length (page multiple, the block's room plus alignment
 /// slack) of a guarded block; None on overflow.

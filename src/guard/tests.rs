@@ -2,8 +2,9 @@
 //! put/take/evict bookkeeping, and guarded block alignment. The ranges are numbers, never
 //! mapped.
 
-use super::layout::{align_of, geometry};
+use super::layout::{align_of, geometry, requested_align};
 use super::pool::class_of;
+use crate::block::Op;
 use crate::large::{BANK_SLOTS, Bank, Large, POOL_MAX_PAGES};
 
 const P: usize = 4096;
@@ -52,6 +53,20 @@ fn guarded_alignment() {
     assert_eq!(align_of(24, 64, false), 64);
     assert_eq!(align_of(24, 2, true), 2);
     assert_eq!(align_of(24, 2, false), 8);
+}
+
+/// Plain operator new gets 16 bytes whatever its size; the C functions their natural
+/// alignment; an explicit alignment and `guard=exact` are kept.
+#[test]
+fn operator_new_alignment() {
+    let new = |size, op, exact| align_of(size, requested_align(size, 0, op, exact), exact);
+    for size in [1, 8, 24, 40, 100] {
+        assert_eq!(new(size, Op::New, false), 16, "new {size}");
+        assert_eq!(new(size, Op::NewArr, false), 16, "new[] {size}");
+        assert_eq!(new(size, Op::Malloc, false), align_of(size, 0, false));
+        assert_eq!(new(size, Op::New, true), 1);
+    }
+    assert_eq!(requested_align(24, 64, Op::New, false), 64);
 }
 
 fn desc(n: usize) -> *mut Large {

@@ -17,6 +17,7 @@ pub const ALL: &[(&str, Check)] = &[
     ("perl_hash_200k", perl_hash_200k),
     ("git_init_commit_log", git_init_commit_log),
     ("gcc_compile_and_run", gcc_compile_and_run),
+    ("clang_cxx_compile_and_run", clang_cxx_compile_and_run),
     ("sort_100k_lines", sort_100k_lines),
     ("sqlite3_10k_rows", sqlite3_10k_rows),
 ];
@@ -246,6 +247,37 @@ pub fn gcc_compile_and_run(envs: &[(&str, &str)]) -> Option<Output> {
     assert!(run.success(), "compiled program failed: {}", run.describe());
     let s: i64 = (0..100).map(|i| i * i).sum();
     assert_eq!(run.stdout, format!("0 99 {s}\n"));
+    let _ = std::fs::remove_dir_all(&dir);
+    Some(out)
+}
+
+/// clang++ (LLVM's C++ allocators, which rely on `operator new`'s 16-byte alignment) compiling
+/// a C++ program with standard containers, which then runs without the library.
+pub fn clang_cxx_compile_and_run(envs: &[(&str, &str)]) -> Option<Output> {
+    let clang = require("clang++")?;
+    let dir = fresh_dir("clang");
+    let src = dir.join("prog.cc");
+    std::fs::write(
+        &src,
+        "#include <iostream>\n#include <map>\n#include <string>\n#include <vector>\n\
+         int main() { std::map<std::string, std::vector<int>> m;\n\
+         for (int i = 0; i < 1000; i++) m[std::to_string(i % 97)].push_back(i);\n\
+         long s = 0; for (auto &kv : m) s += kv.first.size() * kv.second.size();\n\
+         std::cout << m.size() << ' ' << s << std::endl; }\n",
+    )
+    .unwrap();
+    let exe = dir.join("prog");
+    let out = Run::new(clang)
+        .args(["-O1", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .envs(envs)
+        .go();
+    assert_ok("clang++", &out);
+    let run = Run::new(&exe).no_preload().go();
+    assert!(run.success(), "compiled program failed: {}", run.describe());
+    let s: usize = (0..1000).map(|i: usize| (i % 97).to_string().len()).sum();
+    assert_eq!(run.stdout, format!("97 {s}\n"));
     let _ = std::fs::remove_dir_all(&dir);
     Some(out)
 }
