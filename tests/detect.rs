@@ -429,6 +429,23 @@ fn free_of_new() {
     );
 }
 
+/// A program's own operator new around malloc with the default delete, and its own delete
+/// around free with the default new: no mismatch (the function that called malloc, or free,
+/// is an operator new, or delete); a real mismatch is still one (`free_of_new` above), and an
+/// overflow of such a block is still found at delete[].
+#[test]
+fn own_operator_new_or_delete_is_no_mismatch() {
+    if !have_cxx() {
+        return;
+    }
+    run("own_operator_new", &[], DEBUG).assert_ok_clean();
+    run("own_operator_delete", &[], DEBUG).assert_ok_clean();
+    assert_abort_report(
+        &run("own_operator_new", &["overflow"], DEBUG),
+        "ft_malloc[PID]: ERROR: heap overflow: ADDR (TINY, 16 bytes) written past its end at offset 16 (1 byte past the end), found in operator delete[]()",
+    );
+}
+
 #[test]
 fn delete_of_new_array() {
     if !have_cxx() {

@@ -24,6 +24,12 @@ use crate::tls;
 /// `check`), canaries. Returns the first problem found.
 #[inline]
 pub(super) fn debug_checks(info: &Info, op: Op, sized: usize) -> Option<Bad> {
+    debug_checks_of(info, op, sized, true)
+}
+
+/// `debug_checks`, the family check only when `family`.
+#[inline]
+fn debug_checks_of(info: &Info, op: Op, sized: usize, family: bool) -> Option<Bad> {
     if config::get().check {
         let want = info.origin.family();
         let have = op.family();
@@ -31,7 +37,7 @@ pub(super) fn debug_checks(info: &Info, op: Op, sized: usize) -> Option<Bad> {
             Op::Realloc | Op::Reallocarray | Op::UsableSize => want == Family::Malloc,
             _ => want == have,
         };
-        if !ok {
+        if !ok && family {
             return Some(Bad::Mismatch);
         }
         if sized != 0 && sized != info.size {
@@ -141,11 +147,39 @@ pub(super) fn deallocate_call(p: usize, op: Op, caller: usize, sized: usize) -> 
             return 0;
         }
     };
-    if cfg.enabled {
+    checked_free(held, p, op, caller, sized, seq, true)
+}
+
+/// Frees the held block `p` after its debug checks (`family`: the family check too); a
+/// problem found is reported.
+#[inline]
+fn checked_free(
+    held: Held<'static>,
+    p: usize,
+    op: Op,
+    caller: usize,
+    sized: usize,
+    seq: u64,
+    family: bool,
+) -> usize {
+    let enabled = config::get().enabled;
+    if enabled {
         let info = held.info();
-        if let Some(bad) = debug_checks(&info, op, sized) {
+        if let Some(bad) = debug_checks_of(&info, op, sized, family) {
             drop(held);
-            report::bad_block(op, p, bad, &with_history(info), caller);
+            let info = with_history(info);
+            if bad == Bad::Mismatch && crate::debug::wrappers::explains(&info, op, caller) {
+                // A program's own operator new or delete around malloc or free: no mismatch.
+                return match hold(p) {
+                    Ok(h) => checked_free(h, p, op, caller, sized, seq, false),
+                    Err(NotHeld::Busy) => {
+                        defer_free(p, op, caller);
+                        0
+                    }
+                    Err(NotHeld::Bad(..)) => 0,
+                };
+            }
+            report::bad_block(op, p, bad, &info, caller);
             // Going on (on_error=continue): a corrupted block is kept rather than reused.
             if matches!(bad, Bad::Overflow(_) | Bad::Underflow(_)) {
                 return keep_freed(p, caller, seq);
@@ -154,7 +188,7 @@ pub(super) fn deallocate_call(p: usize, op: Op, caller: usize, sized: usize) -> 
         }
     }
     let size = finish_free(held, caller, seq);
-    if cfg.enabled {
+    if enabled {
         crate::stats::sub_live(size);
     }
     size
