@@ -1074,6 +1074,11 @@ fn real_clang_cxx_compile_and_run() {
 }
 
 #[test]
+fn real_rustc_compile_and_run() {
+    real_check("rustc", real::rustc_compile_and_run);
+}
+
+#[test]
 fn real_sort_100k_lines() {
     real_check("sort", real::sort_100k_lines);
 }

@@ -1025,8 +1025,9 @@ fn log_truncated_by_another_program() {
 }
 
 /// The real programs of the suite (bash, python3 with threads, perl, git, gcc with its
-/// cc1/as/ld children, clang++, sort, sqlite3) under `log=` without `%p`: each runs as usual,
-/// and every process's file (the first process's PATH, the others' PATH.PID) parses whole.
+/// cc1/as/ld children, clang++, rustc, sort, sqlite3) under `log=` without `%p`: each runs as
+/// usual, and every process's file (the first process's PATH, the others' PATH.PID) parses
+/// whole.
 #[test]
 fn real_programs_keep_every_process_log() {
     for (name, check) in common::real::ALL {

@@ -98,23 +98,23 @@ fn underflow_write_before_block_below() {
     );
 }
 
-/// 1000 is a multiple of 8: the block ends exactly at the guard page, so an 8-byte read just
+/// 1008 is a multiple of 16: the block ends exactly at the guard page, so an 8-byte read just
 /// past it faults on its first byte.
 #[test]
-fn overflow_read_8_bytes_past_1000_byte_block() {
+fn overflow_read_8_bytes_past_1008_byte_block() {
     assert_fault(
-        &fault("over1000_word", "guard"),
-        "ft_malloc[PID]: ERROR: heap overflow (read) at ADDR: 0 bytes after the 1000-byte block at ADDR (guard page)",
-        1000,
+        &fault("over1008_word", "guard"),
+        "ft_malloc[PID]: ERROR: heap overflow (read) at ADDR: 0 bytes after the 1008-byte block at ADDR (guard page)",
+        1008,
     );
 }
 
 #[test]
-fn overflow_read_7_bytes_past_1000_byte_block() {
+fn overflow_read_7_bytes_past_1008_byte_block() {
     assert_fault(
-        &fault("over1000_7", "guard"),
-        "ft_malloc[PID]: ERROR: heap overflow (read) at ADDR: 7 bytes after the 1000-byte block at ADDR (guard page)",
-        1007,
+        &fault("over1008_7", "guard"),
+        "ft_malloc[PID]: ERROR: heap overflow (read) at ADDR: 7 bytes after the 1008-byte block at ADDR (guard page)",
+        1015,
     );
 }
 
@@ -461,8 +461,8 @@ fn realloc_keeps_content() {
 fn realloc_result_is_guarded() {
     assert_fault(
         &run("guard_realloc", &["overflow"], &[("MALLOC_DEBUG", "guard")]),
-        "ft_malloc[PID]: ERROR: heap overflow (read) at ADDR: 0 bytes after the 24-byte block at ADDR (guard page)",
-        24,
+        "ft_malloc[PID]: ERROR: heap overflow (read) at ADDR: 0 bytes after the 32-byte block at ADDR (guard page)",
+        32,
     );
 }
 
@@ -561,6 +561,7 @@ real_tests!(
     git_init_commit_log,
     gcc_compile_and_run,
     clang_cxx_compile_and_run,
+    rustc_compile_and_run,
     sort_100k_lines,
     sqlite3_10k_rows,
 );
@@ -576,6 +577,7 @@ fn real_tests_cover_all_checks() {
         "git_init_commit_log",
         "gcc_compile_and_run",
         "clang_cxx_compile_and_run",
+        "rustc_compile_and_run",
         "sort_100k_lines",
         "sqlite3_10k_rows",
     ];
@@ -767,7 +769,7 @@ fn fork_keeps_guards() {
         let first = out.stderr.lines().next().unwrap_or("");
         assert_eq!(
             mask(first),
-            "ft_malloc[PID]: ERROR: heap overflow (read) at ADDR: 0 bytes after the 24-byte block at ADDR (guard page)",
+            "ft_malloc[PID]: ERROR: heap overflow (read) at ADDR: 0 bytes after the 32-byte block at ADDR (guard page)",
             "MALLOC_DEBUG={debug}: {}",
             out.describe()
         );

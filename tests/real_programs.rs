@@ -48,6 +48,11 @@ fn clang_cxx_compile_and_run() {
 }
 
 #[test]
+fn rustc_compile_and_run() {
+    check("rustc", real::rustc_compile_and_run);
+}
+
+#[test]
 fn sort_100k_lines() {
     check("sort", real::sort_100k_lines);
 }

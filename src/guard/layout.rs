@@ -5,9 +5,10 @@ use crate::block::{GuardAt, Op};
 use crate::large::{Large, MAX_PIECES};
 use crate::sys;
 
-/// Alignment of a guarded block: an explicit one is kept; otherwise the natural alignment of
-/// the size between 8 and 16 (an object of N bytes cannot need more than the largest power of
-/// two dividing N), or 1 with `guard=exact`.
+/// Alignment of a guarded block: an explicit one is kept; otherwise 16 bytes from 16 bytes up,
+/// as glibc gives (Rust's standard library asks malloc for 16-aligned memory of any size from
+/// 16 up, and hashbrown's tables fault with less), 8 below (no object of fewer than 16 bytes
+/// needs more), or 1 with `guard=exact`.
 pub fn align_of(size: usize, align: usize, exact: bool) -> usize {
     if align > 0 {
         return align.max(if exact { 1 } else { 8 }).next_power_of_two();
@@ -15,29 +16,27 @@ pub fn align_of(size: usize, align: usize, exact: bool) -> usize {
     if exact {
         return 1;
     }
-    if size == 0 {
-        16
+    if size == 0 || size >= MALLOC_ALIGN {
+        MALLOC_ALIGN
     } else {
-        (1usize << size.trailing_zeros()).clamp(8, 16)
+        8
     }
 }
 
 /// The alignment a guarded block of `size` bytes made by `op` must have, before `align_of`
 /// rounds it: the explicit one; for plain `operator new` and `new[]`, 16 bytes
-/// (`__STDCPP_DEFAULT_NEW_ALIGNMENT__` on 64-bit Linux), whatever the size, since C++ code
-/// relies on it (clang, through LLVM's allocators, reads past blocks that have less); 0
-/// (natural) for the C functions. `guard=exact` keeps 1.
+/// (`__STDCPP_DEFAULT_NEW_ALIGNMENT__` on 64-bit Linux) even below 16 bytes, as C++ promises;
+/// 0 (by size) for the C functions. `guard=exact` keeps 1.
 pub fn requested_align(size: usize, align: usize, op: Op, exact: bool) -> usize {
-    if align == 0 && !exact && !size.is_multiple_of(NEW_ALIGN) && matches!(op, Op::New | Op::NewArr)
-    {
-        NEW_ALIGN
+    if align == 0 && !exact && size < MALLOC_ALIGN && matches!(op, Op::New | Op::NewArr) {
+        MALLOC_ALIGN
     } else {
         align
     }
 }
 
-/// `__STDCPP_DEFAULT_NEW_ALIGNMENT__`: what plain `operator new` promises.
-const NEW_ALIGN: usize = 2 * core::mem::size_of::<usize>();
+/// What glibc's malloc and plain `operator new` promise on 64-bit Linux.
+const MALLOC_ALIGN: usize = 2 * core::mem::size_of::<usize>();
 
 /// Alignment, guard size and data length (page multiple, the block's room plus alignment
 /// slack) of a guarded block; None on overflow.

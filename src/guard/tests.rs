@@ -32,7 +32,7 @@ fn pool_class_of_real_blocks() {
     let page = crate::sys::page_size();
     // A small block: one data page, the narrow guard.
     let (a, guard, data_len) = geometry(24, 24, 0, false).unwrap();
-    assert_eq!((a, guard, data_len), (8, page, page));
+    assert_eq!((a, guard, data_len), (16, page, page));
     assert_eq!(class_of(data_len, guard, page), Some((0, 0)));
     // A block past SMALL_MAX: the wide guard.
     let (_, guard, data_len) = geometry(100_000, 100_000, 0, false).unwrap();
@@ -45,8 +45,10 @@ fn pool_class_of_real_blocks() {
 
 #[test]
 fn guarded_alignment() {
-    assert_eq!(align_of(24, 0, false), 8);
+    assert_eq!(align_of(24, 0, false), 16);
+    assert_eq!(align_of(52, 0, false), 16);
     assert_eq!(align_of(32, 0, false), 16);
+    assert_eq!(align_of(12, 0, false), 8);
     assert_eq!(align_of(7, 0, false), 8);
     assert_eq!(align_of(0, 0, false), 16);
     assert_eq!(align_of(24, 0, true), 1);
@@ -55,8 +57,8 @@ fn guarded_alignment() {
     assert_eq!(align_of(24, 2, false), 8);
 }
 
-/// Plain operator new gets 16 bytes whatever its size; the C functions their natural
-/// alignment; an explicit alignment and `guard=exact` are kept.
+/// Plain operator new gets 16 bytes whatever its size; the C functions 8 below 16 bytes; an
+/// explicit alignment and `guard=exact` are kept.
 #[test]
 fn operator_new_alignment() {
     let new = |size, op, exact| align_of(size, requested_align(size, 0, op, exact), exact);

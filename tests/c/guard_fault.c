@@ -3,8 +3,8 @@
  *   over16        read 1 byte just past a 16-byte block
  *   over13        read 1 byte just past a 13-byte block (for guard=exact)
  *   under16       write 1 byte just before a 16-byte block (for guard=below)
- *   over1000_word read 8 bytes (one uint64_t) just past a 1000-byte block
- *   over1000_7    read the byte 7 bytes past the end of a 1000-byte block
+ *   over1008_word read 8 bytes (one uint64_t) just past a 1008-byte block
+ *   over1008_7    read the byte 7 bytes past the end of a 1008-byte block
  *   gap13         write into the 3-byte alignment gap after a 13-byte block, then free it
  *   uaf_read      free a 16-byte block, then read its byte 3
  *   uaf_write     free a 16-byte block, then write its byte 3
@@ -51,13 +51,13 @@ int main(int argc, char **argv) {
     } else if (!strcmp(m, "under16")) {
         char *p = announced_block(16);
         ((volatile char *)p)[-1] = 'u';
-    } else if (!strcmp(m, "over1000_word")) {
-        char *p = announced_block(1000);
-        volatile uint64_t *w = (volatile uint64_t *)(p + 1000);
+    } else if (!strcmp(m, "over1008_word")) {
+        char *p = announced_block(1008);
+        volatile uint64_t *w = (volatile uint64_t *)(p + 1008);
         sink = (char)*w;
-    } else if (!strcmp(m, "over1000_7")) {
-        char *p = announced_block(1000);
-        sink = ((volatile char *)p)[1007];
+    } else if (!strcmp(m, "over1008_7")) {
+        char *p = announced_block(1008);
+        sink = ((volatile char *)p)[1015];
     } else if (!strcmp(m, "gap13")) {
         char *p = announced_block(13);
         ((volatile char *)p)[13] = 'g';

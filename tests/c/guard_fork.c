@@ -1,6 +1,6 @@
 /* Guard pages across fork: the child inherits the guarded blocks with their guards (PROT_NONE
  * pages or guard markers). It allocates and frees, checks the inherited blocks, then reads one
- * byte past a 24-byte block (which ends at its guard) and dies of SIGSEGV with our report; the
+ * byte past a 32-byte block (which ends at its guard) and dies of SIGSEGV with our report; the
  * parent goes on allocating. Prints "child killed by signal 11" and OK. */
 #include <string.h>
 #include <sys/wait.h>
@@ -29,7 +29,7 @@ int main(void) {
         for (int i = 6; i < 100; i++)
             if (keep[i][0] != 'k' || keep[i][15 + i] != 'k')
                 _exit(7);
-        volatile char x = keep[8][24];
+        volatile char x = keep[16][32];
         (void)x;
         _exit(0);
     }

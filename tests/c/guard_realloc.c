@@ -1,5 +1,5 @@
 /* realloc of guarded blocks keeps the content, growing and shrinking, across sizes (TINY, SMALL,
- * LARGE in the ordinary path). With argv[1] = "overflow", the last realloc'd block (24 bytes) is
+ * LARGE in the ordinary path). With argv[1] = "overflow", the last realloc'd block (32 bytes) is
  * read one byte past its end: it must be guarded too (SIGSEGV). */
 #include <stdint.h>
 #include <string.h>
@@ -22,7 +22,7 @@ static void check(const unsigned char *p, size_t n, unsigned seed) {
 
 int main(int argc, char **argv) {
     static const size_t sizes[] = {13, 16, 17, 100, 1000, 4096, 5000, 16384, 20000, 100000, 300000,
-                                   50000, 4000, 999, 64, 8, 1, 24};
+                                   50000, 4000, 999, 64, 8, 1, 32};
     for (unsigned seed = 0; seed < 3; seed++) {
         unsigned char *p = realloc(NULL, 5);
         CHECK(p != NULL);

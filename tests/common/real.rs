@@ -18,6 +18,7 @@ pub const ALL: &[(&str, Check)] = &[
     ("git_init_commit_log", git_init_commit_log),
     ("gcc_compile_and_run", gcc_compile_and_run),
     ("clang_cxx_compile_and_run", clang_cxx_compile_and_run),
+    ("rustc_compile_and_run", rustc_compile_and_run),
     ("sort_100k_lines", sort_100k_lines),
     ("sqlite3_10k_rows", sqlite3_10k_rows),
 ];
@@ -278,6 +279,37 @@ pub fn clang_cxx_compile_and_run(envs: &[(&str, &str)]) -> Option<Output> {
     assert!(run.success(), "compiled program failed: {}", run.describe());
     let s: usize = (0..1000).map(|i: usize| (i % 97).to_string().len()).sum();
     assert_eq!(run.stdout, format!("97 {s}\n"));
+    let _ = std::fs::remove_dir_all(&dir);
+    Some(out)
+}
+
+/// rustc compiling and linking a Rust program: Rust's standard library (hash tables that need
+/// malloc's 16-byte alignment), LLVM with its own operator new around malloc, and the linker,
+/// which deletes what that operator new made. The program then runs without the library.
+pub fn rustc_compile_and_run(envs: &[(&str, &str)]) -> Option<Output> {
+    let rustc = require("rustc")?;
+    let dir = fresh_dir("rustc");
+    let src = dir.join("prog.rs");
+    std::fs::write(
+        &src,
+        "use std::collections::HashMap;\n\
+         fn main() { let mut m: HashMap<u32, Vec<String>> = HashMap::new();\n\
+         for i in 0..1000u32 { m.entry(i % 97).or_default().push(i.to_string()); }\n\
+         let n: usize = m.values().map(|v| v.len()).sum();\n\
+         println!(\"{} {}\", m.len(), n); }\n",
+    )
+    .unwrap();
+    let exe = dir.join("prog");
+    let out = Run::new(rustc)
+        .args(["-O", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .envs(envs)
+        .go();
+    assert_ok("rustc", &out);
+    let run = Run::new(&exe).no_preload().go();
+    assert!(run.success(), "compiled program failed: {}", run.describe());
+    assert_eq!(run.stdout, "97 1000\n");
     let _ = std::fs::remove_dir_all(&dir);
     Some(out)
 }
