@@ -222,96 +222,87 @@ pub fn git_init_commit_log(envs: &[(&str, &str)]) -> Option<Output> {
     Some(log)
 }
 
+/// A compiler (`tool` with `flags`) under the library builds `source` (written as `file`); the
+/// program then runs without the library and must print `expect`.
+fn compile_and_run(
+    envs: &[(&str, &str)],
+    tool: &str,
+    flags: &[&str],
+    file: &str,
+    source: &str,
+    expect: &str,
+) -> Option<Output> {
+    let compiler = require(tool)?;
+    let dir = fresh_dir(tool);
+    let src = dir.join(file);
+    std::fs::write(&src, source).unwrap();
+    let exe = dir.join("prog");
+    let out = Run::new(compiler)
+        .args(flags)
+        .arg("-o")
+        .arg(&exe)
+        .arg(&src)
+        .envs(envs)
+        .go();
+    assert_ok(tool, &out);
+    let run = Run::new(&exe).no_preload().go();
+    assert!(run.success(), "compiled program failed: {}", run.describe());
+    assert_eq!(run.stdout, expect);
+    let _ = std::fs::remove_dir_all(&dir);
+    Some(out)
+}
+
 /// gcc (cc1, as, ld under the library) compiles a small C file; the program runs without it.
 pub fn gcc_compile_and_run(envs: &[(&str, &str)]) -> Option<Output> {
-    let gcc = require("gcc")?;
-    let dir = fresh_dir("gcc");
-    let src = dir.join("prog.c");
-    std::fs::write(
-        &src,
+    let s: i64 = (0..100).map(|i| i * i).sum();
+    compile_and_run(
+        envs,
+        "gcc",
+        &["-O2", "-Wall"],
+        "prog.c",
         "#include <stdio.h>\n#include <stdlib.h>\nstruct s { int a; double b; };\n\
          static int cmp(const void *x, const void *y) { return *(const int *)x - *(const int *)y; }\n\
          int main(void) { int v[100]; for (int i = 0; i < 100; i++) v[i] = (i * 37) % 100;\n\
          qsort(v, 100, sizeof v[0], cmp); long s = 0; for (int i = 0; i < 100; i++) s += v[i] * i;\n\
          printf(\"%d %d %ld\\n\", v[0], v[99], s); return 0; }\n",
+        &format!("0 99 {s}\n"),
     )
-    .unwrap();
-    let exe = dir.join("prog");
-    let out = Run::new(gcc)
-        .args(["-O2", "-Wall", "-o"])
-        .arg(&exe)
-        .arg(&src)
-        .envs(envs)
-        .go();
-    assert_ok("gcc", &out);
-    let run = Run::new(&exe).no_preload().go();
-    assert!(run.success(), "compiled program failed: {}", run.describe());
-    let s: i64 = (0..100).map(|i| i * i).sum();
-    assert_eq!(run.stdout, format!("0 99 {s}\n"));
-    let _ = std::fs::remove_dir_all(&dir);
-    Some(out)
 }
 
 /// clang++ (LLVM's C++ allocators, which rely on `operator new`'s 16-byte alignment) compiling
 /// a C++ program with standard containers, which then runs without the library.
 pub fn clang_cxx_compile_and_run(envs: &[(&str, &str)]) -> Option<Output> {
-    let clang = require("clang++")?;
-    let dir = fresh_dir("clang");
-    let src = dir.join("prog.cc");
-    std::fs::write(
-        &src,
+    let s: usize = (0..1000).map(|i: usize| (i % 97).to_string().len()).sum();
+    compile_and_run(
+        envs,
+        "clang++",
+        &["-O1"],
+        "prog.cc",
         "#include <iostream>\n#include <map>\n#include <string>\n#include <vector>\n\
          int main() { std::map<std::string, std::vector<int>> m;\n\
          for (int i = 0; i < 1000; i++) m[std::to_string(i % 97)].push_back(i);\n\
          long s = 0; for (auto &kv : m) s += kv.first.size() * kv.second.size();\n\
          std::cout << m.size() << ' ' << s << std::endl; }\n",
+        &format!("97 {s}\n"),
     )
-    .unwrap();
-    let exe = dir.join("prog");
-    let out = Run::new(clang)
-        .args(["-O1", "-o"])
-        .arg(&exe)
-        .arg(&src)
-        .envs(envs)
-        .go();
-    assert_ok("clang++", &out);
-    let run = Run::new(&exe).no_preload().go();
-    assert!(run.success(), "compiled program failed: {}", run.describe());
-    let s: usize = (0..1000).map(|i: usize| (i % 97).to_string().len()).sum();
-    assert_eq!(run.stdout, format!("97 {s}\n"));
-    let _ = std::fs::remove_dir_all(&dir);
-    Some(out)
 }
 
 /// rustc compiling and linking a Rust program: Rust's standard library (hash tables that need
 /// malloc's 16-byte alignment), LLVM with its own operator new around malloc, and the linker,
 /// which deletes what that operator new made. The program then runs without the library.
 pub fn rustc_compile_and_run(envs: &[(&str, &str)]) -> Option<Output> {
-    let rustc = require("rustc")?;
-    let dir = fresh_dir("rustc");
-    let src = dir.join("prog.rs");
-    std::fs::write(
-        &src,
+    compile_and_run(
+        envs,
+        "rustc",
+        &["-O"],
+        "prog.rs",
         "use std::collections::HashMap;\n\
          fn main() { let mut m: HashMap<u32, Vec<String>> = HashMap::new();\n\
          for i in 0..1000u32 { m.entry(i % 97).or_default().push(i.to_string()); }\n\
          let n: usize = m.values().map(|v| v.len()).sum();\n\
          println!(\"{} {}\", m.len(), n); }\n",
+        "97 1000\n",
     )
-    .unwrap();
-    let exe = dir.join("prog");
-    let out = Run::new(rustc)
-        .args(["-O", "-o"])
-        .arg(&exe)
-        .arg(&src)
-        .envs(envs)
-        .go();
-    assert_ok("rustc", &out);
-    let run = Run::new(&exe).no_preload().go();
-    assert!(run.success(), "compiled program failed: {}", run.describe());
-    assert_eq!(run.stdout, "97 1000\n");
-    let _ = std::fs::remove_dir_all(&dir);
-    Some(out)
 }
 
 /// sort of a 100k-line file: same output as sort without the library.
