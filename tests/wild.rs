@@ -135,3 +135,34 @@ fn a_program_with_its_own_segv_handler_keeps_its_faults() {
     assert_eq!(o.stdout, "start\ncaught\n", "{}", o.describe());
     assert!(!o.stderr.contains("ft_malloc["), "{}", o.describe());
 }
+
+/// Our handler runs on the thread's alternate signal stack, and a program's may be small (8 KiB
+/// here, as Rust's standard library gives each thread): the report still comes whole, on a
+/// stack of its own, and the process dies of its fault (it used to fault in the handler and
+/// loop). A guard-page overflow and a wild pointer.
+#[test]
+fn a_small_alternate_signal_stack_still_gets_the_whole_report() {
+    let exe = compile("segv_small_altstack");
+    for (mode, debug, first) in [
+        ("guard", "guard", "ERROR: heap overflow (read) at 0x"),
+        ("wild", "1", "ERROR: wild pointer: SIGSEGV (access) with r"),
+    ] {
+        let o = Run::new(&exe)
+            .arg(mode)
+            .env("MALLOC_DEBUG", debug)
+            .timeout(std::time::Duration::from_secs(20))
+            .go();
+        assert_eq!(o.signal, Some(libc::SIGSEGV), "{mode}: {}", o.describe());
+        assert_eq!(lines_with(&o, first).len(), 1, "{mode}: {}", o.describe());
+        assert!(
+            !lines_with(&o, " main+0x").is_empty(),
+            "{mode}: the stack of the fault: {}",
+            o.describe()
+        );
+        assert!(
+            o.stderr.ends_with("the process now dies of this fault\n"),
+            "{mode}: {}",
+            o.describe()
+        );
+    }
+}

@@ -9,6 +9,8 @@
 //! - `errno`: errno, its saving, and the names of error numbers;
 //! - `proc`: ids, clocks, random bytes, the initial environment, futexes, exit;
 //! - `signal`: the thread's signal mask, handlers;
+//! - `room`: stack room for a signal handler's work (a stack of its own when the alternate
+//!   signal stack is short);
 //! - `image`: the library's own loaded image (where its writable segments lie).
 //!
 //! Invariant: these wrappers never touch `errno` visibly to the program except where the
@@ -20,6 +22,7 @@ pub mod image;
 pub mod mem;
 pub mod out;
 pub mod proc;
+pub mod room;
 pub mod signal;
 
 pub use errno::*;

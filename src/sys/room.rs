@@ -1,0 +1,118 @@
+//! Stack room for a signal handler's work. A handler runs on the thread's alternate signal
+//! stack when it has one, and a program's may be small: Rust's standard library gives each
+//! thread 8 KiB, less than a report with its symbol lookups needs. `with_room` runs such work
+//! on a mapping of its own (with a guard page below) when the alternate stack in use has less
+//! than `ROOM` bytes left, and unmaps it after; elsewhere it runs the work in place.
+//!
+//! # Invariants
+//! The switch is one `call` on the new stack between two moves of the stack pointer, which a
+//! callee-saved register keeps: the work returns to the frame that switched, and nothing of
+//! the old stack is read while the new one is in use but through pointers the work was given.
+
+use core::ffi::c_void;
+
+/// Stack bytes the work of our fault handler may take (reports, symbol lookups, the stack
+/// walk), with a margin.
+pub const ROOM: usize = 96 * 1024;
+/// The stack mapped when the alternate stack is short of room.
+const SIZE: usize = 256 * 1024;
+
+/// Runs `f` on a stack with `ROOM` bytes: this one when the thread is not on its alternate
+/// signal stack or that has room left, else a stack mapped for it (in place if mapping fails).
+pub fn with_room<F: FnMut()>(mut f: F) {
+    if !short_of_room() {
+        f();
+        return;
+    }
+    let page = super::page_size();
+    let len = SIZE + page;
+    let Some(base) = super::map(len) else {
+        f();
+        return;
+    };
+    let top = (base as usize + len) & !15;
+    // SAFETY: [base, base + len) is a fresh mapping of ours: its lowest page becomes a guard
+    // (the work faults rather than run into other memory), the rest is the new stack; the
+    // trampoline gets a pointer to `f`, which lives in this frame until the switch returns.
+    unsafe {
+        super::protect(base, page, false);
+        switch(top, trampoline::<F>, &mut f as *mut F as *mut c_void);
+        super::unmap(base, len);
+    }
+}
+
+/// Whether the thread runs on its alternate signal stack with less than `ROOM` bytes below the
+/// stack pointer.
+fn short_of_room() -> bool {
+    // SAFETY: a zeroed stack_t is a valid out-parameter; sigaltstack with no new stack only
+    // reads the thread's.
+    let ss = unsafe {
+        let mut ss: libc::stack_t = core::mem::zeroed();
+        if libc::sigaltstack(core::ptr::null(), &mut ss) != 0 {
+            return false;
+        }
+        ss
+    };
+    if ss.ss_flags & libc::SS_ONSTACK == 0 {
+        return false;
+    }
+    let marker = 0u8;
+    let sp = &marker as *const u8 as usize;
+    sp.saturating_sub(ss.ss_sp as usize) < ROOM
+}
+
+extern "C" fn trampoline<F: FnMut()>(f: *mut c_void) {
+    // SAFETY: `with_room` passes a pointer to its live `F`.
+    unsafe { (*(f as *mut F))() }
+}
+
+/// Calls `f(arg)` with the stack pointer at `top` (16-aligned), then comes back to this stack.
+/// # Safety
+/// `top` is the end of a writable stack large enough for `f`; `f` returns normally.
+#[cfg(target_arch = "x86_64")]
+unsafe fn switch(top: usize, f: extern "C" fn(*mut c_void), arg: *mut c_void) {
+    // SAFETY: per the caller; r12 is callee-saved, so it still holds the old stack pointer
+    // when `f` returns.
+    unsafe {
+        core::arch::asm!(
+            "mov r12, rsp",
+            "mov rsp, {top}",
+            "call {f}",
+            "mov rsp, r12",
+            top = in(reg) top,
+            f = in(reg) f,
+            in("rdi") arg,
+            out("r12") _,
+            clobber_abi("C"),
+        );
+    }
+}
+
+/// `switch` for aarch64 (x19 is callee-saved).
+/// # Safety
+/// As on x86_64.
+#[cfg(target_arch = "aarch64")]
+unsafe fn switch(top: usize, f: extern "C" fn(*mut c_void), arg: *mut c_void) {
+    // SAFETY: per the caller; x19 still holds the old stack pointer when `f` returns.
+    unsafe {
+        core::arch::asm!(
+            "mov x19, sp",
+            "mov sp, {top}",
+            "blr {f}",
+            "mov sp, x19",
+            top = in(reg) top,
+            f = in(reg) f,
+            in("x0") arg,
+            out("x19") _,
+            clobber_abi("C"),
+        );
+    }
+}
+
+/// Elsewhere the work runs in place.
+/// # Safety
+/// None needed.
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+unsafe fn switch(_top: usize, f: extern "C" fn(*mut c_void), arg: *mut c_void) {
+    f(arg)
+}
