@@ -2,7 +2,9 @@
 //! invariant (x86_64), else from the vDSO clock.
 
 use crate::sys;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use core::sync::atomic::AtomicU64;
+#[cfg(target_arch = "x86_64")]
+use core::sync::atomic::{AtomicBool, Ordering};
 
 /// CLOCK_MONOTONIC at start (event times are relative to it).
 pub(super) static START_NS: AtomicU64 = AtomicU64::new(0);
@@ -11,10 +13,14 @@ pub(super) static START_NS: AtomicU64 = AtomicU64::new(0);
 /// vDSO clock costs ~29 ns here. Calibrated lazily against CLOCK_MONOTONIC: events use the vDSO
 /// clock until 10 ms have passed since init, then the TSC scaled by the rate measured over
 /// that span (no start-up delay). 0 in `TSC_MULT`: not calibrated (yet).
+#[cfg(target_arch = "x86_64")]
 static TSC0: AtomicU64 = AtomicU64::new(0);
+#[cfg(target_arch = "x86_64")]
 static TSC_NS0: AtomicU64 = AtomicU64::new(0);
 /// Nanoseconds per TSC tick, 32.32 fixed point.
+#[cfg(target_arch = "x86_64")]
 static TSC_MULT: AtomicU64 = AtomicU64::new(0);
+#[cfg(target_arch = "x86_64")]
 static TSC_OK: AtomicBool = AtomicBool::new(false);
 
 #[cfg(target_arch = "x86_64")]

@@ -142,6 +142,12 @@ impl Stat {
     }
 }
 
+/// The link count: `nlink_t` is 64 bits on x86_64 and 32 on aarch64.
+#[allow(clippy::unnecessary_cast)]
+fn nlink_of(st: &libc::stat) -> u64 {
+    st.st_nlink as u64
+}
+
 fn stat_of(st: &libc::stat) -> Stat {
     Stat {
         id: FileId {
@@ -150,7 +156,7 @@ fn stat_of(st: &libc::stat) -> Stat {
         },
         mode: st.st_mode,
         uid: st.st_uid,
-        nlink: st.st_nlink,
+        nlink: nlink_of(st),
         size: st.st_size.max(0) as u64,
         mtime_ns: (st.st_mtime.max(0) as u64)
             .saturating_mul(1_000_000_000)

@@ -88,22 +88,22 @@ unsafe fn switch(top: usize, f: extern "C" fn(*mut c_void), arg: *mut c_void) {
     }
 }
 
-/// `switch` for aarch64 (x19 is callee-saved).
+/// `switch` for aarch64 (x20 is callee-saved; LLVM keeps x19 for itself).
 /// # Safety
 /// As on x86_64.
 #[cfg(target_arch = "aarch64")]
 unsafe fn switch(top: usize, f: extern "C" fn(*mut c_void), arg: *mut c_void) {
-    // SAFETY: per the caller; x19 still holds the old stack pointer when `f` returns.
+    // SAFETY: per the caller; x20 still holds the old stack pointer when `f` returns.
     unsafe {
         core::arch::asm!(
-            "mov x19, sp",
+            "mov x20, sp",
             "mov sp, {top}",
             "blr {f}",
-            "mov sp, x19",
+            "mov sp, x20",
             top = in(reg) top,
             f = in(reg) f,
             in("x0") arg,
-            out("x19") _,
+            out("x20") _,
             clobber_abi("C"),
         );
     }
