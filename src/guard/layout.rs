@@ -38,8 +38,9 @@ pub fn requested_align(size: usize, align: usize, op: Op, exact: bool) -> usize 
 /// What glibc's malloc and plain `operator new` promise on 64-bit Linux.
 const MALLOC_ALIGN: usize = 2 * core::mem::size_of::<usize>();
 
-/// Alignment, guard size and data length (page multiple, the block's room plus alignment
-/// slack) of a guarded block; None on overflow.
+/// Alignment, guard size and data length (page multiple, the block's room rounded up to its
+/// alignment: its end at a page boundary, the block starts aligned) of a guarded block; None on
+/// overflow.
 pub fn geometry(
     size: usize,
     cap: usize,
@@ -58,7 +59,7 @@ pub fn geometry(
     let data_len = if a > page {
         sys::page_round(room)?.checked_add(a)?
     } else {
-        sys::page_round(room.checked_add(a - 1)?)?
+        sys::page_round(room.checked_next_multiple_of(a)?)?
     };
     if data_len.checked_add(guard)? > isize::MAX as usize {
         return None;

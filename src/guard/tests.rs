@@ -34,6 +34,11 @@ fn pool_class_of_real_blocks() {
     let (a, guard, data_len) = geometry(24, 24, 0, false).unwrap();
     assert_eq!((a, guard, data_len), (16, page, page));
     assert_eq!(class_of(data_len, guard, page), Some((0, 0)));
+    // A block whose size rounded up to its alignment fills its page takes that page alone.
+    let (a, _, data_len) = geometry(page - 8, page - 8, 0, false).unwrap();
+    assert_eq!((a, data_len), (16, page));
+    let (_, _, data_len) = geometry(2 * page - 8, 2 * page - 8, 0, false).unwrap();
+    assert_eq!(data_len, 2 * page);
     // A block past SMALL_MAX: the wide guard.
     let (_, guard, data_len) = geometry(100_000, 100_000, 0, false).unwrap();
     assert!(guard > page);
