@@ -157,8 +157,9 @@ fn show_alloc_mem_ex_known_blocks() {
     );
     assert!(out.lines().any(|l| l == "  131072 - 262143 : 1"), "{out}");
     let ev = after(out, "Last events (5 of 5):", 5);
+    // No log: the events go by number, untimed.
     assert!(
-        ev[0].starts_with("  #1 ") && ev[0].contains(" malloc(48) = "),
+        ev[0].starts_with("  #1 tid ") && ev[0].contains(" malloc(48) = "),
         "{ev:?}"
     );
     assert!(
@@ -166,6 +167,26 @@ fn show_alloc_mem_ex_known_blocks() {
         "{ev:?}"
     );
     assert!(!out.contains("heap busy"));
+}
+
+/// With a log, the events the dump shows carry their time, as the log's records do.
+#[test]
+fn events_are_timed_when_a_log_is_written() {
+    let dir = fresh_dir("dump_timed");
+    let debug = format!("1,noleaks,log={}/d.log", dir.display());
+    let o = run(
+        "dump_ex_known",
+        &["ex"],
+        &[("MALLOC_DEBUG", debug.as_str())],
+    );
+    o.assert_success();
+    let ev = after(&o.stdout, "Last events (5 of 5):", 5);
+    let t = ev[0]
+        .strip_prefix("  #1 t=")
+        .and_then(|r| r.split_once("us tid "))
+        .map(|(us, _)| us.parse::<u64>());
+    assert!(matches!(t, Some(Ok(_))), "{ev:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -6,15 +6,14 @@ use super::seq;
 use crate::fmt::{Line, prefix};
 use ft_format::Op;
 
-/// One event as a human line: `#seq +t tid N malloc(24) = 0x... from 0x...`.
+/// One event as a human line: `#seq t=Tus tid N malloc(24) = 0x... from 0x...` (no `t=`
+/// without a log: its events are not timed).
 fn human<const N: usize>(l: &mut Line<N>, e: &Event) {
-    l.s(b"#")
-        .u(e.seq)
-        .s(b" t=")
-        .u(e.t / 1000)
-        .s(b"us tid ")
-        .u(e.tid as u64)
-        .c(b' ');
+    l.s(b"#").u(e.seq);
+    if e.t != ring::NO_TIME {
+        l.s(b" t=").u(e.t / 1000).s(b"us");
+    }
+    l.s(b" tid ").u(e.tid as u64).c(b' ');
     let name = e.op.call_name().as_bytes();
     match e.op {
         Op::Free | Op::Delete | Op::DeleteArr => {

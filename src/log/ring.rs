@@ -54,6 +54,7 @@ pub(super) fn capacity() -> u64 {
 #[derive(Clone, Copy)]
 pub struct Event {
     pub seq: u64,
+    /// Nanoseconds since the log started; `NO_TIME` when no log was written.
     pub t: u64,
     pub tid: u32,
     pub op: Op,
@@ -64,6 +65,9 @@ pub struct Event {
     pub caller: usize,
     pub caller2: usize,
 }
+
+/// `Event::t` of an event taken while no log is written (its time is not read).
+pub const NO_TIME: u64 = u64::MAX;
 
 /// Records `e`, whose `caller` and `caller2` are not read: `site` stands for both.
 pub(super) fn put(e: &Event, site: usize) {
