@@ -152,7 +152,7 @@ pub(super) fn deallocate_call(p: usize, op: Op, caller: usize, sized: usize) -> 
 
 /// Frees the held block `p` after its debug checks (`family`: the family check too); a
 /// problem found is reported.
-#[inline]
+#[inline(always)]
 fn checked_free(
     held: Held<'static>,
     p: usize,
@@ -169,15 +169,7 @@ fn checked_free(
             drop(held);
             let info = with_history(info);
             if bad == Bad::Mismatch && crate::debug::wrappers::explains(&info, op, caller) {
-                // A program's own operator new or delete around malloc or free: no mismatch.
-                return match hold(p) {
-                    Ok(h) => checked_free(h, p, op, caller, sized, seq, false),
-                    Err(NotHeld::Busy) => {
-                        defer_free(p, op, caller);
-                        0
-                    }
-                    Err(NotHeld::Bad(..)) => 0,
-                };
+                return free_explained(p, op, caller, sized, seq);
             }
             report::bad_block(op, p, bad, &info, caller);
             // Going on (on_error=continue): a corrupted block is kept rather than reused.
@@ -192,6 +184,22 @@ fn checked_free(
         crate::stats::sub_live(size);
     }
     size
+}
+
+/// Frees a block whose family mismatch a program's own operator new or delete around malloc or
+/// free explains (no mismatch): held again, checked but for its family, released. Apart from
+/// `checked_free` so that the common path keeps it inlined.
+#[cold]
+#[inline(never)]
+fn free_explained(p: usize, op: Op, caller: usize, sized: usize, seq: u64) -> usize {
+    match hold(p) {
+        Ok(h) => checked_free(h, p, op, caller, sized, seq, false),
+        Err(NotHeld::Busy) => {
+            defer_free(p, op, caller);
+            0
+        }
+        Err(NotHeld::Bad(..)) => 0,
+    }
 }
 
 /// A block freed by the program whose canaries were found overwritten (and reported): the
