@@ -72,10 +72,9 @@ pub const QUARANTINED: u8 = State::Quarantined as u8;
 pub const ALLOCATING: u8 = State::Allocating as u8;
 pub const FREEING: u8 = State::Freeing as u8;
 /// A zone slot held in a thread's cache of free slots (`heap::tcache`, debugging off or
-/// `cached`): free
-/// to everybody (walkers, dumps and the leak scan skip it; `State::from_u8` reads it as
-/// `Free`, so a second free of it is refused as a double free), but still counted in its
-/// zone's `nused`. Set and cleared without the arena lock: from `USED` by the freeing thread
+/// `cached`): free to everybody (walkers, dumps and the leak scan skip it; `State::from_u8`
+/// reads it as `Free`, so a second free of it is refused as a double free), but still counted
+/// in its zone's `nused`. Set and cleared without the arena lock: from `USED` by the freeing thread
 /// (a store, or a compare-exchange for another arena's block) and by one atomic store of the
 /// whole `BlockMeta` (the thread that takes it from its cache); under the lock when a cache is
 /// filled or emptied.

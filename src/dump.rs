@@ -400,8 +400,7 @@ fn dump_ex(fd: i32) {
             Some(z) => {
                 if !core::ptr::eq(zone, z) {
                     zone_title(&mut l, z, fd);
-                    // Slots held in thread caches count in `nused` but are
-                    // free: shown apart.
+                    // Slots held in thread caches count in `nused` but are free: shown apart.
                     let cached = cached_slots(z);
                     l.s(b"  zone of ")
                         .u(z.block_size as u64)
