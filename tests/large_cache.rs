@@ -1,7 +1,7 @@
-//! The LARGE mapping cache with debugging off (`MALLOC_DEBUG` unset): freed pages kept
-//! resident for reuse, given back by malloc_trim and when RLIMIT_AS leaves no room for a new
-//! mapping, and blocks built on cached pages that hold what is written to them. One test per
-//! C program of `tests/c/`.
+//! The LARGE mapping cache with debugging off (`MALLOC_DEBUG` unset) or tracing alone: freed
+//! pages kept resident for reuse, given back by malloc_trim and when RLIMIT_AS leaves no room
+//! for a new mapping, and blocks built on cached pages that hold what is written to them. One
+//! test per C program of `tests/c/`.
 
 mod common;
 
@@ -28,4 +28,26 @@ fn realloc_on_cached_pages_keeps_the_content() {
 #[test]
 fn a_forgotten_peak_is_purged() {
     run("large_cache_purge", &[], &[]).assert_ok_clean();
+}
+
+#[test]
+fn tracing_alone_keeps_freed_large_pages_resident() {
+    let dir = common::fresh_dir("large_cache_tracing_log");
+    let log = format!("log={}", dir.join("l.log").display());
+    for mode in ["", "leaks", "stats", log.as_str()] {
+        let out = run("large_cache_tracing", &[], &[("MALLOC_DEBUG", mode)]);
+        out.assert_success();
+        assert_eq!(
+            out.stdout.lines().last(),
+            Some("OK"),
+            "{mode}: {}",
+            out.describe()
+        );
+        assert!(
+            out.stderr.lines().all(|l| l.contains("stats:")),
+            "{}",
+            out.describe()
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
 }

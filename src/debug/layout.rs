@@ -13,7 +13,7 @@ pub struct Layout {
     pub fill: bool,
     pub debug_meta: bool,
     pub zone_guards: bool,
-    /// Bytes of the inaccessible region behind LARGE blocks (0 without debugging).
+    /// Bytes of the inaccessible region behind LARGE blocks (0 unless blocks are checked).
     pub large_guard: usize,
 }
 

@@ -103,9 +103,11 @@ fn init() {
         fill: c.fill,
         debug_meta: heavy,
         zone_guards: heavy,
-        // Behind every LARGE block, a wide inaccessible region: an access a few KiB past its
-        // end still faults. Address space is cheap; no page is touched.
-        large_guard: if heavy {
+        // Behind every LARGE block, a wide inaccessible region when blocks are checked: an
+        // access a few KiB past its end still faults. Address space is cheap; no page is
+        // touched, but such a block can neither grow in place nor keep its pages in the LARGE
+        // cache when freed, so tracing alone (log, leaks, stats) does without it.
+        large_guard: if heavy && !c.cached {
             crate::size_class::WIDE_GUARD.next_multiple_of(page)
         } else {
             0
