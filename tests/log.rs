@@ -1,5 +1,6 @@
 //! The allocation log: a known sequence event for event, SIGKILL after N allocations,
-//! a forked child's own file, glibc's mtrace script on log_format=mtrace.
+//! a forked child's own file, glibc's mtrace script on log_format=mtrace, threads cancelled
+//! while they allocate.
 mod common;
 
 use common::{Run, compile, fresh_dir, require, run};
@@ -347,5 +348,28 @@ fn mtrace_format_read_by_glibc_mtrace() {
         leaks[0].contains("0x4d") && leaks[0].ends_with(&format!("mtrace_leak.c:{leak_line}")),
         "{}",
         r.stdout
+    );
+}
+
+#[test]
+fn a_thread_cancelled_while_it_allocates_leaves_the_log_working() {
+    let dir = fresh_dir("dir_log_cancel");
+    let path = dir.join("cancel.log");
+    let spec = format!("log={}", path.display());
+    for mode in ["", "1", spec.as_str()] {
+        let o = Run::new(compile("log_thread_cancel"))
+            .envs(&[("MALLOC_DEBUG", mode)])
+            .timeout(std::time::Duration::from_secs(30))
+            .go();
+        o.assert_ok_clean();
+    }
+    let (_, _, evs) = parse(&read_log(&path));
+    let last = evs
+        .iter()
+        .filter(|e| e.op == "malloc" && e.size == 3000)
+        .count();
+    assert_eq!(
+        last, 20000,
+        "the main thread's blocks after the cancellations are logged"
     );
 }

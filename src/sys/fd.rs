@@ -1,16 +1,26 @@
 //! Descriptors and files: raw writes, open/stat/flock, positioned reads and writes, newline
 //! filling, close-on-exec copies placed high, and descriptors checked by device and inode
 //! before use (a program may close ours and reuse the number).
+//!
+//! Calls that are thread cancellation points in libc (open, close, read, write, their
+//! positioned forms, fallocate) are made as raw system calls, which are not: a thread the
+//! program cancels must never be unwound from inside the allocator, holding its locks.
 
 use super::errno::errno;
 use core::ffi::{c_char, c_int, c_void};
 use core::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 
+/// A raw system call's result as libc's wrappers return it (-1 with errno set on failure).
+#[inline]
+fn ret(r: libc::c_long) -> isize {
+    r as isize
+}
+
 /// Writes all of `buf` to `fd`, retrying on EINTR and short writes. Returns false on error.
 pub fn write_all(fd: c_int, mut buf: &[u8]) -> bool {
     while !buf.is_empty() {
         // SAFETY: buf is a live slice; write(2) reads at most buf.len() bytes.
-        let n = unsafe { libc::write(fd, buf.as_ptr() as *const c_void, buf.len()) };
+        let n = ret(unsafe { libc::syscall(libc::SYS_write, fd, buf.as_ptr(), buf.len()) });
         if n < 0 {
             if errno() == libc::EINTR {
                 continue;
@@ -194,15 +204,27 @@ pub fn lstat(path: &[u8]) -> Result<Stat, c_int> {
 /// `open(2)` of a NUL-terminated path.
 pub fn open(path: &[u8], flags: c_int, mode: libc::mode_t) -> Result<c_int, c_int> {
     let p = c_path(path).ok_or(libc::EINVAL)?;
-    // SAFETY: p is NUL terminated; open does not allocate.
-    let fd = unsafe { libc::open(p, flags, mode as libc::c_uint) };
-    if fd < 0 { Err(errno()) } else { Ok(fd) }
+    // SAFETY: p is NUL terminated; openat(2) only reads it.
+    let fd = ret(unsafe {
+        libc::syscall(
+            libc::SYS_openat,
+            libc::AT_FDCWD,
+            p,
+            flags,
+            mode as libc::c_uint,
+        )
+    });
+    if fd < 0 {
+        Err(errno())
+    } else {
+        Ok(fd as c_int)
+    }
 }
 
 /// Closes a descriptor of ours.
 pub fn close(fd: c_int) {
     // SAFETY: the caller owns fd (an OwnedFd checked it, or it was just opened).
-    unsafe { libc::close(fd) };
+    unsafe { libc::syscall(libc::SYS_close, fd) };
 }
 
 /// `flock(2)`: `LOCK_SH`, `LOCK_EX`, `LOCK_UN`, with `LOCK_NB`; retried on EINTR.
@@ -223,7 +245,7 @@ pub fn flock(fd: c_int, op: c_int) -> Result<(), c_int> {
 pub fn read(fd: c_int, buf: &mut [u8]) -> Result<usize, c_int> {
     loop {
         // SAFETY: buf is writable for its length.
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr() as *mut c_void, buf.len()) };
+        let n = ret(unsafe { libc::syscall(libc::SYS_read, fd, buf.as_mut_ptr(), buf.len()) });
         if n >= 0 {
             return Ok(n as usize);
         }
@@ -238,14 +260,15 @@ pub fn read(fd: c_int, buf: &mut [u8]) -> Result<usize, c_int> {
 pub fn pread(fd: c_int, buf: &mut [u8], off: u64) -> Result<usize, c_int> {
     loop {
         // SAFETY: buf is writable for its length.
-        let n = unsafe {
-            libc::pread(
+        let n = ret(unsafe {
+            libc::syscall(
+                libc::SYS_pread64,
                 fd,
-                buf.as_mut_ptr() as *mut c_void,
+                buf.as_mut_ptr(),
                 buf.len(),
                 off as libc::off_t,
             )
-        };
+        });
         if n >= 0 {
             return Ok(n as usize);
         }
@@ -288,14 +311,15 @@ pub fn pwrite_all(fd: c_int, mut buf: &[u8], mut off: u64) -> Result<(), c_int> 
     }
     while !buf.is_empty() {
         // SAFETY: buf is a live slice; pwrite reads at most its length.
-        let n = unsafe {
-            libc::pwrite(
+        let n = ret(unsafe {
+            libc::syscall(
+                libc::SYS_pwrite64,
                 fd,
-                buf.as_ptr() as *const c_void,
+                buf.as_ptr(),
                 buf.len(),
                 off as libc::off_t,
             )
-        };
+        });
         if n < 0 {
             let e = errno();
             if e == libc::EINTR {
@@ -342,7 +366,17 @@ pub fn fill_newlines(fd: c_int, mut off: u64, mut len: u64) -> Result<(), c_int>
             n += 1;
         }
         // SAFETY: each iovec points into NEWLINES, which the kernel only reads.
-        let w = unsafe { libc::pwritev(fd, iov.as_ptr(), n as c_int, off as libc::off_t) };
+        // (The offset's low and high halves: all of it in the first on 64-bit targets.)
+        let w = ret(unsafe {
+            libc::syscall(
+                libc::SYS_pwritev,
+                fd,
+                iov.as_ptr(),
+                n as c_int,
+                off as libc::off_t,
+                0,
+            )
+        });
         if w < 0 {
             let e = errno();
             if e == libc::EINTR {
@@ -370,7 +404,16 @@ pub fn reserve(fd: c_int, off: u64, len: u64) -> Result<bool, c_int> {
     }
     loop {
         // SAFETY: fallocate on a descriptor of ours; no memory arguments.
-        if unsafe { libc::fallocate(fd, 0, off as libc::off_t, len as libc::off_t) } == 0 {
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_fallocate,
+                fd,
+                0,
+                off as libc::off_t,
+                len as libc::off_t,
+            )
+        };
+        if r == 0 {
             return Ok(false);
         }
         match errno() {
