@@ -11,9 +11,10 @@
 //!   (25% lost), with eight a 4.5 KiB one. Over the 513..16384-byte allocations of sqlite3, gcc
 //!   and python, the bytes lost to rounding went from 17.7%, 7.3% and 7.3% to 7.9%, 4.2% and
 //!   4.1%. A SMALL zone holds at least 100 blocks of 16 KiB: `page_round(100 * 16384)` (1.6
-//!   MiB). 16 KiB keeps common buffers (stdio's 4 KiB, 8–16 KiB I/O buffers) in zones; above
-//!   that, slab classes cost memory: a buffer grown by realloc leaves a dirty slot in every
-//!   class it passes through, where the LARGE ranges below are reused for any size.
+//!   MiB; 100 blocks of its class where address space is scarce, `frugal_zone_size`). 16 KiB
+//!   keeps common buffers (stdio's 4 KiB, 8–16 KiB I/O buffers) in zones; above that, slab
+//!   classes cost memory: a buffer grown by realloc leaves a dirty slot in every class it
+//!   passes through, where the LARGE ranges below are reused for any size.
 //! - LARGE: above 16 KiB, page granular: each block owns its pages (up to 512 KiB carved from
 //!   a 2 MiB mapping, above that a mapping of its own). Freed ranges stay resident in a cache
 //!   (`large::cache`: best fit, split, merged, bounded by what recent LARGE use may need
@@ -80,6 +81,20 @@ pub const fn zone_size(c: usize, page: usize) -> usize {
     (n + page - 1) & !(page - 1)
 }
 
+/// The zone data size for class `c` where address space is scarce (RLIMIT_AS or RLIMIT_DATA
+/// set, or a full zone refused): room for `MIN_BLOCKS_PER_ZONE` blocks of a SMALL class itself,
+/// since every SMALL zone of `zone_size` counts 1.6 MiB against the limit however few of its
+/// pages are touched, and a program that uses many classes would run out of address space long
+/// before it does with glibc. TINY zones (52 KiB) keep their size.
+#[inline]
+pub const fn frugal_zone_size(c: usize, page: usize) -> usize {
+    if is_tiny(c) {
+        return zone_size(c, page);
+    }
+    let n = MIN_BLOCKS_PER_ZONE * class_size(c);
+    (n + page - 1) & !(page - 1)
+}
+
 pub const MAGIC_SHIFT: u32 = 40;
 
 /// Multiplier so that `(off * m) >> 40 == off / size` for every offset inside a zone.
@@ -132,6 +147,14 @@ mod tests {
                 let max = if is_tiny(c) { TINY_MAX } else { SMALL_MAX };
                 assert!(zone_size(c, page) / max >= 100);
                 assert_eq!(zone_size(c, page) % page, 0);
+                let frugal = frugal_zone_size(c, page);
+                assert!(frugal / class_size(c) >= 100);
+                assert_eq!(frugal % page, 0);
+                assert!(frugal <= zone_size(c, page));
+                assert_eq!(
+                    frugal == zone_size(c, page),
+                    is_tiny(c) || c == NCLASSES - 1
+                );
             }
         }
     }

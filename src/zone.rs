@@ -34,7 +34,9 @@
 use crate::block::{BlockMeta, PackedDebug};
 use crate::pad::prefetch;
 use crate::pagemap;
-use crate::size_class::{MAGIC_SHIFT, NCLASSES, class_size, div_magic, is_tiny, zone_size};
+use crate::size_class::{
+    MAGIC_SHIFT, NCLASSES, class_size, div_magic, frugal_zone_size, is_tiny, zone_size,
+};
 use crate::sys;
 
 #[repr(C, align(64))]
@@ -118,14 +120,22 @@ impl MetaCache {
 
     /// A zeroed metadata block of `len` bytes for class `class`; None when out of memory.
     fn take(&mut self, class: usize, len: usize) -> Option<*mut Zone> {
-        let z = self.free[class];
-        if !z.is_null() {
-            // SAFETY: a cached block: its header's `next` links the class's list.
-            unsafe {
-                self.free[class] = (*z).next;
-                (*z).next = core::ptr::null_mut();
+        // A cached block of the class that is long enough (zones of a class have one of two
+        // sizes, see `Zone::create`); its length is in its header's `data_len` (`put`).
+        let mut at: *mut *mut Zone = &mut self.free[class];
+        // SAFETY: cached blocks: their headers' `next` link the class's list, and `data_len`
+        // holds each one's length.
+        unsafe {
+            while !(*at).is_null() {
+                let z = *at;
+                if (*z).data_len >= len {
+                    *at = (*z).next;
+                    (*z).next = core::ptr::null_mut();
+                    (*z).data_len = 0;
+                    return Some(z);
+                }
+                at = &raw mut (*z).next;
             }
-            return Some(z);
         }
         if self.end - self.next < len {
             let head = core::mem::size_of::<ChunkHead>();
@@ -178,7 +188,7 @@ impl MetaCache {
         unsafe {
             let class = (*z).class as usize;
             let used = (*z).hiwater as usize;
-            let (_, dbg_off, _) = meta_layout((*z).nblocks as usize, debug_meta);
+            let (_, dbg_off, len) = meta_layout((*z).nblocks as usize, debug_meta);
             if debug_meta {
                 clear(
                     z as usize + dbg_off,
@@ -189,6 +199,7 @@ impl MetaCache {
                 z as usize,
                 core::mem::size_of::<Zone>() + used * core::mem::size_of::<BlockMeta>(),
             );
+            (*z).data_len = len;
             (*z).next = self.free[class];
             self.free[class] = z;
         }
@@ -218,7 +229,8 @@ unsafe fn clear(p: usize, len: usize) {
 
 impl Zone {
     /// Maps and sets up a new zone for `class`, its metadata from `cache`. None when the kernel
-    /// refuses.
+    /// refuses. The zone has `zone_size` bytes of data, or `frugal_zone_size` under an address
+    /// space limit (`sys::space_limit`) or when the kernel refuses the bigger one.
     pub fn create(
         class: usize,
         arena: usize,
@@ -228,12 +240,18 @@ impl Zone {
     ) -> Option<*mut Zone> {
         let page = sys::page_size();
         let bs = class_size(class);
-        let data_len = zone_size(class, page);
+        let full = zone_size(class, page);
+        let frugal = frugal_zone_size(class, page);
+        let guard = if guards { page } else { 0 };
+        let mapped = |len: usize| sys::map(guard + len + guard).map(|b| (b as usize, len));
+        let (base, data_len) = if frugal < full && sys::space_limit() != usize::MAX {
+            mapped(frugal)?
+        } else {
+            mapped(full).or_else(|| mapped(frugal))?
+        };
+        let map_len = guard + data_len + guard;
         let n = data_len / bs;
         let (meta_off, dbg_off, meta_len) = meta_layout(n, debug_meta);
-        let guard = if guards { page } else { 0 };
-        let map_len = guard + data_len + guard;
-        let base = sys::map(map_len)? as usize;
         let data = base + guard;
         if guards {
             // SAFETY: both guard pages lie inside the mapping just created.

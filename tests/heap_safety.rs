@@ -1,8 +1,9 @@
 //! The heap's own safety: the exit leak scan reads only what can be read and reports only real
 //! leaks (forked children, blocks kept after a report), over-aligned blocks cost their size and
-//! not their alignment, address space held by freed blocks is given back when a mapping fails,
-//! allocator metadata is out of reach of an overflow of user data, and the messages around
-//! these say the right thing. One C program of `tests/c/` per case.
+//! not their alignment, address space held by freed blocks is given back when a mapping fails
+//! and zones stay small under an address-space limit, allocator metadata is out of reach of an
+//! overflow of user data, and the messages around these say the right thing. One C program of
+//! `tests/c/` per case.
 
 mod common;
 
@@ -273,6 +274,38 @@ fn freed_address_space_is_given_back_when_mapping_fails() {
         let out = run("guard_quarantine_rlimit", &[], &[("MALLOC_DEBUG", mode)]);
         out.assert_ok_clean();
     }
+}
+
+/// A program started under RLIMIT_AS = its VmSize + 48 MiB (or RLIMIT_DATA = VmData + 48 MiB)
+/// uses every SMALL class, 4000 TINY blocks and 16 LARGE ones, then churns 4 KiB blocks, and a
+/// request past the limit still fails: zones of a process with an address-space limit hold 100
+/// blocks of their class, not of the biggest SMALL size (1.6 MiB each), and the guard budgets
+/// shrink to the limit (said once in a WARNING when spent).
+#[test]
+fn every_small_class_fits_a_tight_address_space_limit() {
+    let dir = fresh_dir("zones_rlimit_as_log");
+    let log = format!("log={}", dir.join("l.log").display());
+    let runs = ["", "1", log.as_str(), "sample=2", "full"].map(|m| ("as", m));
+    for (limit, mode) in runs.into_iter().chain([("data", ""), ("data", "1")]) {
+        let out = run("zones_rlimit_as", &[limit], &[("MALLOC_DEBUG", mode)]);
+        out.assert_success();
+        assert_eq!(
+            out.stdout.lines().last(),
+            Some("OK"),
+            "{limit} {mode}: {}",
+            out.describe()
+        );
+        if mode.contains("sample") || mode == "full" {
+            assert!(
+                out.stderr
+                    .lines()
+                    .all(|l| l.contains("WARNING: guard: memory budget"))
+            );
+        } else {
+            assert_eq!(out.stderr, "", "{limit} {mode}: {}", out.describe());
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 // ---------------------------------------------------------------------------------------------

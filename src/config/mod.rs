@@ -151,7 +151,7 @@ options! {
     fail:         fail    = Fail::Off, "off", FAIL_N_RANGE, "fault injection: nth:N, every:N or size:SIZE calls return NULL/ENOMEM";
     guard:        guard   = Guard::Off, "off", Range::NONE, "PROT_NONE guard page after each block (guard=below: before; guard=exact: no alignment slack)";
     sample:       count   = 0, "0", Range::count(0, MAX_SAMPLE), "guard only about one allocation in N (like GWP-ASan)";
-    guard_budget: size    = 0, "256m (RAM/8 if less)", Range::bytes(0, MAX_GUARD_BUDGET), "pages of live guarded blocks at most; past it new blocks get canaries (said once)";
+    guard_budget: size    = 0, "256m (RAM/8 or RLIMIT_AS/8, RLIMIT_DATA/8 if less)", Range::bytes(0, MAX_GUARD_BUDGET), "pages of live guarded blocks at most; past it new blocks get canaries (said once)";
     markers:      bool    = true, "on", Range::NONE, "small guarded blocks, and the region behind LARGE blocks, use page-table guard markers where the kernel has them (Linux 6.13); nomarkers: mprotect";
     log:          path    = Path::NONE, "off", Range::NONE, "allocation log: a file (%p = pid), stderr or fd:N";
     log_format:   logfmt  = LogFormat::Text, "text", Range::NONE, "log format: text (ft_malloc v2) or mtrace (glibc mtrace)";

@@ -32,6 +32,7 @@ pub fn init(c: &config::Config) {
         return;
     }
     budget::init(c);
+    ring::init();
     ON.store(true, Ordering::Relaxed);
 }
 

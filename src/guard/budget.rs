@@ -19,9 +19,10 @@ static BUDGET: AtomicUsize = AtomicUsize::new(0);
 static WARNED: AtomicBool = AtomicBool::new(false);
 /// Data pages of the live guarded blocks (each holds at least one of its own: two blocks never
 /// share a page), and their bound: `guard_budget`, by default 256 MiB (65,536 small blocks
-/// with 4 KiB pages) or an eighth of the machine's RAM if less. With guard markers the mapping
-/// budget no longer stops a program with millions of small blocks (python's alloc-heavy run
-/// would keep 6 GiB of guarded pages, four times slower); this does.
+/// with 4 KiB pages) or an eighth of the machine's RAM or of RLIMIT_AS (RLIMIT_DATA) if less.
+/// With guard markers the mapping budget no longer stops a program with millions of small
+/// blocks (python's alloc-heavy run would keep 6 GiB of guarded pages, four times slower); this
+/// does.
 static PAGES: AtomicUsize = AtomicUsize::new(0);
 static PAGE_BUDGET: AtomicUsize = AtomicUsize::new(usize::MAX);
 static PAGES_WARNED: AtomicBool = AtomicBool::new(false);
@@ -50,7 +51,9 @@ pub fn init(c: &config::Config) {
     let pages = if c.guard_budget > 0 {
         c.guard_budget as usize / page
     } else {
-        let cap = DEFAULT_PAGE_BUDGET / page;
+        // A guarded block also takes a guard page of address space: under an address-space
+        // limit (RLIMIT_AS or RLIMIT_DATA) the program and the zones keep three quarters of it.
+        let cap = (DEFAULT_PAGE_BUDGET / page).min(sys::space_limit() / 8 / page);
         if ram > 0 { (ram / 8).min(cap) } else { cap }
     };
     PAGE_BUDGET.store(pages.max(1), Ordering::Relaxed);

@@ -24,8 +24,10 @@ use crate::large::{Large, LargeState, POOL_MAX_PAGES};
 use crate::pagemap;
 use crate::sys;
 
-/// Address space reserved at a time for a pool (at least 8 slots).
+/// Address space reserved at a time for a pool (at least 8 slots); `POOL_CHUNK_FRUGAL` under an
+/// address-space limit (`sys::space_limit`), which every pool's reserve counts against.
 pub const POOL_CHUNK: usize = 4 << 20;
+const POOL_CHUNK_FRUGAL: usize = 256 << 10;
 
 /// The pool of slots with `data_len` bytes of data behind (or after) a `guard`-byte guard:
 /// (0 for a one-page guard, 1 for a wider one; data pages - 1). None when such a block takes
@@ -158,7 +160,12 @@ pub fn open(
 /// `slots::close_chunk`). The whole chunk is `META` in the page map but for its used slots,
 /// so the leak scanner does not read it (with guard markers it is a read-write mapping).
 fn chunk(l: &mut LargeState, class: (usize, usize), slot: usize, guard: usize) -> Option<()> {
-    let n = (POOL_CHUNK / slot).max(8);
+    let reserve = if sys::space_limit() == usize::MAX {
+        POOL_CHUNK
+    } else {
+        POOL_CHUNK_FRUGAL
+    };
+    let n = (reserve / slot).max(8);
     let len = n.checked_mul(slot)?.checked_add(guard)?;
     let p = sys::map_anon(len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_NORESERVE)?;
     // SAFETY: the mapping just made.

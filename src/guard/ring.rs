@@ -10,10 +10,24 @@
 
 use crate::fifo::{self, Weigh};
 use crate::lock::Mutex;
+use crate::sys;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 const RING_CAP: usize = 32768;
-/// Address space held by freed guarded blocks before the oldest is released.
+/// Address space held by freed guarded blocks before the oldest is released: `RING_MAX_BYTES`,
+/// or an eighth of the address-space limit if less (`init`, `sys::space_limit`), so that the
+/// freed blocks never take the address space a program that runs under glibc within its limit
+/// needs.
 const RING_MAX_BYTES: usize = 512 << 20;
+static MAX_BYTES: AtomicUsize = AtomicUsize::new(RING_MAX_BYTES);
+
+/// Sets the ring's address-space bound from the address-space limit (init).
+pub fn init() {
+    MAX_BYTES.store(
+        RING_MAX_BYTES.min(sys::space_limit() / 8),
+        Ordering::Relaxed,
+    );
+}
 
 /// Flag in an entry's cost (a multiple of the page size): the block is in a pool slot.
 pub const POOLED: usize = 1;
@@ -60,7 +74,8 @@ impl Ring {
             n += 1;
         }
         self.0.push(p, cost);
-        while !nested && self.0.weight() > RING_MAX_BYTES && self.0.len() > 1 && n < out.len() {
+        let max = MAX_BYTES.load(Ordering::Relaxed);
+        while !nested && self.0.weight() > max && self.0.len() > 1 && n < out.len() {
             out[n] = self.pop().unwrap_or(0);
             n += 1;
         }

@@ -418,14 +418,23 @@ pub unsafe fn unmap_shared(p: *mut u8, len: usize) {
 
 /// RLIMIT_AS soft limit in bytes (usize::MAX when unlimited).
 pub fn rlimit_as() -> usize {
+    rlimit(libc::RLIMIT_AS)
+}
+
+/// The tighter of RLIMIT_AS and RLIMIT_DATA, which also bounds private writable mappings
+/// (usize::MAX when neither is set): the address space our reserves may not crowd.
+pub fn space_limit() -> usize {
+    rlimit(libc::RLIMIT_AS).min(rlimit(libc::RLIMIT_DATA))
+}
+
+/// A soft resource limit in bytes (usize::MAX when unlimited).
+fn rlimit(resource: libc::__rlimit_resource_t) -> usize {
     let mut rl = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: rl is a valid out-parameter.
-    if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut rl) } != 0
-        || rl.rlim_cur == libc::RLIM_INFINITY
-    {
+    if unsafe { libc::getrlimit(resource, &mut rl) } != 0 || rl.rlim_cur == libc::RLIM_INFINITY {
         return usize::MAX;
     }
     rl.rlim_cur as usize
