@@ -1,7 +1,8 @@
 //! The LARGE mapping cache with debugging off (`MALLOC_DEBUG` unset) or tracing alone: freed
 //! pages kept resident for reuse, given back by malloc_trim and when RLIMIT_AS leaves no room
-//! for a new mapping, and blocks built on cached pages that hold what is written to them. One
-//! test per C program of `tests/c/`.
+//! for a new mapping, and blocks built on cached pages that hold what is written to them; and
+//! in every mode, ranges of blocks aligned beyond a page reused by the cache. One test per C
+//! program of `tests/c/`.
 
 mod common;
 
@@ -50,4 +51,20 @@ fn tracing_alone_keeps_freed_large_pages_resident() {
         );
     }
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn aligned_blocks_of_every_alignment_churn_in_every_mode() {
+    for mode in ["", "check", "1", "full", "guard=below", "1,nomarkers"] {
+        let out = run("large_aligned_churn", &[], &[("MALLOC_DEBUG", mode)]);
+        assert_eq!(out.signal, None, "{mode}: {}", out.describe());
+        out.assert_success();
+        assert_eq!(
+            out.stdout.lines().last(),
+            Some("OK"),
+            "{mode}: {}",
+            out.describe()
+        );
+        assert!(!out.stderr.contains("ERROR"), "{mode}: {}", out.describe());
+    }
 }

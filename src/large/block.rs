@@ -48,9 +48,9 @@ impl LargeState {
         self.refill_spares();
         let d = self.new_desc()?;
         let got = if a > page {
-            Self::map_aligned(map_len, usable, off, a).map(|base| {
+            Self::map_aligned(map_len, off, a).map(|base| {
                 self.mapped_bytes += map_len;
-                (base, map_len, false, true)
+                (base, map_len, false, false)
             })
         } else {
             self.get_mapping(map_len, guard)
@@ -102,11 +102,13 @@ impl LargeState {
         None
     }
 
-    /// A new range of `map_len` bytes, its first `usable` read-write and the rest PROT_NONE,
-    /// placed so that `base + off` is a multiple of `align` (above a page). The reservation is
-    /// inaccessible address space (no commit charge); what lies outside the block is unmapped
-    /// at once.
-    fn map_aligned(map_len: usize, usable: usize, off: usize, align: usize) -> Option<usize> {
+    /// A new read-write range of `map_len` bytes placed so that `base + off` is a multiple of
+    /// `align` (above a page). The reservation is inaccessible address space (no commit
+    /// charge); what lies outside the block is unmapped at once. The region behind a
+    /// debugging-mode block is made by the caller like any other (`region::close`): one left
+    /// PROT_NONE here would stay so where `region::open` removes guard markers, and a block
+    /// later carved from the cached range would fault in it.
+    fn map_aligned(map_len: usize, off: usize, align: usize) -> Option<usize> {
         let page = sys::page_size();
         let reserve = map_len.checked_add(align - page)?;
         let raw = sys::map_none(reserve)? as usize;
@@ -122,8 +124,8 @@ impl LargeState {
                 sys::unmap(end as *mut u8, raw + reserve - end);
             }
         }
-        // SAFETY: the block's accessible part, inside what is left of the reservation.
-        if unsafe { sys::protect(base as *mut u8, usable, true) } {
+        // SAFETY: the block's range, inside what is left of the reservation.
+        if unsafe { sys::protect(base as *mut u8, map_len, true) } {
             return Some(base);
         }
         // SAFETY: the block's range, never handed out.
