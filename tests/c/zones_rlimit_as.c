@@ -1,9 +1,9 @@
 /* A program that uses every SMALL size class under an address-space limit it starts with:
  * the parent sets RLIMIT_AS to its VmSize + 48 MiB (argument "as") or RLIMIT_DATA to its
- * VmData + 48 MiB ("data"), and runs itself again under it. The child
- * keeps 4 blocks of each size from 520 to 16384 bytes (every SMALL class), 4000 TINY blocks
- * and 16 of 100 KiB, checks and frees them, then churns 20000 blocks of 4 KiB. glibc needs a
- * few MiB for this; zones of 1.6 MiB each for 36 classes would not fit. Prints OK. */
+ * VmData + 48 MiB ("data"), and runs itself again under it. The child keeps 4 blocks of each
+ * size from 520 to 16384 bytes (every SMALL class), 4000 TINY blocks and 16 of 100 KiB, checks
+ * and frees them, then churns 20000 blocks of 4 KiB. glibc needs a few MiB for this; zones of
+ * 1.6 MiB each for 36 classes would not fit. Prints OK. */
 #include <stdint.h>
 #include <sys/resource.h>
 #include <unistd.h>
