@@ -90,15 +90,18 @@ extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut c_void) 
     if sig == libc::SIGBUS && code > 0 && crate::log::bus_fault(addr) {
         return;
     }
-    // Reports need more stack than a program's alternate signal stack may have.
+    // Reports need more stack than a program's alternate signal stack may have (a signal sent
+    // by a process, code <= 0, gets none).
     let mut explained = false;
-    sys::room::with_room(|| {
-        if code > 0 && explain(sig, addr, ctx) {
-            explained = true;
-        } else if code > 0 && dies_of(sig) {
-            diagnose(sig, addr, code, ctx);
-        }
-    });
+    if code > 0 {
+        sys::room::with_room(|| {
+            if explain(sig, addr, ctx) {
+                explained = true;
+            } else if dies_of(sig) {
+                diagnose(sig, addr, code, ctx);
+            }
+        });
+    }
     if explained {
         restore_default(sig);
         return;

@@ -1,7 +1,7 @@
 //! Stack room for a signal handler's work. A handler runs on the thread's alternate signal
 //! stack when it has one, and a program's may be small: Rust's standard library gives each
 //! thread 8 KiB, less than a report with its symbol lookups needs. `with_room` runs such work
-//! on a mapping of its own (with a guard page below) when the alternate stack in use has less
+//! on a mapping of its own (between guard pages) when the alternate stack in use has less
 //! than `ROOM` bytes left, and unmaps it after; elsewhere it runs the work in place.
 //!
 //! # Invariants
@@ -24,20 +24,17 @@ pub fn with_room<F: FnMut()>(mut f: F) {
         f();
         return;
     }
-    let page = super::page_size();
-    let len = SIZE + page;
-    let Some(base) = super::map(len) else {
+    // Guard pages on both sides: the work faults rather than run into other memory.
+    let Some(base) = super::map_guarded(SIZE) else {
         f();
         return;
     };
-    let top = (base as usize + len) & !15;
-    // SAFETY: [base, base + len) is a fresh mapping of ours: its lowest page becomes a guard
-    // (the work faults rather than run into other memory), the rest is the new stack; the
-    // trampoline gets a pointer to `f`, which lives in this frame until the switch returns.
+    let top = (base as usize + SIZE) & !15;
+    // SAFETY: [base, base + SIZE) is a fresh mapping of ours, the new stack; the trampoline
+    // gets a pointer to `f`, which lives in this frame until the switch returns.
     unsafe {
-        super::protect(base, page, false);
         switch(top, trampoline::<F>, &mut f as *mut F as *mut c_void);
-        super::unmap(base, len);
+        super::unmap_guarded(base, SIZE);
     }
 }
 
