@@ -172,6 +172,7 @@ extern "C" fn forked() {
 
 /// The `exit` line: called by the library's exit handler once its reports are out (leaks,
 /// error summary), and by our own destructor when debugging is off. Once per process.
+#[unsafe(link_section = "ft_hot")]
 pub fn at_exit() {
     if path().is_none() {
         return;

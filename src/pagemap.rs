@@ -81,6 +81,7 @@ static L1_USED: [AtomicU64; L1_LEN / L1_GROUP / 64] =
     [const { AtomicU64::new(0) }; L1_LEN / L1_GROUP / 64];
 static SHIFT: AtomicUsize = AtomicUsize::new(12);
 
+#[unsafe(link_section = "ft_hot")]
 pub fn init() {
     SHIFT.store(
         sys::page_size().trailing_zeros() as usize,
@@ -166,6 +167,7 @@ fn leaf_for(i1: usize) -> Option<*mut AtomicUsize> {
 
 /// Sets the entries of every page of `[addr, addr+len)` to `v`. Returns false if a leaf could
 /// not be mapped (the caller then gives the memory back).
+#[unsafe(link_section = "ft_hot")]
 pub fn set_range(addr: usize, len: usize, v: usize) -> bool {
     let shift = SHIFT.load(Ordering::Relaxed);
     let first = addr >> shift;
@@ -190,6 +192,7 @@ pub fn set_range(addr: usize, len: usize, v: usize) -> bool {
 }
 
 /// Clears the entries of `[addr, addr+len)`.
+#[unsafe(link_section = "ft_hot")]
 pub fn clear_range(addr: usize, len: usize) {
     let shift = SHIFT.load(Ordering::Relaxed);
     let first = addr >> shift;
@@ -233,6 +236,7 @@ pub fn for_each_table(mut f: impl FnMut(usize, usize)) {
 /// descriptors): the pages, guards included, are entered in the page map as `META`, so the
 /// leak scanner neither takes the pointers stored there for references from the program nor
 /// reads the guards.
+#[unsafe(link_section = "ft_hot")]
 pub fn map_internal(len: usize) -> Option<*mut u8> {
     let p = sys::map_guarded(len)?;
     let page = sys::page_size();

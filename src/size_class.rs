@@ -40,6 +40,7 @@ const FINE: usize = 20;
 
 /// Class index of a request of `n` bytes (`n <= SMALL_MAX`).
 #[inline]
+#[unsafe(link_section = "ft_hot")]
 pub const fn class_of(n: usize) -> usize {
     if n <= 128 {
         if n == 0 { 0 } else { (n + 15) / 16 - 1 }

@@ -39,7 +39,7 @@ fn done(op: Op, inp: usize, out: *mut u8, size: usize, align: usize, caller: usi
 /// start-up (after the heap's warm-up, which runs the paths below them), so that a program's
 /// first malloc and free fault on no page of ours.
 #[cfg(not(test))]
-#[ctor::ctor(unsafe)]
+#[ctor::ctor(unsafe, body(link_section = "ft_hot"))]
 fn warm_entry_code() {
     if crate::config::get().enabled {
         return;
@@ -56,6 +56,7 @@ fn warm_entry_code() {
     }
 }
 
+#[unsafe(link_section = "ft_hot")]
 extern "C" fn malloc_impl(n: usize, caller: usize, at: At) -> *mut c_void {
     // Debugging off: this thread's cache first, with nothing else to do.
     if let Some(p) = heap::malloc_cached(n) {
@@ -65,6 +66,7 @@ extern "C" fn malloc_impl(n: usize, caller: usize, at: At) -> *mut c_void {
 }
 
 #[inline(never)]
+#[unsafe(link_section = "ft_hot")]
 extern "C" fn malloc_full(n: usize, caller: usize, at: At) -> *mut c_void {
     lifecycle::ensure();
     let caller = site::here_at(caller, at);
@@ -72,6 +74,7 @@ extern "C" fn malloc_full(n: usize, caller: usize, at: At) -> *mut c_void {
     done(Op::Malloc, 0, p, n, 0, caller)
 }
 
+#[unsafe(link_section = "ft_hot")]
 extern "C" fn free_impl(p: *mut c_void, caller: usize, at: At) {
     // Debugging off: into this thread's cache, with nothing else to do.
     if heap::free_cached(p as usize) {
@@ -81,6 +84,7 @@ extern "C" fn free_impl(p: *mut c_void, caller: usize, at: At) {
 }
 
 #[inline(never)]
+#[unsafe(link_section = "ft_hot")]
 extern "C" fn free_full(p: *mut c_void, caller: usize, at: At) {
     if p.is_null() {
         return;
@@ -99,6 +103,7 @@ extern "C" fn free_full(p: *mut c_void, caller: usize, at: At) {
     }
 }
 
+#[unsafe(link_section = "ft_hot")]
 extern "C" fn calloc_impl(n: usize, s: usize, caller: usize, at: At) -> *mut c_void {
     // Debugging off: this thread's cache first, with nothing else to do.
     if let Some(p) = heap::calloc_cached(n, s) {
@@ -108,6 +113,7 @@ extern "C" fn calloc_impl(n: usize, s: usize, caller: usize, at: At) -> *mut c_v
 }
 
 #[inline(never)]
+#[unsafe(link_section = "ft_hot")]
 extern "C" fn calloc_full(n: usize, s: usize, caller: usize, at: At) -> *mut c_void {
     lifecycle::ensure();
     let caller = site::here_at(caller, at);
@@ -119,6 +125,7 @@ extern "C" fn calloc_full(n: usize, s: usize, caller: usize, at: At) -> *mut c_v
     done(Op::Calloc, 0, p, total, 0, caller)
 }
 
+#[unsafe(link_section = "ft_hot")]
 extern "C" fn realloc_impl(p: *mut c_void, n: usize, caller: usize, at: At) -> *mut c_void {
     // Debugging off: a TINY or SMALL block resized in place or moved within this thread's
     // cache, with nothing else to do.
@@ -129,6 +136,7 @@ extern "C" fn realloc_impl(p: *mut c_void, n: usize, caller: usize, at: At) -> *
 }
 
 #[inline(never)]
+#[unsafe(link_section = "ft_hot")]
 extern "C" fn realloc_full(p: *mut c_void, n: usize, caller: usize, at: At) -> *mut c_void {
     lifecycle::ensure();
     let caller = site::here_at(caller, at);

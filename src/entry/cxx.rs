@@ -42,7 +42,7 @@ core::arch::global_asm!(
     ".popsection",
     //
     // ft_cxx_new(n: rdi, align: rsi, array: rdx, caller: rcx) -> rax; throws std::bad_alloc.
-    ".pushsection .text.ft_cxx_new,\"ax\",@progbits",
+    ".pushsection ft_hot,\"ax\",@progbits",
     ".p2align 4",
     ".globl ft_cxx_new",
     ".hidden ft_cxx_new",
@@ -109,7 +109,7 @@ core::arch::global_asm!(
     ".popsection",
     //
     // ft_cxx_new_nothrow(n: rdi, align: rsi, array: rdx, caller: rcx) -> rax or NULL.
-    ".pushsection .text.ft_cxx_new_nothrow,\"ax\",@progbits",
+    ".pushsection ft_hot,\"ax\",@progbits",
     ".p2align 4",
     ".globl ft_cxx_new_nothrow",
     ".hidden ft_cxx_new_nothrow",
@@ -230,6 +230,7 @@ fn weak_get_handler() -> usize {
 
 /// One allocation attempt of operator new (logged); NULL when it failed. `at` is the
 /// program's frame at the call (the routines above pass it in the next two registers).
+#[unsafe(link_section = "ft_hot")]
 extern "C" fn cxx_new_attempt(
     n: usize,
     align: usize,
@@ -279,6 +280,7 @@ extern "C" fn cannot_throw() -> ! {
 #[cfg(target_arch = "x86_64")]
 macro_rules! export_new {
     ($name:ident ( $($arg:ident : $ty:ty),* ) => $routine:literal, $setup:literal) => {
+        #[unsafe(link_section = "ft_hot")]
         #[unsafe(naked)]
         #[unsafe(no_mangle)]
         /// # Safety
@@ -379,6 +381,7 @@ mod cxx_new {
     }
 }
 
+#[unsafe(link_section = "ft_hot")]
 fn cpp_delete(p: *mut c_void, sized: usize, op: Op, caller: usize, at: At) {
     if p.is_null() {
         return;

@@ -83,6 +83,7 @@ macro_rules! fp_register {
 /// two-register struct, and jumps there. At most three arguments: six registers in all.
 macro_rules! export {
     ($name:ident ( $($arg:ident : $ty:ty),* ) $(-> $ret:ty)? => $imp:ident) => {
+        #[unsafe(link_section = "ft_hot")]
         #[unsafe(naked)]
         #[unsafe(no_mangle)]
         /// # Safety

@@ -33,6 +33,7 @@ fn fail_injected(size: usize) -> bool {
 /// choosing the zone class for `cap >= size` bytes (realloc growth headroom). Returns null
 /// with errno set on failure.
 #[inline]
+#[unsafe(link_section = "ft_hot")]
 pub(super) fn allocate_cap(
     size: usize,
     cap: usize,
@@ -72,6 +73,7 @@ pub(super) fn allocate_cap(
 
 /// Places a checked request: a guarded block when the guard modes want one, else a zone slot
 /// or a LARGE block. Null when a mapping failed.
+#[unsafe(link_section = "ft_hot")]
 fn place(size: usize, cap: usize, align: usize, op: Op, caller: usize, zero: bool) -> *mut u8 {
     if config::get().enabled && crate::guard::wants(size, align) {
         if let Some(p) = crate::guard::allocate(size, cap, align, op, caller, zero) {

@@ -79,6 +79,7 @@ fn my_arena() -> usize {
 /// its own holds a lock). When no arena in use can be had, one more arena is put in use.
 /// None only when all `MAX_ARENAS` are.
 #[inline]
+#[unsafe(link_section = "ft_hot")]
 pub(super) fn lock_arena() -> Option<(usize, Guard<'static, Arena>)> {
     let a = my_arena();
     if let Some(g) = ARENAS[a].enter() {
@@ -224,6 +225,7 @@ pub(super) unsafe fn return_slot(a: &mut Arena, z: *mut Zone, idx: usize) {
 /// # Safety
 /// Under the arena lock.
 #[inline]
+#[unsafe(link_section = "ft_hot")]
 pub(super) unsafe fn take_slot(
     a: &mut Arena,
     ai: usize,

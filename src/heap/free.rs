@@ -100,6 +100,7 @@ pub(super) fn free_fast_call(p: usize) -> bool {
 /// Frees `p` (free, delete, realloc to 0). `sized` is the size a sized delete passed (0:
 /// none). Returns the size of the block freed (0: none).
 #[inline]
+#[unsafe(link_section = "ft_hot")]
 pub(super) fn deallocate_call(p: usize, op: Op, caller: usize, sized: usize) -> usize {
     let cfg = config::get();
     if cfg.enabled && cfg.check_every > 0 {
@@ -260,6 +261,7 @@ fn deallocate_unchecked(p: usize, op: Op, caller: usize, seq: u64) -> usize {
 
 /// Releases or quarantines a validated block; `seq` is the free's sequence number (0 without
 /// debugging history).
+#[unsafe(link_section = "ft_hot")]
 fn finish_free(held: Held<'static>, caller: usize, seq: u64) -> usize {
     let lay = layout();
     let quarantined = config::get().quarantine > 0;

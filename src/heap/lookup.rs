@@ -23,6 +23,7 @@ pub fn zone_info(z: &Zone, idx: usize) -> Info {
 /// `zone_info` without the debugging history (one cache line less on the hot paths; reports
 /// fetch the history again with `with_history`).
 #[inline]
+#[unsafe(link_section = "ft_hot")]
 pub(super) fn zone_info_lean(z: &Zone, idx: usize) -> Info {
     // SAFETY: idx < nblocks, checked by index_of. The state byte is read on its own (acquire):
     // it may be published by a thread dressing the block outside the lock.
@@ -211,6 +212,7 @@ pub(super) enum NotHeld {
 
 /// Looks `p` up and validates it under the owning lock.
 #[inline]
+#[unsafe(link_section = "ft_hot")]
 pub(super) fn hold(p: usize) -> Result<Held<'static>, NotHeld> {
     let e = pagemap::get(p);
     if let pagemap::Owner::Large(d) = pagemap::decode(e) {

@@ -75,6 +75,7 @@ pub fn allocate(size: usize, align: usize, op: Op, caller: usize, zero: bool) ->
 }
 
 #[inline(never)]
+#[unsafe(link_section = "ft_hot")]
 fn allocate_slow(size: usize, align: usize, op: Op, caller: usize, zero: bool) -> *mut u8 {
     let p = alloc::allocate_cap(size, size, align, op, caller, zero);
     drain::settle();
@@ -132,6 +133,7 @@ pub fn warm_up() {
 /// lock with no copy of its metadata. False sends the call to `deallocate` (LARGE blocks,
 /// anything suspicious), which re-checks everything.
 #[inline]
+#[unsafe(link_section = "ft_hot")]
 pub fn free_fast(p: usize) -> bool {
     if !free::free_fast_call(p) {
         return false;
@@ -149,6 +151,7 @@ pub fn deallocate(p: usize, op: Op, caller: usize, sized: usize) -> usize {
 }
 
 /// realloc: `p` may be null (malloc) and `n` may be 0 (free).
+#[unsafe(link_section = "ft_hot")]
 pub fn reallocate(p: usize, n: usize, op: Op, caller: usize) -> *mut u8 {
     let q = realloc::reallocate_call(p, n, op, caller);
     drain::settle();

@@ -91,6 +91,7 @@ impl LargeState {
 
     /// `publish` for a block with a mapping of its own: on failure the mapping is unmapped and
     /// the descriptor given back.
+    #[unsafe(link_section = "ft_hot")]
     pub fn publish_mapping(&mut self, d: *mut Large, desc: Large) -> Option<()> {
         let (base, len) = (desc.map_base, desc.map_len);
         if self.publish(d, desc) {
@@ -138,6 +139,7 @@ impl LargeState {
     /// free history is remembered in the ring of freed blocks.
     /// # Safety
     /// `d` is a live descriptor (used or quarantined) of this state.
+    #[unsafe(link_section = "ft_hot")]
     pub unsafe fn free(&mut self, d: *mut Large) {
         // SAFETY: d is live per the caller.
         let (base, len, usable, size, guard_mode) = unsafe {
@@ -312,6 +314,7 @@ impl LargeState {
     /// (nothing changed) when there is no such range.
     /// # Safety
     /// `d` is a used descriptor without a guard region, under the lock.
+    #[unsafe(link_section = "ft_hot")]
     unsafe fn copy_into(
         &mut self,
         d: *mut Large,
@@ -350,6 +353,7 @@ impl LargeState {
     /// place or moved by the kernel without copying). Returns the new user pointer.
     /// # Safety
     /// `d` is a used descriptor without a guard region or front offset.
+    #[unsafe(link_section = "ft_hot")]
     pub unsafe fn resize(&mut self, d: *mut Large, new_size: usize, tail: usize) -> Option<usize> {
         // SAFETY: d is a used descriptor per the caller.
         unsafe {

@@ -118,6 +118,7 @@ impl Cache {
 
     /// Puts `e` in a free slot (there is one: `count < CACHE_SLOTS`) and indexes it; the
     /// caller counts its bytes.
+    #[unsafe(link_section = "ft_hot")]
     fn add(&mut self, e: Entry) {
         let i = if self.nfree > 0 {
             self.nfree -= 1;
@@ -134,6 +135,7 @@ impl Cache {
     }
 
     /// Frees slot `i` and returns its range; the caller uncounts its bytes.
+    #[unsafe(link_section = "ft_hot")]
     fn remove(&mut self, i: usize) -> Entry {
         let e = self.slots[i];
         let slots = &self.slots;
@@ -198,6 +200,7 @@ impl Cache {
 
     /// The shortest range of at least `len` bytes: in `len`'s bin, else the shortest of the
     /// next bin in use (all of whose ranges are longer).
+    #[unsafe(link_section = "ft_hot")]
     fn best_fit(&self, len: usize) -> Option<usize> {
         let b = bin(len);
         self.shortest_in(b, len)
@@ -243,6 +246,7 @@ impl Cache {
     /// The best fitting range of at least `len` bytes, split when much larger. With
     /// `guard > 0` the caller wants the last `guard` bytes inaccessible, and a range that ends
     /// with a guard region of that size is carved from its top.
+    #[unsafe(link_section = "ft_hot")]
     pub fn take(&mut self, len: usize, guard: usize) -> Option<Taken> {
         let best = self.best_fit(len)?;
         let e = self.slots[best];

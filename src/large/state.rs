@@ -70,6 +70,7 @@ impl LargeState {
     /// mapping. With
     /// `guard > 0` the caller wants the last `guard` bytes inaccessible: the last value says
     /// they already are.
+    #[unsafe(link_section = "ft_hot")]
     pub(crate) fn get_mapping(
         &mut self,
         len: usize,
@@ -110,6 +111,7 @@ impl LargeState {
     /// cannot be mapped (the caller then maps `len` bytes alone).
     #[cold]
     #[inline(never)]
+    #[unsafe(link_section = "ft_hot")]
     fn map_carved(&mut self, len: usize) -> Option<usize> {
         let base = sys::map(CARVE_CHUNK)? as usize;
         self.mapped_bytes += CARVE_CHUNK;
@@ -137,6 +139,7 @@ impl LargeState {
     /// back what the recent peak no longer accounts for (its smallest ranges first).
     #[cold]
     #[inline(never)]
+    #[unsafe(link_section = "ft_hot")]
     fn purge(&mut self) {
         let limit = Cache::limit(self.live_bytes, self.peak.get(), self.peak.big());
         let mapped = &mut self.mapped_bytes;
@@ -151,6 +154,7 @@ impl LargeState {
     /// `Cache::gather` with its system calls: a range of `len` bytes built on cached pages.
     #[cold]
     #[inline(never)]
+    #[unsafe(link_section = "ft_hot")]
     fn gather(&mut self, len: usize) -> Option<usize> {
         let held = self.cache.bytes();
         let mut grow = |b: usize, old: usize, new: usize| {
@@ -195,6 +199,7 @@ impl LargeState {
 
     /// Keeps a freed range in the cache (`guard`: its last bytes that are inaccessible, the
     /// region behind a debugging-mode block, or 0), or unmaps it.
+    #[unsafe(link_section = "ft_hot")]
     pub(crate) fn put_mapping(&mut self, base: usize, len: usize, cacheable: bool, guard: usize) {
         if self.peak.note(self.live_bytes, 0) {
             self.purge();

@@ -9,7 +9,7 @@ use crate::config;
 /// Constructor: runs once libc is up. Registers our fork handlers if no registration came first
 /// (see the module header), initialises if no call did, and does the work that needs a running
 /// program (signal handlers, environment; with debugging off, the heap's warm-up).
-#[ctor::ctor(unsafe, priority = early)]
+#[ctor::ctor(unsafe, priority = early, body(link_section = "ft_hot"))]
 fn early_init() {
     register_fork_handlers();
     ensure();
@@ -29,7 +29,7 @@ fn early_init() {
 /// Constructor: reads `FT_MALLOC_ANNOUNCE` and writes the `start` line, once the allocator is
 /// ready.
 #[cfg(not(test))]
-#[ctor::ctor(unsafe)]
+#[ctor::ctor(unsafe, body(link_section = "ft_hot"))]
 fn announce_start() {
     ensure();
     crate::announce::start_from_env();

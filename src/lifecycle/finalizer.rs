@@ -6,6 +6,7 @@ use crate::config::{self, OnError};
 use crate::sys;
 use core::sync::atomic::Ordering;
 
+#[unsafe(link_section = "ft_hot")]
 extern "C" fn fini() {
     let c = config::get();
     if !c.enabled {
@@ -50,6 +51,7 @@ static FINI: extern "C" fn() = fini;
 
 /// With debugging off the library's exit handler does nothing: the `exit` line comes from here.
 #[cfg(not(test))]
+#[unsafe(link_section = "ft_hot")]
 extern "C" fn announce_fini() {
     if !config::get().enabled {
         crate::announce::at_exit();

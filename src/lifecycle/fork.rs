@@ -38,6 +38,7 @@ unsafe extern "C" {
 /// Registers our fork handlers with glibc, once; returns when they are registered (or found
 /// impossible to register, said once). Allocates nothing itself; glibc may allocate through us
 /// to store them, which does not come back here.
+#[unsafe(link_section = "ft_hot")]
 pub fn register_fork_handlers() {
     if FORK.load(Ordering::Acquire) == FORK_DONE {
         return;
@@ -138,6 +139,7 @@ struct SymbolQuery {
 
 /// `dl_iterate_phdr` callback: looks `q.name` up in this object unless it is ours; stops at the
 /// first definition.
+#[unsafe(link_section = "ft_hot")]
 unsafe extern "C" fn find_symbol(
     info: *mut libc::dl_phdr_info,
     _size: usize,
@@ -191,6 +193,7 @@ const DT_VERSYM: usize = 0x6fff_fff0;
 /// (GNU hash table, else SysV hash); a hidden (non-default) version does not count.
 /// # Safety
 /// `dynamic` is the DT_NULL-terminated dynamic section of the object loaded at `base`.
+#[unsafe(link_section = "ft_hot")]
 unsafe fn lookup(base: usize, dynamic: *const [usize; 2], name: &[u8]) -> Option<usize> {
     let (mut strtab, mut symtab, mut gnu, mut sysv, mut versym) = (0, 0, 0, 0, 0);
     // The loader relocates these addresses in place for most objects, not for all (the vDSO).

@@ -37,6 +37,7 @@ pub fn ensure() {
 }
 
 #[cold]
+#[unsafe(link_section = "ft_hot")]
 fn slow() {
     match STATE.compare_exchange(UNINIT, INITIALIZING, Ordering::AcqRel, Ordering::Acquire) {
         Ok(_) => {

@@ -116,6 +116,7 @@ pub fn has_markers() -> bool {
 /// allocator's own metadata: a linear overflow or underflow of a neighbouring mapping (user
 /// data, or the program's own) faults on the guard instead of rewriting it. Returns the start
 /// of the accessible part. None when the kernel refuses.
+#[unsafe(link_section = "ft_hot")]
 pub fn map_guarded(len: usize) -> Option<*mut u8> {
     let page = page_size();
     let len = page_round(len)?;

@@ -237,6 +237,7 @@ unsafe fn put(area: *mut Area, p: usize, z: *mut Zone, i: usize) -> bool {
 /// # Safety
 /// As for `put`, but for the arena.
 #[inline(never)]
+#[unsafe(link_section = "ft_hot")]
 unsafe fn put_far(area: *mut Area, p: usize, z: *mut Zone, i: usize) -> bool {
     // SAFETY: per the caller; the metadata of a slot of a mapped zone.
     unsafe {

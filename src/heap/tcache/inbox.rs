@@ -69,6 +69,7 @@ pub(super) fn prepare() {
 
 /// The inboxes, mapped on first use; None when the system refuses.
 #[cold]
+#[unsafe(link_section = "ft_hot")]
 fn boxes_or_map() -> Option<&'static Boxes> {
     if let Some(b) = boxes() {
         return Some(b);
@@ -105,6 +106,7 @@ fn arena_of(e: &Entry) -> Option<(usize, usize)> {
 /// arenas (`whole::give_back`, which checks them again).
 /// # Safety
 /// The caller owns the entries (its cache's, busy) and holds no allocator lock.
+#[unsafe(link_section = "ft_hot")]
 pub(super) unsafe fn post(es: &mut [Entry]) {
     let Some(boxes) = boxes_or_map() else {
         return;

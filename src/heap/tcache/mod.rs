@@ -144,6 +144,7 @@ fn key() -> Option<u32> {
 /// pthread_exit keeps its cached slots, CACHED for good).
 #[cold]
 #[inline(never)]
+#[unsafe(link_section = "ft_hot")]
 fn attach(st: *mut ThreadState) -> Option<*mut Area> {
     // SAFETY: our own TLS block.
     if unsafe { (*st).initializing } != 0 {
@@ -289,6 +290,7 @@ unsafe fn pop(area: *mut Area, c: usize, m: BlockMeta) -> Option<(usize, bool)> 
 /// `area` is this thread's, busy, and the thread holds no allocator lock.
 #[cold]
 #[inline(never)]
+#[unsafe(link_section = "ft_hot")]
 unsafe fn refill(area: *mut Area, c: usize) {
     // First the slots of this thread's arena that other threads freed.
     // SAFETY: our own TLS block.

@@ -37,6 +37,7 @@ unsafe fn cached_slot(s: usize) -> Option<(usize, *mut Zone, usize)> {
 /// As for `push`; `k <= n <= MAX_SLOTS`.
 #[cold]
 #[inline(never)]
+#[unsafe(link_section = "ft_hot")]
 pub(super) unsafe fn flush(area: *mut Area, c: usize, n: usize, k: usize) -> usize {
     // SAFETY: per the caller.
     unsafe {
@@ -71,6 +72,7 @@ pub(super) unsafe fn hold_remote(area: *mut Area, e: Entry) {
 /// As for `give_back`.
 #[cold]
 #[inline(never)]
+#[unsafe(link_section = "ft_hot")]
 unsafe fn give_remote(area: *mut Area, n: usize) {
     // SAFETY: per the caller.
     unsafe {
@@ -87,6 +89,7 @@ unsafe fn give_remote(area: *mut Area, n: usize) {
 /// CACHED for good, counted in their zone.
 /// # Safety
 /// Entries came from a cache; the caller owns them (its own cache, busy, or a fork child's).
+#[unsafe(link_section = "ft_hot")]
 pub(super) unsafe fn give_back(entries: &mut [Entry]) {
     while let Some(k) = entries.iter().position(|e| e[0] != 0) {
         let first = entries[k][0];
@@ -175,6 +178,7 @@ pub fn flush_mine() {
 
 /// Thread exit (the key's destructor): the cache goes back to the arenas and the area to the
 /// free ones; the thread's later calls (other destructors) take the locked paths.
+#[unsafe(link_section = "ft_hot")]
 pub(super) extern "C" fn thread_exit(_v: *mut libc::c_void) {
     let st = tls::state();
     let Some(area) = attached(st) else {
