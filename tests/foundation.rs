@@ -16,6 +16,21 @@ fn realloc_edges() {
     run("realloc_edges", &[], &[]).assert_ok_clean();
 }
 
+/// What malloc_usable_size reports is the program's, and realloc keeps it: in every mode (with
+/// canaries the usable size is the requested one).
+#[test]
+fn realloc_keeps_the_usable_size() {
+    let dir = common::fresh_dir("realloc_usable_log");
+    let log = format!("log={}", dir.join("l.log").display());
+    for mode in ["", "1", "full", "fill", "check", log.as_str()] {
+        let out = run("realloc_keeps_usable", &[], &[("MALLOC_DEBUG", mode)]);
+        assert_eq!(out.signal, None, "{mode}: {}", out.describe());
+        out.assert_ok();
+        assert!(!out.stderr.contains("ERROR"), "{mode}: {}", out.describe());
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn calloc_zeroing() {
     run("calloc_zeroing", &[], &[]).assert_ok_clean();

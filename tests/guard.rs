@@ -564,6 +564,7 @@ real_tests!(
     rustc_compile_and_run,
     sort_100k_lines,
     sqlite3_10k_rows,
+    systemd_analyze_table,
 );
 
 /// Every real check of `common::real` is covered by `real_tests!`.
@@ -580,6 +581,7 @@ fn real_tests_cover_all_checks() {
         "rustc_compile_and_run",
         "sort_100k_lines",
         "sqlite3_10k_rows",
+        "systemd_analyze_table",
     ];
     for (name, _) in real::ALL {
         assert!(

@@ -53,6 +53,11 @@ fn rustc_compile_and_run() {
 }
 
 #[test]
+fn systemd_analyze_table() {
+    check("systemd-analyze", real::systemd_analyze_table);
+}
+
+#[test]
 fn sort_100k_lines() {
     check("sort", real::sort_100k_lines);
 }

@@ -7,7 +7,7 @@ use super::alloc::allocate_cap;
 use super::defer::defer_free;
 use super::free::{deallocate_call, debug_checks};
 use super::lookup::{Held, NotHeld, freed_large, hold, peek, with_history};
-use crate::block::{ALLOCATING, Info, Op, State, publish_state};
+use crate::block::{ALLOCATING, Info, Kind, Op, State, publish_state};
 use crate::config;
 use crate::debug::dress::Dress;
 use crate::debug::layout::layout;
@@ -111,7 +111,7 @@ pub(super) fn reallocate_call(p: usize, n: usize, op: Op, caller: usize) -> *mut
                     unsafe {
                         Dress::zone(info.slot, info.slot_end, p, n, false)
                             .tail_only()
-                            .resized(info.size);
+                            .resized(usable_from(&info));
                         publish_state(state, State::Used);
                     }
                 }
@@ -145,7 +145,7 @@ pub(super) fn reallocate_call(p: usize, n: usize, op: Op, caller: usize) -> *mut
                 unsafe {
                     Dress::large(info.slot, info.slot_end, p, n)
                         .tail_only()
-                        .resized(info.size);
+                        .resized(usable_from(&info));
                     publish_state(&raw mut (*d).state, State::Used);
                 }
                 return p as *mut u8;
@@ -166,7 +166,9 @@ pub(super) fn reallocate_call(p: usize, n: usize, op: Op, caller: usize) -> *mut
                     crate::stats::add_live(n);
                     // SAFETY: the block's accessible range [q, end) is ours.
                     unsafe {
-                        Dress::large(base, end, q, n).tail_only().resized(info.size);
+                        Dress::large(base, end, q, n)
+                            .tail_only()
+                            .resized(usable_from(&info));
                         publish_state(&raw mut (*d).state, State::Used);
                     }
                     return q as *mut u8;
@@ -193,8 +195,9 @@ fn realloc_reentered(p: usize, n: usize, op: Op, caller: usize) -> *mut u8 {
     if q.is_null() {
         return q;
     }
-    // SAFETY: both blocks are live and at least min(old, n) bytes long; they do not overlap.
-    unsafe { core::ptr::copy_nonoverlapping(p as *const u8, q, info.size.min(n)) };
+    // SAFETY: both blocks are live, the old one `usable_from` bytes long and the new one n;
+    // they do not overlap.
+    unsafe { core::ptr::copy_nonoverlapping(p as *const u8, q, usable_from(&info).min(n)) };
     defer_free(p, op, caller);
     q
 }
@@ -220,8 +223,9 @@ fn move_block(p: usize, info: &Info, n: usize, op: Op, caller: usize) -> *mut u8
     if q.is_null() {
         return q;
     }
-    // SAFETY: both blocks are live and at least min(old, n) bytes long; they do not overlap.
-    unsafe { core::ptr::copy_nonoverlapping(p as *const u8, q, info.size.min(n)) };
+    // SAFETY: both blocks are live, the old one `usable_from` bytes long and the new one n;
+    // they do not overlap.
+    unsafe { core::ptr::copy_nonoverlapping(p as *const u8, q, usable_from(info).min(n)) };
     deallocate_call(p, op, caller, 0);
     q
 }
@@ -264,10 +268,21 @@ pub(super) fn usable_size_call(p: usize, caller: usize) -> usize {
 }
 
 /// The usable size of a live block: its size when bytes after it are checked (canaries,
-/// guard), else the rest of its slot.
-fn usable_from(info: &Info) -> usize {
+/// guard), else the rest of its slot, or of its last page for a LARGE block (the pages of
+/// headroom a grown block keeps behind it are not the program's until it grows into them).
+/// What malloc_usable_size reports is the program's to write, and a resize keeps it, as
+/// glibc, jemalloc and mimalloc do (programs such as systemd fill the usable size of an array
+/// before they realloc it): a moved block takes all of it along, and a block grown in place is
+/// filled only beyond it.
+pub(super) fn usable_from(info: &Info) -> usize {
     if layout().tail > 0 || info.guarded.is_guarded() {
         return info.size;
     }
-    info.slot_end - info.user
+    let end = match info.kind {
+        Kind::Large => {
+            sys::page_round(info.user + info.size).map_or(info.slot_end, |e| e.min(info.slot_end))
+        }
+        _ => info.slot_end,
+    };
+    end - info.user
 }

@@ -337,10 +337,14 @@ impl LargeState {
                 self.put_mapping(base, len, true, 0);
                 return None;
             }
+            // The whole usable size moves (what malloc_usable_size reports is the program's:
+            // up to the block's last page, `realloc::usable_from`).
+            let kept = sys::page_round(off + (*d).size)
+                .map_or((*d).usable_len, |e| e.min((*d).usable_len));
             core::ptr::copy_nonoverlapping(
                 (*d).user as *const u8,
                 (base + off) as *mut u8,
-                (*d).size.min(new_size),
+                (kept - off).min(new_size),
             );
             pagemap::clear_range(old_base, old_len);
             let user = self.rehome(d, base, len, len, off, new_size);

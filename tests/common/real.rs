@@ -21,6 +21,7 @@ pub const ALL: &[(&str, Check)] = &[
     ("rustc_compile_and_run", rustc_compile_and_run),
     ("sort_100k_lines", sort_100k_lines),
     ("sqlite3_10k_rows", sqlite3_10k_rows),
+    ("systemd_analyze_table", systemd_analyze_table),
 ];
 
 /// Runs every check with `MALLOC_DEBUG` set to `debug` (or unset). With debugging off, also
@@ -303,6 +304,35 @@ pub fn rustc_compile_and_run(envs: &[(&str, &str)]) -> Option<Output> {
          println!(\"{} {}\", m.len(), n); }\n",
         "97 1000\n",
     )
+}
+
+/// systemd-analyze capability: a table whose cells systemd keeps in an array grown to the
+/// array's usable size (`malloc_usable_size`) before realloc; same output as without the
+/// library.
+pub fn systemd_analyze_table(envs: &[(&str, &str)]) -> Option<Output> {
+    let analyze = require("systemd-analyze")?;
+    let out = Run::new(&analyze)
+        .arg("capability")
+        .env("SYSTEMD_COLORS", "0")
+        .envs(envs)
+        .go();
+    assert_ok("systemd-analyze", &out);
+    let reference = Run::new(&analyze)
+        .arg("capability")
+        .env("SYSTEMD_COLORS", "0")
+        .no_preload()
+        .go();
+    assert!(
+        reference.success(),
+        "reference systemd-analyze failed: {}",
+        reference.describe()
+    );
+    assert!(out.stdout.contains("cap_chown"), "{}", out.describe());
+    assert!(
+        out.stdout == reference.stdout,
+        "systemd-analyze output differs from the one without the library"
+    );
+    Some(out)
 }
 
 /// sort of a 100k-line file: same output as sort without the library.

@@ -296,7 +296,9 @@ pub fn realloc(p: usize, n: usize) -> Option<*mut u8> {
             return None;
         };
         let q = q & !1;
-        core::ptr::copy_nonoverlapping(p as *const u8, q as *mut u8, old.min(n));
+        // The whole usable size moves (what malloc_usable_size reports, `realloc::usable_from`).
+        let usable = slot_len - m.front as usize;
+        core::ptr::copy_nonoverlapping(p as *const u8, q as *mut u8, usable.min(n));
         if !put(area, p, z, i) {
             // Freed by another thread meanwhile (a program bug), or no room after all: the
             // new block goes back and the full path reports the pointer.
