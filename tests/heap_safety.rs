@@ -302,6 +302,35 @@ fn every_small_class_fits_a_tight_address_space_limit() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Under a seccomp filter that refuses mprotect and madvise, metadata goes without its guard
+/// pages and guard modes fall back to canaries (said once): no allocation fails.
+#[test]
+fn a_sandbox_that_refuses_mprotect_costs_guards_not_allocations() {
+    let dir = fresh_dir("seccomp_no_protect_log");
+    let log = format!("log={}", dir.join("l.log").display());
+    for mode in ["", "1", log.as_str(), "full", "guard=below", "sample=2"] {
+        let out = run("seccomp_no_protect", &[], &[("MALLOC_DEBUG", mode)]);
+        if out.stdout.contains("seccomp unavailable") {
+            println!("skipped: seccomp unavailable");
+            return;
+        }
+        out.assert_ok();
+        let warnings: Vec<&str> = out.stderr.lines().collect();
+        if mode == "full" || mode.starts_with("guard") || mode.starts_with("sample") {
+            assert_eq!(warnings.len(), 1, "{mode}: {}", out.describe());
+            assert!(
+                warnings[0].contains("WARNING: guard: the kernel refused to make a guard page")
+                    && warnings[0].contains("EPERM"),
+                "{mode}: {}",
+                out.describe()
+            );
+        } else {
+            assert!(warnings.is_empty(), "{mode}: {}", out.describe());
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 // ---------------------------------------------------------------------------------------------
 // 5. Metadata out of reach of overflows.
 

@@ -119,6 +119,9 @@ pub fn allocate(
             drop(l);
             // SAFETY: the data of a pool slot that only this call holds.
             let ok = unsafe { open_slot(s.data, s.data_len) };
+            if !ok {
+                budget::warn_refused(sys::errno());
+            }
             l = LARGE.lock();
             pool::open(&mut l, s, size, align, below, exact, ok)?
         }
@@ -190,9 +193,22 @@ fn alloc_own(
         Some(r) => r,
         None => match sys::map(map_len) {
             Some(b) => {
-                if !below {
-                    // SAFETY: the last `guard` bytes of the mapping we just created.
-                    unsafe { sys::protect(b.add(data_len), guard, false) };
+                // SAFETY: the last `guard` bytes of the mapping we just created, or its first
+                // `guard` bytes and its last page (the guard below).
+                let closed = unsafe {
+                    if below {
+                        sys::protect(b, guard, false)
+                            && sys::protect(b.add(guard + data_len), far, false)
+                    } else {
+                        sys::protect(b.add(data_len), guard, false)
+                    }
+                };
+                if !closed {
+                    budget::warn_refused(sys::errno());
+                    // SAFETY: the mapping just created, which nothing uses.
+                    unsafe { sys::unmap(b, map_len) };
+                    l.release_desc(d);
+                    return None;
                 }
                 (b as usize, [0; MAX_PIECES])
             }
@@ -204,11 +220,6 @@ fn alloc_own(
     };
     l.mapped_bytes += map_len;
     let (lo, hi, user) = if below {
-        // SAFETY: the first `guard` bytes and the last page of the mapping we just created.
-        unsafe {
-            sys::protect(base as *mut u8, guard, false);
-            sys::protect((base + guard + data_len) as *mut u8, far, false);
-        }
         let lo = base + guard;
         (lo, lo + data_len, (lo + a - 1) & !(a - 1))
     } else {

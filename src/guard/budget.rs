@@ -109,6 +109,22 @@ fn warn_pages() {
     }
 }
 
+static REFUSED_WARNED: AtomicBool = AtomicBool::new(false);
+
+/// Says once that the kernel refused to make a guard region inaccessible (errno `e`: a seccomp
+/// filter that forbids mprotect, or no memory left for the mapping it splits): the block gets
+/// canaries instead.
+#[cold]
+pub fn warn_refused(e: i32) {
+    if !REFUSED_WARNED.swap(true, Ordering::Relaxed) {
+        let mut l: Line<256> = Line::new();
+        prefix(&mut l).s(b"WARNING: guard: the kernel refused to make a guard page inaccessible ");
+        crate::outfile::errno_text(&mut l, e)
+            .s(b"; such blocks get canaries instead of guard pages\n");
+        l.report();
+    }
+}
+
 /// A new guarded block: `vmas` kernel mappings, `pages` data pages.
 #[inline]
 pub fn add(vmas: usize, pages: usize) {

@@ -115,7 +115,9 @@ pub fn has_markers() -> bool {
 /// A read-write mapping of `len` bytes (page rounded) with a guard page on each side, for the
 /// allocator's own metadata: a linear overflow or underflow of a neighbouring mapping (user
 /// data, or the program's own) faults on the guard instead of rewriting it. Returns the start
-/// of the accessible part. None when the kernel refuses.
+/// of the accessible part. None when the kernel refuses the mapping. Where it refuses both
+/// guard markers and mprotect (a seccomp filter), the mapping serves without its guards: they
+/// protect our metadata, and a malloc that failed for want of them would break the program.
 #[unsafe(link_section = "ft_hot")]
 pub fn map_guarded(len: usize) -> Option<*mut u8> {
     let page = page_size();
@@ -123,14 +125,13 @@ pub fn map_guarded(len: usize) -> Option<*mut u8> {
     let total = len.checked_add(2 * page)?;
     let p = map(total)?;
     // SAFETY: the first and last page of the mapping just made, which nothing uses.
-    let ok = unsafe { guard_pages(p, page) && guard_pages(p.add(page + len), page) };
-    if !ok {
-        // SAFETY: as above.
-        unsafe { unmap(p, total) };
-        return None;
+    unsafe {
+        if guard_pages(p, page) {
+            guard_pages(p.add(page + len), page);
+        }
+        // Inside the mapping.
+        Some(p.add(page))
     }
-    // SAFETY: inside the mapping.
-    Some(unsafe { p.add(page) })
 }
 
 /// Unmaps what `map_guarded(len)` returned, guards included.
