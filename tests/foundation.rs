@@ -31,6 +31,19 @@ fn realloc_keeps_the_usable_size() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A successful call leaves errno as the program set it, in every mode.
+#[test]
+fn successful_calls_keep_errno() {
+    let dir = common::fresh_dir("errno_kept_log");
+    let log = format!("log={}", dir.join("l.log").display());
+    for mode in ["", "1", "full", "sample=3", log.as_str()] {
+        let out = run("errno_kept", &[], &[("MALLOC_DEBUG", mode)]);
+        out.assert_ok();
+        assert!(!out.stderr.contains("ERROR"), "{mode}: {}", out.describe());
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn calloc_zeroing() {
     run("calloc_zeroing", &[], &[]).assert_ok_clean();

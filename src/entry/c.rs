@@ -68,9 +68,11 @@ extern "C" fn malloc_impl(n: usize, caller: usize, at: At) -> *mut c_void {
 #[inline(never)]
 #[unsafe(link_section = "ft_hot")]
 extern "C" fn malloc_full(n: usize, caller: usize, at: At) -> *mut c_void {
+    let kept = sys::KeptErrno::new();
     lifecycle::ensure();
     let caller = site::here_at(caller, at);
     let p = heap::allocate(n, 0, Op::Malloc, caller, false);
+    kept.restore_if(!p.is_null());
     done(Op::Malloc, 0, p, n, 0, caller)
 }
 
@@ -115,6 +117,7 @@ extern "C" fn calloc_impl(n: usize, s: usize, caller: usize, at: At) -> *mut c_v
 #[inline(never)]
 #[unsafe(link_section = "ft_hot")]
 extern "C" fn calloc_full(n: usize, s: usize, caller: usize, at: At) -> *mut c_void {
+    let kept = sys::KeptErrno::new();
     lifecycle::ensure();
     let caller = site::here_at(caller, at);
     let Some(total) = n.checked_mul(s) else {
@@ -122,6 +125,7 @@ extern "C" fn calloc_full(n: usize, s: usize, caller: usize, at: At) -> *mut c_v
         return done(Op::Calloc, 0, core::ptr::null_mut(), usize::MAX, 0, caller);
     };
     let p = heap::allocate(total, 0, Op::Calloc, caller, true);
+    kept.restore_if(!p.is_null());
     done(Op::Calloc, 0, p, total, 0, caller)
 }
 
@@ -138,9 +142,12 @@ extern "C" fn realloc_impl(p: *mut c_void, n: usize, caller: usize, at: At) -> *
 #[inline(never)]
 #[unsafe(link_section = "ft_hot")]
 extern "C" fn realloc_full(p: *mut c_void, n: usize, caller: usize, at: At) -> *mut c_void {
+    let kept = sys::KeptErrno::new();
     lifecycle::ensure();
     let caller = site::here_at(caller, at);
     let q = heap::reallocate(p as usize, n, Op::Realloc, caller);
+    // realloc(p, 0) frees: it keeps errno as free does.
+    kept.restore_if(!q.is_null() || (n == 0 && !p.is_null()));
     done(Op::Realloc, p as usize, q, n, 0, caller)
 }
 
@@ -151,6 +158,7 @@ extern "C" fn reallocarray_impl(
     caller: usize,
     at: At,
 ) -> *mut c_void {
+    let kept = sys::KeptErrno::new();
     lifecycle::ensure();
     let caller = site::here_at(caller, at);
     let Some(total) = n.checked_mul(s) else {
@@ -165,13 +173,16 @@ extern "C" fn reallocarray_impl(
         );
     };
     let q = heap::reallocate(p as usize, total, Op::Reallocarray, caller);
+    kept.restore_if(!q.is_null() || (total == 0 && !p.is_null()));
     done(Op::Reallocarray, p as usize, q, total, 0, caller)
 }
 
 fn aligned(a: usize, n: usize, op: Op, caller: usize, at: At) -> *mut u8 {
+    let kept = sys::KeptErrno::new();
     lifecycle::ensure();
     let caller = site::here_at(caller, at);
     let p = heap::allocate(n, a, op, caller, false);
+    kept.restore_if(!p.is_null());
     log::event(op, 0, p as usize, n, a, caller);
     p
 }

@@ -43,6 +43,32 @@ pub fn set_errno(e: c_int) {
     unsafe { *libc::__errno_location() = e };
 }
 
+/// errno as the program left it, put back once an allocation succeeded: the system calls made on
+/// its way (an in-place mremap the kernel refused, a zone size it refused before a smaller one)
+/// must not show, as with glibc; a failure keeps its own errno (ENOMEM).
+pub struct KeptErrno(c_int);
+
+impl KeptErrno {
+    #[inline]
+    pub fn new() -> Self {
+        KeptErrno(errno())
+    }
+
+    /// Puts the program's errno back if the call succeeded (`ok`).
+    #[inline]
+    pub fn restore_if(self, ok: bool) {
+        if ok {
+            set_errno(self.0);
+        }
+    }
+}
+
+impl Default for KeptErrno {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Restores errno when dropped (diagnostics must not change what the program sees).
 pub struct ErrnoGuard(c_int);
 
