@@ -274,7 +274,7 @@ pub(super) fn usable_size_call(p: usize, caller: usize) -> usize {
 /// glibc, jemalloc and mimalloc do (programs such as systemd fill the usable size of an array
 /// before they realloc it): a moved block takes all of it along, and a block grown in place is
 /// filled only beyond it.
-pub(super) fn usable_from(info: &Info) -> usize {
+fn usable_from(info: &Info) -> usize {
     if layout().tail > 0 || info.guarded.is_guarded() {
         return info.size;
     }
