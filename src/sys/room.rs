@@ -24,7 +24,8 @@ pub fn with_room<F: FnMut()>(mut f: F) {
         f();
         return;
     }
-    // Guard pages on both sides: the work faults rather than run into other memory.
+    // Guard pages on both sides where the kernel allows them: the work faults rather than run
+    // into other memory.
     let Some(base) = super::map_guarded(SIZE) else {
         f();
         return;
