@@ -2,11 +2,14 @@
 //! See README.md for the design; each module's header states what it owns and its invariants.
 //!
 //! Code layout: the functions a program runs with debugging off (the exported entry points,
-//! the heap's fast and locked paths, the LARGE cache, start-up and exit) are linked together
-//! in the `ft_hot` section (`#[unsafe(link_section = "ft_hot")]`, and `body(link_section)` for
-//! the constructors). The kernel maps a library's code 64 KiB around each page that faults
-//! (fault-around): scattered over the text, those paths made all of its pages resident in a
-//! two-thread program; together, fewer than half are (`tests/c/code_resident.c`).
+//! the heap's fast and locked paths, the LARGE cache, start-up, exit and fork) are linked
+//! together in the `ft_hot` section (`#[unsafe(link_section = "ft_hot")]`, and
+//! `body(link_section)` for the constructors), which `src/hot.ld` places at the end of the
+//! text with the C runtime's start-up code, on pages of its own. The kernel maps a library's
+//! code a folio or a 64 KiB window at a time around each page that faults, and every mapped
+//! page counts in the program's resident size: scattered over the text, those paths made all
+//! of its pages resident in a two-thread program; together, about a quarter are
+//! (`tests/c/code_resident.c`).
 #![cfg_attr(not(test), no_std)]
 #![deny(
     unsafe_op_in_unsafe_fn,

@@ -156,6 +156,7 @@ impl<T> Mutex<T> {
     /// `wait_holding` is false, this thread holds another lock and the spin fails. The caller
     /// counted this lock already.
     #[cold]
+    #[unsafe(link_section = "ft_hot")]
     fn lock_slow(&self, me: i32, wait_holding: bool) -> bool {
         for _ in 0..SPINS {
             let s = self.state.load(Ordering::Relaxed);

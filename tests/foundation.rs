@@ -124,9 +124,10 @@ fn show_alloc_mem_output() {
     );
 }
 
-/// The code a program runs with debugging off sits together (the `ft_hot` section): the
-/// kernel maps code in 64 KiB runs around each page that faults, and scattered, the paths of
-/// two threads' malloc, free and realloc made the whole of it resident.
+/// The code a program runs with debugging off sits together (the `ft_hot` section, placed by
+/// `src/hot.ld`): the kernel maps code a folio or a 64 KiB window at a time around each page
+/// that faults, and scattered, the paths of two threads' malloc, free and realloc made the
+/// whole of it resident. Together they take about a quarter of the pages.
 #[test]
 fn plain_programs_keep_most_of_the_code_unmapped() {
     let out = run("code_resident", &[], &[]);
@@ -134,8 +135,8 @@ fn plain_programs_keep_most_of_the_code_unmapped() {
     let line = out.stdout.lines().next().unwrap_or("");
     let n: Vec<u64> = line.split(' ').filter_map(|w| w.parse().ok()).collect();
     assert!(
-        n.len() == 2 && n[0] * 3 <= n[1] * 2,
-        "more than two thirds of the code resident: {}",
+        n.len() == 2 && n[0] * 3 <= n[1],
+        "more than a third of the code resident: {}",
         out.describe()
     );
 }

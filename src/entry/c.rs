@@ -151,6 +151,7 @@ extern "C" fn realloc_full(p: *mut c_void, n: usize, caller: usize, at: At) -> *
     done(Op::Realloc, p as usize, q, n, 0, caller)
 }
 
+#[unsafe(link_section = "ft_hot")]
 extern "C" fn reallocarray_impl(
     p: *mut c_void,
     n: usize,
@@ -177,6 +178,7 @@ extern "C" fn reallocarray_impl(
     done(Op::Reallocarray, p as usize, q, total, 0, caller)
 }
 
+#[unsafe(link_section = "ft_hot")]
 fn aligned(a: usize, n: usize, op: Op, caller: usize, at: At) -> *mut u8 {
     let kept = sys::KeptErrno::new();
     lifecycle::ensure();
@@ -187,6 +189,7 @@ fn aligned(a: usize, n: usize, op: Op, caller: usize, at: At) -> *mut u8 {
     p
 }
 
+#[unsafe(link_section = "ft_hot")]
 extern "C" fn posix_memalign_impl(
     pp: *mut *mut c_void,
     a: usize,
@@ -208,6 +211,7 @@ extern "C" fn posix_memalign_impl(
     0
 }
 
+#[unsafe(link_section = "ft_hot")]
 extern "C" fn aligned_alloc_impl(a: usize, n: usize, caller: usize, at: At) -> *mut c_void {
     if !a.is_power_of_two() {
         sys::set_errno(libc::EINVAL);
@@ -216,6 +220,7 @@ extern "C" fn aligned_alloc_impl(a: usize, n: usize, caller: usize, at: At) -> *
     aligned(a, n, Op::AlignedAlloc, caller, at) as *mut c_void
 }
 
+#[unsafe(link_section = "ft_hot")]
 extern "C" fn memalign_impl(a: usize, n: usize, caller: usize, at: At) -> *mut c_void {
     if a > isize::MAX as usize / 2 + 1 {
         sys::set_errno(libc::EINVAL);
@@ -225,6 +230,7 @@ extern "C" fn memalign_impl(a: usize, n: usize, caller: usize, at: At) -> *mut c
     aligned(a, n, Op::Memalign, caller, at) as *mut c_void
 }
 
+#[unsafe(link_section = "ft_hot")]
 extern "C" fn valloc_impl(n: usize, caller: usize, at: At) -> *mut c_void {
     aligned(sys::page_size(), n, Op::Valloc, caller, at) as *mut c_void
 }
@@ -237,6 +243,7 @@ extern "C" fn pvalloc_impl(n: usize, caller: usize, at: At) -> *mut c_void {
     aligned(sys::page_size(), r, Op::Pvalloc, caller, at) as *mut c_void
 }
 
+#[unsafe(link_section = "ft_hot")]
 extern "C" fn usable_size_impl(p: *mut c_void, caller: usize, at: At) -> usize {
     lifecycle::ensure();
     let caller = site::here_at(caller, at);

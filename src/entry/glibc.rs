@@ -12,6 +12,7 @@ use core::ffi::{c_int, c_void};
 /// registered before anyone else's: see lifecycle/fork.rs.
 /// # Safety
 /// The contract of pthread_atfork; `dso` identifies the registering object.
+#[unsafe(link_section = "ft_hot")]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn __register_atfork(
     prepare: Option<extern "C" fn()>,

@@ -6,6 +6,7 @@ use core::ffi::c_int;
 /// sigaction(2), with SIGSEGV/SIGBUS kept behind our explainer while it is installed.
 /// # Safety
 /// The C contract of sigaction.
+#[unsafe(link_section = "ft_hot")]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sigaction(
     sig: c_int,
@@ -19,6 +20,7 @@ pub unsafe extern "C" fn sigaction(
 /// signal(3) with BSD semantics, as glibc's, routed through our sigaction.
 /// # Safety
 /// The C contract of signal.
+#[unsafe(link_section = "ft_hot")]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn signal(sig: c_int, h: libc::sighandler_t) -> libc::sighandler_t {
     // SAFETY: the caller's contract is signal's.
@@ -28,6 +30,7 @@ pub unsafe extern "C" fn signal(sig: c_int, h: libc::sighandler_t) -> libc::sigh
 /// bsd_signal is glibc's other name for signal.
 /// # Safety
 /// The C contract of signal.
+#[unsafe(link_section = "ft_hot")]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn bsd_signal(sig: c_int, h: libc::sighandler_t) -> libc::sighandler_t {
     // SAFETY: the caller's contract is signal's.

@@ -167,6 +167,7 @@ pub(super) fn unlink_all(a: &mut Arena, z: *mut Zone) {
 /// Unmaps the empty zone `z` of `a` (taken off its lists).
 /// # Safety
 /// Under the arena lock; `z` is an empty zone of `a`, on its partial list.
+#[unsafe(link_section = "ft_hot")]
 pub(super) unsafe fn destroy_empty(a: &mut Arena, z: *mut Zone) {
     unlink_partial(a, z);
     unlink_all(a, z);

@@ -202,6 +202,7 @@ fn realloc_reentered(p: usize, n: usize, op: Op, caller: usize) -> *mut u8 {
     q
 }
 
+#[unsafe(link_section = "ft_hot")]
 fn move_block(p: usize, info: &Info, n: usize, op: Op, caller: usize) -> *mut u8 {
     // A block that grows by realloc gets headroom, so the next few reallocs stay in place. A
     // LARGE one gets room to double (buffers often grow by doubling; the headroom is address

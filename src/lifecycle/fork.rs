@@ -294,6 +294,7 @@ unsafe fn lookup(base: usize, dynamic: *const [usize; 2], name: &[u8]) -> Option
     None
 }
 
+#[unsafe(link_section = "ft_hot")]
 extern "C" fn fork_prepare() {
     crate::leaks::before_fork();
     heap::lock_all();
@@ -303,11 +304,13 @@ extern "C" fn fork_prepare() {
     crate::log::lock_for_fork();
 }
 
+#[unsafe(link_section = "ft_hot")]
 extern "C" fn fork_parent() {
     heap::unlock_all();
     crate::log::unlock_after_fork();
 }
 
+#[unsafe(link_section = "ft_hot")]
 extern "C" fn fork_child() {
     // fork() returned 0 in the child: the files opened here must not change its errno.
     let _e = sys::ErrnoGuard::new();
