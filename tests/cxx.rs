@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Output, Run, compile, fresh_dir, require};
+use common::{Output, Run, c_dir, cc, compile, fresh_dir, require};
 use std::time::Duration;
 
 /// `MALLOC_DEBUG` values (None = unset); `LOG` is replaced by a file in the test's directory.
@@ -112,6 +112,45 @@ fn new_above_ptrdiff_max_throws_bad_alloc() {
         assert_eq!(errors.len(), 2, "{mode}: {}", o.describe());
         assert!(!o.stderr.contains("terminate"), "{mode}: {}", o.describe());
     }
+}
+
+/// A library that exports its own `rust_eh_personality` (a Rust dylib does: rustc's driver)
+/// keeps it: ours is hidden. Exported, it took the library's calls, and every panic of rustc
+/// (a compile error) aborted with "failed to initiate panic".
+#[test]
+fn a_library_keeps_its_own_rust_eh_personality() {
+    let dir = fresh_dir("personality");
+    let lib = c_dir().join("personality_lib.c");
+    cc(
+        &["-shared", "-fPIC", lib.to_str().unwrap()],
+        &dir.join("libpersonality_lib.so"),
+    );
+    let exe = dir.join("personality_main");
+    let main = c_dir().join("personality_main.c");
+    let rpath = format!("-Wl,-rpath,{}", dir.display());
+    let libdir = dir.to_str().unwrap();
+    cc(
+        &[
+            main.to_str().unwrap(),
+            "-L",
+            libdir,
+            "-lpersonality_lib",
+            &rpath,
+        ],
+        &exe,
+    );
+    let plain = Run::new(&exe).no_preload().go();
+    assert_eq!(plain.stdout, "42\nOK\n", "{}", plain.describe());
+    for mode in [None, Some("1")] {
+        let mut r = Run::new(&exe);
+        if let Some(m) = mode {
+            r = r.env("MALLOC_DEBUG", m);
+        }
+        let o = r.go();
+        o.assert_ok_clean();
+        assert_eq!(o.stdout, "42\nOK\n", "mode {mode:?}: {}", o.describe());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The library defines no unwinder symbol: the program's C++ runtime keeps its own.

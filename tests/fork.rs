@@ -5,29 +5,12 @@
 
 mod common;
 
-use common::{Output, Run, c_dir, compile, fresh_dir};
+use common::{Output, Run, c_dir, cc, compile, fresh_dir};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 /// `MALLOC_DEBUG` values (None = unset); `LOG` is replaced by a file of the test's directory.
 const MODES: &[Option<&str>] = &[None, Some("1"), Some("full"), Some("log=LOG.%p")];
-
-fn cc(args: &[&str], out: &Path) {
-    let o = Command::new("cc")
-        .args(["-O0", "-g", "-Wall", "-pthread"])
-        .args(args)
-        .arg("-o")
-        .arg(out)
-        .env_remove("LD_PRELOAD")
-        .output()
-        .expect("running cc");
-    assert!(
-        o.status.success(),
-        "cc {args:?} failed:\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
 
 /// Builds `tests/c/atfork_allocating_lib.c` as a shared library in `dir`.
 fn atfork_lib(dir: &Path) -> PathBuf {

@@ -115,6 +115,33 @@ mod dump;
 mod glibc;
 mod signal;
 
-/// A no_std cdylib built without unwinding still references this symbol in dev builds.
-#[unsafe(no_mangle)]
-pub extern "C" fn rust_eh_personality() {}
+// A no_std cdylib built without unwinding still references `rust_eh_personality` (the core
+// library's unwind tables name it in dev builds). It is defined here hidden, never exported: a
+// Rust library that exports its own (rustc's driver does) binds its unwind tables to the first
+// definition in the process, and a preloaded one would take over every panic of the program
+// ("failed to initiate panic"). Ours answers "no handler in this frame, go on unwinding"
+// (_URC_CONTINUE_UNWIND).
+#[cfg(target_arch = "x86_64")]
+core::arch::global_asm!(
+    ".pushsection .text.rust_eh_personality,\"ax\",@progbits",
+    ".globl rust_eh_personality",
+    ".hidden rust_eh_personality",
+    ".type rust_eh_personality,@function",
+    "rust_eh_personality:",
+    "mov eax, 8",
+    "ret",
+    ".size rust_eh_personality, . - rust_eh_personality",
+    ".popsection",
+);
+#[cfg(target_arch = "aarch64")]
+core::arch::global_asm!(
+    ".pushsection .text.rust_eh_personality,\"ax\",@progbits",
+    ".globl rust_eh_personality",
+    ".hidden rust_eh_personality",
+    ".type rust_eh_personality,@function",
+    "rust_eh_personality:",
+    "mov w0, #8",
+    "ret",
+    ".size rust_eh_personality, . - rust_eh_personality",
+    ".popsection",
+);

@@ -233,6 +233,24 @@ pub fn tmp_dir() -> PathBuf {
     d
 }
 
+/// Runs `cc -O0 -g -Wall -pthread ARGS -o OUT` without the library preloaded; panics with the
+/// compiler's output when it fails (shared libraries and programs linked with them).
+pub fn cc(args: &[&str], out: &Path) {
+    let o = Command::new("cc")
+        .args(["-O0", "-g", "-Wall", "-pthread"])
+        .args(args)
+        .arg("-o")
+        .arg(out)
+        .env_remove("LD_PRELOAD")
+        .output()
+        .expect("running cc");
+    assert!(
+        o.status.success(),
+        "cc {args:?} failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 /// A fresh empty directory for one test, named `name` (removed first if left by an earlier run).
 pub fn fresh_dir(name: &str) -> PathBuf {
     let d = tmp_dir().join(format!("{name}.{}", std::process::id()));
