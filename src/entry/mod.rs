@@ -121,27 +121,22 @@ mod signal;
 // definition in the process, and a preloaded one would take over every panic of the program
 // ("failed to initiate panic"). Ours answers "no handler in this frame, go on unwinding"
 // (_URC_CONTINUE_UNWIND).
+macro_rules! hidden_personality {
+    ($continue_unwind:literal) => {
+        core::arch::global_asm!(
+            ".pushsection .text.rust_eh_personality,\"ax\",@progbits",
+            ".globl rust_eh_personality",
+            ".hidden rust_eh_personality",
+            ".type rust_eh_personality,@function",
+            "rust_eh_personality:",
+            $continue_unwind,
+            "ret",
+            ".size rust_eh_personality, . - rust_eh_personality",
+            ".popsection",
+        );
+    };
+}
 #[cfg(target_arch = "x86_64")]
-core::arch::global_asm!(
-    ".pushsection .text.rust_eh_personality,\"ax\",@progbits",
-    ".globl rust_eh_personality",
-    ".hidden rust_eh_personality",
-    ".type rust_eh_personality,@function",
-    "rust_eh_personality:",
-    "mov eax, 8",
-    "ret",
-    ".size rust_eh_personality, . - rust_eh_personality",
-    ".popsection",
-);
+hidden_personality!("mov eax, 8");
 #[cfg(target_arch = "aarch64")]
-core::arch::global_asm!(
-    ".pushsection .text.rust_eh_personality,\"ax\",@progbits",
-    ".globl rust_eh_personality",
-    ".hidden rust_eh_personality",
-    ".type rust_eh_personality,@function",
-    "rust_eh_personality:",
-    "mov w0, #8",
-    "ret",
-    ".size rust_eh_personality, . - rust_eh_personality",
-    ".popsection",
-);
+hidden_personality!("mov w0, #8");
