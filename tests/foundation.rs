@@ -251,6 +251,20 @@ fn rlimit_as() {
     run("rlimit_as", &[], &[]).assert_ok_clean();
 }
 
+/// free_sized and free_aligned_sized free like free, in every mode: no report, no leak.
+#[test]
+fn c23_sized_frees() {
+    for env in [
+        &[][..],
+        &[("MALLOC_DEBUG", "1")][..],
+        &[("MALLOC_DEBUG", "full")][..],
+    ] {
+        let out = run("free_sized", &[], env);
+        out.assert_ok_clean();
+        assert_eq!(out.stdout, "OK\n", "{env:?}: {}", out.describe());
+    }
+}
+
 /// malloc_stats writes to stderr, so only our warnings are ruled out there.
 #[test]
 fn glibc_extras() {

@@ -14,6 +14,10 @@ export!(__libc_malloc(n: usize) -> *mut c_void => malloc_impl);
 export!(free(p: *mut c_void) => free_impl);
 export!(cfree(p: *mut c_void) => free_impl);
 export!(__libc_free(p: *mut c_void) => free_impl);
+// C23's sized frees: a program built against a glibc that has them would otherwise
+// hand our blocks to glibc's free.
+export!(free_sized(p: *mut c_void, n: usize) => free_sized_impl);
+export!(free_aligned_sized(p: *mut c_void, a: usize, n: usize) => free_aligned_sized_impl);
 export!(calloc(n: usize, s: usize) -> *mut c_void => calloc_impl);
 export!(__libc_calloc(n: usize, s: usize) -> *mut c_void => calloc_impl);
 export!(realloc(p: *mut c_void, n: usize) -> *mut c_void => realloc_impl);
@@ -83,6 +87,18 @@ extern "C" fn free_impl(p: *mut c_void, caller: usize, at: At) {
         return;
     }
     free_full(p, caller, at)
+}
+
+/// free_sized(p, n) is free(p) (the size is not checked).
+#[unsafe(link_section = "ft_hot")]
+extern "C" fn free_sized_impl(p: *mut c_void, _n: usize, caller: usize, at: At) {
+    free_impl(p, caller, at)
+}
+
+/// free_aligned_sized(p, a, n) is free(p) (the size and alignment are not checked).
+#[unsafe(link_section = "ft_hot")]
+extern "C" fn free_aligned_sized_impl(p: *mut c_void, _a: usize, _n: usize, caller: usize, at: At) {
+    free_impl(p, caller, at)
 }
 
 #[inline(never)]
