@@ -116,7 +116,7 @@ mod glibc;
 mod signal;
 
 // A no_std cdylib built without unwinding still references `rust_eh_personality` (the core
-// library's unwind tables name it in dev builds). It is defined here hidden, never exported: a
+// library's unwind tables name it). It is defined here hidden, never exported: a
 // Rust library that exports its own (rustc's driver does) binds its unwind tables to the first
 // definition in the process, and a preloaded one would take over every panic of the program
 // ("failed to initiate panic"). Ours answers "no handler in this frame, go on unwinding"
