@@ -178,3 +178,39 @@ fn cached_blocks_keep_their_history_with_the_log() {
         "{text}"
     );
 }
+
+/// How many slots of the dump's 112-byte zone sit in thread caches (0 when the dump says none).
+fn cached_in_zone(stdout: &str) -> Option<u64> {
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("zone of 112-byte slots"))?;
+    let Some(at) = line.find(" in thread caches") else {
+        return Some(0);
+    };
+    line[..at].rsplit(' ').next()?.parse().ok()
+}
+
+/// Options that leave ordinary blocks alone (`0`, `on_error`, `sample=N`) keep the threads'
+/// caches, as with debugging off; the checking modes do without them.
+#[test]
+fn light_options_keep_the_thread_caches() {
+    for debug in [
+        None,
+        Some("0"),
+        Some("on_error=continue"),
+        Some("sample=1000"),
+    ] {
+        let env: Vec<(&str, &str)> = debug.iter().map(|d| ("MALLOC_DEBUG", *d)).collect();
+        let out = run("light_caches", &[], &env);
+        out.assert_ok_clean();
+        let n = cached_in_zone(&out.stdout);
+        assert!(n >= Some(20), "{debug:?}: {n:?} cached\n{}", out.describe());
+    }
+    let out = run("light_caches", &[], &[("MALLOC_DEBUG", "1")]);
+    assert!(out.success(), "{}", out.describe());
+    assert!(
+        !out.stdout.contains("in thread caches"),
+        "{}",
+        out.describe()
+    );
+}

@@ -90,6 +90,11 @@ macro_rules! options {
             /// report, dump_signal, nochildren): ordinary blocks then take the plain fast paths
             /// (no history, no event ring), so `sample=N` costs next to nothing.
             pub light: bool,
+            /// The C entry points serve ordinary TINY and SMALL blocks from the threads' caches
+            /// as with debugging off: debugging off, or light options that decide nothing per
+            /// call (not `fail`, not a guard page for every block; `sample=N` is counted down on
+            /// the way, the sampled call taking the full path).
+            pub fast: bool,
             /// Debugging that writes no byte of a block and keeps no freed block (the log, the
             /// ring, stacks, the leak check, stats, dumps): blocks of the zones go through the
             /// threads' caches like with debugging off, their histories written on the way.
@@ -98,7 +103,7 @@ macro_rules! options {
         }
         impl Config {
             pub const DEFAULT: Config =
-                Config { enabled: false, light: false, cached: false, $( $name: $default, )* };
+                Config { enabled: false, light: false, fast: true, cached: false, $( $name: $default, )* };
         }
         /// (name, type, default, description) for `help` and for warnings.
         pub const TABLE: &[(&str, &str, &str, &str)] = &[
@@ -207,6 +212,8 @@ pub fn parse(value: &[u8], warn: &mut dyn FnMut(&[u8], OptionError)) -> Parsed {
         return Parsed { config: c, help };
     }
     c.enabled = true;
+    // Whether a known item follows the last `0`/`off`/`none`.
+    let mut asked = true;
     for item in value.split(|&b| b == b',') {
         let item = trim(item);
         if item.is_empty() {
@@ -227,16 +234,19 @@ pub fn parse(value: &[u8], warn: &mut dyn FnMut(&[u8], OptionError)) -> Parsed {
         match if value.is_none() { name } else { b"" } {
             b"1" | b"default" | b"yes" | b"on" => {
                 preset_default(&mut c);
+                asked = true;
                 continue;
             }
             b"full" => {
                 preset_default(&mut c);
                 c.guard = Guard::After;
+                asked = true;
                 continue;
             }
             b"0" | b"off" | b"none" => {
                 c = Config::DEFAULT;
                 c.enabled = true;
+                asked = false;
                 continue;
             }
             b"help" => {
@@ -254,6 +264,9 @@ pub fn parse(value: &[u8], warn: &mut dyn FnMut(&[u8], OptionError)) -> Parsed {
         if r == Err(OptionError::Unknown) && value.is_none() && name.starts_with(b"no") {
             r = set_option(&mut c, &name[2..], None, true);
         }
+        if r != Err(OptionError::Unknown) {
+            asked = true;
+        }
         if let Err(e) = r {
             warn(item, e);
         }
@@ -270,6 +283,12 @@ pub fn parse(value: &[u8], warn: &mut dyn FnMut(&[u8], OptionError)) -> Parsed {
         && c.stack == 0
         && !c.dump_at_exit
         && !c.stats;
+    if !asked {
+        // `0`, `off` or `none` last, with no known item after it: as unset.
+        c.enabled = false;
+    }
+    c.fast =
+        !c.enabled || (c.light && c.fail == Fail::Off && (c.guard == Guard::Off || c.sample > 0));
     c.cached = c.enabled
         && !c.light
         && !c.check

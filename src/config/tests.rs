@@ -29,6 +29,31 @@ fn presets_and_overrides() {
     assert!(!c.light);
 }
 
+/// `0`, `off` and `none` last are as unset; an item after them asks for debugging again. Light
+/// options that decide nothing per call keep the C entry points' fast paths.
+#[test]
+fn off_presets_and_fast_paths() {
+    for s in ["0", "off", "none", "1,0", "full,off,bogus"] {
+        let (c, _) = p(s);
+        assert!(!c.enabled && c.fast, "{s}");
+    }
+    let (c, _) = p("0,log=/tmp/x.log");
+    assert!(c.enabled && c.cached && !c.fast);
+    for s in [
+        "sample=100",
+        "on_error=continue",
+        "report=stderr",
+        "guard,sample=10",
+    ] {
+        let (c, _) = p(s);
+        assert!(c.enabled && c.light && c.fast, "{s}");
+    }
+    for s in ["guard", "fail=nth:3", "1", "leaks", "log=/tmp/x.log"] {
+        let (c, _) = p(s);
+        assert!(c.enabled && !c.fast, "{s}");
+    }
+}
+
 /// Debugging that writes no byte of a block and keeps no freed block uses the thread caches;
 /// any check, dressing, quarantine or guard keeps them out.
 #[test]

@@ -119,10 +119,10 @@ fn zone_alloc(c: usize, size: usize, front: usize, op: Op, caller: usize, zero: 
     // Debugging off, or on without dressing or quarantine (`cached`): this thread's cache of
     // free slots first, without the arena lock.
     let cfg = config::get();
-    if (!cfg.enabled || cfg.cached)
+    if (cfg.fast || cfg.cached)
         && let Some(p) = super::tcache::alloc(c, size, front, op, zero)
     {
-        if cfg.enabled {
+        if cfg.cached {
             record_alloc(p as usize, caller);
         }
         return p;

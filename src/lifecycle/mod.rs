@@ -121,6 +121,7 @@ fn init() {
         heap::defer_guard_release,
     );
     crate::guard::init(&c);
+    heap::set_sampling(c.fast && c.sample > 0);
     crate::large::region::allow_markers(c.markers);
     crate::site::set_depth(c.stack_depth());
     if heavy {

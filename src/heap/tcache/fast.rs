@@ -7,8 +7,10 @@
 //! The caller (`heap`) ends each call done here with the usual `drain::settle`.
 //!
 //! A thread has an area only once the allocator is initialised (`attach` runs from the paths
-//! below these), and with debugging on (`cached` config) its flags carry SLOW for good, so a
-//! non-null area and clear flags are all the configuration these paths need to look at.
+//! below these), and with debugging on (but for light options: `Config::fast`) its flags carry
+//! SLOW for good, so a non-null area and clear flags are all the configuration these paths need
+//! to look at, but for `sample=N`: malloc and calloc count its countdown down (`SAMPLING`), and
+//! leave the call the countdown reaches to the full path, which guards that block.
 
 use super::area::{Area, BUSY, add, cap, meta_word, remote, set_flags_fast as set_flags};
 use super::whole::hold_remote;
@@ -18,7 +20,17 @@ use crate::pagemap;
 use crate::size_class::{NCLASSES, SMALL_MAX, class_of};
 use crate::tls::{self, ThreadState};
 use crate::zone::Zone;
-use core::sync::atomic::{AtomicU8, AtomicU16, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU16, AtomicU64, Ordering};
+
+/// `sample=N` with the fast paths on (set once at start-up): an allocation served here counts
+/// the thread's countdown (`ThreadState::sample_left`) down, and one that finds it at 0 takes
+/// the full path, where `guard::wants` guards it and starts the next countdown.
+static SAMPLING: AtomicBool = AtomicBool::new(false);
+
+/// Start-up: whether the fast paths count `sample=N` down.
+pub fn set_sampling(on: bool) {
+    SAMPLING.store(on, Ordering::Relaxed);
+}
 
 /// `class_of(n)` for `n <= BY16_MAX`, by steps of 16 bytes (every class size up to there is a
 /// multiple of 16, so a request rounded up to 16 bytes has the class it had).
@@ -100,10 +112,19 @@ fn alloc(n: usize, op: Op) -> Option<usize> {
     }
     let st = tls::state();
     let area = ready(st)?;
+    let sampling = SAMPLING.load(Ordering::Relaxed);
+    // SAFETY: our own TLS block.
+    if sampling && unsafe { (*st).sample_left } == 0 {
+        return None;
+    }
     set_flags(st, BUSY);
     // SAFETY: our own area, busy.
     let got = unsafe { take(area, class_for(n), n, op) };
     set_flags(st, 0);
+    if sampling && got.is_some() {
+        // SAFETY: our own TLS block (a signal handler's allocation in between counted its own).
+        unsafe { (*st).sample_left = (*st).sample_left.saturating_sub(1) };
+    }
     got
 }
 
@@ -257,7 +278,8 @@ unsafe fn put_far(area: *mut Area, p: usize, z: *mut Zone, i: usize) -> bool {
 /// `move_block`) and the old one cached. None: the full path, nothing changed.
 #[inline(always)]
 pub fn realloc(p: usize, n: usize) -> Option<*mut u8> {
-    if p == 0 || n == 0 || n > SMALL_MAX {
+    // With `sample=N`, the full path, whose moves are allocations the countdown counts.
+    if p == 0 || n == 0 || n > SMALL_MAX || SAMPLING.load(Ordering::Relaxed) {
         return None;
     }
     let st = tls::state();

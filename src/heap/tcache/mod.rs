@@ -1,13 +1,15 @@
 //! Per-thread caches of free zone slots, with debugging off (MALLOC_DEBUG unset), and with
 //! debugging that writes no byte of a block and keeps no freed one (`config::Config::cached`:
 //! the log, the ring, stacks, the leak check, stats, dumps): malloc and free of TINY and SMALL
-//! blocks usually take no arena lock. With debugging off the C entry points use them directly
-//! (`fast`); with `cached` debugging only the full paths do, which take each call's event
-//! number, stack and log record, and write the block's history (`free_recorded`, and the
-//! allocation's in `heap::alloc`). Such a thread's area is marked SLOW, which keeps the fast
-//! paths out. With checks, canaries, fills, a quarantine or guard pages the caches are bypassed
-//! entirely: every block goes through the locked paths, so the quarantine, the histories and
-//! the checks stay exact.
+//! blocks usually take no arena lock. With debugging off, and with light options that decide
+//! nothing per call (`config::Config::fast`: `on_error`, `report`, `sample=N`...), the C entry
+//! points use them directly (`fast`; `sample=N` counts its countdown down there, and the
+//! sampled call takes the full path, which guards it); with `cached` debugging only the full
+//! paths do, which take each call's event number, stack and log record, and write the block's
+//! history (`free_recorded`, and the allocation's in `heap::alloc`). Such a thread's area is
+//! marked SLOW, which keeps the fast paths out. With checks, canaries, fills, a quarantine, a
+//! guard page for every block or fault injection the caches are bypassed entirely: every block
+//! goes through the locked paths, so the quarantine, the histories and the checks stay exact.
 //!
 //! Each thread gets an area (mapped on first use, never unmapped; the area of an exited thread
 //! is taken again by a new one) holding, per size class, an array of slot addresses: the list
@@ -70,7 +72,7 @@ mod whole;
 
 pub use fast::{
     calloc as calloc_cached, free as free_cached, malloc as malloc_cached,
-    realloc as realloc_cached,
+    realloc as realloc_cached, set_sampling,
 };
 pub(super) use inbox::{
     lock_forever as lock_inboxes, reset as reset_inboxes, unlock_forever as unlock_inboxes,
@@ -166,7 +168,7 @@ fn attach(st: *mut ThreadState) -> Option<*mut Area> {
             // SAFETY: our own TLS block.
             unsafe {
                 (*st).tcache = a as usize;
-                if crate::config::get().enabled {
+                if !crate::config::get().fast {
                     // Debugging on: the fast paths, which record nothing, must not use it.
                     (*st).tcache_flags |= SLOW;
                 }
