@@ -192,7 +192,7 @@ pub struct BlockMeta {
     /// `Op` that allocated it.
     pub origin: u8,
     /// Next slot on the zone's free list (`NO_LINK` ends it); kept here so a zone's
-    /// metadata is one array and the first page holds the header and the first slots.
+    /// per-slot metadata is one array, whose first slots' entries fill whole pages.
     pub link: u16,
 }
 

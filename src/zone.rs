@@ -6,19 +6,26 @@
 //!
 //! ```text
 //!  data mapping (map_base):   |guard?| slot 0 | slot 1 | ... | slot n-1 |guard?|
-//!  metadata chunk:      |guard| head | Zone | BlockMeta[n] | PackedDebug[n]? | Zone | ... |guard|
+//!  metadata chunk:  |guard| head, Zone, Zone... | BlockMeta[n] | PackedDebug[n]? | ... |guard|
 //! ```
 //! With debugging on, guard pages (PROT_NONE) also sit before and after the data, so an
 //! overflow faults at once instead of running into the next zone's blocks.
 //!
+//! Headers are packed together, 32 to a page (the chunk's first page, then pages of the chunk
+//! taken as needed), and a zone's arrays start on a page of their own when they span a page or
+//! more: the first slots' entries then fill whole pages, and a new zone costs no page for its
+//! header once another zone's header has touched that page.
+//!
 //! Slots are handed out from a LIFO list of freed slots (linked through `BlockMeta::link`),
 //! else by bumping `bump`; indices at or above `hiwater` were never used, so their metadata is
 //! still zero. Data pages are entered in the page map as `bump` reaches them (`reg_end`), so
-//! a zone costs the pages its blocks use plus its share of a metadata page.
+//! a zone costs the pages its blocks use, the pages of their entries and a share of a page of
+//! headers.
 //!
-//! Metadata blocks are carved from chunks kept per arena (`MetaCache`, under the arena lock):
-//! a freed zone's block is cleared (what its slots used, up to `hiwater`) and kept for the next
-//! zone of its class, so metadata needs no lock of its own and no system call per zone.
+//! Headers and arrays are carved from chunks kept per arena (`MetaCache`, under the arena
+//! lock): a freed zone's header and arrays are cleared (what its slots used, up to `hiwater`)
+//! and kept together for the next zone of its class, so metadata needs no lock of its own and
+//! no system call per zone.
 //! (A chunk is `map_guarded`, not `map_internal`: the leak scanner finds chunks through
 //! `MetaCache::for_each_chunk` rather than the page map.)
 //!
@@ -27,8 +34,8 @@
 //! - The free list from `free_head` holds `nfree` distinct indices `< bump` whose state is FREE.
 //! - Data pages below `reg_end` are in the page map; their entries name this header (with the
 //!   arena index) while the zone is mapped. The header is `HEADER_ALIGN` aligned.
-//! - Metadata entries at or above `hiwater` are zero; a cached metadata block is all zero but
-//!   its header's `next` link.
+//! - Metadata entries at or above `hiwater` are zero; a cached header is all zero but its
+//!   `next` link, its `meta` (its arrays, all zero) and `data_len` (their length).
 //! - All fields are changed only under the owning arena's lock.
 
 use crate::block::{BlockMeta, PackedDebug};
@@ -73,18 +80,28 @@ pub struct Zone {
 const _: () = assert!(core::mem::size_of::<Zone>() == 128);
 const _: () = assert!(core::mem::align_of::<Zone>() == pagemap::HEADER_ALIGN);
 
-/// Where the arrays of a zone's metadata block start, and its size: (meta, dbg, len) offsets
-/// from the header. Histories start on a cache line: a 32-byte record never straddles two.
-fn meta_layout(n: usize, debug_meta: bool) -> (usize, usize, usize) {
-    let meta = core::mem::size_of::<Zone>();
-    let end = meta + n * core::mem::size_of::<BlockMeta>();
+/// The layout of a zone's arrays, `BlockMeta[n]` first: (dbg, len), the offset of the
+/// histories and the arrays' size. Histories start on a cache line: a 32-byte record never
+/// straddles two.
+fn meta_layout(n: usize, debug_meta: bool) -> (usize, usize) {
+    let end = n * core::mem::size_of::<BlockMeta>();
     let dbg = end.next_multiple_of(64);
     let len = if debug_meta {
         dbg + n * core::mem::size_of::<PackedDebug>()
     } else {
         end
     };
-    (meta, dbg, len.next_multiple_of(pagemap::HEADER_ALIGN))
+    (dbg, len.next_multiple_of(64))
+}
+
+/// Where arrays of `len` bytes go in a chunk whose free part starts at `next` (64-byte
+/// aligned): on a page of their own when they span a page or would cross a page boundary.
+fn arrays_at(next: usize, len: usize, page: usize) -> usize {
+    if len >= page || next % page + len > page {
+        next.next_multiple_of(page)
+    } else {
+        next
+    }
 }
 
 /// Bytes of a metadata chunk (more when one zone's metadata needs more).
@@ -101,12 +118,17 @@ struct ChunkHead {
     len: usize,
 }
 
-/// An arena's zone metadata: freed blocks by class, the unused rest of its newest chunk, and
-/// all its chunks. Chunks are never unmapped (the pages of big freed blocks are given back).
+/// An arena's zone metadata: freed headers (with their arrays) by class, the unused rest of
+/// its newest chunk and of its page of headers, and all its chunks. Chunks are never unmapped
+/// (the pages of big freed arrays are given back).
 pub struct MetaCache {
     free: [*mut Zone; NCLASSES],
+    /// Free part of the newest chunk, for arrays and pages of headers.
     next: usize,
     end: usize,
+    /// Free part of the newest page of headers.
+    hnext: usize,
+    hend: usize,
     chunks: *mut ChunkHead,
 }
 
@@ -115,46 +137,74 @@ impl MetaCache {
         free: [core::ptr::null_mut(); NCLASSES],
         next: 0,
         end: 0,
+        hnext: 0,
+        hend: 0,
         chunks: core::ptr::null_mut(),
     };
 
-    /// A zeroed metadata block of `len` bytes for class `class`; None when out of memory.
-    fn take(&mut self, class: usize, len: usize) -> Option<*mut Zone> {
-        // A cached block of the class that is long enough (zones of a class have one of two
-        // sizes, see `Zone::create`); its length is in its header's `data_len` (`put`).
+    /// Maps a chunk with room for a page of headers (its first page, after its head) and
+    /// arrays of `len` bytes; headers and arrays come from it from now on.
+    fn grow(&mut self, len: usize) -> Option<()> {
+        let page = sys::page_size();
+        let chunk = sys::page_round(len)?.checked_add(page)?.max(META_CHUNK);
+        let p = sys::map_guarded(chunk)? as usize;
+        // SAFETY: the start of the chunk just mapped.
+        unsafe {
+            (p as *mut ChunkHead).write(ChunkHead {
+                next: self.chunks,
+                len: chunk,
+            })
+        };
+        self.chunks = p as *mut ChunkHead;
+        self.hnext = p + core::mem::size_of::<ChunkHead>();
+        self.hend = p + page;
+        self.next = p + page;
+        self.end = p + chunk;
+        Some(())
+    }
+
+    /// A zeroed header and zeroed arrays of `len` bytes for a zone of class `class`: (header,
+    /// arrays). None when out of memory.
+    fn take(&mut self, class: usize, len: usize) -> Option<(*mut Zone, usize)> {
+        // A cached header of the class whose arrays are long enough (zones of a class have one
+        // of two sizes, see `Zone::create`): `meta` and `data_len` hold them (`put`).
         let mut at: *mut *mut Zone = &mut self.free[class];
-        // SAFETY: cached blocks: their headers' `next` link the class's list, and `data_len`
-        // holds each one's length.
+        // SAFETY: cached headers: their `next` link the class's list, `meta` and `data_len`
+        // hold each one's arrays.
         unsafe {
             while !(*at).is_null() {
                 let z = *at;
                 if (*z).data_len >= len {
                     *at = (*z).next;
+                    let arrays = (*z).meta as usize;
                     (*z).next = core::ptr::null_mut();
+                    (*z).meta = core::ptr::null_mut();
                     (*z).data_len = 0;
-                    return Some(z);
+                    return Some((z, arrays));
                 }
                 at = &raw mut (*z).next;
             }
         }
-        if self.end - self.next < len {
-            let head = core::mem::size_of::<ChunkHead>();
-            let chunk = sys::page_round((len + head).max(META_CHUNK))?;
-            let p = sys::map_guarded(chunk)? as usize;
-            // SAFETY: the start of the chunk just mapped.
-            unsafe {
-                (p as *mut ChunkHead).write(ChunkHead {
-                    next: self.chunks,
-                    len: chunk,
-                })
-            };
-            self.chunks = p as *mut ChunkHead;
-            self.next = p + head;
-            self.end = p + chunk;
+        let page = sys::page_size();
+        let head = core::mem::size_of::<Zone>();
+        if self.hend - self.hnext < head {
+            // A page of headers from the chunk, else a new chunk (which has one).
+            let p = self.next.next_multiple_of(page);
+            if p < self.end && self.end - p >= page {
+                (self.hnext, self.hend, self.next) = (p, p + page, p + page);
+            } else {
+                self.grow(len)?;
+            }
         }
-        let z = self.next as *mut Zone;
-        self.next += len;
-        Some(z)
+        let mut arrays = arrays_at(self.next, len, page);
+        if arrays > self.end || self.end - arrays < len {
+            self.grow(len)?;
+            arrays = self.next;
+        }
+        self.next = arrays + len;
+        let z = self.hnext as *mut Zone;
+        self.hnext += head;
+        Some((z, arrays))
     }
 
     /// Calls `f(start, len)` for each of the arena's metadata chunks, guard pages included.
@@ -178,27 +228,24 @@ impl MetaCache {
         n
     }
 
-    /// Keeps the metadata block of a zone being destroyed, cleared, for the next zone of its
-    /// class.
+    /// Keeps the header and arrays of a zone being destroyed, cleared, for the next zone of
+    /// its class.
     /// # Safety
     /// `z` is the header of a destroyed zone of this arena (its data unmapped, nothing refers to
     /// it any more).
     unsafe fn put(&mut self, z: *mut Zone, debug_meta: bool) {
-        // SAFETY: per the caller; the cleared ranges lie inside its metadata block.
+        // SAFETY: per the caller; the cleared ranges lie inside its header and arrays.
         unsafe {
             let class = (*z).class as usize;
             let used = (*z).hiwater as usize;
-            let (_, dbg_off, len) = meta_layout((*z).nblocks as usize, debug_meta);
+            let arrays = (*z).meta as usize;
+            let (dbg_off, len) = meta_layout((*z).nblocks as usize, debug_meta);
             if debug_meta {
-                clear(
-                    z as usize + dbg_off,
-                    used * core::mem::size_of::<PackedDebug>(),
-                );
+                clear(arrays + dbg_off, used * core::mem::size_of::<PackedDebug>());
             }
-            clear(
-                z as usize,
-                core::mem::size_of::<Zone>() + used * core::mem::size_of::<BlockMeta>(),
-            );
+            clear(arrays, used * core::mem::size_of::<BlockMeta>());
+            clear(z as usize, core::mem::size_of::<Zone>());
+            (*z).meta = arrays as *mut BlockMeta;
             (*z).data_len = len;
             (*z).next = self.free[class];
             self.free[class] = z;
@@ -251,7 +298,7 @@ impl Zone {
         };
         let map_len = guard + data_len + guard;
         let n = data_len / bs;
-        let (meta_off, dbg_off, meta_len) = meta_layout(n, debug_meta);
+        let (dbg_off, meta_len) = meta_layout(n, debug_meta);
         let data = base + guard;
         if guards {
             // SAFETY: both guard pages lie inside the mapping just created.
@@ -260,13 +307,12 @@ impl Zone {
                 sys::protect((data + data_len) as *mut u8, page, false);
             }
         }
-        let Some(z) = cache.take(class, meta_len) else {
+        let Some((z, arrays)) = cache.take(class, meta_len) else {
             // SAFETY: nothing was handed out from this mapping.
             unsafe { sys::unmap(base as *mut u8, map_len) };
             return None;
         };
-        let h = z as usize;
-        // SAFETY: a zeroed metadata block of `meta_len` bytes, ours under the arena lock.
+        // SAFETY: a zeroed header and arrays of `meta_len` bytes, ours under the arena lock.
         unsafe {
             z.write(Zone {
                 data,
@@ -284,10 +330,10 @@ impl Zone {
                 arena: arena as u8,
                 in_partial: false,
                 free_head: crate::block::NO_LINK,
-                meta: (h + meta_off) as *mut BlockMeta,
+                meta: arrays as *mut BlockMeta,
                 reg_end: data,
                 dbg: if debug_meta {
-                    (h + dbg_off) as *mut PackedDebug
+                    (arrays + dbg_off) as *mut PackedDebug
                 } else {
                     core::ptr::null_mut()
                 },
@@ -445,21 +491,64 @@ mod tests {
     use super::*;
 
     #[test]
-    fn metadata_blocks_keep_headers_aligned() {
+    fn metadata_arrays_keep_lines_and_pages() {
         for page in [4096usize, 16384, 65536] {
             for c in 0..NCLASSES {
                 let n = zone_size(c, page) / class_size(c);
                 for debug in [false, true] {
-                    let (meta, dbg, len) = meta_layout(n, debug);
-                    assert_eq!(meta, 128);
-                    assert_eq!(len % pagemap::HEADER_ALIGN, 0);
-                    assert!(len >= meta + n * 8);
+                    let (dbg, len) = meta_layout(n, debug);
+                    assert_eq!(len % 64, 0);
+                    assert!(len >= n * 8);
                     if debug {
                         assert_eq!(dbg % 64, 0);
-                        assert!(dbg >= meta + n * 8 && len >= dbg + n * 32);
+                        assert!(dbg >= n * 8 && len >= dbg + n * 32);
                     }
                 }
             }
+            // Arrays of a page or more start on one; smaller ones never cross one.
+            assert_eq!(arrays_at(page + 64, page, page), 2 * page);
+            assert_eq!(arrays_at(page + 64, 128, page), page + 64);
+            assert_eq!(arrays_at(2 * page - 64, 128, page), 2 * page);
+            assert_eq!(arrays_at(2 * page - 128, 128, page), 2 * page - 128);
+        }
+    }
+
+    /// Headers of new zones share a page, 64-byte aligned; each zone's arrays start on a page
+    /// when they span one; a destroyed zone's header comes back with its arrays, cleared.
+    #[test]
+    fn headers_share_a_page_and_arrays_start_on_one() {
+        let page = sys::page_size();
+        let mut cache = MetaCache::EMPTY;
+        let a = Zone::create(20, 3, false, false, &mut cache).unwrap();
+        let b = Zone::create(30, 3, true, false, &mut cache).unwrap();
+        // SAFETY: zones of our own, used by this thread only.
+        unsafe {
+            let (ha, hb) = (a as usize, b as usize);
+            assert_eq!(ha % pagemap::HEADER_ALIGN, 0);
+            assert_eq!(hb, ha + core::mem::size_of::<Zone>());
+            for z in [a, b] {
+                let meta = (*z).meta as usize;
+                if (*z).nblocks as usize * 8 >= page {
+                    assert_eq!(meta % page, 0);
+                    assert_ne!(meta / page, z as usize / page);
+                }
+            }
+            assert_eq!((*a).dbg, core::ptr::null_mut());
+            assert_eq!((*b).dbg as usize % 64, 0);
+            let (arrays, _) = ((*b).meta, (*b).take().unwrap());
+            (*b).meta(0).state = crate::block::USED;
+            ((*b).dbg as *mut u64).write(7);
+            (*b).give(0);
+            Zone::destroy(b, &mut cache);
+            let c = Zone::create(30, 3, true, false, &mut cache).unwrap();
+            assert_eq!((c, (*c).meta), (b, arrays));
+            assert_eq!(
+                (*((*c).meta as *const u64), *((*c).dbg as *const u64)),
+                (0, 0)
+            );
+            assert_eq!((*c).hiwater, 0);
+            Zone::destroy(c, &mut cache);
+            Zone::destroy(a, &mut cache);
         }
     }
 
