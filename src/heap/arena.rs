@@ -26,7 +26,7 @@ pub struct Arena {
     pub live_blocks: usize,
     pub zones: usize,
     pub mapped: usize,
-    /// Metadata of this arena's zones (kept out of the data's way, see `zone.rs`).
+    /// Metadata of this arena's zones (kept out of the data's way, see `zone`).
     pub meta: MetaCache,
 }
 
