@@ -73,8 +73,7 @@ fn parse(line: &[u8]) -> Option<Mapping<'_>> {
 
 /// Calls `f` for every mapping until it returns false. Returns false if /proc is unreadable.
 pub fn for_each(mut f: impl FnMut(&Mapping) -> bool) -> bool {
-    // O_CLOEXEC so a fork+exec does not inherit it.
-    let Ok(fd) = sys::open(b"/proc/self/maps\0", libc::O_RDONLY | libc::O_CLOEXEC, 0) else {
+    let Ok(fd) = sys::open_maps() else {
         return false;
     };
     let mut buf = [0u8; 4096];

@@ -1,7 +1,7 @@
 //! What the library finds at exit: blocks broken and never freed (canaries of live blocks, the
 //! free fill of quarantined ones), in address order, before the leak report; a LARGE block freed
-//! twice long after its first free; the leak scan of big blocks whose pages were never touched,
-//! and the page faults of the check itself.
+//! twice long after its first free; the leak scan of big blocks whose pages were never touched
+//! and of a process whose main thread exited first, and the page faults of the check itself.
 
 mod common;
 
@@ -227,6 +227,36 @@ fn untouched_big_blocks_all_reachable_are_no_leak() {
             .env("MALLOC_DEBUG", debug)
             .go();
         o.assert_ok_clean();
+    }
+}
+
+/// main ends with pthread_exit and the last thread exits the process: /proc/self then names
+/// the dead main thread (its maps read empty), yet the scan still finds the roots, so the one
+/// block main dropped is the one leak, named in the program, and what main kept (and what libc
+/// holds) is not.
+#[test]
+fn leaks_after_the_main_thread_exited() {
+    let exe = compile("leak_main_exits");
+    let want = format!(
+        "ft_malloc[PID]: LEAK: 4242 bytes in 1 block(s) allocated by malloc() from {}+ADDR",
+        exe.display()
+    );
+    for debug in ["1", "full"] {
+        let o = Run::new(&exe).env("MALLOC_DEBUG", debug).go();
+        assert_eq!(o.status, Some(0), "{}", o.describe());
+        let mut out: Vec<&str> = o.stdout.lines().collect();
+        out.sort();
+        assert_eq!(out, ["worker 0 done", "worker 1 done"], "{}", o.describe());
+        let leaks = leak_lines(&o);
+        assert_eq!(leaks.len(), 2, "{debug}: {}", o.describe());
+        assert_eq!(leaks[0], want, "{debug}: {}", o.describe());
+        assert!(
+            leaks[1].starts_with(
+                "ft_malloc[PID]: LEAK SUMMARY: 4242 bytes in 1 unreachable block(s); "
+            ),
+            "{debug}: {}",
+            o.describe()
+        );
     }
 }
 

@@ -114,7 +114,7 @@ fn header_text<const N: usize>(l: &mut Line<N>, ppid: u32) {
     }
     l.s(ft_format::log::MAGIC.as_bytes()).s(b"\n# program ");
     let mut exe = [0u8; 256];
-    let n = sys::readlink(b"/proc/self/exe\0", &mut exe).unwrap_or(0);
+    let n = sys::readlink_exe(&mut exe).unwrap_or(0);
     if n > 0 {
         l.s(&exe[..n]);
     } else {

@@ -166,9 +166,9 @@ pub fn exe_path() -> &'static [u8] {
         .is_ok()
     {
         let buf = EXE.buf.get() as *mut u8;
-        // SAFETY: we own `buf` (state 1); readlink writes at most EXE_CAP - 1 bytes.
-        let n =
-            unsafe { libc::readlink(c"/proc/self/exe".as_ptr(), buf as *mut c_char, EXE_CAP - 1) };
+        // SAFETY: we own `buf` (state 1); the link is read into its first EXE_CAP - 1 bytes.
+        let link = unsafe { core::slice::from_raw_parts_mut(buf, EXE_CAP - 1) };
+        let n = crate::sys::readlink_exe(link).unwrap_or(0);
         if n > 0 {
             // SAFETY: `n < EXE_CAP`, inside `buf`, which we still own.
             unsafe { *buf.add(n as usize) = 0 };

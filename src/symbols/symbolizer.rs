@@ -131,8 +131,11 @@ fn open(m: &Module) -> Option<SymFile> {
     let id = m.build_id();
     if m.is_main && !super::os::exe_is_loader() {
         let name = m.path_cstr().unwrap_or(b"/proc/self/exe\0");
-        if let Some(f) = SymFile::open(b"/proc/self/exe\0", name, id.as_ref()) {
-            return Some(f);
+        // thread-self first: /proc/self/exe is gone once the main thread has exited.
+        for link in [b"/proc/thread-self/exe\0".as_slice(), b"/proc/self/exe\0"] {
+            if let Some(f) = SymFile::open(link, name, id.as_ref()) {
+                return Some(f);
+            }
         }
     }
     let path = m.path_cstr()?;

@@ -492,7 +492,7 @@ pub fn dup_high(fd: c_int) -> Result<c_int, c_int> {
 
 /// Gives the unnamed file `fd` (opened with O_TMPFILE) the name `path` (NUL terminated); fails
 /// with EEXIST if the name exists. Uses `AT_EMPTY_PATH` (needs CAP_DAC_READ_SEARCH), then the
-/// `/proc/self/fd/N` link as open(2) describes.
+/// `/proc/thread-self/fd/N` (or `/proc/self/fd/N`) link as open(2) describes.
 pub fn link_fd(fd: c_int, path: &[u8]) -> Result<(), c_int> {
     let p = c_path(path).ok_or(libc::EINVAL)?;
     // SAFETY: an empty NUL-terminated string and a NUL-terminated target path.
@@ -503,27 +503,31 @@ pub fn link_fd(fd: c_int, path: &[u8]) -> Result<(), c_int> {
     if e == libc::EEXIST {
         return Err(e);
     }
-    let mut proc_path = [0u8; 32];
-    let pre = b"/proc/self/fd/";
-    proc_path[..pre.len()].copy_from_slice(pre);
-    let mut b = itoa::Buffer::new();
-    let digits = b.format(fd).as_bytes();
-    proc_path[pre.len()..pre.len() + digits.len()].copy_from_slice(digits);
-    // SAFETY: proc_path is NUL terminated (zero-filled past the digits); p as above.
-    if unsafe {
-        libc::linkat(
-            libc::AT_FDCWD,
-            proc_path.as_ptr() as *const c_char,
-            libc::AT_FDCWD,
-            p,
-            libc::AT_SYMLINK_FOLLOW,
-        )
-    } == 0
-    {
-        Ok(())
-    } else {
-        Err(errno())
+    // thread-self first, as in `open_maps`.
+    for pre in [b"/proc/thread-self/fd/".as_slice(), b"/proc/self/fd/"] {
+        let mut proc_path = [0u8; 40];
+        proc_path[..pre.len()].copy_from_slice(pre);
+        let mut b = itoa::Buffer::new();
+        let digits = b.format(fd).as_bytes();
+        proc_path[pre.len()..pre.len() + digits.len()].copy_from_slice(digits);
+        // SAFETY: proc_path is NUL terminated (zero-filled past the digits); p as above.
+        if unsafe {
+            libc::linkat(
+                libc::AT_FDCWD,
+                proc_path.as_ptr() as *const c_char,
+                libc::AT_FDCWD,
+                p,
+                libc::AT_SYMLINK_FOLLOW,
+            )
+        } == 0
+        {
+            return Ok(());
+        }
+        if errno() == libc::EEXIST {
+            break;
+        }
     }
+    Err(errno())
 }
 
 /// Reads directory entries of `fd` into `buf` (`getdents64`: records of inode, offset, length,
@@ -549,10 +553,25 @@ pub fn read_small_file(path: &[u8], buf: &mut [u8]) -> Result<usize, c_int> {
     r
 }
 
+/// Opens the process's /proc/.../maps: `/proc/thread-self/maps`, else `/proc/self/maps`
+/// (kernels before 3.17). Once the main thread has exited (`pthread_exit` in `main`),
+/// /proc/self names that zombie, whose maps read empty and whose exe link is gone, while
+/// thread-self names the calling thread of the same process.
+pub fn open_maps() -> Result<c_int, c_int> {
+    let flags = libc::O_RDONLY | libc::O_CLOEXEC;
+    open(b"/proc/thread-self/maps\0", flags, 0).or_else(|_| open(b"/proc/self/maps\0", flags, 0))
+}
+
+/// The executable's path (`readlink` of /proc/thread-self/exe, else /proc/self/exe: see
+/// `open_maps`).
+pub fn readlink_exe(buf: &mut [u8]) -> Result<usize, c_int> {
+    readlink(b"/proc/thread-self/exe\0", buf).or_else(|_| readlink(b"/proc/self/exe\0", buf))
+}
+
 /// The process's kernel mappings (VMAs) now: the lines of /proc/self/maps (None without
 /// /proc). Raw open/read on a stack buffer: dumps call this from signal handlers.
 pub fn count_mappings() -> Option<usize> {
-    let fd = open(b"/proc/self/maps\0", libc::O_RDONLY | libc::O_CLOEXEC, 0).ok()?;
+    let fd = open_maps().ok()?;
     let mut buf = [0u8; 4096];
     let mut n = 0usize;
     let mut open_line = false;
