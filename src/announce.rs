@@ -63,7 +63,8 @@ pub fn leak_totals(
     LEAK_STATE.store(LEAKS_COUNTED, Ordering::Release);
 }
 
-/// The leak check was asked for but could not run (the heap stayed busy at exit).
+/// The leak check was asked for but could not run (the heap stayed busy at exit, no memory
+/// for its scratch space, or no /proc to find the roots in).
 pub fn leak_check_skipped() {
     LEAK_STATE.store(LEAKS_SKIPPED, Ordering::Release);
 }

@@ -189,7 +189,8 @@ pub struct Noted {
     pub leaks: Vec<String>,
     /// `X bytes in N unreachable block(s); Y bytes in M block(s) still reachable`
     pub leak_summary: Option<String>,
-    pub leak_skipped: bool,
+    /// Why the leak check did not run, as the library said.
+    pub leak_skipped: Option<String>,
     pub aborted: bool,
 }
 
@@ -224,7 +225,7 @@ pub fn parse_counts(text: &str) -> Counts {
             "error_summary" => n.error_summary = text.parse().ok(),
             "leak" => n.leaks.push(text.to_string()),
             "leak_summary" => n.leak_summary = Some(text.to_string()),
-            "leak_skipped" => n.leak_skipped = true,
+            "leak_skipped" => n.leak_skipped = Some(text.to_string()),
             "abort" => n.aborted = true,
             _ => {}
         }
@@ -515,7 +516,7 @@ struct Verdict {
     counted: bool,
     /// (unreachable, still reachable); None: no leak verdict.
     leaks: Option<(Amount, Option<Amount>)>,
-    leak_note: &'static str,
+    leak_note: String,
     leak_lines: Vec<String>,
     aborted: bool,
     exited: bool,
@@ -529,18 +530,22 @@ fn verdict(p: &Proc, n: Option<&Noted>) -> Verdict {
         Some(e) => (e.errors, true),
         None => (stderr_errors, false),
     };
-    let mut leak_note = "";
+    let mut leak_note = String::new();
     let leaks = match &p.exit {
         None => {
-            leak_note = "not checked: the process did not run its exit handlers (crash, signal, abort or _exit)";
+            leak_note = "not checked: the process did not run its exit handlers (crash, signal, abort or _exit)".to_string();
             None
         }
         Some(e) if e.leak_check == a::LEAK_CHECK_OFF => {
-            leak_note = "not checked (leak check off)";
+            leak_note = "not checked (leak check off)".to_string();
             None
         }
-        Some(e) if e.leak_check == a::LEAK_CHECK_SKIPPED || n.leak_skipped => {
-            leak_note = "not checked: the heap stayed busy at exit";
+        Some(e) if e.leak_check == a::LEAK_CHECK_SKIPPED || n.leak_skipped.is_some() => {
+            let why = n.leak_skipped.as_deref().filter(|w| !w.is_empty());
+            leak_note = format!(
+                "not checked: {}",
+                why.unwrap_or("the library could not run it")
+            );
             None
         }
         Some(e) => match e.leaked {
@@ -565,7 +570,7 @@ fn verdict(p: &Proc, n: Option<&Noted>) -> Verdict {
 
 fn leak_text(v: &Verdict) -> String {
     match v.leaks {
-        None => v.leak_note.to_string(),
+        None => v.leak_note.clone(),
         Some(((0, _), r)) => match r {
             Some((rb, rn)) if rn > 0 => format!(
                 "none unreachable ({} in {} still reachable at exit)",

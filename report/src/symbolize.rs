@@ -73,7 +73,7 @@ impl Rewriter {
 
     /// Notes what the launcher's summary takes from the program's stderr, one record a line:
     /// `error PID` (an ERROR report's first line), `error_summary PID N`, `leak PID TEXT`,
-    /// `leak_summary PID TEXT`, `leak_skipped PID`, `abort PID` (the library aborted after a
+    /// `leak_summary PID TEXT`, `leak_skipped PID REASON`, `abort PID` (the library aborted after a
     /// report), `ldso TEXT` (the dynamic loader refused to preload a library).
     fn count(&mut self, line: &[u8]) {
         let line = line.strip_suffix(b"\n").unwrap_or(line);
@@ -110,8 +110,11 @@ impl Rewriter {
             } else if r.starts_with(b": leak summary: ") {
                 self.notes
                     .push(format!("leak_summary {pid} {}", text(b": leak summary: ")));
-            } else if r.starts_with(b": WARNING: leak check skipped") {
-                self.notes.push(format!("leak_skipped {pid}"));
+            } else if r.starts_with(b": WARNING: leak check skipped: ") {
+                self.notes.push(format!(
+                    "leak_skipped {pid} {}",
+                    text(b": WARNING: leak check skipped: ")
+                ));
             } else if r.starts_with(b": aborting") {
                 self.notes.push(format!("abort {pid}"));
             }

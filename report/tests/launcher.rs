@@ -711,6 +711,43 @@ fn real_library_leak_verdict_is_the_librarys() {
     assert!(!s.contains("bytes in"), "{s}");
 }
 
+/// Without /proc the library cannot find the program's memory to scan: the leak check is
+/// skipped, and the summary says why instead of calling the blocks leaked or the run clean.
+/// (Needs a mount namespace of its own to unmount /proc in: skipped where unshare is refused.)
+#[test]
+fn real_library_without_proc_does_not_check_leaks() {
+    let d = tmpdir("launch-noproc");
+    let exe = program(&d, "leak_and_print", "leak and print", &[]).unwrap();
+    let ok = Command::new("unshare")
+        .args(["-m", "true"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        println!("skipped: unshare -m refused");
+        return;
+    }
+    let o = Command::new("unshare")
+        .args(["-m", "sh", "-c", "umount -l /proc && exec \"$0\" \"$@\""])
+        .arg(launcher())
+        .arg("--")
+        .arg(&exe)
+        .current_dir(&d)
+        .env("FT_MALLOC_LIB", real_lib())
+        .env("FT_MALLOC_REPORT", BIN)
+        .env_remove("MALLOC_DEBUG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{stderr}");
+    let s = &stderr[stderr.find("==== ft-malloc summary").expect(&stderr)..];
+    assert!(
+        s.contains("leaks      not checked: /proc/self/maps unreadable (is /proc mounted?)"),
+        "{s}"
+    );
+    assert!(!s.contains("unreachable") && !s.contains("clean"), "{s}");
+}
+
 /// --sample N: a double free is an ERROR with its call site (debugging is on), not a WARNING.
 #[test]
 fn real_library_sample_mode_reports_a_double_free() {

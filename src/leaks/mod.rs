@@ -188,11 +188,28 @@ pub fn report_at_exit(all: bool) -> usize {
     // hold block addresses of their own and must not count as references.
     let marker = 0usize;
     let sp = core::hint::black_box(&marker) as *const usize as usize;
+    // The roots are found in /proc: without it every block would look leaked.
+    let mut any = false;
+    crate::maps::for_each(|_| {
+        any = true;
+        false
+    });
+    if !any {
+        let mut l: Line<160> = Line::new();
+        prefix(&mut l).s(
+            b"WARNING: leak check skipped: /proc/self/maps unreadable (is /proc mounted?), the \
+              program's memory could not be scanned\n",
+        );
+        l.report();
+        crate::announce::leak_check_skipped();
+        return 0;
+    }
     // Take every lock (bounded: a thread stuck inside malloc at exit makes us give up).
     let Some(view) = View::take_all() else {
         let mut l: Line<160> = Line::new();
         prefix(&mut l).s(b"WARNING: leak check skipped: the heap stayed busy at exit\n");
         l.report();
+        crate::announce::leak_check_skipped();
         return 0;
     };
     scan_and_report(&view, all, sp)
@@ -213,6 +230,7 @@ fn scan_and_report(view: &View, all: bool, sp: usize) -> usize {
         let mut l: Line<160> = Line::new();
         prefix(&mut l).s(b"WARNING: leak check skipped: no memory for its scratch space\n");
         l.report();
+        crate::announce::leak_check_skipped();
         return 0;
     };
     let stack = base as *mut usize;
