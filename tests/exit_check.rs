@@ -260,6 +260,27 @@ fn leaks_after_the_main_thread_exited() {
     }
 }
 
+/// Under a seccomp filter that kills the process for `mincore` (systemd's
+/// `SystemCallFilter=@system-service` has no group with it), the leak check asks the kernel
+/// nothing about residency and reads the pages instead: the program ends normally and the
+/// dropped block is reported.
+#[test]
+fn leak_check_under_a_seccomp_filter() {
+    let exe = compile("leak_under_seccomp");
+    let want = format!(
+        "ft_malloc[PID]: LEAK: 3333 bytes in 1 block(s) allocated by malloc() from {}+ADDR",
+        exe.display()
+    );
+    for debug in ["1", "full"] {
+        let o = Run::new(&exe).env("MALLOC_DEBUG", debug).go();
+        assert_eq!(o.status, Some(0), "{debug}: {}", o.describe());
+        assert_eq!(o.stdout, "filtered\n", "{debug}: {}", o.describe());
+        let leaks = leak_lines(&o);
+        assert_eq!(leaks.len(), 2, "{debug}: {}", o.describe());
+        assert_eq!(leaks[0], want, "{debug}: {}", o.describe());
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // LARGE blocks freed twice, long after the first free.
 

@@ -15,7 +15,8 @@
 //! Pages that hold nothing are not read, which would fault them in: the allocator's own
 //! mappings (zones whole, their pages that no block reached included), and, while no swap is
 //! in use, the program's anonymous pages that are not resident (never written: the unused part
-//! of a thread's stack, a big array never touched).
+//! of a thread's stack, a big array never touched). Residency is asked with `mincore`, except
+//! under a seccomp filter (`sys::note_seccomp`), which may kill the process for that call.
 //!
 //! A forked child that has not exec'd inherits the blocks of every thread of its parent, but
 //! only the forking thread lives on in it: blocks that other threads held in their registers
@@ -188,6 +189,8 @@ pub fn report_at_exit(all: bool) -> usize {
     // hold block addresses of their own and must not count as references.
     let marker = 0usize;
     let sp = core::hint::black_box(&marker) as *const usize as usize;
+    // `mincore` tells which pages hold nothing; a seccomp filter may kill the process for it.
+    crate::sys::note_seccomp();
     // The roots are found in /proc: without it every block would look leaked.
     let mut any = false;
     crate::maps::for_each(|_| {

@@ -3,7 +3,7 @@
 
 use super::errno::errno;
 use core::ffi::{c_int, c_void};
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Page size, read once with `sysconf` during init (0 before).
 static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);
@@ -298,10 +298,36 @@ pub fn each_resident_run(from: usize, to: usize, mut f: impl FnMut(usize, usize)
     }
 }
 
+/// Set once a seccomp filter was seen on the process (`note_seccomp`): `residency` then asks
+/// the kernel nothing, since `mincore` is in no group of system calls that filters allow by
+/// name (systemd's `@system-service` leaves it out, and kills the caller by default).
+static SECCOMP_FILTER: AtomicBool = AtomicBool::new(false);
+
+/// Looks for a seccomp filter on this thread (`Seccomp: 2` in /proc/.../status), for
+/// `residency`. A filter once installed stays: a filter seen is never forgotten.
+pub fn note_seccomp() {
+    let mut buf = [0u8; 4096];
+    let n = super::fd::read_small_file(b"/proc/thread-self/status\0", &mut buf)
+        .or_else(|_| super::fd::read_small_file(b"/proc/self/status\0", &mut buf))
+        .unwrap_or(0);
+    let text = &buf[..n];
+    let key = b"\nSeccomp:";
+    if let Some(at) = text.windows(key.len()).position(|w| w == key) {
+        let rest = &text[at + key.len()..];
+        let digit = rest.iter().find(|b| !b.is_ascii_whitespace());
+        if digit.is_some_and(|&d| d != b'0') {
+            SECCOMP_FILTER.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Asks the kernel (`mincore`) which of the pages from `base` (page aligned) are resident:
 /// bit 0 of `map[i]` for the i-th page. False when it does not say (part of the range is not
-/// mapped).
+/// mapped, or a seccomp filter may forbid the call: `note_seccomp`).
 pub fn residency(base: usize, map: &mut [u8]) -> bool {
+    if SECCOMP_FILTER.load(Ordering::Relaxed) {
+        return false;
+    }
     // SAFETY: the kernel writes one byte per page of the range into `map`, which has room for
     // them. It reads nothing of the range.
     unsafe {
