@@ -278,3 +278,26 @@ fn callers_with_the_same_frame_keep_their_own_stacks() {
         }
     }
 }
+
+/// Where a seccomp filter refuses `process_vm_readv` (EPERM), stack pages are probed another
+/// way: the double free's stack still runs from the program's innermost function to main, and
+/// the leak check, reading its roots directly, still tells the kept block from the dropped one.
+#[test]
+fn stacks_and_leaks_without_process_vm_readv() {
+    let exe = compile("stacks_no_vm_read");
+    let o = Run::new(&exe)
+        .env("MALLOC_DEBUG", "1,on_error=continue")
+        .go();
+    assert_eq!(o.status, Some(0), "{}", o.describe());
+    assert_eq!(o.stdout, "went on\n", "{}", o.describe());
+    let frames = frames_under(&o, "  free() called from ");
+    assert_eq!(
+        &functions(&frames)[0..4],
+        ["level3", "level2", "level1", "main"],
+        "{frames:?}"
+    );
+    let leaks: Vec<&str> = o.stderr.lines().filter(|l| l.contains("LEAK")).collect();
+    assert_eq!(leaks.len(), 2, "{}", o.describe());
+    assert!(leaks[0].contains("LEAK: 2222 bytes in 1 block(s) allocated by malloc() from "));
+    assert!(leaks[1].contains("LEAK SUMMARY: 2222 bytes in 1 unreachable block(s)"));
+}

@@ -10,8 +10,9 @@
 //! another thread meanwhile or under a guard marker SIGSEGV) is skipped, and every readable
 //! byte is still scanned, file-backed private mappings included (a module's `.data`, or a
 //! program's private file mapping holding pointers). Where the kernel refuses that call
-//! (seccomp, a kernel without it) roots are read directly, and the only file-backed mappings
-//! read are those of a file that also has an executable mapping (a loaded module's data).
+//! (seccomp, a kernel without it) roots are read directly, each page probed first
+//! (`sys::pages_readable`), and the only file-backed mappings read are those of a file that
+//! also has an executable mapping (a loaded module's data).
 //! Pages that hold nothing are not read, which would fault them in: the allocator's own
 //! mappings (zones whole, their pages that no block reached included), and, while no swap is
 //! in use, the program's anonymous pages that are not resident (never written: the unused part

@@ -149,7 +149,15 @@ pub(super) fn scan(s: &mut Scan, skip: &Ranges, scratch: &mut [u8], sp: usize) {
                     // Possibly past the end of its file: reading it could raise SIGBUS.
                     return true;
                 }
-                s.range(a, end);
+                // Page by page, each probed first (a guard marker of the program's faults).
+                let mut p = a;
+                while p < end {
+                    let next = ((p & !(page - 1)) + page).min(end);
+                    if sys::pages_readable(p & !(page - 1), next, page) {
+                        s.range(p, next);
+                    }
+                    p = next;
+                }
             }
             a = end;
         }

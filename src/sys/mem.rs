@@ -512,12 +512,54 @@ pub fn read_own(addr: usize, len: usize, buf: &mut [u8]) -> Result<usize, c_int>
     if r < 0 { Err(errno()) } else { Ok(r as usize) }
 }
 
+/// How `pages_readable` probes: 0 with `process_vm_readv`; once that was refused (a seccomp
+/// filter answering EPERM, a kernel without it), 1 with `rt_sigprocmask` (`readable_by_mask`),
+/// or 2 when that probe failed its check too (nothing is taken for readable).
+static PROBE: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+
+/// Whether the 8 bytes at `addr` can be read, asked of `rt_sigprocmask` with an invalid `how`:
+/// the kernel copies the new mask from `addr` before it looks at `how`, so it answers EFAULT
+/// when they cannot be read and EINVAL when they can, the mask unchanged. Every seccomp filter
+/// lets this call through: libc cannot do without it.
+fn readable_by_mask(addr: usize) -> bool {
+    // SAFETY: an invalid `how` and no old set: the kernel reads 8 bytes at `addr` (or fails)
+    // and changes nothing.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            -1 as c_int,
+            addr as *const c_void,
+            core::ptr::null_mut::<c_void>(),
+            8usize,
+        )
+    };
+    r == -1 && errno() == libc::EINVAL
+}
+
+/// Switches `pages_readable` to `readable_by_mask`, once it answers as expected for a word of
+/// this frame (readable) and for address 0 (not).
+#[cold]
+fn fall_back_to_mask() -> u8 {
+    let here = 0u64;
+    let ok = readable_by_mask(core::hint::black_box(&here) as *const u64 as usize)
+        && !readable_by_mask(0);
+    let mode = if ok { 1 } else { 2 };
+    PROBE.store(mode, Ordering::Relaxed);
+    mode
+}
+
 /// Whether every `grain`-sized page of `[from, to)` (`from` aligned to `grain`) is readable:
 /// one byte of each is read with `process_vm_readv` on our own pid, at most `BATCH` pages per
 /// call, so an unmapped or unreadable page answers EFAULT (or a short count) instead of
-/// faulting. Stops at the first batch that is not read whole.
+/// faulting. Stops at the first batch that is not read whole. Where `process_vm_readv` is
+/// refused, each page is asked of `rt_sigprocmask` instead (`readable_by_mask`).
 pub fn pages_readable(from: usize, to: usize, grain: usize) -> bool {
     const BATCH: usize = 32;
+    match PROBE.load(Ordering::Relaxed) {
+        0 => {}
+        1 => return (from..to).step_by(grain).all(readable_by_mask),
+        _ => return false,
+    }
     // SAFETY: getpid has no preconditions.
     let pid = unsafe { libc::getpid() };
     let mut sink = [0u8; BATCH];
@@ -538,6 +580,10 @@ pub fn pages_readable(from: usize, to: usize, grain: usize) -> bool {
         // SAFETY: the local buffer holds n bytes; the kernel checks the remote addresses and
         // answers EFAULT (or a short count) for unreadable ones instead of faulting.
         let got = unsafe { libc::process_vm_readv(pid, &local, 1, remote.as_ptr(), n as _, 0) };
+        if got < 0 && errno() != libc::EFAULT {
+            // Refused, not a fault: probe another way from now on.
+            return fall_back_to_mask() == 1 && pages_readable(page, to, grain);
+        }
         if got != n as isize {
             return false;
         }

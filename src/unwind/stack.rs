@@ -2,8 +2,9 @@
 //!
 //! Owns: the current thread's cached stack range (a 16-byte initial-exec TLS block of its own:
 //! ordinary TLS could call malloc, see tls.rs), the page probes (`sys::pages_readable`:
-//! `process_vm_readv` on our own pid, which answers EFAULT instead of raising SIGSEGV) and
-//! `Mem`, the one reader of stack words a walk uses.
+//! `process_vm_readv` on our own pid, which answers EFAULT instead of raising SIGSEGV, or
+//! `rt_sigprocmask` where a seccomp filter refuses it) and `Mem`, the one reader of stack words
+//! a walk uses.
 //!
 //! A word is read directly when it lies in the thread's cached range, or in a page this walk has
 //! already probed; any other address costs one probe (bounded per walk) and fails cleanly when
