@@ -553,53 +553,6 @@ pub fn read_small_file(path: &[u8], buf: &mut [u8]) -> Result<usize, c_int> {
     r
 }
 
-/// Opens the process's /proc/.../maps: `/proc/thread-self/maps`, else `/proc/self/maps`
-/// (kernels before 3.17). Once the main thread has exited (`pthread_exit` in `main`),
-/// /proc/self names that zombie, whose maps read empty and whose exe link is gone, while
-/// thread-self names the calling thread of the same process.
-pub fn open_maps() -> Result<c_int, c_int> {
-    let flags = libc::O_RDONLY | libc::O_CLOEXEC;
-    open(b"/proc/thread-self/maps\0", flags, 0).or_else(|_| open(b"/proc/self/maps\0", flags, 0))
-}
-
-/// The executable's path (`readlink` of /proc/thread-self/exe, else /proc/self/exe: see
-/// `open_maps`).
-pub fn readlink_exe(buf: &mut [u8]) -> Result<usize, c_int> {
-    readlink(b"/proc/thread-self/exe\0", buf).or_else(|_| readlink(b"/proc/self/exe\0", buf))
-}
-
-/// The process's kernel mappings (VMAs) now: the lines of /proc/self/maps (None without
-/// /proc). Raw open/read on a stack buffer: dumps call this from signal handlers.
-pub fn count_mappings() -> Option<usize> {
-    let fd = open_maps().ok()?;
-    let mut buf = [0u8; 4096];
-    let mut n = 0usize;
-    let mut open_line = false;
-    while let Ok(k) = read(fd, &mut buf) {
-        if k == 0 {
-            break;
-        }
-        n += buf[..k].iter().filter(|&&b| b == b'\n').count();
-        open_line = buf[k - 1] != b'\n';
-    }
-    close(fd);
-    Some(n + open_line as usize)
-}
-
-/// vm.max_map_count (None if unreadable or implausibly small).
-pub fn read_max_map_count() -> Option<usize> {
-    let mut buf = [0u8; 32];
-    let n = read_small_file(b"/proc/sys/vm/max_map_count\0", &mut buf).ok()?;
-    let digits = buf[..n].iter().take_while(|b| b.is_ascii_digit());
-    let mut v: usize = 0;
-    let mut any = false;
-    for &d in digits {
-        v = v.checked_mul(10)?.checked_add((d - b'0') as usize)?;
-        any = true;
-    }
-    (any && v > 1000).then_some(v)
-}
-
 /// The current directory into `buf` (NUL terminated); its length.
 pub fn getcwd(buf: &mut [u8]) -> Option<usize> {
     // SAFETY: buf is writable for its length; getcwd with a buffer does not allocate.

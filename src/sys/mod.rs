@@ -3,11 +3,12 @@
 //! the allocator (no page map, no blocks, no configuration).
 //!
 //! - `mem`: mappings (mmap, munmap, mprotect, mremap, madvise, guard markers, read-only file
-//!   mappings), limits, reads of our own memory that cannot fault;
+//!   mappings), limits;
+//! - `probe`: reads of our own memory that cannot fault, page residency, swap in use;
 //! - `fd`: descriptors and files (open, stat, flock, pread/pwrite, high close-on-exec copies);
 //! - `out`: where reports go (fd 2, a `report=` file opened on first use, the saved stderr);
 //! - `errno`: errno, its saving, and the names of error numbers;
-//! - `proc`: ids, clocks, random bytes, the initial environment, futexes, exit;
+//! - `proc`: ids, clocks, random bytes, the initial environment, futexes, exit, /proc files;
 //! - `signal`: the thread's signal mask, handlers;
 //! - `room`: stack room for a signal handler's work (a stack of its own when the alternate
 //!   signal stack is short);
@@ -21,6 +22,7 @@ pub mod fd;
 pub mod image;
 pub mod mem;
 pub mod out;
+pub mod probe;
 pub mod proc;
 pub mod room;
 pub mod signal;
@@ -29,5 +31,6 @@ pub use errno::*;
 pub use fd::*;
 pub use mem::*;
 pub use out::*;
+pub use probe::*;
 pub use proc::*;
 pub use signal::*;

@@ -1,8 +1,9 @@
 //! The process: ids, clocks, random bytes, secure-execution mode, the initial environment
-//! (read from the initial stack), CPU count, thread keys, futexes, abort and exit.
+//! (read from the initial stack), CPU count, thread keys, futexes, abort and exit, and its
+//! /proc files (maps, exe link, vm.max_map_count).
 
 use super::errno::errno;
-use core::ffi::{c_char, c_void};
+use core::ffi::{c_char, c_int, c_void};
 use core::sync::atomic::AtomicI32;
 
 unsafe extern "C" {
@@ -238,4 +239,53 @@ pub fn abort() -> ! {
 pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit never returns.
     unsafe { libc::_exit(code) }
+}
+
+/// Opens the process's /proc/.../maps: `/proc/thread-self/maps`, else `/proc/self/maps`
+/// (kernels before 3.17). Once the main thread has exited (`pthread_exit` in `main`),
+/// /proc/self names that zombie, whose maps read empty and whose exe link is gone, while
+/// thread-self names the calling thread of the same process.
+pub fn open_maps() -> Result<c_int, c_int> {
+    let flags = libc::O_RDONLY | libc::O_CLOEXEC;
+    super::fd::open(b"/proc/thread-self/maps\0", flags, 0)
+        .or_else(|_| super::fd::open(b"/proc/self/maps\0", flags, 0))
+}
+
+/// The executable's path (`readlink` of /proc/thread-self/exe, else /proc/self/exe: see
+/// `open_maps`).
+pub fn readlink_exe(buf: &mut [u8]) -> Result<usize, c_int> {
+    super::fd::readlink(b"/proc/thread-self/exe\0", buf)
+        .or_else(|_| super::fd::readlink(b"/proc/self/exe\0", buf))
+}
+
+/// The process's kernel mappings (VMAs) now: the lines of /proc/self/maps (None without
+/// /proc). Raw open/read on a stack buffer: dumps call this from signal handlers.
+pub fn count_mappings() -> Option<usize> {
+    let fd = open_maps().ok()?;
+    let mut buf = [0u8; 4096];
+    let mut n = 0usize;
+    let mut open_line = false;
+    while let Ok(k) = super::fd::read(fd, &mut buf) {
+        if k == 0 {
+            break;
+        }
+        n += buf[..k].iter().filter(|&&b| b == b'\n').count();
+        open_line = buf[k - 1] != b'\n';
+    }
+    super::fd::close(fd);
+    Some(n + open_line as usize)
+}
+
+/// vm.max_map_count (None if unreadable or implausibly small).
+pub fn read_max_map_count() -> Option<usize> {
+    let mut buf = [0u8; 32];
+    let n = super::fd::read_small_file(b"/proc/sys/vm/max_map_count\0", &mut buf).ok()?;
+    let digits = buf[..n].iter().take_while(|b| b.is_ascii_digit());
+    let mut v: usize = 0;
+    let mut any = false;
+    for &d in digits {
+        v = v.checked_mul(10)?.checked_add((d - b'0') as usize)?;
+        any = true;
+    }
+    (any && v > 1000).then_some(v)
 }
