@@ -149,11 +149,12 @@ pub(super) fn scan(s: &mut Scan, skip: &Ranges, scratch: &mut [u8], sp: usize) {
                     // Possibly past the end of its file: reading it could raise SIGBUS.
                     return true;
                 }
-                // Page by page, each probed first (a guard marker of the program's faults).
+                // Page by page, each probed first (a guard marker of the program's faults),
+                // unless no probe works (then as it comes: the roots must be read).
                 let mut p = a;
                 while p < end {
                     let next = ((p & !(page - 1)) + page).min(end);
-                    if sys::pages_readable(p & !(page - 1), next, page) {
+                    if sys::pages_readable(p & !(page - 1), next, page) || !sys::probes_work() {
                         s.range(p, next);
                     }
                     p = next;

@@ -145,6 +145,12 @@ fn fall_back_to_mask() -> u8 {
     mode
 }
 
+/// Whether `pages_readable` can tell a readable page from another (false once both of its
+/// probes were refused or answered wrongly: it then takes no page for readable).
+pub fn probes_work() -> bool {
+    PROBE.load(Ordering::Relaxed) < 2
+}
+
 /// Whether every `grain`-sized page of `[from, to)` (`from` aligned to `grain`) is readable:
 /// one byte of each is read with `process_vm_readv` on our own pid, at most `BATCH` pages per
 /// call, so an unmapped or unreadable page answers EFAULT (or a short count) instead of
