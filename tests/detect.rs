@@ -968,6 +968,33 @@ fn out_of_range_values_warn_and_use_the_nearest() {
     );
 }
 
+/// A ring bigger than the address space allows: one warning line says there is none (and why),
+/// and the program runs.
+#[test]
+fn a_ring_without_memory_is_said() {
+    let script = format!(
+        "ulimit -v 300000 && LD_PRELOAD={} exec {}",
+        common::lib().display(),
+        compile("leak_free_program").display()
+    );
+    let out = common::Run::new("/bin/sh")
+        .no_preload()
+        .args(["-c", &script])
+        .env("MALLOC_DEBUG", "ring=16777216")
+        .go();
+    out.assert_success();
+    assert_eq!(out.stdout, "node 9 some value\nOK\n", "{}", out.describe());
+    assert_eq!(
+        masked_stderr(&out),
+        vec![
+            "ft_malloc[PID]: WARNING: ring: no memory for 16777216 events (1048576 KiB); reports \
+             go without blocks' recent history (a smaller ring=N fits)"
+        ],
+        "{}",
+        out.describe()
+    );
+}
+
 /// Preset names, option names and keyword values are case-insensitive: `FULL` is `full`.
 #[test]
 fn names_and_presets_are_case_insensitive() {

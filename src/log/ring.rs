@@ -32,11 +32,21 @@ static RING: AtomicPtr<Rec> = AtomicPtr::new(core::ptr::null_mut());
 static RING_MASK: AtomicU64 = AtomicU64::new(0);
 
 /// Maps the ring of `n` records (a power of two). Called once during init (single-threaded);
-/// without memory there is no ring.
+/// without memory there is no ring, which a warning says.
 pub(super) fn init(n: u64) {
-    if let Some(p) = crate::pagemap::map_internal(n as usize * core::mem::size_of::<Rec>()) {
+    let bytes = n as usize * core::mem::size_of::<Rec>();
+    if let Some(p) = crate::pagemap::map_internal(bytes) {
         RING_MASK.store(n - 1, Ordering::Relaxed);
         RING.store(p as *mut Rec, Ordering::Release);
+    } else {
+        let mut l: crate::fmt::Line<200> = crate::fmt::Line::new();
+        crate::fmt::prefix(&mut l)
+            .s(b"WARNING: ring: no memory for ")
+            .u(n)
+            .s(b" events (")
+            .u(bytes as u64 >> 10)
+            .s(b" KiB); reports go without blocks' recent history (a smaller ring=N fits)\n");
+        l.report();
     }
 }
 
