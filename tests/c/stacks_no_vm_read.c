@@ -3,14 +3,10 @@
  * program goes on with on_error=continue), a block kept in a global and one dropped.
  * usage: stacks_no_vm_read */
 #include <errno.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
-#include <stddef.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
+#include "seccomp_deny.h"
 
 static char *kept;
 
@@ -28,18 +24,8 @@ __attribute__((noinline)) static void drop(void) {
 }
 
 int main(void) {
-    struct sock_filter f[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_process_vm_readv, 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-    };
-    struct sock_fprog prog = { .len = sizeof f / sizeof f[0], .filter = f };
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) ||
-        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog)) {
-        perror("seccomp");
+    if (seccomp_deny(SYS_process_vm_readv, SECCOMP_RET_ERRNO | EPERM))
         return 2;
-    }
     kept = malloc(1111);
     memset(kept, 2, 1111);
     drop();
