@@ -11,10 +11,10 @@
 //! With debugging on, guard pages (PROT_NONE) also sit before and after the data, so an
 //! overflow faults at once instead of running into the next zone's blocks.
 //!
-//! Headers are packed together, 32 to a page (the chunk's first page, then pages of the chunk
-//! taken as needed), and a zone's arrays start on a page of their own when they span a page or
-//! more: the first slots' entries then fill whole pages, and a new zone costs no page for its
-//! header once another zone's header has touched that page.
+//! Headers are packed together, 32 to a 4 KiB page (the chunk's first page, then pages of the
+//! chunk taken as needed), and a zone's arrays start on a page of their own when they span a
+//! page or more: the first slots' entries then fill whole pages, and a new zone costs no page
+//! for its header once another zone's header has touched that page.
 //!
 //! Slots are handed out from a LIFO list of freed slots (linked through `BlockMeta::link`),
 //! else by bumping `bump`; indices at or above `hiwater` were never used, so their metadata is
@@ -69,7 +69,7 @@ pub struct Zone {
     pub reg_end: usize,
     pub dbg: *mut PackedDebug,
     /// Links in the arena's list of zones with free slots of this class (`next` also links
-    /// cached metadata blocks).
+    /// cached headers).
     pub next: *mut Zone,
     pub prev: *mut Zone,
     /// Links in the arena's list of all zones.
