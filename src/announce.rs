@@ -137,14 +137,8 @@ fn start() {
         .c(b'=')
         .u(config::get().enabled as u64);
     let mut buf = [0u8; 512];
-    // thread-self first: /proc/self/exe is gone once the main thread has exited.
-    let n = readlink(b"/proc/thread-self/exe\0", &mut buf).len();
-    let exe = if n > 0 {
-        &buf[..n]
-    } else {
-        readlink(b"/proc/self/exe\0", &mut buf)
-    };
-    path_field(&mut l, a::key::EXE, exe);
+    let n = sys::readlink_exe(&mut buf).unwrap_or(0);
+    path_field(&mut l, a::key::EXE, &buf[..n]);
     let mut link: Line<40> = Line::new();
     link.s(b"/proc/").u(ppid).s(b"/exe").c(0);
     path_field(&mut l, a::key::PARENT, readlink(link.as_bytes(), &mut buf));

@@ -177,6 +177,29 @@ fn leak_lines(o: &Output) -> Vec<String> {
         .collect()
 }
 
+/// The leak report names one block of `bytes` allocated by malloc() in `exe`, and nothing
+/// else unreachable.
+fn one_leak(o: &Output, exe: &std::path::Path, bytes: usize, debug: &str) {
+    let leaks = leak_lines(o);
+    assert_eq!(leaks.len(), 2, "{debug}: {}", o.describe());
+    assert_eq!(
+        leaks[0],
+        format!(
+            "ft_malloc[PID]: LEAK: {bytes} bytes in 1 block(s) allocated by malloc() from {}+ADDR",
+            exe.display()
+        ),
+        "{debug}: {}",
+        o.describe()
+    );
+    assert!(
+        leaks[1].starts_with(&format!(
+            "ft_malloc[PID]: LEAK SUMMARY: {bytes} bytes in 1 unreachable block(s); "
+        )),
+        "{debug}: {}",
+        o.describe()
+    );
+}
+
 /// Two threads keep a 256 MiB block each in globals and main drops two more, all never
 /// touched: main's two are leaks, the threads' are not. Nor are a block whose only pointer lies
 /// in a touched 1 MiB block and one whose only pointer lies on the one touched page of an
@@ -237,26 +260,13 @@ fn untouched_big_blocks_all_reachable_are_no_leak() {
 #[test]
 fn leaks_after_the_main_thread_exited() {
     let exe = compile("leak_main_exits");
-    let want = format!(
-        "ft_malloc[PID]: LEAK: 4242 bytes in 1 block(s) allocated by malloc() from {}+ADDR",
-        exe.display()
-    );
     for debug in ["1", "full"] {
         let o = Run::new(&exe).env("MALLOC_DEBUG", debug).go();
         assert_eq!(o.status, Some(0), "{}", o.describe());
         let mut out: Vec<&str> = o.stdout.lines().collect();
         out.sort();
         assert_eq!(out, ["worker 0 done", "worker 1 done"], "{}", o.describe());
-        let leaks = leak_lines(&o);
-        assert_eq!(leaks.len(), 2, "{debug}: {}", o.describe());
-        assert_eq!(leaks[0], want, "{debug}: {}", o.describe());
-        assert!(
-            leaks[1].starts_with(
-                "ft_malloc[PID]: LEAK SUMMARY: 4242 bytes in 1 unreachable block(s); "
-            ),
-            "{debug}: {}",
-            o.describe()
-        );
+        one_leak(&o, &exe, 4242, debug);
     }
 }
 
@@ -267,10 +277,6 @@ fn leaks_after_the_main_thread_exited() {
 #[test]
 fn leak_check_under_a_seccomp_filter() {
     let exe = compile("leak_under_seccomp");
-    let want = format!(
-        "ft_malloc[PID]: LEAK: 3333 bytes in 1 block(s) allocated by malloc() from {}+ADDR",
-        exe.display()
-    );
     for debug in ["1", "full"] {
         let o = Run::new(&exe).env("MALLOC_DEBUG", debug).go();
         if o.status == Some(2) && o.stderr.contains("seccomp: ") {
@@ -279,9 +285,7 @@ fn leak_check_under_a_seccomp_filter() {
         }
         assert_eq!(o.status, Some(0), "{debug}: {}", o.describe());
         assert_eq!(o.stdout, "filtered\n", "{debug}: {}", o.describe());
-        let leaks = leak_lines(&o);
-        assert_eq!(leaks.len(), 2, "{debug}: {}", o.describe());
-        assert_eq!(leaks[0], want, "{debug}: {}", o.describe());
+        one_leak(&o, &exe, 3333, debug);
     }
 }
 
