@@ -70,14 +70,10 @@ const AT_EXIT_MAX: usize = 32;
 /// once, in address order: an overflow that ran over the blocks after it is reported first as
 /// the overflow of the block it started from. Then `on_error` applies as for any report. A
 /// quarantined block reported here gets its fill back, so the drain does not report it again.
-pub fn at_exit() {
-    check_at_exit();
-    // `check_at_exit` left the addresses of the blocks it walked in the dead stack.
-    crate::sys::clear_dead_stack();
-}
-
+/// Out of line, so that its list of blocks found is not in the frame of the exit reports while
+/// the leak check runs (a thread's stack may be small).
 #[inline(never)]
-fn check_at_exit() {
+pub fn at_exit() {
     let mut found: [Option<(Info, u8, usize)>; AT_EXIT_MAX] = [None; AT_EXIT_MAX];
     let mut n = 0;
     walk::each_entered(|b| {

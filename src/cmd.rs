@@ -164,7 +164,7 @@ pub fn run(c: &[u8]) {
             crate::log::dump_recent(FD, n);
         }
         b"leaks" => {
-            let n = crate::leaks::report_at_exit(false);
+            let n = crate::leaks::report_at_exit(false, crate::sys::frame_address());
             l.s(b"leaks: ")
                 .u(n as u64)
                 .s(b" unreachable block(s) (details on the report output)\n");

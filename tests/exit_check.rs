@@ -1,7 +1,8 @@
 //! What the library finds at exit: blocks broken and never freed (canaries of live blocks, the
 //! free fill of quarantined ones), in address order, before the leak report; a LARGE block freed
 //! twice long after its first free; the leak scan of big blocks whose pages were never touched
-//! and of a process whose main thread exited first, and the page faults of the check itself.
+//! and of a process whose main thread exited first, and the page faults of the check itself;
+//! exit() on a small stack (a thread's, a coroutine's inside a heap block).
 
 mod common;
 
@@ -286,6 +287,44 @@ fn leak_check_under_a_seccomp_filter() {
         assert_eq!(o.status, Some(0), "{debug}: {}", o.describe());
         assert_eq!(o.stdout, "filtered\n", "{debug}: {}", o.describe());
         one_leak(&o, &exe, 3333, debug);
+    }
+}
+
+/// exit() from a thread with a 16 KiB stack: the check, the drain and the leak report at exit
+/// run on that stack, and fit. The dropped block is the one leak.
+#[test]
+fn exit_reports_fit_a_small_thread_stack() {
+    let exe = compile("exit_small_stack");
+    for debug in ["1", "full", "1,leaks=all,stats,dump_at_exit"] {
+        let o = Run::new(&exe).arg("thread").env("MALLOC_DEBUG", debug).go();
+        if o.status == Some(2) {
+            println!("skipped: {}", o.stdout.trim());
+            return;
+        }
+        assert_eq!(o.status, Some(0), "{debug}: {}", o.describe());
+        assert_eq!(o.stdout, "exiting\n", "{debug}: {}", o.describe());
+        one_leak(&o, &exe, 4321, debug);
+    }
+}
+
+/// exit() from a coroutine whose stack lies in a heap block: the memory below its stack (here,
+/// the only pointer to a block) is neither changed nor left unread by the exit reports, so
+/// nothing leaks.
+#[test]
+fn exit_from_a_coroutine_leaves_the_memory_below_its_stack() {
+    for debug in ["1", "full"] {
+        let o = Run::new(compile("exit_small_stack"))
+            .arg("coroutine")
+            .env("MALLOC_DEBUG", debug)
+            .go();
+        assert_eq!(o.status, Some(0), "{debug}: {}", o.describe());
+        assert_eq!(o.stdout, "exiting\n", "{debug}: {}", o.describe());
+        assert_eq!(
+            leak_lines(&o),
+            Vec::<String>::new(),
+            "{debug}: {}",
+            o.describe()
+        );
     }
 }
 

@@ -54,12 +54,6 @@ pub fn drain_quarantine() -> bool {
         release(p);
         any = true;
     }
-    if any {
-        // Releasing blocks left the addresses of the blocks next to them (the end of a
-        // block's canary range is where the next block starts) in the dead stack, which the
-        // leak scan at exit reads.
-        crate::sys::clear_dead_stack();
-    }
     any
 }
 

@@ -44,7 +44,7 @@ use crate::sys;
 use crate::walk::{Block, View};
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use mark::{MARK, STACK_CAP, Scan};
-use roots::SCRATCH;
+use roots::{MAX_MODULES, SCRATCH};
 
 const MAX_SITES: usize = 512;
 
@@ -184,12 +184,12 @@ struct Site {
 }
 
 /// Finds and reports unreachable blocks (and reachable ones with `all`). Returns the number of
-/// leaked blocks.
-pub fn report_at_exit(all: bool) -> usize {
-    // The current thread's stack is scanned from here up: the scanner's own frames (below)
-    // hold block addresses of their own and must not count as references.
-    let marker = 0usize;
-    let sp = core::hint::black_box(&marker) as *const usize as usize;
+/// leaked blocks. The current thread's stack is scanned from `floor` up: `floor` is in the
+/// frame of the library's entry point that asked (`sys::frame_address`), so that neither the
+/// scanner's frames nor the dead frames of the work done before it (the check and the drain at
+/// exit, which walked blocks) count as references. Nothing below is cleared: a thread's stack
+/// may be as small as 16 KiB, or a coroutine's stack inside other memory.
+pub fn report_at_exit(all: bool, floor: usize) -> usize {
     // `mincore` tells which pages hold nothing; a seccomp filter may kill the process for it.
     crate::sys::note_seccomp();
     // The roots are found in /proc: without it every block would look leaked.
@@ -216,7 +216,7 @@ pub fn report_at_exit(all: bool) -> usize {
         crate::announce::leak_check_skipped();
         return 0;
     };
-    scan_and_report(&view, all, sp)
+    scan_and_report(&view, all, floor)
 }
 
 fn scan_and_report(view: &View, all: bool, sp: usize) -> usize {
@@ -228,7 +228,9 @@ fn scan_and_report(view: &View, all: bool, sp: usize) -> usize {
     let nzones: usize = view.arenas().map(|a| a.zones).sum();
     let skip_cap = 2 + nleaves + crate::large::CACHE_SLOTS + nchunks + nzones;
     let stack_bytes = STACK_CAP * 8;
-    let skip_off = stack_bytes + SCRATCH;
+    // The mapping: the mark stack, the read buffer, the module list, the ranges skipped.
+    let modules_off = stack_bytes + SCRATCH;
+    let skip_off = modules_off + MAX_MODULES * 8;
     let scratch_len = skip_off + skip_cap * core::mem::size_of::<(usize, usize)>();
     let Some(base) = crate::pagemap::map_internal(scratch_len) else {
         let mut l: Line<160> = Line::new();
@@ -285,7 +287,9 @@ fn scan_and_report(view: &View, all: bool, sp: usize) -> usize {
     let scratch = unsafe {
         core::slice::from_raw_parts_mut((base as usize + stack_bytes) as *mut u8, SCRATCH)
     };
-    roots::scan(&mut s, &skip, scratch, sp);
+    // SAFETY: the module list's bytes, 8-aligned (page-aligned offsets), used by nothing else.
+    let modules = unsafe { &mut *((base as usize + modules_off) as *mut [u64; MAX_MODULES]) };
+    roots::scan(&mut s, &skip, scratch, modules, sp);
     s.drain();
     while s.overflow {
         s.overflow = false;
@@ -297,17 +301,13 @@ fn scan_and_report(view: &View, all: bool, sp: usize) -> usize {
             }
         });
     }
-    // Group the unmarked (leaked) and, with `all`, the marked (reachable) blocks by site.
-    let mut sites = [Site {
-        caller: 0,
-        origin: 0,
-        bytes: 0,
-        count: 0,
-        example: 0,
-        example_size: 0,
-        seq: 0,
-        tid: 0,
-    }; MAX_SITES];
+    // Group the unmarked (leaked) and, with `all`, the marked (reachable) blocks by site, in
+    // the scratch space the scan is done with (32 KiB: more than a small thread's stack).
+    const _: () = assert!(MAX_SITES * core::mem::size_of::<Site>() <= SCRATCH);
+    // SAFETY: the scratch bytes, page-aligned and no longer used by the scan, hold MAX_SITES
+    // sites; each is written before it is read (`nsites` counts them).
+    let sites =
+        unsafe { core::slice::from_raw_parts_mut(scratch.as_mut_ptr() as *mut Site, MAX_SITES) };
     let mut nsites;
     let mut leaked = 0usize;
     let mut leaked_bytes = 0usize;

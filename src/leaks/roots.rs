@@ -10,7 +10,7 @@ use crate::sys;
 /// Bytes of roots copied at a time.
 pub(super) const SCRATCH: usize = 64 << 10;
 /// Paths (hashed) of files with an executable mapping, for the direct-read fallback.
-const MAX_MODULES: usize = 512;
+pub(super) const MAX_MODULES: usize = 512;
 
 /// How roots are read.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -29,6 +29,9 @@ fn path_hash(p: &[u8]) -> u64 {
 }
 
 /// Hashes the paths of the files with an executable mapping into `modules`; returns how many.
+/// Out of line: its reading of the mappings keeps a 4 KiB buffer on the stack, which the scan of
+/// each mapping must not carry (a thread's stack may be small).
+#[inline(never)]
 fn list_modules(modules: &mut [u64; MAX_MODULES]) -> usize {
     let mut n = 0;
     crate::maps::for_each(|m| {
@@ -79,12 +82,19 @@ impl Resident {
 
 /// Scans the roots: the words of every mapping that may hold references of the program's,
 /// from `sp` on in the current thread's stack, leaving out what `skip` holds (our own memory).
-pub(super) fn scan(s: &mut Scan, skip: &Ranges, scratch: &mut [u8], sp: usize) {
+/// `modules` is room for the direct reader's list of loaded modules (out of the stack, which may
+/// be a small thread's).
+pub(super) fn scan(
+    s: &mut Scan,
+    skip: &Ranges,
+    scratch: &mut [u8],
+    modules: &mut [u64; MAX_MODULES],
+    sp: usize,
+) {
     let skipped = |x: usize| skip.contains(x);
     let mut reader = Reader::Copy;
     // Files with an executable mapping: loaded modules (for the direct reader only, listed
     // when it is first needed).
-    let mut modules = [0u64; MAX_MODULES];
     let mut nmodules = None;
     let page = sys::page_size();
     let mut resident = Resident {
@@ -144,7 +154,7 @@ pub(super) fn scan(s: &mut Scan, skip: &Ranges, scratch: &mut [u8], sp: usize) {
                 }
             }
             if reader == Reader::Direct {
-                let n = *nmodules.get_or_insert_with(|| list_modules(&mut modules));
+                let n = *nmodules.get_or_insert_with(|| list_modules(modules));
                 if file && !modules[..n].contains(&path_hash(m.path)) {
                     // Possibly past the end of its file: reading it could raise SIGBUS.
                     return true;

@@ -8,10 +8,17 @@ use core::sync::atomic::Ordering;
 
 #[unsafe(link_section = "ft_hot")]
 extern "C" fn fini() {
-    let c = config::get();
-    if !c.enabled {
+    if !config::get().enabled {
         return;
     }
+    // The leak scan reads this thread's stack from this frame up (see `report_at_exit`): the
+    // work is done in the frames below, out of line, so that none of its locals lie above.
+    exit_reports(sys::frame_address());
+}
+
+#[inline(never)]
+fn exit_reports(floor: usize) {
+    let c = config::get();
     let _e = sys::ErrnoGuard::new();
     // Blocks broken and never freed: found before the drain (which would report a freed block
     // an overflow ran into before the block it ran from) and before the leak report.
@@ -22,7 +29,7 @@ extern "C" fn fini() {
         crate::heap::drain_quarantine();
     }
     if c.leaks > 0 {
-        crate::leaks::report_at_exit(c.leaks >= 2);
+        crate::leaks::report_at_exit(c.leaks >= 2, floor);
     }
     if c.dump_at_exit {
         crate::dump::dump_to_reports();

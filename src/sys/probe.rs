@@ -45,7 +45,9 @@ pub fn each_resident_run(from: usize, to: usize, mut f: impl FnMut(usize, usize)
 static SECCOMP_FILTER: AtomicBool = AtomicBool::new(false);
 
 /// Looks for a seccomp filter on this thread (`Seccomp: 2` in /proc/.../status), for
-/// `residency`. A filter once installed stays: a filter seen is never forgotten.
+/// `residency`. A filter once installed stays: a filter seen is never forgotten. Out of line, so
+/// that its 4 KiB buffer is not in its caller's frame (a thread's stack may be small).
+#[inline(never)]
 pub fn note_seccomp() {
     let mut buf = [0u8; 4096];
     let n = super::fd::read_small_file(b"/proc/thread-self/status\0", &mut buf)

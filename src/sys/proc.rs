@@ -259,7 +259,9 @@ pub fn readlink_exe(buf: &mut [u8]) -> Result<usize, c_int> {
 }
 
 /// The process's kernel mappings (VMAs) now: the lines of /proc/self/maps (None without
-/// /proc). Raw open/read on a stack buffer: dumps call this from signal handlers.
+/// /proc). Raw open/read on a stack buffer: dumps call this from signal handlers. Out of line,
+/// so that the buffer is not in its caller's frame.
+#[inline(never)]
 pub fn count_mappings() -> Option<usize> {
     let fd = open_maps().ok()?;
     let mut buf = [0u8; 4096];
