@@ -71,18 +71,29 @@ fn parse(line: &[u8]) -> Option<Mapping<'_>> {
     })
 }
 
+/// Bytes of /proc/self/maps read at once: a line is 70-odd bytes before its path, so only a
+/// path of more than 900 bytes is cut (`for_each`).
+const MAPS_BUF: usize = 1024;
+
 /// Calls `f` for every mapping until it returns false. Returns false if /proc is unreadable.
+/// A line longer than the buffer comes with its path cut to what fits. Out of line, with a
+/// small buffer: the reports and the leak check at exit read the mappings on the stack of
+/// whatever thread they run in, which may be as small as 16 KiB.
+#[inline(never)]
 pub fn for_each(mut f: impl FnMut(&Mapping) -> bool) -> bool {
     let Ok(fd) = sys::open_maps() else {
         return false;
     };
-    let mut buf = [0u8; 4096];
+    let mut buf = [0u8; MAPS_BUF];
     let mut have = 0usize;
+    // The rest of a line already given (cut) is being passed over.
+    let mut skipping = false;
     let mut go = true;
     while go {
         let n = sys::read(fd, &mut buf[have..]).unwrap_or(0);
         if n == 0 {
             if have > 0
+                && !skipping
                 && let Some(m) = parse(&buf[..have])
             {
                 f(&m);
@@ -92,19 +103,30 @@ pub fn for_each(mut f: impl FnMut(&Mapping) -> bool) -> bool {
         have += n;
         let mut start = 0;
         while let Some(nl) = buf[start..have].iter().position(|&b| b == b'\n') {
-            if let Some(m) = parse(&buf[start..start + nl])
+            let line = &buf[start..start + nl];
+            start += nl + 1;
+            if core::mem::take(&mut skipping) {
+                continue;
+            }
+            if let Some(m) = parse(line)
                 && !f(&m)
             {
                 go = false;
                 break;
             }
-            start += nl + 1;
         }
         if !go {
             break;
         }
         if start == 0 && have == buf.len() {
-            // A line longer than the buffer: drop it.
+            // A line longer than the buffer: given with the path cut, the rest passed over.
+            if !skipping
+                && let Some(m) = parse(&buf[..have])
+                && !f(&m)
+            {
+                break;
+            }
+            skipping = true;
             have = 0;
             continue;
         }
@@ -356,6 +378,72 @@ mod tests {
             true
         }));
         assert!(n > 3 && exec_file);
+    }
+
+    /// A file mapped under a path of 1500 bytes, between two anonymous pages: its line is given
+    /// with the path cut to what the buffer holds, and the line after it is whole.
+    #[test]
+    fn a_line_longer_than_the_buffer_comes_cut() {
+        use std::os::unix::ffi::OsStrExt;
+        let mut dir = std::env::temp_dir().join(format!("ft-maps-{}", std::process::id()));
+        let root = dir.clone();
+        while dir.as_os_str().len() < 1500 {
+            dir.push("d".repeat(100));
+        }
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("mapped");
+        std::fs::write(&file, [7u8; 4096]).unwrap();
+        let f = std::fs::File::open(&file).unwrap();
+        let page = crate::sys::page_size();
+        // SAFETY: new mappings of our own; the file's page read-only.
+        let (a, m) = unsafe {
+            use std::os::fd::AsRawFd;
+            let a = libc::mmap(
+                core::ptr::null_mut(),
+                3 * page,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            ) as usize;
+            // The file's page in the middle, so that the three lines are distinct.
+            let m = libc::mmap(
+                (a + page) as *mut libc::c_void,
+                page,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE | libc::MAP_FIXED,
+                f.as_raw_fd(),
+                0,
+            ) as usize;
+            (a, m)
+        };
+        assert_eq!(m, a + page);
+        let (mut cut, mut next, mut total) = (None, None, 0);
+        for_each(|x| {
+            total += 1;
+            if cut.is_some() && next.is_none() {
+                next = Some(x.start);
+            }
+            if x.start == m {
+                cut = Some((x.end, x.offset, x.path.to_vec()));
+            }
+            true
+        });
+        let (end, offset, path) = cut.expect("the long line is given");
+        assert_eq!((end, offset), (m + page, 0));
+        let full = file.as_os_str().as_bytes();
+        assert!(
+            path.len() > 800 && path.len() < full.len(),
+            "{}",
+            path.len()
+        );
+        assert_eq!(&full[..path.len()], &path[..]);
+        // The line after it is the next mapping's, whole.
+        assert_eq!(next, Some(a + 2 * page));
+        assert!(total > 3);
+        // SAFETY: the mappings made above.
+        unsafe { libc::munmap(a as *mut libc::c_void, 3 * page) };
+        std::fs::remove_dir_all(root).unwrap();
     }
 
     #[test]
