@@ -2,7 +2,8 @@
 //! free fill of quarantined ones), in address order, before the leak report; a LARGE block freed
 //! twice long after its first free; the leak scan of big blocks whose pages were never touched
 //! and of a process whose main thread exited first, and the page faults of the check itself;
-//! exit() on a small stack (a thread's, a coroutine's inside a heap block).
+//! exit() on a small stack (a thread's, a coroutine's inside a heap block); a program that used
+//! up its file descriptors.
 
 mod common;
 
@@ -326,6 +327,64 @@ fn exit_from_a_coroutine_leaves_the_memory_below_its_stack() {
             o.describe()
         );
     }
+}
+
+/// A program that used up its descriptors to the soft limit still gets its leak report and
+/// reports whose frames name their modules: our files are opened above that limit, which is
+/// raised for the one call and put back.
+#[test]
+fn leaks_and_reports_of_a_program_out_of_descriptors() {
+    let exe = compile("leak_no_fds");
+    for debug in ["1", "full"] {
+        let o = Run::new(&exe)
+            .args(["soft", "double"])
+            .env("MALLOC_DEBUG", format!("{debug},on_error=continue"))
+            .go();
+        if o.status == Some(2) {
+            println!("skipped: {}", o.stdout.trim());
+            return;
+        }
+        assert_eq!(o.status, Some(0), "{debug}: {}", o.describe());
+        assert_eq!(
+            o.stdout,
+            "out of descriptors\n",
+            "{debug}: {}",
+            o.describe()
+        );
+        let head = format!(
+            "ft_malloc[PID]:   free() called from {}+ADDR",
+            exe.display()
+        );
+        assert!(
+            masked_lines(&o).iter().any(|l| l.starts_with(&head)),
+            "{debug}: {}",
+            o.describe()
+        );
+        one_leak(&o, &exe, 4444, debug);
+    }
+}
+
+/// With the hard limit reached too, the leak check is skipped, and the warning says why.
+#[test]
+fn a_leak_check_without_descriptors_says_why() {
+    let o = Run::new(compile("leak_no_fds"))
+        .arg("hard")
+        .env("MALLOC_DEBUG", "1")
+        .go();
+    if o.status == Some(2) {
+        println!("skipped: {}", o.stdout.trim());
+        return;
+    }
+    assert_eq!(o.status, Some(0), "{}", o.describe());
+    assert_eq!(
+        masked_lines(&o),
+        [
+            "ft_malloc[PID]: WARNING: leak check skipped: /proc/self/maps unreadable (EMFILE: Too \
+             many open files), the program's memory could not be scanned"
+        ],
+        "{}",
+        o.describe()
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

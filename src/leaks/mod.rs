@@ -194,16 +194,26 @@ pub fn report_at_exit(all: bool, floor: usize) -> usize {
     crate::sys::note_seccomp();
     // The roots are found in /proc: without it every block would look leaked.
     let mut any = false;
-    crate::maps::for_each(|_| {
-        any = true;
-        false
-    });
+    let err = match sys::open_maps() {
+        Ok(fd) => {
+            sys::close(fd);
+            crate::maps::for_each(|_| {
+                any = true;
+                false
+            });
+            libc::ENOENT
+        }
+        Err(e) => e,
+    };
     if !any {
-        let mut l: Line<160> = Line::new();
-        prefix(&mut l).s(
-            b"WARNING: leak check skipped: /proc/self/maps unreadable (is /proc mounted?), the \
-              program's memory could not be scanned\n",
-        );
+        let mut l: Line<200> = Line::new();
+        prefix(&mut l).s(b"WARNING: leak check skipped: /proc/self/maps unreadable (");
+        if err == libc::ENOENT {
+            l.s(b"is /proc mounted?");
+        } else {
+            l.s(sys::errno_name(err)).s(b": ").s(sys::errno_desc(err));
+        }
+        l.s(b"), the program's memory could not be scanned\n");
         l.report();
         crate::announce::leak_check_skipped();
         return 0;

@@ -201,23 +201,30 @@ pub fn lstat(path: &[u8]) -> Result<Stat, c_int> {
     Ok(stat_of(&st))
 }
 
-/// `open(2)` of a NUL-terminated path.
+/// `open(2)` of a NUL-terminated path; with the program's descriptors used up (EMFILE), once
+/// more beyond its soft limit (`nofile::with_more`).
 pub fn open(path: &[u8], flags: c_int, mode: libc::mode_t) -> Result<c_int, c_int> {
     let p = c_path(path).ok_or(libc::EINVAL)?;
-    // SAFETY: p is NUL terminated; openat(2) only reads it.
-    let fd = ret(unsafe {
-        libc::syscall(
-            libc::SYS_openat,
-            libc::AT_FDCWD,
-            p,
-            flags,
-            mode as libc::c_uint,
-        )
-    });
-    if fd < 0 {
-        Err(errno())
-    } else {
-        Ok(fd as c_int)
+    let once = || {
+        // SAFETY: p is NUL terminated; openat(2) only reads it.
+        let fd = ret(unsafe {
+            libc::syscall(
+                libc::SYS_openat,
+                libc::AT_FDCWD,
+                p,
+                flags,
+                mode as libc::c_uint,
+            )
+        });
+        if fd < 0 {
+            Err(errno())
+        } else {
+            Ok(fd as c_int)
+        }
+    };
+    match once() {
+        Err(libc::EMFILE) => super::nofile::with_more(once),
+        r => r,
     }
 }
 

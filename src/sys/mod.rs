@@ -6,6 +6,7 @@
 //!   mappings), limits;
 //! - `probe`: reads of our own memory that cannot fault, page residency, swap in use;
 //! - `fd`: descriptors and files (open, stat, flock, pread/pwrite, high close-on-exec copies);
+//! - `nofile`: a descriptor for our own file when the program has used up its own;
 //! - `out`: where reports go (fd 2, a `report=` file opened on first use, the saved stderr);
 //! - `errno`: errno, its saving, and the names of error numbers;
 //! - `proc`: ids, clocks, random bytes, the initial environment, futexes, exit, /proc files;
@@ -21,6 +22,7 @@ pub mod errno;
 pub mod fd;
 pub mod image;
 pub mod mem;
+pub mod nofile;
 pub mod out;
 pub mod probe;
 pub mod proc;
