@@ -174,8 +174,9 @@ extern "C" fn forked() {
 
 /// The `exit` line: called by the library's exit handler once its reports are out (leaks,
 /// error summary), and by our own destructor when debugging is off. Once per process.
+/// `bypassed`: the path of the object whose own malloc took every allocation, if one did.
 #[unsafe(link_section = "ft_hot")]
-pub fn at_exit() {
+pub fn at_exit(bypassed: Option<&[u8]>) {
     if path().is_none() {
         return;
     }
@@ -187,7 +188,7 @@ pub fn at_exit() {
     let errors = crate::report::ERRORS
         .load(Ordering::Relaxed)
         .saturating_sub(ERRORS_BASE.load(Ordering::Relaxed));
-    let mut l: Line<256> = Line::new();
+    let mut l: Line<{ a::MAX_LINE }> = Line::new();
     l.s(a::EXIT.as_bytes())
         .c(b' ')
         .s(a::key::PID.as_bytes())
@@ -222,6 +223,9 @@ pub fn at_exit() {
                 .c(b'/')
                 .u(v[3]);
         }
+    }
+    if let Some(path) = bypassed {
+        path_field(&mut l, a::key::BYPASSED, path);
     }
     if crate::stats::TRACK.load(Ordering::Relaxed) {
         l.c(b' ')

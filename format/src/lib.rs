@@ -436,7 +436,9 @@ pub mod runtime {
 ///   for), `on` or `skipped` (asked for, but the heap stayed busy); `leaked` and `reachable`
 ///   are `bytes/blocks` of the leak check's unreachable and still-reachable blocks, when the
 ///   check has handed its totals over; `peak` is the peak of live bytes when debugging
-///   tracked it. Readers ignore keys they do not know.
+///   tracked it; `bypassed` is the object whose own malloc took the program's allocations
+///   ahead of the library's, when none came to the library (nothing was checked). Readers
+///   ignore keys they do not know.
 pub mod announce {
     /// The environment variable holding the announce file's absolute path.
     pub const ENV: &str = "FT_MALLOC_ANNOUNCE";
@@ -457,6 +459,7 @@ pub mod announce {
         pub const LEAKED: &str = "leaked";
         pub const REACHABLE: &str = "reachable";
         pub const PEAK: &str = "peak";
+        pub const BYPASSED: &str = "bypassed";
     }
     /// Values of `leak_check`.
     pub const LEAK_CHECK_OFF: &str = "off";

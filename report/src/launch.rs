@@ -6,8 +6,8 @@
 //! library counted, its LEAK verdict, how the program ended, and a line per child process.
 //!
 //! Its exit status tells the launcher what to exit with: 0 (the program's status), 3 (the
-//! library reported errors: `--error-exitcode`), 4 (the library was not loaded into the program:
-//! 125).
+//! library reported errors: `--error-exitcode`), 4 (the library was not loaded into the program,
+//! or the program's own malloc took every allocation: 125).
 
 use crate::commands::{human, plural};
 use ft_format::announce as a;
@@ -27,6 +27,8 @@ pub struct Exit {
     pub leaked: Option<(u64, u64)>,
     pub reachable: Option<(u64, u64)>,
     pub peak: Option<u64>,
+    /// The object whose own malloc took every allocation ahead of the library's.
+    pub bypassed: Option<String>,
 }
 
 /// A process the library announced (one pid from its first record to its `exit`).
@@ -171,6 +173,7 @@ pub fn parse_announce(text: &str) -> Vec<Proc> {
                     leaked: kv.get(a::key::LEAKED).and_then(|v| pair(v)),
                     reachable: kv.get(a::key::REACHABLE).and_then(|v| pair(v)),
                     peak: kv.get(a::key::PEAK).and_then(|v| v.parse().ok()),
+                    bypassed: kv.get(a::key::BYPASSED).map(|v| unescape(v)),
                 });
             }
             _ => {}
@@ -536,6 +539,12 @@ fn verdict(p: &Proc, n: Option<&Noted>) -> Verdict {
             leak_note = "not checked: the process did not run its exit handlers (crash, signal, abort or _exit)".to_string();
             None
         }
+        Some(Exit {
+            bypassed: Some(_), ..
+        }) => {
+            leak_note = "not checked: no allocation came to ft_malloc".to_string();
+            None
+        }
         Some(e) if e.leak_check == a::LEAK_CHECK_OFF => {
             leak_note = "not checked (leak check off)".to_string();
             None
@@ -596,6 +605,11 @@ fn leak_text(v: &Verdict) -> String {
     }
 }
 
+/// The object whose own malloc took every allocation of `p` (nothing was checked in it).
+fn bypassed(p: &Proc) -> Option<&str> {
+    p.exit.as_ref().and_then(|e| e.bypassed.as_deref())
+}
+
 fn leaked(v: &Verdict) -> bool {
     matches!(v.leaks, Some(((b, n), _)) if b > 0 || n > 0)
 }
@@ -620,7 +634,8 @@ pub fn run_summary(o: &Options) -> std::io::Result<(String, u8)> {
         .map(|p| verdict(p, counts.by_pid.get(&p.pid)))
         .collect();
     let total_errors: u64 = verdicts.iter().map(|v| v.errors).sum();
-    let code = if top.is_none() {
+    // A program whose own malloc took every allocation was not checked either.
+    let code = if top.is_none() || top.is_some_and(|t| bypassed(&procs[t]).is_some()) {
         EXIT_NOT_LOADED
     } else if total_errors > 0 {
         EXIT_ERRORS
@@ -714,6 +729,11 @@ pub fn run_summary(o: &Options) -> std::io::Result<(String, u8)> {
                 "           if it should have succeeded, {}",
                 fail_hint(&o.mode)
             );
+        } else if let Some(by) = bypassed(p) {
+            let _ = writeln!(
+                out,
+                "errors     not checked: malloc is {by}'s own, ahead of ft_malloc, and no allocation came to ft_malloc{in_children}"
+            );
         } else if !p.debug {
             let _ = writeln!(
                 out,
@@ -790,7 +810,11 @@ pub fn run_summary(o: &Options) -> std::io::Result<(String, u8)> {
     if !children.is_empty() {
         let notable = |i: usize| {
             let v = &verdicts[i];
-            v.errors > 0 || leaked(v) || !v.exited || !procs[i].debug
+            v.errors > 0
+                || leaked(v)
+                || !v.exited
+                || !procs[i].debug
+                || bypassed(&procs[i]).is_some()
         };
         let with_errors = children
             .iter()
@@ -834,6 +858,11 @@ pub fn run_summary(o: &Options) -> std::io::Result<(String, u8)> {
             if !p.debug {
                 what.push("debugging off (MALLOC_DEBUG removed)".to_string());
             }
+            if let Some(by) = bypassed(p) {
+                what.push(format!(
+                    "not checked: malloc is {by}'s own, and no allocation came to ft_malloc"
+                ));
+            }
             if !v.exited && !p.exec_without.is_empty() {
                 what.push(format!(
                     "then executed {}, which ft_malloc was not loaded into",
@@ -846,7 +875,7 @@ pub fn run_summary(o: &Options) -> std::io::Result<(String, u8)> {
                 );
             } else if leaked(v) {
                 what.push(format!("leaks {}", leak_text(v)));
-            } else if v.errors == 0 && p.debug {
+            } else if v.errors == 0 && p.debug && bypassed(p).is_none() {
                 what.push(match v.leaks {
                     Some(_) => "clean".to_string(),
                     None => format!("no errors; leaks {}", v.leak_note),

@@ -748,6 +748,37 @@ fn real_library_without_proc_does_not_check_leaks() {
     assert!(!s.contains("unreachable") && !s.contains("clean"), "{s}");
 }
 
+/// A program with a malloc of its own, ahead of the library's: no allocation came to the
+/// library, so the summary says nothing was checked (not "errors 0") and the launcher exits
+/// with 125, as for a program the library was not loaded into.
+#[test]
+fn real_library_bypassed_by_the_programs_own_malloc_is_no_verdict() {
+    let d = tmpdir("launch-own-malloc");
+    let exe = d.join("own malloc");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/c/own_malloc.c");
+    cc(&src, &exe, &[]);
+    let r = launch_real(&d, &os(&["--", exe.to_str().unwrap(), "own"]));
+    assert_eq!(r.status.code(), Some(125), "{}", r.stderr);
+    assert_eq!(
+        r.stdout, "arena: strdup yes, reallocarray yes\n",
+        "{}",
+        r.stderr
+    );
+    let s = summary_of(&r);
+    assert!(
+        s.contains(&format!(
+            "errors     not checked: malloc is {}'s own, ahead of ft_malloc, and no allocation \
+             came to ft_malloc",
+            exe.display()
+        )),
+        "{s}"
+    );
+    assert!(
+        s.contains("leaks      not checked: no allocation came to ft_malloc"),
+        "{s}"
+    );
+}
+
 /// --sample N: a double free is an ERROR with its call site (debugging is on), not a WARNING.
 #[test]
 fn real_library_sample_mode_reports_a_double_free() {

@@ -3,7 +3,7 @@
 
 use crate::block::Op;
 use crate::heap;
-use crate::lifecycle;
+use crate::lifecycle::{self, Next};
 use crate::log;
 use crate::site::{self, At};
 use crate::sys;
@@ -32,6 +32,24 @@ export!(__libc_valloc(n: usize) -> *mut c_void => valloc_impl);
 export!(pvalloc(n: usize) -> *mut c_void => pvalloc_impl);
 export!(__libc_pvalloc(n: usize) -> *mut c_void => pvalloc_impl);
 export!(malloc_usable_size(p: *mut c_void) -> usize => usable_size_impl);
+
+/// While malloc is defined ahead of ours (`lifecycle::next`), the function of C type `F` that
+/// the program would have called without us, for `p` null or not ours.
+#[cold]
+fn handed_on<F: Copy>(n: lifecycle::Next, p: *mut c_void) -> Option<F> {
+    let f = lifecycle::next(n)?;
+    if !p.is_null() && crate::pagemap::get(p as usize) != 0 {
+        return None;
+    }
+    const { assert!(core::mem::size_of::<F>() == core::mem::size_of::<usize>()) };
+    // SAFETY: `f` is the address of the function `n` names, whose C type is `F` (per caller).
+    Some(unsafe { core::mem::transmute_copy::<usize, F>(&f) })
+}
+
+type FreeFn = extern "C" fn(*mut c_void);
+type ByPtr = extern "C" fn(*mut c_void) -> usize;
+type BySize = extern "C" fn(usize) -> *mut c_void;
+type ByAlign = extern "C" fn(usize, usize) -> *mut c_void;
 
 #[inline]
 fn done(op: Op, inp: usize, out: *mut u8, size: usize, align: usize, caller: usize) -> *mut c_void {
@@ -91,13 +109,26 @@ extern "C" fn free_impl(p: *mut c_void, caller: usize, at: At) {
 
 /// free_sized(p, n) is free(p) (the size is not checked).
 #[unsafe(link_section = "ft_hot")]
-extern "C" fn free_sized_impl(p: *mut c_void, _n: usize, caller: usize, at: At) {
+extern "C" fn free_sized_impl(p: *mut c_void, n: usize, caller: usize, at: At) {
+    if let Some(f) = handed_on::<extern "C" fn(*mut c_void, usize)>(Next::FreeSized, p) {
+        return f(p, n);
+    }
+    if let Some(f) = handed_on::<FreeFn>(Next::Free, p) {
+        return f(p);
+    }
     free_impl(p, caller, at)
 }
 
 /// free_aligned_sized(p, a, n) is free(p) (the size and alignment are not checked).
 #[unsafe(link_section = "ft_hot")]
-extern "C" fn free_aligned_sized_impl(p: *mut c_void, _a: usize, _n: usize, caller: usize, at: At) {
+extern "C" fn free_aligned_sized_impl(p: *mut c_void, a: usize, n: usize, caller: usize, at: At) {
+    type F = extern "C" fn(*mut c_void, usize, usize);
+    if let Some(f) = handed_on::<F>(Next::FreeAlignedSized, p) {
+        return f(p, a, n);
+    }
+    if let Some(f) = handed_on::<FreeFn>(Next::Free, p) {
+        return f(p);
+    }
     free_impl(p, caller, at)
 }
 
@@ -175,6 +206,10 @@ extern "C" fn reallocarray_impl(
     caller: usize,
     at: At,
 ) -> *mut c_void {
+    type F = extern "C" fn(*mut c_void, usize, usize) -> *mut c_void;
+    if let Some(f) = handed_on::<F>(Next::Reallocarray, p) {
+        return f(p, n, s);
+    }
     let kept = sys::KeptErrno::new();
     lifecycle::ensure();
     let caller = site::here_at(caller, at);
@@ -213,6 +248,10 @@ extern "C" fn posix_memalign_impl(
     caller: usize,
     at: At,
 ) -> c_int {
+    type F = extern "C" fn(*mut *mut c_void, usize, usize) -> c_int;
+    if let Some(f) = handed_on::<F>(Next::PosixMemalign, core::ptr::null_mut()) {
+        return f(pp, a, n);
+    }
     if !a.is_power_of_two() || a % core::mem::size_of::<usize>() != 0 {
         return libc::EINVAL;
     }
@@ -229,6 +268,9 @@ extern "C" fn posix_memalign_impl(
 
 #[unsafe(link_section = "ft_hot")]
 extern "C" fn aligned_alloc_impl(a: usize, n: usize, caller: usize, at: At) -> *mut c_void {
+    if let Some(f) = handed_on::<ByAlign>(Next::AlignedAlloc, core::ptr::null_mut()) {
+        return f(a, n);
+    }
     if !a.is_power_of_two() {
         sys::set_errno(libc::EINVAL);
         return core::ptr::null_mut();
@@ -238,6 +280,9 @@ extern "C" fn aligned_alloc_impl(a: usize, n: usize, caller: usize, at: At) -> *
 
 #[unsafe(link_section = "ft_hot")]
 extern "C" fn memalign_impl(a: usize, n: usize, caller: usize, at: At) -> *mut c_void {
+    if let Some(f) = handed_on::<ByAlign>(Next::Memalign, core::ptr::null_mut()) {
+        return f(a, n);
+    }
     if a > isize::MAX as usize / 2 + 1 {
         sys::set_errno(libc::EINVAL);
         return core::ptr::null_mut();
@@ -248,10 +293,16 @@ extern "C" fn memalign_impl(a: usize, n: usize, caller: usize, at: At) -> *mut c
 
 #[unsafe(link_section = "ft_hot")]
 extern "C" fn valloc_impl(n: usize, caller: usize, at: At) -> *mut c_void {
+    if let Some(f) = handed_on::<BySize>(Next::Valloc, core::ptr::null_mut()) {
+        return f(n);
+    }
     aligned(sys::page_size(), n, Op::Valloc, caller, at) as *mut c_void
 }
 
 extern "C" fn pvalloc_impl(n: usize, caller: usize, at: At) -> *mut c_void {
+    if let Some(f) = handed_on::<BySize>(Next::Pvalloc, core::ptr::null_mut()) {
+        return f(n);
+    }
     let Some(r) = sys::page_round(n.max(1)) else {
         sys::set_errno(libc::ENOMEM);
         return core::ptr::null_mut();
@@ -261,6 +312,9 @@ extern "C" fn pvalloc_impl(n: usize, caller: usize, at: At) -> *mut c_void {
 
 #[unsafe(link_section = "ft_hot")]
 extern "C" fn usable_size_impl(p: *mut c_void, caller: usize, at: At) -> usize {
+    if let Some(f) = handed_on::<ByPtr>(Next::UsableSize, p) {
+        return f(p);
+    }
     lifecycle::ensure();
     let caller = site::here_at(caller, at);
     heap::usable_size(p as usize, caller)

@@ -13,6 +13,7 @@ use crate::config;
 fn early_init() {
     register_fork_handlers();
     ensure();
+    super::foreign::resolve();
     let c = config::get();
     if !c.enabled {
         crate::heap::warm_up();
@@ -23,6 +24,7 @@ fn early_init() {
     }
     #[cfg(not(test))]
     crate::segv::install();
+    super::foreign::warn();
     crate::dump::install_signal(c.dump_signal);
 }
 

@@ -40,7 +40,8 @@ fn exit_reports(floor: usize) {
     if c.on_error != OnError::Abort {
         crate::report::summary_at_exit();
     }
-    crate::announce::at_exit();
+    super::foreign::warn_at_exit();
+    super::foreign::announce_exit();
     crate::log::close_at_exit();
     if let OnError::Exit(n) = c.on_error {
         if crate::report::ERRORS.load(Ordering::Relaxed) > 0 {
@@ -61,7 +62,7 @@ static FINI: extern "C" fn() = fini;
 #[unsafe(link_section = "ft_hot")]
 extern "C" fn announce_fini() {
     if !config::get().enabled {
-        crate::announce::at_exit();
+        super::foreign::announce_exit();
     }
 }
 

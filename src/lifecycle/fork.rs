@@ -107,23 +107,26 @@ fn cannot_register() {
     l.report();
 }
 
-/// glibc's `__register_atfork`: the first definition, in the loaded objects' dynamic symbol
-/// tables, that is not ours nor another copy of ours (what `dlsym(RTLD_NEXT)` would answer, without dlsym, which may
-/// allocate). Read with `dl_iterate_phdr`, which allocates nothing.
+/// The first definition of the function `name`, in the loaded objects' dynamic symbol tables,
+/// that is not ours nor another copy of ours (what `dlsym(RTLD_NEXT)` would answer, without
+/// dlsym, which may allocate); 0 if none. Read with `dl_iterate_phdr`, which allocates nothing.
+pub(super) fn first_other(name: &'static [u8]) -> usize {
+    let mut q = SymbolQuery {
+        name,
+        ours: register_fork_handlers as fn() as usize,
+        found: 0,
+    };
+    // SAFETY: the callback only reads the loaded objects' program headers and dynamic
+    // sections, and writes `q`, which outlives the call.
+    unsafe { libc::dl_iterate_phdr(Some(find_symbol), &mut q as *mut SymbolQuery as *mut c_void) };
+    q.found
+}
+
+/// glibc's `__register_atfork` (`first_other`).
 fn glibc_register_atfork() -> Option<RegisterAtfork> {
     let mut f = GLIBC_REGISTER.load(Ordering::Acquire);
     if f == 0 {
-        let mut q = SymbolQuery {
-            name: b"__register_atfork",
-            ours: register_fork_handlers as fn() as usize,
-            found: 0,
-        };
-        // SAFETY: the callback only reads the loaded objects' program headers and dynamic
-        // sections, and writes `q`, which outlives the call.
-        unsafe {
-            libc::dl_iterate_phdr(Some(find_symbol), &mut q as *mut SymbolQuery as *mut c_void)
-        };
-        f = q.found;
+        f = first_other(b"__register_atfork");
         GLIBC_REGISTER.store(f, Ordering::Release);
     }
     // SAFETY: `f` is the address of glibc's __register_atfork, whose type is RegisterAtfork.
@@ -194,7 +197,7 @@ const DT_VERSYM: usize = 0x6fff_fff0;
 /// # Safety
 /// `dynamic` is the DT_NULL-terminated dynamic section of the object loaded at `base`.
 #[unsafe(link_section = "ft_hot")]
-unsafe fn lookup(base: usize, dynamic: *const [usize; 2], name: &[u8]) -> Option<usize> {
+pub(super) unsafe fn lookup(base: usize, dynamic: *const [usize; 2], name: &[u8]) -> Option<usize> {
     let (mut strtab, mut symtab, mut gnu, mut sysv, mut versym) = (0, 0, 0, 0, 0);
     // The loader relocates these addresses in place for most objects, not for all (the vDSO).
     let at = |p: usize| if p < base { p.wrapping_add(base) } else { p };

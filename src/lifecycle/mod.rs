@@ -10,9 +10,11 @@
 
 mod constructor;
 mod finalizer;
+mod foreign;
 mod fork;
 mod output;
 
+pub use foreign::{Next, next};
 pub use fork::register_atfork;
 
 use crate::config;

@@ -77,6 +77,15 @@ pub fn calls(op: Op) -> u64 {
         .sum()
 }
 
+/// Calls that allocate (all operations but the frees and `malloc_usable_size`) since start.
+pub fn allocations() -> u64 {
+    Op::ALL
+        .iter()
+        .filter(|op| op.allocates())
+        .map(|&op| calls(op))
+        .sum()
+}
+
 /// Failed allocations (NULL returned) since start.
 pub fn failures() -> u64 {
     STATS.iter().map(|s| s.fails.load(Ordering::Relaxed)).sum()

@@ -35,7 +35,7 @@ mod sink;
 mod stacks;
 mod text;
 
-pub use counters::{HIST_BUCKETS, calls, failures, hist, hist_range};
+pub use counters::{HIST_BUCKETS, allocations, calls, failures, hist, hist_range};
 pub use file::{bus_fault, file_id};
 pub use fork_exit::{close_at_exit, lock_for_fork, reset_in_child, unlock_after_fork};
 pub use history::{block_history, dump_recent, last_freed_by, report_history};
