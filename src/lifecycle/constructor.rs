@@ -24,6 +24,9 @@ fn early_init() {
     }
     #[cfg(not(test))]
     crate::segv::install();
+    // What reports look up first (where `_dl_find_object` is): ready before a report from a
+    // signal handler, or on a small thread stack, needs it.
+    crate::symbols::init();
     super::foreign::warn();
     crate::dump::install_signal(c.dump_signal);
 }
