@@ -207,6 +207,20 @@ fn program(info: &LogInfo) -> String {
 }
 
 fn state_note(out: Out, info: &LogInfo) -> std::io::Result<()> {
+    if !info.earlier_images.is_empty() {
+        writeln!(
+            out,
+            "note: the file holds {} process images of this pid (an exec in place appends to it): {} before this one; only the last is read",
+            info.earlier_images.len() + 1,
+            info.earlier_images.join(", then ")
+        )?;
+    }
+    if info.mixed_images {
+        writeln!(
+            out,
+            "note: the log holds several process images (exec in place), read from a pipe as one: give the file to read the last alone"
+        )?;
+    }
     if info.truncated {
         writeln!(
             out,

@@ -17,7 +17,7 @@ use rustc_hash::FxHashMap;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fs::File;
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read, Seek, SeekFrom, Write};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -205,6 +205,12 @@ pub struct LogInfo {
     pub truncated: bool,
     /// The sink asked to stop before the end of the file.
     pub stopped_early: bool,
+    /// The programs of the process images before the one read, in order: an exec in place
+    /// appends the new image's header and records to the file (docs/LOGFORMAT.md), and the
+    /// reader reads the last image alone.
+    pub earlier_images: Vec<String>,
+    /// Read from a pipe, the file held several images, whose events are mixed.
+    pub mixed_images: bool,
     pub bytes: u64,
 }
 
@@ -494,6 +500,8 @@ impl State {
                 // another format version; its pid names the main thread.
                 if line == log::MAGIC.as_bytes() {
                     self.version = parse::Version::V2;
+                    // A file is read from its last image on (`last_image`); a pipe cannot be.
+                    self.info.mixed_images |= self.info.events > 0;
                 } else if line == log::MAGIC_V1.as_bytes() {
                     self.version = parse::Version::V1;
                 } else if k == log::key::PID.as_bytes() {
@@ -639,18 +647,22 @@ fn clear_progress() {
 /// Reading and parsing run in a thread of their own; the sink gets the events in batches in
 /// the calling thread (two cores: the replay overlaps the parsing).
 pub fn read_log<S: Sink>(path: &str, sink: &mut S, opts: &Options) -> std::io::Result<LogInfo> {
+    let mut last = LastImage::default();
     let (input, total): (Box<dyn Read + Send>, u64) = if path == "-" {
         (Box::new(std::io::stdin()), 0)
     } else {
-        let f = File::open(path)?;
+        let mut f = File::open(path)?;
         let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-        (Box::new(f), len)
+        last = last_image(&mut f)?;
+        f.seek(SeekFrom::Start(last.offset))?;
+        (Box::new(f), len - last.offset.min(len))
     };
     let (tx, rx) = mpsc::sync_channel::<Vec<Event>>(16);
     let (rtx, rrx) = mpsc::channel::<Vec<Event>>();
     let st = State {
         info: LogInfo {
             path: path.to_string(),
+            earlier_images: last.earlier,
             ..Default::default()
         },
         batch: Vec::with_capacity(BATCH),
@@ -672,7 +684,7 @@ pub fn read_log<S: Sink>(path: &str, sink: &mut S, opts: &Options) -> std::io::R
     };
     let progress = opts.progress && total > (64 << 20) && std::io::stderr().is_terminal();
     std::thread::scope(|scope| {
-        let parser = scope.spawn(move || parse_all(st, input, total, progress));
+        let parser = scope.spawn(move || parse_all(st, input, total, progress, last.line));
         let mut stopped = false;
         'recv: for mut batch in rx.iter() {
             for i in 0..batch.len() {
@@ -694,17 +706,100 @@ pub fn read_log<S: Sink>(path: &str, sink: &mut S, opts: &Options) -> std::io::R
     })
 }
 
+/// Where the last process image of a log file starts.
+#[derive(Default)]
+struct LastImage {
+    /// Byte offset of its first line.
+    offset: u64,
+    /// Number of that line, from 1.
+    line: u64,
+    /// The programs (`# program`) of the images before it.
+    earlier: Vec<String>,
+}
+
+/// Finds the last process image of the log file `f`: an exec in place appends the new image's
+/// first line (`# ft_malloc log v2`, or `= Start` for the mtrace format) and the rest after the
+/// former image's records. Leaves the file position anywhere.
+fn last_image(f: &mut File) -> std::io::Result<LastImage> {
+    const MARKS: [&[u8]; 2] = [b"\n# ft_malloc log v", b"\n= Start\n"];
+    const KEEP: usize = 512;
+    let count = |t: &[u8]| memchr::memchr_iter(b'\n', t).count() as u64;
+    let mut starts: Vec<(u64, u64)> = vec![(0, 1)]; // (offset, line) of each image
+    let mut programs: Vec<String> = Vec::new();
+    let mut buf = vec![0u8; 4 << 20];
+    // buf[..carry] holds the last bytes of the previous chunk, which starts at file offset
+    // `base`; `lines` counts the newlines before `base + carry`.
+    let (mut base, mut carry, mut lines) = (0u64, 0usize, 0u64);
+    loop {
+        let n = match f.read(&mut buf[carry..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let end = carry + n;
+        let text = &buf[..end];
+        if base == 0 && programs.is_empty() {
+            programs.push(program_in(text));
+        }
+        let mut at: Vec<usize> = MARKS
+            .iter()
+            .flat_map(|m| memchr::memmem::find_iter(text, m))
+            .collect();
+        at.sort_unstable();
+        for i in at {
+            // The image starts after the newline. A match the previous chunk held whole was
+            // taken then.
+            let (o, upto) = (base + i as u64 + 1, i + 1);
+            if starts.last().is_some_and(|&(s, _)| s >= o) {
+                continue;
+            }
+            let before = if upto >= carry {
+                lines + count(&text[carry..upto])
+            } else {
+                lines - count(&text[upto..carry])
+            };
+            starts.push((o, before + 1));
+            programs.push(program_in(&text[upto..]));
+        }
+        if n == 0 {
+            break;
+        }
+        lines += count(&text[carry..]);
+        let keep = end.min(KEEP);
+        buf.copy_within(end - keep..end, 0);
+        base += (end - keep) as u64;
+        carry = keep;
+    }
+    let &(offset, line) = starts.last().unwrap_or(&(0, 1));
+    programs.truncate(starts.len() - 1);
+    Ok(LastImage {
+        offset,
+        line,
+        earlier: programs,
+    })
+}
+
+/// The `# program` of the header block at the start of `text` (`?` if it is not there).
+fn program_in(text: &[u8]) -> String {
+    text.split(|&b| b == b'\n')
+        .take(16)
+        .find_map(|l| l.strip_prefix(b"# program "))
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .unwrap_or_else(|| "?".to_string())
+}
+
 fn parse_all(
     mut st: State,
     mut input: Box<dyn Read + Send>,
     total: u64,
     progress: bool,
+    first_line: u64,
 ) -> std::io::Result<LogInfo> {
     let started = Instant::now();
     let mut last_shown = started;
     let mut buf = vec![0u8; 4 << 20];
     let mut end = 0usize; // valid bytes in buf
-    let mut line_no = 1u64; // number of the line being read
+    let mut line_no = first_line; // number of the line being read
     let mut read_total = 0u64;
     // Bytes other than NUL seen since the last `\n` (a last line without its newline).
     let mut open_line = false;

@@ -124,6 +124,57 @@ fn out_of_order_lines_are_sorted_by_seq() {
     assert_eq!(seqs, ["#5", "#6"], "{h}");
 }
 
+/// Two process images in one file (an exec in place appends the second): their seq numbers
+/// and stack ids both start at 1. Only the last image is read: its program, its leak, its
+/// stack, no corrupt record and nothing out of order; a note names the image before it.
+#[test]
+fn an_exec_in_place_is_read_from_its_own_image() {
+    let image = |program: &str, pid: u32, frame: &str, ptr: &str, size: u32| {
+        format!(
+            "# ft_malloc log v2\n# program {program}\n# pid {pid}\n# ppid 1\n# page_size 4096\n\
+             # start_ns 5123456789\nM 0x55d0c0000000 {program}\nS 1 {frame}\n\
+             E 1 10 - m 1000 24 @1\nE 2 20 - f 1000 24 @1\nE 3 30 - m {ptr} {size} @1\n"
+        )
+    };
+    let first = image("/usr/bin/env", 4242, "0x55d0c0001169", "2000", 100);
+    let second = image(
+        "/usr/bin/prog",
+        4242,
+        "0x55d0c0002222,0x55d0c0003333",
+        "9000",
+        777,
+    );
+    let d = tmpdir("exec-in-place");
+    let log = write(&d, "exec.log", format!("{first}\n{second}").as_bytes());
+    let r = ok(&["summary", log.to_str().unwrap()]);
+    let out = &r.stdout;
+    assert!(out.contains("program    /usr/bin/prog (pid 4242)"), "{out}");
+    assert!(out.contains("calls      3 in all"), "{out}");
+    assert!(
+        out.contains(
+            "note: the file holds 2 process images of this pid (an exec in place appends to it): \
+             /usr/bin/env before this one; only the last is read"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(" 3 events, 0 corrupt)") && !out.contains("out of seq order"),
+        "{out}"
+    );
+    let l = ok(&["--no-symbols", "leaks", log.to_str().unwrap()]).stdout;
+    assert!(l.contains("777 bytes in 1 block"), "{l}");
+    assert!(!l.contains("100 bytes"), "{l}");
+    assert!(l.contains("0x55d0c0003333") || l.contains("+0x3333"), "{l}");
+    // Read from a pipe, the images cannot be told apart: said.
+    let o = std::process::Command::new(BIN)
+        .args(["summary", "-"])
+        .stdin(std::fs::File::open(&log).unwrap())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("read from a pipe as one"), "{out}");
+}
+
 #[test]
 fn stdin_is_read_with_dash() {
     let d = tmpdir("stdin");
