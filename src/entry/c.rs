@@ -35,7 +35,7 @@ export!(malloc_usable_size(p: *mut c_void) -> usize => usable_size_impl);
 
 /// While malloc is defined ahead of ours (`lifecycle::next`), the function of C type `F` that
 /// the program would have called without us, for `p` null or not ours.
-#[cold]
+#[inline]
 fn handed_on<F: Copy>(n: lifecycle::Next, p: *mut c_void) -> Option<F> {
     let f = lifecycle::next(n)?;
     if !p.is_null() && crate::pagemap::get(p as usize) != 0 {
