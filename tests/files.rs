@@ -1024,6 +1024,33 @@ fn log_truncated_by_another_program() {
     assert!(!std::fs::read(&path).unwrap().contains(&0));
 }
 
+/// Relative `log=` and `report=` paths name files of the directory the program started in,
+/// also for a child forked after the program changed directory: the log there (the child's
+/// under PATH.PID), the child's report too, nothing in the other directory.
+#[test]
+fn relative_paths_keep_the_starting_directory() {
+    let start = fresh_dir("files_cwd_start");
+    let elsewhere = fresh_dir("files_cwd_elsewhere");
+    let o = Run::new(compile("chdir_fork"))
+        .arg(&elsewhere)
+        .cwd(&start)
+        .env(
+            "MALLOC_DEBUG",
+            "1,on_error=continue,log=r.log,report=rep.%p.txt",
+        )
+        .go();
+    assert_eq!(o.status, Some(0), "{}", o.describe());
+    assert_eq!(o.stdout, "done\n", "{}", o.describe());
+    assert_eq!(files_in(&elsewhere), Vec::<PathBuf>::new());
+    let names: Vec<String> = files_in(&start).iter().map(|f| file_name(f)).collect();
+    assert!(names.iter().any(|n| n == "r.log"), "{names:?}");
+    assert!(names.iter().any(|n| n.starts_with("r.log.")), "{names:?}");
+    let reports: Vec<&String> = names.iter().filter(|n| n.starts_with("rep.")).collect();
+    assert_eq!(reports.len(), 1, "{names:?}");
+    let text = std::fs::read_to_string(start.join(reports[0])).unwrap();
+    assert!(text.contains("ERROR: double free of "), "{text}");
+}
+
 /// The real programs of the suite (bash, python3 with threads, perl, git, gcc with its
 /// cc1/as/ld children, clang++, rustc, sort, sqlite3) under `log=` without `%p`: each runs as
 /// usual, and every process's file (the first process's PATH, the others' PATH.PID) parses

@@ -20,17 +20,44 @@ pub use range::*;
 use values::*;
 pub use values::{Fail, Guard, LogFormat, OnError, parse_size};
 
-/// A path or destination kept inside the config (no allocation): bytes + length.
+/// A path or destination kept inside the config (no allocation): bytes + length. The value
+/// given is at most 255 bytes; made absolute (`absolute`), it may be longer.
 #[derive(Clone, Copy)]
 pub struct Path {
-    pub buf: [u8; 256],
+    pub buf: [u8; PATH_CAP],
     pub len: usize,
 }
+
+/// Room of a `Path`: a value of 255 bytes under a current directory of up to 768.
+const PATH_CAP: usize = 1024;
+
 impl Path {
     pub const NONE: Path = Path {
-        buf: [0; 256],
+        buf: [0; PATH_CAP],
         len: 0,
     };
+
+    /// A file path relative to the current directory made absolute (at start, so that a
+    /// process that changes directory, and its forked children, still write where the value
+    /// meant); unchanged when the directory cannot be had or the whole would not fit.
+    pub fn absolute(&mut self) {
+        let relative =
+            matches!(Dest::parse(self.as_bytes()), Dest::File(p) if p.first() != Some(&b'/'));
+        if !self.is_set() || !relative {
+            return;
+        }
+        let mut cwd = [0u8; PATH_CAP];
+        let Some(n) = crate::sys::getcwd(&mut cwd) else {
+            return;
+        };
+        if cwd[0] != b'/' || n + 1 + self.len > PATH_CAP {
+            return;
+        }
+        self.buf.copy_within(..self.len, n + 1);
+        self.buf[..n].copy_from_slice(&cwd[..n]);
+        self.buf[n] = b'/';
+        self.len += n + 1;
+    }
     pub fn is_set(&self) -> bool {
         self.len > 0
     }

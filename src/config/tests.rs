@@ -223,3 +223,22 @@ fn names_presets_and_keywords_are_case_insensitive() {
     assert_eq!(c.report.as_bytes(), b"/tmp/Mixed.%p");
     assert_eq!(c.log.as_bytes(), b"/tmp/A.log");
 }
+
+/// A relative file path gets the current directory in front; an absolute one, `stderr`,
+/// `fd:N` and an unset path stay as they are.
+#[test]
+fn relative_paths_are_made_absolute() {
+    let (mut c, _) = p("log=a/b.%p.log,report=stderr");
+    c.log.absolute();
+    c.report.absolute();
+    let cwd = std::env::current_dir().unwrap();
+    let want = format!("{}/a/b.%p.log", cwd.display());
+    assert_eq!(c.log.as_bytes(), want.as_bytes());
+    assert_eq!(c.report.as_bytes(), b"stderr");
+    for v in ["log=/x/y.log", "log=fd:3", "log=stderr", "1"] {
+        let (mut c, _) = p(v);
+        let before = c.log.as_bytes().to_vec();
+        c.log.absolute();
+        assert_eq!(c.log.as_bytes(), &before[..], "{v}");
+    }
+}

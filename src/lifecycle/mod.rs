@@ -73,7 +73,9 @@ fn init() {
         value = b"";
     }
     let parsed = config::parse(value, &mut |item, why| config::warn_item(item, why));
-    let c = parsed.config;
+    let mut c = parsed.config;
+    c.log.absolute();
+    c.report.absolute();
     // SAFETY: single-threaded init (module invariant).
     unsafe { config::set(c) };
     if !c.enabled {
