@@ -1004,6 +1004,34 @@ fn unusable_destinations_get_one_clear_warning() {
     );
 }
 
+/// `log=fd:N` into a pipe whose reader stops early (`| head`): the write that finds no reader
+/// raises no SIGPIPE in the program (whose default action would end it, for a write of ours):
+/// one warning, the log stops, the program goes on to its end.
+#[test]
+fn a_log_pipe_whose_reader_left_ends_the_log_not_the_program() {
+    let Some(bash) = require("bash") else { return };
+    let o = Run::new(bash)
+        .no_preload()
+        .arg("-c")
+        .arg(format!(
+            "exec 4>&1; {{ LD_PRELOAD={} {} 5>&1 1>&4; echo \"rc=$?\" >&4; }} | head -c 64 >/dev/null",
+            lib().display(),
+            compile("log_many").display()
+        ))
+        .env("MALLOC_DEBUG", "log=fd:5")
+        .go();
+    assert_eq!(o.stdout, "survived\nrc=0\n", "{}", o.describe());
+    let w = warnings(&o);
+    assert_eq!(w.len(), 1, "{}", o.describe());
+    assert!(
+        w[0].ends_with(
+            "]: WARNING: log: fd:5 cannot be written (EPIPE: Broken pipe); logging stops, the program goes on"
+        ),
+        "{}",
+        w[0]
+    );
+}
+
 /// Somebody else truncates the log while it is mapped (a user's `> file`): the library must not
 /// die of SIGBUS. Needs the fault handler to call `log::bus_fault` first for SIGBUS.
 #[test]

@@ -3,7 +3,7 @@
 
 use super::dest::{MTRACE, SINK, SINK_FD, SINK_MAP};
 use super::file::{FILE, FILE_SINK};
-use super::sink::{self, SINK_FD_FILE, SINK_FD_NO};
+use super::sink::{self, SINK_FD_FILE, SINK_FD_NO, SINK_FD_PIPE};
 use super::{clock, modules, text};
 use crate::fmt::{Line, prefix};
 use crate::outfile;
@@ -44,6 +44,7 @@ pub(super) fn open_sink(spec: &[u8], ppid: u32) {
     let dest = crate::config::Dest::parse(spec);
     if dest == crate::config::Dest::Stderr {
         SINK_FD_NO.store(2, Ordering::Relaxed);
+        SINK_FD_PIPE.store(sys::is_pipe(2), Ordering::Relaxed);
         SINK.store(SINK_FD, Ordering::Release);
     } else if let crate::config::Dest::Fd(v) = dest {
         // Our own duplicate (high, close-on-exec): it survives the program closing N.
@@ -54,6 +55,7 @@ pub(super) fn open_sink(spec: &[u8], ppid: u32) {
         match dup {
             Ok(fd) if SINK_FD_FILE.set(fd) => {
                 SINK_FD_NO.store(fd, Ordering::Relaxed);
+                SINK_FD_PIPE.store(sys::is_pipe(fd), Ordering::Relaxed);
                 SINK.store(SINK_FD, Ordering::Release);
             }
             r => {

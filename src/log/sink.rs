@@ -6,12 +6,14 @@ use super::file;
 use crate::fmt::{Line, prefix};
 use crate::outfile;
 use crate::sys;
-use core::sync::atomic::{AtomicI32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 /// The descriptor written by `log=stderr|fd:N` (2, or our duplicate of N).
 pub(super) static SINK_FD_NO: AtomicI32 = AtomicI32::new(-1);
 /// `log=fd:N`: our duplicate of N, checked before every write.
 pub(super) static SINK_FD_FILE: sys::OwnedFd = sys::OwnedFd::none();
+/// The descriptor is a pipe or a socket: written without SIGPIPE (`sys::write_all_quiet`).
+pub(super) static SINK_FD_PIPE: AtomicBool = AtomicBool::new(false);
 
 /// Writes `line` to `log=stderr|fd:N`; a failed write (or our descriptor closed by the
 /// program) stops the log with one warning.
@@ -23,7 +25,12 @@ fn fd_put(line: &[u8]) {
         fd_warn(b"was closed by the program", 0);
         return;
     }
-    if !sys::write_all(fd, line) {
+    let written = if SINK_FD_PIPE.load(Ordering::Relaxed) {
+        sys::write_all_quiet(fd, line)
+    } else {
+        sys::write_all(fd, line)
+    };
+    if !written {
         let e = sys::errno();
         SINK.store(SINK_NONE, Ordering::Release);
         if ours {

@@ -3,8 +3,9 @@
 //! program closed fd 2.
 
 use super::errno::ErrnoGuard;
-use super::fd::{OwnedFd, write_all};
+use super::fd::OwnedFd;
 use super::proc::sched_yield;
+use super::signal::write_all_quiet;
 use core::ffi::c_int;
 use core::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 
@@ -94,14 +95,15 @@ pub fn report_dest() -> c_int {
 /// Writes a report chunk to the report destination; if fd 2 is closed, to the saved copy of
 /// stderr (when it still names the file it was made from).
 pub fn write_report(buf: &[u8]) {
+    // A reader gone (`2>&1 | head`) must not end the program: quiet writes.
     let fd = report_fd();
-    if write_all(fd, buf) {
+    if write_all_quiet(fd, buf) {
         return;
     }
-    if fd != REPORT_STDERR && write_all(REPORT_STDERR, buf) {
+    if fd != REPORT_STDERR && write_all_quiet(REPORT_STDERR, buf) {
         return;
     }
     if let Some(saved) = SAVED_STDERR.get() {
-        write_all(saved, buf);
+        write_all_quiet(saved, buf);
     }
 }
