@@ -40,10 +40,13 @@ impl Path {
     /// A file path relative to the current directory made absolute (at start, so that a
     /// process that changes directory, and its forked children, still write where the value
     /// meant); unchanged when the directory cannot be had or the whole would not fit.
+    #[unsafe(link_section = "ft_hot")]
     pub fn absolute(&mut self) {
-        let relative =
-            matches!(Dest::parse(self.as_bytes()), Dest::File(p) if p.first() != Some(&b'/'));
-        if !self.is_set() || !relative {
+        // Unset (every run with debugging off) returns before any code off the hot section.
+        if !self.is_set() {
+            return;
+        }
+        if !matches!(Dest::parse(self.as_bytes()), Dest::File(p) if p.first() != Some(&b'/')) {
             return;
         }
         let mut cwd = [0u8; PATH_CAP];

@@ -49,6 +49,7 @@ static BYPASS: AtomicBool = AtomicBool::new(false);
 
 /// At start (constructor): when malloc is defined ahead of ours, finds the functions to hand
 /// on, then hands them on.
+#[unsafe(link_section = "ft_hot")]
 pub fn resolve() {
     if definer().is_none() {
         return;
@@ -80,6 +81,7 @@ static DEFINER: AtomicUsize = AtomicUsize::new(UNKNOWN);
 
 /// Who defines malloc ahead of us: None when we do; Some(empty) for the executable; else the
 /// library's path.
+#[unsafe(link_section = "ft_hot")]
 pub fn definer() -> Option<&'static [u8]> {
     let mut d = DEFINER.load(Ordering::Acquire);
     if d == UNKNOWN {
@@ -110,6 +112,7 @@ struct Query {
 
 /// `dl_iterate_phdr` callback, objects in load order (the executable first, then the preloaded
 /// libraries): stops at the first that defines malloc.
+#[unsafe(link_section = "ft_hot")]
 unsafe extern "C" fn first(info: *mut libc::dl_phdr_info, _size: usize, q: *mut c_void) -> c_int {
     // SAFETY: dl_iterate_phdr passes a valid info and our query pointer.
     let (info, q) = unsafe { (&*info, &mut *(q as *mut Query)) };
@@ -171,11 +174,13 @@ pub fn warn() {
 
 /// When malloc is defined ahead of ours and no allocation has come here (none is counted with
 /// debugging off), the definer's path (empty: the executable): nothing was checked.
+#[unsafe(link_section = "ft_hot")]
 fn bypassed() -> Option<&'static [u8]> {
     definer().filter(|_| crate::log::allocations() == 0)
 }
 
 /// The announce file's `exit` line, with the definer when nothing was checked (`bypassed`).
+#[unsafe(link_section = "ft_hot")]
 pub fn announce_exit() {
     let mut buf = [0u8; 512];
     crate::announce::at_exit(bypassed().map(|name| path_of(name, &mut buf)));
