@@ -190,6 +190,29 @@ fn cached_in_zone(stdout: &str) -> Option<u64> {
     line[..at].rsplit(' ').next()?.parse().ok()
 }
 
+/// A thread's first refill of a class takes one slot: a thread that makes one block of a size
+/// holds no other slot of its zone (it took half the class's capacity, 9 slots of 3 KiB here,
+/// and thousands of threads making a few blocks of many sizes each held pages they never used).
+#[test]
+fn a_threads_first_block_of_a_size_takes_one_slot() {
+    let out = run("tcache_first_fill", &[], &[]);
+    out.assert_ok_clean();
+    let zones: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| {
+            l.split("zone of ")
+                .nth(1)
+                .and_then(|r| r.split('-').next())
+                .and_then(|n| n.parse::<u64>().ok())
+                .is_some_and(|n| (3000..4096).contains(&n))
+        })
+        .collect();
+    assert_eq!(zones.len(), 1, "{}", out.describe());
+    assert!(zones[0].contains(", 1/"), "{}", out.describe());
+    assert!(!zones[0].contains("in thread caches"), "{}", out.describe());
+}
+
 /// Options that leave ordinary blocks alone (`0`, `on_error`, `sample=N`) keep the threads'
 /// caches, as with debugging off; the checking modes do without them.
 #[test]

@@ -9,6 +9,11 @@ use core::sync::atomic::{AtomicIsize, AtomicPtr, AtomicU32, AtomicU64, Ordering,
 /// Slots, and bytes of slots, per class at most (the biggest class, 16 KiB, keeps 4).
 pub(super) const MAX_SLOTS: usize = 64;
 pub(super) const MAX_BYTES: usize = 64 << 10;
+/// Slots a thread's first refill of a class takes (then twice as many each time, up to half the
+/// class's capacity): a thread that makes a few blocks of many sizes does not hold a page or
+/// more of each class that it never uses, which with thousands of threads added up to more
+/// than the program's own memory.
+pub(super) const FIRST_FILL: usize = 1;
 /// Freed slots of other arenas a cache holds before it gives them back together.
 pub(super) const REMOTE: usize = 64;
 
@@ -49,6 +54,8 @@ pub(super) struct Area {
     /// Bytes of the area carved so far, this header included (`class_slots`).
     pub(super) carved: usize,
     pub(super) count: [AtomicU32; NCLASSES],
+    /// Slots the next refill of each class takes (0: none yet; `refill`).
+    pub(super) fill: [u8; NCLASSES],
     /// Each class's array of `cap(c)` entries, carved from the rest of the area at the class's
     /// first use (null before): a program that uses few classes touches one page or two.
     pub(super) slots: [*mut Entry; NCLASSES],

@@ -84,9 +84,12 @@ use super::lookup::zone_of;
 use crate::block::{BlockMeta, CACHED, NO_LINK, Op, USED};
 use crate::debug::layout::layout;
 use crate::pagemap;
+use crate::size_class::NCLASSES;
 use crate::sys;
 use crate::tls::{self, ThreadState};
-use area::{AREA_LEN, AREAS, Area, BUSY, SLOW, add, cap, class_slots, meta_word, set_flags};
+use area::{
+    AREA_LEN, AREAS, Area, BUSY, FIRST_FILL, SLOW, add, cap, class_slots, meta_word, set_flags,
+};
 use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use whole::{flush, hold_remote, thread_exit};
 
@@ -199,6 +202,8 @@ fn claim_area() -> Option<*mut Area> {
                     .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
                     .is_ok()
             {
+                // A new thread starts its refills small again.
+                (*a).fill = [0; NCLASSES];
                 return Some(a);
             }
             a = (*a).next;
@@ -308,7 +313,14 @@ unsafe fn refill(area: *mut Area, c: usize) {
             }
         }
     }
-    let want = (cap(c) / 2).max(1);
+    let most = (cap(c) / 2).max(1);
+    // SAFETY: per the caller (this thread's area).
+    let want = match unsafe { (*area).fill[c] } as usize {
+        0 => FIRST_FILL.min(most),
+        f => f,
+    };
+    // SAFETY: as above.
+    unsafe { (*area).fill[c] = (want * 2).min(most) as u8 };
     let Some((ai, mut a)) = lock_arena() else {
         return;
     };
