@@ -1079,6 +1079,31 @@ fn relative_paths_keep_the_starting_directory() {
     assert!(text.contains("ERROR: double free of "), "{text}");
 }
 
+/// A program started with fd 2 closed opens its own file, which gets fd 2: no report or warning of
+/// ours goes into that file (it would corrupt the program's data); with `on_error=continue` the
+/// program goes on, its file holding its two lines alone.
+#[test]
+fn nothing_of_ours_goes_into_a_file_that_took_fd_2() {
+    let Some(bash) = require("bash") else { return };
+    let dir = fresh_dir("files_fd2");
+    let data = dir.join("data.txt");
+    for debug in ["", "1,on_error=continue", "1,on_error=continue,log=stderr"] {
+        let o = Run::new(&bash)
+            .no_preload()
+            .arg("-c")
+            .arg(format!(
+                "exec 2>&-; LD_PRELOAD={} exec {} {}",
+                lib().display(),
+                compile("stderr_closed").display(),
+                data.display()
+            ))
+            .env("MALLOC_DEBUG", debug)
+            .go();
+        assert_eq!(o.status, Some(0), "[{debug}] {}", o.describe());
+        assert_eq!(o.stdout, "first\nlast\n", "[{debug}] {}", o.describe());
+    }
+}
+
 /// The real programs of the suite (bash, python3 with threads, perl, git, gcc with its
 /// cc1/as/ld children, clang++, rustc, sort, sqlite3) under `log=` without `%p`: each runs as
 /// usual, and every process's file (the first process's PATH, the others' PATH.PID) parses

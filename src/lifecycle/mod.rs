@@ -64,6 +64,7 @@ fn slow() {
 }
 
 fn init() {
+    sys::note_stderr();
     sys::page_size();
     crate::pagemap::init();
     heap::init_arenas(sys::ncpus());

@@ -43,6 +43,10 @@ pub(super) fn open_sink(spec: &[u8], ppid: u32) {
     header_text(&mut h, ppid);
     let dest = crate::config::Dest::parse(spec);
     if dest == crate::config::Dest::Stderr {
+        if sys::stderr_absent() {
+            // Closed at start: fd 2 is whatever the program opens next, not a stream for us.
+            return;
+        }
         SINK_FD_NO.store(2, Ordering::Relaxed);
         SINK_FD_PIPE.store(sys::is_pipe(2), Ordering::Relaxed);
         SINK.store(SINK_FD, Ordering::Release);

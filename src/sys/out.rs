@@ -7,7 +7,7 @@ use super::fd::OwnedFd;
 use super::proc::sched_yield;
 use super::signal::write_all_quiet;
 use core::ffi::c_int;
-use core::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 
 /// Copy of fd 2 taken at init (placed high, close-on-exec), used only when fd 2 itself is
 /// closed (coreutils close stderr in an atexit handler before our fini runs).
@@ -18,6 +18,24 @@ pub static SAVED_STDERR: OwnedFd = OwnedFd::none();
 pub static REPORT_FD: AtomicI32 = AtomicI32::new(REPORT_STDERR);
 
 pub const REPORT_STDERR: c_int = 2;
+
+/// fd 2 was closed when the program started (`prog 2>&-`): whatever the program opens later gets
+/// that number (its own data file), so no output of ours goes to fd 2 (`note_stderr`).
+static STDERR_ABSENT: AtomicBool = AtomicBool::new(false);
+
+/// Notes at start whether fd 2 is open (one `fcntl`; inlined, so that it runs in the caller's
+/// code section).
+#[inline(always)]
+pub fn note_stderr() {
+    // SAFETY: F_GETFD only reads the descriptor's flags.
+    let open = unsafe { libc::fcntl(REPORT_STDERR, libc::F_GETFD) } >= 0;
+    STDERR_ABSENT.store(!open, Ordering::Relaxed);
+}
+
+/// Whether fd 2 is not ours to write (closed when the program started).
+pub fn stderr_absent() -> bool {
+    STDERR_ABSENT.load(Ordering::Relaxed)
+}
 
 pub const REPORT_PENDING: c_int = -2;
 
@@ -81,6 +99,9 @@ fn report_fd() -> c_int {
 /// that is fd 2 and the program closed it.
 pub fn report_dest() -> c_int {
     let fd = report_fd();
+    if fd == REPORT_STDERR && stderr_absent() {
+        return -1;
+    }
     if fd == REPORT_STDERR {
         // SAFETY: F_GETFD only reads the descriptor's flags.
         if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0
@@ -97,10 +118,13 @@ pub fn report_dest() -> c_int {
 pub fn write_report(buf: &[u8]) {
     // A reader gone (`2>&1 | head`) must not end the program: quiet writes.
     let fd = report_fd();
+    if fd == REPORT_STDERR && stderr_absent() {
+        return;
+    }
     if write_all_quiet(fd, buf) {
         return;
     }
-    if fd != REPORT_STDERR && write_all_quiet(REPORT_STDERR, buf) {
+    if fd != REPORT_STDERR && !stderr_absent() && write_all_quiet(REPORT_STDERR, buf) {
         return;
     }
     if let Some(saved) = SAVED_STDERR.get() {
