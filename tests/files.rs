@@ -1104,6 +1104,29 @@ fn nothing_of_ours_goes_into_a_file_that_took_fd_2() {
     }
 }
 
+/// A program that redirects its stderr to a file of its own: the report still goes to the stderr
+/// it was started with (as valgrind's do), and the file holds the program's line alone.
+#[test]
+fn reports_go_to_the_stderr_the_program_started_with() {
+    let dir = fresh_dir("files_fd2_redirected");
+    let file = dir.join("own.txt");
+    let o = Run::new(compile("stderr_redirected"))
+        .arg(&file)
+        .env("MALLOC_DEBUG", "1,on_error=continue")
+        .go();
+    assert_eq!(o.status, Some(0), "{}", o.describe());
+    assert_eq!(o.stdout, "done\n", "{}", o.describe());
+    assert!(
+        o.stderr
+            .lines()
+            .next()
+            .is_some_and(|l| l.contains("]: ERROR: double free of 0x")),
+        "{}",
+        o.describe()
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "program line\n");
+}
+
 /// The real programs of the suite (bash, python3 with threads, perl, git, gcc with its
 /// cc1/as/ld children, clang++, rustc, sort, sqlite3) under `log=` without `%p`: each runs as
 /// usual, and every process's file (the first process's PATH, the others' PATH.PID) parses

@@ -1,6 +1,7 @@
-//! Where reports go: fd 2, or the `report=` file, opened on first use through a function the
-//! report layer registers at start-up (`set_report_opener`); the saved copy of stderr when the
-//! program closed fd 2.
+//! Where reports go: stderr, or the `report=` file, opened on first use through a function the
+//! report layer registers at start-up (`set_report_opener`). Stderr is the one the program was
+//! started with: the copy of fd 2 saved at start while it still names that file, whatever the
+//! program did with fd 2 since; fd 2 itself otherwise, unless it was closed at start.
 
 use super::errno::ErrnoGuard;
 use super::fd::OwnedFd;
@@ -95,39 +96,39 @@ fn report_fd() -> c_int {
 }
 
 /// The descriptor a long output meant for the reader of reports (a dump from a signal or at
-/// exit) goes to: the report destination, opened on first use; the saved copy of stderr when
-/// that is fd 2 and the program closed it.
+/// exit) goes to: the report destination, opened on first use; for stderr, the stderr the
+/// program was started with (`write_report`); -1 when there is none.
 pub fn report_dest() -> c_int {
     let fd = report_fd();
-    if fd == REPORT_STDERR && stderr_absent() {
-        return -1;
+    if fd != REPORT_STDERR {
+        return fd;
     }
-    if fd == REPORT_STDERR {
-        // SAFETY: F_GETFD only reads the descriptor's flags.
-        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0
-            && let Some(saved) = SAVED_STDERR.get()
-        {
-            return saved;
-        }
+    match SAVED_STDERR.get() {
+        Some(saved) => saved,
+        None if stderr_absent() => -1,
+        None => fd,
     }
-    fd
 }
 
-/// Writes a report chunk to the report destination; if fd 2 is closed, to the saved copy of
-/// stderr (when it still names the file it was made from).
+/// Writes a report chunk to the report destination. For stderr, that is the stderr the program
+/// was started with, as valgrind does: the saved copy while it still names that file (the
+/// program may have redirected fd 2, closed it, or opened a file of its own that took its
+/// number), else fd 2 unless it was closed at start.
 pub fn write_report(buf: &[u8]) {
     // A reader gone (`2>&1 | head`) must not end the program: quiet writes.
     let fd = report_fd();
-    if fd == REPORT_STDERR && stderr_absent() {
+    if fd != REPORT_STDERR {
+        if write_all_quiet(fd, buf) {
+            return;
+        }
+        // The report file cannot be written: stderr, as below.
+    }
+    if let Some(saved) = SAVED_STDERR.get()
+        && write_all_quiet(saved, buf)
+    {
         return;
     }
-    if write_all_quiet(fd, buf) {
-        return;
-    }
-    if fd != REPORT_STDERR && !stderr_absent() && write_all_quiet(REPORT_STDERR, buf) {
-        return;
-    }
-    if let Some(saved) = SAVED_STDERR.get() {
-        write_all_quiet(saved, buf);
+    if !stderr_absent() {
+        write_all_quiet(REPORT_STDERR, buf);
     }
 }
