@@ -117,11 +117,9 @@ pub fn report_dest() -> c_int {
 pub fn write_report(buf: &[u8]) {
     // A reader gone (`2>&1 | head`) must not end the program: quiet writes.
     let fd = report_fd();
-    if fd != REPORT_STDERR {
-        if write_all_quiet(fd, buf) {
-            return;
-        }
-        // The report file cannot be written: stderr, as below.
+    // A report file that cannot be written: stderr, as below.
+    if fd != REPORT_STDERR && write_all_quiet(fd, buf) {
+        return;
     }
     if let Some(saved) = SAVED_STDERR.get()
         && write_all_quiet(saved, buf)
