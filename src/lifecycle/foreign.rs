@@ -10,7 +10,7 @@
 //! on to the definition the program would have called without us (`next`), so that a block of
 //! one allocator never reaches the other.
 
-use super::fork::{first_other, lookup};
+use super::fork::{first_other, lookup, object};
 use crate::fmt::{Line, prefix};
 use crate::sys;
 use core::ffi::{c_char, c_int, c_void};
@@ -116,22 +116,9 @@ struct Query {
 unsafe extern "C" fn first(info: *mut libc::dl_phdr_info, _size: usize, q: *mut c_void) -> c_int {
     // SAFETY: dl_iterate_phdr passes a valid info and our query pointer.
     let (info, q) = unsafe { (&*info, &mut *(q as *mut Query)) };
-    let base = info.dlpi_addr as usize;
-    let (mut dynamic, mut ours) = (0usize, false);
-    for i in 0..info.dlpi_phnum as usize {
-        // SAFETY: dlpi_phdr has dlpi_phnum entries.
-        let ph = unsafe { &*info.dlpi_phdr.add(i) };
-        let start = base.wrapping_add(ph.p_vaddr as usize);
-        if ph.p_type == libc::PT_DYNAMIC {
-            dynamic = start;
-        } else if ph.p_type == libc::PT_LOAD {
-            ours |= (start..start.wrapping_add(ph.p_memsz as usize)).contains(&q.ours);
-        }
-    }
-    if dynamic == 0 {
+    let Some((base, dynamic, ours)) = object(info, q.ours) else {
         return 0;
-    }
-    let dynamic = dynamic as *const [usize; 2];
+    };
     // SAFETY: the dynamic section of a loaded object, mapped and terminated by DT_NULL.
     if unsafe { lookup(base, dynamic, b"malloc") }.is_none() {
         return 0;

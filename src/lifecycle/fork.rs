@@ -140,6 +140,28 @@ struct SymbolQuery {
     found: usize,
 }
 
+/// The object a `dl_iterate_phdr` entry describes: its load base, its dynamic section, and
+/// whether its segments hold the address `ours`; None when it has no dynamic section.
+#[unsafe(link_section = "ft_hot")]
+pub(super) fn object(
+    info: &libc::dl_phdr_info,
+    ours: usize,
+) -> Option<(usize, *const [usize; 2], bool)> {
+    let base = info.dlpi_addr as usize;
+    let (mut dynamic, mut holds) = (0usize, false);
+    for i in 0..info.dlpi_phnum as usize {
+        // SAFETY: dlpi_phdr has dlpi_phnum entries.
+        let ph = unsafe { &*info.dlpi_phdr.add(i) };
+        let start = base.wrapping_add(ph.p_vaddr as usize);
+        if ph.p_type == libc::PT_DYNAMIC {
+            dynamic = start;
+        } else if ph.p_type == libc::PT_LOAD {
+            holds |= (start..start.wrapping_add(ph.p_memsz as usize)).contains(&ours);
+        }
+    }
+    (dynamic != 0).then_some((base, dynamic as *const [usize; 2], holds))
+}
+
 /// `dl_iterate_phdr` callback: looks `q.name` up in this object unless it is ours; stops at the
 /// first definition.
 #[unsafe(link_section = "ft_hot")]
@@ -150,24 +172,9 @@ unsafe extern "C" fn find_symbol(
 ) -> c_int {
     // SAFETY: dl_iterate_phdr passes a valid info and our query pointer.
     let (info, q) = unsafe { (&*info, &mut *(q as *mut SymbolQuery)) };
-    let base = info.dlpi_addr as usize;
-    let mut dynamic = 0usize;
-    for i in 0..info.dlpi_phnum as usize {
-        // SAFETY: dlpi_phdr has dlpi_phnum entries.
-        let ph = unsafe { &*info.dlpi_phdr.add(i) };
-        let start = base.wrapping_add(ph.p_vaddr as usize);
-        if ph.p_type == libc::PT_DYNAMIC {
-            dynamic = start;
-        } else if ph.p_type == libc::PT_LOAD
-            && (start..start.wrapping_add(ph.p_memsz as usize)).contains(&q.ours)
-        {
-            return 0;
-        }
-    }
-    if dynamic == 0 {
+    let Some((base, dynamic, false)) = object(info, q.ours) else {
         return 0;
-    }
-    let dynamic = dynamic as *const [usize; 2];
+    };
     // Another copy of this library (two builds loaded at once) defines the name too, and
     // forwards to the next definition: skipping every object that exports our own
     // `show_alloc_mem_ex` keeps the two from calling each other for ever.
