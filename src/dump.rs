@@ -365,7 +365,7 @@ pub extern "C" fn show_alloc_mem_ex() {
 /// (stderr or `report=`), never into the program's own output.
 pub fn dump_to_reports() {
     let _e = sys::ErrnoGuard::new();
-    dump_ex(sys::report_dest());
+    sys::room::with_room(|| dump_ex(sys::report_dest()));
 }
 
 /// Slots of `z` held in thread caches (`block::CACHED`), under the zone's arena lock.

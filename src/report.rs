@@ -167,6 +167,14 @@ fn begin(kind: ErrorKind, caller: usize) -> bool {
     true
 }
 
+/// Runs the lines of a report that name call stacks, on a stack with room for the symbol
+/// lookups (`sys::room`): a thread's stack may be as small as 16 KiB. The report's start and
+/// its end (the abort) stay on the caller's stack, so a debugger's backtrace of the abort
+/// reaches the program's frames.
+fn with_room(f: impl FnMut()) {
+    sys::room::with_room(f);
+}
+
 /// Ends a report: applies on_error.
 fn end() {
     let st = tls::state();
@@ -286,6 +294,11 @@ pub fn bad_pointer(op: Op, p: usize, bad: Bad, info: Option<&Info>, caller: usiz
     if !begin(k, caller) {
         return;
     }
+    with_room(|| bad_pointer_lines(op, p, bad, info, caller));
+    end();
+}
+
+fn bad_pointer_lines(op: Op, p: usize, bad: Bad, info: Option<&Info>, caller: usize) {
     let mut l: Line<400> = Line::new();
     prefix(&mut l).s(b"ERROR: ");
     match (bad, op) {
@@ -318,7 +331,6 @@ pub fn bad_pointer(op: Op, p: usize, bad: Bad, info: Option<&Info>, caller: usiz
     if let Some(i) = info {
         history(i);
     }
-    end();
 }
 
 fn what<const N: usize>(l: &mut Line<N>, p: usize, bad: Bad, info: Option<&Info>) {
@@ -384,17 +396,19 @@ fn bad_block_in(call: Option<Op>, p: usize, bad: Bad, info: &Info, caller: usize
         return;
     }
     let op = call.unwrap_or(Op::Malloc);
-    match bad {
-        Bad::Overflow(a) => heap_overflow(call, p, a, info),
-        Bad::Underflow(a) => heap_underflow(call, p, a, info),
-        Bad::Mismatch => mismatch(op, p, info),
-        Bad::SizedDelete(s) => sized_delete(op, p, s, info),
-        _ => corrupted(op, p, info),
-    }
-    if call.is_some() {
-        called_from(op, caller);
-    }
-    history(info);
+    with_room(|| {
+        match bad {
+            Bad::Overflow(a) => heap_overflow(call, p, a, info),
+            Bad::Underflow(a) => heap_underflow(call, p, a, info),
+            Bad::Mismatch => mismatch(op, p, info),
+            Bad::SizedDelete(s) => sized_delete(op, p, s, info),
+            _ => corrupted(op, p, info),
+        }
+        if call.is_some() {
+            called_from(op, caller);
+        }
+        history(info);
+    });
     end();
 }
 
@@ -499,6 +513,11 @@ pub fn write_after_free(info: &Info, addr: usize) {
     if !begin(ErrorKind::WriteAfterFree, info.dbg.free_caller) {
         return;
     }
+    with_room(|| write_after_free_lines(info, addr));
+    end();
+}
+
+fn write_after_free_lines(info: &Info, addr: usize) {
     let mut l: Line<400> = Line::new();
     prefix(&mut l).s(b"ERROR: write after free: ").x(info.user);
     block_desc(&mut l, info);
@@ -521,7 +540,6 @@ pub fn write_after_free(info: &Info, addr: usize) {
         .s(b")\n");
     l.report();
     history(info);
-    end();
 }
 
 /// A size above PTRDIFF_MAX: a negative length in disguise.
@@ -539,7 +557,7 @@ pub fn absurd_size(op: Op, size: usize, caller: usize) {
         .s(b" as a signed value) in ");
     l.s(op.call_name().as_bytes()).s(b"()\n");
     l.report();
-    called_from(op, caller);
+    with_room(|| called_from(op, caller));
     end();
 }
 

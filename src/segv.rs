@@ -90,10 +90,12 @@ extern "C" fn handler(sig: c_int, info: *mut libc::siginfo_t, ctx: *mut c_void) 
     if sig == libc::SIGBUS && code > 0 && crate::log::bus_fault(addr) {
         return;
     }
-    // Reports need more stack than a program's alternate signal stack may have (a signal sent
-    // by a process, code <= 0, gets none).
+    // Reports need more stack than a program's alternate signal stack or a small thread stack
+    // may have (a signal sent by a process, code <= 0, gets none). A fault that is neither in
+    // our memory nor fatal is the program's business (a runtime that faults on purpose, often)
+    // and costs no look at the stack.
     let mut explained = false;
-    if code > 0 {
+    if code > 0 && (dies_of(sig) || walk::fault::fault_lookup(addr).is_some_and(|f| f.ours)) {
         sys::room::with_room(|| {
             if explain(sig, addr, ctx) {
                 explained = true;

@@ -1,13 +1,15 @@
 //! The dump functions a program or a debugger calls: show_alloc_mem (the classic format),
-//! show_alloc_mem_ex and show_alloc_mem_ex_cmd (written by `dump` and `cmd`).
+//! show_alloc_mem_ex and show_alloc_mem_ex_cmd (written by `dump` and `cmd`). Each runs on a
+//! stack with room for its symbol lookups (`sys::room`), whatever the caller's thread has.
 
 use crate::lifecycle;
+use crate::sys::room::with_room;
 
 /// The classic ft_malloc dump on standard output.
 #[unsafe(no_mangle)]
 pub extern "C" fn show_alloc_mem() {
     lifecycle::ensure();
-    crate::dump::show_alloc_mem();
+    with_room(|| crate::dump::show_alloc_mem());
 }
 
 /// Everything show_alloc_mem prints, plus every block's state, history, canary status and a
@@ -15,7 +17,7 @@ pub extern "C" fn show_alloc_mem() {
 #[unsafe(no_mangle)]
 pub extern "C" fn show_alloc_mem_ex() {
     lifecycle::ensure();
-    crate::dump::show_alloc_mem_ex();
+    with_room(|| crate::dump::show_alloc_mem_ex());
 }
 
 /// One command of the dump (see `help`).
@@ -25,5 +27,5 @@ pub extern "C" fn show_alloc_mem_ex() {
 pub unsafe extern "C" fn show_alloc_mem_ex_cmd(cmd: *const libc::c_char) {
     lifecycle::ensure();
     // SAFETY: the caller's contract is the dump's.
-    unsafe { crate::cmd::show_alloc_mem_ex_cmd(cmd) }
+    with_room(|| unsafe { crate::cmd::show_alloc_mem_ex_cmd(cmd) });
 }

@@ -1,8 +1,9 @@
-//! Stack room for a signal handler's work. A handler runs on the thread's alternate signal
-//! stack when it has one, and a program's may be small: Rust's standard library gives each
-//! thread 8 KiB, less than a report with its symbol lookups needs. `with_room` runs such work
-//! on a mapping of its own (between guard pages) when the alternate stack in use has less
-//! than `ROOM` bytes left, and unmaps it after; elsewhere it runs the work in place.
+//! Stack room for reports, dumps and a signal handler's work. A report with its symbol lookups
+//! needs more stack than some programs give: a thread made with a 16 KiB stack (glibc's
+//! minimum), a coroutine's, an alternate signal stack (Rust's standard library gives each
+//! thread 8 KiB). `with_room` runs such work on a mapping of its own (between guard pages) when
+//! the stack in use has less than `ROOM` bytes below the stack pointer, and unmaps it after;
+//! elsewhere it runs the work in place.
 //!
 //! # Invariants
 //! The switch is one `call` on the new stack between two moves of the stack pointer, which a
@@ -14,11 +15,13 @@ use core::ffi::c_void;
 /// Stack bytes the work of our fault handler may take (reports, symbol lookups, the stack
 /// walk), with a margin.
 pub const ROOM: usize = 96 * 1024;
-/// The stack mapped when the alternate stack is short of room.
+/// The stack mapped when the one in use is short of room.
 const SIZE: usize = 256 * 1024;
+/// Probe granularity below the stack pointer: every real page size is a multiple of it.
+const GRAIN: usize = 4096;
 
-/// Runs `f` on a stack with `ROOM` bytes: this one when the thread is not on its alternate
-/// signal stack or that has room left, else a stack mapped for it (in place if mapping fails).
+/// Runs `f` on a stack with `ROOM` bytes: this one when it has that room left, else a stack
+/// mapped for it (in place if mapping fails).
 pub fn with_room<F: FnMut()>(mut f: F) {
     if !short_of_room() {
         f();
@@ -39,24 +42,26 @@ pub fn with_room<F: FnMut()>(mut f: F) {
     }
 }
 
-/// Whether the thread runs on its alternate signal stack with less than `ROOM` bytes below the
-/// stack pointer.
+/// Whether the stack in use has less than `ROOM` bytes below the stack pointer: on the
+/// thread's alternate signal stack, by its bounds; elsewhere (the thread's stack, a
+/// coroutine's), when a page of that range cannot be read (a guard page, another mapping's
+/// end, or a main thread's stack not grown that far yet, which costs a mapping for nothing).
 fn short_of_room() -> bool {
+    let marker = 0u8;
+    let sp = &marker as *const u8 as usize;
     // SAFETY: a zeroed stack_t is a valid out-parameter; sigaltstack with no new stack only
     // reads the thread's.
     let ss = unsafe {
         let mut ss: libc::stack_t = core::mem::zeroed();
-        if libc::sigaltstack(core::ptr::null(), &mut ss) != 0 {
-            return false;
-        }
-        ss
+        (libc::sigaltstack(core::ptr::null(), &mut ss) == 0).then_some(ss)
     };
-    if ss.ss_flags & libc::SS_ONSTACK == 0 {
-        return false;
+    if let Some(ss) = ss
+        && ss.ss_flags & libc::SS_ONSTACK != 0
+    {
+        return sp.saturating_sub(ss.ss_sp as usize) < ROOM;
     }
-    let marker = 0u8;
-    let sp = &marker as *const u8 as usize;
-    sp.saturating_sub(ss.ss_sp as usize) < ROOM
+    let top = sp & !(GRAIN - 1);
+    !super::pages_readable(top.saturating_sub(ROOM), top, GRAIN)
 }
 
 extern "C" fn trampoline<F: FnMut()>(f: *mut c_void) {

@@ -6,12 +6,12 @@
  *              the coroutine calls exit(0), and the block below its stack is no leak.
  * Prints "exiting" before exit.
  * usage: exit_small_stack thread|coroutine */
-#include <limits.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <ucontext.h>
+
+#include "small_thread.h"
 
 #define SMALL 16384
 
@@ -66,18 +66,7 @@ int main(int argc, char **argv) {
         swapcontext(&main_ctx, &co_ctx);
         return 1;
     }
-    size_t size = SMALL < PTHREAD_STACK_MIN ? PTHREAD_STACK_MIN : SMALL;
-    pthread_attr_t a;
-    pthread_attr_init(&a);
-    if (pthread_attr_setstacksize(&a, size) != 0) {
-        printf("setstacksize refused\n");
+    if (run_on_small_thread(small_thread, SMALL) != 0)
         return 2;
-    }
-    pthread_t t;
-    if (pthread_create(&t, &a, small_thread, NULL) != 0) {
-        printf("pthread_create refused\n");
-        return 2;
-    }
-    pthread_join(t, NULL);
     return 1;
 }
