@@ -12,8 +12,8 @@
 
 use core::ffi::c_void;
 
-/// Stack bytes the work of our fault handler may take (reports, symbol lookups, the stack
-/// walk), with a margin.
+/// Stack bytes a report, a dump or our fault handler's work may take (symbol lookups, the
+/// stack walk), with a margin.
 pub const ROOM: usize = 96 * 1024;
 /// The stack mapped when the one in use is short of room.
 const SIZE: usize = 256 * 1024;
