@@ -190,6 +190,15 @@ fn cached_in_zone(stdout: &str) -> Option<u64> {
     line[..at].rsplit(' ').next()?.parse().ok()
 }
 
+/// A class's cache outgrows its first array: every block freed comes back, newest first (with
+/// debugging that leaves blocks alone too).
+#[test]
+fn a_class_cache_keeps_every_block_as_it_grows() {
+    for env in [&[][..], &[("MALLOC_DEBUG", "leaks")][..]] {
+        run("tcache_widen", &[], env).assert_ok_clean();
+    }
+}
+
 /// A thread's first refill of a class takes one slot: a thread that makes one block of a size
 /// holds no other slot of its zone (it took half the class's capacity, 9 slots of 3 KiB here,
 /// and thousands of threads making a few blocks of many sizes each held pages they never used).

@@ -16,6 +16,10 @@ pub(super) const MAX_BYTES: usize = 64 << 10;
 pub(super) const FIRST_FILL: usize = 1;
 /// Freed slots of other arenas a cache holds before it gives them back together.
 pub(super) const REMOTE: usize = 64;
+/// Entries of a class's first array (one cache line); the array of the class's full capacity
+/// replaces it when the class holds more (`widen`). So a thread that keeps a slot or two of
+/// many classes has their arrays side by side on one page, not one page per four classes.
+const FIRST_ROOM: usize = 4;
 
 /// `tcache_flags`: the thread is changing its cache (BUSY); its exit flushed it, and it gets
 /// no other (GONE); its cache serves the full paths alone (SLOW: debugging is on, `cached`
@@ -56,9 +60,11 @@ pub(super) struct Area {
     pub(super) count: [AtomicU32; NCLASSES],
     /// Slots the next refill of each class takes (0: none yet; `refill`).
     pub(super) fill: [u8; NCLASSES],
-    /// Each class's array of `cap(c)` entries, carved from the rest of the area at the class's
-    /// first use (null before): a program that uses few classes touches one page or two.
+    /// Each class's array, carved from the rest of the area at the class's first use (null
+    /// before) with `room(c)` entries: `FIRST_ROOM` (or `cap(c)` if less), then `cap(c)`.
     pub(super) slots: [*mut Entry; NCLASSES],
+    /// Entries of each class's array (0: none yet).
+    pub(super) room: [u8; NCLASSES],
     /// Freed slots of other arenas' zones (`remote`), given back to their arenas once
     /// `REMOTE` are held: a thread reuses the slots of its own arena only, so two threads do
     /// not write the same metadata lines and slot lines by turns.
@@ -70,17 +76,39 @@ pub(super) struct Area {
 /// (so that taking it needs no page-map lookup; the entry's state is checked all the same).
 pub(super) type Entry = [usize; 2];
 
-/// Bytes of an area: its header and every class's array.
+/// Entries of class `c`'s first array.
+const fn first_room(c: usize) -> usize {
+    if cap(c) < FIRST_ROOM {
+        cap(c)
+    } else {
+        FIRST_ROOM
+    }
+}
+
+/// Bytes of an area: its header and every class's arrays (the first and the full one).
 pub(super) const AREA_LEN: usize = {
     let (mut n, mut c) = (core::mem::size_of::<Area>(), 0);
     while c < NCLASSES {
-        n += cap(c) * core::mem::size_of::<Entry>();
+        n += (first_room(c) + cap(c)) * core::mem::size_of::<Entry>();
         c += 1;
     }
     n
 };
 
-/// The array of class `c` in `area` (`cap(c)` entries), carved at first use.
+/// Carves `n` entries from the rest of `area`.
+/// # Safety
+/// `area` is this thread's, busy; the area's carvings stay within `AREA_LEN` (each class
+/// carves its first array once and its full one at most once).
+unsafe fn carve(area: *mut Area, n: usize) -> *mut Entry {
+    // SAFETY: per the caller.
+    unsafe {
+        let p = (area as usize + (*area).carved) as *mut Entry;
+        (*area).carved += n * core::mem::size_of::<Entry>();
+        p
+    }
+}
+
+/// The array of class `c` in `area` (`room(c)` entries), carved at first use.
 /// # Safety
 /// `area` is this thread's, busy.
 #[inline(always)]
@@ -89,12 +117,44 @@ pub(super) unsafe fn class_slots(area: *mut Area, c: usize) -> &'static mut [Ent
     unsafe {
         let mut p = (*area).slots[c];
         if p.is_null() {
-            p = (area as usize + (*area).carved) as *mut Entry;
-            (*area).carved += cap(c) * core::mem::size_of::<Entry>();
+            p = carve(area, first_room(c));
             (*area).slots[c] = p;
+            (*area).room[c] = first_room(c) as u8;
         }
+        core::slice::from_raw_parts_mut(p, (*area).room[c] as usize)
+    }
+}
+
+/// Gives class `c` its array of full capacity (`cap(c)` entries) if it has less, its first
+/// `count` entries copied; returns the class's array.
+/// # Safety
+/// As for `class_slots`.
+#[cold]
+#[inline(never)]
+#[unsafe(link_section = "ft_hot")]
+pub(super) unsafe fn widen(area: *mut Area, c: usize) -> &'static mut [Entry] {
+    // SAFETY: per the caller.
+    unsafe {
+        let old = class_slots(area, c);
+        if old.len() >= cap(c) {
+            return old;
+        }
+        let p = carve(area, cap(c));
+        let n = ((*area).count[c].load(Ordering::Relaxed) as usize).min(old.len());
+        core::ptr::copy_nonoverlapping(old.as_ptr(), p, n);
+        (*area).slots[c] = p;
+        (*area).room[c] = cap(c) as u8;
         core::slice::from_raw_parts_mut(p, cap(c))
     }
+}
+
+/// Entries of class `c`'s array now (0: none yet).
+/// # Safety
+/// `area` is this thread's.
+#[inline(always)]
+pub(super) unsafe fn room(area: *mut Area, c: usize) -> usize {
+    // SAFETY: per the caller.
+    unsafe { (*area).room[c] as usize }
 }
 
 /// Every area ever mapped (pushed only, never unlinked).

@@ -12,7 +12,7 @@
 //! to look at, but for `sample=N`: malloc and calloc count its countdown down (`SAMPLING`), and
 //! leave the call the countdown reaches to the full path, which guards that block.
 
-use super::area::{Area, BUSY, add, cap, meta_word, remote, set_flags_fast as set_flags};
+use super::area::{Area, BUSY, add, meta_word, remote, room, set_flags_fast as set_flags};
 use super::whole::hold_remote;
 use crate::block::{BlockMeta, CACHED, NO_LINK, Op, USED};
 use crate::heap::lookup::zone_of;
@@ -238,7 +238,7 @@ unsafe fn put(area: *mut Area, p: usize, z: *mut Zone, i: usize) -> bool {
         }
         let count = &(*area).count[c];
         let (n, slots) = (count.load(Ordering::Relaxed) as usize, (*area).slots[c]);
-        if n >= cap(c) || slots.is_null() {
+        if n >= room(area, c) || slots.is_null() {
             return false;
         }
         let Some((meta, m)) = claim_home(z, i) else {
@@ -308,7 +308,7 @@ pub fn realloc(p: usize, n: usize) -> Option<*mut u8> {
         let c = class_for(want.min(SMALL_MAX));
         // The old block's class needs room (the new one's frees one if it is the same).
         let k = (*area).count[class].load(Ordering::Relaxed) as usize;
-        let q = if class < NCLASSES && (k < cap(class) || c == class) {
+        let q = if class < NCLASSES && (k < room(area, class) || c == class) {
             take(area, c, n, Op::Realloc)
         } else {
             None

@@ -14,7 +14,7 @@
 //! - An inbox lock is never held while another allocator lock is taken (the slots that do not
 //!   fit are given back after it is dropped). Fork prepare takes them all, after the arenas'.
 
-use super::area::{Area, Entry, cap, class_slots};
+use super::area::{Area, Entry, class_slots, widen};
 use crate::heap::arena::MAX_ARENAS;
 use crate::heap::lookup::zone_of;
 use crate::lock::Mutex;
@@ -208,8 +208,12 @@ pub(super) unsafe fn take(area: *mut Area, ai: usize, spill: &mut [Entry; TAKE])
                 continue;
             }
             let k = (*area).count[c].load(Ordering::Relaxed) as usize;
-            if k < cap(c) {
-                class_slots(area, c)[k] = *e;
+            let mut slots = class_slots(area, c);
+            if k >= slots.len() {
+                slots = widen(area, c);
+            }
+            if k < slots.len() {
+                slots[k] = *e;
                 (*area).count[c].store(k as u32 + 1, Ordering::Relaxed);
                 e[0] = 0;
             }

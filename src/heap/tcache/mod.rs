@@ -89,6 +89,7 @@ use crate::sys;
 use crate::tls::{self, ThreadState};
 use area::{
     AREA_LEN, AREAS, Area, BUSY, FIRST_FILL, SLOW, add, cap, class_slots, meta_word, set_flags,
+    widen,
 };
 use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use whole::{flush, hold_remote, thread_exit};
@@ -327,9 +328,12 @@ unsafe fn refill(area: *mut Area, c: usize) {
     let lay = layout();
     // SAFETY: per the caller; slots taken under the arena lock are ours.
     unsafe {
-        let slots = class_slots(area, c);
+        let mut slots = class_slots(area, c);
+        if slots.len() < want {
+            slots = widen(area, c);
+        }
         let mut n = 0;
-        while n < want {
+        while n < want.min(slots.len()) {
             let Some((z, i, fresh)) = take_slot(&mut a, ai, c, lay.debug_meta, lay.zone_guards)
             else {
                 break;
@@ -413,10 +417,15 @@ unsafe fn push(area: *mut Area, p: usize, hist: Option<(u64, usize)>) -> Option<
         } else {
             let c = (*z).class as usize;
             let mut n = (*area).count[c].load(Ordering::Relaxed) as usize;
-            if n >= cap(c) {
-                n = flush(area, c, n, n.div_ceil(2));
+            let mut slots = class_slots(area, c);
+            if n >= slots.len() {
+                if slots.len() < cap(c) {
+                    slots = widen(area, c);
+                } else {
+                    n = flush(area, c, n, n.div_ceil(2));
+                }
             }
-            class_slots(area, c)[n] = e;
+            slots[n] = e;
             (*area).count[c].store(n as u32 + 1, Ordering::Relaxed);
         }
         add(&(*area).live_blocks, -1);

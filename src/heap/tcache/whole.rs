@@ -3,7 +3,7 @@
 //! (the calling thread's), at a thread's exit (a pthread key's destructor) and in a fork child
 //! (the parent's other threads'); and the live counts the caches add to the arenas'.
 
-use super::area::{AREAS, Area, BUSY, Entry, GONE, REMOTE, SLOW, cap, class_slots, set_flags};
+use super::area::{AREAS, Area, BUSY, Entry, GONE, REMOTE, SLOW, class_slots, room, set_flags};
 use crate::block::CACHED;
 use crate::heap::arena::{ARENAS, return_slot};
 use crate::heap::lookup::zone_of;
@@ -136,7 +136,7 @@ unsafe fn flush_all(area: *mut Area) {
     for c in 0..NCLASSES {
         // SAFETY: per the caller.
         unsafe {
-            let n = ((*area).count[c].load(Ordering::Relaxed) as usize).min(cap(c));
+            let n = ((*area).count[c].load(Ordering::Relaxed) as usize).min(room(area, c));
             let slots = (*area).slots[c];
             if n > 0 && !slots.is_null() {
                 give_back(core::slice::from_raw_parts_mut(slots, n));
