@@ -29,7 +29,7 @@ const INBOX: usize = 1024;
 /// Bytes of slots an inbox holds at most (a thread of its arena may never refill again).
 const BYTES: usize = 1 << 20;
 /// Slots a refill takes out of an inbox at most.
-const TAKE: usize = 256;
+const TAKE: usize = 64;
 
 pub(super) struct Inbox {
     n: usize,

@@ -292,6 +292,25 @@ unsafe fn pop(area: *mut Area, c: usize, m: BlockMeta) -> Option<(usize, bool)> 
     }
 }
 
+/// Takes the slots of arena `ai` that other threads freed from its inbox into `area`, gives
+/// back those its classes have no room for; returns whether class `c` got some. Out of line,
+/// with its buffer: `refill`'s frame stays small for the threads and coroutines whose stack is
+/// (glibc's malloc works within 4 KiB).
+/// # Safety
+/// As for `refill`.
+#[cold]
+#[inline(never)]
+#[unsafe(link_section = "ft_hot")]
+unsafe fn take_inbox(area: *mut Area, ai: usize, c: usize) -> bool {
+    let mut spill = inbox::spill();
+    // SAFETY: per the caller; what the inbox gave and did not fit is ours to give back.
+    unsafe {
+        let n = inbox::take(area, ai, &mut spill);
+        whole::give_back(&mut spill[..n]);
+        (*area).count[c].load(Ordering::Relaxed) > 0
+    }
+}
+
 /// Fills the empty class `c` with half its capacity, taken from this thread's arena under
 /// one lock.
 /// # Safety
@@ -303,16 +322,9 @@ unsafe fn refill(area: *mut Area, c: usize) {
     // First the slots of this thread's arena that other threads freed.
     // SAFETY: our own TLS block.
     let home = unsafe { (*tls::state()).arena } as usize;
-    if home != 0 && inbox::waiting(home - 1) {
-        let mut spill = inbox::spill();
-        // SAFETY: per the caller; what the inbox gave and did not fit is ours to give back.
-        unsafe {
-            let n = inbox::take(area, home - 1, &mut spill);
-            whole::give_back(&mut spill[..n]);
-            if (*area).count[c].load(Ordering::Relaxed) > 0 {
-                return;
-            }
-        }
+    // SAFETY: per the caller.
+    if home != 0 && inbox::waiting(home - 1) && unsafe { take_inbox(area, home - 1, c) } {
+        return;
     }
     let most = (cap(c) / 2).max(1);
     // SAFETY: per the caller (this thread's area).
