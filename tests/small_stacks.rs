@@ -1,6 +1,6 @@
 //! The allocator within a small stack: a coroutine whose stack ends at an inaccessible page
 //! makes every kind of call (small and LARGE blocks, realloc, calloc, aligned blocks, frees of
-//! another thread's blocks, refills from its arena's inbox). With debugging off it needs no
+//! another thread's blocks, refills from its arena's inbox, fork). With debugging off it needs no
 //! more stack than glibc's malloc: the smallest stack glibc runs the program in (found here,
 //! in 512-byte steps) plus 1 KiB. With debugging on, a first walk of a call stack takes up to
 //! 2 KiB more: 4 KiB more is asked of it.

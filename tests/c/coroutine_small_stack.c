@@ -1,12 +1,14 @@
 /* A coroutine on a small stack (the size in bytes is the argument, 4096 by default) allocates,
- * frees, reallocates (into LARGE sizes too), callocs and aligns, and frees blocks another
- * thread made: every call runs within that stack, as glibc's do. Before the coroutine runs,
+ * frees, reallocates (into LARGE sizes too), callocs and aligns, frees blocks another thread
+ * made, and forks (the child frees and allocates): every call runs within that stack, as
+ * glibc's do. Before the coroutine runs,
  * another thread frees 300 blocks of the main thread's, so that the coroutine's first refills
  * find them waiting. Each block's first and last bytes are checked before its free. Prints
  * OK. */
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -68,6 +70,16 @@ static void body(void) {
             free(z);
         }
     }
+    /* fork runs our handlers on this stack; the child allocates and frees. */
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        free(keep[0]);
+        keep[0] = malloc(50);
+        _exit(keep[0] != NULL ? 0 : 1);
+    }
+    int status = 0;
+    CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
     for (int k = 0; k < KEEP; k++)
         free(keep[k]);
 }
