@@ -194,18 +194,19 @@ pub fn report_at_exit(all: bool, floor: usize) -> usize {
     crate::sys::note_seccomp();
     // The roots are found in /proc: without it every block would look leaked.
     let mut any = false;
-    let err = match sys::open_maps() {
-        Ok(fd) => {
-            sys::close(fd);
-            crate::maps::for_each(|_| {
-                any = true;
-                false
-            });
-            libc::ENOENT
-        }
-        Err(e) => e,
-    };
+    crate::maps::for_each(|_| {
+        any = true;
+        false
+    });
     if !any {
+        // Why: asked again only now, when it failed.
+        let err = match sys::open_maps() {
+            Ok(fd) => {
+                sys::close(fd);
+                libc::ENOENT
+            }
+            Err(e) => e,
+        };
         let mut l: Line<200> = Line::new();
         prefix(&mut l).s(b"WARNING: leak check skipped: /proc/self/maps unreadable (");
         if err == libc::ENOENT {

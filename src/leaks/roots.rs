@@ -29,8 +29,8 @@ fn path_hash(p: &[u8]) -> u64 {
 }
 
 /// Hashes the paths of the files with an executable mapping into `modules`; returns how many.
-/// Out of line: its reading of the mappings keeps a 4 KiB buffer on the stack, which the scan of
-/// each mapping must not carry (a thread's stack may be small).
+/// Out of line: its reading of the mappings keeps a buffer on the stack, which the scan of each
+/// mapping must not carry (a thread's stack may be small).
 #[inline(never)]
 fn list_modules(modules: &mut [u64; MAX_MODULES]) -> usize {
     let mut n = 0;

@@ -10,8 +10,9 @@ use super::signal::write_all_quiet;
 use core::ffi::c_int;
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 
-/// Copy of fd 2 taken at init (placed high, close-on-exec), used only when fd 2 itself is
-/// closed (coreutils close stderr in an atexit handler before our fini runs).
+/// Copy of fd 2 taken at init (placed high, close-on-exec): where stderr reports go first, so
+/// that they reach the stderr the program was started with after it closed fd 2 (coreutils do
+/// in an atexit handler before our fini runs) or moved another file onto it.
 pub static SAVED_STDERR: OwnedFd = OwnedFd::none();
 
 /// Where reports go: fd 2 (`REPORT_STDERR`), a verified descriptor of ours (`report=PATH`,
