@@ -250,6 +250,13 @@ fn parse_leak_summary(s: &str) -> Option<((u64, u64), (u64, u64))> {
     }
 }
 
+/// `...; of the unreachable, X bytes in N block(s) indirectly lost (...)` -> (X, N).
+fn parse_indirect(s: &str) -> Option<Amount> {
+    let (_, rest) = s.split_once("; of the unreachable, ")?;
+    let w: Vec<&str> = rest.split_whitespace().collect();
+    Some((w.first()?.parse().ok()?, w.get(3)?.parse().ok()?))
+}
+
 // ------------------------------------------------------------------ why it was not loaded
 
 /// The first bytes of an ELF file's header that tell whether a library can be preloaded.
@@ -519,6 +526,9 @@ struct Verdict {
     counted: bool,
     /// (unreachable, still reachable); None: no leak verdict.
     leaks: Option<(Amount, Option<Amount>)>,
+    /// Of the unreachable, what only other unreachable blocks point to (from the LEAK SUMMARY
+    /// line).
+    indirect: Option<Amount>,
     leak_note: String,
     leak_lines: Vec<String>,
     aborted: bool,
@@ -570,6 +580,7 @@ fn verdict(p: &Proc, n: Option<&Noted>) -> Verdict {
         errors,
         counted,
         leaks,
+        indirect: n.leak_summary.as_deref().and_then(parse_indirect),
         leak_note,
         leak_lines: n.leaks.clone(),
         aborted: n.aborted,
@@ -590,15 +601,23 @@ fn leak_text(v: &Verdict) -> String {
         },
         Some(((b, n), r)) => {
             let mut s = format!("{} in {} unreachable", human(b), plural(n, "block"));
+            let mut notes = Vec::new();
+            if let Some((ib, in_)) = v.indirect
+                && in_ > 0
+            {
+                notes.push(format!("{} in {in_} of them indirectly lost", human(ib)));
+            }
             if let Some((rb, rn)) = r
                 && rn > 0
             {
-                let _ = write!(
-                    s,
-                    " ({} in {} still reachable at exit)",
+                notes.push(format!(
+                    "{} in {} still reachable at exit",
                     human(rb),
                     plural(rn, "block")
-                );
+                ));
+            }
+            if !notes.is_empty() {
+                let _ = write!(s, " ({})", notes.join("; "));
             }
             s
         }
@@ -1007,5 +1026,11 @@ mod tests {
             ),
             Some(((26, 3), (4096, 1)))
         );
+        let s = "400 bytes in 11 unreachable block(s); 4160 bytes in 3 block(s) still reachable; \
+                 of the unreachable, 256 bytes in 7 block(s) indirectly lost (only other \
+                 unreachable blocks point to them)";
+        assert_eq!(parse_leak_summary(s), Some(((400, 11), (4160, 3))));
+        assert_eq!(parse_indirect(s), Some((256, 7)));
+        assert_eq!(parse_indirect("26 bytes in 3 unreachable block(s)"), None);
     }
 }

@@ -1,24 +1,50 @@
-//! The mark of the leak check: a word that points into a used block marks it, and a marked
-//! block's own words are scanned in turn (a stack of blocks to scan, in the scratch mapping).
+//! The marks of the leak check. From the roots, a word that points into a used block marks it
+//! reached (`MARK`), and a marked block's own words are scanned in turn (a stack of blocks to
+//! scan, in the scratch mapping). Then, among the blocks left unreached, those another one
+//! points to are marked `INDIRECT` (valgrind's "indirectly lost", LeakSanitizer's "indirect
+//! leak"), and what each of the others reaches is marked `SEEN`, so that a cycle of unreached
+//! blocks that nothing else points to can have one of its blocks stand for it.
 
 use crate::block::USED;
 use crate::sys;
 use crate::walk::View;
 
-/// Bit 7 of a block's state byte: reached.
+/// Bit 7 of a block's state byte: reached from the roots.
 pub(super) const MARK: u8 = 0x80;
+/// Bit 6: not reached, and another unreached block points into it.
+pub(super) const INDIRECT: u8 = 0x40;
+/// Bit 5: not reached, and reached from an unreached block that stands for a leak.
+pub(super) const SEEN: u8 = 0x20;
+/// Every bit the leak check sets (the states of a block are below them).
+pub(super) const BITS: u8 = MARK | INDIRECT | SEEN;
+const _: () = assert!(crate::block::CACHED < SEEN);
 /// Marked blocks waiting to be scanned, at most (beyond: `overflow`, and another pass).
 pub(super) const STACK_CAP: usize = 1 << 20;
 /// A block of at least these many pages is scanned only where its pages are resident.
 const RESIDENT_MIN_PAGES: usize = 16;
 
+/// What a word that points into a used block does to it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mode {
+    /// Marks it `MARK` (the block is scanned next).
+    Roots,
+    /// Marks it `INDIRECT` unless it is reached, or is the block at this address (the one
+    /// being scanned).
+    Indirect(usize),
+    /// Marks it `SEEN` unless it is reached (the block is scanned next).
+    Leaks,
+}
+
 /// The mark's state: the blocks marked and not scanned yet (a stack in the scratch mapping),
 /// whether it overflowed, and the bounds of the blocks (a cheap filter before the page map).
 pub(super) struct Scan<'v> {
     pub view: &'v View,
+    pub mode: Mode,
     pub stack: *mut usize,
     pub len: usize,
     pub overflow: bool,
+    /// Blocks this scan marked: `Indirect`, newly indirect; `Leaks`, indirect and newly seen.
+    pub marked: usize,
     pub lo: usize,
     pub hi: usize,
 }
@@ -26,7 +52,7 @@ pub(super) struct Scan<'v> {
 /// State byte of the block holding `w`, with its extent, if `w` points into a used block.
 fn block_of(v: &View, w: usize) -> Option<(*mut u8, usize, usize)> {
     let b = v.at(w)?;
-    if b.byte & !MARK != USED || w < b.user || w >= b.user + b.size.max(1) {
+    if b.byte & !BITS != USED || w < b.user || w >= b.user + b.size.max(1) {
         return None;
     }
     Some((b.state_byte(), b.user, b.size))
@@ -40,10 +66,23 @@ impl Scan<'_> {
         if let Some((st, user, _)) = block_of(self.view, w) {
             // SAFETY: st points at the state byte of a used block (locks held).
             unsafe {
-                if *st & MARK != 0 {
-                    return;
+                match self.mode {
+                    Mode::Roots if *st & MARK == 0 => *st |= MARK,
+                    Mode::Indirect(from) => {
+                        if *st & (MARK | INDIRECT) == 0 && user != from {
+                            *st |= INDIRECT;
+                            self.marked += 1;
+                        }
+                        return;
+                    }
+                    Mode::Leaks if *st & (MARK | SEEN) == 0 => {
+                        *st |= SEEN;
+                        if *st & INDIRECT != 0 {
+                            self.marked += 1;
+                        }
+                    }
+                    _ => return,
                 }
-                *st |= MARK;
             }
             if self.len < STACK_CAP && !self.stack.is_null() {
                 // SAFETY: len < STACK_CAP entries of the scratch mapping.

@@ -3,7 +3,8 @@
 //! their stack pointer, TLS — found in /proc/self/maps), following every word that points into
 //! a live block (interior pointers count), transitively. Live blocks nothing reaches are
 //! reported, grouped by allocation site (the whole call stack when stacks are kept), largest
-//! first.
+//! first: the direct leaks, then the indirect ones, which only other leaked blocks point to
+//! (`classify`; valgrind's "definitely" and "indirectly lost").
 //!
 //! Roots are read through `process_vm_readv` into a scratch buffer, never directly: a page that
 //! cannot be read (a file mapped past the end of its file raises SIGBUS, a range unmapped by
@@ -29,8 +30,8 @@
 //! per process; both count the vanished threads' blocks, as this scan did.)
 //!
 //! # Invariants
-//! Runs with every arena lock and the LARGE lock held; the mark is bit 7 of a block's state
-//! and is cleared before the locks are released. `FORKS` changes only in the fork handlers,
+//! Runs with every arena lock and the LARGE lock held; the marks are the top bits of a block's
+//! state byte (`mark::BITS`) and are cleared before the locks are released. `FORKS` changes only in the fork handlers,
 //! when a single thread runs in the process (child) or every lock of ours is held (prepare).
 
 mod mark;
@@ -43,7 +44,7 @@ use crate::ranges::Ranges;
 use crate::sys;
 use crate::walk::{Block, View};
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use mark::{MARK, STACK_CAP, Scan};
+use mark::{BITS, INDIRECT, MARK, Mode, SEEN, STACK_CAP, Scan};
 use roots::{MAX_MODULES, SCRATCH};
 
 const MAX_SITES: usize = 512;
@@ -140,9 +141,14 @@ struct Used {
 }
 
 /// Every used block (marked or not), with its allocation site.
-fn each_used(v: &View, mut f: impl FnMut(&Used)) {
+fn each_used(v: &View, f: impl FnMut(&Used)) {
+    each_used_but(v, 0, f);
+}
+
+/// Every used block but those whose state byte has one of the bits `skip`.
+fn each_used_but(v: &View, skip: u8, mut f: impl FnMut(&Used)) {
     v.each(|b: &Block| {
-        if b.byte & !MARK != USED {
+        if b.byte & !BITS != USED || b.byte & skip != 0 {
             return;
         }
         let h = b.history();
@@ -181,6 +187,77 @@ struct Site {
     example_size: usize,
     seq: u64,
     tid: u32,
+    /// Indirect leaks (pointed to only by other leaked blocks).
+    indirect: bool,
+}
+
+/// Whether the used block `b` is a leak the report counts: not reached from the roots, not a
+/// vanished thread's, not being allocated right now.
+fn is_leak(b: &Used) -> bool {
+    // SAFETY: a used block's state byte (every lock held).
+    let reached = unsafe { *b.state } & MARK != 0;
+    !reached && b.seq != IN_FLIGHT && !of_vanished_thread(b.seq, b.tid)
+}
+
+/// After the mark from the roots: which leaks are indirect (another leaked block points into
+/// them), and, for a cycle of leaked blocks that no other leaked block points into, one block
+/// that stands for it as a direct leak (the first the walk meets), so that every indirect leak
+/// is reached from a direct one.
+fn classify(s: &mut Scan) {
+    let view = s.view;
+    s.marked = 0;
+    each_used_but(view, MARK, |b| {
+        if is_leak(b) {
+            s.mode = Mode::Indirect(b.user);
+            s.range(b.user, b.user + b.size);
+        }
+    });
+    let indirect = s.marked;
+    if indirect == 0 {
+        return;
+    }
+    s.mode = Mode::Leaks;
+    s.marked = 0;
+    each_used_but(view, MARK, |b| {
+        // SAFETY: a used block's state byte (every lock held).
+        if is_leak(b) && unsafe { *b.state } & INDIRECT == 0 {
+            // SAFETY: as above.
+            unsafe { *b.state |= SEEN };
+            s.range(b.user, b.user + b.size);
+            s.drain();
+        }
+    });
+    finish_seen(s);
+    // (Every block seen from a direct leak is an indirect one.)
+    if s.marked >= indirect {
+        return;
+    }
+    each_used_but(view, MARK, |b| {
+        // SAFETY: as above.
+        if is_leak(b) && unsafe { *b.state } & (INDIRECT | SEEN) == INDIRECT {
+            // SAFETY: as above.
+            unsafe { *b.state = (*b.state & !INDIRECT) | SEEN };
+            s.range(b.user, b.user + b.size);
+            s.drain();
+            finish_seen(s);
+        }
+    });
+}
+
+/// Completes a `Mode::Leaks` mark whose stack overflowed: the words of every block it marked,
+/// again, until the stack holds them all.
+fn finish_seen(s: &mut Scan) {
+    let view = s.view;
+    while s.overflow {
+        s.overflow = false;
+        each_used_but(view, MARK, |b| {
+            // SAFETY: a used block's state byte (every lock held).
+            if unsafe { *b.state } & SEEN != 0 {
+                s.range(b.user, b.user + b.size);
+                s.drain();
+            }
+        });
+    }
 }
 
 /// Finds and reports unreachable blocks (and reachable ones with `all`). Returns the number of
@@ -253,9 +330,11 @@ fn scan_and_report(view: &View, all: bool, sp: usize) -> usize {
     let stack = base as *mut usize;
     let mut s = Scan {
         view,
+        mode: Mode::Roots,
         stack,
         len: 0,
         overflow: false,
+        marked: 0,
         lo: usize::MAX,
         hi: 0,
     };
@@ -312,6 +391,7 @@ fn scan_and_report(view: &View, all: bool, sp: usize) -> usize {
             }
         });
     }
+    classify(&mut s);
     // Group the unmarked (leaked) and, with `all`, the marked (reachable) blocks by site, in
     // the scratch space the scan is done with (32 KiB: more than a small thread's stack).
     const _: () = assert!(MAX_SITES * core::mem::size_of::<Site>() <= SCRATCH);
@@ -322,6 +402,8 @@ fn scan_and_report(view: &View, all: bool, sp: usize) -> usize {
     let mut nsites;
     let mut leaked = 0usize;
     let mut leaked_bytes = 0usize;
+    let mut indirect = 0usize;
+    let mut indirect_bytes = 0usize;
     let mut reach = 0usize;
     let mut reach_bytes = 0usize;
     let mut vanished = 0usize;
@@ -342,7 +424,9 @@ fn scan_and_report(view: &View, all: bool, sp: usize) -> usize {
                 tid,
             } = b;
             // SAFETY: state byte of a used block (every lock held).
-            let marked = unsafe { *state } & MARK != 0;
+            let byte = unsafe { *state };
+            let marked = byte & MARK != 0;
+            let kind = !marked && byte & INDIRECT != 0;
             if pass == 0 {
                 if marked {
                     reach += 1;
@@ -360,12 +444,16 @@ fn scan_and_report(view: &View, all: bool, sp: usize) -> usize {
                 }
                 leaked += 1;
                 leaked_bytes += size;
+                if kind {
+                    indirect += 1;
+                    indirect_bytes += size;
+                }
             } else if !marked {
                 return;
             }
             let mut found = false;
             for site in sites[..nsites].iter_mut() {
-                if site.caller == caller && site.origin == origin {
+                if site.caller == caller && site.origin == origin && site.indirect == kind {
                     site.bytes += size;
                     site.count += 1;
                     found = true;
@@ -382,11 +470,13 @@ fn scan_and_report(view: &View, all: bool, sp: usize) -> usize {
                     example_size: size,
                     seq: if seq == IN_FLIGHT { 0 } else { seq },
                     tid,
+                    indirect: kind,
                 };
                 nsites += 1;
             }
         });
-        sites[..nsites].sort_unstable_by(|a, b| b.bytes.cmp(&a.bytes));
+        // Direct leaks first: the indirect ones are lost with them.
+        sites[..nsites].sort_unstable_by(|a, b| (a.indirect, b.bytes).cmp(&(b.indirect, a.bytes)));
         for site in &sites[..nsites] {
             let mut l: Line<700> = Line::new();
             prefix(&mut l).s(if pass == 0 {
@@ -404,6 +494,9 @@ fn scan_and_report(view: &View, all: bool, sp: usize) -> usize {
                 .as_bytes())
                 .s(b"() from ");
             crate::callstack::write_headline(&mut l, site.caller);
+            if site.indirect {
+                l.s(b", indirectly lost (only leaked blocks point to them)");
+            }
             l.c(b'\n');
             l.report();
             l.clear();
@@ -433,6 +526,13 @@ fn scan_and_report(view: &View, all: bool, sp: usize) -> usize {
             .s(b" bytes in ")
             .u(reach as u64)
             .s(b" block(s) still reachable");
+        if indirect > 0 {
+            l.s(b"; of the unreachable, ")
+                .u(indirect_bytes as u64)
+                .s(b" bytes in ")
+                .u(indirect as u64)
+                .s(b" block(s) indirectly lost (only other unreachable blocks point to them)");
+        }
         if vanished > 0 {
             l.s(b"; ")
                 .u(vanished_bytes as u64)
@@ -446,7 +546,7 @@ fn scan_and_report(view: &View, all: bool, sp: usize) -> usize {
     // Clear the marks.
     each_used(view, |b| {
         // SAFETY: as above.
-        unsafe { *b.state &= !MARK };
+        unsafe { *b.state &= !BITS };
     });
     // SAFETY: mapped above, no longer used.
     unsafe { crate::pagemap::unmap_internal(base, scratch_len) };
