@@ -350,6 +350,24 @@ fn help_lists_every_option_with_an_example() {
     }
 }
 
+/// Whether a process named `comm` runs in process group `pgid` (from /proc/PID/stat).
+fn group_runs(pgid: i32, comm: &str) -> bool {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    dir.flatten().any(|e| {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            return false;
+        };
+        // "PID (COMM) STATE PPID PGRP ...": COMM may hold spaces and parentheses.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            return false;
+        };
+        let rest: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        &stat[open + 1..close] == comm && rest.get(2).and_then(|g| g.parse().ok()) == Some(pgid)
+    })
+}
+
 /// Ctrl-C (SIGINT to the foreground process group) ends the program, not the launcher: the
 /// summary is printed and the status is 128+2.
 #[test]
@@ -366,7 +384,12 @@ fn interrupt_reaches_the_program_and_the_summary_is_printed() {
         .process_group(0)
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // Once the program runs (before, the launcher alone would see the signal, and ignore it).
+    let pgid = child.id() as i32;
+    let t0 = std::time::Instant::now();
+    while !group_runs(pgid, "sleep") && t0.elapsed() < std::time::Duration::from_secs(15) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     let st = Command::new("kill")
         .args(["-INT", "--", &format!("-{}", child.id())])
         .status()
