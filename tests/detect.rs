@@ -590,6 +590,99 @@ fn leaks_reachable_only_from_leaks_are_indirect() {
     assert!(!out.stderr.contains("indirectly"), "{}", out.describe());
 }
 
+/// `suppress=FILE`: the leaks whose stack a pattern matches (by function name) are left out,
+/// indirect ones too; a line per pattern used and the summary say what they took. Every leak
+/// suppressed: the summary says so in lower case (no LEAK). A file that cannot be read: one
+/// warning, every leak reported.
+#[test]
+fn suppressed_leaks_are_left_out_and_counted() {
+    let dir = fresh_dir("suppress");
+    let file = dir.join("leaks.supp");
+    std::fs::write(
+        &file,
+        "# known leaks\nleak:ring_node\n  leak:^tree_*$  \ninterceptor_via_fun:x\nleak:none_such\n",
+    )
+    .unwrap();
+    let debug = format!("1,suppress={}", file.display());
+    let out = run("leak_indirect", &[], &[("MALLOC_DEBUG", &debug)]);
+    out.assert_success();
+    let lines = masked_stderr(&out);
+    let head = format!(
+        "ft_malloc[PID]: LEAK: {{}} allocated by malloc() from {}+ADDR",
+        exe("leak_indirect")
+    );
+    let want = [
+        head.replace("{}", "64 bytes in 1 block(s)"),
+        head.replace("{}", "32 bytes in 1 block(s)"),
+        head.replace("{}", "96 bytes in 3 block(s)")
+            + ", indirectly lost (only leaked blocks point to them)",
+    ];
+    assert_eq!(
+        lines_with(&lines, "ft_malloc[PID]: LEAK: "),
+        want.iter().collect::<Vec<_>>(),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(
+        lines_with(&lines, "ft_malloc[PID]: suppressed: "),
+        vec![
+            "ft_malloc[PID]: suppressed: 96 bytes in 3 block(s) by leak:ring_node",
+            "ft_malloc[PID]: suppressed: 112 bytes in 3 block(s) by leak:^tree_*$",
+        ],
+        "{}",
+        out.describe()
+    );
+    let summary = lines_with(&lines, "ft_malloc[PID]: LEAK SUMMARY: ");
+    assert!(
+        summary.len() == 1
+            && summary[0].starts_with("ft_malloc[PID]: LEAK SUMMARY: 192 bytes in 5 unreachable")
+            && summary[0].ends_with("; 208 bytes in 6 unreachable block(s) suppressed"),
+        "{}",
+        out.describe()
+    );
+    // Everything suppressed (a module path holds the pattern).
+    std::fs::write(&file, "leak:leak_indirect\n").unwrap();
+    let out = run("leak_indirect", &[], &[("MALLOC_DEBUG", &debug)]);
+    let lines = masked_stderr(&out);
+    assert!(
+        lines_with(&lines, "ft_malloc[PID]: LEAK").is_empty(),
+        "{}",
+        out.describe()
+    );
+    let summary = lines_with(
+        &lines,
+        "ft_malloc[PID]: leak summary: 0 bytes in 0 unreachable",
+    );
+    assert!(
+        summary.len() == 1
+            && summary[0].ends_with("; 400 bytes in 11 unreachable block(s) suppressed"),
+        "{}",
+        out.describe()
+    );
+    // No such file.
+    std::fs::remove_file(&file).unwrap();
+    let out = run("leak_indirect", &[], &[("MALLOC_DEBUG", &debug)]);
+    let lines = masked_stderr(&out);
+    let warning = format!(
+        "ft_malloc[PID]: WARNING: suppress={}: cannot read it (ENOENT: No such file or directory); \
+         no leak is suppressed",
+        file.display()
+    );
+    assert_eq!(
+        lines_with(&lines, "ft_malloc[PID]: WARNING: "),
+        vec![&warning],
+        "{}",
+        out.describe()
+    );
+    assert_eq!(
+        lines_with(&lines, "ft_malloc[PID]: LEAK: ").len(),
+        9,
+        "{}",
+        out.describe()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// The leaked block is the live block at the lowest address (dropped from a global array of 20,
 /// the others kept): found like any other.
 #[test]

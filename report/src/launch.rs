@@ -257,6 +257,16 @@ fn parse_indirect(s: &str) -> Option<Amount> {
     Some((w.first()?.parse().ok()?, w.get(3)?.parse().ok()?))
 }
 
+/// `...; X bytes in N unreachable block(s) suppressed` -> (X, N).
+fn parse_suppressed(s: &str) -> Option<Amount> {
+    let k = s.find(" unreachable block(s) suppressed")?;
+    let w: Vec<&str> = s[..k].rsplit("; ").next()?.split_whitespace().collect();
+    match w[..] {
+        [x, "bytes", "in", n] => Some((x.parse().ok()?, n.parse().ok()?)),
+        _ => None,
+    }
+}
+
 // ------------------------------------------------------------------ why it was not loaded
 
 /// The first bytes of an ELF file's header that tell whether a library can be preloaded.
@@ -529,6 +539,8 @@ struct Verdict {
     /// Of the unreachable, what only other unreachable blocks point to (from the LEAK SUMMARY
     /// line).
     indirect: Option<Amount>,
+    /// Unreachable blocks a suppression pattern left out (from the summary line).
+    suppressed: Option<Amount>,
     leak_note: String,
     leak_lines: Vec<String>,
     aborted: bool,
@@ -581,6 +593,7 @@ fn verdict(p: &Proc, n: Option<&Noted>) -> Verdict {
         counted,
         leaks,
         indirect: n.leak_summary.as_deref().and_then(parse_indirect),
+        suppressed: n.leak_summary.as_deref().and_then(parse_suppressed),
         leak_note,
         leak_lines: n.leaks.clone(),
         aborted: n.aborted,
@@ -589,39 +602,45 @@ fn verdict(p: &Proc, n: Option<&Noted>) -> Verdict {
 }
 
 fn leak_text(v: &Verdict) -> String {
-    match v.leaks {
-        None => v.leak_note.clone(),
-        Some(((0, _), r)) => match r {
-            Some((rb, rn)) if rn > 0 => format!(
-                "none unreachable ({} in {} still reachable at exit)",
-                human(rb),
-                plural(rn, "block")
-            ),
-            _ => "none".to_string(),
-        },
-        Some(((b, n), r)) => {
-            let mut s = format!("{} in {} unreachable", human(b), plural(n, "block"));
-            let mut notes = Vec::new();
-            if let Some((ib, in_)) = v.indirect
-                && in_ > 0
-            {
-                notes.push(format!("{} in {in_} of them indirectly lost", human(ib)));
-            }
-            if let Some((rb, rn)) = r
-                && rn > 0
-            {
-                notes.push(format!(
-                    "{} in {} still reachable at exit",
-                    human(rb),
-                    plural(rn, "block")
-                ));
-            }
-            if !notes.is_empty() {
-                let _ = write!(s, " ({})", notes.join("; "));
-            }
-            s
-        }
+    let Some(((b, n), r)) = v.leaks else {
+        return v.leak_note.clone();
+    };
+    let mut notes = Vec::new();
+    if let Some((ib, in_)) = v.indirect
+        && in_ > 0
+    {
+        notes.push(format!("{} in {in_} of them indirectly lost", human(ib)));
     }
+    if let Some((sb, sn)) = v.suppressed
+        && sn > 0
+    {
+        notes.push(format!(
+            "{} in {} suppressed",
+            human(sb),
+            plural(sn, "block")
+        ));
+    }
+    if let Some((rb, rn)) = r
+        && rn > 0
+    {
+        notes.push(format!(
+            "{} in {} still reachable at exit",
+            human(rb),
+            plural(rn, "block")
+        ));
+    }
+    let mut s = if n == 0 {
+        "none".to_string()
+    } else {
+        format!("{} in {} unreachable", human(b), plural(n, "block"))
+    };
+    if !notes.is_empty() {
+        if n == 0 {
+            s.push_str(" unreachable");
+        }
+        let _ = write!(s, " ({})", notes.join("; "));
+    }
+    s
 }
 
 /// The object whose own malloc took every allocation of `p` (nothing was checked in it).
@@ -1032,5 +1051,9 @@ mod tests {
         assert_eq!(parse_leak_summary(s), Some(((400, 11), (4160, 3))));
         assert_eq!(parse_indirect(s), Some((256, 7)));
         assert_eq!(parse_indirect("26 bytes in 3 unreachable block(s)"), None);
+        let s = "0 bytes in 0 unreachable block(s); 4160 bytes in 3 block(s) still reachable; \
+                 400 bytes in 11 unreachable block(s) suppressed";
+        assert_eq!(parse_suppressed(s), Some((400, 11)));
+        assert_eq!(parse_suppressed("26 bytes in 3 unreachable block(s)"), None);
     }
 }

@@ -298,6 +298,18 @@ fn modes_set_malloc_debug() {
     assert_eq!(v, "1,log=/tmp/x.%p.log");
     let r = launch(&d, &["--trace", "/tmp/a,b.log", "true"], &[]);
     assert_eq!(r.status.code(), Some(2));
+    // A suppression file, relative to the launcher's directory, goes in as an absolute path.
+    std::fs::write(d.join("known.supp"), "leak:x\n").unwrap();
+    let v = show(&["--suppressions", "known.supp"]);
+    assert_eq!(v, format!("1,suppress={}", d.join("known.supp").display()));
+    let r = launch(&d, &["--suppressions", "missing.supp", "true"], &[]);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(
+        r.stderr
+            .contains("--suppressions: cannot read 'missing.supp'"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -311,6 +323,7 @@ fn help_lists_every_option_with_an_example() {
         "--trace",
         "--leaks",
         "--fail",
+        "--suppressions",
         "--debug",
         "--no-children",
         "--error-exitcode",
@@ -337,6 +350,7 @@ fn help_lists_every_option_with_an_example() {
         "--trace",
         "--leaks",
         "--fail",
+        "--suppressions",
         "--debug",
         "--no-children",
         "--error-exitcode",

@@ -183,6 +183,7 @@ options! {
     on_error:     onerror = OnError::Abort, "abort", EXIT_RANGE, "after an ERROR report: abort, continue, or exit:N";
     check_every:  count   = 0, "0", Range::count(0, MAX_CHECK_EVERY), "verify the whole heap (canaries, freed fill) every N calls";
     report:       path    = Path::NONE, "stderr", Range::NONE, "write reports to this file instead of stderr (%p = pid)";
+    suppress:     path    = Path::NONE, "none", Range::NONE, "leak suppressions: a file of leak:PATTERN lines (LeakSanitizer's format)";
     fail:         fail    = Fail::Off, "off", FAIL_N_RANGE, "fault injection: nth:N, every:N or size:SIZE calls return NULL/ENOMEM";
     guard:        guard   = Guard::Off, "off", Range::NONE, "PROT_NONE guard page after each block (guard=below: before; guard=exact: no alignment slack)";
     sample:       count   = 0, "0", Range::count(0, MAX_SAMPLE), "guard only about one allocation in N (like GWP-ASan)";
@@ -258,7 +259,9 @@ pub fn parse(value: &[u8], warn: &mut dyn FnMut(&[u8], OptionError)) -> Parsed {
         let name = lower(name, &mut name_buf);
         let mut value_buf = [0u8; 64];
         let value = match value {
-            Some(v) if !matches!(name, b"report" | b"log") => Some(lower(v, &mut value_buf)),
+            Some(v) if !matches!(name, b"report" | b"log" | b"suppress") => {
+                Some(lower(v, &mut value_buf))
+            }
             v => v,
         };
         match if value.is_none() { name } else { b"" } {

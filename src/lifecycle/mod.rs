@@ -77,6 +77,7 @@ fn init() {
     let mut c = parsed.config;
     c.log.absolute();
     c.report.absolute();
+    c.suppress.absolute();
     // SAFETY: single-threaded init (module invariant).
     unsafe { config::set(c) };
     if !c.enabled {
@@ -98,6 +99,9 @@ fn init() {
     }
     if parsed.help {
         config::print_help();
+    }
+    if c.suppress.is_set() {
+        crate::leaks::check_suppressions(c.suppress.as_bytes());
     }
     crate::debug::canary::init(sys::random_u64());
     let page = sys::page_size();
