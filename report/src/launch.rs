@@ -796,10 +796,11 @@ pub fn run_summary(o: &Options) -> std::io::Result<(String, u8)> {
             let _ = writeln!(out, "             {l}");
         }
         if v.leak_lines.len() > 3 {
+            let more = v.leak_lines.len() - 3;
             let _ = writeln!(
                 out,
-                "             ({} more sites in the LEAK lines above)",
-                v.leak_lines.len() - 3
+                "             ({more} more site{} in the LEAK lines above)",
+                if more == 1 { "" } else { "s" }
             );
         }
         if let Some(peak) = p.exit.as_ref().and_then(|e| e.peak).filter(|&b| b > 0) {
