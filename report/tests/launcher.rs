@@ -389,15 +389,23 @@ fn interrupt_reaches_the_program_and_the_summary_is_printed() {
     use std::os::unix::process::CommandExt;
     let (lib, _) = fixtures();
     let d = tmpdir("launch-int");
-    let child = Command::new(launcher())
-        .args(["--", "sleep", "20"])
+    let mut c = Command::new(launcher());
+    c.args(["--", "sleep", "20"])
         .current_dir(&d)
         .env("FT_MALLOC_LIB", lib)
         .env("FT_MALLOC_REPORT", BIN)
         .stderr(std::process::Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .unwrap();
+        .process_group(0);
+    // As from a terminal: SIGINT not ignored (tests started in the background by a shell
+    // inherit it ignored, and so would the program).
+    // SAFETY: signal(2) is async-signal-safe, and the closure touches nothing else.
+    unsafe {
+        c.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        })
+    };
+    let child = c.spawn().unwrap();
     // Once the program runs (before, the launcher alone would see the signal, and ignore it).
     let pgid = child.id() as i32;
     let t0 = std::time::Instant::now();
