@@ -541,6 +541,31 @@ fn leak_planted() {
     );
 }
 
+/// The same leak with debugging that keeps the thread caches on (`leaks` alone, or with a log):
+/// a cache's arrays keep the addresses of the slots it handed out, and they are the
+/// allocator's bookkeeping, not references from the program: all 100 blocks are leaks.
+#[test]
+fn leak_planted_with_thread_caches() {
+    let dir = fresh_dir("leak_caches");
+    let log = format!("leaks,log={}", dir.join("l.log").display());
+    for debug in ["leaks", "leaks,stack=1", &log] {
+        let out = run("leak_planted", &[], &[("MALLOC_DEBUG", debug)]);
+        out.assert_success();
+        let lines = masked_stderr(&out);
+        let want = format!(
+            "ft_malloc[PID]: LEAK: 1300 bytes in 100 block(s) allocated by malloc() from {}+ADDR",
+            exe("leak_planted")
+        );
+        assert_eq!(
+            lines_with(&lines, "ft_malloc[PID]: LEAK: "),
+            vec![&want],
+            "{debug}: {}",
+            out.describe()
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Leaks that hold the only pointers to other leaked blocks: the direct leaks come first
 /// (valgrind's "definitely lost"), then the indirect ones, marked so; a ring of leaked blocks
 /// has one block stand for it as a direct leak; the summary counts the indirect ones apart.

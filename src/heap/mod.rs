@@ -53,7 +53,7 @@ pub use lookup::{find, large_info, prefetch_free, with_history, zone_info};
 pub use reclaim::{totals, trim};
 pub use release::drain_quarantine;
 pub use seq::stamp_alloc;
-pub use tcache::set_sampling;
+pub use tcache::{each_mapping as each_cache_mapping, set_sampling};
 
 use crate::block::Op;
 use crate::size_class::{MIN_ALIGN, SMALL_MAX, class_of};

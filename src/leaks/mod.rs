@@ -170,7 +170,10 @@ fn scan_and_report(view: &View, all: bool, sp: usize) -> usize {
     let mut nleaves = 0;
     pagemap::for_each_table(|_, _| nleaves += 1);
     let nzones: usize = view.arenas().map(|a| a.zones).sum();
-    let skip_cap = 2 + nleaves + crate::large::CACHE_SLOTS + nchunks + nzones;
+    // (Threads still running may map more caches meanwhile: room for a few.)
+    let mut ncaches = 8;
+    crate::heap::each_cache_mapping(|_, _| ncaches += 1);
+    let skip_cap = 2 + nleaves + crate::large::CACHE_SLOTS + nchunks + nzones + ncaches;
     let stack_bytes = STACK_CAP * 8;
     // The mapping: the mark stack, the read buffer, the module list, the ranges skipped.
     let modules_off = stack_bytes + SCRATCH;
@@ -214,6 +217,8 @@ fn scan_and_report(view: &View, all: bool, sp: usize) -> usize {
         add(lo, hi - lo);
     }
     pagemap::for_each_table(&mut add);
+    // The thread caches: their arrays keep the addresses of slots they handed out.
+    crate::heap::each_cache_mapping(&mut add);
     for a in view.arenas() {
         a.meta.for_each_chunk(&mut add);
     }

@@ -61,6 +61,12 @@ fn boxes() -> Option<&'static Boxes> {
     (!p.is_null()).then(|| unsafe { &*p })
 }
 
+/// The inboxes' mapping (address, length), if mapped.
+pub(super) fn mapping() -> Option<(usize, usize)> {
+    let p = BOXES.load(Ordering::Acquire);
+    (!p.is_null()).then_some((p as usize, core::mem::size_of::<Boxes>()))
+}
+
 /// Maps the inboxes if they are not yet (at the first cache of a thread other than the main
 /// one; `post` maps them otherwise).
 pub(super) fn prepare() {

@@ -103,6 +103,21 @@ const KEY_FAILED: u8 = 3;
 static KEY: AtomicU32 = AtomicU32::new(0);
 static KEY_STATE: AtomicU8 = AtomicU8::new(KEY_NONE);
 
+/// Calls `f` with the address and length of every mapping of the thread caches: the areas and
+/// the inboxes. They are the allocator's bookkeeping, which the leak scan must not take for
+/// references from the program (a cache's arrays keep the addresses of slots it handed out).
+pub fn each_mapping(mut f: impl FnMut(usize, usize)) {
+    let mut a = AREAS.load(Ordering::Acquire);
+    while !a.is_null() {
+        f(a as usize, AREA_LEN);
+        // SAFETY: areas are never unmapped; `next` is written before an area is published.
+        a = unsafe { (*a).next };
+    }
+    if let Some((p, len)) = inbox::mapping() {
+        f(p, len);
+    }
+}
+
 /// This thread's area if its cache can be used now (no allocator lock held, not busy, not
 /// gone), mapping or taking one on first use.
 #[inline(always)]
