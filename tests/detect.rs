@@ -1404,4 +1404,17 @@ fn real_perl_leaks_match_valgrind() {
         ours.stderr,
         vg.stderr
     );
+    // The leak check alone, with the thread caches on: the same figures.
+    let alone = common::Run::new(&perl)
+        .args(["-e", script])
+        .env("MALLOC_DEBUG", "leaks")
+        .go();
+    alone.assert_success();
+    assert_eq!(
+        ft_malloc_lost(&alone),
+        valgrind_lost(&vg.stderr),
+        "leaks alone:\n{}\nvalgrind:\n{}",
+        alone.stderr,
+        vg.stderr
+    );
 }
