@@ -100,27 +100,13 @@ impl Suppressions {
             warn(path, libc::ENAMETOOLONG);
             return None;
         };
-        let fd = match sys::open(&st.path[..n], libc::O_RDONLY | libc::O_CLOEXEC, 0) {
-            Ok(fd) => fd,
+        let len = match sys::read_small_file(&st.path[..n], &mut st.text) {
+            Ok(len) => len,
             Err(e) => {
                 warn(path, e);
                 return None;
             }
         };
-        let mut len = 0;
-        while len < CAP {
-            match sys::read(fd, &mut st.text[len..]) {
-                Ok(0) => break,
-                Ok(k) => len += k,
-                Err(libc::EINTR) => {}
-                Err(e) => {
-                    sys::close(fd);
-                    warn(path, e);
-                    return None;
-                }
-            }
-        }
-        sys::close(fd);
         let text = &st.text;
         let mut at = 0;
         for line in text[..len].split(|&b| b == b'\n') {
