@@ -36,3 +36,10 @@ pub use out::*;
 pub use probe::*;
 pub use proc::*;
 pub use signal::*;
+
+// libc.so.6 named in the library's dynamic section whatever the `libc` crate's features: when a
+// workspace build turns on its `std` feature (the reader's), the crate links nothing itself,
+// expecting std to. Without the entry, ld.so relocates the library before libc and binds its
+// memcpy to the baseline SSE2 copy.
+#[link(name = "c")]
+unsafe extern "C" {}
