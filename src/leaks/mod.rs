@@ -40,6 +40,7 @@ mod mark;
 mod roots;
 mod sites;
 mod suppress;
+mod threads;
 mod used;
 
 use used::{each_used, each_used_but, is_leak};

@@ -1,8 +1,10 @@
 //! The roots of the leak check: the program's own memory (every readable, writable, private
 //! mapping that is not ours, found in /proc/self/maps), read into a scratch buffer and scanned
-//! word by word for references to blocks.
+//! word by word for references to blocks. Of the stack of a thread that has exited, only its
+//! descriptor and what lies above it are read (`threads`).
 
 use super::mark::Scan;
+use super::threads;
 use crate::pagemap;
 use crate::ranges::Ranges;
 use crate::sys;
@@ -81,7 +83,8 @@ impl Resident {
 }
 
 /// Scans the roots: the words of every mapping that may hold references of the program's,
-/// from `sp` on in the current thread's stack, leaving out what `skip` holds (our own memory).
+/// from `sp` on in the current thread's stack and from the descriptor on in an exited
+/// thread's, leaving out what `skip` holds (our own memory).
 /// `modules` is room for the direct reader's list of loaded modules (out of the stack, which may
 /// be a small thread's).
 pub(super) fn scan(
@@ -103,7 +106,16 @@ pub(super) fn scan(
         pages: 0,
         map: [0; RESIDENT_WINDOW],
     };
+    let id = threads::id_offset(scratch);
+    // The end of the last mapping, if it was inaccessible (a guard page).
+    let mut guard_end = 0;
     crate::maps::for_each(|m| {
+        let above_guard = guard_end == m.start;
+        guard_end = if m.readable || m.writable || m.executable {
+            0
+        } else {
+            m.end
+        };
         if !m.readable || !m.writable || m.shared {
             return true;
         }
@@ -120,6 +132,12 @@ pub(super) fn scan(
         let mut a = m.start;
         if sp >= m.start && sp < m.end {
             a = sp & !7;
+        } else if above_guard
+            && !file
+            && let Some(id) = id
+            && let Some(pd) = threads::dead_stack(m.start, m.end, id, scratch)
+        {
+            a = pd;
         }
         while a < m.end {
             // A run of pages to read: not ours, not skipped, of a file or resident (or possibly

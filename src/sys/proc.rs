@@ -76,6 +76,12 @@ pub fn thread_key_arm(key: u32) {
     };
 }
 
+/// This thread's descriptor (`pthread_self`).
+pub fn thread_self() -> usize {
+    // SAFETY: no preconditions.
+    unsafe { libc::pthread_self() as usize }
+}
+
 pub fn gettid() -> u32 {
     // SAFETY: the gettid syscall has no arguments and no preconditions.
     unsafe { libc::syscall(libc::SYS_gettid) as u32 }
