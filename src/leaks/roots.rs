@@ -1,7 +1,7 @@
 //! The roots of the leak check: the program's own memory (every readable, writable, private
 //! mapping that is not ours, found in /proc/self/maps), read into a scratch buffer and scanned
-//! word by word for references to blocks. Of the stack of a thread that has exited, only its
-//! descriptor and what lies above it are read (`threads`).
+//! word by word for references to blocks. Of another thread's stack only the live part is read
+//! (`threads`).
 
 use super::mark::Scan;
 use super::threads;
@@ -83,8 +83,8 @@ impl Resident {
 }
 
 /// Scans the roots: the words of every mapping that may hold references of the program's,
-/// from `sp` on in the current thread's stack and from the descriptor on in an exited
-/// thread's, leaving out what `skip` holds (our own memory).
+/// from `sp` on in the current thread's stack and from its live part on in another thread's,
+/// leaving out what `skip` holds (our own memory).
 /// `modules` is room for the direct reader's list of loaded modules (out of the stack, which may
 /// be a small thread's).
 pub(super) fn scan(
@@ -135,9 +135,9 @@ pub(super) fn scan(
         } else if above_guard
             && !file
             && let Some(id) = id
-            && let Some(pd) = threads::dead_stack(m.start, m.end, id, scratch)
+            && let Some(live) = threads::live_from(m.start, m.end, id, scratch)
         {
-            a = pd;
+            a = live;
         }
         while a < m.end {
             // A run of pages to read: not ours, not skipped, of a file or resident (or possibly

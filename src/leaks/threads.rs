@@ -1,14 +1,15 @@
-//! Stacks of threads that have exited, which glibc keeps mapped for its next threads (its stack
-//! cache): their frames are dead, and what they still hold must not count as references, or a
-//! block a thread leaked before it exited looks reachable from its own dead frames. valgrind
-//! reads no dead thread's stack either.
+//! Dead frames on the stacks of other threads: what they still hold must not count as
+//! references, or a block a thread leaked looks reachable from its own stale frames. valgrind
+//! reads a thread's stack from its stack pointer up, and no exited thread's stack.
 //!
 //! A stack glibc maps for a thread is one mapping right above its guard page, with the thread's
 //! descriptor (`struct pthread`, whose first word and third word hold its own address) a few
 //! KiB below its top. The kernel clears the descriptor's thread id when the thread exits, and
-//! glibc sets it to -1 when it caches the stack. Of such a mapping the check reads the
-//! descriptor and what lies above it only (a joinable thread's result waits there for its
-//! join).
+//! glibc sets it to -1 when it keeps the stack for a later thread (its stack cache). Of an
+//! exited thread's stack the check reads the descriptor and what lies above it only (a
+//! joinable thread's result waits there for its join); of a live thread's, what lies above its
+//! stack pointer (and the red zone below it) while the thread waits in the kernel, which
+//! /proc/thread-self/../TID/syscall tells (a running thread's is read whole).
 //!
 //! Where the thread id lies in a descriptor is read off this thread's own: the first 32-bit
 //! word of it that holds this thread's id. Nothing is skipped when that fails (another C
@@ -22,6 +23,9 @@ const ID_SPAN: usize = 1024;
 const TOP: usize = 8 << 10;
 /// Alignment of a descriptor (glibc's static TLS alignment is at least this).
 const ALIGN: usize = 64;
+/// Bytes below the stack pointer that a function may use without moving it (the x86-64 ABI's
+/// red zone; aarch64 has none, and this costs nothing there).
+const RED_ZONE: usize = 128;
 
 /// Where the thread id lies in a thread descriptor (an offset from its start), read off this
 /// thread's own; `buf` is scratch room of at least `ID_SPAN` bytes.
@@ -33,11 +37,12 @@ pub(super) fn id_offset(buf: &mut [u8]) -> Option<usize> {
         .find(|&o| i32::from_ne_bytes([buf[o], buf[o + 1], buf[o + 2], buf[o + 3]]) == me)
 }
 
-/// For a mapping `[start, end)` that lies right above an inaccessible one: the address of the
-/// descriptor of the exited thread whose stack it is, from which on the mapping is read. None:
-/// no descriptor found (not a thread's stack), a live thread's, or unreadable. `id` is
-/// `id_offset`; `buf` is scratch room of at least `TOP` bytes.
-pub(super) fn dead_stack(start: usize, end: usize, id: usize, buf: &mut [u8]) -> Option<usize> {
+/// For a mapping `[start, end)` that lies right above an inaccessible one, and is not this
+/// thread's stack: where its live part starts if it is another thread's stack (the descriptor
+/// of an exited thread, the red zone below a waiting thread's stack pointer). None: read it
+/// whole (no descriptor found, a running thread's, unreadable). `id` is `id_offset`; `buf` is
+/// scratch room of at least `TOP` bytes.
+pub(super) fn live_from(start: usize, end: usize, id: usize, buf: &mut [u8]) -> Option<usize> {
     let from = end.saturating_sub(TOP).max(start);
     let len = end - from;
     if sys::read_own(from, len, buf).ok()? < len {
@@ -52,9 +57,50 @@ pub(super) fn dead_stack(start: usize, end: usize, id: usize, buf: &mut [u8]) ->
             }
             let o = x + id - from;
             let tid = i32::from_ne_bytes([buf[o], buf[o + 1], buf[o + 2], buf[o + 3]]);
-            return (tid <= 0).then_some(x);
+            if tid <= 0 {
+                return Some(x);
+            }
+            let low = waiting_sp(tid)?.checked_sub(RED_ZONE)? & !7;
+            return (low >= start && low < x).then_some(low);
         }
         x = x.checked_sub(ALIGN)?;
     }
     None
+}
+
+/// The stack pointer of thread `tid` of this process while it waits in the kernel: the
+/// second-to-last number of /proc/thread-self/../TID/syscall (`running` while it runs).
+fn waiting_sp(tid: i32) -> Option<usize> {
+    const DIR: &[u8] = b"/proc/thread-self/../";
+    const FILE: &[u8] = b"/syscall\0";
+    let mut path = [0u8; 64];
+    let mut num = itoa::Buffer::new();
+    let num = num.format(tid).as_bytes();
+    let mut n = 0;
+    for part in [DIR, num, FILE] {
+        path[n..n + part.len()].copy_from_slice(part);
+        n += part.len();
+    }
+    let mut text = [0u8; 256];
+    let len = sys::read_small_file(&path[..n], &mut text).ok()?;
+    let mut words = text[..len]
+        .split(|&b| b == b' ' || b == b'\n')
+        .filter(|w| !w.is_empty());
+    let (mut last, mut before) = (None, None);
+    for w in &mut words {
+        (before, last) = (last, Some(w));
+    }
+    last?;
+    hex(before?.strip_prefix(b"0x")?)
+}
+
+/// A hexadecimal number (None: empty, or anything but hex digits).
+fn hex(w: &[u8]) -> Option<usize> {
+    if w.is_empty() || w.len() > 16 {
+        return None;
+    }
+    w.iter().try_fold(0usize, |v, &c| {
+        let d = (c as char).to_digit(16)?;
+        Some(v << 4 | d as usize)
+    })
 }

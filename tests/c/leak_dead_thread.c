@@ -1,9 +1,12 @@
-/* Threads at exit, three ways. A joined thread leaked 16 blocks (100..115 bytes) that only its
+/* Threads at exit, four ways. A joined thread leaked 16 blocks (100..115 bytes) that only its
  * own frames pointed to: glibc keeps its stack mapped for the next thread, and the stale
  * addresses on it are no references. A thread that returned a block (5151 bytes) and was never
  * joined: its result, kept in its descriptor, is one. A live thread blocked in read(2) keeps a
- * block (6161 bytes) in its frame: a reference too.
+ * block (6161 bytes) in its frame: a reference too. Before it blocked, it leaked 16 blocks
+ * (200..215 bytes) in a deeper call whose dead frame below its stack pointer still holds their
+ * addresses: no references.
  * usage: leak_dead_thread */
+#define _GNU_SOURCE
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,13 +31,40 @@ static void *returner(void *arg) {
     return p;
 }
 
+/* 16 addresses at the bottom of a 2 KiB frame, which the calls its caller makes next (read(2))
+ * do not reach down to. */
+__attribute__((noinline)) static void deep(void) {
+    void *volatile local[256];
+    for (int i = 0; i < 256; i++)
+        local[i] = 0;
+    for (int i = 0; i < 16; i++) {
+        local[i] = malloc(200 + i);
+        memset(local[i], 2, 200);
+    }
+}
+
+static volatile pid_t waiter_tid;
+
 static void *waiter(void *arg) {
     char *volatile p = malloc(6161);
     memset(p, 6, 6161);
+    deep();
+    waiter_tid = gettid();
     char c;
     if (read(pipefd[0], &c, 1) < 0)
         return NULL;
     return (void *)p;
+}
+
+/* Whether thread `tid` sleeps in the kernel (state S in /proc/self/task/TID/stat). */
+static int sleeping(pid_t tid) {
+    char path[64], line[512];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+    FILE *f = fopen(path, "r");
+    int s = f && fgets(line, sizeof line, f) && strstr(line, ") S ");
+    if (f)
+        fclose(f);
+    return s;
 }
 
 /* Threads of the process now (/proc/self/status). */
@@ -60,8 +90,10 @@ int main(void) {
     pthread_create(&b, NULL, returner, NULL);
     pthread_create(&a, NULL, leaker, NULL);
     pthread_join(a, NULL);
-    /* b exits unjoined: wait until only main and the waiter are left. */
+    /* b exits unjoined: wait until only main and the waiter are left, the waiter in read(2). */
     for (int i = 0; i < 2000 && threads() != 2; i++)
+        usleep(1000);
+    for (int i = 0; i < 2000 && !(waiter_tid && sleeping(waiter_tid)); i++)
         usleep(1000);
     printf("threads %d\n", threads());
     return 0;
