@@ -1,7 +1,7 @@
 //! What the library finds at exit: blocks broken and never freed (canaries of live blocks, the
 //! free fill of quarantined ones), in address order, before the leak report; a LARGE block freed
 //! twice long after its first free; the leak scan of big blocks whose pages were never touched,
-//! of a process whose main thread exited first and of the dead frames of an exited thread, and
+//! of a process whose main thread exited first and of other threads' stale frames, and
 //! the page faults of the check itself; exit() on a small stack (a thread's, a coroutine's inside
 //! a heap block); a program that used up its file descriptors.
 
@@ -302,6 +302,41 @@ fn other_threads_stale_frames_hold_no_references() {
         );
         assert!(
             leaks[2].starts_with("ft_malloc[PID]: LEAK SUMMARY: 5040 bytes in 32 unreachable "),
+            "{debug}: {}",
+            o.describe()
+        );
+    }
+}
+
+/// exit() from a thread while main waits in pthread_join: the check reads main's stack from its
+/// stack pointer up, so the 16 blocks main leaked in a call that returned (their addresses
+/// still on the stack below) are leaks, as valgrind finds, and the one in main's own frame is
+/// not.
+#[test]
+fn a_waiting_main_threads_stale_frame_holds_no_reference() {
+    let exe = compile("leak_main_waits");
+    for debug in ["1", "leaks", "full"] {
+        let o = Run::new(&exe).env("MALLOC_DEBUG", debug).go();
+        assert_eq!(o.status, Some(0), "{debug}: {}", o.describe());
+        assert_eq!(
+            o.stdout,
+            "exit from a thread\n",
+            "{debug}: {}",
+            o.describe()
+        );
+        let leaks = leak_lines(&o);
+        assert_eq!(leaks.len(), 2, "{debug}: {}", o.describe());
+        assert_eq!(
+            leaks[0],
+            format!(
+                "ft_malloc[PID]: LEAK: 4920 bytes in 16 block(s) allocated by malloc() from {}+ADDR",
+                exe.display()
+            ),
+            "{debug}: {}",
+            o.describe()
+        );
+        assert!(
+            leaks[1].starts_with("ft_malloc[PID]: LEAK SUMMARY: 4920 bytes in 16 unreachable "),
             "{debug}: {}",
             o.describe()
         );

@@ -138,6 +138,10 @@ pub(super) fn scan(
             && let Some(live) = threads::live_from(m.start, m.end, id, scratch)
         {
             a = live;
+        } else if m.path == b"[stack]"
+            && let Some(live) = threads::main_live_from(m.start, m.end)
+        {
+            a = live;
         }
         while a < m.end {
             // A run of pages to read: not ours, not skipped, of a file or resident (or possibly

@@ -9,7 +9,8 @@
 //! exited thread's stack the check reads the descriptor and what lies above it only (a
 //! joinable thread's result waits there for its join); of a live thread's, what lies above its
 //! stack pointer (and the red zone below it) while the thread waits in the kernel, which
-//! /proc/thread-self/../TID/syscall tells (a running thread's is read whole).
+//! /proc/thread-self/../TID/syscall tells (a running thread's is read whole). The main thread's
+//! stack (`[stack]`), when another thread runs the check, likewise.
 //!
 //! Where the thread id lies in a descriptor is read off this thread's own: the first 32-bit
 //! word of it that holds this thread's id. Nothing is skipped when that fails (another C
@@ -60,12 +61,25 @@ pub(super) fn live_from(start: usize, end: usize, id: usize, buf: &mut [u8]) -> 
             if tid <= 0 {
                 return Some(x);
             }
-            let low = waiting_sp(tid)?.checked_sub(RED_ZONE)? & !7;
-            return (low >= start && low < x).then_some(low);
+            return waiting_from(tid, start, x);
         }
         x = x.checked_sub(ALIGN)?;
     }
     None
+}
+
+/// Of the main thread's stack `[start, end)`, read by another thread: where its live part
+/// starts while the main thread waits in the kernel. None: read it whole (running, or exited:
+/// its stack pointer then reads 0).
+pub(super) fn main_live_from(start: usize, end: usize) -> Option<usize> {
+    waiting_from(sys::getpid() as i32, start, end)
+}
+
+/// The red zone below the stack pointer of thread `tid` while it waits in the kernel, if it
+/// lies in `[start, end)`.
+fn waiting_from(tid: i32, start: usize, end: usize) -> Option<usize> {
+    let low = waiting_sp(tid)?.checked_sub(RED_ZONE)? & !7;
+    (low >= start && low < end).then_some(low)
 }
 
 /// The stack pointer of thread `tid` of this process while it waits in the kernel: the
