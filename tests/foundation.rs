@@ -1,6 +1,6 @@
 //! The foundation: every entry point of the malloc family with debugging off (`MALLOC_DEBUG`
-//! unset), the show_alloc_mem() format, the classic grading programs, threads, fork and
-//! RLIMIT_AS. One test per C program of `tests/c/`.
+//! unset), the show_alloc_mem() format, the classic grading programs and their page counts,
+//! threads, fork and RLIMIT_AS. One test per C program of `tests/c/`.
 
 mod common;
 
@@ -150,6 +150,32 @@ fn grade_malloc_1024_times() {
 #[test]
 fn grade_malloc_free_1024_times() {
     run("grade_malloc_free_1024_times", &[], &[]).assert_ok_clean();
+}
+
+/// The grading scenario's page counts, taken by the program around its loop: 1024 blocks of
+/// 1 KiB written cost at most 260 page faults (256 of them data), and at most 3 when each is
+/// freed at once (4 KiB pages; with others the counts mean nothing).
+#[test]
+fn grade_page_counts() {
+    // SAFETY: sysconf has no preconditions.
+    if unsafe { libc::sysconf(libc::_SC_PAGESIZE) } != 4096 {
+        println!("skipped: pages are not 4 KiB");
+        return;
+    }
+    for (arg, most) in [("", 260), ("free", 3)] {
+        let out = run("grade_pages", &[arg], &[]);
+        out.assert_success();
+        let pages: i64 = out
+            .stdout
+            .strip_prefix("pages ")
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no count: {}", out.describe()));
+        assert!(
+            pages <= most,
+            "{arg}: {pages} pages > {most}: {}",
+            out.describe()
+        );
+    }
 }
 
 #[test]
