@@ -373,7 +373,8 @@ unsafe fn refill(area: *mut Area, c: usize) {
             let (slot, meta) = ((*z).slot_addr(i), (*z).meta.add(i) as usize);
             slots[n] = [slot | fresh as usize, meta];
             n += 1;
-            if fresh && (meta + core::mem::size_of::<BlockMeta>()) % sys::page_size() == 0 {
+            if fresh && (meta + core::mem::size_of::<BlockMeta>()).is_multiple_of(sys::page_size())
+            {
                 // The next fresh slot's metadata starts a page no slot has used: it is
                 // touched when a slot there is wanted, not ahead (the 1024 blocks of 1 KiB
                 // that the grading counts fill two pages of metadata exactly).
