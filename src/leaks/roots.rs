@@ -134,6 +134,8 @@ pub(super) fn scan(
             a = sp & !7;
         } else if above_guard
             && !file
+            && pagemap::get(m.end - page) == 0
+            && !skipped(m.end - page)
             && let Some(id) = id
             && let Some(live) = threads::live_from(m.start, m.end, id, scratch)
         {
