@@ -38,8 +38,8 @@ pub use proc::*;
 pub use signal::*;
 
 // libc.so.6 named in the library's dynamic section whatever the `libc` crate's features: when a
-// workspace build turns on its `std` feature (the reader's), the crate links nothing itself,
-// expecting std to. Without the entry, ld.so relocates the library before libc and binds its
-// memcpy to the baseline SSE2 copy.
+// workspace build turns on its `std` feature (the reader's dependencies do), the crate links
+// nothing itself, expecting std to. Without the entry the library's references carry no symbol
+// versions, and ld.so binds memcpy to glibc's GLIBC_2.2.5 compatibility copy (a plain SSE2 loop).
 #[link(name = "c")]
 unsafe extern "C" {}
