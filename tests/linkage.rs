@@ -1,8 +1,8 @@
 //! How the library is linked when it is built the way the README builds it: with the whole
-//! workspace, where the reader turns on the `libc` crate's `std` feature. That feature makes the
-//! crate link nothing itself, so the library must name libc.so.6 on its own: without the entry
-//! its references carry no symbol versions and ld.so binds `memcpy` to glibc's compatibility
-//! copy (GLIBC_2.2.5, the baseline SSE2 loop) instead of the CPU's best one.
+//! workspace, where the reader's dependencies turn on the `libc` crate's `std` feature. That
+//! feature makes the crate link nothing itself, so the library must name libc.so.6 on its own:
+//! without the entry its references carry no symbol versions, and on x86-64 ld.so binds `memcpy`
+//! to glibc's compatibility copy (GLIBC_2.2.5, a plain SSE2 loop) instead of the CPU's best one.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -54,7 +54,7 @@ fn the_workspace_build_names_libc_and_versions_its_symbols() {
     );
     let relocs = readelf(&["-r", "-W"], &lib);
     assert!(
-        relocs.contains("memcpy@GLIBC_2.14"),
-        "memcpy is not bound to its current version:\n{relocs}"
+        relocs.contains("memcpy@GLIBC_"),
+        "memcpy carries no symbol version:\n{relocs}"
     );
 }
