@@ -343,6 +343,20 @@ fn a_waiting_main_threads_stale_frame_holds_no_reference() {
     }
 }
 
+/// A block referenced only from shared anonymous memory is reachable, as valgrind says (the
+/// check reads the shared mapping's pages in memory, and no others: its 64 MiB, untouched but
+/// for a page, do not become resident); the dropped block is the one leak.
+#[test]
+fn shared_memory_holds_references() {
+    let exe = compile("leak_shared_memory");
+    for debug in ["1", "leaks", "full"] {
+        let o = Run::new(&exe).env("MALLOC_DEBUG", debug).go();
+        assert_eq!(o.status, Some(0), "{debug}: {}", o.describe());
+        assert_eq!(o.stdout, "shared\n", "{debug}: {}", o.describe());
+        one_leak(&o, &exe, 3131, debug);
+    }
+}
+
 /// Under a seccomp filter that kills the process for `mincore` (systemd's
 /// `SystemCallFilter=@system-service` has no group with it), the leak check asks the kernel
 /// nothing about residency and reads the pages instead: the program ends normally and the

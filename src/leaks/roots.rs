@@ -1,7 +1,7 @@
-//! The roots of the leak check: the program's own memory (every readable, writable, private
-//! mapping that is not ours, found in /proc/self/maps), read into a scratch buffer and scanned
-//! word by word for references to blocks. Of another thread's stack only the live part is read
-//! (`threads`).
+//! The roots of the leak check: the program's own memory (every readable, writable mapping that
+//! is not ours, found in /proc/self/maps; of a shared one, the pages in memory), read into a
+//! scratch buffer and scanned word by word for references to blocks. Of another thread's stack
+//! only the live part is read (`threads`).
 
 use super::mark::Scan;
 use super::threads;
@@ -63,9 +63,10 @@ struct Resident {
 }
 
 impl Resident {
-    /// Whether the page of `x` (in a mapping that ends at `end`) may hold data.
-    fn holds(&mut self, x: usize, end: usize) -> bool {
-        if self.all {
+    /// Whether the page of `x` (in a mapping that ends at `end`) may hold data; `in_memory`:
+    /// only if it is in memory, swap or no swap.
+    fn holds(&mut self, x: usize, end: usize, in_memory: bool) -> bool {
+        if self.all && !in_memory {
             return true;
         }
         let page = sys::page_size();
@@ -74,8 +75,10 @@ impl Resident {
             self.base = p;
             self.pages = ((end - p) / page).clamp(1, RESIDENT_WINDOW);
             if !sys::residency(p, &mut self.map[..self.pages]) {
+                // Unknown (a seccomp filter may forbid the question): read it, but for shared
+                // memory, whose holes a read would allocate.
                 self.pages = 0;
-                return true;
+                return !in_memory;
             }
         }
         self.map[(p - self.base) / page] & 1 != 0
@@ -116,10 +119,11 @@ pub(super) fn scan(
         } else {
             m.end
         };
-        if !m.readable || !m.writable || m.shared {
+        if !m.readable || !m.writable {
             return true;
         }
-        if m.path.starts_with(b"/dev/")
+        // (Shared anonymous memory reads as /dev/zero.)
+        if (m.path.starts_with(b"/dev/") && !m.path.starts_with(b"/dev/zero "))
             || m.path.starts_with(b"[vvar")
             || m.path.starts_with(b"[vsyscall")
         {
@@ -129,6 +133,10 @@ pub(super) fn scan(
             return true;
         }
         let file = m.path.first() == Some(&b'/');
+        // Every page of a private file mapping is read (one that left the page cache may hold
+        // what the program wrote); of a shared mapping, only the pages in memory: reading the
+        // others would read a whole file, or allocate the holes of shared memory.
+        let every_page = file && !m.shared;
         let mut a = m.start;
         if sp >= m.start && sp < m.end {
             a = sp & !7;
@@ -149,7 +157,9 @@ pub(super) fn scan(
             // A run of pages to read: not ours, not skipped, of a file or resident (or possibly
             // swapped out), at most SCRATCH bytes.
             let mut eligible = |x: usize| {
-                pagemap::get(x) == 0 && !skipped(x) && (file || resident.holds(x, m.end))
+                pagemap::get(x) == 0
+                    && !skipped(x)
+                    && (every_page || resident.holds(x, m.end, m.shared))
             };
             if !eligible(a) {
                 a = ((a & !(page - 1)) + page).min(m.end);
