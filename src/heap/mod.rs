@@ -119,6 +119,14 @@ pub fn free_cached(p: usize) -> bool {
     true
 }
 
+/// Does the work signal handlers left for this thread while it held the allocator's locks
+/// outside any allocator call (the fork handlers hold them all around the fork): otherwise it
+/// would wait for the thread's next call, and a thread that makes none (it exits) would leave
+/// the blocks it freed allocated for good.
+pub fn settle() {
+    drain::settle();
+}
+
 /// With debugging off, one block allocated and freed at start-up, so that what every
 /// program's first allocation pays once (this thread's cache area, a first zone's metadata
 /// chunk and page-map leaf, the code of the allocation path) is paid there, and a program's

@@ -318,6 +318,7 @@ extern "C" fn fork_prepare() {
 extern "C" fn fork_parent() {
     heap::unlock_all();
     crate::log::unlock_after_fork();
+    heap::settle();
 }
 
 #[unsafe(link_section = "ft_hot")]
@@ -329,4 +330,5 @@ extern "C" fn fork_child() {
     crate::leaks::after_fork_child();
     crate::log::reset_in_child();
     super::output::after_fork_in_child();
+    heap::settle();
 }
