@@ -138,6 +138,9 @@ pub(super) fn scan(
         // others would read a whole file, or allocate the holes of shared memory.
         let every_page = file && !m.shared;
         let mut a = m.start;
+        // Another thread's stack read from its stack pointer: the thread, to check once that
+        // part is read.
+        let mut waiting = None;
         if sp >= m.start && sp < m.end {
             a = sp & !7;
         } else if above_guard
@@ -145,66 +148,86 @@ pub(super) fn scan(
             && pagemap::get(m.end - page) == 0
             && !skipped(m.end - page)
             && let Some(id) = id
-            && let Some(live) = threads::live_from(m.start, m.end, id, scratch)
+            && let Some((live, w)) = threads::live_from(m.start, m.end, id, scratch)
         {
-            a = live;
+            (a, waiting) = (live, w);
         } else if m.path == b"[stack]"
-            && let Some(live) = threads::main_live_from(m.start, m.end)
+            && let Some((live, w)) = threads::main_live_from(m.start, m.end)
         {
-            a = live;
+            (a, waiting) = (live, Some(w));
         }
-        while a < m.end {
-            // A run of pages to read: not ours, not skipped, of a file or resident (or possibly
-            // swapped out), at most SCRATCH bytes.
-            let mut eligible = |x: usize| {
-                pagemap::get(x) == 0
-                    && !skipped(x)
-                    && (every_page || resident.holds(x, m.end, m.shared))
-            };
-            if !eligible(a) {
-                a = ((a & !(page - 1)) + page).min(m.end);
-                continue;
+        if let Some(w) = &waiting {
+            let mut args = [0u8; 48];
+            for (b, x) in args.chunks_exact_mut(8).zip(w.args) {
+                b.copy_from_slice(&x.to_ne_bytes());
             }
-            let mut end = ((a & !(page - 1)) + page).min(m.end);
-            while end < m.end && end - a < SCRATCH && eligible(end) {
-                end = (end + page).min(m.end);
-            }
-            let end = end.min(a + SCRATCH);
-            if reader == Reader::Copy {
-                match sys::read_own(a, end - a, scratch) {
-                    Ok(n) => {
-                        s.words(&scratch[..n & !7]);
-                        if n < end - a {
-                            // The page at a + n cannot be read: skip it.
-                            a = (((a + n) & !(page - 1)) + page).min(m.end);
+            s.words(&args);
+        }
+        // The part read: [a, m.end), then [m.start, a) too if the waiting thread ran meanwhile.
+        let from = a;
+        let mut hi = m.end;
+        loop {
+            while a < hi {
+                // A run of pages to read: not ours, not skipped, of a file or resident (or possibly
+                // swapped out), at most SCRATCH bytes.
+                let mut eligible = |x: usize| {
+                    pagemap::get(x) == 0
+                        && !skipped(x)
+                        && (every_page || resident.holds(x, m.end, m.shared))
+                };
+                if !eligible(a) {
+                    a = ((a & !(page - 1)) + page).min(hi);
+                    continue;
+                }
+                let mut end = ((a & !(page - 1)) + page).min(hi);
+                while end < hi && end - a < SCRATCH && eligible(end) {
+                    end = (end + page).min(hi);
+                }
+                let end = end.min(a + SCRATCH);
+                if reader == Reader::Copy {
+                    match sys::read_own(a, end - a, scratch) {
+                        Ok(n) => {
+                            s.words(&scratch[..n & !7]);
+                            if n < end - a {
+                                // The page at a + n cannot be read: skip it.
+                                a = (((a + n) & !(page - 1)) + page).min(hi);
+                                continue;
+                            }
+                        }
+                        Err(libc::EFAULT) => {
+                            a = ((a & !(page - 1)) + page).min(hi);
                             continue;
                         }
+                        Err(_) => reader = Reader::Direct,
                     }
-                    Err(libc::EFAULT) => {
-                        a = ((a & !(page - 1)) + page).min(m.end);
-                        continue;
-                    }
-                    Err(_) => reader = Reader::Direct,
                 }
+                if reader == Reader::Direct {
+                    let n = *nmodules.get_or_insert_with(|| list_modules(modules));
+                    if file && !modules[..n].contains(&path_hash(m.path)) {
+                        // Possibly past the end of its file: reading it could raise SIGBUS.
+                        return true;
+                    }
+                    // Page by page, each probed first (a guard marker of the program's faults),
+                    // unless no probe works (then as it comes: the roots must be read).
+                    let mut p = a;
+                    while p < end {
+                        let next = ((p & !(page - 1)) + page).min(end);
+                        if sys::pages_readable(p & !(page - 1), next, page) || !sys::probes_work() {
+                            s.range(p, next);
+                        }
+                        p = next;
+                    }
+                }
+                a = end;
             }
-            if reader == Reader::Direct {
-                let n = *nmodules.get_or_insert_with(|| list_modules(modules));
-                if file && !modules[..n].contains(&path_hash(m.path)) {
-                    // Possibly past the end of its file: reading it could raise SIGBUS.
-                    return true;
-                }
-                // Page by page, each probed first (a guard marker of the program's faults),
-                // unless no probe works (then as it comes: the roots must be read).
-                let mut p = a;
-                while p < end {
-                    let next = ((p & !(page - 1)) + page).min(end);
-                    if sys::pages_readable(p & !(page - 1), next, page) || !sys::probes_work() {
-                        s.range(p, next);
-                    }
-                    p = next;
-                }
+            if hi == m.end
+                && from > m.start
+                && waiting.as_ref().is_some_and(|w| !threads::still_waiting(w))
+            {
+                (a, hi) = (m.start, from);
+                continue;
             }
-            a = end;
+            break;
         }
         true
     });

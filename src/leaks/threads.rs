@@ -10,7 +10,11 @@
 //! joinable thread's result waits there for its join); of a live thread's, what lies above its
 //! stack pointer (and the red zone below it) while the thread waits in the kernel, which
 //! /proc/thread-self/../TID/syscall tells (a running thread's is read whole). The main thread's
-//! stack (`[stack]`), when another thread runs the check, likewise.
+//! stack (`[stack]`), when another thread runs the check, likewise, and the arguments of the
+//! system call a thread waits in count as references too. A waiting thread may wake up
+//! meanwhile (a signal handler runs below its stack pointer, and may hold a block there): its
+//! time on a CPU (`schedstat`) is read before its stack pointer and again once the part above
+//! is read, and if it moved, the rest of the stack is read too.
 //!
 //! Where the thread id lies in a descriptor is read off this thread's own: the first 32-bit
 //! word of it that holds this thread's id. Nothing is skipped when that fails (another C
@@ -38,12 +42,33 @@ pub(super) fn id_offset(buf: &mut [u8]) -> Option<usize> {
         .find(|&o| i32::from_ne_bytes([buf[o], buf[o + 1], buf[o + 2], buf[o + 3]]) == me)
 }
 
+/// A thread seen waiting in the kernel: its id, its time on a CPU then, and the arguments of
+/// the system call it waits in (a buffer it reads into may be a block, and held in no other
+/// place but a register).
+pub(super) struct Waiting {
+    tid: i32,
+    ran: u64,
+    pub(super) args: [usize; 6],
+}
+
+/// Whether the thread has not run since it was seen waiting (its part of the stack below its
+/// stack pointer was dead all along).
+pub(super) fn still_waiting(w: &Waiting) -> bool {
+    run_time(w.tid) == Some(w.ran)
+}
+
 /// For a mapping `[start, end)` that lies right above an inaccessible one, and is not this
 /// thread's stack: where its live part starts if it is another thread's stack (the descriptor
-/// of an exited thread, the red zone below a waiting thread's stack pointer). None: read it
-/// whole (no descriptor found, a running thread's, unreadable). `id` is `id_offset`; `buf` is
-/// scratch room of at least `TOP` bytes.
-pub(super) fn live_from(start: usize, end: usize, id: usize, buf: &mut [u8]) -> Option<usize> {
+/// of an exited thread, the red zone below a waiting thread's stack pointer, with the
+/// `Waiting` to check once that part is read). None: read it whole (no descriptor found, a
+/// running thread's, unreadable). `id` is `id_offset`; `buf` is scratch room of at least `TOP`
+/// bytes.
+pub(super) fn live_from(
+    start: usize,
+    end: usize,
+    id: usize,
+    buf: &mut [u8],
+) -> Option<(usize, Option<Waiting>)> {
     let from = end.saturating_sub(TOP).max(start);
     let len = end - from;
     if sys::read_own(from, len, buf).ok()? < len {
@@ -59,9 +84,9 @@ pub(super) fn live_from(start: usize, end: usize, id: usize, buf: &mut [u8]) -> 
             let o = x + id - from;
             let tid = i32::from_ne_bytes([buf[o], buf[o + 1], buf[o + 2], buf[o + 3]]);
             if tid <= 0 {
-                return Some(x);
+                return Some((x, None));
             }
-            return waiting_from(tid, start, x);
+            return waiting_from(tid, start, x).map(|(low, w)| (low, Some(w)));
         }
         x = x.checked_sub(ALIGN)?;
     }
@@ -71,41 +96,85 @@ pub(super) fn live_from(start: usize, end: usize, id: usize, buf: &mut [u8]) -> 
 /// Of the main thread's stack `[start, end)`, read by another thread: where its live part
 /// starts while the main thread waits in the kernel. None: read it whole (running, or exited:
 /// its stack pointer then reads 0).
-pub(super) fn main_live_from(start: usize, end: usize) -> Option<usize> {
+pub(super) fn main_live_from(start: usize, end: usize) -> Option<(usize, Waiting)> {
     waiting_from(sys::getpid() as i32, start, end)
 }
 
 /// The red zone below the stack pointer of thread `tid` while it waits in the kernel, if it
-/// lies in `[start, end)`.
-fn waiting_from(tid: i32, start: usize, end: usize) -> Option<usize> {
-    let low = waiting_sp(tid)?.checked_sub(RED_ZONE)? & !7;
-    (low >= start && low < end).then_some(low)
+/// lies in `[start, end)`, and the thread seen waiting. None without its time on a CPU.
+fn waiting_from(tid: i32, start: usize, end: usize) -> Option<(usize, Waiting)> {
+    let ran = run_time(tid)?;
+    let (sp, args) = waiting_sp(tid)?;
+    let low = sp.checked_sub(RED_ZONE)? & !7;
+    (low >= start && low < end).then_some((low, Waiting { tid, ran, args }))
 }
 
-/// The stack pointer of thread `tid` of this process while it waits in the kernel: the
-/// second-to-last number of /proc/thread-self/../TID/syscall (`running` while it runs).
-fn waiting_sp(tid: i32) -> Option<usize> {
+/// The time thread `tid` of this process has spent on a CPU (ns): the first number of
+/// /proc/thread-self/../TID/schedstat. None: unreadable (a kernel without scheduler
+/// statistics).
+fn run_time(tid: i32) -> Option<u64> {
+    let mut text = [0u8; 128];
+    let len = read_task_file(tid, b"/schedstat\0", &mut text)?;
+    let first = text[..len].split(|&b| b == b' ').next()?;
+    if first.is_empty() || first.len() > 19 {
+        return None;
+    }
+    first.iter().try_fold(0u64, |v, &c| {
+        let d = (c as char).to_digit(10)?;
+        Some(v * 10 + d as u64)
+    })
+}
+
+/// Reads /proc/thread-self/../TID`file` (`file` starts with '/' and ends with a NUL) into
+/// `text`; its length.
+fn read_task_file(tid: i32, file: &[u8], text: &mut [u8]) -> Option<usize> {
     const DIR: &[u8] = b"/proc/thread-self/../";
-    const FILE: &[u8] = b"/syscall\0";
     let mut path = [0u8; 64];
     let mut num = itoa::Buffer::new();
     let num = num.format(tid).as_bytes();
     let mut n = 0;
-    for part in [DIR, num, FILE] {
+    for part in [DIR, num, file] {
         path[n..n + part.len()].copy_from_slice(part);
         n += part.len();
     }
+    sys::read_small_file(&path[..n], text).ok()
+}
+
+/// The stack pointer of thread `tid` of this process while it waits in the kernel, and the
+/// arguments of the system call it waits in (zero when it waits outside one): from
+/// /proc/thread-self/../TID/syscall, `NR ARG1..ARG6 SP PC` (`-1 SP PC` outside a call,
+/// `running` while it runs).
+fn waiting_sp(tid: i32) -> Option<(usize, [usize; 6])> {
     let mut text = [0u8; 256];
-    let len = sys::read_small_file(&path[..n], &mut text).ok()?;
-    let mut words = text[..len]
+    let len = read_task_file(tid, b"/syscall\0", &mut text)?;
+    parse_syscall(&text[..len])
+}
+
+/// `waiting_sp` of the text of a `syscall` file.
+fn parse_syscall(text: &[u8]) -> Option<(usize, [usize; 6])> {
+    let mut words = text
         .split(|&b| b == b' ' || b == b'\n')
         .filter(|w| !w.is_empty());
-    let (mut last, mut before) = (None, None);
-    for w in &mut words {
-        (before, last) = (last, Some(w));
+    // Outside a system call: two numbers follow (the stack and program pointers); in one,
+    // eight (its six arguments first).
+    let want = if words.next()? == b"-1" { 2 } else { 8 };
+    let mut nums = [0usize; 8];
+    let mut n = 0;
+    for w in words {
+        if n == want {
+            return None;
+        }
+        nums[n] = hex(w.strip_prefix(b"0x")?)?;
+        n += 1;
     }
-    last?;
-    hex(before?.strip_prefix(b"0x")?)
+    if n != want {
+        return None;
+    }
+    let mut args = [0usize; 6];
+    if want == 8 {
+        args.copy_from_slice(&nums[..6]);
+    }
+    Some((nums[want - 2], args))
 }
 
 /// A hexadecimal number (None: empty, or anything but hex digits).
@@ -117,4 +186,25 @@ fn hex(w: &[u8]) -> Option<usize> {
         let d = (c as char).to_digit(16)?;
         Some(v << 4 | d as usize)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_syscall_file_gives_the_stack_pointer_and_the_arguments() {
+        let line = b"202 0x7f00a0 0x80 0x2 0x0 0x0 0xca 0x7ffd1000 0x7f1234\n";
+        assert_eq!(
+            parse_syscall(line),
+            Some((0x7ffd1000, [0x7f00a0, 0x80, 0x2, 0, 0, 0xca]))
+        );
+        assert_eq!(
+            parse_syscall(b"-1 0x7ffd2000 0x7f1234\n"),
+            Some((0x7ffd2000, [0; 6]))
+        );
+        assert_eq!(parse_syscall(b"running\n"), None);
+        assert_eq!(parse_syscall(b"202 0x1 0x2\n"), None);
+        assert_eq!(parse_syscall(b"202 0xzz 0x1 0x2\n"), None);
+    }
 }
