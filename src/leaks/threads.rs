@@ -14,7 +14,9 @@
 //! system call a thread waits in count as references too. A waiting thread may wake up
 //! meanwhile (a signal handler runs below its stack pointer, and may hold a block there): its
 //! time on a CPU (`schedstat`) is read before its stack pointer and again once the part above
-//! is read, and if it moved, the rest of the stack is read too.
+//! is read, and if it moved, the rest of the stack is read too. Its other registers are out of
+//! reach (the kernel keeps them): a block it holds in one alone, with no copy above its stack
+//! pointer, counts as a leak, where valgrind, which reads them, would not.
 //!
 //! Where the thread id lies in a descriptor is read off this thread's own: the first 32-bit
 //! word of it that holds this thread's id. Nothing is skipped when that fails (another C
