@@ -179,27 +179,38 @@ fn leak_lines(o: &Output) -> Vec<String> {
         .collect()
 }
 
-/// The leak report names one block of `bytes` allocated by malloc() in `exe`, and nothing
-/// else unreachable.
-fn one_leak(o: &Output, exe: &std::path::Path, bytes: usize, debug: &str) {
+/// The leak report names one site in `exe` for each `(bytes, blocks)` of `sites`, largest
+/// first, all allocated by malloc(), and nothing else unreachable.
+fn leaks_are(o: &Output, exe: &std::path::Path, sites: &[(usize, usize)], debug: &str) {
     let leaks = leak_lines(o);
-    assert_eq!(leaks.len(), 2, "{debug}: {}", o.describe());
-    assert_eq!(
-        leaks[0],
-        format!(
-            "ft_malloc[PID]: LEAK: {bytes} bytes in 1 block(s) allocated by malloc() from {}+ADDR",
-            exe.display()
-        ),
-        "{debug}: {}",
-        o.describe()
-    );
+    let want: Vec<String> = sites
+        .iter()
+        .map(|(bytes, blocks)| {
+            format!(
+                "ft_malloc[PID]: LEAK: {bytes} bytes in {blocks} block(s) allocated by malloc() \
+                 from {}+ADDR",
+                exe.display()
+            )
+        })
+        .collect();
+    assert_eq!(leaks.len(), sites.len() + 1, "{debug}: {}", o.describe());
+    assert_eq!(leaks[..sites.len()], want, "{debug}: {}", o.describe());
+    let (bytes, blocks) = sites
+        .iter()
+        .fold((0, 0), |(b, n), (sb, sn)| (b + sb, n + sn));
     assert!(
-        leaks[1].starts_with(&format!(
-            "ft_malloc[PID]: LEAK SUMMARY: {bytes} bytes in 1 unreachable block(s); "
+        leaks[sites.len()].starts_with(&format!(
+            "ft_malloc[PID]: LEAK SUMMARY: {bytes} bytes in {blocks} unreachable block(s); "
         )),
         "{debug}: {}",
         o.describe()
     );
+}
+
+/// The leak report names one block of `bytes` allocated by malloc() in `exe`, and nothing
+/// else unreachable.
+fn one_leak(o: &Output, exe: &std::path::Path, bytes: usize, debug: &str) {
+    leaks_are(o, exe, &[(bytes, 1)], debug);
 }
 
 /// Two threads keep a 256 MiB block each in globals and main drops two more, all never
@@ -285,26 +296,7 @@ fn other_threads_stale_frames_hold_no_references() {
         let o = Run::new(&exe).env("MALLOC_DEBUG", debug).go();
         assert_eq!(o.status, Some(0), "{debug}: {}", o.describe());
         assert_eq!(o.stdout, "threads 2\n", "{debug}: {}", o.describe());
-        let leaks = leak_lines(&o);
-        let site = |bytes| {
-            format!(
-                "ft_malloc[PID]: LEAK: {bytes} bytes in 16 block(s) allocated by malloc() from \
-                 {}+ADDR",
-                exe.display()
-            )
-        };
-        assert_eq!(leaks.len(), 3, "{debug}: {}", o.describe());
-        assert_eq!(
-            leaks[..2],
-            [site(3320), site(1720)],
-            "{debug}: {}",
-            o.describe()
-        );
-        assert!(
-            leaks[2].starts_with("ft_malloc[PID]: LEAK SUMMARY: 5040 bytes in 32 unreachable "),
-            "{debug}: {}",
-            o.describe()
-        );
+        leaks_are(&o, &exe, &[(3320, 16), (1720, 16)], debug);
     }
 }
 
@@ -324,22 +316,7 @@ fn a_waiting_main_threads_stale_frame_holds_no_reference() {
             "{debug}: {}",
             o.describe()
         );
-        let leaks = leak_lines(&o);
-        assert_eq!(leaks.len(), 2, "{debug}: {}", o.describe());
-        assert_eq!(
-            leaks[0],
-            format!(
-                "ft_malloc[PID]: LEAK: 4920 bytes in 16 block(s) allocated by malloc() from {}+ADDR",
-                exe.display()
-            ),
-            "{debug}: {}",
-            o.describe()
-        );
-        assert!(
-            leaks[1].starts_with("ft_malloc[PID]: LEAK SUMMARY: 4920 bytes in 16 unreachable "),
-            "{debug}: {}",
-            o.describe()
-        );
+        leaks_are(&o, &exe, &[(4920, 16)], debug);
     }
 }
 
