@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "stale_frames.h"
 
 static int pipefd[2];
 
@@ -31,40 +32,17 @@ static void *returner(void *arg) {
     return p;
 }
 
-/* 16 addresses at the bottom of a 2 KiB frame, which the calls its caller makes next (read(2))
- * do not reach down to. */
-__attribute__((noinline)) static void deep(void) {
-    void *volatile local[256];
-    for (int i = 0; i < 256; i++)
-        local[i] = 0;
-    for (int i = 0; i < 16; i++) {
-        local[i] = malloc(200 + i);
-        memset(local[i], 2, 200);
-    }
-}
-
 static volatile pid_t waiter_tid;
 
 static void *waiter(void *arg) {
     char *volatile p = malloc(6161);
     memset(p, 6, 6161);
-    deep();
+    leave_in_dead_frame(200);
     waiter_tid = gettid();
     char c;
     if (read(pipefd[0], &c, 1) < 0)
         return NULL;
     return (void *)p;
-}
-
-/* Whether thread `tid` sleeps in the kernel (state S in /proc/self/task/TID/stat). */
-static int sleeping(pid_t tid) {
-    char path[64], line[512];
-    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
-    FILE *f = fopen(path, "r");
-    int s = f && fgets(line, sizeof line, f) && strstr(line, ") S ");
-    if (f)
-        fclose(f);
-    return s;
 }
 
 /* Threads of the process now (/proc/self/status). */

@@ -8,31 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "stale_frames.h"
 
 static volatile int leaked;
 static pid_t main_tid;
-
-/* 16 addresses at the bottom of a 2 KiB frame, which pthread_join does not reach down to. */
-__attribute__((noinline)) static void deep(void) {
-    void *volatile local[256];
-    for (int i = 0; i < 256; i++)
-        local[i] = 0;
-    for (int i = 0; i < 16; i++) {
-        local[i] = malloc(300 + i);
-        memset(local[i], 3, 300);
-    }
-}
-
-/* Whether thread `tid` sleeps in the kernel (state S in /proc/self/task/TID/stat). */
-static int sleeping(pid_t tid) {
-    char path[64], line[512];
-    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
-    FILE *f = fopen(path, "r");
-    int s = f && fgets(line, sizeof line, f) && strstr(line, ") S ");
-    if (f)
-        fclose(f);
-    return s;
-}
 
 static void *ender(void *arg) {
     for (int i = 0; i < 2000 && !(leaked && sleeping(main_tid)); i++)
@@ -48,7 +27,7 @@ int main(void) {
     memset(kept, 7, 7171);
     pthread_t t;
     pthread_create(&t, NULL, ender, NULL);
-    deep();
+    leave_in_dead_frame(300);
     leaked = 1;
     pthread_join(t, NULL);
     return 1;
