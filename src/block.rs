@@ -275,6 +275,11 @@ impl PackedDebug {
         self.free = 0;
         self.free_caller = 0;
     }
+    /// The block's last stamp: its free's sequence number, else its allocation's (0: none).
+    #[inline]
+    pub fn last_stamp(&self) -> u64 {
+        (self.alloc & SEQ_MASK).max(self.free & SEQ_MASK)
+    }
     #[inline]
     pub fn set_free(&mut self, seq: u64, caller: usize, tid: u32) {
         self.free = pack(seq, tid);

@@ -59,7 +59,9 @@ pub struct ThreadState {
     /// handlers add meanwhile: no second drain starts inside it).
     pub draining: u32,
     pub _pad32: u32,
-    pub _pad: [u64; 3],
+    /// This thread's next event sequence number from its batch, encoded (`log::seq`; 0: none).
+    pub seq_next: u64,
+    pub _pad: [u64; 2],
     /// Work a signal handler left for this thread because the lock it needs is held by the
     /// code the handler interrupted (`heap::defer`); drained when that lock is released.
     pub deferred: [Deferred; DEFERRED_SLOTS],
@@ -289,7 +291,11 @@ pub fn tid() -> u32 {
 pub fn reset_after_fork() {
     let old = tid();
     // SAFETY: our own block.
-    unsafe { (*state()).tid = 0 };
+    unsafe {
+        (*state()).tid = 0;
+        // The child's events are numbered after the fork's (its lineage compares them).
+        (*state()).seq_next = 0;
+    }
     reset_overflow_after_fork(old);
 }
 

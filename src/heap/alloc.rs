@@ -10,7 +10,7 @@ use crate::config::{self, Fail};
 use crate::debug::dress::Dress;
 use crate::debug::layout::layout;
 use crate::large::{LARGE, LargeState};
-use crate::log::seq::next_seq;
+use crate::log::seq::next_above;
 use crate::report;
 use crate::size_class::{MIN_ALIGN, SMALL_MAX, aligned_class, class_of};
 use crate::sys;
@@ -170,7 +170,7 @@ fn zone_alloc(c: usize, size: usize, front: usize, op: Op, caller: usize, zero: 
         // Its sequence number is taken now, after the slot left the free list, so it is higher
         // than that of the free that put the slot there.
         // SAFETY: the slot's history entry, owned by this call like the slot.
-        unsafe { (*dbg).set_alloc(next_seq(), caller, tls::tid()) };
+        unsafe { (*dbg).set_alloc(next_above((*dbg).last_stamp()), caller, tls::tid()) };
     }
     let user = slot + front;
     // A fresh slot reads as zero (with filling on, it is cleared all the same). Without
@@ -201,7 +201,7 @@ fn record_alloc(p: usize, caller: usize) {
         if let Some(i) = (*z).index_of(p)
             && let Some(d) = (*z).dbg(i)
         {
-            d.set_alloc(next_seq(), caller, tls::tid());
+            d.set_alloc(next_above(d.last_stamp()), caller, tls::tid());
         }
     }
 }

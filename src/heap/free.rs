@@ -7,6 +7,7 @@ use super::arena::{ARENAS, release_slot};
 use super::defer::defer_free;
 use super::lookup::{Held, NotHeld, freed_large, hold, with_history, zone_of};
 use super::release::{large_fill_quarantine, quarantine, shard_budget};
+use super::seq::stamp_free;
 use crate::block::{
     FREEING, Family, Info, Op, OpFamily, PackedDebug, QUARANTINED, State, USED, publish_state,
 };
@@ -14,7 +15,7 @@ use crate::config;
 use crate::debug::dress::free_fill;
 use crate::debug::layout::layout;
 use crate::debug::verify::{self, Problem};
-use crate::log::seq::next_seq;
+use crate::log::seq::{above, next_seq};
 use crate::pagemap;
 use crate::report::{self, Bad};
 use crate::sys;
@@ -107,7 +108,9 @@ pub(super) fn deallocate_call(p: usize, op: Op, caller: usize, sized: usize) -> 
         super::hooks::maybe_check_all();
     }
     // The free's sequence number is taken before the block can be released, so it is lower
-    // than that of any allocation that reuses the slot.
+    // than that of any allocation that reuses the slot (one of another thread, whose numbers
+    // may lag behind, takes a higher one: `seq::next_above`). Its history takes it, or a
+    // higher one when the block's allocation has a higher number (`seq::above`).
     let seq = if layout().debug_meta { next_seq() } else { 0 };
     // Debugging without dressing or quarantine: into this thread's cache, history written.
     if cfg.cached
@@ -216,7 +219,7 @@ fn keep_freed(p: usize, caller: usize, seq: u64) -> usize {
             unsafe {
                 (*z).meta(idx).state = QUARANTINED;
                 if let Some(d) = (*z).dbg(idx) {
-                    d.set_free(seq, caller, tls::tid());
+                    d.set_free(above(seq, d.last_stamp()), caller, tls::tid());
                 }
             }
             a.live_bytes -= info.size;
@@ -226,9 +229,7 @@ fn keep_freed(p: usize, caller: usize, seq: u64) -> usize {
             // SAFETY: d is a used descriptor under the LARGE lock.
             unsafe {
                 (*d).state = QUARANTINED;
-                (*d).dbg.free_seq = seq;
-                (*d).dbg.free_caller = caller;
-                (*d).dbg.free_tid = tls::tid();
+                stamp_free(d, seq, caller);
             }
             l.live_bytes -= info.size;
             (info.size, false)
@@ -284,7 +285,7 @@ fn finish_free(held: Held<'static>, caller: usize, seq: u64) -> usize {
                     // Written after the unlock (a cold line): the quarantined slot stays ours
                     // until we push it.
                     // SAFETY: the history entry of a slot only this call can release.
-                    unsafe { (*dbg).set_free(seq, caller, tls::tid()) };
+                    unsafe { (*dbg).set_free(above(seq, (*dbg).last_stamp()), caller, tls::tid()) };
                 }
                 // SAFETY: the block is ours (quarantined) and no longer the program's; its
                 // state's zone lives while the block is in it.
@@ -298,7 +299,7 @@ fn finish_free(held: Held<'static>, caller: usize, seq: u64) -> usize {
                 // ours under the lock.
                 unsafe {
                     if let Some(d) = (*z).dbg(idx) {
-                        d.set_free(seq, caller, tls::tid());
+                        d.set_free(above(seq, d.last_stamp()), caller, tls::tid());
                     }
                     free_fill(info.user, info.size);
                     release_slot(&mut a, z, idx);
@@ -318,9 +319,7 @@ fn finish_free(held: Held<'static>, caller: usize, seq: u64) -> usize {
                 unsafe {
                     (*d).state = FREEING;
                     if lay.debug_meta {
-                        (*d).dbg.free_seq = seq;
-                        (*d).dbg.free_caller = caller;
-                        (*d).dbg.free_tid = tls::tid();
+                        stamp_free(d, seq, caller);
                     }
                     let base = (*d).map_base;
                     let ul = (*d).usable_len;
@@ -378,9 +377,7 @@ fn finish_free(held: Held<'static>, caller: usize, seq: u64) -> usize {
                 unsafe {
                     if lay.debug_meta {
                         // Remembered where it was by `free`, for a later double free.
-                        (*d).dbg.free_seq = seq;
-                        (*d).dbg.free_caller = caller;
-                        (*d).dbg.free_tid = tls::tid();
+                        stamp_free(d, seq, caller);
                     }
                     l.free(d)
                 };

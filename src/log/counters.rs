@@ -77,6 +77,11 @@ pub fn calls(op: Op) -> u64 {
         .sum()
 }
 
+/// Events counted since start (calls of every operation).
+pub fn events() -> u64 {
+    Op::ALL.iter().map(|&op| calls(op)).sum()
+}
+
 /// Calls that allocate (all operations but the frees and `malloc_usable_size`) since start.
 pub fn allocations() -> u64 {
     Op::ALL

@@ -2,7 +2,6 @@
 //! in `show_alloc_mem_ex_cmd`, the last events in dumps.
 
 use super::ring::{self, Event};
-use super::seq;
 use crate::fmt::{Line, prefix};
 use ft_format::Op;
 
@@ -161,13 +160,13 @@ pub fn dump_recent(fd: i32, n: usize) {
         l.write_fd(fd);
         return;
     }
-    let top = seq::last();
+    let total = super::counters::events();
     let cap = ring::capacity();
     let n = (n as u64).min(cap);
     l.s(b"Last events (")
-        .u(n.min(top))
+        .u(n.min(total))
         .s(b" of ")
-        .u(top)
+        .u(total)
         .s(b"):\n");
     l.write_fd(fd);
     ring::each(n, |e| {

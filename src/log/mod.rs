@@ -67,6 +67,7 @@ pub fn init(c: &Config) {
         c.ring.min(1 << 24)
     };
     ring::init(n.next_power_of_two());
+    seq::set_batched(!c.log.is_set());
     ON.store(true, Ordering::Release);
     if !c.log.is_set() {
         return;

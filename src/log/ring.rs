@@ -152,14 +152,39 @@ fn get(seq: u64) -> Option<Event> {
     })
 }
 
-/// Calls `f` for the events of the ring, oldest first, among the last `n` sequence numbers.
+/// Whether the ring holds event `seq` (its record's stamp).
+fn holds(seq: u64) -> bool {
+    let r = RING.load(Ordering::Relaxed);
+    let mask = RING_MASK.load(Ordering::Relaxed);
+    // SAFETY: as in put.
+    !r.is_null()
+        && unsafe { &*r.add((seq & mask) as usize) }
+            .stamp
+            .load(Ordering::Relaxed)
+            == seq
+}
+
+/// Calls `f` for the last `n` events of the ring (all of them: `u64::MAX`), oldest first.
+/// Numbers may have gaps (threads take them in batches, see `seq`): the last `n` events are
+/// found by number, from the highest one handed out down.
 pub(super) fn each(n: u64, mut f: impl FnMut(&Event)) {
     let top = seq::last();
     let cap = RING_MASK.load(Ordering::Relaxed) + 1;
     if RING.load(Ordering::Relaxed).is_null() {
         return;
     }
-    let first = top.saturating_sub(n.min(cap)) + 1;
+    let mut first = top.saturating_sub(cap) + 1;
+    if n < cap {
+        let mut found = 0;
+        let mut s = top;
+        while s >= first && found < n {
+            if holds(s) {
+                found += 1;
+            }
+            s -= 1;
+        }
+        first = s + 1;
+    }
     for s in first..=top {
         if let Some(e) = get(s) {
             f(&e);

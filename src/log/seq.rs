@@ -1,23 +1,133 @@
 //! Event sequence numbers: one counter for the process, shared by the heap (a block's
 //! allocation and free stamps) and the log (its events), so that a block's stamps name its
 //! events in the log and the ring.
+//!
+//! While a log is written, every event takes the counter's next number: the log's numbers are
+//! dense and in the order the events happened. Otherwise a thread takes a batch of numbers at
+//! a time and hands them out itself, so that threads do not bounce the counter's cache line on
+//! every call. A block's own stamps still rise: a thread whose next number is not above the
+//! block's last stamp takes a new batch (`above`), whose numbers are above every number handed
+//! out before. Numbers are unique either way; across blocks, events of different threads are
+//! in order to within a batch.
 
 use crate::pad::Padded;
 use crate::tls;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Global event sequence number (debugging and logging only). Every call of every thread
-/// takes one, so it has its lines to itself.
+/// takes one, or a batch, so it has its lines to itself.
 pub static SEQ: Padded<AtomicU64> = Padded(AtomicU64::new(0));
+
+/// `SEQ` moves by this much per batch when no log is written; a batch's numbers are the
+/// `BATCH` - 1 above the counter's value it started from (a multiple of `BATCH`).
+const BATCH: u64 = 64;
+
+/// A thread's word (`ThreadState::seq_next`) holds its batch's index (`SEQ / BATCH` when it
+/// was taken) above `SHIFT` bits, and below them `BATCH` plus its next number's offset in the
+/// batch. The word has bit `BATCH` set while that number is in the batch. Past the batch, and
+/// at zero (a new thread), the bit is clear and stays so for `BATCH` more increments: a signal
+/// handler that interrupts the thread right after it ran past its batch cannot take a number
+/// of another batch.
+const SHIFT: u32 = BATCH.trailing_zeros() + 1;
+
+/// Threads number their events from batches (set at init when no log is written).
+static BATCHED: AtomicBool = AtomicBool::new(false);
+
+/// Init (single-threaded): whether threads take numbers in batches (no log is written). The
+/// counter starts batches at a multiple of `BATCH`.
+pub(super) fn set_batched(on: bool) {
+    if on {
+        let s = SEQ.load(Ordering::Relaxed);
+        SEQ.store(s.next_multiple_of(BATCH), Ordering::Relaxed);
+    }
+    BATCHED.store(on, Ordering::Relaxed);
+}
 
 /// A new event sequence number, remembered in this thread's state for the log record of the
 /// same call (`take_seq`).
 #[inline]
 pub fn next_seq() -> u64 {
-    let s = SEQ.fetch_add(1, Ordering::Relaxed) + 1;
+    let s = if BATCHED.load(Ordering::Relaxed) {
+        from_batch()
+    } else {
+        SEQ.fetch_add(1, Ordering::Relaxed) + 1
+    };
     // SAFETY: our own TLS block.
     unsafe { (*tls::state()).last_seq = s };
     s
+}
+
+/// A new event sequence number above `prev` (the last stamp of the block the event is about,
+/// 0 if none): `next_seq`, or the first of a new batch when this thread's numbers lag behind.
+#[inline]
+pub fn next_above(prev: u64) -> u64 {
+    above(next_seq(), prev)
+}
+
+/// `s`, a number this thread just took for a block's event, if it is above `prev` (the block's
+/// last stamp); else a new number that is (the block came from a thread whose batch is ahead).
+#[inline]
+pub fn above(s: u64, prev: u64) -> u64 {
+    if s > prev {
+        return s;
+    }
+    let s = fresh();
+    // SAFETY: our own TLS block.
+    unsafe { (*tls::state()).last_seq = s };
+    s
+}
+
+/// The next number of this thread's batch, or the first of a new batch. The number is taken
+/// with one read-modify-write instruction on this thread's own word, which a signal handler
+/// cannot split: a handler that interrupts this thread anywhere here takes another number.
+#[inline]
+fn from_batch() -> u64 {
+    // SAFETY: our own TLS block, touched only by this thread and its signal handlers.
+    let w = unsafe { bump(&raw mut (*tls::state()).seq_next) };
+    if w & BATCH != 0 {
+        return (w >> SHIFT) * BATCH + (w & (BATCH - 1));
+    }
+    fresh()
+}
+
+/// Adds one to `*p` and returns its value before, in one instruction.
+/// # Safety
+/// `p` is this thread's own word.
+#[inline(always)]
+unsafe fn bump(p: *mut u64) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut v: u64 = 1;
+        // SAFETY: per the caller; no lock prefix: only this thread (and its signal handlers,
+        // between instructions) touches the word.
+        unsafe {
+            core::arch::asm!("xadd qword ptr [{p}], {v}", p = in(reg) p, v = inout(reg) v,
+                options(nostack))
+        };
+        v
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    // SAFETY: per the caller; every access to the word is atomic.
+    unsafe {
+        AtomicU64::from_ptr(p).fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// A number above every number handed out so far: the counter's next one (dense numbering), or
+/// the first of a new batch, which becomes this thread's (a batch a signal handler installs
+/// meanwhile is replaced, its numbers left unused).
+#[cold]
+fn fresh() -> u64 {
+    if !BATCHED.load(Ordering::Relaxed) {
+        return SEQ.fetch_add(1, Ordering::Relaxed) + 1;
+    }
+    let start = SEQ.fetch_add(BATCH, Ordering::Relaxed);
+    let word = (start / BATCH) << SHIFT | (BATCH + 2);
+    // SAFETY: our own TLS block; the word is only written whole.
+    unsafe {
+        AtomicU64::from_ptr(&raw mut (*tls::state()).seq_next).store(word, Ordering::Relaxed)
+    };
+    start + 1
 }
 
 /// The sequence number the heap gave to this thread's current event, or a new one.
@@ -32,10 +142,14 @@ pub fn take_seq() -> u64 {
             return s;
         }
     }
-    SEQ.fetch_add(1, Ordering::Relaxed) + 1
+    let s = next_seq();
+    // SAFETY: as above.
+    unsafe { (*tls::state()).last_seq = 0 };
+    s
 }
 
-/// The last sequence number handed out.
+/// At least the highest sequence number handed out so far, or that a thread may hand out from
+/// the batch it holds.
 #[inline]
 pub fn last() -> u64 {
     SEQ.load(Ordering::Relaxed)

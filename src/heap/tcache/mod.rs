@@ -443,7 +443,11 @@ unsafe fn push(area: *mut Area, p: usize, hist: Option<(u64, usize)>) -> Option<
         if let Some((seq, caller)) = hist
             && let Some(d) = (*z).dbg(i)
         {
-            d.set_free(seq, caller, tls::tid());
+            d.set_free(
+                crate::log::seq::above(seq, d.last_stamp()),
+                caller,
+                tls::tid(),
+            );
         }
         let e = [slot, (*z).meta.add(i) as usize];
         if area::remote(tls::state(), ai) {
