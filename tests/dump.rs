@@ -191,61 +191,65 @@ fn events_are_timed_when_a_log_is_written() {
 
 /// Threads number their events in batches; a block's events still come in the order they
 /// happened. A block that thread A allocated, thread B (whose numbers lag behind A's) freed, and
-/// A allocated again is listed malloc, free, malloc, and the dump's header counts every event.
+/// A allocated again is listed malloc, free, malloc: without thread caches, and with them (the
+/// block comes back to A through its cache once B has exited). The dump's header counts every
+/// event.
 #[test]
 fn a_blocks_events_keep_their_order_across_threads() {
-    let o = run(
-        "events_across_threads",
-        &[],
-        &[("MALLOC_DEBUG", "1,quarantine=0,noleaks")],
-    );
-    o.assert_success();
-    let out = &o.stdout;
-    let block = out
-        .lines()
-        .find_map(|l| l.strip_prefix("BLOCK "))
-        .unwrap_or_else(|| panic!("{out}"));
-    assert!(out.contains("AGAIN same"), "{out}");
-    let head = out
-        .lines()
-        .find(|l| l.starts_with("Last events ("))
-        .unwrap_or_else(|| panic!("{out}"));
-    // Every call counted ("Calls : malloc 13 calloc 2 free 11, failed 0"), though the
-    // numbers have gaps.
-    let calls: u64 = out
-        .lines()
-        .find_map(|l| l.strip_prefix("Calls : "))
-        .and_then(|l| l.split(',').next())
-        .unwrap_or_else(|| panic!("{out}"))
-        .split_whitespace()
-        .filter_map(|w| w.parse::<u64>().ok())
-        .sum();
-    assert!(
-        calls > 20 && head.ends_with(&format!(" of {calls}):")),
-        "{head}\n{out}"
-    );
-    let events: Vec<(u64, &str, &str)> = out
-        .lines()
-        .skip_while(|l| !l.starts_with("Last events ("))
-        .filter_map(|l| l.strip_prefix("  #"))
-        .filter(|l| l.contains(block))
-        .map(|l| {
-            let w: Vec<&str> = l.split_whitespace().collect();
-            let op = w[3].split('(').next().unwrap();
-            (w[0].parse().unwrap(), w[2], op)
-        })
-        .collect();
-    let ops: Vec<&str> = events.iter().map(|e| e.2).collect();
-    assert_eq!(ops, ["malloc", "free", "malloc"], "{out}");
-    assert!(
-        events[0].0 < events[1].0 && events[1].0 < events[2].0,
-        "{events:?}"
-    );
-    // Freed by the other thread.
-    assert!(
-        events[0].1 == events[2].1 && events[0].1 != events[1].1,
-        "{events:?}"
-    );
+    for (debug, arg) in [("1,quarantine=0,noleaks", None), ("stats", Some("exit"))] {
+        let o = run(
+            "events_across_threads",
+            arg.as_slice(),
+            &[("MALLOC_DEBUG", debug)],
+        );
+        o.assert_success();
+        let out = &o.stdout;
+        let block = out
+            .lines()
+            .find_map(|l| l.strip_prefix("BLOCK "))
+            .unwrap_or_else(|| panic!("{out}"));
+        assert!(out.contains("AGAIN same"), "{debug}: {out}");
+        let head = out
+            .lines()
+            .find(|l| l.starts_with("Last events ("))
+            .unwrap_or_else(|| panic!("{out}"));
+        // Every call counted ("Calls : malloc 13 calloc 2 free 11, failed 0"), though the
+        // numbers have gaps.
+        let calls: u64 = out
+            .lines()
+            .find_map(|l| l.strip_prefix("Calls : "))
+            .and_then(|l| l.split(',').next())
+            .unwrap_or_else(|| panic!("{out}"))
+            .split_whitespace()
+            .filter_map(|w| w.parse::<u64>().ok())
+            .sum();
+        assert!(
+            calls > 20 && head.ends_with(&format!(" of {calls}):")),
+            "{head}\n{out}"
+        );
+        let events: Vec<(u64, &str, &str)> = out
+            .lines()
+            .skip_while(|l| *l != "=== log")
+            .filter_map(|l| l.strip_prefix("  #"))
+            .filter(|l| l.contains(block))
+            .map(|l| {
+                let w: Vec<&str> = l.split_whitespace().collect();
+                let op = w[3].split('(').next().unwrap();
+                (w[0].parse().unwrap(), w[2], op)
+            })
+            .collect();
+        let ops: Vec<&str> = events.iter().map(|e| e.2).collect();
+        assert_eq!(ops, ["malloc", "free", "malloc"], "{debug}: {out}");
+        assert!(
+            events[0].0 < events[1].0 && events[1].0 < events[2].0,
+            "{events:?}"
+        );
+        // Freed by the other thread.
+        assert!(
+            events[0].1 == events[2].1 && events[0].1 != events[1].1,
+            "{events:?}"
+        );
+    }
 }
 
 #[test]

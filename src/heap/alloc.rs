@@ -10,7 +10,7 @@ use crate::config::{self, Fail};
 use crate::debug::dress::Dress;
 use crate::debug::layout::layout;
 use crate::large::{LARGE, LargeState};
-use crate::log::seq::next_above;
+use crate::log::seq::{next_above, next_seq};
 use crate::report;
 use crate::size_class::{MIN_ALIGN, SMALL_MAX, aligned_class, class_of};
 use crate::sys;
@@ -163,23 +163,27 @@ fn zone_alloc(c: usize, size: usize, front: usize, op: Op, caller: usize, zero: 
     };
     a.live_bytes += size;
     a.live_blocks += 1;
-    drop(a);
     if !dbg.is_null() {
-        // The history is written after the unlock: its line is often cold, and a store miss
-        // inside the lock would stall the unlock. The slot is ours alone until we return it.
-        // Its sequence number is taken now, after the slot left the free list, so it is higher
-        // than that of the free that put the slot there.
-        // SAFETY: the slot's history entry, owned by this call like the slot.
-        unsafe { (*dbg).set_alloc(next_above((*dbg).last_stamp()), caller, tls::tid()) };
+        // Its line is often cold: fetched while the block is dressed.
+        crate::pad::prefetch(dbg as usize);
     }
+    drop(a);
     let user = slot + front;
     // A fresh slot reads as zero (with filling on, it is cleared all the same). Without
     // debugging, only calloc has anything to dress.
-    // SAFETY: [slot, slot_end), and the next slot's front canary if never used, are ours alone.
+    // SAFETY: [slot, slot_end), the next slot's front canary if never used, and the slot's
+    // history entry are ours alone.
     unsafe {
         if dressed || zero {
             Dress::zone(slot, slot_end, user, size, fresh && next_exists)
                 .new_block(zero, fresh && !lay.fill);
+        }
+        if !dbg.is_null() {
+            // The history is written after the unlock: a miss on its line inside the lock
+            // would stall the unlock. The slot is ours alone until we return it. Its sequence
+            // number is taken now, after the slot left the free list, and above the free that
+            // put the slot there.
+            (*dbg).set_alloc(next_above((*dbg).last_stamp()), caller, tls::tid());
         }
         if dressed {
             // The zone lives while this block is in it.
@@ -201,7 +205,9 @@ fn record_alloc(p: usize, caller: usize) {
         if let Some(i) = (*z).index_of(p)
             && let Some(d) = (*z).dbg(i)
         {
-            d.set_alloc(next_above(d.last_stamp()), caller, tls::tid());
+            // Above the slot's free: this thread freed it, or its cache took it in a refill
+            // (`tcache::refill`).
+            d.set_alloc(next_seq(), caller, tls::tid());
         }
     }
 }

@@ -280,19 +280,22 @@ fn finish_free(held: Held<'static>, caller: usize, seq: u64) -> usize {
                     )
                 };
                 a.live_bytes -= info.size;
+                if !dbg.is_null() {
+                    // Its line is often cold: fetched while the block is filled.
+                    crate::pad::prefetch(dbg as usize);
+                }
                 drop(a);
+                // SAFETY: the block is ours (quarantined) and no longer the program's; its
+                // state's zone lives while the block is in it.
+                unsafe { free_fill(info.user, info.size) };
                 if !dbg.is_null() {
                     // Written after the unlock (a cold line): the quarantined slot stays ours
                     // until we push it.
                     // SAFETY: the history entry of a slot only this call can release.
                     unsafe { (*dbg).set_free(above(seq, (*dbg).last_stamp()), caller, tls::tid()) };
                 }
-                // SAFETY: the block is ours (quarantined) and no longer the program's; its
-                // state's zone lives while the block is in it.
-                unsafe {
-                    free_fill(info.user, info.size);
-                    publish_state(state, State::Quarantined);
-                }
+                // SAFETY: as for the fill.
+                unsafe { publish_state(state, State::Quarantined) };
                 quarantine(info.user, info.size);
             } else {
                 // SAFETY: idx is a used slot of z, under the arena lock; the block is still

@@ -121,13 +121,29 @@ fn fresh() -> u64 {
     if !BATCHED.load(Ordering::Relaxed) {
         return SEQ.fetch_add(1, Ordering::Relaxed) + 1;
     }
+    new_batch(2) - 1
+}
+
+/// Takes a new batch for this thread: its numbers start at the counter's value + 1, and this
+/// thread's next number is the `k`th of them (1 or 2), which is returned.
+#[inline]
+fn new_batch(k: u64) -> u64 {
     let start = SEQ.fetch_add(BATCH, Ordering::Relaxed);
-    let word = (start / BATCH) << SHIFT | (BATCH + 2);
+    let word = (start / BATCH) << SHIFT | (BATCH + k);
     // SAFETY: our own TLS block; the word is only written whole.
     unsafe {
         AtomicU64::from_ptr(&raw mut (*tls::state()).seq_next).store(word, Ordering::Relaxed)
     };
-    start + 1
+    start + k
+}
+
+/// Moves this thread's next numbers above every number handed out so far: its cache of free
+/// slots takes slots that other threads freed, and the allocations of those need no look at
+/// their free's number (`next_seq` is above it).
+pub fn catch_up() {
+    if BATCHED.load(Ordering::Relaxed) {
+        new_batch(1);
+    }
 }
 
 /// The sequence number the heap gave to this thread's current event, or a new one.

@@ -334,6 +334,11 @@ unsafe fn take_inbox(area: *mut Area, ai: usize, c: usize) -> bool {
 #[inline(never)]
 #[unsafe(link_section = "ft_hot")]
 unsafe fn refill(area: *mut Area, c: usize) {
+    // The slots may have been freed by other threads: the allocations that take them are
+    // numbered after those frees.
+    if layout().debug_meta {
+        crate::log::seq::catch_up();
+    }
     // First the slots of this thread's arena that other threads freed.
     // SAFETY: our own TLS block.
     let home = unsafe { (*tls::state()).arena } as usize;
