@@ -170,3 +170,78 @@ pub fn take_seq() -> u64 {
 pub fn last() -> u64 {
     SEQ.load(Ordering::Relaxed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU64 as Max;
+
+    /// Numbers in batches, for every test of this binary (set once: the counter is rounded).
+    fn batched() {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| set_batched(true));
+    }
+
+    /// With batches: every number is unique, each thread's numbers rise, and `above` gives a
+    /// number above another thread's (the next allocation of a slot that thread freed).
+    #[test]
+    fn batched_numbers_are_unique_rise_and_pass_other_threads() {
+        batched();
+        let max = Max::new(0);
+        let per: Vec<Vec<u64>> = std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..4)
+                .map(|_| {
+                    sc.spawn(|| {
+                        let mut v = Vec::new();
+                        for i in 0..20_000 {
+                            let s = if i % 500 == 499 {
+                                let prev = max.load(Ordering::Relaxed);
+                                let s = next_above(prev);
+                                assert!(s > prev, "{s} after {prev}");
+                                s
+                            } else {
+                                next_seq()
+                            };
+                            max.fetch_max(s, Ordering::Relaxed);
+                            v.push(s);
+                        }
+                        v
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut all: Vec<u64> = per.iter().flatten().copied().collect();
+        for v in &per {
+            assert!(v.windows(2).all(|w| w[0] < w[1]));
+        }
+        let n = all.len();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), n, "a number was handed out twice");
+        assert!(all[0] > 0 && *all.last().unwrap() <= last());
+    }
+
+    /// A signal handler that interrupts a thread right after its increment ran past its batch
+    /// takes a new batch, not the next number (which belongs to another batch).
+    #[test]
+    fn past_a_batch_stays_invalid_for_a_handler() {
+        batched();
+        std::thread::spawn(|| {
+            let first = next_seq();
+            // SAFETY: this thread's own word.
+            let word = unsafe { &mut (*tls::state()).seq_next };
+            // The last number of this thread's batch is next.
+            *word = (first / BATCH) << SHIFT | (2 * BATCH - 1);
+            assert_eq!(next_seq(), first / BATCH * BATCH + BATCH - 1);
+            // The interrupted code's increment, then the handler's call.
+            // SAFETY: as above.
+            unsafe { bump(&raw mut (*tls::state()).seq_next) };
+            let top = last();
+            let h = next_seq();
+            assert!(h > top && last() > top, "{h} (counter {top})");
+        })
+        .join()
+        .unwrap();
+    }
+}
