@@ -213,6 +213,18 @@ fn one_leak(o: &Output, exe: &std::path::Path, bytes: usize, debug: &str) {
     leaks_are(o, exe, &[(bytes, 1)], debug);
 }
 
+/// Runs `tests/c/<name>.c` under `1`, `leaks` and `full`: it exits 0 printing `stdout`, and its
+/// leaks are `sites` (see `leaks_are`).
+fn leaks_in_every_mode(name: &str, stdout: &str, sites: &[(usize, usize)]) {
+    let exe = compile(name);
+    for debug in ["1", "leaks", "full"] {
+        let o = Run::new(&exe).env("MALLOC_DEBUG", debug).go();
+        assert_eq!(o.status, Some(0), "{debug}: {}", o.describe());
+        assert_eq!(o.stdout, stdout, "{debug}: {}", o.describe());
+        leaks_are(&o, &exe, sites, debug);
+    }
+}
+
 /// Two threads keep a 256 MiB block each in globals and main drops two more, all never
 /// touched: main's two are leaks, the threads' are not. Nor are a block whose only pointer lies
 /// in a touched 1 MiB block and one whose only pointer lies on the one touched page of an
@@ -291,13 +303,7 @@ fn leaks_after_the_main_thread_exited() {
 /// in the blocked thread's own frame still count as referenced.
 #[test]
 fn other_threads_stale_frames_hold_no_references() {
-    let exe = compile("leak_dead_thread");
-    for debug in ["1", "leaks", "full"] {
-        let o = Run::new(&exe).env("MALLOC_DEBUG", debug).go();
-        assert_eq!(o.status, Some(0), "{debug}: {}", o.describe());
-        assert_eq!(o.stdout, "threads 2\n", "{debug}: {}", o.describe());
-        leaks_are(&o, &exe, &[(3320, 16), (1720, 16)], debug);
-    }
+    leaks_in_every_mode("leak_dead_thread", "threads 2\n", &[(3320, 16), (1720, 16)]);
 }
 
 /// exit() from a thread while main waits in pthread_join: the check reads main's stack from its
@@ -306,18 +312,7 @@ fn other_threads_stale_frames_hold_no_references() {
 /// not.
 #[test]
 fn a_waiting_main_threads_stale_frame_holds_no_reference() {
-    let exe = compile("leak_main_waits");
-    for debug in ["1", "leaks", "full"] {
-        let o = Run::new(&exe).env("MALLOC_DEBUG", debug).go();
-        assert_eq!(o.status, Some(0), "{debug}: {}", o.describe());
-        assert_eq!(
-            o.stdout,
-            "exit from a thread\n",
-            "{debug}: {}",
-            o.describe()
-        );
-        leaks_are(&o, &exe, &[(4920, 16)], debug);
-    }
+    leaks_in_every_mode("leak_main_waits", "exit from a thread\n", &[(4920, 16)]);
 }
 
 /// A block referenced only from shared anonymous memory is reachable, as valgrind says (the
@@ -325,13 +320,7 @@ fn a_waiting_main_threads_stale_frame_holds_no_reference() {
 /// for a page, do not become resident); the dropped block is the one leak.
 #[test]
 fn shared_memory_holds_references() {
-    let exe = compile("leak_shared_memory");
-    for debug in ["1", "leaks", "full"] {
-        let o = Run::new(&exe).env("MALLOC_DEBUG", debug).go();
-        assert_eq!(o.status, Some(0), "{debug}: {}", o.describe());
-        assert_eq!(o.stdout, "shared\n", "{debug}: {}", o.describe());
-        one_leak(&o, &exe, 3131, debug);
-    }
+    leaks_in_every_mode("leak_shared_memory", "shared\n", &[(3131, 1)]);
 }
 
 /// Under a seccomp filter that kills the process for `mincore` (systemd's
