@@ -557,20 +557,20 @@ pub unsafe extern "C" fn sigaction(
     act: *const libc::sigaction,
     old: *mut libc::sigaction,
 ) -> c_int {
-    if let Some(i) = slot(sig) {
-        if INSTALLED.load(Ordering::Acquire) {
-            // SAFETY: the caller's pointers are valid or null per sigaction's contract.
-            unsafe {
-                let cur = &mut (*PROGRAM.0.get())[i];
-                if !old.is_null() {
-                    *old = *cur;
-                }
-                if !act.is_null() {
-                    *cur = *act;
-                }
+    if let Some(i) = slot(sig)
+        && INSTALLED.load(Ordering::Acquire)
+    {
+        // SAFETY: the caller's pointers are valid or null per sigaction's contract.
+        unsafe {
+            let cur = &mut (*PROGRAM.0.get())[i];
+            if !old.is_null() {
+                *old = *cur;
             }
-            return 0;
+            if !act.is_null() {
+                *cur = *act;
+            }
         }
+        return 0;
     }
     // SAFETY: forwarded unchanged to glibc.
     unsafe { __sigaction(sig, act, old) }

@@ -43,7 +43,7 @@ const FINE: usize = 20;
 #[unsafe(link_section = "ft_hot")]
 pub const fn class_of(n: usize) -> usize {
     if n <= 128 {
-        if n == 0 { 0 } else { (n + 15) / 16 - 1 }
+        if n == 0 { 0 } else { n.div_ceil(16) - 1 }
     } else {
         let m = n - 1;
         let k = (usize::BITS - 1 - m.leading_zeros()) as usize; // floor(log2(n-1)) >= 7

@@ -54,8 +54,7 @@ fn aborted_at_exit(o: &Output, first: &str) {
     assert_eq!(
         lines
             .iter()
-            .filter(|l| l.starts_with("ft_malloc[PID]"))
-            .last()
+            .rfind(|l| l.starts_with("ft_malloc[PID]"))
             .map(String::as_str),
         Some("ft_malloc[PID]: aborting (MALLOC_DEBUG on_error=abort; on_error=continue goes on)"),
         "{}",

@@ -17,8 +17,7 @@ fn program_block(out: &Output) -> u64 {
     let line = out
         .stdout
         .lines()
-        .filter(|l| l.starts_with("block 0x") || l.starts_with("try "))
-        .last()
+        .rfind(|l| l.starts_with("block 0x") || l.starts_with("try "))
         .unwrap_or_else(|| panic!("the program printed no block line: {}", out.describe()));
     hex_numbers(line)[0]
 }
@@ -52,8 +51,7 @@ fn assert_fault(out: &Output, want: &str, offset: i64) {
     let last = out
         .stderr
         .lines()
-        .filter(|l| l.starts_with("ft_malloc["))
-        .last()
+        .rfind(|l| l.starts_with("ft_malloc["))
         .unwrap_or("");
     assert_eq!(
         mask(last),

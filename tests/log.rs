@@ -34,7 +34,9 @@ fn hex(s: &str) -> u64 {
 
 /// Header keys, modules (base, path) and events (their stacks resolved) of a log; NUL bytes are
 /// skipped, every other line must be a valid record.
-fn parse(bytes: &[u8]) -> (Vec<(String, String)>, Vec<(u64, String)>, Vec<Ev>) {
+type Parsed = (Vec<(String, String)>, Vec<(u64, String)>, Vec<Ev>);
+
+fn parse(bytes: &[u8]) -> Parsed {
     let text: Vec<u8> = bytes.iter().copied().filter(|&b| b != 0).collect();
     let text = String::from_utf8(text).expect("log is UTF-8");
     let (mut hdr, mut mods, mut evs) = (vec![], vec![], vec![]);

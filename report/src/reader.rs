@@ -361,10 +361,7 @@ impl State {
     }
 
     fn drain(&mut self, all: bool) {
-        loop {
-            let Some(Reverse(top)) = self.ro.heap.peek() else {
-                break;
-            };
+        while let Some(Reverse(top)) = self.ro.heap.peek() {
             let top = *top;
             if top.seq == self.ro.next || all || self.ro.heap.len() > self.ro.window {
                 self.ro.heap.pop();

@@ -322,7 +322,7 @@ mod tests {
             x ^= x << 17;
             // Few distinct keys, many collisions and removals.
             let k = ((x % 5000) + 1) * 16;
-            if x % 3 == 0 {
+            if x.is_multiple_of(3) {
                 assert_eq!(m.remove(&k).map(|b| b.size), r.remove(&k));
             } else {
                 assert_eq!(m.insert(k, b(n)).map(|b| b.size), r.insert(k, n));

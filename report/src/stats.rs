@@ -272,7 +272,7 @@ impl Sink for Stats {
             s.live_blocks -= 1;
             self.touch(b.stack);
         }
-        if !ev.op.is_free() && !(ev.op.is_realloc() && ev.out == 0 && ev.size == 0) {
+        if !ev.op.is_free() && (!ev.op.is_realloc() || ev.out != 0 || ev.size != 0) {
             let s = self.site(ev.stack);
             s.calls += 1;
             if c.created {

@@ -252,7 +252,7 @@ extern "C" fn posix_memalign_impl(
     if let Some(f) = handed_on::<F>(Next::PosixMemalign, core::ptr::null_mut()) {
         return f(pp, a, n);
     }
-    if !a.is_power_of_two() || a % core::mem::size_of::<usize>() != 0 {
+    if !a.is_power_of_two() || !a.is_multiple_of(core::mem::size_of::<usize>()) {
         return libc::EINVAL;
     }
     let e = sys::errno();

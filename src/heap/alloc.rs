@@ -24,7 +24,7 @@ fn fail_injected(size: usize) -> bool {
     match c.fail {
         Fail::Off => false,
         Fail::Nth(n) => CALLS.fetch_add(1, Ordering::Relaxed) + 1 == n,
-        Fail::Every(n) => (CALLS.fetch_add(1, Ordering::Relaxed) + 1) % n == 0,
+        Fail::Every(n) => (CALLS.fetch_add(1, Ordering::Relaxed) + 1).is_multiple_of(n),
         Fail::Size(s) => size as u64 >= s,
     }
 }
@@ -75,10 +75,11 @@ pub(super) fn allocate_cap(
 /// or a LARGE block. Null when a mapping failed.
 #[unsafe(link_section = "ft_hot")]
 fn place(size: usize, cap: usize, align: usize, op: Op, caller: usize, zero: bool) -> *mut u8 {
-    if config::get().enabled && crate::guard::wants(size, align) {
-        if let Some(p) = crate::guard::allocate(size, cap, align, op, caller, zero) {
-            return p as *mut u8;
-        }
+    if config::get().enabled
+        && crate::guard::wants(size, align)
+        && let Some(p) = crate::guard::allocate(size, cap, align, op, caller, zero)
+    {
+        return p as *mut u8;
     }
     let lay = layout();
     let align = align.max(MIN_ALIGN);

@@ -87,13 +87,13 @@ fn classify(p: usize, info: &Info) -> Result<(), Bad> {
         };
     }
     if info.state != State::Used {
-        return Err(if p % MIN_ALIGN != 0 {
+        return Err(if !p.is_multiple_of(MIN_ALIGN) {
             Bad::Misaligned
         } else {
             Bad::InsideFreed
         });
     }
-    if p % MIN_ALIGN != 0 {
+    if !p.is_multiple_of(MIN_ALIGN) {
         Err(Bad::Misaligned)
     } else {
         Err(Bad::Interior)

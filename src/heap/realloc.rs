@@ -259,11 +259,12 @@ pub(super) fn usable_size_call(p: usize, caller: usize) -> usize {
             return 0;
         }
     };
-    if cfg.enabled && cfg.check {
-        if let Some(bad) = debug_checks(&info, Op::UsableSize, 0) {
-            report::bad_block(Op::UsableSize, p, bad, &with_history(info), caller);
-            return 0;
-        }
+    if cfg.enabled
+        && cfg.check
+        && let Some(bad) = debug_checks(&info, Op::UsableSize, 0)
+    {
+        report::bad_block(Op::UsableSize, p, bad, &with_history(info), caller);
+        return 0;
     }
     usable_from(&info)
 }

@@ -9,14 +9,13 @@ const K: usize = 1 << 10;
 const M: usize = 1 << 20;
 const LIMIT: usize = 64 * M;
 
+/// Ranges `(base, len)` a call gave back or opened.
+type Ranges = Vec<(usize, usize)>;
+/// Kernel calls a gather asked for: grow `(base, old, new)` or fill `(src, len, dst)`.
+type Moves = Vec<(usize, usize, usize)>;
+
 /// Puts a range, returning the ranges given back and the guard regions opened.
-fn put(
-    c: &mut Cache,
-    base: usize,
-    len: usize,
-    guard: usize,
-    limit: usize,
-) -> (Vec<(usize, usize)>, Vec<(usize, usize)>) {
+fn put(c: &mut Cache, base: usize, len: usize, guard: usize, limit: usize) -> (Ranges, Ranges) {
     let mut unmapped = Vec::new();
     let mut opened = Vec::new();
     c.put(
@@ -219,15 +218,7 @@ fn full_cache_makes_room() {
 /// Gathers a range of `len` bytes: the kernel calls are recorded, `grow` refuses the bases
 /// in `refuse` (as spanning several mappings) and `NOMEM` (for lack of memory), and moves a
 /// grown range to `0x9_0000_0000`.
-fn gather(
-    c: &mut Cache,
-    len: usize,
-    refuse: &[usize],
-) -> (
-    Option<Taken>,
-    Vec<(usize, usize, usize)>,
-    Vec<(usize, usize, usize)>,
-) {
+fn gather(c: &mut Cache, len: usize, refuse: &[usize]) -> (Option<Taken>, Moves, Moves) {
     let mut grown = Vec::new();
     let mut filled = Vec::new();
     let t = c.gather(

@@ -242,8 +242,9 @@ fn summary(t: &Totals, all: bool) {
     };
     amount(&mut l, t.leaked, b"unreachable block(s); ");
     amount(&mut l, t.reachable, b"block(s) still reachable");
-    // The parts said only when they count something.
-    let parts: [(&[u8], (usize, usize), &[u8]); 3] = [
+    // The parts said only when they count something: separator, (bytes, blocks), what.
+    type Part<'a> = (&'a [u8], (usize, usize), &'a [u8]);
+    let parts: [Part; 3] = [
         (
             b"; of the unreachable, ",
             t.indirect,

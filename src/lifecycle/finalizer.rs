@@ -43,13 +43,13 @@ fn exit_reports(floor: usize) {
     super::foreign::warn_at_exit();
     super::foreign::announce_exit();
     crate::log::close_at_exit();
-    if let OnError::Exit(n) = c.on_error {
-        if crate::report::ERRORS.load(Ordering::Relaxed) > 0 {
-            // Our destructor runs before libc flushes stdio at exit: flush it first.
-            // SAFETY: fflush(NULL) flushes every open stream; nothing is freed or allocated.
-            unsafe { libc::fflush(core::ptr::null_mut()) };
-            sys::exit_now(n);
-        }
+    if let OnError::Exit(n) = c.on_error
+        && crate::report::ERRORS.load(Ordering::Relaxed) > 0
+    {
+        // Our destructor runs before libc flushes stdio at exit: flush it first.
+        // SAFETY: fflush(NULL) flushes every open stream; nothing is freed or allocated.
+        unsafe { libc::fflush(core::ptr::null_mut()) };
+        sys::exit_now(n);
     }
 }
 

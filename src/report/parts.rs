@@ -142,19 +142,19 @@ pub(super) fn begin(kind: ErrorKind, caller: usize) -> bool {
             sys::abort();
         }
     }
-    if config::get().on_error != OnError::Abort {
-        if let Some(mut s) = SEEN.try_lock() {
-            let n = s.n;
-            for e in s.sites[..n].iter_mut() {
-                if e.0 == kind && e.1 == caller {
-                    e.2 += 1;
-                    return false;
-                }
+    if config::get().on_error != OnError::Abort
+        && let Some(mut s) = SEEN.try_lock()
+    {
+        let n = s.n;
+        for e in s.sites[..n].iter_mut() {
+            if e.0 == kind && e.1 == caller {
+                e.2 += 1;
+                return false;
             }
-            if n < 64 {
-                s.sites[n] = (kind, caller, 1);
-                s.n += 1;
-            }
+        }
+        if n < 64 {
+            s.sites[n] = (kind, caller, 1);
+            s.n += 1;
         }
     }
     // SAFETY: our own TLS block.

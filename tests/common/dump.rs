@@ -118,10 +118,10 @@ pub fn parse(text: &str) -> Result<Dump, String> {
             if b.start < z.addr {
                 return Err(err("block before its zone's address".into()));
             }
-            if let Some(prev) = z.blocks.last() {
-                if b.start < prev.end || b.start <= prev.start {
-                    return Err(err("block not after the previous one".into()));
-                }
+            if let Some(prev) = z.blocks.last()
+                && (b.start < prev.end || b.start <= prev.start)
+            {
+                return Err(err("block not after the previous one".into()));
             }
             z.blocks.push(b);
         } else {
@@ -136,13 +136,13 @@ pub fn parse(text: &str) -> Result<Dump, String> {
                 w[0].addr, w[1].addr
             ));
         }
-        if let Some(last) = w[0].blocks.last() {
-            if last.end > w[1].addr {
-                return Err(format!(
-                    "block {:X}-{:X} runs into the next zone {:X}",
-                    last.start, last.end, w[1].addr
-                ));
-            }
+        if let Some(last) = w[0].blocks.last()
+            && last.end > w[1].addr
+        {
+            return Err(format!(
+                "block {:X}-{:X} runs into the next zone {:X}",
+                last.start, last.end, w[1].addr
+            ));
         }
     }
     for z in &zones {

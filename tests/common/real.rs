@@ -30,10 +30,10 @@ pub fn run_real_suite(debug: Option<&str>) {
     let envs: Vec<(&str, &str)> = debug.map(|d| ("MALLOC_DEBUG", d)).into_iter().collect();
     for (name, check) in ALL {
         println!("== {name} (MALLOC_DEBUG={debug:?})");
-        if let Some(out) = check(&envs) {
-            if debug.is_none() {
-                assert_no_library_output(name, &out);
-            }
+        if let Some(out) = check(&envs)
+            && debug.is_none()
+        {
+            assert_no_library_output(name, &out);
         }
     }
 }
