@@ -32,9 +32,14 @@ fn rdtsc() -> u64 {
 /// Records the calibration start if the CPU says its TSC is invariant.
 #[cfg(target_arch = "x86_64")]
 pub(super) fn start_tsc() {
-    // cpuid is available on every x86_64 CPU; leaf 0x80000007 is checked before it is read.
-    let invariant = core::arch::x86_64::__cpuid(0x8000_0000).eax >= 0x8000_0007
-        && core::arch::x86_64::__cpuid(0x8000_0007).edx & (1 << 8) != 0;
+    // (`__cpuid` is a safe function in recent Rust releases, an unsafe one in older ones.)
+    #[allow(unused_unsafe)]
+    // SAFETY: cpuid is available on every x86_64 CPU; leaf 0x80000007 is checked before it is
+    // read.
+    let invariant = unsafe {
+        core::arch::x86_64::__cpuid(0x8000_0000).eax >= 0x8000_0007
+            && core::arch::x86_64::__cpuid(0x8000_0007).edx & (1 << 8) != 0
+    };
     if invariant {
         TSC_NS0.store(sys::now_ns(), Ordering::Relaxed);
         TSC0.store(rdtsc(), Ordering::Relaxed);

@@ -136,6 +136,7 @@ pub(super) static MAIN: AtomicU32 = AtomicU32::new(0);
 
 /// Longest `E` record: the tag, 5 decimals of at most 20 digits, the op, 2 pointers, the
 /// caller (18 bytes) or `@` and a stack id (11), the spaces and the newline.
+#[allow(dead_code)] // (read by the assertion below only, which older compilers do not count)
 const MAX_E_LINE: usize = 2 + 5 * (20 + 1) + 2 + 2 * 17 + 19 + 1;
 const _: () = assert!(MAX_E_LINE + SLACK <= MAX_LINE);
 
