@@ -7,7 +7,7 @@ use super::arena::{ARENAS, release_slot};
 use super::defer::defer_free;
 use super::lookup::{Held, NotHeld, freed_large, hold, with_history, zone_of};
 use super::release::{large_fill_quarantine, quarantine, shard_budget};
-use super::seq::stamp_free;
+use super::seq::{stamp_free, stamp_zone_free};
 use crate::block::{
     FREEING, Family, Info, Op, OpFamily, PackedDebug, QUARANTINED, State, USED, publish_state,
 };
@@ -15,11 +15,10 @@ use crate::config;
 use crate::debug::dress::free_fill;
 use crate::debug::layout::layout;
 use crate::debug::verify::{self, Problem};
-use crate::log::seq::{above, next_seq};
+use crate::log::seq::next_seq;
 use crate::pagemap;
 use crate::report::{self, Bad};
 use crate::sys;
-use crate::tls;
 
 /// Debug checks on a live block before it is freed or resized: family, sized delete (with
 /// `check`), canaries. Returns the first problem found.
@@ -219,7 +218,7 @@ fn keep_freed(p: usize, caller: usize, seq: u64) -> usize {
             unsafe {
                 (*z).meta(idx).state = QUARANTINED;
                 if let Some(d) = (*z).dbg(idx) {
-                    d.set_free(above(seq, d.last_stamp()), caller, tls::tid());
+                    stamp_zone_free(d, seq, caller);
                 }
             }
             a.live_bytes -= info.size;
@@ -292,7 +291,7 @@ fn finish_free(held: Held<'static>, caller: usize, seq: u64) -> usize {
                     // Written after the unlock (a cold line): the quarantined slot stays ours
                     // until we push it.
                     // SAFETY: the history entry of a slot only this call can release.
-                    unsafe { (*dbg).set_free(above(seq, (*dbg).last_stamp()), caller, tls::tid()) };
+                    unsafe { stamp_zone_free(&mut *dbg, seq, caller) };
                 }
                 // SAFETY: as for the fill.
                 unsafe { publish_state(state, State::Quarantined) };
@@ -302,7 +301,7 @@ fn finish_free(held: Held<'static>, caller: usize, seq: u64) -> usize {
                 // ours under the lock.
                 unsafe {
                     if let Some(d) = (*z).dbg(idx) {
-                        d.set_free(above(seq, d.last_stamp()), caller, tls::tid());
+                        stamp_zone_free(d, seq, caller);
                     }
                     free_fill(info.user, info.size);
                     release_slot(&mut a, z, idx);

@@ -6,7 +6,7 @@
 //! the address of one another thread freed is numbered after that free, as a zone slot's next
 //! allocation is numbered after its free (`log::seq::next_above`).
 
-use crate::block::DebugMeta;
+use crate::block::{DebugMeta, PackedDebug};
 use crate::large::Large;
 use crate::log::seq::{above, next_above};
 use crate::tls;
@@ -42,4 +42,11 @@ pub unsafe fn stamp_free(d: *mut Large, seq: u64, caller: usize) {
         (*d).dbg.free_tid = tls::tid();
         FREED.fetch_max(s, Ordering::Relaxed);
     }
+}
+
+/// Writes the free of a zone block by `caller` into its history `d`: `seq`, the free's sequence
+/// number, or a higher one (`above` the block's last stamp).
+#[inline]
+pub fn stamp_zone_free(d: &mut PackedDebug, seq: u64, caller: usize) {
+    d.set_free(above(seq, d.last_stamp()), caller, tls::tid());
 }

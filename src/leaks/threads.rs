@@ -117,14 +117,7 @@ fn waiting_from(tid: i32, start: usize, end: usize) -> Option<(usize, Waiting)> 
 fn run_time(tid: i32) -> Option<u64> {
     let mut text = [0u8; 128];
     let len = read_task_file(tid, b"/schedstat\0", &mut text)?;
-    let first = text[..len].split(|&b| b == b' ').next()?;
-    if first.is_empty() || first.len() > 19 {
-        return None;
-    }
-    first.iter().try_fold(0u64, |v, &c| {
-        let d = (c as char).to_digit(10)?;
-        Some(v * 10 + d as u64)
-    })
+    crate::fmt::parse_num(text[..len].split(|&b| b == b' ').next()?)
 }
 
 /// Reads /proc/thread-self/../TID`file` (`file` starts with '/' and ends with a NUL) into

@@ -448,11 +448,7 @@ unsafe fn push(area: *mut Area, p: usize, hist: Option<(u64, usize)>) -> Option<
         if let Some((seq, caller)) = hist
             && let Some(d) = (*z).dbg(i)
         {
-            d.set_free(
-                crate::log::seq::above(seq, d.last_stamp()),
-                caller,
-                tls::tid(),
-            );
+            crate::heap::seq::stamp_zone_free(d, seq, caller);
         }
         let e = [slot, (*z).meta.add(i) as usize];
         if area::remote(tls::state(), ai) {
