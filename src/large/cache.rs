@@ -27,7 +27,7 @@
 
 use super::index::{Bins, CELLS, Table, bin};
 
-pub const CACHE_SLOTS: usize = 512;
+pub const CACHE_SLOTS: usize = 2048;
 const _: () = assert!(CACHE_SLOTS * 2 <= CELLS && CACHE_SLOTS < u16::MAX as usize);
 const CACHE_MIN_BYTES: usize = 4 << 20;
 const CACHE_MAX_BYTES: usize = 256 << 20;

@@ -76,7 +76,10 @@ impl LargeState {
         len: usize,
         guard: usize,
     ) -> Option<(usize, usize, bool, bool)> {
-        if self.peak.note(self.live_bytes.saturating_add(len), len) {
+        if self
+            .peak
+            .note(self.live_bytes.saturating_add(len), len, sys::now_ns)
+        {
             self.purge();
         }
         if let Some(t) = self.cache.take(len, guard) {
@@ -201,7 +204,7 @@ impl LargeState {
     /// region behind a debugging-mode block, or 0), or unmaps it.
     #[unsafe(link_section = "ft_hot")]
     pub(crate) fn put_mapping(&mut self, base: usize, len: usize, cacheable: bool, guard: usize) {
-        if self.peak.note(self.live_bytes, 0) {
+        if self.peak.note(self.live_bytes, 0, sys::now_ns) {
             self.purge();
         }
         let limit = Cache::limit(self.live_bytes, self.peak.get(), self.peak.big());

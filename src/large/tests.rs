@@ -198,7 +198,7 @@ fn full_cache_makes_room() {
     for i in 0..super::CACHE_SLOTS {
         put(
             &mut c,
-            0x10_0000_0000 + i * 4 * M,
+            0x10_0000_0000 + i * 16 * M,
             M + i * 4 * K,
             0,
             1 << 40,
@@ -348,17 +348,27 @@ fn a_huge_range_is_kept_only_at_its_scale() {
 
 #[test]
 fn peak_is_forgotten_after_two_windows() {
+    use super::budget::WINDOW_NS;
     let mut p = Peak::EMPTY;
-    assert!(!p.note(100 * M, 50 * M));
+    // A clock far past the first window's opening.
+    let t0 = 10 * WINDOW_NS;
+    assert!(!p.note(100 * M, 50 * M, || t0));
     for _ in 0..1022 {
-        assert!(!p.note(10 * M, 0));
+        assert!(!p.note(10 * M, 0, || t0));
     }
     // The first window closes: its peak is still remembered.
-    assert!(p.note(10 * M, 0));
+    assert!(p.note(10 * M, 0, || t0));
     assert_eq!((p.get(), p.big()), (100 * M, 50 * M));
-    for _ in 0..1024 {
-        p.note(10 * M, M);
+    // The next one has its operations but not its time: it stays open, whatever the count.
+    for _ in 0..5000 {
+        assert!(!p.note(10 * M, M, || t0 + WINDOW_NS - 1));
     }
+    assert_eq!((p.get(), p.big()), (100 * M, 50 * M));
+    // Once its time is up, it closes within one clock reading: the old peak is forgotten.
+    let closed = (0..64)
+        .filter(|_| p.note(10 * M, M, || t0 + WINDOW_NS))
+        .count();
+    assert_eq!(closed, 1);
     assert_eq!((p.get(), p.big()), (10 * M, M));
 }
 
