@@ -81,9 +81,11 @@ fn init() {
     // SAFETY: single-threaded init (module invariant).
     unsafe { config::set(c) };
     if !c.enabled {
-        // The plain layout, written now so that the first malloc finds its page present.
+        // The plain layout and the stack depth (which a call that misses the thread cache
+        // reads), written now so that the first malloc finds their pages present.
         // SAFETY: single-threaded init.
         unsafe { crate::debug::LAYOUT.set(Layout::PLAIN) };
+        crate::site::set_depth(1);
         return;
     }
     // Reports must survive a program that closes stderr in an atexit handler: a copy of fd 2,
