@@ -32,6 +32,11 @@ fn a_forgotten_peak_is_purged() {
 }
 
 #[test]
+fn a_mass_free_keeps_its_pages_cached_until_malloc_trim() {
+    run("large_cache_mass_free", &[], &[]).assert_ok_clean();
+}
+
+#[test]
 fn tracing_alone_keeps_freed_large_pages_resident() {
     let dir = common::fresh_dir("large_cache_tracing_log");
     let log = format!("log={}", dir.join("l.log").display());
