@@ -6,8 +6,11 @@ use crate::tls::ThreadState;
 use crate::zone::Zone;
 use core::sync::atomic::{AtomicIsize, AtomicPtr, AtomicU32, AtomicU64, Ordering, compiler_fence};
 
-/// Slots, and bytes of slots, per class at most (the biggest class, 16 KiB, keeps 4).
-pub(super) const MAX_SLOTS: usize = 64;
+/// Slots, and bytes of slots, per class at most (the biggest class, 16 KiB, keeps 4). With 48
+/// slots a thread's TINY classes hold at most 144 KiB of free slots: with 64 (192 KiB) two
+/// threads of churning 16..512-byte blocks peaked 250 KiB higher (5.6 MiB against 5.4; glibc's
+/// malloc 4.5), at the same speed.
+pub(super) const MAX_SLOTS: usize = 48;
 pub(super) const MAX_BYTES: usize = 64 << 10;
 /// Slots a thread's first refill of a class takes (then twice as many each time, up to half the
 /// class's capacity): a thread that makes a few blocks of many sizes does not hold a page or
