@@ -1,8 +1,8 @@
 //! The LARGE mapping cache with debugging off (`MALLOC_DEBUG` unset) or tracing alone: freed
 //! pages kept resident for reuse, given back by malloc_trim and when RLIMIT_AS leaves no room
-//! for a new mapping, and blocks built on cached pages that hold what is written to them; and
-//! in every mode, ranges of blocks aligned beyond a page reused by the cache. One test per C
-//! program of `tests/c/`.
+//! for a new mapping, and blocks built on cached pages that hold what is written to them; in
+//! every mode, ranges of blocks aligned beyond a page reused by the cache; and, with debugging
+//! on too, blocks grown by realloc on cached pages. One test per C program of `tests/c/`.
 
 mod common;
 
@@ -23,6 +23,19 @@ fn realloc_on_cached_pages_keeps_the_content() {
     for mode in ["", "1", "full"] {
         let out = run("large_cache_realloc", &[], &[("MALLOC_DEBUG", mode)]);
         out.assert_ok_clean();
+    }
+}
+
+#[test]
+fn growth_by_realloc_faults_in_few_new_pages() {
+    for mode in ["", "1"] {
+        let out = run("large_cache_debug_growth", &[], &[("MALLOC_DEBUG", mode)]);
+        out.assert_ok_clean();
+        assert!(
+            out.stdout.contains("faults per round"),
+            "{}",
+            out.describe()
+        );
     }
 }
 

@@ -55,11 +55,16 @@ impl LargeState {
         } else {
             self.get_mapping(map_len, guard)
         };
-        let Some((base, got_len, dirty, guard_ready)) = got else {
+        let Some((base, got_len, mut dirty, guard_ready)) = got else {
             self.release_desc(d);
             return None;
         };
         let usable_len = got_len - guard;
+        if guard > 0 && !dirty && self.fill_from_cache(base, usable_len) > 0 {
+            // New pages for a debugging-mode block, whose region keeps `get_mapping` from
+            // gathering cached pages: cached ones are moved in, so they fault in no new page.
+            dirty = true;
+        }
         if guard > 0 && !guard_ready {
             // SAFETY: the guard region is the tail of the mapping we own.
             unsafe { super::region::close(base + usable_len, guard) };
@@ -219,6 +224,8 @@ impl LargeState {
             };
             let q = q as usize;
             super::region::close(q + new_usable, region);
+            // The pages the block grew by are new: cached ones are moved over them.
+            self.fill_from_cache(q + old_usable, new_usable - old_usable);
             if q != old_base {
                 // The old region behind stayed where it was (not counted as a mapping of its
                 // own: the moved block keeps the count).

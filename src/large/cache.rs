@@ -3,17 +3,19 @@
 //! split; neighbouring ranges merge. A request that no range fits is built on the resident
 //! pages the cache holds (`gather`): its largest range is grown by the kernel, and for a big
 //! request the rest is filled with pages moved out of other ranges, so only what the cache
-//! lacks is new memory. Bounded by 512 ranges and a byte budget (`limit`: what recent LARGE
+//! lacks is new memory. Bounded by 2048 ranges and a byte budget (`limit`: what recent LARGE
 //! use may need again), the smallest ranges given back first; a huge range (above 32 MiB) is
 //! kept only while the live LARGE bytes are at least half of it.
 //!
 //! A range may keep the inaccessible region that followed its block (debugging mode): its
 //! last `guard` bytes stay inaccessible (guard markers, or PROT_NONE where the kernel has no
 //! markers), so that the next block of the same layout carved from its top needs no system
-//! call. Such ranges are never gathered.
+//! call. Such ranges are never gathered, and a block with such a region is not built by
+//! gathering either: when no range fits it, its new pages (and those a block of that kind grows
+//! by) are replaced with pages moved out of the fronts of cached ranges (`fill_from`).
 //!
 //! Best fit, the smallest and the largest range are found through size bins, and a range's
-//! neighbours through address tables (`index`), so a call reads a few slots, not all 512.
+//! neighbours through address tables (`index`), so a call reads a few slots, not all 2048.
 //!
 //! `Cache` is bookkeeping only: the system calls it asks for (unmap a range, make a guard
 //! region accessible, grow or move pages) go through the caller's functions (`state` maps
@@ -38,6 +40,8 @@ const LIVE_SHARE: usize = 8;
 const GATHER_MIN: usize = 1 << 20;
 /// Ranges one request is gathered from, at most.
 const GATHER_PIECES: usize = 4;
+/// Cached ranges whose pages one new or grown debugging-mode block takes, at most.
+const FILL_PIECES: usize = 16;
 /// A freed range above this size is kept only while the live LARGE bytes are at least half
 /// of it (glibc gives such blocks back at once).
 const HUGE: usize = 32 << 20;
@@ -466,6 +470,69 @@ impl Cache {
             guard_ready: false,
             open: None,
         })
+    }
+
+    /// Moves cached pages over `[dst, dst + want)`, the fresh pages of a new or grown block,
+    /// by `fill(src, n, dst)`: from the front of the ranges with the most bytes before their
+    /// guard region, at least `PIECE_MIN` of them each (or all that is wanted), at most
+    /// `FILL_PIECES` ranges. The block then faults in no new page there. Returns how many
+    /// bytes from `dst` up were covered.
+    pub fn fill_from(
+        &mut self,
+        dst: usize,
+        want: usize,
+        fill: &mut impl FnMut(usize, usize, usize) -> bool,
+    ) -> usize {
+        let mut covered = 0;
+        let mut pieces = 0;
+        for _ in 0..FILL_PIECES * 2 {
+            if covered >= want || pieces == FILL_PIECES {
+                break;
+            }
+            let Some(i) = self.largest_movable(PIECE_MIN.min(want - covered)) else {
+                break;
+            };
+            let e = self.slots[i];
+            let n = (e.len - e.guard).min(want - covered);
+            if !fill(e.base, n, dst + covered) {
+                self.slots[i].stuck = true;
+                continue;
+            }
+            self.remove(i);
+            if e.len > n {
+                self.add(Entry {
+                    base: e.base + n,
+                    len: e.len - n,
+                    ..e
+                });
+            }
+            self.bytes -= n;
+            covered += n;
+            pieces += 1;
+        }
+        covered
+    }
+
+    /// The cached range with the most bytes before its guard region (at least `min`), not
+    /// stuck.
+    fn largest_movable(&self, min: usize) -> Option<usize> {
+        let mut best = None;
+        let mut best_len = 0;
+        for b in self.bins.used_downwards() {
+            for i in self.bins.slots(b) {
+                let e = &self.slots[i];
+                let n = e.len - e.guard;
+                if !e.stuck && n >= min.max(1) && n > best_len {
+                    best = Some(i);
+                    best_len = n;
+                }
+            }
+            // The ranges of lower bins are shorter than what this one can give.
+            if best.is_some() {
+                return best;
+            }
+        }
+        None
     }
 
     /// The largest cached range without a guard region of at least `min` bytes.

@@ -200,6 +200,20 @@ impl LargeState {
         self.cache.fits(len)
     }
 
+    /// Moves cached resident pages over the fresh `[dst, dst + len)` of a new or grown block
+    /// (`Cache::fill_from`). Returns how many bytes were covered.
+    pub(crate) fn fill_from_cache(&mut self, dst: usize, len: usize) -> usize {
+        let mut fill = |src: usize, n: usize, to: usize| {
+            // SAFETY: the front of a cached range, before its guard region, moved over fresh
+            // pages of a block under the lock: both ours, unused by anyone, disjoint.
+            unsafe { sys::move_fixed(src as *mut u8, n, to as *mut u8) }
+        };
+        let moved = self.cache.fill_from(dst, len, &mut fill);
+        // The pages' old addresses are unmapped; their new ones were counted already.
+        self.mapped_bytes -= moved;
+        moved
+    }
+
     /// Keeps a freed range in the cache (`guard`: its last bytes that are inaccessible, the
     /// region behind a debugging-mode block, or 0), or unmaps it.
     #[unsafe(link_section = "ft_hot")]

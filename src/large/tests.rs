@@ -326,6 +326,85 @@ fn gather_leaves_guard_regions_alone() {
     assert_eq!(c.bytes(), M);
 }
 
+/// Fills `want` bytes at `dst` from the cache; the sources in `refuse` are refused. Returns
+/// the bytes covered and the moves `(src, len, dst)` made.
+fn fill(c: &mut Cache, dst: usize, want: usize, refuse: &[usize]) -> (usize, Moves) {
+    let mut moves = Vec::new();
+    let covered = c.fill_from(dst, want, &mut |src, n, to| {
+        if refuse.contains(&src) {
+            return false;
+        }
+        moves.push((src, n, to));
+        true
+    });
+    (covered, moves)
+}
+
+#[test]
+fn fill_moves_the_fronts_of_the_largest_ranges_before_their_guard_regions() {
+    let mut c = Cache::EMPTY;
+    put(&mut c, 0x1000_0000, 512 * K, 64 * K, LIMIT);
+    put(&mut c, 0x2000_0000, 256 * K, 0, LIMIT);
+    put(&mut c, 0x3000_0000, 96 * K, 64 * K, LIMIT);
+    // 448 KiB before the first range's guard region, then the second range's front; the
+    // third has 32 KiB to give, less than a piece.
+    let (covered, moves) = fill(&mut c, 0x9_0000_0000, 600 * K, &[]);
+    assert_eq!(covered, 600 * K);
+    assert_eq!(
+        moves,
+        vec![
+            (0x1000_0000, 448 * K, 0x9_0000_0000),
+            (0x2000_0000, 152 * K, 0x9_0000_0000 + 448 * K),
+        ]
+    );
+    assert_eq!(
+        entries(&c),
+        vec![
+            Entry {
+                base: 0x1000_0000 + 448 * K,
+                len: 64 * K,
+                guard: 64 * K,
+                stuck: false,
+            },
+            Entry {
+                base: 0x2000_0000 + 152 * K,
+                len: 104 * K,
+                guard: 0,
+                stuck: false,
+            },
+            Entry {
+                base: 0x3000_0000,
+                len: 96 * K,
+                guard: 64 * K,
+                stuck: false,
+            },
+        ]
+    );
+    assert_eq!(c.bytes(), 264 * K);
+    // What is left is only guard regions and pieces under 64 KiB: a big request is not
+    // covered, a small one is.
+    let (covered, moves) = fill(&mut c, 0x9_0000_0000, M, &[]);
+    assert_eq!(covered, 104 * K);
+    assert_eq!(moves, vec![(0x2000_0000 + 152 * K, 104 * K, 0x9_0000_0000)]);
+    let (covered, moves) = fill(&mut c, 0x9_0000_0000, 16 * K, &[]);
+    assert_eq!(covered, 16 * K);
+    assert_eq!(moves, vec![(0x3000_0000, 16 * K, 0x9_0000_0000)]);
+}
+
+#[test]
+fn fill_skips_ranges_the_kernel_refuses() {
+    let mut c = Cache::EMPTY;
+    put(&mut c, 0x1000_0000, 2 * M, 0, LIMIT);
+    put(&mut c, 0x2000_0000, M, 0, LIMIT);
+    let (covered, moves) = fill(&mut c, 0x9_0000_0000, M, &[0x1000_0000]);
+    assert_eq!(covered, M);
+    assert_eq!(moves, vec![(0x2000_0000, M, 0x9_0000_0000)]);
+    // The refused range stays cached, marked, and is not tried again.
+    assert_eq!(c.bytes(), 2 * M);
+    assert!(entries(&c)[0].stuck);
+    assert_eq!(fill(&mut c, 0x9_0000_0000, M, &[]), (0, vec![]));
+}
+
 #[test]
 fn limit_follows_the_recent_peak() {
     // Steady use: the way back to the peak plus room for two of the largest requests, or an
