@@ -12,7 +12,8 @@
 //! markers), so that the next block of the same layout carved from its top needs no system
 //! call. Such ranges are never gathered, and a block with such a region is not built by
 //! gathering either: when no range fits it, its new pages (and those a block of that kind grows
-//! by) are replaced with pages moved out of the fronts of cached ranges (`fill_from`).
+//! by), from 256 KiB up, are replaced with pages moved out of the fronts of cached ranges
+//! (`fill_from`).
 //!
 //! Best fit, the smallest and the largest range are found through size bins, and a range's
 //! neighbours through address tables (`index`), so a call reads a few slots, not all 2048.
@@ -40,8 +41,12 @@ const LIVE_SHARE: usize = 8;
 const GATHER_MIN: usize = 1 << 20;
 /// Ranges one request is gathered from, at most.
 const GATHER_PIECES: usize = 4;
-/// Cached ranges whose pages one new or grown debugging-mode block takes, at most.
-const FILL_PIECES: usize = 16;
+/// Cached ranges whose pages one new or grown debugging-mode block takes, at most: each piece
+/// moved splits a kernel mapping or two, as a gathered block's do (`GATHER_PIECES`).
+const FILL_PIECES: usize = GATHER_PIECES;
+/// Fewest new bytes of a block that cached pages are moved over (a smaller block would split
+/// mappings for a few page faults: blocks of a few hundred KiB are the most numerous).
+const FILL_MIN: usize = 256 << 10;
 /// A freed range above this size is kept only while the live LARGE bytes are at least half
 /// of it (glibc gives such blocks back at once).
 const HUGE: usize = 32 << 20;
@@ -474,9 +479,9 @@ impl Cache {
 
     /// Moves cached pages over `[dst, dst + want)`, the fresh pages of a new or grown block,
     /// by `fill(src, n, dst)`: from the front of the ranges with the most bytes before their
-    /// guard region, at least `PIECE_MIN` of them each (or all that is wanted), at most
-    /// `FILL_PIECES` ranges. The block then faults in no new page there. Returns how many
-    /// bytes from `dst` up were covered.
+    /// guard region, at least `PIECE_MIN` of them each (or all that is still wanted), at most
+    /// `FILL_PIECES` ranges, and nothing when fewer than `FILL_MIN` bytes are wanted. The block
+    /// then faults in no new page there. Returns how many bytes from `dst` up were covered.
     pub fn fill_from(
         &mut self,
         dst: usize,
@@ -485,6 +490,9 @@ impl Cache {
     ) -> usize {
         let mut covered = 0;
         let mut pieces = 0;
+        if want < FILL_MIN {
+            return 0;
+        }
         for _ in 0..FILL_PIECES * 2 {
             if covered >= want || pieces == FILL_PIECES {
                 break;
@@ -527,7 +535,8 @@ impl Cache {
                     best_len = n;
                 }
             }
-            // The ranges of lower bins are shorter than what this one can give.
+            // The first bin with a range that gives enough: ranges of lower bins are shorter
+            // (one with a guard region here may give less than one of them: close enough).
             if best.is_some() {
                 return best;
             }

@@ -381,14 +381,34 @@ fn fill_moves_the_fronts_of_the_largest_ranges_before_their_guard_regions() {
         ]
     );
     assert_eq!(c.bytes(), 264 * K);
-    // What is left is only guard regions and pieces under 64 KiB: a big request is not
-    // covered, a small one is.
+    // The last bytes wanted may come from a piece under 64 KiB.
+    put(&mut c, 0x4000_0000, 272 * K, 0, LIMIT);
+    let (covered, moves) = fill(&mut c, 0x9_0000_0000, 300 * K, &[]);
+    assert_eq!(covered, 300 * K);
+    assert_eq!(
+        moves,
+        vec![
+            (0x4000_0000, 272 * K, 0x9_0000_0000),
+            (0x2000_0000 + 152 * K, 28 * K, 0x9_0000_0000 + 272 * K),
+        ]
+    );
+    // What is left is guard regions and pieces under 64 KiB: a big request is covered no
+    // further than they go. A block that grows by less than 256 KiB is not filled at all.
+    let (covered, _) = fill(&mut c, 0x9_0000_0000, M, &[]);
+    assert_eq!(covered, 76 * K);
+    put(&mut c, 0x5000_0000, M, 0, LIMIT);
+    assert_eq!(fill(&mut c, 0x9_0000_0000, 200 * K, &[]), (0, vec![]));
+}
+
+#[test]
+fn fill_takes_four_ranges_at_most() {
+    let mut c = Cache::EMPTY;
+    for k in 0..6 {
+        put(&mut c, 0x1000_0000 * (k + 1), 128 * K, 0, LIMIT);
+    }
     let (covered, moves) = fill(&mut c, 0x9_0000_0000, M, &[]);
-    assert_eq!(covered, 104 * K);
-    assert_eq!(moves, vec![(0x2000_0000 + 152 * K, 104 * K, 0x9_0000_0000)]);
-    let (covered, moves) = fill(&mut c, 0x9_0000_0000, 16 * K, &[]);
-    assert_eq!(covered, 16 * K);
-    assert_eq!(moves, vec![(0x3000_0000, 16 * K, 0x9_0000_0000)]);
+    assert_eq!((covered, moves.len()), (512 * K, 4));
+    assert_eq!(c.bytes(), 256 * K);
 }
 
 #[test]
