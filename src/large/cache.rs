@@ -415,7 +415,7 @@ impl Cache {
     /// the cached pages: the largest range without a guard region is grown to `len` by
     /// `grow(base, old_len, new_len)` (the kernel may move it), and for a request of at least
     /// `GATHER_MIN` bytes the pages behind it are filled by `fill(src, n, dst)` (moves `n`
-    /// bytes of pages from `src` to `dst`), taken from the top of the largest other ranges.
+    /// bytes of pages from `src` to `dst`), taken out of the other ranges (`move_into`).
     /// None, the cache unchanged, when nothing is cached or the kernel refuses to grow.
     pub fn gather(
         &mut self,
@@ -441,33 +441,8 @@ impl Cache {
             }
         };
         self.bytes -= e.len;
-        let mut covered = e.len;
-        let mut pieces = 1;
         if len >= GATHER_MIN {
-            for _ in 1..GATHER_PIECES * 2 {
-                let Some(i) = self.largest_plain(PIECE_MIN) else {
-                    break;
-                };
-                if covered >= len || pieces == GATHER_PIECES {
-                    break;
-                }
-                let p = self.slots[i];
-                let n = p.len.min(len - covered);
-                if !fill(p.base + p.len - n, n, base + covered) {
-                    self.slots[i].stuck = true;
-                    continue;
-                }
-                self.remove(i);
-                if p.len > n {
-                    self.add(Entry {
-                        len: p.len - n,
-                        ..p
-                    });
-                }
-                self.bytes -= n;
-                covered += n;
-                pieces += 1;
-            }
+            self.move_into(base + e.len, len - e.len, GATHER_PIECES - 1, fill);
         }
         Some(Taken {
             base,
@@ -477,24 +452,39 @@ impl Cache {
         })
     }
 
-    /// Moves cached pages over `[dst, dst + want)`, the fresh pages of a new or grown block,
-    /// by `fill(src, n, dst)`: from the front of the ranges with the most bytes before their
-    /// guard region, at least `PIECE_MIN` of them each (or all that is still wanted), at most
-    /// `FILL_PIECES` ranges, and nothing when fewer than `FILL_MIN` bytes are wanted. The block
-    /// then faults in no new page there. Returns how many bytes from `dst` up were covered.
+    /// Moves cached pages over `[dst, dst + want)`, the fresh pages of a new or grown block
+    /// (`move_into`, out of at most `FILL_PIECES` ranges; nothing when fewer than `FILL_MIN`
+    /// bytes are wanted): the block then faults in no new page there. Returns how many bytes
+    /// from `dst` up were covered.
     pub fn fill_from(
         &mut self,
         dst: usize,
         want: usize,
         fill: &mut impl FnMut(usize, usize, usize) -> bool,
     ) -> usize {
-        let mut covered = 0;
-        let mut pieces = 0;
         if want < FILL_MIN {
             return 0;
         }
-        for _ in 0..FILL_PIECES * 2 {
-            if covered >= want || pieces == FILL_PIECES {
+        self.move_into(dst, want, FILL_PIECES, fill)
+    }
+
+    /// Moves cached pages over `[dst, dst + want)` by `fill(src, n, dst)`, out of at most
+    /// `max_pieces` ranges, those with the most bytes before their guard region first, at least
+    /// `PIECE_MIN` of them each (or all that is still wanted). A range without a guard region
+    /// gives its top (its front may be where the block before it grows, `take_at`), one with a
+    /// guard region its front. A range the kernel refuses to move is marked and skipped.
+    /// Returns how many bytes from `dst` up were covered.
+    fn move_into(
+        &mut self,
+        dst: usize,
+        want: usize,
+        max_pieces: usize,
+        fill: &mut impl FnMut(usize, usize, usize) -> bool,
+    ) -> usize {
+        let mut covered = 0;
+        let mut pieces = 0;
+        for _ in 0..max_pieces * 2 {
+            if covered >= want || pieces == max_pieces {
                 break;
             }
             let Some(i) = self.largest_movable(PIECE_MIN.min(want - covered)) else {
@@ -502,14 +492,19 @@ impl Cache {
             };
             let e = self.slots[i];
             let n = (e.len - e.guard).min(want - covered);
-            if !fill(e.base, n, dst + covered) {
+            let (src, rest) = if e.guard == 0 {
+                (e.base + e.len - n, e.base)
+            } else {
+                (e.base, e.base + n)
+            };
+            if !fill(src, n, dst + covered) {
                 self.slots[i].stuck = true;
                 continue;
             }
             self.remove(i);
             if e.len > n {
                 self.add(Entry {
-                    base: e.base + n,
+                    base: rest,
                     len: e.len - n,
                     ..e
                 });

@@ -341,16 +341,16 @@ fn fill(c: &mut Cache, dst: usize, want: usize, refuse: &[usize]) -> (usize, Mov
 }
 
 #[test]
-fn fill_moves_the_fronts_of_the_largest_ranges_before_their_guard_regions() {
+fn fill_moves_pages_of_the_largest_ranges_and_leaves_guard_regions() {
     let mut c = Cache::EMPTY;
     put(&mut c, 0x1000_0000, 512 * K, 64 * K, LIMIT);
     put(&mut c, 0x2000_0000, 256 * K, 0, LIMIT);
     put(&mut c, 0x3000_0000, 96 * K, 64 * K, LIMIT);
-    // 448 KiB before the first range's guard region, then the second range's front; the
-    // third has 32 KiB to give, less than a piece.
+    // The 448 KiB before the first range's guard region (its front), then the top of the
+    // second range, which has none; the third has 32 KiB to give, less than a piece.
     let moves = vec![
         (0x1000_0000, 448 * K, 0x9_0000_0000),
-        (0x2000_0000, 152 * K, 0x9_0000_0000 + 448 * K),
+        (0x2000_0000 + 104 * K, 152 * K, 0x9_0000_0000 + 448 * K),
     ];
     assert_eq!(fill(&mut c, 0x9_0000_0000, 600 * K, &[]), (600 * K, moves));
     assert_eq!(
@@ -363,7 +363,7 @@ fn fill_moves_the_fronts_of_the_largest_ranges_before_their_guard_regions() {
                 stuck: false,
             },
             Entry {
-                base: 0x2000_0000 + 152 * K,
+                base: 0x2000_0000,
                 len: 104 * K,
                 guard: 0,
                 stuck: false,
@@ -381,7 +381,7 @@ fn fill_moves_the_fronts_of_the_largest_ranges_before_their_guard_regions() {
     put(&mut c, 0x4000_0000, 272 * K, 0, LIMIT);
     let moves = vec![
         (0x4000_0000, 272 * K, 0x9_0000_0000),
-        (0x2000_0000 + 152 * K, 28 * K, 0x9_0000_0000 + 272 * K),
+        (0x2000_0000 + 76 * K, 28 * K, 0x9_0000_0000 + 272 * K),
     ];
     assert_eq!(fill(&mut c, 0x9_0000_0000, 300 * K, &[]), (300 * K, moves));
     // What is left is guard regions and pieces under 64 KiB: a big request is covered no
@@ -408,7 +408,7 @@ fn fill_skips_ranges_the_kernel_refuses() {
     let mut c = Cache::EMPTY;
     put(&mut c, 0x1000_0000, 2 * M, 0, LIMIT);
     put(&mut c, 0x2000_0000, M, 0, LIMIT);
-    let (covered, moves) = fill(&mut c, 0x9_0000_0000, M, &[0x1000_0000]);
+    let (covered, moves) = fill(&mut c, 0x9_0000_0000, M, &[0x1000_0000 + M]);
     assert_eq!(covered, M);
     assert_eq!(moves, vec![(0x2000_0000, M, 0x9_0000_0000)]);
     // The refused range stays cached, marked, and is not tried again.
