@@ -49,6 +49,15 @@ fn a_mass_free_keeps_its_pages_cached_until_malloc_trim() {
     run("large_cache_mass_free", &[], &[]).assert_ok_clean();
 }
 
+/// The same with 3400 ranges of 40 KiB apart at once (the odd blocks of 6800), then 266 MiB
+/// freed in all: kept up to the recent peak, with debugging off and with `leaks`.
+#[test]
+fn a_big_mass_free_keeps_its_pages_cached_until_malloc_trim() {
+    for env in [&[][..], &[("MALLOC_DEBUG", "leaks")][..]] {
+        run("large_cache_mass_free", &["6800", "40"], env).assert_ok_clean();
+    }
+}
+
 #[test]
 fn tracing_alone_keeps_freed_large_pages_resident() {
     let dir = common::fresh_dir("large_cache_tracing_log");

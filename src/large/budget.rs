@@ -1,11 +1,10 @@
-//! The recent peak of LARGE bytes in use and the recent largest LARGE request, which bound
-//! the mapping cache (`Cache::limit`): the highest values seen during the current window of
-//! LARGE allocations and frees and during the window before it, so a peak is remembered for
-//! one to two windows and then forgotten. A window lasts at least 1024 operations and at least
-//! 100 ms, so a program that frees its big blocks all at once (at the end of a phase, or
-//! before it exits) keeps them cached rather than paying a system call for each. When a window
-//! closes, the cache gives back what the lower bound no longer allows (the delayed purge,
-//! `LargeState::purge`).
+//! The recent peak of the LARGE mappings in use (in bytes) and the recent largest LARGE request,
+//! which bound the mapping cache (`Cache::limit`): the highest values seen during the current
+//! window of LARGE allocations and frees and during the window before it, so a peak is remembered
+//! for one to two windows and then forgotten. A window lasts at least 1024 operations and at least
+//! 100 ms, so a program that frees its big blocks all at once (at the end of a phase, or before it
+//! exits) keeps them cached rather than paying a system call for each. When a window closes, the
+//! cache gives back what the lower bound no longer allows (the delayed purge, `LargeState::purge`).
 
 /// LARGE allocations and frees per window, at least.
 const WINDOW: u32 = 1024;

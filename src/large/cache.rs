@@ -3,9 +3,11 @@
 //! split; neighbouring ranges merge. A request that no range fits is built on the resident
 //! pages the cache holds (`gather`): its largest range is grown by the kernel, and for a big
 //! request the rest is filled with pages moved out of other ranges, so only what the cache
-//! lacks is new memory. Bounded by 2048 ranges and a byte budget (`limit`: what recent LARGE
+//! lacks is new memory. Bounded by 4096 ranges and a byte budget (`limit`: what recent LARGE
 //! use may need again), the smallest ranges given back first; a huge range (above 32 MiB) is
-//! kept only while the live LARGE bytes are at least half of it.
+//! kept only while the LARGE pages in use are at least half of it. A program that frees its
+//! blocks at the end of a phase thus keeps up to its recent peak resident (at most 1 GiB), as
+//! glibc's heap keeps what is freed in it, rather than paying a system call per block.
 //!
 //! A range may keep the inaccessible region that followed its block (debugging mode): its
 //! last `guard` bytes stay inaccessible (guard markers, or PROT_NONE where the kernel has no
@@ -16,7 +18,7 @@
 //! (`fill_from`).
 //!
 //! Best fit, the smallest and the largest range are found through size bins, and a range's
-//! neighbours through address tables (`index`), so a call reads a few slots, not all 2048.
+//! neighbours through address tables (`index`), so a call reads a few slots, not all 4096.
 //!
 //! `Cache` is bookkeeping only: the system calls it asks for (unmap a range, make a guard
 //! region accessible, grow or move pages) go through the caller's functions (`state` maps
@@ -30,10 +32,10 @@
 
 use super::index::{Bins, CELLS, Table, bin};
 
-pub const CACHE_SLOTS: usize = 2048;
+pub const CACHE_SLOTS: usize = 4096;
 const _: () = assert!(CACHE_SLOTS * 2 <= CELLS && CACHE_SLOTS < u16::MAX as usize);
 const CACHE_MIN_BYTES: usize = 4 << 20;
-const CACHE_MAX_BYTES: usize = 256 << 20;
+const CACHE_MAX_BYTES: usize = 1 << 30;
 /// Churn at a steady level keeps up to this share of the live LARGE bytes cached.
 const LIVE_SHARE: usize = 8;
 /// A request this big may be gathered from several ranges (each piece is a kernel mapping of
@@ -216,11 +218,11 @@ impl Cache {
             .or_else(|| self.shortest_in(self.bins.used_from(b + 1)?, 0))
     }
 
-    /// Bytes the cache may hold with `live_bytes` LARGE bytes in use, a recent peak of `peak`
-    /// LARGE bytes and a recent largest request of `big` bytes: what it takes to get back to
-    /// that peak without new memory, plus room for two such requests, at least 4 MiB and an
-    /// eighth of the live bytes (churn at a steady level reuses resident pages); never more
-    /// than the recent peak or twice the live bytes, whichever is more, nor 256 MiB.
+    /// Bytes the cache may hold with `live_bytes` bytes of LARGE mappings in use, a recent peak
+    /// of `peak` such bytes and a recent largest request of `big` bytes: what it takes to get
+    /// back to that peak without new memory, plus room for two such requests, at least 4 MiB
+    /// and an eighth of the live bytes (churn at a steady level reuses resident pages); never
+    /// more than the recent peak or twice the live bytes, whichever is more, nor 1 GiB.
     pub fn limit(live_bytes: usize, peak: usize, big: usize) -> usize {
         let cap = live_bytes
             .saturating_mul(2)
@@ -235,9 +237,9 @@ impl Cache {
             .min(cap)
     }
 
-    /// Whether a freed range of `len` bytes is worth keeping with `live_bytes` LARGE bytes in
-    /// use: a huge one only while the program works at that scale, so that a single huge
-    /// block, once freed, does not stay resident.
+    /// Whether a freed range of `len` bytes is worth keeping with `live_bytes` bytes of LARGE
+    /// mappings in use: a huge one only while the program works at that scale, so that a single
+    /// huge block, once freed, does not stay resident.
     pub fn worth_keeping(len: usize, live_bytes: usize) -> bool {
         len <= HUGE || len <= live_bytes.saturating_mul(2)
     }

@@ -16,7 +16,7 @@ pub const BINS: usize = 64;
 /// Cells of an address table: at least twice the slots it indexes (asserted where the cache
 /// sizes them), so that probes stay short and a table is never full, which `insert` and `find`
 /// rely on. Slot numbers + 1 must fit a `u16`.
-pub const CELLS: usize = 4096;
+pub const CELLS: usize = 8192;
 const BIN_UNIT_SHIFT: u32 = 12;
 
 /// The bin of a range of `len` bytes (non-decreasing in `len`).

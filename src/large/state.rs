@@ -25,7 +25,7 @@ pub struct LargeState {
     pub live: *mut Large,
     slab: Slab,
     cache: Cache,
-    /// The recent peak of `live_bytes`, which bounds the cache.
+    /// The recent peak of the LARGE pages in use (`in_use`), which bounds the cache.
     peak: Peak,
     /// The guard layer's pools and page bank (`guard/` owns their logic).
     pub guarded: GuardedStore,
@@ -52,6 +52,14 @@ pub static LARGE: Mutex<LargeState> = Mutex::new(LargeState {
 });
 
 impl LargeState {
+    /// Bytes of the LARGE mappings in use: what the blocks take in pages (their rounding, the
+    /// headroom of a block grown in place, a debugging-mode block's canary and region), where
+    /// `live_bytes` counts what the program asked for. The cache's bound follows it, so that the
+    /// pages a program gives back, up to its recent peak, stay resident for reuse.
+    fn in_use(&self) -> usize {
+        self.mapped_bytes.saturating_sub(self.cache.bytes())
+    }
+
     /// A descriptor from the slab.
     pub fn new_desc(&mut self) -> Option<*mut Large> {
         self.slab.take()
@@ -78,9 +86,9 @@ impl LargeState {
     ) -> Option<(usize, usize, bool, bool)> {
         if self
             .peak
-            .note(self.live_bytes.saturating_add(len), len, sys::now_ns)
+            .note(self.in_use().saturating_add(len), len, sys::now_ns)
         {
-            self.purge();
+            self.purge(self.in_use());
         }
         if let Some(t) = self.cache.take(len, guard) {
             if let Some((p, l)) = t.open {
@@ -116,9 +124,10 @@ impl LargeState {
     #[inline(never)]
     #[unsafe(link_section = "ft_hot")]
     fn map_carved(&mut self, len: usize) -> Option<usize> {
+        // (The block's pages are in use, the rest of the chunk is about to be cached.)
+        let limit = Cache::limit(self.in_use() + len, self.peak.get(), self.peak.big());
         let base = sys::map(CARVE_CHUNK)? as usize;
         self.mapped_bytes += CARVE_CHUNK;
-        let limit = Cache::limit(self.live_bytes, self.peak.get(), self.peak.big());
         let mapped = &mut self.mapped_bytes;
         let mut unmap = |b: usize, l: usize| {
             *mapped -= l;
@@ -139,12 +148,13 @@ impl LargeState {
     }
 
     /// The delayed purge: once a window of LARGE allocations and frees closes, the cache gives
-    /// back what the recent peak no longer accounts for (its smallest ranges first).
+    /// back what the recent peak no longer accounts for (its smallest ranges first), with
+    /// `live` bytes of LARGE mappings in use.
     #[cold]
     #[inline(never)]
     #[unsafe(link_section = "ft_hot")]
-    fn purge(&mut self) {
-        let limit = Cache::limit(self.live_bytes, self.peak.get(), self.peak.big());
+    fn purge(&mut self, live: usize) {
+        let limit = Cache::limit(live, self.peak.get(), self.peak.big());
         let mapped = &mut self.mapped_bytes;
         let mut unmap = |b: usize, l: usize| {
             *mapped -= l;
@@ -218,17 +228,22 @@ impl LargeState {
     /// region behind a debugging-mode block, or 0), or unmaps it.
     #[unsafe(link_section = "ft_hot")]
     pub(crate) fn put_mapping(&mut self, base: usize, len: usize, cacheable: bool, guard: usize) {
-        if self.peak.note(self.live_bytes, 0, sys::now_ns) {
-            self.purge();
+        // The level the block's pages reached counts for the peak (a block grown in place took
+        // pages no allocation noted); once freed, its range is no longer in use, though still
+        // mapped and not yet cached.
+        let before = self.in_use();
+        let live = before.saturating_sub(len);
+        if self.peak.note(before, 0, sys::now_ns) {
+            self.purge(live);
         }
-        let limit = Cache::limit(self.live_bytes, self.peak.get(), self.peak.big());
+        let limit = Cache::limit(live, self.peak.get(), self.peak.big());
         let mapped = &mut self.mapped_bytes;
         let mut unmap = |b: usize, l: usize| {
             *mapped -= l;
             // SAFETY: a freed block's range, unregistered, or a cached one: nobody uses it.
             unsafe { sys::unmap(b as *mut u8, l) };
         };
-        if !cacheable || len > limit || !Cache::worth_keeping(len, self.live_bytes) {
+        if !cacheable || len > limit || !Cache::worth_keeping(len, live) {
             unmap(base, len);
             return;
         }

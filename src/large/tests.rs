@@ -198,7 +198,7 @@ fn full_cache_makes_room() {
     for i in 0..super::CACHE_SLOTS {
         put(
             &mut c,
-            0x10_0000_0000 + i * 16 * M,
+            0x10_0000_0000 + i * 32 * M,
             M + i * 4 * K,
             0,
             1 << 40,
@@ -206,12 +206,12 @@ fn full_cache_makes_room() {
     }
     assert_eq!(entries(&c).len(), super::CACHE_SLOTS);
     // A bigger range takes the slot of the smallest (the first).
-    let (gone, _) = put(&mut c, 0x20_0000_0000, 2 * M, 0, 1 << 40);
+    let (gone, _) = put(&mut c, 0x40_0000_0000, 2 * M, 0, 1 << 40);
     assert_eq!(gone, vec![(0x10_0000_0000, M)]);
     assert_eq!(entries(&c).len(), super::CACHE_SLOTS);
     // A smaller one than all of them is given back itself.
-    let (gone, _) = put(&mut c, 0x30_0000_0000, M / 2, 0, 1 << 40);
-    assert_eq!(gone, vec![(0x30_0000_0000, M / 2)]);
+    let (gone, _) = put(&mut c, 0x50_0000_0000, M / 2, 0, 1 << 40);
+    assert_eq!(gone, vec![(0x50_0000_0000, M / 2)]);
     assert_eq!(entries(&c).len(), super::CACHE_SLOTS);
 }
 
@@ -424,10 +424,11 @@ fn limit_follows_the_recent_peak() {
     assert_eq!(Cache::limit(20 * M, 21 * M, 64 * K), M + 4 * M);
     assert_eq!(Cache::limit(400 * M, 401 * M, 64 * K), M + 50 * M);
     assert_eq!(Cache::limit(20 * M, 36 * M, 4 * M), 16 * M + 8 * M);
-    // Never more than the peak (or twice the live bytes), nor 256 MiB.
+    // Never more than the peak (or twice the live bytes), nor 1 GiB.
     assert_eq!(Cache::limit(4 * M, 36 * M, 8 * M), 36 * M);
     assert_eq!(Cache::limit(0, 0, 0), 4 * M);
-    assert_eq!(Cache::limit(2048 * M, 4096 * M, 64 * M), 256 * M);
+    assert_eq!(Cache::limit(2048 * M, 4096 * M, 64 * M), 1024 * M);
+    assert_eq!(Cache::limit(200 * M, 300 * M, 64 * K), 100 * M + 25 * M);
 }
 
 #[test]
