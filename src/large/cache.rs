@@ -249,9 +249,13 @@ impl Cache {
         self.bytes
     }
 
-    /// The cached ranges.
+    /// The cached ranges (read from the slots used so far only: the rest, never written, stay
+    /// off the process's resident pages when a dump or the exit leak check lists the ranges).
     pub fn entries(&self) -> impl Iterator<Item = Entry> + '_ {
-        self.slots.iter().copied().filter(|e| e.base != 0)
+        self.slots[..self.fresh]
+            .iter()
+            .copied()
+            .filter(|e| e.base != 0)
     }
 
     /// The best fitting range of at least `len` bytes, split when much larger. With
