@@ -12,9 +12,9 @@
 //! A range may keep the inaccessible region that followed its block (debugging mode): its
 //! last `guard` bytes stay inaccessible (guard markers, or PROT_NONE where the kernel has no
 //! markers), so that the next block of the same layout carved from its top needs no system
-//! call. Such ranges are never gathered, and a block with such a region is not built by
-//! gathering either: when no range fits it, its new pages (and those a block of that kind grows
-//! by), from 256 KiB up, are replaced with pages moved out of the fronts of cached ranges
+//! call. Such a range is never the one a gathering grows, and a block with such a region is not
+//! built by gathering either: when no range fits it, its new pages (and those a block of that
+//! kind grows by), from 256 KiB up, are replaced with pages moved out of cached ranges
 //! (`fill_from`).
 //!
 //! Best fit, the smallest and the largest range are found through size bins, and a range's

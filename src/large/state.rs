@@ -39,6 +39,15 @@ pub struct LargeState {
 // SAFETY: the raw pointers are only followed under the LARGE lock.
 unsafe impl Send for LargeState {}
 
+/// The cache's `fill` (`Cache::gather`, `Cache::fill_from`): moves the `n` bytes of pages at
+/// `src`, part of a cached range before any guard region of it, over `dst`, the fresh pages of
+/// the range or block being built. False when the kernel refuses.
+fn move_cached(src: usize, n: usize, dst: usize) -> bool {
+    // SAFETY: the cache hands over only ranges it holds (ours, unused by anyone) and the fresh
+    // pages of what the caller builds under the LARGE lock; the two are disjoint.
+    unsafe { sys::move_fixed(src as *mut u8, n, dst as *mut u8) }
+}
+
 pub static LARGE: Mutex<LargeState> = Mutex::new(LargeState {
     live: core::ptr::null_mut(),
     slab: Slab::EMPTY,
@@ -178,12 +187,7 @@ impl LargeState {
                 None => Grown::Stuck,
             }
         };
-        let mut fill = |src: usize, n: usize, dst: usize| {
-            // SAFETY: the top of a cached range moved over the fresh part of the range being
-            // built: both ours, unused and disjoint.
-            unsafe { sys::move_fixed(src as *mut u8, n, dst as *mut u8) }
-        };
-        let t = self.cache.gather(len, &mut grow, &mut fill)?;
+        let t = self.cache.gather(len, &mut grow, &mut move_cached)?;
         self.mapped_bytes += t.len - (held - self.cache.bytes());
         Some(t.base)
     }
@@ -213,12 +217,7 @@ impl LargeState {
     /// Moves cached resident pages over the fresh `[dst, dst + len)` of a new or grown block
     /// (`Cache::fill_from`). Returns how many bytes were covered.
     pub(crate) fn fill_from_cache(&mut self, dst: usize, len: usize) -> usize {
-        let mut fill = |src: usize, n: usize, to: usize| {
-            // SAFETY: the front of a cached range, before its guard region, moved over fresh
-            // pages of a block under the lock: both ours, unused by anyone, disjoint.
-            unsafe { sys::move_fixed(src as *mut u8, n, to as *mut u8) }
-        };
-        let moved = self.cache.fill_from(dst, len, &mut fill);
+        let moved = self.cache.fill_from(dst, len, &mut move_cached);
         // The pages' old addresses are unmapped; their new ones were counted already.
         self.mapped_bytes -= moved;
         moved
