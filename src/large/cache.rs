@@ -431,7 +431,7 @@ impl Cache {
     ) -> Option<Taken> {
         let mut tries = 0;
         let (e, base) = loop {
-            let i = self.largest_plain(0)?;
+            let i = self.largest(0, true)?;
             let e = self.slots[i];
             if e.len >= len || tries == GATHER_PIECES {
                 return None;
@@ -493,7 +493,7 @@ impl Cache {
             if covered >= want || pieces == max_pieces {
                 break;
             }
-            let Some(i) = self.largest_movable(PIECE_MIN.min(want - covered)) else {
+            let Some(i) = self.largest(PIECE_MIN.min(want - covered), false) else {
                 break;
             };
             let e = self.slots[i];
@@ -523,40 +523,21 @@ impl Cache {
     }
 
     /// The cached range with the most bytes before its guard region (at least `min`), not
-    /// stuck.
-    fn largest_movable(&self, min: usize) -> Option<usize> {
+    /// stuck; with `plain`, only ranges without a guard region.
+    fn largest(&self, min: usize, plain: bool) -> Option<usize> {
         let mut best = None;
         let mut best_len = 0;
         for b in self.bins.used_downwards() {
             for i in self.bins.slots(b) {
                 let e = &self.slots[i];
                 let n = e.len - e.guard;
-                if !e.stuck && n >= min.max(1) && n > best_len {
+                if (!plain || e.guard == 0) && !e.stuck && n >= min.max(1) && n > best_len {
                     best = Some(i);
                     best_len = n;
                 }
             }
             // The first bin with a range that gives enough: ranges of lower bins are shorter
             // (one with a guard region here may give less than one of them: close enough).
-            if best.is_some() {
-                return best;
-            }
-        }
-        None
-    }
-
-    /// The largest cached range without a guard region of at least `min` bytes.
-    fn largest_plain(&self, min: usize) -> Option<usize> {
-        for b in self.bins.used_downwards() {
-            let mut best = None;
-            let mut best_len = 0;
-            for i in self.bins.slots(b) {
-                let e = &self.slots[i];
-                if e.guard == 0 && !e.stuck && e.len >= min.max(1) && e.len > best_len {
-                    best = Some(i);
-                    best_len = e.len;
-                }
-            }
             if best.is_some() {
                 return best;
             }
