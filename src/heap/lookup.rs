@@ -246,7 +246,7 @@ pub(super) fn hold(p: usize) -> Result<Held<'static>, NotHeld> {
         return Err(NotHeld::Bad(Bad::NotOurs, None));
     };
     let info = zone_info_lean(zr, idx);
-    if info.state == State::Free && idx as u32 >= zr.hiwater {
+    if info.state == State::Free && idx as u16 >= zr.hiwater {
         return Err(NotHeld::Bad(Bad::NotOurs, None));
     }
     match classify(p, &info) {

@@ -46,28 +46,26 @@ use crate::size_class::{
 };
 use crate::sys;
 
+/// A zone's header: on its first cache line what finding a slot from a pointer reads (every
+/// free), on its second what the locked paths write (lists, counts). Threads that share an
+/// arena refill and flush the same zones: their writes then leave the line every free reads
+/// alone. Slot indices fit in 16 bits (`free_head` links them, `NO_LINK` above them).
 #[repr(C, align(64))]
 pub struct Zone {
     pub data: usize,
     pub data_len: usize,
+    pub magic: u64,
+    pub meta: *mut BlockMeta,
     /// The data mapping (with its guard pages, if any).
     pub map_base: usize,
     pub map_len: usize,
-    pub magic: u64,
     pub block_size: u32,
     pub nblocks: u32,
-    pub bump: u32,
-    pub nfree: u32,
-    pub nused: u32,
-    pub hiwater: u32,
     pub class: u8,
     pub arena: u8,
-    pub in_partial: bool,
-    pub free_head: u16,
-    pub meta: *mut BlockMeta,
+    pub dbg: *mut PackedDebug,
     /// Data below this address is entered in the page map.
     pub reg_end: usize,
-    pub dbg: *mut PackedDebug,
     /// Links in the arena's list of zones with free slots of this class (`next` also links
     /// cached headers).
     pub next: *mut Zone,
@@ -75,6 +73,12 @@ pub struct Zone {
     /// Links in the arena's list of all zones.
     pub all_next: *mut Zone,
     pub all_prev: *mut Zone,
+    pub bump: u32,
+    pub nused: u32,
+    pub nfree: u16,
+    pub hiwater: u16,
+    pub in_partial: bool,
+    pub free_head: u16,
 }
 
 const _: () = assert!(core::mem::size_of::<Zone>() == 128);
@@ -451,9 +455,9 @@ impl Zone {
             self.bump += 1;
             i
         };
-        let fresh = i as u32 >= self.hiwater;
+        let fresh = i as u16 >= self.hiwater;
         if fresh {
-            self.hiwater = i as u32 + 1;
+            self.hiwater = i as u16 + 1;
         }
         self.nused += 1;
         Some((i, fresh))
