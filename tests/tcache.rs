@@ -117,6 +117,19 @@ fn blocks_freed_by_another_thread_come_back() {
     }
 }
 
+/// With debugging off, a thread keeps the blocks it frees, whichever thread allocated them, and
+/// takes them back first: the 200 blocks another thread allocated and this one freed are its
+/// next 200 blocks of that size (never handed out twice, their contents intact).
+#[test]
+fn a_thread_reuses_the_blocks_it_frees() {
+    let out = run("tcache_keep", &[], &[]);
+    out.assert_ok_clean();
+    assert_eq!(out.stdout, "reused 200\nOK\n", "{}", out.describe());
+    for env in &MODES[1..] {
+        run("tcache_keep", &[], env).assert_ok_clean();
+    }
+}
+
 /// With debugging that neither dresses nor keeps freed blocks (here the log), zone blocks go
 /// through the thread caches and their histories are written on the way: the double free of a
 /// cached block names its allocation and first free by the log's event numbers, and the log

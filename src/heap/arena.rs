@@ -53,9 +53,19 @@ pub static ARENAS: [Padded<Mutex<Arena>>; MAX_ARENAS] =
 pub static NARENAS: AtomicUsize = AtomicUsize::new(1);
 static NEXT_ARENA: AtomicUsize = AtomicUsize::new(0);
 
-/// Sets the number of arenas (init).
-pub fn init_arenas(ncpu: usize) {
-    NARENAS.store((ncpu * 2).clamp(1, MAX_ARENAS), Ordering::Relaxed);
+/// Sets the number of arenas (init): one when the thread caches keep every block they free
+/// (`shared`: debugging off, or light options), whichever thread allocated it. A thread then
+/// reuses what it frees, and the slots it gives back serve every thread's refills, where with
+/// an arena per thread the slots one thread freed of another's piled up in that other arena
+/// while the first carved new ones in its own. Otherwise two per CPU, so that the threads of
+/// the locked paths seldom wait for each other.
+pub fn init_arenas(ncpu: usize, shared: bool) {
+    let n = if shared {
+        1
+    } else {
+        (ncpu * 2).clamp(1, MAX_ARENAS)
+    };
+    NARENAS.store(n, Ordering::Relaxed);
     // Warm the first arena's page at start (every program allocates): the first malloc then
     // faults only on its zone.
     drop(ARENAS[0].lock());

@@ -67,7 +67,6 @@ fn init() {
     sys::note_stderr();
     sys::page_size();
     crate::pagemap::init();
-    heap::init_arenas(sys::ncpus());
     heap::set_check_hook(crate::check::maybe_check_all);
     let mut value: &[u8] = sys::getenv_initial(b"MALLOC_DEBUG").unwrap_or(b"");
     if !value.is_empty() && sys::secure_mode() {
@@ -80,6 +79,7 @@ fn init() {
     c.suppress.absolute();
     // SAFETY: single-threaded init (module invariant).
     unsafe { config::set(c) };
+    heap::init_arenas(sys::ncpus(), c.fast);
     if !c.enabled {
         // The plain layout and the stack depth (which a call that misses the thread cache
         // reads), written now so that the first malloc finds their pages present.

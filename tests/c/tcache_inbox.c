@@ -1,5 +1,6 @@
-/* Blocks of the main thread freed by another thread (with an arena of its own) go back to the
- * main thread's allocations: the other thread frees 300 of them, then exits. A second free of
+/* Blocks of the main thread freed by another thread go back to the main thread's allocations
+ * (through its arena's inbox when the threads have arenas of their own, through the arena when
+ * they share one): the other thread frees 300 of them, then exits. A second free of
  * one of them, waiting to be reused, is refused (debugging off: one WARNING). A fork child
  * allocates 300 blocks of that size, all distinct; so does the parent, which gets back blocks
  * it had before. After malloc_trim, 300 more are distinct too. Prints "reused N" (N > 0) then OK. */

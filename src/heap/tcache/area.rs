@@ -1,17 +1,21 @@
 //! A thread cache's area and what every part of the cache shares: the per-class capacities,
 //! the busy flag, the list of all areas, and the slot metadata seen as one atomic word.
 
-use crate::size_class::{NCLASSES, class_size};
+use crate::size_class::{NCLASSES, class_size, is_tiny};
 use crate::tls::ThreadState;
 use crate::zone::Zone;
 use core::sync::atomic::{AtomicIsize, AtomicPtr, AtomicU32, AtomicU64, Ordering, compiler_fence};
 
-/// Slots, and bytes of slots, per class at most (the biggest class, 16 KiB, keeps 4). With 48
-/// slots a thread's TINY classes hold at most 144 KiB of free slots: with 64 (192 KiB) two
-/// threads of churning 16..512-byte blocks peaked 250 KiB higher (5.6 MiB against 5.4; glibc's
-/// malloc 4.5), at the same speed.
-pub(super) const MAX_SLOTS: usize = 48;
-pub(super) const MAX_BYTES: usize = 64 << 10;
+/// Slots a TINY class holds at most (a thread's TINY classes: 765 KiB of free slots at most),
+/// and slots and bytes of slots a SMALL class holds at most (the biggest class, 16 KiB, keeps
+/// 4). Two threads that trade 16..512-byte blocks free about a thousand of the other's blocks
+/// per round and allocate as many in the next: with 48 slots a TINY class gave half of them
+/// back to the zones and took them again every round.
+pub(super) const TINY_SLOTS: usize = 255;
+pub(super) const SMALL_SLOTS: usize = 48;
+pub(super) const SMALL_BYTES: usize = 64 << 10;
+/// Slots a refill takes at most (and half the class's capacity).
+pub(super) const REFILL_MAX: usize = 32;
 /// Slots a thread's first refill of a class takes (then twice as many each time, up to half the
 /// class's capacity): a thread that makes a few blocks of many sizes does not hold a page or
 /// more of each class that it never uses, which with thousands of threads added up to more
@@ -35,8 +39,14 @@ pub(super) const SLOW: u32 = 4;
 const CAPS: [u8; NCLASSES] = {
     let (mut t, mut c) = ([0u8; NCLASSES], 0);
     while c < NCLASSES {
-        let n = MAX_BYTES / class_size(c);
-        t[c] = if n > MAX_SLOTS { MAX_SLOTS } else { n } as u8;
+        let n = SMALL_BYTES / class_size(c);
+        t[c] = if is_tiny(c) {
+            TINY_SLOTS
+        } else if n > SMALL_SLOTS {
+            SMALL_SLOTS
+        } else {
+            n
+        } as u8;
         c += 1;
     }
     t

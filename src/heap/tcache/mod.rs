@@ -20,7 +20,10 @@
 //! lock first); the blocks of other arenas it frees are held apart (`remote`, up to `REMOTE`)
 //! and then handed to those arenas' threads together (`inbox`), so that two threads do not
 //! write the same metadata and slot lines by turns. Slots go back to their own arenas when a
-//! cache is flushed.
+//! cache is flushed. With debugging off (and light options) there is one arena
+//! (`heap::arena::init_arenas`), so every block is of the home arena: a thread keeps what it
+//! frees whichever thread allocated it, and the slots its full classes give back serve every
+//! thread's refills.
 //!
 //! - free: the block's state goes USED → CACHED (a second free finds it CACHED: the locked
 //!   path refuses it as a double free); its address is pushed (held apart when it is another
@@ -30,10 +33,11 @@
 //!   written with one atomic store, without reading it first (see the invariants).
 //! - The C entry points try the cache first (`fast`): malloc, calloc and free, and realloc of a
 //!   TINY or SMALL block (resized in place, its size alone stored, or moved within the cache).
-//! - A class holds at most `MAX_SLOTS` slots and `MAX_BYTES` bytes (`cap`). An empty class is
-//!   refilled from the home arena's inbox (`inbox`: its slots other threads freed), else with
-//!   half its capacity from the arena (one lock); a full one gives its older half back (one
-//!   lock per arena concerned). The slots of other arenas a thread frees go to their arenas'
+//! - A class holds at most `cap` slots (`area::TINY_SLOTS`, `area::SMALL_SLOTS` and
+//!   `area::SMALL_BYTES`). An empty class is refilled from the home arena's inbox (`inbox`: its
+//!   slots other threads freed), else with up to half its capacity (`area::REFILL_MAX` at most)
+//!   from the arena (one lock); a full one gives its older half back (one lock per arena
+//!   concerned). The slots of other arenas a thread frees go to their arenas'
 //!   inboxes `REMOTE` at a time (to the arenas themselves when an inbox is full).
 //! - Flushed at thread exit (a pthread key's destructor; the thread uses no cache afterwards),
 //!   at malloc_trim (the calling thread's cache) and, in a fork child, for the threads that do
@@ -88,8 +92,8 @@ use crate::size_class::NCLASSES;
 use crate::sys;
 use crate::tls::{self, ThreadState};
 use area::{
-    AREA_LEN, AREAS, Area, BUSY, FIRST_FILL, SLOW, add, cap, class_slots, meta_word, set_flags,
-    widen,
+    AREA_LEN, AREAS, Area, BUSY, FIRST_FILL, REFILL_MAX, SLOW, add, cap, class_slots, meta_word,
+    set_flags, widen,
 };
 use core::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use whole::{flush, hold_remote, thread_exit};
@@ -346,7 +350,7 @@ unsafe fn refill(area: *mut Area, c: usize) {
     if home != 0 && inbox::waiting(home - 1) && unsafe { take_inbox(area, home - 1, c) } {
         return;
     }
-    let most = (cap(c) / 2).max(1);
+    let most = (cap(c) / 2).clamp(1, REFILL_MAX);
     // SAFETY: per the caller (this thread's area).
     let want = match unsafe { (*area).fill[c] } as usize {
         0 => FIRST_FILL.min(most),
