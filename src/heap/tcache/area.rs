@@ -17,9 +17,9 @@ pub(super) const SMALL_BYTES: usize = 64 << 10;
 /// Slots a refill takes at most (and half the class's capacity).
 pub(super) const REFILL_MAX: usize = 32;
 /// Slots a thread's first refill of a class takes (then twice as many each time, up to half the
-/// class's capacity): a thread that makes a few blocks of many sizes does not hold a page or
-/// more of each class that it never uses, which with thousands of threads added up to more
-/// than the program's own memory.
+/// class's capacity or `REFILL_MAX`): a thread that makes a few blocks of many sizes does not
+/// hold a page or more of each class that it never uses, which with thousands of threads added
+/// up to more than the program's own memory.
 pub(super) const FIRST_FILL: usize = 1;
 /// Freed slots of other arenas a cache holds before it gives them back together.
 pub(super) const REMOTE: usize = 64;
